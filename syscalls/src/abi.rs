@@ -1,0 +1,320 @@
+//! Agent ↔ kernel messages.
+//!
+//! ```text
+//! agent                                   kernel
+//!   | -- AgentFrame::Hello{abi, sdk} -------> |   (first frame the agent sends)
+//!   | <- KernelFrame::Welcome{..} ----------- |   or KernelFrame::Refused(Errno) and close
+//!   | -- AgentFrame::Request{id, call} -----> |   any number in flight, matched by id
+//!   | <- KernelFrame::Response{id, result} -- |   in any order
+//!   | <- KernelFrame::Event(..) ------------- |   at any time
+//! ```
+//!
+//! Before the agent program runs, its launcher sends one [`AgentFrame::JailReport`] on the
+//! same socket: the state of every sandbox layer. The kernel accepts it only as the first
+//! frame; one anywhere else is a protocol violation.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::errno::Errno;
+use crate::signal::Signal;
+
+/// An agent's id, unique within one kernel's state dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AgentId(pub u64);
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// First frame from an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The ABI version the agent speaks ([`crate::ABI_VERSION`]).
+    pub abi: u16,
+    /// The SDK's name and version, e.g. `agentos-rust/0.1.0`.
+    pub sdk: String,
+}
+
+/// The kernel's answer to an accepted [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub abi: u16,
+    pub agent_id: AgentId,
+    pub limits: Limits,
+    /// blake3 of the agent's active policy file.
+    pub policy_digest: [u8; 32],
+}
+
+/// Limits the kernel enforces on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest frame body, in bytes, either way.
+    pub max_frame: u32,
+    /// How many requests may be in flight at once; more wait in the socket.
+    pub max_in_flight: u32,
+}
+
+/// One syscall with the id its answer will carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub call: Syscall,
+}
+
+/// The answer to the [`Request`] with the same `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    pub result: Result<Reply, Errno>,
+}
+
+/// How a `Write` treats existing contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteMode {
+    /// Replace the file's contents (create it if missing).
+    Truncate,
+    /// Append to the file (create it if missing).
+    Append,
+    /// Create the file; fail with `AlreadyExists` if it exists.
+    CreateNew,
+}
+
+/// How an `Open` opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpenMode {
+    Read,
+    Write(WriteMode),
+}
+
+/// Every syscall an agent can make. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Syscall {
+    /// Read `len` bytes (all, when `None`) at `offset` of the file at `path`. Action `file_read`.
+    Read { path: String, offset: u64, len: Option<u64> },
+    /// Write `data` to the file at `path`. Action `file_write`.
+    Write { path: String, data: Vec<u8>, mode: WriteMode },
+    /// Open a file for streaming; answers [`Reply::Opened`].
+    Open { path: String, mode: OpenMode },
+    /// Close a descriptor from `Open`.
+    Close { fd: u32 },
+    /// List a directory. Action `file_read`.
+    List { path: String },
+    /// Describe a path. Action `file_read`.
+    Stat { path: String },
+    /// Remove a file. Action `file_write`.
+    Unlink { path: String },
+    /// Run a tool in its own sandbox. Action `code_execution`.
+    Exec { argv: Vec<String>, stdin: Vec<u8>, cwd: Option<String>, timeout_ms: Option<u64> },
+    /// A named policy action (`api_call`, `database_query`, …) routed to a tool provider.
+    Call { action: String, params_json: String },
+    /// Send a message to another agent's inbox. Action `ipc_send`.
+    Send { to: AgentId, payload: Vec<u8> },
+    /// Take the next message from this agent's inbox.
+    Recv { timeout_ms: Option<u64> },
+    /// Send a signal to another agent. Action `signal`.
+    Signal { target: AgentId, signal: Signal },
+    /// Ask how the policy would decide, without acting. Never a violation.
+    CheckPolicy { action: String, resource: String },
+    /// Snapshot working memory to `/state/checkpoints/<n>`.
+    Checkpoint,
+    /// Tell the kernel the agent is exiting with `code`.
+    Exit { code: i32 },
+    /// Read up to `len` bytes from a descriptor from `Open`.
+    ReadFd { fd: u32, len: u32 },
+    /// Write to a descriptor from `Open`.
+    WriteFd { fd: u32, data: Vec<u8> },
+}
+
+/// The number of [`Syscall`] variants; [`Syscall::ordinal`] is below it.
+pub const SYSCALL_COUNT: usize = 17;
+
+impl Syscall {
+    /// A stable name for logs, the recorder and `Unsupported` errors.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Syscall::Read { .. } => "read",
+            Syscall::Write { .. } => "write",
+            Syscall::Open { .. } => "open",
+            Syscall::Close { .. } => "close",
+            Syscall::List { .. } => "list",
+            Syscall::Stat { .. } => "stat",
+            Syscall::Unlink { .. } => "unlink",
+            Syscall::Exec { .. } => "exec",
+            Syscall::Call { .. } => "call",
+            Syscall::Send { .. } => "send",
+            Syscall::Recv { .. } => "recv",
+            Syscall::Signal { .. } => "signal",
+            Syscall::CheckPolicy { .. } => "check_policy",
+            Syscall::Checkpoint => "checkpoint",
+            Syscall::Exit { .. } => "exit",
+            Syscall::ReadFd { .. } => "read_fd",
+            Syscall::WriteFd { .. } => "write_fd",
+        }
+    }
+
+    /// The variant's position in the enum (its postcard tag). Exhaustive, so a new variant
+    /// cannot be added without giving it a number here and raising [`SYSCALL_COUNT`].
+    pub const fn ordinal(&self) -> usize {
+        match self {
+            Syscall::Read { .. } => 0,
+            Syscall::Write { .. } => 1,
+            Syscall::Open { .. } => 2,
+            Syscall::Close { .. } => 3,
+            Syscall::List { .. } => 4,
+            Syscall::Stat { .. } => 5,
+            Syscall::Unlink { .. } => 6,
+            Syscall::Exec { .. } => 7,
+            Syscall::Call { .. } => 8,
+            Syscall::Send { .. } => 9,
+            Syscall::Recv { .. } => 10,
+            Syscall::Signal { .. } => 11,
+            Syscall::CheckPolicy { .. } => 12,
+            Syscall::Checkpoint => 13,
+            Syscall::Exit { .. } => 14,
+            Syscall::ReadFd { .. } => 15,
+            Syscall::WriteFd { .. } => 16,
+        }
+    }
+}
+
+/// The kind of a VFS node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    File,
+    Directory,
+}
+
+/// One entry of a `List`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: FileKind,
+    pub size: u64,
+}
+
+/// The answer to `Stat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    pub kind: FileKind,
+    pub size: u64,
+    /// Last modification, milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+    pub read_only: bool,
+}
+
+/// What a tool run by `Exec` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// Exit code, or 128 + signal number when a signal ended it.
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub duration_ms: u64,
+    /// Whether stdout or stderr was cut at the cap.
+    pub truncated: bool,
+    pub timed_out: bool,
+}
+
+/// A message taken from an inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: AgentId,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// How the policy decides (or would decide) an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The deciding rule's id with `file:line`; empty for a default deny.
+    pub rule: String,
+    pub reason: String,
+}
+
+/// A successful syscall's value. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Reply {
+    /// The call succeeded and has no value.
+    Done,
+    /// Bytes read.
+    Data(Vec<u8>),
+    /// Bytes written.
+    Written { bytes: u64 },
+    /// A descriptor from `Open`.
+    Opened { fd: u32 },
+    /// A directory listing.
+    Entries(Vec<DirEntry>),
+    /// A `Stat` answer.
+    Stat(FileStat),
+    /// An `Exec` result.
+    Exec(ExecOutput),
+    /// A `Call` result, as JSON.
+    CallResult { result_json: String },
+    /// A message from `Recv`.
+    Message(Message),
+    /// A `CheckPolicy` answer.
+    Decision(Decision),
+    /// The number of the checkpoint taken.
+    Checkpoint { number: u64 },
+}
+
+/// Something the kernel tells an agent without being asked. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Event {
+    /// A signal was sent to the agent (for maskable ones, the POSIX signal follows).
+    Signal { signal: Signal, reason: String },
+}
+
+/// The state of one sandbox layer, as the launcher found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LayerStatus {
+    /// Fully in force.
+    Active { detail: String },
+    /// In force, but weaker than asked (e.g. an older landlock ABI).
+    Partial { detail: String },
+    /// Not in force.
+    Missing { detail: String },
+}
+
+/// One sandbox layer and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// `landlock`, `seccomp`, `userns`, `pidns`, `netns`, …
+    pub name: String,
+    pub status: LayerStatus,
+}
+
+/// The launcher's account of the jail it built, sent before the agent program runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailReport {
+    pub layers: Vec<Layer>,
+}
+
+/// A frame from the agent's side of the socket. Append-only; `Hello` stays variant 0 forever
+/// so that any ABI version can be told apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AgentFrame {
+    Hello(Hello),
+    Request(Request),
+    JailReport(JailReport),
+}
+
+/// A frame from the kernel. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KernelFrame {
+    Welcome(Welcome),
+    /// The handshake was refused; the kernel closes the socket after this.
+    Refused(Errno),
+    Response(Response),
+    Event(Event),
+}

@@ -1,0 +1,237 @@
+//! The control protocol between `agentctl` and the kernel, over `STATE_DIR/kernel.sock`.
+//!
+//! Same framing as the agent socket ([`crate::frame`]). A connection carries one
+//! [`ControlRequest`]; most get one [`ControlResponse`], `Logs { follow: true }` gets a stream
+//! of `LogChunk`s ended by `LogEnd`. The socket is mode 0600 and the kernel checks the peer's
+//! uid (`SO_PEERCRED`): root or the kernel's own user.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::abi::{AgentId, JailReport};
+use crate::signal::Signal;
+
+/// Names an agent by id (`7`) or by the name given at spawn (`builder`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentRef {
+    Id(AgentId),
+    Name(String),
+}
+
+impl AgentRef {
+    /// Reads `7` as an id and anything else as a name.
+    pub fn parse(s: &str) -> AgentRef {
+        match s.parse::<u64>() {
+            Ok(n) => AgentRef::Id(AgentId(n)),
+            Err(_) => AgentRef::Name(s.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for AgentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentRef::Id(id) => write!(f, "{id}"),
+            AgentRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// A policy file handed to the kernel: where it came from (for messages) and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySource {
+    pub path: String,
+    pub text: String,
+}
+
+/// Everything the kernel needs to start an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnRequest {
+    pub name: Option<String>,
+    pub policy: PolicySource,
+    /// A host directory the agent sees as `/workspace`.
+    pub workspace: Option<PathBuf>,
+    /// Absolute path of the program to run.
+    pub program: PathBuf,
+    /// Arguments after the program (not including argv\[0\]).
+    pub args: Vec<String>,
+    /// Extra environment variables for the agent, on top of the scrubbed base.
+    pub env: Vec<(String, String)>,
+}
+
+/// What the operator asks of the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ControlRequest {
+    Status,
+    Spawn(SpawnRequest),
+    Ps,
+    /// Answer once the agent has ended.
+    Wait { agent: AgentRef },
+    Signal { agent: AgentRef, signal: Signal },
+    Logs { agent: AgentRef, follow: bool },
+    /// Graceful shutdown: SIGTERM every agent, SIGKILL after the grace period, seal the
+    /// recorder, exit.
+    Shutdown,
+    Inspect { agent: AgentRef },
+}
+
+/// The lifecycle state of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentState {
+    /// Launched, jail being built or handshake not done yet.
+    Starting,
+    Running,
+    /// Frozen by SIGSTOP; its syscalls are parked.
+    Stopped,
+    /// Ended; see [`AgentInfo::exit`].
+    Exited,
+}
+
+impl AgentState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Starting => "starting",
+            AgentState::Running => "running",
+            AgentState::Stopped => "stopped",
+            AgentState::Exited => "exited",
+        }
+    }
+}
+
+/// How an agent ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// The program exited with this code.
+    Code(i32),
+    /// A POSIX signal ended the program (one the kernel did not send).
+    PosixSignal(i32),
+    /// The kernel ended the tree with this agentos signal.
+    Killed { signal: Signal, reason: String },
+    /// The launcher could not build the jail; nothing of the agent ran.
+    SandboxFailed { reason: String },
+}
+
+impl ExitStatus {
+    /// The code `agentctl run` and `agentctl wait` exit with: the program's code, or
+    /// 128 + signal number.
+    pub fn code(&self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => *c,
+            ExitStatus::PosixSignal(s) => 128 + s,
+            ExitStatus::Killed { signal, .. } => 128 + i32::from(signal.number()),
+            ExitStatus::SandboxFailed { .. } => 125,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exited with code {c}"),
+            ExitStatus::PosixSignal(s) => write!(f, "ended by POSIX signal {s}"),
+            ExitStatus::Killed { signal, reason } if reason.is_empty() => write!(f, "killed by {signal}"),
+            ExitStatus::Killed { signal, reason } => write!(f, "killed by {signal}: {reason}"),
+            ExitStatus::SandboxFailed { reason } => write!(f, "sandbox failed: {reason}"),
+        }
+    }
+}
+
+/// Counters the kernel keeps per agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCounters {
+    pub syscalls: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub signals: u64,
+    /// Syscalls waiting for the agent to be continued.
+    pub parked: u64,
+}
+
+/// One row of `agentctl ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: AgentId,
+    pub name: Option<String>,
+    pub state: AgentState,
+    /// The launcher's pid in the kernel's pid namespace (the root of the agent's tree).
+    pub pid: Option<u32>,
+    pub program: String,
+    pub args: Vec<String>,
+    /// Spawn time, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Milliseconds from spawn to the first answered syscall.
+    pub first_syscall_us: Option<u64>,
+    pub counters: AgentCounters,
+    pub exit: Option<ExitStatus>,
+    pub policy_path: String,
+    pub policy_digest: [u8; 32],
+    pub log_path: PathBuf,
+    pub jail: Option<JailReport>,
+}
+
+/// The kernel's own state, for `agentctl kernel status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelStatus {
+    pub pid: u32,
+    pub uid: u32,
+    pub version: String,
+    pub abi: u16,
+    pub state_dir: PathBuf,
+    pub recorder_dir: PathBuf,
+    pub started_ms: u64,
+    pub agents_running: u32,
+    pub agents_total: u32,
+    /// The sandbox layers this host offers.
+    pub sandbox: Vec<crate::abi::Layer>,
+}
+
+/// Why the kernel refused a control request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlErrorKind {
+    /// Something failed (exit code 1).
+    Failed,
+    /// The request is malformed (exit code 2).
+    Usage,
+    /// The policy refused it (exit code 3).
+    Denied,
+    /// No such agent (exit code 4).
+    NotFound,
+}
+
+impl ControlErrorKind {
+    /// The `agentctl` exit code for this kind (DESIGN §9).
+    pub const fn exit_code(self) -> i32 {
+        match self {
+            ControlErrorKind::Failed => 1,
+            ControlErrorKind::Usage => 2,
+            ControlErrorKind::Denied => 3,
+            ControlErrorKind::NotFound => 4,
+        }
+    }
+}
+
+/// A refused control request: what went wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlError {
+    pub kind: ControlErrorKind,
+    pub message: String,
+    pub hint: String,
+}
+
+/// The kernel's answer to a [`ControlRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ControlResponse {
+    Status(KernelStatus),
+    Spawned(AgentInfo),
+    Agents(Vec<AgentInfo>),
+    /// The agent's final row (for `Wait`) or current row (for `Inspect`).
+    Agent(AgentInfo),
+    Signaled { agent: AgentId, signal: Signal },
+    LogChunk(Vec<u8>),
+    LogEnd,
+    ShuttingDown,
+    Error(ControlError),
+}
