@@ -92,7 +92,6 @@ pub enum OpenMode {
 
 /// Every syscall an agent can make. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Syscall {
     /// Read `len` bytes (all, when `None`) at `offset` of the file at `path`. Action `file_read`.
     Read { path: String, offset: u64, len: Option<u64> },
@@ -239,7 +238,6 @@ pub struct Decision {
 
 /// A successful syscall's value. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Reply {
     /// The call succeeded and has no value.
     Done,
@@ -267,7 +265,6 @@ pub enum Reply {
 
 /// Something the kernel tells an agent without being asked. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Event {
     /// A signal was sent to the agent (for maskable ones, the POSIX signal follows).
     Signal { signal: Signal, reason: String },
@@ -301,7 +298,6 @@ pub struct JailReport {
 /// A frame from the agent's side of the socket. Append-only; `Hello` stays variant 0 forever
 /// so that any ABI version can be told apart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum AgentFrame {
     Hello(Hello),
     Request(Request),
@@ -310,7 +306,6 @@ pub enum AgentFrame {
 
 /// A frame from the kernel. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum KernelFrame {
     Welcome(Welcome),
     /// The handshake was refused; the kernel closes the socket after this.

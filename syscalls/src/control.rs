@@ -62,7 +62,6 @@ pub struct SpawnRequest {
 
 /// What the operator asks of the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum ControlRequest {
     Status,
     Spawn(SpawnRequest),
@@ -222,7 +221,6 @@ pub struct ControlError {
 
 /// The kernel's answer to a [`ControlRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum ControlResponse {
     Status(KernelStatus),
     Spawned(AgentInfo),

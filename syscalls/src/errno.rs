@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 /// Append-only: a new variant goes at the end. Every variant maps to one POSIX errno number
 /// ([`Errno::posix`]) so that C users of the ABI get a familiar code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[non_exhaustive]
 pub enum Errno {
     /// The policy refused the call. `rule` is the deciding rule's id with `file:line`
     /// (empty for a default deny), `reason` says why.

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 /// A signal the kernel delivers to an agent. Numbers follow POSIX where POSIX has the signal;
 /// `SIGPOLICY` (64) and `SIGTRUST` (65) are agentos' own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Signal {
     /// Interrupt: an SDK event plus POSIX `SIGINT` to the agent's process group.
     Int,

@@ -1,1 +1,28 @@
-//! placeholder
+//! # agentos-vfs — the virtual file system
+//!
+//! Each agent sees its own tree (DESIGN §6); this crate owns path normalization and the
+//! backends behind that tree. Today: [`normalize`] and the in-memory backend [`MemFs`]
+//! (`/mem/working`). Host-directory and persistent backends and the per-agent namespace
+//! come next.
+//!
+//! ## Modules
+//! - `path` — [`normalize`]: the one place paths are made canonical, before the policy or a
+//!   backend sees them.
+//! - `mem` — [`MemFs`]: a quota-bound in-memory tree.
+//!
+//! ## Invariants owned here
+//! - A normalized path is absolute, has no `.`/`..`/empty components and no trailing slash;
+//!   `..` never climbs above `/`, so a backend rooted anywhere cannot be escaped by name.
+//! - [`MemFs`] never holds more than its `max_bytes` of file data or `max_files` files; a write
+//!   that would exceed a quota changes nothing.
+//!
+//! ## Never
+//! - No host I/O in `MemFs`, no clock reads (time is handed in with [`MemFs::set_now`]),
+//!   no `unsafe`. Errors are the ABI's [`agentos_syscalls::Errno`].
+#![forbid(unsafe_code)]
+
+mod mem;
+mod path;
+
+pub use mem::MemFs;
+pub use path::normalize;

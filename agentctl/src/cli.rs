@@ -1,0 +1,157 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// agentctl — drive an agentos kernel: run sandboxed agents under a policy and control them.
+///
+/// Quick start: `agentctl run --policy examples/hello-agent/.agents/security.md -- ./target/release/hello-agent`
+/// runs one agent under an ephemeral kernel. For long-lived agents, `agentctl kernel start`,
+/// then `agentctl spawn`, `ps`, `logs`, `signal`, `wait`.
+#[derive(Debug, Parser)]
+#[command(name = "agentctl", version, about, long_about)]
+pub struct Cli {
+    /// The kernel's state dir [default: /var/lib/agentos as root, $XDG_STATE_HOME/agentos otherwise].
+    #[arg(long, global = true, env = "AGENTOS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start, stop or query the kernel daemon.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+    /// Run one agent under an ephemeral kernel, stream its output, print a summary and exit
+    /// with the agent's code.
+    Run(RunArgs),
+    /// Start an agent on the running kernel and print its id.
+    Spawn(SpawnArgs),
+    /// List agents.
+    Ps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show everything the kernel knows about one agent (including its sandbox report).
+    Inspect {
+        /// Agent id or name.
+        agent: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an agent's output (stdout and stderr, in arrival order).
+    Logs {
+        /// Agent id or name.
+        agent: String,
+        /// Keep printing until the agent ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Wait for an agent to end; exit with its code.
+    Wait {
+        /// Agent id or name.
+        agent: String,
+        /// Print the final row as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a signal: SIGINT 2, SIGKILL 9, SIGUSR1 10, SIGTERM 15, SIGCONT 18, SIGSTOP 19,
+    /// SIGPOLICY 64, SIGTRUST 65 (name, short name or number).
+    Signal {
+        /// Agent id or name.
+        agent: String,
+        /// Signal name or number, e.g. SIGTERM, term, 15.
+        signal: String,
+    },
+    /// SIGKILL: end the agent's whole process tree now.
+    Kill {
+        /// Agent id or name.
+        agent: String,
+    },
+    /// SIGSTOP: freeze the agent's process tree; its syscalls park.
+    Stop {
+        /// Agent id or name.
+        agent: String,
+    },
+    /// SIGCONT: resume a stopped agent; parked syscalls continue.
+    Cont {
+        /// Agent id or name.
+        agent: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// Start the kernel daemon; returns once it answers.
+    Start(KernelStartArgs),
+    /// Stop the kernel gracefully (SIGTERM to agents, SIGKILL after the grace period).
+    Stop,
+    /// Show the kernel's state.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KernelStartArgs {
+    /// Stay attached: run the kernel in this terminal, logging to stderr.
+    #[arg(long)]
+    pub foreground: bool,
+    #[command(flatten)]
+    pub kernel: KernelOptions,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct KernelOptions {
+    /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
+    #[arg(long)]
+    pub allow_degraded_sandbox: bool,
+    /// Milliseconds between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 5000)]
+    pub term_grace_ms: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AgentSpec {
+    /// A name to refer to the agent by (instead of its id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The agent's policy [default: ./.agents/security.md].
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// A host directory the agent sees as /workspace.
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Extra environment variable for the agent (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "PROGRAM ARGS")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    #[command(flatten)]
+    pub spec: AgentSpec,
+    /// Print the new agent's row as JSON instead of its id.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: AgentSpec,
+    #[command(flatten)]
+    pub kernel: KernelOptions,
+    /// Print the summary as JSON on stderr.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,280 @@
+//! One function per command.
+
+use std::io::{BufRead, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use agentos_syscalls::control::{AgentRef, ControlRequest, ControlResponse, PolicySource, SpawnRequest};
+use agentos_syscalls::Signal;
+
+use crate::cli::{AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs};
+use crate::client::{self, call, unexpected, Connection};
+use crate::output;
+use crate::CliError;
+
+pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    let dir = client::state_dir(&cli.state_dir);
+    match cli.command {
+        Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, args),
+        Command::Kernel(KernelCommand::Stop) => kernel_stop(&dir),
+        Command::Kernel(KernelCommand::Status { json }) => match call(&dir, &ControlRequest::Status)? {
+            ControlResponse::Status(s) if json => {
+                output::print_json(&output::status_json(&s));
+                Ok(0)
+            }
+            ControlResponse::Status(s) => {
+                output::print_status(&s);
+                Ok(0)
+            }
+            other => Err(unexpected(&other)),
+        },
+        Command::Run(args) => crate::run::run(cli.state_dir, args),
+        Command::Spawn(args) => {
+            let req = spawn_request(&args.spec)?;
+            match call(&dir, &ControlRequest::Spawn(req))? {
+                ControlResponse::Spawned(info) if args.json => {
+                    output::print_json(&output::agent_json(&info));
+                    Ok(0)
+                }
+                ControlResponse::Spawned(info) => {
+                    println!("{}", info.id);
+                    Ok(0)
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Ps { json } => match call(&dir, &ControlRequest::Ps)? {
+            ControlResponse::Agents(list) if json => {
+                output::print_json(&serde_json::Value::Array(list.iter().map(output::agent_json).collect()));
+                Ok(0)
+            }
+            ControlResponse::Agents(list) => {
+                output::print_table(&list);
+                Ok(0)
+            }
+            other => Err(unexpected(&other)),
+        },
+        Command::Inspect { agent, json } => match call(&dir, &ControlRequest::Inspect { agent: AgentRef::parse(&agent) })? {
+            ControlResponse::Agent(info) if json => {
+                output::print_json(&output::agent_json(&info));
+                Ok(0)
+            }
+            ControlResponse::Agent(info) => {
+                output::print_agent(&info);
+                Ok(0)
+            }
+            other => Err(unexpected(&other)),
+        },
+        Command::Logs { agent, follow } => logs(&dir, &agent, follow),
+        Command::Wait { agent, json } => match call(&dir, &ControlRequest::Wait { agent: AgentRef::parse(&agent) })? {
+            ControlResponse::Agent(info) => {
+                if json {
+                    output::print_json(&output::agent_json(&info));
+                } else if let Some(e) = &info.exit {
+                    println!("agent {} {e}", info.id);
+                }
+                Ok(info.exit.map_or(1, |e| e.code().clamp(0, 255) as u8))
+            }
+            other => Err(unexpected(&other)),
+        },
+        Command::Signal { agent, signal } => {
+            let sig: Signal = signal.parse().map_err(|e: agentos_syscalls::signal::UnknownSignal| {
+                CliError::usage(e.to_string(), "e.g. `agentctl signal 3 SIGTERM`")
+            })?;
+            send_signal(&dir, &agent, sig)
+        }
+        Command::Kill { agent } => send_signal(&dir, &agent, Signal::Kill),
+        Command::Stop { agent } => send_signal(&dir, &agent, Signal::Stop),
+        Command::Cont { agent } => send_signal(&dir, &agent, Signal::Cont),
+    }
+}
+
+fn send_signal(dir: &Path, agent: &str, signal: Signal) -> Result<u8, CliError> {
+    match call(dir, &ControlRequest::Signal { agent: AgentRef::parse(agent), signal })? {
+        ControlResponse::Signaled { agent, signal } => {
+            println!("sent {signal} to agent {agent}");
+            Ok(0)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn logs(dir: &Path, agent: &str, follow: bool) -> Result<u8, CliError> {
+    let mut conn = Connection::send(dir, &ControlRequest::Logs { agent: AgentRef::parse(agent), follow })?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        match conn.next()? {
+            Some(ControlResponse::LogChunk(bytes)) => {
+                if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+                    return Ok(0);
+                }
+            }
+            Some(ControlResponse::LogEnd) | None => return Ok(0),
+            Some(ControlResponse::Error(e)) => return Err(e.into()),
+            Some(other) => return Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Finds `name` on `PATH` (or resolves a path containing `/`), as the kernel needs an
+/// absolute path to an existing file.
+pub fn resolve_program(name: &str) -> Result<PathBuf, CliError> {
+    let not_found = || {
+        CliError::new(4, format!("program `{name}` not found"), "give a path (./target/release/my-agent) or a program on PATH")
+    };
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![PathBuf::from(name)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+            .unwrap_or_default()
+    };
+    for c in candidates {
+        if c.is_file() {
+            return std::fs::canonicalize(&c).map_err(|_| not_found());
+        }
+    }
+    Err(not_found())
+}
+
+/// Builds a spawn request: reads the policy, resolves the program and the workspace.
+pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
+    let policy_path = spec.policy.clone().unwrap_or_else(|| PathBuf::from(".agents/security.md"));
+    let text = std::fs::read_to_string(&policy_path).map_err(|e| {
+        if spec.policy.is_none() {
+            CliError::usage(
+                format!("no policy given and {} cannot be read ({e})", policy_path.display()),
+                "pass --policy FILE (every agent runs under a .agents/security.md policy)",
+            )
+        } else {
+            CliError::new(4, format!("cannot read policy {}: {e}", policy_path.display()), "check the path")
+        }
+    })?;
+    let shown_path = std::fs::canonicalize(&policy_path).unwrap_or(policy_path);
+    let (program, args) = spec
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::usage("no program given", "put the program after `--`, e.g. `-- ./my-agent --flag`"))?;
+    let program = resolve_program(program)?;
+    let workspace = match &spec.workspace {
+        Some(w) => Some(std::fs::canonicalize(w).map_err(|e| {
+            CliError::new(4, format!("workspace {} is not usable: {e}", w.display()), "give an existing directory")
+        })?),
+        None => None,
+    };
+    let env = spec
+        .env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| CliError::usage(format!("--env `{kv}` is not NAME=VALUE"), "e.g. --env MODE=fast"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SpawnRequest {
+        name: spec.name.clone(),
+        policy: PolicySource { path: shown_path.display().to_string(), text },
+        workspace,
+        program,
+        args: args.to_vec(),
+        env,
+    })
+}
+
+fn kernel_args(dir: &Path, k: &KernelOptions) -> Vec<String> {
+    let mut v = vec!["--state-dir".into(), dir.display().to_string(), "--term-grace-ms".into(), k.term_grace_ms.to_string()];
+    if k.allow_degraded_sandbox {
+        v.push("--allow-degraded-sandbox".into());
+    }
+    v
+}
+
+fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::process::CommandExt;
+    let binary = agentos_kernel::config::sibling_binary("agentos-kernel");
+    if !binary.is_file() {
+        return Err(CliError::failed(
+            format!("kernel binary {} not found", binary.display()),
+            "build it with `cargo build --release` (it ships beside agentctl)",
+        ));
+    }
+    let mut cmd = std::process::Command::new(&binary);
+    cmd.args(kernel_args(dir, &args.kernel));
+    if args.foreground {
+        let e = cmd.exec();
+        return Err(CliError::failed(format!("cannot run {}: {e}", binary.display()), ""));
+    }
+    if Connection::send(dir, &ControlRequest::Status).is_ok() {
+        return Err(CliError::failed(
+            format!("a kernel is already running on {}", dir.display()),
+            "see it with `agentctl kernel status`, stop it with `agentctl kernel stop`",
+        ));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CliError::failed(format!("cannot create state dir {}: {e}", dir.display()), "choose another --state-dir"))?;
+    let log_path = dir.join("kernel.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| CliError::failed(format!("cannot open {}: {e}", log_path.display()), "check the state dir"))?;
+    let log2 = log.try_clone().map_err(|e| CliError::failed(format!("{e}"), ""))?;
+    // The readiness pipe: the kernel writes one line on the write end once it answers.
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| CliError::failed(format!("cannot create a pipe: {e}"), ""))?;
+    rustix::io::fcntl_setfd(&write_end, rustix::io::FdFlags::empty())
+        .map_err(|e| CliError::failed(format!("cannot prepare the pipe: {e}"), ""))?;
+    cmd.arg("--ready-fd")
+        .arg(write_end.as_raw_fd().to_string())
+        .arg("--detach")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CliError::failed(format!("cannot start {}: {e}", binary.display()), ""))?;
+    drop(write_end);
+    let started = Instant::now();
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
+    let _ = reader.read_line(&mut line);
+    if let Some(pid) = line.strip_prefix("ready ") {
+        println!("kernel started (pid {}) on {} in {} ms", pid.trim(), dir.display(), started.elapsed().as_millis());
+        return Ok(0);
+    }
+    let _ = child.wait();
+    let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let last: Vec<&str> = tail.lines().rev().take(5).collect();
+    Err(CliError::failed(
+        format!(
+            "the kernel did not start:\n{}",
+            last.into_iter().rev().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+        ),
+        format!("full log: {}", log_path.display()),
+    ))
+}
+
+fn kernel_stop(dir: &Path) -> Result<u8, CliError> {
+    match call(dir, &ControlRequest::Shutdown)? {
+        ControlResponse::ShuttingDown => {}
+        other => return Err(unexpected(&other)),
+    }
+    // The kernel holds kernel.lock for its whole life: once we can take it, it is gone.
+    let lock_path = dir.join("kernel.lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(f) = std::fs::File::open(&lock_path) {
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                println!("kernel on {} stopped", dir.display());
+                return Ok(0);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(CliError::failed("the kernel did not stop within 60 s", "end it with `kill` on the pid in kernel.lock"))
+}

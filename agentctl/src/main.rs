@@ -1,0 +1,59 @@
+//! `agentctl`: the operator's command line for agentos.
+//!
+//! Thin by design: parse the command line, then talk to a kernel over its control socket
+//! (`client`), or — for `agentctl run` — start an ephemeral kernel in this process (`run`).
+//! Exit codes (DESIGN §9): 0 done, 1 failed, 2 usage, 3 denied by policy, 4 not found; `run`
+//! and `wait` exit with the agent's own code.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod client;
+mod commands;
+mod output;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// An error for the operator: what went wrong, what to do, and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+    pub hint: String,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { code, message: message.into(), hint: hint.into() }
+    }
+
+    pub fn failed(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(1, message, hint)
+    }
+
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(2, message, hint)
+    }
+}
+
+impl From<agentos_syscalls::control::ControlError> for CliError {
+    fn from(e: agentos_syscalls::control::ControlError) -> Self {
+        CliError::new(e.kind.exit_code() as u8, e.message, e.hint)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::dispatch(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("agentctl: error: {}", e.message);
+            if !e.hint.is_empty() {
+                eprintln!("  hint: {}", e.hint);
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! How agentctl prints agents and kernels, for people and (`--json`) for programs.
+
+use agentos_syscalls::control::{AgentInfo, AgentState, ExitStatus, KernelStatus};
+use agentos_syscalls::LayerStatus;
+use serde_json::{json, Value};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn exit_json(e: &ExitStatus) -> Value {
+    match e {
+        ExitStatus::Code(c) => json!({"kind": "code", "code": c}),
+        ExitStatus::PosixSignal(s) => json!({"kind": "posix_signal", "signal": s, "code": e.code()}),
+        ExitStatus::Killed { signal, reason } => {
+            json!({"kind": "killed", "signal": signal.name(), "reason": reason, "code": e.code()})
+        }
+        ExitStatus::SandboxFailed { reason } => json!({"kind": "sandbox_failed", "reason": reason, "code": e.code()}),
+    }
+}
+
+pub fn agent_json(a: &AgentInfo) -> Value {
+    json!({
+        "id": a.id.0,
+        "name": a.name,
+        "state": a.state.as_str(),
+        "pid": a.pid,
+        "program": a.program,
+        "args": a.args,
+        "started_ms": a.started_ms,
+        "first_syscall_us": a.first_syscall_us,
+        "syscalls": a.counters.syscalls,
+        "allowed": a.counters.allowed,
+        "denied": a.counters.denied,
+        "signals": a.counters.signals,
+        "parked": a.counters.parked,
+        "exit": a.exit.as_ref().map(exit_json),
+        "policy": a.policy_path,
+        "policy_digest": hex::encode(a.policy_digest),
+        "log": a.log_path,
+        "sandbox": a.jail.as_ref().map(|j| j.layers.iter().map(|l| json!({"layer": l.name, "status": layer_status(&l.status).0, "detail": layer_status(&l.status).1})).collect::<Vec<_>>()),
+    })
+}
+
+fn layer_status(s: &LayerStatus) -> (&'static str, &str) {
+    match s {
+        LayerStatus::Active { detail } => ("active", detail),
+        LayerStatus::Partial { detail } => ("partial", detail),
+        LayerStatus::Missing { detail } => ("missing", detail),
+    }
+}
+
+pub fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn state_text(a: &AgentInfo) -> String {
+    match (&a.state, &a.exit) {
+        (AgentState::Exited, Some(ExitStatus::Code(c))) => format!("exited({c})"),
+        (AgentState::Exited, Some(ExitStatus::PosixSignal(s))) => format!("signaled({s})"),
+        (AgentState::Exited, Some(ExitStatus::Killed { signal, .. })) => format!("killed({signal})"),
+        (AgentState::Exited, Some(ExitStatus::SandboxFailed { .. })) => "sandbox-failed".into(),
+        (s, _) => s.as_str().into(),
+    }
+}
+
+fn age(ms: u64) -> String {
+    let s = now_ms().saturating_sub(ms) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+pub fn print_table(agents: &[AgentInfo]) {
+    if agents.is_empty() {
+        println!("no agents (start one with `agentctl spawn --policy FILE -- PROGRAM`)");
+        return;
+    }
+    let rows: Vec<[String; 8]> = agents
+        .iter()
+        .map(|a| {
+            let cmd = std::iter::once(a.program.as_str()).chain(a.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+            [
+                a.id.to_string(),
+                a.name.clone().unwrap_or_else(|| "-".into()),
+                state_text(a),
+                a.pid.map_or("-".into(), |p| p.to_string()),
+                a.counters.syscalls.to_string(),
+                a.counters.denied.to_string(),
+                age(a.started_ms),
+                cmd,
+            ]
+        })
+        .collect();
+    let header = ["ID", "NAME", "STATE", "PID", "SYSCALLS", "DENIED", "AGE", "COMMAND"];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()).take(7) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i < 7 {
+                s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+            } else {
+                s.push_str(c);
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+pub fn print_agent(a: &AgentInfo) {
+    println!("agent {}{}", a.id, a.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+    println!("  state:    {}", state_text(a));
+    if let Some(e) = &a.exit {
+        println!("  ended:    {e}");
+    }
+    println!("  pid:      {}", a.pid.map_or("-".into(), |p| p.to_string()));
+    println!("  command:  {} {}", a.program, a.args.join(" "));
+    println!("  policy:   {} (blake3 {})", a.policy_path, &hex::encode(a.policy_digest)[..16]);
+    println!(
+        "  syscalls: {} ({} allowed, {} denied, {} parked) · signals: {}",
+        a.counters.syscalls, a.counters.allowed, a.counters.denied, a.counters.parked, a.counters.signals
+    );
+    println!("  log:      {}", a.log_path.display());
+    match &a.jail {
+        Some(j) => {
+            println!("  sandbox:");
+            for l in &j.layers {
+                let (st, detail) = layer_status(&l.status);
+                println!("    {:<14} {st:<8} {detail}", l.name);
+            }
+        }
+        None => println!("  sandbox:  (no report from the launcher yet)"),
+    }
+}
+
+pub fn status_json(s: &KernelStatus) -> Value {
+    json!({
+        "pid": s.pid,
+        "uid": s.uid,
+        "version": s.version,
+        "abi": s.abi,
+        "state_dir": s.state_dir,
+        "recorder_dir": s.recorder_dir,
+        "started_ms": s.started_ms,
+        "agents_running": s.agents_running,
+        "agents_total": s.agents_total,
+        "sandbox": s.sandbox.iter().map(|l| json!({"layer": l.name, "status": layer_status(&l.status).0, "detail": layer_status(&l.status).1})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn print_status(s: &KernelStatus) {
+    println!("kernel pid {} (uid {}), agentos {} ABI {}", s.pid, s.uid, s.version, s.abi);
+    println!("  state dir: {}", s.state_dir.display());
+    println!("  recorder:  {}", s.recorder_dir.display());
+    println!("  up:        {}", age(s.started_ms));
+    println!("  agents:    {} running, {} in all", s.agents_running, s.agents_total);
+    if s.sandbox.is_empty() {
+        println!("  sandbox:   no agent has started yet (layers are reported by the launcher)");
+    } else {
+        println!("  sandbox (as the latest launcher found it):");
+        for l in &s.sandbox {
+            let (st, detail) = layer_status(&l.status);
+            println!("    {:<14} {st:<8} {detail}", l.name);
+        }
+    }
+}

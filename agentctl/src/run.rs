@@ -1,0 +1,107 @@
+//! `agentctl run`: an ephemeral kernel in this process, one agent, its output streamed, a
+//! summary, and the agent's exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agentos_kernel::{Config, Kernel};
+use agentos_syscalls::control::{AgentInfo, AgentRef};
+use agentos_syscalls::Signal;
+
+use crate::cli::RunArgs;
+use crate::commands::spawn_request;
+use crate::CliError;
+
+pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
+    let req = spawn_request(&args.spec)?;
+    let state_dir = match state_dir {
+        Some(d) => d,
+        None => tempfile::Builder::new()
+            .prefix("agentos-run-")
+            .tempdir()
+            .map_err(|e| CliError::failed(format!("cannot create a temporary state dir: {e}"), "set --state-dir"))?
+            .keep(),
+    };
+    let mut config = Config::new(&state_dir);
+    config.require_full_sandbox = !args.kernel.allow_degraded_sandbox;
+    config.term_grace = Duration::from_millis(args.kernel.term_grace_ms);
+    if std::env::var_os("AGENTOS_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTOS_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}"), ""))?;
+    runtime.block_on(async move {
+        let started = Instant::now();
+        let kernel = Kernel::start(config).await.map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            CliError::failed(format!("cannot start the kernel: {msg}"), "check --state-dir, or stop the kernel that owns it")
+        })?;
+        let info = match kernel.spawn(req).await {
+            Ok(i) => i,
+            Err(e) => {
+                kernel.shutdown("agentctl run: spawn refused").await;
+                return Err(e.into());
+            }
+        };
+        let id = AgentRef::Id(info.id);
+        let mut follower = kernel.follow_log(&id)?;
+        let mut out = std::io::stdout();
+        if let Ok(backlog) = follower.backlog() {
+            let _ = out.write_all(&backlog);
+        }
+        let mut interrupts = 0;
+        loop {
+            tokio::select! {
+                chunk = follower.next() => match chunk {
+                    Some(bytes) => {
+                        let _ = out.write_all(&bytes);
+                        let _ = out.flush();
+                    }
+                    None => break,
+                },
+                _ = tokio::signal::ctrl_c() => {
+                    interrupts += 1;
+                    let sig = if interrupts == 1 { Signal::Term } else { Signal::Kill };
+                    eprintln!("agentctl: sending {sig} to agent {}", info.id);
+                    if let Err(e) = kernel.signal(&id, sig, "operator (agentctl run)").await {
+                        // A policy without SIGTERM in `signals:` still ends on the second Ctrl-C.
+                        eprintln!("agentctl: {}", e.message);
+                    }
+                }
+            }
+        }
+        let last = kernel.wait(&id).await?;
+        kernel.shutdown("agentctl run finished").await;
+        summary(&last, &kernel, started.elapsed(), args.json);
+        Ok(last.exit.as_ref().map_or(1, |e| e.code().clamp(0, 255) as u8))
+    })
+}
+
+fn summary(a: &AgentInfo, kernel: &Kernel, took: Duration, json: bool) {
+    let ended = a.exit.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "ended".into());
+    let recorder = kernel.recorder_dir().display().to_string();
+    if json {
+        let mut v = crate::output::agent_json(a);
+        v["recorder"] = serde_json::Value::String(recorder);
+        v["state_dir"] = serde_json::Value::String(kernel.config().state_dir.display().to_string());
+        eprintln!("{}", serde_json::to_string(&v).unwrap_or_default());
+        return;
+    }
+    let c = &a.counters;
+    eprintln!("── agentctl run: agent {} {ended} after {} ms", a.id, took.as_millis());
+    eprintln!("   syscalls: {} ({} allowed, {} denied) · signals: {}", c.syscalls, c.allowed, c.denied, c.signals);
+    eprintln!("   recorder: {recorder}");
+    eprintln!("   output:   {}", a.log_path.display());
+}

@@ -1,0 +1,153 @@
+//! One agent: its identity, lifecycle state, counters, policy, memory and output log.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use agentos_policy::{Policy, RateLimiter};
+use agentos_syscalls::control::{AgentCounters, AgentInfo, AgentState, ExitStatus};
+use agentos_syscalls::{AgentId, JailReport, KernelFrame, Signal};
+use agentos_vfs::MemFs;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Locks a mutex, treating a poisoned one as usable: every critical section here leaves the
+/// data consistent, and an agent's panic must not wedge the kernel.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A frame on its way to the agent, with an optional notice once it has been written.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub frame: KernelFrame,
+    pub flushed: Option<oneshot::Sender<()>>,
+}
+
+/// The agent's output log: a file plus a broadcast of each chunk with its offset, so that a
+/// follower can read what is on disk and then continue live without a gap or a repeat.
+#[derive(Debug)]
+pub(crate) struct LogSink {
+    pub path: PathBuf,
+    file: Mutex<(std::fs::File, u64)>,
+    tx: broadcast::Sender<(u64, Arc<[u8]>)>,
+}
+
+impl LogSink {
+    pub fn create(path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let (tx, _) = broadcast::channel(1024);
+        Ok(Self { path, file: Mutex::new((file, 0)), tx })
+    }
+
+    pub fn append(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let mut guard = lock(&self.file);
+        let (file, len) = &mut *guard;
+        if let Err(e) = file.write_all(bytes) {
+            tracing::warn!(path = %self.path.display(), error = %e, "agent log write failed");
+        }
+        let offset = *len;
+        *len += bytes.len() as u64;
+        let _ = self.tx.send((offset, Arc::from(bytes)));
+    }
+
+    /// The log's length so far and a receiver for everything after it.
+    pub fn follow(&self) -> (u64, broadcast::Receiver<(u64, Arc<[u8]>)>) {
+        let guard = lock(&self.file);
+        (guard.1, self.tx.subscribe())
+    }
+}
+
+/// The kernel's record of one agent.
+#[derive(Debug)]
+pub(crate) struct Agent {
+    pub id: AgentId,
+    pub name: Option<String>,
+    pub program: String,
+    pub args: Vec<String>,
+    pub policy: Arc<Policy>,
+    pub started_ms: u64,
+    pub spawned_at: Instant,
+    pub scratch: PathBuf,
+    pub log: LogSink,
+    pub state: watch::Sender<AgentState>,
+    pub exit: watch::Sender<Option<ExitStatus>>,
+    pub pid: AtomicU32,
+    pub counters: Mutex<AgentCounters>,
+    pub first_syscall_us: OnceLock<u64>,
+    /// Set when the kernel ends the tree, so the exit is reported as that signal.
+    pub kill_reason: Mutex<Option<(Signal, String)>>,
+    pub outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
+    pub working: Mutex<MemFs>,
+    pub checkpoints: Mutex<Vec<MemFs>>,
+    pub jail: Mutex<Option<JailReport>>,
+    pub limiter: Mutex<RateLimiter>,
+    /// The launcher's last `agentos-launch: …` line, for a sandbox failure report.
+    pub launcher_error: Mutex<Option<String>>,
+}
+
+impl Agent {
+    pub fn current_state(&self) -> AgentState {
+        *self.state.borrow()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match self.pid.load(Ordering::Acquire) {
+            0 => None,
+            p => Some(p),
+        }
+    }
+
+    pub fn is_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    pub fn counters(&self) -> std::sync::MutexGuard<'_, AgentCounters> {
+        lock(&self.counters)
+    }
+
+    /// Waits until the agent is not stopped (or has ended). Used to park syscalls.
+    pub async fn wait_unfrozen(&self) {
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|s| *s != AgentState::Stopped).await;
+    }
+
+    /// Waits for the agent's end and returns how it ended.
+    pub async fn wait_exit(&self) -> ExitStatus {
+        let mut rx = self.exit.subscribe();
+        let status = match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.clone().unwrap_or(ExitStatus::Code(-1)),
+            Err(_) => ExitStatus::Code(-1),
+        };
+        status
+    }
+
+    /// Queues a frame for the agent. Returns a receiver that fires once it is written, or
+    /// `None` when the agent has no live connection.
+    pub fn push(&self, frame: KernelFrame) -> Option<oneshot::Receiver<()>> {
+        let tx = lock(&self.outbox).clone()?;
+        let (done, rx) = oneshot::channel();
+        tx.try_send(Outgoing { frame, flushed: Some(done) }).ok()?;
+        Some(rx)
+    }
+
+    pub fn info(&self) -> AgentInfo {
+        AgentInfo {
+            id: self.id,
+            name: self.name.clone(),
+            state: self.current_state(),
+            pid: self.pid(),
+            program: self.program.clone(),
+            args: self.args.clone(),
+            started_ms: self.started_ms,
+            first_syscall_us: self.first_syscall_us.get().copied(),
+            counters: *self.counters(),
+            exit: self.exit.borrow().clone(),
+            policy_path: self.policy.path().to_string(),
+            policy_digest: self.policy.digest(),
+            log_path: self.log.path.clone(),
+            jail: lock(&self.jail).clone(),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Kernel configuration and the state dir layout.
+//!
+//! ```text
+//! STATE_DIR/
+//!   kernel.sock        control socket (0600)
+//!   kernel.lock        flock held by the running kernel; holds its pid
+//!   kernel.log         the daemon's own log (when started by `agentctl kernel start`)
+//!   recorder/          flight recorder segments
+//!   agents/<id>/
+//!     output.log       the agent's stdout and stderr, in arrival order
+//!     scratch/         the agent's private read-write dir (removed when it ends)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentos_syscalls::frame::DEFAULT_MAX_FRAME;
+use agentos_userspace::launch::ResourceLimits;
+
+/// The read-only runtime the jail lets every agent see (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    /// Read and execute.
+    pub read_exec: Vec<PathBuf>,
+    /// Read only.
+    pub read_only: Vec<PathBuf>,
+    /// Read and write device files.
+    pub devices: Vec<PathBuf>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect();
+        Self {
+            read_exec: p(&["/usr", "/lib", "/lib64", "/bin"]),
+            read_only: p(&["/etc/ld.so.cache", "/etc/localtime"]),
+            devices: p(&["/dev/null", "/dev/zero", "/dev/urandom"]),
+        }
+    }
+}
+
+/// How a kernel runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    /// The `agentos-launch` binary.
+    pub launcher: PathBuf,
+    /// Refuse to spawn when a sandbox layer is missing (`--require-full-sandbox`).
+    pub require_full_sandbox: bool,
+    /// How long an agent has between SIGTERM and SIGKILL.
+    pub term_grace: Duration,
+    pub max_frame: u32,
+    pub max_in_flight: u32,
+    pub runtime: Runtime,
+    pub limits: ResourceLimits,
+    /// Bytes and files an agent may keep in `/mem/working`.
+    pub working_quota: (u64, u64),
+}
+
+impl Config {
+    /// The defaults for a kernel on `state_dir`, with the launcher found beside the running
+    /// executable (or beside its parent dir, for test binaries under `target/*/deps`).
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            launcher: sibling_binary("agentos-launch"),
+            require_full_sandbox: true,
+            term_grace: Duration::from_secs(5),
+            max_frame: DEFAULT_MAX_FRAME,
+            max_in_flight: 64,
+            runtime: Runtime::default(),
+            limits: ResourceLimits::default(),
+            working_quota: (64 << 20, 4096),
+        }
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        socket_path(&self.state_dir)
+    }
+
+    pub fn recorder_dir(&self) -> PathBuf {
+        self.state_dir.join("recorder")
+    }
+
+    pub fn agents_dir(&self) -> PathBuf {
+        self.state_dir.join("agents")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.state_dir.join("kernel.lock")
+    }
+}
+
+/// The control socket of the kernel on `state_dir`.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("kernel.sock")
+}
+
+/// `/var/lib/agentos` as root, `$XDG_STATE_HOME/agentos` (or `~/.local/state/agentos`)
+/// otherwise.
+pub fn default_state_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/agentos");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("agentos");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/agentos"),
+        None => PathBuf::from("/tmp/agentos-state"),
+    }
+}
+
+/// A binary that ships beside the current executable.
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let here = dir.join(name);
+    if here.exists() {
+        return here;
+    }
+    // Test and bench executables live in target/<profile>/deps.
+    match dir.parent() {
+        Some(up) if up.join(name).exists() => up.join(name),
+        _ => here,
+    }
+}

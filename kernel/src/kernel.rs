@@ -1,0 +1,235 @@
+//! The kernel: start-up, the agent table, and the operations `agentctl` drives.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentos_syscalls::control::{
+    AgentInfo, AgentRef, AgentState, ControlError, ControlErrorKind, KernelStatus, SpawnRequest,
+};
+use agentos_syscalls::{AgentId, Layer, Signal, ABI_VERSION};
+use tokio::sync::watch;
+
+use crate::agent::{lock, Agent};
+use crate::config::Config;
+use crate::error::KernelError;
+use crate::recorder::{RecordEvent, Recorder};
+use crate::spawn::Spawner;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub(crate) fn control_error(kind: ControlErrorKind, message: impl Into<String>, hint: impl Into<String>) -> ControlError {
+    ControlError { kind, message: message.into(), hint: hint.into() }
+}
+
+/// Everything the kernel's tasks share.
+#[derive(Debug)]
+pub(crate) struct KernelInner {
+    pub config: Config,
+    pub recorder: Recorder,
+    pub agents: Mutex<BTreeMap<AgentId, Arc<Agent>>>,
+    pub next_id: AtomicU64,
+    pub spawner: Spawner,
+    pub started_ms: u64,
+    pub shutdown: watch::Sender<bool>,
+    /// The layers the most recent launcher reported.
+    pub last_layers: Mutex<Vec<Layer>>,
+    _lock: std::fs::File,
+}
+
+impl KernelInner {
+    /// Records an event; a recorder failure is logged loudly (the caller decides whether the
+    /// action may go on).
+    pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
+        match self.recorder.append(agent, event) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "flight recorder append failed");
+                false
+            }
+        }
+    }
+
+    pub fn find(&self, r: &AgentRef) -> Result<Arc<Agent>, ControlError> {
+        let agents = lock(&self.agents);
+        let found = match r {
+            AgentRef::Id(id) => agents.get(id).cloned(),
+            // The newest agent with that name.
+            AgentRef::Name(n) => agents.values().rev().find(|a| a.name.as_deref() == Some(n.as_str())).cloned(),
+        };
+        found.ok_or_else(|| {
+            control_error(ControlErrorKind::NotFound, format!("no agent {r} on this kernel"), "list agents with `agentctl ps`")
+        })
+    }
+}
+
+/// A running kernel. Dropping it does not stop the agents; call [`Kernel::shutdown`].
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub(crate) inner: Arc<KernelInner>,
+}
+
+fn first_free_id(agents_dir: &Path) -> u64 {
+    std::fs::read_dir(agents_dir)
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok()).max().unwrap_or(0))
+        .unwrap_or(0)
+        + 1
+}
+
+fn create_private_dir(path: &Path) -> Result<(), KernelError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |source| KernelError::StateDir { path: path.into(), source };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+fn take_lock(config: &Config) -> Result<std::fs::File, KernelError> {
+    use std::io::{Read, Seek, Write};
+    let path = config.lock_path();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| KernelError::Lock { path: path.clone(), source })?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        return Err(KernelError::AlreadyRunning { path: config.state_dir.clone(), pid: pid.trim().to_string() });
+    }
+    let io = |source| KernelError::Lock { path: path.clone(), source };
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+impl Kernel {
+    /// Starts a kernel on `config.state_dir`: takes the state dir's lock, opens the recorder,
+    /// starts the spawner thread and listens on the control socket. Must run inside a tokio
+    /// runtime.
+    pub async fn start(config: Config) -> Result<Kernel, KernelError> {
+        if !config.launcher.is_file() {
+            return Err(KernelError::LauncherMissing { path: config.launcher.clone() });
+        }
+        create_private_dir(&config.state_dir)?;
+        create_private_dir(&config.agents_dir())?;
+        let lock_file = take_lock(&config)?;
+        let (recorder, problem) = Recorder::open(&config.recorder_dir())?;
+        if let Some(p) = problem {
+            tracing::error!(error = %p, "the existing flight recorder log does not verify; it is kept as is and a new chain starts");
+        }
+        let spawner = Spawner::start().map_err(KernelError::Spawner)?;
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(KernelInner {
+            next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
+            config,
+            recorder,
+            agents: Mutex::new(BTreeMap::new()),
+            spawner,
+            started_ms: now_ms(),
+            shutdown,
+            last_layers: Mutex::new(Vec::new()),
+            _lock: lock_file,
+        });
+        inner.record(
+            None,
+            RecordEvent::KernelStart {
+                pid: std::process::id(),
+                uid: rustix::process::geteuid().as_raw(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                state_dir: inner.config.state_dir.clone(),
+            },
+        );
+        crate::control::listen(&inner)?;
+        Ok(Kernel { inner })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Starts an agent.
+    pub async fn spawn(&self, req: SpawnRequest) -> Result<AgentInfo, ControlError> {
+        crate::spawn::spawn(&self.inner, req).await.map(|a| a.info())
+    }
+
+    /// Every agent, oldest first.
+    pub fn ps(&self) -> Vec<AgentInfo> {
+        lock(&self.inner.agents).values().map(|a| a.info()).collect()
+    }
+
+    pub fn inspect(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
+        Ok(self.inner.find(r)?.info())
+    }
+
+    /// Waits for an agent's end and returns its final row.
+    pub async fn wait(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
+        let agent = self.inner.find(r)?;
+        agent.wait_exit().await;
+        Ok(agent.info())
+    }
+
+    /// Sends a signal on behalf of `source` (an operator, or another agent).
+    pub async fn signal(&self, r: &AgentRef, signal: Signal, source: &str) -> Result<AgentId, ControlError> {
+        let agent = self.inner.find(r)?;
+        crate::signals::deliver(&self.inner, &agent, signal, source, String::new()).await?;
+        Ok(agent.id)
+    }
+
+    /// The agent's output so far and a live feed of the rest (ends when the agent does).
+    pub fn follow_log(&self, r: &AgentRef) -> Result<crate::control::LogFollower, ControlError> {
+        crate::control::LogFollower::new(&self.inner.find(r)?)
+    }
+
+    pub fn status(&self) -> KernelStatus {
+        let agents = lock(&self.inner.agents);
+        KernelStatus {
+            pid: std::process::id(),
+            uid: rustix::process::geteuid().as_raw(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            abi: ABI_VERSION,
+            state_dir: self.inner.config.state_dir.clone(),
+            recorder_dir: self.inner.config.recorder_dir(),
+            started_ms: self.inner.started_ms,
+            agents_running: agents.values().filter(|a| a.current_state() != AgentState::Exited).count() as u32,
+            agents_total: agents.len() as u32,
+            sandbox: lock(&self.inner.last_layers).clone(),
+        }
+    }
+
+    /// Resolves once someone asked the kernel to shut down (control `Shutdown`).
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.inner.shutdown.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    /// Graceful shutdown: SIGTERM to every live agent, SIGKILL to whatever is left after the
+    /// grace period, then the last record and the control socket removed.
+    pub async fn shutdown(&self, reason: &str) {
+        let _ = self.inner.shutdown.send(true);
+        let live: Vec<Arc<Agent>> = lock(&self.inner.agents).values().filter(|a| !a.is_exited()).cloned().collect();
+        for agent in &live {
+            let _ = crate::signals::deliver(&self.inner, agent, Signal::Term, "kernel", "kernel shutdown".into()).await;
+        }
+        let grace = self.inner.config.term_grace + Duration::from_secs(2);
+        for agent in &live {
+            if tokio::time::timeout(grace, agent.wait_exit()).await.is_err() {
+                let _ = crate::signals::deliver(&self.inner, agent, Signal::Kill, "kernel", "kernel shutdown".into()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), agent.wait_exit()).await;
+            }
+        }
+        self.inner.record(None, RecordEvent::KernelStop { reason: reason.into() });
+        let _ = std::fs::remove_file(self.inner.config.socket_path());
+    }
+
+    /// The recorder directory.
+    pub fn recorder_dir(&self) -> &Path {
+        self.inner.recorder.dir()
+    }
+}

@@ -1,0 +1,43 @@
+//! agentos ring 0: the kernel process.
+//!
+//! One kernel owns a state dir. It runs every agent as a jailed child (through the
+//! `agentos-launch` launcher), serves the agent's syscalls over a private socketpair, checks
+//! each one against the agent's policy, writes it to the flight recorder and only then
+//! answers. Operators reach it through the control socket (`STATE_DIR/kernel.sock`).
+//!
+//! Modules:
+//! - [`config`]: kernel configuration and the state dir layout.
+//! - [`kernel`]: [`Kernel`] — start, spawn, signal, wait, shutdown; the agent table.
+//! - `agent`: one agent's record — state, counters, policy, memory, logs.
+//! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
+//! - `server`: the per-agent syscall server; `server/calls/<syscall>.rs`, one file each.
+//! - `signals`: the signal dispatcher (DESIGN §7).
+//! - `control`: the control socket server.
+//! - [`recorder`]: the hash-chained flight recorder.
+//! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
+//!   the `/proc` process-tree walk.
+//!
+//! Invariants owned here: a syscall is recorded before it is answered; an agent is never
+//! started without the launcher (so never unjailed); the kernel never jails a child between
+//! `fork` and `exec` itself; a kernel that dies takes its agents with it (the launcher's
+//! parent-death signal, set relative to the spawner thread, which lives as long as the
+//! process); an agent's failure never takes the kernel down.
+#![deny(unsafe_code)]
+
+mod agent;
+pub mod config;
+mod control;
+pub mod daemon;
+mod error;
+pub mod kernel;
+pub mod recorder;
+mod server;
+mod signals;
+mod spawn;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use config::Config;
+pub use error::KernelError;
+pub use control::LogFollower;
+pub use kernel::Kernel;

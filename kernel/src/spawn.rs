@@ -1,0 +1,330 @@
+//! Starting agents.
+//!
+//! All forking happens on one dedicated thread (the spawner). The launcher's parent-death
+//! signal fires when the *thread* that forked it ends, so that thread must live as long as
+//! the kernel — a tokio worker or blocking-pool thread would not do.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use agentos_policy::{Policy, RateLimiter};
+use agentos_syscalls::control::{AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest};
+use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
+use agentos_userspace::launch::{JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, SPEC_ENV};
+use agentos_vfs::MemFs;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::agent::{lock, Agent, LogSink};
+use crate::kernel::{control_error, now_ms, KernelInner};
+use crate::recorder::RecordEvent;
+
+struct Job {
+    launcher: PathBuf,
+    spec_json: String,
+    agent_fd: OwnedFd,
+    reply: oneshot::Sender<io::Result<tokio::process::Child>>,
+}
+
+/// The handle to the spawner thread.
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    tx: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("launcher", &self.launcher).finish()
+    }
+}
+
+impl Spawner {
+    /// Starts the spawner thread; it enters the current tokio runtime so the children it
+    /// starts are reaped by it.
+    pub fn start() -> io::Result<Spawner> {
+        let handle = tokio::runtime::Handle::current();
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new().name("agentos-spawner".into()).spawn(move || {
+            let _guard = handle.enter();
+            for job in rx {
+                let mut cmd = tokio::process::Command::new(&job.launcher);
+                cmd.env_clear()
+                    .env(SPEC_ENV, &job.spec_json)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(false);
+                crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
+                let child = cmd.spawn();
+                drop(job.agent_fd);
+                let _ = job.reply.send(child);
+            }
+        })?;
+        Ok(Spawner { tx: Mutex::new(tx) })
+    }
+
+    async fn launch(&self, launcher: &Path, spec_json: String, agent_fd: OwnedFd) -> io::Result<tokio::process::Child> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job { launcher: launcher.into(), spec_json, agent_fd, reply };
+        lock(&self.tx).send(job).map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.await.map_err(|_| io::Error::other("spawner thread dropped the job"))?
+    }
+}
+
+fn failed(message: impl Into<String>, hint: impl Into<String>) -> ControlError {
+    control_error(ControlErrorKind::Failed, message, hint)
+}
+
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> ControlError {
+    control_error(ControlErrorKind::Usage, message, hint)
+}
+
+fn private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+fn check_env(env: &[(String, String)]) -> Result<(), ControlError> {
+    for (k, v) in env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            return Err(usage(format!("environment variable `{k}` is malformed"), "pass variables as NAME=VALUE"));
+        }
+        if k.starts_with("AGENTOS_") {
+            return Err(usage(format!("environment variable `{k}` is reserved for the kernel"), "choose another name"));
+        }
+    }
+    Ok(())
+}
+
+fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
+    let l = &policy.sandbox().limits;
+    ResourceLimits {
+        address_space: l.address_space.unwrap_or(base.address_space),
+        processes: l.processes.unwrap_or(base.processes),
+        open_files: l.open_files.unwrap_or(base.open_files),
+        cpu_seconds: l.cpu_seconds.unwrap_or(base.cpu_seconds),
+        file_size: l.file_size.unwrap_or(base.file_size),
+    }
+}
+
+/// Starts one agent: policy, dirs, jail spec, launcher, then the tasks that serve it.
+pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc<Agent>, ControlError> {
+    if *k.shutdown.borrow() {
+        return Err(failed("the kernel is shutting down", "start a new kernel with `agentctl kernel start`"));
+    }
+    let program_text = req.program.display().to_string();
+    let refuse = |reason: String| {
+        k.record(None, RecordEvent::SpawnRefused { program: program_text.clone(), reason });
+    };
+    let policy = match Policy::parse(&req.policy.path, &req.policy.text) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            refuse(e.to_string());
+            return Err(failed(
+                format!("policy does not load, spawn refused:\n{e}"),
+                "fix the policy file and spawn again",
+            ));
+        }
+    };
+    if !req.program.is_absolute() {
+        return Err(usage(format!("program `{program_text}` is not an absolute path"), "agentctl resolves programs; pass a full path"));
+    }
+    if !req.program.is_file() {
+        refuse("program not found".into());
+        return Err(control_error(
+            ControlErrorKind::NotFound,
+            format!("program {program_text} does not exist or is not a file"),
+            "check the path, or build the agent first",
+        ));
+    }
+    if let Some(ws) = &req.workspace {
+        return Err(usage(
+            format!("--workspace {} was given, but this kernel does not serve /workspace yet", ws.display()),
+            "run without --workspace; agents keep files in /mem/working",
+        ));
+    }
+    check_env(&req.env)?;
+
+    let id = AgentId(k.next_id.fetch_add(1, Ordering::Relaxed));
+    let dir = k.config.agents_dir().join(id.to_string());
+    let scratch = dir.join("scratch");
+    let io_fail = |what: &str, e: io::Error| failed(format!("cannot create {what} for agent {id}: {e}"), "check the state dir's disk and permissions");
+    private_dir(&dir).map_err(|e| io_fail("its dir", e))?;
+    private_dir(&scratch).map_err(|e| io_fail("its scratch dir", e))?;
+    let log = LogSink::create(dir.join("output.log")).map_err(|e| io_fail("its log", e))?;
+
+    let scratch_str = scratch.display().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        (AGENT_FD_ENV.into(), AGENT_FD.to_string()),
+        (AGENT_ID_ENV.into(), id.to_string()),
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), scratch_str.clone()),
+        ("TMPDIR".into(), scratch_str),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    env.extend(req.env.iter().cloned());
+    let runtime = &k.config.runtime;
+    let mut read_exec = runtime.read_exec.clone();
+    read_exec.push(req.program.clone());
+    let mut read_only = runtime.read_only.clone();
+    read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
+    let argv0 = req.program.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| program_text.clone());
+    let spec = JailSpec {
+        agent_id: id.0,
+        kernel_pid: std::process::id(),
+        program: req.program.clone(),
+        argv: std::iter::once(argv0).chain(req.args.iter().cloned()).collect(),
+        env,
+        scratch: scratch.clone(),
+        read_exec,
+        read_only,
+        devices: runtime.devices.clone(),
+        limits: limits(k.config.limits, &policy),
+        require_full: k.config.require_full_sandbox,
+    };
+    let spec_json = serde_json::to_string(&spec).map_err(|e| failed(format!("jail spec does not encode: {e}"), "report this bug"))?;
+
+    let (kernel_end, agent_end) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| failed(format!("cannot create the agent socket: {e}"), "check the kernel's open-file limit"))?;
+    let spawned_at = Instant::now();
+    let mut child = k.spawner.launch(&k.config.launcher, spec_json, agent_end.into()).await.map_err(|e| {
+        refuse(format!("launcher failed to start: {e}"));
+        failed(format!("cannot start the launcher {}: {e}", k.config.launcher.display()), "check that agentos-launch is installed beside agentos-kernel")
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let (working_bytes, working_files) = k.config.working_quota;
+    let agent = Arc::new(Agent {
+        id,
+        name: req.name.clone(),
+        program: program_text.clone(),
+        args: req.args.clone(),
+        policy: Arc::clone(&policy),
+        started_ms: now_ms(),
+        spawned_at,
+        scratch,
+        log,
+        state: watch::channel(AgentState::Starting).0,
+        exit: watch::channel(None).0,
+        pid: AtomicU32::new(pid),
+        counters: Mutex::new(AgentCounters::default()),
+        first_syscall_us: OnceLock::new(),
+        kill_reason: Mutex::new(None),
+        outbox: Mutex::new(None),
+        working: Mutex::new(MemFs::new(working_bytes, working_files)),
+        checkpoints: Mutex::new(Vec::new()),
+        jail: Mutex::new(None),
+        limiter: Mutex::new(RateLimiter::new()),
+        launcher_error: Mutex::new(None),
+    });
+    lock(&k.agents).insert(id, Arc::clone(&agent));
+    k.record(
+        Some(id),
+        RecordEvent::Spawn {
+            name: req.name,
+            program: program_text,
+            args: req.args,
+            policy_path: policy.path().to_string(),
+            policy_digest: policy.digest(),
+            launcher_pid: pid,
+        },
+    );
+    tracing::info!(agent_id = %id, pid, "agent spawned");
+
+    let mut outputs = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        outputs.push(tokio::spawn(capture(Arc::clone(&agent), out, false)));
+    }
+    if let Some(err) = child.stderr.take() {
+        outputs.push(tokio::spawn(capture(Arc::clone(&agent), err, true)));
+    }
+    kernel_end
+        .set_nonblocking(true)
+        .map_err(|e| failed(format!("agent socket: {e}"), "report this bug"))?;
+    match tokio::net::UnixStream::from_std(kernel_end) {
+        Ok(stream) => {
+            tokio::spawn(crate::server::serve(Arc::clone(k), Arc::clone(&agent), stream));
+        }
+        Err(e) => tracing::error!(agent_id = %id, error = %e, "cannot serve the agent socket; the agent will see it closed"),
+    }
+    tokio::spawn(reap(Arc::clone(k), Arc::clone(&agent), child, outputs));
+    Ok(agent)
+}
+
+/// Copies one of the agent's output pipes into its log.
+async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin, stderr: bool) {
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let chunk = &buf[..n];
+                if stderr {
+                    let text = String::from_utf8_lossy(chunk);
+                    if let Some(line) = text.lines().filter(|l| l.starts_with("agentos-launch:")).last() {
+                        *lock(&agent.launcher_error) = Some(line.to_string());
+                    }
+                }
+                agent.log.append(chunk);
+            }
+        }
+    }
+}
+
+/// Waits for the launcher to exit (which happens only once the whole tree is gone), then
+/// records how the agent ended.
+async fn reap(k: Arc<KernelInner>, agent: Arc<Agent>, mut child: tokio::process::Child, outputs: Vec<JoinHandle<()>>) {
+    let status = child.wait().await;
+    for h in outputs {
+        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+    }
+    let exit = classify(&agent, status, k.config.require_full_sandbox);
+    k.record(Some(agent.id), RecordEvent::Exit { status: exit.clone() });
+    tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
+    *lock(&agent.outbox) = None;
+    agent.state.send_replace(AgentState::Exited);
+    agent.exit.send_replace(Some(exit));
+    if let Err(e) = std::fs::remove_dir_all(&agent.scratch) {
+        tracing::warn!(agent_id = %agent.id, error = %e, "cannot remove scratch dir");
+    }
+}
+
+fn classify(agent: &Agent, status: io::Result<std::process::ExitStatus>, require_full: bool) -> ExitStatus {
+    if let Some((signal, reason)) = lock(&agent.kill_reason).clone() {
+        return ExitStatus::Killed { signal, reason };
+    }
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return ExitStatus::SandboxFailed { reason: format!("cannot wait for the launcher: {e}") },
+    };
+    if let Some(code) = status.code() {
+        if code == EXIT_SANDBOX_FAILED {
+            let report = lock(&agent.jail).clone();
+            let missing = report.as_ref().and_then(|r| {
+                r.layers.iter().find_map(|l| match &l.status {
+                    LayerStatus::Missing { detail } => Some(format!("{}: {detail}", l.name)),
+                    _ => None,
+                })
+            });
+            let jail_failed = report.is_none() || (require_full && missing.is_some());
+            if jail_failed {
+                let reason = lock(&agent.launcher_error)
+                    .clone()
+                    .or(missing)
+                    .unwrap_or_else(|| "the launcher exited before the agent ran".into());
+                return ExitStatus::SandboxFailed { reason };
+            }
+        }
+        if (129..=128 + 64).contains(&code) {
+            return ExitStatus::PosixSignal(code - 128);
+        }
+        return ExitStatus::Code(code);
+    }
+    ExitStatus::PosixSignal(status.signal().unwrap_or(0))
+}

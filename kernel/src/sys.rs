@@ -1,0 +1,147 @@
+//! Raw process control: the only `unsafe` in the kernel, plus the `/proc` walk that finds an
+//! agent's process tree.
+//!
+//! An agent's tree, as the launcher builds it (pids as the kernel sees them):
+//!
+//! ```text
+//! launcher L (child of the kernel)
+//!   └─ init I (pid 1 of the agent's pid namespace; reaper)
+//!        └─ agent A (session and process-group leader) ─ whatever A forks
+//! ```
+//!
+//! Killing I empties the whole pid namespace (the kernel kills every other process in it
+//! and I's exit waits for them), and L exits once I is reaped — so L's exit means the tree
+//! is gone.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Arranges for `fd` to be descriptor `target` in the child (close-on-exec cleared).
+pub(crate) fn map_fd_at_exec(cmd: &mut tokio::process::Command, fd: RawFd, target: RawFd) {
+    let hook = move || -> io::Result<()> {
+        if fd == target {
+            // SAFETY: fcntl on a descriptor we own in the freshly forked child; async-signal-safe.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            // SAFETY: as above; clears FD_CLOEXEC so the descriptor survives exec.
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(());
+        }
+        // SAFETY: dup2 is async-signal-safe; `fd` is open in the child (inherited) and
+        // `target` is a plain descriptor number we mean to replace. dup2 clears FD_CLOEXEC on
+        // the new descriptor.
+        if unsafe { libc::dup2(fd, target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only calls async-signal-safe functions (fcntl, dup2) and allocates
+    // nothing, as required between fork and exec in a multi-threaded process.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+/// Sends a POSIX signal to a process (`pid > 0`) or a process group (`pid < 0`).
+/// A target that is already gone is not an error.
+pub(crate) fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `(pid, ppid, state)` of every process, read from `/proc/<pid>/stat`.
+pub(crate) fn process_table() -> Vec<(u32, u32, char)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((state, ppid)) = parse_stat(&stat) {
+            out.push((pid, ppid, state));
+        }
+    }
+    out
+}
+
+/// The state and parent pid from a `/proc/<pid>/stat` line. The command name may hold
+/// spaces and parentheses, so fields are counted after the last `)`.
+fn parse_stat(stat: &str) -> Option<(char, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// The direct children of `pid`, lowest pid first.
+pub(crate) fn children(pid: u32) -> Vec<u32> {
+    let mut kids: Vec<u32> = process_table().into_iter().filter(|p| p.1 == pid).map(|p| p.0).collect();
+    kids.sort_unstable();
+    kids
+}
+
+/// Every descendant of `root` (not `root` itself), with its state letter.
+pub(crate) fn descendants(root: u32) -> Vec<(u32, char)> {
+    let table = process_table();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid, state) in &table {
+            if ppid == parent {
+                out.push((pid, state));
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_names() {
+        assert_eq!(parse_stat("42 (a b) c) S 7 42 42 0"), Some(('S', 7)));
+        assert_eq!(parse_stat("1 (init) R 0 1"), Some(('R', 0)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn finds_own_children() {
+        let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let me = std::process::id();
+        assert!(children(me).contains(&child.id()));
+        assert!(descendants(me).iter().any(|&(p, _)| p == child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+/// Takes ownership of an inherited descriptor (the readiness pipe), after checking that it is
+/// open.
+pub(crate) fn file_from_fd(fd: RawFd) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only queries the descriptor table.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("descriptor {fd} is not open")));
+    }
+    // SAFETY: `fd` is open (checked above), inherited for us alone, and owned by nothing else
+    // in this process; the File takes sole ownership and closes it on drop.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}

@@ -1,0 +1,46 @@
+//! The sandbox launcher behind `agentos-launch` (DESIGN §4).
+//!
+//! The kernel execs `agentos-launch` with fd 0 = `/dev/null`, fds 1/2 = its log pipes, fd 3 =
+//! the agent's socket and a single environment variable, [`SPEC_ENV`], holding a JSON
+//! [`JailSpec`]. Three processes result:
+//!
+//! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
+//!   uts/mount namespaces, forks I, and exits with I's status;
+//! - **I**, pid 1 of the new pid namespace, finishes the jail (capabilities, `no_new_privs`,
+//!   landlock, seccomp), sends one `AgentFrame::JailReport` on fd 3, forks A, reaps, and exits
+//!   with A's status (code, or 128 + signal);
+//! - **A** `execve`s the agent program in its own session, in the scratch directory, with
+//!   exactly `spec.env`.
+//!
+//! Modules: [`spec`] (what the kernel asks for), [`steps`] (the step order, the security
+//! argument), [`os`] (the `Sys` trait: real and recording), [`landlock_rules`] and
+//! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`error`].
+//!
+//! Exit codes: the agent's own; 128 + n if it died of signal n; [`EXIT_SANDBOX_FAILED`] (125)
+//! if the jail could not be built (nothing of the agent ran); 126/127 if `execve` of the
+//! program failed (permission / anything else, e.g. not found).
+//!
+//! Invariants: single-threaded, no async runtime; the agent program runs only inside the
+//! complete jail (or with the missing layers reported, when `require_full` is off); exactly
+//! one jail report is sent per launch, also on failure.
+
+pub mod error;
+pub mod landlock_rules;
+pub mod os;
+pub mod seccomp;
+pub mod seccomp_table;
+pub mod spec;
+pub mod steps;
+
+pub use error::LaunchError;
+pub use os::{LinuxSys, RecordingSys, Sys};
+pub use spec::*;
+pub use steps::{run, EXIT_EXEC_DENIED, EXIT_EXEC_NOT_FOUND, LAYERS};
+
+/// The `agentos-launch` binary: reads the spec from [`SPEC_ENV`], builds the jail and runs the
+/// agent; exits with the code of whichever process returns here.
+pub fn main_entry() -> ! {
+    let json = std::env::var(SPEC_ENV);
+    let code = run(&mut LinuxSys::default(), json);
+    std::process::exit(code)
+}

@@ -1,0 +1,189 @@
+//! The seccomp policy as reviewed data (Firecracker's habit): which syscalls an agent may make.
+//!
+//! - [`ALLOWED`] (+ [`ALLOWED_LEGACY`] on x86_64): allowed with any arguments.
+//! - [`FILTERED`]: allowed only with the argument checks in [`super::seccomp`] (`socket` and
+//!   `socketpair` for `AF_UNIX` only, `ioctl` but not `TIOCSTI`/`TIOCLINUX`, `clone` without
+//!   namespace flags).
+//! - [`ENOSYS`]: answered `ENOSYS` so the C library falls back (`clone3` → `clone`, whose
+//!   flags a classic BPF filter can inspect, unlike `clone3`'s struct in memory).
+//! - [`DENIED`]: what DESIGN §4 and the threat model forbid. None of them may appear in the
+//!   lists above (a unit test checks); like everything not allowed they get `EPERM`. The list
+//!   exists to be reviewed and tested.
+//!
+//! Traced with `strace -f` from `python3 -I` (threads, `subprocess`, sockets), `/bin/sh` and
+//! `bash` pipelines, and a Rust std binary with threads and Unix sockets. Entries are the
+//! `libc::SYS_*` constants, so a name that does not exist on the target does not compile.
+
+/// `(libc constant name, number)` pairs; [`name`] strips the `SYS_` prefix.
+pub type Table = &'static [(&'static str, i64)];
+
+/// The syscall name of a table entry (`"SYS_read"` → `"read"`).
+pub fn name(entry: &(&'static str, i64)) -> &'static str {
+    entry.0.trim_start_matches("SYS_")
+}
+
+macro_rules! table {
+    ($($sys:ident),* $(,)?) => {
+        &[$((stringify!($sys), libc::$sys)),*]
+    };
+}
+
+/// Allowed with any arguments (syscalls every architecture has).
+#[rustfmt::skip]
+pub const ALLOWED: Table = table![
+    // file descriptors and I/O
+    SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_preadv,
+    SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_lseek, SYS_close, SYS_close_range, SYS_dup,
+    SYS_dup3, SYS_pipe2, SYS_fcntl, SYS_flock, SYS_fsync, SYS_fdatasync, SYS_ftruncate,
+    SYS_truncate, SYS_fallocate, SYS_fadvise64, SYS_readahead, SYS_sendfile, SYS_splice,
+    SYS_tee, SYS_copy_file_range, SYS_sync_file_range,
+    // paths (landlock decides which ones)
+    SYS_openat, SYS_openat2, SYS_newfstatat, SYS_fstat, SYS_statx, SYS_statfs, SYS_fstatfs,
+    SYS_faccessat, SYS_faccessat2, SYS_getdents64, SYS_getcwd, SYS_chdir, SYS_fchdir,
+    SYS_mkdirat, SYS_unlinkat, SYS_renameat, SYS_renameat2, SYS_linkat, SYS_symlinkat,
+    SYS_readlinkat, SYS_fchmod, SYS_fchmodat, SYS_fchownat, SYS_fchown, SYS_umask,
+    SYS_utimensat, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr,
+    SYS_llistxattr, SYS_flistxattr,
+    // memory
+    SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise, SYS_msync,
+    SYS_mincore, SYS_membarrier,
+    // polling and events
+    SYS_ppoll, SYS_pselect6, SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,
+    SYS_epoll_pwait2, SYS_eventfd2, SYS_timerfd_create, SYS_timerfd_settime,
+    SYS_timerfd_gettime, SYS_signalfd4, SYS_inotify_init1, SYS_inotify_add_watch,
+    SYS_inotify_rm_watch,
+    // signals (landlock scopes them to the agent's own domain)
+    SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_rt_sigpending,
+    SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
+    SYS_sigaltstack, SYS_kill, SYS_tgkill, SYS_tkill, SYS_pidfd_open, SYS_pidfd_send_signal,
+    // processes and threads (clone is argument-filtered, execveat denied)
+    SYS_execve, SYS_exit, SYS_exit_group, SYS_wait4, SYS_waitid, SYS_set_tid_address,
+    SYS_set_robust_list, SYS_get_robust_list, SYS_rseq, SYS_futex, SYS_futex_waitv,
+    SYS_sched_yield, SYS_sched_getaffinity, SYS_sched_setaffinity, SYS_sched_getparam,
+    SYS_sched_getscheduler, SYS_sched_get_priority_max, SYS_sched_get_priority_min,
+    SYS_getpriority, SYS_setpriority, SYS_prctl, SYS_getcpu, SYS_restart_syscall,
+    SYS_setsid, SYS_setpgid, SYS_getpgid, SYS_getsid,
+    // seccomp: filters only ever narrow (prctl(PR_SET_SECCOMP) can do the same); the launcher
+    // itself needs it to install its second (ENOSYS) filter after the allow-list
+    SYS_seccomp,
+    // identity (read-only; the setuid family is denied)
+    SYS_getpid, SYS_getppid, SYS_gettid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
+    SYS_getgroups, SYS_getresuid, SYS_getresgid, SYS_capget, SYS_uname,
+    // time and limits (raising a hard rlimit needs CAP_SYS_RESOURCE, which is dropped)
+    SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep, SYS_nanosleep,
+    SYS_gettimeofday, SYS_getitimer, SYS_setitimer, SYS_timer_create, SYS_timer_settime,
+    SYS_timer_gettime, SYS_timer_getoverrun, SYS_timer_delete, SYS_times, SYS_getrusage,
+    SYS_getrlimit, SYS_setrlimit, SYS_prlimit64, SYS_sysinfo, SYS_getrandom,
+    // Unix sockets (socket/socketpair themselves are filtered to AF_UNIX)
+    SYS_connect, SYS_accept, SYS_accept4, SYS_bind, SYS_listen, SYS_shutdown,
+    SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg, SYS_sendmmsg, SYS_recvmmsg,
+    SYS_getsockname, SYS_getpeername, SYS_setsockopt, SYS_getsockopt,
+    // System V IPC: the agent has its own IPC namespace
+    SYS_shmget, SYS_shmat, SYS_shmdt, SYS_shmctl, SYS_semget, SYS_semop, SYS_semctl,
+    SYS_semtimedop, SYS_msgget, SYS_msgsnd, SYS_msgrcv, SYS_msgctl,
+];
+
+/// x86_64's legacy entry points glibc and static binaries still use.
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+pub const ALLOWED_LEGACY: Table = table![
+    SYS_open, SYS_stat, SYS_lstat, SYS_access, SYS_pipe, SYS_dup2, SYS_poll, SYS_select,
+    SYS_getdents, SYS_readlink, SYS_mkdir, SYS_rmdir, SYS_unlink, SYS_rename, SYS_link,
+    SYS_symlink, SYS_chmod, SYS_chown, SYS_lchown, SYS_creat, SYS_utime, SYS_utimes,
+    SYS_futimesat, SYS_epoll_create, SYS_epoll_wait, SYS_eventfd, SYS_signalfd,
+    SYS_inotify_init, SYS_alarm, SYS_pause, SYS_time, SYS_getpgrp, SYS_arch_prctl,
+    SYS_fork, SYS_vfork,
+];
+
+/// No legacy entry points elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+pub const ALLOWED_LEGACY: Table = &[];
+
+/// Allowed only when the argument checks of [`super::seccomp`] pass.
+pub const FILTERED: Table = table![SYS_socket, SYS_socketpair, SYS_ioctl, SYS_clone];
+
+/// Answered `ENOSYS` (by a second filter) so libc falls back to a filterable call.
+pub const ENOSYS: Table = table![SYS_clone3];
+
+/// Denied (reviewed list; see the module docs). Names, since some do not exist everywhere.
+#[rustfmt::skip]
+pub const DENIED: &[&str] = &[
+    // debugging and other processes' memory
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "process_madvise",
+    "kcmp",
+    // mounts, roots and namespaces
+    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "fsopen", "fsmount",
+    "fsconfig", "fspick", "move_mount", "open_tree", "mount_setattr",
+    // kernel attack surface
+    "bpf", "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl", "add_key",
+    "request_key", "perf_event_open", "userfaultfd", "modify_ldt", "personality",
+    "iopl", "ioperm", "memfd_create", "memfd_secret", "execveat",
+    "open_by_handle_at", "name_to_handle_at", "fanotify_init", "lookup_dcookie",
+    // the machine itself
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "reboot", "syslog", "swapon", "swapoff", "acct", "quotactl", "settimeofday",
+    "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname", "vhangup",
+    "mbind", "migrate_pages", "move_pages", "set_mempolicy",
+    // credentials
+    "capset", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+    "setfsuid", "setfsgid", "setgroups",
+];
+
+/// Every entry allowed in some form (all lists but [`DENIED`]).
+pub fn all_allowed() -> impl Iterator<Item = &'static (&'static str, i64)> {
+    ALLOWED
+        .iter()
+        .chain(ALLOWED_LEGACY)
+        .chain(FILTERED)
+        .chain(ENOSYS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn denied_and_allowed_are_disjoint() {
+        let allowed: HashSet<&str> = all_allowed().map(name).collect();
+        let both: Vec<&&str> = DENIED.iter().filter(|d| allowed.contains(**d)).collect();
+        assert!(
+            both.is_empty(),
+            "denied syscalls in the allow-list: {both:?}"
+        );
+    }
+
+    #[test]
+    fn design_denials_are_listed() {
+        for must in [
+            "ptrace",
+            "mount",
+            "bpf",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "keyctl",
+            "perf_event_open",
+            "userfaultfd",
+            "unshare",
+            "setns",
+            "clone3",
+        ] {
+            let allowed_plain = ALLOWED
+                .iter()
+                .chain(ALLOWED_LEGACY)
+                .any(|e| name(e) == must);
+            assert!(!allowed_plain, "{must} is allowed unconditionally");
+        }
+    }
+
+    #[test]
+    fn no_duplicates_and_numbers_unique() {
+        let mut names = HashSet::new();
+        let mut numbers = HashSet::new();
+        for e in all_allowed() {
+            assert!(names.insert(name(e)), "duplicate {}", name(e));
+            assert!(numbers.insert(e.1), "duplicate number {}", e.1);
+        }
+    }
+}

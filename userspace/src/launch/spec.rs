@@ -1,0 +1,99 @@
+//! The jail spec: what the kernel asks the launcher to build.
+//!
+//! The kernel serializes a [`JailSpec`] as JSON into the launcher's environment
+//! ([`SPEC_ENV`]); the launcher reads it first, then scrubs the environment, so the agent
+//! never sees it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that carries the JSON [`JailSpec`] to `agentos-launch`.
+pub const SPEC_ENV: &str = "AGENTOS_LAUNCH_SPEC";
+
+/// The exit code of a launcher that could not build the jail (nothing of the agent ran).
+pub const EXIT_SANDBOX_FAILED: i32 = 125;
+
+/// Resource limits applied as rlimits (and, where available, a cgroup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    /// `RLIMIT_AS`, bytes.
+    pub address_space: u64,
+    /// `RLIMIT_NPROC`: processes of the agent's user (counted inside its user namespace).
+    pub processes: u64,
+    /// `RLIMIT_NOFILE`.
+    pub open_files: u64,
+    /// `RLIMIT_CPU`, seconds.
+    pub cpu_seconds: u64,
+    /// `RLIMIT_FSIZE`, bytes.
+    pub file_size: u64,
+}
+
+impl Default for ResourceLimits {
+    fn default() -> Self {
+        Self {
+            address_space: 4 << 30,
+            processes: 128,
+            open_files: 256,
+            cpu_seconds: 3600,
+            file_size: 256 << 20,
+        }
+    }
+}
+
+/// Everything the launcher needs to jail and start one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailSpec {
+    /// The agent's id (for messages and the hostname).
+    pub agent_id: u64,
+    /// The kernel's pid: the launcher's expected parent. If the parent is already gone when
+    /// the launcher sets its parent-death signal, it exits instead of running orphaned.
+    pub kernel_pid: u32,
+    /// Absolute path of the agent program.
+    pub program: PathBuf,
+    /// The agent's argv, argv\[0\] included.
+    pub argv: Vec<String>,
+    /// The agent's whole environment (the launcher passes nothing else through).
+    pub env: Vec<(String, String)>,
+    /// The agent's private read-write scratch directory; also its working directory.
+    pub scratch: PathBuf,
+    /// Paths the agent may read and execute (directories recursively, or single files).
+    pub read_exec: Vec<PathBuf>,
+    /// Paths the agent may only read (directories recursively, or single files).
+    pub read_only: Vec<PathBuf>,
+    /// Device files the agent may read and write (`/dev/null`, `/dev/zero`, `/dev/urandom`).
+    pub devices: Vec<PathBuf>,
+    pub limits: ResourceLimits,
+    /// Refuse to run the agent if any layer is missing or only partly in force.
+    pub require_full: bool,
+}
+
+impl JailSpec {
+    /// Checks what the kernel could get wrong before anything is built: an absolute program
+    /// path, a non-empty argv, no NUL byte anywhere, environment names without `=`.
+    pub fn validate(&self) -> std::io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = |msg: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
+        if !self.program.is_absolute() {
+            return bad(format!(
+                "program {} is not an absolute path",
+                self.program.display()
+            ));
+        }
+        if self.program.as_os_str().as_bytes().contains(&0) {
+            return bad("program path contains a NUL byte".into());
+        }
+        if self.argv.is_empty() {
+            return bad("argv is empty".into());
+        }
+        if self.argv.iter().any(|a| a.contains('\0')) {
+            return bad("an argument contains a NUL byte".into());
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return bad(format!("invalid environment entry {k:?}"));
+            }
+        }
+        Ok(())
+    }
+}

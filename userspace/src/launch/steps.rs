@@ -1,0 +1,589 @@
+//! The three step sequences of the launcher — L (launcher), I (the agent's init, pid 1 of its
+//! pid namespace) and A (the agent) — written against [`Sys`] so their order is unit-tested.
+//!
+//! Order is the security argument, so it is fixed here and nowhere else:
+//!
+//! - **L**: spec check, `setsid`, parent-death signal + parent check, close fds > 3, scrub env,
+//!   rlimits (not `NPROC`), unshare all namespaces, id maps, re-arm the parent-death signal and
+//!   re-check the parent, liveness pipe, fork → I; close fd 3, wait for I, exit with its status.
+//! - **I**: parent-death signal, liveness check, hostname, private mounts, `RLIMIT_NPROC`,
+//!   capabilities, `no_new_privs`, landlock, seccomp, send the jail report, fork → A; close
+//!   fd 3, reap until A ends, kill the rest of the namespace, exit with A's status.
+//! - **A**: `setsid`, `chdir(scratch)`, `execve`.
+//!
+//! Invariants: the agent program never runs unless every step before it succeeded (a layer may
+//! be `Missing` only when the spec does not require the full sandbox); exactly one jail report
+//! is sent, by whichever of L or I is the last to hold fd 3 with the report unsent.
+
+use std::ffi::CString;
+use std::io;
+
+use agentos_syscalls::{JailReport, Layer, LayerStatus};
+
+use super::error::{other, LaunchError};
+use super::os::{ForkSide, Limit, Sys};
+use super::spec::{JailSpec, EXIT_SANDBOX_FAILED};
+
+/// The layers of the report, in report order.
+pub const LAYERS: [&str; 11] = [
+    "userns",
+    "pidns",
+    "netns",
+    "ipcns",
+    "utsns",
+    "mountns",
+    "rlimits",
+    "capabilities",
+    "no_new_privs",
+    "landlock",
+    "seccomp",
+];
+
+const NAMESPACE_LAYERS: [&str; 6] = ["userns", "pidns", "netns", "ipcns", "utsns", "mountns"];
+
+/// Exit code when the agent program does not exist.
+pub const EXIT_EXEC_NOT_FOUND: i32 = 127;
+/// Exit code when the agent program exists but may not be executed.
+pub const EXIT_EXEC_DENIED: i32 = 126;
+
+/// Where fd 3 stands in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentFd {
+    /// Open, no report sent yet: a failure must send one.
+    Unreported,
+    /// Closed here, or the report is already out: a failure only prints.
+    Done,
+}
+
+/// The jail as built so far.
+#[derive(Debug, Clone)]
+struct Jail {
+    layers: Vec<(&'static str, Option<LayerStatus>)>,
+    require_full: bool,
+    fd: AgentFd,
+}
+
+impl Jail {
+    fn new() -> Self {
+        Self {
+            layers: LAYERS.iter().map(|n| (*n, None)).collect(),
+            require_full: true,
+            fd: AgentFd::Unreported,
+        }
+    }
+
+    fn set(&mut self, name: &'static str, status: LayerStatus) {
+        if let Some(slot) = self.layers.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = Some(status);
+        }
+    }
+
+    /// Records a layer's outcome. A `Missing` layer (failed or unsupported) is fatal only when
+    /// the spec requires the full sandbox; `Partial` is reported and allowed.
+    fn layer(
+        &mut self,
+        name: &'static str,
+        outcome: Result<LayerStatus, LaunchError>,
+    ) -> Result<(), LaunchError> {
+        match outcome {
+            Ok(LayerStatus::Missing { detail }) => {
+                self.set(
+                    name,
+                    LayerStatus::Missing {
+                        detail: detail.clone(),
+                    },
+                );
+                if self.require_full {
+                    return Err(LaunchError::Required {
+                        layer: name,
+                        source: other(detail),
+                    });
+                }
+                Ok(())
+            }
+            Ok(status) => {
+                self.set(name, status);
+                Ok(())
+            }
+            Err(e) => {
+                self.set(
+                    name,
+                    LayerStatus::Missing {
+                        detail: e.message(),
+                    },
+                );
+                if self.require_full {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The report: every layer, unreached ones `Missing` with `why`.
+    fn report(&self, why: &str) -> JailReport {
+        JailReport {
+            layers: self
+                .layers
+                .iter()
+                .map(|(name, status)| Layer {
+                    name: (*name).to_string(),
+                    status: status.clone().unwrap_or_else(|| LayerStatus::Missing {
+                        detail: why.to_string(),
+                    }),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs the launcher from the spec's JSON (as read from the environment) and returns the exit
+/// code of whichever process returns here (L, I or — only on exec failure — A).
+pub fn run<S: Sys>(sys: &mut S, spec_json: Result<String, std::env::VarError>) -> i32 {
+    let mut jail = Jail::new();
+    match launcher(sys, spec_json, &mut jail) {
+        Ok(code) => code,
+        Err(e) => {
+            let message = e.message();
+            sys.eprint(&message);
+            if jail.fd == AgentFd::Unreported {
+                let report = jail.report(&format!("not reached: {message}"));
+                if let Err(send) = sys.send_report(&report) {
+                    sys.eprint(&LaunchError::Report(send).message());
+                }
+            }
+            EXIT_SANDBOX_FAILED
+        }
+    }
+}
+
+fn parse(
+    sys: &mut impl Sys,
+    json: Result<String, std::env::VarError>,
+) -> Result<JailSpec, LaunchError> {
+    let json = json.map_err(LaunchError::SpecMissing)?;
+    let spec: JailSpec = serde_json::from_str(&json).map_err(LaunchError::SpecParse)?;
+    spec.validate().map_err(LaunchError::SpecInvalid)?;
+    sys.check_dir(&spec.scratch)
+        .map_err(|source| LaunchError::Scratch {
+            path: spec.scratch.clone(),
+            source,
+        })?;
+    Ok(spec)
+}
+
+fn check_parent(sys: &mut impl Sys, spec: &JailSpec) -> Result<(), LaunchError> {
+    let actual = sys.getppid();
+    if actual != spec.kernel_pid {
+        return Err(LaunchError::ParentGone {
+            expected: spec.kernel_pid,
+            actual,
+            source: other("the kernel that started the launcher is gone"),
+        });
+    }
+    Ok(())
+}
+
+/// L: everything up to the fork of the init, then wait for it.
+fn launcher<S: Sys>(
+    sys: &mut S,
+    spec_json: Result<String, std::env::VarError>,
+    jail: &mut Jail,
+) -> Result<i32, LaunchError> {
+    let spec = parse(sys, spec_json)?;
+    jail.require_full = spec.require_full;
+    sys.setsid().map_err(LaunchError::Setsid)?;
+    sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
+    check_parent(sys, &spec)?;
+    sys.close_fds_above_agent_fd()
+        .map_err(LaunchError::CloseFds)?;
+    sys.clear_env();
+
+    let limits = spec.limits;
+    let mut rlimits = Ok(());
+    for (limit, value) in [
+        (Limit::AddressSpace, limits.address_space),
+        (Limit::OpenFiles, limits.open_files),
+        (Limit::CpuSeconds, limits.cpu_seconds),
+        (Limit::FileSize, limits.file_size),
+        (Limit::Core, 0),
+    ] {
+        if let Err(source) = sys.setrlimit(limit, value) {
+            rlimits = Err(LaunchError::Rlimit {
+                resource: limit.name(),
+                source,
+            });
+            break;
+        }
+    }
+    // The layer is completed by the init (RLIMIT_NPROC); only a failure is final here.
+    if let Err(e) = rlimits {
+        jail.layer("rlimits", Err(e))?;
+    }
+
+    // Namespaces are the process model itself (the init is pid 1 of its own namespace and
+    // kills it whole), so they are required whatever the spec says.
+    // Before unshare: inside a user namespace without maps, every id reads as the overflow id.
+    let (uid, gid) = sys.ids();
+    if let Err(e) = sys.unshare_namespaces() {
+        let e = LaunchError::Unshare(e);
+        for ns in NAMESPACE_LAYERS {
+            jail.set(
+                ns,
+                LayerStatus::Missing {
+                    detail: e.message(),
+                },
+            );
+        }
+        return Err(e);
+    }
+    for (file, contents) in [
+        ("setgroups", "deny".to_string()),
+        ("uid_map", format!("{uid} {uid} 1")),
+        ("gid_map", format!("{gid} {gid} 1")),
+    ] {
+        sys.write_proc_self(file, &contents)
+            .map_err(|source| LaunchError::IdMap {
+                path: proc_path(file),
+                source,
+            })?;
+    }
+    jail.set(
+        "userns",
+        LayerStatus::Active {
+            detail: format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied"),
+        },
+    );
+    jail.set(
+        "pidns",
+        LayerStatus::Active {
+            detail: "init is pid 1 and kills the namespace when the agent exits".into(),
+        },
+    );
+    jail.set(
+        "netns",
+        LayerStatus::Active {
+            detail: "empty: no interface up".into(),
+        },
+    );
+    jail.set(
+        "ipcns",
+        LayerStatus::Active {
+            detail: "private".into(),
+        },
+    );
+    jail.set(
+        "utsns",
+        LayerStatus::Active {
+            detail: format!("hostname agent-{}", spec.agent_id),
+        },
+    );
+    jail.set(
+        "mountns",
+        LayerStatus::Active {
+            detail: "private copy, propagation private".into(),
+        },
+    );
+
+    // Entering the user namespace changed our credentials, which clears the parent-death
+    // signal: arm it again, then make sure the kernel did not die in between.
+    sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
+    check_parent(sys, &spec)?;
+    sys.liveness_pipe().map_err(LaunchError::Pipe)?;
+    match sys.fork().map_err(LaunchError::Fork)? {
+        ForkSide::Child => init(sys, &spec, jail),
+        ForkSide::Parent { child } => {
+            sys.liveness_hold();
+            jail.fd = AgentFd::Done;
+            sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
+            let exit = sys.wait_child(child).map_err(LaunchError::Wait)?;
+            Ok(exit.code())
+        }
+    }
+}
+
+fn proc_path(file: &str) -> &'static str {
+    match file {
+        "setgroups" => "/proc/self/setgroups",
+        "uid_map" => "/proc/self/uid_map",
+        _ => "/proc/self/gid_map",
+    }
+}
+
+/// I: the agent's init. Finishes the jail, reports it, forks the agent and reaps.
+fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, LaunchError> {
+    sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
+    sys.liveness_check().map_err(LaunchError::LauncherGone)?;
+    sys.sethostname(&format!("agent-{}", spec.agent_id))
+        .map_err(LaunchError::Hostname)?;
+    sys.mount_private().map_err(LaunchError::MountPrivate)?;
+
+    // RLIMIT_NPROC is set only now, inside the user namespace: the kernel counts processes per
+    // (user namespace, uid) and charges every ancestor namespace up the ucount chain. Set
+    // before unshare(CLONE_NEWUSER), the limit would be checked against the uid's host-wide
+    // process count (every process that uid runs on the host, all agents included), so one
+    // busy uid could keep an agent from forking at all. Set here, it caps what this agent's
+    // namespace spawns (the host-wide limit of the uid still applies on top).
+    if jail
+        .layers
+        .iter()
+        .any(|(n, s)| *n == "rlimits" && s.is_none())
+    {
+        let l = spec.limits;
+        let outcome = sys
+            .setrlimit(Limit::Processes, l.processes)
+            .map(|()| LayerStatus::Active {
+                detail: format!(
+                    "as {} nofile {} cpu {}s fsize {} core 0 nproc {}",
+                    l.address_space, l.open_files, l.cpu_seconds, l.file_size, l.processes
+                ),
+            })
+            .map_err(|source| LaunchError::Rlimit {
+                resource: Limit::Processes.name(),
+                source,
+            });
+        jail.layer("rlimits", outcome)?;
+    }
+
+    let caps = sys
+        .drop_capabilities()
+        .map(|detail| LayerStatus::Active { detail })
+        .map_err(LaunchError::Capabilities);
+    jail.layer("capabilities", caps)?;
+    let nnp = sys
+        .set_no_new_privs()
+        .map(|()| LayerStatus::Active {
+            detail: "set".into(),
+        })
+        .map_err(LaunchError::NoNewPrivs);
+    jail.layer("no_new_privs", nnp)?;
+    let landlock = sys.landlock(spec).map_err(LaunchError::Landlock);
+    jail.layer("landlock", landlock)?;
+    let seccomp = sys.seccomp().map_err(LaunchError::Seccomp);
+    jail.layer("seccomp", seccomp)?;
+
+    let report = jail.report("not reached");
+    jail.fd = AgentFd::Done;
+    sys.send_report(&report).map_err(LaunchError::Report)?;
+
+    match sys.fork().map_err(LaunchError::Fork)? {
+        ForkSide::Child => Ok(agent(sys, spec)),
+        ForkSide::Parent { child } => {
+            sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
+            let exit = loop {
+                let (pid, exit) = sys.reap().map_err(LaunchError::Wait)?;
+                if pid == child {
+                    break exit;
+                }
+            };
+            sys.kill_all();
+            Ok(exit.code())
+        }
+    }
+}
+
+/// A: the agent. Returns only if `execve` failed (126 or 127) or a step before it did (125).
+fn agent<S: Sys>(sys: &mut S, spec: &JailSpec) -> i32 {
+    if let Err(e) = sys.setsid() {
+        sys.eprint(&LaunchError::Setsid(e).message());
+        return EXIT_SANDBOX_FAILED;
+    }
+    if let Err(source) = sys.chdir(&spec.scratch) {
+        sys.eprint(
+            &LaunchError::Scratch {
+                path: spec.scratch.clone(),
+                source,
+            }
+            .message(),
+        );
+        return EXIT_SANDBOX_FAILED;
+    }
+    let program = spec.program.display();
+    let (path, argv, env) = match exec_args(spec) {
+        Ok(args) => args,
+        Err(e) => {
+            sys.eprint(&format!("agentos-launch: exec {program}: {e}"));
+            return EXIT_EXEC_NOT_FOUND;
+        }
+    };
+    let err = sys.execve(&path, &argv, &env);
+    sys.eprint(&format!("agentos-launch: exec {program}: {err}"));
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => EXIT_EXEC_DENIED,
+        _ if err.raw_os_error() == Some(libc::EPERM) => EXIT_EXEC_DENIED,
+        _ => EXIT_EXEC_NOT_FOUND,
+    }
+}
+
+type ExecArgs = (CString, Vec<CString>, Vec<CString>);
+
+fn exec_args(spec: &JailSpec) -> io::Result<ExecArgs> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(spec.program.as_os_str().as_bytes())?;
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((path, argv, env))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::launch::os::RecordingSys;
+
+    fn spec() -> JailSpec {
+        JailSpec {
+            agent_id: 7,
+            kernel_pid: 42,
+            program: "/bin/true".into(),
+            argv: vec!["true".into()],
+            env: vec![("A".into(), "1".into())],
+            scratch: "/scratch".into(),
+            read_exec: vec!["/usr".into()],
+            read_only: vec![],
+            devices: vec![],
+            limits: Default::default(),
+            require_full: true,
+        }
+    }
+
+    fn json() -> Result<String, std::env::VarError> {
+        Ok(serde_json::to_string(&spec()).unwrap())
+    }
+
+    const L: &[&str] = &[
+        "check_dir /scratch",
+        "setsid",
+        "set_pdeathsig SIGKILL",
+        "getppid",
+        "close_range 4..",
+        "clear_env",
+        "setrlimit as 4294967296",
+        "setrlimit nofile 256",
+        "setrlimit cpu 3600",
+        "setrlimit fsize 268435456",
+        "setrlimit core 0",
+        "ids",
+        "unshare user|pid|net|ipc|uts|mount",
+        "write /proc/self/setgroups \"deny\"",
+        "write /proc/self/uid_map \"1000 1000 1\"",
+        "write /proc/self/gid_map \"1000 1000 1\"",
+        "set_pdeathsig SIGKILL",
+        "getppid",
+        "liveness_pipe",
+    ];
+
+    const I: &[&str] = &[
+        "set_pdeathsig SIGKILL",
+        "liveness_check",
+        "sethostname agent-7",
+        "mount / MS_REC|MS_PRIVATE",
+        "setrlimit nproc 128",
+        "drop_capabilities",
+        "no_new_privs",
+        "landlock",
+        "seccomp",
+        "send_report userns,pidns,netns,ipcns,utsns,mountns,rlimits,capabilities,no_new_privs,landlock,seccomp",
+    ];
+
+    fn expect(parts: &[&[&str]]) -> Vec<String> {
+        parts
+            .iter()
+            .flat_map(|p| p.iter().map(|s| s.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn launcher_side_order() {
+        let mut sys = RecordingSys::new(42, [ForkSide::Parent { child: 9 }]);
+        assert_eq!(run(&mut sys, json()), 0);
+        let tail: &[&str] = &["fork -> parent", "liveness_hold", "close fd 3", "waitpid 9"];
+        assert_eq!(sys.calls, expect(&[L, tail]));
+    }
+
+    #[test]
+    fn init_side_order() {
+        let mut sys = RecordingSys::new(42, [ForkSide::Child, ForkSide::Parent { child: 2 }]);
+        assert_eq!(run(&mut sys, json()), 0);
+        let fork: &[&str] = &["fork -> child"];
+        let tail: &[&str] = &["fork -> parent", "close fd 3", "reap", "kill -1 SIGKILL"];
+        assert_eq!(sys.calls, expect(&[L, fork, I, tail]));
+    }
+
+    #[test]
+    fn agent_side_order() {
+        let mut sys = RecordingSys::new(42, [ForkSide::Child, ForkSide::Child]);
+        // The recorder's execve fails with ENOENT: the agent reports it and exits 127.
+        assert_eq!(run(&mut sys, json()), EXIT_EXEC_NOT_FOUND);
+        let fork: &[&str] = &["fork -> child"];
+        let tail: &[&str] = &[
+            "fork -> child",
+            "setsid",
+            "chdir /scratch",
+            "execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]",
+            "eprint agentos-launch: exec /bin/true: entity not found",
+        ];
+        assert_eq!(sys.calls, expect(&[L, fork, I, tail]));
+    }
+
+    #[test]
+    fn wrong_parent_fails_before_any_jail_step_and_reports() {
+        let mut sys = RecordingSys::new(1, []);
+        assert_eq!(run(&mut sys, json()), EXIT_SANDBOX_FAILED);
+        assert_eq!(
+            sys.calls,
+            vec![
+                "check_dir /scratch".to_string(),
+                "setsid".into(),
+                "set_pdeathsig SIGKILL".into(),
+                "getppid".into(),
+                "eprint agentos-launch: parent check (expected kernel pid 42, parent is 1): the kernel that started the launcher is gone".into(),
+                "send_report userns,pidns,netns,ipcns,utsns,mountns,rlimits,capabilities,no_new_privs,landlock,seccomp".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_layer_is_fatal_only_when_required() {
+        let mut jail = Jail::new();
+        let missing = || {
+            Ok(LayerStatus::Missing {
+                detail: "unsupported".into(),
+            })
+        };
+        assert!(jail.layer("landlock", missing()).is_err());
+        jail.require_full = false;
+        assert!(jail.layer("landlock", missing()).is_ok());
+        assert!(jail
+            .layer("seccomp", Ok(LayerStatus::Partial { detail: "x".into() }))
+            .is_ok());
+        jail.require_full = true;
+        assert!(jail
+            .layer("seccomp", Ok(LayerStatus::Partial { detail: "x".into() }))
+            .is_ok());
+        let report = jail.report("not reached");
+        assert_eq!(report.layers.len(), LAYERS.len());
+        assert_eq!(
+            report.layers[0].status,
+            LayerStatus::Missing {
+                detail: "not reached".into()
+            }
+        );
+    }
+
+    #[test]
+    fn spec_json_round_trip() {
+        let s = spec();
+        let back: JailSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}

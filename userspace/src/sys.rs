@@ -1,0 +1,176 @@
+//! The one module of `agentos-userspace` allowed `unsafe`: raw Linux calls that have no safe
+//! wrapper in `nix`/`rustix`, or whose wrapper is `unsafe` (`fork`, borrowing a raw fd).
+//!
+//! Invariants: every `unsafe` block carries a `// SAFETY:` line; nothing here keeps state;
+//! functions return `std::io::Error` built from `errno`, never panic.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+/// Adopts an inherited descriptor as a [`UnixStream`] after checking (with `fstat`) that it is
+/// open and a socket. The caller must own `fd` (nothing else in the process may close it).
+pub(crate) fn socket_from_fd(fd: i32) -> io::Result<UnixStream> {
+    // SAFETY: `fd` is only borrowed for the duration of the `fstat` call; an invalid fd makes
+    // fstat fail with EBADF, which is reported, not undefined behaviour.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let st = nix::sys::stat::fstat(borrowed).map_err(io::Error::from)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: the fd is open (fstat succeeded) and is a socket; the caller hands us its
+    // ownership, so the returned stream is its only owner.
+    Ok(unsafe { UnixStream::from_raw_fd(fd) })
+}
+
+/// Which side of a `fork` we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// `fork(2)`.
+pub(crate) fn fork() -> io::Result<Forked> {
+    // SAFETY: the launcher is single-threaded (it never starts a thread), so the child is a
+    // complete copy of the only thread and may run arbitrary code, including allocation.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent {
+            child: child.as_raw(),
+        }),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// `close_range(first, ~0, 0)`: closes every descriptor from `first` up.
+pub(crate) fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range takes plain integers and touches no memory of ours. The launcher
+    // holds no Rust object owning a descriptor >= `first` at this point (it is called before
+    // any is opened), so no owner is left with a dangling fd.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Writes all of `bytes` to the raw descriptor `fd`, which the caller keeps owning.
+pub(crate) fn write_all_fd(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
+    // SAFETY: the descriptor is only borrowed for the writes below; if it is not open the
+    // write fails with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match nix::unistd::write(borrowed, rest) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => rest = &rest[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// `close(fd)` on a raw descriptor nothing in Rust owns (an inherited one such as fd 3).
+pub(crate) fn close_raw(fd: RawFd) -> io::Result<()> {
+    // SAFETY: close takes a plain integer; the caller guarantees no Rust owner of `fd` exists.
+    let rc = unsafe { libc::close(fd) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Drops every capability from the bounding set, including ones newer than the `caps` crate
+/// knows: `PR_CAPBSET_DROP` for each number until the kernel answers EINVAL (past the last).
+pub(crate) fn drop_bounding_set() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments only; no memory is passed.
+        let has = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if has < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINVAL) {
+                return Ok(());
+            }
+            return Err(err);
+        }
+        if has == 1 {
+            // SAFETY: as above, integer arguments only.
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The capability numbers still in the bounding set (for verification after the drop).
+pub(crate) fn bounding_set() -> io::Result<Vec<u32>> {
+    let mut left = Vec::new();
+    for cap in 0..64u32 {
+        // SAFETY: prctl with integer arguments only; no memory is passed.
+        let has = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
+        if has < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(err);
+        }
+        if has == 1 {
+            left.push(cap);
+        }
+    }
+    Ok(left)
+}
+
+/// Locks the "root is not special" securebits (`NOROOT`, `NO_SETUID_FIXUP`, `KEEP_CAPS`
+/// locked off, `NO_CAP_AMBIENT_RAISE`), so uid 0 inside the user namespace regains no
+/// capability on `execve`. Needs `CAP_SETPCAP`, so it runs before the capability drop.
+pub(crate) fn lock_securebits() -> io::Result<()> {
+    const NOROOT: libc::c_ulong = 1 << 0;
+    const NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+    const NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+    const NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+    const KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+    const NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+    const NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+    let bits = NOROOT
+        | NOROOT_LOCKED
+        | NO_SETUID_FIXUP
+        | NO_SETUID_FIXUP_LOCKED
+        | KEEP_CAPS_LOCKED
+        | NO_CAP_AMBIENT_RAISE
+        | NO_CAP_AMBIENT_RAISE_LOCKED;
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    let rc = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Empties the process environment. Only sound because the launcher is single-threaded: no
+/// other thread can be reading the environment concurrently.
+pub(crate) fn clear_env() {
+    let keys: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
+    for key in keys {
+        std::env::remove_var(key);
+    }
+}
+
+/// `execve(program, argv, env)`. Returns only on failure.
+pub(crate) fn execve(program: &CString, argv: &[CString], env: &[CString]) -> io::Error {
+    match nix::unistd::execve(program, argv, env) {
+        Ok(never) => match never {},
+        Err(e) => e.into(),
+    }
+}

@@ -1,0 +1,528 @@
+//! Integration tests of `agentos-launch`: the real binary, a real jail, a real agent program.
+//!
+//! Each test builds a [`JailSpec`] with the DESIGN §4 runtime set, gives the launcher one end
+//! of a socketpair at fd 3 (as the kernel does), reads the jail report from the other end and
+//! checks what the agent could and could not do. The core tests run twice: as the test's own
+//! user, and — when the tests run as root — unprivileged, through `setpriv` as uid 65534 with a
+//! copy of the launcher in a world-readable directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use agentos_syscalls::{frame, AgentFrame, JailReport, LayerStatus};
+use agentos_userspace::launch::{JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, LAYERS, SPEC_ENV};
+
+const NOBODY: u32 = 65534;
+
+/// Who runs the launcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum As {
+    /// The test's own user (root in CI containers).
+    Me,
+    /// uid/gid 65534 (via `setpriv` when the test is root; directly otherwise).
+    Nobody,
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+struct Sandbox {
+    _dir: tempfile::TempDir,
+    scratch: PathBuf,
+    launcher: PathBuf,
+    who: As,
+}
+
+impl Sandbox {
+    fn new(who: As) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("agentos-launch-test")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let mut launcher = PathBuf::from(env!("CARGO_BIN_EXE_agentos-launch"));
+        if who == As::Nobody && is_root() {
+            // The build tree may sit under a private home: copy the binary somewhere uid
+            // 65534 can execute it, and give it the scratch directory.
+            let copy = dir.path().join("agentos-launch");
+            std::fs::copy(&launcher, &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+            launcher = copy;
+            std::os::unix::fs::chown(&scratch, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        Self {
+            _dir: dir,
+            scratch,
+            launcher,
+            who,
+        }
+    }
+
+    fn spec(&self, program: &str, args: &[&str]) -> JailSpec {
+        let existing = |paths: &[&str]| -> Vec<PathBuf> {
+            paths
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .collect()
+        };
+        let mut argv = vec![Path::new(program)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        JailSpec {
+            agent_id: 42,
+            kernel_pid: std::process::id(),
+            program: program.into(),
+            argv,
+            env: vec![
+                ("PATH".into(), "/usr/bin:/bin".into()),
+                ("AGENTOS_FD".into(), "3".into()),
+            ],
+            scratch: self.scratch.clone(),
+            read_exec: existing(&["/usr", "/lib", "/lib64", "/bin"]),
+            read_only: existing(&["/etc/ld.so.cache", "/etc/localtime"]),
+            devices: existing(&["/dev/null", "/dev/zero", "/dev/urandom"]),
+            limits: ResourceLimits::default(),
+            require_full: true,
+        }
+    }
+
+    fn run(&self, spec: &JailSpec) -> Outcome {
+        self.run_json(Some(serde_json::to_string(spec).unwrap()))
+    }
+
+    /// Runs the launcher with `json` (or nothing) in [`SPEC_ENV`].
+    fn run_json(&self, json: Option<String>) -> Outcome {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let theirs_fd = theirs.as_raw_fd();
+        let mut cmd = if self.who == As::Nobody && is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+            ])
+            .arg(&self.launcher);
+            c
+        } else {
+            Command::new(&self.launcher)
+        };
+        cmd.env_clear();
+        if let Some(json) = json {
+            cmd.env(SPEC_ENV, json);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: runs in the forked child before exec; dup2 and fcntl are async-signal-safe
+        // and only touch descriptors. dup2 gives the launcher its agent socket at fd 3 without
+        // FD_CLOEXEC; if the socket already is fd 3, its close-on-exec flag is cleared instead.
+        unsafe {
+            cmd.pre_exec(move || {
+                if theirs_fd == 3 {
+                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(theirs_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(theirs);
+        ours.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut reader = &ours;
+        let report = frame::read_frame(&mut reader, frame::DEFAULT_MAX_FRAME)
+            .unwrap()
+            .map(|body| match frame::decode::<AgentFrame>(&body).unwrap() {
+                AgentFrame::JailReport(r) => r,
+                other => panic!("first frame is not a jail report: {other:?}"),
+            });
+        let out = child.wait_with_output().unwrap();
+        // Nothing but the report may come from the launcher itself.
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            report,
+            extra: rest,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    report: Option<JailReport>,
+    extra: Vec<u8>,
+}
+
+impl Outcome {
+    fn report(&self) -> &JailReport {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no jail report: {self:?}"))
+    }
+
+    fn status(&self, layer: &str) -> &LayerStatus {
+        &self
+            .report()
+            .layers
+            .iter()
+            .find(|l| l.name == layer)
+            .unwrap_or_else(|| panic!("no layer {layer}"))
+            .status
+    }
+
+    fn assert_all_active(&self) {
+        let names: Vec<&str> = self
+            .report()
+            .layers
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(names, LAYERS.to_vec());
+        for layer in &self.report().layers {
+            assert!(
+                matches!(layer.status, LayerStatus::Active { .. }),
+                "{} not active: {:?}\n{self:?}",
+                layer.name,
+                layer.status
+            );
+        }
+        assert!(self.extra.is_empty(), "more than one frame: {self:?}");
+    }
+
+    fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, code, "{self:?}");
+    }
+}
+
+fn sh(sb: &Sandbox, script: &str) -> Outcome {
+    sb.run(&sb.spec("/bin/sh", &["-c", script]))
+}
+
+fn py(sb: &Sandbox, code: &str) -> Outcome {
+    sb.run(&sb.spec("/usr/bin/python3", &["-I", "-c", code]))
+}
+
+/// The core promises, for one user: full report, scratch writable, secrets and the rest of the
+/// filesystem not, no inet sockets.
+fn core(who: As) {
+    let sb = Sandbox::new(who);
+    let out = sh(&sb, "echo hi > out.txt && cat out.txt && pwd");
+    out.assert_code(0);
+    out.assert_all_active();
+    assert_eq!(out.stdout, format!("hi\n{}\n", sb.scratch.display()));
+    assert_eq!(
+        std::fs::read_to_string(sb.scratch.join("out.txt")).unwrap(),
+        "hi\n"
+    );
+
+    let out = sh(&sb, "cat /etc/shadow");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+
+    let out = sh(&sb, "echo x > /tmp/agentos-launch-escape");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!Path::new("/tmp/agentos-launch-escape").exists());
+
+    let out = py(
+        &sb,
+        "import socket\ntry:\n socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n print('inet allowed')\nexcept PermissionError as e:\n print('inet', e.errno)\n",
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout, "inet 1\n");
+}
+
+#[test]
+fn core_as_me() {
+    core(As::Me);
+}
+
+#[test]
+fn core_unprivileged() {
+    core(As::Nobody);
+}
+
+#[test]
+fn report_details() {
+    let sb = Sandbox::new(As::Me);
+    let out = sb.run(&sb.spec("/bin/true", &[]));
+    out.assert_code(0);
+    out.assert_all_active();
+    let LayerStatus::Active { detail } = out.status("landlock") else {
+        unreachable!()
+    };
+    assert!(detail.starts_with("abi "), "{detail}");
+    let LayerStatus::Active { detail } = out.status("seccomp") else {
+        unreachable!()
+    };
+    assert!(detail.contains("syscalls allowed"), "{detail}");
+}
+
+#[test]
+fn exit_codes_propagate() {
+    let sb = Sandbox::new(As::Me);
+    sh(&sb, "exit 7").assert_code(7);
+    sh(&sb, "kill -9 $$").assert_code(128 + 9);
+    sh(&sb, "kill -SEGV $$").assert_code(128 + 11);
+}
+
+#[test]
+fn sh_pipes_and_subprocesses() {
+    let sb = Sandbox::new(As::Me);
+    let out = sh(
+        &sb,
+        "echo a b c | tr ' ' '\\n' | wc -l; (sleep 0; echo sub) & wait; x=$(echo inner); echo $x",
+    );
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["3", "sub", "inner"]
+    );
+    let out = sb.run(&sb.spec(
+        "/bin/bash",
+        &[
+            "-c",
+            "for i in 1 2; do echo $i | cat; done; echo $(hostname)",
+        ],
+    ));
+    out.assert_code(0);
+    assert_eq!(out.stdout, "1\n2\nagent-42\n");
+}
+
+#[test]
+fn python_threads_subprocess_unix_sockets() {
+    let sb = Sandbox::new(As::Me);
+    let out = py(
+        &sb,
+        r#"
+import json, os, socket, subprocess, threading
+box = []
+t = threading.Thread(target=lambda: box.append(1)); t.start(); t.join()
+r = subprocess.run(["/bin/true"])
+a, b = socket.socketpair(socket.AF_UNIX)
+a.sendall(b"ping"); got = b.recv(4)
+with open("data.json", "w") as f: json.dump({"ok": True}, f)
+print(json.dumps([box, r.returncode, got.decode(), os.getpid()]))
+"#,
+    );
+    out.assert_code(0);
+    // The agent is pid 2 of its namespace (the init is pid 1).
+    assert_eq!(out.stdout, "[[1], 0, \"ping\", 2]\n", "{out:?}");
+}
+
+#[test]
+fn python_cannot_unshare_or_see_other_fds() {
+    let sb = Sandbox::new(As::Me);
+    let out = py(
+        &sb,
+        r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x00020000
+for flag in (CLONE_NEWUSER, CLONE_NEWNS):
+    rc = libc.unshare(flag)
+    print("unshare", rc, ctypes.get_errno())
+rc = libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)
+print("mount", rc, ctypes.get_errno())
+rc = libc.syscall(435, None, 0)  # clone3: ENOSYS, so libc falls back to clone
+print("clone3", rc, ctypes.get_errno())
+rc = libc.ioctl(0, 0x5412, ctypes.c_char_p(b"x"))  # TIOCSTI
+print("tiocsti", rc, ctypes.get_errno())
+try:
+    os.fstat(4); print("fd 4 open")
+except OSError as e:
+    print("fd4", e.errno)
+os.fstat(3); print("fd3 ok")
+"#,
+    );
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout,
+        "unshare -1 1\nunshare -1 1\nmount -1 1\nclone3 -1 38\ntiocsti -1 1\nfd4 9\nfd3 ok\n",
+        "{out:?}"
+    );
+}
+
+#[test]
+fn environment_is_exactly_the_spec() {
+    let sb = Sandbox::new(As::Me);
+    let mut spec = sb.spec("/usr/bin/env", &[]);
+    spec.env = vec![("A".into(), "1".into()), ("B".into(), "two words".into())];
+    let out = sb.run(&spec);
+    out.assert_code(0);
+    assert_eq!(out.stdout, "A=1\nB=two words\n");
+}
+
+#[test]
+fn missing_program_exits_127() {
+    let sb = Sandbox::new(As::Me);
+    let out = sb.run(&sb.spec("/usr/bin/agentos-no-such-program", &[]));
+    out.assert_code(127);
+    out.assert_all_active();
+    assert_eq!(
+        out.stderr,
+        "agentos-launch: exec /usr/bin/agentos-no-such-program: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn missing_scratch_fails_125_with_report() {
+    let sb = Sandbox::new(As::Me);
+    let mut spec = sb.spec("/bin/true", &[]);
+    spec.scratch = sb.scratch.join("does-not-exist");
+    let out = sb.run(&spec);
+    out.assert_code(EXIT_SANDBOX_FAILED);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "agentos-launch: scratch directory {}: No such file or directory (os error 2)\n",
+            spec.scratch.display()
+        )
+    );
+    assert_eq!(out.report().layers.len(), LAYERS.len());
+    assert!(out
+        .report()
+        .layers
+        .iter()
+        .all(|l| matches!(l.status, LayerStatus::Missing { .. })));
+}
+
+#[test]
+fn wrong_kernel_pid_fails_125() {
+    let sb = Sandbox::new(As::Me);
+    let mut spec = sb.spec("/bin/true", &[]);
+    spec.kernel_pid = 1;
+    let out = sb.run(&spec);
+    out.assert_code(EXIT_SANDBOX_FAILED);
+    assert!(
+        out.stderr.starts_with("agentos-launch: parent check"),
+        "{out:?}"
+    );
+    assert!(out.report.is_some());
+}
+
+#[test]
+fn no_spec_fails_125() {
+    let sb = Sandbox::new(As::Me);
+    let out = sb.run_json(None);
+    out.assert_code(EXIT_SANDBOX_FAILED);
+    assert_eq!(
+        out.stderr,
+        format!("agentos-launch: read spec from {SPEC_ENV}: environment variable not found\n")
+    );
+    assert!(out
+        .report()
+        .layers
+        .iter()
+        .all(|l| matches!(l.status, LayerStatus::Missing { .. })));
+    let out = sb.run_json(Some("{\"agent_id\": 1}".into()));
+    out.assert_code(EXIT_SANDBOX_FAILED);
+    assert!(
+        out.stderr
+            .starts_with("agentos-launch: parse spec: missing field"),
+        "{out:?}"
+    );
+}
+
+const RUST_AGENT_ENV: &str = "AGENTOS_TEST_RUST_AGENT";
+
+/// Not a test on its own: the body of the Rust agent `rust_std_agent` runs in the jail (this
+/// very test binary, re-executed with `--exact rust_agent_helper`).
+#[test]
+fn rust_agent_helper() {
+    if std::env::var_os(RUST_AGENT_ENV).is_none() {
+        return;
+    }
+    use std::io::Write;
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut buf = [0u8; 4];
+        b.read_exact(&mut buf).unwrap();
+        buf
+    });
+    a.write_all(b"pong").unwrap();
+    assert_eq!(&t.join().unwrap(), b"pong");
+    let inet = std::net::TcpListener::bind("127.0.0.1:0").unwrap_err();
+    assert_eq!(inet.raw_os_error(), Some(libc::EPERM));
+    let workers: Vec<_> = (0..4).map(|i| std::thread::spawn(move || i * 2)).collect();
+    let sum: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    std::fs::write("rust-agent.txt", format!("threads {sum}")).unwrap();
+}
+
+#[test]
+fn rust_std_agent() {
+    let sb = Sandbox::new(As::Me);
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.to_str().unwrap();
+    let mut spec = sb.spec(
+        exe,
+        &[
+            "--exact",
+            "rust_agent_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+    );
+    spec.env.push((RUST_AGENT_ENV.into(), "1".into()));
+    let out = sb.run(&spec);
+    out.assert_code(0);
+    out.assert_all_active();
+    assert_eq!(
+        std::fs::read_to_string(sb.scratch.join("rust-agent.txt")).unwrap(),
+        "threads 12"
+    );
+}
+
+#[test]
+fn background_children_die_with_the_agent() {
+    // If the sleeper survived the agent, it would hold stdout open and the launcher's output
+    // would not end for 60 s; the init kills the namespace as soon as the agent exits.
+    let sb = Sandbox::new(As::Me);
+    let start = std::time::Instant::now();
+    sh(&sb, "sleep 60 & sleep 60 & exit 3").assert_code(3);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+#[ignore = "known hole: landlock below ABI 9 does not mediate connect() to pathname unix sockets; \
+            fix: pivot_root into a minimal root (see the launcher report)"]
+fn pathname_unix_socket_outside_the_jail_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let sb = Sandbox::new(As::Me);
+    let code = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n s.connect({:?}); print('connected')\nexcept OSError as e:\n print('refused', e.errno)\n",
+        path.to_str().unwrap()
+    );
+    let out = py(&sb, &code);
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("refused"), "{out:?}");
+}
