@@ -1,0 +1,74 @@
+//! hello-agent: a small agent that shows the shape of agentos work.
+//!
+//! Every action below is a syscall to the kernel, checked against
+//! `examples/hello-agent/.agents/security.md` and written to the flight recorder before the
+//! answer comes back. Run it with:
+//!
+//! ```text
+//! cargo build --release
+//! ./target/release/agentctl run --policy examples/hello-agent/.agents/security.md -- ./target/release/hello-agent
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use agentos_syscalls::{Errno, Signal};
+use agentos_userspace::sdk::{Client, SdkError};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hello-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), SdkError> {
+    let client = Client::connect()?;
+    println!("hello-agent: connected as agent {}", client.agent_id());
+
+    // Ask the kernel to tell us when to stop, instead of dying mid-write.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stopping);
+    client.on_signal(Signal::Term, move |sig, _| {
+        println!("hello-agent: got {sig}, finishing up");
+        flag.store(true, Ordering::SeqCst);
+    })?;
+
+    // Working memory: allowed by the policy's `notes` rules.
+    client.write("/mem/working/notes/plan.md", b"1. look around\n")?;
+    client.append("/mem/working/notes/plan.md", b"2. write down what I saw\n")?;
+    let plan = client.read("/mem/working/notes/plan.md")?;
+    print!("hello-agent: my plan:\n{}", String::from_utf8_lossy(&plan));
+    let entries = client.list("/mem/working/notes")?;
+    println!("hello-agent: {} note(s) in /mem/working/notes", entries.len());
+
+    // Ask before acting: CheckPolicy is a dry run and never a violation.
+    let d = client.check_policy("file_write", "/mem/working/secrets/key")?;
+    println!(
+        "hello-agent: may I write /mem/working/secrets/key? {} — {} {}",
+        if d.allowed { "yes" } else { "no" },
+        d.rule,
+        d.reason
+    );
+
+    // The policy runs in permissive mode for this example, so a violation is recorded but not
+    // fatal; under `mode: strict` this call would be refused and the agent ended with SIGPOLICY.
+    match client.write("/mem/working/secrets/key", b"hunter2") {
+        Ok(_) => println!("hello-agent: wrote /mem/working/secrets/key (recorded as a violation)"),
+        Err(SdkError::Errno(Errno::PermissionDenied { rule, reason })) => {
+            println!("hello-agent: refused by {rule}: {reason}")
+        }
+        Err(e) => return Err(e),
+    }
+
+    if stopping.load(Ordering::SeqCst) {
+        println!("hello-agent: stopping early");
+    }
+    client.announce_exit(0)?;
+    println!("hello-agent: done");
+    Ok(())
+}
