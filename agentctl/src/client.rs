@@ -18,7 +18,9 @@ pub struct Connection {
 }
 
 pub fn state_dir(given: &Option<PathBuf>) -> PathBuf {
-    given.clone().unwrap_or_else(agentos_kernel::config::default_state_dir)
+    given
+        .clone()
+        .unwrap_or_else(agentos_kernel::config::default_state_dir)
 }
 
 fn no_kernel(dir: &Path) -> CliError {
@@ -41,18 +43,30 @@ impl Connection {
                 format!("permission denied on {}", path.display()),
                 "run agentctl as the kernel's user or as root",
             ),
-            _ => CliError::failed(format!("cannot connect to {}: {e}", path.display()), "check the state dir"),
+            _ => CliError::failed(
+                format!("cannot connect to {}: {e}", path.display()),
+                "check the state dir",
+            ),
         })?;
-        let bytes = frame::encode(request).map_err(|e| CliError::failed(format!("request does not encode: {e}"), ""))?;
-        stream
-            .write_all(&bytes)
-            .map_err(|e| CliError::failed(format!("cannot talk to the kernel: {e}"), "check `agentctl kernel status`"))?;
+        let bytes = frame::encode(request)
+            .map_err(|e| CliError::failed(format!("request does not encode: {e}"), ""))?;
+        stream.write_all(&bytes).map_err(|e| {
+            CliError::failed(
+                format!("cannot talk to the kernel: {e}"),
+                "check `agentctl kernel status`",
+            )
+        })?;
         Ok(Connection { stream })
     }
 
     /// The next response; `None` when the kernel closed the connection.
     pub fn next(&mut self) -> Result<Option<ControlResponse>, CliError> {
-        let lost = |e: String| CliError::failed(format!("lost the kernel's answer: {e}"), "check `agentctl kernel status`");
+        let lost = |e: String| {
+            CliError::failed(
+                format!("lost the kernel's answer: {e}"),
+                "check `agentctl kernel status`",
+            )
+        };
         match frame::read_frame(&mut self.stream, MAX_RESPONSE).map_err(|e| lost(e.to_string()))? {
             Some(body) => Ok(Some(frame::decode(&body).map_err(|e| {
                 lost(format!("{e} (is agentctl the same version as the kernel?)"))
@@ -69,10 +83,16 @@ pub fn call(dir: &Path, request: &ControlRequest) -> Result<ControlResponse, Cli
     match conn.next()? {
         Some(ControlResponse::Error(e)) => Err(e.into()),
         Some(r) => Ok(r),
-        None => Err(CliError::failed("the kernel closed the connection without answering", "see the kernel's log")),
+        None => Err(CliError::failed(
+            "the kernel closed the connection without answering",
+            "see the kernel's log",
+        )),
     }
 }
 
 pub fn unexpected(r: &ControlResponse) -> CliError {
-    CliError::failed(format!("unexpected answer from the kernel: {r:?}"), "upgrade agentctl and the kernel together")
+    CliError::failed(
+        format!("unexpected answer from the kernel: {r:?}"),
+        "upgrade agentctl and the kernel together",
+    )
 }

@@ -5,7 +5,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use agentos_syscalls::control::{AgentRef, ControlRequest, ControlResponse, PolicySource, SpawnRequest};
+use agentos_syscalls::control::{
+    AgentRef, ControlRequest, ControlResponse, PolicySource, SpawnRequest,
+};
 use agentos_syscalls::Signal;
 
 use crate::cli::{AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs};
@@ -18,17 +20,19 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, args),
         Command::Kernel(KernelCommand::Stop) => kernel_stop(&dir),
-        Command::Kernel(KernelCommand::Status { json }) => match call(&dir, &ControlRequest::Status)? {
-            ControlResponse::Status(s) if json => {
-                output::print_json(&output::status_json(&s));
-                Ok(0)
+        Command::Kernel(KernelCommand::Status { json }) => {
+            match call(&dir, &ControlRequest::Status)? {
+                ControlResponse::Status(s) if json => {
+                    output::print_json(&output::status_json(&s));
+                    Ok(0)
+                }
+                ControlResponse::Status(s) => {
+                    output::print_status(&s);
+                    Ok(0)
+                }
+                other => Err(unexpected(&other)),
             }
-            ControlResponse::Status(s) => {
-                output::print_status(&s);
-                Ok(0)
-            }
-            other => Err(unexpected(&other)),
-        },
+        }
         Command::Run(args) => crate::run::run(cli.state_dir, args),
         Command::Spawn(args) => {
             let req = spawn_request(&args.spec)?;
@@ -46,7 +50,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Ps { json } => match call(&dir, &ControlRequest::Ps)? {
             ControlResponse::Agents(list) if json => {
-                output::print_json(&serde_json::Value::Array(list.iter().map(output::agent_json).collect()));
+                output::print_json(&serde_json::Value::Array(
+                    list.iter().map(output::agent_json).collect(),
+                ));
                 Ok(0)
             }
             ControlResponse::Agents(list) => {
@@ -55,7 +61,12 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             }
             other => Err(unexpected(&other)),
         },
-        Command::Inspect { agent, json } => match call(&dir, &ControlRequest::Inspect { agent: AgentRef::parse(&agent) })? {
+        Command::Inspect { agent, json } => match call(
+            &dir,
+            &ControlRequest::Inspect {
+                agent: AgentRef::parse(&agent),
+            },
+        )? {
             ControlResponse::Agent(info) if json => {
                 output::print_json(&output::agent_json(&info));
                 Ok(0)
@@ -67,7 +78,12 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             other => Err(unexpected(&other)),
         },
         Command::Logs { agent, follow } => logs(&dir, &agent, follow),
-        Command::Wait { agent, json } => match call(&dir, &ControlRequest::Wait { agent: AgentRef::parse(&agent) })? {
+        Command::Wait { agent, json } => match call(
+            &dir,
+            &ControlRequest::Wait {
+                agent: AgentRef::parse(&agent),
+            },
+        )? {
             ControlResponse::Agent(info) => {
                 if json {
                     output::print_json(&output::agent_json(&info));
@@ -79,9 +95,12 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             other => Err(unexpected(&other)),
         },
         Command::Signal { agent, signal } => {
-            let sig: Signal = signal.parse().map_err(|e: agentos_syscalls::signal::UnknownSignal| {
-                CliError::usage(e.to_string(), "e.g. `agentctl signal 3 SIGTERM`")
-            })?;
+            let sig: Signal =
+                signal
+                    .parse()
+                    .map_err(|e: agentos_syscalls::signal::UnknownSignal| {
+                        CliError::usage(e.to_string(), "e.g. `agentctl signal 3 SIGTERM`")
+                    })?;
             send_signal(&dir, &agent, sig)
         }
         Command::Kill { agent } => send_signal(&dir, &agent, Signal::Kill),
@@ -91,7 +110,13 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
 }
 
 fn send_signal(dir: &Path, agent: &str, signal: Signal) -> Result<u8, CliError> {
-    match call(dir, &ControlRequest::Signal { agent: AgentRef::parse(agent), signal })? {
+    match call(
+        dir,
+        &ControlRequest::Signal {
+            agent: AgentRef::parse(agent),
+            signal,
+        },
+    )? {
         ControlResponse::Signaled { agent, signal } => {
             println!("sent {signal} to agent {agent}");
             Ok(0)
@@ -101,7 +126,13 @@ fn send_signal(dir: &Path, agent: &str, signal: Signal) -> Result<u8, CliError> 
 }
 
 fn logs(dir: &Path, agent: &str, follow: bool) -> Result<u8, CliError> {
-    let mut conn = Connection::send(dir, &ControlRequest::Logs { agent: AgentRef::parse(agent), follow })?;
+    let mut conn = Connection::send(
+        dir,
+        &ControlRequest::Logs {
+            agent: AgentRef::parse(agent),
+            follow,
+        },
+    )?;
     let mut out = std::io::stdout().lock();
     loop {
         match conn.next()? {
@@ -121,7 +152,11 @@ fn logs(dir: &Path, agent: &str, follow: bool) -> Result<u8, CliError> {
 /// absolute path to an existing file.
 pub fn resolve_program(name: &str) -> Result<PathBuf, CliError> {
     let not_found = || {
-        CliError::new(4, format!("program `{name}` not found"), "give a path (./target/release/my-agent) or a program on PATH")
+        CliError::new(
+            4,
+            format!("program `{name}` not found"),
+            "give a path (./target/release/my-agent) or a program on PATH",
+        )
     };
     let candidates: Vec<PathBuf> = if name.contains('/') {
         vec![PathBuf::from(name)]
@@ -140,26 +175,42 @@ pub fn resolve_program(name: &str) -> Result<PathBuf, CliError> {
 
 /// Builds a spawn request: reads the policy, resolves the program and the workspace.
 pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
-    let policy_path = spec.policy.clone().unwrap_or_else(|| PathBuf::from(".agents/security.md"));
+    let policy_path = spec
+        .policy
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".agents/security.md"));
     let text = std::fs::read_to_string(&policy_path).map_err(|e| {
         if spec.policy.is_none() {
             CliError::usage(
-                format!("no policy given and {} cannot be read ({e})", policy_path.display()),
+                format!(
+                    "no policy given and {} cannot be read ({e})",
+                    policy_path.display()
+                ),
                 "pass --policy FILE (every agent runs under a .agents/security.md policy)",
             )
         } else {
-            CliError::new(4, format!("cannot read policy {}: {e}", policy_path.display()), "check the path")
+            CliError::new(
+                4,
+                format!("cannot read policy {}: {e}", policy_path.display()),
+                "check the path",
+            )
         }
     })?;
     let shown_path = std::fs::canonicalize(&policy_path).unwrap_or(policy_path);
-    let (program, args) = spec
-        .command
-        .split_first()
-        .ok_or_else(|| CliError::usage("no program given", "put the program after `--`, e.g. `-- ./my-agent --flag`"))?;
+    let (program, args) = spec.command.split_first().ok_or_else(|| {
+        CliError::usage(
+            "no program given",
+            "put the program after `--`, e.g. `-- ./my-agent --flag`",
+        )
+    })?;
     let program = resolve_program(program)?;
     let workspace = match &spec.workspace {
         Some(w) => Some(std::fs::canonicalize(w).map_err(|e| {
-            CliError::new(4, format!("workspace {} is not usable: {e}", w.display()), "give an existing directory")
+            CliError::new(
+                4,
+                format!("workspace {} is not usable: {e}", w.display()),
+                "give an existing directory",
+            )
         })?),
         None => None,
     };
@@ -169,12 +220,20 @@ pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
         .map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| CliError::usage(format!("--env `{kv}` is not NAME=VALUE"), "e.g. --env MODE=fast"))
+                .ok_or_else(|| {
+                    CliError::usage(
+                        format!("--env `{kv}` is not NAME=VALUE"),
+                        "e.g. --env MODE=fast",
+                    )
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(SpawnRequest {
         name: spec.name.clone(),
-        policy: PolicySource { path: shown_path.display().to_string(), text },
+        policy: PolicySource {
+            path: shown_path.display().to_string(),
+            text,
+        },
         workspace,
         program,
         args: args.to_vec(),
@@ -183,7 +242,12 @@ pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
 }
 
 fn kernel_args(dir: &Path, k: &KernelOptions) -> Vec<String> {
-    let mut v = vec!["--state-dir".into(), dir.display().to_string(), "--term-grace-ms".into(), k.term_grace_ms.to_string()];
+    let mut v = vec![
+        "--state-dir".into(),
+        dir.display().to_string(),
+        "--term-grace-ms".into(),
+        k.term_grace_ms.to_string(),
+    ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());
     }
@@ -204,7 +268,10 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
     cmd.args(kernel_args(dir, &args.kernel));
     if args.foreground {
         let e = cmd.exec();
-        return Err(CliError::failed(format!("cannot run {}: {e}", binary.display()), ""));
+        return Err(CliError::failed(
+            format!("cannot run {}: {e}", binary.display()),
+            "",
+        ));
     }
     if Connection::send(dir, &ControlRequest::Status).is_ok() {
         return Err(CliError::failed(
@@ -216,14 +283,26 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| CliError::failed(format!("cannot create state dir {}: {e}", dir.display()), "choose another --state-dir"))?;
+        .map_err(|e| {
+            CliError::failed(
+                format!("cannot create state dir {}: {e}", dir.display()),
+                "choose another --state-dir",
+            )
+        })?;
     let log_path = dir.join("kernel.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| CliError::failed(format!("cannot open {}: {e}", log_path.display()), "check the state dir"))?;
-    let log2 = log.try_clone().map_err(|e| CliError::failed(format!("{e}"), ""))?;
+        .map_err(|e| {
+            CliError::failed(
+                format!("cannot open {}: {e}", log_path.display()),
+                "check the state dir",
+            )
+        })?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| CliError::failed(format!("{e}"), ""))?;
     // The readiness pipe: the kernel writes one line on the write end once it answers.
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| CliError::failed(format!("cannot create a pipe: {e}"), ""))?;
@@ -244,7 +323,12 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
     let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
     let _ = reader.read_line(&mut line);
     if let Some(pid) = line.strip_prefix("ready ") {
-        println!("kernel started (pid {}) on {} in {} ms", pid.trim(), dir.display(), started.elapsed().as_millis());
+        println!(
+            "kernel started (pid {}) on {} in {} ms",
+            pid.trim(),
+            dir.display(),
+            started.elapsed().as_millis()
+        );
         return Ok(0);
     }
     let _ = child.wait();
@@ -253,7 +337,11 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
     Err(CliError::failed(
         format!(
             "the kernel did not start:\n{}",
-            last.into_iter().rev().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+            last.into_iter()
+                .rev()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
         format!("full log: {}", log_path.display()),
     ))
@@ -276,5 +364,8 @@ fn kernel_stop(dir: &Path) -> Result<u8, CliError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(CliError::failed("the kernel did not stop within 60 s", "end it with `kill` on the pid in kernel.lock"))
+    Err(CliError::failed(
+        "the kernel did not stop within 60 s",
+        "end it with `kill` on the pid in kernel.lock",
+    ))
 }

@@ -26,7 +26,11 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: u8, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { code, message: message.into(), hint: hint.into() }
+        Self {
+            code,
+            message: message.into(),
+            hint: hint.into(),
+        }
     }
 
     pub fn failed(message: impl Into<String>, hint: impl Into<String>) -> Self {

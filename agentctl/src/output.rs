@@ -5,17 +5,24 @@ use agentos_syscalls::LayerStatus;
 use serde_json::{json, Value};
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn exit_json(e: &ExitStatus) -> Value {
     match e {
         ExitStatus::Code(c) => json!({"kind": "code", "code": c}),
-        ExitStatus::PosixSignal(s) => json!({"kind": "posix_signal", "signal": s, "code": e.code()}),
+        ExitStatus::PosixSignal(s) => {
+            json!({"kind": "posix_signal", "signal": s, "code": e.code()})
+        }
         ExitStatus::Killed { signal, reason } => {
             json!({"kind": "killed", "signal": signal.name(), "reason": reason, "code": e.code()})
         }
-        ExitStatus::SandboxFailed { reason } => json!({"kind": "sandbox_failed", "reason": reason, "code": e.code()}),
+        ExitStatus::SandboxFailed { reason } => {
+            json!({"kind": "sandbox_failed", "reason": reason, "code": e.code()})
+        }
     }
 }
 
@@ -58,7 +65,9 @@ fn state_text(a: &AgentInfo) -> String {
     match (&a.state, &a.exit) {
         (AgentState::Exited, Some(ExitStatus::Code(c))) => format!("exited({c})"),
         (AgentState::Exited, Some(ExitStatus::PosixSignal(s))) => format!("signaled({s})"),
-        (AgentState::Exited, Some(ExitStatus::Killed { signal, .. })) => format!("killed({signal})"),
+        (AgentState::Exited, Some(ExitStatus::Killed { signal, .. })) => {
+            format!("killed({signal})")
+        }
         (AgentState::Exited, Some(ExitStatus::SandboxFailed { .. })) => "sandbox-failed".into(),
         (s, _) => s.as_str().into(),
     }
@@ -81,7 +90,10 @@ pub fn print_table(agents: &[AgentInfo]) {
     let rows: Vec<[String; 8]> = agents
         .iter()
         .map(|a| {
-            let cmd = std::iter::once(a.program.as_str()).chain(a.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+            let cmd = std::iter::once(a.program.as_str())
+                .chain(a.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
             [
                 a.id.to_string(),
                 a.name.clone().unwrap_or_else(|| "-".into()),
@@ -94,7 +106,9 @@ pub fn print_table(agents: &[AgentInfo]) {
             ]
         })
         .collect();
-    let header = ["ID", "NAME", "STATE", "PID", "SYSCALLS", "DENIED", "AGE", "COMMAND"];
+    let header = [
+        "ID", "NAME", "STATE", "PID", "SYSCALLS", "DENIED", "AGE", "COMMAND",
+    ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()).take(7) {
@@ -119,17 +133,35 @@ pub fn print_table(agents: &[AgentInfo]) {
 }
 
 pub fn print_agent(a: &AgentInfo) {
-    println!("agent {}{}", a.id, a.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+    println!(
+        "agent {}{}",
+        a.id,
+        a.name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
     println!("  state:    {}", state_text(a));
     if let Some(e) = &a.exit {
         println!("  ended:    {e}");
     }
-    println!("  pid:      {}", a.pid.map_or("-".into(), |p| p.to_string()));
+    println!(
+        "  pid:      {}",
+        a.pid.map_or("-".into(), |p| p.to_string())
+    );
     println!("  command:  {} {}", a.program, a.args.join(" "));
-    println!("  policy:   {} (blake3 {})", a.policy_path, &hex::encode(a.policy_digest)[..16]);
+    println!(
+        "  policy:   {} (blake3 {})",
+        a.policy_path,
+        &hex::encode(a.policy_digest)[..16]
+    );
     println!(
         "  syscalls: {} ({} allowed, {} denied, {} parked) · signals: {}",
-        a.counters.syscalls, a.counters.allowed, a.counters.denied, a.counters.parked, a.counters.signals
+        a.counters.syscalls,
+        a.counters.allowed,
+        a.counters.denied,
+        a.counters.parked,
+        a.counters.signals
     );
     println!("  log:      {}", a.log_path.display());
     match &a.jail {
@@ -160,11 +192,17 @@ pub fn status_json(s: &KernelStatus) -> Value {
 }
 
 pub fn print_status(s: &KernelStatus) {
-    println!("kernel pid {} (uid {}), agentos {} ABI {}", s.pid, s.uid, s.version, s.abi);
+    println!(
+        "kernel pid {} (uid {}), agentos {} ABI {}",
+        s.pid, s.uid, s.version, s.abi
+    );
     println!("  state dir: {}", s.state_dir.display());
     println!("  recorder:  {}", s.recorder_dir.display());
     println!("  up:        {}", age(s.started_ms));
-    println!("  agents:    {} running, {} in all", s.agents_running, s.agents_total);
+    println!(
+        "  agents:    {} running, {} in all",
+        s.agents_running, s.agents_total
+    );
     if s.sandbox.is_empty() {
         println!("  sandbox:   no agent has started yet (layers are reported by the launcher)");
     } else {

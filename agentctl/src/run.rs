@@ -20,7 +20,12 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
         None => tempfile::Builder::new()
             .prefix("agentos-run-")
             .tempdir()
-            .map_err(|e| CliError::failed(format!("cannot create a temporary state dir: {e}"), "set --state-dir"))?
+            .map_err(|e| {
+                CliError::failed(
+                    format!("cannot create a temporary state dir: {e}"),
+                    "set --state-dir",
+                )
+            })?
             .keep(),
     };
     let mut config = Config::new(&state_dir);
@@ -46,7 +51,10 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
                 msg.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            CliError::failed(format!("cannot start the kernel: {msg}"), "check --state-dir, or stop the kernel that owns it")
+            CliError::failed(
+                format!("cannot start the kernel: {msg}"),
+                "check --state-dir, or stop the kernel that owns it",
+            )
         })?;
         let info = match kernel.spawn(req).await {
             Ok(i) => i,
@@ -85,12 +93,19 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
         let last = kernel.wait(&id).await?;
         kernel.shutdown("agentctl run finished").await;
         summary(&last, &kernel, started.elapsed(), args.json);
-        Ok(last.exit.as_ref().map_or(1, |e| e.code().clamp(0, 255) as u8))
+        Ok(last
+            .exit
+            .as_ref()
+            .map_or(1, |e| e.code().clamp(0, 255) as u8))
     })
 }
 
 fn summary(a: &AgentInfo, kernel: &Kernel, took: Duration, json: bool) {
-    let ended = a.exit.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "ended".into());
+    let ended = a
+        .exit
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "ended".into());
     let recorder = kernel.recorder_dir().display().to_string();
     if json {
         let mut v = crate::output::agent_json(a);
@@ -100,8 +115,15 @@ fn summary(a: &AgentInfo, kernel: &Kernel, took: Duration, json: bool) {
         return;
     }
     let c = &a.counters;
-    eprintln!("── agentctl run: agent {} {ended} after {} ms", a.id, took.as_millis());
-    eprintln!("   syscalls: {} ({} allowed, {} denied) · signals: {}", c.syscalls, c.allowed, c.denied, c.signals);
+    eprintln!(
+        "── agentctl run: agent {} {ended} after {} ms",
+        a.id,
+        took.as_millis()
+    );
+    eprintln!(
+        "   syscalls: {} ({} allowed, {} denied) · signals: {}",
+        c.syscalls, c.allowed, c.denied, c.signals
+    );
     eprintln!("   recorder: {recorder}");
     eprintln!("   output:   {}", a.log_path.display());
 }

@@ -35,9 +35,16 @@ pub(crate) struct LogSink {
 
 impl LogSink {
     pub fn create(path: PathBuf) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
         let (tx, _) = broadcast::channel(1024);
-        Ok(Self { path, file: Mutex::new((file, 0)), tx })
+        Ok(Self {
+            path,
+            file: Mutex::new((file, 0)),
+            tx,
+        })
     }
 
     pub fn append(&self, bytes: &[u8]) {
@@ -128,7 +135,11 @@ impl Agent {
     pub fn push(&self, frame: KernelFrame) -> Option<oneshot::Receiver<()>> {
         let tx = lock(&self.outbox).clone()?;
         let (done, rx) = oneshot::channel();
-        tx.try_send(Outgoing { frame, flushed: Some(done) }).ok()?;
+        tx.try_send(Outgoing {
+            frame,
+            flushed: Some(done),
+        })
+        .ok()?;
         Some(rx)
     }
 

@@ -29,7 +29,10 @@ const LOG_CHUNK: usize = 1 << 20;
 pub(crate) fn listen(k: &Arc<KernelInner>) -> Result<(), KernelError> {
     use std::os::unix::fs::PermissionsExt;
     let path = k.config.socket_path();
-    let err = |source| KernelError::Listen { path: path.clone(), source };
+    let err = |source| KernelError::Listen {
+        path: path.clone(),
+        source,
+    };
     // We hold the state dir's lock, so a socket file left here belongs to a dead kernel.
     match std::fs::remove_file(&path) {
         Ok(()) => {}
@@ -38,7 +41,9 @@ pub(crate) fn listen(k: &Arc<KernelInner>) -> Result<(), KernelError> {
     }
     let listener = UnixListener::bind(&path).map_err(err)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    let kernel = Kernel { inner: Arc::clone(k) };
+    let kernel = Kernel {
+        inner: Arc::clone(k),
+    };
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -62,11 +67,19 @@ async fn send(stream: &mut UnixStream, resp: &ControlResponse) -> std::io::Resul
 
 async fn read_request(stream: &mut UnixStream) -> Result<ControlRequest, String> {
     let mut header = [0u8; HEADER_LEN];
-    stream.read_exact(&mut header).await.map_err(|e| format!("cannot read request: {e}"))?;
+    stream
+        .read_exact(&mut header)
+        .await
+        .map_err(|e| format!("cannot read request: {e}"))?;
     let len = frame::body_len(header, MAX_CONTROL_FRAME).map_err(|e| e.to_string())?;
     let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await.map_err(|e| format!("cannot read request: {e}"))?;
-    frame::decode(&body).map_err(|e| format!("request does not decode ({e}); is agentctl the same version as the kernel?"))
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| format!("cannot read request: {e}"))?;
+    frame::decode(&body).map_err(|e| {
+        format!("request does not decode ({e}); is agentctl the same version as the kernel?")
+    })
 }
 
 async fn connection(kernel: Kernel, mut stream: UnixStream) {
@@ -90,22 +103,34 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
     let request = match read_request(&mut stream).await {
         Ok(r) => r,
         Err(message) => {
-            let e = control_error(ControlErrorKind::Usage, message, "upgrade agentctl and the kernel together");
+            let e = control_error(
+                ControlErrorKind::Usage,
+                message,
+                "upgrade agentctl and the kernel together",
+            );
             let _ = send(&mut stream, &ControlResponse::Error(e)).await;
             return;
         }
     };
     let source = format!("operator (uid {peer})");
-    let answer = |r: Result<ControlResponse, ControlError>| r.unwrap_or_else(ControlResponse::Error);
+    let answer =
+        |r: Result<ControlResponse, ControlError>| r.unwrap_or_else(ControlResponse::Error);
     let response = match request {
         ControlRequest::Status => ControlResponse::Status(kernel.status()),
         ControlRequest::Spawn(req) => answer(kernel.spawn(req).await.map(ControlResponse::Spawned)),
         ControlRequest::Ps => ControlResponse::Agents(kernel.ps()),
-        ControlRequest::Inspect { agent } => answer(kernel.inspect(&agent).map(ControlResponse::Agent)),
-        ControlRequest::Wait { agent } => answer(kernel.wait(&agent).await.map(ControlResponse::Agent)),
-        ControlRequest::Signal { agent, signal } => {
-            answer(kernel.signal(&agent, signal, &source).await.map(|id| ControlResponse::Signaled { agent: id, signal }))
+        ControlRequest::Inspect { agent } => {
+            answer(kernel.inspect(&agent).map(ControlResponse::Agent))
         }
+        ControlRequest::Wait { agent } => {
+            answer(kernel.wait(&agent).await.map(ControlResponse::Agent))
+        }
+        ControlRequest::Signal { agent, signal } => answer(
+            kernel
+                .signal(&agent, signal, &source)
+                .await
+                .map(|id| ControlResponse::Signaled { agent: id, signal }),
+        ),
         ControlRequest::Logs { agent, follow } => {
             if let Err(e) = stream_logs(&kernel, &mut stream, &agent, follow).await {
                 let _ = send(&mut stream, &ControlResponse::Error(e)).await;
@@ -128,16 +153,28 @@ async fn stream_logs(
     follow: bool,
 ) -> Result<(), ControlError> {
     let mut follower = kernel.follow_log(agent)?;
-    let io = |e: std::io::Error| control_error(ControlErrorKind::Failed, format!("cannot read the agent's log: {e}"), "check the state dir");
+    let io = |e: std::io::Error| {
+        control_error(
+            ControlErrorKind::Failed,
+            format!("cannot read the agent's log: {e}"),
+            "check the state dir",
+        )
+    };
     let backlog = follower.backlog().map_err(io)?;
     for chunk in backlog.chunks(LOG_CHUNK) {
-        if send(stream, &ControlResponse::LogChunk(chunk.to_vec())).await.is_err() {
+        if send(stream, &ControlResponse::LogChunk(chunk.to_vec()))
+            .await
+            .is_err()
+        {
             return Ok(());
         }
     }
     if follow {
         while let Some(chunk) = follower.next().await {
-            if send(stream, &ControlResponse::LogChunk(chunk)).await.is_err() {
+            if send(stream, &ControlResponse::LogChunk(chunk))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -160,7 +197,14 @@ pub struct LogFollower {
 impl LogFollower {
     pub(crate) fn new(agent: &Arc<Agent>) -> Result<LogFollower, ControlError> {
         let (start, rx) = agent.log.follow();
-        Ok(LogFollower { agent: Arc::clone(agent), path: agent.log.path.clone(), pos: 0, start, rx, done: false })
+        Ok(LogFollower {
+            agent: Arc::clone(agent),
+            path: agent.log.path.clone(),
+            pos: 0,
+            start,
+            rx,
+            done: false,
+        })
     }
 
     fn read_range(&self, from: u64, to: Option<u64>) -> std::io::Result<Vec<u8>> {

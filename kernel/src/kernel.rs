@@ -19,11 +19,22 @@ use crate::recorder::{RecordEvent, Recorder};
 use crate::spawn::Spawner;
 
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
-pub(crate) fn control_error(kind: ControlErrorKind, message: impl Into<String>, hint: impl Into<String>) -> ControlError {
-    ControlError { kind, message: message.into(), hint: hint.into() }
+pub(crate) fn control_error(
+    kind: ControlErrorKind,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> ControlError {
+    ControlError {
+        kind,
+        message: message.into(),
+        hint: hint.into(),
+    }
 }
 
 /// Everything the kernel's tasks share.
@@ -59,10 +70,18 @@ impl KernelInner {
         let found = match r {
             AgentRef::Id(id) => agents.get(id).cloned(),
             // The newest agent with that name.
-            AgentRef::Name(n) => agents.values().rev().find(|a| a.name.as_deref() == Some(n.as_str())).cloned(),
+            AgentRef::Name(n) => agents
+                .values()
+                .rev()
+                .find(|a| a.name.as_deref() == Some(n.as_str()))
+                .cloned(),
         };
         found.ok_or_else(|| {
-            control_error(ControlErrorKind::NotFound, format!("no agent {r} on this kernel"), "list agents with `agentctl ps`")
+            control_error(
+                ControlErrorKind::NotFound,
+                format!("no agent {r} on this kernel"),
+                "list agents with `agentctl ps`",
+            )
         })
     }
 }
@@ -75,15 +94,27 @@ pub struct Kernel {
 
 fn first_free_id(agents_dir: &Path) -> u64 {
     std::fs::read_dir(agents_dir)
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok()).max().unwrap_or(0))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
         .unwrap_or(0)
         + 1
 }
 
 fn create_private_dir(path: &Path) -> Result<(), KernelError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |source| KernelError::StateDir { path: path.into(), source };
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(err)?;
+    let err = |source| KernelError::StateDir {
+        path: path.into(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
@@ -96,13 +127,22 @@ fn take_lock(config: &Config) -> Result<std::fs::File, KernelError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|source| KernelError::Lock { path: path.clone(), source })?;
+        .map_err(|source| KernelError::Lock {
+            path: path.clone(),
+            source,
+        })?;
     if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
-        return Err(KernelError::AlreadyRunning { path: config.state_dir.clone(), pid: pid.trim().to_string() });
+        return Err(KernelError::AlreadyRunning {
+            path: config.state_dir.clone(),
+            pid: pid.trim().to_string(),
+        });
     }
-    let io = |source| KernelError::Lock { path: path.clone(), source };
+    let io = |source| KernelError::Lock {
+        path: path.clone(),
+        source,
+    };
     file.set_len(0).map_err(io)?;
     file.rewind().map_err(io)?;
     write!(file, "{}", std::process::id()).map_err(io)?;
@@ -115,7 +155,9 @@ impl Kernel {
     /// runtime.
     pub async fn start(config: Config) -> Result<Kernel, KernelError> {
         if !config.launcher.is_file() {
-            return Err(KernelError::LauncherMissing { path: config.launcher.clone() });
+            return Err(KernelError::LauncherMissing {
+                path: config.launcher.clone(),
+            });
         }
         create_private_dir(&config.state_dir)?;
         create_private_dir(&config.agents_dir())?;
@@ -156,12 +198,17 @@ impl Kernel {
 
     /// Starts an agent.
     pub async fn spawn(&self, req: SpawnRequest) -> Result<AgentInfo, ControlError> {
-        crate::spawn::spawn(&self.inner, req).await.map(|a| a.info())
+        crate::spawn::spawn(&self.inner, req)
+            .await
+            .map(|a| a.info())
     }
 
     /// Every agent, oldest first.
     pub fn ps(&self) -> Vec<AgentInfo> {
-        lock(&self.inner.agents).values().map(|a| a.info()).collect()
+        lock(&self.inner.agents)
+            .values()
+            .map(|a| a.info())
+            .collect()
     }
 
     pub fn inspect(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
@@ -176,7 +223,12 @@ impl Kernel {
     }
 
     /// Sends a signal on behalf of `source` (an operator, or another agent).
-    pub async fn signal(&self, r: &AgentRef, signal: Signal, source: &str) -> Result<AgentId, ControlError> {
+    pub async fn signal(
+        &self,
+        r: &AgentRef,
+        signal: Signal,
+        source: &str,
+    ) -> Result<AgentId, ControlError> {
         let agent = self.inner.find(r)?;
         crate::signals::deliver(&self.inner, &agent, signal, source, String::new()).await?;
         Ok(agent.id)
@@ -197,7 +249,10 @@ impl Kernel {
             state_dir: self.inner.config.state_dir.clone(),
             recorder_dir: self.inner.config.recorder_dir(),
             started_ms: self.inner.started_ms,
-            agents_running: agents.values().filter(|a| a.current_state() != AgentState::Exited).count() as u32,
+            agents_running: agents
+                .values()
+                .filter(|a| a.current_state() != AgentState::Exited)
+                .count() as u32,
             agents_total: agents.len() as u32,
             sandbox: lock(&self.inner.last_layers).clone(),
         }
@@ -213,18 +268,44 @@ impl Kernel {
     /// grace period, then the last record and the control socket removed.
     pub async fn shutdown(&self, reason: &str) {
         let _ = self.inner.shutdown.send(true);
-        let live: Vec<Arc<Agent>> = lock(&self.inner.agents).values().filter(|a| !a.is_exited()).cloned().collect();
+        let live: Vec<Arc<Agent>> = lock(&self.inner.agents)
+            .values()
+            .filter(|a| !a.is_exited())
+            .cloned()
+            .collect();
         for agent in &live {
-            let _ = crate::signals::deliver(&self.inner, agent, Signal::Term, "kernel", "kernel shutdown".into()).await;
+            let _ = crate::signals::deliver(
+                &self.inner,
+                agent,
+                Signal::Term,
+                "kernel",
+                "kernel shutdown".into(),
+            )
+            .await;
         }
         let grace = self.inner.config.term_grace + Duration::from_secs(2);
         for agent in &live {
-            if tokio::time::timeout(grace, agent.wait_exit()).await.is_err() {
-                let _ = crate::signals::deliver(&self.inner, agent, Signal::Kill, "kernel", "kernel shutdown".into()).await;
+            if tokio::time::timeout(grace, agent.wait_exit())
+                .await
+                .is_err()
+            {
+                let _ = crate::signals::deliver(
+                    &self.inner,
+                    agent,
+                    Signal::Kill,
+                    "kernel",
+                    "kernel shutdown".into(),
+                )
+                .await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), agent.wait_exit()).await;
             }
         }
-        self.inner.record(None, RecordEvent::KernelStop { reason: reason.into() });
+        self.inner.record(
+            None,
+            RecordEvent::KernelStop {
+                reason: reason.into(),
+            },
+        );
         let _ = std::fs::remove_file(self.inner.config.socket_path());
     }
 

@@ -38,6 +38,6 @@ mod spawn;
 mod sys;
 
 pub use config::Config;
-pub use error::KernelError;
 pub use control::LogFollower;
+pub use error::KernelError;
 pub use kernel::Kernel;

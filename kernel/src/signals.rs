@@ -41,19 +41,40 @@ pub(crate) async fn deliver(
     if signal.maskable() && !agent.policy.signal_allowed(signal) {
         k.record(
             Some(agent.id),
-            RecordEvent::Signal { signal, source: source.into(), reason: "not in the policy's signals list".into(), delivered: false },
+            RecordEvent::Signal {
+                signal,
+                source: source.into(),
+                reason: "not in the policy's signals list".into(),
+                delivered: false,
+            },
         );
         return Err(control_error(
             ControlErrorKind::Denied,
-            format!("{signal} is not in the `signals:` list of {}, so it cannot be sent to agent {}", agent.policy.path(), agent.id),
+            format!(
+                "{signal} is not in the `signals:` list of {}, so it cannot be sent to agent {}",
+                agent.policy.path(),
+                agent.id
+            ),
             "add it to `signals:` in the policy, or use SIGKILL, which is always deliverable",
         ));
     }
     agent.counters().signals += 1;
-    k.record(Some(agent.id), RecordEvent::Signal { signal, source: source.into(), reason: reason.clone(), delivered: true });
+    k.record(
+        Some(agent.id),
+        RecordEvent::Signal {
+            signal,
+            source: source.into(),
+            reason: reason.clone(),
+            delivered: true,
+        },
+    );
     match signal {
         Signal::Kill | Signal::Policy | Signal::Trust => {
-            let why = if reason.is_empty() { format!("sent by {source}") } else { reason };
+            let why = if reason.is_empty() {
+                format!("sent by {source}")
+            } else {
+                reason
+            };
             end_tree(agent, signal, why);
         }
         Signal::Stop => {
@@ -82,11 +103,19 @@ pub(crate) async fn deliver(
             let agent = Arc::clone(agent);
             let k = Arc::clone(k);
             tokio::spawn(async move {
-                if tokio::time::timeout(grace, agent.wait_exit()).await.is_err() {
+                if tokio::time::timeout(grace, agent.wait_exit())
+                    .await
+                    .is_err()
+                {
                     let why = format!("did not exit within {} ms of SIGTERM", grace.as_millis());
                     k.record(
                         Some(agent.id),
-                        RecordEvent::Signal { signal: Signal::Kill, source: "kernel".into(), reason: why.clone(), delivered: true },
+                        RecordEvent::Signal {
+                            signal: Signal::Kill,
+                            source: "kernel".into(),
+                            reason: why.clone(),
+                            delivered: true,
+                        },
                     );
                     end_tree(&agent, Signal::Kill, why);
                 }
@@ -105,7 +134,10 @@ pub(crate) async fn deliver(
 /// Tells the SDK first (so its handler sees the event before the POSIX signal lands), then
 /// signals the agent's process group.
 async fn event_then_posix(agent: &Agent, signal: Signal, posix: i32, reason: &str) {
-    if let Some(flushed) = agent.push(KernelFrame::Event(Event::Signal { signal, reason: reason.into() })) {
+    if let Some(flushed) = agent.push(KernelFrame::Event(Event::Signal {
+        signal,
+        reason: reason.into(),
+    })) {
         let _ = tokio::time::timeout(Duration::from_millis(500), flushed).await;
     }
     if let Some(leader) = agent_process(agent) {

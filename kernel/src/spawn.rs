@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentos_policy::{Policy, RateLimiter};
-use agentos_syscalls::control::{AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest};
+use agentos_syscalls::control::{
+    AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest,
+};
 use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
 use agentos_userspace::launch::{JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, SPEC_ENV};
 use agentos_vfs::MemFs;
@@ -41,7 +43,9 @@ pub(crate) struct Spawner {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("launcher", &self.launcher).finish()
+        f.debug_struct("Job")
+            .field("launcher", &self.launcher)
+            .finish()
     }
 }
 
@@ -51,30 +55,45 @@ impl Spawner {
     pub fn start() -> io::Result<Spawner> {
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new().name("agentos-spawner".into()).spawn(move || {
-            let _guard = handle.enter();
-            for job in rx {
-                let mut cmd = tokio::process::Command::new(&job.launcher);
-                cmd.env_clear()
-                    .env(SPEC_ENV, &job.spec_json)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(false);
-                crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
-                let child = cmd.spawn();
-                drop(job.agent_fd);
-                let _ = job.reply.send(child);
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("agentos-spawner".into())
+            .spawn(move || {
+                let _guard = handle.enter();
+                for job in rx {
+                    let mut cmd = tokio::process::Command::new(&job.launcher);
+                    cmd.env_clear()
+                        .env(SPEC_ENV, &job.spec_json)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .kill_on_drop(false);
+                    crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
+                    let child = cmd.spawn();
+                    drop(job.agent_fd);
+                    let _ = job.reply.send(child);
+                }
+            })?;
         Ok(Spawner { tx: Mutex::new(tx) })
     }
 
-    async fn launch(&self, launcher: &Path, spec_json: String, agent_fd: OwnedFd) -> io::Result<tokio::process::Child> {
+    async fn launch(
+        &self,
+        launcher: &Path,
+        spec_json: String,
+        agent_fd: OwnedFd,
+    ) -> io::Result<tokio::process::Child> {
         let (reply, rx) = oneshot::channel();
-        let job = Job { launcher: launcher.into(), spec_json, agent_fd, reply };
-        lock(&self.tx).send(job).map_err(|_| io::Error::other("spawner thread is gone"))?;
-        rx.await.map_err(|_| io::Error::other("spawner thread dropped the job"))?
+        let job = Job {
+            launcher: launcher.into(),
+            spec_json,
+            agent_fd,
+            reply,
+        };
+        lock(&self.tx)
+            .send(job)
+            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spawner thread dropped the job"))?
     }
 }
 
@@ -94,10 +113,16 @@ fn private_dir(path: &Path) -> io::Result<()> {
 fn check_env(env: &[(String, String)]) -> Result<(), ControlError> {
     for (k, v) in env {
         if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-            return Err(usage(format!("environment variable `{k}` is malformed"), "pass variables as NAME=VALUE"));
+            return Err(usage(
+                format!("environment variable `{k}` is malformed"),
+                "pass variables as NAME=VALUE",
+            ));
         }
         if k.starts_with("AGENTOS_") {
-            return Err(usage(format!("environment variable `{k}` is reserved for the kernel"), "choose another name"));
+            return Err(usage(
+                format!("environment variable `{k}` is reserved for the kernel"),
+                "choose another name",
+            ));
         }
     }
     Ok(())
@@ -115,13 +140,25 @@ fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
 }
 
 /// Starts one agent: policy, dirs, jail spec, launcher, then the tasks that serve it.
-pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc<Agent>, ControlError> {
+pub(crate) async fn spawn(
+    k: &Arc<KernelInner>,
+    req: SpawnRequest,
+) -> Result<Arc<Agent>, ControlError> {
     if *k.shutdown.borrow() {
-        return Err(failed("the kernel is shutting down", "start a new kernel with `agentctl kernel start`"));
+        return Err(failed(
+            "the kernel is shutting down",
+            "start a new kernel with `agentctl kernel start`",
+        ));
     }
     let program_text = req.program.display().to_string();
     let refuse = |reason: String| {
-        k.record(None, RecordEvent::SpawnRefused { program: program_text.clone(), reason });
+        k.record(
+            None,
+            RecordEvent::SpawnRefused {
+                program: program_text.clone(),
+                reason,
+            },
+        );
     };
     let policy = match Policy::parse(&req.policy.path, &req.policy.text) {
         Ok(p) => Arc::new(p),
@@ -134,7 +171,10 @@ pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc
         }
     };
     if !req.program.is_absolute() {
-        return Err(usage(format!("program `{program_text}` is not an absolute path"), "agentctl resolves programs; pass a full path"));
+        return Err(usage(
+            format!("program `{program_text}` is not an absolute path"),
+            "agentctl resolves programs; pass a full path",
+        ));
     }
     if !req.program.is_file() {
         refuse("program not found".into());
@@ -146,7 +186,10 @@ pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc
     }
     if let Some(ws) = &req.workspace {
         return Err(usage(
-            format!("--workspace {} was given, but this kernel does not serve /workspace yet", ws.display()),
+            format!(
+                "--workspace {} was given, but this kernel does not serve /workspace yet",
+                ws.display()
+            ),
             "run without --workspace; agents keep files in /mem/working",
         ));
     }
@@ -155,7 +198,12 @@ pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc
     let id = AgentId(k.next_id.fetch_add(1, Ordering::Relaxed));
     let dir = k.config.agents_dir().join(id.to_string());
     let scratch = dir.join("scratch");
-    let io_fail = |what: &str, e: io::Error| failed(format!("cannot create {what} for agent {id}: {e}"), "check the state dir's disk and permissions");
+    let io_fail = |what: &str, e: io::Error| {
+        failed(
+            format!("cannot create {what} for agent {id}: {e}"),
+            "check the state dir's disk and permissions",
+        )
+    };
     private_dir(&dir).map_err(|e| io_fail("its dir", e))?;
     private_dir(&scratch).map_err(|e| io_fail("its scratch dir", e))?;
     let log = LogSink::create(dir.join("output.log")).map_err(|e| io_fail("its log", e))?;
@@ -175,12 +223,18 @@ pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc
     read_exec.push(req.program.clone());
     let mut read_only = runtime.read_only.clone();
     read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
-    let argv0 = req.program.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| program_text.clone());
+    let argv0 = req
+        .program
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| program_text.clone());
     let spec = JailSpec {
         agent_id: id.0,
         kernel_pid: std::process::id(),
         program: req.program.clone(),
-        argv: std::iter::once(argv0).chain(req.args.iter().cloned()).collect(),
+        argv: std::iter::once(argv0)
+            .chain(req.args.iter().cloned())
+            .collect(),
         env,
         scratch: scratch.clone(),
         read_exec,
@@ -189,15 +243,30 @@ pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc
         limits: limits(k.config.limits, &policy),
         require_full: k.config.require_full_sandbox,
     };
-    let spec_json = serde_json::to_string(&spec).map_err(|e| failed(format!("jail spec does not encode: {e}"), "report this bug"))?;
+    let spec_json = serde_json::to_string(&spec)
+        .map_err(|e| failed(format!("jail spec does not encode: {e}"), "report this bug"))?;
 
-    let (kernel_end, agent_end) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| failed(format!("cannot create the agent socket: {e}"), "check the kernel's open-file limit"))?;
-    let spawned_at = Instant::now();
-    let mut child = k.spawner.launch(&k.config.launcher, spec_json, agent_end.into()).await.map_err(|e| {
-        refuse(format!("launcher failed to start: {e}"));
-        failed(format!("cannot start the launcher {}: {e}", k.config.launcher.display()), "check that agentos-launch is installed beside agentos-kernel")
+    let (kernel_end, agent_end) = std::os::unix::net::UnixStream::pair().map_err(|e| {
+        failed(
+            format!("cannot create the agent socket: {e}"),
+            "check the kernel's open-file limit",
+        )
     })?;
+    let spawned_at = Instant::now();
+    let mut child = k
+        .spawner
+        .launch(&k.config.launcher, spec_json, agent_end.into())
+        .await
+        .map_err(|e| {
+            refuse(format!("launcher failed to start: {e}"));
+            failed(
+                format!(
+                    "cannot start the launcher {}: {e}",
+                    k.config.launcher.display()
+                ),
+                "check that agentos-launch is installed beside agentos-kernel",
+            )
+        })?;
     let pid = child.id().unwrap_or(0);
     let (working_bytes, working_files) = k.config.working_quota;
     let agent = Arc::new(Agent {
@@ -249,9 +318,15 @@ pub(crate) async fn spawn(k: &Arc<KernelInner>, req: SpawnRequest) -> Result<Arc
         .map_err(|e| failed(format!("agent socket: {e}"), "report this bug"))?;
     match tokio::net::UnixStream::from_std(kernel_end) {
         Ok(stream) => {
-            tokio::spawn(crate::server::serve(Arc::clone(k), Arc::clone(&agent), stream));
+            tokio::spawn(crate::server::serve(
+                Arc::clone(k),
+                Arc::clone(&agent),
+                stream,
+            ));
         }
-        Err(e) => tracing::error!(agent_id = %id, error = %e, "cannot serve the agent socket; the agent will see it closed"),
+        Err(e) => {
+            tracing::error!(agent_id = %id, error = %e, "cannot serve the agent socket; the agent will see it closed")
+        }
     }
     tokio::spawn(reap(Arc::clone(k), Arc::clone(&agent), child, outputs));
     Ok(agent)
@@ -267,7 +342,11 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
                 let chunk = &buf[..n];
                 if stderr {
                     let text = String::from_utf8_lossy(chunk);
-                    if let Some(line) = text.lines().filter(|l| l.starts_with("agentos-launch:")).last() {
+                    if let Some(line) = text
+                        .lines()
+                        .filter(|l| l.starts_with("agentos-launch:"))
+                        .last()
+                    {
                         *lock(&agent.launcher_error) = Some(line.to_string());
                     }
                 }
@@ -279,13 +358,23 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
 
 /// Waits for the launcher to exit (which happens only once the whole tree is gone), then
 /// records how the agent ended.
-async fn reap(k: Arc<KernelInner>, agent: Arc<Agent>, mut child: tokio::process::Child, outputs: Vec<JoinHandle<()>>) {
+async fn reap(
+    k: Arc<KernelInner>,
+    agent: Arc<Agent>,
+    mut child: tokio::process::Child,
+    outputs: Vec<JoinHandle<()>>,
+) {
     let status = child.wait().await;
     for h in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
     let exit = classify(&agent, status, k.config.require_full_sandbox);
-    k.record(Some(agent.id), RecordEvent::Exit { status: exit.clone() });
+    k.record(
+        Some(agent.id),
+        RecordEvent::Exit {
+            status: exit.clone(),
+        },
+    );
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
     *lock(&agent.outbox) = None;
     agent.state.send_replace(AgentState::Exited);
@@ -295,13 +384,21 @@ async fn reap(k: Arc<KernelInner>, agent: Arc<Agent>, mut child: tokio::process:
     }
 }
 
-fn classify(agent: &Agent, status: io::Result<std::process::ExitStatus>, require_full: bool) -> ExitStatus {
+fn classify(
+    agent: &Agent,
+    status: io::Result<std::process::ExitStatus>,
+    require_full: bool,
+) -> ExitStatus {
     if let Some((signal, reason)) = lock(&agent.kill_reason).clone() {
         return ExitStatus::Killed { signal, reason };
     }
     let status = match status {
         Ok(s) => s,
-        Err(e) => return ExitStatus::SandboxFailed { reason: format!("cannot wait for the launcher: {e}") },
+        Err(e) => {
+            return ExitStatus::SandboxFailed {
+                reason: format!("cannot wait for the launcher: {e}"),
+            }
+        }
     };
     if let Some(code) = status.code() {
         if code == EXIT_SANDBOX_FAILED {

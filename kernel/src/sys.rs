@@ -23,7 +23,8 @@ pub(crate) fn map_fd_at_exec(cmd: &mut tokio::process::Command, fd: RawFd, targe
             // SAFETY: fcntl on a descriptor we own in the freshly forked child; async-signal-safe.
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
             // SAFETY: as above; clears FD_CLOEXEC so the descriptor survives exec.
-            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0
+            {
                 return Err(io::Error::last_os_error());
             }
             return Ok(());
@@ -65,7 +66,11 @@ pub(crate) fn process_table() -> Vec<(u32, u32, char)> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -90,7 +95,11 @@ fn parse_stat(stat: &str) -> Option<(char, u32)> {
 
 /// The direct children of `pid`, lowest pid first.
 pub(crate) fn children(pid: u32) -> Vec<u32> {
-    let mut kids: Vec<u32> = process_table().into_iter().filter(|p| p.1 == pid).map(|p| p.0).collect();
+    let mut kids: Vec<u32> = process_table()
+        .into_iter()
+        .filter(|p| p.1 == pid)
+        .map(|p| p.0)
+        .collect();
     kids.sort_unstable();
     kids
 }
@@ -124,7 +133,10 @@ mod tests {
 
     #[test]
     fn finds_own_children() {
-        let mut child = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let me = std::process::id();
         assert!(children(me).contains(&child.id()));
         assert!(descendants(me).iter().any(|&(p, _)| p == child.id()));
@@ -139,7 +151,10 @@ pub(crate) fn file_from_fd(fd: RawFd) -> io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
     // SAFETY: F_GETFD only queries the descriptor table.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("descriptor {fd} is not open")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not open"),
+        ));
     }
     // SAFETY: `fd` is open (checked above), inherited for us alone, and owned by nothing else
     // in this process; the File takes sole ownership and closes it on drop.

@@ -94,9 +94,17 @@ pub enum OpenMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Syscall {
     /// Read `len` bytes (all, when `None`) at `offset` of the file at `path`. Action `file_read`.
-    Read { path: String, offset: u64, len: Option<u64> },
+    Read {
+        path: String,
+        offset: u64,
+        len: Option<u64>,
+    },
     /// Write `data` to the file at `path`. Action `file_write`.
-    Write { path: String, data: Vec<u8>, mode: WriteMode },
+    Write {
+        path: String,
+        data: Vec<u8>,
+        mode: WriteMode,
+    },
     /// Open a file for streaming; answers [`Reply::Opened`].
     Open { path: String, mode: OpenMode },
     /// Close a descriptor from `Open`.
@@ -108,7 +116,12 @@ pub enum Syscall {
     /// Remove a file. Action `file_write`.
     Unlink { path: String },
     /// Run a tool in its own sandbox. Action `code_execution`.
-    Exec { argv: Vec<String>, stdin: Vec<u8>, cwd: Option<String>, timeout_ms: Option<u64> },
+    Exec {
+        argv: Vec<String>,
+        stdin: Vec<u8>,
+        cwd: Option<String>,
+        timeout_ms: Option<u64>,
+    },
     /// A named policy action (`api_call`, `database_query`, …) routed to a tool provider.
     Call { action: String, params_json: String },
     /// Send a message to another agent's inbox. Action `ipc_send`.

@@ -67,13 +67,23 @@ pub enum ControlRequest {
     Spawn(SpawnRequest),
     Ps,
     /// Answer once the agent has ended.
-    Wait { agent: AgentRef },
-    Signal { agent: AgentRef, signal: Signal },
-    Logs { agent: AgentRef, follow: bool },
+    Wait {
+        agent: AgentRef,
+    },
+    Signal {
+        agent: AgentRef,
+        signal: Signal,
+    },
+    Logs {
+        agent: AgentRef,
+        follow: bool,
+    },
     /// Graceful shutdown: SIGTERM every agent, SIGKILL after the grace period, seal the
     /// recorder, exit.
     Shutdown,
-    Inspect { agent: AgentRef },
+    Inspect {
+        agent: AgentRef,
+    },
 }
 
 /// The lifecycle state of an agent.
@@ -130,7 +140,9 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exited with code {c}"),
             ExitStatus::PosixSignal(s) => write!(f, "ended by POSIX signal {s}"),
-            ExitStatus::Killed { signal, reason } if reason.is_empty() => write!(f, "killed by {signal}"),
+            ExitStatus::Killed { signal, reason } if reason.is_empty() => {
+                write!(f, "killed by {signal}")
+            }
             ExitStatus::Killed { signal, reason } => write!(f, "killed by {signal}: {reason}"),
             ExitStatus::SandboxFailed { reason } => write!(f, "sandbox failed: {reason}"),
         }
@@ -227,7 +239,10 @@ pub enum ControlResponse {
     Agents(Vec<AgentInfo>),
     /// The agent's final row (for `Wait`) or current row (for `Inspect`).
     Agent(AgentInfo),
-    Signaled { agent: AgentId, signal: Signal },
+    Signaled {
+        agent: AgentId,
+        signal: Signal,
+    },
     LogChunk(Vec<u8>),
     LogEnd,
     ShuttingDown,

@@ -146,14 +146,37 @@ mod tests {
     fn posix_mapping_is_stable() {
         let cases = [
             (
-                Errno::PermissionDenied { rule: String::new(), reason: String::new() },
+                Errno::PermissionDenied {
+                    rule: String::new(),
+                    reason: String::new(),
+                },
                 13,
             ),
-            (Errno::NotFound { what: String::new() }, 2),
+            (
+                Errno::NotFound {
+                    what: String::new(),
+                },
+                2,
+            ),
             (Errno::RateLimited { retry_after_ms: 1 }, 11),
-            (Errno::Unsupported { what: String::new() }, 38),
-            (Errno::ProtocolViolation { reason: String::new() }, 71),
-            (Errno::QuotaExceeded { what: String::new() }, 122),
+            (
+                Errno::Unsupported {
+                    what: String::new(),
+                },
+                38,
+            ),
+            (
+                Errno::ProtocolViolation {
+                    reason: String::new(),
+                },
+                71,
+            ),
+            (
+                Errno::QuotaExceeded {
+                    what: String::new(),
+                },
+                122,
+            ),
         ];
         for (e, n) in cases {
             assert_eq!(e.posix(), n, "{e:?}");
@@ -162,9 +185,18 @@ mod tests {
 
     #[test]
     fn default_deny_message_names_it() {
-        let e = Errno::PermissionDenied { rule: String::new(), reason: "no rule allows file_write".into() };
-        assert_eq!(e.to_string(), "permission denied by default deny: no rule allows file_write");
-        let e = Errno::PermissionDenied { rule: "write-src (security.md:12)".into(), reason: "path not under /workspace/src".into() };
+        let e = Errno::PermissionDenied {
+            rule: String::new(),
+            reason: "no rule allows file_write".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "permission denied by default deny: no rule allows file_write"
+        );
+        let e = Errno::PermissionDenied {
+            rule: "write-src (security.md:12)".into(),
+            reason: "path not under /workspace/src".into(),
+        };
         assert_eq!(
             e.to_string(),
             "permission denied by write-src (security.md:12): path not under /workspace/src"

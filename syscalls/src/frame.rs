@@ -44,7 +44,10 @@ pub enum FrameError {
 pub fn body_len(header: [u8; HEADER_LEN], max: u32) -> Result<usize, FrameError> {
     let len = u32::from_le_bytes(header);
     if len > max {
-        return Err(FrameError::TooLarge { len: u64::from(len), max });
+        return Err(FrameError::TooLarge {
+            len: u64::from(len),
+            max,
+        });
     }
     Ok(len as usize)
 }
@@ -55,7 +58,10 @@ pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Frame
     out.extend_from_slice(&[0; HEADER_LEN]);
     let mut body = postcard::to_extend(msg, std::mem::take(out)).map_err(FrameError::Encode)?;
     let len = body.len() - start - HEADER_LEN;
-    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge { len: len as u64, max: u32::MAX })?;
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge {
+        len: len as u64,
+        max: u32::MAX,
+    })?;
     body[start..start + HEADER_LEN].copy_from_slice(&len32.to_le_bytes());
     *out = body;
     Ok(())
@@ -85,7 +91,12 @@ pub fn read_frame(r: &mut impl Read, max: u32) -> Result<Option<Vec<u8>>, FrameE
     while have < HEADER_LEN {
         match r.read(&mut header[have..]) {
             Ok(0) if have == 0 => return Ok(None),
-            Ok(0) => return Err(FrameError::Truncated { have, want: HEADER_LEN }),
+            Ok(0) => {
+                return Err(FrameError::Truncated {
+                    have,
+                    want: HEADER_LEN,
+                })
+            }
             Ok(n) => have += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(FrameError::Io(e)),
@@ -96,7 +107,12 @@ pub fn read_frame(r: &mut impl Read, max: u32) -> Result<Option<Vec<u8>>, FrameE
     let mut got = 0;
     while got < len {
         match r.read(&mut body[got..]) {
-            Ok(0) => return Err(FrameError::Truncated { have: got, want: len }),
+            Ok(0) => {
+                return Err(FrameError::Truncated {
+                    have: got,
+                    want: len,
+                })
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(FrameError::Io(e)),
@@ -121,7 +137,10 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(max: u32) -> Self {
-        Self { buf: Vec::new(), max }
+        Self {
+            buf: Vec::new(),
+            max,
+        }
     }
 
     /// Adds bytes read from the stream.
@@ -162,10 +181,15 @@ mod tests {
         let mut bytes = (DEFAULT_MAX_FRAME + 1).to_le_bytes().to_vec();
         bytes.extend_from_slice(b"xx");
         let err = read_frame(&mut bytes.as_slice(), DEFAULT_MAX_FRAME).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len, max } if len == u64::from(DEFAULT_MAX_FRAME) + 1 && max == DEFAULT_MAX_FRAME));
+        assert!(
+            matches!(err, FrameError::TooLarge { len, max } if len == u64::from(DEFAULT_MAX_FRAME) + 1 && max == DEFAULT_MAX_FRAME)
+        );
         let mut dec = FrameDecoder::new(16);
         dec.push(&17u32.to_le_bytes());
-        assert!(matches!(dec.next_frame(), Err(FrameError::TooLarge { len: 17, max: 16 })));
+        assert!(matches!(
+            dec.next_frame(),
+            Err(FrameError::TooLarge { len: 17, max: 16 })
+        ));
     }
 
     #[test]
@@ -183,7 +207,10 @@ mod tests {
 
     #[test]
     fn decoder_reassembles_split_frames() {
-        let hello = AgentFrame::Hello(Hello { abi: 1, sdk: "t".into() });
+        let hello = AgentFrame::Hello(Hello {
+            abi: 1,
+            sdk: "t".into(),
+        });
         let mut stream = encode(&hello).unwrap();
         encode_into(&hello, &mut stream).unwrap();
         let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME);
@@ -200,8 +227,15 @@ mod tests {
 
     #[test]
     fn trailing_bytes_do_not_decode() {
-        let mut body = postcard::to_stdvec(&AgentFrame::Hello(Hello { abi: 1, sdk: String::new() })).unwrap();
+        let mut body = postcard::to_stdvec(&AgentFrame::Hello(Hello {
+            abi: 1,
+            sdk: String::new(),
+        }))
+        .unwrap();
         body.push(0);
-        assert!(matches!(decode::<AgentFrame>(&body), Err(FrameError::Decode(_))));
+        assert!(matches!(
+            decode::<AgentFrame>(&body),
+            Err(FrameError::Decode(_))
+        ));
     }
 }

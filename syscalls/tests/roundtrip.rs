@@ -9,26 +9,61 @@ fn signal() -> impl Strategy<Value = Signal> {
 }
 
 fn write_mode() -> impl Strategy<Value = WriteMode> {
-    prop_oneof![Just(WriteMode::Truncate), Just(WriteMode::Append), Just(WriteMode::CreateNew)]
+    prop_oneof![
+        Just(WriteMode::Truncate),
+        Just(WriteMode::Append),
+        Just(WriteMode::CreateNew)
+    ]
 }
 
 fn syscall() -> impl Strategy<Value = Syscall> {
     let s = ".{0,40}";
     let bytes = proptest::collection::vec(any::<u8>(), 0..256);
     prop_oneof![
-        (s, any::<u64>(), any::<Option<u64>>()).prop_map(|(path, offset, len)| Syscall::Read { path, offset, len }),
-        (s, bytes.clone(), write_mode()).prop_map(|(path, data, mode)| Syscall::Write { path, data, mode }),
-        (s, prop_oneof![Just(OpenMode::Read), write_mode().prop_map(OpenMode::Write)]).prop_map(|(path, mode)| Syscall::Open { path, mode }),
+        (s, any::<u64>(), any::<Option<u64>>()).prop_map(|(path, offset, len)| Syscall::Read {
+            path,
+            offset,
+            len
+        }),
+        (s, bytes.clone(), write_mode()).prop_map(|(path, data, mode)| Syscall::Write {
+            path,
+            data,
+            mode
+        }),
+        (
+            s,
+            prop_oneof![Just(OpenMode::Read), write_mode().prop_map(OpenMode::Write)]
+        )
+            .prop_map(|(path, mode)| Syscall::Open { path, mode }),
         any::<u32>().prop_map(|fd| Syscall::Close { fd }),
         s.prop_map(|path| Syscall::List { path }),
         s.prop_map(|path| Syscall::Stat { path }),
         s.prop_map(|path| Syscall::Unlink { path }),
-        (proptest::collection::vec(s, 0..4), bytes.clone(), proptest::option::of(s), any::<Option<u64>>())
-            .prop_map(|(argv, stdin, cwd, timeout_ms)| Syscall::Exec { argv, stdin, cwd, timeout_ms }),
-        (s, s).prop_map(|(action, params_json)| Syscall::Call { action, params_json }),
-        (any::<u64>(), bytes.clone()).prop_map(|(to, payload)| Syscall::Send { to: AgentId(to), payload }),
+        (
+            proptest::collection::vec(s, 0..4),
+            bytes.clone(),
+            proptest::option::of(s),
+            any::<Option<u64>>()
+        )
+            .prop_map(|(argv, stdin, cwd, timeout_ms)| Syscall::Exec {
+                argv,
+                stdin,
+                cwd,
+                timeout_ms
+            }),
+        (s, s).prop_map(|(action, params_json)| Syscall::Call {
+            action,
+            params_json
+        }),
+        (any::<u64>(), bytes.clone()).prop_map(|(to, payload)| Syscall::Send {
+            to: AgentId(to),
+            payload
+        }),
         any::<Option<u64>>().prop_map(|timeout_ms| Syscall::Recv { timeout_ms }),
-        (any::<u64>(), signal()).prop_map(|(t, signal)| Syscall::Signal { target: AgentId(t), signal }),
+        (any::<u64>(), signal()).prop_map(|(t, signal)| Syscall::Signal {
+            target: AgentId(t),
+            signal
+        }),
         (s, s).prop_map(|(action, resource)| Syscall::CheckPolicy { action, resource }),
         Just(Syscall::Checkpoint),
         any::<i32>().prop_map(|code| Syscall::Exit { code }),
@@ -55,7 +90,13 @@ fn reply() -> impl Strategy<Value = Reply> {
         Just(Reply::Done),
         proptest::collection::vec(any::<u8>(), 0..512).prop_map(Reply::Data),
         any::<u64>().prop_map(|bytes| Reply::Written { bytes }),
-        (any::<bool>(), ".{0,20}", ".{0,20}").prop_map(|(allowed, rule, reason)| Reply::Decision(Decision { allowed, rule, reason })),
+        (any::<bool>(), ".{0,20}", ".{0,20}").prop_map(|(allowed, rule, reason)| Reply::Decision(
+            Decision {
+                allowed,
+                rule,
+                reason
+            }
+        )),
         any::<u64>().prop_map(|number| Reply::Checkpoint { number }),
     ]
 }

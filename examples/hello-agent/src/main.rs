@@ -44,7 +44,10 @@ fn run() -> Result<(), SdkError> {
     let plan = client.read("/mem/working/notes/plan.md")?;
     print!("hello-agent: my plan:\n{}", String::from_utf8_lossy(&plan));
     let entries = client.list("/mem/working/notes")?;
-    println!("hello-agent: {} note(s) in /mem/working/notes", entries.len());
+    println!(
+        "hello-agent: {} note(s) in /mem/working/notes",
+        entries.len()
+    );
 
     // Ask before acting: CheckPolicy is a dry run and never a violation.
     let d = client.check_policy("file_write", "/mem/working/secrets/key")?;

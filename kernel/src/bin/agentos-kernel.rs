@@ -38,24 +38,36 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AGENTOS_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("AGENTOS_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut config = agentos_kernel::Config::new(args.state_dir.unwrap_or_else(agentos_kernel::config::default_state_dir));
+    let mut config = agentos_kernel::Config::new(
+        args.state_dir
+            .unwrap_or_else(agentos_kernel::config::default_state_dir),
+    );
     if let Some(l) = args.launcher {
         config.launcher = l;
     }
     config.require_full_sandbox = !args.allow_degraded_sandbox;
     config.term_grace = Duration::from_millis(args.term_grace_ms);
-    let ready = match args.ready_fd.map(agentos_kernel::daemon::ready_pipe).transpose() {
+    let ready = match args
+        .ready_fd
+        .map(agentos_kernel::daemon::ready_pipe)
+        .transpose()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentos-kernel: --ready-fd: {e}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agentos-kernel: cannot start the runtime: {e}");

@@ -52,16 +52,51 @@ pub struct DecisionRecord {
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordEvent {
-    KernelStart { pid: u32, uid: u32, version: String, state_dir: PathBuf },
-    KernelStop { reason: String },
-    Spawn { name: Option<String>, program: String, args: Vec<String>, policy_path: String, policy_digest: [u8; 32], launcher_pid: u32 },
-    SpawnRefused { program: String, reason: String },
+    KernelStart {
+        pid: u32,
+        uid: u32,
+        version: String,
+        state_dir: PathBuf,
+    },
+    KernelStop {
+        reason: String,
+    },
+    Spawn {
+        name: Option<String>,
+        program: String,
+        args: Vec<String>,
+        policy_path: String,
+        policy_digest: [u8; 32],
+        launcher_pid: u32,
+    },
+    SpawnRefused {
+        program: String,
+        reason: String,
+    },
     Sandbox(JailReport),
-    Handshake { sdk: String, abi: u16 },
-    Syscall { id: u64, call: Syscall, decision: DecisionRecord, result: Result<Reply, Errno>, duration_us: u64 },
-    Signal { signal: Signal, source: String, reason: String, delivered: bool },
-    ProtocolViolation { reason: String },
-    Exit { status: ExitStatus },
+    Handshake {
+        sdk: String,
+        abi: u16,
+    },
+    Syscall {
+        id: u64,
+        call: Syscall,
+        decision: DecisionRecord,
+        result: Result<Reply, Errno>,
+        duration_us: u64,
+    },
+    Signal {
+        signal: Signal,
+        source: String,
+        reason: String,
+        delivered: bool,
+    },
+    ProtocolViolation {
+        reason: String,
+    },
+    Exit {
+        status: ExitStatus,
+    },
 }
 
 /// One entry of the log.

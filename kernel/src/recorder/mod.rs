@@ -16,22 +16,36 @@ use std::time::Instant;
 
 use agentos_syscalls::AgentId;
 
-pub use format::{DecisionRecord, Record, RecordEvent};
 use format::{segment_name, CHAIN_LEN, GENESIS, MAX_RECORD};
+pub use format::{DecisionRecord, Record, RecordEvent};
 
 /// A recorder step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
     #[error("cannot open recorder dir {path}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open segment {path}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write segment {path}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("record does not encode")]
     Encode(#[source] postcard::Error),
     #[error("{path}: record {seq} at byte {offset}: {what}")]
-    Corrupt { path: PathBuf, seq: u64, offset: u64, what: String },
+    Corrupt {
+        path: PathBuf,
+        seq: u64,
+        offset: u64,
+        what: String,
+    },
 }
 
 struct Writer {
@@ -56,17 +70,26 @@ impl std::fmt::Debug for Recorder {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Segment numbers present in `dir`, ascending.
 fn segments(dir: &Path) -> Result<Vec<u32>, RecorderError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| RecorderError::Dir { path: dir.into(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| RecorderError::Dir {
+        path: dir.into(),
+        source,
+    })?;
     let mut out: Vec<u32> = rd
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("segment-")?.strip_suffix(".log")?.parse().ok()
+            name.strip_prefix("segment-")?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
         })
         .collect();
     out.sort_unstable();
@@ -78,7 +101,10 @@ impl Recorder {
     /// A log that does not verify is left untouched and the new segment restarts the chain;
     /// the error is returned beside the recorder so the kernel can report it.
     pub fn open(dir: &Path) -> Result<(Recorder, Option<RecorderError>), RecorderError> {
-        std::fs::create_dir_all(dir).map_err(|source| RecorderError::Dir { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| RecorderError::Dir {
+            path: dir.into(),
+            source,
+        })?;
         let existing = segments(dir)?;
         let (seq, chain, problem) = match read_log(dir) {
             Ok(records) => match records.last() {
@@ -93,9 +119,25 @@ impl Recorder {
             .create_new(true)
             .append(true)
             .open(&path)
-            .map_err(|source| RecorderError::Open { path: path.clone(), source })?;
-        let writer = Writer { file, path, seq, chain, buf: Vec::with_capacity(4096) };
-        Ok((Recorder { dir: dir.into(), boot: Instant::now(), writer: Mutex::new(writer) }, problem))
+            .map_err(|source| RecorderError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let writer = Writer {
+            file,
+            path,
+            seq,
+            chain,
+            buf: Vec::with_capacity(4096),
+        };
+        Ok((
+            Recorder {
+                dir: dir.into(),
+                boot: Instant::now(),
+                writer: Mutex::new(writer),
+            },
+            problem,
+        ))
     }
 
     pub fn dir(&self) -> &Path {
@@ -107,16 +149,33 @@ impl Recorder {
     pub fn append(&self, agent: Option<AgentId>, event: RecordEvent) -> Result<u64, RecorderError> {
         let mono_us = self.boot.elapsed().as_micros() as u64;
         let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let record = Record { seq: w.seq, wall_ms: now_ms(), mono_us, agent, event };
-        let Writer { buf, chain, file, path, seq } = &mut *w;
+        let record = Record {
+            seq: w.seq,
+            wall_ms: now_ms(),
+            mono_us,
+            agent,
+            event,
+        };
+        let Writer {
+            buf,
+            chain,
+            file,
+            path,
+            seq,
+        } = &mut *w;
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
-        let mut body_and_header = postcard::to_extend(&record, std::mem::take(buf)).map_err(RecorderError::Encode)?;
+        let mut body_and_header =
+            postcard::to_extend(&record, std::mem::take(buf)).map_err(RecorderError::Encode)?;
         let body_len = body_and_header.len() - 4;
         body_and_header[..4].copy_from_slice(&(body_len as u32).to_le_bytes());
         let next = chain_next(chain, &body_and_header[4..]);
         body_and_header.extend_from_slice(&next);
-        file.write_all(&body_and_header).map_err(|source| RecorderError::Write { path: path.clone(), source })?;
+        file.write_all(&body_and_header)
+            .map_err(|source| RecorderError::Write {
+                path: path.clone(),
+                source,
+            })?;
         *chain = next;
         *buf = body_and_header;
         let this = *seq;
@@ -144,10 +203,18 @@ pub fn read_log(dir: &Path) -> Result<Vec<(Record, [u8; 32])>, RecorderError> {
         let mut bytes = Vec::new();
         File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|source| RecorderError::Open { path: path.clone(), source })?;
+            .map_err(|source| RecorderError::Open {
+                path: path.clone(),
+                source,
+            })?;
         let mut off = 0usize;
         while off < bytes.len() {
-            let corrupt = |what: String| RecorderError::Corrupt { path: path.clone(), seq: expect_seq, offset: off as u64, what };
+            let corrupt = |what: String| RecorderError::Corrupt {
+                path: path.clone(),
+                seq: expect_seq,
+                offset: off as u64,
+                what,
+            };
             if bytes.len() - off < 4 {
                 return Err(corrupt("frame header cut short".into()));
             }
@@ -164,12 +231,17 @@ pub fn read_log(dir: &Path) -> Result<Vec<(Record, [u8; 32])>, RecorderError> {
             let body = &bytes[off + 4..body_end];
             let next = chain_next(&chain, body);
             if next[..] != bytes[body_end..body_end + CHAIN_LEN] {
-                return Err(corrupt("chain hash does not match (record changed, dropped or reordered)".into()));
+                return Err(corrupt(
+                    "chain hash does not match (record changed, dropped or reordered)".into(),
+                ));
             }
-            let record: Record =
-                postcard::from_bytes(body).map_err(|e| corrupt(format!("record does not decode: {e}")))?;
+            let record: Record = postcard::from_bytes(body)
+                .map_err(|e| corrupt(format!("record does not decode: {e}")))?;
             if record.seq != expect_seq {
-                return Err(corrupt(format!("sequence number {} where {expect_seq} was expected", record.seq)));
+                return Err(corrupt(format!(
+                    "sequence number {} where {expect_seq} was expected",
+                    record.seq
+                )));
             }
             chain = next;
             expect_seq += 1;

@@ -21,8 +21,8 @@ use agentos_policy::{Access, Mode};
 use agentos_syscalls::control::AgentState;
 use agentos_syscalls::frame::{self, FrameError, HEADER_LEN};
 use agentos_syscalls::{
-    AgentFrame, Errno, Hello, KernelFrame, Limits, OpenMode, Reply, Request, Response, Signal, Syscall, Welcome,
-    ABI_VERSION,
+    AgentFrame, Errno, Hello, KernelFrame, Limits, OpenMode, Reply, Request, Response, Signal,
+    Syscall, Welcome, ABI_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -47,16 +47,45 @@ pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixSt
 
 /// Records a protocol violation, answers it if the agent can still read, and in strict mode
 /// ends the agent with SIGTRUST.
-async fn violation(k: &Arc<KernelInner>, agent: &Arc<Agent>, tx: &mpsc::Sender<Outgoing>, reason: String) {
+async fn violation(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    tx: &mpsc::Sender<Outgoing>,
+    reason: String,
+) {
     tracing::warn!(agent_id = %agent.id, %reason, "protocol violation");
-    k.record(Some(agent.id), RecordEvent::ProtocolViolation { reason: reason.clone() });
+    k.record(
+        Some(agent.id),
+        RecordEvent::ProtocolViolation {
+            reason: reason.clone(),
+        },
+    );
     let (done, flushed) = tokio::sync::oneshot::channel();
-    let answer = Response { id: 0, result: Err(Errno::ProtocolViolation { reason: reason.clone() }) };
-    if tx.send(Outgoing { frame: KernelFrame::Response(answer), flushed: Some(done) }).await.is_ok() {
+    let answer = Response {
+        id: 0,
+        result: Err(Errno::ProtocolViolation {
+            reason: reason.clone(),
+        }),
+    };
+    if tx
+        .send(Outgoing {
+            frame: KernelFrame::Response(answer),
+            flushed: Some(done),
+        })
+        .await
+        .is_ok()
+    {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
     }
     if agent.policy.mode() == Mode::Strict {
-        let _ = crate::signals::deliver(k, agent, Signal::Trust, "kernel", format!("protocol violation: {reason}")).await;
+        let _ = crate::signals::deliver(
+            k,
+            agent,
+            Signal::Trust,
+            "kernel",
+            format!("protocol violation: {reason}"),
+        )
+        .await;
     }
 }
 
@@ -95,7 +124,9 @@ async fn read_body(rd: &mut OwnedReadHalf, max: u32) -> Result<Option<Vec<u8>>, 
     }
     let len = frame::body_len(header, max).map_err(|e| e.to_string())?;
     let mut body = vec![0u8; len];
-    rd.read_exact(&mut body).await.map_err(|_| format!("stream ended inside a frame of {len} bytes"))?;
+    rd.read_exact(&mut body)
+        .await
+        .map_err(|_| format!("stream ended inside a frame of {len} bytes"))?;
     Ok(Some(body))
 }
 
@@ -104,7 +135,9 @@ fn decode(body: &[u8]) -> Result<AgentFrame, String> {
 }
 
 fn error_source(e: &FrameError) -> String {
-    std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default()
+    std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 async fn serve_frames(
@@ -116,7 +149,9 @@ async fn serve_frames(
     let max = k.config.max_frame;
     // The launcher's jail report, then the agent's Hello.
     let hello: Hello = loop {
-        let Some(body) = read_body(rd, max).await? else { return Ok(()) };
+        let Some(body) = read_body(rd, max).await? else {
+            return Ok(());
+        };
         match decode(&body)? {
             AgentFrame::JailReport(report) if lock(&agent.jail).is_none() => {
                 k.record(Some(agent.id), RecordEvent::Sandbox(report.clone()));
@@ -130,9 +165,13 @@ async fn serve_frames(
                     starting
                 });
             }
-            AgentFrame::JailReport(_) => return Err("a second jail report (only the launcher sends one, first)".into()),
+            AgentFrame::JailReport(_) => {
+                return Err("a second jail report (only the launcher sends one, first)".into())
+            }
             AgentFrame::Hello(h) => break h,
-            AgentFrame::Request(r) => return Err(format!("request {} before the Hello handshake", r.id)),
+            AgentFrame::Request(r) => {
+                return Err(format!("request {} before the Hello handshake", r.id))
+            }
         }
     };
     if hello.abi != ABI_VERSION {
@@ -141,20 +180,53 @@ async fn serve_frames(
             hello.abi, hello.sdk
         );
         let (done, flushed) = tokio::sync::oneshot::channel();
-        let refused = KernelFrame::Refused(Errno::ProtocolViolation { reason: reason.clone() });
-        if tx.send(Outgoing { frame: refused, flushed: Some(done) }).await.is_ok() {
+        let refused = KernelFrame::Refused(Errno::ProtocolViolation {
+            reason: reason.clone(),
+        });
+        if tx
+            .send(Outgoing {
+                frame: refused,
+                flushed: Some(done),
+            })
+            .await
+            .is_ok()
+        {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
         }
-        k.record(Some(agent.id), RecordEvent::ProtocolViolation { reason: reason.clone() });
+        k.record(
+            Some(agent.id),
+            RecordEvent::ProtocolViolation {
+                reason: reason.clone(),
+            },
+        );
         if agent.policy.mode() == agentos_policy::Mode::Strict {
             let _ = crate::signals::deliver(k, agent, Signal::Trust, "kernel", reason).await;
         }
         return Ok(());
     }
-    k.record(Some(agent.id), RecordEvent::Handshake { sdk: hello.sdk, abi: hello.abi });
-    let limits = Limits { max_frame: max, max_in_flight: k.config.max_in_flight };
-    let welcome = Welcome { abi: ABI_VERSION, agent_id: agent.id, limits, policy_digest: agent.policy.digest() };
-    let _ = tx.send(Outgoing { frame: KernelFrame::Welcome(welcome), flushed: None }).await;
+    k.record(
+        Some(agent.id),
+        RecordEvent::Handshake {
+            sdk: hello.sdk,
+            abi: hello.abi,
+        },
+    );
+    let limits = Limits {
+        max_frame: max,
+        max_in_flight: k.config.max_in_flight,
+    };
+    let welcome = Welcome {
+        abi: ABI_VERSION,
+        agent_id: agent.id,
+        limits,
+        policy_digest: agent.policy.digest(),
+    };
+    let _ = tx
+        .send(Outgoing {
+            frame: KernelFrame::Welcome(welcome),
+            flushed: None,
+        })
+        .await;
     agent.state.send_if_modified(|s| {
         let starting = *s == AgentState::Starting;
         if starting {
@@ -165,13 +237,19 @@ async fn serve_frames(
 
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
     loop {
-        let Some(body) = read_body(rd, max).await? else { return Ok(()) };
+        let Some(body) = read_body(rd, max).await? else {
+            return Ok(());
+        };
         let request = match decode(&body)? {
             AgentFrame::Request(r) => r,
             AgentFrame::Hello(_) => return Err("a second Hello".into()),
-            AgentFrame::JailReport(_) => return Err("a jail report from the agent (only the launcher sends one)".into()),
+            AgentFrame::JailReport(_) => {
+                return Err("a jail report from the agent (only the launcher sends one)".into())
+            }
         };
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return Ok(()) };
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return Ok(());
+        };
         let (k, agent, tx) = (Arc::clone(k), Arc::clone(agent), tx.clone());
         tokio::spawn(async move {
             handle(&k, &agent, &tx, request).await;
@@ -195,14 +273,45 @@ fn classify(call: &Syscall) -> Result<Option<(String, String, Access, u64)>, Err
         Syscall::Read { path: p, .. } | Syscall::List { path: p } | Syscall::Stat { path: p } => {
             Some(("file_read".into(), path(p)?, Access::Read, 0))
         }
-        Syscall::Open { path: p, mode: OpenMode::Read } => Some(("file_read".into(), path(p)?, Access::Read, 0)),
-        Syscall::Open { path: p, mode: OpenMode::Write(_) } => Some(("file_write".into(), path(p)?, Access::Write, 0)),
-        Syscall::Write { path: p, data, .. } => Some(("file_write".into(), path(p)?, Access::Write, data.len() as u64)),
+        Syscall::Open {
+            path: p,
+            mode: OpenMode::Read,
+        } => Some(("file_read".into(), path(p)?, Access::Read, 0)),
+        Syscall::Open {
+            path: p,
+            mode: OpenMode::Write(_),
+        } => Some(("file_write".into(), path(p)?, Access::Write, 0)),
+        Syscall::Write { path: p, data, .. } => Some((
+            "file_write".into(),
+            path(p)?,
+            Access::Write,
+            data.len() as u64,
+        )),
         Syscall::Unlink { path: p } => Some(("file_write".into(), path(p)?, Access::Write, 0)),
-        Syscall::Exec { argv, stdin, .. } => Some(("code_execution".into(), argv.join(" "), Access::Read, stdin.len() as u64)),
-        Syscall::Call { action, params_json } => Some((action.clone(), params_json.clone(), Access::Read, params_json.len() as u64)),
-        Syscall::Send { to, payload } => Some(("ipc_send".into(), to.to_string(), Access::Write, payload.len() as u64)),
-        Syscall::Signal { target, .. } => Some(("signal".into(), target.to_string(), Access::Write, 0)),
+        Syscall::Exec { argv, stdin, .. } => Some((
+            "code_execution".into(),
+            argv.join(" "),
+            Access::Read,
+            stdin.len() as u64,
+        )),
+        Syscall::Call {
+            action,
+            params_json,
+        } => Some((
+            action.clone(),
+            params_json.clone(),
+            Access::Read,
+            params_json.len() as u64,
+        )),
+        Syscall::Send { to, payload } => Some((
+            "ipc_send".into(),
+            to.to_string(),
+            Access::Write,
+            payload.len() as u64,
+        )),
+        Syscall::Signal { target, .. } => {
+            Some(("signal".into(), target.to_string(), Access::Write, 0))
+        }
         Syscall::Close { .. }
         | Syscall::ReadFd { .. }
         | Syscall::WriteFd { .. }
@@ -239,7 +348,13 @@ fn judge(agent: &Agent, call: &Syscall, now: u64) -> Judgment {
         Err(e) => return builtin(Some(e), "malformed path"),
     };
     let policy = &agent.policy;
-    let req = agentos_policy::Request { action: &action, resource: &resource, access, bytes, now_ms: now };
+    let req = agentos_policy::Request {
+        action: &action,
+        resource: &resource,
+        access,
+        bytes,
+        now_ms: now,
+    };
     let d = policy.decide(&req);
     let mode = policy.mode();
     let rule = d.rule.as_ref().map(|r| r.to_string()).unwrap_or_default();
@@ -253,35 +368,69 @@ fn judge(agent: &Agent, call: &Syscall, now: u64) -> Judgment {
     };
     if !d.allowed {
         return match mode {
-            Mode::Strict => Judgment { refusal: Some(Errno::PermissionDenied { rule, reason: d.reason }), record },
+            Mode::Strict => Judgment {
+                refusal: Some(Errno::PermissionDenied {
+                    rule,
+                    reason: d.reason,
+                }),
+                record,
+            },
             Mode::Permissive | Mode::Audit => {
                 record.allowed = true;
-                Judgment { record, refusal: None }
+                Judgment {
+                    record,
+                    refusal: None,
+                }
             }
         };
     }
     if d.requires_approval {
         record.allowed = false;
-        record.reason = "requires_approval: this kernel has no approval queue yet, so the call is refused".into();
-        let what = format!("{action} needs operator approval ({rule}), which this kernel cannot grant yet");
-        return Judgment { refusal: Some(Errno::Unsupported { what }), record };
+        record.reason =
+            "requires_approval: this kernel has no approval queue yet, so the call is refused"
+                .into();
+        let what = format!(
+            "{action} needs operator approval ({rule}), which this kernel cannot grant yet"
+        );
+        return Judgment {
+            refusal: Some(Errno::Unsupported { what }),
+            record,
+        };
     }
     if d.dry_run {
         record.allowed = false;
         record.reason = format!("dry_run: {action} recorded, not performed");
-        return Judgment { refusal: Some(Errno::PermissionDenied { rule, reason: record.reason.clone() }), record };
+        return Judgment {
+            refusal: Some(Errno::PermissionDenied {
+                rule,
+                reason: record.reason.clone(),
+            }),
+            record,
+        };
     }
     if let Some((index, rate)) = d.rate_limit {
         if let Err(retry_after_ms) = lock(&agent.limiter).check(index, rate, now) {
             record.allowed = false;
-            record.reason = format!("rate limit of {rule} reached; retry after {retry_after_ms} ms");
-            return Judgment { refusal: Some(Errno::RateLimited { retry_after_ms }), record };
+            record.reason =
+                format!("rate limit of {rule} reached; retry after {retry_after_ms} ms");
+            return Judgment {
+                refusal: Some(Errno::RateLimited { retry_after_ms }),
+                record,
+            };
         }
     }
-    Judgment { record, refusal: None }
+    Judgment {
+        record,
+        refusal: None,
+    }
 }
 
-async fn handle(k: &Arc<KernelInner>, agent: &Arc<Agent>, tx: &mpsc::Sender<Outgoing>, request: Request) {
+async fn handle(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    tx: &mpsc::Sender<Outgoing>,
+    request: Request,
+) {
     let Request { id, call } = request;
     if agent.current_state() == AgentState::Stopped {
         agent.counters().parked += 1;
@@ -308,24 +457,59 @@ async fn handle(k: &Arc<KernelInner>, agent: &Arc<Agent>, tx: &mpsc::Sender<Outg
     }
     let recorded = k.record(
         Some(agent.id),
-        RecordEvent::Syscall { id, call, decision: judgment.record.clone(), result: result.clone(), duration_us },
+        RecordEvent::Syscall {
+            id,
+            call,
+            decision: judgment.record.clone(),
+            result: result.clone(),
+            duration_us,
+        },
     );
     // Nothing is answered that is not in the recorder.
-    let result = if recorded { result } else { Err(Errno::Internal { reason: "the flight recorder failed; call not answered".into() }) };
-    let _ = agent.first_syscall_us.set(agent.spawned_at.elapsed().as_micros() as u64);
+    let result = if recorded {
+        result
+    } else {
+        Err(Errno::Internal {
+            reason: "the flight recorder failed; call not answered".into(),
+        })
+    };
+    let _ = agent
+        .first_syscall_us
+        .set(agent.spawned_at.elapsed().as_micros() as u64);
     let (done, flushed) = tokio::sync::oneshot::channel();
     let response = KernelFrame::Response(Response { id, result });
-    if tx.send(Outgoing { frame: response, flushed: Some(done) }).await.is_ok() && strict_violation {
+    if tx
+        .send(Outgoing {
+            frame: response,
+            flushed: Some(done),
+        })
+        .await
+        .is_ok()
+        && strict_violation
+    {
         // The agent sees its PermissionDenied before it is ended.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
     }
     if strict_violation {
-        let reason = format!("{} ({})", judgment.record.reason, if judgment.record.rule.is_empty() { "default deny" } else { &judgment.record.rule });
+        let reason = format!(
+            "{} ({})",
+            judgment.record.reason,
+            if judgment.record.rule.is_empty() {
+                "default deny"
+            } else {
+                &judgment.record.rule
+            }
+        );
         let _ = crate::signals::deliver(k, agent, Signal::Policy, "kernel", reason).await;
     }
 }
 
 /// A reply for calls whose syscall is not served yet.
 pub(crate) fn unsupported(call: &Syscall) -> Result<Reply, Errno> {
-    Err(Errno::Unsupported { what: format!("the `{}` syscall is not served by this kernel yet", call.name()) })
+    Err(Errno::Unsupported {
+        what: format!(
+            "the `{}` syscall is not served by this kernel yet",
+            call.name()
+        ),
+    })
 }

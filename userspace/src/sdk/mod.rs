@@ -52,3 +52,9 @@ fn agent_socket() -> Result<std::os::unix::net::UnixStream, SdkError> {
     }
     crate::sys::socket_from_fd(fd).map_err(|e| SdkError::NoKernel(format!("descriptor {fd}: {e}")))
 }
+
+/// The raw kernel socket, for programs that speak the ABI themselves (another language's SDK
+/// shim, or a conformance test). Like [`Client::connect`], it can be taken once per process.
+pub fn kernel_socket() -> Result<std::os::unix::net::UnixStream, SdkError> {
+    agent_socket()
+}

@@ -9,9 +9,23 @@ use crate::kernel::now_ms;
 
 pub(super) fn check_policy(agent: &Agent, action: &str, resource: &str) -> Result<Reply, Errno> {
     let file_action = matches!(action, "file_read" | "file_write");
-    let resource = if file_action { agentos_vfs::normalize(resource)? } else { resource.to_string() };
-    let access = if matches!(action, "file_write" | "ipc_send" | "signal") { Access::Write } else { Access::Read };
-    let req = agentos_policy::Request { action, resource: &resource, access, bytes: 0, now_ms: now_ms() };
+    let resource = if file_action {
+        agentos_vfs::normalize(resource)?
+    } else {
+        resource.to_string()
+    };
+    let access = if matches!(action, "file_write" | "ipc_send" | "signal") {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    let req = agentos_policy::Request {
+        action,
+        resource: &resource,
+        access,
+        bytes: 0,
+        now_ms: now_ms(),
+    };
     let d = agent.policy.decide(&req);
     Ok(Reply::Decision(Decision {
         allowed: d.allowed,

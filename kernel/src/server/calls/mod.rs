@@ -21,7 +21,14 @@ pub(crate) const WORKING: &str = "/mem/working";
 
 /// The VFS roots that later kernels serve; a path under them is `Unsupported` here rather than
 /// `NotFound`, so the agent can tell "not yet" from "no such file".
-const LATER_ROOTS: [&str; 6] = ["/mem/episodic", "/mem/semantic", "/state", "/policy", "/ipc", "/workspace"];
+const LATER_ROOTS: [&str; 6] = [
+    "/mem/episodic",
+    "/mem/semantic",
+    "/state",
+    "/policy",
+    "/ipc",
+    "/workspace",
+];
 
 /// Maps an agent path to a path inside `/mem/working` (`/` for its root).
 pub(crate) fn working_path(path: &str) -> Result<String, Errno> {
@@ -34,21 +41,30 @@ pub(crate) fn working_path(path: &str) -> Result<String, Errno> {
             return Ok(rest.into());
         }
     }
-    let under = |root: &str| path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'));
+    let under =
+        |root: &str| path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'));
     if LATER_ROOTS.iter().any(|r| under(r)) {
-        return Err(Errno::Unsupported { what: format!("{path}: only {WORKING} is served by this kernel yet") });
+        return Err(Errno::Unsupported {
+            what: format!("{path}: only {WORKING} is served by this kernel yet"),
+        });
     }
     Err(Errno::NotFound { what: path })
 }
 
-pub(crate) async fn perform(k: &Arc<KernelInner>, agent: &Arc<Agent>, call: &Syscall) -> Result<Reply, Errno> {
+pub(crate) async fn perform(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    call: &Syscall,
+) -> Result<Reply, Errno> {
     match call {
         Syscall::Read { path, offset, len } => read::read(agent, path, *offset, *len),
         Syscall::Write { path, data, mode } => write::write(agent, path, data, *mode),
         Syscall::List { path } => list::list(agent, path),
         Syscall::Stat { path } => stat::stat(agent, path),
         Syscall::Unlink { path } => unlink::unlink(agent, path),
-        Syscall::CheckPolicy { action, resource } => check_policy::check_policy(agent, action, resource),
+        Syscall::CheckPolicy { action, resource } => {
+            check_policy::check_policy(agent, action, resource)
+        }
         Syscall::Signal { target, signal } => signal::signal(k, agent, *target, *signal).await,
         Syscall::Exit { code } => exit::exit(agent, *code),
         Syscall::Open { .. }
@@ -71,9 +87,18 @@ mod tests {
     fn working_paths_on_component_boundaries() {
         assert_eq!(working_path("/mem/working").unwrap(), "/");
         assert_eq!(working_path("/mem/working/a/../b").unwrap(), "/b");
-        assert!(matches!(working_path("/mem/workingfoo"), Err(Errno::NotFound { .. })));
-        assert!(matches!(working_path("/mem/working/../../policy/x"), Err(Errno::Unsupported { .. })));
-        assert!(matches!(working_path("/policyfoo"), Err(Errno::NotFound { .. })));
+        assert!(matches!(
+            working_path("/mem/workingfoo"),
+            Err(Errno::NotFound { .. })
+        ));
+        assert!(matches!(
+            working_path("/mem/working/../../policy/x"),
+            Err(Errno::Unsupported { .. })
+        ));
+        assert!(matches!(
+            working_path("/policyfoo"),
+            Err(Errno::NotFound { .. })
+        ));
         assert!(matches!(working_path("relative"), Err(_)));
     }
 }

@@ -9,13 +9,29 @@ use agentos_syscalls::{AgentId, Errno, Reply, Signal};
 use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
-pub(super) async fn signal(k: &Arc<KernelInner>, agent: &Agent, target: AgentId, sig: Signal) -> Result<Reply, Errno> {
-    let to = k.find(&AgentRef::Id(target)).map_err(|_| Errno::NotFound { what: format!("agent {target}") })?;
-    let source = format!("agent {}", agent.id);
-    crate::signals::deliver(k, &to, sig, &source, String::new()).await.map_err(|e| match e.kind {
-        ControlErrorKind::Denied => Errno::PermissionDenied { rule: String::new(), reason: e.message },
-        ControlErrorKind::NotFound => Errno::NotFound { what: format!("agent {target}") },
-        ControlErrorKind::Failed | ControlErrorKind::Usage => Errno::InvalidArgument { reason: e.message },
+pub(super) async fn signal(
+    k: &Arc<KernelInner>,
+    agent: &Agent,
+    target: AgentId,
+    sig: Signal,
+) -> Result<Reply, Errno> {
+    let to = k.find(&AgentRef::Id(target)).map_err(|_| Errno::NotFound {
+        what: format!("agent {target}"),
     })?;
+    let source = format!("agent {}", agent.id);
+    crate::signals::deliver(k, &to, sig, &source, String::new())
+        .await
+        .map_err(|e| match e.kind {
+            ControlErrorKind::Denied => Errno::PermissionDenied {
+                rule: String::new(),
+                reason: e.message,
+            },
+            ControlErrorKind::NotFound => Errno::NotFound {
+                what: format!("agent {target}"),
+            },
+            ControlErrorKind::Failed | ControlErrorKind::Usage => {
+                Errno::InvalidArgument { reason: e.message }
+            }
+        })?;
     Ok(Reply::Done)
 }

@@ -1,0 +1,198 @@
+//! The agent the integration tests run inside real sandboxes. `agentos-test-agent MODE ARGS…`:
+//!
+//! - `spin`: write a counter to working memory forever (one syscall per iteration)
+//! - `term-handler [ignore]`: register a SIGTERM handler, say `ready`, wait; the handler exits
+//!   cleanly (or, with `ignore`, does nothing, so the kernel must SIGKILL after the grace period)
+//! - `no-handler`: connect, say `ready`, wait (POSIX SIGTERM ends it)
+//! - `fork-tree N`: start N `sleep` children and a shell with two grandchildren, say `ready`, wait
+//! - `crash`: one syscall, then abort
+//! - `echo`: write and read back a file, exit 0
+//! - `exit N`: exit with code N after one syscall
+//! - `write PATH`: try to write PATH, print the answer, wait
+//! - `raw malformed|oversized|bad-abi|second-hello`: break the protocol on purpose and print the
+//!   kernel's answer
+//! - `park`: connect, say `ready`, wait forever
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use agentos_syscalls::frame::{self, HEADER_LEN};
+use agentos_syscalls::{AgentFrame, Hello, KernelFrame, Signal, ABI_VERSION};
+use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn wait_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("");
+    let result = match mode {
+        "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
+        _ => with_client(mode, &args[1.min(args.len())..]),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            say(&format!("error: {e}"));
+            ExitCode::from(70)
+        }
+    }
+}
+
+fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
+    let client = Client::connect()?;
+    match mode {
+        "spin" => {
+            say("ready");
+            let mut i: u64 = 0;
+            loop {
+                client.write("/mem/working/counter", &i.to_le_bytes())?;
+                i += 1;
+            }
+        }
+        "term-handler" => {
+            let ignore = rest.first().is_some_and(|a| a == "ignore");
+            let c = client.clone();
+            client.on_signal(Signal::Term, move |sig, reason| {
+                say(&format!("handler ran for {sig} ({reason})"));
+                if !ignore {
+                    let _ = c.write("/mem/working/goodbye", b"clean");
+                    say("clean shutdown");
+                    c.exit(0);
+                }
+            })?;
+            client.write("/mem/working/ready", b"1")?;
+            say("ready");
+            wait_forever()
+        }
+        "no-handler" | "park" => {
+            client.write("/mem/working/ready", b"1")?;
+            say("ready");
+            wait_forever()
+        }
+        "fork-tree" => {
+            let n: usize = rest.first().and_then(|s| s.parse().ok()).unwrap_or(3);
+            let mut kids = Vec::new();
+            for _ in 0..n {
+                kids.push(
+                    std::process::Command::new("/bin/sleep")
+                        .arg("1000")
+                        .spawn()
+                        .map_err(io)?,
+                );
+            }
+            kids.push(
+                std::process::Command::new("/bin/sh")
+                    .args(["-c", "/bin/sleep 1000 & /bin/sleep 1000 & wait"])
+                    .spawn()
+                    .map_err(io)?,
+            );
+            client.write("/mem/working/ready", b"1")?;
+            say(&format!("ready {}", kids.len()));
+            wait_forever()
+        }
+        "crash" => {
+            client.write("/mem/working/before-crash", b"1")?;
+            say("crashing");
+            std::process::abort()
+        }
+        "echo" => {
+            client.write("/mem/working/echo", b"ping")?;
+            let back = client.read("/mem/working/echo")?;
+            say(&format!("echo {}", String::from_utf8_lossy(&back)));
+            Ok(0)
+        }
+        "exit" => {
+            let code: u8 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(0);
+            client.announce_exit(i32::from(code))?;
+            Ok(code)
+        }
+        "write" => {
+            let path = rest.first().map(String::as_str).unwrap_or("/mem/working/x");
+            match client.write(path, b"data") {
+                Ok(n) => say(&format!("wrote {n}")),
+                Err(SdkError::Errno(e)) => say(&format!("refused: {} {e}", e.kind())),
+                Err(e) => return Err(e),
+            }
+            // A strict kernel ends us now; otherwise the test ends us.
+            wait_forever()
+        }
+        other => {
+            say(&format!("unknown mode `{other}`"));
+            Ok(64)
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> SdkError {
+    SdkError::Frame(frame::FrameError::Io(e))
+}
+
+/// Speaks the ABI by hand to break it on purpose.
+fn raw(how: &str) -> Result<u8, SdkError> {
+    let mut sock = kernel_socket()?;
+    let hello = |abi| {
+        AgentFrame::Hello(Hello {
+            abi,
+            sdk: "raw-test".into(),
+        })
+    };
+    if how == "bad-abi" {
+        frame::write_frame(&mut sock, &hello(999))?;
+    } else {
+        frame::write_frame(&mut sock, &hello(ABI_VERSION))?;
+        let welcome = frame::read_frame(&mut sock, frame::DEFAULT_MAX_FRAME)?;
+        say(&format!(
+            "handshake {}",
+            if welcome.is_some() { "done" } else { "closed" }
+        ));
+        match how {
+            "malformed" => {
+                let garbage = [0xffu8, 0xff, 0xff, 0xff, 0x0f, 0x01];
+                sock.write_all(&(garbage.len() as u32).to_le_bytes())
+                    .map_err(io)?;
+                sock.write_all(&garbage).map_err(io)?;
+            }
+            "oversized" => {
+                sock.write_all(&0xffff_fff0u32.to_le_bytes()).map_err(io)?;
+                sock.write_all(&[0u8; 64]).map_err(io)?;
+            }
+            "second-hello" => frame::write_frame(&mut sock, &hello(ABI_VERSION))?,
+            other => {
+                say(&format!("unknown raw mode `{other}`"));
+                return Ok(64);
+            }
+        }
+    }
+    loop {
+        match frame::read_frame(&mut sock, frame::DEFAULT_MAX_FRAME) {
+            Ok(Some(body)) => match frame::decode::<KernelFrame>(&body) {
+                Ok(KernelFrame::Response(r)) => say(&format!(
+                    "answer id {} {:?}",
+                    r.id,
+                    r.result.map_err(|e| e.kind())
+                )),
+                Ok(KernelFrame::Refused(e)) => say(&format!("refused {} {e}", e.kind())),
+                Ok(other) => say(&format!("frame {other:?}")),
+                Err(e) => say(&format!("undecodable {e}")),
+            },
+            Ok(None) => {
+                say("closed");
+                return Ok(0);
+            }
+            Err(e) => {
+                say(&format!("read error {e} {}", HEADER_LEN));
+                return Ok(0);
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The integration-test harness: real kernels on private state dirs, driven through the real
+//! `agentctl`, running real sandboxed agents.
+//!
+//! [`TestKernel::start`] starts `agentos-kernel` through `agentctl kernel start` on a fresh
+//! temporary state dir and stops it on drop (SIGKILL if a graceful stop fails), so no test
+//! touches `/var/lib` or `/run` and no agent outlives its test.
+//! [`TestKernel::start_unprivileged`] does the same with the kernel running as uid/gid 65534
+//! (when the tests run as root), from binaries copied into a world-readable dir.
+//!
+//! Waiting is always for a condition (a log line, a state, a process's exit via pidfd), with a
+//! deadline; never a bare sleep.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test harness: a failed expectation is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The longest any single condition is waited for.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Where cargo put the workspace's binaries (`target/<profile>`), found from the test binary's
+/// own path (`target/<profile>/deps/all-…`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = if deps.ends_with("deps") {
+        deps.parent().expect("profile dir")
+    } else {
+        deps
+    };
+    dir.to_path_buf()
+}
+
+/// A workspace binary, with a clear message when it was not built.
+pub fn binary(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds every binary)",
+        p.display()
+    );
+    p
+}
+
+/// The test agent binary.
+pub fn test_agent() -> PathBuf {
+    binary("agentos-test-agent")
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Polls `cond` every 5 ms until it holds or [`DEADLINE`] passes.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Waits for a process (not necessarily our child) to exit, through a pidfd.
+pub fn wait_pid_gone(pid: u32, within: Duration) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return true, // already gone
+    };
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let ts = rustix::event::Timespec {
+        tv_sec: within.as_secs() as i64,
+        tv_nsec: within.subsec_nanos() as i64,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+}
+
+/// Every descendant of `root`, read from `/proc`.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut table = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if let (Some(state), Some(ppid)) = (f.first(), f.get(1).and_then(|p| p.parse::<u32>().ok()))
+        {
+            table.push((pid, ppid, state.chars().next().unwrap_or('?')));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid, _) in &table {
+            if ppid == p {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// The state letter of a process (`R`, `S`, `T`, `Z`, …), `None` once it is gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// A policy file in `dir`.
+pub fn write_policy(
+    dir: &Path,
+    name: &str,
+    mode: &str,
+    signals: &[&str],
+    extra_rules: &str,
+) -> PathBuf {
+    let signals = if signals.is_empty() {
+        "[]".to_string()
+    } else {
+        format!("[{}]", signals.join(", "))
+    };
+    let text = format!(
+        "---\nkernel:\n  version: \"1.0\"\n  mode: {mode}\nsignals: {signals}\npolicies:\n  - name: working-rw\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/mem/working/**\"]\n  - name: working-ro\n    action: file_read\n    effect: allow\n    mode: read_only\n    constraints:\n      paths: [\"/mem/working\", \"/mem/working/**\"]\n{extra_rules}---\n\n# test policy `{name}`\n"
+    );
+    let path = dir.join(format!("{name}.md"));
+    std::fs::write(&path, text).expect("write policy");
+    path
+}
+
+/// A kernel on a private state dir, stopped on drop.
+#[derive(Debug)]
+pub struct TestKernel {
+    /// Holds the temp dirs alive.
+    _root: tempfile::TempDir,
+    pub state_dir: PathBuf,
+    /// Scratch dir for policies and such (readable by the kernel's user).
+    pub work: PathBuf,
+    pub agentctl: PathBuf,
+    pub agent_bin: PathBuf,
+    pub unprivileged: bool,
+}
+
+fn world_dir(path: &Path) {
+    std::fs::create_dir_all(path).expect("mkdir");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn copy_exe(from: &Path, dir: &Path) -> PathBuf {
+    let to = dir.join(from.file_name().expect("file name"));
+    std::fs::copy(from, &to).expect("copy binary");
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    to
+}
+
+impl TestKernel {
+    /// A kernel running as the test's own user.
+    pub fn start() -> TestKernel {
+        Self::start_with(false, &[])
+    }
+
+    /// A kernel running as uid/gid 65534 when the tests run as root (as the test's own,
+    /// already unprivileged user otherwise).
+    pub fn start_unprivileged() -> TestKernel {
+        Self::start_with(true, &[])
+    }
+
+    /// `extra` goes to `agentctl kernel start` (e.g. `--term-grace-ms 300`).
+    pub fn start_with(unprivileged: bool, extra: &[&str]) -> TestKernel {
+        let root = tempfile::Builder::new()
+            .prefix("agentos-test-")
+            .tempdir()
+            .expect("tempdir");
+        world_dir(root.path());
+        let bins = root.path().join("bin");
+        world_dir(&bins);
+        // Copies, so that an unprivileged kernel can execute them even when the checkout sits
+        // under a private home directory.
+        let agentctl = copy_exe(&binary("agentctl"), &bins);
+        copy_exe(&binary("agentos-kernel"), &bins);
+        copy_exe(&binary("agentos-launch"), &bins);
+        let agent_bin = copy_exe(&test_agent(), &bins);
+        let work = root.path().join("work");
+        world_dir(&work);
+        let state_dir = root.path().join("state");
+        let drop_privileges = unprivileged && is_root();
+        if drop_privileges {
+            world_dir(&state_dir);
+            std::os::unix::fs::chown(&state_dir, Some(65534), Some(65534))
+                .expect("chown state dir");
+        }
+        let mut cmd = if drop_privileges {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&agentctl);
+            c
+        } else {
+            Command::new(&agentctl)
+        };
+        cmd.arg("--state-dir")
+            .arg(&state_dir)
+            .args(["kernel", "start"])
+            .args(extra);
+        let out = cmd.output().expect("run agentctl kernel start");
+        assert!(
+            out.status.success(),
+            "kernel start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestKernel {
+            _root: root,
+            state_dir,
+            work,
+            agentctl,
+            agent_bin,
+            unprivileged: drop_privileges || !is_root(),
+        }
+    }
+
+    /// Runs `agentctl --state-dir … ARGS` and returns its output.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(&self.agentctl)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args)
+            .output()
+            .expect("run agentctl")
+    }
+
+    /// Runs `agentctl` and asserts success; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "agentctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Spawns the test agent in `mode` under `policy`; returns its id.
+    pub fn spawn(&self, policy: &Path, agent_args: &[&str]) -> u64 {
+        let mut args = vec![
+            "spawn",
+            "--policy",
+            policy.to_str().expect("utf-8"),
+            "--",
+            self.agent_bin.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(agent_args);
+        self.ctl_ok(&args).trim().parse().expect("agent id")
+    }
+
+    /// The agent's row (`agentctl inspect --json`).
+    pub fn info(&self, id: u64) -> Value {
+        serde_json::from_str(&self.ctl_ok(&["inspect", &id.to_string(), "--json"])).expect("json")
+    }
+
+    /// Waits for the agent's end (`agentctl wait --json`) and returns its final row.
+    pub fn wait(&self, id: u64) -> Value {
+        let out = self.ctl(&["wait", &id.to_string(), "--json"]);
+        serde_json::from_slice(&out.stdout).expect("wait --json")
+    }
+
+    /// Follows the agent's log until a line starting with `prefix` appears; returns the line.
+    pub fn wait_for_line(&self, id: u64, prefix: &str) -> String {
+        let mut child = Command::new(&self.agentctl)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["logs", "-f", &id.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("agentctl logs -f");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let want = prefix.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with(&want) {
+                    let _ = tx.send(line);
+                    return;
+                }
+            }
+        });
+        let got = rx.recv_timeout(DEADLINE);
+        let _ = child.kill();
+        let _ = child.wait();
+        got.unwrap_or_else(|_| {
+            let log = self.ctl(&["logs", &id.to_string()]);
+            panic!(
+                "agent {id} never printed `{prefix}`; its log:\n{}",
+                String::from_utf8_lossy(&log.stdout)
+            )
+        })
+    }
+
+    /// The launcher pid of an agent (the root of its process tree).
+    pub fn launcher_pid(&self, id: u64) -> u32 {
+        self.info(id)["pid"].as_u64().expect("pid") as u32
+    }
+
+    /// The kernel's pid, from `agentctl kernel status --json`.
+    pub fn kernel_pid(&self) -> u32 {
+        let v: Value =
+            serde_json::from_str(&self.ctl_ok(&["kernel", "status", "--json"])).expect("json");
+        v["pid"].as_u64().expect("pid") as u32
+    }
+
+    /// Every record of the flight recorder, verified.
+    pub fn records(&self) -> Vec<agentos_kernel::recorder::Record> {
+        agentos_kernel::recorder::read_log(&self.state_dir.join("recorder"))
+            .expect("recorder verifies")
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+}
+
+impl Drop for TestKernel {
+    fn drop(&mut self) {
+        let pid = self.ctl(&["kernel", "status", "--json"]);
+        let pid: Option<u32> = serde_json::from_slice::<Value>(&pid.stdout)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+            .map(|p| p as u32);
+        let stopped = Command::new(&self.agentctl)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["kernel", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if let (false, Some(pid)) = (stopped, pid) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `agentctl`'s errors and exit codes (DESIGN §9), and `agentctl run`.
+
+use std::process::Command;
+
+use agentos_tests::{binary, test_agent, write_policy, TestKernel};
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn no_kernel_running_says_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(binary("agentctl"))
+        .arg("--state-dir")
+        .arg(dir.path())
+        .arg("ps")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(t.contains("no kernel is running on"), "{t}");
+    assert!(t.contains("kernel start"), "{t}");
+}
+
+#[test]
+fn unknown_agent_exits_4_and_points_at_ps() {
+    let k = TestKernel::start();
+    for cmd in [
+        &["signal", "77", "SIGTERM"][..],
+        &["wait", "77"],
+        &["logs", "nobody"],
+        &["kill", "77"],
+    ] {
+        let out = k.ctl(cmd);
+        assert_eq!(out.status.code(), Some(4), "{cmd:?}: {}", text(&out));
+        assert!(text(&out).contains("agentctl ps"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn signal_not_in_policy_list_exits_3_with_a_clear_message() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "nosig", "strict", &["SIGTERM"], "");
+    let id = k.spawn(&policy, &["park"]);
+    k.wait_for_line(id, "ready");
+    let out = k.ctl(&["stop", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("SIGSTOP is not in the `signals:` list"),
+        "{}",
+        text(&out)
+    );
+    // Non-maskable signals are always deliverable.
+    k.ctl_ok(&["kill", &id.to_string()]);
+    assert_eq!(k.wait(id)["exit"]["signal"], "SIGKILL");
+}
+
+#[test]
+fn bad_signal_name_is_a_usage_error() {
+    let k = TestKernel::start();
+    let out = k.ctl(&["signal", "1", "SIGHUP"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("unknown signal `SIGHUP`"));
+}
+
+#[test]
+fn a_policy_that_does_not_parse_refuses_the_spawn_with_its_position() {
+    let k = TestKernel::start();
+    let bad = k.work.join("bad.md");
+    std::fs::write(&bad, "kernel:\n  version: \"1.0\"\n  mode: strict\nsignals: []\npolicies:\n  - action: file_read\n    efect: allow\n").unwrap();
+    let agent = k.agent_bin.to_str().unwrap().to_string();
+    let out = k.ctl(&[
+        "spawn",
+        "--policy",
+        bad.to_str().unwrap(),
+        "--",
+        &agent,
+        "echo",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(t.contains("bad.md:7:5"), "{t}");
+    assert!(t.contains("efect"), "{t}");
+    assert!(t.contains("effect"), "a did-you-mean is expected: {t}");
+    assert!(k.ctl_ok(&["ps"]).contains("no agents"));
+}
+
+#[test]
+fn run_streams_output_summarises_and_exits_with_the_agents_code() {
+    let work = tempfile::tempdir().unwrap();
+    let policy = write_policy(work.path(), "run", "strict", &[], "");
+    let state = work.path().join("state");
+    let out = Command::new(binary("agentctl"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--policy", policy.to_str().unwrap(), "--"])
+        .arg(test_agent())
+        .args(["exit", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exited with code 7"), "{err}");
+    assert!(err.contains("syscalls: 1 (1 allowed, 0 denied)"), "{err}");
+    assert!(
+        err.contains(&format!("recorder: {}", state.join("recorder").display())),
+        "{err}"
+    );
+    let echo = Command::new(binary("agentctl"))
+        .args(["run", "--policy", policy.to_str().unwrap(), "--"])
+        .arg(test_agent())
+        .arg("echo")
+        .output()
+        .unwrap();
+    assert_eq!(echo.status.code(), Some(0), "{}", text(&echo));
+    assert_eq!(String::from_utf8_lossy(&echo.stdout), "echo ping\n");
+}
+
+#[test]
+fn run_refuses_a_missing_program_with_exit_4() {
+    let work = tempfile::tempdir().unwrap();
+    let policy = write_policy(work.path(), "run", "strict", &[], "");
+    let out = Command::new(binary("agentctl"))
+        .args([
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--",
+            "/nonexistent/agent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+}

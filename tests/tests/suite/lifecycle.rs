@@ -1,0 +1,282 @@
+//! The agent lifecycle, end to end: spawn, stop/park, continue, SIGTERM, SIGKILL of a tree,
+//! crashes, and the kernel's own death.
+
+use std::time::Duration;
+
+use agentos_kernel::recorder::RecordEvent;
+use agentos_syscalls::control::ExitStatus;
+use agentos_syscalls::Signal;
+use agentos_tests::{descendants, proc_state, wait_pid_gone, wait_until, write_policy, TestKernel};
+
+const ALL_SIGNALS: &[&str] = &["SIGSTOP", "SIGCONT", "SIGTERM", "SIGINT", "SIGUSR1"];
+
+fn syscalls(k: &TestKernel, id: u64) -> u64 {
+    k.info(id)["syscalls"].as_u64().expect("syscalls")
+}
+
+/// spawn → running → stop (tree frozen, syscalls parked) → cont (they complete) → kill.
+pub fn stop_park_cont_kill(k: &TestKernel) {
+    let policy = write_policy(&k.work, "lifecycle", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["spin"]);
+    k.wait_for_line(id, "ready");
+    wait_until("syscalls flowing", || syscalls(k, id) > 10);
+    assert_eq!(k.info(id)["state"], "running");
+
+    k.ctl_ok(&["stop", &id.to_string()]);
+    assert_eq!(k.info(id)["state"], "stopped");
+    let launcher = k.launcher_pid(id);
+    let tree = descendants(launcher);
+    assert!(
+        tree.len() >= 2,
+        "init and agent expected under the launcher, got {tree:?}"
+    );
+    wait_until("every process of the tree stopped", || {
+        tree.iter().all(|&p| proc_state(p) == Some('T'))
+    });
+    let frozen = syscalls(k, id);
+    // The tree is stopped: nothing may be answered until it is continued. Observe a window.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        syscalls(k, id),
+        frozen,
+        "syscalls were answered while the agent was stopped"
+    );
+
+    k.ctl_ok(&["cont", &id.to_string()]);
+    wait_until("syscalls resume after SIGCONT", || {
+        syscalls(k, id) > frozen + 10
+    });
+    assert_eq!(k.info(id)["state"], "running");
+    assert!(descendants(launcher)
+        .iter()
+        .all(|&p| proc_state(p) != Some('T')));
+
+    k.ctl_ok(&["kill", &id.to_string()]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["kind"], "killed");
+    assert_eq!(last["exit"]["signal"], "SIGKILL");
+    for p in tree {
+        assert!(
+            proc_state(p).is_none(),
+            "process {p} of the killed tree is still there"
+        );
+    }
+}
+
+/// SIGTERM with an SDK handler lets the agent finish cleanly.
+pub fn sigterm_handler(k: &TestKernel) {
+    let policy = write_policy(&k.work, "term", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["term-handler"]);
+    k.wait_for_line(id, "ready");
+    k.ctl_ok(&["signal", &id.to_string(), "SIGTERM"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["kind"], "code", "{last}");
+    assert_eq!(last["exit"]["code"], 0);
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(log.contains("handler ran for SIGTERM"), "{log}");
+    assert!(log.contains("clean shutdown"), "{log}");
+}
+
+/// SIGKILL of an agent that forked children and grandchildren leaves none of them.
+pub fn sigkill_tree(k: &TestKernel) {
+    let policy = write_policy(&k.work, "tree", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["fork-tree", "3"]);
+    k.wait_for_line(id, "ready");
+    let launcher = k.launcher_pid(id);
+    // launcher → init → agent → 3 sleeps + sh → 2 sleeps
+    wait_until("the whole tree to exist", || {
+        descendants(launcher).len() >= 8
+    });
+    let tree = descendants(launcher);
+    k.ctl_ok(&["signal", &id.to_string(), "9"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["signal"], "SIGKILL");
+    let alive: Vec<u32> = tree
+        .iter()
+        .copied()
+        .filter(|&p| proc_state(p).is_some())
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "processes of the killed tree still alive: {alive:?}"
+    );
+}
+
+#[test]
+fn lifecycle_stop_park_cont_kill() {
+    stop_park_cont_kill(&TestKernel::start());
+}
+
+#[test]
+fn lifecycle_sigterm_with_handler_exits_cleanly() {
+    sigterm_handler(&TestKernel::start());
+}
+
+#[test]
+fn lifecycle_sigkill_leaves_no_process_of_the_tree() {
+    sigkill_tree(&TestKernel::start());
+}
+
+#[test]
+fn sigterm_without_handler_ends_the_agent() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "term", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["no-handler"]);
+    k.wait_for_line(id, "ready");
+    k.ctl_ok(&["signal", &id.to_string(), "term"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["kind"], "posix_signal", "{last}");
+    assert_eq!(last["exit"]["signal"], 15);
+}
+
+#[test]
+fn sigterm_ignored_is_followed_by_sigkill_after_the_grace_period() {
+    let k = TestKernel::start_with(false, &["--term-grace-ms", "300"]);
+    let policy = write_policy(&k.work, "term", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["term-handler", "ignore"]);
+    k.wait_for_line(id, "ready");
+    k.ctl_ok(&["signal", &id.to_string(), "15"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["kind"], "killed", "{last}");
+    assert_eq!(last["exit"]["signal"], "SIGKILL");
+    assert!(
+        last["exit"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not exit within 300 ms"),
+        "{last}"
+    );
+    assert!(k
+        .ctl_ok(&["logs", &id.to_string()])
+        .contains("handler ran for SIGTERM"));
+}
+
+#[test]
+fn a_crashing_agent_leaves_the_kernel_serving_others() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "crash", "strict", ALL_SIGNALS, "");
+    let parked = k.spawn(&policy, &["park"]);
+    k.wait_for_line(parked, "ready");
+    let crash = k.spawn(&policy, &["crash"]);
+    let last = k.wait(crash);
+    assert_eq!(last["exit"]["kind"], "posix_signal", "{last}");
+    assert_eq!(last["exit"]["signal"], 6, "SIGABRT expected: {last}");
+    // The kernel still serves a new agent and the one that was already running.
+    let echo = k.spawn(&policy, &["echo"]);
+    assert_eq!(k.wait(echo)["exit"]["code"], 0);
+    assert!(k.ctl_ok(&["logs", &echo.to_string()]).contains("echo ping"));
+    assert_eq!(k.info(parked)["state"], "running");
+    k.ctl_ok(&["kill", &parked.to_string()]);
+}
+
+#[test]
+fn killing_the_kernel_leaves_no_agent_process() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "orphans", "strict", ALL_SIGNALS, "");
+    let a = k.spawn(&policy, &["park"]);
+    let b = k.spawn(&policy, &["fork-tree", "2"]);
+    k.wait_for_line(a, "ready");
+    k.wait_for_line(b, "ready");
+    let mut pids = Vec::new();
+    for id in [a, b] {
+        let launcher = k.launcher_pid(id);
+        pids.push(launcher);
+        pids.extend(descendants(launcher));
+    }
+    assert!(pids.len() >= 9, "{pids:?}");
+    let kernel = k.kernel_pid();
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &kernel.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    for p in pids {
+        assert!(
+            wait_pid_gone(p, Duration::from_secs(10)),
+            "agent process {p} outlived its kernel"
+        );
+    }
+}
+
+#[test]
+fn strict_violation_is_refused_then_killed_with_sigpolicy_and_recorded_once() {
+    let k = TestKernel::start();
+    let deny = "  - name: no-secrets\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/mem/working/secrets/**\"]\n";
+    let policy = write_policy(&k.work, "strict", "strict", ALL_SIGNALS, deny);
+    let id = k.spawn(&policy, &["write", "/mem/working/secrets/key"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}");
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(
+        log.contains("refused: PermissionDenied"),
+        "the agent must see the refusal before it dies: {log}"
+    );
+    let denied: Vec<_> = k
+        .records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            RecordEvent::Syscall { decision, .. } if decision.violation => Some(decision),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(!denied[0].allowed);
+    assert!(
+        denied[0].rule.starts_with("no-secrets ("),
+        "{:?}",
+        denied[0]
+    );
+    let policy_signals = k
+        .records()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                &r.event,
+                RecordEvent::Signal {
+                    signal: Signal::Policy,
+                    ..
+                }
+            ) && r.agent.map(|a| a.0) == Some(id)
+        })
+        .count();
+    assert_eq!(policy_signals, 1);
+    let exits: Vec<_> = k
+        .records()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            RecordEvent::Exit { status } if r.agent.map(|a| a.0) == Some(id) => Some(status),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            &exits[..],
+            [ExitStatus::Killed {
+                signal: Signal::Policy,
+                ..
+            }]
+        ),
+        "{exits:?}"
+    );
+}
+
+#[test]
+fn every_syscall_is_recorded_with_its_decision_and_outcome() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "rec", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["echo"]);
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let calls: Vec<String> = k
+        .records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            RecordEvent::Syscall { call, result, .. } => {
+                Some(format!("{} {}", call.name(), result.is_ok()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls, vec!["write true", "read true"]);
+}

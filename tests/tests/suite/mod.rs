@@ -1,0 +1,4 @@
+mod cli;
+mod lifecycle;
+mod protocol;
+mod unprivileged;

@@ -1,0 +1,83 @@
+//! Protocol violations from inside a real sandboxed agent: refused, recorded, and the kernel
+//! keeps serving; in strict mode the agent ends with SIGTRUST.
+
+use agentos_kernel::recorder::RecordEvent;
+use agentos_tests::{write_policy, TestKernel};
+
+fn violations(k: &TestKernel, id: u64) -> Vec<String> {
+    k.records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            RecordEvent::ProtocolViolation { reason } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn abuse(mode: &str, how: &str) -> (TestKernel, u64, serde_json::Value, String) {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "proto", mode, &["SIGTERM"], "");
+    let id = k.spawn(&policy, &["raw", how]);
+    let last = k.wait(id);
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    // The kernel keeps serving: a well-behaved agent still runs to completion.
+    let echo = k.spawn(&policy, &["echo"]);
+    assert_eq!(
+        k.wait(echo)["exit"]["code"],
+        0,
+        "kernel stopped serving after a {how} frame"
+    );
+    (k, id, last, log)
+}
+
+#[test]
+fn malformed_frame_is_refused_recorded_and_kernel_keeps_serving() {
+    let (k, id, last, log) = abuse("permissive", "malformed");
+    assert!(
+        log.contains("answer id 0 Err(\"ProtocolViolation\")"),
+        "{log}"
+    );
+    assert!(log.contains("closed"), "{log}");
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let v = violations(&k, id);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("does not decode"), "{v:?}");
+}
+
+#[test]
+fn oversized_frame_is_refused_before_allocation_and_recorded() {
+    let (k, id, _, log) = abuse("permissive", "oversized");
+    assert!(
+        log.contains("answer id 0 Err(\"ProtocolViolation\")"),
+        "{log}"
+    );
+    let v = violations(&k, id);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("4294967280 bytes is over the limit"), "{v:?}");
+}
+
+#[test]
+fn wrong_abi_version_is_refused_with_both_versions_named() {
+    let (k, id, _, log) = abuse("permissive", "bad-abi");
+    assert!(log.contains("refused ProtocolViolation"), "{log}");
+    assert!(log.contains("agent speaks ABI 999"), "{log}");
+    let v = violations(&k, id);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("this kernel speaks ABI 1"), "{v:?}");
+}
+
+#[test]
+fn second_hello_is_a_violation() {
+    let (k, id, _, _) = abuse("permissive", "second-hello");
+    assert_eq!(violations(&k, id), vec!["a second Hello".to_string()]);
+}
+
+#[test]
+fn strict_mode_ends_a_protocol_violator_with_sigtrust() {
+    for how in ["malformed", "oversized", "bad-abi"] {
+        let (k, id, last, _) = abuse("strict", how);
+        assert_eq!(last["exit"]["signal"], "SIGTRUST", "{how}: {last}");
+        assert_eq!(violations(&k, id).len(), 1, "{how}");
+    }
+}
