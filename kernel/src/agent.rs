@@ -24,13 +24,16 @@ pub(crate) struct Outgoing {
     pub flushed: Option<oneshot::Sender<()>>,
 }
 
+/// One chunk of output and its offset in the log file.
+pub(crate) type LogChunk = (u64, Arc<[u8]>);
+
 /// The agent's output log: a file plus a broadcast of each chunk with its offset, so that a
 /// follower can read what is on disk and then continue live without a gap or a repeat.
 #[derive(Debug)]
 pub(crate) struct LogSink {
     pub path: PathBuf,
     file: Mutex<(std::fs::File, u64)>,
-    tx: broadcast::Sender<(u64, Arc<[u8]>)>,
+    tx: broadcast::Sender<LogChunk>,
 }
 
 impl LogSink {
@@ -60,7 +63,7 @@ impl LogSink {
     }
 
     /// The log's length so far and a receiver for everything after it.
-    pub fn follow(&self) -> (u64, broadcast::Receiver<(u64, Arc<[u8]>)>) {
+    pub fn follow(&self) -> (u64, broadcast::Receiver<LogChunk>) {
         let guard = lock(&self.file);
         (guard.1, self.tx.subscribe())
     }

@@ -84,13 +84,45 @@ async fn read_request(stream: &mut UnixStream) -> Result<ControlRequest, String>
 
 async fn connection(kernel: Kernel, mut stream: UnixStream) {
     let me = rustix::process::geteuid().as_raw();
-    let peer = match stream.peer_cred() {
-        Ok(c) => c.uid(),
+    let (peer, peer_pid) = match stream.peer_cred() {
+        Ok(c) => (c.uid(), c.pid()),
         Err(e) => {
             tracing::warn!(error = %e, "control connection without credentials refused");
             return;
         }
     };
+    // An agent shares the kernel's uid (inside its user namespace), so the uid check alone
+    // would let an agent that can name the socket drive its own kernel. Agents always live in
+    // a pid namespace of their own: a peer outside ours is refused, recorded, and in strict
+    // mode its agent ends with SIGTRUST.
+    if let Err(why) = same_pid_namespace(peer_pid) {
+        let e = control_error(
+            ControlErrorKind::Denied,
+            format!("control connection refused: {why}"),
+            "run agentctl on the host, not inside an agent",
+        );
+        let _ = send(&mut stream, &ControlResponse::Error(e)).await;
+        if let Some(agent) = peer_pid.and_then(|p| kernel.inner.agent_of_process(p as u32)) {
+            let reason = format!("agent process tried to use the kernel's control socket ({why})");
+            kernel.inner.record(
+                Some(agent.id),
+                crate::recorder::RecordEvent::ProtocolViolation {
+                    reason: reason.clone(),
+                },
+            );
+            if agent.policy.mode() == agentos_policy::Mode::Strict {
+                let _ = crate::signals::deliver(
+                    &kernel.inner,
+                    &agent,
+                    agentos_syscalls::Signal::Trust,
+                    "kernel",
+                    reason,
+                )
+                .await;
+            }
+        }
+        return;
+    }
     if peer != 0 && peer != me {
         let e = control_error(
             ControlErrorKind::Denied,
@@ -146,6 +178,21 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
     let _ = send(&mut stream, &response).await;
 }
 
+/// Whether the peer runs in the kernel's own pid namespace. Unknown counts as no.
+fn same_pid_namespace(pid: Option<i32>) -> Result<(), String> {
+    let pid = pid
+        .filter(|p| *p > 0)
+        .ok_or("the peer's pid is unknown (it is in another pid namespace)")?;
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .map_err(|e| format!("cannot read the pid namespace of pid {pid}: {e}"))?;
+    let ours = std::fs::read_link("/proc/self/ns/pid")
+        .map_err(|e| format!("cannot read the kernel's pid namespace: {e}"))?;
+    if theirs != ours {
+        return Err(format!("pid {pid} runs in another pid namespace"));
+    }
+    Ok(())
+}
+
 async fn stream_logs(
     kernel: &Kernel,
     stream: &mut UnixStream,
@@ -190,7 +237,7 @@ pub struct LogFollower {
     path: PathBuf,
     pos: u64,
     start: u64,
-    rx: broadcast::Receiver<(u64, Arc<[u8]>)>,
+    rx: broadcast::Receiver<crate::agent::LogChunk>,
     done: bool,
 }
 

@@ -65,6 +65,27 @@ impl KernelInner {
         }
     }
 
+    /// The live agent whose process tree holds `pid`, found by walking up its parents.
+    pub fn agent_of_process(&self, pid: u32) -> Option<Arc<Agent>> {
+        let table = crate::sys::process_table();
+        let parent = |p: u32| table.iter().find(|e| e.0 == p).map(|e| e.1);
+        let agents = lock(&self.agents);
+        let mut cur = pid;
+        for _ in 0..4096 {
+            if let Some(a) = agents
+                .values()
+                .find(|a| !a.is_exited() && a.pid() == Some(cur))
+            {
+                return Some(Arc::clone(a));
+            }
+            match parent(cur) {
+                Some(p) if p > 1 => cur = p,
+                _ => return None,
+            }
+        }
+        None
+    }
+
     pub fn find(&self, r: &AgentRef) -> Result<Arc<Agent>, ControlError> {
         let agents = lock(&self.agents);
         let found = match r {

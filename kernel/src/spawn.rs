@@ -344,8 +344,8 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
                     let text = String::from_utf8_lossy(chunk);
                     if let Some(line) = text
                         .lines()
-                        .filter(|l| l.starts_with("agentos-launch:"))
-                        .last()
+                        .rev()
+                        .find(|l| l.starts_with("agentos-launch:"))
                     {
                         *lock(&agent.launcher_error) = Some(line.to_string());
                     }

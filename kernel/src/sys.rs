@@ -120,6 +120,22 @@ pub(crate) fn descendants(root: u32) -> Vec<(u32, char)> {
     out
 }
 
+/// Takes ownership of an inherited descriptor (the readiness pipe), after checking that it is
+/// open.
+pub(crate) fn file_from_fd(fd: RawFd) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only queries the descriptor table.
+    if fd < 1 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not open"),
+        ));
+    }
+    // SAFETY: `fd` is open (checked above), inherited for us alone, and owned by nothing else
+    // in this process; the File takes sole ownership and closes it on drop.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,20 +159,4 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
     }
-}
-
-/// Takes ownership of an inherited descriptor (the readiness pipe), after checking that it is
-/// open.
-pub(crate) fn file_from_fd(fd: RawFd) -> io::Result<std::fs::File> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: F_GETFD only queries the descriptor table.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("descriptor {fd} is not open"),
-        ));
-    }
-    // SAFETY: `fd` is open (checked above), inherited for us alone, and owned by nothing else
-    // in this process; the File takes sole ownership and closes it on drop.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

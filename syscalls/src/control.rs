@@ -172,7 +172,7 @@ pub struct AgentInfo {
     pub args: Vec<String>,
     /// Spawn time, milliseconds since the Unix epoch.
     pub started_ms: u64,
-    /// Milliseconds from spawn to the first answered syscall.
+    /// Microseconds from spawn to the first answered syscall.
     pub first_syscall_us: Option<u64>,
     pub counters: AgentCounters,
     pub exit: Option<ExitStatus>,

@@ -1,5 +1,6 @@
 //! Golden byte vectors for every type that crosses a socket. A future SDK in another language
 //! must produce and accept exactly these bytes. Rewrite with `BLESS=1 cargo test -p agentos-syscalls`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! proptest: every frame round-trips through the codec, and no byte string makes the decoder
 //! panic or allocate past the limit.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
 
 use agentos_syscalls::*;
 use proptest::prelude::*;

@@ -1,3 +1,4 @@
 //! Every integration suite, in one test binary so the build stays fast on 2 cores.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
 
 mod suite;

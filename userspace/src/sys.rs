@@ -174,3 +174,43 @@ pub(crate) fn execve(program: &CString, argv: &[CString], env: &[CString]) -> io
         Err(e) => e.into(),
     }
 }
+
+/// Sets `IFF_UP` on the network interface `name` (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`) through
+/// a throwaway `AF_INET` datagram socket. Needs `CAP_NET_ADMIN` over the network namespace.
+pub(crate) fn interface_up(name: &str) -> io::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name {name:?}"),
+        ));
+    }
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: `ifreq` is plain data (a byte array and a union of integers and plain structs),
+    // for which all-zero bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated `ifr_name` and writes `ifr_flags`, both
+    // inside `req`, which is a live, correctly sized `struct ifreq` for the whole call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel has just written the flags member of the union (SIOCGIFFLAGS).
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS only reads `ifr_name` and `ifr_flags` from `req`, a live, correctly
+    // sized `struct ifreq`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -12,6 +12,7 @@
 //! - `raw malformed|oversized|bad-abi|second-hello`: break the protocol on purpose and print the
 //!   kernel's answer
 //! - `park`: connect, say `ready`, wait forever
+//! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ fn main() -> ExitCode {
     let mode = args.first().map(String::as_str).unwrap_or("");
     let result = match mode {
         "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
+        "connect" => Ok(connect_attack(
+            args.get(1).map(String::as_str).unwrap_or(""),
+        )),
         _ => with_client(mode, &args[1.min(args.len())..]),
     };
     match result {
@@ -195,4 +199,30 @@ fn raw(how: &str) -> Result<u8, SdkError> {
             }
         }
     }
+}
+
+/// `connect PATH`: try to drive the kernel through a Unix socket path (the control socket).
+fn connect_attack(path: &str) -> u8 {
+    use agentos_syscalls::control::{ControlRequest, ControlResponse};
+    let mut s = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("connect failed: {e}"));
+            return 0;
+        }
+    };
+    if let Err(e) = frame::write_frame(&mut s, &ControlRequest::Ps) {
+        say(&format!("send failed: {e}"));
+        return 0;
+    }
+    match frame::read_frame(&mut s, frame::DEFAULT_MAX_FRAME) {
+        Ok(Some(body)) => match frame::decode::<ControlResponse>(&body) {
+            Ok(ControlResponse::Error(e)) => say(&format!("kernel refused: {}", e.message)),
+            Ok(other) => say(&format!("ESCAPED: kernel answered {other:?}")),
+            Err(e) => say(&format!("undecodable {e}")),
+        },
+        Ok(None) => say("closed"),
+        Err(e) => say(&format!("read failed: {e}")),
+    }
+    0
 }

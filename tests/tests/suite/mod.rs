@@ -1,4 +1,5 @@
 mod cli;
+mod escape;
 mod lifecycle;
 mod protocol;
 mod unprivileged;

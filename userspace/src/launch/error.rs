@@ -60,6 +60,8 @@ pub enum LaunchError {
     Hostname(#[source] io::Error),
     #[error("make mounts private")]
     MountPrivate(#[source] io::Error),
+    #[error("minimal root")]
+    Rootfs(#[source] io::Error),
     #[error("drop capabilities")]
     Capabilities(#[source] io::Error),
     #[error("set no_new_privs")]

@@ -2,7 +2,9 @@
 //!
 //! Rules (data, reviewed with DESIGN §4): `read_exec` → read + list + execute; `read_only` →
 //! read + list; `devices` → read + write + truncate + device ioctls; `scratch` → everything;
-//! `program` → execute + read. Every filesystem access right the ABI knows is *handled*, so
+//! `program` → execute + read. Only inside the minimal root (rootfs layer, root pivoted):
+//! `/` → list directories (the root holds nothing but the paths above and their mount-point
+//! directories), and `/proc` → read + list when it is the agent's own proc. Every filesystem access right the ABI knows is *handled*, so
 //! anything not granted here is denied; TCP bind/connect are handled with no rule (denied);
 //! abstract unix sockets and signals are scoped to the agent's own domain.
 //!
@@ -30,11 +32,22 @@ pub const LANDLOCK_ABI: ABI = ABI::V10;
 /// A host at or above it gets `Active`; below it `Partial`.
 pub const BASELINE_ABI: ABI = ABI::V6;
 
+/// What the rootfs layer made of `/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RootView {
+    /// `/` is the minimal root (never the host's).
+    pub minimal: bool,
+    /// `/proc` is a proc of the agent's own pid namespace (implies `minimal`).
+    pub own_proc: bool,
+}
+
 /// One kind of grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
     ReadExec,
     ReadOnly,
+    /// Directory listing only.
+    ListDir,
     Device,
     Scratch,
     Program,
@@ -46,6 +59,7 @@ impl Grant {
         match self {
             Grant::ReadExec => make_bitflags!(AccessFs::{ReadFile | ReadDir | Execute}),
             Grant::ReadOnly => make_bitflags!(AccessFs::{ReadFile | ReadDir}),
+            Grant::ListDir => make_bitflags!(AccessFs::{ReadDir}),
             Grant::Device => {
                 make_bitflags!(AccessFs::{ReadFile | WriteFile | Truncate | IoctlDev})
                     & AccessFs::from_all(abi)
@@ -66,13 +80,19 @@ pub fn rights_for(grant: Grant, abi: ABI, is_dir: bool) -> BitFlags<AccessFs> {
     }
 }
 
-fn rules(spec: &JailSpec) -> Vec<(PathBuf, Grant)> {
+fn rules(spec: &JailSpec, root: RootView) -> Vec<(PathBuf, Grant)> {
     let mut out = Vec::new();
     out.extend(spec.read_exec.iter().map(|p| (p.clone(), Grant::ReadExec)));
     out.extend(spec.read_only.iter().map(|p| (p.clone(), Grant::ReadOnly)));
     out.extend(spec.devices.iter().map(|p| (p.clone(), Grant::Device)));
     out.push((spec.scratch.clone(), Grant::Scratch));
     out.push((spec.program.clone(), Grant::Program));
+    if root.minimal {
+        out.push(("/".into(), Grant::ListDir));
+        if root.own_proc {
+            out.push(("/proc".into(), Grant::ReadOnly));
+        }
+    }
     out
 }
 
@@ -83,8 +103,8 @@ fn skip_reason(path: &Path) -> Option<String> {
     }
 }
 
-/// Builds and enforces the ruleset on the calling process.
-pub fn apply(spec: &JailSpec) -> io::Result<LayerStatus> {
+/// Builds and enforces the ruleset on the calling process; `root` says what `/` is.
+pub fn apply(spec: &JailSpec, root: RootView) -> io::Result<LayerStatus> {
     let abi = LANDLOCK_ABI;
     let mut skipped = Vec::new();
     let mut ruleset = Ruleset::default()
@@ -98,7 +118,7 @@ pub fn apply(spec: &JailSpec) -> io::Result<LayerStatus> {
         .create()
         .map_err(other)?;
     let mut granted = 0usize;
-    for (path, grant) in rules(spec) {
+    for (path, grant) in rules(spec, root) {
         if let Some(why) = skip_reason(&path) {
             skipped.push(why);
             continue;
@@ -154,6 +174,9 @@ pub fn apply(spec: &JailSpec) -> io::Result<LayerStatus> {
     };
     if host.is_some_and(|h| h < ABI::V9) {
         detail.push_str("; connect() to pathname unix sockets not mediated (needs abi 9)");
+        if root.minimal {
+            detail.push_str(", only sockets inside the allowed paths exist in the minimal root");
+        }
     }
     detail.push_str(&format!("; {granted} path rules"));
     if !skipped.is_empty() {
@@ -181,6 +204,7 @@ mod tests {
         for grant in [
             Grant::ReadExec,
             Grant::ReadOnly,
+            Grant::ListDir,
             Grant::Device,
             Grant::Scratch,
             Grant::Program,

@@ -6,14 +6,15 @@
 //!
 //! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
 //!   uts/mount namespaces, forks I, and exits with I's status;
-//! - **I**, pid 1 of the new pid namespace, finishes the jail (capabilities, `no_new_privs`,
-//!   landlock, seccomp), sends one `AgentFrame::JailReport` on fd 3, forks A, reaps, and exits
+//! - **I**, pid 1 of the new pid namespace, finishes the jail (loopback, the minimal root
+//!   and `pivot_root`, capabilities, `no_new_privs`, landlock, seccomp), sends one `AgentFrame::JailReport` on fd 3, forks A, reaps, and exits
 //!   with A's status (code, or 128 + signal);
 //! - **A** `execve`s the agent program in its own session, in the scratch directory, with
 //!   exactly `spec.env`.
 //!
 //! Modules: [`spec`] (what the kernel asks for), [`steps`] (the step order, the security
-//! argument), [`os`] (the `Sys` trait: real and recording), [`landlock_rules`] and
+//! argument), [`os`] (the `Sys` trait: real and recording), [`rootfs`] (the agent's minimal
+//! root), [`landlock_rules`] and
 //! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`error`].
 //!
 //! Exit codes: the agent's own; 128 + n if it died of signal n; [`EXIT_SANDBOX_FAILED`] (125)
@@ -27,6 +28,7 @@
 pub mod error;
 pub mod landlock_rules;
 pub mod os;
+pub mod rootfs;
 pub mod seccomp;
 pub mod seccomp_table;
 pub mod spec;

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use agentos_syscalls::{frame, AgentFrame, JailReport, LayerStatus, AGENT_FD};
 use nix::sys::resource::Resource;
@@ -109,6 +109,13 @@ pub trait Sys {
     fn sethostname(&mut self, name: &str) -> io::Result<()>;
     /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)`.
     fn mount_private(&mut self) -> io::Result<()>;
+    /// Sets `IFF_UP` on `lo` in the (new) network namespace.
+    fn loopback_up(&mut self) -> io::Result<()>;
+    /// The minimal root (tmpfs, binds, symlinks, `/proc`), not yet the root; returns the
+    /// layer detail. See [`super::rootfs`].
+    fn build_root(&mut self, spec: &JailSpec) -> io::Result<String>;
+    /// `pivot_root` into the root [`Sys::build_root`] made, old root detached.
+    fn pivot_root(&mut self) -> io::Result<()>;
     /// Locks the securebits and empties every capability set; returns the layer detail.
     fn drop_capabilities(&mut self) -> io::Result<String>;
     fn set_no_new_privs(&mut self) -> io::Result<()>;
@@ -132,6 +139,12 @@ pub trait Sys {
 pub struct LinuxSys {
     live_read: Option<OwnedFd>,
     live_write: Option<OwnedFd>,
+    /// The new root, between `build_root` and `pivot_root`.
+    new_root: Option<PathBuf>,
+    /// What `/` is now (landlock grants listing `/` and reading `/proc` only in the
+    /// minimal root, the latter only if it is the agent's own proc).
+    root_view: super::landlock_rules::RootView,
+    proc_built: bool,
 }
 
 impl Sys for LinuxSys {
@@ -257,6 +270,30 @@ impl Sys for LinuxSys {
         .map_err(io::Error::from)
     }
 
+    fn loopback_up(&mut self) -> io::Result<()> {
+        sys::interface_up("lo")
+    }
+
+    fn build_root(&mut self, spec: &JailSpec) -> io::Result<String> {
+        let built = super::rootfs::build(spec)?;
+        self.proc_built = built.proc.is_ok();
+        self.new_root = Some(built.root.clone());
+        Ok(built.detail())
+    }
+
+    fn pivot_root(&mut self) -> io::Result<()> {
+        let root = self
+            .new_root
+            .take()
+            .ok_or_else(|| other("pivot_root: no new root was built"))?;
+        super::rootfs::pivot(&root)?;
+        self.root_view = super::landlock_rules::RootView {
+            minimal: true,
+            own_proc: self.proc_built,
+        };
+        Ok(())
+    }
+
     fn drop_capabilities(&mut self) -> io::Result<String> {
         use caps::CapSet;
         sys::lock_securebits()?;
@@ -292,7 +329,7 @@ impl Sys for LinuxSys {
     }
 
     fn landlock(&mut self, spec: &JailSpec) -> io::Result<LayerStatus> {
-        super::landlock_rules::apply(spec)
+        super::landlock_rules::apply(spec, self.root_view)
     }
 
     fn seccomp(&mut self) -> io::Result<LayerStatus> {
@@ -446,6 +483,19 @@ impl Sys for RecordingSys {
     }
     fn mount_private(&mut self) -> io::Result<()> {
         self.rec("mount / MS_REC|MS_PRIVATE");
+        Ok(())
+    }
+    fn loopback_up(&mut self) -> io::Result<()> {
+        self.rec("ifup lo");
+        Ok(())
+    }
+    fn build_root(&mut self, spec: &JailSpec) -> io::Result<String> {
+        let paths = spec.read_exec.len() + spec.read_only.len() + spec.devices.len() + 2;
+        self.rec(format!("build_root tmpfs + {paths} paths + proc"));
+        Ok("recorded".into())
+    }
+    fn pivot_root(&mut self) -> io::Result<()> {
+        self.rec("pivot_root");
         Ok(())
     }
     fn drop_capabilities(&mut self) -> io::Result<String> {

@@ -6,9 +6,13 @@
 //! - **L**: spec check, `setsid`, parent-death signal + parent check, close fds > 3, scrub env,
 //!   rlimits (not `NPROC`), unshare all namespaces, id maps, re-arm the parent-death signal and
 //!   re-check the parent, liveness pipe, fork → I; close fd 3, wait for I, exit with its status.
-//! - **I**: parent-death signal, liveness check, hostname, private mounts, `RLIMIT_NPROC`,
-//!   capabilities, `no_new_privs`, landlock, seccomp, send the jail report, fork → A; close
-//!   fd 3, reap until A ends, kill the rest of the namespace, exit with A's status.
+//! - **I**: parent-death signal, liveness check, hostname, loopback up, private mounts, the
+//!   minimal root (tmpfs of binds, own `/proc`, `pivot_root`), `RLIMIT_NPROC`, capabilities,
+//!   `no_new_privs`, landlock, seccomp, send the jail report, fork → A; close fd 3, reap until
+//!   A ends, kill the rest of the namespace, exit with A's status. The root is built while I
+//!   still holds its namespace capabilities and before seccomp (which denies `mount` and
+//!   `pivot_root` to the agent); landlock comes after it, so its rules name paths of the new
+//!   root.
 //! - **A**: `setsid`, `chdir(scratch)`, `execve`.
 //!
 //! Invariants: the agent program never runs unless every step before it succeeded (a layer may
@@ -25,13 +29,14 @@ use super::os::{ForkSide, Limit, Sys};
 use super::spec::{JailSpec, EXIT_SANDBOX_FAILED};
 
 /// The layers of the report, in report order.
-pub const LAYERS: [&str; 11] = [
+pub const LAYERS: [&str; 12] = [
     "userns",
     "pidns",
     "netns",
     "ipcns",
     "utsns",
     "mountns",
+    "rootfs",
     "rlimits",
     "capabilities",
     "no_new_privs",
@@ -317,7 +322,21 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     sys.liveness_check().map_err(LaunchError::LauncherGone)?;
     sys.sethostname(&format!("agent-{}", spec.agent_id))
         .map_err(LaunchError::Hostname)?;
+    let netns = match sys.loopback_up() {
+        Ok(()) => "loopback up, no other interface".to_string(),
+        Err(e) => format!("empty: loopback not up ({e})"),
+    };
+    jail.set("netns", LayerStatus::Active { detail: netns });
     sys.mount_private().map_err(LaunchError::MountPrivate)?;
+
+    // The minimal root: nothing but the spec's paths exists for the agent, so it cannot even
+    // name a host Unix socket (landlock below ABI 9 does not mediate connect()).
+    let rootfs = sys
+        .build_root(spec)
+        .and_then(|detail| sys.pivot_root().map(|()| detail))
+        .map(|detail| LayerStatus::Active { detail })
+        .map_err(LaunchError::Rootfs);
+    jail.layer("rootfs", rootfs)?;
 
     // RLIMIT_NPROC is set only now, inside the user namespace: the kernel counts processes per
     // (user namespace, uid) and charges every ancestor namespace up the ucount chain. Set
@@ -486,13 +505,16 @@ mod tests {
         "set_pdeathsig SIGKILL",
         "liveness_check",
         "sethostname agent-7",
+        "ifup lo",
         "mount / MS_REC|MS_PRIVATE",
+        "build_root tmpfs + 3 paths + proc",
+        "pivot_root",
         "setrlimit nproc 128",
         "drop_capabilities",
         "no_new_privs",
         "landlock",
         "seccomp",
-        "send_report userns,pidns,netns,ipcns,utsns,mountns,rlimits,capabilities,no_new_privs,landlock,seccomp",
+        "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,capabilities,no_new_privs,landlock,seccomp",
     ];
 
     fn expect(parts: &[&[&str]]) -> Vec<String> {
@@ -547,7 +569,7 @@ mod tests {
                 "set_pdeathsig SIGKILL".into(),
                 "getppid".into(),
                 "eprint agentos-launch: parent check (expected kernel pid 42, parent is 1): the kernel that started the launcher is gone".into(),
-                "send_report userns,pidns,netns,ipcns,utsns,mountns,rlimits,capabilities,no_new_privs,landlock,seccomp".into(),
+                "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,capabilities,no_new_privs,landlock,seccomp".into(),
             ]
         );
     }

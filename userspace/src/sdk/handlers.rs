@@ -47,10 +47,10 @@ impl Handlers {
                 .posix_flags
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if !flags.contains_key(&signal) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = flags.entry(signal) {
                 let flag = Arc::new(AtomicBool::new(false));
                 signal_hook::flag::register(posix, Arc::clone(&flag))?;
-                flags.insert(signal, flag);
+                slot.insert(flag);
             }
         }
         self.map

@@ -1,0 +1,332 @@
+//! Shared harness for the agentos benches (DESIGN §10): an in-process kernel on a temp state
+//! dir, CPU pinning, the ping-pong floor's child, and a small summary of medians.
+//!
+//! Modules: none; everything here is a helper for `benches/*.rs`.
+//!
+//! Invariants: every kernel it starts runs on a private temporary state dir (never
+//! `/var/lib/agentos`) and is shut down by [`BenchKernel::shutdown`]; every agent is a real
+//! jailed process spawned by that kernel.
+//!
+//! It must never be used outside benches: failures panic with a message, by design.
+
+// Bench harness: a failure must abort the bench loudly, so unwrap/expect/panic are intended.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agentos_kernel::{Config, Kernel};
+use agentos_syscalls::control::{AgentInfo, AgentRef, ExitStatus, PolicySource, SpawnRequest};
+use rustix::process::Pid;
+use rustix::thread::CpuSet;
+
+/// The policy every bench agent runs under: strict, with `/mem/working` readable and writable.
+pub const POLICY: &str = r#"---
+kernel:
+  version: "1.0"
+  mode: strict
+signals: []
+policies:
+  - name: working-rw
+    action: file_write
+    effect: allow
+    constraints:
+      paths: ["/mem/working/**"]
+  - name: working-ro
+    action: file_read
+    effect: allow
+    mode: read_only
+    constraints:
+      paths: ["/mem/working", "/mem/working/**"]
+observability:
+  metrics: true
+  traces: false
+  flight_recorder: true
+---
+
+# agentos bench policy
+"#;
+
+/// The message size of every round trip.
+pub const MSG: usize = 64;
+
+/// Panics with the build command when `agentos-launch` was not built beside the bench.
+pub fn require_launcher(config: &Config) {
+    assert!(
+        config.launcher.is_file(),
+        "{} is missing: run `cargo build --release --workspace --bins` first",
+        config.launcher.display()
+    );
+}
+
+/// A CPU set holding exactly `cpus`.
+pub fn cpu_set(cpus: &[usize]) -> CpuSet {
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
+    set
+}
+
+/// Every CPU this machine has online.
+pub fn all_cpus() -> Vec<usize> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..n).collect()
+}
+
+/// Pins the calling thread.
+pub fn pin_current_thread(cpus: &[usize]) {
+    rustix::thread::sched_setaffinity(None, &cpu_set(cpus)).expect("sched_setaffinity");
+}
+
+/// Pins another process (or thread) by id.
+pub fn pin_pid(pid: u32, cpus: &[usize]) {
+    let pid = Pid::from_raw(pid as i32).expect("nonzero pid");
+    rustix::thread::sched_setaffinity(Some(pid), &cpu_set(cpus)).expect("sched_setaffinity");
+}
+
+/// Pins every thread of this process (affinity is per thread; new threads inherit it from the
+/// thread that creates them). Two passes catch a thread created during the first.
+pub fn pin_whole_process(cpus: &[usize]) {
+    for _ in 0..2 {
+        for entry in std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .flatten()
+        {
+            if let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                // A thread may end between the listing and the call.
+                if let Some(pid) = Pid::from_raw(tid as i32) {
+                    let _ = rustix::thread::sched_setaffinity(Some(pid), &cpu_set(cpus));
+                }
+            }
+        }
+    }
+}
+
+/// A cargo-built binary of this package, from the path cargo gives benches.
+pub fn own_binary(path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(p.is_file(), "{} is missing", p.display());
+    p
+}
+
+/// The ping-pong floor's other side: a `pingpong-echo` child holding one end of a socketpair.
+#[derive(Debug)]
+pub struct Echo {
+    child: Child,
+    sock: Option<UnixStream>,
+}
+
+impl Echo {
+    /// Starts `pingpong-echo` with the child's end of a fresh `socketpair` as its descriptor 0.
+    pub fn start(echo_bin: &Path) -> Echo {
+        let (mine, theirs) = UnixStream::pair().expect("socketpair");
+        let theirs: OwnedFd = theirs.into();
+        let child = Command::new(echo_bin)
+            .arg("0")
+            .stdin(Stdio::from(theirs))
+            .spawn()
+            .expect("spawn pingpong-echo");
+        Echo {
+            child,
+            sock: Some(mine),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// One 64-byte write and the 64-byte echo read back.
+    #[inline]
+    pub fn round_trip(&mut self, msg: &[u8; MSG], back: &mut [u8; MSG]) {
+        use std::io::Write;
+        let sock = self.sock.as_mut().expect("echo socket");
+        sock.write_all(msg).expect("ping");
+        sock.read_exact(back).expect("pong");
+    }
+
+    /// Closes the socket (the child sees EOF) and reaps the child.
+    pub fn stop(mut self) {
+        self.sock = None;
+        let status = self.child.wait().expect("wait pingpong-echo");
+        assert!(status.success(), "pingpong-echo ended with {status}");
+    }
+}
+
+/// A kernel in this process, on its own tokio runtime (2 workers) and temp state dir.
+#[derive(Debug)]
+pub struct BenchKernel {
+    pub rt: tokio::runtime::Runtime,
+    pub kernel: Kernel,
+    _state: tempfile::TempDir,
+}
+
+impl BenchKernel {
+    /// Starts the runtime and the kernel. The runtime's threads (and the kernel's spawner
+    /// thread, whose affinity every agent inherits) take the calling thread's affinity.
+    pub fn start() -> BenchKernel {
+        let state = tempfile::Builder::new()
+            .prefix("agentos-bench-")
+            .tempdir()
+            .expect("tempdir");
+        let config = Config::new(state.path().join("state"));
+        require_launcher(&config);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let kernel = rt
+            .block_on(Kernel::start(config))
+            .expect("start the in-process kernel");
+        BenchKernel {
+            rt,
+            kernel,
+            _state: state,
+        }
+    }
+
+    /// Spawns a jailed agent running `program args`, waits for its end, checks it exited 0,
+    /// and returns its final row and its output.
+    pub fn run(&self, program: &Path, args: &[&str]) -> (AgentInfo, String) {
+        let req = SpawnRequest {
+            name: None,
+            policy: PolicySource {
+                path: "bench-policy.md".into(),
+                text: POLICY.into(),
+            },
+            workspace: None,
+            program: program.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        let info = self.rt.block_on(async {
+            let spawned = self.kernel.spawn(req).await.expect("spawn the bench agent");
+            self.kernel
+                .wait(&AgentRef::Id(spawned.id))
+                .await
+                .expect("wait for the bench agent")
+        });
+        let log = std::fs::read_to_string(&info.log_path).unwrap_or_default();
+        assert!(
+            matches!(info.exit, Some(ExitStatus::Code(0))),
+            "bench agent {} {:?} ended with {:?}; its output:\n{log}",
+            program.display(),
+            args,
+            info.exit
+        );
+        (info, log)
+    }
+
+    /// Runs `bench-agent rtt iters` and returns the time it measured for the round trips.
+    pub fn rtt(&self, agent: &Path, iters: u64) -> Duration {
+        let n = iters.to_string();
+        let (_, log) = self.run(agent, &["rtt", &n]);
+        let ns = log
+            .lines()
+            .find_map(|l| l.strip_prefix("elapsed_ns "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no `elapsed_ns` line in the agent's output:\n{log}"));
+        Duration::from_nanos(ns)
+    }
+
+    /// Runs `bench-agent first` and returns spawn → first answered syscall.
+    pub fn first_syscall(&self, agent: &Path) -> Duration {
+        let (info, log) = self.run(agent, &["first"]);
+        let us = info
+            .first_syscall_us
+            .unwrap_or_else(|| panic!("the agent answered no syscall; its output:\n{log}"));
+        Duration::from_micros(us)
+    }
+
+    pub fn shutdown(self) {
+        self.rt.block_on(self.kernel.shutdown("bench done"));
+    }
+}
+
+/// Per-sample means (ns per op) collected beside criterion's own analysis.
+///
+/// Criterion calls the routine for its warm-up first (1, 2, 4, … iterations) and then once
+/// per sample, so only the last `sample_size` entries of each bench are its measurement.
+#[derive(Debug)]
+pub struct Samples {
+    sample_size: usize,
+    rows: Vec<(String, Vec<f64>)>,
+}
+
+impl Samples {
+    /// `sample_size` must match the criterion group's.
+    pub fn new(sample_size: usize) -> Samples {
+        Samples {
+            sample_size,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Records one call of `iters` ops that took `total`.
+    pub fn push(&mut self, name: &str, iters: u64, total: Duration) {
+        if iters == 0 {
+            return;
+        }
+        let per_op = total.as_nanos() as f64 / iters as f64;
+        match self.rows.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(per_op),
+            None => self.rows.push((name.to_string(), vec![per_op])),
+        }
+    }
+
+    /// The measured samples of `name` (warm-up calls dropped).
+    fn measured(&self, name: &str) -> &[f64] {
+        self.rows
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[][..], |(_, v)| {
+                &v[v.len().saturating_sub(self.sample_size)..]
+            })
+    }
+
+    /// The median ns per op of `name`, if it was measured.
+    pub fn median(&self, name: &str) -> Option<f64> {
+        median(self.measured(name))
+    }
+
+    /// How many measured samples `name` has.
+    pub fn count(&self, name: &str) -> usize {
+        self.measured(name).len()
+    }
+}
+
+/// The median of `v` (mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    Some(if s.len() % 2 == 0 {
+        (s[m - 1] + s[m]) / 2.0
+    } else {
+        s[m]
+    })
+}
+
+/// `12.3 µs` style.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}

@@ -1,0 +1,469 @@
+//! The rootfs layer: the agent's minimal root, built by the init inside its private mount
+//! namespace before capabilities are dropped.
+//!
+//! Landlock below ABI 9 does not mediate `connect()` to pathname Unix sockets, and no landlock
+//! ABI restricts path *lookup*: a jailed agent could reach any host socket it can name. So the
+//! agent gets a root that holds nothing but the spec's paths:
+//!
+//! 1. a fresh `tmpfs` (nosuid, nodev, mode 0755) is mounted on a staging directory (in the
+//!    init's private mount namespace only);
+//! 2. every allowed path (`read_exec`, `read_only`, `devices`, `scratch`, `program`) is
+//!    bind-mounted (`MS_BIND|MS_REC`) at its canonical absolute path; `read_exec`, `read_only`
+//!    and `program` are then remounted read-only (keeping the flags the source mount has
+//!    locked). A path already inside a bind of the same access is not bound again; a symlink
+//!    on the way to an allowed path (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`)
+//!    is recreated as the same symlink. Paths that do not exist are skipped and named;
+//! 3. a new `proc` for the agent's pid namespace is mounted at `/proc` (nosuid, nodev,
+//!    noexec); if the kernel refuses, the root has no `/proc` and the detail says so;
+//! 4. `pivot_root` into the tmpfs, `chdir("/")`, detach and remove the old root, remount the
+//!    tmpfs read-only.
+//!
+//! Invariants: every bind source is opened (`O_PATH`) before anything is mounted, and bound
+//! through `/proc/self/fd/N`, so the staging mount hides no source; nothing is ever created
+//! inside a bind mount (mount points and symlinks are made only in the tmpfs, at canonical
+//! paths, which contain no symlink); no `unsafe` here (see `crate::sys`).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::FsFlags;
+
+use super::spec::JailSpec;
+
+/// The old root's mount point inside the new root, between `pivot_root` and its detach.
+pub const PUT_OLD: &str = ".agentos-old-root";
+/// Where the new root's tmpfs may be mounted before the pivot (first fit).
+pub const STAGING: [&str; 4] = ["/tmp", "/mnt", "/run", "/dev"];
+/// The new root's tmpfs: mount points, symlinks and empty files only.
+pub const TMPFS_OPTIONS: &str = "size=1m,nr_inodes=4096,mode=0755";
+/// How many symlinks deep a chain is followed when mirroring it.
+const MAX_LINK_DEPTH: usize = 8;
+
+/// How the agent may use a bound path (landlock narrows it further).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// One bind mount of the new root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// The canonical host path: the source, and the same path in the new root.
+    pub path: PathBuf,
+    pub is_dir: bool,
+    pub access: Access,
+    /// The mount point lies inside an earlier bind of another access (it exists already).
+    pub nested: bool,
+}
+
+/// What the new root will hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// In mount order (ancestors first).
+    pub binds: Vec<Bind>,
+    /// `(where, target as read by readlink)`, at canonical locations outside every bind.
+    pub symlinks: Vec<(PathBuf, PathBuf)>,
+    /// Paths of the spec that do not exist (with the reason).
+    pub skipped: Vec<String>,
+}
+
+/// What was built (before the pivot).
+#[derive(Debug)]
+pub struct Built {
+    /// The tmpfs mount point that becomes `/`.
+    pub root: PathBuf,
+    pub plan: Plan,
+    /// `Ok` if `/proc` is mounted in the new root.
+    pub proc: io::Result<()>,
+}
+
+impl Built {
+    /// The layer detail.
+    pub fn detail(&self) -> String {
+        let mut d = format!(
+            "minimal root: {} bind mounts, {} symlinks, ",
+            self.plan.binds.len(),
+            self.plan.symlinks.len()
+        );
+        match &self.proc {
+            Ok(()) => d.push_str("proc mounted"),
+            Err(e) => d.push_str(&format!("proc not mounted ({e})")),
+        }
+        if !self.plan.skipped.is_empty() {
+            d.push_str(&format!("; skipped {}", self.plan.skipped.join(", ")));
+        }
+        d
+    }
+}
+
+/// The spec's paths with their access, in spec order.
+pub fn entries(spec: &JailSpec) -> Vec<(PathBuf, Access)> {
+    let mut out = Vec::new();
+    out.extend(spec.read_exec.iter().map(|p| (p.clone(), Access::ReadOnly)));
+    out.extend(spec.read_only.iter().map(|p| (p.clone(), Access::ReadOnly)));
+    out.extend(spec.devices.iter().map(|p| (p.clone(), Access::ReadWrite)));
+    out.push((spec.scratch.clone(), Access::ReadWrite));
+    out.push((spec.program.clone(), Access::ReadOnly));
+    out
+}
+
+/// Works out the binds and symlinks from the host filesystem as it is now.
+pub fn plan(spec: &JailSpec) -> Plan {
+    let mut plan = Plan::default();
+    let mut candidates: Vec<Bind> = Vec::new();
+    let mut found: Vec<PathBuf> = Vec::new();
+    for (path, access) in entries(spec) {
+        let canonical = match std::fs::canonicalize(&path).and_then(|c| {
+            let meta = std::fs::metadata(&c)?;
+            Ok((c, meta.is_dir()))
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                plan.skipped.push(format!("{} ({e})", path.display()));
+                continue;
+            }
+        };
+        found.push(path);
+        let (path, is_dir) = canonical;
+        // The first entry naming a path decides its access.
+        if candidates.iter().all(|b| b.path != path) {
+            candidates.push(Bind {
+                path,
+                is_dir,
+                access,
+                nested: false,
+            });
+        }
+    }
+    // Component-wise order: every ancestor before its descendants.
+    candidates.sort_by(|a, b| a.path.cmp(&b.path));
+    for mut c in candidates {
+        let enclosing = plan
+            .binds
+            .iter()
+            .rfind(|b| b.is_dir && c.path.starts_with(&b.path));
+        match enclosing {
+            Some(e) if e.access == c.access => continue,
+            Some(_) => c.nested = true,
+            None => {}
+        }
+        plan.binds.push(c);
+    }
+    for path in found {
+        mirror_symlinks(&path, &plan.binds, &mut plan.symlinks, 0);
+    }
+    plan
+}
+
+fn under_a_bind(path: &Path, binds: &[Bind]) -> bool {
+    binds.iter().any(|b| path.starts_with(&b.path))
+}
+
+/// Records every symlink met on the way to `path` that lies outside the binds (those inside
+/// exist in the new root already), and follows each link's target the same way.
+fn mirror_symlinks(path: &Path, binds: &[Bind], out: &mut Vec<(PathBuf, PathBuf)>, depth: usize) {
+    if depth > MAX_LINK_DEPTH {
+        return;
+    }
+    let mut prefix = PathBuf::from("/");
+    for component in path.components() {
+        let name = match component {
+            Component::RootDir => continue,
+            Component::Normal(name) => name,
+            _ => return,
+        };
+        let Ok(parent) = std::fs::canonicalize(&prefix) else {
+            return;
+        };
+        let at = parent.join(name);
+        prefix.push(name);
+        if under_a_bind(&at, binds) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return;
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let Ok(target) = std::fs::read_link(&at) else {
+            return;
+        };
+        if out.iter().all(|(a, _)| *a != at) {
+            out.push((at, target.clone()));
+            mirror_symlinks(&parent.join(&target), binds, out, depth + 1);
+        }
+    }
+}
+
+/// `path` (absolute) inside `root`.
+fn inside(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Wraps an error with the step and the path it concerns, keeping its kind.
+fn ctx<'a, E: Into<io::Error>>(
+    step: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(E) -> io::Error + 'a {
+    move |e| {
+        let e: io::Error = e.into();
+        io::Error::new(e.kind(), format!("{step} {}: {e}", path.display()))
+    }
+}
+
+fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(io::Error::from)
+}
+
+/// The first staging directory that exists and is not inside (or equal to) a bind source: a
+/// recursive bind of an ancestor of the staging mount would copy the new root into itself.
+fn staging_dir(plan: &Plan) -> io::Result<PathBuf> {
+    for dir in STAGING {
+        let Ok(dir) = std::fs::canonicalize(dir) else {
+            continue;
+        };
+        if dir.is_dir() && !plan.binds.iter().any(|b| dir.starts_with(&b.path)) {
+            return Ok(dir);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "no staging directory for the new root (tried {})",
+            STAGING.join(", ")
+        ),
+    ))
+}
+
+/// Creates the mount point of `bind` (and its parents) in the tmpfs.
+fn mount_point(root: &Path, bind: &Bind) -> io::Result<()> {
+    let dest = inside(root, &bind.path);
+    if bind.is_dir {
+        std::fs::create_dir_all(&dest).map_err(ctx("mkdir", &bind.path))
+    } else {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(ctx("mkdir", &bind.path))?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&dest)
+            .map(drop)
+            .map_err(ctx("create mount point", &bind.path))
+    }
+}
+
+/// Remounts the bind at `dest` read-only, nosuid and nodev, carrying over the flags the source
+/// mount has (in a user namespace they are locked: dropping one fails with `EPERM`).
+fn remount_read_only(dest: &Path) -> io::Result<()> {
+    let have = nix::sys::statvfs::statvfs(dest)?.flags();
+    let mut flags = MsFlags::MS_REMOUNT
+        | MsFlags::MS_BIND
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    if have.contains(FsFlags::ST_NOEXEC) {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    if have.contains(FsFlags::ST_NODIRATIME) {
+        flags |= MsFlags::MS_NODIRATIME;
+    }
+    flags |= if have.contains(FsFlags::ST_NOATIME) {
+        MsFlags::MS_NOATIME
+    } else if have.contains(FsFlags::ST_RELATIME) {
+        MsFlags::MS_RELATIME
+    } else {
+        MsFlags::MS_STRICTATIME
+    };
+    mount(None::<&str>, dest, None::<&str>, flags, None::<&str>).map_err(io::Error::from)
+}
+
+/// Steps 1–3: the tmpfs, its binds and symlinks, `/proc`. On failure the staging mount is
+/// detached again, so the init's view is as before.
+pub fn build(spec: &JailSpec) -> io::Result<Built> {
+    let plan = plan(spec);
+    // Open every source before anything is mounted: the staging tmpfs may hide some of them.
+    let sources = plan
+        .binds
+        .iter()
+        .map(|b| open_path(&b.path).map_err(ctx("open", &b.path)))
+        .collect::<io::Result<Vec<_>>>()?;
+    let root = staging_dir(&plan)?;
+    mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(TMPFS_OPTIONS),
+    )
+    .map_err(ctx("mount tmpfs on", &root))?;
+    match populate(&root, &plan, &sources) {
+        Ok(proc) => Ok(Built { root, plan, proc }),
+        Err(e) => {
+            // Best effort: the error is the one worth reporting.
+            let _ = umount2(&root, MntFlags::MNT_DETACH);
+            Err(e)
+        }
+    }
+}
+
+fn populate(root: &Path, plan: &Plan, sources: &[OwnedFd]) -> io::Result<io::Result<()>> {
+    for (bind, fd) in plan.binds.iter().zip(sources) {
+        if !bind.nested {
+            mount_point(root, bind)?;
+        }
+        let dest = inside(root, &bind.path);
+        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mount(
+            Some(source.as_str()),
+            &dest,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(ctx("bind", &bind.path))?;
+        if bind.access == Access::ReadOnly {
+            remount_read_only(&dest).map_err(ctx("remount read-only", &bind.path))?;
+        }
+    }
+    for (at, target) in &plan.symlinks {
+        let dest = inside(root, at);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(ctx("mkdir", at))?;
+        }
+        std::os::unix::fs::symlink(target, &dest).map_err(ctx("symlink", at))?;
+    }
+    let proc_dir = root.join("proc");
+    let proc = std::fs::create_dir_all(&proc_dir)
+        .and_then(|()| {
+            mount(
+                Some("proc"),
+                &proc_dir,
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .map_err(io::Error::from)
+        })
+        .map_err(ctx("mount proc on", Path::new("/proc")));
+    if proc.is_err() {
+        let _ = std::fs::remove_dir(&proc_dir);
+    }
+    Ok(proc)
+}
+
+/// Step 4: `pivot_root` into `root`, detach and remove the old root, make `/` read-only. On a
+/// failure before the pivot the staging mount is detached again.
+pub fn pivot(root: &Path) -> io::Result<()> {
+    let put_old = root.join(PUT_OLD);
+    let pivoted = std::fs::create_dir(&put_old)
+        .map_err(ctx("mkdir", &put_old))
+        .and_then(|()| {
+            nix::unistd::pivot_root(root, &put_old).map_err(ctx("pivot_root into", root))
+        });
+    if let Err(e) = pivoted {
+        let _ = umount2(root, MntFlags::MNT_DETACH);
+        return Err(e);
+    }
+    let old = Path::new("/").join(PUT_OLD);
+    nix::unistd::chdir("/").map_err(ctx("chdir", Path::new("/")))?;
+    umount2(&old, MntFlags::MNT_DETACH).map_err(ctx("detach old root", &old))?;
+    std::fs::remove_dir(&old).map_err(ctx("rmdir", &old))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(ctx("remount read-only", Path::new("/")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path) -> JailSpec {
+        JailSpec {
+            agent_id: 1,
+            kernel_pid: 1,
+            program: dir.join("bin/prog"),
+            argv: vec!["prog".into()],
+            env: vec![],
+            scratch: dir.join("scratch"),
+            read_exec: vec![dir.join("usr"), dir.join("bin"), dir.join("missing")],
+            read_only: vec![dir.join("etc/zone"), dir.join("usr/lib")],
+            devices: vec![],
+            limits: Default::default(),
+            require_full: true,
+        }
+    }
+
+    #[test]
+    fn plan_binds_once_mirrors_symlinks_and_skips_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(tmp.path()).unwrap();
+        for sub in ["usr/bin", "usr/lib", "usr/share", "etc", "scratch"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("usr/bin/prog"), "").unwrap();
+        std::fs::write(d.join("usr/share/UTC"), "").unwrap();
+        std::os::unix::fs::symlink("usr/bin", d.join("bin")).unwrap();
+        std::os::unix::fs::symlink(d.join("usr/share/UTC"), d.join("etc/zone")).unwrap();
+        let plan = plan(&spec(&d));
+        // /usr covers /usr/bin (the /bin link), /usr/lib, the zone file and the program.
+        let binds: Vec<_> = plan.binds.iter().map(|b| b.path.clone()).collect();
+        assert_eq!(binds, vec![d.join("scratch"), d.join("usr")]);
+        assert!(plan.binds.iter().all(|b| b.is_dir && !b.nested));
+        assert_eq!(plan.binds[0].access, Access::ReadWrite);
+        assert_eq!(plan.binds[1].access, Access::ReadOnly);
+        assert_eq!(
+            plan.symlinks,
+            vec![
+                (d.join("bin"), PathBuf::from("usr/bin")),
+                (d.join("etc/zone"), d.join("usr/share/UTC")),
+            ]
+        );
+        assert_eq!(plan.skipped.len(), 1);
+        assert!(plan.skipped[0].starts_with(&d.join("missing").display().to_string()));
+    }
+
+    #[test]
+    fn a_path_of_another_access_inside_a_bind_is_bound_nested() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(d.join("usr/bin")).unwrap();
+        std::fs::write(d.join("usr/bin/prog"), "").unwrap();
+        let mut s = spec(&d);
+        s.read_exec = vec![d.join("usr")];
+        s.read_only = vec![];
+        s.scratch = d.join("usr/bin");
+        s.program = d.join("usr/bin/prog");
+        let plan = plan(&s);
+        let binds: Vec<_> = plan
+            .binds
+            .iter()
+            .map(|b| (b.path.clone(), b.access, b.nested))
+            .collect();
+        assert_eq!(
+            binds,
+            vec![
+                (d.join("usr"), Access::ReadOnly, false),
+                (d.join("usr/bin"), Access::ReadWrite, true),
+                (d.join("usr/bin/prog"), Access::ReadOnly, true),
+            ]
+        );
+        assert!(plan.symlinks.is_empty());
+    }
+}
