@@ -178,15 +178,23 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
     let _ = send(&mut stream, &response).await;
 }
 
-/// Whether the peer runs in the kernel's own pid namespace. Unknown counts as no.
+/// How deep in nested pid namespaces a process runs: the number of pids on the `NSpid:` line
+/// of its (world-readable) `/proc/<pid>/status`.
+fn pid_ns_depth(pid: &str) -> Option<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    Some(line.split_whitespace().count())
+}
+
+/// Whether the peer runs in the kernel's own pid namespace. A peer in a child namespace (every
+/// agent is) sits deeper; one in an unrelated namespace has no pid here. Unknown counts as no.
 fn same_pid_namespace(pid: Option<i32>) -> Result<(), String> {
     let pid = pid
         .filter(|p| *p > 0)
         .ok_or("the peer's pid is unknown (it is in another pid namespace)")?;
-    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-        .map_err(|e| format!("cannot read the pid namespace of pid {pid}: {e}"))?;
-    let ours = std::fs::read_link("/proc/self/ns/pid")
-        .map_err(|e| format!("cannot read the kernel's pid namespace: {e}"))?;
+    let theirs = pid_ns_depth(&pid.to_string())
+        .ok_or_else(|| format!("cannot read the pid namespace of pid {pid}"))?;
+    let ours = pid_ns_depth("self").ok_or("cannot read the kernel's own pid namespace")?;
     if theirs != ours {
         return Err(format!("pid {pid} runs in another pid namespace"));
     }

@@ -44,6 +44,16 @@ pub(crate) fn map_fd_at_exec(cmd: &mut tokio::process::Command, fd: RawFd, targe
     }
 }
 
+/// Bytes written to a Unix socket that its peer has not read yet (`SIOCOUTQ`).
+pub(crate) fn unread_bytes(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the pointer, which points at `n`.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n.max(0) as usize)
+}
+
 /// Sends a POSIX signal to a process (`pid > 0`) or a process group (`pid < 0`).
 /// A target that is already gone is not an error.
 pub(crate) fn kill(pid: i32, signal: i32) -> io::Result<()> {

@@ -108,9 +108,26 @@ async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
         if wr.write_all(&buf).await.is_err() {
             return;
         }
+        if !notify.is_empty() {
+            wait_read_by_peer(&wr).await;
+        }
         for n in notify.drain(..) {
             let _ = n.send(());
         }
+    }
+}
+
+/// Waits (up to 200 ms) until the agent has read everything written so far, so that an answer
+/// or event someone is waiting on is in the agent's hands — not just in the socket — before,
+/// say, a SIGPOLICY follows it.
+async fn wait_read_by_peer(wr: &OwnedWriteHalf) {
+    use std::os::fd::AsRawFd;
+    let fd = wr.as_ref().as_raw_fd();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    while matches!(crate::sys::unread_bytes(fd), Ok(n) if n > 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 
