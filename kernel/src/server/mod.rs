@@ -493,19 +493,24 @@ async fn handle(
     let _ = agent
         .first_syscall_us
         .set(agent.spawned_at.elapsed().as_micros() as u64);
-    let (done, flushed) = tokio::sync::oneshot::channel();
     let response = KernelFrame::Response(Response { id, result });
-    if tx
-        .send(Outgoing {
+    if strict_violation {
+        // The agent has its PermissionDenied in hand before it is ended.
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        let out = Outgoing {
             frame: response,
             flushed: Some(done),
-        })
-        .await
-        .is_ok()
-        && strict_violation
-    {
-        // The agent sees its PermissionDenied before it is ended.
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
+        };
+        if tx.send(out).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
+        }
+    } else {
+        let _ = tx
+            .send(Outgoing {
+                frame: response,
+                flushed: None,
+            })
+            .await;
     }
     if strict_violation {
         let reason = format!(

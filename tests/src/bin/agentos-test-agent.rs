@@ -12,6 +12,8 @@
 //! - `raw malformed|oversized|bad-abi|second-hello`: break the protocol on purpose and print the
 //!   kernel's answer
 //! - `park`: connect, say `ready`, wait forever
+//! - `tour [TARGET]`: every served syscall once, printing each answer (SIGUSR1 to TARGET)
+//! - `async-burst N`: N reads in flight at once through the async client
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 
 use std::io::Write;
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let mode = args.first().map(String::as_str).unwrap_or("");
     let result = match mode {
         "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
+        "async-burst" => async_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32)),
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),
@@ -115,6 +118,7 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
             say(&format!("echo {}", String::from_utf8_lossy(&back)));
             Ok(0)
         }
+        "tour" => tour(&client, rest.first().and_then(|s| s.parse().ok())),
         "exit" => {
             let code: u8 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(0);
             client.announce_exit(i32::from(code))?;
@@ -225,4 +229,125 @@ fn connect_attack(path: &str) -> u8 {
         Err(e) => say(&format!("read failed: {e}")),
     }
     0
+}
+
+/// Every syscall this kernel serves, once, each answer printed as `name: answer`.
+fn tour(c: &Client, target: Option<u64>) -> Result<u8, SdkError> {
+    use agentos_syscalls::{AgentId, Syscall};
+    let show = |name: &str, r: Result<String, SdkError>| match r {
+        Ok(v) => say(&format!("{name}: ok {v}")),
+        Err(SdkError::Errno(e)) => say(&format!("{name}: err {}", e.kind())),
+        Err(e) => say(&format!("{name}: failed {e}")),
+    };
+    show(
+        "write",
+        c.write("/mem/working/a/b.txt", b"hello")
+            .map(|n| n.to_string()),
+    );
+    show(
+        "append",
+        c.append("/mem/working/a/b.txt", b"!")
+            .map(|n| n.to_string()),
+    );
+    show(
+        "read",
+        c.read("/mem/working/a/b.txt")
+            .map(|d| String::from_utf8_lossy(&d).into_owned()),
+    );
+    show(
+        "read_at",
+        c.read_at("/mem/working/a/b.txt", 1, 3)
+            .map(|d| String::from_utf8_lossy(&d).into_owned()),
+    );
+    show(
+        "stat",
+        c.stat("/mem/working/a/b.txt")
+            .map(|s| format!("{:?} {}", s.kind, s.size)),
+    );
+    show(
+        "list",
+        c.list("/mem/working/a").map(|e| {
+            e.iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+    );
+    show(
+        "create_new",
+        c.create_new("/mem/working/a/b.txt", b"x")
+            .map(|n| n.to_string()),
+    );
+    show(
+        "check_allowed",
+        c.check_policy("file_write", "/mem/working/z")
+            .map(|d| format!("{} {}", d.allowed, d.rule)),
+    );
+    show(
+        "check_denied",
+        c.check_policy("file_write", "/etc/passwd")
+            .map(|d| format!("{} {}", d.allowed, d.reason)),
+    );
+    show(
+        "unlink",
+        c.unlink("/mem/working/a/b.txt").map(|()| String::new()),
+    );
+    show(
+        "stat_gone",
+        c.stat("/mem/working/a/b.txt").map(|s| format!("{s:?}")),
+    );
+    show("recv", c.recv(Some(1)).map(|m| format!("{m:?}")));
+    show("checkpoint", c.checkpoint().map(|n| n.to_string()));
+    show("close", c.close(9).map(|()| String::new()));
+    show(
+        "raw_exit",
+        c.syscall(Syscall::Exit { code: 0 })
+            .map(|r| format!("{r:?}")),
+    );
+    if let Some(t) = target {
+        show(
+            "signal",
+            c.signal(AgentId(t), Signal::Usr1).map(|()| String::new()),
+        );
+        show(
+            "signal_missing",
+            c.signal(AgentId(999_999), Signal::Usr1)
+                .map(|()| String::new()),
+        );
+    }
+    say("tour done");
+    Ok(0)
+}
+
+/// Many calls in flight on one connection through the async client.
+fn async_burst(n: usize) -> Result<u8, SdkError> {
+    use agentos_userspace::sdk::AsyncClient;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    rt.block_on(async move {
+        let c = AsyncClient::connect().await?;
+        for i in 0..n {
+            c.write(
+                &format!("/mem/working/f{i}"),
+                format!("value {i}").as_bytes(),
+            )
+            .await?;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let c = c.clone();
+            set.spawn(async move { (i, c.read(&format!("/mem/working/f{i}")).await) });
+        }
+        let mut good = 0;
+        while let Some(joined) = set.join_next().await {
+            let (i, got) = joined.map_err(|e| io(std::io::Error::other(e)))?;
+            if got? == format!("value {i}").into_bytes() {
+                good += 1;
+            }
+        }
+        say(&format!("async ok {good}/{n}"));
+        Ok(0)
+    })
 }

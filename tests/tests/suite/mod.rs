@@ -2,4 +2,5 @@ mod cli;
 mod escape;
 mod lifecycle;
 mod protocol;
+mod syscalls;
 mod unprivileged;
