@@ -1,15 +1,12 @@
 //! The async (tokio) client: a reader task routes answers to the waiting futures by request
 //! id, so any number of calls can be in flight on one connection.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use agentos_syscalls::frame::{self, FrameError};
 use agentos_syscalls::{
-    AgentFrame, AgentId, Decision, DirEntry, Errno, Event, ExecOutput, FileStat, Hello,
-    KernelFrame, Message, OpenMode, Reply, Request, Signal, Syscall, Welcome, WriteMode,
-    ABI_VERSION,
+    AgentFrame, AgentId, Decision, DirEntry, Errno, ExecOutput, FileStat, Hello, KernelFrame,
+    Message, OpenMode, Reply, Signal, Syscall, Welcome, WriteMode, ABI_VERSION,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::OwnedWriteHalf;
@@ -18,16 +15,13 @@ use tokio::sync::oneshot;
 
 use super::calls::{self, typed_methods, Call};
 use super::handlers::Handlers;
+use super::pending::Pending;
 use super::{SdkError, SDK_NAME};
-
-type Pending = HashMap<u64, oneshot::Sender<Result<Reply, Errno>>>;
 
 #[derive(Debug)]
 struct Inner {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
-    pending: Mutex<Pending>,
-    closed: AtomicBool,
-    next_id: AtomicU64,
+    pending: Pending<oneshot::Sender<Result<Reply, Errno>>>,
     welcome: Welcome,
     handlers: Arc<Handlers>,
 }
@@ -87,9 +81,7 @@ impl AsyncClient {
         };
         let inner = Arc::new(Inner {
             writer: tokio::sync::Mutex::new(writer),
-            pending: Mutex::new(HashMap::new()),
-            closed: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
+            pending: Pending::new(),
             welcome,
             handlers: Handlers::new(),
         });
@@ -97,29 +89,13 @@ impl AsyncClient {
         tokio::spawn(async move {
             let max = for_reader.welcome.limits.max_frame;
             while let Ok(Some(frame)) = read_kernel_frame(&mut reader, max).await {
-                match frame {
-                    KernelFrame::Response(r) => {
-                        let waiter = for_reader
-                            .pending
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&r.id);
-                        if let Some(tx) = waiter {
-                            let _ = tx.send(r.result);
-                        }
-                    }
-                    KernelFrame::Event(Event::Signal { signal, reason }) => {
-                        for_reader.handlers.deliver(signal, reason)
-                    }
-                    KernelFrame::Welcome(_) | KernelFrame::Refused(_) => {}
-                }
+                for_reader
+                    .pending
+                    .route(frame, &for_reader.handlers, |tx, result| {
+                        let _ = tx.send(result);
+                    });
             }
-            let mut pending = for_reader
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for_reader.closed.store(true, Ordering::Release);
-            pending.clear();
+            for_reader.pending.close();
         });
         Ok(AsyncClient { inner })
     }
@@ -151,36 +127,12 @@ impl AsyncClient {
     }
 
     async fn invoke<T>(&self, call: Call<T>) -> Result<T, SdkError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = frame::encode(&AgentFrame::Request(Request {
-            id,
-            call: call.call,
-        }))?;
-        let limit = self.inner.welcome.limits.max_frame;
-        if bytes.len() - frame::HEADER_LEN > limit as usize {
-            return Err(SdkError::TooLarge {
-                size: bytes.len() - frame::HEADER_LEN,
-                limit,
-            });
-        }
+        let pending = &self.inner.pending;
+        let (id, bytes) = pending.encode(call.call, self.inner.welcome.limits.max_frame)?;
         let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if self.inner.closed.load(Ordering::Acquire) {
-                return Err(SdkError::Closed);
-            }
-            pending.insert(id, tx);
-        }
+        pending.register(id, tx)?;
         if let Err(e) = self.inner.writer.lock().await.write_all(&bytes).await {
-            self.inner
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
+            pending.cancel(id);
             return Err(io_err(e));
         }
         let reply = rx.await.map_err(|_| SdkError::Closed)??;

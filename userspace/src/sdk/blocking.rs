@@ -1,32 +1,26 @@
 //! The blocking client: one reader thread per connection routes answers to the waiting
 //! callers by request id and signal events to the handlers.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agentos_syscalls::frame::{self, read_frame};
 use agentos_syscalls::{
-    AgentFrame, AgentId, Decision, DirEntry, Errno, Event, ExecOutput, FileStat, Hello,
-    KernelFrame, Message, OpenMode, Reply, Request, Signal, Syscall, Welcome, WriteMode,
-    ABI_VERSION,
+    AgentFrame, AgentId, Decision, DirEntry, Errno, ExecOutput, FileStat, Hello, KernelFrame,
+    Message, OpenMode, Reply, Signal, Syscall, Welcome, WriteMode, ABI_VERSION,
 };
 
 use super::calls::{self, typed_methods, Call};
 use super::handlers::Handlers;
+use super::pending::Pending;
 use super::{SdkError, SDK_NAME};
-
-type Pending = HashMap<u64, SyncSender<Result<Reply, Errno>>>;
 
 #[derive(Debug)]
 struct Inner {
     writer: Mutex<UnixStream>,
-    pending: Mutex<Pending>,
-    closed: AtomicBool,
-    next_id: AtomicU64,
+    pending: Pending<SyncSender<Result<Reply, Errno>>>,
     welcome: Welcome,
     handlers: Arc<Handlers>,
 }
@@ -67,9 +61,7 @@ impl Client {
             .map_err(|e| SdkError::Frame(frame::FrameError::Io(e)))?;
         let inner = Arc::new(Inner {
             writer: Mutex::new(stream),
-            pending: Mutex::new(HashMap::new()),
-            closed: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
+            pending: Pending::new(),
             welcome,
             handlers: Handlers::new(),
         });
@@ -114,30 +106,10 @@ impl Client {
     }
 
     fn invoke<T>(&self, call: Call<T>) -> Result<T, SdkError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = frame::encode(&AgentFrame::Request(Request {
-            id,
-            call: call.call,
-        }))?;
-        let limit = self.inner.welcome.limits.max_frame;
-        if bytes.len() - frame::HEADER_LEN > limit as usize {
-            return Err(SdkError::TooLarge {
-                size: bytes.len() - frame::HEADER_LEN,
-                limit,
-            });
-        }
+        let pending = &self.inner.pending;
+        let (id, bytes) = pending.encode(call.call, self.inner.welcome.limits.max_frame)?;
         let (tx, rx) = sync_channel(1);
-        {
-            let mut pending = self
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if self.inner.closed.load(Ordering::Acquire) {
-                return Err(SdkError::Closed);
-            }
-            pending.insert(id, tx);
-        }
+        pending.register(id, tx)?;
         let written = self
             .inner
             .writer
@@ -145,11 +117,7 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
             .write_all(&bytes);
         if let Err(e) = written {
-            self.inner
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
+            pending.cancel(id);
             return Err(SdkError::Frame(frame::FrameError::Io(e)));
         }
         let reply = rx.recv().map_err(|_| SdkError::Closed)??;
@@ -169,25 +137,9 @@ fn read_kernel_frame(stream: &mut UnixStream, max: u32) -> Result<Option<KernelF
 fn reader_loop(inner: &Inner, mut stream: UnixStream) {
     let max = inner.welcome.limits.max_frame;
     while let Ok(Some(frame)) = read_kernel_frame(&mut stream, max) {
-        match frame {
-            KernelFrame::Response(r) => {
-                let waiter = inner
-                    .pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&r.id);
-                if let Some(tx) = waiter {
-                    let _ = tx.send(r.result);
-                }
-            }
-            KernelFrame::Event(Event::Signal { signal, reason }) => {
-                inner.handlers.deliver(signal, reason)
-            }
-            // Nothing else is valid after the handshake; the kernel never sends it.
-            KernelFrame::Welcome(_) | KernelFrame::Refused(_) => {}
-        }
+        inner.pending.route(frame, &inner.handlers, |tx, result| {
+            let _ = tx.send(result);
+        });
     }
-    let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
-    inner.closed.store(true, Ordering::Release);
-    pending.clear();
+    inner.pending.close();
 }

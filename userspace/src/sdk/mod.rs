@@ -26,6 +26,7 @@ mod blocking;
 mod calls;
 mod error;
 mod handlers;
+mod pending;
 
 pub use asynchronous::AsyncClient;
 pub use blocking::Client;
