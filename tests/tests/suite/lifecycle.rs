@@ -305,3 +305,49 @@ fn every_syscall_is_recorded_with_its_decision_and_outcome() {
         .collect();
     assert_eq!(calls, vec!["write true", "read true"]);
 }
+
+#[test]
+fn sigint_reaches_the_agents_process_group() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "int", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["no-handler"]);
+    k.wait_for_line(id, "ready");
+    k.ctl_ok(&["signal", &id.to_string(), "SIGINT"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["kind"], "posix_signal", "{last}");
+    assert_eq!(last["exit"]["signal"], 2);
+}
+
+#[test]
+fn sigterm_to_the_kernel_shuts_it_down_gracefully() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "graceful", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["term-handler"]);
+    k.wait_for_line(id, "ready");
+    let log_path = k.info(id)["log"].as_str().unwrap().to_string();
+    let kernel = k.kernel_pid();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &kernel.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_pid_gone(kernel, Duration::from_secs(15)),
+        "the kernel did not exit on SIGTERM"
+    );
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        log.contains("clean shutdown"),
+        "the agent must get its SIGTERM first: {log}"
+    );
+    let records = k.records();
+    assert!(
+        matches!(records.last().map(|r| &r.event), Some(RecordEvent::KernelStop { reason }) if reason == "SIGTERM"),
+        "{:?}",
+        records.last()
+    );
+    assert!(
+        !k.state_dir.join("kernel.sock").exists(),
+        "the control socket is removed on shutdown"
+    );
+}
