@@ -204,9 +204,9 @@ pub fn print_status(s: &KernelStatus) {
         s.agents_running, s.agents_total
     );
     if s.sandbox.is_empty() {
-        println!("  sandbox:   no agent has started yet (layers are reported by the launcher)");
+        println!("  sandbox:   not probed");
     } else {
-        println!("  sandbox (as the latest launcher found it):");
+        println!("  sandbox (what this host offers, probed at kernel start):");
         for l in &s.sandbox {
             let (st, detail) = layer_status(&l.status);
             println!("    {:<14} {st:<8} {detail}", l.name);

@@ -47,8 +47,9 @@ pub(crate) struct KernelInner {
     pub spawner: Spawner,
     pub started_ms: u64,
     pub shutdown: watch::Sender<bool>,
-    /// The layers the most recent launcher reported.
-    pub last_layers: Mutex<Vec<Layer>>,
+    /// The sandbox layers this host offers (`agentos-launch --probe` at start), plus the
+    /// `full_sandbox` entry saying whether a missing one refuses spawns.
+    pub host_layers: Vec<Layer>,
     _lock: std::fs::File,
 }
 
@@ -188,6 +189,7 @@ impl Kernel {
             tracing::error!(error = %p, "the existing flight recorder log does not verify; it is kept as is and a new chain starts");
         }
         let spawner = Spawner::start().map_err(KernelError::Spawner)?;
+        let host_layers = crate::sandbox::probe_host(&config);
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
@@ -197,7 +199,7 @@ impl Kernel {
             spawner,
             started_ms: now_ms(),
             shutdown,
-            last_layers: Mutex::new(Vec::new()),
+            host_layers,
             _lock: lock_file,
         });
         inner.record(
@@ -209,6 +211,16 @@ impl Kernel {
                 state_dir: inner.config.state_dir.clone(),
             },
         );
+        inner.record(
+            None,
+            RecordEvent::SandboxCapabilities {
+                layers: inner.host_layers.clone(),
+                allow_degraded: !inner.config.require_full_sandbox,
+            },
+        );
+        if !inner.config.require_full_sandbox {
+            tracing::warn!("--allow-degraded-sandbox: agents may run with missing sandbox layers");
+        }
         crate::control::listen(&inner)?;
         Ok(Kernel { inner })
     }
@@ -275,7 +287,7 @@ impl Kernel {
                 .filter(|a| a.current_state() != AgentState::Exited)
                 .count() as u32,
             agents_total: agents.len() as u32,
-            sandbox: lock(&self.inner.last_layers).clone(),
+            sandbox: self.inner.host_layers.clone(),
         }
     }
 

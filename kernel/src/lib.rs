@@ -31,6 +31,7 @@ pub mod daemon;
 mod error;
 pub mod kernel;
 pub mod recorder;
+mod sandbox;
 mod server;
 mod signals;
 mod spawn;

@@ -170,6 +170,17 @@ pub(crate) async fn spawn(
             ));
         }
     };
+    if k.config.require_full_sandbox {
+        if let Some((layer, detail)) = crate::sandbox::missing_required(&k.host_layers) {
+            refuse(format!("sandbox layer {layer} is missing: {detail}"));
+            return Err(failed(
+                format!(
+                    "spawn refused: the sandbox layer `{layer}` is missing on this host ({detail})"
+                ),
+                "fix the host, or start the kernel with --allow-degraded-sandbox (recorded)",
+            ));
+        }
+    }
     if !req.program.is_absolute() {
         return Err(usage(
             format!("program `{program_text}` is not an absolute path"),

@@ -170,3 +170,85 @@ mod tests {
         child.wait().unwrap();
     }
 }
+
+/// One seccomp user notification: a syscall the agent's filter did not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeccompNotification {
+    /// The kernel's cookie for the answer.
+    pub id: u64,
+    /// The caller, as this process's pid namespace sees it.
+    pub pid: u32,
+    pub nr: i32,
+    pub arch: u32,
+    pub args: [u64; 6],
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV` on a listener. Blocks unless a notification is pending (check
+/// with [`poll_now`] first).
+pub(crate) fn seccomp_notif_recv(fd: RawFd) -> io::Result<SeccompNotification> {
+    // SAFETY: `seccomp_notif` is plain integers, for which all-zero bytes are a valid value
+    // (the kernel also requires the buffer zeroed).
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one `struct seccomp_notif` through the pointer, which points at
+    // `n`, a live value of exactly that type.
+    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(SeccompNotification {
+        id: n.id,
+        pid: n.pid,
+        nr: n.data.nr,
+        arch: n.data.arch,
+        args: n.data.args,
+    })
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: fails the notified syscall with `errno`. A caller that is gone
+/// meanwhile (`ENOENT`) is not an error.
+pub(crate) fn seccomp_notif_deny(fd: RawFd, id: u64, errno: i32) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` through the pointer, which
+    // points at `resp`, a live value of exactly that type.
+    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) } < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(());
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// `poll(fd, 0)`: `(readable, hung up)` right now.
+pub(crate) fn poll_now(fd: RawFd) -> io::Result<(bool, bool)> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes exactly one `pollfd`, which `p` is, for the duration of
+    // the call (timeout 0: it does not block).
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((
+        p.revents & libc::POLLIN != 0,
+        p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0,
+    ))
+}
+
+/// Registers an owned descriptor with the tokio reactor for readability.
+pub(crate) fn async_fd_readable(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: an `OwnedFd` is open until dropped and always returns the same descriptor; the
+    // `AsyncFd` takes ownership of it, so it stays open for the registration's lifetime.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
+}

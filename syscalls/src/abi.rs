@@ -11,7 +11,8 @@
 //!
 //! Before the agent program runs, its launcher sends one [`AgentFrame::JailReport`] on the
 //! same socket: the state of every sandbox layer. The kernel accepts it only as the first
-//! frame; one anywhere else is a protocol violation.
+//! frame; one anywhere else is a protocol violation. It may be followed by one
+//! [`AgentFrame::SandboxListener`] carrying the seccomp listener as `SCM_RIGHTS`.
 
 use std::fmt;
 
@@ -315,6 +316,11 @@ pub enum AgentFrame {
     Hello(Hello),
     Request(Request),
     JailReport(JailReport),
+    /// Sent by the launcher's init right after the jail report, with the seccomp
+    /// user-notification listener attached as `SCM_RIGHTS` (absent when the host has no user
+    /// notification). The kernel reads the agent's denied syscalls from it, records them and
+    /// answers them `EPERM`. Accepted only between the jail report and `Hello`.
+    SandboxListener,
 }
 
 /// A frame from the kernel. Append-only.

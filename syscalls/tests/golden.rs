@@ -329,6 +329,7 @@ fn handshake_events_and_reports() {
             ],
         }),
     );
+    check("sandbox_listener", &AgentFrame::SandboxListener);
 }
 
 fn sample_info() -> AgentInfo {

@@ -10,6 +10,7 @@
 //! Waiting is always for a condition (a log line, a state, a process's exit via pidfd), with a
 //! deadline; never a bare sleep.
 
+#![deny(unsafe_code)]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test harness: a failed expectation is a failed test
 
 use std::io::{BufRead, BufReader};
@@ -19,6 +20,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod attack;
+#[allow(unsafe_code)]
+pub mod sys;
 
 /// The longest any single condition is waited for.
 pub const DEADLINE: Duration = Duration::from_secs(20);

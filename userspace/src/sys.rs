@@ -214,3 +214,91 @@ pub(crate) fn interface_up(name: &str) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Installs the BPF program `prog` on the calling thread with
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` and returns the user-notification listener
+/// (close-on-exec, as the kernel creates it). Needs `no_new_privs` (or `CAP_SYS_ADMIN`).
+pub(crate) fn seccomp_with_listener(
+    prog: &[seccompiler::sock_filter],
+) -> io::Result<std::os::fd::OwnedFd> {
+    let len = u16::try_from(prog.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // seccompiler's `sock_filter` is `#[repr(C)]` with the same fields, in the same order,
+        // as the kernel's (and libc's) `struct sock_filter`.
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the program
+    // before returning and writes nothing into our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(rc).map_err(|_| io::Error::other("seccomp returned a bad fd"))?;
+    // SAFETY: the kernel just created this descriptor for us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `bytes` on the raw socket `sock` (which the caller keeps owning) with `fd` attached
+/// as `SCM_RIGHTS`, in one `sendmsg`.
+pub(crate) fn send_with_fd(sock: RawFd, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let fds = [fd.as_raw_fd()];
+    let iov = [io::IoSlice::new(bytes)];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    loop {
+        match sendmsg(
+            sock,
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None::<&nix::sys::socket::UnixAddr>,
+        ) {
+            Ok(n) if n == bytes.len() => return Ok(()),
+            Ok(n) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("sendmsg sent {n} of {} bytes", bytes.len()),
+                ))
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`: the host's landlock
+/// ABI version.
+pub(crate) fn landlock_abi() -> io::Result<i64> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: a null attribute pointer with size 0 is the documented way to ask for the
+    // version; the kernel reads no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `_exit(code)`: leaves a forked child without running the parent's exit handlers.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}

@@ -153,8 +153,15 @@ impl Sandbox {
                 AgentFrame::JailReport(r) => r,
                 other => panic!("first frame is not a jail report: {other:?}"),
             });
+        // The init's seccomp listener follows the report: answer its denials EPERM, as the
+        // kernel does (a listener left unread would block every denied call).
+        let listener = report.as_ref().and_then(|_| take_listener(&ours));
+        let served = listener.map(|fd| std::thread::spawn(move || serve_denials(fd)));
         let out = child.wait_with_output().unwrap();
-        // Nothing but the report may come from the launcher itself.
+        if let Some(t) = served {
+            t.join().unwrap();
+        }
+        // Nothing but the report and the listener may come from the launcher itself.
         let mut rest = Vec::new();
         let _ = reader.read_to_end(&mut rest);
         Outcome {
@@ -214,6 +221,82 @@ impl Outcome {
 
     fn assert_code(&self, code: i32) {
         assert_eq!(self.code, code, "{self:?}");
+    }
+}
+
+/// Reads the `SandboxListener` frame with its descriptor, if the init sent one.
+fn take_listener(sock: &UnixStream) -> Option<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; frame::HEADER_LEN + 1];
+    let (bytes, fd) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .ok()?;
+        let mut fd = None;
+        for c in msg.cmsgs().ok()? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for raw in fds {
+                    // SAFETY: the descriptor was just received with SCM_RIGHTS; we own it.
+                    fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
+                }
+            }
+        }
+        (msg.bytes, fd)
+    };
+    if bytes < frame::HEADER_LEN {
+        return None; // the launcher failed and sent no listener
+    }
+    let body = &buf[frame::HEADER_LEN..bytes];
+    assert!(
+        matches!(
+            frame::decode::<AgentFrame>(body),
+            Ok(AgentFrame::SandboxListener)
+        ),
+        "second frame is not the sandbox listener"
+    );
+    fd
+}
+
+/// Answers every notification of the listener EPERM until no process uses the filter;
+/// returns how many there were.
+fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
+    let raw = fd.as_raw_fd();
+    let mut served = 0;
+    loop {
+        let mut p = libc::pollfd {
+            fd: raw,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes exactly the one pollfd `p`.
+        if unsafe { libc::poll(&mut p, 1, 30_000) } <= 0 {
+            return served;
+        }
+        if p.revents & libc::POLLIN == 0 {
+            return served; // hung up: the agent and its init are gone
+        }
+        // SAFETY: plain integers; all-zero is valid (and required by the kernel).
+        let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: the ioctl writes one seccomp_notif into `n`.
+        if unsafe { libc::ioctl(raw, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) } < 0 {
+            continue;
+        }
+        let mut resp = libc::seccomp_notif_resp {
+            id: n.id,
+            val: 0,
+            error: -libc::EPERM,
+            flags: 0,
+        };
+        // SAFETY: the ioctl reads one seccomp_notif_resp from `resp`.
+        unsafe { libc::ioctl(raw, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+        served += 1;
     }
 }
 

@@ -97,6 +97,20 @@ pub enum RecordEvent {
     Exit {
         status: ExitStatus,
     },
+    /// The agent's seccomp filter stopped a syscall (reported through the user-notification
+    /// listener); it was answered EPERM.
+    SandboxDenied {
+        /// The syscall's name (`syscall_<nr>` when unknown).
+        syscall: String,
+        nr: i64,
+        args: [u64; 6],
+    },
+    /// At kernel start: the sandbox layers the host offers, and whether the kernel runs with
+    /// `--allow-degraded-sandbox` (spawns then proceed with missing layers).
+    SandboxCapabilities {
+        layers: Vec<agentos_syscalls::Layer>,
+        allow_degraded: bool,
+    },
 }
 
 /// One entry of the log.

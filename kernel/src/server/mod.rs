@@ -147,6 +147,33 @@ async fn read_body(rd: &mut OwnedReadHalf, max: u32) -> Result<Option<Vec<u8>>, 
     Ok(Some(body))
 }
 
+/// Like [`read_body`], but with `recvmsg`, keeping descriptors sent along (`SCM_RIGHTS`) in
+/// `fds`: used until the Hello, while the launcher may still pass its seccomp listener. (A plain
+/// `read` would make the host kernel close them.)
+async fn read_body_with_fds(
+    rd: &mut OwnedReadHalf,
+    max: u32,
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+) -> Result<Option<Vec<u8>>, String> {
+    let stream: &UnixStream = rd.as_ref();
+    let mut header = [0u8; HEADER_LEN];
+    match crate::sandbox::recv_with_fds(stream, &mut header, fds).await {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return Ok(None),
+    }
+    let len = frame::body_len(header, max).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; len];
+    if len > 0 {
+        match crate::sandbox::recv_with_fds(stream, &mut body, fds).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                return Err(format!("stream ended inside a frame of {len} bytes"))
+            }
+        }
+    }
+    Ok(Some(body))
+}
+
 fn decode(body: &[u8]) -> Result<AgentFrame, String> {
     frame::decode::<AgentFrame>(body).map_err(|e: FrameError| format!("{e}: {}", error_source(&e)))
 }
@@ -164,15 +191,37 @@ async fn serve_frames(
     tx: &mpsc::Sender<Outgoing>,
 ) -> Result<(), String> {
     let max = k.config.max_frame;
-    // The launcher's jail report, then the agent's Hello.
+    // The launcher's jail report (and seccomp listener), then the agent's Hello.
+    let mut listener_seen = false;
     let hello: Hello = loop {
-        let Some(body) = read_body(rd, max).await? else {
+        let mut fds = Vec::new();
+        let Some(body) = read_body_with_fds(rd, max, &mut fds).await? else {
             return Ok(());
         };
         match decode(&body)? {
+            AgentFrame::SandboxListener if lock(&agent.jail).is_some() && !listener_seen => {
+                listener_seen = true;
+                let Some(listener) = fds.pop() else {
+                    return Err("a sandbox listener frame without its descriptor".into());
+                };
+                if !crate::sandbox::is_listener(&listener) {
+                    return Err(
+                        "a sandbox listener frame whose descriptor is not a seccomp listener"
+                            .into(),
+                    );
+                }
+                tokio::spawn(crate::sandbox::watch(
+                    Arc::clone(k),
+                    Arc::clone(agent),
+                    listener,
+                ));
+            }
+            AgentFrame::SandboxListener => return Err(
+                "a sandbox listener out of place (only the launcher sends one, after its report)"
+                    .into(),
+            ),
             AgentFrame::JailReport(report) if lock(&agent.jail).is_none() => {
                 k.record(Some(agent.id), RecordEvent::Sandbox(report.clone()));
-                *lock(&k.last_layers) = report.layers.clone();
                 *lock(&agent.jail) = Some(report);
                 agent.state.send_if_modified(|s| {
                     let starting = *s == AgentState::Starting;
@@ -262,6 +311,11 @@ async fn serve_frames(
             AgentFrame::Hello(_) => return Err("a second Hello".into()),
             AgentFrame::JailReport(_) => {
                 return Err("a jail report from the agent (only the launcher sends one)".into())
+            }
+            AgentFrame::SandboxListener => {
+                return Err(
+                    "a sandbox listener from the agent (only the launcher sends one)".into(),
+                )
             }
         };
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {

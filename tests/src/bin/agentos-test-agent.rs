@@ -14,6 +14,7 @@
 //! - `park`: connect, say `ready`, wait forever
 //! - `tour [TARGET]`: every served syscall once, printing each answer (SIGUSR1 to TARGET)
 //! - `async-burst N`: N reads in flight at once through the async client
+//! - `attack NAME [ARG]`: one escape attempt (see `agentos_tests::attack`), one verdict line
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 
 use std::io::Write;
@@ -41,6 +42,10 @@ fn main() -> ExitCode {
     let result = match mode {
         "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
         "async-burst" => async_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32)),
+        "attack" => Ok(agentos_tests::attack::main(
+            args.get(1).map(String::as_str).unwrap_or(""),
+            args.get(2).map(String::as_str),
+        )),
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),

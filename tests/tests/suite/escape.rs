@@ -29,3 +29,520 @@ fn an_agent_cannot_drive_its_kernel_through_the_control_socket() {
     // The kernel still answers promptly.
     assert!(k.ctl_ok(&["ps"]).contains(&id.to_string()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The escape suite: one test per attempt, each from inside a real jailed agent
+// (`agentos-test-agent attack NAME [ARG]`, see `agentos_tests::attack`).
+
+use std::time::{Duration, Instant};
+
+use agentos_tests::wait_until;
+
+/// Runs attack `name` in a fresh agent; returns the agent id and its verdict line.
+fn attack(k: &TestKernel, name: &str, arg: Option<&str>) -> (u64, String) {
+    let policy = write_policy(&k.work, "attack", "strict", &[], "");
+    let mut args = vec!["attack", name];
+    args.extend(arg);
+    let id = k.spawn(&policy, &args);
+    let line = k.wait_for_line(id, &format!("attack {name}:"));
+    println!("{line}");
+    (id, line)
+}
+
+/// The verdict says blocked, with one of `errnos`.
+fn assert_blocked(line: &str, errnos: &[&str]) {
+    assert!(!line.contains("ESCAPED"), "{line}");
+    let errno = line.rsplit(' ').next().unwrap_or("");
+    assert!(
+        line.contains(": blocked ") && errnos.contains(&errno),
+        "expected blocked with one of {errnos:?}: {line}"
+    );
+}
+
+/// `agentctl ps` answers within 2 s.
+fn assert_kernel_answers(k: &TestKernel) {
+    let start = Instant::now();
+    k.ctl_ok(&["ps"]);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "agentctl ps took {took:?}");
+}
+
+/// A `SandboxDenied` record of `syscall` with the agent's id is in the flight recorder.
+fn assert_sandbox_event(k: &TestKernel, id: u64, syscall: &str) {
+    wait_until(
+        &format!("a sandbox event for {syscall} of agent {id}"),
+        || {
+            k.records().iter().any(|r| {
+            r.agent.map(|a| a.0) == Some(id)
+                && matches!(&r.event, RecordEvent::SandboxDenied { syscall: s, .. } if s == syscall)
+        })
+        },
+    );
+}
+
+/// A syscall-level attack: denied EPERM by seccomp, recorded as a sandbox event.
+fn syscall_attack(name: &str, arg: Option<&str>, syscall: &str) {
+    let k = TestKernel::start();
+    let (id, line) = attack(&k, name, arg);
+    assert_blocked(&line, &["EPERM"]);
+    assert_kernel_answers(&k);
+    assert_sandbox_event(&k, id, syscall);
+}
+
+/// A file-level attack: refused by the minimal root or landlock.
+fn file_attack(name: &str, errnos: &[&str]) {
+    let k = TestKernel::start();
+    let (_, line) = attack(&k, name, None);
+    assert_blocked(&line, errnos);
+    assert_kernel_answers(&k);
+}
+
+macro_rules! syscall_attacks {
+    ($($test:ident: $name:literal => $syscall:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            syscall_attack($name, None, $syscall);
+        }
+    )*};
+}
+
+syscall_attacks! {
+    escape_mount: "mount" => "mount";
+    escape_umount2: "umount2" => "umount2";
+    escape_pivot_root: "pivot_root" => "pivot_root";
+    escape_chroot: "chroot" => "chroot";
+    escape_unshare_user: "unshare-user" => "unshare";
+    escape_setns: "setns" => "setns";
+    escape_setuid: "setuid" => "setuid";
+    escape_capset: "capset" => "capset";
+    escape_personality: "personality" => "personality";
+    escape_tiocsti: "tiocsti" => "ioctl";
+    escape_tcp_socket: "tcp" => "socket";
+    escape_udp_dns_socket: "udp-dns" => "socket";
+    escape_ipv6_socket: "ipv6" => "socket";
+    escape_raw_socket: "raw" => "socket";
+    escape_netlink_socket: "netlink" => "socket";
+    escape_packet_socket: "packet" => "socket";
+    escape_io_uring_setup: "io_uring_setup" => "io_uring_setup";
+    escape_memfd_create: "memfd_create" => "memfd_create";
+    escape_execveat: "execveat" => "execveat";
+    escape_bpf: "bpf" => "bpf";
+    escape_userfaultfd: "userfaultfd" => "userfaultfd";
+    escape_perf_event_open: "perf_event_open" => "perf_event_open";
+    escape_keyctl: "keyctl" => "keyctl";
+    escape_modify_ldt: "modify_ldt" => "modify_ldt";
+    escape_init_module: "init_module" => "init_module";
+    escape_kexec_load: "kexec_load" => "kexec_load";
+    escape_reboot: "reboot" => "reboot";
+    escape_syslog: "syslog" => "syslog";
+}
+
+#[test]
+fn escape_ptrace_kernel() {
+    let k = TestKernel::start();
+    let pid = k.kernel_pid().to_string();
+    let (id, line) = attack(&k, "ptrace", Some(&pid));
+    assert_blocked(&line, &["EPERM"]);
+    assert_kernel_answers(&k);
+    assert_sandbox_event(&k, id, "ptrace");
+}
+
+#[test]
+fn escape_process_vm_writev_kernel() {
+    let k = TestKernel::start();
+    let pid = k.kernel_pid().to_string();
+    let (id, line) = attack(&k, "process_vm_writev", Some(&pid));
+    assert_blocked(&line, &["EPERM"]);
+    assert_kernel_answers(&k);
+    assert_sandbox_event(&k, id, "process_vm_writev");
+}
+
+#[test]
+fn escape_read_etc_shadow() {
+    file_attack("shadow", &["ENOENT", "EACCES"]);
+}
+
+#[test]
+fn escape_write_outside_scratch() {
+    file_attack("write-outside", &["ENOENT", "EACCES", "EROFS", "EPERM"]);
+}
+
+#[test]
+fn escape_symlink_out_of_scratch() {
+    file_attack("symlink", &["ENOENT", "EACCES"]);
+}
+
+#[test]
+fn escape_hardlink_out_of_scratch() {
+    file_attack("hardlink", &["EXDEV", "EACCES", "EPERM", "ENOENT"]);
+}
+
+#[test]
+fn escape_proc_self_root() {
+    file_attack("proc-root", &["ENOENT", "EACCES"]);
+}
+
+#[test]
+fn escape_proc_pid_mem() {
+    let k = TestKernel::start();
+    let pid = k.kernel_pid().to_string();
+    let (_, line) = attack(&k, "proc-mem", Some(&pid));
+    assert_blocked(&line, &["ENOENT", "EACCES", "EPERM"]);
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn escape_dev_fd_of_inherited_fd() {
+    file_attack("dev-fd", &["ENOENT", "EACCES"]);
+}
+
+#[test]
+fn escape_proc_self_fd_shows_only_0_to_3() {
+    // "blocked EBADF" is the agent's way of saying: nothing but 0–3 (and the listing) is open.
+    file_attack("proc-fd", &["EBADF"]);
+}
+
+#[test]
+fn escape_connect_control_socket() {
+    let k = TestKernel::start();
+    let sock = k.state_dir.join("kernel.sock");
+    let (_, line) = attack(&k, "connect", sock.to_str());
+    assert_blocked(&line, &["ENOENT", "EACCES", "ECONNREFUSED"]);
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn escape_abstract_unix_socket() {
+    // A listener on the host's abstract namespace: another network namespace and the landlock
+    // scope keep the agent from it.
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("agentos-escape-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let k = TestKernel::start();
+    let (_, line) = attack(&k, "abstract", Some(&name));
+    assert_blocked(&line, &["ECONNREFUSED", "EPERM", "ENOENT"]);
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn escape_kill_kernel_and_sibling() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "sibling", "strict", &[], "");
+    let sibling = k.spawn(&policy, &["park"]);
+    k.wait_for_line(sibling, "ready");
+    let sibling_pid = k.launcher_pid(sibling).to_string();
+    let kernel_pid = k.kernel_pid().to_string();
+    let (_, line) = attack(&k, "kill-pid", Some(&kernel_pid));
+    assert_blocked(&line, &["ESRCH", "EPERM"]);
+    let (_, line) = attack(&k, "kill-pid", Some(&sibling_pid));
+    assert_blocked(&line, &["ESRCH", "EPERM"]);
+    let (_, line) = attack(&k, "kill-all", None);
+    // kill(-1) reaches nothing outside the agent's own pid namespace.
+    assert!(
+        !line.contains("ESCAPED") || line.contains("ESCAPED ()"),
+        "{line}"
+    );
+    assert_kernel_answers(&k);
+    assert_eq!(k.info(sibling)["state"], "running", "{}", k.info(sibling));
+}
+
+// Resource attacks: the rlimits stop them, the kernel stays responsive.
+
+fn limited_policy(k: &TestKernel, limits: &str) -> std::path::PathBuf {
+    write_policy(
+        &k.work,
+        "limited",
+        "strict",
+        &[],
+        &format!("sandbox:\n  limits: {{{limits}}}\n"),
+    )
+}
+
+fn resource_attack(k: &TestKernel, name: &str, limits: &str) -> (u64, String) {
+    let policy = limited_policy(k, limits);
+    let id = k.spawn(&policy, &["attack", name]);
+    let line = k.wait_for_line(id, &format!("attack {name}:"));
+    println!("{line}");
+    (id, line)
+}
+
+/// Under an unprivileged kernel: RLIMIT_NPROC does not bind uid 0 of the initial user
+/// namespace (the kernel exempts INIT_USER), so as long as a root kernel's agents keep uid 0
+/// only a pids cgroup could stop their fork bomb (not built yet).
+#[test]
+fn resource_fork_bomb() {
+    let k = TestKernel::start_unprivileged();
+    let (id, line) = resource_attack(&k, "fork-bomb", "processes: 32");
+    assert_blocked(&line, &["EAGAIN"]);
+    assert_kernel_answers(&k);
+    // The agent's end empties its pid namespace: the bomb's processes go with it.
+    let launcher = k.launcher_pid(id);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    assert!(agentos_tests::wait_pid_gone(
+        launcher,
+        agentos_tests::DEADLINE
+    ));
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn resource_memory_bomb() {
+    let k = TestKernel::start();
+    let (_, line) = resource_attack(&k, "memory-bomb", "address_space: 256MiB");
+    assert_blocked(&line, &["ENOMEM"]);
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn resource_disk_fill() {
+    let k = TestKernel::start();
+    let (_, line) = resource_attack(&k, "disk-fill", "file_size: 4MiB");
+    assert_blocked(&line, &["EFBIG"]);
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn resource_cpu_spin() {
+    let k = TestKernel::start();
+    let policy = limited_policy(&k, "cpu_seconds: 1");
+    let id = k.spawn(&policy, &["attack", "cpu-spin"]);
+    k.wait_for_line(id, "spinning");
+    assert_kernel_answers(&k);
+    let last = k.wait(id);
+    // SIGXCPU (24) at the soft limit or SIGKILL (9) at the hard one.
+    let code = last["exit"]["code"].as_i64().unwrap_or(0);
+    assert!([128 + 9, 128 + 24].contains(&code), "{last}");
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn resource_fd_exhaustion() {
+    let k = TestKernel::start();
+    let (_, line) = resource_attack(&k, "fd-exhaustion", "open_files: 64");
+    assert_blocked(&line, &["EMFILE"]);
+    assert_kernel_answers(&k);
+}
+
+/// A representative batch with the kernel running unprivileged (uid 65534 under root).
+#[test]
+fn escape_batch_with_an_unprivileged_kernel() {
+    let k = TestKernel::start_unprivileged();
+    let kernel_pid = k.kernel_pid().to_string();
+    for (name, arg, errnos, syscall) in [
+        ("shadow", None, &["ENOENT", "EACCES"][..], None),
+        ("mount", None, &["EPERM"][..], Some("mount")),
+        (
+            "ptrace",
+            Some(kernel_pid.as_str()),
+            &["EPERM"][..],
+            Some("ptrace"),
+        ),
+        ("tcp", None, &["EPERM"][..], Some("socket")),
+        ("unshare-user", None, &["EPERM"][..], Some("unshare")),
+    ] {
+        let (id, line) = attack(&k, name, arg);
+        assert_blocked(&line, errnos);
+        assert_kernel_answers(&k);
+        if let Some(s) = syscall {
+            assert_sandbox_event(&k, id, s);
+        }
+    }
+    let (id, line) = resource_attack(&k, "fork-bomb", "processes: 32");
+    assert_blocked(&line, &["EAGAIN"]);
+    assert_kernel_answers(&k);
+    k.wait(id);
+}
+
+#[test]
+fn escape_setuid_binary_gives_no_privilege() {
+    use std::os::unix::fs::PermissionsExt;
+    // A setuid-root copy of the attack agent, run by an unprivileged kernel: no_new_privs (and
+    // root being unmapped in the agent's user namespace) keep its euid.
+    let k = TestKernel::start_unprivileged();
+    let dir = k.work.join("suid");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let suid = dir.join("suid-agent");
+    std::fs::copy(&k.agent_bin, &suid).unwrap();
+    if agentos_tests::is_root() {
+        std::os::unix::fs::chown(&suid, Some(0), Some(0)).unwrap();
+    }
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let policy = write_policy(&k.work, "suid", "strict", &[], "");
+    let out = k.ctl_ok(&[
+        "spawn",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--",
+        suid.to_str().unwrap(),
+        "attack",
+        "setuid-binary",
+    ]);
+    let id: u64 = out.trim().parse().unwrap();
+    let line = k.wait_for_line(id, "attack setuid-binary:");
+    println!("{line}");
+    assert_blocked(&line, &["EPERM"]);
+    assert_kernel_answers(&k);
+}
+
+// The Python attack agent: `/usr/bin/python3 -I tests/attacks/attack.py NAME [ARG]`.
+
+/// Runs the Python attack `name`; the script is copied into the kernel's work dir and named
+/// in the policy's `sandbox.read_only`.
+fn py_attack(k: &TestKernel, name: &str, arg: Option<&str>, limits: &str) -> (u64, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = k.work.join("attacks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.join("attack.py");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("attacks/attack.py"),
+        &script,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let limits = if limits.is_empty() {
+        String::new()
+    } else {
+        format!("  limits: {{{limits}}}\n")
+    };
+    let policy = write_policy(
+        &k.work,
+        "py-attack",
+        "strict",
+        &[],
+        &format!("sandbox:\n  read_only: [{}]\n{limits}", dir.display()),
+    );
+    let mut args = vec![
+        "spawn",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--",
+        "/usr/bin/python3",
+        "-I",
+        script.to_str().unwrap(),
+        name,
+    ];
+    args.extend(arg);
+    let id: u64 = k.ctl_ok(&args).trim().parse().unwrap();
+    let line = k.wait_for_line(id, &format!("attack {name}:"));
+    println!("python {line}");
+    (id, line)
+}
+
+#[test]
+fn python_escape_files() {
+    let k = TestKernel::start();
+    let (_, line) = py_attack(&k, "shadow", None, "");
+    assert_blocked(&line, &["ENOENT", "EACCES"]);
+    let (_, line) = py_attack(&k, "write-outside", None, "");
+    assert_blocked(&line, &["ENOENT", "EACCES", "EROFS", "EPERM"]);
+    assert_kernel_answers(&k);
+}
+
+#[test]
+fn python_escape_sockets() {
+    let k = TestKernel::start();
+    for name in ["tcp", "udp-dns"] {
+        let (id, line) = py_attack(&k, name, None, "");
+        assert_blocked(&line, &["EPERM"]);
+        assert_kernel_answers(&k);
+        assert_sandbox_event(&k, id, "socket");
+    }
+}
+
+#[test]
+fn python_escape_ptrace_mount_unshare() {
+    let k = TestKernel::start();
+    let pid = k.kernel_pid().to_string();
+    for (name, arg, syscall) in [
+        ("ptrace", Some(pid.as_str()), "ptrace"),
+        ("mount", None, "mount"),
+        ("unshare-user", None, "unshare"),
+    ] {
+        let (id, line) = py_attack(&k, name, arg, "");
+        assert_blocked(&line, &["EPERM"]);
+        assert_kernel_answers(&k);
+        assert_sandbox_event(&k, id, syscall);
+    }
+}
+
+#[test]
+fn python_fork_bomb_unprivileged() {
+    let k = TestKernel::start_unprivileged();
+    let (id, line) = py_attack(&k, "fork-bomb", None, "processes: 32");
+    assert_blocked(&line, &["EAGAIN"]);
+    assert_kernel_answers(&k);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    assert_kernel_answers(&k);
+}
+
+// The capability report.
+
+#[test]
+fn kernel_status_lists_each_sandbox_layer() {
+    let k = TestKernel::start();
+    let status: serde_json::Value =
+        serde_json::from_str(&k.ctl_ok(&["kernel", "status", "--json"])).unwrap();
+    let layers = status["sandbox"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().filter_map(|l| l["layer"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "userns",
+            "pidns",
+            "netns",
+            "ipcns",
+            "utsns",
+            "mountns",
+            "landlock",
+            "seccomp",
+            "cgroup",
+            "full_sandbox"
+        ],
+        "{status}"
+    );
+    for l in layers {
+        let st = l["status"].as_str().unwrap();
+        assert!(["active", "partial", "missing"].contains(&st), "{l}");
+    }
+    assert_eq!(layers[9]["status"], "active", "{status}");
+    let text = k.ctl_ok(&["kernel", "status"]);
+    assert!(
+        text.contains("landlock") && text.contains("seccomp"),
+        "{text}"
+    );
+    assert!(k.records().iter().any(|r| matches!(
+        &r.event,
+        RecordEvent::SandboxCapabilities { allow_degraded: false, layers } if layers.len() == 10
+    )));
+}
+
+#[test]
+fn allow_degraded_sandbox_is_recorded_and_shown() {
+    let k = TestKernel::start_with(false, &["--allow-degraded-sandbox"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&k.ctl_ok(&["kernel", "status", "--json"])).unwrap();
+    let full = status["sandbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == "full_sandbox")
+        .cloned()
+        .unwrap();
+    assert_eq!(full["status"], "missing", "{status}");
+    assert!(full["detail"]
+        .as_str()
+        .unwrap()
+        .contains("--allow-degraded-sandbox"));
+    assert!(k.records().iter().any(|r| matches!(
+        &r.event,
+        RecordEvent::SandboxCapabilities {
+            allow_degraded: true,
+            ..
+        }
+    )));
+}

@@ -72,6 +72,8 @@ pub enum LaunchError {
     Seccomp(#[source] io::Error),
     #[error("send jail report on fd {}", agentos_syscalls::AGENT_FD)]
     Report(#[source] io::Error),
+    #[error("send seccomp listener on fd {}", agentos_syscalls::AGENT_FD)]
+    Listener(#[source] io::Error),
     #[error("close agent socket in launcher")]
     CloseAgentFd(#[source] io::Error),
     #[error("layer {layer} is missing and the spec requires the full sandbox")]

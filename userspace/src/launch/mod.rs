@@ -7,14 +7,15 @@
 //! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
 //!   uts/mount namespaces, forks I, and exits with I's status;
 //! - **I**, pid 1 of the new pid namespace, finishes the jail (loopback, the minimal root
-//!   and `pivot_root`, capabilities, `no_new_privs`, landlock, seccomp), sends one `AgentFrame::JailReport` on fd 3, forks A, reaps, and exits
+//!   and `pivot_root`, capabilities, `no_new_privs`, landlock, seccomp), sends one `AgentFrame::JailReport` on fd 3, then `AgentFrame::SandboxListener` with the
+//!   seccomp user-notification listener (`SCM_RIGHTS`, closed before the fork), forks A, reaps, and exits
 //!   with A's status (code, or 128 + signal);
 //! - **A** `execve`s the agent program in its own session, in the scratch directory, with
 //!   exactly `spec.env`.
 //!
 //! Modules: [`spec`] (what the kernel asks for), [`steps`] (the step order, the security
 //! argument), [`os`] (the `Sys` trait: real and recording), [`rootfs`] (the agent's minimal
-//! root), [`landlock_rules`] and
+//! root), [`probe`] (`agentos-launch --probe`: the host's layers), [`landlock_rules`] and
 //! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`error`].
 //!
 //! Exit codes: the agent's own; 128 + n if it died of signal n; [`EXIT_SANDBOX_FAILED`] (125)
@@ -28,6 +29,7 @@
 pub mod error;
 pub mod landlock_rules;
 pub mod os;
+pub mod probe;
 pub mod rootfs;
 pub mod seccomp;
 pub mod seccomp_table;
@@ -42,6 +44,10 @@ pub use steps::{run, EXIT_EXEC_DENIED, EXIT_EXEC_NOT_FOUND, LAYERS};
 /// The `agentos-launch` binary: reads the spec from [`SPEC_ENV`], builds the jail and runs the
 /// agent; exits with the code of whichever process returns here.
 pub fn main_entry() -> ! {
+    if std::env::args().nth(1).as_deref() == Some("--probe") {
+        print!("{}", probe::format(&probe::probe()));
+        std::process::exit(0)
+    }
     let json = std::env::var(SPEC_ENV);
     let code = run(&mut LinuxSys::default(), json);
     std::process::exit(code)

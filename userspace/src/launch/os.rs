@@ -120,9 +120,14 @@ pub trait Sys {
     fn drop_capabilities(&mut self) -> io::Result<String>;
     fn set_no_new_privs(&mut self) -> io::Result<()>;
     fn landlock(&mut self, spec: &JailSpec) -> io::Result<LayerStatus>;
+    /// Installs the seccomp layer; keeps its user-notification listener, if the host gave one,
+    /// for [`Sys::send_listener`].
     fn seccomp(&mut self) -> io::Result<LayerStatus>;
     /// Sends the one `AgentFrame::JailReport` frame on [`AGENT_FD`].
     fn send_report(&mut self, report: &JailReport) -> io::Result<()>;
+    /// Sends `AgentFrame::SandboxListener` with the seccomp listener attached (`SCM_RIGHTS`)
+    /// on [`AGENT_FD`] and closes this process's copy; does nothing without a listener.
+    fn send_listener(&mut self) -> io::Result<()>;
     /// `waitpid(-1)`: the next child to end.
     fn reap(&mut self) -> io::Result<(i32, Exit)>;
     /// `kill(-1, SIGKILL)`: every other process of the pid namespace.
@@ -145,6 +150,8 @@ pub struct LinuxSys {
     /// minimal root, the latter only if it is the agent's own proc).
     root_view: super::landlock_rules::RootView,
     proc_built: bool,
+    /// The seccomp user-notification listener, between `seccomp` and `send_listener`.
+    listener: Option<OwnedFd>,
 }
 
 impl Sys for LinuxSys {
@@ -333,12 +340,23 @@ impl Sys for LinuxSys {
     }
 
     fn seccomp(&mut self) -> io::Result<LayerStatus> {
-        super::seccomp::install()
+        let (status, listener) = super::seccomp::install()?;
+        self.listener = listener;
+        Ok(status)
     }
 
     fn send_report(&mut self, report: &JailReport) -> io::Result<()> {
         let bytes = frame::encode(&AgentFrame::JailReport(report.clone())).map_err(other)?;
         sys::write_all_fd(AGENT_FD, &bytes)
+    }
+
+    fn send_listener(&mut self) -> io::Result<()> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        let bytes = frame::encode(&AgentFrame::SandboxListener).map_err(other)?;
+        sys::send_with_fd(AGENT_FD, &bytes, listener.as_fd())
+        // `listener` is dropped (closed) here: the kernel holds the only copy.
     }
 
     fn reap(&mut self) -> io::Result<(i32, Exit)> {
@@ -521,6 +539,10 @@ impl Sys for RecordingSys {
     fn send_report(&mut self, report: &JailReport) -> io::Result<()> {
         let names: Vec<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
         self.rec(format!("send_report {}", names.join(",")));
+        Ok(())
+    }
+    fn send_listener(&mut self) -> io::Result<()> {
+        self.rec("send_listener");
         Ok(())
     }
     fn reap(&mut self) -> io::Result<(i32, Exit)> {

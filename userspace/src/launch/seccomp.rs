@@ -2,13 +2,19 @@
 //! them on the calling process (after `no_new_privs`, after landlock).
 //!
 //! 1. The allow-list: table entries → allow (with argument checks for the filtered ones),
-//!    anything else → `EPERM`, a foreign architecture → kill the process.
+//!    anything else → `SECCOMP_RET_USER_NOTIF`, a foreign architecture → kill the process.
+//!    It is installed with `SECCOMP_FILTER_FLAG_NEW_LISTENER`; the init sends the listener to
+//!    the kernel, which records each denial as a sandbox event and answers it `EPERM`. A host
+//!    without user notification gets the same program with `EPERM` as the default action
+//!    (reported in the layer detail). Only one listener may exist in a filter chain, so the
+//!    agent cannot install its own.
 //! 2. Installed second: `clone3` → `ENOSYS`, anything else → allow. Among `ERRNO` actions of
 //!    equal precedence the most recently installed filter wins, so `clone3` fails with
 //!    `ENOSYS` and glibc falls back to `clone`, whose flags filter 1 checks.
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::OwnedFd;
 
 use agentos_syscalls::LayerStatus;
 use seccompiler::{
@@ -72,20 +78,48 @@ fn arch() -> io::Result<TargetArch> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(other)
 }
 
-/// The allow-list program.
+/// What the allow-list answers a syscall it does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deny {
+    /// `SECCOMP_RET_USER_NOTIF`: the kernel decides (and records) through the listener.
+    Notify,
+    /// `SECCOMP_RET_ERRNO | EPERM`: the fallback without user notification.
+    Eperm,
+}
+
+/// seccompiler has no user-notification action: the program is compiled with this
+/// (otherwise unused) `SECCOMP_RET_TRACE` value as the default action, then every return of it
+/// is rewritten to `SECCOMP_RET_USER_NOTIF`.
+const NOTIFY_PLACEHOLDER: u32 = 0x7ff0_0a6e;
+/// `BPF_RET | BPF_K`.
+const BPF_RET_K: u16 = 0x06;
+
+/// The allow-list program with `EPERM` as its default action.
 pub fn allow_list() -> io::Result<BpfProgram> {
+    allow_list_with(Deny::Eperm)
+}
+
+/// The allow-list program with `deny` as its default action.
+pub fn allow_list_with(deny: Deny) -> io::Result<BpfProgram> {
     let mut rules = BTreeMap::new();
     for entry in ALLOWED.iter().chain(ALLOWED_LEGACY).chain(FILTERED) {
         rules.insert(entry.1, rules_for(entry.1)?);
     }
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Errno(libc::EPERM as u32),
-        SeccompAction::Allow,
-        arch()?,
-    )
-    .map_err(other)?;
-    filter.try_into().map_err(other)
+    let default = match deny {
+        Deny::Eperm => SeccompAction::Errno(libc::EPERM as u32),
+        Deny::Notify => SeccompAction::Trace(NOTIFY_PLACEHOLDER & 0xffff),
+    };
+    let filter =
+        SeccompFilter::new(rules, default, SeccompAction::Allow, arch()?).map_err(other)?;
+    let mut prog: BpfProgram = filter.try_into().map_err(other)?;
+    if deny == Deny::Notify {
+        for insn in prog.iter_mut() {
+            if insn.code == BPF_RET_K && insn.k == NOTIFY_PLACEHOLDER {
+                insn.k = libc::SECCOMP_RET_USER_NOTIF;
+            }
+        }
+    }
+    Ok(prog)
 }
 
 /// The `ENOSYS` program installed after the allow-list.
@@ -101,22 +135,40 @@ pub fn enosys() -> io::Result<BpfProgram> {
     filter.try_into().map_err(other)
 }
 
-/// Compiles and installs both programs on the calling thread (the launcher has one).
-pub fn install() -> io::Result<LayerStatus> {
-    let allow = allow_list()?;
+/// Compiles and installs both programs on the calling thread (the launcher has one); returns
+/// the layer status and, when the host offers user notification, the listener to hand to the
+/// kernel (without it, denials are answered `EPERM` directly and not reported).
+pub fn install() -> io::Result<(LayerStatus, Option<OwnedFd>)> {
+    let notify = allow_list_with(Deny::Notify)?;
     let nosys = enosys()?;
-    seccompiler::apply_filter(&allow).map_err(other)?;
+    let (listener, default) = match crate::sys::seccomp_with_listener(&notify) {
+        Ok(fd) => (
+            Some(fd),
+            "default: user notification to the kernel (recorded, answered EPERM)".to_string(),
+        ),
+        Err(e) => {
+            let allow = allow_list_with(Deny::Eperm)?;
+            seccompiler::apply_filter(&allow).map_err(other)?;
+            (
+                None,
+                format!("default EPERM, not reported (no seccomp user notification: {e})"),
+            )
+        }
+    };
     seccompiler::apply_filter(&nosys).map_err(other)?;
     let plain = ALLOWED.len() + ALLOWED_LEGACY.len();
     let enosys: Vec<&str> = ENOSYS.iter().map(name).collect();
-    Ok(LayerStatus::Active {
-        detail: format!(
-            "{} syscalls allowed ({plain} unconditionally, {} with argument checks), {} answered ENOSYS, default EPERM",
-            all_allowed().count() - ENOSYS.len(),
-            FILTERED.len(),
-            enosys.join(",")
-        ),
-    })
+    Ok((
+        LayerStatus::Active {
+            detail: format!(
+                "{} syscalls allowed ({plain} unconditionally, {} with argument checks), {} answered ENOSYS, {default}",
+                all_allowed().count() - ENOSYS.len(),
+                FILTERED.len(),
+                enosys.join(",")
+            ),
+        },
+        listener,
+    ))
 }
 
 #[cfg(test)]
@@ -128,5 +180,24 @@ mod tests {
     fn programs_compile() {
         assert!(allow_list().unwrap().len() > 100);
         assert!(!enosys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn notify_program_differs_only_in_the_default_action() {
+        let eperm = allow_list_with(Deny::Eperm).unwrap();
+        let notify = allow_list_with(Deny::Notify).unwrap();
+        assert_eq!(eperm.len(), notify.len());
+        let errno = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let mut rewritten = 0;
+        for (a, b) in eperm.iter().zip(&notify) {
+            if a == b {
+                continue;
+            }
+            assert_eq!((a.code, a.k), (BPF_RET_K, errno));
+            assert_eq!((b.code, b.k), (BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+            rewritten += 1;
+        }
+        assert!(rewritten > 0);
+        assert!(!notify.iter().any(|i| i.k == NOTIFY_PLACEHOLDER));
     }
 }

@@ -129,6 +129,46 @@ pub const DENIED: &[&str] = &[
     "setfsuid", "setfsgid", "setgroups",
 ];
 
+/// The numbers of what [`DENIED`] names (where the target has them), plus other calls an
+/// attacker reaches for, so that a denial can be reported by name.
+#[rustfmt::skip]
+pub const DENIED_NUMBERS: Table = table![
+    SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd,
+    SYS_process_madvise, SYS_kcmp, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot,
+    SYS_unshare, SYS_setns, SYS_fsopen, SYS_fsmount, SYS_fsconfig, SYS_fspick, SYS_move_mount,
+    SYS_open_tree, SYS_mount_setattr, SYS_bpf, SYS_io_uring_setup, SYS_io_uring_enter,
+    SYS_io_uring_register, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_perf_event_open,
+    SYS_userfaultfd, SYS_personality, SYS_memfd_create, SYS_memfd_secret, SYS_execveat,
+    SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_fanotify_init, SYS_kexec_load,
+    SYS_kexec_file_load, SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_reboot,
+    SYS_syslog, SYS_swapon, SYS_swapoff, SYS_acct, SYS_quotactl, SYS_settimeofday,
+    SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex, SYS_sethostname, SYS_setdomainname,
+    SYS_vhangup, SYS_mbind, SYS_migrate_pages, SYS_move_pages, SYS_set_mempolicy, SYS_capset,
+    SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
+    SYS_setfsuid, SYS_setfsgid, SYS_setgroups, SYS_mknodat,
+];
+
+/// x86_64-only denied calls.
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+pub const DENIED_NUMBERS_LEGACY: Table = table![
+    SYS_modify_ldt, SYS_iopl, SYS_ioperm, SYS_lookup_dcookie, SYS_mknod, SYS_uselib,
+    SYS_ustat, SYS_sysfs, SYS__sysctl, SYS_nfsservctl,
+];
+
+/// No legacy entry points elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+pub const DENIED_NUMBERS_LEGACY: Table = &[];
+
+/// The name of syscall `nr` on this target, if any table knows it.
+pub fn syscall_name(nr: i64) -> Option<&'static str> {
+    all_allowed()
+        .chain(DENIED_NUMBERS)
+        .chain(DENIED_NUMBERS_LEGACY)
+        .find(|e| e.1 == nr)
+        .map(name)
+}
+
 /// Every entry allowed in some form (all lists but [`DENIED`]).
 pub fn all_allowed() -> impl Iterator<Item = &'static (&'static str, i64)> {
     ALLOWED
@@ -174,6 +214,26 @@ mod tests {
                 .chain(ALLOWED_LEGACY)
                 .any(|e| name(e) == must);
             assert!(!allowed_plain, "{must} is allowed unconditionally");
+        }
+    }
+
+    #[test]
+    fn denied_numbers_match_denied_names() {
+        for e in DENIED_NUMBERS.iter().chain(DENIED_NUMBERS_LEGACY) {
+            assert!(
+                !all_allowed().any(|a| a.1 == e.1),
+                "{} is both allowed and denied",
+                name(e)
+            );
+        }
+        assert_eq!(syscall_name(libc::SYS_ptrace), Some("ptrace"));
+        assert_eq!(syscall_name(libc::SYS_socket), Some("socket"));
+        for d in DENIED {
+            let known = DENIED_NUMBERS
+                .iter()
+                .chain(DENIED_NUMBERS_LEGACY)
+                .any(|e| name(e) == *d);
+            assert!(known || !cfg!(target_arch = "x86_64"), "{d} has no number");
         }
     }
 

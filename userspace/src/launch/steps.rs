@@ -8,7 +8,7 @@
 //!   re-check the parent, liveness pipe, fork → I; close fd 3, wait for I, exit with its status.
 //! - **I**: parent-death signal, liveness check, hostname, loopback up, private mounts, the
 //!   minimal root (tmpfs of binds, own `/proc`, `pivot_root`), `RLIMIT_NPROC`, capabilities,
-//!   `no_new_privs`, landlock, seccomp, send the jail report, fork → A; close fd 3, reap until
+//!   `no_new_privs`, landlock, seccomp, send the jail report and the seccomp listener, fork → A; close fd 3, reap until
 //!   A ends, kill the rest of the namespace, exit with A's status. The root is built while I
 //!   still holds its namespace capabilities and before seccomp (which denies `mount` and
 //!   `pivot_root` to the agent); landlock comes after it, so its rules name paths of the new
@@ -385,6 +385,8 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     let report = jail.report("not reached");
     jail.fd = AgentFd::Done;
     sys.send_report(&report).map_err(LaunchError::Report)?;
+    // Before the fork: the agent never holds the listener of its own filter.
+    sys.send_listener().map_err(LaunchError::Listener)?;
 
     match sys.fork().map_err(LaunchError::Fork)? {
         ForkSide::Child => Ok(agent(sys, spec)),
@@ -515,6 +517,7 @@ mod tests {
         "landlock",
         "seccomp",
         "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,capabilities,no_new_privs,landlock,seccomp",
+        "send_listener",
     ];
 
     fn expect(parts: &[&[&str]]) -> Vec<String> {

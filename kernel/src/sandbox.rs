@@ -1,0 +1,247 @@
+//! Sandbox events: the agent's denied syscalls, read from its seccomp user-notification
+//! listener and recorded.
+//!
+//! ```text
+//! agent ── denied syscall ──► host kernel (filter: SECCOMP_RET_USER_NOTIF; the caller blocks)
+//!        ◄── EPERM ─────────── watch(): NOTIF_RECV ─► record SandboxDenied ─► NOTIF_SEND
+//! ```
+//!
+//! The launcher's init sends the listener after the jail report (`AgentFrame::SandboxListener`
+//! with `SCM_RIGHTS`); [`recv_with_fds`] receives it and [`watch`] serves it until every
+//! process of the agent is gone (the listener hangs up) or the agent has exited.
+//!
+//! Invariants: every notification is recorded *before* it is answered; every answer is EPERM
+//! (the kernel never lets a denied call through); a notification the watcher cannot answer
+//! because the kernel died fails with ENOSYS in the agent, which dies with the kernel anyway.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
+use crate::recorder::RecordEvent;
+use crate::sys;
+
+/// The host's sandbox layers, from `<launcher> --probe`, followed by the `full_sandbox` entry
+/// (active: a missing required layer refuses spawns; missing: `--allow-degraded-sandbox`).
+pub(crate) fn probe_host(config: &crate::config::Config) -> Vec<agentos_syscalls::Layer> {
+    use agentos_syscalls::{Layer, LayerStatus};
+    let mut layers = match std::process::Command::new(&config.launcher)
+        .arg("--probe")
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            agentos_userspace::launch::probe::parse(&String::from_utf8_lossy(&out.stdout))
+        }
+        Ok(out) => vec![Layer {
+            name: "probe".into(),
+            status: LayerStatus::Missing {
+                detail: format!(
+                    "{} --probe failed ({}): {}",
+                    config.launcher.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            },
+        }],
+        Err(e) => vec![Layer {
+            name: "probe".into(),
+            status: LayerStatus::Missing {
+                detail: format!("cannot run {} --probe: {e}", config.launcher.display()),
+            },
+        }],
+    };
+    layers.push(Layer {
+        name: "full_sandbox".into(),
+        status: if config.require_full_sandbox {
+            LayerStatus::Active {
+                detail: "required: a missing layer refuses the spawn".into(),
+            }
+        } else {
+            LayerStatus::Missing {
+                detail: "--allow-degraded-sandbox: agents may run with missing layers (recorded)"
+                    .into(),
+            }
+        },
+    });
+    layers
+}
+
+/// The first required layer the host lacks, as `(name, detail)`.
+pub(crate) fn missing_required(layers: &[agentos_syscalls::Layer]) -> Option<(String, String)> {
+    use agentos_syscalls::LayerStatus;
+    layers.iter().find_map(|l| match &l.status {
+        LayerStatus::Missing { detail }
+            if l.name != "full_sandbox" && agentos_userspace::launch::probe::required(&l.name) =>
+        {
+            Some((l.name.clone(), detail.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// The most descriptors one read accepts (more are closed by the host kernel).
+const MAX_FDS: usize = 4;
+
+/// One `recvmsg` (non-blocking, `MSG_CMSG_CLOEXEC`) into `buf`; descriptors that came along
+/// (`SCM_RIGHTS`) are appended to `fds`.
+fn recv_once(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space =
+        [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg(
+        stream,
+        &mut iov,
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+    )?;
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
+        }
+    }
+    Ok(msg.bytes)
+}
+
+/// Fills `buf` from the stream with `recvmsg`, keeping any descriptors sent along. Returns
+/// `false` if the stream ended before the first byte.
+pub(crate) async fn recv_with_fds(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        stream.readable().await?;
+        match stream.try_io(Interest::READABLE, || {
+            recv_once(stream, &mut buf[got..], fds)
+        }) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `fd` is a seccomp user-notification listener (what its `/proc/self/fd` link says).
+pub(crate) fn is_listener(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|p| p.as_os_str() == "anon_inode:seccomp notify")
+}
+
+/// The name of syscall `nr` (`syscall_<nr>` when no table knows it).
+pub(crate) fn syscall_name(nr: i64) -> String {
+    agentos_userspace::launch::seccomp_table::syscall_name(nr)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("syscall_{nr}"))
+}
+
+/// Serves the agent's listener: records each denied syscall and answers it EPERM.
+pub(crate) async fn watch(k: Arc<KernelInner>, agent: Arc<Agent>, listener: OwnedFd) {
+    let afd = match sys::async_fd_readable(listener) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(agent_id = %agent.id, error = %e, "cannot watch the seccomp listener; denials fail with ENOSYS");
+            return;
+        }
+    };
+    let mut exit = agent.exit.subscribe();
+    loop {
+        let mut guard = tokio::select! {
+            g = afd.readable() => match g {
+                Ok(g) => g,
+                Err(_) => return,
+            },
+            _ = exit.wait_for(Option::is_some) => return,
+        };
+        let fd = afd.get_ref().as_raw_fd();
+        loop {
+            match sys::poll_now(fd) {
+                Ok((true, _)) => {}
+                Ok((false, false)) => {
+                    guard.clear_ready();
+                    break;
+                }
+                // Hung up: no process uses the filter any more.
+                Ok((false, true)) | Err(_) => return,
+            }
+            let n = match sys::seccomp_notif_recv(fd) {
+                Ok(n) => n,
+                // The caller died between poll and recv, or a signal interrupted us.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => continue,
+                Err(e) => {
+                    tracing::error!(agent_id = %agent.id, error = %e, "seccomp listener failed");
+                    return;
+                }
+            };
+            let nr = i64::from(n.nr);
+            let name = syscall_name(nr);
+            tracing::info!(agent_id = %agent.id, syscall = %name, pid = n.pid, "sandbox denied a syscall");
+            k.record(
+                Some(agent.id),
+                RecordEvent::SandboxDenied {
+                    syscall: name,
+                    nr,
+                    args: n.args,
+                },
+            );
+            if let Err(e) = sys::seccomp_notif_deny(fd, n.id, libc::EPERM) {
+                tracing::warn!(agent_id = %agent.id, error = %e, "cannot answer a denied syscall");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentos_syscalls::{Layer, LayerStatus};
+
+    fn layer(name: &str, missing: bool) -> Layer {
+        Layer {
+            name: name.into(),
+            status: if missing {
+                LayerStatus::Missing {
+                    detail: "no".into(),
+                }
+            } else {
+                LayerStatus::Active {
+                    detail: "yes".into(),
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn a_missing_required_layer_is_named_cgroup_is_optional() {
+        let mut layers = vec![
+            layer("userns", false),
+            layer("cgroup", true),
+            layer("full_sandbox", true),
+        ];
+        assert_eq!(missing_required(&layers), None);
+        layers.push(layer("landlock", true));
+        assert_eq!(
+            missing_required(&layers),
+            Some(("landlock".into(), "no".into()))
+        );
+    }
+
+    #[test]
+    fn syscall_names() {
+        assert_eq!(syscall_name(libc::SYS_mount), "mount");
+        assert_eq!(syscall_name(99_999), "syscall_99999");
+    }
+}
