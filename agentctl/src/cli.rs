@@ -82,6 +82,37 @@ pub enum Command {
         /// Agent id or name.
         agent: String,
     },
+    /// List calls waiting for operator approval (rules with `requires_approval: true`).
+    Approvals {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiting call: the kernel performs it and answers the agent.
+    Approve {
+        /// Approval id, from `agentctl approvals`.
+        id: u64,
+    },
+    /// Deny a waiting call: the agent gets ApprovalDenied.
+    Deny {
+        /// Approval id, from `agentctl approvals`.
+        id: u64,
+    },
+    /// Work with policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Replace a running agent's policy with FILE (atomically; a file that does not load
+    /// changes nothing). Recorded with the old and new digests.
+    Reload {
+        /// Agent id or name.
+        agent: String,
+        /// The new `.agents/security.md`.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +146,13 @@ pub struct KernelOptions {
     /// Milliseconds between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5000)]
     pub term_grace_ms: u64,
+    /// Milliseconds a call that needs operator approval waits before it is denied.
+    #[arg(long, default_value_t = 300_000)]
+    pub approval_timeout_ms: u64,
+    /// A base policy for every agent: a call is allowed only if both it and the agent's own
+    /// policy allow it.
+    #[arg(long, value_name = "FILE")]
+    pub base_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -10,7 +10,9 @@ use agentos_syscalls::control::{
 };
 use agentos_syscalls::Signal;
 
-use crate::cli::{AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs};
+use crate::cli::{
+    AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs, PolicyCommand,
+};
 use crate::client::{self, call, unexpected, Connection};
 use crate::output;
 use crate::CliError;
@@ -106,7 +108,89 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Kill { agent } => send_signal(&dir, &agent, Signal::Kill),
         Command::Stop { agent } => send_signal(&dir, &agent, Signal::Stop),
         Command::Cont { agent } => send_signal(&dir, &agent, Signal::Cont),
+        Command::Approvals { json } => match call(&dir, &ControlRequest::Approvals)? {
+            ControlResponse::Approvals(list) if json => {
+                output::print_json(&serde_json::Value::Array(
+                    list.iter().map(output::approval_json).collect(),
+                ));
+                Ok(0)
+            }
+            ControlResponse::Approvals(list) => {
+                output::print_approvals(&list);
+                Ok(0)
+            }
+            other => Err(unexpected(&other)),
+        },
+        Command::Approve { id } => decide(&dir, ControlRequest::Approve { id }),
+        Command::Deny { id } => decide(&dir, ControlRequest::Deny { id }),
+        Command::Policy(PolicyCommand::Reload { agent, file }) => reload(&dir, &agent, &file),
     }
+}
+
+fn decide(dir: &Path, request: ControlRequest) -> Result<u8, CliError> {
+    match call(dir, &request)? {
+        ControlResponse::Decided { id, approved } => {
+            println!(
+                "approval {id} {}",
+                if approved { "approved" } else { "denied" }
+            );
+            Ok(0)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn reload(dir: &Path, agent: &str, file: &Path) -> Result<u8, CliError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CliError::new(
+            4,
+            format!("cannot read policy {}: {e}", file.display()),
+            "check the path",
+        )
+    })?;
+    let shown = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let request = ControlRequest::ReloadPolicy {
+        agent: AgentRef::parse(agent),
+        policy: PolicySource {
+            path: shown.display().to_string(),
+            text,
+        },
+    };
+    match call(dir, &request)? {
+        ControlResponse::Reloaded {
+            agent,
+            old_digest,
+            new_digest,
+        } => {
+            println!(
+                "agent {agent} policy reloaded: {} -> {}",
+                hex::encode(old_digest),
+                hex::encode(new_digest)
+            );
+            Ok(0)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Checks a `--base-policy` file before a kernel is started with it; returns its absolute
+/// path (the daemon runs from another directory).
+pub fn base_policy_path(path: &Path) -> Result<PathBuf, CliError> {
+    let abs = std::fs::canonicalize(path).map_err(|e| {
+        CliError::new(
+            4,
+            format!("cannot read base policy {}: {e}", path.display()),
+            "check the path",
+        )
+    })?;
+    let mut probe = agentos_kernel::Config::new(std::env::temp_dir());
+    probe.load_base_policy(&abs).map_err(|e| {
+        CliError::failed(
+            format!("the base policy does not load:\n{e}"),
+            "fix the file and start the kernel again",
+        )
+    })?;
+    Ok(abs)
 }
 
 fn send_signal(dir: &Path, agent: &str, signal: Signal) -> Result<u8, CliError> {
@@ -241,17 +325,23 @@ pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
     })
 }
 
-fn kernel_args(dir: &Path, k: &KernelOptions) -> Vec<String> {
+fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
     let mut v = vec![
         "--state-dir".into(),
         dir.display().to_string(),
         "--term-grace-ms".into(),
         k.term_grace_ms.to_string(),
+        "--approval-timeout-ms".into(),
+        k.approval_timeout_ms.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());
     }
-    v
+    if let Some(base) = &k.base_policy {
+        v.push("--base-policy".into());
+        v.push(base_policy_path(base)?.display().to_string());
+    }
+    Ok(v)
 }
 
 fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
@@ -265,7 +355,7 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
         ));
     }
     let mut cmd = std::process::Command::new(&binary);
-    cmd.args(kernel_args(dir, &args.kernel));
+    cmd.args(kernel_args(dir, &args.kernel)?);
     if args.foreground {
         let e = cmd.exec();
         return Err(CliError::failed(

@@ -1,6 +1,6 @@
 //! How agentctl prints agents and kernels, for people and (`--json`) for programs.
 
-use agentos_syscalls::control::{AgentInfo, AgentState, ExitStatus, KernelStatus};
+use agentos_syscalls::control::{AgentInfo, AgentState, ApprovalInfo, ExitStatus, KernelStatus};
 use agentos_syscalls::LayerStatus;
 use serde_json::{json, Value};
 
@@ -211,5 +211,57 @@ pub fn print_status(s: &KernelStatus) {
             let (st, detail) = layer_status(&l.status);
             println!("    {:<14} {st:<8} {detail}", l.name);
         }
+    }
+}
+
+pub fn approval_json(a: &ApprovalInfo) -> Value {
+    json!({
+        "id": a.id,
+        "agent": a.agent.0,
+        "action": a.action,
+        "resource": a.resource,
+        "age_ms": a.age_ms,
+        "rule": a.rule,
+    })
+}
+
+fn short_age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Cuts `s` to `max` characters, marking the cut with `…`.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+pub fn print_approvals(list: &[ApprovalInfo]) {
+    if list.is_empty() {
+        println!("no calls are waiting for approval");
+        return;
+    }
+    println!(
+        "{:<6} {:<6} {:<16} {:<40} {:<7} RULE",
+        "ID", "AGENT", "ACTION", "RESOURCE", "AGE"
+    );
+    for a in list {
+        println!(
+            "{:<6} {:<6} {:<16} {:<40} {:<7} {}",
+            a.id,
+            a.agent.0,
+            clip(&a.action, 16),
+            clip(&a.resource, 40),
+            short_age(a.age_ms),
+            a.rule
+        );
     }
 }

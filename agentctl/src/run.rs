@@ -31,6 +31,16 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     let mut config = Config::new(&state_dir);
     config.require_full_sandbox = !args.kernel.allow_degraded_sandbox;
     config.term_grace = Duration::from_millis(args.kernel.term_grace_ms);
+    config.approval_timeout = Duration::from_millis(args.kernel.approval_timeout_ms);
+    if let Some(base) = &args.kernel.base_policy {
+        let base = crate::commands::base_policy_path(base)?;
+        config.load_base_policy(&base).map_err(|e| {
+            CliError::failed(
+                format!("the base policy does not load:\n{e}"),
+                "fix the file and run again",
+            )
+        })?;
+    }
     if std::env::var_os("AGENTOS_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTOS_LOG"))

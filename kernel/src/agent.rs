@@ -11,6 +11,8 @@ use agentos_syscalls::{AgentId, JailReport, KernelFrame, Signal};
 use agentos_vfs::MemFs;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::policy::PolicySlot;
+
 /// Locks a mutex, treating a poisoned one as usable: every critical section here leaves the
 /// data consistent, and an agent's panic must not wedge the kernel.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,7 +78,8 @@ pub(crate) struct Agent {
     pub name: Option<String>,
     pub program: String,
     pub args: Vec<String>,
-    pub policy: Arc<Policy>,
+    /// The agent's policy; replaced as a whole by `agentctl policy reload`.
+    pub policy: PolicySlot,
     pub started_ms: u64,
     pub spawned_at: Instant,
     pub scratch: PathBuf,
@@ -93,11 +96,18 @@ pub(crate) struct Agent {
     pub checkpoints: Mutex<Vec<MemFs>>,
     pub jail: Mutex<Option<JailReport>>,
     pub limiter: Mutex<RateLimiter>,
+    /// The token buckets of the kernel's base policy's rules, for this agent.
+    pub base_limiter: Mutex<RateLimiter>,
     /// The launcher's last `agentos-launch: …` line, for a sandbox failure report.
     pub launcher_error: Mutex<Option<String>>,
 }
 
 impl Agent {
+    /// The current policy: one snapshot, to be used for a whole decision.
+    pub fn policy(&self) -> Policy {
+        self.policy.load()
+    }
+
     pub fn current_state(&self) -> AgentState {
         *self.state.borrow()
     }
@@ -147,6 +157,7 @@ impl Agent {
     }
 
     pub fn info(&self) -> AgentInfo {
+        let policy = self.policy();
         AgentInfo {
             id: self.id,
             name: self.name.clone(),
@@ -158,8 +169,8 @@ impl Agent {
             first_syscall_us: self.first_syscall_us.get().copied(),
             counters: *self.counters(),
             exit: self.exit.borrow().clone(),
-            policy_path: self.policy.path().to_string(),
-            policy_digest: self.policy.digest(),
+            policy_path: policy.path().to_string(),
+            policy_digest: policy.digest(),
             log_path: self.log.path.clone(),
             jail: lock(&self.jail).clone(),
         }

@@ -14,8 +14,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentos_policy::{Policy, PolicyError};
 use agentos_syscalls::frame::DEFAULT_MAX_FRAME;
 use agentos_userspace::launch::ResourceLimits;
+
+/// How long a call waits for operator approval unless configured otherwise (5 minutes).
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The read-only runtime the jail lets every agent see (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,12 @@ pub struct Config {
     pub limits: ResourceLimits,
     /// Bytes and files an agent may keep in `/mem/working`.
     pub working_quota: (u64, u64),
+    /// How long a call that needs operator approval waits before it is denied with
+    /// `ApprovalTimeout`.
+    pub approval_timeout: Duration,
+    /// A policy every agent's own policy composes with (`--base-policy`): a call is allowed
+    /// only if both allow it.
+    pub base_policy: Option<Policy>,
 }
 
 impl Config {
@@ -71,7 +81,16 @@ impl Config {
             runtime: Runtime::default(),
             limits: ResourceLimits::default(),
             working_quota: (64 << 20, 4096),
+            approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
+            base_policy: None,
         }
+    }
+
+    /// Loads `path` as the base policy every agent's policy composes with. A file that does
+    /// not load is an error naming its `file:line:col`; the config is then unchanged.
+    pub fn load_base_policy(&mut self, path: &Path) -> Result<(), PolicyError> {
+        self.base_policy = Some(Policy::load(path)?);
+        Ok(())
     }
 
     pub fn socket_path(&self) -> PathBuf {

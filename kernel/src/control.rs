@@ -110,7 +110,7 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
                     reason: reason.clone(),
                 },
             );
-            if agent.policy.mode() == agentos_policy::Mode::Strict {
+            if agent.policy().mode() == agentos_policy::Mode::Strict {
                 let _ = crate::signals::deliver(
                     &kernel.inner,
                     &agent,
@@ -168,6 +168,31 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
                 let _ = send(&mut stream, &ControlResponse::Error(e)).await;
             }
             return;
+        }
+        ControlRequest::Approvals => ControlResponse::Approvals(kernel.approvals()),
+        ControlRequest::Approve { id } => answer(
+            kernel
+                .decide(id, true, &source)
+                .map(|()| ControlResponse::Decided { id, approved: true }),
+        ),
+        ControlRequest::Deny { id } => {
+            answer(
+                kernel
+                    .decide(id, false, &source)
+                    .map(|()| ControlResponse::Decided {
+                        id,
+                        approved: false,
+                    }),
+            )
+        }
+        ControlRequest::ReloadPolicy { agent, policy } => {
+            answer(kernel.reload_policy(&agent, &policy, &source).map(
+                |(agent, old_digest, new_digest)| ControlResponse::Reloaded {
+                    agent,
+                    old_digest,
+                    new_digest,
+                },
+            ))
         }
         ControlRequest::Shutdown => {
             let _ = send(&mut stream, &ControlResponse::ShuttingDown).await;

@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentos_syscalls::control::{
-    AgentInfo, AgentRef, AgentState, ControlError, ControlErrorKind, KernelStatus, SpawnRequest,
+    AgentInfo, AgentRef, AgentState, ApprovalInfo, ControlError, ControlErrorKind, KernelStatus,
+    PolicySource, SpawnRequest,
 };
 use agentos_syscalls::{AgentId, Layer, Signal, ABI_VERSION};
 use tokio::sync::watch;
 
 use crate::agent::{lock, Agent};
+use crate::approvals::{Approvals, Verdict};
 use crate::config::Config;
 use crate::error::KernelError;
 use crate::recorder::{RecordEvent, Recorder};
@@ -50,6 +52,8 @@ pub(crate) struct KernelInner {
     /// The sandbox layers this host offers (`agentos-launch --probe` at start), plus the
     /// `full_sandbox` entry saying whether a missing one refuses spawns.
     pub host_layers: Vec<Layer>,
+    /// Calls parked for operator approval.
+    pub approvals: Approvals,
     _lock: std::fs::File,
 }
 
@@ -200,6 +204,7 @@ impl Kernel {
             started_ms: now_ms(),
             shutdown,
             host_layers,
+            approvals: Approvals::default(),
             _lock: lock_file,
         });
         inner.record(
@@ -270,6 +275,79 @@ impl Kernel {
     /// The agent's output so far and a live feed of the rest (ends when the agent does).
     pub fn follow_log(&self, r: &AgentRef) -> Result<crate::control::LogFollower, ControlError> {
         crate::control::LogFollower::new(&self.inner.find(r)?)
+    }
+
+    /// The calls parked for operator approval, oldest first.
+    pub fn approvals(&self) -> Vec<ApprovalInfo> {
+        self.inner.approvals.list()
+    }
+
+    /// Approves or denies parked call `id` on behalf of `by`; `NotFound` for an id that is
+    /// unknown or already decided.
+    pub fn decide(&self, id: u64, approved: bool, by: &str) -> Result<(), ControlError> {
+        self.inner.approvals.decide(
+            id,
+            Verdict {
+                approved,
+                by: by.into(),
+            },
+        )
+    }
+
+    /// Replaces an agent's policy. The new file must load; if it does not, nothing changes
+    /// and the error names its `file:line:col`. Calls already being judged finish under the
+    /// policy they started with; every later call sees the new one. The sandbox (`sandbox:`)
+    /// of a running agent cannot change: it was applied at spawn.
+    pub fn reload_policy(
+        &self,
+        r: &AgentRef,
+        source: &PolicySource,
+        by: &str,
+    ) -> Result<(AgentId, [u8; 32], [u8; 32]), ControlError> {
+        let agent = self.inner.find(r)?;
+        if agent.is_exited() {
+            return Err(control_error(
+                ControlErrorKind::Failed,
+                format!(
+                    "agent {} has already ended; its policy cannot change",
+                    agent.id
+                ),
+                "list live agents with `agentctl ps`",
+            ));
+        }
+        let new = agentos_policy::Policy::parse(&source.path, &source.text).map_err(|e| {
+            control_error(
+                ControlErrorKind::Failed,
+                format!("policy does not load, reload refused (the agent keeps its policy):\n{e}"),
+                "fix the policy file and reload again",
+            )
+        })?;
+        let new_digest = new.digest();
+        let path = new.path().to_string();
+        // The limiter's lock serializes reloads of one agent. The reload is recorded before
+        // the swap, so every call judged by the new policy is recorded after it.
+        let mut limiter = lock(&agent.limiter);
+        let old_digest = agent.policy().digest();
+        if !self.inner.record(
+            Some(agent.id),
+            RecordEvent::PolicyReloaded {
+                old_digest,
+                new_digest,
+                path: path.clone(),
+            },
+        ) {
+            return Err(control_error(
+                ControlErrorKind::Failed,
+                "the flight recorder failed; the policy was not reloaded",
+                "see the kernel's log",
+            ));
+        }
+        agent.policy.swap(new);
+        // Rule indices name other rules in the new file: its buckets start afresh.
+        *limiter = agentos_policy::RateLimiter::new();
+        drop(limiter);
+        tracing::info!(agent_id = %agent.id, %by, %path, "policy reloaded");
+        Ok((agent.id, old_digest, new_digest))
     }
 
     pub fn status(&self) -> KernelStatus {

@@ -12,6 +12,9 @@
 //! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
 //! - `server`: the per-agent syscall server; `server/calls/<syscall>.rs`, one file each.
 //! - `signals`: the signal dispatcher (DESIGN §7).
+//! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
+//!   with the kernel's base policy.
+//! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained flight recorder.
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
@@ -21,15 +24,19 @@
 //! started without the launcher (so never unjailed); the kernel never jails a child between
 //! `fork` and `exec` itself; a kernel that dies takes its agents with it (the launcher's
 //! parent-death signal, set relative to the spawner thread, which lives as long as the
-//! process); an agent's failure never takes the kernel down.
+//! process); an agent's failure never takes the kernel down; a `requires_approval` call is
+//! performed only after an operator approved that one request, and each call is judged by one
+//! whole snapshot of its agent's policy.
 #![deny(unsafe_code)]
 
 mod agent;
+mod approvals;
 pub mod config;
 mod control;
 pub mod daemon;
 mod error;
 pub mod kernel;
+mod policy;
 pub mod recorder;
 mod sandbox;
 mod server;

@@ -38,7 +38,8 @@ pub(crate) async fn deliver(
             "list live agents with `agentctl ps`",
         ));
     }
-    if signal.maskable() && !agent.policy.signal_allowed(signal) {
+    let policy = agent.policy();
+    if signal.maskable() && !policy.signal_allowed(signal) {
         k.record(
             Some(agent.id),
             RecordEvent::Signal {
@@ -52,7 +53,7 @@ pub(crate) async fn deliver(
             ControlErrorKind::Denied,
             format!(
                 "{signal} is not in the `signals:` list of {}, so it cannot be sent to agent {}",
-                agent.policy.path(),
+                policy.path(),
                 agent.id
             ),
             "add it to `signals:` in the policy, or use SIGKILL, which is always deliverable",

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{lock, Agent, LogSink};
 use crate::kernel::{control_error, now_ms, KernelInner};
+use crate::policy::PolicySlot;
 use crate::recorder::RecordEvent;
 
 struct Job {
@@ -161,7 +162,7 @@ pub(crate) async fn spawn(
         );
     };
     let policy = match Policy::parse(&req.policy.path, &req.policy.text) {
-        Ok(p) => Arc::new(p),
+        Ok(p) => p,
         Err(e) => {
             refuse(e.to_string());
             return Err(failed(
@@ -285,7 +286,7 @@ pub(crate) async fn spawn(
         name: req.name.clone(),
         program: program_text.clone(),
         args: req.args.clone(),
-        policy: Arc::clone(&policy),
+        policy: PolicySlot::new(policy.clone()),
         started_ms: now_ms(),
         spawned_at,
         scratch,
@@ -301,6 +302,7 @@ pub(crate) async fn spawn(
         checkpoints: Mutex::new(Vec::new()),
         jail: Mutex::new(None),
         limiter: Mutex::new(RateLimiter::new()),
+        base_limiter: Mutex::new(RateLimiter::new()),
         launcher_error: Mutex::new(None),
     });
     lock(&k.agents).insert(id, Arc::clone(&agent));

@@ -84,6 +84,37 @@ pub enum ControlRequest {
     Inspect {
         agent: AgentRef,
     },
+    /// List the calls parked for operator approval (`requires_approval`).
+    Approvals,
+    /// Approve one parked call: it is performed and answered.
+    Approve {
+        id: u64,
+    },
+    /// Deny one parked call: it is answered with `ApprovalDenied`.
+    Deny {
+        id: u64,
+    },
+    /// Replace an agent's policy (atomically; a file that does not load changes nothing).
+    ReloadPolicy {
+        agent: AgentRef,
+        policy: PolicySource,
+    },
+}
+
+/// One call parked for operator approval (a row of `agentctl approvals`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalInfo {
+    /// The approval id `agentctl approve|deny` takes; bound to this one request.
+    pub id: u64,
+    pub agent: AgentId,
+    /// The policy action (`file_write`, `send_email`, …).
+    pub action: String,
+    /// The resource the call acts on (a path, a command line, the call's params).
+    pub resource: String,
+    /// Milliseconds the call has been waiting.
+    pub age_ms: u64,
+    /// The rule that asked for approval, `id (file:line)`.
+    pub rule: String,
 }
 
 /// The lifecycle state of an agent.
@@ -247,4 +278,17 @@ pub enum ControlResponse {
     LogEnd,
     ShuttingDown,
     Error(ControlError),
+    /// The parked calls, oldest first.
+    Approvals(Vec<ApprovalInfo>),
+    /// A parked call was approved or denied.
+    Decided {
+        id: u64,
+        approved: bool,
+    },
+    /// An agent's policy was replaced.
+    Reloaded {
+        agent: AgentId,
+        old_digest: [u8; 32],
+        new_digest: [u8; 32],
+    },
 }

@@ -404,6 +404,19 @@ fn control_protocol() {
                 agent: AgentRef::Id(AgentId(3)),
             },
         ),
+        ("approvals", ControlRequest::Approvals),
+        ("approve", ControlRequest::Approve { id: 12 }),
+        ("deny", ControlRequest::Deny { id: 13 }),
+        (
+            "reload_policy",
+            ControlRequest::ReloadPolicy {
+                agent: AgentRef::Name("builder".into()),
+                policy: PolicySource {
+                    path: "/p/.agents/security.md".into(),
+                    text: "kernel: {}".into(),
+                },
+            },
+        ),
     ];
     for (name, req) in requests {
         check(&format!("control_req_{name}"), &req);
@@ -457,6 +470,32 @@ fn control_protocol() {
                 message: "no agent 9".into(),
                 hint: "agentctl ps".into(),
             }),
+        ),
+        (
+            "approvals",
+            ControlResponse::Approvals(vec![ApprovalInfo {
+                id: 12,
+                agent: AgentId(3),
+                action: "file_write".into(),
+                resource: "/mem/working/gated/x".into(),
+                age_ms: 1500,
+                rule: "gated (/p/.agents/security.md:14)".into(),
+            }]),
+        ),
+        (
+            "decided",
+            ControlResponse::Decided {
+                id: 12,
+                approved: true,
+            },
+        ),
+        (
+            "reloaded",
+            ControlResponse::Reloaded {
+                agent: AgentId(3),
+                old_digest: [1; 32],
+                new_digest: [2; 32],
+            },
         ),
     ];
     for (i, exit) in statuses.into_iter().enumerate() {

@@ -22,6 +22,14 @@ struct Args {
     /// Milliseconds between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 5000)]
     term_grace_ms: u64,
+    /// Milliseconds a call that needs operator approval waits before it is denied with
+    /// ApprovalTimeout.
+    #[arg(long, default_value_t = 300_000)]
+    approval_timeout_ms: u64,
+    /// A base policy every agent's own policy composes with: a call is allowed only if both
+    /// allow it.
+    #[arg(long, value_name = "FILE")]
+    base_policy: Option<PathBuf>,
     /// Write one line to this inherited descriptor once the control socket answers.
     #[arg(long)]
     ready_fd: Option<i32>,
@@ -52,6 +60,13 @@ fn main() -> ExitCode {
     }
     config.require_full_sandbox = !args.allow_degraded_sandbox;
     config.term_grace = Duration::from_millis(args.term_grace_ms);
+    config.approval_timeout = Duration::from_millis(args.approval_timeout_ms);
+    if let Some(path) = &args.base_policy {
+        if let Err(e) = config.load_base_policy(path) {
+            eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");
+            return ExitCode::from(2);
+        }
+    }
     let ready = match args
         .ready_fd
         .map(agentos_kernel::daemon::ready_pipe)

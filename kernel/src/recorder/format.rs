@@ -111,6 +111,36 @@ pub enum RecordEvent {
         layers: Vec<agentos_syscalls::Layer>,
         allow_degraded: bool,
     },
+    /// A call parked for operator approval (`requires_approval`), before anyone can see it in
+    /// `agentctl approvals`.
+    ApprovalRequested {
+        /// The approval id, bound to this one request.
+        approval: u64,
+        /// The agent's request id.
+        request: u64,
+        action: String,
+        resource: String,
+        /// The rule that asked for approval, `id (file:line)`.
+        rule: String,
+    },
+    /// How a parked call's approval ended.
+    ApprovalDecided {
+        approval: u64,
+        request: u64,
+        approved: bool,
+        /// `approved`, `denied`, `timed out` or `agent ended`.
+        outcome: String,
+        /// Who decided: `operator (uid N)`, or `kernel` for a timeout.
+        by: String,
+        /// Milliseconds the call waited.
+        waited_ms: u64,
+    },
+    /// An operator replaced the agent's policy.
+    PolicyReloaded {
+        old_digest: [u8; 32],
+        new_digest: [u8; 32],
+        path: String,
+    },
 }
 
 /// One entry of the log.

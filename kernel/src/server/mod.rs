@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! socket ──► reader ──► one task per request ──► judge (policy + mode + rate limit)
+//!                                                 ──► approval queue (requires_approval)
 //!                                                 ──► perform (calls/<syscall>.rs)
 //!                                                 ──► record ──► outbox ──► writer ──► socket
 //! ```
 //!
 //! Requests run concurrently (up to the `max_in_flight` announced in `Welcome`); answers go
 //! out in completion order, matched by id. While the agent is stopped its requests park
-//! before they are judged. A protocol violation (oversized frame, undecodable body, bad
+//! before they are judged. Each call is judged by one snapshot of the agent's policy, composed
+//! with the kernel's base policy; a call that needs approval parks (recorded) until an operator
+//! decides, the approval timeout denies it, or the agent ends. A protocol violation (oversized frame, undecodable body, bad
 //! handshake) is answered with id 0 where the stream allows it, recorded, closes the
 //! connection, and in strict mode ends the agent with SIGTRUST.
 
@@ -30,7 +33,9 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::agent::{lock, Agent, Outgoing};
+use crate::approvals::{Ask, Verdict};
 use crate::kernel::{now_ms, KernelInner};
+use crate::policy::Source;
 use crate::recorder::{DecisionRecord, RecordEvent};
 
 /// Serves one agent's socket until it closes or breaks the protocol.
@@ -77,7 +82,7 @@ async fn violation(
     {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
     }
-    if agent.policy.mode() == Mode::Strict {
+    if agent.policy().mode() == Mode::Strict {
         let _ = crate::signals::deliver(
             k,
             agent,
@@ -265,7 +270,7 @@ async fn serve_frames(
                 reason: reason.clone(),
             },
         );
-        if agent.policy.mode() == agentos_policy::Mode::Strict {
+        if agent.policy().mode() == agentos_policy::Mode::Strict {
             let _ = crate::signals::deliver(k, agent, Signal::Trust, "kernel", reason).await;
         }
         return Ok(());
@@ -285,7 +290,7 @@ async fn serve_frames(
         abi: ABI_VERSION,
         agent_id: agent.id,
         limits,
-        policy_digest: agent.policy.digest(),
+        policy_digest: agent.policy().digest(),
     };
     let _ = tx
         .send(Outgoing {
@@ -334,6 +339,8 @@ struct Judgment {
     record: DecisionRecord,
     /// `Some` when the call must be refused with this error.
     refusal: Option<Errno>,
+    /// `Some` when the call must wait for an operator's approval before it is performed.
+    approval: Option<(String, String, String)>,
 }
 
 /// The policy action, resource, access and payload size of a call; `None` for calls no rule
@@ -401,7 +408,9 @@ fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
-fn judge(agent: &Agent, call: &Syscall, now: u64) -> Judgment {
+/// Judges a call against ONE snapshot of the agent's policy (taken here, once) composed with
+/// the kernel's base policy, and applies the kernel mode, `dry_run` and rate limits.
+fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
     let builtin = |refusal: Option<Errno>, reason: &str| Judgment {
         record: DecisionRecord {
             allowed: refusal.is_none(),
@@ -412,13 +421,14 @@ fn judge(agent: &Agent, call: &Syscall, now: u64) -> Judgment {
             mode: "builtin".into(),
         },
         refusal,
+        approval: None,
     };
     let (action, resource, access, bytes) = match classify(call) {
         Ok(Some(c)) => c,
         Ok(None) => return builtin(None, "not governed by a policy rule"),
         Err(e) => return builtin(Some(e), "malformed path"),
     };
-    let policy = &agent.policy;
+    let policy = agent.policy();
     let req = agentos_policy::Request {
         action: &action,
         resource: &resource,
@@ -426,73 +436,151 @@ fn judge(agent: &Agent, call: &Syscall, now: u64) -> Judgment {
         bytes,
         now_ms: now,
     };
-    let d = policy.decide(&req);
-    let mode = policy.mode();
-    let rule = d.rule.as_ref().map(|r| r.to_string()).unwrap_or_default();
+    let d = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &req);
+    let rule = d.rule.clone();
     let mut record = DecisionRecord {
         allowed: d.allowed,
         policy_allowed: d.allowed,
         rule: rule.clone(),
         reason: d.reason.clone(),
         violation: !d.allowed,
-        mode: mode_name(mode).into(),
+        mode: mode_name(d.mode).into(),
+    };
+    let refuse = |record: DecisionRecord, e: Errno| Judgment {
+        record,
+        refusal: Some(e),
+        approval: None,
     };
     if !d.allowed {
-        return match mode {
-            Mode::Strict => Judgment {
-                refusal: Some(Errno::PermissionDenied {
+        return match d.mode {
+            Mode::Strict => refuse(
+                record,
+                Errno::PermissionDenied {
                     rule,
                     reason: d.reason,
-                }),
-                record,
-            },
+                },
+            ),
             Mode::Permissive | Mode::Audit => {
                 record.allowed = true;
                 Judgment {
                     record,
                     refusal: None,
+                    approval: None,
                 }
             }
-        };
-    }
-    if d.requires_approval {
-        record.allowed = false;
-        record.reason =
-            "requires_approval: this kernel has no approval queue yet, so the call is refused"
-                .into();
-        let what = format!(
-            "{action} needs operator approval ({rule}), which this kernel cannot grant yet"
-        );
-        return Judgment {
-            refusal: Some(Errno::Unsupported { what }),
-            record,
         };
     }
     if d.dry_run {
         record.allowed = false;
         record.reason = format!("dry_run: {action} recorded, not performed");
-        return Judgment {
-            refusal: Some(Errno::PermissionDenied {
-                rule,
-                reason: record.reason.clone(),
-            }),
-            record,
-        };
+        let reason = record.reason.clone();
+        return refuse(record, Errno::PermissionDenied { rule, reason });
     }
-    if let Some((index, rate)) = d.rate_limit {
-        if let Err(retry_after_ms) = lock(&agent.limiter).check(index, rate, now) {
+    for charge in &d.rate_limits {
+        let limiter = match charge.source {
+            Source::Agent => &agent.limiter,
+            Source::Base => &agent.base_limiter,
+        };
+        if let Err(retry_after_ms) = lock(limiter).check(charge.index, charge.rate, now) {
             record.allowed = false;
-            record.reason =
-                format!("rate limit of {rule} reached; retry after {retry_after_ms} ms");
-            return Judgment {
-                refusal: Some(Errno::RateLimited { retry_after_ms }),
-                record,
-            };
+            record.rule = charge.rule.clone();
+            record.reason = format!(
+                "rate limit of {} reached; retry after {retry_after_ms} ms",
+                charge.rule
+            );
+            return refuse(record, Errno::RateLimited { retry_after_ms });
         }
     }
+    let approval = d.requires_approval.then(|| {
+        record.reason = format!("requires_approval ({rule}): {}", d.reason);
+        (action, resource, rule)
+    });
     Judgment {
         record,
         refusal: None,
+        approval,
+    }
+}
+
+/// Parks a call that needs approval until an operator decides, the approval timeout passes or
+/// the agent ends, recording both the parking and the outcome; fills in the judgment.
+async fn await_approval(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    request: u64,
+    (action, resource, rule): (String, String, String),
+    j: &mut Judgment,
+) {
+    let approval = k.approvals.reserve();
+    let parked = Instant::now();
+    // Recorded before anyone can see it in `agentctl approvals`, so a decision always
+    // follows its request in the log.
+    if !k.record(
+        Some(agent.id),
+        RecordEvent::ApprovalRequested {
+            approval,
+            request,
+            action: action.clone(),
+            resource: resource.clone(),
+            rule: rule.clone(),
+        },
+    ) {
+        j.record.allowed = false;
+        j.refusal = Some(Errno::Internal {
+            reason: "the flight recorder failed; the call was not parked for approval".into(),
+        });
+        return;
+    }
+    let mut rx = k.approvals.park(
+        approval,
+        Ask {
+            agent: agent.id,
+            request,
+            action: action.clone(),
+            resource,
+            rule: rule.clone(),
+        },
+    );
+    tracing::info!(agent_id = %agent.id, request, approval, %action, "call parked for operator approval");
+    let waited: Result<Verdict, &'static str> = tokio::select! {
+        r = tokio::time::timeout(k.config.approval_timeout, &mut rx) => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err("withdrawn"),
+            Err(_) => Err("timed out"),
+        },
+        _ = agent.wait_exit() => Err("agent ended"),
+    };
+    let outcome = match waited {
+        Ok(v) => Ok(v),
+        // Decided at the last moment: the verdict is in the channel.
+        Err(why) if !k.approvals.withdraw(approval) => rx.try_recv().map_err(|_| why),
+        Err(why) => Err(why),
+    };
+    let waited_ms = parked.elapsed().as_millis() as u64;
+    let (approved, label, by) = match &outcome {
+        Ok(v) if v.approved => (true, "approved", v.by.clone()),
+        Ok(v) => (false, "denied", v.by.clone()),
+        Err(why) => (false, *why, "kernel".to_string()),
+    };
+    k.record(
+        Some(agent.id),
+        RecordEvent::ApprovalDecided {
+            approval,
+            request,
+            approved,
+            outcome: label.into(),
+            by: by.clone(),
+            waited_ms,
+        },
+    );
+    j.record.reason = format!("approval {approval} {label} by {by} after {waited_ms} ms ({rule})");
+    if !approved {
+        j.record.allowed = false;
+        j.refusal = Some(if label == "timed out" {
+            Errno::ApprovalTimeout
+        } else {
+            Errno::ApprovalDenied
+        });
     }
 }
 
@@ -509,7 +597,13 @@ async fn handle(
         agent.counters().parked -= 1;
     }
     let started = Instant::now();
-    let judgment = judge(agent, &call, now_ms());
+    let mut judgment = judge(k, agent, &call, now_ms());
+    if let Some(ask) = judgment.approval.take() {
+        await_approval(k, agent, id, ask, &mut judgment).await;
+        if judgment.refusal.is_none() && agent.current_state() == AgentState::Stopped {
+            agent.wait_unfrozen().await;
+        }
+    }
     let result = match judgment.refusal {
         Some(e) => Err(e),
         None => calls::perform(k, agent, &call).await,

@@ -16,12 +16,17 @@
 //! - `async-burst N`: N reads in flight at once through the async client
 //! - `attack NAME [ARG]`: one escape attempt (see `agentos_tests::attack`), one verdict line
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
+//! - `burst N PATH`: N writes to PATH as fast as possible, each answer printed; after a
+//!   `RateLimited`, sleep for its `retry_after_ms` hint and write once more; exit 0
+//! - `call ACTION PARAMS_JSON`: one `Call` syscall, print the answer, wait
+//! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
+//!   the first no), then write it, print the answer, wait
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use agentos_syscalls::frame::{self, HEADER_LEN};
-use agentos_syscalls::{AgentFrame, Hello, KernelFrame, Signal, ABI_VERSION};
+use agentos_syscalls::{AgentFrame, Errno, Hello, KernelFrame, Signal, ABI_VERSION};
 use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
 
 fn say(line: &str) {
@@ -137,6 +142,70 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
                 Err(e) => return Err(e),
             }
             // A strict kernel ends us now; otherwise the test ends us.
+            wait_forever()
+        }
+        "burst" => {
+            let n: usize = rest.first().and_then(|s| s.parse().ok()).unwrap_or(6);
+            let path = rest.get(1).map(String::as_str).unwrap_or("/mem/working/x");
+            let mut hint = None;
+            for i in 1..=n {
+                match client.write(path, b"data") {
+                    Ok(_) => say(&format!("call {i}: ok")),
+                    Err(SdkError::Errno(Errno::RateLimited { retry_after_ms })) => {
+                        say(&format!(
+                            "call {i}: refused RateLimited retry_after_ms={retry_after_ms}"
+                        ));
+                        hint = Some(retry_after_ms);
+                    }
+                    Err(SdkError::Errno(e)) => say(&format!("call {i}: refused {}", e.kind())),
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(ms) = hint {
+                // The agent's own choice: wait as long as the kernel said, then try again.
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                match client.write(path, b"data") {
+                    Ok(_) => say("after hint: ok"),
+                    Err(SdkError::Errno(e)) => say(&format!("after hint: refused {}", e.kind())),
+                    Err(e) => return Err(e),
+                }
+            }
+            say("burst done");
+            Ok(0)
+        }
+        "call" => {
+            let action = rest.first().map(String::as_str).unwrap_or("api_call");
+            let params = rest.get(1).map(String::as_str).unwrap_or("{}");
+            let answer = client.syscall(agentos_syscalls::Syscall::Call {
+                action: action.into(),
+                params_json: params.into(),
+            });
+            match answer {
+                Ok(r) => say(&format!("answer: {r:?}")),
+                Err(SdkError::Errno(e)) => say(&format!("refused: {} {e}", e.kind())),
+                Err(e) => return Err(e),
+            }
+            wait_forever()
+        }
+        "until-allowed" => {
+            let path = rest.first().map(String::as_str).unwrap_or("/mem/working/x");
+            let mut told = false;
+            loop {
+                let d = client.check_policy("file_write", path)?;
+                if d.allowed {
+                    break;
+                }
+                if !told {
+                    say(&format!("denied: {}", d.reason));
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            match client.write(path, b"data") {
+                Ok(n) => say(&format!("wrote {n}")),
+                Err(SdkError::Errno(e)) => say(&format!("refused: {} {e}", e.kind())),
+                Err(e) => return Err(e),
+            }
             wait_forever()
         }
         other => {

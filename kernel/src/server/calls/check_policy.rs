@@ -1,13 +1,18 @@
-//! `CheckPolicy`: how the agent's policy would decide an action. A dry run: never a
-//! violation, never performed, whatever the answer.
+//! `CheckPolicy`: how the agent's policy (composed with the kernel's base policy) would decide
+//! an action. A dry run: never a violation, never performed, whatever the answer.
 
 use agentos_policy::Access;
 use agentos_syscalls::{Decision, Errno, Reply};
 
 use crate::agent::Agent;
-use crate::kernel::now_ms;
+use crate::kernel::{now_ms, KernelInner};
 
-pub(super) fn check_policy(agent: &Agent, action: &str, resource: &str) -> Result<Reply, Errno> {
+pub(super) fn check_policy(
+    k: &KernelInner,
+    agent: &Agent,
+    action: &str,
+    resource: &str,
+) -> Result<Reply, Errno> {
     let file_action = matches!(action, "file_read" | "file_write");
     let resource = if file_action {
         agentos_vfs::normalize(resource)?
@@ -26,10 +31,10 @@ pub(super) fn check_policy(agent: &Agent, action: &str, resource: &str) -> Resul
         bytes: 0,
         now_ms: now_ms(),
     };
-    let d = agent.policy.decide(&req);
+    let d = crate::policy::compose(&agent.policy(), k.config.base_policy.as_ref(), &req);
     Ok(Reply::Decision(Decision {
         allowed: d.allowed,
-        rule: d.rule.map(|r| r.to_string()).unwrap_or_default(),
+        rule: d.rule,
         reason: d.reason,
     }))
 }

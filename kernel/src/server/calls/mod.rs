@@ -63,7 +63,7 @@ pub(crate) async fn perform(
         Syscall::Stat { path } => stat::stat(agent, path),
         Syscall::Unlink { path } => unlink::unlink(agent, path),
         Syscall::CheckPolicy { action, resource } => {
-            check_policy::check_policy(agent, action, resource)
+            check_policy::check_policy(k, agent, action, resource)
         }
         Syscall::Signal { target, signal } => signal::signal(k, agent, *target, *signal).await,
         Syscall::Exit { code } => exit::exit(agent, *code),
