@@ -106,6 +106,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Kill { agent } => send_signal(&dir, &agent, Signal::Kill),
         Command::Stop { agent } => send_signal(&dir, &agent, Signal::Stop),
         Command::Cont { agent } => send_signal(&dir, &agent, Signal::Cont),
+        Command::Policy(cmd) => crate::policy::dispatch(&dir, cmd),
     }
 }
 
