@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// agentctl — drive an agentos kernel: run sandboxed agents under a policy and control them.
 ///
@@ -98,7 +98,7 @@ pub enum Command {
         /// Approval id, from `agentctl approvals`.
         id: u64,
     },
-    /// Work with policy files.
+    /// Write, check and explain `.agents/security.md` policies; reload a running agent's.
     #[command(subcommand)]
     Policy(PolicyCommand),
 }
@@ -113,6 +113,77 @@ pub enum PolicyCommand {
         /// The new `.agents/security.md`.
         file: PathBuf,
     },
+    /// Write a policy from one of the spec's templates (a Markdown page with the YAML in a
+    /// fenced block).
+    Init(PolicyInitArgs),
+    /// Check a policy: errors (exit 1) and warnings about rules that never match, are
+    /// shadowed by a deny rule, duplicate another, and more (exit 0).
+    Lint(PolicyLintArgs),
+    /// Show how one call would be decided: every rule of its action, matched or why not, and
+    /// the decision. Exits 0 when allowed, 3 when denied.
+    Explain(PolicyExplainArgs),
+}
+
+/// The templates of the Agent OS security spec v1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateName {
+    /// Production: reads allowed, writes and email need approval, no code execution.
+    Strict,
+    /// Development: everything allowed and logged; violations recorded.
+    Permissive,
+    /// Testing: everything allowed, logged and dry-run.
+    Audit,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyInitArgs {
+    /// Which template.
+    #[arg(long, value_enum)]
+    pub template: TemplateName,
+    /// Where to write it.
+    #[arg(long, short, default_value = ".agents/security.md")]
+    pub output: PathBuf,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyLintArgs {
+    /// The policy file.
+    pub file: PathBuf,
+    /// Exit 1 when there are warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyExplainArgs {
+    /// The policy file (or --agent).
+    #[arg(required_unless_present = "agent", conflicts_with = "agent")]
+    pub file: Option<PathBuf>,
+    /// Use the policy a running agent was spawned with (id or name), after checking the file
+    /// has not changed since.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The action, e.g. file_write, api_call, code_execution.
+    #[arg(long)]
+    pub action: String,
+    /// The resource: a VFS path, a URL or host, a command line, or an agent id.
+    #[arg(long)]
+    pub resource: String,
+    /// The payload size in bytes (checked against max_bytes).
+    #[arg(long, default_value_t = 0)]
+    pub bytes: u64,
+    /// The call writes (read_only rules do not admit it).
+    #[arg(long)]
+    pub write: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

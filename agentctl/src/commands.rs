@@ -10,9 +10,7 @@ use agentos_syscalls::control::{
 };
 use agentos_syscalls::Signal;
 
-use crate::cli::{
-    AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs, PolicyCommand,
-};
+use crate::cli::{AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs};
 use crate::client::{self, call, unexpected, Connection};
 use crate::output;
 use crate::CliError;
@@ -123,7 +121,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         },
         Command::Approve { id } => decide(&dir, ControlRequest::Approve { id }),
         Command::Deny { id } => decide(&dir, ControlRequest::Deny { id }),
-        Command::Policy(PolicyCommand::Reload { agent, file }) => reload(&dir, &agent, &file),
+        Command::Policy(cmd) => crate::policy::dispatch(&dir, cmd),
     }
 }
 
@@ -140,7 +138,7 @@ fn decide(dir: &Path, request: ControlRequest) -> Result<u8, CliError> {
     }
 }
 
-fn reload(dir: &Path, agent: &str, file: &Path) -> Result<u8, CliError> {
+pub(crate) fn reload(dir: &Path, agent: &str, file: &Path) -> Result<u8, CliError> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         CliError::new(
             4,

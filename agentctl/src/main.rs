@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod commands;
 mod output;
+mod policy;
 mod run;
 
 use std::process::ExitCode;

@@ -19,9 +19,61 @@ use crate::{yaml, Effect, Mode, Observability, Rule, RuleMode, Sandbox};
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Matchers {
     pub paths: Option<GlobSet>,
+    /// The same globs as `paths` when every one has a simple shape (else `None`): matched
+    /// with string comparisons instead of the glob automaton.
+    pub fast_paths: Option<Vec<FastGlob>>,
     pub commands: Option<GlobSet>,
+    /// `commands`, when every entry has a simple shape.
+    pub fast_commands: Option<Vec<FastGlob>>,
     pub deny: Vec<Regex>,
 }
+
+/// A glob of one of the common shapes, matched exactly as globset (with
+/// `literal_separator`) matches it — a unit test and a property test hold them equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FastGlob {
+    /// No metacharacter: the whole string.
+    Exact(Box<str>),
+    /// `P/**` with a literal `P`: anything starting with `P/`.
+    Under(Box<str>),
+    /// `P/*` with a literal `P`: `P/` then no further `/`.
+    Children(Box<str>),
+}
+
+impl FastGlob {
+    /// The fast form of `glob`, if it has one of the simple shapes.
+    pub(crate) fn compile(glob: &str) -> Option<FastGlob> {
+        let literal = |s: &str| !s.contains(['*', '?', '[', ']', '{', '}', '\\']);
+        if literal(glob) {
+            return Some(FastGlob::Exact(glob.into()));
+        }
+        if let Some(p) = glob.strip_suffix("/**").filter(|p| literal(p)) {
+            return Some(FastGlob::Under(format!("{p}/").into()));
+        }
+        if let Some(p) = glob.strip_suffix("/*").filter(|p| literal(p)) {
+            return Some(FastGlob::Children(format!("{p}/").into()));
+        }
+        None
+    }
+
+    /// The fast forms of all `globs`, or `None` if one has no fast form.
+    pub(crate) fn compile_all<'g>(
+        globs: impl IntoIterator<Item = &'g str>,
+    ) -> Option<Vec<FastGlob>> {
+        globs.into_iter().map(FastGlob::compile).collect()
+    }
+
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match self {
+            FastGlob::Exact(e) => s == &**e,
+            FastGlob::Under(p) => s.starts_with(&**p),
+            FastGlob::Children(p) => s.strip_prefix(&**p).is_some_and(|rest| !rest.contains('/')),
+        }
+    }
+}
+
+/// The request's host, computed at most once per decision (only `hosts` rules need it).
+pub(crate) type HostCache = std::cell::OnceCell<Option<String>>;
 
 /// Whether a request reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,99 +128,324 @@ pub struct Decision {
     pub dry_run: bool,
 }
 
+/// Why a rule matched or missed, as a code: [`Rule::describe`] turns it into text only when a
+/// message is needed, so deciding allocates nothing for the rules that do not decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// The rule is `read_only` and the call writes.
+    ReadOnly,
+    /// The resource matches none of `paths`.
+    Path,
+    /// `commands` on an empty command line.
+    NoCommand,
+    /// The program is not in `commands`.
+    Command,
+    /// `hosts` on a resource with no host.
+    NoHost,
+    /// The host is not in `hosts`.
+    Host,
+    /// The resource is not in `peers`.
+    Peer,
+    /// The payload is over this `max_bytes`.
+    OverSize(u64),
+    /// `deny_patterns[i]` matches the resource.
+    Pattern(usize),
+    /// An allow rule applies.
+    Allowed,
+    /// A deny rule with limits, none crossed.
+    WithinLimits,
+    /// A deny rule without limits, in scope.
+    Denied,
+}
+
 /// How one rule relates to one request.
-enum Eval {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eval {
     /// In scope and within its limits (for a deny rule: a limit is crossed, or it has none).
-    Match(String),
-    /// Out of scope, or (allow rule) over a limit: why.
-    Miss(String),
-    /// A constraint cannot be evaluated on this resource: why. Fails closed.
-    Unevaluable(String),
+    Match(Why),
+    /// Out of scope, or (allow rule) over a limit.
+    Miss(Why),
+    /// A constraint cannot be evaluated on this resource. Fails closed.
+    Unevaluable(Why),
 }
 
 fn list(items: &[String]) -> String {
     items.join(", ")
 }
 
+/// Whether `host` (lowercase) is admitted by one `hosts` entry.
+fn host_matches(entry: &str, host: &str) -> bool {
+    entry == "*"
+        || entry == host
+        || entry.strip_prefix("*.").is_some_and(|suffix| {
+            host.len() > suffix.len() + 1
+                && host.ends_with(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        })
+}
+
 impl Rule {
-    /// Whether the action and mode admit the request; then each constraint.
-    fn eval(&self, req: &Request<'_>) -> Eval {
+    /// Whether the action and mode admit the request; then each constraint. The caller has
+    /// already checked the action.
+    pub(crate) fn eval(&self, req: &Request<'_>, host: &HostCache) -> Eval {
         if self.mode == Some(RuleMode::ReadOnly) && req.access == Access::Write {
-            return Eval::Miss("rule is read_only and the call writes".to_string());
+            return Eval::Miss(Why::ReadOnly);
         }
         let c = &self.constraints;
         let m = &self.matchers;
         // Scope: where the rule applies.
-        if let Some(paths) = &m.paths {
+        if let Some(fast) = &m.fast_paths {
+            if !fast.iter().any(|g| g.is_match(req.resource)) {
+                return Eval::Miss(Why::Path);
+            }
+        } else if let Some(paths) = &m.paths {
             if !paths.is_match(req.resource) {
-                return Eval::Miss(format!("path not under {}", list(&c.paths)));
+                return Eval::Miss(Why::Path);
             }
         }
         if let Some(cmds) = &m.commands {
             let Some(program) = req.resource.split_whitespace().next() else {
-                return Eval::Unevaluable("no command given".to_string());
+                return Eval::Unevaluable(Why::NoCommand);
             };
-            if !cmds.is_match(program) {
-                return Eval::Miss(format!("command `{program}` not in {}", list(&c.commands)));
+            let ok = match &m.fast_commands {
+                Some(fast) => fast.iter().any(|g| g.is_match(program)),
+                None => cmds.is_match(program),
+            };
+            if !ok {
+                return Eval::Miss(Why::Command);
             }
         }
         if !c.hosts.is_empty() {
-            let Some(host) = host_of(req.resource) else {
-                return Eval::Unevaluable(format!("`{}` names no host", req.resource));
+            let Some(host) = host.get_or_init(|| host_of(req.resource)) else {
+                return Eval::Unevaluable(Why::NoHost);
             };
-            let ok = c.hosts.iter().any(|h| {
-                h == "*"
-                    || *h == host
-                    || h.strip_prefix("*.").is_some_and(|suffix| {
-                        host.len() > suffix.len() + 1
-                            && host.ends_with(suffix)
-                            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-                    })
-            });
-            if !ok {
-                return Eval::Miss(format!("host `{host}` not in {}", list(&c.hosts)));
+            if !c.hosts.iter().any(|h| host_matches(h, host)) {
+                return Eval::Miss(Why::Host);
             }
         }
         if !c.peers.is_empty() && !c.peers.iter().any(|p| p == req.resource) {
-            return Eval::Miss(format!("peer `{}` not in {}", req.resource, list(&c.peers)));
+            return Eval::Miss(Why::Peer);
         }
         // Limits: what is over the line.
-        let over_size = c.max_bytes.filter(|max| req.bytes > *max);
-        let pattern = m.deny.iter().position(|re| re.is_match(req.resource));
-        let crossed = match (over_size, pattern) {
-            (Some(max), _) => Some(format!("{} bytes is over max_bytes {max}", req.bytes)),
-            (None, Some(i)) => Some(format!(
-                "deny pattern `{}` matches {}",
-                c.deny_patterns.get(i).map_or("", String::as_str),
-                req.resource
-            )),
-            (None, None) => None,
+        let crossed = match c.max_bytes.filter(|max| req.bytes > *max) {
+            Some(max) => Some(Why::OverSize(max)),
+            None => m
+                .deny
+                .iter()
+                .position(|re| re.is_match(req.resource))
+                .map(Why::Pattern),
         };
         let has_limits = c.max_bytes.is_some() || !c.deny_patterns.is_empty();
         match (self.effect, crossed) {
             (Effect::Allow, Some(why)) => Eval::Miss(why),
-            (Effect::Allow, None) => {
-                Eval::Match(format!("{} on {} is allowed", req.action, req.resource))
-            }
+            (Effect::Allow, None) => Eval::Match(Why::Allowed),
             (Effect::Deny, Some(why)) => Eval::Match(why),
-            (Effect::Deny, None) if has_limits => {
-                Eval::Miss("within the rule's limits".to_string())
-            }
-            (Effect::Deny, None) => {
-                Eval::Match(format!("{} on {} is denied", req.action, req.resource))
-            }
+            (Effect::Deny, None) if has_limits => Eval::Miss(Why::WithinLimits),
+            (Effect::Deny, None) => Eval::Match(Why::Denied),
+        }
+    }
+
+    /// The text of a [`Why`] for this rule and request.
+    pub(crate) fn describe(&self, req: &Request<'_>, why: Why) -> String {
+        let c = &self.constraints;
+        match why {
+            Why::ReadOnly => "rule is read_only and the call writes".to_string(),
+            Why::Path => format!("path not under {}", list(&c.paths)),
+            Why::NoCommand => "no command given".to_string(),
+            Why::Command => format!(
+                "command `{}` not in {}",
+                req.resource.split_whitespace().next().unwrap_or(""),
+                list(&c.commands)
+            ),
+            Why::NoHost => format!("`{}` names no host", req.resource),
+            Why::Host => format!(
+                "host `{}` not in {}",
+                host_of(req.resource).unwrap_or_default(),
+                list(&c.hosts)
+            ),
+            Why::Peer => format!("peer `{}` not in {}", req.resource, list(&c.peers)),
+            Why::OverSize(max) => format!("{} bytes is over max_bytes {max}", req.bytes),
+            Why::Pattern(i) => format!(
+                "deny pattern `{}` matches {}",
+                c.deny_patterns.get(i).map_or("", String::as_str),
+                req.resource
+            ),
+            Why::Allowed => format!("{} on {} is allowed", req.action, req.resource),
+            Why::WithinLimits => "within the rule's limits".to_string(),
+            Why::Denied => format!("{} on {} is denied", req.action, req.resource),
         }
     }
 
     /// Sort key for choosing the reported rule among several: an exact action beats `*`, more
-    /// scope constraints beat fewer, then the earlier line.
-    fn specificity(&self) -> (bool, std::cmp::Reverse<usize>, u32) {
+    /// scope constraints beat fewer, then the earlier line, then the earlier rule. A total
+    /// order, so the choice never depends on the order rules are visited in.
+    fn specificity(&self) -> (bool, std::cmp::Reverse<usize>, u32, usize) {
         let c = &self.constraints;
         let scoped = usize::from(!c.paths.is_empty())
             + usize::from(!c.commands.is_empty())
             + usize::from(!c.hosts.is_empty())
             + usize::from(!c.peers.is_empty());
-        (self.action == "*", std::cmp::Reverse(scoped), self.line)
+        (
+            self.action == "*",
+            std::cmp::Reverse(scoped),
+            self.line,
+            self.index,
+        )
+    }
+
+    /// Whether the rule is about `action` (its own action or `*`).
+    pub(crate) fn covers_action(&self, action: &str) -> bool {
+        self.action == "*" || self.action == action
+    }
+}
+
+/// The literal directory prefix of a `paths` glob: the text before its first metacharacter,
+/// cut back to just after its last `/` (so lookups happen only at component boundaries).
+/// `None` when the glob starts with a metacharacter.
+fn glob_prefix(glob: &str) -> Option<&str> {
+    let lit_end = glob.find(['*', '?', '[', '{', '\\']).unwrap_or(glob.len());
+    let lit = &glob[..lit_end];
+    lit.rfind('/').map(|i| &lit[..=i])
+}
+
+/// The longest common `/`-terminated prefix of `a` and `b`.
+fn common_dir_prefix<'s>(a: &'s str, b: &str) -> &'s str {
+    let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let lit = &a[..common];
+    lit.rfind('/').map_or("", |i| &lit[..=i])
+}
+
+/// FNV-1a, for the short, policy-chosen keys of the prefix index (no untrusted inserts, so
+/// SipHash's flooding resistance buys nothing here and costs a third of a lookup).
+#[derive(Debug, Clone, Copy, Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
+/// The candidate rules for one action: those that must always be checked, and those whose
+/// `paths` all lie under a literal directory prefix, keyed by that prefix.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Rules without `paths`, or with a glob that has no literal prefix.
+    always: Vec<usize>,
+    /// Rules whose `paths` globs share the literal prefix (ending in `/`).
+    by_prefix: HashMap<Box<str>, Vec<usize>, FnvBuild>,
+    /// Bit `k` set: some key of `by_prefix` holds `k` slashes (bit 63: 63 or more). A
+    /// resource is looked up only at the slashes where a key can end.
+    depths: u64,
+}
+
+/// A bucket with at most this many rules is a plain list: below it, hashing the resource's
+/// prefixes costs more than checking every rule. (Tiny in unit tests, so that the property
+/// test comparing with the plain loop exercises the prefix index on small rule sets.)
+#[cfg(not(test))]
+const SMALL_BUCKET: usize = 16;
+#[cfg(test)]
+const SMALL_BUCKET: usize = 2;
+
+impl Bucket {
+    fn add(&mut self, rule: &Rule) {
+        let mut key: Option<&str> = None;
+        let mut keyless = rule.constraints.paths.is_empty();
+        for g in &rule.constraints.paths {
+            match (glob_prefix(g), key) {
+                (None, _) => keyless = true,
+                (Some(p), None) => key = Some(p),
+                (Some(p), Some(k)) => key = Some(common_dir_prefix(k, p)),
+            }
+        }
+        match key.filter(|k| !keyless && !k.is_empty()) {
+            Some(k) => {
+                let slashes = k.bytes().filter(|b| *b == b'/').count().min(63);
+                self.depths |= 1 << slashes;
+                self.by_prefix
+                    .entry(Box::from(k))
+                    .or_default()
+                    .push(rule.index);
+            }
+            None => self.always.push(rule.index),
+        }
+    }
+
+    /// Turns a small bucket into a plain list (see [`SMALL_BUCKET`]).
+    fn finish(&mut self) {
+        let total = self.always.len() + self.by_prefix.values().map(Vec::len).sum::<usize>();
+        if total <= SMALL_BUCKET {
+            self.always
+                .extend(self.by_prefix.drain().flat_map(|(_, v)| v));
+            self.always.sort_unstable();
+            self.depths = 0;
+        }
+    }
+
+    /// Every rule index that may apply to `resource`, each once.
+    fn candidates<'b>(&'b self, resource: &'b str) -> impl Iterator<Item = usize> + 'b {
+        let indexed = (!self.by_prefix.is_empty())
+            .then(|| {
+                resource
+                    .match_indices('/')
+                    .enumerate()
+                    .filter(|(k, _)| self.depths & (1 << (k + 1).min(63)) != 0)
+                    .filter_map(move |(_, (i, _))| self.by_prefix.get(&resource[..=i]))
+                    .flatten()
+            })
+            .into_iter()
+            .flatten();
+        self.always.iter().chain(indexed).copied()
+    }
+}
+
+/// The compiled decision structure: one [`Bucket`] per exact action (holding that action's
+/// rules and the `*` rules), and one for actions no rule names.
+#[derive(Debug, Default)]
+struct Index {
+    by_action: HashMap<Box<str>, Bucket, FnvBuild>,
+    wildcard: Bucket,
+}
+
+impl Index {
+    fn build(rules: &[Rule]) -> Index {
+        let mut index = Index::default();
+        for r in rules.iter().filter(|r| r.action != "*") {
+            index
+                .by_action
+                .entry(Box::from(r.action.as_str()))
+                .or_default()
+                .add(r);
+        }
+        for r in rules.iter().filter(|r| r.action == "*") {
+            index.wildcard.add(r);
+            for b in index.by_action.values_mut() {
+                b.add(r);
+            }
+        }
+        index.wildcard.finish();
+        for b in index.by_action.values_mut() {
+            b.finish();
+        }
+        index
+    }
+
+    fn bucket(&self, action: &str) -> &Bucket {
+        self.by_action.get(action).unwrap_or(&self.wildcard)
     }
 }
 
@@ -181,10 +458,8 @@ struct Inner {
     mode: Mode,
     signals: Vec<Signal>,
     rules: Vec<Rule>,
-    /// Rule indices per exact action.
-    by_action: HashMap<String, Vec<usize>>,
-    /// Rule indices with `action: "*"`.
-    wildcard: Vec<usize>,
+    /// Candidate rules per action and path prefix.
+    index: Index,
     observability: Observability,
     sandbox: Sandbox,
 }
@@ -220,16 +495,10 @@ impl Policy {
         let root = yaml::parse(&src.yaml).map_err(|e| syntax_error(&ctx, &e))?;
         let doc = ctx.doc(&root)?;
         let mut rules = doc.rules;
-        let mut by_action: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut wildcard = Vec::new();
         for (i, r) in rules.iter_mut().enumerate() {
             r.index = i;
-            if r.action == "*" {
-                wildcard.push(i);
-            } else {
-                by_action.entry(r.action.clone()).or_default().push(i);
-            }
         }
+        let index = Index::build(&rules);
         Ok(Policy {
             inner: Arc::new(Inner {
                 path: path.to_string(),
@@ -239,8 +508,7 @@ impl Policy {
                 mode: doc.mode,
                 signals: doc.signals,
                 rules,
-                by_action,
-                wildcard,
+                index,
                 observability: doc.observability,
                 sandbox: doc.sandbox,
             }),
@@ -323,68 +591,136 @@ impl Policy {
 
     /// Decides one request. Pure: the same policy and request always give the same decision;
     /// no clock, no global state, no I/O. Deny overrides allow; nothing allows → deny.
+    ///
+    /// Only the rules the index names for the request's action and resource are checked;
+    /// the decision is identical to [`Policy::decide_unindexed`]'s (a property test holds
+    /// them equal).
     pub fn decide(&self, req: &Request<'_>) -> Decision {
         let inner = &*self.inner;
-        let exact = inner
-            .by_action
-            .get(req.action)
-            .map_or(&[][..], Vec::as_slice);
-        let candidates = exact
-            .iter()
-            .chain(inner.wildcard.iter())
-            .filter_map(|&i| inner.rules.get(i));
+        let bucket = inner.index.bucket(req.action);
+        let rules = bucket
+            .candidates(req.resource)
+            .filter_map(|i| inner.rules.get(i));
+        self.decide_among(req, rules)
+    }
 
-        let mut denies: Vec<(&Rule, String)> = Vec::new();
-        let mut allows: Vec<(&Rule, String)> = Vec::new();
-        let mut misses: Vec<(&Rule, String)> = Vec::new();
-        for rule in candidates {
-            match (rule.effect, rule.eval(req)) {
-                (Effect::Deny, Eval::Match(why)) => denies.push((rule, why)),
-                (Effect::Deny, Eval::Unevaluable(why)) => {
-                    denies.push((rule, format!("cannot evaluate the rule: {why}")))
+    /// [`Policy::decide`] by a plain loop over every rule, without the index: the reference
+    /// the index is tested and benchmarked against.
+    #[doc(hidden)]
+    pub fn decide_unindexed(&self, req: &Request<'_>) -> Decision {
+        let rules = self
+            .inner
+            .rules
+            .iter()
+            .filter(|r| r.covers_action(req.action));
+        self.decide_among(req, rules)
+    }
+
+    /// The decision over `rules` (every rule of the request's action that may apply; each at
+    /// most once, in any order).
+    fn decide_among<'r>(
+        &self,
+        req: &Request<'_>,
+        rules: impl Iterator<Item = &'r Rule>,
+    ) -> Decision {
+        let mut deny: Option<(&Rule, Eval)> = None;
+        let mut allow: Option<(&Rule, Why)> = None;
+        let (mut deny_log, mut allow_log, mut approval, mut dry_run) = (false, false, false, false);
+        let mut rate: Option<(u64, usize, Rate)> = None;
+        let host = HostCache::new();
+        for rule in rules {
+            match (rule.effect, rule.eval(req, &host)) {
+                (Effect::Deny, e @ (Eval::Match(_) | Eval::Unevaluable(_))) => {
+                    deny_log |= rule.constraints.log;
+                    if deny.is_none_or(|(d, _)| rule.specificity() < d.specificity()) {
+                        deny = Some((rule, e));
+                    }
                 }
                 (Effect::Deny, Eval::Miss(_)) => {}
-                (Effect::Allow, Eval::Match(why)) => allows.push((rule, why)),
-                (Effect::Allow, Eval::Miss(why) | Eval::Unevaluable(why)) => {
-                    misses.push((rule, why))
+                (Effect::Allow, Eval::Match(why)) => {
+                    allow_log |= rule.constraints.log;
+                    approval |= rule.requires_approval;
+                    dry_run |= rule.constraints.dry_run;
+                    if let Some(r) = rule.rate_limit {
+                        // calls per day, lower = stricter; ties by rule index
+                        let per_day = u64::from(r.count) * (86_400_000 / r.period.millis());
+                        if rate.is_none_or(|(d, i, _)| (per_day, rule.index) < (d, i)) {
+                            rate = Some((per_day, rule.index, r));
+                        }
+                    }
+                    if allow.is_none_or(|(a, _)| rule.specificity() < a.specificity()) {
+                        allow = Some((rule, why));
+                    }
                 }
+                (Effect::Allow, Eval::Miss(_) | Eval::Unevaluable(_)) => {}
             }
         }
 
-        if let Some((rule, why)) = denies.iter().min_by_key(|(r, _)| r.specificity()) {
+        if let Some((rule, e)) = deny {
+            let reason = match e {
+                Eval::Unevaluable(why) => {
+                    format!("cannot evaluate the rule: {}", rule.describe(req, why))
+                }
+                Eval::Match(why) | Eval::Miss(why) => rule.describe(req, why),
+            };
             return Decision {
                 allowed: false,
                 rule: Some(self.make_ref(rule)),
-                reason: why.clone(),
+                reason,
                 requires_approval: false,
                 rate_limit: None,
-                log: denies.iter().any(|(r, _)| r.constraints.log),
+                log: deny_log,
                 dry_run: false,
             };
         }
 
-        if let Some((rule, why)) = allows.iter().min_by_key(|(r, _)| r.specificity()) {
+        if let Some((rule, why)) = allow {
             // Flags are OR-ed over every matching allow rule, so adding a rule can never turn
             // approval or logging off; the rate limit is the strictest one.
-            let rate_limit = allows
-                .iter()
-                .filter_map(|(r, _)| r.rate_limit.map(|rate| (r.index, rate)))
-                .min_by_key(|(i, rate)| {
-                    // calls per day, lower = stricter; ties by rule index
-                    let per_day = u64::from(rate.count) * (86_400_000 / rate.period.millis());
-                    (per_day, *i)
-                });
             return Decision {
                 allowed: true,
                 rule: Some(self.make_ref(rule)),
-                reason: why.clone(),
-                requires_approval: allows.iter().any(|(r, _)| r.requires_approval),
-                rate_limit,
-                log: allows.iter().any(|(r, _)| r.constraints.log),
-                dry_run: allows.iter().any(|(r, _)| r.constraints.dry_run),
+                reason: rule.describe(req, why),
+                requires_approval: approval,
+                rate_limit: rate.map(|(_, i, r)| (i, r)),
+                log: allow_log,
+                dry_run,
             };
         }
 
+        Decision {
+            allowed: false,
+            rule: None,
+            // The nearest misses come from every rule of the action, not only the index's
+            // candidates: a rule the index skipped (another path prefix) may be the nearest.
+            reason: self.default_deny_reason(
+                req,
+                self.inner
+                    .rules
+                    .iter()
+                    .filter(|r| r.covers_action(req.action)),
+            ),
+            requires_approval: false,
+            rate_limit: None,
+            log: false,
+            dry_run: false,
+        }
+    }
+
+    /// "no rule allows A on R; nearest: …" — the three most specific allow rules that missed.
+    fn default_deny_reason<'r>(
+        &self,
+        req: &Request<'_>,
+        rules: impl Iterator<Item = &'r Rule>,
+    ) -> String {
+        let host = HostCache::new();
+        let mut misses: Vec<(&Rule, Why)> = rules
+            .filter(|r| r.effect == Effect::Allow)
+            .filter_map(|r| match r.eval(req, &host) {
+                Eval::Miss(why) | Eval::Unevaluable(why) => Some((r, why)),
+                Eval::Match(_) => None,
+            })
+            .collect();
         let mut reason = format!("no rule allows {} on {}", req.action, req.resource);
         if misses.is_empty() {
             reason.push_str(&format!(" (no allow rule for action `{}`)", req.action));
@@ -393,20 +729,20 @@ impl Policy {
             let near: Vec<String> = misses
                 .iter()
                 .take(3)
-                .map(|(r, why)| format!("rule `{}` ({}:{}): {why}", r.id, inner.path, r.line))
+                .map(|(r, why)| {
+                    format!(
+                        "rule `{}` ({}:{}): {}",
+                        r.id,
+                        self.inner.path,
+                        r.line,
+                        r.describe(req, *why)
+                    )
+                })
                 .collect();
             reason.push_str("; nearest: ");
             reason.push_str(&near.join("; "));
         }
-        Decision {
-            allowed: false,
-            rule: None,
-            reason,
-            requires_approval: false,
-            rate_limit: None,
-            log: false,
-            dry_run: false,
-        }
+        reason
     }
 }
 

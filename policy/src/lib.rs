@@ -10,7 +10,12 @@
 //! - `yaml` — a positioned YAML tree built with serde-saphyr's `Spanned`.
 //! - `schema` — validation against the spec (unknown keys, types, values, "did you mean")
 //!   and compilation of globs and regexes.
-//! - `engine` — [`Policy`], [`Request`], [`Decision`]: the indexed rule set and `decide`.
+//! - `engine` — [`Policy`], [`Request`], [`Decision`]: the compiled rule set, its index
+//!   (per action, then per literal path prefix of the `paths` globs) and `decide`.
+//! - `explain` — [`Policy::explain`]: every rule's verdict on one request ([`Explanation`]).
+//! - `lint` — [`Policy::lint`]: [`Warning`]s about valid but suspicious rules (never
+//!   matching, shadowed, duplicate, approval with dry run, 1/day rates, unknown actions).
+//! - [`templates`] — the spec's strict, permissive and audit templates, verbatim.
 //! - `rate` — [`Rate`] and the per-agent [`RateLimiter`] token buckets.
 //! - `error` — [`PolicyError`] and its [`Diagnostic`] (file:line:col, code frame, help).
 //!
@@ -23,6 +28,8 @@
 //!   type is an error naming the file, line and column in the `.md` file.
 //! - **Pure decisions.** [`Policy::decide`] reads no clock, no environment and no global
 //!   state; a recorded request re-decides identically.
+//! - **The index changes nothing.** [`Policy::decide`] checks only the rules the index
+//!   names; it decides exactly as the plain loop `Policy::decide_unindexed` (property-tested).
 //!
 //! ## Never
 //! - No I/O beyond [`Policy::load`] reading the one file it is handed; no `unsafe`.
@@ -32,14 +39,19 @@
 
 mod engine;
 mod error;
+mod explain;
+mod lint;
 mod rate;
 mod schema;
 mod source;
 mod suggest;
+pub mod templates;
 mod yaml;
 
 pub use engine::{Access, Decision, Policy, Request, RuleRef};
 pub use error::{Diagnostic, PolicyError};
+pub use explain::{Explanation, Outcome, RuleCheck};
+pub use lint::{Warning, WarningKind};
 pub use rate::{Period, Rate, RateLimiter};
 pub use schema::KNOWN_ACTIONS;
 pub use source::Origin;

@@ -747,11 +747,13 @@ impl Ctx<'_> {
                 }
             }
             mt.paths = Some(glob_set(&globs, self, "paths")?);
+            mt.fast_paths = crate::engine::FastGlob::compile_all(globs.iter().map(|(g, _)| *g));
             c.paths = globs.iter().map(|(g, _)| g.to_string()).collect();
         }
         if let Some(n) = get(m, "commands") {
             let cmds = self.strings(n, "commands")?;
             mt.commands = Some(glob_set(&cmds, self, "commands")?);
+            mt.fast_commands = crate::engine::FastGlob::compile_all(cmds.iter().map(|(g, _)| *g));
             c.commands = cmds.iter().map(|(g, _)| g.to_string()).collect();
         }
         if let Some(n) = get(m, "hosts") {

@@ -389,3 +389,94 @@ proptest! {
         prop_assert_eq!(reparsed.decide(&r1), first);
     }
 }
+
+/// Rules over a small set of overlapping path globs (with and without literal prefixes),
+/// actions, modes and limits, so the index's buckets collide and miss in every way.
+fn arb_indexed_rule() -> impl Strategy<Value = String> {
+    let action = prop::sample::select(vec!["file_read", "file_write", "*", "api_call"]);
+    let effect = prop::sample::select(vec!["allow", "allow", "deny"]);
+    let mode = prop::sample::select(vec!["", ", mode: read_only"]);
+    let glob = prop::sample::select(vec![
+        "/a/**",
+        "/a/*",
+        "/a/b",
+        "/a/b/**",
+        "/a/b/*.rs",
+        "/ab*",
+        "/a*/b",
+        "**/x",
+        "*",
+        "/**",
+        "/",
+        "/a/{b,c}/**",
+        "/c/[xy]",
+        "/a/b/c/**",
+        "/c/**",
+    ]);
+    let paths = prop::collection::vec(glob, 0..3);
+    let extra = prop::sample::select(vec![
+        "",
+        ", max_bytes: 10",
+        ", deny_patterns: [x]",
+        ", hosts: [a.io]",
+        ", log: true",
+    ]);
+    let rate = prop::sample::select(vec!["", ", rate_limit: 5/second", ", rate_limit: 1/minute"]);
+    (action, effect, mode, paths, extra, rate).prop_map(|(a, e, m, p, x, r)| {
+        let r = if e == "deny" { "" } else { r };
+        let paths = if p.is_empty() {
+            String::new()
+        } else {
+            let quoted: Vec<String> = p.iter().map(|g| format!("\"{g}\"")).collect();
+            format!("paths: [{}]", quoted.join(", "))
+        };
+        let sep = if paths.is_empty() {
+            x.trim_start_matches(", ")
+        } else {
+            x
+        };
+        format!("  - {{action: \"{a}\", effect: {e}{m}{r}, constraints: {{{paths}{sep}}}}}\n")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn indexed_decide_equals_the_plain_loop(
+        rules in prop::collection::vec(arb_indexed_rule(), 0..24),
+        action in prop::sample::select(vec!["file_read", "file_write", "api_call", "signal"]),
+        resource in prop::sample::select(vec![
+            "/", "/a", "/a/", "/a/b", "/a/b/", "/a/b/x", "/a/b/m.rs", "/a/c/x", "/ab", "/abc/b",
+            "/a/b/c", "/a/b/c/d", "/c/x", "/c/z", "/x", "/q/r/x", "x", "", "https://a.io/a/b", "a/b",
+        ]),
+        write in any::<bool>(),
+        bytes in 0u64..20,
+    ) {
+        let p = policy(&if rules.is_empty() { "  []\n".to_string() } else { rules.concat() });
+        let access = if write { Access::Write } else { Access::Read };
+        let r = Request { action, resource, access, bytes, now_ms: 0 };
+        prop_assert_eq!(p.decide(&r), p.decide_unindexed(&r));
+    }
+}
+
+proptest! {
+    #[test]
+    fn fast_globs_match_like_globset(
+        glob in prop::sample::select(vec![
+            "/a", "/a/b", "/a/**", "/a/b/**", "/**", "/a/*", "/*", "git", "/usr/bin/git",
+            "/a.b/**", "/a b/*", "/a+(x)/*",
+        ]),
+        s in prop::sample::select(vec![
+            "", "/", "/a", "/a/", "/a/b", "/a/b/", "/a/b/c", "/ab", "/a//b", "git", "gitx",
+            "/usr/bin/git", "/a.b/x", "/axb/x", "/a b/c", "/a+(x)/y", "//",
+        ]),
+    ) {
+        let fast = crate::engine::FastGlob::compile(glob).expect("a simple shape");
+        let slow = globset::GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+            .expect("valid glob")
+            .compile_matcher();
+        prop_assert_eq!(fast.is_match(s), slow.is_match(s), "glob {} on {:?}", glob, s);
+    }
+}

@@ -102,3 +102,87 @@ fn fenced_rule_lines_point_into_the_markdown() {
     let lines: Vec<u32> = p.rules().iter().map(|r| r.line).collect();
     assert_eq!(lines, vec![23, 28, 33, 38, 42]);
 }
+
+#[test]
+fn lint_fixtures_warn_exactly_as_expected() {
+    let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
+    let mut mismatches = Vec::new();
+    for f in fixtures("lint") {
+        let text = fs::read_to_string(&f).unwrap();
+        let p = Policy::parse(&shown_path(&f), &text)
+            .unwrap_or_else(|e| panic!("{} should load:\n{e}", f.display()));
+        let got: String = p.lint().iter().map(|w| format!("{w}\n")).collect();
+        let expected_path = f.with_extension("warnings");
+        if bless {
+            fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("missing {}; run with BLESS=1", expected_path.display()));
+        if expected != got {
+            mismatches.push(format!(
+                "{}:\n--- expected\n{expected}--- got\n{got}",
+                f.display()
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// Issue 4: every field of the schema appears in at least one good and one bad fixture.
+#[test]
+fn every_field_has_a_good_and_a_bad_fixture() {
+    let read_all = |kind: &str| -> Vec<String> {
+        fixtures(kind)
+            .iter()
+            .map(|f| fs::read_to_string(f).unwrap())
+            .collect()
+    };
+    let (good, bad) = (read_all("good"), read_all("bad"));
+    assert!(good.len() + bad.len() >= 30);
+    let fields = [
+        "kernel",
+        "version",
+        "mode",
+        "signals",
+        "policies",
+        "name",
+        "action",
+        "effect",
+        "requires_approval",
+        "rate_limit",
+        "constraints",
+        "paths",
+        "commands",
+        "hosts",
+        "peers",
+        "max_bytes",
+        "deny_patterns",
+        "log",
+        "dry_run",
+        "observability",
+        "metrics",
+        "traces",
+        "flight_recorder",
+        "sandbox",
+        "read_only",
+        "limits",
+        "address_space",
+        "processes",
+        "open_files",
+        "cpu_seconds",
+        "file_size",
+        "wall_time_seconds",
+    ];
+    for field in fields {
+        let key = format!("{field}:");
+        assert!(
+            good.iter().any(|t| t.contains(&key)),
+            "no good fixture uses `{field}`"
+        );
+        assert!(
+            bad.iter().any(|t| t.contains(&key)),
+            "no bad fixture uses `{field}`"
+        );
+    }
+}

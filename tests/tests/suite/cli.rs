@@ -137,3 +137,48 @@ fn run_refuses_a_missing_program_with_exit_4() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }
+
+#[test]
+fn policy_explain_for_an_agent_uses_its_file_and_refuses_a_changed_one() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "explain", "strict", &["SIGTERM"], "");
+    let id = k.spawn(&policy, &["park"]);
+    k.wait_for_line(id, "ready");
+    let id_s = id.to_string();
+    let explain = |resource: &str| {
+        k.ctl(&[
+            "policy",
+            "explain",
+            "--agent",
+            &id_s,
+            "--action",
+            "file_write",
+            "--resource",
+            resource,
+            "--write",
+        ])
+    };
+    let out = explain("/mem/working/x");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("allowed by working-rw ("),
+        "{}",
+        text(&out)
+    );
+    let out = explain("/mem/other/x");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("nearest: rule `working-rw`"),
+        "{}",
+        text(&out)
+    );
+    // The file changes after the spawn: explain refuses rather than explain another policy.
+    let mut changed = std::fs::read_to_string(&policy).unwrap();
+    changed.push_str("\nedited\n");
+    std::fs::write(&policy, changed).unwrap();
+    let out = explain("/mem/working/x");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("changed since agent"), "{}", text(&out));
+    k.ctl_ok(&["kill", &id_s]);
+    k.wait(id);
+}

@@ -1,0 +1,356 @@
+//! [`Policy::lint`]: things a valid policy says that are almost certainly not what its author
+//! meant. Each check is conservative — it reports only what is certain from the rules alone
+//! (a warning the author cannot act on is noise).
+
+use std::fmt;
+
+use crate::engine::Policy;
+use crate::schema::KNOWN_ACTIONS;
+use crate::{Effect, Rule, RuleMode};
+
+/// What a [`Warning`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WarningKind {
+    /// An allow rule no call can ever match.
+    NeverMatches,
+    /// An allow rule a deny rule always overrides.
+    Shadowed,
+    /// A rule identical to an earlier one.
+    Duplicate,
+    /// `requires_approval` together with `dry_run`.
+    ApprovalWithDryRun,
+    /// A rate limit of at most one call a day.
+    SuspiciousRate,
+    /// An action name the kernel never emits.
+    UnknownAction,
+}
+
+impl WarningKind {
+    /// A stable kebab-case name, for `--json`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::NeverMatches => "never-matches",
+            WarningKind::Shadowed => "shadowed",
+            WarningKind::Duplicate => "duplicate",
+            WarningKind::ApprovalWithDryRun => "approval-with-dry-run",
+            WarningKind::SuspiciousRate => "suspicious-rate",
+            WarningKind::UnknownAction => "unknown-action",
+        }
+    }
+}
+
+/// One lint finding: `security.md:12: warning: rule `write-src`: …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The rule's id (`name` or `policies[N]`).
+    pub rule: String,
+    /// The policy file, as given to [`Policy::parse`].
+    pub file: String,
+    /// The rule's line.
+    pub line: u32,
+    pub kind: WarningKind,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: warning: rule `{}`: {}",
+            self.file, self.line, self.rule, self.message
+        )
+    }
+}
+
+/// Why a `paths` glob can never match a normalized VFS path (no `.`/`..`/empty components,
+/// no trailing `/`), if it cannot.
+fn unreachable_glob(glob: &str) -> Option<&'static str> {
+    let rest = glob.strip_prefix('/')?;
+    if rest.is_empty() {
+        return None;
+    }
+    if rest.ends_with('/') {
+        return Some("normalized paths never end in `/`");
+    }
+    if rest.split('/').any(str::is_empty) {
+        return Some("normalized paths never contain `//`");
+    }
+    if rest.split('/').any(|c| c == "." || c == "..") {
+        return Some("normalized paths never contain `.` or `..` components");
+    }
+    None
+}
+
+/// Why an allow rule can never match, if it cannot.
+fn never_matches(r: &Rule) -> Option<String> {
+    let c = &r.constraints;
+    if r.mode == Some(RuleMode::ReadOnly) && r.action == "file_write" {
+        return Some(
+            "`mode: read_only` does not admit writes, so this file_write rule never matches; \
+             remove `mode` or use `mode: read_write`"
+                .to_string(),
+        );
+    }
+    if c.max_bytes == Some(0) {
+        return Some(
+            "`max_bytes: 0` admits only empty payloads; raise it or remove it".to_string(),
+        );
+    }
+    if matches!(r.action.as_str(), "file_read" | "file_write") && !c.hosts.is_empty() {
+        return Some(format!(
+            "`hosts` never matches a {}: its resource is a path with no host; use `paths`",
+            r.action
+        ));
+    }
+    if !c.paths.is_empty() {
+        let bad: Vec<(&String, &str)> = c
+            .paths
+            .iter()
+            .filter_map(|g| unreachable_glob(g).map(|why| (g, why)))
+            .collect();
+        if bad.len() == c.paths.len() {
+            let list: Vec<String> = bad
+                .iter()
+                .map(|(g, why)| format!("`{g}` ({why})"))
+                .collect();
+            return Some(format!(
+                "no path can match {}; write globs over normalized absolute paths",
+                list.join(", ")
+            ));
+        }
+    }
+    None
+}
+
+/// Whether every path `inner` matches is matched by `outer` (conservative: `false` when
+/// unsure). Both are `paths` globs.
+fn glob_covers(outer: &str, inner: &str) -> bool {
+    if outer == inner || outer == "**" {
+        return true;
+    }
+    let Some(base) = outer.strip_suffix("/**") else {
+        return false;
+    };
+    if base.contains(['*', '?', '[', '{', '\\']) {
+        return false;
+    }
+    // `base/**` matches everything strictly below `base/`.
+    inner
+        .strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
+/// Whether deny rule `d` fires on every call allow rule `a` matches.
+fn deny_covers(d: &Rule, a: &Rule) -> bool {
+    let (dc, ac) = (&d.constraints, &a.constraints);
+    let action = d.action == "*" || d.action == a.action;
+    // A read_only deny fires only on reads: it covers only a read_only allow.
+    let mode = d.mode != Some(RuleMode::ReadOnly) || a.mode == Some(RuleMode::ReadOnly);
+    // A deny with limits fires only when one is crossed.
+    let unlimited = dc.max_bytes.is_none() && dc.deny_patterns.is_empty();
+    let same_or_none = |dl: &Vec<String>, al: &Vec<String>| {
+        dl.is_empty() || {
+            let (mut x, mut y) = (dl.clone(), al.clone());
+            x.sort();
+            y.sort();
+            x == y
+        }
+    };
+    let scope = same_or_none(&dc.commands, &ac.commands)
+        && same_or_none(&dc.hosts, &ac.hosts)
+        && same_or_none(&dc.peers, &ac.peers);
+    let paths = dc.paths.is_empty()
+        || (!ac.paths.is_empty()
+            && ac
+                .paths
+                .iter()
+                .all(|g| dc.paths.iter().any(|o| glob_covers(o, g))));
+    action && mode && unlimited && scope && paths
+}
+
+/// Whether two rules say the same thing (ids and lines aside).
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    let mode = |r: &Rule| r.mode.unwrap_or(RuleMode::ReadWrite);
+    a.action == b.action
+        && a.effect == b.effect
+        && mode(a) == mode(b)
+        && a.requires_approval == b.requires_approval
+        && a.rate_limit == b.rate_limit
+        && a.constraints == b.constraints
+}
+
+impl Policy {
+    /// Warnings about a valid policy: allow rules that can never match or that a deny rule
+    /// always overrides, duplicate rules, `requires_approval` with `dry_run`, a rate limit of
+    /// at most one call a day, and action names the kernel never emits. In file order.
+    pub fn lint(&self) -> Vec<Warning> {
+        let rules = self.rules();
+        let mut out = Vec::new();
+        let mut warn = |r: &Rule, kind: WarningKind, message: String| {
+            out.push(Warning {
+                rule: r.id.clone(),
+                file: self.path().to_string(),
+                line: r.line,
+                kind,
+                message,
+            });
+        };
+        for r in rules {
+            if r.action != "*" && !KNOWN_ACTIONS.contains(&r.action.as_str()) {
+                warn(
+                    r,
+                    WarningKind::UnknownAction,
+                    format!(
+                        "action `{}` is not one the kernel emits ({}); the rule only applies to \
+                         calls that name it explicitly",
+                        r.action,
+                        KNOWN_ACTIONS.join(", ")
+                    ),
+                );
+            }
+            if let Some(prev) = rules[..r.index].iter().find(|p| same_rule(p, r)) {
+                warn(
+                    r,
+                    WarningKind::Duplicate,
+                    format!(
+                        "duplicates rule `{}` (line {}); remove one of them",
+                        prev.id, prev.line
+                    ),
+                );
+                continue;
+            }
+            if r.effect == Effect::Allow {
+                if let Some(why) = never_matches(r) {
+                    warn(r, WarningKind::NeverMatches, why);
+                } else if let Some(d) = rules
+                    .iter()
+                    .find(|d| d.effect == Effect::Deny && deny_covers(d, r))
+                {
+                    warn(
+                        r,
+                        WarningKind::Shadowed,
+                        format!(
+                            "never allows anything: deny rule `{}` (line {}) covers every call it \
+                             matches (deny overrides allow); narrow the deny rule or remove this one",
+                            d.id, d.line
+                        ),
+                    );
+                }
+            }
+            if r.requires_approval && r.constraints.dry_run {
+                warn(
+                    r,
+                    WarningKind::ApprovalWithDryRun,
+                    "`requires_approval` with `dry_run: true` asks an operator to approve calls \
+                     that are never performed; drop one of them"
+                        .to_string(),
+                );
+            }
+            if let Some(rate) = r.rate_limit {
+                if u64::from(rate.count) * (86_400_000 / rate.period.millis()) <= 1 {
+                    warn(
+                        r,
+                        WarningKind::SuspiciousRate,
+                        format!(
+                            "`rate_limit: {rate}` allows at most one call a day; if the agent \
+                             must not make this call, use `effect: deny`"
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lint(rules: &str) -> Vec<String> {
+        let text =
+            format!("kernel: {{version: \"1.0\", mode: strict}}\nsignals: []\npolicies:\n{rules}");
+        Policy::parse("s.md", &text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .lint()
+            .iter()
+            .map(|w| format!("{w} [{}]", w.kind.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn clean_policy_has_no_warnings() {
+        assert!(lint(
+            "  - {name: r, action: file_read, effect: allow, constraints: {paths: [\"/w/**\"]}}\n  \
+             - {name: d, action: file_read, effect: deny, constraints: {paths: [\"/w/**\"], deny_patterns: [x]}}\n  \
+             - {name: e, action: file_write, effect: deny, constraints: {paths: [\"/w/a/**\"]}}\n  \
+             - {name: w, action: file_write, effect: allow, constraints: {paths: [\"/w/**\"]}}\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn never_matching_allow_rules() {
+        assert_eq!(
+            lint(
+                "  - {name: a, action: file_write, effect: allow, mode: read_only}\n  \
+                 - {name: b, action: ipc_send, effect: allow, constraints: {max_bytes: 0}}\n  \
+                 - {name: c, action: file_read, effect: allow, constraints: {paths: [\"/w/../x\", \"/w//y\", \"/w/\"]}}\n  \
+                 - {name: d, action: file_read, effect: allow, constraints: {hosts: [a.io]}}\n"
+            ),
+            vec![
+                "s.md:4: warning: rule `a`: `mode: read_only` does not admit writes, so this file_write rule never matches; remove `mode` or use `mode: read_write` [never-matches]",
+                "s.md:5: warning: rule `b`: `max_bytes: 0` admits only empty payloads; raise it or remove it [never-matches]",
+                "s.md:6: warning: rule `c`: no path can match `/w/../x` (normalized paths never contain `.` or `..` components), `/w//y` (normalized paths never contain `//`), `/w/` (normalized paths never end in `/`); write globs over normalized absolute paths [never-matches]",
+                "s.md:7: warning: rule `d`: `hosts` never matches a file_read: its resource is a path with no host; use `paths` [never-matches]",
+            ]
+        );
+    }
+
+    #[test]
+    fn shadowed_allow_rules() {
+        let w = lint(
+            "  - {name: a, action: file_write, effect: allow, constraints: {paths: [\"/w/src/**\"]}}\n  \
+             - {name: b, action: file_write, effect: allow, constraints: {paths: [\"/x/**\"]}}\n  \
+             - {name: c, action: api_call, effect: allow, constraints: {hosts: [a.io]}}\n  \
+             - {name: d, action: file_write, effect: deny, constraints: {paths: [\"/w/**\"]}}\n  \
+             - {name: e, action: \"*\", effect: deny, constraints: {hosts: [a.io]}}\n",
+        );
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(w[0].starts_with(
+            "s.md:4: warning: rule `a`: never allows anything: deny rule `d` (line 7)"
+        ));
+        assert!(w[1].starts_with(
+            "s.md:6: warning: rule `c`: never allows anything: deny rule `e` (line 8)"
+        ));
+        // Not certain → no warning: a read_only deny, a deny with limits, a narrower deny.
+        assert!(lint(
+            "  - {action: file_read, effect: allow}\n  \
+             - {action: file_read, effect: deny, mode: read_only, constraints: {paths: [\"/w/**\"]}}\n  \
+             - {action: file_read, effect: deny, constraints: {max_bytes: 10}}\n  \
+             - {action: \"*\", effect: deny, constraints: {paths: [\"/w/*\"]}}\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn duplicates_approval_dry_run_rates_and_unknown_actions() {
+        assert_eq!(
+            lint(
+                "  - {name: a, action: file_read, effect: allow, mode: read_write}\n  \
+                 - {name: b, action: file_read, effect: allow}\n  \
+                 - {name: c, action: send_email, effect: allow, requires_approval: true, constraints: {dry_run: true}}\n  \
+                 - {name: d, action: api_call, effect: allow, rate_limit: 1/day}\n  \
+                 - {name: e, action: deploy, effect: allow}\n"
+            ),
+            vec![
+                "s.md:5: warning: rule `b`: duplicates rule `a` (line 4); remove one of them [duplicate]",
+                "s.md:6: warning: rule `c`: `requires_approval` with `dry_run: true` asks an operator to approve calls that are never performed; drop one of them [approval-with-dry-run]",
+                "s.md:7: warning: rule `d`: `rate_limit: 1/day` allows at most one call a day; if the agent must not make this call, use `effect: deny` [suspicious-rate]",
+                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email); the rule only applies to calls that name it explicitly [unknown-action]",
+            ]
+        );
+    }
+}
