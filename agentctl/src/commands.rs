@@ -285,7 +285,8 @@ pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
             "put the program after `--`, e.g. `-- ./my-agent --flag`",
         )
     })?;
-    let program = resolve_program(program)?;
+    let program = jail_runtime_program(program, resolve_program(program)?);
+    let (args, extra_read_only) = script_args(&program, args);
     let workspace = match &spec.workspace {
         Some(w) => Some(std::fs::canonicalize(w).map_err(|e| {
             CliError::new(
@@ -318,9 +319,59 @@ pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
         },
         workspace,
         program,
-        args: args.to_vec(),
+        args,
         env,
+        extra_read_only,
     })
+}
+
+/// The read-only runtime every jail shows its agent (the kernel's default `Runtime`).
+const JAIL_RUNTIME: [&str; 4] = ["/usr", "/lib", "/lib64", "/bin"];
+
+/// A program found outside the jail's runtime (a pyenv shim under `/root`, say) cannot run
+/// inside the jail; when `/usr/bin/<name>` exists, that one is used instead, with a note.
+pub fn jail_runtime_program(given: &str, resolved: PathBuf) -> PathBuf {
+    if given.contains('/') || JAIL_RUNTIME.iter().any(|r| resolved.starts_with(r)) {
+        return resolved;
+    }
+    let system = Path::new("/usr/bin").join(given);
+    if !system.is_file() {
+        return resolved;
+    }
+    let system = std::fs::canonicalize(&system).unwrap_or(system);
+    eprintln!(
+        "agentctl: note: `{given}` on PATH is {}, outside the jail's runtime; using {}",
+        resolved.display(),
+        system.display()
+    );
+    system
+}
+
+/// Whether `program` is a script interpreter whose first argument names the script to run.
+fn is_interpreter(program: &Path) -> bool {
+    program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("python3") || n == "python")
+}
+
+/// For `python3 path/agent.py …`: the arguments with the script made absolute (the agent
+/// does not start in the caller's directory), and the script's directory, which the jail must
+/// let the agent read. Any other program's arguments are unchanged and need no extra path.
+pub fn script_args(program: &Path, args: &[String]) -> (Vec<String>, Vec<PathBuf>) {
+    let mut out = args.to_vec();
+    let script = args
+        .first()
+        .filter(|s| is_interpreter(program) && Path::new(s).is_file())
+        .and_then(|s| std::fs::canonicalize(s).ok());
+    let (Some(script), Some(first)) = (script, out.first_mut()) else {
+        return (out, Vec::new());
+    };
+    let Some(dir) = script.parent().map(Path::to_path_buf) else {
+        return (out, Vec::new());
+    };
+    *first = script.display().to_string();
+    (out, vec![dir])
 }
 
 fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
@@ -456,4 +507,47 @@ fn kernel_stop(dir: &Path) -> Result<u8, CliError> {
         "the kernel did not stop within 60 s",
         "end it with `kill` on the pid in kernel.lock",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn python_script_is_made_absolute_and_its_dir_granted() {
+        let dir = tempfile_dir();
+        let script = dir.join("agent.py");
+        std::fs::write(&script, "print(1)\n").unwrap();
+        let args = vec![script.display().to_string(), "--flag".to_string()];
+        let (out, extra) = script_args(Path::new("/usr/bin/python3.11"), &args);
+        let real = std::fs::canonicalize(&script).unwrap();
+        assert_eq!(out, vec![real.display().to_string(), "--flag".to_string()]);
+        assert_eq!(extra, vec![real.parent().unwrap().to_path_buf()]);
+        // Not an interpreter, or not a file: unchanged, nothing granted.
+        let (out, extra) = script_args(Path::new("/usr/bin/env"), &args);
+        assert_eq!((out, extra), (args.clone(), Vec::new()));
+        let missing = vec!["/no/such/agent.py".to_string()];
+        let (out, extra) = script_args(Path::new("/usr/bin/python3"), &missing);
+        assert_eq!((out, extra), (missing, Vec::new()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn programs_inside_the_runtime_or_given_by_path_are_kept() {
+        let p = PathBuf::from("/usr/bin/python3.11");
+        assert_eq!(jail_runtime_program("python3", p.clone()), p);
+        let shim = PathBuf::from("/opt/shims/python3");
+        assert_eq!(jail_runtime_program("./python3", shim.clone()), shim);
+        assert_eq!(
+            jail_runtime_program("no-such-program-xyz", shim.clone()),
+            shim
+        );
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("agentctl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 }

@@ -208,6 +208,7 @@ impl BenchKernel {
             program: program.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
+            extra_read_only: Vec::new(),
         };
         let info = self.rt.block_on(async {
             let spawned = self.kernel.spawn(req).await.expect("spawn the bench agent");

@@ -6,6 +6,8 @@
 //!   kernel.lock        flock held by the running kernel; holds its pid
 //!   kernel.log         the daemon's own log (when started by `agentctl kernel start`)
 //!   recorder/          flight recorder segments
+//!   sdk/python/        the kernel's read-only copy of the Python SDK (`agentos/`, 0444/0555),
+//!                      on every agent's `PYTHONPATH`
 //!   agents/<id>/
 //!     output.log       the agent's stdout and stderr, in arrival order
 //!     scratch/         the agent's private read-write dir (removed when it ends)
@@ -65,6 +67,9 @@ pub struct Config {
     /// A policy every agent's own policy composes with (`--base-policy`): a call is allowed
     /// only if both allow it.
     pub base_policy: Option<Policy>,
+    /// The directory put on agents' `PYTHONPATH` (read-only in the jail). `None`: the SDK
+    /// embedded in the kernel, written at start to `STATE_DIR/sdk/python`.
+    pub python_sdk: Option<PathBuf>,
 }
 
 impl Config {
@@ -83,6 +88,7 @@ impl Config {
             working_quota: (64 << 20, 4096),
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
+            python_sdk: None,
         }
     }
 
@@ -103,6 +109,13 @@ impl Config {
 
     pub fn agents_dir(&self) -> PathBuf {
         self.state_dir.join("agents")
+    }
+
+    /// The directory agents import the Python SDK from.
+    pub fn python_sdk_dir(&self) -> PathBuf {
+        self.python_sdk
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("sdk/python"))
     }
 
     pub fn lock_path(&self) -> PathBuf {

@@ -28,6 +28,11 @@ pub enum KernelError {
     LauncherMissing { path: PathBuf },
     #[error("flight recorder failed")]
     Recorder(#[from] crate::recorder::RecorderError),
+    #[error("cannot write the Python SDK to {path}")]
+    PythonSdk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the spawner thread")]
     Spawner(#[source] std::io::Error),
 }

@@ -188,6 +188,11 @@ impl Kernel {
         create_private_dir(&config.state_dir)?;
         create_private_dir(&config.agents_dir())?;
         let lock_file = take_lock(&config)?;
+        if config.python_sdk.is_none() {
+            let dir = config.python_sdk_dir();
+            crate::pysdk::install(&dir)
+                .map_err(|source| KernelError::PythonSdk { path: dir, source })?;
+        }
         let (recorder, problem) = Recorder::open(&config.recorder_dir())?;
         if let Some(p) = problem {
             tracing::error!(error = %p, "the existing flight recorder log does not verify; it is kept as is and a new chain starts");

@@ -14,6 +14,7 @@
 //! - `signals`: the signal dispatcher (DESIGN §7).
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
+//! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained flight recorder.
@@ -37,6 +38,7 @@ pub mod daemon;
 mod error;
 pub mod kernel;
 mod policy;
+pub mod pysdk;
 pub mod recorder;
 mod sandbox;
 mod server;

@@ -129,6 +129,43 @@ fn check_env(env: &[(String, String)]) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// Checks the extra read-only paths of a spawn request: absolute, existing, and not inside
+/// the kernel's state dir (which holds other agents' scratch dirs and the recorder). Returns
+/// them canonical.
+fn check_extra_read_only(
+    state_dir: &Path,
+    paths: &[PathBuf],
+) -> Result<Vec<PathBuf>, ControlError> {
+    let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        if !p.is_absolute() {
+            return Err(usage(
+                format!("read-only path {} is not absolute", p.display()),
+                "give absolute paths",
+            ));
+        }
+        let real = std::fs::canonicalize(p).map_err(|e| {
+            usage(
+                format!("read-only path {} is not usable: {e}", p.display()),
+                "give an existing file or directory",
+            )
+        })?;
+        if real.starts_with(&state) || state.starts_with(&real) {
+            return Err(usage(
+                format!(
+                    "read-only path {} overlaps the kernel's state dir {}",
+                    real.display(),
+                    state.display()
+                ),
+                "keep agent files outside the state dir",
+            ));
+        }
+        out.push(real);
+    }
+    Ok(out)
+}
+
 fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
     let l = &policy.sandbox().limits;
     ResourceLimits {
@@ -206,6 +243,7 @@ pub(crate) async fn spawn(
         ));
     }
     check_env(&req.env)?;
+    let extra_read_only = check_extra_read_only(&k.config.state_dir, &req.extra_read_only)?;
 
     let id = AgentId(k.next_id.fetch_add(1, Ordering::Relaxed));
     let dir = k.config.agents_dir().join(id.to_string());
@@ -228,6 +266,10 @@ pub(crate) async fn spawn(
         ("HOME".into(), scratch_str.clone()),
         ("TMPDIR".into(), scratch_str),
         ("LANG".into(), "C.UTF-8".into()),
+        (
+            "PYTHONPATH".into(),
+            k.config.python_sdk_dir().display().to_string(),
+        ),
     ];
     env.extend(req.env.iter().cloned());
     let runtime = &k.config.runtime;
@@ -235,6 +277,8 @@ pub(crate) async fn spawn(
     read_exec.push(req.program.clone());
     let mut read_only = runtime.read_only.clone();
     read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
+    read_only.push(k.config.python_sdk_dir());
+    read_only.extend(extra_read_only.iter().cloned());
     let argv0 = req
         .program
         .file_name()
@@ -317,6 +361,14 @@ pub(crate) async fn spawn(
             launcher_pid: pid,
         },
     );
+    if !extra_read_only.is_empty() {
+        k.record(
+            Some(id),
+            RecordEvent::ReadOnlyGranted {
+                paths: extra_read_only,
+            },
+        );
+    }
     tracing::info!(agent_id = %id, pid, "agent spawned");
 
     let mut outputs = Vec::new();

@@ -58,6 +58,10 @@ pub struct SpawnRequest {
     pub args: Vec<String>,
     /// Extra environment variables for the agent, on top of the scrubbed base.
     pub env: Vec<(String, String)>,
+    /// Extra host paths the agent may read (absolute, existing, outside the kernel's state
+    /// dir), e.g. the directory of a `python3 agent.py` script. Appended field: control
+    /// peers must upgrade together.
+    pub extra_read_only: Vec<PathBuf>,
 }
 
 /// What the operator asks of the kernel.

@@ -13,10 +13,14 @@ fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
+/// Every vector `check` produced in this run, for [`no_stray_golden_files`].
+static CHECKED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+
 fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
     name: &str,
     value: &T,
 ) {
+    CHECKED.lock().unwrap().insert(name.to_string());
     let bytes = frame::encode(value).unwrap();
     let path = golden_dir().join(format!("{name}.hex"));
     let hex_now = hex::encode(&bytes);
@@ -372,6 +376,7 @@ fn control_protocol() {
         program: "/usr/bin/python3".into(),
         args: vec!["agent.py".into()],
         env: vec![("K".into(), "V".into())],
+        extra_read_only: vec!["/p/agents".into()],
     };
     let requests = vec![
         ("status", ControlRequest::Status),
@@ -515,4 +520,27 @@ fn control_protocol() {
     for (name, resp) in responses {
         check(&format!("control_resp_{name}"), &resp);
     }
+}
+
+/// Every `.hex` file in the golden dir is produced by a test above: no stray vector that no
+/// type backs (the Python SDK's golden test reads every file in this dir, so both sides stay
+/// in lockstep).
+#[test]
+fn no_stray_golden_files() {
+    every_syscall_has_a_golden_vector();
+    every_reply_and_errno_has_a_golden_vector();
+    handshake_events_and_reports();
+    control_protocol();
+    let checked = CHECKED.lock().unwrap().clone();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hex"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let stray: Vec<&String> = on_disk.difference(&checked).collect();
+    assert!(
+        stray.is_empty(),
+        "golden vectors no test produces (delete them or add their sample): {stray:?}"
+    );
 }

@@ -30,6 +30,10 @@ struct Args {
     /// allow it.
     #[arg(long, value_name = "FILE")]
     base_policy: Option<PathBuf>,
+    /// Put this directory (holding an `agentos/` package) on agents' PYTHONPATH instead of
+    /// the SDK embedded in the kernel.
+    #[arg(long, value_name = "DIR")]
+    python_sdk: Option<PathBuf>,
     /// Write one line to this inherited descriptor once the control socket answers.
     #[arg(long)]
     ready_fd: Option<i32>,
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         config.launcher = l;
     }
     config.require_full_sandbox = !args.allow_degraded_sandbox;
+    config.python_sdk = args.python_sdk;
     config.term_grace = Duration::from_millis(args.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.approval_timeout_ms);
     if let Some(path) = &args.base_policy {

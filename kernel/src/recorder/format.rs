@@ -141,6 +141,12 @@ pub enum RecordEvent {
         new_digest: [u8; 32],
         path: String,
     },
+    /// Right after `Spawn`: host paths the jail lets the agent read beyond its runtime and
+    /// its policy's `sandbox: read_only` (a script's directory, the kernel's Python SDK).
+    /// Appended (not a field of `Spawn`) so that older segments still decode.
+    ReadOnlyGranted {
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// One entry of the log.

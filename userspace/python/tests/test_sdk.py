@@ -1,0 +1,205 @@
+"""The SDK against a fake kernel on a socketpair: handshake, calls in flight from several
+threads, errors as exceptions, signal events, and malformed input refused before sending."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import List
+
+import pytest
+
+import agentos
+from agentos import abi
+from agentos._wire import decode
+from agentos.frame import HEADER_LEN, FrameDecoder, encode_frame, read_frame
+
+
+class FakeKernel(threading.Thread):
+    """Answers Read with the path's bytes, Stat with NotFound, Write with RateLimited(250)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.seen: List[abi.Syscall] = []
+
+    def run(self) -> None:
+        dec = FrameDecoder()
+        hello_done = False
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return
+            dec.push(data)
+            while (body := dec.next_frame()) is not None:
+                frame = decode(abi.AgentFrame, body)
+                if not hello_done:
+                    assert isinstance(frame, abi.AgentFrame.Hello)
+                    assert frame.hello.sdk.startswith("agentos-python/")
+                    self.send(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(5), abi.Limits(1024, 64), bytes(32))))
+                    hello_done = True
+                    continue
+                req = frame.request
+                self.seen.append(req.call)
+                call = req.call
+                if isinstance(call, abi.Syscall.Read):
+                    result = abi.Reply.Data(call.path.encode())
+                elif isinstance(call, abi.Syscall.Write):
+                    result = abi.Errno.RateLimited(250)
+                elif isinstance(call, abi.Syscall.Signal):
+                    self.send(abi.KernelFrame.Event(abi.Event.Signal(abi.Signal.USR1, "operator")))
+                    result = abi.Reply.Done()
+                else:
+                    result = abi.Errno.NotFound(call.name)
+                self.send(abi.KernelFrame.Response(abi.Response(req.id, result)))
+
+    def send(self, frame: abi.KernelFrame) -> None:
+        self.sock.sendall(encode_frame(frame))
+
+
+@pytest.fixture()
+def pair():
+    a, b = socket.socketpair()
+    kernel = FakeKernel(b)
+    kernel.start()
+    yield a, kernel
+    a.close()
+    b.close()
+
+
+def test_calls_errors_and_threads(pair) -> None:
+    sock, kernel = pair
+    c = agentos.Client(sock)
+    assert c.agent_id == 5 and c.max_frame == 1024
+    assert c.read("/x") == b"/x"
+    with pytest.raises(agentos.RateLimited) as e:
+        c.write("/x", b"y")
+    assert e.value.retry_after_ms == 250 and e.value.errno == 11
+    with pytest.raises(agentos.NotFound) as nf:
+        c.stat("/nope")
+    assert nf.value.errno == 2 and nf.value.wire == abi.Errno.NotFound("stat")
+    results: List[bytes] = []
+
+    def worker(n: int) -> None:
+        for i in range(50):
+            results.append(c.read(f"/{n}/{i}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted(f"/{n}/{i}".encode() for n in range(8) for i in range(50))
+
+
+def test_malformed_input_is_refused_before_sending(pair) -> None:
+    sock, kernel = pair
+    c = agentos.Client(sock)
+    before = len(kernel.seen)
+    with pytest.raises(agentos.TooLarge) as tl:
+        c.write("/x", b"z" * 2000)
+    assert tl.value.limit == 1024 and isinstance(tl.value, ValueError)
+    with pytest.raises(TypeError, match="path"):
+        c.read(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c.write("/x", 1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="u32"):
+        c.close(1 << 32)
+    with pytest.raises(TypeError, match="Signal"):
+        c.signal(1, 15)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c.exec("echo hi")  # type: ignore[arg-type]
+    assert c.read("/ok") == b"/ok"
+    assert len(kernel.seen) == before + 1
+
+
+def test_signal_handler_runs_on_its_thread(pair) -> None:
+    sock, _ = pair
+    c = agentos.Client(sock)
+    got = threading.Event()
+    seen = []
+    c.on_signal(agentos.Signal.USR1, lambda sig, reason: (seen.append((sig, reason, threading.current_thread().name)), got.set()))
+    c.signal(2, agentos.Signal.STOP)
+    assert got.wait(5)
+    assert seen == [(agentos.Signal.USR1, "operator", "agentos-signals")]
+
+
+def test_async_client_many_in_flight(pair) -> None:
+    sock, _ = pair
+
+    async def go() -> List[bytes]:
+        c = await agentos.AsyncClient.connect(sock)
+        out = await asyncio.gather(*[c.read(f"/{i}") for i in range(200)])
+        with pytest.raises(agentos.RateLimited):
+            await c.write("/x", b"1")
+        with pytest.raises(agentos.TooLarge):
+            c.write("/x", b"z" * 4096)  # raised synchronously, before anything is sent
+        await c.close()
+        return out
+
+    assert asyncio.run(go()) == [f"/{i}".encode() for i in range(200)]
+
+
+def test_closed_connection_fails_pending_calls() -> None:
+    a, b = socket.socketpair()
+
+    def kernel() -> None:
+        dec = FrameDecoder()
+        while (body := dec.next_frame()) is None:
+            dec.push(b.recv(4096))
+        b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(1), abi.Limits(1 << 20, 8), bytes(32)))))
+        b.recv(4096)  # the request
+        b.close()
+
+    threading.Thread(target=kernel, daemon=True).start()
+    c = agentos.Client(a)
+    with pytest.raises(agentos.ConnectionClosed):
+        c.read("/x")
+
+
+def test_refused_handshake() -> None:
+    a, b = socket.socketpair()
+    b.sendall(encode_frame(abi.KernelFrame.Refused(abi.Errno.ProtocolViolation("abi 9 is not 1"))))
+    with pytest.raises(agentos.Refused) as e:
+        agentos.Client(a)
+    assert isinstance(e.value.cause, agentos.ProtocolViolation) and e.value.errno == 71
+
+
+def test_frame_limit_is_checked_before_allocation() -> None:
+    chunks = [(16 << 20 | 1).to_bytes(4, "little")]
+    with pytest.raises(agentos.ProtocolViolation, match="over the limit"):
+        read_frame(lambda n: chunks.pop(0) if chunks else pytest.fail("body was read"), 16 << 20)
+    dec = FrameDecoder(16)
+    dec.push((17).to_bytes(4, "little"))
+    with pytest.raises(agentos.ProtocolViolation):
+        dec.next_frame()
+
+
+def test_decoder_refuses_bad_bodies() -> None:
+    body = abi.AgentFrame.Hello(abi.Hello(1, "t")).to_bytes()
+    with pytest.raises(ValueError, match="trailing"):
+        decode(abi.AgentFrame, body + b"\0")
+    with pytest.raises(ValueError):
+        decode(abi.AgentFrame, body[:-1])
+    with pytest.raises(ValueError, match="no variant"):
+        decode(abi.AgentFrame, b"\x09")
+    with pytest.raises(ValueError, match="bool"):
+        decode(abi.Decision, b"\x02\x00\x00")
+    with pytest.raises(ValueError, match="varint"):
+        decode(abi.Hello, b"\xff\xff\xff\x00")
+
+
+def test_errno_table_matches_posix_and_exceptions() -> None:
+    for var in abi.Errno._variants:
+        fields = [0 if c.__class__.__name__ in ("_Unsigned",) else "x" for c in var._codecs]
+        exc = agentos.from_errno(var(*fields))
+        assert exc.errno == abi.POSIX_ERRNO[var.__qualname__.split(".")[1]]
+        assert isinstance(exc, agentos.AgentOSError)
+
+
+def test_signal_table() -> None:
+    assert [s.number for s in abi.Signal] == [2, 9, 10, 15, 18, 19, 64, 65]
+    assert abi.Signal.parse("term") is abi.Signal.TERM and abi.Signal.parse(64) is abi.Signal.POLICY
+    with pytest.raises(ValueError):
+        abi.Signal.parse("SIGHUP")
