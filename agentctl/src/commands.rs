@@ -124,6 +124,8 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Approve { id } => decide(&dir, ControlRequest::Approve { id }),
         Command::Deny { id } => decide(&dir, ControlRequest::Deny { id }),
         Command::Policy(PolicyCommand::Reload { agent, file }) => reload(&dir, &agent, &file),
+        Command::Recorder(cmd) => crate::recorder::run(&dir, cmd),
+        Command::Replay(cmd) => crate::recorder::replay(&dir, cmd),
     }
 }
 
@@ -333,6 +335,8 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.term_grace_ms.to_string(),
         "--approval-timeout-ms".into(),
         k.approval_timeout_ms.to_string(),
+        "--durability".into(),
+        k.durability.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod commands;
 mod output;
+mod recorder;
 mod run;
 
 use std::process::ExitCode;

@@ -5,7 +5,7 @@
 //!   kernel.sock        control socket (0600)
 //!   kernel.lock        flock held by the running kernel; holds its pid
 //!   kernel.log         the daemon's own log (when started by `agentctl kernel start`)
-//!   recorder/          flight recorder segments
+//!   recorder/          flight recorder: segments, key (0600), key.pub, HEAD
 //!   agents/<id>/
 //!     output.log       the agent's stdout and stderr, in arrival order
 //!     scratch/         the agent's private read-write dir (removed when it ends)
@@ -65,6 +65,8 @@ pub struct Config {
     /// A policy every agent's own policy composes with (`--base-policy`): a call is allowed
     /// only if both allow it.
     pub base_policy: Option<Policy>,
+    /// How the flight recorder writes: durability, fsync interval, checkpoints.
+    pub recorder: crate::recorder::RecorderOptions,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Config {
             working_quota: (64 << 20, 4096),
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
+            recorder: crate::recorder::RecorderOptions::default(),
         }
     }
 

@@ -16,7 +16,8 @@
 //!   with the kernel's base policy.
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
-//! - [`recorder`]: the hash-chained flight recorder.
+//! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
+//! - [`replay`]: what-if replay of a recorded run against another policy.
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
 //!   the `/proc` process-tree walk.
 //!
@@ -38,6 +39,7 @@ mod error;
 pub mod kernel;
 mod policy;
 pub mod recorder;
+pub mod replay;
 mod sandbox;
 mod server;
 mod signals;

@@ -3,5 +3,6 @@ mod escape;
 mod lifecycle;
 mod policy;
 mod protocol;
+mod recorder;
 mod syscalls;
 mod unprivileged;
