@@ -101,6 +101,77 @@ pub enum Command {
     /// Write, check and explain `.agents/security.md` policies; reload a running agent's.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Read the flight recorder (STATE_DIR/recorder) directly; no kernel needed.
+    #[command(subcommand)]
+    Recorder(RecorderCommand),
+    /// Replay a recorded run (the log must verify).
+    #[command(subcommand)]
+    Replay(ReplayCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Re-decide every recorded syscall against another policy and list each decision that
+    /// would change (rate limits and the base policy are not re-applied).
+    WhatIf {
+        /// The policy to judge the recorded calls with.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Only this agent's calls.
+        #[arg(long)]
+        agent: Option<u64>,
+        /// How many changed calls to show per kind of change.
+        #[arg(long, default_value_t = 5)]
+        samples: usize,
+        /// Print JSON (every change).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecorderCommand {
+    /// Verify chain, sequence, segments, checkpoint signatures and HEAD; name the first bad
+    /// record. Exit 0 ok, 1 tampered, 2 truncated (shorter than the signed HEAD), 3 only an
+    /// unsealed tail (records after the last checkpoint: normal while a kernel runs).
+    Verify {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print records.
+    Show {
+        /// Only this agent's records.
+        #[arg(long)]
+        agent: Option<u64>,
+        /// Only records from this sequence number on.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the last records; with -f keep printing new ones (polls every 200 ms).
+    Tail {
+        /// Keep following the log.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many records to print first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Only this agent's records.
+        #[arg(long)]
+        agent: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every record to stdout.
+    Export {
+        /// Output format (only `jsonl`: one JSON object per record).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +295,10 @@ pub struct KernelOptions {
     /// policy allow it.
     #[arg(long, value_name = "FILE")]
     pub base_policy: Option<PathBuf>,
+    /// Flight recorder durability: `always` answers a syscall only after its record is
+    /// fsynced (group commit); `batch` answers once it is written and fsyncs within 50 ms.
+    #[arg(long, default_value_t = agentos_kernel::recorder::Durability::default())]
+    pub durability: agentos_kernel::recorder::Durability,
 }
 
 #[derive(Debug, Args, Clone)]

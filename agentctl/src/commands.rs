@@ -122,6 +122,8 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Approve { id } => decide(&dir, ControlRequest::Approve { id }),
         Command::Deny { id } => decide(&dir, ControlRequest::Deny { id }),
         Command::Policy(cmd) => crate::policy::dispatch(&dir, cmd),
+        Command::Recorder(cmd) => crate::recorder::run(&dir, cmd),
+        Command::Replay(cmd) => crate::recorder::replay(&dir, cmd),
     }
 }
 
@@ -382,6 +384,8 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.term_grace_ms.to_string(),
         "--approval-timeout-ms".into(),
         k.approval_timeout_ms.to_string(),
+        "--durability".into(),
+        k.durability.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod output;
 mod policy;
+mod recorder;
 mod run;
 
 use std::process::ExitCode;

@@ -32,6 +32,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.require_full_sandbox = !args.kernel.allow_degraded_sandbox;
     config.term_grace = Duration::from_millis(args.kernel.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.kernel.approval_timeout_ms);
+    config.recorder.durability = args.kernel.durability;
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {

@@ -5,7 +5,7 @@
 //!   kernel.sock        control socket (0600)
 //!   kernel.lock        flock held by the running kernel; holds its pid
 //!   kernel.log         the daemon's own log (when started by `agentctl kernel start`)
-//!   recorder/          flight recorder segments
+//!   recorder/          flight recorder: segments, key (0600), key.pub, HEAD
 //!   sdk/python/        the kernel's read-only copy of the Python SDK (`agentos/`, 0444/0555),
 //!                      on every agent's `PYTHONPATH`
 //!   agents/<id>/
@@ -70,6 +70,8 @@ pub struct Config {
     /// The directory put on agents' `PYTHONPATH` (read-only in the jail). `None`: the SDK
     /// embedded in the kernel, written at start to `STATE_DIR/sdk/python`.
     pub python_sdk: Option<PathBuf>,
+    /// How the flight recorder writes: durability, fsync interval, checkpoints.
+    pub recorder: crate::recorder::RecorderOptions,
 }
 
 impl Config {
@@ -89,6 +91,7 @@ impl Config {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
             python_sdk: None,
+            recorder: crate::recorder::RecorderOptions::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::agent::{lock, Agent};
 use crate::approvals::{Approvals, Verdict};
 use crate::config::Config;
 use crate::error::KernelError;
-use crate::recorder::{RecordEvent, Recorder};
+use crate::recorder::{Durability, RecordEvent, Recorder};
 use crate::spawn::Spawner;
 
 pub(crate) fn now_ms() -> u64 {
@@ -59,9 +59,44 @@ pub(crate) struct KernelInner {
 
 impl KernelInner {
     /// Records an event; a recorder failure is logged loudly (the caller decides whether the
-    /// action may go on).
+    /// action may go on). A policy reload or an approval outcome is sealed at once by a signed
+    /// checkpoint. In `always` durability (or when sealing) this waits for an fsync; inside the
+    /// multi-thread runtime the wait is moved off the worker (`block_in_place`) so other
+    /// agents are served meanwhile.
     pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        match self.recorder.append(agent, event) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let seal = matches!(
+            event,
+            RecordEvent::PolicyReloaded { .. } | RecordEvent::ApprovalDecided { .. }
+        );
+        let append = || {
+            let seq = self.recorder.append(agent, event)?;
+            if seal {
+                self.recorder.seal()?;
+            }
+            Ok::<u64, crate::recorder::RecorderError>(seq)
+        };
+        let in_worker = (seal || self.recorder.durability() == Durability::Always)
+            && Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let result = if in_worker {
+            tokio::task::block_in_place(append)
+        } else {
+            append()
+        };
+        match result {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "flight recorder append failed");
+                false
+            }
+        }
+    }
+
+    /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
+    /// worker does not.
+    pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
+        match self.recorder.append_async(agent, event).await {
             Ok(_) => true,
             Err(e) => {
                 tracing::error!(error = %e, "flight recorder append failed");
@@ -193,10 +228,9 @@ impl Kernel {
             crate::pysdk::install(&dir)
                 .map_err(|source| KernelError::PythonSdk { path: dir, source })?;
         }
-        let (recorder, problem) = Recorder::open(&config.recorder_dir())?;
-        if let Some(p) = problem {
-            tracing::error!(error = %p, "the existing flight recorder log does not verify; it is kept as is and a new chain starts");
-        }
+        // Verifies the existing log, recovers a torn tail and reports tampering itself.
+        let (recorder, _report) =
+            Recorder::open_with(&config.recorder_dir(), config.recorder.clone())?;
         let spawner = Spawner::start().map_err(KernelError::Spawner)?;
         let host_layers = crate::sandbox::probe_host(&config);
         let (shutdown, _) = watch::channel(false);
@@ -422,6 +456,11 @@ impl Kernel {
                 reason: reason.into(),
             },
         );
+        // The shutdown checkpoint: the log is sealed and HEAD names its end.
+        let sealed = self.inner.recorder.close();
+        if let Err(e) = sealed {
+            tracing::error!(error = %e, "flight recorder: the shutdown checkpoint failed");
+        }
         let _ = std::fs::remove_file(self.inner.config.socket_path());
     }
 

@@ -17,7 +17,8 @@
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
-//! - [`recorder`]: the hash-chained flight recorder.
+//! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
+//! - [`replay`]: what-if replay of a recorded run against another policy.
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
 //!   the `/proc` process-tree walk.
 //!
@@ -40,6 +41,7 @@ pub mod kernel;
 mod policy;
 pub mod pysdk;
 pub mod recorder;
+pub mod replay;
 mod sandbox;
 mod server;
 mod signals;

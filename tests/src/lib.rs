@@ -335,6 +335,49 @@ impl TestKernel {
         v["pid"].as_u64().expect("pid") as u32
     }
 
+    /// Starts a kernel again on this state dir (after [`TestKernel::kill_kernel`]); `extra`
+    /// goes to `agentctl kernel start`.
+    pub fn restart(&self, extra: &[&str]) {
+        let out = self.ctl(&[&["kernel", "start"], extra].concat());
+        assert!(
+            out.status.success(),
+            "kernel restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGKILLs the kernel and waits until it is gone.
+    pub fn kill_kernel(&self) {
+        let pid = self.kernel_pid();
+        assert!(Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success());
+        assert!(
+            wait_pid_gone(pid, DEADLINE),
+            "kernel {pid} survived SIGKILL"
+        );
+    }
+
+    /// The recorder dir.
+    pub fn recorder_dir(&self) -> PathBuf {
+        self.state_dir.join("recorder")
+    }
+
+    /// `agentctl recorder verify --json`: its exit code and report.
+    pub fn verify(&self) -> (i32, Value) {
+        let out = self.ctl(&["recorder", "verify", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "recorder verify --json printed no JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), v)
+    }
+
     /// Every record of the flight recorder, verified.
     pub fn records(&self) -> Vec<agentos_kernel::recorder::Record> {
         agentos_kernel::recorder::read_log(&self.state_dir.join("recorder"))

@@ -34,6 +34,10 @@ struct Args {
     /// the SDK embedded in the kernel.
     #[arg(long, value_name = "DIR")]
     python_sdk: Option<PathBuf>,
+    /// Flight recorder durability: `always` answers a syscall only after its record is
+    /// fsynced (group commit); `batch` answers once it is written and fsyncs within 50 ms.
+    #[arg(long, default_value_t = agentos_kernel::recorder::Durability::default())]
+    durability: agentos_kernel::recorder::Durability,
     /// Write one line to this inherited descriptor once the control socket answers.
     #[arg(long)]
     ready_fd: Option<i32>,
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     config.python_sdk = args.python_sdk;
     config.term_grace = Duration::from_millis(args.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.approval_timeout_ms);
+    config.recorder.durability = args.durability;
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");

@@ -1,22 +1,48 @@
 //! The on-disk format of the flight recorder.
 //!
 //! ```text
-//! recorder/
-//!   segment-000001.log
-//!   segment-000002.log   (a new segment per kernel start, or when a tail does not verify)
+//! STATE_DIR/recorder/
+//!   segment-000001.log          one segment per kernel start (or after a break)
+//!   segment-000001.log.torn-T   bytes of a torn tail cut off by recovery at time T (kept aside)
+//!   key        (0600)           the kernel's ed25519 signing key (32 secret bytes)
+//!   key.pub                     its public key (32 bytes); key id = blake3(key.pub)[..8]
+//!   HEAD                        the latest signed checkpoint (JSON, replaced atomically)
 //!
-//! segment := frame*
-//! frame   := +-------------+------------------------+--------------------+
-//!            | len: u32 LE | body: postcard(Record) | chain: [u8; 32]    |
-//!            +-------------+------------------------+--------------------+
-//! chain   := blake3(previous chain ‖ body)     (the first frame of the log chains from
-//!                                               32 zero bytes; a new segment continues the
-//!                                               chain of the one before it)
+//! segment := header frame*
+//!
+//! header (96 bytes, little endian):
+//!   0 +----------+---------+-------+--------+--------+------------+-----------+---------+
+//!     | magic    | version | flags | log id | key id | prev chain | start seq | ...     |
+//!     | AGOSREC1 | u16 = 1 | u16=0 | [16]   | [8]    | [32]       | u64       |         |
+//!   0 +----------+---------+-------+--------+--------+------------+-----------+---------+
+//!     8          10        12      28       36       68           76
+//!  76 +---------------+--------------+----------+--------------------+
+//!     | break segment | break offset | reserved | crc32(bytes 0..92) |
+//!     | u32 (0: none) | u64          | u32 = 0  | u32                |
+//!  76 +---------------+--------------+----------+--------------------+
+//!     76              80             88         92                   96
+//!
+//! frame := +-------------+----------+----------------+-------------+---------------------+
+//!          | len: u32 LE | type: u8 | body: len bytes| chain: [32] | crc: u32 LE         |
+//!          +-------------+----------+----------------+-------------+---------------------+
+//!          type 1: body = postcard(Record)     type 2: body = postcard(Checkpoint)
+//!
+//! chain := blake3(previous chain ‖ type ‖ body)   the first frame of the log chains from 32
+//!          zero bytes; a segment's header repeats the chain head and the next sequence
+//!          number it continues from, so a deleted or reordered segment is detected.
+//! crc   := crc32(len ‖ type ‖ body ‖ chain)       tells a torn tail (a short frame, or a bad
+//!          CRC with nothing valid after it: a crash mid-write) from tampering (a frame with a
+//!          good CRC whose chain does not match, or a bad frame followed by good ones).
+//!
+//! checkpoint := { next_seq, chain, wall_ms, signature }
+//!          signature = ed25519(key, "agentos-checkpoint-v1" ‖ log id ‖ next_seq ‖ chain):
+//!          records 0..next_seq are sealed by the chain head `chain`. The latest one is also in
+//!          HEAD, so cutting the log's tail below it is detected as truncation.
 //! ```
 //!
 //! Every syscall, decision, signal, spawn and exit is one [`Record`]. Changing, dropping or
-//! reordering a frame breaks every chain value after it, which [`super::read_log`] reports
-//! with the record's sequence number and byte offset.
+//! reordering a frame breaks every chain value after it; [`super::verify`] reports the first
+//! bad one with its sequence number and byte offset.
 
 use std::path::PathBuf;
 
@@ -27,11 +53,244 @@ use serde::{Deserialize, Serialize};
 /// The genesis chain value.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// Bytes of the chain value after each body.
+/// Bytes of the chain value in each frame.
 pub const CHAIN_LEN: usize = 32;
 
 /// Refuse to read a frame body larger than this (a corrupt length).
 pub const MAX_RECORD: u32 = 64 << 20;
+
+/// The segment file magic.
+pub const MAGIC: [u8; 8] = *b"AGOSREC1";
+
+/// The format version in segment headers.
+pub const VERSION: u16 = 1;
+
+/// Bytes of a segment header.
+pub const HEADER_LEN: usize = 96;
+
+/// Bytes of a frame around its body: length, type, chain, CRC.
+pub const FRAME_OVERHEAD: usize = 4 + 1 + CHAIN_LEN + 4;
+
+/// Frame type of a [`Record`].
+pub const TYPE_RECORD: u8 = 1;
+/// Frame type of a [`Checkpoint`].
+pub const TYPE_CHECKPOINT: u8 = 2;
+
+/// The domain separator of checkpoint signatures.
+pub const SIGNING_CONTEXT: &[u8] = b"agentos-checkpoint-v1";
+
+/// A segment's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub version: u16,
+    /// Chosen at random when the log was created; the same in every segment.
+    pub log_id: [u8; 16],
+    /// `blake3(public key)[..8]` of the key that signs this segment's checkpoints.
+    pub key_id: [u8; 8],
+    /// The chain head this segment continues from.
+    pub prev_chain: [u8; 32],
+    /// The sequence number of this segment's first record.
+    pub start_seq: u64,
+    /// Nonzero when this segment starts after a segment that failed verification (tampering):
+    /// that segment's number and the byte offset of its first bad frame.
+    pub break_segment: u32,
+    pub break_offset: u64,
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
+        b[12..28].copy_from_slice(&self.log_id);
+        b[28..36].copy_from_slice(&self.key_id);
+        b[36..68].copy_from_slice(&self.prev_chain);
+        b[68..76].copy_from_slice(&self.start_seq.to_le_bytes());
+        b[76..80].copy_from_slice(&self.break_segment.to_le_bytes());
+        b[80..88].copy_from_slice(&self.break_offset.to_le_bytes());
+        let crc = crc32fast::hash(&b[..92]);
+        b[92..96].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a header; the error says what is wrong with it.
+    pub fn decode(b: &[u8]) -> Result<SegmentHeader, String> {
+        if b.len() < HEADER_LEN {
+            return Err(format!(
+                "segment header cut short ({} of {HEADER_LEN} bytes)",
+                b.len()
+            ));
+        }
+        if b[0..8] != MAGIC {
+            return Err("not a recorder segment (bad magic)".into());
+        }
+        if crc32fast::hash(&b[..92]).to_le_bytes() != b[92..96] {
+            return Err("segment header CRC does not match".into());
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != VERSION {
+            return Err(format!(
+                "segment format version {version}, this build reads {VERSION}"
+            ));
+        }
+        let mut h = SegmentHeader {
+            version,
+            log_id: [0; 16],
+            key_id: [0; 8],
+            prev_chain: [0; 32],
+            start_seq: 0,
+            break_segment: 0,
+            break_offset: 0,
+        };
+        h.log_id.copy_from_slice(&b[12..28]);
+        h.key_id.copy_from_slice(&b[28..36]);
+        h.prev_chain.copy_from_slice(&b[36..68]);
+        h.start_seq = u64_at(b, 68);
+        h.break_segment = u32::from_le_bytes([b[76], b[77], b[78], b[79]]);
+        h.break_offset = u64_at(b, 80);
+        Ok(h)
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// `blake3(prev ‖ type ‖ body)`.
+pub fn chain_next(prev: &[u8; 32], ty: u8, body: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(prev);
+    h.update(&[ty]);
+    h.update(body);
+    *h.finalize().as_bytes()
+}
+
+/// Appends one frame (`body` already encoded) to `out`; returns the new chain head.
+pub fn push_frame(out: &mut Vec<u8>, prev: &[u8; 32], ty: u8, body: &[u8]) -> [u8; 32] {
+    let start = out.len();
+    let chain = chain_next(prev, ty, body);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.push(ty);
+    out.extend_from_slice(body);
+    out.extend_from_slice(&chain);
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    chain
+}
+
+/// One frame as found in a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFrame<'a> {
+    pub ty: u8,
+    pub body: &'a [u8],
+    pub chain: [u8; 32],
+    /// Bytes of the whole frame.
+    pub len: usize,
+}
+
+/// Why the bytes at an offset are not a whole, intact frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Fewer bytes left than the frame needs.
+    Short,
+    /// A length over [`MAX_RECORD`].
+    Length(u32),
+    /// The CRC does not match.
+    Crc,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Short => write!(f, "frame cut short"),
+            FrameError::Length(n) => write!(f, "frame length {n} is over the limit"),
+            FrameError::Crc => write!(f, "frame CRC does not match"),
+        }
+    }
+}
+
+/// Parses the frame at the start of `b` (CRC checked, chain not).
+pub fn parse_frame(b: &[u8]) -> Result<RawFrame<'_>, FrameError> {
+    if b.len() < FRAME_OVERHEAD {
+        return Err(FrameError::Short);
+    }
+    let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if len > MAX_RECORD {
+        return Err(FrameError::Length(len));
+    }
+    let total = FRAME_OVERHEAD + len as usize;
+    if b.len() < total {
+        return Err(FrameError::Short);
+    }
+    let body_end = 5 + len as usize;
+    let crc_at = body_end + CHAIN_LEN;
+    if crc32fast::hash(&b[..crc_at]).to_le_bytes() != b[crc_at..crc_at + 4] {
+        return Err(FrameError::Crc);
+    }
+    let mut chain = [0u8; 32];
+    chain.copy_from_slice(&b[body_end..crc_at]);
+    Ok(RawFrame {
+        ty: b[4],
+        body: &b[5..body_end],
+        chain,
+        len: total,
+    })
+}
+
+/// Whether any intact frame starts after `from` in `b` (a bad frame followed by good ones is
+/// tampering, not a torn tail).
+pub fn intact_frame_after(b: &[u8], from: usize) -> Option<usize> {
+    (from..b.len().saturating_sub(FRAME_OVERHEAD - 1)).find(|&at| parse_frame(&b[at..]).is_ok())
+}
+
+/// A signed statement: records `0..next_seq` end with chain head `chain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub next_seq: u64,
+    pub chain: [u8; 32],
+    pub wall_ms: u64,
+    #[serde(with = "sig_bytes")]
+    pub signature: [u8; 64],
+}
+
+/// The bytes a checkpoint signs.
+pub fn checkpoint_message(log_id: &[u8; 16], next_seq: u64, chain: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNING_CONTEXT.len() + 16 + 8 + 32);
+    m.extend_from_slice(SIGNING_CONTEXT);
+    m.extend_from_slice(log_id);
+    m.extend_from_slice(&next_seq.to_le_bytes());
+    m.extend_from_slice(chain);
+    m
+}
+
+mod sig_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        v.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v: Vec<u8> = Vec::deserialize(d)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
+    }
+}
+
+/// The latest checkpoint, kept in `recorder/HEAD` (JSON, hex strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub log_id: String,
+    pub key_id: String,
+    /// The segment holding the checkpoint frame.
+    pub segment: u32,
+    pub next_seq: u64,
+    pub chain: String,
+    pub signature: String,
+    pub wall_ms: u64,
+}
 
 /// How the policy decided a syscall.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +405,21 @@ pub enum RecordEvent {
     /// Appended (not a field of `Spawn`) so that older segments still decode.
     ReadOnlyGranted {
         paths: Vec<PathBuf>,
+    },
+    /// Recovery at start cut a torn tail (a crash mid-write) off the end of a segment; the
+    /// bytes are kept beside it as `segment-N.log.torn-<ms>`.
+    Recovery {
+        segment: u32,
+        offset: u64,
+        bytes_dropped: u64,
+    },
+    /// At start the existing log failed verification (tampering); it is kept as is and this
+    /// segment's header names the break.
+    RecorderBroken {
+        segment: u32,
+        offset: u64,
+        seq: u64,
+        what: String,
     },
 }
 

@@ -1,23 +1,45 @@
-//! The flight recorder: an append-only, blake3 hash-chained log of everything the kernel
-//! decides (layout in [`format`]).
+//! The flight recorder: an append-only, blake3 hash-chained, ed25519-signed log of everything
+//! the kernel decides (layout in [`format`]).
 //!
-//! Each [`Recorder::append`] writes one whole frame with a single `write` before it returns,
-//! so a record is in the file (page cache) before the syscall it describes is answered and
-//! survives the kernel being killed. Signed checkpoints, fsync modes and crash recovery of a
-//! torn tail build on this format.
+//! One writer thread owns the segment file. Appenders hand it records through a bounded
+//! channel (a full queue blocks the appender: backpressure, never unbounded memory); it
+//! drains whatever is queued, encodes the group, writes it with one `write` and — in
+//! [`Durability::Always`] — one `fdatasync`, and only then tells each appender its sequence
+//! number. In [`Durability::Batch`] the appender is told once the group is written (page
+//! cache: it survives the kernel being killed) and the file is fsynced within
+//! [`RecorderOptions::batch_interval`]. Every [`RecorderOptions::checkpoint_every`] records or
+//! [`RecorderOptions::checkpoint_interval`], and when the recorder closes, it appends a signed
+//! checkpoint and, once that is durable, replaces `HEAD` with it.
+//!
+//! On open, [`Recorder::open`] verifies the existing log ([`verify::scan`]): a torn tail of the
+//! last segment (a crash mid-write) is copied aside, cut off and recorded as
+//! [`RecordEvent::Recovery`]; a log that fails verification is never repaired: the new
+//! segment's header names the break and [`RecordEvent::RecorderBroken`] records it.
+//!
+//! Never: answer an appender before its record is written (and, in `always`, fsynced); write
+//! `HEAD` ahead of what is durable; rewrite anything but a torn tail.
 
 pub mod format;
+pub mod key;
+pub mod verify;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use agentos_syscalls::AgentId;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use ed25519_dalek::{Signer, SigningKey};
 
-use format::{segment_name, CHAIN_LEN, GENESIS, MAX_RECORD};
+use format::{
+    checkpoint_message, push_frame, segment_name, Checkpoint, Head, SegmentHeader, TYPE_CHECKPOINT,
+    TYPE_RECORD, VERSION,
+};
 pub use format::{DecisionRecord, Record, RecordEvent};
+pub use verify::{scan, segments, ProblemKind, ScanOptions, Verification};
 
 /// A recorder step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +59,24 @@ pub enum RecorderError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read or create the recorder key {path}")]
+    Key {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("recorder key {path} is not 32 bytes; restore it from a backup (or move it away to start a new key, which old checkpoints will not verify against)")]
+    KeyFormat { path: PathBuf },
+    #[error("cannot recover the torn tail of {path}")]
+    Recover {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the recorder's writer thread")]
+    Thread(#[source] std::io::Error),
+    #[error("the recorder's writer failed: {what}; the kernel cannot record (check the disk under the state dir, then restart the kernel)")]
+    Writer { what: String },
+    #[error("the recorder is closed")]
+    Closed,
     #[error("record does not encode")]
     Encode(#[source] postcard::Error),
     #[error("{path}: record {seq} at byte {offset}: {what}")]
@@ -48,24 +88,141 @@ pub enum RecorderError {
     },
 }
 
-struct Writer {
-    file: File,
-    path: PathBuf,
-    seq: u64,
-    chain: [u8; 32],
-    buf: Vec<u8>,
+/// When an appended record is on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The appender returns once its record's group is fsynced (group commit): nothing an
+    /// agent saw answered is lost even to a power cut, at the cost of an fsync in every
+    /// lone syscall's round trip.
+    Always,
+    /// The appender returns once its record is written (it survives the kernel being killed);
+    /// fsync follows within [`RecorderOptions::batch_interval`]. The default, so that a
+    /// syscall's round trip stays within its budget (DESIGN §10); choose `always` where a
+    /// power cut must not lose the last interval.
+    #[default]
+    Batch,
 }
 
-/// The kernel's recorder. Appends are serialized; each is one `write(2)`.
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(Durability::Always),
+            "batch" => Ok(Durability::Batch),
+            other => Err(format!(
+                "unknown durability `{other}`; use `always` or `batch`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Always => "always",
+            Durability::Batch => "batch",
+        })
+    }
+}
+
+/// How the recorder writes.
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    pub durability: Durability,
+    /// The longest a written record waits for its fsync in `batch` mode.
+    pub batch_interval: Duration,
+    /// A signed checkpoint after this many records…
+    pub checkpoint_every: u64,
+    /// …or this long after the last one, whichever comes first.
+    pub checkpoint_interval: Duration,
+    /// Records the appenders may queue ahead of the writer.
+    pub queue: usize,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::default(),
+            batch_interval: Duration::from_millis(50),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_millis(1000),
+            queue: 4096,
+        }
+    }
+}
+
+/// The most records written in one group.
+const MAX_GROUP: usize = 1024;
+
+/// Under load, how long the writer waits for the next record before writing a `batch` group.
+const GATHER_BATCH: Duration = Duration::from_micros(5);
+
+/// Under load, the longest the writer gathers an `always` group before its fsync: half the
+/// last fsync's duration, within these bounds (gathering pays while it is cheaper than the
+/// fsync it saves).
+const GATHER_ALWAYS: (Duration, Duration) = (Duration::from_micros(50), Duration::from_millis(2));
+
+type Outcome = Result<u64, String>;
+
+enum Done {
+    Sync(Sender<Outcome>),
+    Async(tokio::sync::oneshot::Sender<Outcome>),
+}
+
+impl Done {
+    fn send(self, o: Outcome) {
+        match self {
+            Done::Sync(tx) => {
+                let _ = tx.send(o);
+            }
+            Done::Async(tx) => {
+                let _ = tx.send(o);
+            }
+        }
+    }
+}
+
+// Appends are the common message; boxing them would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Append {
+        agent: Option<AgentId>,
+        event: RecordEvent,
+        done: Done,
+    },
+    /// Write, checkpoint and fsync everything so far; `stop` ends the writer.
+    Seal { done: Done, stop: bool },
+}
+
+/// A record on its way to the log; [`Ticket::wait`] returns its sequence number once it is as
+/// durable as the recorder's mode promises.
+#[derive(Debug)]
+pub struct Ticket(Receiver<Outcome>);
+
+impl Ticket {
+    pub fn wait(self) -> Result<u64, RecorderError> {
+        match self.0.recv() {
+            Ok(o) => o.map_err(|what| RecorderError::Writer { what }),
+            Err(_) => Err(RecorderError::Closed),
+        }
+    }
+}
+
+/// The kernel's recorder.
 pub struct Recorder {
     dir: PathBuf,
-    boot: Instant,
-    writer: Mutex<Writer>,
+    durability: Durability,
+    tx: Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").field("dir", &self.dir).finish()
+        f.debug_struct("Recorder")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .finish()
     }
 }
 
@@ -76,46 +233,96 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Segment numbers present in `dir`, ascending.
-fn segments(dir: &Path) -> Result<Vec<u32>, RecorderError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| RecorderError::Dir {
-        path: dir.into(),
-        source,
-    })?;
-    let mut out: Vec<u32> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("segment-")?
-                .strip_suffix(".log")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    out.sort_unstable();
-    Ok(out)
+/// What [`Recorder::open`] found in the existing log.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    /// A torn tail that was cut off (and recorded).
+    pub recovered: Option<verify::TornTail>,
+    /// The log failed verification (recorded; never repaired).
+    pub broken: Option<verify::Problem>,
 }
 
 impl Recorder {
-    /// Opens the recorder in `dir`, continuing the chain of the existing log in a new segment.
-    /// A log that does not verify is left untouched and the new segment restarts the chain;
-    /// the error is returned beside the recorder so the kernel can report it.
+    /// Opens the recorder in `dir` with default options (see [`Recorder::open_with`]).
     pub fn open(dir: &Path) -> Result<(Recorder, Option<RecorderError>), RecorderError> {
+        let (rec, report) = Self::open_with(dir, RecorderOptions::default())?;
+        let problem = report.broken.map(|p| RecorderError::Corrupt {
+            path: dir.join(segment_name(p.segment)),
+            seq: p.seq,
+            offset: p.offset,
+            what: p.what,
+        });
+        Ok((rec, problem))
+    }
+
+    /// Opens the recorder in `dir`: loads (or creates) the key, verifies the existing log,
+    /// recovers a torn tail, and starts a new segment continuing the chain.
+    pub fn open_with(
+        dir: &Path,
+        opts: RecorderOptions,
+    ) -> Result<(Recorder, OpenReport), RecorderError> {
         std::fs::create_dir_all(dir).map_err(|source| RecorderError::Dir {
             path: dir.into(),
             source,
         })?;
+        let key = key::load_or_create(dir)?;
+        let key_id = key::key_id(&key.verifying_key());
         let existing = segments(dir)?;
-        let (seq, chain, problem) = match read_log(dir) {
-            Ok(records) => match records.last() {
-                Some((rec, chain)) => (rec.seq + 1, *chain, None),
-                None => (0, GENESIS, None),
-            },
-            Err(e) => (0, GENESIS, Some(e)),
+        let v = scan(dir, ScanOptions { signatures: true }, |_, _| {})?;
+        let mut report = OpenReport::default();
+        let mut pending: Vec<(Option<AgentId>, RecordEvent)> = Vec::new();
+        let (mut break_segment, mut break_offset) = (0, 0);
+        if let Some(p) = &v.problem {
+            tracing::error!(
+                segment = p.segment, seq = p.seq, offset = p.offset, what = %p.what,
+                "the flight recorder log fails verification; it is kept as is (never repaired) and a new segment starts after the break; inspect it with `agentctl recorder verify`"
+            );
+            break_segment = p.segment;
+            break_offset = p.offset;
+            pending.push((
+                None,
+                RecordEvent::RecorderBroken {
+                    segment: p.segment,
+                    offset: p.offset,
+                    seq: p.seq,
+                    what: p.what.clone(),
+                },
+            ));
+            report.broken = Some(p.clone());
+        } else if let Some(t) = &v.torn_tail {
+            recover_torn(dir, t)?;
+            tracing::warn!(
+                segment = t.segment,
+                offset = t.offset,
+                bytes = t.bytes,
+                "flight recorder: cut a torn tail off the last segment (a crash mid-write); the bytes are kept beside it"
+            );
+            pending.push((
+                None,
+                RecordEvent::Recovery {
+                    segment: t.segment,
+                    offset: t.offset,
+                    bytes_dropped: t.bytes,
+                },
+            ));
+            report.recovered = Some(t.clone());
+        }
+        let log_id = match v.raw_log_id {
+            Some(id) => id,
+            None => key::random_bytes::<16>()?,
         };
         let n = existing.last().map_or(1, |n| n + 1);
         let path = dir.join(segment_name(n));
-        let file = OpenOptions::new()
+        let header = SegmentHeader {
+            version: VERSION,
+            log_id,
+            key_id,
+            prev_chain: v.chain,
+            start_seq: v.records,
+            break_segment,
+            break_offset,
+        };
+        let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&path)
@@ -123,141 +330,506 @@ impl Recorder {
                 path: path.clone(),
                 source,
             })?;
+        let werr = |source| RecorderError::Write {
+            path: path.clone(),
+            source,
+        };
+        file.write_all(&header.encode()).map_err(werr)?;
+        file.sync_all().map_err(werr)?;
+        sync_dir(dir);
         let writer = Writer {
+            dir: dir.into(),
             file,
             path,
-            seq,
-            chain,
-            buf: Vec::with_capacity(4096),
+            segment: n,
+            seq: v.records,
+            chain: v.chain,
+            buf: Vec::with_capacity(64 << 10),
+            body: Vec::with_capacity(1024),
+            key,
+            log_id,
+            key_id,
+            durability: opts.durability,
+            boot: Instant::now(),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            dirty_since: None,
+            pending_head: None,
+            failed: None,
+            last_fsync: Duration::ZERO,
+            last_head: None,
+            opts: opts.clone(),
         };
-        Ok((
-            Recorder {
-                dir: dir.into(),
-                boot: Instant::now(),
-                writer: Mutex::new(writer),
-            },
-            problem,
-        ))
+        let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
+        let thread = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || writer.run(rx))
+            .map_err(RecorderError::Thread)?;
+        let rec = Recorder {
+            dir: dir.into(),
+            durability: opts.durability,
+            tx,
+            thread: Mutex::new(Some(thread)),
+        };
+        for (agent, event) in pending {
+            rec.append(agent, event)?;
+        }
+        Ok((rec, report))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Appends one record and returns its sequence number. The frame is in the file when this
-    /// returns.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Queues one record (blocking while the queue is full).
+    pub fn submit(
+        &self,
+        agent: Option<AgentId>,
+        event: RecordEvent,
+    ) -> Result<Ticket, RecorderError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(Msg::Append {
+                agent,
+                event,
+                done: Done::Sync(tx),
+            })
+            .map_err(|_| RecorderError::Closed)?;
+        Ok(Ticket(rx))
+    }
+
+    /// Appends one record and returns its sequence number once it is written (and, in
+    /// `always` mode, fsynced).
     pub fn append(&self, agent: Option<AgentId>, event: RecordEvent) -> Result<u64, RecorderError> {
-        let mono_us = self.boot.elapsed().as_micros() as u64;
-        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.submit(agent, event)?.wait()
+    }
+
+    /// [`Recorder::append`] for async callers: waits without blocking the runtime (the queue
+    /// being full still blocks briefly: backpressure).
+    pub async fn append_async(
+        &self,
+        agent: Option<AgentId>,
+        event: RecordEvent,
+    ) -> Result<u64, RecorderError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = Msg::Append {
+            agent,
+            event,
+            done: Done::Async(tx),
+        };
+        match self.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                let sent = tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+                    .await
+                    .unwrap_or(false);
+                if !sent {
+                    return Err(RecorderError::Closed);
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(RecorderError::Closed),
+        }
+        match rx.await {
+            Ok(o) => o.map_err(|what| RecorderError::Writer { what }),
+            Err(_) => Err(RecorderError::Closed),
+        }
+    }
+
+    /// Writes a signed checkpoint and fsyncs everything so far (and `HEAD`).
+    pub fn seal(&self) -> Result<(), RecorderError> {
+        self.seal_inner(false)
+    }
+
+    fn seal_inner(&self, stop: bool) -> Result<(), RecorderError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(Msg::Seal {
+                done: Done::Sync(tx),
+                stop,
+            })
+            .map_err(|_| RecorderError::Closed)?;
+        Ticket(rx).wait().map(|_| ())
+    }
+
+    /// Seals the log and stops the writer; later appends fail with [`RecorderError::Closed`].
+    pub fn close(&self) -> Result<(), RecorderError> {
+        let r = self.seal_inner(true);
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        match r {
+            Err(RecorderError::Closed) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "flight recorder: closing failed");
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Copies a torn tail aside (`segment-N.log.torn-<ms>`) and cuts it off the segment.
+fn recover_torn(dir: &Path, t: &verify::TornTail) -> Result<(), RecorderError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = dir.join(segment_name(t.segment));
+    let err = |source| RecorderError::Recover {
+        path: path.clone(),
+        source,
+    };
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
+    let mut tail = Vec::new();
+    f.seek(SeekFrom::Start(t.offset)).map_err(err)?;
+    f.read_to_end(&mut tail).map_err(err)?;
+    let aside = dir.join(format!("{}.torn-{}", segment_name(t.segment), now_ms()));
+    let mut a = File::create(&aside).map_err(err)?;
+    a.write_all(&tail).map_err(err)?;
+    a.sync_all().map_err(err)?;
+    f.set_len(t.offset).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    segment: u32,
+    seq: u64,
+    chain: [u8; 32],
+    buf: Vec<u8>,
+    body: Vec<u8>,
+    key: SigningKey,
+    log_id: [u8; 16],
+    key_id: [u8; 8],
+    durability: Durability,
+    boot: Instant,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    /// The oldest write not yet fsynced.
+    dirty_since: Option<Instant>,
+    /// A checkpoint to publish in `HEAD` once it is fsynced.
+    pending_head: Option<Head>,
+    /// Set after an I/O error: every later append fails with it.
+    failed: Option<String>,
+    /// When `HEAD` was last written (`None`: not yet by this writer).
+    last_head: Option<Instant>,
+    /// How long the last `fdatasync` took.
+    last_fsync: Duration,
+    opts: RecorderOptions,
+}
+
+impl Writer {
+    fn next_deadline(&self) -> Option<Instant> {
+        let fsync = match self.durability {
+            Durability::Batch => self.dirty_since.map(|t| t + self.opts.batch_interval),
+            Durability::Always => None,
+        };
+        let checkpoint = (self.since_checkpoint > 0)
+            .then(|| self.last_checkpoint + self.opts.checkpoint_interval);
+        match (fsync, checkpoint) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut group: Vec<Msg> = Vec::with_capacity(MAX_GROUP);
+        let mut waiters: Vec<(Done, Outcome)> = Vec::with_capacity(MAX_GROUP);
+        let mut last_group = 0usize;
+        loop {
+            let first = match self.next_deadline() {
+                Some(d) => match rx.recv_deadline(d) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                },
+            };
+            group.extend(first);
+            self.gather(&rx, &mut group, last_group);
+            last_group = group.len();
+            let mut seal = false;
+            let mut stop = false;
+            for msg in group.drain(..) {
+                match msg {
+                    Msg::Append { agent, event, done } => {
+                        let o = self.encode(agent, event);
+                        waiters.push((done, o));
+                    }
+                    Msg::Seal { done, stop: s } => {
+                        seal = true;
+                        stop |= s;
+                        waiters.push((done, Ok(self.seq)));
+                    }
+                }
+            }
+            let due = self.since_checkpoint >= self.opts.checkpoint_every
+                || (self.since_checkpoint > 0
+                    && self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval);
+            if seal || due {
+                self.checkpoint();
+            }
+            self.flush();
+            let fsync = seal
+                || self.durability == Durability::Always
+                || self
+                    .dirty_since
+                    .is_some_and(|t| t.elapsed() >= self.opts.batch_interval);
+            if fsync {
+                self.sync(seal);
+            }
+            for (done, o) in waiters.drain(..) {
+                done.send(match &self.failed {
+                    Some(f) => Err(f.clone()),
+                    None => o,
+                });
+            }
+            if stop {
+                return;
+            }
+        }
+        self.checkpoint();
+        self.flush();
+        self.sync(true);
+    }
+
+    /// Drains what is queued into `group`. Under load (the last group had several records)
+    /// it waits a little for more: a few µs in `batch` (fewer, larger writes), up to
+    /// half an fsync in `always` (fewer fsyncs, each far longer than the wait). A lone
+    /// appender (groups of one) never waits.
+    fn gather(&self, rx: &Receiver<Msg>, group: &mut Vec<Msg>, last_group: usize) {
+        let drain = |group: &mut Vec<Msg>| {
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(m) => group.push(m),
+                    Err(_) => break,
+                }
+            }
+        };
+        drain(group);
+        if group.is_empty() || last_group < 2 {
+            return;
+        }
+        let (quiet, longest) = match self.durability {
+            Durability::Batch => (GATHER_BATCH, GATHER_BATCH * 4),
+            Durability::Always => {
+                let longest = (self.last_fsync / 2).clamp(GATHER_ALWAYS.0, GATHER_ALWAYS.1);
+                (longest / 4, longest)
+            }
+        };
+        let start = Instant::now();
+        let mut last_arrival = start;
+        while group.len() < MAX_GROUP && start.elapsed() < longest {
+            let before = group.len();
+            drain(group);
+            if group.len() > before {
+                last_arrival = Instant::now();
+            } else if last_arrival.elapsed() >= quiet {
+                break;
+            } else {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn encode(&mut self, agent: Option<AgentId>, event: RecordEvent) -> Outcome {
+        if let Some(f) = &self.failed {
+            return Err(f.clone());
+        }
         let record = Record {
-            seq: w.seq,
+            seq: self.seq,
             wall_ms: now_ms(),
-            mono_us,
+            mono_us: self.boot.elapsed().as_micros() as u64,
             agent,
             event,
         };
-        let Writer {
-            buf,
-            chain,
-            file,
-            path,
-            seq,
-        } = &mut *w;
-        buf.clear();
-        buf.extend_from_slice(&[0; 4]);
-        let mut body_and_header =
-            postcard::to_extend(&record, std::mem::take(buf)).map_err(RecorderError::Encode)?;
-        let body_len = body_and_header.len() - 4;
-        body_and_header[..4].copy_from_slice(&(body_len as u32).to_le_bytes());
-        let next = chain_next(chain, &body_and_header[4..]);
-        body_and_header.extend_from_slice(&next);
-        file.write_all(&body_and_header)
-            .map_err(|source| RecorderError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        *chain = next;
-        *buf = body_and_header;
-        let this = *seq;
-        *seq += 1;
-        Ok(this)
+        self.body.clear();
+        let body = postcard::to_extend(&record, std::mem::take(&mut self.body))
+            .map_err(|e| format!("record {} does not encode: {e}", record.seq))?;
+        self.chain = push_frame(&mut self.buf, &self.chain, TYPE_RECORD, &body);
+        self.body = body;
+        self.seq += 1;
+        self.since_checkpoint += 1;
+        Ok(record.seq)
     }
-}
 
-fn chain_next(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(prev);
-    h.update(body);
-    *h.finalize().as_bytes()
-}
+    fn checkpoint(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        let signature = self
+            .key
+            .sign(&checkpoint_message(&self.log_id, self.seq, &self.chain))
+            .to_bytes();
+        let cp = Checkpoint {
+            next_seq: self.seq,
+            chain: self.chain,
+            wall_ms: now_ms(),
+            signature,
+        };
+        let body = match postcard::to_stdvec(&cp) {
+            Ok(b) => b,
+            Err(e) => {
+                self.failed = Some(format!("checkpoint does not encode: {e}"));
+                return;
+            }
+        };
+        self.pending_head = Some(Head {
+            log_id: hex::encode(self.log_id),
+            key_id: hex::encode(self.key_id),
+            segment: self.segment,
+            next_seq: cp.next_seq,
+            chain: hex::encode(cp.chain),
+            signature: hex::encode(cp.signature),
+            wall_ms: cp.wall_ms,
+        });
+        self.chain = push_frame(&mut self.buf, &self.chain, TYPE_CHECKPOINT, &body);
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+    }
 
-/// Reads and verifies the whole log in `dir`: every record with the chain value after it.
-/// The first frame that is cut short, does not decode, breaks the chain or the sequence is
-/// reported with its segment, sequence number and byte offset.
-pub fn read_log(dir: &Path) -> Result<Vec<(Record, [u8; 32])>, RecorderError> {
-    let mut out = Vec::new();
-    let mut chain = GENESIS;
-    let mut expect_seq = 0u64;
-    for n in segments(dir)? {
-        let path = dir.join(segment_name(n));
-        let mut bytes = Vec::new();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|source| RecorderError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let mut off = 0usize;
-        while off < bytes.len() {
-            let corrupt = |what: String| RecorderError::Corrupt {
-                path: path.clone(),
-                seq: expect_seq,
-                offset: off as u64,
-                what,
-            };
-            if bytes.len() - off < 4 {
-                return Err(corrupt("frame header cut short".into()));
+    fn flush(&mut self) {
+        if self.buf.is_empty() || self.failed.is_some() {
+            self.buf.clear();
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            self.fail(format!("cannot write {}: {e}", self.path.display()));
+        }
+        self.buf.clear();
+        self.dirty_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Fsyncs what was written; then publishes the latest checkpoint in `HEAD` — at most once
+    /// per checkpoint interval (each `HEAD` costs an fsync of its own), always when `seal`.
+    fn sync(&mut self, seal: bool) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.dirty_since.is_some() {
+            let start = Instant::now();
+            let synced = self.file.sync_data();
+            self.last_fsync = start.elapsed();
+            if let Err(e) = synced {
+                self.fail(format!("cannot fsync {}: {e}", self.path.display()));
+                return;
             }
-            let mut len4 = [0u8; 4];
-            len4.copy_from_slice(&bytes[off..off + 4]);
-            let len = u32::from_le_bytes(len4);
-            if len > MAX_RECORD {
-                return Err(corrupt(format!("frame length {len} is over the limit")));
+            self.dirty_since = None;
+        }
+        let head_due = seal
+            || self
+                .last_head
+                .is_none_or(|t| t.elapsed() >= self.opts.checkpoint_interval);
+        if let Some(head) = self.pending_head.take_if(|_| head_due) {
+            self.last_head = Some(Instant::now());
+            if let Err(e) = write_head(&self.dir, &head) {
+                self.fail(format!("cannot write recorder/HEAD: {e}"));
             }
-            let body_end = off + 4 + len as usize;
-            if body_end + CHAIN_LEN > bytes.len() {
-                return Err(corrupt("frame cut short".into()));
-            }
-            let body = &bytes[off + 4..body_end];
-            let next = chain_next(&chain, body);
-            if next[..] != bytes[body_end..body_end + CHAIN_LEN] {
-                return Err(corrupt(
-                    "chain hash does not match (record changed, dropped or reordered)".into(),
-                ));
-            }
-            let record: Record = postcard::from_bytes(body)
-                .map_err(|e| corrupt(format!("record does not decode: {e}")))?;
-            if record.seq != expect_seq {
-                return Err(corrupt(format!(
-                    "sequence number {} where {expect_seq} was expected",
-                    record.seq
-                )));
-            }
-            chain = next;
-            expect_seq += 1;
-            off = body_end + CHAIN_LEN;
-            out.push((record, chain));
         }
     }
-    Ok(out)
+
+    fn fail(&mut self, what: String) {
+        tracing::error!(%what, "flight recorder writer failed; every later record fails");
+        self.failed = Some(what);
+    }
+}
+
+/// Replaces `dir/HEAD` atomically (temp file, fsync, rename). The dir is not fsynced: after a
+/// power loss the rename may be lost, leaving the previous (older, still valid) `HEAD`.
+fn write_head(dir: &Path, head: &Head) -> std::io::Result<()> {
+    let tmp = dir.join("HEAD.tmp");
+    let bytes = serde_json::to_vec_pretty(head).map_err(std::io::Error::other)?;
+    let mut f = File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(verify::HEAD_FILE))
+}
+
+/// Reads and verifies the whole log in `dir` (chain, sequence, segment headers; not the
+/// signatures — see [`verify::scan`]): every record with the chain value after it. The first
+/// frame that is changed, dropped or reordered is reported with its segment, sequence number
+/// and byte offset. A torn tail at the end of the last segment (a record being written right
+/// now, or a crash) ends the log without an error.
+pub fn read_log(dir: &Path) -> Result<Vec<(Record, [u8; 32])>, RecorderError> {
+    let mut out = Vec::new();
+    let v = scan(dir, ScanOptions { signatures: false }, |r, c| {
+        out.push((r, *c))
+    })?;
+    match v.problem {
+        Some(p) => Err(RecorderError::Corrupt {
+            path: dir.join(segment_name(p.segment)),
+            seq: p.seq,
+            offset: p.offset,
+            what: p.what,
+        }),
+        None => Ok(out),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::format::{parse_frame, HEADER_LEN};
     use super::*;
 
     fn stop(r: &str) -> RecordEvent {
         RecordEvent::KernelStop { reason: r.into() }
+    }
+
+    fn full(dir: &Path) -> Verification {
+        scan(dir, ScanOptions { signatures: true }, |_, _| {}).unwrap()
+    }
+
+    /// Byte offsets of every frame in a segment.
+    fn frames(path: &Path) -> Vec<(usize, u8)> {
+        let b = std::fs::read(path).unwrap();
+        let mut off = HEADER_LEN;
+        let mut out = Vec::new();
+        while off < b.len() {
+            let f = parse_frame(&b[off..]).unwrap();
+            out.push((off, f.ty));
+            off += f.len;
+        }
+        out
+    }
+
+    fn reasons(dir: &Path) -> Vec<String> {
+        read_log(dir)
+            .unwrap()
+            .iter()
+            .map(|(r, _)| match &r.event {
+                RecordEvent::KernelStop { reason } => reason.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
     }
 
     #[test]
@@ -270,16 +842,78 @@ mod tests {
         drop(rec);
         let (rec, _) = Recorder::open(dir.path()).unwrap();
         assert_eq!(rec.append(None, stop("c")).unwrap(), 2);
-        let log = read_log(dir.path()).unwrap();
-        let reasons: Vec<_> = log
-            .iter()
-            .map(|(r, _)| match &r.event {
-                RecordEvent::KernelStop { reason } => reason.clone(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(reasons, ["a", "b", "c"]);
+        drop(rec);
+        assert_eq!(reasons(dir.path()), ["a", "b", "c"]);
         assert_eq!(segments(dir.path()).unwrap(), vec![1, 2]);
+        let v = full(dir.path());
+        assert_eq!((v.problem.clone(), v.exit_code(), v.records), (None, 0, 3));
+        assert_eq!(v.head.unwrap().next_seq, 3);
+    }
+
+    #[test]
+    fn the_key_is_private_and_named_in_headers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        drop(Recorder::open(dir.path()).unwrap());
+        let mode = std::fs::metadata(dir.path().join("key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let public = key::load_public(dir.path()).unwrap().unwrap();
+        let seg = std::fs::read(dir.path().join(segment_name(1))).unwrap();
+        let h = SegmentHeader::decode(&seg).unwrap();
+        assert_eq!(h.key_id, key::key_id(&public));
+    }
+
+    #[test]
+    fn checkpoints_every_n_records_and_always_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RecorderOptions {
+            durability: Durability::Always,
+            checkpoint_every: 10,
+            ..RecorderOptions::default()
+        };
+        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        for i in 0..25 {
+            assert_eq!(rec.append(None, stop("x")).unwrap(), i);
+        }
+        let v = full(dir.path());
+        // 10 and 20 sealed so far; HEAD names the first (fsynced) one: it is replaced at
+        // most once per checkpoint interval.
+        let cps: Vec<u64> = v.segments[0]
+            .checkpoints
+            .iter()
+            .map(|c| c.next_seq)
+            .collect();
+        assert_eq!(cps, [10, 20]);
+        assert_eq!((v.unsealed, v.exit_code()), (5, 3));
+        assert_eq!(v.head.as_ref().unwrap().next_seq, 10);
+        drop(rec);
+        let v = full(dir.path());
+        assert_eq!((v.unsealed, v.exit_code()), (0, 0));
+    }
+
+    #[test]
+    fn many_appenders_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RecorderOptions {
+            durability: Durability::Always,
+            ..RecorderOptions::default()
+        };
+        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        rec.append(None, stop("x")).unwrap();
+                    }
+                });
+            }
+        });
+        drop(rec);
+        assert_eq!(read_log(dir.path()).unwrap().len(), 800);
+        assert_eq!(full(dir.path()).exit_code(), 0);
     }
 
     #[test]
@@ -291,17 +925,121 @@ mod tests {
         }
         drop(rec);
         let path = dir.path().join(segment_name(1));
+        let second = frames(&path)[1].0;
         let mut bytes = std::fs::read(&path).unwrap();
-        let first_len = 4 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize + CHAIN_LEN;
-        let target = first_len + 6;
-        bytes[target] ^= 0x01;
+        bytes[second + 6] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         match read_log(dir.path()) {
             Err(RecorderError::Corrupt { seq, offset, .. }) => {
                 assert_eq!(seq, 1);
-                assert_eq!(offset, first_len as u64);
+                assert_eq!(offset, second as u64);
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(full(dir.path()).exit_code(), 1);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_kept_aside_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        for r in ["one", "two"] {
+            rec.append(None, stop(r)).unwrap();
+        }
+        drop(rec);
+        let path = dir.path().join(segment_name(1));
+        let len = std::fs::metadata(&path).unwrap().len();
+        // A crash mid-write: half a frame at the end.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[9, 0, 0, 0, 1, 7, 7]).unwrap();
+        drop(f);
+        assert_eq!(full(dir.path()).torn_tail.unwrap().offset, len);
+        let (rec, report) = Recorder::open_with(dir.path(), RecorderOptions::default()).unwrap();
+        let torn = report.recovered.unwrap();
+        assert_eq!((torn.segment, torn.offset, torn.bytes), (1, len, 7));
+        assert!(report.broken.is_none());
+        drop(rec);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".torn-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        let log = read_log(dir.path()).unwrap();
+        assert_eq!(
+            log[2].0.event,
+            RecordEvent::Recovery {
+                segment: 1,
+                offset: len,
+                bytes_dropped: 7
+            }
+        );
+        assert_eq!(full(dir.path()).exit_code(), 0);
+    }
+
+    #[test]
+    fn a_bad_frame_followed_by_good_ones_is_tampering_and_never_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        for r in ["one", "two", "three"] {
+            rec.append(None, stop(r)).unwrap();
+        }
+        drop(rec);
+        let path = dir.path().join(segment_name(1));
+        let first = frames(&path)[0].0;
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[first + 8] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let (rec, report) = Recorder::open_with(dir.path(), RecorderOptions::default()).unwrap();
+        let broken = report.broken.unwrap();
+        assert_eq!(
+            (broken.segment, broken.seq, broken.offset),
+            (1, 0, first as u64)
+        );
+        assert!(report.recovered.is_none());
+        drop(rec);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "never repaired");
+        let seg2 = std::fs::read(dir.path().join(segment_name(2))).unwrap();
+        let h = SegmentHeader::decode(&seg2).unwrap();
+        assert_eq!((h.break_segment, h.break_offset), (1, first as u64));
+        let v = full(dir.path());
+        assert_eq!((v.exit_code(), v.problem.unwrap().seq), (1, 0));
+    }
+
+    #[test]
+    fn cutting_sealed_records_is_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        for r in ["one", "two", "three", "four"] {
+            rec.append(None, stop(r)).unwrap();
+        }
+        drop(rec);
+        let path = dir.path().join(segment_name(1));
+        // Cut the last two records and the shutdown checkpoint at a frame boundary.
+        let third = frames(&path)[2].0;
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(third as u64).unwrap();
+        let v = full(dir.path());
+        let p = v.problem.clone().unwrap();
+        assert_eq!(
+            (v.exit_code(), p.kind, p.seq),
+            (2, ProblemKind::Truncated, 2)
+        );
+    }
+
+    #[test]
+    fn a_replaced_key_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        rec.append(None, stop("one")).unwrap();
+        drop(rec);
+        std::fs::remove_file(dir.path().join("key")).unwrap();
+        std::fs::remove_file(dir.path().join("key.pub")).unwrap();
+        key::load_or_create(dir.path()).unwrap();
+        let v = full(dir.path());
+        let p = v.problem.unwrap();
+        assert_eq!((p.kind, p.seq, p.segment), (ProblemKind::Tampered, 0, 1));
+        assert!(p.what.contains("key"), "{}", p.what);
     }
 }

@@ -345,7 +345,7 @@ struct Judgment {
 
 /// The policy action, resource, access and payload size of a call; `None` for calls no rule
 /// governs (closing a descriptor, reading one's own inbox, dry-run checks, exit).
-fn classify(call: &Syscall) -> Result<Option<(String, String, Access, u64)>, Errno> {
+pub(crate) fn classify(call: &Syscall) -> Result<Option<(String, String, Access, u64)>, Errno> {
     let path = |p: &str| agentos_vfs::normalize(p);
     Ok(match call {
         Syscall::Read { path: p, .. } | Syscall::List { path: p } | Syscall::Stat { path: p } => {
@@ -620,16 +620,18 @@ async fn handle(
             c.denied += 1;
         }
     }
-    let recorded = k.record(
-        Some(agent.id),
-        RecordEvent::Syscall {
-            id,
-            call,
-            decision: judgment.record.clone(),
-            result: result.clone(),
-            duration_us,
-        },
-    );
+    let recorded = k
+        .record_async(
+            Some(agent.id),
+            RecordEvent::Syscall {
+                id,
+                call,
+                decision: judgment.record.clone(),
+                result: result.clone(),
+                duration_us,
+            },
+        )
+        .await;
     // Nothing is answered that is not in the recorder.
     let result = if recorded {
         result

@@ -1,6 +1,7 @@
 //! The agent the integration tests run inside real sandboxes. `agentos-test-agent MODE ARGS…`:
 //!
-//! - `spin`: write a counter to working memory forever (one syscall per iteration)
+//! - `spin [print]`: write a counter to working memory forever (one syscall per iteration);
+//!   with `print`, print `n <counter>` after each answered write
 //! - `term-handler [ignore]`: register a SIGTERM handler, say `ready`, wait; the handler exits
 //!   cleanly (or, with `ignore`, does nothing, so the kernel must SIGKILL after the grace period)
 //! - `no-handler`: connect, say `ready`, wait (POSIX SIGTERM ends it)
@@ -70,9 +71,13 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
     match mode {
         "spin" => {
             say("ready");
+            let print = rest.first().is_some_and(|a| a == "print");
             let mut i: u64 = 0;
             loop {
                 client.write("/mem/working/counter", &i.to_le_bytes())?;
+                if print {
+                    say(&format!("n {i}"));
+                }
                 i += 1;
             }
         }

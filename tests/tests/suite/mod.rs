@@ -4,5 +4,6 @@ mod lifecycle;
 mod policy;
 mod protocol;
 mod python;
+mod recorder;
 mod syscalls;
 mod unprivileged;

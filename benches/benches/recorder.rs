@@ -1,0 +1,240 @@
+//! DESIGN §10: the flight recorder appends and verifies ≥ 500k records/s, and ≥ 50k/s in
+//! `always` durability.
+//!
+//! Every op is one typical syscall record (a 8-byte `write` to `/mem/working/counter` with its
+//! decision), through the real [`Recorder`] in a temp dir on the state dir's disk:
+//! - `agentos/append_batch`: `batch` durability, `WINDOW` records in flight (as many agents'
+//!   syscalls are), each appender waiting for its write.
+//! - `agentos/append_always`: the same in `always` durability (each record fsynced before its
+//!   appender returns; group commit shares one `fdatasync` per group).
+//! - `agentos/verify`: `verify::scan` of a sealed 100k-record log (chain, CRC, decode,
+//!   sequence, signatures, HEAD), per record.
+//! - `info/append_batch_one_appender`: one appender, one record at a time (latency-bound).
+//! - `floor/raw_buffered_write`: the same frame bytes through a `BufWriter<File>`.
+//! - `floor/raw_fdatasync_per_group`: the same bytes, `WINDOW` frames per `write` +
+//!   `fdatasync`.
+
+// Bench code: a failure must abort the run loudly, so unwrap/expect are intended here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agentos_benches::{fmt_ns, Samples};
+use agentos_kernel::recorder::format::{push_frame, GENESIS, TYPE_RECORD};
+use agentos_kernel::recorder::{
+    scan, DecisionRecord, Durability, Record, RecordEvent, Recorder, RecorderOptions, ScanOptions,
+};
+use agentos_syscalls::{AgentId, Reply, Syscall, WriteMode};
+use criterion::Criterion;
+
+const SAMPLE_SIZE: usize = 10;
+const WINDOW: usize = 256;
+const VERIFY_LOG: u64 = 100_000;
+
+const BATCH: &str = "agentos/append_batch";
+const ALWAYS: &str = "agentos/append_always";
+const VERIFY: &str = "agentos/verify";
+const ONE: &str = "info/append_batch_one_appender";
+const RAW: &str = "floor/raw_buffered_write";
+const RAW_SYNC: &str = "floor/raw_fdatasync_per_group";
+
+fn event(i: u64) -> RecordEvent {
+    RecordEvent::Syscall {
+        id: i,
+        call: Syscall::Write {
+            path: "/mem/working/counter".into(),
+            data: i.to_le_bytes().to_vec(),
+            mode: WriteMode::Truncate,
+        },
+        decision: DecisionRecord {
+            allowed: true,
+            policy_allowed: true,
+            rule: "working-rw (.agents/security.md:7)".into(),
+            reason: "allowed by rule working-rw".into(),
+            violation: false,
+            mode: "strict".into(),
+        },
+        result: Ok(Reply::Written { bytes: 8 }),
+        duration_us: 12,
+    }
+}
+
+fn frame_bytes(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chain = GENESIS;
+    for i in 0..n as u64 {
+        let r = Record {
+            seq: i,
+            wall_ms: 1_700_000_000_000,
+            mono_us: i,
+            agent: Some(AgentId(1)),
+            event: event(i),
+        };
+        chain = push_frame(
+            &mut out,
+            &chain,
+            TYPE_RECORD,
+            &postcard::to_stdvec(&r).unwrap(),
+        );
+    }
+    out
+}
+
+fn open(dir: &Path, durability: Durability) -> Recorder {
+    let opts = RecorderOptions {
+        durability,
+        ..RecorderOptions::default()
+    };
+    Recorder::open_with(dir, opts).unwrap().0
+}
+
+/// `iters` records through `rec`, `window` in flight.
+fn pipelined(rec: &Recorder, iters: u64, window: usize) -> Duration {
+    let start = Instant::now();
+    let mut q = VecDeque::with_capacity(window);
+    for i in 0..iters {
+        if q.len() == window {
+            let t: agentos_kernel::recorder::Ticket = q.pop_front().unwrap();
+            t.wait().unwrap();
+        }
+        q.push_back(rec.submit(Some(AgentId(1)), event(i)).unwrap());
+    }
+    for t in q {
+        t.wait().unwrap();
+    }
+    start.elapsed()
+}
+
+fn benches(c: &mut Criterion) -> Samples {
+    let samples = RefCell::new(Samples::new(SAMPLE_SIZE));
+    let tmp = tempfile::Builder::new()
+        .prefix("agentos-recorder-bench-")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    let mut group = c.benchmark_group("recorder");
+    group
+        .sample_size(SAMPLE_SIZE)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+
+    let frames = frame_bytes(WINDOW);
+    let frame_len = frames.len() / WINDOW;
+    group.bench_function(RAW, |b| {
+        let path = tmp.path().join("raw");
+        b.iter_custom(|iters| {
+            let f = std::fs::File::create(&path).unwrap();
+            let mut w = std::io::BufWriter::with_capacity(64 << 10, f);
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                let at = (i % WINDOW) * frame_len;
+                w.write_all(&frames[at..at + frame_len]).unwrap();
+            }
+            w.flush().unwrap();
+            let t = start.elapsed();
+            samples.borrow_mut().push(RAW, iters, t);
+            t
+        })
+    });
+    group.bench_function(RAW_SYNC, |b| {
+        let path = tmp.path().join("raw-sync");
+        b.iter_custom(|iters| {
+            let mut f = std::fs::File::create(&path).unwrap();
+            let start = Instant::now();
+            let mut left = iters as usize;
+            while left > 0 {
+                let n = left.min(WINDOW);
+                f.write_all(&frames[..n * frame_len]).unwrap();
+                f.sync_data().unwrap();
+                left -= n;
+            }
+            let t = start.elapsed();
+            samples.borrow_mut().push(RAW_SYNC, iters, t);
+            t
+        })
+    });
+    for (name, durability, window) in [
+        (BATCH, Durability::Batch, WINDOW),
+        (ALWAYS, Durability::Always, WINDOW),
+        (ONE, Durability::Batch, 1),
+    ] {
+        let dir = tmp.path().join(name.replace('/', "-"));
+        let rec = open(&dir, durability);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let t = pipelined(&rec, iters, window);
+                samples.borrow_mut().push(name, iters, t);
+                t
+            })
+        });
+        drop(rec);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let dir = tmp.path().join("verify");
+    let rec = open(&dir, Durability::Batch);
+    pipelined(&rec, VERIFY_LOG, WINDOW);
+    drop(rec);
+    group.bench_function(VERIFY, |b| {
+        b.iter_custom(|iters| {
+            let runs = iters.div_ceil(VERIFY_LOG);
+            let start = Instant::now();
+            for _ in 0..runs {
+                let v = scan(&dir, ScanOptions { signatures: true }, |_, _| {}).unwrap();
+                assert_eq!((v.exit_code(), v.records), (0, VERIFY_LOG));
+            }
+            let per = start.elapsed().as_secs_f64() / (runs * (VERIFY_LOG)) as f64;
+            let t = Duration::from_secs_f64(per * iters as f64);
+            samples.borrow_mut().push(VERIFY, iters, t);
+            t
+        })
+    });
+    group.finish();
+    samples.into_inner()
+}
+
+fn report(s: &Samples) {
+    let rate = |ns: f64| format!("{:.0}k/s", 1e6 / ns);
+    println!();
+    println!("recorder summary (median of per-sample means, per record; window {WINDOW})");
+    println!(
+        "{:<36} {:>12} {:>12} {:>8}",
+        "bench", "median", "records/s", "samples"
+    );
+    for n in [RAW, RAW_SYNC, BATCH, ALWAYS, ONE, VERIFY] {
+        match s.median(n) {
+            Some(m) => println!(
+                "{:<36} {:>12} {:>12} {:>8}",
+                n,
+                fmt_ns(m),
+                rate(m),
+                s.count(n)
+            ),
+            None => println!("{n:<36} not run"),
+        }
+    }
+    let budget = |name: &str, floor: &str, need: f64| {
+        if let (Some(a), Some(f)) = (s.median(name), s.median(floor)) {
+            let per_s = 1e9 / a;
+            let verdict = if per_s >= need { "within" } else { "OVER" };
+            println!(
+                "{name}: {:.0} records/s ({verdict} the {:.0}k/s budget), {:.1}× {floor}",
+                per_s,
+                need / 1e3,
+                a / f
+            );
+        }
+    };
+    budget(BATCH, RAW, 500e3);
+    budget(VERIFY, RAW, 500e3);
+    budget(ALWAYS, RAW_SYNC, 50e3);
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let samples = benches(&mut c);
+    c.final_summary();
+    report(&samples);
+}

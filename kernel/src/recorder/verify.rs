@@ -1,0 +1,514 @@
+//! Reading and verifying a recorder dir without a kernel: chain, sequence, segment headers,
+//! checkpoint signatures and the signed `HEAD`. Used by the kernel's recovery at start,
+//! [`super::read_log`] and `agentctl recorder verify|show|tail|export`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::Serialize;
+
+use super::format::{
+    chain_next, checkpoint_message, intact_frame_after, parse_frame, segment_name, Checkpoint,
+    Head, Record, SegmentHeader, GENESIS, HEADER_LEN, TYPE_CHECKPOINT, TYPE_RECORD,
+};
+use super::{key, RecorderError};
+
+/// The recorder's head file name.
+pub const HEAD_FILE: &str = "HEAD";
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A changed, dropped, reordered or inserted frame or segment, or a replaced key.
+    Tampered,
+    /// The log ends before the signed `HEAD` says it does.
+    Truncated,
+}
+
+/// The first bad place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub segment: u32,
+    /// The sequence number of the record expected at that place.
+    pub seq: u64,
+    /// Byte offset in the segment.
+    pub offset: u64,
+    pub what: String,
+}
+
+/// One checkpoint found in a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointInfo {
+    /// Records `0..next_seq` are sealed.
+    pub next_seq: u64,
+    pub offset: u64,
+    pub wall_ms: u64,
+    /// `None` when there is no public key to check it with.
+    pub signature_ok: Option<bool>,
+}
+
+/// Short or bad-CRC bytes at the very end of the last segment (a crash mid-write).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TornTail {
+    pub segment: u32,
+    pub offset: u64,
+    pub bytes: u64,
+    pub what: String,
+}
+
+/// What one segment holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentReport {
+    pub segment: u32,
+    pub path: PathBuf,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub records: u64,
+    pub bytes: u64,
+    /// The chain (and every frame) verified up to the segment's end.
+    pub chain_ok: bool,
+    pub checkpoints: Vec<CheckpointInfo>,
+    /// Set when this segment was started after a broken one: `(segment, offset)` of the break.
+    pub starts_after_break: Option<(u32, u64)>,
+}
+
+/// The result of verifying a recorder dir.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verification {
+    pub dir: PathBuf,
+    pub log_id: Option<String>,
+    pub key_id: Option<String>,
+    pub segments: Vec<SegmentReport>,
+    /// Records read (the next sequence number).
+    pub records: u64,
+    /// The last checkpoint's `next_seq` (records below it are sealed).
+    pub sealed: Option<u64>,
+    /// Records after the last checkpoint (normal for a running kernel).
+    pub unsealed: u64,
+    pub torn_tail: Option<TornTail>,
+    pub head: Option<Head>,
+    pub problem: Option<Problem>,
+    pub notes: Vec<String>,
+    /// The chain head after the last good frame.
+    #[serde(skip)]
+    pub chain: [u8; 32],
+    #[serde(skip)]
+    pub raw_log_id: Option<[u8; 16]>,
+}
+
+impl Verification {
+    /// `agentctl recorder verify`'s exit code: 0 ok, 1 tampered, 2 truncated, 3 unsealed tail.
+    pub fn exit_code(&self) -> u8 {
+        match &self.problem {
+            Some(p) if p.kind == ProblemKind::Tampered => 1,
+            Some(_) => 2,
+            None if self.unsealed > 0 || self.torn_tail.is_some() => 3,
+            None => 0,
+        }
+    }
+}
+
+/// What to check.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    /// Check checkpoint signatures and `HEAD` (needs `key.pub`).
+    pub signatures: bool,
+}
+
+/// Segment numbers present in `dir`, ascending.
+pub fn segments(dir: &Path) -> Result<Vec<u32>, RecorderError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| RecorderError::Dir {
+        path: dir.into(),
+        source,
+    })?;
+    let mut out: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("segment-")?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Reads `recorder/HEAD`, if present.
+pub fn read_head(dir: &Path) -> Result<Option<Head>, RecorderError> {
+    let path = dir.join(HEAD_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| RecorderError::Corrupt {
+                path,
+                seq: 0,
+                offset: 0,
+                what: format!("HEAD does not parse: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RecorderError::Open { path, source }),
+    }
+}
+
+fn hex16(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+/// Verifies the whole log in `dir`, handing each good record (with the chain head after it)
+/// to `sink` in order. Stops at the first problem. I/O errors (an unreadable dir or file) are
+/// errors; everything wrong with the contents is in the report.
+pub fn scan(
+    dir: &Path,
+    opts: ScanOptions,
+    mut sink: impl FnMut(Record, &[u8; 32]),
+) -> Result<Verification, RecorderError> {
+    let public: Option<VerifyingKey> = if opts.signatures {
+        key::load_public(dir)?
+    } else {
+        None
+    };
+    let mut v = Verification {
+        dir: dir.into(),
+        chain: GENESIS,
+        key_id: public.as_ref().map(|p| hex16(&key::key_id(p))),
+        ..Verification::default()
+    };
+    if opts.signatures && public.is_none() {
+        v.notes
+            .push("no recorder/key.pub: checkpoint signatures not checked".into());
+    }
+    let seg_numbers = segments(dir)?;
+    let mut expect_seq = 0u64;
+    let mut checkpoints: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    let mut prev_number: Option<u32> = None;
+    let last_number = seg_numbers.last().copied();
+    'segments: for n in seg_numbers {
+        let path = dir.join(segment_name(n));
+        let bytes = std::fs::read(&path).map_err(|source| RecorderError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let mut report = SegmentReport {
+            segment: n,
+            path: path.clone(),
+            first_seq: None,
+            last_seq: None,
+            records: 0,
+            bytes: bytes.len() as u64,
+            chain_ok: false,
+            checkpoints: Vec::new(),
+            starts_after_break: None,
+        };
+        let problem = |seq: u64, offset: usize, what: String| Problem {
+            kind: ProblemKind::Tampered,
+            segment: n,
+            seq,
+            offset: offset as u64,
+            what,
+        };
+        if let Some(p) = prev_number {
+            if n != p + 1 {
+                v.problem = Some(problem(
+                    expect_seq,
+                    0,
+                    format!(
+                        "segment {} is missing (segment {p} is followed by {n})",
+                        p + 1
+                    ),
+                ));
+                v.segments.push(report);
+                break;
+            }
+        }
+        prev_number = Some(n);
+        let header = match SegmentHeader::decode(&bytes) {
+            Ok(h) => h,
+            Err(what) => {
+                v.problem = Some(problem(expect_seq, 0, what));
+                v.segments.push(report);
+                break;
+            }
+        };
+        if header.break_segment != 0 {
+            report.starts_after_break = Some((header.break_segment, header.break_offset));
+        }
+        match v.raw_log_id {
+            None => {
+                v.raw_log_id = Some(header.log_id);
+                v.log_id = Some(hex16(&header.log_id));
+            }
+            Some(id) if id != header.log_id => {
+                v.problem = Some(problem(
+                    expect_seq,
+                    0,
+                    format!(
+                        "segment belongs to another log (log id {}, expected {})",
+                        hex16(&header.log_id),
+                        hex16(&id)
+                    ),
+                ));
+                v.segments.push(report);
+                break;
+            }
+            Some(_) => {}
+        }
+        if let Some(p) = &public {
+            if header.key_id != key::key_id(p) {
+                v.problem = Some(problem(
+                    header.start_seq,
+                    0,
+                    format!(
+                        "segment is signed by key id {} but recorder/key.pub has key id {} (the key was replaced)",
+                        hex16(&header.key_id),
+                        hex16(&key::key_id(p))
+                    ),
+                ));
+                v.segments.push(report);
+                break;
+            }
+        }
+        if header.start_seq != expect_seq || header.prev_chain != v.chain {
+            v.problem = Some(problem(
+                expect_seq,
+                0,
+                format!(
+                    "segment header continues from seq {} and another chain head than the log before it ends with (seq {expect_seq}): a segment was deleted, replaced or reordered",
+                    header.start_seq
+                ),
+            ));
+            v.segments.push(report);
+            break;
+        }
+        let mut off = HEADER_LEN;
+        while off < bytes.len() {
+            let frame = match parse_frame(&bytes[off..]) {
+                Ok(f) => f,
+                Err(e) => {
+                    if let Some(next) = intact_frame_after(&bytes, off + 1) {
+                        v.problem = Some(problem(
+                            expect_seq,
+                            off,
+                            format!("{e}, and an intact frame follows at byte {next}: the frame was changed, not torn"),
+                        ));
+                        v.segments.push(report);
+                        break 'segments;
+                    }
+                    let torn = TornTail {
+                        segment: n,
+                        offset: off as u64,
+                        bytes: (bytes.len() - off) as u64,
+                        what: e.to_string(),
+                    };
+                    if Some(n) != last_number {
+                        v.problem = Some(problem(
+                            expect_seq,
+                            off,
+                            format!("{e} at the end of segment {n}, which is not the last segment"),
+                        ));
+                        v.segments.push(report);
+                        break 'segments;
+                    }
+                    v.torn_tail = Some(torn);
+                    break;
+                }
+            };
+            let next = chain_next(&v.chain, frame.ty, frame.body);
+            if next != frame.chain {
+                v.problem = Some(problem(
+                    expect_seq,
+                    off,
+                    "chain hash does not match (a record was changed, dropped, inserted or reordered)".into(),
+                ));
+                v.segments.push(report);
+                break 'segments;
+            }
+            match frame.ty {
+                TYPE_RECORD => {
+                    let record: Record = match postcard::from_bytes(frame.body) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            v.problem = Some(problem(
+                                expect_seq,
+                                off,
+                                format!("record does not decode: {e}"),
+                            ));
+                            v.segments.push(report);
+                            break 'segments;
+                        }
+                    };
+                    if record.seq != expect_seq {
+                        v.problem = Some(problem(
+                            expect_seq,
+                            off,
+                            format!(
+                                "sequence number {} where {expect_seq} was expected",
+                                record.seq
+                            ),
+                        ));
+                        v.segments.push(report);
+                        break 'segments;
+                    }
+                    report.first_seq.get_or_insert(record.seq);
+                    report.last_seq = Some(record.seq);
+                    report.records += 1;
+                    expect_seq += 1;
+                    sink(record, &next);
+                }
+                TYPE_CHECKPOINT => {
+                    let cp: Checkpoint = match postcard::from_bytes(frame.body) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            v.problem = Some(problem(
+                                expect_seq,
+                                off,
+                                format!("checkpoint does not decode: {e}"),
+                            ));
+                            v.segments.push(report);
+                            break 'segments;
+                        }
+                    };
+                    if cp.next_seq != expect_seq || cp.chain != v.chain {
+                        v.problem = Some(problem(
+                            expect_seq,
+                            off,
+                            format!(
+                                "checkpoint seals seq {} but stands after seq {expect_seq}",
+                                cp.next_seq
+                            ),
+                        ));
+                        v.segments.push(report);
+                        break 'segments;
+                    }
+                    let signature_ok = public.as_ref().map(|p| {
+                        p.verify(
+                            &checkpoint_message(&header.log_id, cp.next_seq, &cp.chain),
+                            &Signature::from_bytes(&cp.signature),
+                        )
+                        .is_ok()
+                    });
+                    report.checkpoints.push(CheckpointInfo {
+                        next_seq: cp.next_seq,
+                        offset: off as u64,
+                        wall_ms: cp.wall_ms,
+                        signature_ok,
+                    });
+                    if signature_ok == Some(false) {
+                        v.problem = Some(problem(
+                            cp.next_seq.saturating_sub(1),
+                            off,
+                            format!(
+                                "checkpoint sealing records below {} has a signature that recorder/key.pub does not verify",
+                                cp.next_seq
+                            ),
+                        ));
+                        v.segments.push(report);
+                        break 'segments;
+                    }
+                    checkpoints.insert(cp.next_seq, cp.chain);
+                    v.sealed = Some(cp.next_seq);
+                }
+                other => {
+                    v.problem = Some(problem(
+                        expect_seq,
+                        off,
+                        format!("unknown frame type {other}"),
+                    ));
+                    v.segments.push(report);
+                    break 'segments;
+                }
+            }
+            v.chain = next;
+            off += frame.len;
+        }
+        report.chain_ok = true;
+        v.segments.push(report);
+    }
+    v.records = expect_seq;
+    v.unsealed = expect_seq - v.sealed.unwrap_or(0).min(expect_seq);
+    if opts.signatures && v.problem.is_none() {
+        check_head(dir, &mut v, public.as_ref(), &checkpoints)?;
+    }
+    Ok(v)
+}
+
+fn check_head(
+    dir: &Path,
+    v: &mut Verification,
+    public: Option<&VerifyingKey>,
+    checkpoints: &BTreeMap<u64, [u8; 32]>,
+) -> Result<(), RecorderError> {
+    let last_segment = v.segments.last().map_or(0, |s| s.segment);
+    let end = v.segments.last().map_or(0, |s| s.bytes);
+    let Some(head) = read_head(dir)? else {
+        // The kernel writes HEAD once the first checkpoint is fsynced; a log with more
+        // than one checkpoint and no HEAD lost it.
+        if checkpoints.len() > 1 {
+            v.problem = Some(Problem {
+                kind: ProblemKind::Truncated,
+                segment: last_segment,
+                seq: v.records,
+                offset: end,
+                what: "recorder/HEAD is missing though the log holds checkpoints".into(),
+            });
+        }
+        return Ok(());
+    };
+    let tampered = |what: String| Problem {
+        kind: ProblemKind::Tampered,
+        segment: head.segment,
+        seq: head.next_seq.saturating_sub(1),
+        offset: 0,
+        what,
+    };
+    let decode = |s: &str| hex::decode(s).unwrap_or_default();
+    let log_id: Option<[u8; 16]> = decode(&head.log_id).try_into().ok();
+    let chain: Option<[u8; 32]> = decode(&head.chain).try_into().ok();
+    let sig: Option<[u8; 64]> = decode(&head.signature).try_into().ok();
+    let (Some(log_id), Some(chain), Some(sig)) = (log_id, chain, sig) else {
+        v.problem = Some(tampered("recorder/HEAD has malformed fields".into()));
+        return Ok(());
+    };
+    if v.raw_log_id.is_some_and(|id| id != log_id) {
+        v.problem = Some(tampered("recorder/HEAD belongs to another log".into()));
+        return Ok(());
+    }
+    if let Some(p) = public {
+        let ok = p
+            .verify(
+                &checkpoint_message(&log_id, head.next_seq, &chain),
+                &Signature::from_bytes(&sig),
+            )
+            .is_ok();
+        if !ok {
+            v.problem = Some(tampered(
+                "recorder/HEAD's signature does not verify with recorder/key.pub".into(),
+            ));
+            return Ok(());
+        }
+    }
+    if head.next_seq > v.records {
+        v.problem = Some(Problem {
+            kind: ProblemKind::Truncated,
+            segment: last_segment,
+            seq: v.records,
+            offset: v.torn_tail.as_ref().map_or(end, |t| t.offset),
+            what: format!(
+                "the log ends before seq {} but the signed HEAD seals records up to seq {} (records or segments were cut off the end)",
+                v.records,
+                head.next_seq - 1
+            ),
+        });
+    } else if checkpoints.get(&head.next_seq) != Some(&chain) {
+        v.problem = Some(tampered(format!(
+            "no checkpoint in the log matches the signed HEAD (records below {})",
+            head.next_seq
+        )));
+    }
+    v.head = Some(head);
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Replay, what-if form: re-decide every recorded syscall against another policy and list the
+//! decisions that would change (DESIGN §8). The calls are classified exactly as the syscall
+//! server classifies them (`server::classify`). Not re-decided: calls no rule governs
+//! (`builtin`), rate limits (they depend on timing), and the kernel's base policy.
+
+use std::collections::BTreeMap;
+
+use agentos_policy::{Policy, Request};
+use serde::Serialize;
+
+use crate::recorder::{DecisionRecord, Record, RecordEvent};
+
+/// One decision that would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    pub agent: Option<u64>,
+    pub syscall: String,
+    pub action: String,
+    pub resource: String,
+    /// `allow`, `deny`, `approval` or `dry_run`.
+    pub recorded: String,
+    pub recorded_rule: String,
+    pub now: String,
+    pub now_rule: String,
+    pub now_reason: String,
+}
+
+/// The result of a what-if replay.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WhatIf {
+    /// Syscall records considered (after the agent filter).
+    pub syscalls: u64,
+    /// Of those, re-decided (governed by a policy rule).
+    pub judged: u64,
+    /// `recorded → now` and how many times.
+    pub counts: BTreeMap<String, u64>,
+    /// Every change, in log order.
+    pub changes: Vec<Change>,
+}
+
+fn recorded_verdict(d: &DecisionRecord) -> &'static str {
+    if !d.policy_allowed {
+        "deny"
+    } else if d.reason.starts_with("requires_approval") || d.reason.starts_with("approval ") {
+        "approval"
+    } else if d.reason.starts_with("dry_run") {
+        "dry_run"
+    } else {
+        "allow"
+    }
+}
+
+/// Re-decides every syscall in `records` (only agent `agent`'s, if given) under `policy`.
+pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatIf {
+    let mut out = WhatIf::default();
+    for r in records {
+        let RecordEvent::Syscall { call, decision, .. } = &r.event else {
+            continue;
+        };
+        let who = r.agent.map(|a| a.0);
+        if agent.is_some_and(|a| who != Some(a)) {
+            continue;
+        }
+        out.syscalls += 1;
+        if decision.mode == "builtin" {
+            continue;
+        }
+        let Ok(Some((action, resource, access, bytes))) = crate::server::classify(call) else {
+            continue;
+        };
+        out.judged += 1;
+        let d = policy.decide(&Request {
+            action: &action,
+            resource: &resource,
+            access,
+            bytes,
+            now_ms: r.wall_ms,
+        });
+        let now = if !d.allowed {
+            "deny"
+        } else if d.requires_approval {
+            "approval"
+        } else if d.dry_run {
+            "dry_run"
+        } else {
+            "allow"
+        };
+        let recorded = recorded_verdict(decision);
+        if recorded == now {
+            continue;
+        }
+        *out.counts.entry(format!("{recorded} → {now}")).or_default() += 1;
+        out.changes.push(Change {
+            seq: r.seq,
+            agent: who,
+            syscall: call.name().into(),
+            action,
+            resource,
+            recorded: recorded.into(),
+            recorded_rule: decision.rule.clone(),
+            now: now.into(),
+            now_rule: d.rule.map(|r| r.to_string()).unwrap_or_default(),
+            now_reason: d.reason,
+        });
+    }
+    out
+}
