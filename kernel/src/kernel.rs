@@ -50,6 +50,8 @@ pub(crate) struct KernelInner {
     /// The sandbox layers this host offers (`agentos-launch --probe` at start), plus the
     /// `full_sandbox` entry saying whether a missing one refuses spawns.
     pub host_layers: Vec<Layer>,
+    /// The cgroup hierarchies agents get groups in, or why there are none.
+    pub cgroups: Result<agentos_userspace::launch::cgroup::Host, String>,
     _lock: std::fs::File,
 }
 
@@ -189,7 +191,8 @@ impl Kernel {
             tracing::error!(error = %p, "the existing flight recorder log does not verify; it is kept as is and a new chain starts");
         }
         let spawner = Spawner::start().map_err(KernelError::Spawner)?;
-        let host_layers = crate::sandbox::probe_host(&config);
+        let mut host_layers = crate::sandbox::probe_host(&config);
+        let cgroups = crate::sandbox::setup_cgroups(&mut host_layers, &config.limits);
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
@@ -200,6 +203,7 @@ impl Kernel {
             started_ms: now_ms(),
             shutdown,
             host_layers,
+            cgroups,
             _lock: lock_file,
         });
         inner.record(
@@ -331,6 +335,11 @@ impl Kernel {
                 )
                 .await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), agent.wait_exit()).await;
+            }
+        }
+        if let Ok(host) = &self.inner.cgroups {
+            if let Err(e) = host.remove_parents(std::process::id()) {
+                tracing::warn!(error = %e, "cannot remove the kernel's cgroups");
             }
         }
         self.inner.record(

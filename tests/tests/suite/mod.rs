@@ -2,5 +2,6 @@ mod cli;
 mod escape;
 mod lifecycle;
 mod protocol;
+mod resources;
 mod syscalls;
 mod unprivileged;
