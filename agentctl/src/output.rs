@@ -45,6 +45,7 @@ pub fn agent_json(a: &AgentInfo) -> Value {
         "policy": a.policy_path,
         "policy_digest": hex::encode(a.policy_digest),
         "log": a.log_path,
+        "usage": a.usage.map(|u| json!({"memory_bytes": u.memory_bytes, "pids": u.pids})),
         "sandbox": a.jail.as_ref().map(|j| j.layers.iter().map(|l| json!({"layer": l.name, "status": layer_status(&l.status).0, "detail": layer_status(&l.status).1})).collect::<Vec<_>>()),
     })
 }
@@ -82,12 +83,17 @@ fn age(ms: u64) -> String {
     }
 }
 
+/// Memory for the table: `12.3MiB`.
+fn mib(bytes: u64) -> String {
+    format!("{:.1}MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
 pub fn print_table(agents: &[AgentInfo]) {
     if agents.is_empty() {
         println!("no agents (start one with `agentctl spawn --policy FILE -- PROGRAM`)");
         return;
     }
-    let rows: Vec<[String; 8]> = agents
+    let rows: Vec<[String; 10]> = agents
         .iter()
         .map(|a| {
             let cmd = std::iter::once(a.program.as_str())
@@ -101,24 +107,26 @@ pub fn print_table(agents: &[AgentInfo]) {
                 a.pid.map_or("-".into(), |p| p.to_string()),
                 a.counters.syscalls.to_string(),
                 a.counters.denied.to_string(),
+                a.usage.map_or("-".into(), |u| mib(u.memory_bytes)),
+                a.usage.map_or("-".into(), |u| u.pids.to_string()),
                 age(a.started_ms),
                 cmd,
             ]
         })
         .collect();
     let header = [
-        "ID", "NAME", "STATE", "PID", "SYSCALLS", "DENIED", "AGE", "COMMAND",
+        "ID", "NAME", "STATE", "PID", "SYSCALLS", "DENIED", "MEM", "PIDS", "AGE", "COMMAND",
     ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()).take(7) {
+        for (w, c) in widths.iter_mut().zip(r.iter()).take(9) {
             *w = (*w).max(c.len());
         }
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i < 7 {
+            if i < 9 {
                 s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
             } else {
                 s.push_str(c);
@@ -163,6 +171,13 @@ pub fn print_agent(a: &AgentInfo) {
         a.counters.parked,
         a.counters.signals
     );
+    if let Some(u) = a.usage {
+        println!(
+            "  usage:    {} memory · {} pids",
+            mib(u.memory_bytes),
+            u.pids
+        );
+    }
     println!("  log:      {}", a.log_path.display());
     match &a.jail {
         Some(j) => {

@@ -5,6 +5,11 @@
 //!   fork → jail → exec → SDK handshake → first answered `write`); the sample reports the sum.
 //! - `floor/fork_exec_true`: `std::process::Command::new("/bin/true").status()`, i.e. a bare
 //!   fork + exec + wait with no jail.
+//! - `floor/bwrap_true`: `bwrap --unshare-all --die-with-parent --ro-bind / / /bin/true`, the
+//!   same life inside bubblewrap's sandbox (namespaces, no landlock/seccomp/cgroup); skipped,
+//!   with a line saying so, when `bwrap` is not installed (`benches/install-bench-deps.sh`).
+//! - `agentos/jailed_spawn_to_exit`: the kernel spawns `/bin/true` as an agent into the full
+//!   jail (cgroup included where the host gives one) and the caller waits until it is reaped.
 
 // Bench code: a failure must abort the run loudly, so unwrap/expect are intended here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +22,16 @@ use agentos_benches::{fmt_ns, own_binary, BenchKernel, Samples};
 use criterion::Criterion;
 
 const FLOOR: &str = "floor/fork_exec_true";
+const BWRAP: &str = "floor/bwrap_true";
+const JAILED: &str = "agentos/jailed_spawn_to_exit";
+const BWRAP_ARGS: &[&str] = &[
+    "--unshare-all",
+    "--die-with-parent",
+    "--ro-bind",
+    "/",
+    "/",
+    "/bin/true",
+];
 const AGENTOS: &str = "agentos/spawn_to_first_syscall";
 const BUDGET_NS: f64 = 10e6;
 const SAMPLE_SIZE: usize = 20;
@@ -47,6 +62,35 @@ fn spawn(c: &mut Criterion) -> Samples {
             t
         })
     });
+    if let Some(bwrap) = bwrap() {
+        group.bench_function(BWRAP, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let status = Command::new(&bwrap)
+                        .args(BWRAP_ARGS)
+                        .status()
+                        .expect("run bwrap");
+                    assert!(status.success(), "bwrap {BWRAP_ARGS:?} ended with {status}");
+                }
+                let t = start.elapsed();
+                samples.borrow_mut().push(BWRAP, iters, t);
+                t
+            })
+        });
+    }
+    let true_bin = std::path::Path::new("/bin/true");
+    group.bench_function(JAILED, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                kernel.run(true_bin, &[]);
+            }
+            let t = start.elapsed();
+            samples.borrow_mut().push(JAILED, iters, t);
+            t
+        })
+    });
     group.bench_function(AGENTOS, |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
@@ -63,12 +107,38 @@ fn spawn(c: &mut Criterion) -> Samples {
     samples.into_inner()
 }
 
+/// The `bwrap` on `PATH`, if it runs here.
+fn bwrap() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|d| d.join("bwrap"))
+        .find(|p| p.is_file());
+    let Some(found) = found else {
+        println!(
+            "{BWRAP}: skipped: bwrap is not installed (run `bash benches/install-bench-deps.sh`)"
+        );
+        return None;
+    };
+    let works = Command::new(&found)
+        .args(BWRAP_ARGS)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        println!(
+            "{BWRAP}: skipped: {} {BWRAP_ARGS:?} fails on this host",
+            found.display()
+        );
+        return None;
+    }
+    Some(found)
+}
+
 fn report(s: &Samples) {
     let show = |v: Option<f64>| v.map_or_else(|| "not run".into(), fmt_ns);
     println!();
     println!("spawn summary (median of per-sample means, per spawn)");
     println!("{:<40} {:>12} {:>8}", "bench", "median", "samples");
-    for n in [FLOOR, AGENTOS, WALL] {
+    for n in [FLOOR, BWRAP, JAILED, AGENTOS, WALL] {
         println!("{:<40} {:>12} {:>8}", n, show(s.median(n)), s.count(n));
     }
     if let (Some(a), Some(f)) = (s.median(AGENTOS), s.median(FLOOR)) {
@@ -77,6 +147,17 @@ fn report(s: &Samples) {
             "spawn → first syscall: {} ({verdict} the 10 ms budget), {:.1}× fork+exec of /bin/true",
             fmt_ns(a),
             a / f
+        );
+    }
+    if let (Some(j), Some(f)) = (s.median(JAILED), s.median(FLOOR)) {
+        let vs_bwrap = s.median(BWRAP).map_or_else(
+            || "bwrap not run".into(),
+            |b| format!("{:.1}× bwrap", j / b),
+        );
+        println!(
+            "jailed spawn → exit of /bin/true: {}, {:.1}× fork+exec, {vs_bwrap}",
+            fmt_ns(j),
+            j / f
         );
     }
 }

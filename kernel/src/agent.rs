@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use agentos_policy::{Policy, RateLimiter};
-use agentos_syscalls::control::{AgentCounters, AgentInfo, AgentState, ExitStatus};
+use agentos_syscalls::control::{AgentCounters, AgentInfo, AgentState, AgentUsage, ExitStatus};
 use agentos_syscalls::{AgentId, JailReport, KernelFrame, Signal};
+use agentos_userspace::launch::cgroup::AgentGroup;
 use agentos_vfs::MemFs;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -100,6 +101,8 @@ pub(crate) struct Agent {
     pub base_limiter: Mutex<RateLimiter>,
     /// The launcher's last `agentos-launch: …` line, for a sandbox failure report.
     pub launcher_error: Mutex<Option<String>>,
+    /// The agent's cgroup(s), where the host gave the kernel any; removed once it ends.
+    pub cgroup: Option<AgentGroup>,
 }
 
 impl Agent {
@@ -173,6 +176,19 @@ impl Agent {
             policy_digest: policy.digest(),
             log_path: self.log.path.clone(),
             jail: lock(&self.jail).clone(),
+            usage: self.usage(),
         }
+    }
+
+    /// What the agent's cgroup says it uses, while it runs.
+    pub fn usage(&self) -> Option<AgentUsage> {
+        let group = self.cgroup.as_ref()?;
+        if self.is_exited() {
+            return None;
+        }
+        Some(AgentUsage {
+            memory_bytes: group.memory_bytes().unwrap_or(0),
+            pids: group.pids().unwrap_or(0),
+        })
     }
 }

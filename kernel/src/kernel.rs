@@ -54,6 +54,8 @@ pub(crate) struct KernelInner {
     pub host_layers: Vec<Layer>,
     /// Calls parked for operator approval.
     pub approvals: Approvals,
+    /// The cgroup hierarchies agents get groups in, or why there are none.
+    pub cgroups: Result<agentos_userspace::launch::cgroup::Host, String>,
     _lock: std::fs::File,
 }
 
@@ -232,7 +234,8 @@ impl Kernel {
         let (recorder, _report) =
             Recorder::open_with(&config.recorder_dir(), config.recorder.clone())?;
         let spawner = Spawner::start().map_err(KernelError::Spawner)?;
-        let host_layers = crate::sandbox::probe_host(&config);
+        let mut host_layers = crate::sandbox::probe_host(&config);
+        let cgroups = crate::sandbox::setup_cgroups(&mut host_layers, &config.limits);
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
@@ -244,6 +247,7 @@ impl Kernel {
             shutdown,
             host_layers,
             approvals: Approvals::default(),
+            cgroups,
             _lock: lock_file,
         });
         inner.record(
@@ -448,6 +452,11 @@ impl Kernel {
                 )
                 .await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), agent.wait_exit()).await;
+            }
+        }
+        if let Ok(host) = &self.inner.cgroups {
+            if let Err(e) = host.remove_parents(std::process::id()) {
+                tracing::warn!(error = %e, "cannot remove the kernel's cgroups");
             }
         }
         self.inner.record(

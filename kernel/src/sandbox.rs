@@ -18,6 +18,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use agentos_userspace::launch::cgroup::{self, AgentGroup, Host};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
@@ -71,6 +72,116 @@ pub(crate) fn probe_host(config: &crate::config::Config) -> Vec<agentos_syscalls
         },
     });
     layers
+}
+
+/// Finds the cgroup hierarchies this kernel may use, removes groups left by kernels that are
+/// gone, creates this kernel's `agentos-<pid>` groups, and puts the outcome in the `cgroup`
+/// entry of `layers` (the launcher's probe only knows what is mounted and writable).
+pub(crate) fn setup_cgroups(
+    layers: &mut Vec<agentos_syscalls::Layer>,
+    limits: &agentos_userspace::launch::ResourceLimits,
+) -> Result<Host, String> {
+    use agentos_syscalls::{Layer, LayerStatus};
+    let pid = std::process::id();
+    let host = cgroup::detect().and_then(|h| {
+        remove_stale(&h);
+        h.create_parents(pid).map(|()| h)
+    });
+    let status = match &host {
+        Ok(h) => {
+            let parents: Vec<String> = h
+                .parents(pid)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let cpu = if h.hierarchies.iter().any(|x| x.controllers.contains(&"cpu")) {
+                ", cpu 1 core"
+            } else {
+                ""
+            };
+            LayerStatus::Active {
+                detail: format!(
+                    "{}: pids.max {}, memory {}{cpu} by default; one group per agent under {}",
+                    h.describe(),
+                    limits.processes,
+                    cgroup::format_bytes(limits.memory),
+                    parents.join(", ")
+                ),
+            }
+        }
+        Err(why) => LayerStatus::Missing {
+            detail: format!("rlimits only: {why}"),
+        },
+    };
+    let layer = Layer {
+        name: "cgroup".into(),
+        status,
+    };
+    match layers.iter_mut().find(|l| l.name == "cgroup") {
+        Some(slot) => *slot = layer,
+        None => {
+            let at = layers
+                .iter()
+                .position(|l| l.name == "full_sandbox")
+                .unwrap_or(layers.len());
+            layers.insert(at, layer);
+        }
+    }
+    host
+}
+
+/// Removes the (empty) groups of `agentos-<pid>` kernels whose process is gone.
+fn remove_stale(host: &Host) {
+    for h in &host.hierarchies {
+        let Ok(entries) = std::fs::read_dir(&h.base) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("agentos-"))
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if let Ok(children) = std::fs::read_dir(e.path()) {
+                for c in children.flatten() {
+                    if c.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(c.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
+/// Ends whatever is left in an agent's groups and removes them, retrying while the host
+/// kernel still counts exiting processes in them (bounded: 5 s).
+pub(crate) async fn remove_agent_group(agent_id: agentos_syscalls::AgentId, group: &AgentGroup) {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // The last tasks leave the group a moment after the launcher is reaped: retry soon, then
+    // back off (200 µs doubling to 20 ms), so a normal exit costs well under a millisecond.
+    let mut pause = Duration::from_micros(200);
+    loop {
+        group.kill_members();
+        match group.remove() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => {
+                tracing::warn!(agent_id = %agent_id, error = %e, "cannot remove the agent's cgroup");
+                return;
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 /// The first required layer the host lacks, as `(name, detail)`.

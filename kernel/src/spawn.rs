@@ -18,7 +18,9 @@ use agentos_syscalls::control::{
     AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest,
 };
 use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
-use agentos_userspace::launch::{JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, SPEC_ENV};
+use agentos_userspace::launch::{
+    CgroupSpec, JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, SPEC_ENV,
+};
 use agentos_vfs::MemFs;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{oneshot, watch};
@@ -174,6 +176,7 @@ fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
         open_files: l.open_files.unwrap_or(base.open_files),
         cpu_seconds: l.cpu_seconds.unwrap_or(base.cpu_seconds),
         file_size: l.file_size.unwrap_or(base.file_size),
+        memory: l.memory.unwrap_or(base.memory),
     }
 }
 
@@ -284,6 +287,38 @@ pub(crate) async fn spawn(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| program_text.clone());
+    let limits = limits(k.config.limits, &policy);
+    let (group, cgroup) = match &k.cgroups {
+        Ok(host) => {
+            match host.create_agent(std::process::id(), id.0, limits.processes, limits.memory) {
+                Ok((group, detail)) => {
+                    let spec = CgroupSpec {
+                        procs: group.procs_files(),
+                        detail,
+                        required: k.config.require_full_sandbox,
+                    };
+                    (Some(group), spec)
+                }
+                Err(e) => {
+                    tracing::warn!(agent_id = %id, error = %e, "cannot create the agent's cgroup");
+                    let spec = CgroupSpec {
+                        procs: Vec::new(),
+                        detail: format!("cannot create the agent's cgroup: {e}"),
+                        required: false,
+                    };
+                    (None, spec)
+                }
+            }
+        }
+        Err(why) => (
+            None,
+            CgroupSpec {
+                procs: Vec::new(),
+                detail: format!("rlimits only: {why}"),
+                required: false,
+            },
+        ),
+    };
     let spec = JailSpec {
         agent_id: id.0,
         kernel_pid: std::process::id(),
@@ -296,7 +331,8 @@ pub(crate) async fn spawn(
         read_exec,
         read_only,
         devices: runtime.devices.clone(),
-        limits: limits(k.config.limits, &policy),
+        limits,
+        cgroup,
         require_full: k.config.require_full_sandbox,
     };
     let spec_json = serde_json::to_string(&spec)
@@ -309,20 +345,25 @@ pub(crate) async fn spawn(
         )
     })?;
     let spawned_at = Instant::now();
-    let mut child = k
+    let launched = k
         .spawner
         .launch(&k.config.launcher, spec_json, agent_end.into())
-        .await
-        .map_err(|e| {
-            refuse(format!("launcher failed to start: {e}"));
-            failed(
-                format!(
-                    "cannot start the launcher {}: {e}",
-                    k.config.launcher.display()
-                ),
-                "check that agentos-launch is installed beside agentos-kernel",
-            )
-        })?;
+        .await;
+    if launched.is_err() {
+        if let Some(g) = &group {
+            crate::sandbox::remove_agent_group(id, g).await;
+        }
+    }
+    let mut child = launched.map_err(|e| {
+        refuse(format!("launcher failed to start: {e}"));
+        failed(
+            format!(
+                "cannot start the launcher {}: {e}",
+                k.config.launcher.display()
+            ),
+            "check that agentos-launch is installed beside agentos-kernel",
+        )
+    })?;
     let pid = child.id().unwrap_or(0);
     let (working_bytes, working_files) = k.config.working_quota;
     let agent = Arc::new(Agent {
@@ -348,6 +389,7 @@ pub(crate) async fn spawn(
         limiter: Mutex::new(RateLimiter::new()),
         base_limiter: Mutex::new(RateLimiter::new()),
         launcher_error: Mutex::new(None),
+        cgroup: group,
     });
     lock(&k.agents).insert(id, Arc::clone(&agent));
     k.record(
@@ -432,6 +474,9 @@ async fn reap(
     let status = child.wait().await;
     for h in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+    }
+    if let Some(group) = &agent.cgroup {
+        crate::sandbox::remove_agent_group(agent.id, group).await;
     }
     let exit = classify(&agent, status, k.config.require_full_sandbox);
     k.record(

@@ -156,6 +156,9 @@ pub struct Limits {
     pub file_size: Option<u64>,
     /// Wall-clock lifetime of the agent, seconds.
     pub wall_time_seconds: Option<u64>,
+    /// Memory the agent's processes may use together, bytes (its memory cgroup, where the
+    /// host gives one; the kernel's default otherwise).
+    pub memory: Option<u64>,
 }
 
 /// `sandbox:` — extra jail settings.

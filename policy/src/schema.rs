@@ -59,6 +59,7 @@ const LIMIT_KEYS: &[&str] = &[
     "cpu_seconds",
     "file_size",
     "wall_time_seconds",
+    "memory",
 ];
 
 /// Everything a policy file says, validated and compiled.
@@ -852,7 +853,7 @@ impl Ctx<'_> {
             for (k, v) in lm {
                 let name = k.name.as_str();
                 let value = match name {
-                    "address_space" | "file_size" => {
+                    "address_space" | "file_size" | "memory" => {
                         let b = self.size(v, name)?;
                         if b == 0 {
                             return Err(self.at(
@@ -871,6 +872,7 @@ impl Ctx<'_> {
                     "open_files" => l.open_files = Some(value),
                     "cpu_seconds" => l.cpu_seconds = Some(value),
                     "file_size" => l.file_size = Some(value),
+                    "memory" => l.memory = Some(value),
                     _ => l.wall_time_seconds = Some(value),
                 }
             }

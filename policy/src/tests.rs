@@ -270,7 +270,7 @@ fn signals_non_maskable_always_allowed() {
 
 #[test]
 fn digest_path_mode_sandbox() {
-    let text = format!("{HEAD}  []\nsandbox:\n  read_only: [/opt/tools]\n  limits: {{address_space: 512MiB, processes: 64, file_size: 1000000}}\n");
+    let text = format!("{HEAD}  []\nsandbox:\n  read_only: [/opt/tools]\n  limits: {{address_space: 512MiB, processes: 64, file_size: 1000000, memory: 256MiB}}\n");
     let p = Policy::parse("x/security.md", &text).unwrap();
     assert_eq!(p.digest(), *blake3::hash(text.as_bytes()).as_bytes());
     assert_eq!(p.path(), "x/security.md");
@@ -278,6 +278,7 @@ fn digest_path_mode_sandbox() {
     assert_eq!(p.sandbox().read_only, vec!["/opt/tools".to_string()]);
     assert_eq!(p.sandbox().limits.address_space, Some(512 << 20));
     assert_eq!(p.sandbox().limits.processes, Some(64));
+    assert_eq!(p.sandbox().limits.memory, Some(256 << 20));
     assert_eq!(p.sandbox().limits.open_files, None);
     assert_eq!(p.origin(), Origin::WholeFile);
 }

@@ -195,6 +195,16 @@ pub struct AgentCounters {
     pub parked: u64,
 }
 
+/// What an agent's cgroup says it uses (present only while the agent runs in one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentUsage {
+    /// Memory charged to the agent's processes, bytes (v1 `memory.usage_in_bytes`, v2
+    /// `memory.current`; 0 without a memory controller).
+    pub memory_bytes: u64,
+    /// Processes and threads of the agent (`pids.current`; 0 without a pids controller).
+    pub pids: u64,
+}
+
 /// One row of `agentctl ps`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentInfo {
@@ -215,6 +225,9 @@ pub struct AgentInfo {
     pub policy_digest: [u8; 32],
     pub log_path: PathBuf,
     pub jail: Option<JailReport>,
+    /// Resource usage from the agent's cgroup (ABI 2); `None` without a cgroup or once the
+    /// agent has ended.
+    pub usage: Option<AgentUsage>,
 }
 
 /// The kernel's own state, for `agentctl kernel status`.

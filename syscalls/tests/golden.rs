@@ -361,6 +361,10 @@ fn sample_info() -> AgentInfo {
         policy_digest: [1; 32],
         log_path: "/s/agents/3/output.log".into(),
         jail: None,
+        usage: Some(AgentUsage {
+            memory_bytes: 512 << 20,
+            pids: 7,
+        }),
     }
 }
 

@@ -17,7 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use agentos_syscalls::{frame, AgentFrame, JailReport, LayerStatus};
-use agentos_userspace::launch::{JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, LAYERS, SPEC_ENV};
+use agentos_userspace::launch::{
+    CgroupSpec, JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, LAYERS, SPEC_ENV,
+};
 
 const NOBODY: u32 = 65534;
 
@@ -96,6 +98,7 @@ impl Sandbox {
             read_only: existing(&["/etc/ld.so.cache", "/etc/localtime"]),
             devices: existing(&["/dev/null", "/dev/zero", "/dev/urandom"]),
             limits: ResourceLimits::default(),
+            cgroup: Default::default(),
             require_full: true,
         }
     }
@@ -209,6 +212,11 @@ impl Outcome {
             .collect();
         assert_eq!(names, LAYERS.to_vec());
         for layer in &self.report().layers {
+            // These specs carry no cgroup (the kernel makes groups, not this harness):
+            // `joins_the_cgroup_the_spec_names` covers the layer.
+            if layer.name == "cgroup" {
+                continue;
+            }
             assert!(
                 matches!(layer.status, LayerStatus::Active { .. }),
                 "{} not active: {:?}\n{self:?}",
@@ -366,6 +374,58 @@ fn report_details() {
         unreachable!()
     };
     assert!(detail.contains("syscalls allowed"), "{detail}");
+}
+
+/// The launcher joins the group the spec names before anything forks, so the agent's whole
+/// tree is inside; a failed join is `Missing` with the path, fatal only when required.
+#[test]
+fn joins_the_cgroup_the_spec_names() {
+    let sb = Sandbox::new(As::Me);
+    let mut spec = sb.spec("/bin/sh", &["-c", "cat /proc/self/cgroup"]);
+    spec.cgroup = CgroupSpec {
+        procs: vec!["/nonexistent/agentos/cgroup.procs".into()],
+        detail: "v1 pids: pids.max 16".into(),
+        required: false,
+    };
+    let out = sb.run(&spec);
+    out.assert_code(0);
+    let LayerStatus::Missing { detail } = out.status("cgroup") else {
+        panic!("{out:?}")
+    };
+    assert!(
+        detail.contains("join cgroup /nonexistent/agentos/cgroup.procs"),
+        "{detail}"
+    );
+    spec.cgroup.required = true;
+    let out = sb.run(&spec);
+    out.assert_code(EXIT_SANDBOX_FAILED);
+    assert!(out.stderr.contains("join cgroup /nonexistent"), "{out:?}");
+
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if !is_root() || !pids.is_dir() {
+        println!("joins_the_cgroup_the_spec_names: the real join needs root and cgroup v1 pids");
+        return;
+    }
+    let name = format!("agentos-launcher-test-{}", std::process::id());
+    let group = pids.join(&name);
+    std::fs::create_dir(&group).unwrap();
+    std::fs::write(group.join("pids.max"), "16").unwrap();
+    spec.cgroup.procs = vec![group.join("cgroup.procs")];
+    let out = sb.run(&spec);
+    let _ = std::fs::remove_dir(&group);
+    out.assert_code(0);
+    assert_eq!(
+        out.status("cgroup"),
+        &LayerStatus::Active {
+            detail: "v1 pids: pids.max 16".into()
+        }
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.ends_with(&format!(":pids:/{name}"))),
+        "{out:?}"
+    );
 }
 
 #[test]

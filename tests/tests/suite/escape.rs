@@ -268,8 +268,8 @@ fn resource_attack(k: &TestKernel, name: &str, limits: &str) -> (u64, String) {
 }
 
 /// Under an unprivileged kernel: RLIMIT_NPROC does not bind uid 0 of the initial user
-/// namespace (the kernel exempts INIT_USER), so as long as a root kernel's agents keep uid 0
-/// only a pids cgroup could stop their fork bomb (not built yet).
+/// namespace (the kernel exempts INIT_USER), so a root kernel's agents are stopped by their
+/// pids cgroup instead (`resources::cgroup_fork_bomb_under_a_root_kernel_is_stopped_by_pids_max`).
 #[test]
 fn resource_fork_bomb() {
     let k = TestKernel::start_unprivileged();

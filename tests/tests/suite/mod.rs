@@ -5,5 +5,6 @@ mod policy;
 mod protocol;
 mod python;
 mod recorder;
+mod resources;
 mod syscalls;
 mod unprivileged;

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple, Union
 from ._postcard import BOOL, BYTES, DIGEST, I32, STR, U16, U32, U64, Opt, Res, Seq, Tup
 from ._wire import UnitEnum, Wire, WireEnum, decode, encode, struct, variant
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 """The ABI version this SDK speaks (``syscalls::ABI_VERSION``)."""
 DEFAULT_MAX_FRAME = 16 << 20
 AGENT_FD_ENV = "AGENTOS_FD"
@@ -731,8 +731,16 @@ class AgentCounters(Wire):
     parked: int = 0
 
 
+@struct(U64, U64)
+class AgentUsage(Wire):
+    """What an agent's cgroup measures (ABI 2)."""
+
+    memory_bytes: int = 0
+    pids: int = 0
+
+
 @struct(AGENT_ID, Opt(STR), AgentState, Opt(U32), STR, Seq(STR), U64, Opt(U64), AgentCounters,
-        Opt(ExitStatus), STR, DIGEST, STR, Opt(JailReport))
+        Opt(ExitStatus), STR, DIGEST, STR, Opt(JailReport), Opt(AgentUsage))
 class AgentInfo(Wire):
     id: AgentId
     name: Optional[str]
@@ -748,6 +756,7 @@ class AgentInfo(Wire):
     policy_digest: bytes
     log_path: str
     jail: Optional[JailReport]
+    usage: Optional[AgentUsage] = None
 
 
 @struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer))

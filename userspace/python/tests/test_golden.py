@@ -87,6 +87,7 @@ def sample_info() -> abi.AgentInfo:
         first_syscall_us=2500, counters=abi.AgentCounters(10, 9, 1, 1, 0),
         exit=ExitStatus.Killed(Signal.POLICY, "rule x"), policy_path="/p/.agents/security.md",
         policy_digest=bytes([1] * 32), log_path="/s/agents/3/output.log", jail=None,
+        usage=abi.AgentUsage(memory_bytes=512 << 20, pids=7),
     )
 
 

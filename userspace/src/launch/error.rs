@@ -40,6 +40,12 @@ pub enum LaunchError {
         #[source]
         source: io::Error,
     },
+    #[error("join cgroup {}", .path.display())]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("unshare namespaces")]
     Unshare(#[source] io::Error),
     #[error("write {}", .path)]

@@ -16,7 +16,8 @@
 //! Modules: [`spec`] (what the kernel asks for), [`steps`] (the step order, the security
 //! argument), [`os`] (the `Sys` trait: real and recording), [`rootfs`] (the agent's minimal
 //! root), [`probe`] (`agentos-launch --probe`: the host's layers), [`landlock_rules`] and
-//! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`error`].
+//! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`cgroup`] (the per-agent
+//! cgroups the kernel creates and the launcher joins), [`error`].
 //!
 //! Exit codes: the agent's own; 128 + n if it died of signal n; [`EXIT_SANDBOX_FAILED`] (125)
 //! if the jail could not be built (nothing of the agent ran); 126/127 if `execve` of the
@@ -26,6 +27,7 @@
 //! complete jail (or with the missing layers reported, when `require_full` is off); exactly
 //! one jail report is sent per launch, also on failure.
 
+pub mod cgroup;
 pub mod error;
 pub mod landlock_rules;
 pub mod os;

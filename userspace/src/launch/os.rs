@@ -89,6 +89,8 @@ pub trait Sys {
     fn clear_env(&mut self);
     /// Sets soft and hard limit to `value`.
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()>;
+    /// Moves this process into a cgroup: writes `0` to its `cgroup.procs` file.
+    fn join_cgroup(&mut self, procs: &Path) -> io::Result<()>;
     /// `unshare(CLONE_NEWUSER|NEWPID|NEWNET|NEWIPC|NEWUTS|NEWNS)`.
     fn unshare_namespaces(&mut self) -> io::Result<()>;
     /// `(euid, egid)`.
@@ -185,6 +187,15 @@ impl Sys for LinuxSys {
 
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()> {
         nix::sys::resource::setrlimit(limit.resource(), value, value).map_err(io::Error::from)
+    }
+
+    fn join_cgroup(&mut self, procs: &Path) -> io::Result<()> {
+        use std::io::Write;
+        // One write of "0": the kernel moves the writer itself.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(procs)?
+            .write_all(b"0")
     }
 
     fn unshare_namespaces(&mut self) -> io::Result<()> {
@@ -407,6 +418,8 @@ pub struct RecordingSys {
     pub forks: VecDeque<ForkSide>,
     pub ppid: u32,
     pub ids: (u32, u32),
+    /// Makes `join_cgroup` fail with EACCES.
+    pub fail_cgroup: bool,
 }
 
 impl RecordingSys {
@@ -417,6 +430,7 @@ impl RecordingSys {
             forks: forks.into_iter().collect(),
             ppid,
             ids: (1000, 1000),
+            fail_cgroup: false,
         }
     }
 
@@ -451,6 +465,13 @@ impl Sys for RecordingSys {
     }
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()> {
         self.rec(format!("setrlimit {} {value}", limit.name()));
+        Ok(())
+    }
+    fn join_cgroup(&mut self, procs: &Path) -> io::Result<()> {
+        self.rec(format!("write {} \"0\"", procs.display()));
+        if self.fail_cgroup {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
         Ok(())
     }
     fn unshare_namespaces(&mut self) -> io::Result<()> {

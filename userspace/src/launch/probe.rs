@@ -92,30 +92,17 @@ fn seccomp() -> LayerStatus {
     }
 }
 
-fn writable(path: &str) -> bool {
-    nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_ok()
-}
-
 fn cgroup() -> LayerStatus {
-    let host = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        let w = if writable("/sys/fs/cgroup") {
-            "writable"
-        } else {
-            "not delegated to this user"
-        };
-        format!("host has cgroup v2 ({w})")
-    } else if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
-        let w = if writable("/sys/fs/cgroup/memory") && writable("/sys/fs/cgroup/pids") {
-            "writable"
-        } else {
-            "not writable by this user"
-        };
-        format!("host has cgroup v1 memory/pids ({w})")
-    } else {
-        "host has no cgroup hierarchy mounted".into()
-    };
-    LayerStatus::Missing {
-        detail: format!("not applied by this kernel yet (rlimits only); {host}"),
+    match super::cgroup::detect() {
+        Ok(host) => LayerStatus::Active {
+            detail: format!(
+                "{} writable: each agent gets its own group",
+                host.describe()
+            ),
+        },
+        Err(why) => LayerStatus::Missing {
+            detail: format!("rlimits only: {why}"),
+        },
     }
 }
 

@@ -406,6 +406,7 @@ mod tests {
             read_only: vec![dir.join("etc/zone"), dir.join("usr/lib")],
             devices: vec![],
             limits: Default::default(),
+            cgroup: Default::default(),
             require_full: true,
         }
     }

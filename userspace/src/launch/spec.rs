@@ -27,6 +27,13 @@ pub struct ResourceLimits {
     pub cpu_seconds: u64,
     /// `RLIMIT_FSIZE`, bytes.
     pub file_size: u64,
+    /// The memory cgroup's limit, bytes (resident memory; applied only where a cgroup is).
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+}
+
+fn default_memory() -> u64 {
+    1 << 30
 }
 
 impl Default for ResourceLimits {
@@ -37,8 +44,22 @@ impl Default for ResourceLimits {
             open_files: 256,
             cpu_seconds: 3600,
             file_size: 256 << 20,
+            memory: default_memory(),
         }
     }
+}
+
+/// The agent's cgroup(s), created and limited by the kernel; the launcher only joins them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupSpec {
+    /// The `cgroup.procs` file of each group to join (one per v1 controller hierarchy, or
+    /// one for v2). Empty: the kernel could not give the agent a cgroup (see `detail`).
+    pub procs: Vec<PathBuf>,
+    /// What the groups enforce (`v1 pids,memory: pids.max 128, memory 512MiB`), or why there
+    /// is no group; the `cgroup` layer's detail in the jail report.
+    pub detail: String,
+    /// Refuse to run the agent if joining a group fails.
+    pub required: bool,
 }
 
 /// Everything the launcher needs to jail and start one agent.
@@ -64,6 +85,9 @@ pub struct JailSpec {
     /// Device files the agent may read and write (`/dev/null`, `/dev/zero`, `/dev/urandom`).
     pub devices: Vec<PathBuf>,
     pub limits: ResourceLimits,
+    /// The cgroup(s) to join before anything is forked (absent from older kernels' specs).
+    #[serde(default)]
+    pub cgroup: CgroupSpec,
     /// Refuse to run the agent if any layer is missing or only partly in force.
     pub require_full: bool,
 }

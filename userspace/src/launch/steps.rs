@@ -4,7 +4,8 @@
 //! Order is the security argument, so it is fixed here and nowhere else:
 //!
 //! - **L**: spec check, `setsid`, parent-death signal + parent check, close fds > 3, scrub env,
-//!   rlimits (not `NPROC`), unshare all namespaces, id maps, re-arm the parent-death signal and
+//!   rlimits (not `NPROC`), join the agent's cgroup(s) (before anything is forked, so the
+//!   whole tree is inside), unshare all namespaces, id maps, re-arm the parent-death signal and
 //!   re-check the parent, liveness pipe, fork → I; close fd 3, wait for I, exit with its status.
 //! - **I**: parent-death signal, liveness check, hostname, loopback up, private mounts, the
 //!   minimal root (tmpfs of binds, own `/proc`, `pivot_root`), `RLIMIT_NPROC`, capabilities,
@@ -29,7 +30,7 @@ use super::os::{ForkSide, Limit, Sys};
 use super::spec::{JailSpec, EXIT_SANDBOX_FAILED};
 
 /// The layers of the report, in report order.
-pub const LAYERS: [&str; 12] = [
+pub const LAYERS: [&str; 13] = [
     "userns",
     "pidns",
     "netns",
@@ -38,6 +39,7 @@ pub const LAYERS: [&str; 12] = [
     "mountns",
     "rootfs",
     "rlimits",
+    "cgroup",
     "capabilities",
     "no_new_privs",
     "landlock",
@@ -226,6 +228,7 @@ fn launcher<S: Sys>(
     if let Err(e) = rlimits {
         jail.layer("rlimits", Err(e))?;
     }
+    join_cgroups(sys, &spec, jail)?;
 
     // Namespaces are the process model itself (the init is pid 1 of its own namespace and
     // kills it whole), so they are required whatever the spec says.
@@ -306,6 +309,43 @@ fn launcher<S: Sys>(
             Ok(exit.code())
         }
     }
+}
+
+/// Joins the cgroup(s) the kernel made for this agent. No group, or a failed join, leaves the
+/// layer `Missing`; that is fatal only when the spec marks the cgroup required.
+fn join_cgroups<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<(), LaunchError> {
+    let cg = &spec.cgroup;
+    if cg.procs.is_empty() {
+        let detail = if cg.detail.is_empty() {
+            "the kernel gave no cgroup (rlimits only)".to_string()
+        } else {
+            cg.detail.clone()
+        };
+        jail.set("cgroup", LayerStatus::Missing { detail });
+        return Ok(());
+    }
+    for path in &cg.procs {
+        if let Err(source) = sys.join_cgroup(path) {
+            let e = LaunchError::Cgroup {
+                path: path.clone(),
+                source,
+            };
+            jail.set(
+                "cgroup",
+                LayerStatus::Missing {
+                    detail: e.message(),
+                },
+            );
+            return if cg.required { Err(e) } else { Ok(()) };
+        }
+    }
+    jail.set(
+        "cgroup",
+        LayerStatus::Active {
+            detail: cg.detail.clone(),
+        },
+    );
+    Ok(())
 }
 
 fn proc_path(file: &str) -> &'static str {
@@ -460,6 +500,7 @@ fn exec_args(spec: &JailSpec) -> io::Result<ExecArgs> {
 mod tests {
     use super::*;
     use crate::launch::os::RecordingSys;
+    use crate::launch::spec::CgroupSpec;
 
     fn spec() -> JailSpec {
         JailSpec {
@@ -473,6 +514,14 @@ mod tests {
             read_only: vec![],
             devices: vec![],
             limits: Default::default(),
+            cgroup: CgroupSpec {
+                procs: vec![
+                    "/sys/fs/cgroup/pids/agentos-42/7/cgroup.procs".into(),
+                    "/sys/fs/cgroup/memory/agentos-42/7/cgroup.procs".into(),
+                ],
+                detail: "v1 pids,memory: pids.max 128, memory 512MiB".into(),
+                required: false,
+            },
             require_full: true,
         }
     }
@@ -493,6 +542,8 @@ mod tests {
         "setrlimit cpu 3600",
         "setrlimit fsize 268435456",
         "setrlimit core 0",
+        "write /sys/fs/cgroup/pids/agentos-42/7/cgroup.procs \"0\"",
+        "write /sys/fs/cgroup/memory/agentos-42/7/cgroup.procs \"0\"",
         "ids",
         "unshare user|pid|net|ipc|uts|mount",
         "write /proc/self/setgroups \"deny\"",
@@ -516,7 +567,7 @@ mod tests {
         "no_new_privs",
         "landlock",
         "seccomp",
-        "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,capabilities,no_new_privs,landlock,seccomp",
+        "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,cgroup,capabilities,no_new_privs,landlock,seccomp",
         "send_listener",
     ];
 
@@ -572,7 +623,7 @@ mod tests {
                 "set_pdeathsig SIGKILL".into(),
                 "getppid".into(),
                 "eprint agentos-launch: parent check (expected kernel pid 42, parent is 1): the kernel that started the launcher is gone".into(),
-                "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,capabilities,no_new_privs,landlock,seccomp".into(),
+                "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,cgroup,capabilities,no_new_privs,landlock,seccomp".into(),
             ]
         );
     }
@@ -603,6 +654,55 @@ mod tests {
                 detail: "not reached".into()
             }
         );
+    }
+
+    #[test]
+    fn cgroup_join_failure_is_missing_and_fatal_only_when_required() {
+        let mut sys = RecordingSys::new(42, [ForkSide::Parent { child: 9 }]);
+        sys.fail_cgroup = true;
+        assert_eq!(run(&mut sys, json()), 0);
+        // The first failure stops the joining; the jail goes on.
+        assert_eq!(
+            sys.calls
+                .iter()
+                .filter(|c| c.contains("cgroup.procs"))
+                .count(),
+            1
+        );
+
+        let mut s = spec();
+        s.cgroup.required = true;
+        let mut sys = RecordingSys::new(42, []);
+        sys.fail_cgroup = true;
+        assert_eq!(
+            run(&mut sys, Ok(serde_json::to_string(&s).unwrap())),
+            EXIT_SANDBOX_FAILED
+        );
+        assert!(sys.calls.iter().any(|c| c
+            == "eprint agentos-launch: join cgroup /sys/fs/cgroup/pids/agentos-42/7/cgroup.procs: Permission denied (os error 13)"));
+        assert!(!sys.calls.iter().any(|c| c.starts_with("unshare")));
+    }
+
+    #[test]
+    fn no_cgroup_is_reported_missing_with_the_kernels_reason() {
+        let mut s = spec();
+        s.cgroup = CgroupSpec {
+            procs: vec![],
+            detail: "rlimits only: v1 /sys/fs/cgroup/pids is not writable".into(),
+            required: false,
+        };
+        let mut jail = Jail::new();
+        let mut sys = RecordingSys::new(42, []);
+        join_cgroups(&mut sys, &s, &mut jail).unwrap();
+        let report = jail.report("x");
+        let cg = report.layers.iter().find(|l| l.name == "cgroup").unwrap();
+        assert_eq!(
+            cg.status,
+            LayerStatus::Missing {
+                detail: "rlimits only: v1 /sys/fs/cgroup/pids is not writable".into()
+            }
+        );
+        assert!(sys.calls.is_empty());
     }
 
     #[test]
