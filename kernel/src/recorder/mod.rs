@@ -26,7 +26,7 @@ pub mod verify;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -213,6 +213,9 @@ impl Ticket {
 pub struct Recorder {
     dir: PathBuf,
     durability: Durability,
+    /// The writer's state. In `batch` mode appenders write through it inline (one `write(2)`
+    /// each, no thread hand-off); the thread fsyncs, checkpoints and publishes `HEAD`.
+    shared: Arc<Mutex<Writer>>,
     tx: Sender<Msg>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -359,15 +362,19 @@ impl Recorder {
             last_fsync: Duration::ZERO,
             last_head: None,
             opts: opts.clone(),
+            closed: false,
         };
+        let shared = Arc::new(Mutex::new(writer));
         let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
+        let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || Writer::run(&for_thread, rx))
             .map_err(RecorderError::Thread)?;
         let rec = Recorder {
             dir: dir.into(),
             durability: opts.durability,
+            shared,
             tx,
             thread: Mutex::new(Some(thread)),
         };
@@ -405,7 +412,34 @@ impl Recorder {
     /// Appends one record and returns its sequence number once it is written (and, in
     /// `always` mode, fsynced).
     pub fn append(&self, agent: Option<AgentId>, event: RecordEvent) -> Result<u64, RecorderError> {
-        self.submit(agent, event)?.wait()
+        match self.durability {
+            Durability::Batch => self.append_inline(agent, event),
+            Durability::Always => self.submit(agent, event)?.wait(),
+        }
+    }
+
+    /// `batch` mode: encode, chain and write the record on the caller's thread, under the
+    /// writer's lock (the sequence stays one total order). The record is in the file — it
+    /// survives the kernel being killed — when this returns; the writer thread fsyncs it
+    /// within the batch interval.
+    fn append_inline(
+        &self,
+        agent: Option<AgentId>,
+        event: RecordEvent,
+    ) -> Result<u64, RecorderError> {
+        let mut w = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.closed {
+            return Err(RecorderError::Closed);
+        }
+        let outcome = w.encode(agent, event);
+        if w.since_checkpoint >= w.opts.checkpoint_every {
+            w.checkpoint();
+        }
+        w.flush();
+        if let Some(what) = &w.failed {
+            return Err(RecorderError::Writer { what: what.clone() });
+        }
+        outcome.map_err(|what| RecorderError::Writer { what })
     }
 
     /// [`Recorder::append`] for async callers: waits without blocking the runtime (the queue
@@ -415,6 +449,9 @@ impl Recorder {
         agent: Option<AgentId>,
         event: RecordEvent,
     ) -> Result<u64, RecorderError> {
+        if self.durability == Durability::Batch {
+            return self.append_inline(agent, event);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let msg = Msg::Append {
             agent,
@@ -541,6 +578,8 @@ struct Writer {
     /// How long the last `fdatasync` took.
     last_fsync: Duration,
     opts: RecorderOptions,
+    /// Set when the writer thread has sealed the log for good; inline appends then fail.
+    closed: bool,
 }
 
 impl Writer {
@@ -557,12 +596,24 @@ impl Writer {
         }
     }
 
-    fn run(mut self, rx: Receiver<Msg>) {
+    fn run(shared: &Mutex<Writer>, rx: Receiver<Msg>) {
+        let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
         let mut group: Vec<Msg> = Vec::with_capacity(MAX_GROUP);
         let mut waiters: Vec<(Done, Outcome)> = Vec::with_capacity(MAX_GROUP);
         let mut last_group = 0usize;
         loop {
-            let first = match self.next_deadline() {
+            let deadline = {
+                let w = lock();
+                // Inline `batch` appends dirty the file without a message: wake up at least
+                // once per batch interval to fsync them.
+                let tick = (w.durability == Durability::Batch)
+                    .then(|| Instant::now() + w.opts.batch_interval);
+                match (w.next_deadline(), tick) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            let first = match deadline {
                 Some(d) => match rx.recv_deadline(d) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -574,40 +625,43 @@ impl Writer {
                 },
             };
             group.extend(first);
-            self.gather(&rx, &mut group, last_group);
+            let mut w = lock();
+            w.gather(&rx, &mut group, last_group);
             last_group = group.len();
             let mut seal = false;
             let mut stop = false;
             for msg in group.drain(..) {
                 match msg {
                     Msg::Append { agent, event, done } => {
-                        let o = self.encode(agent, event);
+                        let o = w.encode(agent, event);
                         waiters.push((done, o));
                     }
                     Msg::Seal { done, stop: s } => {
                         seal = true;
                         stop |= s;
-                        waiters.push((done, Ok(self.seq)));
+                        waiters.push((done, Ok(w.seq)));
                     }
                 }
             }
-            let due = self.since_checkpoint >= self.opts.checkpoint_every
-                || (self.since_checkpoint > 0
-                    && self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval);
+            let due = w.since_checkpoint >= w.opts.checkpoint_every
+                || (w.since_checkpoint > 0
+                    && w.last_checkpoint.elapsed() >= w.opts.checkpoint_interval);
             if seal || due {
-                self.checkpoint();
+                w.checkpoint();
             }
-            self.flush();
+            w.flush();
             let fsync = seal
-                || self.durability == Durability::Always
-                || self
-                    .dirty_since
-                    .is_some_and(|t| t.elapsed() >= self.opts.batch_interval);
+                || w.durability == Durability::Always
+                || w.dirty_since
+                    .is_some_and(|t| t.elapsed() >= w.opts.batch_interval);
             if fsync {
-                self.sync(seal);
+                w.sync(seal);
+            }
+            if stop {
+                w.closed = true;
             }
             for (done, o) in waiters.drain(..) {
-                done.send(match &self.failed {
+                done.send(match &w.failed {
                     Some(f) => Err(f.clone()),
                     None => o,
                 });
@@ -616,9 +670,11 @@ impl Writer {
                 return;
             }
         }
-        self.checkpoint();
-        self.flush();
-        self.sync(true);
+        let mut w = lock();
+        w.checkpoint();
+        w.flush();
+        w.sync(true);
+        w.closed = true;
     }
 
     /// Drains what is queued into `group`. Under load (the last group had several records)
