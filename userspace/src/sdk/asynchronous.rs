@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::calls::{self, typed_methods, Call};
 use super::handlers::Handlers;
-use super::pending::Pending;
+use super::pending::{welcome_of, Pending};
 use super::{SdkError, SDK_NAME};
 
 #[derive(Debug)]
@@ -69,16 +69,7 @@ impl AsyncClient {
             sdk: SDK_NAME.into(),
         }))?;
         writer.write_all(&hello).await.map_err(io_err)?;
-        let welcome = match read_kernel_frame(&mut reader, frame::DEFAULT_MAX_FRAME).await? {
-            Some(KernelFrame::Welcome(w)) => w,
-            Some(KernelFrame::Refused(e)) => return Err(SdkError::Refused(e)),
-            Some(other) => {
-                return Err(SdkError::Protocol(format!(
-                    "expected Welcome, got {other:?}"
-                )))
-            }
-            None => return Err(SdkError::Closed),
-        };
+        let welcome = welcome_of(read_kernel_frame(&mut reader, frame::DEFAULT_MAX_FRAME).await?)?;
         let inner = Arc::new(Inner {
             writer: tokio::sync::Mutex::new(writer),
             pending: Pending::new(),

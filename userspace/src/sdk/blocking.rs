@@ -14,7 +14,7 @@ use agentos_syscalls::{
 
 use super::calls::{self, typed_methods, Call};
 use super::handlers::Handlers;
-use super::pending::Pending;
+use super::pending::{welcome_of, Pending};
 use super::{SdkError, SDK_NAME};
 
 #[derive(Debug)]
@@ -46,16 +46,7 @@ impl Client {
                 sdk: SDK_NAME.into(),
             }),
         )?;
-        let welcome = match read_kernel_frame(&mut stream, frame::DEFAULT_MAX_FRAME)? {
-            Some(KernelFrame::Welcome(w)) => w,
-            Some(KernelFrame::Refused(e)) => return Err(SdkError::Refused(e)),
-            Some(other) => {
-                return Err(SdkError::Protocol(format!(
-                    "expected Welcome, got {other:?}"
-                )))
-            }
-            None => return Err(SdkError::Closed),
-        };
+        let welcome = welcome_of(read_kernel_frame(&mut stream, frame::DEFAULT_MAX_FRAME)?)?;
         let reader = stream
             .try_clone()
             .map_err(|e| SdkError::Frame(frame::FrameError::Io(e)))?;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use agentos_syscalls::frame;
-use agentos_syscalls::{AgentFrame, Errno, Event, KernelFrame, Reply, Request, Syscall};
+use agentos_syscalls::{AgentFrame, Errno, Event, KernelFrame, Reply, Request, Syscall, Welcome};
 
 use super::handlers::Handlers;
 use super::SdkError;
@@ -91,5 +91,17 @@ impl<W> Pending<W> {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         self.closed.store(true, Ordering::Release);
         waiters.clear();
+    }
+}
+
+/// The kernel's answer to `Hello`: its `Welcome`, or why there is none.
+pub(crate) fn welcome_of(answer: Option<KernelFrame>) -> Result<Welcome, SdkError> {
+    match answer {
+        Some(KernelFrame::Welcome(w)) => Ok(w),
+        Some(KernelFrame::Refused(e)) => Err(SdkError::Refused(e)),
+        Some(other) => Err(SdkError::Protocol(format!(
+            "expected Welcome, got {other:?}"
+        ))),
+        None => Err(SdkError::Closed),
     }
 }
