@@ -303,4 +303,86 @@ mod tests {
         assert!(swaps > 0);
         assert_eq!(seen[0] + seen[1], 80_000);
     }
+
+    fn random_rules(prefix: &'static str) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let globs = [
+            "/mem/working/**",
+            "/mem/working/tmp/**",
+            "/mem/working/*",
+            "/etc/**",
+            "/mem/**",
+        ];
+        let rule = (
+            any::<bool>(),
+            proptest::sample::select(globs.to_vec()),
+            any::<bool>(),
+        );
+        proptest::collection::vec(rule, 1..6).prop_map(move |rules| {
+            rules
+                .iter()
+                .enumerate()
+                .map(|(i, (allow, glob, approval))| {
+                    let effect = if *allow { "allow" } else { "deny" };
+                    let approval = if *allow && *approval { "    requires_approval: true\n" } else { "" };
+                    format!(
+                        "  - name: {prefix}-{i}\n    action: file_write\n    effect: {effect}\n{approval}    constraints:\n      paths: [\"{glob}\"]\n"
+                    )
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// The same property for random pairs of policies: while one thread swaps A and B,
+        /// every concurrent decision is exactly A's or exactly B's for that request.
+        #[test]
+        fn reload_never_judges_a_call_by_a_half_loaded_policy(
+            rules_a in random_rules("a"),
+            rules_b in random_rules("b"),
+            mode_a in proptest::sample::select(vec!["strict", "permissive", "audit"]),
+            mode_b in proptest::sample::select(vec!["strict", "permissive", "audit"]),
+        ) {
+            let a = policy("a.md", mode_a, &rules_a);
+            let b = policy("b.md", mode_b, &rules_b);
+            let resources = ["/mem/working/x", "/mem/working/tmp/y", "/mem/working/a/b", "/etc/passwd", "/mem/other"];
+            let mut expected: HashMap<([u8; 32], &str), Composed> = HashMap::new();
+            for p in [&a, &b] {
+                for r in resources {
+                    expected.insert((p.digest(), r), compose(p, None, &req(r)));
+                }
+            }
+            let expected = Arc::new(expected);
+            let slot = Arc::new(PolicySlot::new(a.clone()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let swapper = {
+                let (slot, stop, a, b) = (Arc::clone(&slot), Arc::clone(&stop), a.clone(), b.clone());
+                std::thread::spawn(move || {
+                    let mut swaps = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        slot.swap(if swaps % 2 == 0 { b.clone() } else { a.clone() });
+                        swaps += 1;
+                    }
+                })
+            };
+            let deciders: Vec<_> = (0..2)
+                .map(|t| {
+                    let (slot, expected) = (Arc::clone(&slot), Arc::clone(&expected));
+                    std::thread::spawn(move || {
+                        (0..2_000usize).all(|i| {
+                            let r = resources[(i + t) % resources.len()];
+                            let got = compose(&slot.load(), None, &req(r));
+                            expected.get(&(got.digest, r)) == Some(&got)
+                        })
+                    })
+                })
+                .collect();
+            let whole: Vec<bool> = deciders.into_iter().map(|d| d.join().expect("decider thread")).collect();
+            stop.store(true, Ordering::Relaxed);
+            swapper.join().expect("swapper thread");
+            proptest::prop_assert!(whole.iter().all(|w| *w), "a decision matched neither A nor B");
+        }
+    }
 }
