@@ -183,11 +183,13 @@ pub fn scan(
             .push("no recorder/key.pub: checkpoint signatures not checked".into());
     }
     let seg_numbers = segments(dir)?;
-    let mut expect_seq = 0u64;
-    let mut checkpoints: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
-    let mut prev_number: Option<u32> = None;
-    let last_number = seg_numbers.last().copied();
-    'segments: for n in seg_numbers {
+    let mut cur = Cursor {
+        expect_seq: 0,
+        checkpoints: BTreeMap::new(),
+        prev_number: None,
+        last_number: seg_numbers.last().copied(),
+    };
+    for n in seg_numbers {
         let path = dir.join(segment_name(n));
         let bytes = std::fs::read(&path).map_err(|source| RecorderError::Open {
             path: path.clone(),
@@ -204,236 +206,248 @@ pub fn scan(
             checkpoints: Vec::new(),
             starts_after_break: None,
         };
-        let problem = |seq: u64, offset: usize, what: String| Problem {
-            kind: ProblemKind::Tampered,
-            segment: n,
-            seq,
-            offset: offset as u64,
-            what,
-        };
-        if let Some(p) = prev_number {
-            if n != p + 1 {
-                v.problem = Some(problem(
-                    expect_seq,
-                    0,
-                    format!(
-                        "segment {} is missing (segment {p} is followed by {n})",
-                        p + 1
-                    ),
-                ));
-                v.segments.push(report);
-                break;
-            }
-        }
-        prev_number = Some(n);
-        let header = match SegmentHeader::decode(&bytes) {
-            Ok(h) => h,
-            Err(what) => {
-                v.problem = Some(problem(expect_seq, 0, what));
-                v.segments.push(report);
-                break;
-            }
-        };
-        if header.break_segment != 0 {
-            report.starts_after_break = Some((header.break_segment, header.break_offset));
-        }
-        match v.raw_log_id {
-            None => {
-                v.raw_log_id = Some(header.log_id);
-                v.log_id = Some(hex16(&header.log_id));
-            }
-            Some(id) if id != header.log_id => {
-                v.problem = Some(problem(
-                    expect_seq,
-                    0,
-                    format!(
-                        "segment belongs to another log (log id {}, expected {})",
-                        hex16(&header.log_id),
-                        hex16(&id)
-                    ),
-                ));
-                v.segments.push(report);
-                break;
-            }
-            Some(_) => {}
-        }
-        if let Some(p) = &public {
-            if header.key_id != key::key_id(p) {
-                v.problem = Some(problem(
-                    header.start_seq,
-                    0,
-                    format!(
-                        "segment is signed by key id {} but recorder/key.pub has key id {} (the key was replaced)",
-                        hex16(&header.key_id),
-                        hex16(&key::key_id(p))
-                    ),
-                ));
-                v.segments.push(report);
-                break;
-            }
-        }
-        if header.start_seq != expect_seq || header.prev_chain != v.chain {
-            v.problem = Some(problem(
-                expect_seq,
-                0,
-                format!(
-                    "segment header continues from seq {} and another chain head than the log before it ends with (seq {expect_seq}): a segment was deleted, replaced or reordered",
-                    header.start_seq
-                ),
-            ));
-            v.segments.push(report);
+        let outcome = scan_segment(
+            n,
+            &bytes,
+            &mut report,
+            &mut v,
+            &mut cur,
+            public.as_ref(),
+            &mut sink,
+        );
+        v.segments.push(report);
+        if let Err(p) = outcome {
+            v.problem = Some(p);
             break;
         }
-        let mut off = HEADER_LEN;
-        while off < bytes.len() {
-            let frame = match parse_frame(&bytes[off..]) {
-                Ok(f) => f,
-                Err(e) => {
-                    if let Some(next) = intact_frame_after(&bytes, off + 1) {
-                        v.problem = Some(problem(
-                            expect_seq,
-                            off,
-                            format!("{e}, and an intact frame follows at byte {next}: the frame was changed, not torn"),
-                        ));
-                        v.segments.push(report);
-                        break 'segments;
-                    }
-                    let torn = TornTail {
-                        segment: n,
-                        offset: off as u64,
-                        bytes: (bytes.len() - off) as u64,
-                        what: e.to_string(),
-                    };
-                    if Some(n) != last_number {
-                        v.problem = Some(problem(
-                            expect_seq,
-                            off,
-                            format!("{e} at the end of segment {n}, which is not the last segment"),
-                        ));
-                        v.segments.push(report);
-                        break 'segments;
-                    }
-                    v.torn_tail = Some(torn);
-                    break;
-                }
-            };
-            let next = chain_next(&v.chain, frame.ty, frame.body);
-            if next != frame.chain {
-                v.problem = Some(problem(
-                    expect_seq,
-                    off,
-                    "chain hash does not match (a record was changed, dropped, inserted or reordered)".into(),
-                ));
-                v.segments.push(report);
-                break 'segments;
-            }
-            match frame.ty {
-                TYPE_RECORD => {
-                    let record: Record = match postcard::from_bytes(frame.body) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            v.problem = Some(problem(
-                                expect_seq,
-                                off,
-                                format!("record does not decode: {e}"),
-                            ));
-                            v.segments.push(report);
-                            break 'segments;
-                        }
-                    };
-                    if record.seq != expect_seq {
-                        v.problem = Some(problem(
-                            expect_seq,
-                            off,
-                            format!(
-                                "sequence number {} where {expect_seq} was expected",
-                                record.seq
-                            ),
-                        ));
-                        v.segments.push(report);
-                        break 'segments;
-                    }
-                    report.first_seq.get_or_insert(record.seq);
-                    report.last_seq = Some(record.seq);
-                    report.records += 1;
-                    expect_seq += 1;
-                    sink(record, &next);
-                }
-                TYPE_CHECKPOINT => {
-                    let cp: Checkpoint = match postcard::from_bytes(frame.body) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            v.problem = Some(problem(
-                                expect_seq,
-                                off,
-                                format!("checkpoint does not decode: {e}"),
-                            ));
-                            v.segments.push(report);
-                            break 'segments;
-                        }
-                    };
-                    if cp.next_seq != expect_seq || cp.chain != v.chain {
-                        v.problem = Some(problem(
-                            expect_seq,
-                            off,
-                            format!(
-                                "checkpoint seals seq {} but stands after seq {expect_seq}",
-                                cp.next_seq
-                            ),
-                        ));
-                        v.segments.push(report);
-                        break 'segments;
-                    }
-                    let signature_ok = public.as_ref().map(|p| {
-                        p.verify(
-                            &checkpoint_message(&header.log_id, cp.next_seq, &cp.chain),
-                            &Signature::from_bytes(&cp.signature),
-                        )
-                        .is_ok()
-                    });
-                    report.checkpoints.push(CheckpointInfo {
-                        next_seq: cp.next_seq,
-                        offset: off as u64,
-                        wall_ms: cp.wall_ms,
-                        signature_ok,
-                    });
-                    if signature_ok == Some(false) {
-                        v.problem = Some(problem(
-                            cp.next_seq.saturating_sub(1),
-                            off,
-                            format!(
-                                "checkpoint sealing records below {} has a signature that recorder/key.pub does not verify",
-                                cp.next_seq
-                            ),
-                        ));
-                        v.segments.push(report);
-                        break 'segments;
-                    }
-                    checkpoints.insert(cp.next_seq, cp.chain);
-                    v.sealed = Some(cp.next_seq);
-                }
-                other => {
-                    v.problem = Some(problem(
-                        expect_seq,
-                        off,
-                        format!("unknown frame type {other}"),
-                    ));
-                    v.segments.push(report);
-                    break 'segments;
-                }
-            }
-            v.chain = next;
-            off += frame.len;
-        }
-        report.chain_ok = true;
-        v.segments.push(report);
     }
-    v.records = expect_seq;
-    v.unsealed = expect_seq - v.sealed.unwrap_or(0).min(expect_seq);
+    v.records = cur.expect_seq;
+    v.unsealed = cur.expect_seq - v.sealed.unwrap_or(0).min(cur.expect_seq);
     if opts.signatures && v.problem.is_none() {
-        check_head(dir, &mut v, public.as_ref(), &checkpoints)?;
+        check_head(dir, &mut v, public.as_ref(), &cur.checkpoints)?;
     }
     Ok(v)
+}
+
+/// Where a scan stands between segments.
+struct Cursor {
+    /// The sequence number the next record must carry.
+    expect_seq: u64,
+    /// Every checkpoint seen: sealed sequence → chain head.
+    checkpoints: BTreeMap<u64, [u8; 32]>,
+    prev_number: Option<u32>,
+    last_number: Option<u32>,
+}
+
+/// Verifies segment `n` (its header, then every frame), updating the scan's state; the first
+/// problem ends the scan. A torn tail at the end of the last segment is not a problem.
+fn scan_segment(
+    n: u32,
+    bytes: &[u8],
+    report: &mut SegmentReport,
+    v: &mut Verification,
+    cur: &mut Cursor,
+    public: Option<&VerifyingKey>,
+    sink: &mut impl FnMut(Record, &[u8; 32]),
+) -> Result<(), Problem> {
+    let problem = |seq: u64, offset: usize, what: String| Problem {
+        kind: ProblemKind::Tampered,
+        segment: n,
+        seq,
+        offset: offset as u64,
+        what,
+    };
+    if let Some(p) = cur.prev_number {
+        if n != p + 1 {
+            return Err(problem(
+                cur.expect_seq,
+                0,
+                format!(
+                    "segment {} is missing (segment {p} is followed by {n})",
+                    p + 1
+                ),
+            ));
+        }
+    }
+    cur.prev_number = Some(n);
+    let header = match SegmentHeader::decode(bytes) {
+        Ok(h) => h,
+        Err(what) => {
+            return Err(problem(cur.expect_seq, 0, what));
+        }
+    };
+    if header.break_segment != 0 {
+        report.starts_after_break = Some((header.break_segment, header.break_offset));
+    }
+    match v.raw_log_id {
+        None => {
+            v.raw_log_id = Some(header.log_id);
+            v.log_id = Some(hex16(&header.log_id));
+        }
+        Some(id) if id != header.log_id => {
+            return Err(problem(
+                cur.expect_seq,
+                0,
+                format!(
+                    "segment belongs to another log (log id {}, expected {})",
+                    hex16(&header.log_id),
+                    hex16(&id)
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(p) = &public {
+        if header.key_id != key::key_id(p) {
+            return Err(problem(
+                header.start_seq,
+                0,
+                format!(
+                    "segment is signed by key id {} but recorder/key.pub has key id {} (the key was replaced)",
+                    hex16(&header.key_id),
+                    hex16(&key::key_id(p))
+                ),
+            ));
+        }
+    }
+    if header.start_seq != cur.expect_seq || header.prev_chain != v.chain {
+        return Err(problem(
+            cur.expect_seq,
+            0,
+            format!(
+                "segment header continues from seq {} and another chain head than the log before it ends with (seq {expected}): a segment was deleted, replaced or reordered",
+                header.start_seq, expected = cur.expect_seq
+            ),
+        ));
+    }
+    let mut off = HEADER_LEN;
+    while off < bytes.len() {
+        let frame = match parse_frame(&bytes[off..]) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(next) = intact_frame_after(bytes, off + 1) {
+                    return Err(problem(
+                        cur.expect_seq,
+                        off,
+                        format!("{e}, and an intact frame follows at byte {next}: the frame was changed, not torn"),
+                    ));
+                }
+                let torn = TornTail {
+                    segment: n,
+                    offset: off as u64,
+                    bytes: (bytes.len() - off) as u64,
+                    what: e.to_string(),
+                };
+                if Some(n) != cur.last_number {
+                    return Err(problem(
+                        cur.expect_seq,
+                        off,
+                        format!("{e} at the end of segment {n}, which is not the last segment"),
+                    ));
+                }
+                v.torn_tail = Some(torn);
+                break;
+            }
+        };
+        let next = chain_next(&v.chain, frame.ty, frame.body);
+        if next != frame.chain {
+            return Err(problem(
+                cur.expect_seq,
+                off,
+                "chain hash does not match (a record was changed, dropped, inserted or reordered)"
+                    .into(),
+            ));
+        }
+        match frame.ty {
+            TYPE_RECORD => {
+                let record: Record = match postcard::from_bytes(frame.body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Err(problem(
+                            cur.expect_seq,
+                            off,
+                            format!("record does not decode: {e}"),
+                        ));
+                    }
+                };
+                if record.seq != cur.expect_seq {
+                    return Err(problem(
+                        cur.expect_seq,
+                        off,
+                        format!(
+                            "sequence number {} where {expected} was expected",
+                            record.seq,
+                            expected = cur.expect_seq
+                        ),
+                    ));
+                }
+                report.first_seq.get_or_insert(record.seq);
+                report.last_seq = Some(record.seq);
+                report.records += 1;
+                cur.expect_seq += 1;
+                sink(record, &next);
+            }
+            TYPE_CHECKPOINT => {
+                let cp: Checkpoint = match postcard::from_bytes(frame.body) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        return Err(problem(
+                            cur.expect_seq,
+                            off,
+                            format!("checkpoint does not decode: {e}"),
+                        ));
+                    }
+                };
+                if cp.next_seq != cur.expect_seq || cp.chain != v.chain {
+                    return Err(problem(
+                        cur.expect_seq,
+                        off,
+                        format!(
+                            "checkpoint seals seq {} but stands after seq {expected}",
+                            cp.next_seq,
+                            expected = cur.expect_seq
+                        ),
+                    ));
+                }
+                let signature_ok = public.as_ref().map(|p| {
+                    p.verify(
+                        &checkpoint_message(&header.log_id, cp.next_seq, &cp.chain),
+                        &Signature::from_bytes(&cp.signature),
+                    )
+                    .is_ok()
+                });
+                report.checkpoints.push(CheckpointInfo {
+                    next_seq: cp.next_seq,
+                    offset: off as u64,
+                    wall_ms: cp.wall_ms,
+                    signature_ok,
+                });
+                if signature_ok == Some(false) {
+                    return Err(problem(
+                        cp.next_seq.saturating_sub(1),
+                        off,
+                        format!(
+                            "checkpoint sealing records below {} has a signature that recorder/key.pub does not verify",
+                            cp.next_seq
+                        ),
+                    ));
+                }
+                cur.checkpoints.insert(cp.next_seq, cp.chain);
+                v.sealed = Some(cp.next_seq);
+            }
+            other => {
+                return Err(problem(
+                    cur.expect_seq,
+                    off,
+                    format!("unknown frame type {other}"),
+                ));
+            }
+        }
+        v.chain = next;
+        off += frame.len;
+    }
+    report.chain_ok = true;
+    Ok(())
 }
 
 fn check_head(
