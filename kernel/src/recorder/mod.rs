@@ -860,6 +860,16 @@ mod tests {
         RecordEvent::KernelStop { reason: r.into() }
     }
 
+    /// A closed log in `dir` holding one record per reason; the path of its first segment.
+    fn log_of(dir: &Path, reasons: &[&str]) -> PathBuf {
+        let (rec, _) = Recorder::open(dir).unwrap();
+        for r in reasons {
+            rec.append(None, stop(r)).unwrap();
+        }
+        drop(rec);
+        dir.join(segment_name(1))
+    }
+
     fn full(dir: &Path) -> Verification {
         scan(dir, ScanOptions { signatures: true }, |_, _| {}).unwrap()
     }
@@ -975,12 +985,7 @@ mod tests {
     #[test]
     fn a_flipped_byte_is_located() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(dir.path()).unwrap();
-        for r in ["one", "two", "three"] {
-            rec.append(None, stop(r)).unwrap();
-        }
-        drop(rec);
-        let path = dir.path().join(segment_name(1));
+        let path = log_of(dir.path(), &["one", "two", "three"]);
         let second = frames(&path)[1].0;
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[second + 6] ^= 0x01;
@@ -998,12 +1003,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_cut_kept_aside_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(dir.path()).unwrap();
-        for r in ["one", "two"] {
-            rec.append(None, stop(r)).unwrap();
-        }
-        drop(rec);
-        let path = dir.path().join(segment_name(1));
+        let path = log_of(dir.path(), &["one", "two"]);
         let len = std::fs::metadata(&path).unwrap().len();
         // A crash mid-write: half a frame at the end.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -1037,12 +1037,7 @@ mod tests {
     #[test]
     fn a_bad_frame_followed_by_good_ones_is_tampering_and_never_repaired() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(dir.path()).unwrap();
-        for r in ["one", "two", "three"] {
-            rec.append(None, stop(r)).unwrap();
-        }
-        drop(rec);
-        let path = dir.path().join(segment_name(1));
+        let path = log_of(dir.path(), &["one", "two", "three"]);
         let first = frames(&path)[0].0;
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[first + 8] ^= 0x40;
@@ -1066,12 +1061,7 @@ mod tests {
     #[test]
     fn cutting_sealed_records_is_truncation() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(dir.path()).unwrap();
-        for r in ["one", "two", "three", "four"] {
-            rec.append(None, stop(r)).unwrap();
-        }
-        drop(rec);
-        let path = dir.path().join(segment_name(1));
+        let path = log_of(dir.path(), &["one", "two", "three", "four"]);
         // Cut the last two records and the shutdown checkpoint at a frame boundary.
         let third = frames(&path)[2].0;
         let f = OpenOptions::new().write(true).open(&path).unwrap();
