@@ -103,6 +103,9 @@ pub(crate) struct Agent {
     pub launcher_error: Mutex<Option<String>>,
     /// The agent's cgroup(s), where the host gave the kernel any; removed once it ends.
     pub cgroup: Option<AgentGroup>,
+    /// The host directory given with `--workspace` (canonical), served as `/workspace`.
+    #[allow(dead_code)] // read by the VFS and Exec once they serve /workspace
+    pub workspace: Option<PathBuf>,
 }
 
 impl Agent {

@@ -168,6 +168,20 @@ fn check_extra_read_only(
     Ok(out)
 }
 
+/// The `--workspace` dir: absolute, an existing directory, and apart from the state dir.
+fn check_workspace(state_dir: &Path, ws: &Path) -> Result<PathBuf, ControlError> {
+    let real = check_extra_read_only(state_dir, std::slice::from_ref(&ws.to_path_buf()))?
+        .pop()
+        .unwrap_or_else(|| ws.to_path_buf());
+    if !real.is_dir() {
+        return Err(usage(
+            format!("workspace {} is not a directory", real.display()),
+            "give the directory the agent should see as /workspace",
+        ));
+    }
+    Ok(real)
+}
+
 fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
     let l = &policy.sandbox().limits;
     ResourceLimits {
@@ -236,15 +250,10 @@ pub(crate) async fn spawn(
             "check the path, or build the agent first",
         ));
     }
-    if let Some(ws) = &req.workspace {
-        return Err(usage(
-            format!(
-                "--workspace {} was given, but this kernel does not serve /workspace yet",
-                ws.display()
-            ),
-            "run without --workspace; agents keep files in /mem/working",
-        ));
-    }
+    let workspace = match &req.workspace {
+        Some(ws) => Some(check_workspace(&k.config.state_dir, ws)?),
+        None => None,
+    };
     check_env(&req.env)?;
     let extra_read_only = check_extra_read_only(&k.config.state_dir, &req.extra_read_only)?;
 
@@ -390,6 +399,7 @@ pub(crate) async fn spawn(
         base_limiter: Mutex::new(RateLimiter::new()),
         launcher_error: Mutex::new(None),
         cgroup: group,
+        workspace,
     });
     lock(&k.agents).insert(id, Arc::clone(&agent));
     k.record(
