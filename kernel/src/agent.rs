@@ -106,6 +106,8 @@ pub(crate) struct Agent {
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
     #[allow(dead_code)] // read by the VFS and Exec once they serve /workspace
     pub workspace: Option<PathBuf>,
+    /// Messages other agents sent, waiting for `Recv`.
+    pub inbox: crate::ipc::Inbox,
 }
 
 impl Agent {

@@ -72,6 +72,9 @@ pub struct Config {
     pub python_sdk: Option<PathBuf>,
     /// How the flight recorder writes: durability, fsync interval, checkpoints.
     pub recorder: crate::recorder::RecorderOptions,
+    /// How many messages and payload bytes each agent's inbox holds (`Send` answers `Busy`
+    /// beyond).
+    pub inbox: crate::ipc::InboxLimits,
 }
 
 impl Config {
@@ -92,6 +95,7 @@ impl Config {
             base_policy: None,
             python_sdk: None,
             recorder: crate::recorder::RecorderOptions::default(),
+            inbox: crate::ipc::InboxLimits::default(),
         }
     }
 

@@ -15,6 +15,8 @@
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
+//! - [`ipc`]: agent-to-agent messages — bounded FIFO inboxes, `Send`/`Recv`, the `/ipc/inbox`
+//!   view.
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
@@ -37,6 +39,7 @@ pub mod config;
 mod control;
 pub mod daemon;
 mod error;
+pub mod ipc;
 pub mod kernel;
 mod policy;
 pub mod pysdk;

@@ -400,6 +400,7 @@ pub(crate) async fn spawn(
         launcher_error: Mutex::new(None),
         cgroup: group,
         workspace,
+        inbox: crate::ipc::Inbox::new(k.config.inbox),
     });
     lock(&k.agents).insert(id, Arc::clone(&agent));
     k.record(
@@ -499,6 +500,10 @@ async fn reap(
     *lock(&agent.outbox) = None;
     agent.state.send_replace(AgentState::Exited);
     agent.exit.send_replace(Some(exit));
+    let undelivered = agent.inbox.close();
+    if undelivered > 0 {
+        tracing::warn!(agent_id = %agent.id, undelivered, "agent ended with messages still in its inbox");
+    }
     if let Err(e) = std::fs::remove_dir_all(&agent.scratch) {
         tracing::warn!(agent_id = %agent.id, error = %e, "cannot remove scratch dir");
     }

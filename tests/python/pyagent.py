@@ -146,6 +146,13 @@ def main() -> int:
         term(c)
     elif mode == "malformed":
         malformed(c)
+    elif mode == "pong":
+        for _ in range(int(rest[0])):
+            m = c.recv()
+            text = m.payload.decode()
+            say(f"got {text} from {int(m.from_)} seq {m.seq}")
+            c.send(m.from_, text.replace("ping", "pong").encode())
+        say("pong done")
     elif mode == "park":
         c.write("/mem/working/ready", b"1")
         say("ready")

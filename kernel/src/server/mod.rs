@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::agent::{lock, Agent, Outgoing};
 use crate::approvals::{Ask, Verdict};
 use crate::kernel::{now_ms, KernelInner};
-use crate::policy::Source;
+use crate::policy::{Composed, Source};
 use crate::recorder::{DecisionRecord, RecordEvent};
 
 /// Serves one agent's socket until it closes or breaks the protocol.
@@ -408,6 +408,29 @@ fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
+/// The name of a `Send`'s target, when it has one.
+fn send_target_name(k: &KernelInner, call: &Syscall) -> Option<String> {
+    let Syscall::Send { to, .. } = call else {
+        return None;
+    };
+    k.find(&agentos_syscalls::control::AgentRef::Id(*to))
+        .ok()?
+        .name
+        .clone()
+}
+
+/// One `ipc_send` decision from the decisions on the target's id and on its name: allowed
+/// when either is allowed and no deny rule fired on the other (deny overrides); a default deny
+/// (no rule, empty `rule`) on one side does not veto an allow on the other.
+fn either_peer(by_id: Composed, by_name: Composed) -> Composed {
+    let vetoes = |d: &Composed| !d.allowed && !d.rule.is_empty();
+    match (by_id.allowed, by_name.allowed) {
+        (true, false) if vetoes(&by_name) => by_name,
+        (false, true) if !vetoes(&by_id) => by_name,
+        _ => by_id,
+    }
+}
+
 /// Judges a call against ONE snapshot of the agent's policy (taken here, once) composed with
 /// the kernel's base policy, and applies the kernel mode, `dry_run` and rate limits.
 fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
@@ -436,7 +459,16 @@ fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
         bytes,
         now_ms: now,
     };
-    let d = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &req);
+    let mut d = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &req);
+    if let Some(name) = send_target_name(k, call) {
+        // `peers` may list the target by id or by name: judge both, as one decision.
+        let by_name = agentos_policy::Request {
+            resource: &name,
+            ..req
+        };
+        let n = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &by_name);
+        d = either_peer(d, n);
+    }
     let rule = d.rule.clone();
     let mut record = DecisionRecord {
         allowed: d.allowed,
@@ -684,4 +716,35 @@ pub(crate) fn unsupported(call: &Syscall) -> Result<Reply, Errno> {
             call.name()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(allowed: bool, rule: &str) -> Composed {
+        Composed {
+            allowed,
+            rule: rule.into(),
+            reason: format!("{allowed} {rule}"),
+            mode: Mode::Strict,
+            requires_approval: false,
+            rate_limits: Vec::new(),
+            dry_run: false,
+            digest: [0; 32],
+        }
+    }
+
+    #[test]
+    fn a_peer_is_allowed_by_id_or_by_name_and_a_deny_on_either_wins() {
+        let allow = || decision(true, "ipc (p.md:3)");
+        let default_deny = || decision(false, "");
+        let deny_rule = || decision(false, "no-planner (p.md:9)");
+        assert_eq!(either_peer(allow(), default_deny()), allow());
+        assert_eq!(either_peer(default_deny(), allow()), allow());
+        assert_eq!(either_peer(allow(), deny_rule()), deny_rule());
+        assert_eq!(either_peer(deny_rule(), allow()), deny_rule());
+        assert_eq!(either_peer(default_deny(), default_deny()), default_deny());
+        assert_eq!(either_peer(deny_rule(), default_deny()), deny_rule());
+    }
 }

@@ -22,12 +22,24 @@
 //! - `call ACTION PARAMS_JSON`: one `Call` syscall, print the answer, wait
 //! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
 //!   the first no), then write it, print the answer, wait
+//! - `ipc-ping PEER N`: N rounds of sending `ping I` to PEER and receiving its answer, each
+//!   received message printed as `got PAYLOAD from ID seq S`; exit 0
+//! - `ipc-pong N`: N rounds of receiving a message and answering its sender with `ping`
+//!   replaced by `pong`, each printed as above; exit 0
+//! - `ipc-send PEER PAYLOAD`: one `Send`, print the answer, wait
+//! - `ipc-fill PEER`: send `m0`, `m1`, … to PEER until the kernel answers `Busy` (print
+//!   `accepted N` and the refusal), then retry that message until accepted; exit 0
+//! - `ipc-drain N`: say `ready`, receive N messages (each printed as above), then one more poll
+//!   (`Recv` with timeout 0), printed as `then: …`; exit 0
+//! - `ipc-timeout MS`: one `Recv` with timeout MS, printed with the time it took; exit 0
+//! - `ipc-wait`: one `Recv` without timeout, then (on the same connection, after it) one
+//!   `Write`; once the write is answered the kernel holds the `Recv`: say `waiting`, wait
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use agentos_syscalls::frame::{self, HEADER_LEN};
-use agentos_syscalls::{AgentFrame, Errno, Hello, KernelFrame, Signal, ABI_VERSION};
+use agentos_syscalls::{AgentFrame, AgentId, Errno, Hello, KernelFrame, Signal, ABI_VERSION};
 use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
 
 fn say(line: &str) {
@@ -48,6 +60,7 @@ fn main() -> ExitCode {
     let result = match mode {
         "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
         "async-burst" => async_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32)),
+        "ipc-wait" => ipc_wait(),
         "attack" => Ok(agentos_tests::attack::main(
             args.get(1).map(String::as_str).unwrap_or(""),
             args.get(2).map(String::as_str),
@@ -213,6 +226,100 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
             }
             wait_forever()
         }
+        "ipc-ping" | "ipc-pong" => {
+            let ping = mode == "ipc-ping";
+            let peer = rest.first().and_then(|s| s.parse().ok()).map(AgentId);
+            let rounds: usize = rest
+                .get(usize::from(ping))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3);
+            say("ready");
+            for i in 0..rounds {
+                if let (true, Some(p)) = (ping, peer) {
+                    client.send(p, format!("ping {i}").as_bytes())?;
+                }
+                let m = client.recv(None)?;
+                let text = String::from_utf8_lossy(&m.payload).into_owned();
+                say(&format!("got {text} from {} seq {}", m.from, m.seq));
+                if !ping {
+                    client.send(m.from, text.replace("ping", "pong").as_bytes())?;
+                }
+            }
+            say(if ping { "ping done" } else { "pong done" });
+            Ok(0)
+        }
+        "ipc-send" => {
+            let peer = AgentId(rest.first().and_then(|s| s.parse().ok()).unwrap_or(0));
+            let payload = rest.get(1).map(String::as_str).unwrap_or("hello");
+            match client.send(peer, payload.as_bytes()) {
+                Ok(()) => say("sent"),
+                Err(SdkError::Errno(e)) => say(&format!("refused: {} {e}", e.kind())),
+                Err(e) => return Err(e),
+            }
+            wait_forever()
+        }
+        "ipc-fill" => {
+            let peer = AgentId(rest.first().and_then(|s| s.parse().ok()).unwrap_or(0));
+            let mut i: u64 = 0;
+            loop {
+                match client.send(peer, format!("m{i}").as_bytes()) {
+                    Ok(()) => i += 1,
+                    Err(SdkError::Errno(e @ Errno::Busy { .. })) => {
+                        say(&format!("accepted {i}"));
+                        say(&format!("refused: {} {e}", e.kind()));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // The agent's own back-off: the same message again until the receiver drains.
+            let mut attempts = 1;
+            loop {
+                match client.send(peer, format!("m{i}").as_bytes()) {
+                    Ok(()) => break,
+                    Err(SdkError::Errno(Errno::Busy { .. })) => {
+                        attempts += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            say(&format!("retried m{i} ok after {attempts} attempts"));
+            Ok(0)
+        }
+        "ipc-drain" => {
+            let n: usize = rest.first().and_then(|s| s.parse().ok()).unwrap_or(1);
+            say("ready");
+            for _ in 0..n {
+                let m = client.recv(None)?;
+                say(&format!(
+                    "got {} from {} seq {}",
+                    String::from_utf8_lossy(&m.payload),
+                    m.from,
+                    m.seq
+                ));
+            }
+            match client.recv(Some(0)) {
+                Ok(m) => say(&format!("then: ok {m:?}")),
+                Err(SdkError::Errno(e)) => say(&format!("then: err {}", e.kind())),
+                Err(e) => return Err(e),
+            }
+            Ok(0)
+        }
+        "ipc-timeout" => {
+            let ms: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(100);
+            let started = std::time::Instant::now();
+            let got = client.recv(Some(ms));
+            let took = started.elapsed().as_millis();
+            match got {
+                Ok(m) => say(&format!("timeout: ok {m:?} after {took} ms")),
+                Err(SdkError::Errno(e)) => {
+                    say(&format!("timeout: err {} ({e}) after {took} ms", e.kind()))
+                }
+                Err(e) => return Err(e),
+            }
+            Ok(0)
+        }
         other => {
             say(&format!("unknown mode `{other}`"));
             Ok(64)
@@ -312,7 +419,7 @@ fn connect_attack(path: &str) -> u8 {
 
 /// Every syscall this kernel serves, once, each answer printed as `name: answer`.
 fn tour(c: &Client, target: Option<u64>) -> Result<u8, SdkError> {
-    use agentos_syscalls::{AgentId, Syscall};
+    use agentos_syscalls::Syscall;
     let show = |name: &str, r: Result<String, SdkError>| match r {
         Ok(v) => say(&format!("{name}: ok {v}")),
         Err(SdkError::Errno(e)) => say(&format!("{name}: err {}", e.kind())),
@@ -396,6 +503,29 @@ fn tour(c: &Client, target: Option<u64>) -> Result<u8, SdkError> {
     }
     say("tour done");
     Ok(0)
+}
+
+/// `ipc-wait`: a `Recv` the kernel is known to hold (a later request on the same connection
+/// has been answered), then wait for the end.
+fn ipc_wait() -> Result<u8, SdkError> {
+    use agentos_userspace::sdk::AsyncClient;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    rt.block_on(async move {
+        let c = AsyncClient::connect().await?;
+        // `join!` polls the `Recv` first: its frame is written before the `Write`'s.
+        let (got, _) = tokio::join!(c.recv(None), async {
+            match c.write("/mem/working/waiting", b"1").await {
+                Ok(_) => say("waiting"),
+                Err(e) => say(&format!("write failed: {e}")),
+            }
+        });
+        say(&format!("wait: {got:?}"));
+        Ok::<(), SdkError>(())
+    })?;
+    wait_forever()
 }
 
 /// Many calls in flight on one connection through the async client.

@@ -34,7 +34,7 @@ fn every_served_syscall_answers_as_documented() {
         "check_denied: ok false ",
         "unlink: ok ",
         "stat_gone: err NotFound",
-        "recv: err Unsupported",
+        "recv: err TimedOut",
         "checkpoint: err Unsupported",
         "close: err Unsupported",
         "raw_exit: ok Done",

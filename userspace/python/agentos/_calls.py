@@ -112,9 +112,13 @@ class Calls:
         return self._invoke(abi.Syscall.Call(action, params_json), _call)
 
     def send(self, to: int, payload: Union[bytes, str]) -> None:
+        """Sends a message to another agent's inbox; ``Busy`` when it is full, ``NotFound``
+        when the agent is unknown or has ended."""
         return self._invoke(abi.Syscall.Send(to, _to_bytes("payload", payload)), _done)
 
     def recv(self, timeout_ms: Optional[int] = None) -> abi.Message:
+        """Takes the oldest message from this agent's inbox, waiting up to ``timeout_ms``
+        (0 polls, ``None`` waits until one arrives); ``TimedOut`` when none came."""
         return self._invoke(abi.Syscall.Recv(timeout_ms), _message)
 
     def signal(self, target: int, signal: abi.Signal) -> None:

@@ -3,6 +3,7 @@ id, and signal events to the handlers' own thread."""
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import os
 import queue
@@ -16,7 +17,7 @@ from . import abi
 from ._calls import Calls
 from ._wire import decode
 from .errors import AgentOSError, ConnectionClosed, NoKernel, ProtocolViolation, Refused, from_errno
-from .frame import DEFAULT_MAX_FRAME, HEADER_LEN, encode_frame, read_frame
+from .frame import DEFAULT_MAX_FRAME, HEADER_LEN, FrameDecoder, encode_frame, read_frame
 
 SDK_NAME = "agentos-python/0.1.0"
 
@@ -130,11 +131,20 @@ def _flush_and_exit(code: int) -> None:
 
 
 class _Slot:
-    __slots__ = ("event", "result")
+    """Where one call's answer lands: a plain lock, taken at birth and released by the reader
+    once ``result`` is set (cheaper than a ``threading.Event``, whose every wait builds a
+    ``Condition`` waiter)."""
+
+    __slots__ = ("done", "result")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
         self.result: Union[abi.Reply, abi.Errno, AgentOSError, None] = None
+
+    def set(self, result: Union[abi.Reply, abi.Errno, AgentOSError]) -> None:
+        self.result = result
+        self.done.release()
 
 
 class Client(Calls):
@@ -199,7 +209,7 @@ class Client(Calls):
             with self._lock:
                 self._pending.pop(rid, None)
             raise ConnectionClosed(f"cannot send to the kernel: {e}") from None
-        slot.event.wait()
+        slot.done.acquire()
         result = slot.result
         if isinstance(result, AgentOSError):
             raise result
@@ -209,27 +219,32 @@ class Client(Calls):
         return decode_reply(result)
 
     def _reader(self) -> None:
-        read_exact = _recv_exact(self._sock)
+        # Buffered: one recv usually brings a whole answer (header and body), often several.
+        sock, frames = self._sock, FrameDecoder(self.max_frame)
         err: AgentOSError = ConnectionClosed("the kernel closed the connection")
         try:
             while True:
-                body = read_frame(read_exact, self.max_frame)
-                if body is None:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    if frames.buf:
+                        err = ConnectionClosed(f"stream ended inside a frame ({len(frames.buf)} bytes buffered)")
                     break
-                frame = decode(abi.KernelFrame, body)
-                if isinstance(frame, abi.KernelFrame.Response):
-                    with self._lock:
-                        slot = self._pending.pop(frame.response.id, None)
-                    if slot is not None:
-                        slot.result = frame.response.result
-                        slot.event.set()
-                elif isinstance(frame, abi.KernelFrame.Event):
-                    ev = frame.event
-                    if isinstance(ev, abi.Event.Signal):
-                        self._handlers.deliver(ev.signal, ev.reason)
-                else:
-                    err = ProtocolViolation(f"unexpected frame {frame!r}")
-                    break
+                frames.push(chunk)
+                body = frames.next_frame()
+                while body is not None:
+                    frame = decode(abi.KernelFrame, body)
+                    if isinstance(frame, abi.KernelFrame.Response):
+                        with self._lock:
+                            slot = self._pending.pop(frame.response.id, None)
+                        if slot is not None:
+                            slot.set(frame.response.result)
+                    elif isinstance(frame, abi.KernelFrame.Event):
+                        ev = frame.event
+                        if isinstance(ev, abi.Event.Signal):
+                            self._handlers.deliver(ev.signal, ev.reason)
+                    else:
+                        raise ProtocolViolation(f"unexpected frame {frame!r}")
+                    body = frames.next_frame()
         except AgentOSError as e:
             err = e
         except (OSError, ValueError) as e:
@@ -238,5 +253,4 @@ class Client(Calls):
             self._closed = err
             pending, self._pending = self._pending, {}
         for slot in pending.values():
-            slot.result = err
-            slot.event.set()
+            slot.set(err)

@@ -203,3 +203,47 @@ def test_signal_table() -> None:
     assert abi.Signal.parse("term") is abi.Signal.TERM and abi.Signal.parse(64) is abi.Signal.POLICY
     with pytest.raises(ValueError):
         abi.Signal.parse("SIGHUP")
+
+
+def test_reader_takes_answers_batched_split_and_refuses_oversized_ones() -> None:
+    """The blocking client's reader buffers: two answers in one write, an answer trickling in
+    byte by byte, and a header over the limit (refused before its body is awaited)."""
+    a, b = socket.socketpair()
+    requests: List[abi.Request] = []
+    ready = threading.Event()
+
+    def kernel() -> None:
+        dec = FrameDecoder()
+
+        def next_body() -> bytes:
+            while (body := dec.next_frame()) is None:
+                dec.push(b.recv(4096))
+            return body
+
+        next_body()  # Hello
+        b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(1), abi.Limits(1024, 8), bytes(32)))))
+        for _ in range(3):
+            requests.append(decode(abi.AgentFrame, next_body()).request)
+            if len(requests) == 2:
+                ready.set()
+        answer = lambda r: encode_frame(abi.KernelFrame.Response(abi.Response(r.id, abi.Reply.Data(r.call.path.encode()))))
+        b.sendall(answer(requests[0]) + answer(requests[1]))  # two answers, one write
+        for byte in answer(requests[2]):
+            b.sendall(bytes([byte]))
+        b.sendall((1025).to_bytes(4, "little"))  # over the 1024-byte limit
+
+    threading.Thread(target=kernel, daemon=True).start()
+    c = agentos.Client(a)
+    got: List[bytes] = []
+    threads = [threading.Thread(target=lambda p=p: got.append(c.read(p))) for p in ("/one", "/two")]
+    for t in threads:
+        t.start()
+    assert ready.wait(5)
+    assert c.read("/three") == b"/three"
+    for t in threads:
+        t.join(5)
+    assert sorted(got) == [b"/one", b"/two"]
+    with pytest.raises(agentos.ProtocolViolation, match="over the limit"):
+        c.read("/after")
+    a.close()
+    b.close()

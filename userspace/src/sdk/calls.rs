@@ -253,11 +253,14 @@ macro_rules! typed_methods {
         pub $($async_kw)? fn call(&self, action: &str, params_json: &str) -> Result<String, SdkError> {
             self.invoke(calls::call(action, params_json))$($aw)*
         }
-        /// Sends a message to another agent's inbox.
+        /// Sends a message to another agent's inbox (action `ipc_send`, its `peers` naming the
+        /// target by id or name). A full inbox answers `Busy` (retry later); an unknown or
+        /// ended agent `NotFound`.
         pub $($async_kw)? fn send(&self, to: AgentId, payload: &[u8]) -> Result<(), SdkError> {
             self.invoke(calls::send(to, payload))$($aw)*
         }
-        /// Takes the next message from this agent's inbox.
+        /// Takes the oldest message from this agent's inbox, waiting up to `timeout_ms`
+        /// (`Some(0)` polls, `None` waits until one arrives); a timeout answers `TimedOut`.
         pub $($async_kw)? fn recv(&self, timeout_ms: Option<u64>) -> Result<Message, SdkError> {
             self.invoke(calls::recv(timeout_ms))$($aw)*
         }

@@ -4,6 +4,8 @@ mod check_policy;
 mod exit;
 mod list;
 mod read;
+mod recv;
+mod send;
 mod signal;
 mod stat;
 mod unlink;
@@ -67,14 +69,14 @@ pub(crate) async fn perform(
         }
         Syscall::Signal { target, signal } => signal::signal(k, agent, *target, *signal).await,
         Syscall::Exit { code } => exit::exit(agent, *code),
+        Syscall::Send { to, payload } => send::send(k, agent, *to, payload),
+        Syscall::Recv { timeout_ms } => recv::recv(agent, *timeout_ms).await.map(Reply::Message),
         Syscall::Open { .. }
         | Syscall::Close { .. }
         | Syscall::ReadFd { .. }
         | Syscall::WriteFd { .. }
         | Syscall::Exec { .. }
         | Syscall::Call { .. }
-        | Syscall::Send { .. }
-        | Syscall::Recv { .. }
         | Syscall::Checkpoint => super::unsupported(call),
     }
 }

@@ -1,0 +1,41 @@
+//! `Send`: puts a message into another agent's inbox (the policy's `ipc_send` rule has allowed
+//! the target, by id or name). Semantics in `crate::ipc`.
+
+use agentos_syscalls::control::AgentRef;
+use agentos_syscalls::{AgentId, Errno, Reply};
+
+use crate::agent::Agent;
+use crate::ipc::PushError;
+use crate::kernel::{now_ms, KernelInner};
+
+pub(super) fn send(
+    k: &KernelInner,
+    from: &Agent,
+    to: AgentId,
+    payload: &[u8],
+) -> Result<Reply, Errno> {
+    let target = k.find(&AgentRef::Id(to)).map_err(|_| Errno::NotFound {
+        what: format!("agent {to}: no such agent on this kernel (running agents: `agentctl ps`)"),
+    })?;
+    let ended = || Errno::NotFound {
+        what: format!(
+            "agent {to} has ended and its inbox is closed; send to a running agent (`agentctl ps`)"
+        ),
+    };
+    if target.is_exited() {
+        return Err(ended());
+    }
+    let limits = target.inbox.limits();
+    match target.inbox.push(from.id, payload.to_vec(), now_ms()) {
+        Ok(_) => Ok(Reply::Done),
+        Err(PushError::Closed) => Err(ended()),
+        Err(PushError::TooLarge { size, limit }) => Err(Errno::TooLarge { size, limit }),
+        Err(PushError::Full { messages, bytes }) => Err(Errno::Busy {
+            what: format!(
+                "the inbox of agent {to} is full ({messages} messages, {bytes} bytes pending; \
+                 limits {} messages, {} bytes); retry after it receives",
+                limits.messages, limits.bytes
+            ),
+        }),
+    }
+}
