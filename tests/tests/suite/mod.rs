@@ -8,3 +8,4 @@ mod recorder;
 mod resources;
 mod syscalls;
 mod unprivileged;
+mod vfs;
