@@ -282,6 +282,16 @@ pub struct KernelStartArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct KernelOptions {
+    /// Bytes each agent may keep across its writable tree (working memory, persistent
+    /// memory, growth of workspace files).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub quota_bytes: u64,
+    /// Files each agent may keep across its writable tree.
+    #[arg(long, default_value_t = 4096)]
+    pub quota_files: u64,
+    /// Descriptors (`Open`) each agent may hold at once.
+    #[arg(long, default_value_t = 64)]
+    pub max_fds: u32,
     /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
     #[arg(long)]
     pub allow_degraded_sandbox: bool,
@@ -312,6 +322,10 @@ pub struct AgentSpec {
     /// A host directory the agent sees as /workspace.
     #[arg(long)]
     pub workspace: Option<PathBuf>,
+    /// Start with `/mem/working` restored from a checkpoint of agent ID: `ID:N` for
+    /// checkpoint N, `ID` for its latest.
+    #[arg(long, value_name = "ID[:N]")]
+    pub restore: Option<String>,
     /// Extra environment variable for the agent (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,

@@ -36,7 +36,15 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Run(args) => crate::run::run(cli.state_dir, args),
         Command::Spawn(args) => {
             let req = spawn_request(&args.spec)?;
-            match call(&dir, &ControlRequest::Spawn(req))? {
+            let request = match restore_of(&args.spec)? {
+                Some((from, checkpoint)) => ControlRequest::SpawnRestored {
+                    spawn: req,
+                    from,
+                    checkpoint,
+                },
+                None => ControlRequest::Spawn(req),
+            };
+            match call(&dir, &request)? {
                 ControlResponse::Spawned(info) if args.json => {
                     output::print_json(&output::agent_json(&info));
                     Ok(0)
@@ -258,6 +266,27 @@ pub fn resolve_program(name: &str) -> Result<PathBuf, CliError> {
 }
 
 /// Builds a spawn request: reads the policy, resolves the program and the workspace.
+/// `--restore ID[:N]`: the agent and checkpoint to start from.
+pub fn restore_of(
+    spec: &AgentSpec,
+) -> Result<Option<(agentos_syscalls::AgentId, Option<u64>)>, CliError> {
+    let Some(text) = spec.restore.as_deref() else {
+        return Ok(None);
+    };
+    let bad = || {
+        CliError::usage(
+            format!("--restore `{text}` is not ID or ID:N"),
+            "e.g. `--restore 3` (its latest checkpoint) or `--restore 3:2`",
+        )
+    };
+    let (id, n) = match text.split_once(':') {
+        Some((id, n)) => (id, Some(n.parse::<u64>().map_err(|_| bad())?)),
+        None => (text, None),
+    };
+    let id = id.parse::<u64>().map_err(|_| bad())?;
+    Ok(Some((agentos_syscalls::AgentId(id), n)))
+}
+
 pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
     let policy_path = spec
         .policy
@@ -386,6 +415,12 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.approval_timeout_ms.to_string(),
         "--durability".into(),
         k.durability.to_string(),
+        "--quota-bytes".into(),
+        k.quota_bytes.to_string(),
+        "--quota-files".into(),
+        k.quota_files.to_string(),
+        "--max-fds".into(),
+        k.max_fds.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

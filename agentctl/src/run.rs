@@ -15,6 +15,7 @@ use crate::CliError;
 
 pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     let req = spawn_request(&args.spec)?;
+    let restore = crate::commands::restore_of(&args.spec)?;
     let state_dir = match state_dir {
         Some(d) => d,
         None => tempfile::Builder::new()
@@ -33,6 +34,8 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.term_grace = Duration::from_millis(args.kernel.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.kernel.approval_timeout_ms);
     config.recorder.durability = args.kernel.durability;
+    config.working_quota = (args.kernel.quota_bytes, args.kernel.quota_files);
+    config.max_fds = args.kernel.max_fds;
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {
@@ -67,7 +70,11 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
                 "check --state-dir, or stop the kernel that owns it",
             )
         })?;
-        let info = match kernel.spawn(req).await {
+        let spawned = match restore {
+            Some((from, checkpoint)) => kernel.spawn_restored(req, from, checkpoint).await,
+            None => kernel.spawn(req).await,
+        };
+        let info = match spawned {
             Ok(i) => i,
             Err(e) => {
                 kernel.shutdown("agentctl run: spawn refused").await;

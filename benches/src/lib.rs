@@ -51,6 +51,26 @@ observability:
 # agentos bench policy
 "#;
 
+/// [`POLICY`] plus reading and writing anywhere in `/workspace`.
+pub const WORKSPACE_POLICY: &str = r#"---
+kernel:
+  version: "1.0"
+  mode: strict
+signals: []
+policies:
+  - name: workspace-rw
+    action: file_write
+    effect: allow
+    constraints:
+      paths: ["/workspace/**"]
+  - name: workspace-ro
+    action: file_read
+    effect: allow
+    constraints:
+      paths: ["/workspace", "/workspace/**"]
+---
+"#;
+
 /// The message size of every round trip.
 pub const MSG: usize = 64;
 
@@ -198,13 +218,24 @@ impl BenchKernel {
     /// Spawns a jailed agent running `program args`, waits for its end, checks it exited 0,
     /// and returns its final row and its output.
     pub fn run(&self, program: &Path, args: &[&str]) -> (AgentInfo, String) {
+        self.run_with(program, args, None, POLICY)
+    }
+
+    /// [`BenchKernel::run`] with a `--workspace` and a policy of its own.
+    pub fn run_with(
+        &self,
+        program: &Path,
+        args: &[&str],
+        workspace: Option<&Path>,
+        policy: &str,
+    ) -> (AgentInfo, String) {
         let req = SpawnRequest {
             name: None,
             policy: PolicySource {
                 path: "bench-policy.md".into(),
-                text: POLICY.into(),
+                text: policy.into(),
             },
-            workspace: None,
+            workspace: workspace.map(Path::to_path_buf),
             program: program.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),

@@ -94,7 +94,9 @@ pub(crate) struct Agent {
     pub kill_reason: Mutex<Option<(Signal, String)>>,
     pub outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
     pub working: Mutex<MemFs>,
-    pub checkpoints: Mutex<Vec<MemFs>>,
+    /// The rest of the agent's VFS tree: persistent namespace, workspace root, quota,
+    /// descriptors, checkpoints.
+    pub tree: crate::tree::AgentTree,
     pub jail: Mutex<Option<JailReport>>,
     pub limiter: Mutex<RateLimiter>,
     /// The token buckets of the kernel's base policy's rules, for this agent.
@@ -104,7 +106,6 @@ pub(crate) struct Agent {
     /// The agent's cgroup(s), where the host gave the kernel any; removed once it ends.
     pub cgroup: Option<AgentGroup>,
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
-    #[allow(dead_code)] // read by the VFS and Exec once they serve /workspace
     pub workspace: Option<PathBuf>,
     /// Messages other agents sent, waiting for `Recv`.
     pub inbox: crate::ipc::Inbox,

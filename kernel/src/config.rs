@@ -8,9 +8,13 @@
 //!   recorder/          flight recorder: segments, key (0600), key.pub, HEAD
 //!   sdk/python/        the kernel's read-only copy of the Python SDK (`agentos/`, 0444/0555),
 //!                      on every agent's `PYTHONPATH`
+//!   memory.redb        persistent agent memory (/mem/episodic, /mem/semantic), keyed by
+//!                      agent name; unnamed agents' entries are removed when they end
 //!   agents/<id>/
 //!     output.log       the agent's stdout and stderr, in arrival order
 //!     scratch/         the agent's private read-write dir (removed when it ends)
+//!     checkpoints/<n>  working-memory checkpoints (Checkpoint syscall, SIGUSR1); kept after
+//!                      the agent ends, restored with `agentctl spawn --restore ID[:N]`
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -59,8 +63,11 @@ pub struct Config {
     pub max_in_flight: u32,
     pub runtime: Runtime,
     pub limits: ResourceLimits,
-    /// Bytes and files an agent may keep in `/mem/working`.
+    /// Bytes and files an agent may keep across its writable tree: `/mem/working`, its
+    /// persistent memory and the growth of workspace files it writes.
     pub working_quota: (u64, u64),
+    /// How many descriptors (`Open`) an agent may hold at once.
+    pub max_fds: u32,
     /// How long a call that needs operator approval waits before it is denied with
     /// `ApprovalTimeout`.
     pub approval_timeout: Duration,
@@ -91,6 +98,7 @@ impl Config {
             runtime: Runtime::default(),
             limits: ResourceLimits::default(),
             working_quota: (64 << 20, 4096),
+            max_fds: 64,
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
             python_sdk: None,
@@ -112,6 +120,11 @@ impl Config {
 
     pub fn recorder_dir(&self) -> PathBuf {
         self.state_dir.join("recorder")
+    }
+
+    /// The persistent agent memory store.
+    pub fn memory_path(&self) -> PathBuf {
+        self.state_dir.join("memory.redb")
     }
 
     pub fn agents_dir(&self) -> PathBuf {

@@ -185,6 +185,16 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
                     }),
             )
         }
+        ControlRequest::SpawnRestored {
+            spawn,
+            from,
+            checkpoint,
+        } => answer(
+            kernel
+                .spawn_restored(spawn, from, checkpoint)
+                .await
+                .map(ControlResponse::Spawned),
+        ),
         ControlRequest::ReloadPolicy { agent, policy } => {
             answer(kernel.reload_policy(&agent, &policy, &source).map(
                 |(agent, old_digest, new_digest)| ControlResponse::Reloaded {

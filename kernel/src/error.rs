@@ -33,6 +33,8 @@ pub enum KernelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the agents' persistent memory")]
+    MemoryStore(#[from] agentos_vfs::StoreError),
     #[error("cannot start the spawner thread")]
     Spawner(#[source] std::io::Error),
 }

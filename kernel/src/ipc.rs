@@ -51,7 +51,6 @@ impl Default for InboxLimits {
 #[derive(Debug)]
 struct Pending {
     message: Message,
-    #[allow(dead_code)] // read by the `/ipc/inbox` view
     arrived_ms: u64,
 }
 
@@ -156,7 +155,6 @@ impl Inbox {
 }
 
 /// The read-only view of an inbox that the VFS serves as `/ipc/inbox`.
-#[allow(dead_code)] // called by the VFS routing of `/ipc/inbox`
 pub(crate) mod view {
     use agentos_syscalls::{DirEntry, Errno, FileKind, FileStat, Message};
 

@@ -56,6 +56,8 @@ pub(crate) struct KernelInner {
     pub approvals: Approvals,
     /// The cgroup hierarchies agents get groups in, or why there are none.
     pub cgroups: Result<agentos_userspace::launch::cgroup::Host, String>,
+    /// Every agent's persistent memory (`/mem/episodic`, `/mem/semantic`).
+    pub memory: agentos_vfs::Store,
     _lock: std::fs::File,
 }
 
@@ -233,6 +235,11 @@ impl Kernel {
         // Verifies the existing log, recovers a torn tail and reports tampering itself.
         let (recorder, _report) =
             Recorder::open_with(&config.recorder_dir(), config.recorder.clone())?;
+        let memory = agentos_vfs::Store::open(&config.memory_path())?;
+        // Unnamed agents' memory does not outlive them; a killed kernel may have left some.
+        if let Err(e) = memory.remove_namespaces_with_prefix("agent:") {
+            tracing::warn!(error = %e, "cannot clear unnamed agents' persistent memory");
+        }
         let spawner = Spawner::start().map_err(KernelError::Spawner)?;
         let mut host_layers = crate::sandbox::probe_host(&config);
         let cgroups = crate::sandbox::setup_cgroups(&mut host_layers, &config.limits);
@@ -248,6 +255,7 @@ impl Kernel {
             host_layers,
             approvals: Approvals::default(),
             cgroups,
+            memory,
             _lock: lock_file,
         });
         inner.record(
@@ -280,6 +288,19 @@ impl Kernel {
     /// Starts an agent.
     pub async fn spawn(&self, req: SpawnRequest) -> Result<AgentInfo, ControlError> {
         crate::spawn::spawn(&self.inner, req)
+            .await
+            .map(|a| a.info())
+    }
+
+    /// Starts an agent whose `/mem/working` is checkpoint `checkpoint` (the latest when
+    /// `None`) of agent `from`.
+    pub async fn spawn_restored(
+        &self,
+        req: SpawnRequest,
+        from: AgentId,
+        checkpoint: Option<u64>,
+    ) -> Result<AgentInfo, ControlError> {
+        crate::spawn::spawn_from(&self.inner, req, Some((from, checkpoint)))
             .await
             .map(|a| a.info())
     }

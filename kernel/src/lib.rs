@@ -12,6 +12,7 @@
 //! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
 //! - `server`: the per-agent syscall server; `server/calls/<syscall>.rs`, one file each.
 //! - `signals`: the signal dispatcher (DESIGN §7).
+//! - `tree`: the per-agent VFS tree (DESIGN §6): mounts, quota, descriptors, checkpoints.
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
@@ -51,6 +52,7 @@ mod signals;
 mod spawn;
 #[allow(unsafe_code)]
 mod sys;
+mod tree;
 
 pub use config::Config;
 pub use control::LogFollower;

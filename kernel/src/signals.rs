@@ -124,8 +124,9 @@ pub(crate) async fn deliver(
         }
         Signal::Int => event_then_posix(agent, signal, libc::SIGINT, &reason).await,
         Signal::Usr1 => {
-            let snapshot = lock(&agent.working).clone();
-            lock(&agent.checkpoints).push(snapshot);
+            if let Err(e) = crate::tree::checkpoint(k, agent, "SIGUSR1") {
+                tracing::error!(agent_id = %agent.id, error = %e, "SIGUSR1 checkpoint failed");
+            }
             let _ = agent.push(KernelFrame::Event(Event::Signal { signal, reason }));
         }
     }

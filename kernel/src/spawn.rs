@@ -194,10 +194,92 @@ fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
     }
 }
 
+/// The agent's VFS tree: its persistent namespace (and what it already holds, for the
+/// quota), its workspace root descriptor, and its working memory when restored from a
+/// checkpoint.
+#[allow(clippy::type_complexity)]
+fn agent_tree(
+    k: &KernelInner,
+    id: AgentId,
+    name: Option<&str>,
+    workspace: Option<&Path>,
+    restore: Option<(AgentId, Option<u64>)>,
+    dir: &Path,
+) -> Result<(Option<MemFs>, crate::tree::AgentTree, Option<RecordEvent>), ControlError> {
+    let (ns, ephemeral) = crate::tree::namespace_of(name, id);
+    let (mut bytes, mut files) = k.memory.usage(&ns).map_err(|e| {
+        failed(
+            format!("cannot read the persistent memory of agent {id}: {e}"),
+            "check STATE_DIR/memory.redb",
+        )
+    })?;
+    let root = match workspace {
+        Some(ws) => Some(crate::sys::open_workspace_root(ws).map_err(|e| {
+            usage(
+                format!("cannot open the workspace {}: {e}", ws.display()),
+                "give an existing directory the kernel can open",
+            )
+        })?),
+        None => None,
+    };
+    let (max_bytes, max_files) = k.config.working_quota;
+    let mut restored = None;
+    let working = match restore {
+        Some((from, number)) => {
+            let cp = crate::tree::find_checkpoint(k, from, number).map_err(|e| {
+                control_error(
+                    ControlErrorKind::NotFound,
+                    format!("cannot restore from agent {from}: {e}"),
+                    "list its checkpoints under STATE_DIR/agents/<id>/checkpoints/, or take one with `agentctl signal ID SIGUSR1`",
+                )
+            })?;
+            let number = cp.number;
+            let fs = MemFs::restore(cp.files, max_bytes, max_files).map_err(|e| {
+                failed(
+                    format!(
+                        "checkpoint {number} of agent {from} does not fit the agent quota: {e}"
+                    ),
+                    "start the kernel with a larger --quota-bytes/--quota-files",
+                )
+            })?;
+            let (b, f) = fs.usage();
+            bytes += b;
+            files += f;
+            restored = Some(RecordEvent::MemoryRestored {
+                from,
+                number,
+                files: f,
+                bytes: b,
+            });
+            Some(fs)
+        }
+        None => None,
+    };
+    let tree = crate::tree::AgentTree::new(
+        ns,
+        ephemeral,
+        root,
+        (bytes, files),
+        k.config.working_quota,
+        dir.join("checkpoints"),
+    );
+    Ok((working, tree, restored))
+}
+
 /// Starts one agent: policy, dirs, jail spec, launcher, then the tasks that serve it.
 pub(crate) async fn spawn(
     k: &Arc<KernelInner>,
     req: SpawnRequest,
+) -> Result<Arc<Agent>, ControlError> {
+    spawn_from(k, req, None).await
+}
+
+/// [`spawn`], with working memory restored from checkpoint `N` (the latest when `None`) of
+/// agent `ID` when `restore` is `Some((ID, N))`.
+pub(crate) async fn spawn_from(
+    k: &Arc<KernelInner>,
+    req: SpawnRequest,
+    restore: Option<(AgentId, Option<u64>)>,
 ) -> Result<Arc<Agent>, ControlError> {
     if *k.shutdown.borrow() {
         return Err(failed(
@@ -259,6 +341,14 @@ pub(crate) async fn spawn(
 
     let id = AgentId(k.next_id.fetch_add(1, Ordering::Relaxed));
     let dir = k.config.agents_dir().join(id.to_string());
+    let (working, tree, restored) = agent_tree(
+        k,
+        id,
+        req.name.as_deref(),
+        workspace.as_deref(),
+        restore,
+        &dir,
+    )?;
     let scratch = dir.join("scratch");
     let io_fail = |what: &str, e: io::Error| {
         failed(
@@ -375,6 +465,7 @@ pub(crate) async fn spawn(
     })?;
     let pid = child.id().unwrap_or(0);
     let (working_bytes, working_files) = k.config.working_quota;
+    let working = working.unwrap_or_else(|| MemFs::new(working_bytes, working_files));
     let agent = Arc::new(Agent {
         id,
         name: req.name.clone(),
@@ -392,8 +483,8 @@ pub(crate) async fn spawn(
         first_syscall_us: OnceLock::new(),
         kill_reason: Mutex::new(None),
         outbox: Mutex::new(None),
-        working: Mutex::new(MemFs::new(working_bytes, working_files)),
-        checkpoints: Mutex::new(Vec::new()),
+        working: Mutex::new(working),
+        tree,
         jail: Mutex::new(None),
         limiter: Mutex::new(RateLimiter::new()),
         base_limiter: Mutex::new(RateLimiter::new()),
@@ -414,6 +505,9 @@ pub(crate) async fn spawn(
             launcher_pid: pid,
         },
     );
+    if let Some(event) = restored {
+        k.record(Some(id), event);
+    }
     if !extra_read_only.is_empty() {
         k.record(
             Some(id),
@@ -422,7 +516,12 @@ pub(crate) async fn spawn(
             },
         );
     }
-    tracing::info!(agent_id = %id, pid, "agent spawned");
+    tracing::info!(
+        agent_id = %id,
+        pid,
+        workspace = %agent.workspace.as_deref().map_or(String::new(), |w| w.display().to_string()),
+        "agent spawned"
+    );
 
     let mut outputs = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -489,6 +588,7 @@ async fn reap(
     if let Some(group) = &agent.cgroup {
         crate::sandbox::remove_agent_group(agent.id, group).await;
     }
+    crate::tree::agent_ended(&k, &agent);
     let exit = classify(&agent, status, k.config.require_full_sandbox);
     k.record(
         Some(agent.id),

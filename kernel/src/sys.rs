@@ -252,3 +252,80 @@ pub(crate) fn async_fd_readable(
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(io::Error::from)
 }
+
+/// How every `/workspace` path is resolved: never above the workspace root (`..`, absolute
+/// symlinks and symlinks climbing out fail with `EXDEV`), never through a magic link
+/// (`/proc/self/root`, `/proc/*/fd/*`: `ELOOP`), never across a mount point (a bind mount
+/// inside the workspace pointing elsewhere: `EXDEV`).
+pub(crate) fn workspace_resolve() -> rustix::fs::ResolveFlags {
+    use rustix::fs::ResolveFlags;
+    ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV
+}
+
+/// Opens the workspace root as an `O_PATH` directory descriptor (at spawn; every later access
+/// is resolved beneath it with [`open_beneath`]).
+pub(crate) fn open_workspace_root(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// `openat2(root, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)`.
+/// `rel` is relative (`.` for the root itself). `EAGAIN` (a concurrent rename seen by the
+/// resolver) is retried a bounded number of times.
+pub(crate) fn open_beneath(
+    root: std::os::fd::BorrowedFd<'_>,
+    rel: &str,
+    flags: rustix::fs::OFlags,
+    mode: u32,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let mode = rustix::fs::Mode::from_raw_mode(mode);
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            root,
+            rel,
+            flags | rustix::fs::OFlags::CLOEXEC,
+            mode,
+            workspace_resolve(),
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// `mkdirat(dir, name, mode)` for one component in a directory opened beneath the workspace.
+pub(crate) fn mkdir_in(dir: std::os::fd::BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<()> {
+    rustix::fs::mkdirat(dir, name, rustix::fs::Mode::from_raw_mode(mode)).map_err(io::Error::from)
+}
+
+/// `unlinkat(dir, name, 0)` for one component in a directory opened beneath the workspace.
+pub(crate) fn unlink_in(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()).map_err(io::Error::from)
+}
+
+/// The entries of a directory opened beneath the workspace: `(name, is_dir, size)`, not
+/// following symlinks (a symlink is listed as a file of its own size).
+pub(crate) fn list_dir(dir: std::os::fd::OwnedFd) -> io::Result<Vec<(String, bool, u64)>> {
+    use rustix::fs::{AtFlags, FileType};
+    let mut out = Vec::new();
+    let d = rustix::fs::Dir::read_from(&dir).map_err(io::Error::from)?;
+    for entry in d {
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let Ok(st) = rustix::fs::statat(&dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        out.push((name, is_dir, if is_dir { 0 } else { st.st_size as u64 }));
+    }
+    Ok(out)
+}

@@ -452,6 +452,8 @@ impl Index {
 #[derive(Debug)]
 struct Inner {
     path: String,
+    /// The file's text, exactly as parsed (served to the agent as `/policy/security.md`).
+    text: String,
     digest: [u8; 32],
     origin: source::Origin,
     version: String,
@@ -502,6 +504,7 @@ impl Policy {
         Ok(Policy {
             inner: Arc::new(Inner {
                 path: path.to_string(),
+                text: text.to_string(),
                 digest,
                 origin: src.origin,
                 version: doc.version,
@@ -528,6 +531,11 @@ impl Policy {
     /// blake3 of the file's text, exactly as read.
     pub fn digest(&self) -> [u8; 32] {
         self.inner.digest
+    }
+
+    /// The file's text, exactly as given to [`Policy::parse`].
+    pub fn text(&self) -> &str {
+        &self.inner.text
     }
 
     /// The path given to [`Policy::parse`].

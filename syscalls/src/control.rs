@@ -103,6 +103,13 @@ pub enum ControlRequest {
         agent: AgentRef,
         policy: PolicySource,
     },
+    /// Spawn, with the new agent's `/mem/working` restored from checkpoint `checkpoint` (the
+    /// latest when `None`) of agent `from` (`agentctl spawn --restore ID[:N]`).
+    SpawnRestored {
+        spawn: SpawnRequest,
+        from: AgentId,
+        checkpoint: Option<u64>,
+    },
 }
 
 /// One call parked for operator approval (a row of `agentctl approvals`).

@@ -384,7 +384,7 @@ fn control_protocol() {
     };
     let requests = vec![
         ("status", ControlRequest::Status),
-        ("spawn", ControlRequest::Spawn(spawn)),
+        ("spawn", ControlRequest::Spawn(spawn.clone())),
         ("ps", ControlRequest::Ps),
         (
             "wait",
@@ -424,6 +424,14 @@ fn control_protocol() {
                     path: "/p/.agents/security.md".into(),
                     text: "kernel: {}".into(),
                 },
+            },
+        ),
+        (
+            "spawn_restored",
+            ControlRequest::SpawnRestored {
+                spawn,
+                from: AgentId(3),
+                checkpoint: Some(2),
             },
         ),
     ];

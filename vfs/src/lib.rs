@@ -1,14 +1,17 @@
 //! # agentos-vfs — the virtual file system
 //!
 //! Each agent sees its own tree (DESIGN §6); this crate owns path normalization and the
-//! backends behind that tree. Today: [`normalize`] and the in-memory backend [`MemFs`]
-//! (`/mem/working`). Host-directory and persistent backends and the per-agent namespace
-//! come next.
+//! backends behind that tree: [`normalize`], the mount table [`resolve`], the in-memory
+//! backend [`MemFs`] (`/mem/working`) and the persistent [`Store`] (`/mem/episodic`,
+//! `/mem/semantic`). The host-directory backend (`/workspace`) lives in the kernel, whose
+//! `sys` module owns the `openat2` it is built on.
 //!
 //! ## Modules
 //! - `path` — [`normalize`]: the one place paths are made canonical, before the policy or a
 //!   backend sees them.
 //! - `mem` — [`MemFs`]: a quota-bound in-memory tree.
+//! - `store` — [`Store`]: the redb-backed persistent memory of every agent.
+//! - `tree` — [`resolve`]: which mount of the per-agent tree a path falls in.
 //!
 //! ## Invariants owned here
 //! - A normalized path is absolute, has no `.`/`..`/empty components and no trailing slash;
@@ -23,6 +26,10 @@
 
 mod mem;
 mod path;
+mod store;
+mod tree;
 
 pub use mem::MemFs;
 pub use path::normalize;
+pub use store::{Store, StoreError};
+pub use tree::{resolve, Mount, MOUNTS};

@@ -243,6 +243,30 @@ impl MemFs {
     pub fn usage(&self) -> (u64, u64) {
         (self.bytes, self.files.len() as u64)
     }
+
+    /// Every file as `(path, modified_ms, data)`, in path order (a checkpoint's content).
+    pub fn snapshot(&self) -> Vec<(String, u64, Vec<u8>)> {
+        self.files
+            .iter()
+            .map(|(k, f)| (k.clone(), f.modified_ms, f.data.clone()))
+            .collect()
+    }
+
+    /// A tree holding `files` (from [`MemFs::snapshot`]) under the given quotas. Fails with
+    /// `QuotaExceeded` when they do not fit, or on a malformed path.
+    pub fn restore(
+        files: Vec<(String, u64, Vec<u8>)>,
+        max_bytes: u64,
+        max_files: u64,
+    ) -> Result<MemFs, Errno> {
+        let mut fs = MemFs::new(max_bytes, max_files);
+        for (path, ms, data) in files {
+            fs.set_now(ms);
+            fs.write(&path, &data, WriteMode::Truncate)?;
+        }
+        fs.set_now(0);
+        Ok(fs)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! - `bench-agent rtt N`: connects, writes a 64-byte `/mem/working/x` once, then times `N`
 //!   `read("/mem/working/x")` round trips and prints `elapsed_ns <total>` on stdout.
 //! - `bench-agent first`: connects, does one `write`, exits (for spawn → first syscall).
+//! - `bench-agent vfs read|write PATH SIZE N`: times `N` one-shot `Read`s of PATH (checking
+//!   SIZE bytes come back) or `N` one-shot `Write`s of SIZE bytes to PATH; prints
+//!   `elapsed_ns <total>`.
 
 // A bench helper: any failure should abort loudly, so unwrap/expect are the right tool here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -38,8 +41,28 @@ fn main() {
                 .write(PATH, &[0x5a; 64])
                 .expect("write /mem/working/x");
         }
+        Some("vfs") => {
+            let op = args.get(1).map(String::as_str).unwrap_or("read");
+            let path = args
+                .get(2)
+                .expect("usage: bench-agent vfs read|write PATH SIZE N");
+            let size: usize = args.get(3).and_then(|s| s.parse().ok()).expect("SIZE");
+            let n: u64 = args.get(4).and_then(|s| s.parse().ok()).expect("N");
+            let data = vec![0xa5u8; size];
+            let start = Instant::now();
+            for _ in 0..n {
+                if op == "write" {
+                    let w = client.write(path, &data).expect("write");
+                    assert_eq!(w as usize, size);
+                } else {
+                    let got = client.read(path).expect("read");
+                    assert_eq!(got.len(), size);
+                }
+            }
+            println!("elapsed_ns {}", start.elapsed().as_nanos());
+        }
         _ => {
-            eprintln!("usage: bench-agent rtt N | bench-agent first");
+            eprintln!("usage: bench-agent rtt N | bench-agent first | bench-agent vfs …");
             std::process::exit(2);
         }
     }

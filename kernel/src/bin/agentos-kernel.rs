@@ -38,6 +38,16 @@ struct Args {
     /// fsynced (group commit); `batch` answers once it is written and fsyncs within 50 ms.
     #[arg(long, default_value_t = agentos_kernel::recorder::Durability::default())]
     durability: agentos_kernel::recorder::Durability,
+    /// Bytes each agent may keep across its writable tree (working memory, persistent
+    /// memory, growth of workspace files).
+    #[arg(long, default_value_t = 64 << 20)]
+    quota_bytes: u64,
+    /// Files each agent may keep across its writable tree.
+    #[arg(long, default_value_t = 4096)]
+    quota_files: u64,
+    /// Descriptors (`Open`) each agent may hold at once.
+    #[arg(long, default_value_t = 64)]
+    max_fds: u32,
     /// Write one line to this inherited descriptor once the control socket answers.
     #[arg(long)]
     ready_fd: Option<i32>,
@@ -71,6 +81,8 @@ fn main() -> ExitCode {
     config.term_grace = Duration::from_millis(args.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.approval_timeout_ms);
     config.recorder.durability = args.durability;
+    config.working_quota = (args.quota_bytes, args.quota_files);
+    config.max_fds = args.max_fds;
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");

@@ -421,6 +421,23 @@ pub enum RecordEvent {
         seq: u64,
         what: String,
     },
+    /// The agent's working memory was snapshotted to `/state/checkpoints/<number>` (on disk
+    /// at `STATE_DIR/agents/<id>/checkpoints/<number>`), by the `Checkpoint` syscall or
+    /// SIGUSR1 (`trigger`). Not a recorder checkpoint ([`Checkpoint`]).
+    MemoryCheckpoint {
+        number: u64,
+        files: u64,
+        bytes: u64,
+        trigger: String,
+    },
+    /// Right after `Spawn`: the agent's working memory was restored from another agent's
+    /// memory checkpoint (`agentctl spawn --restore ID[:N]`).
+    MemoryRestored {
+        from: AgentId,
+        number: u64,
+        files: u64,
+        bytes: u64,
+    },
 }
 
 /// One entry of the log.

@@ -629,6 +629,10 @@ async fn handle(
         agent.counters().parked -= 1;
     }
     let started = Instant::now();
+    if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {
+        trust_violation(k, agent, tx, id, call, reason, started).await;
+        return;
+    }
     let mut judgment = judge(k, agent, &call, now_ms());
     if let Some(ask) = judgment.approval.take() {
         await_approval(k, agent, id, ask, &mut judgment).await;
@@ -705,6 +709,74 @@ async fn handle(
             }
         );
         let _ = crate::signals::deliver(k, agent, Signal::Policy, "kernel", reason).await;
+    }
+}
+
+/// A call that reaches into another agent's tree: refused before the policy sees it,
+/// recorded as a violation, and in strict mode the agent is ended with SIGTRUST.
+async fn trust_violation(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    tx: &mpsc::Sender<Outgoing>,
+    id: u64,
+    call: Syscall,
+    reason: String,
+    started: Instant,
+) {
+    tracing::warn!(agent_id = %agent.id, %reason, "trust violation");
+    let strict = agent.policy().mode() == Mode::Strict;
+    let result: Result<Reply, Errno> = Err(Errno::PermissionDenied {
+        rule: "trust".into(),
+        reason: format!("trust violation: {reason}; an agent sees only its own tree"),
+    });
+    {
+        let mut c = agent.counters();
+        c.syscalls += 1;
+        c.denied += 1;
+    }
+    let recorded = k
+        .record_async(
+            Some(agent.id),
+            RecordEvent::Syscall {
+                id,
+                call,
+                decision: DecisionRecord {
+                    allowed: false,
+                    policy_allowed: false,
+                    rule: "trust".into(),
+                    reason: format!("trust violation: {reason}"),
+                    violation: true,
+                    mode: "builtin".into(),
+                },
+                result: result.clone(),
+                duration_us: started.elapsed().as_micros() as u64,
+            },
+        )
+        .await;
+    let result = if recorded {
+        result
+    } else {
+        Err(Errno::Internal {
+            reason: "the flight recorder failed; call not answered".into(),
+        })
+    };
+    let (done, flushed) = tokio::sync::oneshot::channel();
+    let out = Outgoing {
+        frame: KernelFrame::Response(Response { id, result }),
+        flushed: Some(done),
+    };
+    if tx.send(out).await.is_ok() && strict {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
+    }
+    if strict {
+        let _ = crate::signals::deliver(
+            k,
+            agent,
+            Signal::Trust,
+            "kernel",
+            format!("trust violation: {reason}"),
+        )
+        .await;
     }
 }
 

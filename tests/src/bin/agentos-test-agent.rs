@@ -34,6 +34,16 @@
 //! - `ipc-timeout MS`: one `Recv` with timeout MS, printed with the time it took; exit 0
 //! - `ipc-wait`: one `Recv` without timeout, then (on the same connection, after it) one
 //!   `Write`; once the write is answered the kernel holds the `Recv`: say `waiting`, wait
+//! - `ops OP…`: VFS calls in order, one line each (`OP` is `read=PATH`, `write=PATH=DATA`,
+//!   `append=PATH=DATA`, `fill=PATH=N` (N bytes of `x`), `list=PATH`, `stat=PATH`,
+//!   `unlink=PATH`, `checkpoint`, `send=ID|self=DATA`, `recv=` (poll), `park`); prints `ops done` and exits 0
+//! - `race-read PATH N`: read PATH N times; print how many reads succeeded, failed, and
+//!   returned a host secret (`SECRET` in the data)
+//! - `fd-read PATH`: Open PATH and ReadFd it to the end in chunks; print its size and hash
+//! - `fd-write PATH N`: Open PATH for writing and WriteFd N bytes of a pattern in 256 KiB
+//!   chunks; print the bytes written
+//! - `fd-exhaust PATH`: Open PATH until the kernel refuses; print how many, the refusal,
+//!   then Close one and Open again
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -225,6 +235,111 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
                 Err(e) => return Err(e),
             }
             wait_forever()
+        }
+        "ops" => ops(&client, rest),
+        "race-read" => {
+            let path = rest.first().map(String::as_str).unwrap_or("/workspace/f");
+            let n: usize = rest.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
+            let (mut ok, mut err, mut leaked) = (0, 0, 0);
+            say("racing");
+            for _ in 0..n {
+                match client.read(path) {
+                    Ok(d) if d.windows(6).any(|w| w == b"SECRET") => leaked += 1,
+                    Ok(_) => ok += 1,
+                    Err(SdkError::Errno(_)) => err += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+            say(&format!("race done ok={ok} err={err} leaked={leaked}"));
+            Ok(0)
+        }
+        "fd-read" => {
+            let path = rest.first().map(String::as_str).unwrap_or("/workspace/big");
+            let fd = client.open(path, agentos_syscalls::OpenMode::Read)?;
+            let (mut total, mut chunks, mut hash) = (0u64, 0u64, FNV_OFFSET);
+            loop {
+                let chunk = client.read_fd(fd, u32::MAX)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                chunks += 1;
+                total += chunk.len() as u64;
+                hash = fnv(hash, &chunk);
+            }
+            client.close(fd)?;
+            say(&format!(
+                "fd-read {total} bytes in {chunks} chunks hash {hash:016x}"
+            ));
+            let whole = client.read(path);
+            say(&format!(
+                "one-shot: {}",
+                match whole {
+                    Ok(d) => format!("ok {}", d.len()),
+                    Err(SdkError::Errno(e)) => format!("err {} {e}", e.kind()),
+                    Err(e) => return Err(e),
+                }
+            ));
+            let all = client.read_to_end(path)?;
+            say(&format!(
+                "read_to_end {} hash {:016x}",
+                all.len(),
+                fnv(FNV_OFFSET, &all)
+            ));
+            Ok(0)
+        }
+        "fd-write" => {
+            let path = rest.first().map(String::as_str).unwrap_or("/workspace/out");
+            let n: usize = rest.get(1).and_then(|s| s.parse().ok()).unwrap_or(1 << 20);
+            let data = pattern(n);
+            let fd = client.open(
+                path,
+                agentos_syscalls::OpenMode::Write(agentos_syscalls::WriteMode::Truncate),
+            )?;
+            let mut written = 0;
+            for chunk in data.chunks(256 << 10) {
+                match client.write_fd(fd, chunk) {
+                    Ok(w) => written += w,
+                    Err(SdkError::Errno(e)) => {
+                        say(&format!("write_fd err {} {e}", e.kind()));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            client.close(fd)?;
+            say(&format!(
+                "fd-write {written} hash {:016x}",
+                fnv(FNV_OFFSET, &data)
+            ));
+            Ok(0)
+        }
+        "fd-exhaust" => {
+            let path = rest.first().map(String::as_str).unwrap_or("/mem/working/f");
+            client.write(path, b"x")?;
+            let mut fds = Vec::new();
+            loop {
+                match client.open(path, agentos_syscalls::OpenMode::Read) {
+                    Ok(fd) => fds.push(fd),
+                    Err(SdkError::Errno(e)) => {
+                        say(&format!("opened {} then err {} {e}", fds.len(), e.kind()));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+                if fds.len() > 10_000 {
+                    say("never refused");
+                    return Ok(1);
+                }
+            }
+            if let Some(fd) = fds.pop() {
+                client.close(fd)?;
+                let again = client.open(path, agentos_syscalls::OpenMode::Read);
+                say(&format!(
+                    "after close: {}",
+                    if again.is_ok() { "ok" } else { "err" }
+                ));
+            }
+            Ok(0)
         }
         "ipc-ping" | "ipc-pong" => {
             let ping = mode == "ipc-ping";
@@ -559,4 +674,83 @@ fn async_burst(n: usize) -> Result<u8, SdkError> {
         say(&format!("async ok {good}/{n}"));
         Ok(0)
     })
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, continued from `h`.
+fn fnv(mut h: u64, data: &[u8]) -> u64 {
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `n` bytes of a deterministic pattern (the tests build the same).
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// `ops OP…`: see the module doc.
+fn ops(c: &Client, ops: &[String]) -> Result<u8, SdkError> {
+    let show = |op: &str, r: Result<String, SdkError>| -> Result<(), SdkError> {
+        match r {
+            Ok(v) => say(&format!("{op}: ok {v}")),
+            Err(SdkError::Errno(e)) => say(&format!("{op}: err {} {e}", e.kind())),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    };
+    for op in ops {
+        let mut parts = op.splitn(3, '=');
+        let verb = parts.next().unwrap_or("");
+        let path = parts.next().unwrap_or("");
+        let arg = parts.next().unwrap_or("");
+        let r = match verb {
+            "read" => c
+                .read(path)
+                .map(|d| String::from_utf8_lossy(&d).into_owned()),
+            "write" => c.write(path, arg.as_bytes()).map(|n| n.to_string()),
+            "append" => c.append(path, arg.as_bytes()).map(|n| n.to_string()),
+            "fill" => c
+                .write(path, &vec![b'x'; arg.parse().unwrap_or(0)])
+                .map(|n| n.to_string()),
+            "list" => c.list(path).map(|e| {
+                e.iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            "stat" => c
+                .stat(path)
+                .map(|s| format!("{:?} {} ro={}", s.kind, s.size, s.read_only)),
+            "unlink" => c.unlink(path).map(|()| String::new()),
+            "checkpoint" => c.checkpoint().map(|n| n.to_string()),
+            "send" => {
+                let to = match path {
+                    "self" => c.agent_id(),
+                    id => AgentId(id.parse().unwrap_or(0)),
+                };
+                c.send(to, arg.as_bytes()).map(|()| String::new())
+            }
+            "recv" => c
+                .recv(Some(0))
+                .map(|m| format!("{} from {}", String::from_utf8_lossy(&m.payload), m.from)),
+            "park" => {
+                say("ready");
+                wait_forever()
+            }
+            other => {
+                say(&format!("unknown op `{other}`"));
+                return Ok(64);
+            }
+        };
+        show(
+            op.split('=').take(2).collect::<Vec<_>>().join("=").as_str(),
+            r,
+        )?;
+    }
+    say("ops done");
+    Ok(0)
 }

@@ -298,3 +298,64 @@ fn a_rust_agent_and_a_python_agent_exchange_messages() {
     assert_eq!(lines_with(&k, pong, "got "), got_ping);
     assert_eq!(lines_with(&k, ping, "got "), got_pong);
 }
+
+#[test]
+fn the_inbox_is_listed_and_read_under_ipc_inbox_without_taking_messages() {
+    let k = TestKernel::start();
+    let rules = format!(
+        "{}  - name: inbox\n    action: file_read\n    effect: allow\n    constraints:\n      paths: [\"/ipc/**\", \"/ipc\"]\n  - name: inbox-w\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/ipc/**\"]\n",
+        ipc_rule(&["me"])
+    );
+    let policy = write_policy(&k.work, "me", "permissive", &[], &rules);
+    let me = spawn_named(
+        &k,
+        "me",
+        &policy,
+        &[
+            "ops",
+            "send=self=first",
+            "send=self=second",
+            "list=/ipc",
+            "list=/ipc/inbox",
+            "stat=/ipc/inbox",
+            "stat=/ipc/inbox/0000000002-from-1",
+            "read=/ipc/inbox/0000000001-from-1",
+            "write=/ipc/inbox/0000000001-from-1=forged",
+            "unlink=/ipc/inbox/0000000001-from-1",
+            "read=/ipc/inbox/0000000009-from-1",
+            "recv=",
+            "list=/ipc/inbox",
+        ],
+    );
+    assert_eq!(me, 1, "the test names its messages after agent 1");
+    let end = k.wait(me);
+    assert_eq!(end["exit"]["code"], 0, "{end}\n{}", log(&k, me));
+    let out = log(&k, me);
+    let lines: Vec<&str> = out.lines().collect();
+    let want = [
+        "send=self: ok ",
+        "send=self: ok ",
+        "list=/ipc: ok inbox",
+        "list=/ipc/inbox: ok 0000000001-from-1,0000000002-from-1",
+        "stat=/ipc/inbox: ok Directory 0 ro=true",
+        "stat=/ipc/inbox/0000000002-from-1: ok File 6 ro=true",
+        "read=/ipc/inbox/0000000001-from-1: ok first",
+    ];
+    assert_eq!(&lines[..want.len()], &want[..], "{out}");
+    let rest = &lines[want.len()..];
+    assert!(
+        rest[0].starts_with("write=/ipc/inbox/0000000001-from-1: err PermissionDenied"),
+        "{out}"
+    );
+    assert!(
+        rest[1].starts_with("unlink=/ipc/inbox/0000000001-from-1: err PermissionDenied"),
+        "{out}"
+    );
+    assert!(
+        rest[2].starts_with("read=/ipc/inbox/0000000009-from-1: err NotFound"),
+        "{out}"
+    );
+    // Looking took nothing: Recv still gets the first message, and then one is left.
+    assert_eq!(rest[3], "recv=: ok first from 1", "{out}");
+    assert_eq!(rest[4], "list=/ipc/inbox: ok 0000000002-from-1", "{out}");
+}

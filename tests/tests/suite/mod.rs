@@ -9,3 +9,4 @@ mod recorder;
 mod resources;
 mod syscalls;
 mod unprivileged;
+mod vfs;

@@ -680,6 +680,13 @@ class ControlRequestReloadPolicy(ControlRequest):
     policy: PolicySource
 
 
+@variant(ControlRequest, "SpawnRestored", SpawnRequest, AGENT_ID, Opt(U64))
+class ControlRequestSpawnRestored(ControlRequest):
+    spawn: SpawnRequest
+    from_: AgentId
+    checkpoint: Optional[int]
+
+
 @struct(U64, AGENT_ID, STR, STR, U64, STR)
 class ApprovalInfo(Wire):
     id: int

@@ -147,6 +147,11 @@ class _Slot:
         self.done.release()
 
 
+#: What one answer frame needs beyond its payload: the kernel serves at most
+#: ``max_frame - CHUNK_OVERHEAD`` bytes of file data per ``Read``/``ReadFd`` answer.
+CHUNK_OVERHEAD = 4096
+
+
 class Client(Calls):
     """A blocking connection to the kernel. Thread-safe: many threads may call at once, each
     call waits for its own answer (answers are matched by request id)."""
@@ -174,6 +179,18 @@ class Client(Calls):
     @property
     def max_frame(self) -> int:
         return self.welcome.limits.max_frame
+
+    def read_to_end(self, path: str) -> bytes:
+        """Reads a whole file of any size, one frame-sized chunk at a time (``Read`` by offset
+        and length: a one-shot :meth:`read` of a file larger than one frame is refused with
+        ``TooLarge``). Not atomic: a file changed meanwhile may be read torn."""
+        chunk = max(self.max_frame - CHUNK_OVERHEAD, 1)
+        out = bytearray()
+        while True:
+            part = self.read_at(path, len(out), chunk)
+            out += part
+            if len(part) < chunk:
+                return bytes(out)
 
     def on_signal(self, sig: abi.Signal, handler: SignalHandler) -> None:
         """Runs ``handler(signal, reason)`` on the SDK's signal thread whenever the kernel

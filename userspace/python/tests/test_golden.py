@@ -128,6 +128,7 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         "approve": ControlRequest.Approve(12),
         "deny": ControlRequest.Deny(13),
         "reload_policy": ControlRequest.ReloadPolicy(AgentRef.Name("builder"), policy),
+        "spawn_restored": ControlRequest.SpawnRestored(spawn, AgentId(3), 2),
     }
     for name, req in requests.items():
         out[f"control_req_{name}"] = (ControlRequest, req)

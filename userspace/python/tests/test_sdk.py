@@ -247,3 +247,36 @@ def test_reader_takes_answers_batched_split_and_refuses_oversized_ones() -> None
         c.read("/after")
     a.close()
     b.close()
+
+
+def test_read_to_end_reads_in_frame_sized_chunks() -> None:
+    blob = bytes(i % 251 for i in range(10_000))
+    a, b = socket.socketpair()
+    seen: List[abi.Syscall] = []
+
+    def serve() -> None:
+        dec = FrameDecoder()
+        first = True
+        while data := b.recv(65536):
+            dec.push(data)
+            while (body := dec.next_frame()) is not None:
+                frame = decode(abi.AgentFrame, body)
+                if first:
+                    limits = abi.Limits(agentos.client.CHUNK_OVERHEAD + 1000, 64)
+                    b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(5), limits, bytes(32)))))
+                    first = False
+                    continue
+                call = frame.request.call
+                seen.append(call)
+                assert isinstance(call, abi.Syscall.Read) and call.len == 1000
+                part = blob[call.offset:call.offset + call.len]
+                b.sendall(encode_frame(abi.KernelFrame.Response(abi.Response(frame.request.id, abi.Reply.Data(part)))))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        c = agentos.Client(a)
+        assert c.read_to_end("/workspace/big") == blob
+        assert [r.offset for r in seen] == list(range(0, 11_000, 1000))
+    finally:
+        a.close()
+        b.close()

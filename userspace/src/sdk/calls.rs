@@ -201,6 +201,21 @@ macro_rules! typed_methods {
         pub $($async_kw)? fn read(&self, path: &str) -> Result<Vec<u8>, SdkError> {
             self.invoke(calls::read(path, 0, None))$($aw)*
         }
+        /// Reads a whole file of any size, one frame-sized chunk at a time (`Read` by
+        /// offset and length: a one-shot `read` of a file larger than one frame is refused
+        /// with `TooLarge`). Not atomic: a file changed meanwhile may be read torn.
+        pub $($async_kw)? fn read_to_end(&self, path: &str) -> Result<Vec<u8>, SdkError> {
+            let chunk = u64::from(self.welcome().limits.max_frame.saturating_sub(super::CHUNK_OVERHEAD).max(1));
+            let mut out = Vec::new();
+            loop {
+                let part = self.invoke(calls::read(path, out.len() as u64, Some(chunk)))$($aw)*?;
+                let n = part.len() as u64;
+                out.extend_from_slice(&part);
+                if n < chunk {
+                    return Ok(out);
+                }
+            }
+        }
         /// Reads up to `len` bytes at `offset`.
         pub $($async_kw)? fn read_at(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>, SdkError> {
             self.invoke(calls::read(path, offset, Some(len)))$($aw)*

@@ -35,6 +35,10 @@ pub use error::SdkError;
 /// The SDK's name and version, sent in `Hello`.
 pub const SDK_NAME: &str = concat!("agentos-rust/", env!("CARGO_PKG_VERSION"));
 
+/// What one answer frame needs beyond its payload; the kernel serves at most
+/// `max_frame - CHUNK_OVERHEAD` bytes of file data per `Read`/`ReadFd` answer.
+pub const CHUNK_OVERHEAD: u32 = 4096;
+
 static SOCKET_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Takes ownership of the kernel socket named by `AGENTOS_FD`. Only once per process: a

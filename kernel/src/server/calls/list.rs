@@ -1,11 +1,10 @@
-//! `List`: a directory of working memory.
+//! `List`: a directory of the agent's tree.
 
 use agentos_syscalls::{Errno, Reply};
 
-use super::working_path;
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
 
-pub(super) fn list(agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    let p = working_path(path)?;
-    lock(&agent.working).list(&p).map(Reply::Entries)
+pub(super) fn list(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
+    crate::tree::list(k, agent, path).map(Reply::Entries)
 }

@@ -1,15 +1,20 @@
 //! One file per served syscall. `perform` runs a call that the policy has already allowed.
 
 mod check_policy;
+mod checkpoint;
+mod close;
 mod exit;
 mod list;
+mod open;
 mod read;
+mod read_fd;
 mod recv;
 mod send;
 mod signal;
 mod stat;
 mod unlink;
 mod write;
+mod write_fd;
 
 use std::sync::Arc;
 
@@ -18,39 +23,28 @@ use agentos_syscalls::{Errno, Reply, Syscall};
 use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
-/// The mount point of the agent's in-memory working tree.
-pub(crate) const WORKING: &str = "/mem/working";
-
-/// The VFS roots that later kernels serve; a path under them is `Unsupported` here rather than
-/// `NotFound`, so the agent can tell "not yet" from "no such file".
-const LATER_ROOTS: [&str; 6] = [
-    "/mem/episodic",
-    "/mem/semantic",
-    "/state",
-    "/policy",
-    "/ipc",
-    "/workspace",
-];
-
-/// Maps an agent path to a path inside `/mem/working` (`/` for its root).
-pub(crate) fn working_path(path: &str) -> Result<String, Errno> {
-    let path = agentos_vfs::normalize(path)?;
-    if let Some(rest) = path.strip_prefix(WORKING) {
-        if rest.is_empty() {
-            return Ok("/".into());
-        }
-        if rest.starts_with('/') {
-            return Ok(rest.into());
-        }
+/// The path a file syscall names, if any (to spot a reach into another agent's tree). A
+/// `CheckPolicy` dry run is never a violation, so it names none.
+pub(crate) fn path_of(call: &Syscall) -> Option<&str> {
+    match call {
+        Syscall::Read { path, .. }
+        | Syscall::Write { path, .. }
+        | Syscall::Open { path, .. }
+        | Syscall::List { path }
+        | Syscall::Stat { path }
+        | Syscall::Unlink { path } => Some(path),
+        Syscall::Close { .. }
+        | Syscall::Exec { .. }
+        | Syscall::Call { .. }
+        | Syscall::Send { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Checkpoint
+        | Syscall::Exit { .. }
+        | Syscall::ReadFd { .. }
+        | Syscall::WriteFd { .. } => None,
     }
-    let under =
-        |root: &str| path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'));
-    if LATER_ROOTS.iter().any(|r| under(r)) {
-        return Err(Errno::Unsupported {
-            what: format!("{path}: only {WORKING} is served by this kernel yet"),
-        });
-    }
-    Err(Errno::NotFound { what: path })
 }
 
 pub(crate) async fn perform(
@@ -59,11 +53,16 @@ pub(crate) async fn perform(
     call: &Syscall,
 ) -> Result<Reply, Errno> {
     match call {
-        Syscall::Read { path, offset, len } => read::read(agent, path, *offset, *len),
-        Syscall::Write { path, data, mode } => write::write(agent, path, data, *mode),
-        Syscall::List { path } => list::list(agent, path),
-        Syscall::Stat { path } => stat::stat(agent, path),
-        Syscall::Unlink { path } => unlink::unlink(agent, path),
+        Syscall::Read { path, offset, len } => read::read(k, agent, path, *offset, *len),
+        Syscall::Write { path, data, mode } => write::write(k, agent, path, data, *mode),
+        Syscall::List { path } => list::list(k, agent, path),
+        Syscall::Stat { path } => stat::stat(k, agent, path),
+        Syscall::Unlink { path } => unlink::unlink(k, agent, path),
+        Syscall::Open { path, mode } => open::open(k, agent, path, *mode),
+        Syscall::Close { fd } => close::close(agent, *fd),
+        Syscall::ReadFd { fd, len } => read_fd::read_fd(k, agent, *fd, *len),
+        Syscall::WriteFd { fd, data } => write_fd::write_fd(k, agent, *fd, data),
+        Syscall::Checkpoint => checkpoint::checkpoint(k, agent),
         Syscall::CheckPolicy { action, resource } => {
             check_policy::check_policy(k, agent, action, resource)
         }
@@ -71,13 +70,7 @@ pub(crate) async fn perform(
         Syscall::Exit { code } => exit::exit(agent, *code),
         Syscall::Send { to, payload } => send::send(k, agent, *to, payload),
         Syscall::Recv { timeout_ms } => recv::recv(agent, *timeout_ms).await.map(Reply::Message),
-        Syscall::Open { .. }
-        | Syscall::Close { .. }
-        | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. }
-        | Syscall::Exec { .. }
-        | Syscall::Call { .. }
-        | Syscall::Checkpoint => super::unsupported(call),
+        Syscall::Exec { .. } | Syscall::Call { .. } => super::unsupported(call),
     }
 }
 
@@ -86,21 +79,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn working_paths_on_component_boundaries() {
-        assert_eq!(working_path("/mem/working").unwrap(), "/");
-        assert_eq!(working_path("/mem/working/a/../b").unwrap(), "/b");
-        assert!(matches!(
-            working_path("/mem/workingfoo"),
-            Err(Errno::NotFound { .. })
-        ));
-        assert!(matches!(
-            working_path("/mem/working/../../policy/x"),
-            Err(Errno::Unsupported { .. })
-        ));
-        assert!(matches!(
-            working_path("/policyfoo"),
-            Err(Errno::NotFound { .. })
-        ));
-        assert!(working_path("relative").is_err());
+    fn file_calls_name_their_path() {
+        let read = Syscall::Read {
+            path: "/agent/2/mem/working/x".into(),
+            offset: 0,
+            len: None,
+        };
+        assert_eq!(path_of(&read), Some("/agent/2/mem/working/x"));
+        assert_eq!(path_of(&Syscall::Checkpoint), None);
     }
 }

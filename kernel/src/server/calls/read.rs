@@ -1,16 +1,17 @@
-//! `Read`: one-shot read of a file in working memory.
+//! `Read`: one-shot read of a file anywhere in the agent's tree, at most one frame's worth
+//! (a larger file is refused with `TooLarge`: read it by offset/len, or `Open` + `ReadFd`).
 
 use agentos_syscalls::{Errno, Reply};
 
-use super::working_path;
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
 
 pub(super) fn read(
+    k: &KernelInner,
     agent: &Agent,
     path: &str,
     offset: u64,
     len: Option<u64>,
 ) -> Result<Reply, Errno> {
-    let p = working_path(path)?;
-    lock(&agent.working).read(&p, offset, len).map(Reply::Data)
+    crate::tree::read(k, agent, path, offset, len).map(Reply::Data)
 }

@@ -1,11 +1,10 @@
-//! `Stat`: describe a path in working memory.
+//! `Stat`: describe a path of the agent's tree.
 
 use agentos_syscalls::{Errno, Reply};
 
-use super::working_path;
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
 
-pub(super) fn stat(agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    let p = working_path(path)?;
-    lock(&agent.working).stat(&p).map(Reply::Stat)
+pub(super) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
+    crate::tree::stat(k, agent, path).map(Reply::Stat)
 }

@@ -1,11 +1,10 @@
-//! `Unlink`: remove a file from working memory.
+//! `Unlink`: remove a file from the agent's writable tree.
 
 use agentos_syscalls::{Errno, Reply};
 
-use super::working_path;
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
 
-pub(super) fn unlink(agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    let p = working_path(path)?;
-    lock(&agent.working).unlink(&p).map(|()| Reply::Done)
+pub(super) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
+    crate::tree::unlink(k, agent, path).map(|()| Reply::Done)
 }

@@ -1,19 +1,17 @@
-//! `Write`: one-shot write of a file in working memory (quota-checked; a refused write leaves
-//! the old content).
+//! `Write`: one-shot write of a file in the agent's writable tree (quota-checked; a refused
+//! write leaves the old content).
 
 use agentos_syscalls::{Errno, Reply, WriteMode};
 
-use super::working_path;
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
 
 pub(super) fn write(
+    k: &KernelInner,
     agent: &Agent,
     path: &str,
     data: &[u8],
     mode: WriteMode,
 ) -> Result<Reply, Errno> {
-    let p = working_path(path)?;
-    lock(&agent.working)
-        .write(&p, data, mode)
-        .map(|bytes| Reply::Written { bytes })
+    crate::tree::write(k, agent, path, data, mode).map(|bytes| Reply::Written { bytes })
 }

@@ -1,0 +1,12 @@
+//! `Checkpoint`: snapshot `/mem/working` to `/state/checkpoints/<n>` (kept on disk after the
+//! agent ends; `agentctl spawn --restore ID[:N]` starts a new agent from it).
+
+use agentos_syscalls::{Errno, Reply};
+
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
+
+pub(super) fn checkpoint(k: &KernelInner, agent: &Agent) -> Result<Reply, Errno> {
+    crate::tree::checkpoint(k, agent, "Checkpoint syscall")
+        .map(|number| Reply::Checkpoint { number })
+}

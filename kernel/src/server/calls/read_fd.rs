@@ -1,0 +1,10 @@
+//! `ReadFd`: the next chunk (at most one frame's worth) from a descriptor; empty at the end.
+
+use agentos_syscalls::{Errno, Reply};
+
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
+
+pub(super) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Result<Reply, Errno> {
+    crate::tree::read_fd(k, agent, fd, len).map(Reply::Data)
+}

@@ -1,0 +1,15 @@
+//! `WriteFd`: write a chunk through a descriptor opened for writing (quota-checked).
+
+use agentos_syscalls::{Errno, Reply};
+
+use crate::agent::Agent;
+use crate::kernel::KernelInner;
+
+pub(super) fn write_fd(
+    k: &KernelInner,
+    agent: &Agent,
+    fd: u32,
+    data: &[u8],
+) -> Result<Reply, Errno> {
+    crate::tree::write_fd(k, agent, fd, data).map(|bytes| Reply::Written { bytes })
+}
