@@ -106,6 +106,8 @@ pub(crate) struct Agent {
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
     #[allow(dead_code)] // read by the VFS and Exec once they serve /workspace
     pub workspace: Option<PathBuf>,
+    /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`crate::tools::MAX_TOOLS`]).
+    pub tools: Arc<tokio::sync::Semaphore>,
 }
 
 impl Agent {

@@ -72,6 +72,8 @@ pub struct Config {
     pub python_sdk: Option<PathBuf>,
     /// How the flight recorder writes: durability, fsync interval, checkpoints.
     pub recorder: crate::recorder::RecorderOptions,
+    /// The tool providers `Call` actions are routed to (`--provider`), one per action.
+    pub providers: Vec<crate::providers::Provider>,
 }
 
 impl Config {
@@ -92,6 +94,7 @@ impl Config {
             base_policy: None,
             python_sdk: None,
             recorder: crate::recorder::RecorderOptions::default(),
+            providers: Vec::new(),
         }
     }
 

@@ -35,4 +35,6 @@ pub enum KernelError {
     },
     #[error("cannot start the spawner thread")]
     Spawner(#[source] std::io::Error),
+    #[error("{0}; fix the --provider flag")]
+    Provider(String),
 }

@@ -15,6 +15,8 @@
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
+//! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
+//! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
@@ -39,6 +41,7 @@ pub mod daemon;
 mod error;
 pub mod kernel;
 mod policy;
+pub mod providers;
 pub mod pysdk;
 pub mod recorder;
 pub mod replay;
@@ -48,6 +51,7 @@ mod signals;
 mod spawn;
 #[allow(unsafe_code)]
 mod sys;
+mod tools;
 
 pub use config::Config;
 pub use control::LogFollower;

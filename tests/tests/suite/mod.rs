@@ -1,5 +1,6 @@
 mod cli;
 mod escape;
+mod exec;
 mod lifecycle;
 mod policy;
 mod protocol;

@@ -1,6 +1,8 @@
 //! One file per served syscall. `perform` runs a call that the policy has already allowed.
 
+pub(crate) mod call;
 mod check_policy;
+mod exec;
 mod exit;
 mod list;
 mod read;
@@ -67,12 +69,20 @@ pub(crate) async fn perform(
         }
         Syscall::Signal { target, signal } => signal::signal(k, agent, *target, *signal).await,
         Syscall::Exit { code } => exit::exit(agent, *code),
+        Syscall::Call {
+            action,
+            params_json,
+        } => call::call(k, agent, action, params_json).await,
+        Syscall::Exec {
+            argv,
+            stdin,
+            cwd,
+            timeout_ms,
+        } => exec::exec(k, agent, argv, stdin, cwd.as_deref(), *timeout_ms).await,
         Syscall::Open { .. }
         | Syscall::Close { .. }
         | Syscall::ReadFd { .. }
         | Syscall::WriteFd { .. }
-        | Syscall::Exec { .. }
-        | Syscall::Call { .. }
         | Syscall::Send { .. }
         | Syscall::Recv { .. }
         | Syscall::Checkpoint => super::unsupported(call),
