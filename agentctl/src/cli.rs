@@ -309,6 +309,11 @@ pub struct KernelOptions {
     /// fsynced (group commit); `batch` answers once it is written and fsyncs within 50 ms.
     #[arg(long, default_value_t = agentos_kernel::recorder::Durability::default())]
     pub durability: agentos_kernel::recorder::Durability,
+    /// A tool provider for a `Call` action (repeatable):
+    /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE]. `network` shares the host's
+    /// network with that provider only.
+    #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
+    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -405,6 +405,49 @@ pub fn script_args(program: &Path, args: &[String]) -> (Vec<String>, Vec<PathBuf
     (out, vec![dir])
 }
 
+/// The `--provider` flags, checked here so that a bad one is reported before a kernel starts;
+/// relative paths are made absolute.
+pub fn providers(k: &KernelOptions) -> Result<Vec<String>, CliError> {
+    k.providers
+        .iter()
+        .map(|text| {
+            let absolute = absolute_provider(text);
+            agentos_kernel::providers::Provider::parse(&absolute)
+                .map(|_| absolute)
+                .map_err(|e| {
+                    CliError::usage(
+                        format!("--provider: {e}"),
+                        "see `agentctl kernel start --help`",
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `ACTION=PROGRAM,…` with PROGRAM and `ro=`/`rw=` paths made absolute against the cwd.
+fn absolute_provider(text: &str) -> String {
+    let Some((action, rest)) = text.split_once('=') else {
+        return text.to_string();
+    };
+    let abs = |p: &str| -> String {
+        if p.starts_with('/') || p.is_empty() {
+            return p.to_string();
+        }
+        std::env::current_dir()
+            .map(|d| d.join(p).display().to_string())
+            .unwrap_or_else(|_| p.to_string())
+    };
+    let mut parts = rest.split(',');
+    let mut out = vec![abs(parts.next().unwrap_or_default())];
+    for opt in parts {
+        out.push(match opt.split_once('=') {
+            Some((k @ ("ro" | "rw"), p)) => format!("{k}={}", abs(p)),
+            _ => opt.to_string(),
+        });
+    }
+    format!("{action}={}", out.join(","))
+}
+
 fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
     let mut v = vec![
         "--state-dir".into(),
@@ -428,6 +471,10 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
     if let Some(base) = &k.base_policy {
         v.push("--base-policy".into());
         v.push(base_policy_path(base)?.display().to_string());
+    }
+    for p in providers(k)? {
+        v.push("--provider".into());
+        v.push(p);
     }
     Ok(v)
 }

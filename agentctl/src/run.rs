@@ -45,6 +45,12 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             )
         })?;
     }
+    for text in crate::commands::providers(&args.kernel)? {
+        let p = agentos_kernel::providers::Provider::parse(&text).map_err(|e| {
+            CliError::usage(format!("--provider: {e}"), "see `agentctl run --help`")
+        })?;
+        config.providers.push(p);
+    }
     if std::env::var_os("AGENTOS_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTOS_LOG"))

@@ -42,6 +42,11 @@ policies:
     mode: read_only
     constraints:
       paths: ["/mem/working", "/mem/working/**"]
+  - name: true-tool
+    action: code_execution
+    effect: allow
+    constraints:
+      commands: ["/bin/true"]
 observability:
   metrics: true
   traces: false
@@ -263,6 +268,18 @@ impl BenchKernel {
     pub fn rtt(&self, agent: &Path, iters: u64) -> Duration {
         let n = iters.to_string();
         let (_, log) = self.run(agent, &["rtt", &n]);
+        let ns = log
+            .lines()
+            .find_map(|l| l.strip_prefix("elapsed_ns "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no `elapsed_ns` line in the agent's output:\n{log}"));
+        Duration::from_nanos(ns)
+    }
+
+    /// Runs `bench-agent exec N` (N `Exec`s of `/bin/true`) and returns the time it measured.
+    pub fn exec_true(&self, agent: &Path, iters: u64) -> Duration {
+        let n = iters.to_string();
+        let (_, log) = self.run(agent, &["exec", &n]);
         let ns = log
             .lines()
             .find_map(|l| l.strip_prefix("elapsed_ns "))

@@ -109,6 +109,8 @@ pub(crate) struct Agent {
     pub workspace: Option<PathBuf>,
     /// Messages other agents sent, waiting for `Recv`.
     pub inbox: crate::ipc::Inbox,
+    /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`crate::tools::MAX_TOOLS`]).
+    pub tools: Arc<tokio::sync::Semaphore>,
 }
 
 impl Agent {

@@ -82,6 +82,8 @@ pub struct Config {
     /// How many messages and payload bytes each agent's inbox holds (`Send` answers `Busy`
     /// beyond).
     pub inbox: crate::ipc::InboxLimits,
+    /// The tool providers `Call` actions are routed to (`--provider`), one per action.
+    pub providers: Vec<crate::providers::Provider>,
 }
 
 impl Config {
@@ -104,6 +106,7 @@ impl Config {
             python_sdk: None,
             recorder: crate::recorder::RecorderOptions::default(),
             inbox: crate::ipc::InboxLimits::default(),
+            providers: Vec::new(),
         }
     }
 

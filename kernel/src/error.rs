@@ -37,4 +37,6 @@ pub enum KernelError {
     MemoryStore(#[from] agentos_vfs::StoreError),
     #[error("cannot start the spawner thread")]
     Spawner(#[source] std::io::Error),
+    #[error("{0}; fix the --provider flag")]
+    Provider(String),
 }

@@ -18,6 +18,8 @@
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
 //! - [`ipc`]: agent-to-agent messages — bounded FIFO inboxes, `Send`/`Recv`, the `/ipc/inbox`
 //!   view.
+//! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
+//! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
@@ -43,6 +45,7 @@ mod error;
 pub mod ipc;
 pub mod kernel;
 mod policy;
+pub mod providers;
 pub mod pysdk;
 pub mod recorder;
 pub mod replay;
@@ -52,6 +55,7 @@ mod signals;
 mod spawn;
 #[allow(unsafe_code)]
 mod sys;
+mod tools;
 mod tree;
 
 pub use config::Config;

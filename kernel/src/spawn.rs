@@ -35,6 +35,8 @@ struct Job {
     launcher: PathBuf,
     spec_json: String,
     agent_fd: OwnedFd,
+    /// A tool's stdin is a pipe from the kernel; an agent's is `/dev/null`.
+    stdin_piped: bool,
     reply: oneshot::Sender<io::Result<tokio::process::Child>>,
 }
 
@@ -66,7 +68,11 @@ impl Spawner {
                     let mut cmd = tokio::process::Command::new(&job.launcher);
                     cmd.env_clear()
                         .env(SPEC_ENV, &job.spec_json)
-                        .stdin(Stdio::null())
+                        .stdin(if job.stdin_piped {
+                            Stdio::piped()
+                        } else {
+                            Stdio::null()
+                        })
                         .stdout(Stdio::piped())
                         .stderr(Stdio::piped())
                         .kill_on_drop(false);
@@ -85,11 +91,24 @@ impl Spawner {
         spec_json: String,
         agent_fd: OwnedFd,
     ) -> io::Result<tokio::process::Child> {
+        self.launch_with(launcher, spec_json, agent_fd, false).await
+    }
+
+    /// Starts the launcher with `agent_fd` at fd 3, stdout and stderr piped, and stdin piped
+    /// (`stdin_piped`: a tool) or `/dev/null` (an agent).
+    pub(crate) async fn launch_with(
+        &self,
+        launcher: &Path,
+        spec_json: String,
+        agent_fd: OwnedFd,
+        stdin_piped: bool,
+    ) -> io::Result<tokio::process::Child> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             launcher: launcher.into(),
             spec_json,
             agent_fd,
+            stdin_piped,
             reply,
         };
         lock(&self.tx)
@@ -108,7 +127,7 @@ fn usage(message: impl Into<String>, hint: impl Into<String>) -> ControlError {
     control_error(ControlErrorKind::Usage, message, hint)
 }
 
-fn private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().mode(0o700).create(path)
 }
@@ -182,7 +201,7 @@ fn check_workspace(state_dir: &Path, ws: &Path) -> Result<PathBuf, ControlError>
     Ok(real)
 }
 
-fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
+pub(crate) fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
     let l = &policy.sandbox().limits;
     ResourceLimits {
         address_space: l.address_space.unwrap_or(base.address_space),
@@ -433,6 +452,10 @@ pub(crate) async fn spawn_from(
         limits,
         cgroup,
         require_full: k.config.require_full_sandbox,
+        mounts: Vec::new(),
+        cwd: None,
+        tool: false,
+        network: false,
     };
     let spec_json = serde_json::to_string(&spec)
         .map_err(|e| failed(format!("jail spec does not encode: {e}"), "report this bug"))?;
@@ -492,6 +515,7 @@ pub(crate) async fn spawn_from(
         cgroup: group,
         workspace,
         inbox: crate::ipc::Inbox::new(k.config.inbox),
+        tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
     });
     lock(&k.agents).insert(id, Arc::clone(&agent));
     k.record(

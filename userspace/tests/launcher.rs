@@ -100,6 +100,10 @@ impl Sandbox {
             limits: ResourceLimits::default(),
             cgroup: Default::default(),
             require_full: true,
+            mounts: vec![],
+            cwd: None,
+            tool: false,
+            network: false,
         }
     }
 

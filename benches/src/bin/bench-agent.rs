@@ -6,6 +6,8 @@
 //! - `bench-agent vfs read|write PATH SIZE N`: times `N` one-shot `Read`s of PATH (checking
 //!   SIZE bytes come back) or `N` one-shot `Write`s of SIZE bytes to PATH; prints
 //!   `elapsed_ns <total>`.
+//! - `bench-agent exec N`: times `N` `Exec`s of `/bin/true` (each checked to exit 0) and prints
+//!   `elapsed_ns <total>`.
 
 // A bench helper: any failure should abort loudly, so unwrap/expect are the right tool here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -36,6 +38,20 @@ fn main() {
             let elapsed = start.elapsed();
             println!("elapsed_ns {}", elapsed.as_nanos());
         }
+        Some("exec") => {
+            let n: u64 = args
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .expect("usage: bench-agent exec N");
+            let start = Instant::now();
+            for _ in 0..n {
+                let out = client
+                    .exec(&["/bin/true"], b"", None, None)
+                    .expect("exec /bin/true");
+                assert_eq!(out.status, 0, "{out:?}");
+            }
+            println!("elapsed_ns {}", start.elapsed().as_nanos());
+        }
         Some("first") => {
             client
                 .write(PATH, &[0x5a; 64])
@@ -62,7 +78,7 @@ fn main() {
             println!("elapsed_ns {}", start.elapsed().as_nanos());
         }
         _ => {
-            eprintln!("usage: bench-agent rtt N | bench-agent first | bench-agent vfs …");
+            eprintln!("usage: bench-agent rtt N | bench-agent first | bench-agent vfs … | bench-agent exec N");
             std::process::exit(2);
         }
     }

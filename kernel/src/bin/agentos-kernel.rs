@@ -48,6 +48,10 @@ struct Args {
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     max_fds: u32,
+    /// A tool provider for a `Call` action (repeatable):
+    /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE].
+    #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
+    providers: Vec<String>,
     /// Write one line to this inherited descriptor once the control socket answers.
     #[arg(long)]
     ready_fd: Option<i32>,
@@ -87,6 +91,15 @@ fn main() -> ExitCode {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");
             return ExitCode::from(2);
+        }
+    }
+    for text in &args.providers {
+        match agentos_kernel::providers::Provider::parse(text) {
+            Ok(p) => config.providers.push(p),
+            Err(e) => {
+                eprintln!("agentos-kernel: --provider: {e}; kernel not started");
+                return ExitCode::from(2);
+            }
         }
     }
     let ready = match args

@@ -372,12 +372,14 @@ pub(crate) fn classify(call: &Syscall) -> Result<Option<(String, String, Access,
             Access::Read,
             stdin.len() as u64,
         )),
+        // The resource comes from the params (`params.url` for `api_call`, …): see
+        // `calls/call.rs`.
         Syscall::Call {
             action,
             params_json,
         } => Some((
             action.clone(),
-            params_json.clone(),
+            calls::call::call_resource(action, params_json)?,
             Access::Read,
             params_json.len() as u64,
         )),
@@ -449,7 +451,7 @@ fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
     let (action, resource, access, bytes) = match classify(call) {
         Ok(Some(c)) => c,
         Ok(None) => return builtin(None, "not governed by a policy rule"),
-        Err(e) => return builtin(Some(e), "malformed path"),
+        Err(e) => return builtin(Some(e), "malformed request (a path or a Call's params)"),
     };
     let policy = agent.policy();
     let req = agentos_policy::Request {
@@ -778,16 +780,6 @@ async fn trust_violation(
         )
         .await;
     }
-}
-
-/// A reply for calls whose syscall is not served yet.
-pub(crate) fn unsupported(call: &Syscall) -> Result<Reply, Errno> {
-    Err(Errno::Unsupported {
-        what: format!(
-            "the `{}` syscall is not served by this kernel yet",
-            call.name()
-        ),
-    })
 }
 
 #[cfg(test)]

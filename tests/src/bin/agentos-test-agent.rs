@@ -15,11 +15,16 @@
 //! - `park`: connect, say `ready`, wait forever
 //! - `tour [TARGET]`: every served syscall once, printing each answer (SIGUSR1 to TARGET)
 //! - `async-burst N`: N reads in flight at once through the async client
+//! - `exec-burst N`: N `Exec`s of `/bin/sleep 5` in flight at once; prints
+//!   `exec-burst ok=<done> busy=<refused Busy> other=<anything else>`
 //! - `attack NAME [ARG]`: one escape attempt (see `agentos_tests::attack`), one verdict line
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 //! - `burst N PATH`: N writes to PATH as fast as possible, each answer printed; after a
 //!   `RateLimited`, sleep for its `retry_after_ms` hint and write once more; exit 0
 //! - `call ACTION PARAMS_JSON`: one `Call` syscall, print the answer, wait
+//! - `exec TIMEOUT_MS CWD ARGV…` (`-` for none): one `Exec`, print the answer as one line
+//!   (`exec: status=… timed_out=… truncated=… stdout_len=… stdout="…" stderr="…"` or
+//!   `refused: KIND message`), exit 0; `exec-wait …`: the same, then wait
 //! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
 //!   the first no), then write it, print the answer, wait
 //! - `ipc-ping PEER N`: N rounds of sending `ping I` to PEER and receiving its answer, each
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
         "async-burst" => async_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32)),
         "ipc-wait" => ipc_wait(),
+        "exec-burst" => exec_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6)),
         "attack" => Ok(agentos_tests::attack::main(
             args.get(1).map(String::as_str).unwrap_or(""),
             args.get(2).map(String::as_str),
@@ -214,6 +220,38 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
                 Err(e) => return Err(e),
             }
             wait_forever()
+        }
+        "exec" | "exec-wait" => {
+            let opt = |i: usize| {
+                rest.get(i)
+                    .map(String::as_str)
+                    .filter(|s| *s != "-")
+                    .map(str::to_string)
+            };
+            let timeout = opt(0).and_then(|t| t.parse().ok());
+            let cwd = opt(1);
+            let argv: Vec<&str> = rest.iter().skip(2).map(String::as_str).collect();
+            match client.exec(&argv, b"stdin-bytes", cwd.as_deref(), timeout) {
+                Ok(o) => {
+                    let text =
+                        |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned();
+                    say(&format!(
+                        "exec: status={} timed_out={} truncated={} stdout_len={} stdout={:?} stderr={:?}",
+                        o.status,
+                        o.timed_out,
+                        o.truncated,
+                        o.stdout.len(),
+                        text(&o.stdout),
+                        text(&o.stderr)
+                    ))
+                }
+                Err(SdkError::Errno(e)) => say(&format!("refused: {} {e}", e.kind())),
+                Err(e) => return Err(e),
+            }
+            if mode == "exec-wait" {
+                wait_forever()
+            }
+            Ok(0)
         }
         "until-allowed" => {
             let path = rest.first().map(String::as_str).unwrap_or("/mem/working/x");
@@ -753,4 +791,30 @@ fn ops(c: &Client, ops: &[String]) -> Result<u8, SdkError> {
     }
     say("ops done");
     Ok(0)
+}
+
+fn exec_burst(n: usize) -> Result<u8, SdkError> {
+    use agentos_userspace::sdk::AsyncClient;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    rt.block_on(async move {
+        let c = AsyncClient::connect().await?;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let c = c.clone();
+            set.spawn(async move { c.exec(&["/bin/sleep", "5"], b"", None, None).await });
+        }
+        let (mut ok, mut busy, mut other) = (0, 0, 0);
+        while let Some(joined) = set.join_next().await {
+            match joined.map_err(|e| io(std::io::Error::other(e)))? {
+                Ok(out) if out.status == 0 => ok += 1,
+                Err(SdkError::Errno(Errno::Busy { .. })) => busy += 1,
+                _ => other += 1,
+            }
+        }
+        say(&format!("exec-burst ok={ok} busy={busy} other={other}"));
+        Ok(0)
+    })
 }

@@ -1,5 +1,6 @@
 mod cli;
 mod escape;
+mod exec;
 mod ipc;
 mod lifecycle;
 mod policy;

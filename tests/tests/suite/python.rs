@@ -81,7 +81,7 @@ fn every_served_syscall_round_trips_from_python() {
         "check_denied: ok False",
         "unlink: ok None",
         "stat_gone: err NotFound errno=2",
-        "exec: err Unsupported errno=38",
+        "exec: ok 0 hi",
         "call: err Unsupported errno=38",
         "send: ok None",
         "recv: err TimedOut errno=110",
@@ -275,9 +275,7 @@ fn the_python_example_runs_under_agentctl_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("notes: facts.md, plan.md"), "{stdout}");
-    assert!(
-        stdout.contains("exec: this kernel does not serve it yet"),
-        "{stdout}"
-    );
+    // The example's `exec` of /usr/bin/wc runs jailed and counts the plan's lines.
+    assert!(stdout.contains("exec wc -l: 3 (status 0)"), "{stdout}");
     assert!(stdout.contains("summary written; done"), "{stdout}");
 }

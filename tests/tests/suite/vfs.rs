@@ -304,7 +304,7 @@ fn policy_and_state_are_readable_and_read_only() {
         ws.starts_with("err NotFound") && ws.contains("--workspace"),
         "{ws}"
     );
-    assert!(answer(&out, "read=/ipc/inbox").starts_with("err Unsupported"));
+    assert!(answer(&out, "read=/ipc/inbox").starts_with("err IsDirectory"));
     // The whole policy text, as the kernel holds it.
     let text = std::fs::read_to_string(&policy).unwrap();
     assert!(

@@ -22,6 +22,12 @@ pub enum LaunchError {
         #[source]
         source: io::Error,
     },
+    #[error("working directory {}", .path.display())]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("setsid")]
     Setsid(#[source] io::Error),
     #[error("set parent-death signal")]

@@ -51,6 +51,9 @@ pub enum Grant {
     Device,
     Scratch,
     Program,
+    /// A writable [`crate::launch::Mount`] (a tool's read-write `/workspace`): everything
+    /// but execute.
+    ReadWrite,
 }
 
 impl Grant {
@@ -66,6 +69,7 @@ impl Grant {
             }
             Grant::Scratch => AccessFs::from_all(abi),
             Grant::Program => make_bitflags!(AccessFs::{Execute | ReadFile}),
+            Grant::ReadWrite => AccessFs::from_all(abi) & !AccessFs::Execute,
         }
     }
 }
@@ -87,6 +91,17 @@ fn rules(spec: &JailSpec, root: RootView) -> Vec<(PathBuf, Grant)> {
     out.extend(spec.devices.iter().map(|p| (p.clone(), Grant::Device)));
     out.push((spec.scratch.clone(), Grant::Scratch));
     out.push((spec.program.clone(), Grant::Program));
+    for m in &spec.mounts {
+        // The target exists only in the minimal root; without it the rule is skipped.
+        if root.minimal {
+            let grant = if m.writable {
+                Grant::ReadWrite
+            } else {
+                Grant::ReadOnly
+            };
+            out.push((m.target.clone(), grant));
+        }
+    }
     if root.minimal {
         out.push(("/".into(), Grant::ListDir));
         if root.own_proc {
@@ -107,12 +122,17 @@ fn skip_reason(path: &Path) -> Option<String> {
 pub fn apply(spec: &JailSpec, root: RootView) -> io::Result<LayerStatus> {
     let abi = LANDLOCK_ABI;
     let mut skipped = Vec::new();
-    let mut ruleset = Ruleset::default()
+    let mut handled = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))
-        .map_err(other)?
-        .handle_access(AccessNet::from_all(abi))
-        .map_err(other)?
+        .map_err(other)?;
+    // A network provider's TCP is not handled (allowed); everyone else's is denied.
+    if !spec.network {
+        handled = handled
+            .handle_access(AccessNet::from_all(abi))
+            .map_err(other)?;
+    }
+    let mut ruleset = handled
         .scope(Scope::from_all(abi))
         .map_err(other)?
         .create()
@@ -208,6 +228,7 @@ mod tests {
             Grant::Device,
             Grant::Scratch,
             Grant::Program,
+            Grant::ReadWrite,
         ] {
             let r = rights_for(grant, LANDLOCK_ABI, false);
             assert_eq!(

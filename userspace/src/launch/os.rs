@@ -91,8 +91,8 @@ pub trait Sys {
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()>;
     /// Moves this process into a cgroup: writes `0` to its `cgroup.procs` file.
     fn join_cgroup(&mut self, procs: &Path) -> io::Result<()>;
-    /// `unshare(CLONE_NEWUSER|NEWPID|NEWNET|NEWIPC|NEWUTS|NEWNS)`.
-    fn unshare_namespaces(&mut self) -> io::Result<()>;
+    /// `unshare(CLONE_NEWUSER|NEWPID|NEWIPC|NEWUTS|NEWNS)`, and `CLONE_NEWNET` when `net`.
+    fn unshare_namespaces(&mut self, net: bool) -> io::Result<()>;
     /// `(euid, egid)`.
     fn ids(&mut self) -> (u32, u32);
     /// Writes `contents` to `/proc/self/<file>` in one `write`.
@@ -124,7 +124,7 @@ pub trait Sys {
     fn landlock(&mut self, spec: &JailSpec) -> io::Result<LayerStatus>;
     /// Installs the seccomp layer; keeps its user-notification listener, if the host gave one,
     /// for [`Sys::send_listener`].
-    fn seccomp(&mut self) -> io::Result<LayerStatus>;
+    fn seccomp(&mut self, network: bool) -> io::Result<LayerStatus>;
     /// Sends the one `AgentFrame::JailReport` frame on [`AGENT_FD`].
     fn send_report(&mut self, report: &JailReport) -> io::Result<()>;
     /// Sends `AgentFrame::SandboxListener` with the seccomp listener attached (`SCM_RIGHTS`)
@@ -198,17 +198,14 @@ impl Sys for LinuxSys {
             .write_all(b"0")
     }
 
-    fn unshare_namespaces(&mut self) -> io::Result<()> {
+    fn unshare_namespaces(&mut self, net: bool) -> io::Result<()> {
         use nix::sched::CloneFlags as F;
-        nix::sched::unshare(
-            F::CLONE_NEWUSER
-                | F::CLONE_NEWPID
-                | F::CLONE_NEWNET
-                | F::CLONE_NEWIPC
-                | F::CLONE_NEWUTS
-                | F::CLONE_NEWNS,
-        )
-        .map_err(io::Error::from)
+        let mut flags =
+            F::CLONE_NEWUSER | F::CLONE_NEWPID | F::CLONE_NEWIPC | F::CLONE_NEWUTS | F::CLONE_NEWNS;
+        if net {
+            flags |= F::CLONE_NEWNET;
+        }
+        nix::sched::unshare(flags).map_err(io::Error::from)
     }
 
     fn ids(&mut self) -> (u32, u32) {
@@ -350,8 +347,8 @@ impl Sys for LinuxSys {
         super::landlock_rules::apply(spec, self.root_view)
     }
 
-    fn seccomp(&mut self) -> io::Result<LayerStatus> {
-        let (status, listener) = super::seccomp::install()?;
+    fn seccomp(&mut self, network: bool) -> io::Result<LayerStatus> {
+        let (status, listener) = super::seccomp::install(network)?;
         self.listener = listener;
         Ok(status)
     }
@@ -474,8 +471,12 @@ impl Sys for RecordingSys {
         }
         Ok(())
     }
-    fn unshare_namespaces(&mut self) -> io::Result<()> {
-        self.rec("unshare user|pid|net|ipc|uts|mount");
+    fn unshare_namespaces(&mut self, net: bool) -> io::Result<()> {
+        self.rec(if net {
+            "unshare user|pid|net|ipc|uts|mount"
+        } else {
+            "unshare user|pid|ipc|uts|mount"
+        });
         Ok(())
     }
     fn ids(&mut self) -> (u32, u32) {
@@ -551,8 +552,8 @@ impl Sys for RecordingSys {
             detail: "recorded".into(),
         })
     }
-    fn seccomp(&mut self) -> io::Result<LayerStatus> {
-        self.rec("seccomp");
+    fn seccomp(&mut self, network: bool) -> io::Result<LayerStatus> {
+        self.rec(if network { "seccomp +inet" } else { "seccomp" });
         Ok(LayerStatus::Active {
             detail: "recorded".into(),
         })

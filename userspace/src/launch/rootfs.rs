@@ -13,6 +13,8 @@
 //!    locked). A path already inside a bind of the same access is not bound again; a symlink
 //!    on the way to an allowed path (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`)
 //!    is recreated as the same symlink. Paths that do not exist are skipped and named;
+//!    Then the spec's extra `mounts` (a tool's `/workspace`) are bound at their targets
+//!    (read-only unless writable); a target must lie apart from every other bound path;
 //! 3. a new `proc` for the agent's pid namespace is mounted at `/proc` (nosuid, nodev,
 //!    noexec); if the kernel refuses, the root has no `/proc` and the detail says so;
 //! 4. `pivot_root` into the tmpfs, `chdir("/")`, detach and remove the old root, remount the
@@ -294,6 +296,15 @@ pub fn build(spec: &JailSpec) -> io::Result<Built> {
         .iter()
         .map(|b| open_path(&b.path).map_err(ctx("open", &b.path)))
         .collect::<io::Result<Vec<_>>>()?;
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            check_mount_target(&m.target, &plan)?;
+            let fd = open_path(&m.source).map_err(ctx("open", &m.source))?;
+            Ok((m, fd))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
     let root = staging_dir(&plan)?;
     mount(
         Some("tmpfs"),
@@ -303,7 +314,10 @@ pub fn build(spec: &JailSpec) -> io::Result<Built> {
         Some(TMPFS_OPTIONS),
     )
     .map_err(ctx("mount tmpfs on", &root))?;
-    match populate(&root, &plan, &sources) {
+    match populate(&root, &plan, &sources).and_then(|proc| {
+        bind_mounts(&root, &mounts)?;
+        Ok(proc)
+    }) {
         Ok(proc) => Ok(Built { root, plan, proc }),
         Err(e) => {
             // Best effort: the error is the one worth reporting.
@@ -311,6 +325,50 @@ pub fn build(spec: &JailSpec) -> io::Result<Built> {
             Err(e)
         }
     }
+}
+
+/// A mount's target must lie apart from every bind and mirrored symlink (it is created in the
+/// tmpfs, never inside a bind), and must not be `/proc`.
+fn check_mount_target(target: &Path, plan: &Plan) -> io::Result<()> {
+    let clash = plan
+        .binds
+        .iter()
+        .map(|b| b.path.as_path())
+        .chain(plan.symlinks.iter().map(|(at, _)| at.as_path()))
+        .chain(std::iter::once(Path::new("/proc")))
+        .find(|p| target.starts_with(p) || p.starts_with(target));
+    match clash {
+        Some(p) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "mount target {} overlaps {} of the minimal root",
+                target.display(),
+                p.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Binds the spec's extra mounts (directories) at their targets; read-only unless writable.
+fn bind_mounts(root: &Path, mounts: &[(&super::spec::Mount, OwnedFd)]) -> io::Result<()> {
+    for (m, fd) in mounts {
+        let dest = inside(root, &m.target);
+        std::fs::create_dir_all(&dest).map_err(ctx("mkdir", &m.target))?;
+        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mount(
+            Some(source.as_str()),
+            &dest,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(ctx("bind", &m.target))?;
+        if !m.writable {
+            remount_read_only(&dest).map_err(ctx("remount read-only", &m.target))?;
+        }
+    }
+    Ok(())
 }
 
 fn populate(root: &Path, plan: &Plan, sources: &[OwnedFd]) -> io::Result<io::Result<()>> {
@@ -408,6 +466,10 @@ mod tests {
             limits: Default::default(),
             cgroup: Default::default(),
             require_full: true,
+            mounts: vec![],
+            cwd: None,
+            tool: false,
+            network: false,
         }
     }
 

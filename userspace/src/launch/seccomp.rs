@@ -41,11 +41,27 @@ fn cond(arg: u8, len: Len, op: Op, value: u64) -> io::Result<Cond> {
     Cond::new(arg, len, op, value).map_err(other)
 }
 
-fn rules_for(nr: i64) -> io::Result<Vec<SeccompRule>> {
+/// The socket domains an allow-list admits: `AF_UNIX`, and with `network` (a tool provider
+/// the operator declared `network`) `AF_INET` and `AF_INET6` as well.
+pub fn socket_domains(network: bool) -> &'static [i32] {
+    if network {
+        &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6]
+    } else {
+        &[libc::AF_UNIX]
+    }
+}
+
+fn rules_for(nr: i64, network: bool) -> io::Result<Vec<SeccompRule>> {
     let rule = |conds: Vec<Cond>| SeccompRule::new(conds).map_err(other);
     Ok(match nr {
-        libc::SYS_socket | libc::SYS_socketpair => {
-            // The domain is an int: compare the low 32 bits.
+        libc::SYS_socket => {
+            // The domain is an int: compare the low 32 bits. Rules are alternatives.
+            socket_domains(network)
+                .iter()
+                .map(|d| rule(vec![cond(0, Len::Dword, Op::Eq, *d as u64)?]))
+                .collect::<io::Result<_>>()?
+        }
+        libc::SYS_socketpair => {
             vec![rule(vec![cond(
                 0,
                 Len::Dword,
@@ -101,9 +117,15 @@ pub fn allow_list() -> io::Result<BpfProgram> {
 
 /// The allow-list program with `deny` as its default action.
 pub fn allow_list_with(deny: Deny) -> io::Result<BpfProgram> {
+    allow_list_for(deny, false)
+}
+
+/// The allow-list program with `deny` as its default action; `network` admits `AF_INET` and
+/// `AF_INET6` sockets (see [`socket_domains`]).
+pub fn allow_list_for(deny: Deny, network: bool) -> io::Result<BpfProgram> {
     let mut rules = BTreeMap::new();
     for entry in ALLOWED.iter().chain(ALLOWED_LEGACY).chain(FILTERED) {
-        rules.insert(entry.1, rules_for(entry.1)?);
+        rules.insert(entry.1, rules_for(entry.1, network)?);
     }
     let default = match deny {
         Deny::Eperm => SeccompAction::Errno(libc::EPERM as u32),
@@ -138,8 +160,8 @@ pub fn enosys() -> io::Result<BpfProgram> {
 /// Compiles and installs both programs on the calling thread (the launcher has one); returns
 /// the layer status and, when the host offers user notification, the listener to hand to the
 /// kernel (without it, denials are answered `EPERM` directly and not reported).
-pub fn install() -> io::Result<(LayerStatus, Option<OwnedFd>)> {
-    let notify = allow_list_with(Deny::Notify)?;
+pub fn install(network: bool) -> io::Result<(LayerStatus, Option<OwnedFd>)> {
+    let notify = allow_list_for(Deny::Notify, network)?;
     let nosys = enosys()?;
     let (listener, default) = match crate::sys::seccomp_with_listener(&notify) {
         Ok(fd) => (
@@ -147,7 +169,7 @@ pub fn install() -> io::Result<(LayerStatus, Option<OwnedFd>)> {
             "default: user notification to the kernel (recorded, answered EPERM)".to_string(),
         ),
         Err(e) => {
-            let allow = allow_list_with(Deny::Eperm)?;
+            let allow = allow_list_for(Deny::Eperm, network)?;
             seccompiler::apply_filter(&allow).map_err(other)?;
             (
                 None,
@@ -158,6 +180,11 @@ pub fn install() -> io::Result<(LayerStatus, Option<OwnedFd>)> {
     seccompiler::apply_filter(&nosys).map_err(other)?;
     let plain = ALLOWED.len() + ALLOWED_LEGACY.len();
     let enosys: Vec<&str> = ENOSYS.iter().map(name).collect();
+    let sockets = if network {
+        ", sockets AF_UNIX/AF_INET/AF_INET6 (network provider)"
+    } else {
+        ""
+    };
     Ok((
         LayerStatus::Active {
             detail: format!(
@@ -165,7 +192,7 @@ pub fn install() -> io::Result<(LayerStatus, Option<OwnedFd>)> {
                 all_allowed().count() - ENOSYS.len(),
                 FILTERED.len(),
                 enosys.join(",")
-            ),
+            ) + sockets,
         },
         listener,
     ))
@@ -180,6 +207,20 @@ mod tests {
     fn programs_compile() {
         assert!(allow_list().unwrap().len() > 100);
         assert!(!enosys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_a_network_program_admits_inet_sockets() {
+        assert_eq!(socket_domains(false), &[libc::AF_UNIX]);
+        assert_eq!(
+            socket_domains(true),
+            &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6]
+        );
+        let plain = allow_list_for(Deny::Eperm, false).unwrap();
+        let network = allow_list_for(Deny::Eperm, true).unwrap();
+        assert_eq!(plain, allow_list().unwrap());
+        // Two more alternatives for `socket`'s domain, nothing else.
+        assert!(network.len() > plain.len());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! ([`SPEC_ENV`]); the launcher reads it first, then scrubs the environment, so the agent
 //! never sees it.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +62,19 @@ pub struct CgroupSpec {
     pub required: bool,
 }
 
-/// Everything the launcher needs to jail and start one agent.
+/// A host directory bound at another path of the minimal root (a tool's `/workspace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// The host directory (canonical).
+    pub source: PathBuf,
+    /// Where it appears in the jail: absolute, normalized, outside every other bound path.
+    pub target: PathBuf,
+    /// Read-write (landlock: every right but execute) instead of read-only.
+    pub writable: bool,
+}
+
+/// Everything the launcher needs to jail and start one agent (or one tool run by `Exec` or
+/// `Call`: then `tool` is set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JailSpec {
     /// The agent's id (for messages and the hostname).
@@ -90,6 +102,20 @@ pub struct JailSpec {
     pub cgroup: CgroupSpec,
     /// Refuse to run the agent if any layer is missing or only partly in force.
     pub require_full: bool,
+    /// Extra binds at other paths of the minimal root (a tool's `/workspace`).
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// The program's working directory in the jail (default: `scratch`).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// A tool, not an agent: fd 3 (the report socket) is closed before the program runs, so
+    /// the tool has no kernel socket.
+    #[serde(default)]
+    pub tool: bool,
+    /// Share the host's network namespace and let seccomp and landlock allow TCP/UDP over
+    /// `AF_INET`/`AF_INET6`: only for tool providers the operator declared `network`.
+    #[serde(default)]
+    pub network: bool,
 }
 
 impl JailSpec {
@@ -113,6 +139,26 @@ impl JailSpec {
         if self.argv.iter().any(|a| a.contains('\0')) {
             return bad("an argument contains a NUL byte".into());
         }
+        for m in &self.mounts {
+            if !m.source.is_absolute()
+                || !is_plain_absolute(&m.target)
+                || m.target == Path::new("/")
+            {
+                return bad(format!(
+                    "mount {} -> {}: the source must be absolute and the target an absolute path without `.` or `..`, not `/`",
+                    m.source.display(),
+                    m.target.display()
+                ));
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            if !is_plain_absolute(cwd) {
+                return bad(format!(
+                    "working directory {} is not an absolute path without `.` or `..`",
+                    cwd.display()
+                ));
+            }
+        }
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return bad(format!("invalid environment entry {k:?}"));
@@ -120,4 +166,11 @@ impl JailSpec {
         }
         Ok(())
     }
+}
+
+/// Absolute, and made of plain names only (no `.`, `..`).
+fn is_plain_absolute(p: &Path) -> bool {
+    p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
 }

@@ -14,7 +14,7 @@
 //!   still holds its namespace capabilities and before seccomp (which denies `mount` and
 //!   `pivot_root` to the agent); landlock comes after it, so its rules name paths of the new
 //!   root.
-//! - **A**: `setsid`, `chdir(scratch)`, `execve`.
+//! - **A**: `setsid`, (a tool: close fd 3), `chdir(cwd or scratch)`, `execve`.
 //!
 //! Invariants: the agent program never runs unless every step before it succeeded (a layer may
 //! be `Missing` only when the spec does not require the full sandbox); exactly one jail report
@@ -234,7 +234,7 @@ fn launcher<S: Sys>(
     // kills it whole), so they are required whatever the spec says.
     // Before unshare: inside a user namespace without maps, every id reads as the overflow id.
     let (uid, gid) = sys.ids();
-    if let Err(e) = sys.unshare_namespaces() {
+    if let Err(e) = sys.unshare_namespaces(!spec.network) {
         let e = LaunchError::Unshare(e);
         for ns in NAMESPACE_LAYERS {
             jail.set(
@@ -271,8 +271,14 @@ fn launcher<S: Sys>(
     );
     jail.set(
         "netns",
-        LayerStatus::Active {
-            detail: "empty: no interface up".into(),
+        if spec.network {
+            LayerStatus::Partial {
+                detail: "the host's network, shared: a tool provider declared `network`".into(),
+            }
+        } else {
+            LayerStatus::Active {
+                detail: "empty: no interface up".into(),
+            }
         },
     );
     jail.set(
@@ -362,11 +368,13 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     sys.liveness_check().map_err(LaunchError::LauncherGone)?;
     sys.sethostname(&format!("agent-{}", spec.agent_id))
         .map_err(LaunchError::Hostname)?;
-    let netns = match sys.loopback_up() {
-        Ok(()) => "loopback up, no other interface".to_string(),
-        Err(e) => format!("empty: loopback not up ({e})"),
-    };
-    jail.set("netns", LayerStatus::Active { detail: netns });
+    if !spec.network {
+        let netns = match sys.loopback_up() {
+            Ok(()) => "loopback up, no other interface".to_string(),
+            Err(e) => format!("empty: loopback not up ({e})"),
+        };
+        jail.set("netns", LayerStatus::Active { detail: netns });
+    }
     sys.mount_private().map_err(LaunchError::MountPrivate)?;
 
     // The minimal root: nothing but the spec's paths exists for the agent, so it cannot even
@@ -419,7 +427,7 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     jail.layer("no_new_privs", nnp)?;
     let landlock = sys.landlock(spec).map_err(LaunchError::Landlock);
     jail.layer("landlock", landlock)?;
-    let seccomp = sys.seccomp().map_err(LaunchError::Seccomp);
+    let seccomp = sys.seccomp(spec.network).map_err(LaunchError::Seccomp);
     jail.layer("seccomp", seccomp)?;
 
     let report = jail.report("not reached");
@@ -450,14 +458,27 @@ fn agent<S: Sys>(sys: &mut S, spec: &JailSpec) -> i32 {
         sys.eprint(&LaunchError::Setsid(e).message());
         return EXIT_SANDBOX_FAILED;
     }
-    if let Err(source) = sys.chdir(&spec.scratch) {
-        sys.eprint(
-            &LaunchError::Scratch {
-                path: spec.scratch.clone(),
+    // A tool has no kernel socket: fd 3 carried only the report and the listener.
+    if spec.tool {
+        if let Err(e) = sys.close_agent_fd() {
+            sys.eprint(&LaunchError::CloseAgentFd(e).message());
+            return EXIT_SANDBOX_FAILED;
+        }
+    }
+    let cwd = spec.cwd.as_ref().unwrap_or(&spec.scratch);
+    if let Err(source) = sys.chdir(cwd) {
+        let e = if spec.cwd.is_some() {
+            LaunchError::Cwd {
+                path: cwd.clone(),
                 source,
             }
-            .message(),
-        );
+        } else {
+            LaunchError::Scratch {
+                path: cwd.clone(),
+                source,
+            }
+        };
+        sys.eprint(&e.message());
         return EXIT_SANDBOX_FAILED;
     }
     let program = spec.program.display();
@@ -523,6 +544,10 @@ mod tests {
                 required: false,
             },
             require_full: true,
+            mounts: vec![],
+            cwd: None,
+            tool: false,
+            network: false,
         }
     }
 
@@ -703,6 +728,54 @@ mod tests {
             }
         );
         assert!(sys.calls.is_empty());
+    }
+
+    #[test]
+    fn a_tool_closes_fd_3_starts_in_its_cwd_and_a_network_tool_keeps_the_host_net() {
+        let mut s = spec();
+        s.tool = true;
+        s.network = true;
+        s.cwd = Some("/workspace".into());
+        let mut sys = RecordingSys::new(42, [ForkSide::Child, ForkSide::Child]);
+        assert_eq!(
+            run(&mut sys, Ok(serde_json::to_string(&s).unwrap())),
+            EXIT_EXEC_NOT_FOUND
+        );
+        let has = |c: &str| sys.calls.iter().any(|x| x == c);
+        assert!(has("unshare user|pid|ipc|uts|mount"));
+        assert!(!has("ifup lo"));
+        assert!(has("seccomp +inet"));
+        let at = sys
+            .calls
+            .iter()
+            .rposition(|c| c == "fork -> child")
+            .unwrap();
+        assert_eq!(
+            sys.calls[at + 1..at + 4],
+            [
+                "setsid".to_string(),
+                "close fd 3".into(),
+                "chdir /workspace".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn mounts_and_cwd_must_be_plain_absolute_paths() {
+        use crate::launch::spec::Mount;
+        let mut s = spec();
+        s.mounts = vec![Mount {
+            source: "/srv/ws".into(),
+            target: "/workspace/../etc".into(),
+            writable: true,
+        }];
+        assert!(s.validate().is_err());
+        s.mounts[0].target = "/".into();
+        assert!(s.validate().is_err());
+        s.mounts[0].target = "/workspace".into();
+        assert!(s.validate().is_ok());
+        s.cwd = Some("workspace".into());
+        assert!(s.validate().is_err());
     }
 
     #[test]

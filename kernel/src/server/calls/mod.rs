@@ -1,8 +1,10 @@
 //! One file per served syscall. `perform` runs a call that the policy has already allowed.
 
+pub(crate) mod call;
 mod check_policy;
 mod checkpoint;
 mod close;
+mod exec;
 mod exit;
 mod list;
 mod open;
@@ -70,7 +72,16 @@ pub(crate) async fn perform(
         Syscall::Exit { code } => exit::exit(agent, *code),
         Syscall::Send { to, payload } => send::send(k, agent, *to, payload),
         Syscall::Recv { timeout_ms } => recv::recv(agent, *timeout_ms).await.map(Reply::Message),
-        Syscall::Exec { .. } | Syscall::Call { .. } => super::unsupported(call),
+        Syscall::Call {
+            action,
+            params_json,
+        } => call::call(k, agent, action, params_json).await,
+        Syscall::Exec {
+            argv,
+            stdin,
+            cwd,
+            timeout_ms,
+        } => exec::exec(k, agent, argv, stdin, cwd.as_deref(), *timeout_ms).await,
     }
 }
 

@@ -1,0 +1,478 @@
+//! Running tools: the programs behind `Exec` and the tool providers behind `Call`.
+//!
+//! ```text
+//! calls/exec.rs, calls/call.rs ──► run(ToolRun) ──► spawner thread ──► agentos-launch (L)
+//!                                                   └─ init I (pid 1 of the tool's pid ns)
+//!                                                        └─ the tool A, fd 3 closed
+//!   stdin ──► pipe ──► A        A's stdout/stderr ──► pipes ──► capped buffers
+//!   fd 3 of L/I ──► the jail report (checked) and the seccomp listener (watched, recorded
+//!                   under the agent like its own denials)
+//! ```
+//!
+//! A tool gets a jail of its own, built by the same launcher as an agent: user, pid, ipc,
+//! uts and mount namespaces, a network namespace with nothing in it (except for a provider
+//! the operator declared `network`), the minimal root, landlock, the seccomp allow-list, the
+//! agent's rlimits and the agent's cgroup (so the agent and its tools share one `pids.max`
+//! and one memory limit), a fresh scratch directory (`agents/<id>/tool-<n>`, removed after),
+//! and no kernel socket. The agent's workspace, when it has one, is bound at `/workspace`.
+//!
+//! Invariants: a tool's whole process tree is gone before its answer is returned (the
+//! timeout kills the tool's init, which empties its pid namespace, and the launcher exits
+//! only after the init is reaped); stdout and stderr are drained to the end but kept only up
+//! to [`OUTPUT_CAP`] each; an agent runs at most [`MAX_TOOLS`] tools at once (more are
+//! refused with `Busy`); a tool never outlives its agent.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentos_syscalls::{AgentFrame, Errno, ExecOutput, JailReport, LayerStatus};
+use agentos_userspace::launch::{CgroupSpec, JailSpec, Mount, EXIT_SANDBOX_FAILED};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::agent::{lock, Agent};
+use crate::kernel::KernelInner;
+
+/// The most of stdout (and, separately, of stderr) a tool's answer carries.
+pub const OUTPUT_CAP: usize = 1 << 20;
+/// The timeout of a tool run that names none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest timeout a tool run may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// How many tools one agent may run at once.
+pub const MAX_TOOLS: usize = 4;
+/// The PATH inside a tool's jail (and an agent's); bare program names resolve against it.
+pub const JAIL_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Where the agent's workspace appears in a tool's jail.
+pub const WORKSPACE: &str = "/workspace";
+
+/// Numbers tool scratch directories, kernel-wide.
+static NEXT_TOOL: AtomicU64 = AtomicU64::new(1);
+
+/// One tool to run.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolRun {
+    /// Absolute host path of the program (inside the read-exec runtime).
+    pub program: PathBuf,
+    /// argv, argv\[0\] included.
+    pub argv: Vec<String>,
+    pub stdin: Vec<u8>,
+    /// The working directory in the jail; `None`: `/workspace` when there is one, else the
+    /// tool's scratch.
+    pub cwd: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Share the host's network (a provider declared `network`).
+    pub network: bool,
+    /// The agent's workspace and whether the tool may write it.
+    pub workspace: Option<(PathBuf, bool)>,
+    /// Extra host paths the tool may read (a provider's `ro=`).
+    pub read_only: Vec<PathBuf>,
+    /// Extra host directories the tool may read and write at the same path (a provider's
+    /// `rw=`).
+    pub read_write: Vec<PathBuf>,
+}
+
+/// The timeout a call asked for, bounded: `None` → [`DEFAULT_TIMEOUT`]; 0 or more than
+/// [`MAX_TIMEOUT`] is refused.
+pub(crate) fn timeout_of(ms: Option<u64>) -> Result<Duration, Errno> {
+    match ms {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(0) => Err(Errno::InvalidArgument {
+            reason: "timeout_ms is 0; give a positive timeout or none for the default of 30 s"
+                .into(),
+        }),
+        Some(ms) if Duration::from_millis(ms) > MAX_TIMEOUT => Err(Errno::InvalidArgument {
+            reason: format!(
+                "timeout_ms {ms} is over the maximum of {} ms",
+                MAX_TIMEOUT.as_millis()
+            ),
+        }),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    }
+}
+
+fn internal(what: impl Into<String>) -> Errno {
+    Errno::Internal {
+        reason: what.into(),
+    }
+}
+
+/// Removes the tool's scratch directory when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a tool's scratch dir");
+        }
+    }
+}
+
+/// Read-only host files a network provider needs to resolve names and check certificates
+/// (those that do not exist are skipped by the launcher).
+const NETWORK_FILES: [&str; 5] = [
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+];
+
+/// Runs one tool in its own jail and returns what it did. Errors: `Busy` when the agent
+/// already runs [`MAX_TOOLS`] tools, `Internal` when the jail could not be built (with the
+/// launcher's reason), `Interrupted` when the agent ended meanwhile.
+pub(crate) async fn run(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    run: ToolRun,
+) -> Result<ExecOutput, Errno> {
+    let Ok(_slot) = Arc::clone(&agent.tools).try_acquire_owned() else {
+        return Err(Errno::Busy {
+            what: format!(
+                "agent {} already runs {MAX_TOOLS} tools; wait for one to finish",
+                agent.id
+            ),
+        });
+    };
+    let n = NEXT_TOOL.fetch_add(1, Ordering::Relaxed);
+    let dir = k.config.agents_dir().join(agent.id.to_string());
+    let scratch_path = dir.join(format!("tool-{n}"));
+    crate::spawn::private_dir(&scratch_path)
+        .map_err(|e| internal(format!("cannot create the tool's scratch dir: {e}")))?;
+    let scratch = Scratch(scratch_path.clone());
+
+    let spec = jail_spec(k, agent, &run, &scratch_path);
+    let spec_json = serde_json::to_string(&spec)
+        .map_err(|e| internal(format!("tool jail spec does not encode: {e}")))?;
+    let (kernel_end, tool_end) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| internal(format!("cannot create the tool's report socket: {e}")))?;
+    let started = Instant::now();
+    let mut child = k
+        .spawner
+        .launch_with(&k.config.launcher, spec_json, tool_end.into(), true)
+        .await
+        .map_err(|e| {
+            internal(format!(
+                "cannot start the launcher {} for a tool: {e}",
+                k.config.launcher.display()
+            ))
+        })?;
+    let launcher_pid = child.id().unwrap_or(0);
+
+    let stdin = child.stdin.take();
+    let input = run.stdin;
+    let feeder = tokio::spawn(async move {
+        if let Some(mut pipe) = stdin {
+            // A tool that exits without reading its stdin closes the pipe: not an error.
+            let _ = pipe.write_all(&input).await;
+            let _ = pipe.shutdown().await;
+        }
+    });
+    let stdout = child.stdout.take().map(|p| tokio::spawn(capped(p)));
+    let stderr = child.stderr.take().map(|p| tokio::spawn(capped(p)));
+    let report = tokio::spawn(read_report(Arc::clone(k), Arc::clone(agent), kernel_end));
+
+    let mut timed_out = false;
+    let mut agent_ended = false;
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = tokio::time::sleep(run.timeout) => {
+            timed_out = true;
+            kill_tree(launcher_pid);
+            child.wait().await
+        }
+        _ = agent.wait_exit() => {
+            agent_ended = true;
+            kill_tree(launcher_pid);
+            child.wait().await
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    feeder.abort();
+    // The tree is gone, so every pipe is at its end (bounded anyway).
+    let join = |h: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>| async move {
+        match h {
+            Some(h) => tokio::time::timeout(Duration::from_secs(5), h)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => (Vec::new(), false),
+        }
+    };
+    let (stdout, cut_out) = join(stdout).await;
+    let (stderr, cut_err) = join(stderr).await;
+    let report = tokio::time::timeout(Duration::from_secs(5), report)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+    drop(scratch);
+
+    let status =
+        status.map_err(|e| internal(format!("cannot wait for the tool's launcher: {e}")))?;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    // The agent's cgroup, shared with its tools, may have ended the tool before the agent's
+    // exit was announced: a kill of the agent counts as its end.
+    let agent_ended =
+        agent_ended || lock(&agent.kill_reason).is_some() || agent.exit.borrow().is_some();
+    if agent_ended {
+        return Err(Errno::Interrupted {
+            reason: format!(
+                "agent {} ended while its tool ran; the tool was killed",
+                agent.id
+            ),
+        });
+    }
+    if code == EXIT_SANDBOX_FAILED && jail_failed(report.as_ref(), spec.require_full) {
+        let why = String::from_utf8_lossy(&stderr)
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("agentos-launch:"))
+            .map(str::to_string)
+            .unwrap_or_else(|| "the launcher exited before the tool ran".into());
+        return Err(internal(format!(
+            "the tool's jail could not be built: {why}"
+        )));
+    }
+    Ok(ExecOutput {
+        status: code,
+        stdout,
+        stderr,
+        duration_ms,
+        truncated: cut_out || cut_err,
+        timed_out,
+    })
+}
+
+/// The launcher's jail report says the jail was not finished (so nothing of the tool ran).
+fn jail_failed(report: Option<&JailReport>, require_full: bool) -> bool {
+    let Some(report) = report else { return true };
+    report.layers.iter().any(|l| match &l.status {
+        LayerStatus::Missing { detail } => require_full || detail.starts_with("not reached"),
+        _ => false,
+    })
+}
+
+/// Kills a tool's tree: its init (pid 1 of its pid namespace, which takes every process of
+/// the namespace with it), or the launcher itself when there is no init yet (the init's
+/// parent-death signal then follows). The launcher is not reaped yet, so its pid, and its
+/// only child's, are still its own.
+fn kill_tree(launcher: u32) {
+    if launcher == 0 {
+        return;
+    }
+    let target = crate::sys::children(launcher)
+        .first()
+        .copied()
+        .unwrap_or(launcher);
+    if let Err(e) = crate::sys::kill(target as i32, libc::SIGKILL) {
+        tracing::error!(pid = target, error = %e, "cannot kill a tool's tree");
+        let _ = crate::sys::kill(launcher as i32, libc::SIGKILL);
+    }
+}
+
+/// Reads a pipe to its end, keeping the first [`OUTPUT_CAP`] bytes; `true` if more came.
+async fn capped(mut pipe: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut cut = false;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return (kept, cut),
+            Ok(n) => {
+                let room = OUTPUT_CAP - kept.len();
+                if n > room {
+                    cut = true;
+                }
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+/// Reads the tool's jail report and seccomp listener from the launcher (fd 3), and serves the
+/// listener: the tool's denied syscalls are recorded under the agent, answered `EPERM`.
+async fn read_report(
+    k: Arc<KernelInner>,
+    agent: Arc<Agent>,
+    sock: std::os::unix::net::UnixStream,
+) -> Option<JailReport> {
+    use agentos_syscalls::frame::{self, HEADER_LEN};
+    sock.set_nonblocking(true).ok()?;
+    let stream = tokio::net::UnixStream::from_std(sock).ok()?;
+    let mut report = None;
+    loop {
+        let mut fds = Vec::new();
+        let mut header = [0u8; HEADER_LEN];
+        if !crate::sandbox::recv_with_fds(&stream, &mut header, &mut fds)
+            .await
+            .ok()?
+        {
+            return report;
+        }
+        let len = frame::body_len(header, k.config.max_frame).ok()?;
+        let mut body = vec![0u8; len];
+        if len > 0
+            && !crate::sandbox::recv_with_fds(&stream, &mut body, &mut fds)
+                .await
+                .ok()?
+        {
+            return report;
+        }
+        match frame::decode::<AgentFrame>(&body).ok()? {
+            AgentFrame::JailReport(r) if report.is_none() => report = Some(r),
+            AgentFrame::SandboxListener if report.is_some() => {
+                let listener = fds.pop()?;
+                if crate::sandbox::is_listener(&listener) {
+                    tokio::spawn(crate::sandbox::watch(
+                        Arc::clone(&k),
+                        Arc::clone(&agent),
+                        listener,
+                    ));
+                }
+            }
+            // Nothing else comes from a launcher; a tool has no socket to send on.
+            _ => return report,
+        }
+    }
+}
+
+/// The jail of one tool: the runtime, the agent's limits and cgroup, the workspace.
+fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path::Path) -> JailSpec {
+    let runtime = &k.config.runtime;
+    let mut read_only = runtime.read_only.clone();
+    let policy = agent.policy();
+    read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
+    read_only.extend(run.read_only.iter().cloned());
+    if run.network {
+        read_only.extend(NETWORK_FILES.iter().map(PathBuf::from));
+    }
+    let mut mounts: Vec<Mount> = run
+        .read_write
+        .iter()
+        .map(|p| Mount {
+            source: p.clone(),
+            target: p.clone(),
+            writable: true,
+        })
+        .collect();
+    if let Some((ws, writable)) = &run.workspace {
+        mounts.push(Mount {
+            source: ws.clone(),
+            target: PathBuf::from(WORKSPACE),
+            writable: *writable,
+        });
+    }
+    let cwd = run
+        .cwd
+        .clone()
+        .or_else(|| run.workspace.as_ref().map(|_| PathBuf::from(WORKSPACE)));
+    let scratch_str = scratch.display().to_string();
+    let cgroup = match &agent.cgroup {
+        Some(g) => CgroupSpec {
+            procs: g.procs_files(),
+            detail: "the agent's cgroup (shared with the agent)".into(),
+            required: k.config.require_full_sandbox,
+        },
+        None => CgroupSpec {
+            procs: Vec::new(),
+            detail: "rlimits only: the agent has no cgroup".into(),
+            required: false,
+        },
+    };
+    JailSpec {
+        agent_id: agent.id.0,
+        kernel_pid: std::process::id(),
+        program: run.program.clone(),
+        argv: run.argv.clone(),
+        env: vec![
+            ("PATH".into(), JAIL_PATH.into()),
+            ("HOME".into(), scratch_str.clone()),
+            ("TMPDIR".into(), scratch_str),
+            ("LANG".into(), "C.UTF-8".into()),
+        ],
+        scratch: scratch.to_path_buf(),
+        read_exec: runtime.read_exec.clone(),
+        read_only,
+        devices: runtime.devices.clone(),
+        limits: crate::spawn::limits(k.config.limits, &policy),
+        cgroup,
+        require_full: k.config.require_full_sandbox,
+        mounts,
+        cwd,
+        tool: true,
+        network: run.network,
+    }
+}
+
+/// Resolves a program name as the jail would: a bare name (no `/`) against [`JAIL_PATH`], an
+/// absolute path as it is. The result is canonical and must lie inside the read-exec runtime
+/// (the only executables a tool's jail holds). Relative paths with a `/` are refused.
+pub(crate) fn resolve_program(k: &KernelInner, name: &str) -> Result<PathBuf, Errno> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        if !name.starts_with('/') {
+            return Err(Errno::InvalidArgument {
+                reason: format!(
+                    "program `{name}` is a relative path; give a bare name (found on {JAIL_PATH}) or an absolute path"
+                ),
+            });
+        }
+        vec![PathBuf::from(name)]
+    } else if name.is_empty() {
+        return Err(Errno::InvalidArgument {
+            reason: "argv[0] is empty; give the program to run".into(),
+        });
+    } else {
+        JAIL_PATH
+            .split(':')
+            .map(|d| PathBuf::from(d).join(name))
+            .collect()
+    };
+    let roots: Vec<PathBuf> = k
+        .config
+        .runtime
+        .read_exec
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    for c in candidates {
+        let Ok(real) = std::fs::canonicalize(&c) else {
+            continue;
+        };
+        let executable = std::fs::metadata(&real)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !executable {
+            continue;
+        }
+        if !roots.iter().any(|r| real.starts_with(r)) {
+            return Err(Errno::PermissionDenied {
+                rule: String::new(),
+                reason: format!(
+                    "{} is outside the tools' runtime ({}); only programs there can run",
+                    c.display(),
+                    k.config
+                        .runtime
+                        .read_exec
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        return Ok(real);
+    }
+    Err(Errno::NotFound {
+        what: if name.contains('/') {
+            format!("program {name}")
+        } else {
+            format!("program `{name}` on {JAIL_PATH}")
+        },
+    })
+}

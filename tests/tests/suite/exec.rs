@@ -1,0 +1,575 @@
+//! `Exec` and `Call` from real jailed agents: each tool runs in a jail of its own, with the
+//! workspace mounted per policy, no network, a timeout that kills its whole tree, capped
+//! output; `Call` is routed to jailed tool providers that honour the deciding rule's
+//! constraints.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use agentos_kernel::recorder::RecordEvent;
+use agentos_syscalls::{Reply, Syscall};
+use agentos_tests::{wait_until, write_policy, TestKernel};
+
+/// An allow rule for `code_execution` of `commands`.
+fn exec_rule(commands: &[&str]) -> String {
+    let list: Vec<String> = commands.iter().map(|c| format!("\"{c}\"")).collect();
+    format!(
+        "  - name: tools\n    action: code_execution\n    effect: allow\n    constraints:\n      commands: [{}]\n",
+        list.join(", ")
+    )
+}
+
+/// A workspace dir (world-readable, so an unprivileged kernel can use it) holding `f`.
+fn workspace(k: &TestKernel, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = k.work.join(name);
+    std::fs::create_dir_all(&ws).expect("mkdir workspace");
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::write(ws.join("f"), "hello workspace\n").expect("write f");
+    ws
+}
+
+/// Spawns the test agent with `--workspace ws` (if any) and returns its id.
+fn spawn(k: &TestKernel, policy: &Path, ws: Option<&Path>, args: &[&str]) -> u64 {
+    let mut a = vec!["spawn", "--policy", policy.to_str().expect("utf-8")];
+    if let Some(ws) = ws {
+        a.extend(["--workspace", ws.to_str().expect("utf-8")]);
+    }
+    a.push("--");
+    a.push(k.agent_bin.to_str().expect("utf-8"));
+    a.extend_from_slice(args);
+    k.ctl_ok(&a).trim().parse().expect("agent id")
+}
+
+/// Runs one `exec` agent to its end and returns its answer line.
+fn exec_line(k: &TestKernel, policy: &Path, ws: Option<&Path>, args: &[&str]) -> String {
+    let mut a = vec!["exec"];
+    a.extend_from_slice(args);
+    let id = spawn(k, policy, ws, &a);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    log.lines()
+        .find(|l| l.starts_with("exec: ") || l.starts_with("refused: "))
+        .unwrap_or_else(|| panic!("no answer in the log:\n{log}"))
+        .to_string()
+}
+
+#[test]
+fn exec_reads_a_read_only_workspace_but_cannot_write_it() {
+    let k = TestKernel::start();
+    let ws = workspace(&k, "ws-ro");
+    let policy = write_policy(
+        &k.work,
+        "exec-ro",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/cat", "/bin/sh", "cat"]),
+    );
+    let read = exec_line(
+        &k,
+        &policy,
+        Some(&ws),
+        &["-", "-", "/bin/cat", "/workspace/f"],
+    );
+    assert!(
+        read.starts_with("exec: status=0 timed_out=false truncated=false")
+            && read.contains("stdout=\"hello workspace\\n\""),
+        "{read}"
+    );
+    // A bare name resolves on the jail's PATH; the cwd defaults to /workspace; stdin is fed.
+    let bare = exec_line(&k, &policy, Some(&ws), &["-", "-", "cat", "f", "-"]);
+    assert!(
+        bare.contains("status=0") && bare.contains("stdout=\"hello workspace\\nstdin-bytes\""),
+        "{bare}"
+    );
+    let write = exec_line(
+        &k,
+        &policy,
+        Some(&ws),
+        &["-", "-", "/bin/sh", "-c", "echo x > /workspace/f"],
+    );
+    assert!(!write.contains("status=0 "), "{write}");
+    assert!(write.contains("Read-only file system"), "{write}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("f")).expect("read f"),
+        "hello workspace\n"
+    );
+    // A cwd outside /workspace is refused; one inside it is used.
+    let outside = exec_line(
+        &k,
+        &policy,
+        Some(&ws),
+        &["-", "/workspace/../etc", "/bin/cat", "f"],
+    );
+    assert!(outside.starts_with("refused: InvalidArgument"), "{outside}");
+    std::fs::create_dir_all(ws.join("sub")).expect("mkdir sub");
+    std::fs::write(ws.join("sub/g"), "in sub\n").expect("write g");
+    let inside = exec_line(
+        &k,
+        &policy,
+        Some(&ws),
+        &["-", "/workspace/sub", "/bin/cat", "g"],
+    );
+    assert!(inside.contains("stdout=\"in sub\\n\""), "{inside}");
+    // No new file either.
+    let create = exec_line(
+        &k,
+        &policy,
+        Some(&ws),
+        &["-", "-", "/bin/sh", "-c", "echo x > /workspace/new"],
+    );
+    assert!(!create.contains("status=0 "), "{create}");
+    assert!(!ws.join("new").exists());
+}
+
+#[test]
+fn exec_writes_the_workspace_when_the_policy_allows_file_write_there() {
+    let k = TestKernel::start();
+    let ws = workspace(&k, "ws-rw");
+    let rules = format!(
+        "{}  - name: ws-write\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/workspace/**\"]\n",
+        exec_rule(&["/bin/sh"])
+    );
+    let policy = write_policy(&k.work, "exec-rw", "strict", &[], &rules);
+    let line = exec_line(
+        &k,
+        &policy,
+        Some(&ws),
+        &["-", "-", "/bin/sh", "-c", "echo changed > /workspace/f"],
+    );
+    assert!(line.starts_with("exec: status=0 "), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("f")).expect("read f"),
+        "changed\n"
+    );
+}
+
+#[test]
+fn a_denied_command_is_refused_and_kills_in_strict_mode() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-deny",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/cat"]),
+    );
+    let id = spawn(&k, &policy, None, &["exec-wait", "-", "-", "/bin/ls", "/"]);
+    let line = k.wait_for_line(id, "refused: ");
+    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}");
+    // The refusal is recorded with the command line as the resource.
+    let recorded = k.records().into_iter().any(|r| {
+        r.agent.map(|a| a.0) == Some(id)
+            && matches!(&r.event, RecordEvent::Syscall { call: Syscall::Exec { argv, .. }, decision, .. }
+                if argv[0] == "/bin/ls" && !decision.allowed)
+    });
+    assert!(recorded);
+
+    // A bare name is matched as written: `cat` is not `/bin/cat`.
+    let bare = spawn(
+        &k,
+        &policy,
+        None,
+        &["exec-wait", "-", "-", "cat", "/etc/hostname"],
+    );
+    let line = k.wait_for_line(bare, "refused: ");
+    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
+    assert_eq!(k.wait(bare)["exit"]["signal"], "SIGPOLICY");
+}
+
+#[test]
+fn an_agent_runs_at_most_four_tools_at_once() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-burst",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/sleep"]),
+    );
+    let id = k.spawn(&policy, &["exec-burst", "6"]);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(log.contains("exec-burst ok=4 busy=2 other=0"), "{log}");
+}
+
+/// Host pids of processes whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn an_exec_past_its_timeout_is_killed_with_its_whole_tree() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-timeout",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/sh"]),
+    );
+    // A duration no other process on the host uses, so the /proc scan finds only this tree.
+    let marker = format!("100.{}", std::process::id());
+    let script = format!("sleep {marker} & sleep {marker}");
+    let id = spawn(
+        &k,
+        &policy,
+        None,
+        &["exec", "1500", "-", "/bin/sh", "-c", &script],
+    );
+    // Both sleeps (the background one and the foreground one) run.
+    wait_until("both sleeps of the tool to run", || {
+        pids_running(&["sleep", &marker]).len() == 2
+    });
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(
+        log.contains("exec: status=137 timed_out=true truncated=false"),
+        "{log}"
+    );
+    // The answer came only after the tool's pid namespace was empty: nothing is left.
+    assert_eq!(pids_running(&["sleep", &marker]), Vec::<u32>::new());
+    // The duration is recorded with the syscall.
+    let ms = k.records().into_iter().find_map(|r| match r.event {
+        RecordEvent::Syscall {
+            call: Syscall::Exec { .. },
+            result: Ok(Reply::Exec(o)),
+            ..
+        } if r.agent.map(|a| a.0) == Some(id) => Some(o.duration_ms),
+        _ => None,
+    });
+    assert!(ms.is_some_and(|ms| (1500..10_000).contains(&ms)), "{ms:?}");
+}
+
+#[test]
+fn a_tool_does_not_outlive_its_agent() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-kill",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/sh"]),
+    );
+    let marker = format!("200.{}", std::process::id());
+    let script = format!("sleep {marker} & sleep {marker}");
+    let id = spawn(
+        &k,
+        &policy,
+        None,
+        &["exec-wait", "60000", "-", "/bin/sh", "-c", &script],
+    );
+    wait_until("both sleeps of the tool to run", || {
+        pids_running(&["sleep", &marker]).len() == 2
+    });
+    k.ctl_ok(&["kill", &id.to_string()]);
+    assert_eq!(k.wait(id)["exit"]["signal"], "SIGKILL");
+    wait_until("the tool's tree to be gone", || {
+        pids_running(&["sleep", &marker]).is_empty()
+    });
+    // The Exec is answered (Interrupted) and recorded even though its agent is gone.
+    wait_until("the interrupted Exec to be recorded", || {
+        k.records().into_iter().any(|r| {
+            r.agent.map(|a| a.0) == Some(id)
+                && matches!(&r.event, RecordEvent::Syscall { call: Syscall::Exec { .. }, result: Err(e), .. }
+                    if e.kind() == "Interrupted")
+        })
+    });
+}
+
+#[test]
+fn exec_output_is_capped_at_one_mib() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "exec-cap", "strict", &[], &exec_rule(&["/bin/sh"]));
+    let line = exec_line(
+        &k,
+        &policy,
+        None,
+        &[
+            "-",
+            "-",
+            "/bin/sh",
+            "-c",
+            "head -c 3000000 /dev/zero; echo done >&2",
+        ],
+    );
+    assert!(
+        line.starts_with("exec: status=0 timed_out=false truncated=true stdout_len=1048576 "),
+        "{line}"
+    );
+    assert!(line.ends_with("stderr=\"done\\n\""), "{line}");
+}
+
+#[test]
+fn an_exec_tool_has_no_network() {
+    let k = TestKernel::start();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let policy = write_policy(
+        &k.work,
+        "exec-net",
+        "strict",
+        &[],
+        &exec_rule(&["/usr/bin/python3"]),
+    );
+    let code = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=5)\n    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)\n"
+    );
+    let line = exec_line(
+        &k,
+        &policy,
+        None,
+        &["-", "-", "/usr/bin/python3", "-I", "-c", &code],
+    );
+    assert!(line.starts_with("exec: status=0 "), "{line}");
+    assert!(line.contains("stdout=\"refused 1\\n\""), "{line}");
+    // Nothing reached the host's listener.
+    assert!(listener.accept().is_err());
+    // The tool's denied socket() is recorded under its agent, like the agent's own denials.
+    let denied = k.records().into_iter().any(|r| {
+        matches!(&r.event, RecordEvent::SandboxDenied { syscall, args, .. }
+            if syscall == "socket" && args[0] == libc::AF_INET as u64)
+    });
+    assert!(denied, "no recorded socket(AF_INET) denial");
+}
+
+/// Serves HTTP on 127.0.0.1 from a thread: every request is answered `hello from <path>`.
+fn http_server() -> u16 {
+    http_server_logged().0
+}
+
+/// [`http_server`], with the paths requested so far; `/redirect` answers a 302 to
+/// `http://localhost:<port>/elsewhere`.
+fn http_server_logged() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            log.lock().expect("log").push(path.clone());
+            let _ = if path == "/redirect" {
+                write!(
+                    conn,
+                    "HTTP/1.1 302 Found\r\nLocation: http://localhost:{port}/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else {
+                let body = format!("hello from {path}");
+                write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+        }
+    });
+    (port, seen)
+}
+
+/// The shipped providers (`examples/providers`).
+fn providers_dir() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/providers"))
+        .expect("examples/providers")
+}
+
+/// Runs a `call` agent and returns its one answer line (`answer: …` or `refused: …`).
+fn call_line(k: &TestKernel, policy: &Path, action: &str, params: &str) -> (u64, String) {
+    let id = k.spawn(policy, &["call", action, params]);
+    let line = k.wait_for_line(id, "");
+    (id, line)
+}
+
+#[test]
+fn api_call_reaches_an_allowed_loopback_host_and_not_another() {
+    let port = http_server();
+    let fetch = format!(
+        "api_call={}/http_fetch.py,network",
+        providers_dir().display()
+    );
+    let k = TestKernel::start_with(false, &["--provider", &fetch]);
+    let rules = "  - name: api\n    action: api_call\n    effect: allow\n    constraints:\n      hosts: [\"127.0.0.1\"]\n  - name: mail\n    action: send_email\n    effect: allow\n";
+    let policy = write_policy(&k.work, "api", "strict", &[], rules);
+    let url = format!("http://127.0.0.1:{port}/data");
+    let (_, line) = call_line(&k, &policy, "api_call", &format!(r#"{{"url":"{url}"}}"#));
+    assert!(line.starts_with("answer: CallResult"), "{line}");
+    assert!(line.contains(r#"\"body\":\"hello from /data\""#), "{line}");
+    assert!(line.contains(r#"\"status\":200"#), "{line}");
+
+    // Another host (the same server, named differently) is refused by the policy, in strict
+    // mode with SIGPOLICY, and the provider never runs.
+    let other = format!(r#"{{"url":"http://localhost:{port}/data"}}"#);
+    let (id, line) = call_line(&k, &policy, "api_call", &other);
+    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
+    assert!(line.contains("localhost"), "{line}");
+    assert_eq!(k.wait(id)["exit"]["signal"], "SIGPOLICY");
+
+    // An allowed action without a provider names the flag to fix it.
+    let (_, line) = call_line(&k, &policy, "send_email", r#"{"to":"a@example.com"}"#);
+    assert!(line.starts_with("refused: Unsupported"), "{line}");
+    assert!(line.contains("--provider send_email=PROGRAM"), "{line}");
+}
+
+#[test]
+fn the_http_provider_refuses_a_redirect_to_another_host() {
+    let (port, seen) = http_server_logged();
+    let fetch = format!(
+        "api_call={}/http_fetch.py,network",
+        providers_dir().display()
+    );
+    let k = TestKernel::start_with(false, &["--provider", &fetch]);
+    let rules = "  - name: api\n    action: api_call\n    effect: allow\n    constraints:\n      hosts: [\"127.0.0.1\"]\n";
+    let policy = write_policy(&k.work, "api-redirect", "strict", &[], rules);
+    // The kernel allows the first URL; its answer redirects to `localhost`, outside `hosts`.
+    let url = format!(r#"{{"url":"http://127.0.0.1:{port}/redirect"}}"#);
+    let (_, line) = call_line(&k, &policy, "api_call", &url);
+    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
+    assert!(
+        line.contains("refused by the tool provider for api_call"),
+        "{line}"
+    );
+    assert!(line.contains("localhost"), "{line}");
+    assert_eq!(*seen.lock().expect("log"), vec!["/redirect".to_string()]);
+}
+
+/// Creates `dir/app.db` with one table `t` holding `one` (with the host's python3).
+fn make_db(dir: &Path) -> PathBuf {
+    let db = dir.join("app.db");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); d.execute('create table t(x)'); d.execute(\"insert into t values ('one')\"); d.commit()",
+        ])
+        .arg(&db)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
+    db
+}
+
+#[test]
+fn database_query_under_read_only_reads_but_never_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_path = std::fs::canonicalize(dir.path()).expect("canonical");
+    let db = make_db(&dir_path);
+    let before = std::fs::read(&db).expect("read db");
+    let provider = format!(
+        "database_query={}/sqlite_query.py,rw={},arg={}",
+        providers_dir().display(),
+        dir_path.display(),
+        db.display()
+    );
+    let k = TestKernel::start_with(false, &["--provider", &provider]);
+    let rules =
+        "  - name: db-read\n    action: database_query\n    effect: allow\n    mode: read_only\n";
+    let policy = write_policy(&k.work, "db", "strict", &[], rules);
+    let (_, line) = call_line(
+        &k,
+        &policy,
+        "database_query",
+        r#"{"query":"SELECT x FROM t"}"#,
+    );
+    assert!(line.starts_with("answer: CallResult"), "{line}");
+    assert!(line.contains(r#"\"rows\":[[\"one\"]]"#), "{line}");
+
+    for write in [
+        "INSERT INTO t VALUES ('two')",
+        "DROP TABLE t",
+        "CREATE TABLE u(y)",
+    ] {
+        let params = format!(r#"{{"query":"{write}"}}"#);
+        let (_, line) = call_line(&k, &policy, "database_query", &params);
+        assert!(
+            line.starts_with("refused: PermissionDenied"),
+            "{write}: {line}"
+        );
+        assert!(line.contains("read_only"), "{line}");
+    }
+    // Byte for byte the same database, and no journal left beside it.
+    assert_eq!(std::fs::read(&db).expect("read db"), before);
+    let names: Vec<_> = std::fs::read_dir(&dir_path)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("app.db")]);
+}
+
+#[test]
+fn database_query_under_read_write_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_path = std::fs::canonicalize(dir.path()).expect("canonical");
+    let db = make_db(&dir_path);
+    let provider = format!(
+        "database_query={}/sqlite_query.py,rw={},arg={}",
+        providers_dir().display(),
+        dir_path.display(),
+        db.display()
+    );
+    let k = TestKernel::start_with(false, &["--provider", &provider]);
+    let rules =
+        "  - name: db\n    action: database_query\n    effect: allow\n    mode: read_write\n    constraints:\n      deny_patterns: [\"(?i)drop\"]\n";
+    let policy = write_policy(&k.work, "db-rw", "strict", &[], rules);
+    let (_, line) = call_line(
+        &k,
+        &policy,
+        "database_query",
+        r#"{"query":"INSERT INTO t VALUES ('two')"}"#,
+    );
+    assert!(line.starts_with("answer: CallResult"), "{line}");
+    let (_, line) = call_line(
+        &k,
+        &policy,
+        "database_query",
+        r#"{"query":"SELECT count(*) FROM t"}"#,
+    );
+    assert!(line.contains(r#"\"rows\":[[2]]"#), "{line}");
+    // deny_patterns see the query itself.
+    let (_, line) = call_line(&k, &policy, "database_query", r#"{"query":"DROP TABLE t"}"#);
+    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
+}
+
+#[test]
+fn a_bad_provider_flag_refuses_the_kernel_start() {
+    let k = TestKernel::start();
+    let state = k.work.join("other-state");
+    let out = std::process::Command::new(&k.agentctl)
+        .arg("--state-dir")
+        .arg(&state)
+        .args([
+            "kernel",
+            "start",
+            "--provider",
+            "api_call=/nonexistent/fetch.py",
+        ])
+        .output()
+        .expect("agentctl");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--provider") && err.contains("/nonexistent/fetch.py"),
+        "{err}"
+    );
+    assert!(!state.join("kernel.sock").exists());
+}
