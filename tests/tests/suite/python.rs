@@ -259,23 +259,38 @@ fn the_python_example_runs_under_agentctl_run() {
     if !have_python() {
         return;
     }
-    let out = Command::new(binary("agentctl"))
-        .current_dir(repo())
-        .args([
-            "run",
-            "--policy",
-            "examples/python-agent/.agents/security.md",
-            "--",
-            "python3",
-            "examples/python-agent/agent.py",
-        ])
-        .output()
-        .expect("agentctl run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("notes: facts.md, plan.md"), "{stdout}");
-    // The example's `exec` of /usr/bin/wc runs jailed and counts the plan's lines.
-    assert!(stdout.contains("exec wc -l: 3 (status 0)"), "{stdout}");
-    assert!(stdout.contains("summary written; done"), "{stdout}");
+    let state = tempfile::tempdir().expect("state dir");
+    // The README's command, twice on one state dir: the second run remembers the first.
+    let run = || {
+        let out = Command::new("bash")
+            .current_dir(repo())
+            .env("AGENTCTL", binary("agentctl"))
+            .args(["examples/python-agent/run.sh", "--state-dir"])
+            .arg(state.path())
+            .output()
+            .expect("run.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stdout
+    };
+    let first = run();
+    for line in [
+        "workspace: README.md, observations.csv",
+        "observations: 5 rows; warmest Nice on mon (17 C)",
+        // /usr/bin/wc ran in a jail of its own, reading the read-only workspace.
+        "exec wc -l: 6 lines (status 0,",
+        // Through the policy's `hosts`, the jailed HTTP provider and the loopback API.
+        "api_call: HTTP 200: Paris 12 C, overcast",
+        "episodic: 0 earlier runs remembered; this is run 1",
+        "policy: writing the workspace is denied (default deny)",
+        "done",
+    ] {
+        assert!(first.contains(line), "missing `{line}` in:\n{first}");
+    }
+    let second = run();
+    assert!(
+        second.contains("episodic: 1 earlier runs remembered; this is run 2"),
+        "{second}"
+    );
 }
