@@ -50,6 +50,7 @@ pub mod pysdk;
 pub mod recorder;
 pub mod replay;
 mod sandbox;
+mod sandbox_access;
 mod server;
 mod signals;
 mod spawn;

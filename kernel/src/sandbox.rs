@@ -10,8 +10,12 @@
 //! with `SCM_RIGHTS`); [`recv_with_fds`] receives it and [`watch`] serves it until every
 //! process of the agent is gone (the listener hangs up) or the agent has exited.
 //!
-//! Invariants: every notification is recorded *before* it is answered; every answer is EPERM
-//! (the kernel never lets a denied call through); a notification the watcher cannot answer
+//! The path and signal calls of `seccomp_table::NOTIFIED` come through the same listener; they
+//! are shown to [`crate::sandbox_access`], recorded if the jail will refuse them, and let
+//! through (CONTINUE) for the jail to decide.
+//!
+//! Invariants: every notification is recorded (or counted, in a flood: [`Flood`]) *before* it
+//! is answered; every denied call is answered EPERM (the kernel never lets one through); a notification the watcher cannot answer
 //! because the kernel died fails with ENOSYS in the agent, which dies with the kernel anyway.
 
 use std::io;
@@ -259,8 +263,121 @@ pub(crate) fn syscall_name(nr: i64) -> String {
         .unwrap_or_else(|| format!("syscall_{nr}"))
 }
 
-/// Serves the agent's listener: records each denied syscall and answers it EPERM.
-pub(crate) async fn watch(k: Arc<KernelInner>, agent: Arc<Agent>, listener: OwnedFd) {
+/// Events of one syscall per agent recorded one by one in a window; the rest of the window is
+/// counted and recorded once, as [`RecordEvent::SandboxFlood`].
+pub(crate) const FLOOD_BURST: u64 = 16;
+/// The length of a flood window.
+pub(crate) const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An agent's sandbox events in the current window, per syscall: the recorder grows by at most
+/// [`FLOOD_BURST`] + 1 records per syscall per window however hard the agent loops, and the
+/// summary's count is exact.
+#[derive(Debug)]
+pub(crate) struct Flood {
+    start: std::time::Instant,
+    start_ms: u64,
+    seen: std::collections::BTreeMap<String, u64>,
+}
+
+impl Flood {
+    pub fn new(now: std::time::Instant, now_ms: u64) -> Self {
+        Self {
+            start: now,
+            start_ms: now_ms,
+            seen: Default::default(),
+        }
+    }
+
+    /// Counts one event of `syscall`; returns whether it gets a record of its own, and the
+    /// summaries of a window that ended before `now` (to be recorded first).
+    pub fn admit(
+        &mut self,
+        syscall: &str,
+        now: std::time::Instant,
+        now_ms: u64,
+    ) -> (bool, Vec<RecordEvent>) {
+        let ended = if now.duration_since(self.start) >= FLOOD_WINDOW {
+            self.roll(now, now_ms)
+        } else {
+            Vec::new()
+        };
+        let n = self.seen.entry(syscall.to_string()).or_insert(0);
+        *n += 1;
+        (*n <= FLOOD_BURST, ended)
+    }
+
+    /// Ends the window at `now` if it is over; returns its summaries.
+    pub fn tick(&mut self, now: std::time::Instant, now_ms: u64) -> Vec<RecordEvent> {
+        if now.duration_since(self.start) >= FLOOD_WINDOW {
+            self.roll(now, now_ms)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Ends the window now (the agent is gone); returns its summaries.
+    pub fn finish(&mut self, now: std::time::Instant, now_ms: u64) -> Vec<RecordEvent> {
+        self.roll(now, now_ms)
+    }
+
+    fn roll(&mut self, now: std::time::Instant, now_ms: u64) -> Vec<RecordEvent> {
+        let window_ms = now.duration_since(self.start).as_millis() as u64;
+        let out = std::mem::take(&mut self.seen)
+            .into_iter()
+            .filter(|(_, n)| *n > FLOOD_BURST)
+            .map(|(syscall, n)| RecordEvent::SandboxFlood {
+                syscall,
+                suppressed: n - FLOOD_BURST,
+                window_start_ms: self.start_ms,
+                window_ms,
+            })
+            .collect();
+        self.start = now;
+        self.start_ms = now_ms;
+        out
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Serves the agent's listener: records each denied syscall and answers it EPERM; shows the
+/// notified path and signal calls to [`crate::sandbox_access`], records the ones the jail
+/// refuses, and lets them through (CONTINUE). Floods are summarised ([`Flood`]).
+pub(crate) async fn watch(
+    k: Arc<KernelInner>,
+    agent: Arc<Agent>,
+    listener: OwnedFd,
+    writable: crate::sandbox_access::Writable,
+) {
+    let mut flood = Flood::new(std::time::Instant::now(), now_ms());
+    serve(&k, &agent, listener, &writable, &mut flood).await;
+    for e in flood.finish(std::time::Instant::now(), now_ms()) {
+        k.record(Some(agent.id), e);
+    }
+}
+
+/// What an agent's own jail lets it write: its scratch and the devices.
+pub(crate) fn agent_writable(k: &KernelInner, agent: &Agent) -> crate::sandbox_access::Writable {
+    crate::sandbox_access::Writable {
+        scratch: agent.scratch.clone(),
+        devices: k.config.runtime.devices.clone(),
+        runtime: k.config.runtime.read_exec.clone(),
+        extra: Vec::new(),
+    }
+}
+
+async fn serve(
+    k: &KernelInner,
+    agent: &Agent,
+    listener: OwnedFd,
+    writable: &crate::sandbox_access::Writable,
+    flood: &mut Flood,
+) {
     let afd = match sys::async_fd_readable(listener) {
         Ok(a) => a,
         Err(e) => {
@@ -269,6 +386,8 @@ pub(crate) async fn watch(k: Arc<KernelInner>, agent: Arc<Agent>, listener: Owne
         }
     };
     let mut exit = agent.exit.subscribe();
+    let mut ticks = tokio::time::interval(FLOOD_WINDOW);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut guard = tokio::select! {
             g = afd.readable() => match g {
@@ -276,6 +395,12 @@ pub(crate) async fn watch(k: Arc<KernelInner>, agent: Arc<Agent>, listener: Owne
                 Err(_) => return,
             },
             _ = exit.wait_for(Option::is_some) => return,
+            _ = ticks.tick() => {
+                for e in flood.tick(std::time::Instant::now(), now_ms()) {
+                    k.record(Some(agent.id), e);
+                }
+                continue;
+            }
         };
         let fd = afd.get_ref().as_raw_fd();
         loop {
@@ -298,16 +423,46 @@ pub(crate) async fn watch(k: Arc<KernelInner>, agent: Arc<Agent>, listener: Owne
                 }
             };
             let nr = i64::from(n.nr);
+            if agentos_userspace::launch::seccomp_table::is_notified(nr) {
+                if let Some(a) = crate::sandbox_access::inspect(fd, &n, writable) {
+                    tracing::info!(agent_id = %agent.id, syscall = %a.syscall, target = %a.target, "the jail refuses an access");
+                    let (own, ended) = flood.admit(&a.syscall, std::time::Instant::now(), now_ms());
+                    for e in ended {
+                        k.record(Some(agent.id), e);
+                    }
+                    if own {
+                        k.record(
+                            Some(agent.id),
+                            RecordEvent::SandboxAccess {
+                                syscall: a.syscall,
+                                target: a.target,
+                                why: a.why,
+                            },
+                        );
+                    }
+                }
+                // Sound whatever inspect() saw: the jail decides (see sandbox_access).
+                if let Err(e) = sys::seccomp_notif_continue(fd, n.id) {
+                    tracing::warn!(agent_id = %agent.id, error = %e, "cannot let a notified syscall through");
+                }
+                continue;
+            }
             let name = syscall_name(nr);
             tracing::info!(agent_id = %agent.id, syscall = %name, pid = n.pid, "sandbox denied a syscall");
-            k.record(
-                Some(agent.id),
-                RecordEvent::SandboxDenied {
-                    syscall: name,
-                    nr,
-                    args: n.args,
-                },
-            );
+            let (own, ended) = flood.admit(&name, std::time::Instant::now(), now_ms());
+            for e in ended {
+                k.record(Some(agent.id), e);
+            }
+            if own {
+                k.record(
+                    Some(agent.id),
+                    RecordEvent::SandboxDenied {
+                        syscall: name,
+                        nr,
+                        args: n.args,
+                    },
+                );
+            }
             if let Err(e) = sys::seccomp_notif_deny(fd, n.id, libc::EPERM) {
                 tracing::warn!(agent_id = %agent.id, error = %e, "cannot answer a denied syscall");
             }
@@ -348,6 +503,43 @@ mod tests {
             missing_required(&layers),
             Some(("landlock".into(), "no".into()))
         );
+    }
+
+    #[test]
+    fn a_flood_is_recorded_as_a_burst_and_an_exact_count() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let mut f = Flood::new(t0, 1_000);
+        let mut own = 0;
+        let mut summaries = Vec::new();
+        // 100,000 events over 2.5 s: three windows.
+        for i in 0..100_000u64 {
+            let at = Duration::from_micros(i * 25);
+            let (o, ended) = f.admit("mount", t0 + at, 1_000 + at.as_millis() as u64);
+            own += u64::from(o);
+            summaries.extend(ended);
+        }
+        // Another syscall in the same window has its own burst.
+        assert!(
+            f.admit("ptrace", t0 + Duration::from_millis(2_600), 3_600)
+                .0
+        );
+        summaries.extend(f.finish(t0 + Duration::from_millis(2_700), 3_700));
+        let suppressed: u64 = summaries
+            .iter()
+            .map(|e| match e {
+                RecordEvent::SandboxFlood {
+                    syscall,
+                    suppressed,
+                    ..
+                } if syscall == "mount" => *suppressed,
+                other => panic!("unexpected {other:?}"),
+            })
+            .sum();
+        assert_eq!(own, 3 * FLOOD_BURST);
+        assert_eq!(summaries.len(), 3);
+        assert_eq!(own + suppressed, 100_000);
+        assert!(f.tick(t0 + Duration::from_millis(2_800), 3_800).is_empty());
     }
 
     #[test]

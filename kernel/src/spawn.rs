@@ -408,7 +408,14 @@ pub(crate) async fn spawn_from(
     let limits = limits(k.config.limits, &policy);
     let (group, cgroup) = match &k.cgroups {
         Ok(host) => {
-            match host.create_agent(std::process::id(), id.0, limits.processes, limits.memory) {
+            let cpu_millis = policy.sandbox().limits.cpu_millis.unwrap_or(1000);
+            match host.create_agent(
+                std::process::id(),
+                id.0,
+                limits.processes,
+                limits.memory,
+                cpu_millis,
+            ) {
                 Ok((group, detail)) => {
                     let spec = CgroupSpec {
                         procs: group.procs_files(),

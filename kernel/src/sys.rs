@@ -183,6 +183,57 @@ pub(crate) struct SeccompNotification {
     pub args: [u64; 6],
 }
 
+/// Answers notification `id` with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the host kernel runs
+/// the call as if the filter had allowed it (every other layer still applies). A caller that
+/// died meanwhile (`ENOENT`) is not an error.
+pub(crate) fn seccomp_notif_continue(fd: RawFd, id: u64) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` through the pointer, which
+    // points at `resp`, a live value of exactly that type.
+    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) } < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(());
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether notification `id` is still pending (its caller is
+/// still blocked in that very syscall), so memory read from the caller belongs to it.
+pub(crate) fn seccomp_notif_id_valid(fd: RawFd, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: the ioctl reads one `u64` through the pointer, which points at `id`.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id) == 0 }
+}
+
+/// Reads up to `buf.len()` bytes at `addr` in process `pid`'s memory (`process_vm_readv`;
+/// a read that crosses into an unmapped page stops there). Returns the bytes read.
+pub(crate) fn read_remote(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: `local` describes `buf`, which is live and writable for its whole length; the
+    // remote iovec is only read by the host kernel, which checks it against the other process.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// `SECCOMP_IOCTL_NOTIF_RECV` on a listener. Blocks unless a notification is pending (check
 /// with [`poll_now`] first).
 pub(crate) fn seccomp_notif_recv(fd: RawFd) -> io::Result<SeccompNotification> {

@@ -172,7 +172,20 @@ pub(crate) async fn run(
     });
     let stdout = child.stdout.take().map(|p| tokio::spawn(capped(p)));
     let stderr = child.stderr.take().map(|p| tokio::spawn(capped(p)));
-    let report = tokio::spawn(read_report(Arc::clone(k), Arc::clone(agent), kernel_end));
+    let mut writable = crate::sandbox::agent_writable(k, agent);
+    writable.scratch = scratch_path.clone();
+    writable.extra = run.read_write.clone();
+    if let Some((ws, true)) = &run.workspace {
+        writable
+            .extra
+            .extend([ws.clone(), PathBuf::from(WORKSPACE)]);
+    }
+    let report = tokio::spawn(read_report(
+        Arc::clone(k),
+        Arc::clone(agent),
+        kernel_end,
+        writable,
+    ));
 
     let mut timed_out = false;
     let mut agent_ended = false;
@@ -301,6 +314,7 @@ async fn read_report(
     k: Arc<KernelInner>,
     agent: Arc<Agent>,
     sock: std::os::unix::net::UnixStream,
+    writable: crate::sandbox_access::Writable,
 ) -> Option<JailReport> {
     use agentos_syscalls::frame::{self, HEADER_LEN};
     sock.set_nonblocking(true).ok()?;
@@ -333,6 +347,7 @@ async fn read_report(
                         Arc::clone(&k),
                         Arc::clone(&agent),
                         listener,
+                        writable.clone(),
                     ));
                 }
             }

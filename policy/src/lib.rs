@@ -159,6 +159,9 @@ pub struct Limits {
     /// Memory the agent's processes may use together, bytes (its memory cgroup, where the
     /// host gives one; the kernel's default otherwise).
     pub memory: Option<u64>,
+    /// CPU quota, in thousandths of a CPU (`cpu: 0.5` → 500): the agent's cpu cgroup, where
+    /// the host gives one (one CPU by default).
+    pub cpu_millis: Option<u64>,
 }
 
 /// `sandbox:` — extra jail settings.

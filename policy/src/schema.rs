@@ -60,6 +60,7 @@ const LIMIT_KEYS: &[&str] = &[
     "file_size",
     "wall_time_seconds",
     "memory",
+    "cpu",
 ];
 
 /// Everything a policy file says, validated and compiled.
@@ -250,6 +251,32 @@ impl Ctx<'_> {
             return Err(self.at(node.pos, format!("`{what}` must be at least 1"), None));
         }
         Ok(n)
+    }
+
+    /// `sandbox.limits.cpu`: CPUs of quota (`0.5`, `2`), 0.01 to 1024, as milli-CPUs.
+    fn cpus(&self, node: &Node) -> Res<u64> {
+        let cpus = match &node.value {
+            Value::Int(i) => *i as f64,
+            Value::Float(f) => *f,
+            other => {
+                return Err(self.at(
+                    node.pos,
+                    format!(
+                        "`cpu` must be a number of CPUs (like 0.5 or 2), found {}",
+                        other.kind()
+                    ),
+                    None,
+                ))
+            }
+        };
+        if !cpus.is_finite() || !(0.01..=1024.0).contains(&cpus) {
+            return Err(self.at(
+                node.pos,
+                format!("`cpu` must be between 0.01 and 1024 CPUs, found {cpus}"),
+                Some("e.g. `cpu: 0.5` for half of one CPU, `cpu: 2` for two".into()),
+            ));
+        }
+        Ok((cpus * 1000.0).round() as u64)
     }
 
     /// A byte size: an integer, or a string like `"512MiB"` / `"10 MB"`.
@@ -852,6 +879,10 @@ impl Ctx<'_> {
             let mut l = Limits::default();
             for (k, v) in lm {
                 let name = k.name.as_str();
+                if name == "cpu" {
+                    l.cpu_millis = Some(self.cpus(v)?);
+                    continue;
+                }
                 let value = match name {
                     "address_space" | "file_size" | "memory" => {
                         let b = self.size(v, name)?;

@@ -284,6 +284,18 @@ fn digest_path_mode_sandbox() {
 }
 
 #[test]
+fn sandbox_cpu_is_a_quota_in_thousandths_of_a_cpu() {
+    for (value, millis) in [("0.5", 500), ("2", 2000), ("0.01", 10), ("1.25", 1250)] {
+        let text = format!("{HEAD}  []\nsandbox:\n  limits: {{cpu: {value}}}\n");
+        let p = Policy::parse("x/security.md", &text).unwrap();
+        assert_eq!(p.sandbox().limits.cpu_millis, Some(millis), "cpu: {value}");
+    }
+    let text = format!("{HEAD}  []\nsandbox:\n  limits: {{memory: 1GiB}}\n");
+    let p = Policy::parse("x/security.md", &text).unwrap();
+    assert_eq!(p.sandbox().limits.cpu_millis, None);
+}
+
+#[test]
 fn policy_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Policy>();

@@ -53,6 +53,19 @@ def attack(name, arg):
         # Never send real traffic: reaching this line is the escape.
         s.close()
         return escaped(name, "created an AF_INET socket")
+    if name == "kill":
+        try:
+            os.kill(int(arg or "1"), 9)
+            return escaped(name, f"signalled pid {arg}")
+        except OSError as e:
+            return blocked(name, e.errno)
+    if name == "connect":
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(arg)
+            return escaped(name, f"connected to {arg}")
+        except OSError as e:
+            return blocked(name, e.errno)
     if name == "ptrace":
         PTRACE_ATTACH = 16
         libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]

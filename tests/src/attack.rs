@@ -83,6 +83,7 @@ pub const ATTACKS: &[&str] = &[
     "disk-fill",
     "cpu-spin",
     "fd-exhaustion",
+    "flood",
 ];
 
 /// Runs attack `name` with its optional argument (a pid or a path from outside).
@@ -234,8 +235,25 @@ pub fn run(name: &str, arg: Option<&str>) -> Outcome {
         "disk-fill" => disk_fill(),
         "cpu-spin" => cpu_spin(),
         "fd-exhaustion" => fd_exhaustion(),
+        "flood" => flood(arg.and_then(|a| a.parse().ok()).unwrap_or(100_000)),
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// Makes the same denied syscall (`syslog`) `n` times; blocked only if every one was refused
+/// with the same errno (`flooded N` is printed before the verdict).
+fn flood(n: u32) -> Outcome {
+    say("flooding");
+    let mut errno = None;
+    for i in 0..n {
+        match raw_syscall(libc::SYS_syslog, [3, 0, 0, 0, 0, 0]) {
+            Ok(rc) => return Ok(format!("syslog returned {rc} on try {i}")),
+            Err(e) if errno.is_none_or(|x| x == e) => errno = Some(e),
+            Err(e) => return Ok(format!("errno changed to {e} on try {i}")),
+        }
+    }
+    say(&format!("flooded {n}"));
+    Err(Errno::from_raw(errno.unwrap_or(0)))
 }
 
 /// Forks until the process limit answers; the children wait to be killed.

@@ -276,8 +276,8 @@ fn take_listener(sock: &UnixStream) -> Option<std::os::fd::OwnedFd> {
     fd
 }
 
-/// Answers every notification of the listener EPERM until no process uses the filter;
-/// returns how many there were.
+/// Answers every notification of the listener until no process uses the filter (denials
+/// EPERM, the notified path and signal calls CONTINUE); returns how many there were.
 fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
     let raw = fd.as_raw_fd();
     let mut served = 0;
@@ -300,11 +300,17 @@ fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
         if unsafe { libc::ioctl(raw, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) } < 0 {
             continue;
         }
+        // The path and signal calls the kernel only looks at are let through, as it does.
+        let notified = agentos_userspace::launch::seccomp_table::is_notified(i64::from(n.data.nr));
         let mut resp = libc::seccomp_notif_resp {
             id: n.id,
             val: 0,
-            error: -libc::EPERM,
-            flags: 0,
+            error: if notified { 0 } else { -libc::EPERM },
+            flags: if notified {
+                libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+            } else {
+                0
+            },
         };
         // SAFETY: the ioctl reads one seccomp_notif_resp from `resp`.
         unsafe { libc::ioctl(raw, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };

@@ -438,6 +438,27 @@ pub enum RecordEvent {
         files: u64,
         bytes: u64,
     },
+    /// An attempt the jail refuses without seccomp (a path the agent's root hides or that is
+    /// read-only for it, a signal aimed outside its pid namespace), seen through the seccomp
+    /// listener and let through for the jail to answer (`kernel/src/sandbox_access.rs`).
+    SandboxAccess {
+        /// The syscall's name.
+        syscall: String,
+        /// What it aimed at, as the agent named it (`/etc/shadow`, `pid 4242`, `@name`).
+        target: String,
+        /// Why the jail refuses it.
+        why: String,
+    },
+    /// A flood of sandbox events: after the first few of one syscall in a window, the rest of
+    /// the window is counted, not recorded one by one; this record carries the exact count.
+    SandboxFlood {
+        syscall: String,
+        /// Events of `syscall` in the window that have no record of their own.
+        suppressed: u64,
+        /// The window's start, milliseconds since the Unix epoch, and its length.
+        window_start_ms: u64,
+        window_ms: u64,
+    },
 }
 
 /// One entry of the log.

@@ -219,6 +219,7 @@ async fn serve_frames(
                     Arc::clone(k),
                     Arc::clone(agent),
                     listener,
+                    crate::sandbox::agent_writable(k, agent),
                 ));
             }
             AgentFrame::SandboxListener => return Err(

@@ -173,6 +173,7 @@ fn every_field_has_a_good_and_a_bad_fixture() {
         "cpu_seconds",
         "file_size",
         "wall_time_seconds",
+        "cpu",
     ];
     for field in fields {
         let key = format!("{field}:");

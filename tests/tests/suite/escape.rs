@@ -80,6 +80,31 @@ fn assert_sandbox_event(k: &TestKernel, id: u64, syscall: &str) {
     );
 }
 
+/// A `SandboxAccess` record of `syscall` (or a variant of it: `readlink`/`readlinkat`) with the
+/// agent's id, whose target contains `target`, is in the flight recorder: an attempt the jail refused, seen through the seccomp listener.
+fn assert_access_event(k: &TestKernel, id: u64, syscall: &str, target: &str) {
+    wait_until(
+        &format!("a sandbox access event for {syscall} {target} of agent {id}"),
+        || {
+            k.records().iter().any(|r| {
+                r.agent.map(|a| a.0) == Some(id)
+                    && matches!(&r.event, RecordEvent::SandboxAccess { syscall: s, target: t, .. }
+                        if s.starts_with(syscall) && t.contains(target))
+            })
+        },
+    );
+}
+
+/// The agent's `SandboxAccess` records (once it has ended, so all of them).
+fn access_events(k: &TestKernel, id: u64) -> Vec<RecordEvent> {
+    k.records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .map(|r| r.event)
+        .filter(|e| matches!(e, RecordEvent::SandboxAccess { .. }))
+        .collect()
+}
+
 /// A syscall-level attack: denied EPERM by seccomp, recorded as a sandbox event.
 fn syscall_attack(name: &str, arg: Option<&str>, syscall: &str) {
     let k = TestKernel::start();
@@ -89,12 +114,14 @@ fn syscall_attack(name: &str, arg: Option<&str>, syscall: &str) {
     assert_sandbox_event(&k, id, syscall);
 }
 
-/// A file-level attack: refused by the minimal root or landlock.
-fn file_attack(name: &str, errnos: &[&str]) {
+/// A file-level attack: refused by the minimal root or landlock, recorded as a sandbox
+/// access event of `syscall` on `target`.
+fn file_attack(name: &str, errnos: &[&str], syscall: &str, target: &str) {
     let k = TestKernel::start();
-    let (_, line) = attack(&k, name, None);
+    let (id, line) = attack(&k, name, None);
     assert_blocked(&line, errnos);
     assert_kernel_answers(&k);
+    assert_access_event(&k, id, syscall, target);
 }
 
 macro_rules! syscall_attacks {
@@ -159,56 +186,86 @@ fn escape_process_vm_writev_kernel() {
 
 #[test]
 fn escape_read_etc_shadow() {
-    file_attack("shadow", &["ENOENT", "EACCES"]);
+    file_attack("shadow", &["ENOENT", "EACCES"], "openat", "/etc/shadow");
 }
 
 #[test]
 fn escape_write_outside_scratch() {
-    file_attack("write-outside", &["ENOENT", "EACCES", "EROFS", "EPERM"]);
+    file_attack(
+        "write-outside",
+        &["ENOENT", "EACCES", "EROFS", "EPERM"],
+        "openat",
+        "/etc/agentos-escape",
+    );
 }
 
 #[test]
 fn escape_symlink_out_of_scratch() {
-    file_attack("symlink", &["ENOENT", "EACCES"]);
+    file_attack("symlink", &["ENOENT", "EACCES"], "openat", "shadow-link");
 }
 
 #[test]
 fn escape_hardlink_out_of_scratch() {
-    file_attack("hardlink", &["EXDEV", "EACCES", "EPERM", "ENOENT"]);
+    file_attack(
+        "hardlink",
+        &["EXDEV", "EACCES", "EPERM", "ENOENT"],
+        "linkat",
+        "/usr/bin/env",
+    );
 }
 
 #[test]
 fn escape_proc_self_root() {
-    file_attack("proc-root", &["ENOENT", "EACCES"]);
+    file_attack(
+        "proc-root",
+        &["ENOENT", "EACCES"],
+        "openat",
+        "/proc/self/root/../../etc/shadow",
+    );
 }
 
 #[test]
 fn escape_proc_pid_mem() {
     let k = TestKernel::start();
     let pid = k.kernel_pid().to_string();
-    let (_, line) = attack(&k, "proc-mem", Some(&pid));
+    let (id, line) = attack(&k, "proc-mem", Some(&pid));
     assert_blocked(&line, &["ENOENT", "EACCES", "EPERM"]);
     assert_kernel_answers(&k);
+    // Its own init's memory for writing (read-only for the agent), then the kernel's (not in
+    // its root): both recorded.
+    assert_access_event(&k, id, "openat", "/proc/1/mem");
+    assert_access_event(&k, id, "openat", &format!("/proc/{pid}/mem"));
 }
 
 #[test]
 fn escape_dev_fd_of_inherited_fd() {
-    file_attack("dev-fd", &["ENOENT", "EACCES"]);
+    file_attack("dev-fd", &["ENOENT", "EACCES"], "readlink", "/dev/fd/3");
 }
 
 #[test]
 fn escape_proc_self_fd_shows_only_0_to_3() {
     // "blocked EBADF" is the agent's way of saying: nothing but 0–3 (and the listing) is open.
-    file_attack("proc-fd", &["EBADF"]);
+    let k = TestKernel::start();
+    let (id, line) = attack(&k, "proc-fd", None);
+    assert_blocked(&line, &["EBADF"]);
+    assert_kernel_answers(&k);
+    // Listing its own descriptors is no attempt to get out: nothing to record.
+    k.wait(id);
+    assert_eq!(
+        access_events(&k, id),
+        [],
+        "no sandbox access event for a legitimate listing"
+    );
 }
 
 #[test]
 fn escape_connect_control_socket() {
     let k = TestKernel::start();
     let sock = k.state_dir.join("kernel.sock");
-    let (_, line) = attack(&k, "connect", sock.to_str());
+    let (id, line) = attack(&k, "connect", sock.to_str());
     assert_blocked(&line, &["ENOENT", "EACCES", "ECONNREFUSED"]);
     assert_kernel_answers(&k);
+    assert_access_event(&k, id, "connect", sock.to_str().unwrap());
 }
 
 #[test]
@@ -220,9 +277,10 @@ fn escape_abstract_unix_socket() {
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
     let k = TestKernel::start();
-    let (_, line) = attack(&k, "abstract", Some(&name));
+    let (id, line) = attack(&k, "abstract", Some(&name));
     assert_blocked(&line, &["ECONNREFUSED", "EPERM", "ENOENT"]);
     assert_kernel_answers(&k);
+    assert_access_event(&k, id, "connect", &format!("@{name}"));
 }
 
 #[test]
@@ -233,18 +291,111 @@ fn escape_kill_kernel_and_sibling() {
     k.wait_for_line(sibling, "ready");
     let sibling_pid = k.launcher_pid(sibling).to_string();
     let kernel_pid = k.kernel_pid().to_string();
-    let (_, line) = attack(&k, "kill-pid", Some(&kernel_pid));
+    let (id, line) = attack(&k, "kill-pid", Some(&kernel_pid));
     assert_blocked(&line, &["ESRCH", "EPERM"]);
-    let (_, line) = attack(&k, "kill-pid", Some(&sibling_pid));
+    assert_access_event(&k, id, "kill", &format!("pid {kernel_pid}"));
+    let (id, line) = attack(&k, "kill-pid", Some(&sibling_pid));
     assert_blocked(&line, &["ESRCH", "EPERM"]);
-    let (_, line) = attack(&k, "kill-all", None);
+    assert_access_event(&k, id, "kill", &format!("pid {sibling_pid}"));
+    let (id, line) = attack(&k, "kill-all", None);
     // kill(-1) reaches nothing outside the agent's own pid namespace.
     assert!(
         !line.contains("ESCAPED") || line.contains("ESCAPED ()"),
         "{line}"
     );
+    assert_access_event(&k, id, "kill", "pid -1");
+    // The sibling's own end (its init's final kill(-1) sweep) is no attack.
+    assert_eq!(
+        access_events(&k, sibling),
+        [],
+        "{:?}",
+        access_events(&k, sibling)
+    );
     assert_kernel_answers(&k);
     assert_eq!(k.info(sibling)["state"], "running", "{}", k.info(sibling));
+}
+
+/// 100,000 denied syscalls in a loop: the kernel keeps answering, the recorder grows by a
+/// bounded number of records (a burst per window plus one summary), and the counts are exact.
+#[test]
+fn a_flood_of_denied_syscalls_is_recorded_bounded_and_exact() {
+    const N: u64 = 100_000;
+    // kernel/src/sandbox.rs: FLOOD_BURST records of their own per syscall per 1 s window.
+    const BURST: u64 = 16;
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "flood", "strict", &[], "");
+    let started = Instant::now();
+    let id = k.spawn(&policy, &["attack", "flood", &N.to_string()]);
+    k.wait_for_line(id, "flooding");
+    assert_kernel_answers(&k);
+    let line = k.wait_for_line(id, "attack flood:");
+    assert_blocked(&line, &["EPERM"]);
+    assert_kernel_answers(&k);
+    k.wait(id);
+    let took = started.elapsed();
+    let events: Vec<RecordEvent> = k
+        .records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .map(|r| r.event)
+        .collect();
+    let own = events
+        .iter()
+        .filter(|e| matches!(e, RecordEvent::SandboxDenied { syscall, .. } if syscall == "syslog"))
+        .count() as u64;
+    let summaries: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            RecordEvent::SandboxFlood {
+                syscall,
+                suppressed,
+                ..
+            } if syscall == "syslog" => Some(*suppressed),
+            _ => None,
+        })
+        .collect();
+    let windows = took.as_secs() + 2;
+    println!(
+        "{N} denied syscalls in {took:?}: {own} records of their own, {} summaries",
+        summaries.len()
+    );
+    assert_eq!(
+        own + summaries.iter().sum::<u64>(),
+        N,
+        "every denial counted once"
+    );
+    assert!(
+        own <= BURST * windows && summaries.len() as u64 <= windows,
+        "{own} records and {} summaries for {windows} windows",
+        summaries.len()
+    );
+    assert!(
+        events.len() < 1_000,
+        "{} records for the agent",
+        events.len()
+    );
+}
+
+/// Ordinary work (files in scratch, a symlink and a rename there, reading the runtime, a
+/// signal to itself) by a shell and a Python agent records no sandbox access event.
+#[test]
+fn ordinary_agents_record_no_sandbox_access() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "plain", "strict", &[], "");
+    let sh = "echo hi > f; ln -s f g; ln f h; mv h i; cat g; cat /etc/localtime > /dev/null; kill -0 $$; echo done";
+    let py = "import os, subprocess; open('x', 'w').write('1'); os.rename('x', 'y'); os.symlink('y', 'z'); print(open('z').read()); os.readlink('z'); os.kill(os.getpid(), 0); subprocess.run(['/bin/true']); print('done')";
+    for args in [
+        &["/bin/sh", "-c", sh][..],
+        &["/usr/bin/python3", "-I", "-c", py][..],
+    ] {
+        let mut cmd = vec!["spawn", "--policy", policy.to_str().unwrap(), "--"];
+        cmd.extend(args);
+        let id: u64 = k.ctl_ok(&cmd).trim().parse().unwrap();
+        k.wait_for_line(id, "done");
+        let last = k.wait(id);
+        assert_eq!(last["exit"]["code"], 0, "{last}");
+        assert_eq!(access_events(&k, id), [], "{args:?}");
+    }
 }
 
 // Resource attacks: the rlimits stop them, the kernel stays responsive.
@@ -330,23 +481,49 @@ fn resource_fd_exhaustion() {
 fn escape_batch_with_an_unprivileged_kernel() {
     let k = TestKernel::start_unprivileged();
     let kernel_pid = k.kernel_pid().to_string();
-    for (name, arg, errnos, syscall) in [
-        ("shadow", None, &["ENOENT", "EACCES"][..], None),
-        ("mount", None, &["EPERM"][..], Some("mount")),
+    let kernel_target = format!("pid {kernel_pid}");
+    // (attack, argument, errnos, Ok(denied syscall) | Err((accessing syscall, target)))
+    for (name, arg, errnos, event) in [
+        (
+            "shadow",
+            None,
+            &["ENOENT", "EACCES"][..],
+            Err(("openat", "/etc/shadow")),
+        ),
+        (
+            "write-outside",
+            None,
+            &["ENOENT", "EACCES", "EROFS", "EPERM"][..],
+            Err(("openat", "/etc/agentos-escape")),
+        ),
+        (
+            "symlink",
+            None,
+            &["ENOENT", "EACCES"][..],
+            Err(("openat", "shadow-link")),
+        ),
+        (
+            "kill-pid",
+            Some(kernel_pid.as_str()),
+            &["ESRCH", "EPERM"][..],
+            Err(("kill", kernel_target.as_str())),
+        ),
+        ("mount", None, &["EPERM"][..], Ok("mount")),
         (
             "ptrace",
             Some(kernel_pid.as_str()),
             &["EPERM"][..],
-            Some("ptrace"),
+            Ok("ptrace"),
         ),
-        ("tcp", None, &["EPERM"][..], Some("socket")),
-        ("unshare-user", None, &["EPERM"][..], Some("unshare")),
+        ("tcp", None, &["EPERM"][..], Ok("socket")),
+        ("unshare-user", None, &["EPERM"][..], Ok("unshare")),
     ] {
         let (id, line) = attack(&k, name, arg);
         assert_blocked(&line, errnos);
         assert_kernel_answers(&k);
-        if let Some(s) = syscall {
-            assert_sandbox_event(&k, id, s);
+        match event {
+            Ok(syscall) => assert_sandbox_event(&k, id, syscall),
+            Err((syscall, target)) => assert_access_event(&k, id, syscall, target),
         }
     }
     let (id, line) = resource_attack(&k, "fork-bomb", "processes: 32");
@@ -435,11 +612,28 @@ fn py_attack(k: &TestKernel, name: &str, arg: Option<&str>, limits: &str) -> (u6
 #[test]
 fn python_escape_files() {
     let k = TestKernel::start();
-    let (_, line) = py_attack(&k, "shadow", None, "");
+    let (id, line) = py_attack(&k, "shadow", None, "");
     assert_blocked(&line, &["ENOENT", "EACCES"]);
-    let (_, line) = py_attack(&k, "write-outside", None, "");
+    assert_access_event(&k, id, "openat", "/etc/shadow");
+    let (id, line) = py_attack(&k, "write-outside", None, "");
     assert_blocked(&line, &["ENOENT", "EACCES", "EROFS", "EPERM"]);
     assert_kernel_answers(&k);
+    assert_access_event(&k, id, "openat", "/usr/agentos-escape");
+}
+
+#[test]
+fn python_escape_kill_kernel_and_control_socket() {
+    let k = TestKernel::start();
+    let pid = k.kernel_pid().to_string();
+    let (id, line) = py_attack(&k, "kill", Some(&pid), "");
+    assert_blocked(&line, &["ESRCH", "EPERM"]);
+    assert_kernel_answers(&k);
+    assert_access_event(&k, id, "kill", &format!("pid {pid}"));
+    let sock = k.state_dir.join("kernel.sock");
+    let (id, line) = py_attack(&k, "connect", sock.to_str(), "");
+    assert_blocked(&line, &["ENOENT", "EACCES", "ECONNREFUSED"]);
+    assert_kernel_answers(&k);
+    assert_access_event(&k, id, "connect", sock.to_str().unwrap());
 }
 
 #[test]

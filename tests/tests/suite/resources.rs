@@ -86,6 +86,43 @@ fn skip_unless_root(test: &str) -> bool {
     false
 }
 
+/// `sandbox: limits: cpu: 0.5` → the agent's cpu group gets half a CPU of quota.
+#[test]
+fn cgroup_cpu_quota_comes_from_the_policy() {
+    if skip_unless_root("cgroup_cpu_quota") {
+        return;
+    }
+    let k = TestKernel::start();
+    let policy = limited_policy(&k, "half-cpu", "cpu: 0.5");
+    let id = k.spawn(&policy, &["park"]);
+    k.wait_for_line(id, "ready");
+    let layer = agent_cgroup_layer(&k, id);
+    assert!(
+        layer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cpu 0.5 core"),
+        "{layer}"
+    );
+    let cpu_dir = agent_group_dirs(&k, id)
+        .into_iter()
+        .find(|d| d.join("cpu.cfs_quota_us").exists() || d.join("cpu.max").exists());
+    if let Some(dir) = cpu_dir {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if dir.join("cpu.max").exists() {
+            assert_eq!(read("cpu.max").trim(), "50000 100000");
+        } else {
+            let period: u64 = read("cpu.cfs_period_us").trim().parse().unwrap();
+            let quota: u64 = read("cpu.cfs_quota_us").trim().parse().unwrap();
+            assert_eq!(quota * 2, period, "quota {quota} of period {period}");
+        }
+    } else {
+        println!("cgroup_cpu_quota: no cpu controller on this host; the detail was checked");
+    }
+    k.ctl_ok(&["kill", &id.to_string()]);
+    k.wait(id);
+}
+
 #[test]
 fn cgroup_fork_bomb_under_a_root_kernel_is_stopped_by_pids_max() {
     if skip_unless_root("cgroup_fork_bomb") {

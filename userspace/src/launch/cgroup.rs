@@ -231,15 +231,16 @@ impl Host {
     }
 
     /// Creates agent `agent_id`'s group in every hierarchy and writes its limits: `pids.max`,
-    /// the memory limit (and no swap beyond it), one CPU of quota. Returns the group and the
-    /// layer detail (`v1 pids,memory,cpu: pids.max 128, memory 512MiB, cpu 1 core`). On
-    /// failure, whatever was made is removed again.
+    /// the memory limit (and no swap beyond it), `cpu_millis` thousandths of a CPU of quota.
+    /// Returns the group and the layer detail (`v1 pids,memory,cpu: pids.max 128, memory
+    /// 512MiB, cpu 0.5 core`). On failure, whatever was made is removed again.
     pub fn create_agent(
         &self,
         kernel_pid: u32,
         agent_id: u64,
         pids_max: u64,
         memory: u64,
+        cpu_millis: u64,
     ) -> Result<(AgentGroup, String), String> {
         let group = AgentGroup {
             version: self.version,
@@ -250,7 +251,7 @@ impl Host {
                 .map(|(h, p)| (h.controllers.clone(), p.join(agent_id.to_string())))
                 .collect(),
         };
-        match group.apply(pids_max, memory) {
+        match group.apply(pids_max, memory, cpu_millis) {
             Ok(set) => Ok((group, format!("{}: {}", self.describe(), set.join(", ")))),
             Err(e) => {
                 for (_, dir) in &group.dirs {
@@ -275,7 +276,10 @@ fn read_u64(path: &Path) -> Option<u64> {
 }
 
 impl AgentGroup {
-    fn apply(&self, pids_max: u64, memory: u64) -> Result<Vec<String>, String> {
+    fn apply(&self, pids_max: u64, memory: u64, cpu_millis: u64) -> Result<Vec<String>, String> {
+        // The quota per period: at least 1 ms (the host kernel's floor).
+        let quota = |period: u64| (period * cpu_millis / 1000).max(1000);
+        let cores = format!("cpu {} core", cpu_millis as f64 / 1000.0);
         let mut set = Vec::new();
         for (controllers, dir) in &self.dirs {
             mkdir(dir)?;
@@ -303,12 +307,13 @@ impl AgentGroup {
                     }
                     ("cpu", Version::V1) => {
                         let period = read_u64(&dir.join("cpu.cfs_period_us")).unwrap_or(100_000);
-                        write(&dir.join("cpu.cfs_quota_us"), &period.to_string())?;
-                        set.push("cpu 1 core".into());
+                        write(&dir.join("cpu.cfs_quota_us"), &quota(period).to_string())?;
+                        set.push(cores.clone());
                     }
                     ("cpu", Version::V2) => {
-                        write(&dir.join("cpu.max"), "100000 100000")?;
-                        set.push("cpu 1 core".into());
+                        let period = 100_000;
+                        write(&dir.join("cpu.max"), &format!("{} {period}", quota(period)))?;
+                        set.push(cores.clone());
                     }
                     _ => {}
                 }
@@ -401,6 +406,77 @@ mod tests {
         assert_eq!(format_bytes(512 << 20), "512MiB");
         assert_eq!(format_bytes(2 << 30), "2GiB");
         assert_eq!(format_bytes(1000), "1000 bytes");
+    }
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    /// The v2 writing path against a fake tree (this host's v2 hierarchy delegates nothing):
+    /// the kernel's parent with its controllers enabled, then the agent's limits.
+    #[test]
+    fn v2_limits_are_written_to_a_fake_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Host {
+            version: Version::V2,
+            hierarchies: vec![Hierarchy {
+                controllers: vec!["pids", "memory", "cpu"],
+                base: tmp.path().to_path_buf(),
+            }],
+        };
+        host.create_parents(42).unwrap();
+        let parent = tmp.path().join("agentos-42");
+        assert_eq!(
+            read(&parent.join("cgroup.subtree_control")),
+            "+pids +memory +cpu"
+        );
+        // A real group shows memory.swap.max when swap accounting is on: so does the fake.
+        let dir = parent.join("7");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("memory.swap.max"), "max").unwrap();
+        let (group, detail) = host.create_agent(42, 7, 64, 256 << 20, 500).unwrap();
+        assert_eq!(
+            detail,
+            "v2 pids,memory,cpu: pids.max 64, memory 256MiB, cpu 0.5 core"
+        );
+        assert_eq!(read(&dir.join("pids.max")), "64");
+        assert_eq!(read(&dir.join("memory.max")), (256u64 << 20).to_string());
+        assert_eq!(read(&dir.join("memory.swap.max")), "0");
+        assert_eq!(read(&dir.join("cpu.max")), "50000 100000");
+        assert_eq!(group.procs_files(), vec![dir.join("cgroup.procs")]);
+        std::fs::write(dir.join("memory.current"), "1234\n").unwrap();
+        assert_eq!(group.memory_bytes(), Some(1234));
+        // Two and a half CPUs; the smallest quota is the host kernel's 1 ms floor.
+        host.create_agent(42, 8, 8, 1 << 30, 2500).unwrap();
+        assert_eq!(read(&parent.join("8/cpu.max")), "250000 100000");
+        host.create_agent(42, 9, 8, 1 << 30, 1).unwrap();
+        assert_eq!(read(&parent.join("9/cpu.max")), "1000 100000");
+        // Without swap accounting no swap file is made up.
+        assert!(!parent.join("8/memory.swap.max").exists());
+    }
+
+    #[test]
+    fn v1_cpu_quota_follows_the_groups_period() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Host {
+            version: Version::V1,
+            hierarchies: vec![Hierarchy {
+                controllers: vec!["cpu"],
+                base: tmp.path().to_path_buf(),
+            }],
+        };
+        host.create_parents(42).unwrap();
+        let dir = tmp.path().join("agentos-42/3");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("cpu.cfs_period_us"), "50000\n").unwrap();
+        let (_, detail) = host.create_agent(42, 3, 8, 1 << 30, 1500).unwrap();
+        assert_eq!(detail, "v1 cpu: cpu 1.5 core");
+        assert_eq!(read(&dir.join("cpu.cfs_quota_us")), "75000");
+        // v1 parents need no subtree_control.
+        assert!(!tmp
+            .path()
+            .join("agentos-42/cgroup.subtree_control")
+            .exists());
     }
 
     #[test]

@@ -23,7 +23,9 @@ use seccompiler::{
 };
 
 use super::error::other;
-use super::seccomp_table::{all_allowed, name, ALLOWED, ALLOWED_LEGACY, ENOSYS, FILTERED};
+use super::seccomp_table::{
+    all_allowed, name, ALLOWED, ALLOWED_LEGACY, ENOSYS, FILTERED, NOTIFIED, NOTIFIED_LEGACY,
+};
 
 /// Namespace flags `clone` may not carry.
 pub const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
@@ -123,9 +125,20 @@ pub fn allow_list_with(deny: Deny) -> io::Result<BpfProgram> {
 /// The allow-list program with `deny` as its default action; `network` admits `AF_INET` and
 /// `AF_INET6` sockets (see [`socket_domains`]).
 pub fn allow_list_for(deny: Deny, network: bool) -> io::Result<BpfProgram> {
+    // With a listener, the notified calls fall to the default action (the kernel looks, then
+    // lets them through); without one they are simply allowed.
+    compile(deny, deny == Deny::Eperm, network)
+}
+
+fn compile(deny: Deny, allow_notified: bool, network: bool) -> io::Result<BpfProgram> {
     let mut rules = BTreeMap::new();
     for entry in ALLOWED.iter().chain(ALLOWED_LEGACY).chain(FILTERED) {
         rules.insert(entry.1, rules_for(entry.1, network)?);
+    }
+    if allow_notified {
+        for entry in NOTIFIED.iter().chain(NOTIFIED_LEGACY) {
+            rules.insert(entry.1, Vec::new());
+        }
     }
     let default = match deny {
         Deny::Eperm => SeccompAction::Errno(libc::EPERM as u32),
@@ -166,7 +179,10 @@ pub fn install(network: bool) -> io::Result<(LayerStatus, Option<OwnedFd>)> {
     let (listener, default) = match crate::sys::seccomp_with_listener(&notify) {
         Ok(fd) => (
             Some(fd),
-            "default: user notification to the kernel (recorded, answered EPERM)".to_string(),
+            format!(
+                "default: user notification to the kernel (recorded, answered EPERM); {} path and signal calls shown to the kernel, then let through",
+                NOTIFIED.len() + NOTIFIED_LEGACY.len()
+            ),
         ),
         Err(e) => {
             let allow = allow_list_for(Deny::Eperm, network)?;
@@ -178,7 +194,7 @@ pub fn install(network: bool) -> io::Result<(LayerStatus, Option<OwnedFd>)> {
         }
     };
     seccompiler::apply_filter(&nosys).map_err(other)?;
-    let plain = ALLOWED.len() + ALLOWED_LEGACY.len();
+    let plain = ALLOWED.len() + ALLOWED_LEGACY.len() + NOTIFIED.len() + NOTIFIED_LEGACY.len();
     let enosys: Vec<&str> = ENOSYS.iter().map(name).collect();
     let sockets = if network {
         ", sockets AF_UNIX/AF_INET/AF_INET6 (network provider)"
@@ -225,8 +241,9 @@ mod tests {
 
     #[test]
     fn notify_program_differs_only_in_the_default_action() {
-        let eperm = allow_list_with(Deny::Eperm).unwrap();
-        let notify = allow_list_with(Deny::Notify).unwrap();
+        let eperm = compile(Deny::Eperm, false, false).unwrap();
+        let notify = compile(Deny::Notify, false, false).unwrap();
+        assert_eq!(notify, allow_list_with(Deny::Notify).unwrap());
         assert_eq!(eperm.len(), notify.len());
         let errno = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
         let mut rewritten = 0;
@@ -240,5 +257,7 @@ mod tests {
         }
         assert!(rewritten > 0);
         assert!(!notify.iter().any(|i| i.k == NOTIFY_PLACEHOLDER));
+        // Without a listener the notified calls are allowed: a longer program.
+        assert!(allow_list_with(Deny::Eperm).unwrap().len() > eperm.len());
     }
 }

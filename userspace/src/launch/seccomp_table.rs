@@ -4,6 +4,8 @@
 //! - [`FILTERED`]: allowed only with the argument checks in [`super::seccomp`] (`socket` and
 //!   `socketpair` for `AF_UNIX` only, `ioctl` but not `TIOCSTI`/`TIOCLINUX`, `clone` without
 //!   namespace flags).
+//! - [`NOTIFIED`] (+ [`NOTIFIED_LEGACY`]): allowed after the kernel has looked at them
+//!   through the listener (it records the ones the jail will refuse).
 //! - [`ENOSYS`]: answered `ENOSYS` so the C library falls back (`clone3` → `clone`, whose
 //!   flags a classic BPF filter can inspect, unlike `clone3`'s struct in memory).
 //! - [`DENIED`]: what DESIGN §4 and the threat model forbid. None of them may appear in the
@@ -38,10 +40,9 @@ pub const ALLOWED: Table = table![
     SYS_truncate, SYS_fallocate, SYS_fadvise64, SYS_readahead, SYS_sendfile, SYS_splice,
     SYS_tee, SYS_copy_file_range, SYS_sync_file_range,
     // paths (landlock decides which ones)
-    SYS_openat, SYS_openat2, SYS_newfstatat, SYS_fstat, SYS_statx, SYS_statfs, SYS_fstatfs,
+    SYS_newfstatat, SYS_fstat, SYS_statx, SYS_statfs, SYS_fstatfs,
     SYS_faccessat, SYS_faccessat2, SYS_getdents64, SYS_getcwd, SYS_chdir, SYS_fchdir,
-    SYS_mkdirat, SYS_unlinkat, SYS_renameat, SYS_renameat2, SYS_linkat, SYS_symlinkat,
-    SYS_readlinkat, SYS_fchmod, SYS_fchmodat, SYS_fchownat, SYS_fchown, SYS_umask,
+    SYS_mkdirat, SYS_unlinkat, SYS_fchmod, SYS_fchmodat, SYS_fchownat, SYS_fchown, SYS_umask,
     SYS_utimensat, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr,
     SYS_llistxattr, SYS_flistxattr,
     // memory
@@ -54,8 +55,7 @@ pub const ALLOWED: Table = table![
     SYS_inotify_rm_watch,
     // signals (landlock scopes them to the agent's own domain)
     SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_rt_sigpending,
-    SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
-    SYS_sigaltstack, SYS_kill, SYS_tgkill, SYS_tkill, SYS_pidfd_open, SYS_pidfd_send_signal,
+    SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_sigaltstack, SYS_pidfd_send_signal,
     // processes and threads (clone is argument-filtered, execveat denied)
     SYS_execve, SYS_exit, SYS_exit_group, SYS_wait4, SYS_waitid, SYS_set_tid_address,
     SYS_set_robust_list, SYS_get_robust_list, SYS_rseq, SYS_futex, SYS_futex_waitv,
@@ -75,7 +75,7 @@ pub const ALLOWED: Table = table![
     SYS_timer_gettime, SYS_timer_getoverrun, SYS_timer_delete, SYS_times, SYS_getrusage,
     SYS_getrlimit, SYS_setrlimit, SYS_prlimit64, SYS_sysinfo, SYS_getrandom,
     // Unix sockets (socket/socketpair themselves are filtered to AF_UNIX)
-    SYS_connect, SYS_accept, SYS_accept4, SYS_bind, SYS_listen, SYS_shutdown,
+    SYS_accept, SYS_accept4, SYS_bind, SYS_listen, SYS_shutdown,
     SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg, SYS_sendmmsg, SYS_recvmmsg,
     SYS_getsockname, SYS_getpeername, SYS_setsockopt, SYS_getsockopt,
     // System V IPC: the agent has its own IPC namespace
@@ -87,9 +87,9 @@ pub const ALLOWED: Table = table![
 #[cfg(target_arch = "x86_64")]
 #[rustfmt::skip]
 pub const ALLOWED_LEGACY: Table = table![
-    SYS_open, SYS_stat, SYS_lstat, SYS_access, SYS_pipe, SYS_dup2, SYS_poll, SYS_select,
-    SYS_getdents, SYS_readlink, SYS_mkdir, SYS_rmdir, SYS_unlink, SYS_rename, SYS_link,
-    SYS_symlink, SYS_chmod, SYS_chown, SYS_lchown, SYS_creat, SYS_utime, SYS_utimes,
+    SYS_stat, SYS_lstat, SYS_access, SYS_pipe, SYS_dup2, SYS_poll, SYS_select,
+    SYS_getdents, SYS_mkdir, SYS_rmdir, SYS_unlink, SYS_chmod, SYS_chown,
+    SYS_lchown, SYS_utime, SYS_utimes,
     SYS_futimesat, SYS_epoll_create, SYS_epoll_wait, SYS_eventfd, SYS_signalfd,
     SYS_inotify_init, SYS_alarm, SYS_pause, SYS_time, SYS_getpgrp, SYS_arch_prctl,
     SYS_fork, SYS_vfork,
@@ -98,6 +98,37 @@ pub const ALLOWED_LEGACY: Table = table![
 /// No legacy entry points elsewhere.
 #[cfg(not(target_arch = "x86_64"))]
 pub const ALLOWED_LEGACY: Table = &[];
+
+/// Allowed, but shown to the kernel first (`SECCOMP_RET_USER_NOTIF`, answered
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`): opens, `readlink`, links, renames and Unix `connect`
+/// that may aim at a path the jail hides or keeps read-only, and signals that may aim outside
+/// the agent's pid namespace. The jail (mount namespace, landlock, pid namespace) still
+/// decides them; the kernel only records the attempts the jail refuses
+/// (`kernel/src/sandbox_access.rs`). Stat-family calls are not here: they are the bulk of a
+/// runtime's start-up and reveal nothing a refused open would not. (A unit test keeps every
+/// entry out of the other lists.)
+#[rustfmt::skip]
+pub const NOTIFIED: Table = table![
+    SYS_openat, SYS_openat2, SYS_readlinkat, SYS_linkat, SYS_symlinkat, SYS_renameat,
+    SYS_renameat2, SYS_connect, SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo,
+    SYS_rt_tgsigqueueinfo, SYS_pidfd_open,
+];
+
+/// x86_64's legacy entry points of [`NOTIFIED`] calls.
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+pub const NOTIFIED_LEGACY: Table = table![
+    SYS_open, SYS_creat, SYS_readlink, SYS_link, SYS_symlink, SYS_rename,
+];
+
+/// No legacy entry points elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+pub const NOTIFIED_LEGACY: Table = &[];
+
+/// Whether syscall `nr` is one of [`NOTIFIED`] / [`NOTIFIED_LEGACY`].
+pub fn is_notified(nr: i64) -> bool {
+    NOTIFIED.iter().chain(NOTIFIED_LEGACY).any(|e| e.1 == nr)
+}
 
 /// Allowed only when the argument checks of [`super::seccomp`] pass.
 pub const FILTERED: Table = table![SYS_socket, SYS_socketpair, SYS_ioctl, SYS_clone];
@@ -175,6 +206,8 @@ pub fn all_allowed() -> impl Iterator<Item = &'static (&'static str, i64)> {
         .iter()
         .chain(ALLOWED_LEGACY)
         .chain(FILTERED)
+        .chain(NOTIFIED)
+        .chain(NOTIFIED_LEGACY)
         .chain(ENOSYS)
 }
 
