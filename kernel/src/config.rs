@@ -72,6 +72,9 @@ pub struct Config {
     pub python_sdk: Option<PathBuf>,
     /// How the flight recorder writes: durability, fsync interval, checkpoints.
     pub recorder: crate::recorder::RecorderOptions,
+    /// Replay mode (`agentctl replay run`): the syscall server answers every call from this
+    /// recording and neither judges nor performs anything.
+    pub replay: Option<std::sync::Arc<crate::replay::run::Session>>,
 }
 
 impl Config {
@@ -92,6 +95,7 @@ impl Config {
             base_policy: None,
             python_sdk: None,
             recorder: crate::recorder::RecorderOptions::default(),
+            replay: None,
         }
     }
 
