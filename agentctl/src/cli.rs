@@ -127,6 +127,45 @@ pub enum ReplayCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start PROGRAM again in a real sandbox on an ephemeral replay kernel that answers each
+    /// syscall with the recorded result of agent ID's call of the same request id, performing
+    /// and judging nothing; stop at the first divergence (a call the recording lacks, other
+    /// parameters, ending early or late, another exit code) and show the expected and the
+    /// actual call side by side. Exit 0 when the re-run matches, 1 when it diverges. The
+    /// recorded log is only read; the replay kernel logs the replayed calls in its own state
+    /// dir (a temporary one, removed afterwards, unless --replay-state-dir).
+    Run(ReplayRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayRunArgs {
+    /// The recorded agent whose calls answer the re-run.
+    #[arg(long)]
+    pub agent: u64,
+    /// The policy the re-run is spawned under (only its `sandbox:` section matters: nothing
+    /// is judged) [default: the recorded agent's policy file].
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// A host directory the agent sees as /workspace.
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Extra environment variable for the agent (repeatable; the recording does not hold
+    /// the original environment).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Keep the replay kernel's state dir (its own recorder logs every replayed call) here
+    /// instead of a temporary dir; must not be the recorded state dir.
+    #[arg(long, value_name = "DIR")]
+    pub replay_state_dir: Option<PathBuf>,
+    /// Run the re-run even when a sandbox layer is missing on this host.
+    #[arg(long)]
+    pub allow_degraded_sandbox: bool,
+    /// Print the report as JSON (one object, the last line on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "PROGRAM ARGS")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,9 +183,10 @@ pub enum RecorderCommand {
         /// Only this agent's records.
         #[arg(long)]
         agent: Option<u64>,
-        /// Only records from this sequence number on.
-        #[arg(long, value_name = "SEQ")]
-        since: Option<u64>,
+        /// Only records from here on: a sequence number (42), a duration before now (90s,
+        /// 10m, 2h, 1d, 1h30m) or an RFC 3339 time (2026-11-25T14:00:00Z, or a date).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -162,6 +202,10 @@ pub enum RecorderCommand {
         /// Only this agent's records.
         #[arg(long)]
         agent: Option<u64>,
+        /// Only records from here on: a sequence number, a duration before now (10m, 2h) or
+        /// an RFC 3339 time (as for `show`).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,

@@ -12,7 +12,9 @@ mod commands;
 mod output;
 mod policy;
 mod recorder;
+mod replay;
 mod run;
+mod since;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ use agentos_kernel::recorder::{scan, Record, ScanOptions};
 use serde_json::{json, Value};
 
 use crate::cli::{RecorderCommand, ReplayCommand};
+use crate::since::Since;
 use crate::CliError;
 
 pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
@@ -24,10 +25,11 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
     match cmd {
         RecorderCommand::Verify { json } => verify(&dir, json),
         RecorderCommand::Show { agent, since, json } => {
+            let since = parse_since(since.as_deref())?;
             let (records, v) = load(&dir)?;
             for r in records
                 .iter()
-                .filter(|r| keep(r, agent) && since.is_none_or(|s| r.seq >= s))
+                .filter(|r| keep(r, agent) && since.is_none_or(|s| s.keeps(r)))
             {
                 print_record(r, json);
             }
@@ -38,8 +40,12 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
             follow,
             lines,
             agent,
+            since,
             json,
-        } => tail(&dir, follow, lines, agent, json),
+        } => {
+            let since = parse_since(since.as_deref())?;
+            tail(&dir, follow, lines, agent, since, json)
+        }
         RecorderCommand::Export { format } => {
             if format != "jsonl" {
                 return Err(CliError::usage(
@@ -56,6 +62,17 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
             Ok(0)
         }
     }
+}
+
+fn parse_since(since: Option<&str>) -> Result<Option<Since>, CliError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    since
+        .map(|s| crate::since::parse(s, now))
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--since: {e}"), "e.g. --since 10m"))
 }
 
 fn keep(r: &Record, agent: Option<u64>) -> bool {
@@ -118,10 +135,12 @@ fn tail(
     follow: bool,
     lines: usize,
     agent: Option<u64>,
+    since: Option<Since>,
     json: bool,
 ) -> Result<u8, CliError> {
+    let keep = |r: &Record| keep(r, agent) && since.is_none_or(|s| s.keeps(r));
     let (records, v) = load(dir)?;
-    let shown: Vec<&Record> = records.iter().filter(|r| keep(r, agent)).collect();
+    let shown: Vec<&Record> = records.iter().filter(|r| keep(r)).collect();
     for r in &shown[shown.len().saturating_sub(lines)..] {
         print_record(r, json);
     }
@@ -134,7 +153,7 @@ fn tail(
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let (records, v) = load(dir)?;
-        for r in records.iter().filter(|r| r.seq >= next && keep(r, agent)) {
+        for r in records.iter().filter(|r| r.seq >= next && keep(r)) {
             print_record(r, json);
         }
         if v.problem.is_some() {
@@ -232,23 +251,11 @@ fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
     Ok(code)
 }
 
-/// `agentctl replay what-if`: refuses a log that does not verify.
-pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
-    let ReplayCommand::WhatIf {
-        policy,
-        agent,
-        samples,
-        json,
-    } = cmd;
-    let dir = state_dir.join("recorder");
-    let policy = agentos_policy::Policy::load(&policy).map_err(|e| {
-        CliError::usage(
-            format!("the what-if policy does not load:\n{e}"),
-            "fix the policy file (`agentctl policy lint` style errors above)",
-        )
-    })?;
+/// Every record of a log that verifies (chain, segments, signatures, HEAD); a log that does
+/// not is refused (an unsealed tail is fine: a running kernel has one).
+pub fn verified_records(dir: &Path) -> Result<Vec<Record>, CliError> {
     let mut records = Vec::new();
-    let v = scan(&dir, ScanOptions { signatures: true }, |r, _| {
+    let v = scan(dir, ScanOptions { signatures: true }, |r, _| {
         records.push(r)
     })
     .map_err(|e| {
@@ -266,6 +273,28 @@ pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
             "see `agentctl recorder verify`",
         ));
     }
+    Ok(records)
+}
+
+/// `agentctl replay what-if|run`: both refuse a log that does not verify.
+pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
+    let (policy, agent, samples, json) = match cmd {
+        ReplayCommand::WhatIf {
+            policy,
+            agent,
+            samples,
+            json,
+        } => (policy, agent, samples, json),
+        ReplayCommand::Run(args) => return crate::replay::run(state_dir, args),
+    };
+    let dir = state_dir.join("recorder");
+    let policy = agentos_policy::Policy::load(&policy).map_err(|e| {
+        CliError::usage(
+            format!("the what-if policy does not load:\n{e}"),
+            "fix the policy file (`agentctl policy lint` style errors above)",
+        )
+    })?;
+    let records = verified_records(&dir)?;
     let w = agentos_kernel::replay::what_if(&records, &policy, agent);
     if json {
         crate::output::print_json(&serde_json::to_value(&w).unwrap_or(Value::Null));

@@ -24,9 +24,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agentos_benches::{fmt_ns, Samples};
-use agentos_kernel::recorder::format::{push_frame, GENESIS, TYPE_RECORD};
+use agentos_kernel::recorder::format::{
+    push_frame, FrameMeta, RecordBodyRef, GENESIS, TYPE_RECORD,
+};
 use agentos_kernel::recorder::{
-    scan, DecisionRecord, Durability, Record, RecordEvent, Recorder, RecorderOptions, ScanOptions,
+    scan, DecisionRecord, Durability, RecordEvent, Recorder, RecorderOptions, ScanOptions,
 };
 use agentos_syscalls::{AgentId, Reply, Syscall, WriteMode};
 use criterion::Criterion;
@@ -67,18 +69,21 @@ fn frame_bytes(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut chain = GENESIS;
     for i in 0..n as u64 {
-        let r = Record {
+        let meta = FrameMeta {
             seq: i,
             wall_ms: 1_700_000_000_000,
             mono_us: i,
-            agent: Some(AgentId(1)),
-            event: event(i),
+        };
+        let body = RecordBodyRef {
+            agent: &Some(AgentId(1)),
+            event: &event(i),
         };
         chain = push_frame(
             &mut out,
             &chain,
             TYPE_RECORD,
-            &postcard::to_stdvec(&r).unwrap(),
+            meta,
+            &postcard::to_stdvec(&body).unwrap(),
         );
     }
     out

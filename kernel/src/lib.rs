@@ -23,7 +23,8 @@
 //! - `approvals`: the queue of calls parked for operator approval.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
-//! - [`replay`]: what-if replay of a recorded run against another policy.
+//! - [`replay`]: what-if replay of a recorded run against another policy, and re-runs
+//!   ([`replay::run`]) answered from the recording (the syscall server's replay mode).
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
 //!   the `/proc` process-tree walk.
 //!

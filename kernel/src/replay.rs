@@ -2,6 +2,10 @@
 //! decisions that would change (DESIGN §8). The calls are classified exactly as the syscall
 //! server classifies them (`server::classify`). Not re-decided: calls no rule governs
 //! (`builtin`), rate limits (they depend on timing), and the kernel's base policy.
+//!
+//! The re-run form (start the program again and answer its calls from the log) is [`run`].
+
+pub mod run;
 
 use std::collections::BTreeMap;
 

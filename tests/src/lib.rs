@@ -135,6 +135,27 @@ pub fn proc_state(pid: u32) -> Option<char> {
         .next()
 }
 
+/// The tool providers shipped in `examples/providers`.
+pub fn providers_dir() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/providers"))
+        .expect("examples/providers")
+}
+
+/// Creates `dir/app.db` with one table `t` holding `one` (with the host's python3).
+pub fn make_db(dir: &Path) -> PathBuf {
+    let db = dir.join("app.db");
+    let out = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); d.execute('create table t(x)'); d.execute(\"insert into t values ('one')\"); d.commit()",
+        ])
+        .arg(&db)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
+    db
+}
+
 /// A policy file in `dir`.
 pub fn write_policy(
     dir: &Path,

@@ -7,13 +7,15 @@
 //!   key        (0600)           the kernel's ed25519 signing key (32 secret bytes)
 //!   key.pub                     its public key (32 bytes); key id = blake3(key.pub)[..8]
 //!   HEAD                        the latest signed checkpoint (JSON, replaced atomically)
+//!   blobs/<blake3 hex>          a syscall payload over 4 KiB, named by its digest in a
+//!                               `SyscallBlobs` record (see [`super::blob`])
 //!
 //! segment := header frame*
 //!
 //! header (96 bytes, little endian):
 //!   0 +----------+---------+-------+--------+--------+------------+-----------+---------+
 //!     | magic    | version | flags | log id | key id | prev chain | start seq | ...     |
-//!     | AGOSREC1 | u16 = 1 | u16=0 | [16]   | [8]    | [32]       | u64       |         |
+//!     | AGOSREC1 | u16 = 2 | u16=0 | [16]   | [8]    | [32]       | u64       |         |
 //!   0 +----------+---------+-------+--------+--------+------------+-----------+---------+
 //!     8          10        12      28       36       68           76
 //!  76 +---------------+--------------+----------+--------------------+
@@ -22,17 +24,32 @@
 //!  76 +---------------+--------------+----------+--------------------+
 //!     76              80             88         92                   96
 //!
-//! frame := +-------------+----------+----------------+-------------+---------------------+
-//!          | len: u32 LE | type: u8 | body: len bytes| chain: [32] | crc: u32 LE         |
-//!          +-------------+----------+----------------+-------------+---------------------+
-//!          type 1: body = postcard(Record)     type 2: body = postcard(Checkpoint)
+//! frame (version 2; every integer little endian):
+//!   0 +----------+----------+----------+-------------+-------------+
+//!     | len: u32 | type: u8 | seq: u64 | wall_ms: u64| mono_us: u64|
+//!   0 +----------+----------+----------+-------------+-------------+
+//!     0          4          5          13            21            29
+//!  29 +------------------+-------------+-----------+
+//!     | body: len bytes  | chain: [32] | crc: u32  |
+//!  29 +------------------+-------------+-----------+
+//!     29                 29+len        61+len      65+len
 //!
-//! chain := blake3(previous chain ‖ type ‖ body)   the first frame of the log chains from 32
-//!          zero bytes; a segment's header repeats the chain head and the next sequence
-//!          number it continues from, so a deleted or reordered segment is detected.
-//! crc   := crc32(len ‖ type ‖ body ‖ chain)       tells a torn tail (a short frame, or a bad
-//!          CRC with nothing valid after it: a crash mid-write) from tampering (a frame with a
-//!          good CRC whose chain does not match, or a bad frame followed by good ones).
+//!   type 1: a record; seq is its sequence number, wall_ms (ms since the Unix epoch) and
+//!           mono_us (µs since the kernel started) when it was written; body =
+//!           postcard({ agent, event }), the rest of the [`Record`].
+//!   type 2: a checkpoint; seq = the checkpoint's next_seq; body = postcard(Checkpoint).
+//!
+//! chain := blake3(previous chain ‖ bytes 0..29+len)   header and body: the first frame of the
+//!          log chains from 32 zero bytes; a segment's header repeats the chain head and the
+//!          next sequence number it continues from, so a deleted or reordered segment is
+//!          detected.
+//! crc   := crc32(bytes 0..61+len)   tells a torn tail (a short frame, or a bad CRC with
+//!          nothing valid after it: a crash mid-write) from tampering (a frame with a good CRC
+//!          whose chain does not match, or a bad frame followed by good ones).
+//!
+//! Version 1 segments (still read, never written) had no seq or times in the frame header:
+//! `len | type | body | chain | crc`, body = postcard(whole Record), chain = blake3(previous
+//! chain ‖ type ‖ body). A log may hold version 1 segments followed by version 2 ones.
 //!
 //! checkpoint := { next_seq, chain, wall_ms, signature }
 //!          signature = ed25519(key, "agentos-checkpoint-v1" ‖ log id ‖ next_seq ‖ chain):
@@ -62,14 +79,23 @@ pub const MAX_RECORD: u32 = 64 << 20;
 /// The segment file magic.
 pub const MAGIC: [u8; 8] = *b"AGOSREC1";
 
-/// The format version in segment headers.
-pub const VERSION: u16 = 1;
+/// The format version this build writes in segment headers.
+pub const VERSION: u16 = 2;
+
+/// The first format version (frames without seq and times in their header); still read.
+pub const VERSION_1: u16 = 1;
 
 /// Bytes of a segment header.
 pub const HEADER_LEN: usize = 96;
 
-/// Bytes of a frame around its body: length, type, chain, CRC.
-pub const FRAME_OVERHEAD: usize = 4 + 1 + CHAIN_LEN + 4;
+/// Bytes of a version 2 frame's header: length, type, seq, wall and monotonic time.
+pub const FRAME_HEADER: usize = 4 + 1 + 8 + 8 + 8;
+
+/// Bytes of a frame around its body: header, chain, CRC.
+pub const FRAME_OVERHEAD: usize = FRAME_HEADER + CHAIN_LEN + 4;
+
+/// [`FRAME_OVERHEAD`] of version 1 frames (length, type, chain, CRC).
+const FRAME_OVERHEAD_V1: usize = 4 + 1 + CHAIN_LEN + 4;
 
 /// Frame type of a [`Record`].
 pub const TYPE_RECORD: u8 = 1;
@@ -128,9 +154,9 @@ impl SegmentHeader {
             return Err("segment header CRC does not match".into());
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(format!(
-                "segment format version {version}, this build reads {VERSION}"
+                "segment format version {version}, this build reads {VERSION_1} and {VERSION}"
             ));
         }
         let mut h = SegmentHeader {
@@ -158,22 +184,39 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-/// `blake3(prev ‖ type ‖ body)`.
-pub fn chain_next(prev: &[u8; 32], ty: u8, body: &[u8]) -> [u8; 32] {
+/// `blake3(prev ‖ covered)`: `covered` is a frame's header and body (version 2) or its
+/// type and body (version 1).
+pub fn chain_next(prev: &[u8; 32], covered: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(prev);
-    h.update(&[ty]);
-    h.update(body);
+    h.update(covered);
     *h.finalize().as_bytes()
 }
 
-/// Appends one frame (`body` already encoded) to `out`; returns the new chain head.
-pub fn push_frame(out: &mut Vec<u8>, prev: &[u8; 32], ty: u8, body: &[u8]) -> [u8; 32] {
+/// The header fields of a frame besides its length and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameMeta {
+    pub seq: u64,
+    pub wall_ms: u64,
+    pub mono_us: u64,
+}
+
+/// Appends one version 2 frame (`body` already encoded) to `out`; returns the new chain head.
+pub fn push_frame(
+    out: &mut Vec<u8>,
+    prev: &[u8; 32],
+    ty: u8,
+    meta: FrameMeta,
+    body: &[u8],
+) -> [u8; 32] {
     let start = out.len();
-    let chain = chain_next(prev, ty, body);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.push(ty);
+    out.extend_from_slice(&meta.seq.to_le_bytes());
+    out.extend_from_slice(&meta.wall_ms.to_le_bytes());
+    out.extend_from_slice(&meta.mono_us.to_le_bytes());
     out.extend_from_slice(body);
+    let chain = chain_next(prev, &out[start..]);
     out.extend_from_slice(&chain);
     let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -184,7 +227,11 @@ pub fn push_frame(out: &mut Vec<u8>, prev: &[u8; 32], ty: u8, body: &[u8]) -> [u
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawFrame<'a> {
     pub ty: u8,
+    /// Header fields (all zero in version 1 frames, whose records carry them in the body).
+    pub meta: FrameMeta,
     pub body: &'a [u8],
+    /// The bytes the chain value covers (after the previous chain value).
+    pub covered: &'a [u8],
     pub chain: [u8; 32],
     /// Bytes of the whole frame.
     pub len: usize,
@@ -211,29 +258,48 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// Parses the frame at the start of `b` (CRC checked, chain not).
-pub fn parse_frame(b: &[u8]) -> Result<RawFrame<'_>, FrameError> {
-    if b.len() < FRAME_OVERHEAD {
+/// Parses the frame of segment format `version` at the start of `b` (CRC checked, chain not).
+pub fn parse_frame(b: &[u8], version: u16) -> Result<RawFrame<'_>, FrameError> {
+    let (header, overhead) = if version == VERSION_1 {
+        (5, FRAME_OVERHEAD_V1)
+    } else {
+        (FRAME_HEADER, FRAME_OVERHEAD)
+    };
+    if b.len() < overhead {
         return Err(FrameError::Short);
     }
     let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     if len > MAX_RECORD {
         return Err(FrameError::Length(len));
     }
-    let total = FRAME_OVERHEAD + len as usize;
+    let total = overhead + len as usize;
     if b.len() < total {
         return Err(FrameError::Short);
     }
-    let body_end = 5 + len as usize;
+    let body_end = header + len as usize;
     let crc_at = body_end + CHAIN_LEN;
     if crc32fast::hash(&b[..crc_at]).to_le_bytes() != b[crc_at..crc_at + 4] {
         return Err(FrameError::Crc);
     }
     let mut chain = [0u8; 32];
     chain.copy_from_slice(&b[body_end..crc_at]);
+    let (meta, covered) = if version == VERSION_1 {
+        (FrameMeta::default(), &b[4..body_end])
+    } else {
+        (
+            FrameMeta {
+                seq: u64_at(b, 5),
+                wall_ms: u64_at(b, 13),
+                mono_us: u64_at(b, 21),
+            },
+            &b[..body_end],
+        )
+    };
     Ok(RawFrame {
         ty: b[4],
-        body: &b[5..body_end],
+        meta,
+        body: &b[header..body_end],
+        covered,
         chain,
         len: total,
     })
@@ -241,8 +307,37 @@ pub fn parse_frame(b: &[u8]) -> Result<RawFrame<'_>, FrameError> {
 
 /// Whether any intact frame starts after `from` in `b` (a bad frame followed by good ones is
 /// tampering, not a torn tail).
-pub fn intact_frame_after(b: &[u8], from: usize) -> Option<usize> {
-    (from..b.len().saturating_sub(FRAME_OVERHEAD - 1)).find(|&at| parse_frame(&b[at..]).is_ok())
+pub fn intact_frame_after(b: &[u8], from: usize, version: u16) -> Option<usize> {
+    (from..b.len().saturating_sub(FRAME_OVERHEAD_V1 - 1))
+        .find(|&at| parse_frame(&b[at..], version).is_ok())
+}
+
+/// The body of a version 2 record frame: the [`Record`] without what the header holds.
+#[derive(Debug, Serialize)]
+pub struct RecordBodyRef<'a> {
+    pub agent: &'a Option<AgentId>,
+    pub event: &'a RecordEvent,
+}
+
+#[derive(Deserialize)]
+struct RecordBody {
+    agent: Option<AgentId>,
+    event: RecordEvent,
+}
+
+/// The [`Record`] of a record frame of segment format `version`.
+pub fn decode_record(version: u16, frame: &RawFrame<'_>) -> Result<Record, postcard::Error> {
+    if version == VERSION_1 {
+        return postcard::from_bytes(frame.body);
+    }
+    let b: RecordBody = postcard::from_bytes(frame.body)?;
+    Ok(Record {
+        seq: frame.meta.seq,
+        wall_ms: frame.meta.wall_ms,
+        mono_us: frame.meta.mono_us,
+        agent: b.agent,
+        event: b.event,
+    })
 }
 
 /// A signed statement: records `0..next_seq` end with chain head `chain`.
@@ -459,9 +554,23 @@ pub enum RecordEvent {
         window_start_ms: u64,
         window_ms: u64,
     },
+    /// A [`RecordEvent::Syscall`] with payloads over [`super::blob::BLOB_THRESHOLD`] moved to
+    /// content-addressed blobs (`recorder/blobs/<hex>`): those fields are empty here and each
+    /// is named by a [`super::blob::BlobRef`]. Readers never see it: verification loads the
+    /// blobs and hands out the plain `Syscall` event.
+    SyscallBlobs {
+        id: u64,
+        call: Syscall,
+        decision: DecisionRecord,
+        result: Result<Reply, Errno>,
+        duration_us: u64,
+        blobs: Vec<super::blob::BlobRef>,
+    },
 }
 
-/// One entry of the log.
+/// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame
+/// header fields and the body holds the rest ([`RecordBodyRef`]); version 1 bodies hold it
+/// whole (this struct's postcard encoding).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub seq: u64,

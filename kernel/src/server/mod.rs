@@ -16,6 +16,7 @@
 //! connection, and in strict mode ends the agent with SIGTRUST.
 
 mod calls;
+mod replay;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -630,6 +631,9 @@ async fn handle(
         agent.counters().parked += 1;
         agent.wait_unfrozen().await;
         agent.counters().parked -= 1;
+    }
+    if let Some(session) = &k.config.replay {
+        return replay::serve_call(k, agent, tx, id, call, session).await;
     }
     let started = Instant::now();
     if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {

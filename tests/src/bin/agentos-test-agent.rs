@@ -25,6 +25,13 @@
 //! - `exec TIMEOUT_MS CWD ARGV…` (`-` for none): one `Exec`, print the answer as one line
 //!   (`exec: status=… timed_out=… truncated=… stdout_len=… stdout="…" stderr="…"` or
 //!   `refused: KIND message`), exit 0; `exec-wait …`: the same, then wait
+//! - `script STEP…`: one syscall per step, in order, each answer printed as
+//!   `step N STEP: ok ANSWER` or `step N STEP: err KIND`; a `$` in a step stands for the
+//!   previous step's answer, so later calls depend on what earlier ones returned. Steps:
+//!   `write:PATH=TEXT`, `big:PATH=N` (N bytes `abc…z` repeated), `read:PATH` (answer: the
+//!   text, or `N bytes, sum S` past 64 bytes), `stat:PATH`, `list:PATH`, `check:ACTION:RESOURCE` (answer
+//!   `allowed` or `denied`), `signal:AGENT:SIGNAL`, `call:ACTION:PARAMS_JSON` (answer: the
+//!   result JSON), `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
 //! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
 //!   the first no), then write it, print the answer, wait
 //! - `ipc-ping PEER N`: N rounds of sending `ping I` to PEER and receiving its answer, each
@@ -253,6 +260,7 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
             }
             Ok(0)
         }
+        "script" => script(&client, rest),
         "until-allowed" => {
             let path = rest.first().map(String::as_str).unwrap_or("/mem/working/x");
             let mut told = false;
@@ -482,6 +490,92 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
 
 fn io(e: std::io::Error) -> SdkError {
     SdkError::Frame(frame::FrameError::Io(e))
+}
+
+/// `script STEP…`: see the module doc.
+fn script(c: &Client, steps: &[String]) -> Result<u8, SdkError> {
+    use agentos_syscalls::{AgentId, Reply, Syscall};
+    let mut last = String::new();
+    for (n, raw) in steps.iter().enumerate() {
+        let step = raw.replace('$', &last);
+        let (kind, arg) = step.split_once(':').unwrap_or((step.as_str(), ""));
+        let answer: Result<String, SdkError> = match kind {
+            "write" => {
+                let (path, text) = arg.split_once('=').unwrap_or((arg, ""));
+                c.write(path, text.as_bytes()).map(|n| n.to_string())
+            }
+            "big" => {
+                let (path, n) = arg.split_once('=').unwrap_or((arg, "0"));
+                let n: usize = n.parse().unwrap_or(0);
+                let data: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+                c.write(path, &data).map(|n| n.to_string())
+            }
+            "read" => c.read(arg).map(|d| {
+                if d.len() > 64 {
+                    let sum: u64 = d.iter().map(|&b| u64::from(b)).sum();
+                    format!("{} bytes, sum {sum}", d.len())
+                } else {
+                    String::from_utf8_lossy(&d).into_owned()
+                }
+            }),
+            "stat" => c.stat(arg).map(|s| format!("{:?} {}", s.kind, s.size)),
+            "list" => c.list(arg).map(|e| {
+                e.iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            "check" => {
+                let (action, resource) = arg.split_once(':').unwrap_or((arg, ""));
+                c.check_policy(action, resource)
+                    .map(|d| if d.allowed { "allowed" } else { "denied" }.to_string())
+            }
+            "signal" => {
+                let (target, sig) = arg.split_once(':').unwrap_or((arg, "SIGUSR1"));
+                let target = AgentId(target.parse().unwrap_or(0));
+                match sig.parse::<Signal>() {
+                    Ok(sig) => c.signal(target, sig).map(|()| "sent".to_string()),
+                    Err(e) => Err(SdkError::Frame(frame::FrameError::Io(
+                        std::io::Error::other(e.to_string()),
+                    ))),
+                }
+            }
+            "call" => {
+                let (action, params) = arg.split_once(':').unwrap_or((arg, "{}"));
+                c.syscall(Syscall::Call {
+                    action: action.into(),
+                    params_json: params.into(),
+                })
+                .map(|r| match r {
+                    Reply::CallResult { result_json } => result_json,
+                    other => format!("{other:?}"),
+                })
+            }
+            "exit" => {
+                let code: u8 = arg.parse().unwrap_or(0);
+                c.announce_exit(i32::from(code))?;
+                say(&format!("step {n} {step}: exiting {code}"));
+                return Ok(code);
+            }
+            other => {
+                say(&format!("unknown step `{other}`"));
+                return Ok(64);
+            }
+        };
+        match answer {
+            Ok(a) => {
+                say(&format!("step {n} {step}: ok {a}"));
+                last = a;
+            }
+            Err(SdkError::Errno(e)) => {
+                say(&format!("step {n} {step}: err {}", e.kind()));
+                last = "error".into();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    say("script done");
+    Ok(0)
 }
 
 /// Speaks the ABI by hand to break it on purpose.

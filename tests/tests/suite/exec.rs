@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use agentos_kernel::recorder::RecordEvent;
 use agentos_syscalls::{Reply, Syscall};
-use agentos_tests::{wait_until, write_policy, TestKernel};
+use agentos_tests::{make_db, providers_dir, wait_until, write_policy, TestKernel};
 
 /// An allow rule for `code_execution` of `commands`.
 fn exec_rule(commands: &[&str]) -> String {
@@ -403,12 +403,6 @@ fn http_server_logged() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, seen)
 }
 
-/// The shipped providers (`examples/providers`).
-fn providers_dir() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/providers"))
-        .expect("examples/providers")
-}
-
 /// Runs a `call` agent and returns its one answer line (`answer: …` or `refused: …`).
 fn call_line(k: &TestKernel, policy: &Path, action: &str, params: &str) -> (u64, String) {
     let id = k.spawn(policy, &["call", action, params]);
@@ -466,21 +460,6 @@ fn the_http_provider_refuses_a_redirect_to_another_host() {
     );
     assert!(line.contains("localhost"), "{line}");
     assert_eq!(*seen.lock().expect("log"), vec!["/redirect".to_string()]);
-}
-
-/// Creates `dir/app.db` with one table `t` holding `one` (with the host's python3).
-fn make_db(dir: &Path) -> PathBuf {
-    let db = dir.join("app.db");
-    let out = std::process::Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); d.execute('create table t(x)'); d.execute(\"insert into t values ('one')\"); d.commit()",
-        ])
-        .arg(&db)
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{out:?}");
-    db
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use agentos_kernel::recorder::format::{parse_frame, segment_name, HEADER_LEN, TYPE_RECORD};
+use agentos_kernel::recorder::format::{
+    decode_record, parse_frame, segment_name, HEADER_LEN, TYPE_RECORD, VERSION,
+};
 use agentos_kernel::recorder::{Record, RecordEvent};
 use agentos_syscalls::Syscall;
 use agentos_tests::{write_policy, TestKernel};
@@ -25,8 +27,8 @@ fn frames(path: &Path) -> Vec<Frame> {
     let mut off = HEADER_LEN;
     let mut out = Vec::new();
     while off < b.len() {
-        let f = parse_frame(&b[off..]).unwrap();
-        let record = (f.ty == TYPE_RECORD).then(|| postcard::from_bytes(f.body).unwrap());
+        let f = parse_frame(&b[off..], VERSION).unwrap();
+        let record = (f.ty == TYPE_RECORD).then(|| decode_record(VERSION, &f).unwrap());
         out.push(Frame {
             offset: off,
             len: f.len,
@@ -246,6 +248,33 @@ fn recorder_show_tail_and_export_read_the_log() {
         let v: Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["agent"].as_u64(), Some(agent));
     }
+    // --since takes durations and RFC 3339 times as well as sequence numbers.
+    let count = |args: &[&str]| {
+        k.ctl_ok(&[&["recorder"][..], args].concat())
+            .lines()
+            .count() as u64
+    };
+    assert_eq!(count(&["show", "--since", "1h", "--json"]), total);
+    assert_eq!(
+        count(&["show", "--since", "2000-01-01T00:00:00Z", "--json"]),
+        total
+    );
+    assert_eq!(
+        count(&["show", "--since", "2999-01-01T00:00:00+02:00", "--json"]),
+        0
+    );
+    assert_eq!(count(&["tail", "--since", "2999-01-01", "--json"]), 0);
+    assert_eq!(
+        count(&["tail", "-n", "1000", "--since", "10m", "--json"]),
+        total
+    );
+    assert_eq!(
+        count(&["show", "--since", &(total - 2).to_string(), "--json"]),
+        2
+    );
+    let bad = k.ctl(&["recorder", "show", "--since", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
     let tail = k.ctl_ok(&["recorder", "tail", "-n", "3", "--json"]);
     let seqs: Vec<u64> = tail
         .lines()

@@ -1,0 +1,318 @@
+//! Large syscall payloads as content-addressed blobs.
+//!
+//! A [`RecordEvent::Syscall`] whose call or result carries a byte payload over
+//! [`BLOB_THRESHOLD`] (a `Write`'s data, a `Read`'s `Data` reply, `Exec` stdin/stdout/stderr,
+//! a `Send` or `Recv` payload, a `Call`'s params or result JSON) is written as
+//! [`RecordEvent::SyscallBlobs`]: the same fields with those payloads emptied, plus one
+//! [`BlobRef`] each (which field, blake3 digest, length). The bytes go to
+//! `recorder/blobs/<hex digest>` before the record is written (fsynced before the segment's
+//! fsync, in both durability modes), so a record never names a blob that is not on disk.
+//!
+//! The chain covers the digest; [`super::verify::scan`] checks that each referenced blob
+//! exists and hashes to its digest (a missing or changed blob fails verification at that
+//! record) and hands every reader the record with its payloads put back, as a plain
+//! [`RecordEvent::Syscall`]. Identical payloads share one blob.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use agentos_syscalls::{Errno, Reply, Syscall};
+use serde::{Deserialize, Serialize};
+
+use super::format::RecordEvent;
+
+/// Payloads larger than this many bytes are stored as blobs.
+pub const BLOB_THRESHOLD: usize = 4096;
+
+/// The blobs dir under the recorder dir.
+pub const BLOBS_DIR: &str = "blobs";
+
+/// Which payload of a syscall record a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobSlot {
+    /// `Write`/`WriteFd` data.
+    CallData,
+    /// `Exec` stdin.
+    CallStdin,
+    /// `Send` payload.
+    CallPayload,
+    /// `Call` params JSON.
+    CallParams,
+    /// A `Data` reply (`Read`, `ReadFd`).
+    ReplyData,
+    /// `Exec` stdout.
+    ReplyStdout,
+    /// `Exec` stderr.
+    ReplyStderr,
+    /// A `Recv`'s message payload.
+    ReplyPayload,
+    /// A `Call`'s result JSON.
+    ReplyResult,
+}
+
+impl BlobSlot {
+    /// A name for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlobSlot::CallData => "the call's data",
+            BlobSlot::CallStdin => "the call's stdin",
+            BlobSlot::CallPayload => "the call's payload",
+            BlobSlot::CallParams => "the call's params",
+            BlobSlot::ReplyData => "the reply's data",
+            BlobSlot::ReplyStdout => "the reply's stdout",
+            BlobSlot::ReplyStderr => "the reply's stderr",
+            BlobSlot::ReplyPayload => "the reply's payload",
+            BlobSlot::ReplyResult => "the reply's result",
+        }
+    }
+}
+
+/// One payload moved out of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub slot: BlobSlot,
+    pub digest: [u8; 32],
+    pub len: u64,
+}
+
+/// The path of the blob with `digest`.
+pub fn blob_path(dir: &Path, digest: &[u8; 32]) -> PathBuf {
+    dir.join(BLOBS_DIR).join(hex::encode(digest))
+}
+
+enum Slot<'a> {
+    Bytes(&'a mut Vec<u8>),
+    Text(&'a mut String),
+}
+
+impl Slot<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Slot::Bytes(b) => b.len(),
+            Slot::Text(t) => t.len(),
+        }
+    }
+}
+
+/// Every payload slot of a call and its result.
+fn slots<'a>(
+    call: &'a mut Syscall,
+    result: &'a mut Result<Reply, Errno>,
+) -> Vec<(BlobSlot, Slot<'a>)> {
+    let mut out = Vec::new();
+    match call {
+        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => {
+            out.push((BlobSlot::CallData, Slot::Bytes(data)));
+        }
+        Syscall::Exec { stdin, .. } => out.push((BlobSlot::CallStdin, Slot::Bytes(stdin))),
+        Syscall::Send { payload, .. } => out.push((BlobSlot::CallPayload, Slot::Bytes(payload))),
+        Syscall::Call { params_json, .. } => {
+            out.push((BlobSlot::CallParams, Slot::Text(params_json)));
+        }
+        Syscall::Read { .. }
+        | Syscall::Open { .. }
+        | Syscall::Close { .. }
+        | Syscall::List { .. }
+        | Syscall::Stat { .. }
+        | Syscall::Unlink { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Checkpoint
+        | Syscall::Exit { .. }
+        | Syscall::ReadFd { .. } => {}
+    }
+    match result {
+        Ok(Reply::Data(d)) => out.push((BlobSlot::ReplyData, Slot::Bytes(d))),
+        Ok(Reply::Exec(e)) => {
+            out.push((BlobSlot::ReplyStdout, Slot::Bytes(&mut e.stdout)));
+            out.push((BlobSlot::ReplyStderr, Slot::Bytes(&mut e.stderr)));
+        }
+        Ok(Reply::Message(m)) => out.push((BlobSlot::ReplyPayload, Slot::Bytes(&mut m.payload))),
+        Ok(Reply::CallResult { result_json }) => {
+            out.push((BlobSlot::ReplyResult, Slot::Text(result_json)));
+        }
+        Ok(
+            Reply::Done
+            | Reply::Written { .. }
+            | Reply::Opened { .. }
+            | Reply::Entries(_)
+            | Reply::Stat(_)
+            | Reply::Decision(_)
+            | Reply::Checkpoint { .. },
+        )
+        | Err(_) => {}
+    }
+    out
+}
+
+/// Whether `event` has a payload to move out (cheap: no allocation).
+pub fn has_large(event: &RecordEvent) -> bool {
+    let RecordEvent::Syscall { call, result, .. } = event else {
+        return false;
+    };
+    let big = |n: usize| n > BLOB_THRESHOLD;
+    let call_big = match call {
+        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => big(data.len()),
+        Syscall::Exec { stdin, .. } => big(stdin.len()),
+        Syscall::Send { payload, .. } => big(payload.len()),
+        Syscall::Call { params_json, .. } => big(params_json.len()),
+        _ => false,
+    };
+    call_big
+        || match result {
+            Ok(Reply::Data(d)) => big(d.len()),
+            Ok(Reply::Exec(e)) => big(e.stdout.len()) || big(e.stderr.len()),
+            Ok(Reply::Message(m)) => big(m.payload.len()),
+            Ok(Reply::CallResult { result_json }) => big(result_json.len()),
+            _ => false,
+        }
+}
+
+/// Moves every payload over the threshold out of a `Syscall` event: the event becomes
+/// `SyscallBlobs`; returns it with the bytes of each blob, in the order of its refs. An event
+/// without large payloads is returned as is, with no blobs.
+pub fn extract(event: RecordEvent) -> (RecordEvent, Vec<Vec<u8>>) {
+    if !has_large(&event) {
+        return (event, Vec::new());
+    }
+    let RecordEvent::Syscall {
+        id,
+        mut call,
+        decision,
+        mut result,
+        duration_us,
+    } = event
+    else {
+        return (event, Vec::new());
+    };
+    let mut blobs = Vec::new();
+    let mut bytes = Vec::new();
+    for (slot, payload) in slots(&mut call, &mut result) {
+        if payload.len() <= BLOB_THRESHOLD {
+            continue;
+        }
+        let data = match payload {
+            Slot::Bytes(b) => std::mem::take(b),
+            Slot::Text(t) => std::mem::take(t).into_bytes(),
+        };
+        blobs.push(BlobRef {
+            slot,
+            digest: *blake3::hash(&data).as_bytes(),
+            len: data.len() as u64,
+        });
+        bytes.push(data);
+    }
+    (
+        RecordEvent::SyscallBlobs {
+            id,
+            call,
+            decision,
+            result,
+            duration_us,
+            blobs,
+        },
+        bytes,
+    )
+}
+
+/// Writes one blob (unless a file of that name is there already) to a temp file renamed into
+/// place; returns its path, to be fsynced before the record that names it.
+pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<PathBuf> {
+    let path = blob_path(dir, digest);
+    if path.exists() {
+        return Ok(path);
+    }
+    let blobs = dir.join(BLOBS_DIR);
+    std::fs::create_dir_all(&blobs)?;
+    let tmp = blobs.join(format!(
+        ".{}.tmp-{}",
+        hex::encode(digest),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    drop(f);
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Fsyncs written blobs and the blobs dir.
+pub fn sync(dir: &Path, paths: &[PathBuf]) -> std::io::Result<()> {
+    for p in paths {
+        std::fs::File::open(p)?.sync_all()?;
+    }
+    if !paths.is_empty() {
+        std::fs::File::open(dir.join(BLOBS_DIR))?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Loads the blobs a `SyscallBlobs` event names and returns the plain `Syscall` event with
+/// its payloads put back; any other event is returned as is. The error says which blob is
+/// missing or changed.
+pub fn restore(dir: &Path, event: RecordEvent) -> Result<RecordEvent, String> {
+    let RecordEvent::SyscallBlobs {
+        id,
+        mut call,
+        decision,
+        mut result,
+        duration_us,
+        blobs,
+    } = event
+    else {
+        return Ok(event);
+    };
+    let mut loaded = Vec::with_capacity(blobs.len());
+    for b in &blobs {
+        let path = blob_path(dir, &b.digest);
+        let what = |how: String| {
+            format!(
+                "blob {} ({}, {} bytes) {how}",
+                hex::encode(b.digest),
+                b.slot.describe(),
+                b.len
+            )
+        };
+        let data = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                what("is missing from recorder/blobs".into())
+            } else {
+                what(format!("cannot be read: {e}"))
+            }
+        })?;
+        if data.len() as u64 != b.len || *blake3::hash(&data).as_bytes() != b.digest {
+            return Err(what(format!(
+                "was changed: it holds {} bytes that do not hash to its name",
+                data.len()
+            )));
+        }
+        loaded.push((b.slot, data));
+    }
+    for (slot, payload) in slots(&mut call, &mut result) {
+        let Some(i) = loaded.iter().position(|(s, _)| *s == slot) else {
+            continue;
+        };
+        let (_, data) = loaded.swap_remove(i);
+        match payload {
+            Slot::Bytes(b) => *b = data,
+            Slot::Text(t) => {
+                *t = String::from_utf8(data)
+                    .map_err(|_| format!("blob for {} is not UTF-8 text", slot.describe()))?;
+            }
+        }
+    }
+    if let Some((slot, _)) = loaded.first() {
+        return Err(format!(
+            "the record names a blob for {}, which its syscall does not have",
+            slot.describe()
+        ));
+    }
+    Ok(RecordEvent::Syscall {
+        id,
+        call,
+        decision,
+        result,
+        duration_us,
+    })
+}
