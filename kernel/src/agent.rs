@@ -168,25 +168,34 @@ impl Agent {
     }
 
     pub fn info(&self) -> AgentInfo {
+        // Each lock is taken and released in its own statement: a struct literal keeps its
+        // temporaries (guards) alive to its end, and a second read of `exit` (in `usage`) while
+        // the reaper waits to write it would deadlock the write-preferring lock.
         let policy = self.policy();
+        let state = self.current_state();
+        let counters = *self.counters();
+        let exit = self.exit.borrow().clone();
+        let jail = lock(&self.jail).clone();
+        let usage = self.usage();
         AgentInfo {
             id: self.id,
             name: self.name.clone(),
-            state: self.current_state(),
+            state,
             pid: self.pid(),
             program: self.program.clone(),
             args: self.args.clone(),
             started_ms: self.started_ms,
             first_syscall_us: self.first_syscall_us.get().copied(),
-            counters: *self.counters(),
-            exit: self.exit.borrow().clone(),
+            counters,
+            exit,
             policy_path: policy.path().to_string(),
             policy_digest: policy.digest(),
             log_path: self.log.path.clone(),
-            jail: lock(&self.jail).clone(),
-            usage: self.usage(),
+            jail,
+            usage,
         }
     }
+
 
     /// What the agent's cgroup says it uses, while it runs.
     pub fn usage(&self) -> Option<AgentUsage> {

@@ -31,7 +31,8 @@ pub(crate) async fn deliver(
     source: &str,
     reason: String,
 ) -> Result<(), ControlError> {
-    if let Some(status) = agent.exit.borrow().clone() {
+    let ended = agent.exit.borrow().clone();
+    if let Some(status) = ended {
         return Err(control_error(
             ControlErrorKind::Failed,
             format!("agent {} has already ended ({status})", agent.id),

@@ -231,8 +231,9 @@ pub(crate) async fn run(
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     // The agent's cgroup, shared with its tools, may have ended the tool before the agent's
     // exit was announced: a kill of the agent counts as its end.
-    let agent_ended =
-        agent_ended || lock(&agent.kill_reason).is_some() || agent.exit.borrow().is_some();
+    let killed = lock(&agent.kill_reason).is_some();
+    let exited = agent.is_exited();
+    let agent_ended = agent_ended || killed || exited;
     if agent_ended {
         return Err(Errno::Interrupted {
             reason: format!(

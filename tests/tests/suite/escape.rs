@@ -107,8 +107,11 @@ fn access_events(k: &TestKernel, id: u64) -> Vec<RecordEvent> {
 
 /// A syscall-level attack: denied EPERM by seccomp, recorded as a sandbox event.
 fn syscall_attack(name: &str, arg: Option<&str>, syscall: &str) {
-    let k = TestKernel::start();
-    let (id, line) = attack(&k, name, arg);
+    syscall_attack_on(&TestKernel::start(), name, arg, syscall);
+}
+
+fn syscall_attack_on(k: &TestKernel, name: &str, arg: Option<&str>, syscall: &str) {
+    let (id, line) = attack(k, name, arg);
     assert_blocked(&line, &["EPERM"]);
     assert_kernel_answers(&k);
     assert_sandbox_event(&k, id, syscall);
@@ -116,21 +119,59 @@ fn syscall_attack(name: &str, arg: Option<&str>, syscall: &str) {
 
 /// A file-level attack: refused by the minimal root or landlock, recorded as a sandbox
 /// access event of `syscall` on `target`.
-fn file_attack(name: &str, errnos: &[&str], syscall: &str, target: &str) {
-    let k = TestKernel::start();
-    let (id, line) = attack(&k, name, None);
+/// The file-level attacks: (attack, errnos the jail may answer, accessing syscall, target).
+const FILE_ATTACKS: &[(&str, &[&str], &str, &str)] = &[
+    ("shadow", &["ENOENT", "EACCES"], "openat", "/etc/shadow"),
+    (
+        "write-outside",
+        &["ENOENT", "EACCES", "EROFS", "EPERM"],
+        "openat",
+        "/etc/agentos-escape",
+    ),
+    ("symlink", &["ENOENT", "EACCES"], "openat", "shadow-link"),
+    (
+        "hardlink",
+        &["EXDEV", "EACCES", "EPERM", "ENOENT"],
+        "linkat",
+        "/usr/bin/env",
+    ),
+    (
+        "proc-root",
+        &["ENOENT", "EACCES"],
+        "openat",
+        "/proc/self/root/../../etc/shadow",
+    ),
+    ("dev-fd", &["ENOENT", "EACCES"], "readlink", "/dev/fd/3"),
+];
+
+/// Runs the file-level attack `name` of [`FILE_ATTACKS`] on a kernel of its own.
+fn file_attack(name: &str) {
+    let (name, errnos, syscall, target) = FILE_ATTACKS
+        .iter()
+        .find(|a| a.0 == name)
+        .copied()
+        .unwrap_or_else(|| panic!("no file attack `{name}`"));
+    file_attack_on(&TestKernel::start(), name, errnos, syscall, target);
+}
+
+fn file_attack_on(k: &TestKernel, name: &str, errnos: &[&str], syscall: &str, target: &str) {
+    let (id, line) = attack(k, name, None);
     assert_blocked(&line, errnos);
     assert_kernel_answers(&k);
     assert_access_event(&k, id, syscall, target);
 }
 
 macro_rules! syscall_attacks {
-    ($($test:ident: $name:literal => $syscall:literal;)*) => {$(
-        #[test]
-        fn $test() {
-            syscall_attack($name, None, $syscall);
-        }
-    )*};
+    ($($test:ident: $name:literal => $syscall:literal;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                syscall_attack($name, None, $syscall);
+            }
+        )*
+        /// Every attack above as (attack, denied syscall), for the unprivileged run.
+        const SYSCALL_ATTACKS: &[(&str, &str)] = &[$(($name, $syscall)),*];
+    };
 }
 
 syscall_attacks! {
@@ -166,7 +207,10 @@ syscall_attacks! {
 
 #[test]
 fn escape_ptrace_kernel() {
-    let k = TestKernel::start();
+    escape_ptrace_kernel_on(&TestKernel::start());
+}
+
+fn escape_ptrace_kernel_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
     let (id, line) = attack(&k, "ptrace", Some(&pid));
     assert_blocked(&line, &["EPERM"]);
@@ -176,7 +220,10 @@ fn escape_ptrace_kernel() {
 
 #[test]
 fn escape_process_vm_writev_kernel() {
-    let k = TestKernel::start();
+    escape_process_vm_writev_kernel_on(&TestKernel::start());
+}
+
+fn escape_process_vm_writev_kernel_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
     let (id, line) = attack(&k, "process_vm_writev", Some(&pid));
     assert_blocked(&line, &["EPERM"]);
@@ -186,47 +233,35 @@ fn escape_process_vm_writev_kernel() {
 
 #[test]
 fn escape_read_etc_shadow() {
-    file_attack("shadow", &["ENOENT", "EACCES"], "openat", "/etc/shadow");
+    file_attack("shadow");
 }
 
 #[test]
 fn escape_write_outside_scratch() {
-    file_attack(
-        "write-outside",
-        &["ENOENT", "EACCES", "EROFS", "EPERM"],
-        "openat",
-        "/etc/agentos-escape",
-    );
+    file_attack("write-outside");
 }
 
 #[test]
 fn escape_symlink_out_of_scratch() {
-    file_attack("symlink", &["ENOENT", "EACCES"], "openat", "shadow-link");
+    file_attack("symlink");
 }
 
 #[test]
 fn escape_hardlink_out_of_scratch() {
-    file_attack(
-        "hardlink",
-        &["EXDEV", "EACCES", "EPERM", "ENOENT"],
-        "linkat",
-        "/usr/bin/env",
-    );
+    file_attack("hardlink");
 }
 
 #[test]
 fn escape_proc_self_root() {
-    file_attack(
-        "proc-root",
-        &["ENOENT", "EACCES"],
-        "openat",
-        "/proc/self/root/../../etc/shadow",
-    );
+    file_attack("proc-root");
 }
 
 #[test]
 fn escape_proc_pid_mem() {
-    let k = TestKernel::start();
+    escape_proc_pid_mem_on(&TestKernel::start());
+}
+
+fn escape_proc_pid_mem_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
     let (id, line) = attack(&k, "proc-mem", Some(&pid));
     assert_blocked(&line, &["ENOENT", "EACCES", "EPERM"]);
@@ -239,13 +274,16 @@ fn escape_proc_pid_mem() {
 
 #[test]
 fn escape_dev_fd_of_inherited_fd() {
-    file_attack("dev-fd", &["ENOENT", "EACCES"], "readlink", "/dev/fd/3");
+    file_attack("dev-fd");
 }
 
 #[test]
 fn escape_proc_self_fd_shows_only_0_to_3() {
+    escape_proc_self_fd_shows_only_0_to_3_on(&TestKernel::start());
+}
+
+fn escape_proc_self_fd_shows_only_0_to_3_on(k: &TestKernel) {
     // "blocked EBADF" is the agent's way of saying: nothing but 0–3 (and the listing) is open.
-    let k = TestKernel::start();
     let (id, line) = attack(&k, "proc-fd", None);
     assert_blocked(&line, &["EBADF"]);
     assert_kernel_answers(&k);
@@ -260,7 +298,10 @@ fn escape_proc_self_fd_shows_only_0_to_3() {
 
 #[test]
 fn escape_connect_control_socket() {
-    let k = TestKernel::start();
+    escape_connect_control_socket_on(&TestKernel::start());
+}
+
+fn escape_connect_control_socket_on(k: &TestKernel) {
     let sock = k.state_dir.join("kernel.sock");
     let (id, line) = attack(&k, "connect", sock.to_str());
     assert_blocked(&line, &["ENOENT", "EACCES", "ECONNREFUSED"]);
@@ -270,13 +311,16 @@ fn escape_connect_control_socket() {
 
 #[test]
 fn escape_abstract_unix_socket() {
+    escape_abstract_unix_socket_on(&TestKernel::start());
+}
+
+fn escape_abstract_unix_socket_on(k: &TestKernel) {
     // A listener on the host's abstract namespace: another network namespace and the landlock
     // scope keep the agent from it.
     use std::os::linux::net::SocketAddrExt;
     let name = format!("agentos-escape-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
-    let k = TestKernel::start();
     let (id, line) = attack(&k, "abstract", Some(&name));
     assert_blocked(&line, &["ECONNREFUSED", "EPERM", "ENOENT"]);
     assert_kernel_answers(&k);
@@ -285,7 +329,10 @@ fn escape_abstract_unix_socket() {
 
 #[test]
 fn escape_kill_kernel_and_sibling() {
-    let k = TestKernel::start();
+    escape_kill_kernel_and_sibling_on(&TestKernel::start());
+}
+
+fn escape_kill_kernel_and_sibling_on(k: &TestKernel) {
     let policy = write_policy(&k.work, "sibling", "strict", &[], "");
     let sibling = k.spawn(&policy, &["park"]);
     k.wait_for_line(sibling, "ready");
@@ -440,7 +487,10 @@ fn resource_fork_bomb() {
 
 #[test]
 fn resource_memory_bomb() {
-    let k = TestKernel::start();
+    resource_memory_bomb_on(&TestKernel::start());
+}
+
+fn resource_memory_bomb_on(k: &TestKernel) {
     let (_, line) = resource_attack(&k, "memory-bomb", "address_space: 256MiB");
     assert_blocked(&line, &["ENOMEM"]);
     assert_kernel_answers(&k);
@@ -448,7 +498,10 @@ fn resource_memory_bomb() {
 
 #[test]
 fn resource_disk_fill() {
-    let k = TestKernel::start();
+    resource_disk_fill_on(&TestKernel::start());
+}
+
+fn resource_disk_fill_on(k: &TestKernel) {
     let (_, line) = resource_attack(&k, "disk-fill", "file_size: 4MiB");
     assert_blocked(&line, &["EFBIG"]);
     assert_kernel_answers(&k);
@@ -456,7 +509,10 @@ fn resource_disk_fill() {
 
 #[test]
 fn resource_cpu_spin() {
-    let k = TestKernel::start();
+    resource_cpu_spin_on(&TestKernel::start());
+}
+
+fn resource_cpu_spin_on(k: &TestKernel) {
     let policy = limited_policy(&k, "cpu_seconds: 1");
     let id = k.spawn(&policy, &["attack", "cpu-spin"]);
     k.wait_for_line(id, "spinning");
@@ -470,66 +526,44 @@ fn resource_cpu_spin() {
 
 #[test]
 fn resource_fd_exhaustion() {
-    let k = TestKernel::start();
+    resource_fd_exhaustion_on(&TestKernel::start());
+}
+
+fn resource_fd_exhaustion_on(k: &TestKernel) {
     let (_, line) = resource_attack(&k, "fd-exhaustion", "open_files: 64");
     assert_blocked(&line, &["EMFILE"]);
     assert_kernel_answers(&k);
 }
 
-/// A representative batch with the kernel running unprivileged (uid 65534 under root).
+/// The whole escape suite again, with the kernel running unprivileged (uid 65534 under root):
+/// every attack above, from the Rust and the Python attack agents, on one kernel; each still
+/// fails with its errno and leaves its sandbox event with the agent's id, and the kernel
+/// still answers `agentctl ps` after each. (The fork bombs run unprivileged in their own
+/// tests; the setuid test is unprivileged by nature.)
 #[test]
-fn escape_batch_with_an_unprivileged_kernel() {
+fn escape_suite_with_an_unprivileged_kernel() {
     let k = TestKernel::start_unprivileged();
-    let kernel_pid = k.kernel_pid().to_string();
-    let kernel_target = format!("pid {kernel_pid}");
-    // (attack, argument, errnos, Ok(denied syscall) | Err((accessing syscall, target)))
-    for (name, arg, errnos, event) in [
-        (
-            "shadow",
-            None,
-            &["ENOENT", "EACCES"][..],
-            Err(("openat", "/etc/shadow")),
-        ),
-        (
-            "write-outside",
-            None,
-            &["ENOENT", "EACCES", "EROFS", "EPERM"][..],
-            Err(("openat", "/etc/agentos-escape")),
-        ),
-        (
-            "symlink",
-            None,
-            &["ENOENT", "EACCES"][..],
-            Err(("openat", "shadow-link")),
-        ),
-        (
-            "kill-pid",
-            Some(kernel_pid.as_str()),
-            &["ESRCH", "EPERM"][..],
-            Err(("kill", kernel_target.as_str())),
-        ),
-        ("mount", None, &["EPERM"][..], Ok("mount")),
-        (
-            "ptrace",
-            Some(kernel_pid.as_str()),
-            &["EPERM"][..],
-            Ok("ptrace"),
-        ),
-        ("tcp", None, &["EPERM"][..], Ok("socket")),
-        ("unshare-user", None, &["EPERM"][..], Ok("unshare")),
-    ] {
-        let (id, line) = attack(&k, name, arg);
-        assert_blocked(&line, errnos);
-        assert_kernel_answers(&k);
-        match event {
-            Ok(syscall) => assert_sandbox_event(&k, id, syscall),
-            Err((syscall, target)) => assert_access_event(&k, id, syscall, target),
-        }
+    for (name, syscall) in SYSCALL_ATTACKS {
+        syscall_attack_on(&k, name, None, syscall);
     }
-    let (id, line) = resource_attack(&k, "fork-bomb", "processes: 32");
-    assert_blocked(&line, &["EAGAIN"]);
-    assert_kernel_answers(&k);
-    k.wait(id);
+    for (name, errnos, syscall, target) in FILE_ATTACKS {
+        file_attack_on(&k, name, errnos, syscall, target);
+    }
+    escape_ptrace_kernel_on(&k);
+    escape_process_vm_writev_kernel_on(&k);
+    escape_proc_pid_mem_on(&k);
+    escape_proc_self_fd_shows_only_0_to_3_on(&k);
+    escape_connect_control_socket_on(&k);
+    escape_abstract_unix_socket_on(&k);
+    escape_kill_kernel_and_sibling_on(&k);
+    resource_memory_bomb_on(&k);
+    resource_disk_fill_on(&k);
+    resource_cpu_spin_on(&k);
+    resource_fd_exhaustion_on(&k);
+    python_escape_files_on(&k);
+    python_escape_kill_kernel_and_control_socket_on(&k);
+    python_escape_sockets_on(&k);
+    python_escape_ptrace_mount_unshare_on(&k);
 }
 
 #[test]
@@ -611,7 +645,10 @@ fn py_attack(k: &TestKernel, name: &str, arg: Option<&str>, limits: &str) -> (u6
 
 #[test]
 fn python_escape_files() {
-    let k = TestKernel::start();
+    python_escape_files_on(&TestKernel::start());
+}
+
+fn python_escape_files_on(k: &TestKernel) {
     let (id, line) = py_attack(&k, "shadow", None, "");
     assert_blocked(&line, &["ENOENT", "EACCES"]);
     assert_access_event(&k, id, "openat", "/etc/shadow");
@@ -623,7 +660,10 @@ fn python_escape_files() {
 
 #[test]
 fn python_escape_kill_kernel_and_control_socket() {
-    let k = TestKernel::start();
+    python_escape_kill_kernel_and_control_socket_on(&TestKernel::start());
+}
+
+fn python_escape_kill_kernel_and_control_socket_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
     let (id, line) = py_attack(&k, "kill", Some(&pid), "");
     assert_blocked(&line, &["ESRCH", "EPERM"]);
@@ -638,7 +678,10 @@ fn python_escape_kill_kernel_and_control_socket() {
 
 #[test]
 fn python_escape_sockets() {
-    let k = TestKernel::start();
+    python_escape_sockets_on(&TestKernel::start());
+}
+
+fn python_escape_sockets_on(k: &TestKernel) {
     for name in ["tcp", "udp-dns"] {
         let (id, line) = py_attack(&k, name, None, "");
         assert_blocked(&line, &["EPERM"]);
@@ -649,7 +692,10 @@ fn python_escape_sockets() {
 
 #[test]
 fn python_escape_ptrace_mount_unshare() {
-    let k = TestKernel::start();
+    python_escape_ptrace_mount_unshare_on(&TestKernel::start());
+}
+
+fn python_escape_ptrace_mount_unshare_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
     for (name, arg, syscall) in [
         ("ptrace", Some(pid.as_str()), "ptrace"),
