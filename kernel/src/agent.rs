@@ -196,7 +196,6 @@ impl Agent {
         }
     }
 
-
     /// What the agent's cgroup says it uses, while it runs.
     pub fn usage(&self) -> Option<AgentUsage> {
         let group = self.cgroup.as_ref()?;

@@ -103,6 +103,7 @@ pub enum Syscall {
     /// Write `data` to the file at `path`. Action `file_write`.
     Write {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         mode: WriteMode,
     },
@@ -119,6 +120,7 @@ pub enum Syscall {
     /// Run a tool in its own sandbox. Action `code_execution`.
     Exec {
         argv: Vec<String>,
+        #[serde(with = "serde_bytes")]
         stdin: Vec<u8>,
         cwd: Option<String>,
         timeout_ms: Option<u64>,
@@ -126,7 +128,11 @@ pub enum Syscall {
     /// A named policy action (`api_call`, `database_query`, …) routed to a tool provider.
     Call { action: String, params_json: String },
     /// Send a message to another agent's inbox. Action `ipc_send`.
-    Send { to: AgentId, payload: Vec<u8> },
+    Send {
+        to: AgentId,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
     /// Take the next message from this agent's inbox.
     Recv { timeout_ms: Option<u64> },
     /// Send a signal to another agent. Action `signal`.
@@ -140,7 +146,11 @@ pub enum Syscall {
     /// Read up to `len` bytes from a descriptor from `Open`.
     ReadFd { fd: u32, len: u32 },
     /// Write to a descriptor from `Open`.
-    WriteFd { fd: u32, data: Vec<u8> },
+    WriteFd {
+        fd: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// The number of [`Syscall`] variants; [`Syscall::ordinal`] is below it.
@@ -225,7 +235,9 @@ pub struct FileStat {
 pub struct ExecOutput {
     /// Exit code, or 128 + signal number when a signal ended it.
     pub status: i32,
+    #[serde(with = "serde_bytes")]
     pub stdout: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub stderr: Vec<u8>,
     pub duration_ms: u64,
     /// Whether stdout or stderr was cut at the cap.
@@ -238,6 +250,7 @@ pub struct ExecOutput {
 pub struct Message {
     pub from: AgentId,
     pub seq: u64,
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 
@@ -256,7 +269,7 @@ pub enum Reply {
     /// The call succeeded and has no value.
     Done,
     /// Bytes read.
-    Data(Vec<u8>),
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Bytes written.
     Written { bytes: u64 },
     /// A descriptor from `Open`.

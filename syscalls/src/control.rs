@@ -298,7 +298,7 @@ pub enum ControlResponse {
         agent: AgentId,
         signal: Signal,
     },
-    LogChunk(Vec<u8>),
+    LogChunk(#[serde(with = "serde_bytes")] Vec<u8>),
     LogEnd,
     ShuttingDown,
     Error(ControlError),

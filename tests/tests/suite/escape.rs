@@ -113,8 +113,8 @@ fn syscall_attack(name: &str, arg: Option<&str>, syscall: &str) {
 fn syscall_attack_on(k: &TestKernel, name: &str, arg: Option<&str>, syscall: &str) {
     let (id, line) = attack(k, name, arg);
     assert_blocked(&line, &["EPERM"]);
-    assert_kernel_answers(&k);
-    assert_sandbox_event(&k, id, syscall);
+    assert_kernel_answers(k);
+    assert_sandbox_event(k, id, syscall);
 }
 
 /// A file-level attack: refused by the minimal root or landlock, recorded as a sandbox
@@ -157,8 +157,8 @@ fn file_attack(name: &str) {
 fn file_attack_on(k: &TestKernel, name: &str, errnos: &[&str], syscall: &str, target: &str) {
     let (id, line) = attack(k, name, None);
     assert_blocked(&line, errnos);
-    assert_kernel_answers(&k);
-    assert_access_event(&k, id, syscall, target);
+    assert_kernel_answers(k);
+    assert_access_event(k, id, syscall, target);
 }
 
 macro_rules! syscall_attacks {
@@ -212,10 +212,10 @@ fn escape_ptrace_kernel() {
 
 fn escape_ptrace_kernel_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
-    let (id, line) = attack(&k, "ptrace", Some(&pid));
+    let (id, line) = attack(k, "ptrace", Some(&pid));
     assert_blocked(&line, &["EPERM"]);
-    assert_kernel_answers(&k);
-    assert_sandbox_event(&k, id, "ptrace");
+    assert_kernel_answers(k);
+    assert_sandbox_event(k, id, "ptrace");
 }
 
 #[test]
@@ -225,10 +225,10 @@ fn escape_process_vm_writev_kernel() {
 
 fn escape_process_vm_writev_kernel_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
-    let (id, line) = attack(&k, "process_vm_writev", Some(&pid));
+    let (id, line) = attack(k, "process_vm_writev", Some(&pid));
     assert_blocked(&line, &["EPERM"]);
-    assert_kernel_answers(&k);
-    assert_sandbox_event(&k, id, "process_vm_writev");
+    assert_kernel_answers(k);
+    assert_sandbox_event(k, id, "process_vm_writev");
 }
 
 #[test]
@@ -263,13 +263,13 @@ fn escape_proc_pid_mem() {
 
 fn escape_proc_pid_mem_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
-    let (id, line) = attack(&k, "proc-mem", Some(&pid));
+    let (id, line) = attack(k, "proc-mem", Some(&pid));
     assert_blocked(&line, &["ENOENT", "EACCES", "EPERM"]);
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
     // Its own init's memory for writing (read-only for the agent), then the kernel's (not in
     // its root): both recorded.
-    assert_access_event(&k, id, "openat", "/proc/1/mem");
-    assert_access_event(&k, id, "openat", &format!("/proc/{pid}/mem"));
+    assert_access_event(k, id, "openat", "/proc/1/mem");
+    assert_access_event(k, id, "openat", &format!("/proc/{pid}/mem"));
 }
 
 #[test]
@@ -284,13 +284,13 @@ fn escape_proc_self_fd_shows_only_0_to_3() {
 
 fn escape_proc_self_fd_shows_only_0_to_3_on(k: &TestKernel) {
     // "blocked EBADF" is the agent's way of saying: nothing but 0–3 (and the listing) is open.
-    let (id, line) = attack(&k, "proc-fd", None);
+    let (id, line) = attack(k, "proc-fd", None);
     assert_blocked(&line, &["EBADF"]);
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
     // Listing its own descriptors is no attempt to get out: nothing to record.
     k.wait(id);
     assert_eq!(
-        access_events(&k, id),
+        access_events(k, id),
         [],
         "no sandbox access event for a legitimate listing"
     );
@@ -303,10 +303,10 @@ fn escape_connect_control_socket() {
 
 fn escape_connect_control_socket_on(k: &TestKernel) {
     let sock = k.state_dir.join("kernel.sock");
-    let (id, line) = attack(&k, "connect", sock.to_str());
+    let (id, line) = attack(k, "connect", sock.to_str());
     assert_blocked(&line, &["ENOENT", "EACCES", "ECONNREFUSED"]);
-    assert_kernel_answers(&k);
-    assert_access_event(&k, id, "connect", sock.to_str().unwrap());
+    assert_kernel_answers(k);
+    assert_access_event(k, id, "connect", sock.to_str().unwrap());
 }
 
 #[test]
@@ -321,10 +321,10 @@ fn escape_abstract_unix_socket_on(k: &TestKernel) {
     let name = format!("agentos-escape-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
-    let (id, line) = attack(&k, "abstract", Some(&name));
+    let (id, line) = attack(k, "abstract", Some(&name));
     assert_blocked(&line, &["ECONNREFUSED", "EPERM", "ENOENT"]);
-    assert_kernel_answers(&k);
-    assert_access_event(&k, id, "connect", &format!("@{name}"));
+    assert_kernel_answers(k);
+    assert_access_event(k, id, "connect", &format!("@{name}"));
 }
 
 #[test]
@@ -338,27 +338,27 @@ fn escape_kill_kernel_and_sibling_on(k: &TestKernel) {
     k.wait_for_line(sibling, "ready");
     let sibling_pid = k.launcher_pid(sibling).to_string();
     let kernel_pid = k.kernel_pid().to_string();
-    let (id, line) = attack(&k, "kill-pid", Some(&kernel_pid));
+    let (id, line) = attack(k, "kill-pid", Some(&kernel_pid));
     assert_blocked(&line, &["ESRCH", "EPERM"]);
-    assert_access_event(&k, id, "kill", &format!("pid {kernel_pid}"));
-    let (id, line) = attack(&k, "kill-pid", Some(&sibling_pid));
+    assert_access_event(k, id, "kill", &format!("pid {kernel_pid}"));
+    let (id, line) = attack(k, "kill-pid", Some(&sibling_pid));
     assert_blocked(&line, &["ESRCH", "EPERM"]);
-    assert_access_event(&k, id, "kill", &format!("pid {sibling_pid}"));
-    let (id, line) = attack(&k, "kill-all", None);
+    assert_access_event(k, id, "kill", &format!("pid {sibling_pid}"));
+    let (id, line) = attack(k, "kill-all", None);
     // kill(-1) reaches nothing outside the agent's own pid namespace.
     assert!(
         !line.contains("ESCAPED") || line.contains("ESCAPED ()"),
         "{line}"
     );
-    assert_access_event(&k, id, "kill", "pid -1");
+    assert_access_event(k, id, "kill", "pid -1");
     // The sibling's own end (its init's final kill(-1) sweep) is no attack.
     assert_eq!(
-        access_events(&k, sibling),
+        access_events(k, sibling),
         [],
         "{:?}",
-        access_events(&k, sibling)
+        access_events(k, sibling)
     );
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
     assert_eq!(k.info(sibling)["state"], "running", "{}", k.info(sibling));
 }
 
@@ -491,9 +491,9 @@ fn resource_memory_bomb() {
 }
 
 fn resource_memory_bomb_on(k: &TestKernel) {
-    let (_, line) = resource_attack(&k, "memory-bomb", "address_space: 256MiB");
+    let (_, line) = resource_attack(k, "memory-bomb", "address_space: 256MiB");
     assert_blocked(&line, &["ENOMEM"]);
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
 }
 
 #[test]
@@ -502,9 +502,9 @@ fn resource_disk_fill() {
 }
 
 fn resource_disk_fill_on(k: &TestKernel) {
-    let (_, line) = resource_attack(&k, "disk-fill", "file_size: 4MiB");
+    let (_, line) = resource_attack(k, "disk-fill", "file_size: 4MiB");
     assert_blocked(&line, &["EFBIG"]);
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
 }
 
 #[test]
@@ -513,15 +513,15 @@ fn resource_cpu_spin() {
 }
 
 fn resource_cpu_spin_on(k: &TestKernel) {
-    let policy = limited_policy(&k, "cpu_seconds: 1");
+    let policy = limited_policy(k, "cpu_seconds: 1");
     let id = k.spawn(&policy, &["attack", "cpu-spin"]);
     k.wait_for_line(id, "spinning");
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
     let last = k.wait(id);
     // SIGXCPU (24) at the soft limit or SIGKILL (9) at the hard one.
     let code = last["exit"]["code"].as_i64().unwrap_or(0);
     assert!([128 + 9, 128 + 24].contains(&code), "{last}");
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
 }
 
 #[test]
@@ -530,9 +530,9 @@ fn resource_fd_exhaustion() {
 }
 
 fn resource_fd_exhaustion_on(k: &TestKernel) {
-    let (_, line) = resource_attack(&k, "fd-exhaustion", "open_files: 64");
+    let (_, line) = resource_attack(k, "fd-exhaustion", "open_files: 64");
     assert_blocked(&line, &["EMFILE"]);
-    assert_kernel_answers(&k);
+    assert_kernel_answers(k);
 }
 
 /// The whole escape suite again, with the kernel running unprivileged (uid 65534 under root):
@@ -649,13 +649,13 @@ fn python_escape_files() {
 }
 
 fn python_escape_files_on(k: &TestKernel) {
-    let (id, line) = py_attack(&k, "shadow", None, "");
+    let (id, line) = py_attack(k, "shadow", None, "");
     assert_blocked(&line, &["ENOENT", "EACCES"]);
-    assert_access_event(&k, id, "openat", "/etc/shadow");
-    let (id, line) = py_attack(&k, "write-outside", None, "");
+    assert_access_event(k, id, "openat", "/etc/shadow");
+    let (id, line) = py_attack(k, "write-outside", None, "");
     assert_blocked(&line, &["ENOENT", "EACCES", "EROFS", "EPERM"]);
-    assert_kernel_answers(&k);
-    assert_access_event(&k, id, "openat", "/usr/agentos-escape");
+    assert_kernel_answers(k);
+    assert_access_event(k, id, "openat", "/usr/agentos-escape");
 }
 
 #[test]
@@ -665,15 +665,15 @@ fn python_escape_kill_kernel_and_control_socket() {
 
 fn python_escape_kill_kernel_and_control_socket_on(k: &TestKernel) {
     let pid = k.kernel_pid().to_string();
-    let (id, line) = py_attack(&k, "kill", Some(&pid), "");
+    let (id, line) = py_attack(k, "kill", Some(&pid), "");
     assert_blocked(&line, &["ESRCH", "EPERM"]);
-    assert_kernel_answers(&k);
-    assert_access_event(&k, id, "kill", &format!("pid {pid}"));
+    assert_kernel_answers(k);
+    assert_access_event(k, id, "kill", &format!("pid {pid}"));
     let sock = k.state_dir.join("kernel.sock");
-    let (id, line) = py_attack(&k, "connect", sock.to_str(), "");
+    let (id, line) = py_attack(k, "connect", sock.to_str(), "");
     assert_blocked(&line, &["ENOENT", "EACCES", "ECONNREFUSED"]);
-    assert_kernel_answers(&k);
-    assert_access_event(&k, id, "connect", sock.to_str().unwrap());
+    assert_kernel_answers(k);
+    assert_access_event(k, id, "connect", sock.to_str().unwrap());
 }
 
 #[test]
@@ -683,10 +683,10 @@ fn python_escape_sockets() {
 
 fn python_escape_sockets_on(k: &TestKernel) {
     for name in ["tcp", "udp-dns"] {
-        let (id, line) = py_attack(&k, name, None, "");
+        let (id, line) = py_attack(k, name, None, "");
         assert_blocked(&line, &["EPERM"]);
-        assert_kernel_answers(&k);
-        assert_sandbox_event(&k, id, "socket");
+        assert_kernel_answers(k);
+        assert_sandbox_event(k, id, "socket");
     }
 }
 
@@ -702,10 +702,10 @@ fn python_escape_ptrace_mount_unshare_on(k: &TestKernel) {
         ("mount", None, "mount"),
         ("unshare-user", None, "unshare"),
     ] {
-        let (id, line) = py_attack(&k, name, arg, "");
+        let (id, line) = py_attack(k, name, arg, "");
         assert_blocked(&line, &["EPERM"]);
-        assert_kernel_answers(&k);
-        assert_sandbox_event(&k, id, syscall);
+        assert_kernel_answers(k);
+        assert_sandbox_event(k, id, syscall);
     }
 }
 
