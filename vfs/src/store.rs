@@ -390,6 +390,12 @@ impl Store {
                 }
                 keys
             };
+            if keys.is_empty() {
+                // Nothing to remove (most agents never write persistent memory): no commit,
+                // so no fsync on every unnamed agent's end.
+                drop(t);
+                return tx.abort().map_err(|e| internal("abort", e));
+            }
             for (ns, area, path) in &keys {
                 t.remove((ns.as_str(), area.as_str(), path.as_str()))
                     .map_err(|e| internal("remove", e))?;
