@@ -132,24 +132,14 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
     for n in &notes {
         eprintln!("agentctl: note: {n}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}"), ""))?;
+    let runtime = crate::run::runtime()?;
     let (outcome, working) = runtime.block_on(async {
-        let kernel = Kernel::start(config).await.map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            CliError::failed(
-                format!("cannot start the replay kernel: {msg}"),
-                "check --replay-state-dir",
-            )
-        })?;
+        let kernel = crate::run::start_kernel(
+            config,
+            "cannot start the replay kernel",
+            "check --replay-state-dir",
+        )
+        .await?;
         let info = match kernel.spawn(req).await {
             Ok(i) => i,
             Err(e) => {

@@ -57,25 +57,15 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}"), ""))?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let started = Instant::now();
-        let kernel = Kernel::start(config).await.map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            CliError::failed(
-                format!("cannot start the kernel: {msg}"),
-                "check --state-dir, or stop the kernel that owns it",
-            )
-        })?;
+        let kernel = start_kernel(
+            config,
+            "cannot start the kernel",
+            "check --state-dir, or stop the kernel that owns it",
+        )
+        .await?;
         let spawned = match restore {
             Some((from, checkpoint)) => kernel.spawn_restored(req, from, checkpoint).await,
             None => kernel.spawn(req).await,
@@ -121,6 +111,32 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             .exit
             .as_ref()
             .map_or(1, |e| e.code().clamp(0, 255) as u8))
+    })
+}
+
+/// The runtime an in-process kernel runs on (two workers, like the daemon's).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}"), ""))
+}
+
+/// Starts an in-process kernel; an error names every cause in its chain.
+pub(crate) async fn start_kernel(
+    config: agentos_kernel::Config,
+    what: &str,
+    hint: &str,
+) -> Result<Kernel, CliError> {
+    Kernel::start(config).await.map_err(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        CliError::failed(format!("{what}: {msg}"), hint)
     })
 }
 

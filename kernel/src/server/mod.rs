@@ -654,35 +654,16 @@ async fn handle(
     let duration_us = started.elapsed().as_micros() as u64;
     let violation = judgment.record.violation;
     let strict_violation = violation && !judgment.record.allowed;
-    {
-        let mut c = agent.counters();
-        c.syscalls += 1;
-        if judgment.record.allowed {
-            c.allowed += 1;
-        } else {
-            c.denied += 1;
-        }
-    }
-    let recorded = k
-        .record_async(
-            Some(agent.id),
-            RecordEvent::Syscall {
-                id,
-                call,
-                decision: judgment.record.clone(),
-                result: result.clone(),
-                duration_us,
-            },
-        )
-        .await;
-    // Nothing is answered that is not in the recorder.
-    let result = if recorded {
-        result
-    } else {
-        Err(Errno::Internal {
-            reason: "the flight recorder failed; call not answered".into(),
-        })
-    };
+    let result = record_answer(
+        k,
+        agent,
+        id,
+        call,
+        judgment.record.clone(),
+        result,
+        duration_us,
+    )
+    .await;
     let _ = agent
         .first_syscall_us
         .set(agent.spawned_at.elapsed().as_micros() as u64);
@@ -736,37 +717,16 @@ async fn trust_violation(
         rule: "trust".into(),
         reason: format!("trust violation: {reason}; an agent sees only its own tree"),
     });
-    {
-        let mut c = agent.counters();
-        c.syscalls += 1;
-        c.denied += 1;
-    }
-    let recorded = k
-        .record_async(
-            Some(agent.id),
-            RecordEvent::Syscall {
-                id,
-                call,
-                decision: DecisionRecord {
-                    allowed: false,
-                    policy_allowed: false,
-                    rule: "trust".into(),
-                    reason: format!("trust violation: {reason}"),
-                    violation: true,
-                    mode: "builtin".into(),
-                },
-                result: result.clone(),
-                duration_us: started.elapsed().as_micros() as u64,
-            },
-        )
-        .await;
-    let result = if recorded {
-        result
-    } else {
-        Err(Errno::Internal {
-            reason: "the flight recorder failed; call not answered".into(),
-        })
+    let decision = DecisionRecord {
+        allowed: false,
+        policy_allowed: false,
+        rule: "trust".into(),
+        reason: format!("trust violation: {reason}"),
+        violation: true,
+        mode: "builtin".into(),
     };
+    let duration_us = started.elapsed().as_micros() as u64;
+    let result = record_answer(k, agent, id, call, decision, result, duration_us).await;
     let (done, flushed) = tokio::sync::oneshot::channel();
     let out = Outgoing {
         frame: KernelFrame::Response(Response { id, result }),
@@ -784,6 +744,43 @@ async fn trust_violation(
             format!("trust violation: {reason}"),
         )
         .await;
+    }
+}
+
+/// Counts a call, records it with its decision and outcome, and gives the answer the agent
+/// may see: nothing is answered that is not in the recorder (a failed append answers
+/// `Internal`).
+pub(crate) async fn record_answer(
+    k: &KernelInner,
+    agent: &Agent,
+    id: u64,
+    call: Syscall,
+    decision: DecisionRecord,
+    result: Result<Reply, Errno>,
+    duration_us: u64,
+) -> Result<Reply, Errno> {
+    {
+        let mut c = agent.counters();
+        c.syscalls += 1;
+        if decision.allowed {
+            c.allowed += 1;
+        } else {
+            c.denied += 1;
+        }
+    }
+    let event = RecordEvent::Syscall {
+        id,
+        call,
+        decision,
+        result: result.clone(),
+        duration_us,
+    };
+    if k.record_async(Some(agent.id), event).await {
+        result
+    } else {
+        Err(Errno::Internal {
+            reason: "the flight recorder failed; call not answered".into(),
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::agent::{Agent, Outgoing};
 use crate::kernel::KernelInner;
-use crate::recorder::{DecisionRecord, RecordEvent};
+use crate::recorder::DecisionRecord;
 use crate::replay::run::{Answer, Session};
 
 fn decision(allowed: bool, reason: String) -> DecisionRecord {
@@ -63,39 +63,13 @@ pub(super) async fn serve_call(
             None,
         ),
     };
-    {
-        let mut c = agent.counters();
-        c.syscalls += 1;
-        if record.allowed {
-            c.allowed += 1;
-        } else {
-            c.denied += 1;
-        }
-    }
-    let recorded = k
-        .record_async(
-            Some(agent.id),
-            RecordEvent::Syscall {
-                id,
-                call,
-                decision: record,
-                result: result.clone(),
-                duration_us: started.elapsed().as_micros() as u64,
-            },
-        )
-        .await;
+    let duration_us = started.elapsed().as_micros() as u64;
+    let result = super::record_answer(k, agent, id, call, record, result, duration_us).await;
     if let Some(reason) = stop {
         tracing::info!(agent_id = %agent.id, request = id, %reason, "replay: stopping the agent");
         let _ = crate::signals::deliver(k, agent, Signal::Kill, "kernel", reason).await;
         return;
     }
-    let result = if recorded {
-        result
-    } else {
-        Err(Errno::Internal {
-            reason: "the flight recorder failed; call not answered".into(),
-        })
-    };
     let _ = tx
         .send(Outgoing {
             frame: KernelFrame::Response(Response { id, result }),

@@ -228,29 +228,29 @@ fn pids_running(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn an_exec_past_its_timeout_is_killed_with_its_whole_tree() {
-    let k = TestKernel::start();
-    let policy = write_policy(
-        &k.work,
-        "exec-timeout",
-        "strict",
-        &[],
-        &exec_rule(&["/bin/sh"]),
-    );
-    // A duration no other process on the host uses, so the /proc scan finds only this tree.
-    let marker = format!("100.{}", std::process::id());
+/// Starts an agent whose `Exec` (`mode`, with `timeout_ms`) runs a tool of two sleeps (one in
+/// the background), and waits until both run. Returns the agent and the sleeps' duration,
+/// one no other process on the host uses (so a /proc scan finds only this tree).
+fn sleeping_tool(k: &TestKernel, mode: &str, timeout_ms: &str, base: u32) -> (u64, String) {
+    let policy = write_policy(&k.work, mode, "strict", &[], &exec_rule(&["/bin/sh"]));
+    let marker = format!("{base}.{}", std::process::id());
     let script = format!("sleep {marker} & sleep {marker}");
     let id = spawn(
-        &k,
+        k,
         &policy,
         None,
-        &["exec", "1500", "-", "/bin/sh", "-c", &script],
+        &[mode, timeout_ms, "-", "/bin/sh", "-c", &script],
     );
-    // Both sleeps (the background one and the foreground one) run.
     wait_until("both sleeps of the tool to run", || {
         pids_running(&["sleep", &marker]).len() == 2
     });
+    (id, marker)
+}
+
+#[test]
+fn an_exec_past_its_timeout_is_killed_with_its_whole_tree() {
+    let k = TestKernel::start();
+    let (id, marker) = sleeping_tool(&k, "exec", "1500", 100);
     let last = k.wait(id);
     assert_eq!(last["exit"]["code"], 0, "{last}");
     let log = k.ctl_ok(&["logs", &id.to_string()]);
@@ -275,24 +275,7 @@ fn an_exec_past_its_timeout_is_killed_with_its_whole_tree() {
 #[test]
 fn a_tool_does_not_outlive_its_agent() {
     let k = TestKernel::start();
-    let policy = write_policy(
-        &k.work,
-        "exec-kill",
-        "strict",
-        &[],
-        &exec_rule(&["/bin/sh"]),
-    );
-    let marker = format!("200.{}", std::process::id());
-    let script = format!("sleep {marker} & sleep {marker}");
-    let id = spawn(
-        &k,
-        &policy,
-        None,
-        &["exec-wait", "60000", "-", "/bin/sh", "-c", &script],
-    );
-    wait_until("both sleeps of the tool to run", || {
-        pids_running(&["sleep", &marker]).len() == 2
-    });
+    let (id, marker) = sleeping_tool(&k, "exec-wait", "60000", 200);
     k.ctl_ok(&["kill", &id.to_string()]);
     assert_eq!(k.wait(id)["exit"]["signal"], "SIGKILL");
     wait_until("the tool's tree to be gone", || {
