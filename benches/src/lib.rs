@@ -379,3 +379,16 @@ pub fn fmt_ns(ns: f64) -> String {
         format!("{ns:.0} ns")
     }
 }
+
+/// The fork+exec floor: runs `/bin/true` `iters` times (fork, exec, wait; no jail) and returns
+/// the time it took.
+pub fn fork_exec_true(iters: u64) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        let status = std::process::Command::new("/bin/true")
+            .status()
+            .expect("run /bin/true");
+        assert!(status.success());
+    }
+    start.elapsed()
+}

@@ -445,12 +445,12 @@ fn the_http_provider_refuses_a_redirect_to_another_host() {
     assert_eq!(*seen.lock().expect("log"), vec!["/redirect".to_string()]);
 }
 
-#[test]
-fn database_query_under_read_only_reads_but_never_writes() {
+/// A dir holding `app.db` (table `t` with `one`) and a kernel whose `database_query` provider
+/// is the shipped SQLite tool on it (`rw=` the dir, for its journal).
+fn kernel_with_a_database() -> (tempfile::TempDir, PathBuf, TestKernel) {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_path = std::fs::canonicalize(dir.path()).expect("canonical");
     let db = make_db(&dir_path);
-    let before = std::fs::read(&db).expect("read db");
     let provider = format!(
         "database_query={}/sqlite_query.py,rw={},arg={}",
         providers_dir().display(),
@@ -458,6 +458,14 @@ fn database_query_under_read_only_reads_but_never_writes() {
         db.display()
     );
     let k = TestKernel::start_with(false, &["--provider", &provider]);
+    (dir, db, k)
+}
+
+#[test]
+fn database_query_under_read_only_reads_but_never_writes() {
+    let (dir, db, k) = kernel_with_a_database();
+    let dir_path = dir.path();
+    let before = std::fs::read(&db).expect("read db");
     let rules =
         "  - name: db-read\n    action: database_query\n    effect: allow\n    mode: read_only\n";
     let policy = write_policy(&k.work, "db", "strict", &[], rules);
@@ -485,7 +493,7 @@ fn database_query_under_read_only_reads_but_never_writes() {
     }
     // Byte for byte the same database, and no journal left beside it.
     assert_eq!(std::fs::read(&db).expect("read db"), before);
-    let names: Vec<_> = std::fs::read_dir(&dir_path)
+    let names: Vec<_> = std::fs::read_dir(dir_path)
         .expect("ls")
         .flatten()
         .map(|e| e.file_name())
@@ -495,16 +503,7 @@ fn database_query_under_read_only_reads_but_never_writes() {
 
 #[test]
 fn database_query_under_read_write_writes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dir_path = std::fs::canonicalize(dir.path()).expect("canonical");
-    let db = make_db(&dir_path);
-    let provider = format!(
-        "database_query={}/sqlite_query.py,rw={},arg={}",
-        providers_dir().display(),
-        dir_path.display(),
-        db.display()
-    );
-    let k = TestKernel::start_with(false, &["--provider", &provider]);
+    let (_dir, _db, k) = kernel_with_a_database();
     let rules =
         "  - name: db\n    action: database_query\n    effect: allow\n    mode: read_write\n    constraints:\n      deny_patterns: [\"(?i)drop\"]\n";
     let policy = write_policy(&k.work, "db-rw", "strict", &[], rules);

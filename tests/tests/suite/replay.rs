@@ -125,6 +125,24 @@ fn report(out: &Output) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON report ({e}):\n{err}"))
 }
 
+/// `recorder verify --json` of the log in `state` exits 1 (tampered) naming record `seq` and a
+/// problem that says `what`.
+fn assert_tampered_at(k: &TestKernel, state: &Path, seq: u64, what: &str) {
+    let out = Command::new(&k.agentctl)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["recorder", "verify", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(v["problem"]["seq"].as_u64(), Some(seq), "{v:#}");
+    assert!(
+        v["problem"]["what"].as_str().unwrap().contains(what),
+        "{v:#}"
+    );
+}
+
 /// A policy that allows nothing at all: if the replay judged calls, every one would be refused.
 fn deny_all(dir: &Path) -> PathBuf {
     let path = dir.join("deny-all.md");
@@ -383,41 +401,11 @@ fn large_payloads_are_blobs_that_verify_replay_and_detect_tampering() {
     let mut b = std::fs::read(&blobs[0]).unwrap();
     b[50_000] ^= 0x01;
     std::fs::write(dir.join("blobs").join(name), b).unwrap();
-    let out = Command::new(&k.agentctl)
-        .arg("--state-dir")
-        .arg(copy.path())
-        .args(["recorder", "verify", "--json"])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{v:#}");
-    assert_eq!(v["problem"]["seq"].as_u64(), Some(write_seq), "{v:#}");
-    assert!(
-        v["problem"]["what"]
-            .as_str()
-            .unwrap()
-            .contains("was changed"),
-        "{v:#}"
-    );
+    assert_tampered_at(&k, copy.path(), write_seq, "was changed");
     let out = replay(&k, copy.path(), id, &[], &steps);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
     // A missing one too.
     std::fs::remove_file(dir.join("blobs").join(name)).unwrap();
-    let out = Command::new(&k.agentctl)
-        .arg("--state-dir")
-        .arg(copy.path())
-        .args(["recorder", "verify", "--json"])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{v:#}");
-    assert_eq!(v["problem"]["seq"].as_u64(), Some(write_seq), "{v:#}");
-    assert!(
-        v["problem"]["what"]
-            .as_str()
-            .unwrap()
-            .contains("is missing"),
-        "{v:#}"
-    );
+    assert_tampered_at(&k, copy.path(), write_seq, "is missing");
 }
