@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agentos_benches::{fmt_ns, own_binary, BenchKernel, Samples, WORKSPACE_POLICY};
+use agentos_benches::{elapsed, fmt_ns, own_binary, BenchKernel, Samples, WORKSPACE_POLICY};
 use criterion::Criterion;
 
 const SAMPLE_SIZE: usize = 10;
@@ -24,12 +24,7 @@ const SIZES: [(usize, &str); 2] = [(4 << 10, "4KiB"), (1 << 20, "1MiB")];
 
 fn agent_time(kernel: &BenchKernel, agent: &Path, ws: &Path, args: &[&str]) -> Duration {
     let (_, log) = kernel.run_with(agent, args, Some(ws), WORKSPACE_POLICY);
-    let ns = log
-        .lines()
-        .find_map(|l| l.strip_prefix("elapsed_ns "))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no `elapsed_ns` line in the agent's output:\n{log}"));
-    Duration::from_nanos(ns)
+    elapsed(&log)
 }
 
 fn names(label: &str) -> [String; 4] {

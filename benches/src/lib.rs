@@ -268,24 +268,14 @@ impl BenchKernel {
     pub fn rtt(&self, agent: &Path, iters: u64) -> Duration {
         let n = iters.to_string();
         let (_, log) = self.run(agent, &["rtt", &n]);
-        let ns = log
-            .lines()
-            .find_map(|l| l.strip_prefix("elapsed_ns "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no `elapsed_ns` line in the agent's output:\n{log}"));
-        Duration::from_nanos(ns)
+        elapsed(&log)
     }
 
     /// Runs `bench-agent exec N` (N `Exec`s of `/bin/true`) and returns the time it measured.
     pub fn exec_true(&self, agent: &Path, iters: u64) -> Duration {
         let n = iters.to_string();
         let (_, log) = self.run(agent, &["exec", &n]);
-        let ns = log
-            .lines()
-            .find_map(|l| l.strip_prefix("elapsed_ns "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no `elapsed_ns` line in the agent's output:\n{log}"));
-        Duration::from_nanos(ns)
+        elapsed(&log)
     }
 
     /// Runs `bench-agent first` and returns spawn → first answered syscall.
@@ -391,4 +381,14 @@ pub fn fork_exec_true(iters: u64) -> std::time::Duration {
         assert!(status.success());
     }
     start.elapsed()
+}
+
+/// The time a bench agent measured for its own loop: its `elapsed_ns N` line.
+pub fn elapsed(log: &str) -> Duration {
+    let ns = log
+        .lines()
+        .find_map(|l| l.strip_prefix("elapsed_ns "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no `elapsed_ns` line in the agent's output:\n{log}"));
+    Duration::from_nanos(ns)
 }

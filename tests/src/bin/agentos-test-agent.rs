@@ -752,16 +752,26 @@ fn tour(c: &Client, target: Option<u64>) -> Result<u8, SdkError> {
     Ok(0)
 }
 
-/// `ipc-wait`: a `Recv` the kernel is known to hold (a later request on the same connection
-/// has been answered), then wait for the end.
-fn ipc_wait() -> Result<u8, SdkError> {
-    use agentos_userspace::sdk::AsyncClient;
+/// Runs `f` with an async client on a current-thread runtime.
+fn with_async_client<T, F, Fut>(f: F) -> Result<T, SdkError>
+where
+    F: FnOnce(agentos_userspace::sdk::AsyncClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io)?;
     rt.block_on(async move {
-        let c = AsyncClient::connect().await?;
+        let c = agentos_userspace::sdk::AsyncClient::connect().await?;
+        f(c).await
+    })
+}
+
+/// `ipc-wait`: a `Recv` the kernel is known to hold (a later request on the same connection
+/// has been answered), then wait for the end.
+fn ipc_wait() -> Result<u8, SdkError> {
+    with_async_client(|c| async move {
         // `join!` polls the `Recv` first: its frame is written before the `Write`'s.
         let (got, _) = tokio::join!(c.recv(None), async {
             match c.write("/mem/working/waiting", b"1").await {
@@ -777,13 +787,7 @@ fn ipc_wait() -> Result<u8, SdkError> {
 
 /// Many calls in flight on one connection through the async client.
 fn async_burst(n: usize) -> Result<u8, SdkError> {
-    use agentos_userspace::sdk::AsyncClient;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(io)?;
-    rt.block_on(async move {
-        let c = AsyncClient::connect().await?;
+    with_async_client(|c| async move {
         for i in 0..n {
             c.write(
                 &format!("/mem/working/f{i}"),
@@ -888,13 +892,7 @@ fn ops(c: &Client, ops: &[String]) -> Result<u8, SdkError> {
 }
 
 fn exec_burst(n: usize) -> Result<u8, SdkError> {
-    use agentos_userspace::sdk::AsyncClient;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(io)?;
-    rt.block_on(async move {
-        let c = AsyncClient::connect().await?;
+    with_async_client(|c| async move {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..n {
             let c = c.clone();
