@@ -105,6 +105,12 @@ pub(crate) struct Agent {
     pub launcher_error: Mutex<Option<String>>,
     /// The agent's cgroup(s), where the host gave the kernel any; removed once it ends.
     pub cgroup: Option<AgentGroup>,
+    /// The limits its jail was given (rlimits, and its cgroup's where it has one).
+    pub limits: agentos_userspace::launch::ResourceLimits,
+    /// The tasks watching its seccomp listener: the reaper lets them finish (they end when the
+    /// agent's last process is gone) before it records the exit, so every sandbox event of the
+    /// agent precedes its `Exit` record.
+    pub watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
     pub workspace: Option<PathBuf>,
     /// Messages other agents sent, waiting for `Recv`.

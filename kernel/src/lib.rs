@@ -52,6 +52,7 @@ pub mod recorder;
 pub mod replay;
 mod sandbox;
 mod sandbox_access;
+mod sandbox_limits;
 mod server;
 mod signals;
 mod spawn;

@@ -23,6 +23,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use agentos_userspace::launch::cgroup::{self, AgentGroup, Host};
+use agentos_userspace::launch::{seccomp, seccomp_table};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
@@ -346,16 +348,47 @@ fn now_ms() -> u64 {
 }
 
 /// Serves the agent's listener: records each denied syscall and answers it EPERM; shows the
-/// notified path and signal calls to [`crate::sandbox_access`], records the ones the jail
-/// refuses, and lets them through (CONTINUE). Floods are summarised ([`Flood`]).
+/// notified path and signal calls to [`crate::sandbox_access`] and the calls that may meet a
+/// resource limit to [`crate::sandbox_limits`], records what the jail or a limit refuses, and
+/// lets them through (CONTINUE). Watches the scratch dir for files at their size limit.
+/// Floods are summarised ([`Flood`]). Ends when no process is left under the filter.
 pub(crate) async fn watch(
     k: Arc<KernelInner>,
     agent: Arc<Agent>,
     listener: OwnedFd,
     writable: crate::sandbox_access::Writable,
+    watched: crate::sandbox_limits::Watched,
 ) {
     let mut flood = Flood::new(std::time::Instant::now(), now_ms());
-    serve(&k, &agent, listener, &writable, &mut flood).await;
+    let mut sizes = match crate::sandbox_limits::FileSizes::new(
+        &writable.scratch,
+        watched.limits.file_size,
+    )
+    .and_then(|s| {
+        s.map(|s| Ok((sys::async_fd_readable(s.readiness()?)?, s)))
+            .transpose()
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(agent_id = %agent.id, error = %e, "cannot watch the scratch dir for the file-size limit");
+            None
+        }
+    };
+    let mut w = Watch {
+        k: &k,
+        agent: &agent,
+        writable: &writable,
+        watched: &watched,
+        flood: &mut flood,
+        processes: Default::default(),
+    };
+    w.serve(listener, sizes.as_mut()).await;
+    // Whatever the agent wrote before its end is queued by now.
+    if let Some((_, s)) = sizes.as_mut() {
+        for hit in s.drain() {
+            w.limit(hit);
+        }
+    }
     for e in flood.finish(std::time::Instant::now(), now_ms()) {
         k.record(Some(agent.id), e);
     }
@@ -371,102 +404,159 @@ pub(crate) fn agent_writable(k: &KernelInner, agent: &Agent) -> crate::sandbox_a
     }
 }
 
-async fn serve(
-    k: &KernelInner,
-    agent: &Agent,
-    listener: OwnedFd,
-    writable: &crate::sandbox_access::Writable,
-    flood: &mut Flood,
-) {
-    let afd = match sys::async_fd_readable(listener) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(agent_id = %agent.id, error = %e, "cannot watch the seccomp listener; denials fail with ENOSYS");
-            return;
+/// One listener's watcher.
+struct Watch<'a> {
+    k: &'a KernelInner,
+    agent: &'a Agent,
+    writable: &'a crate::sandbox_access::Writable,
+    watched: &'a crate::sandbox_limits::Watched,
+    flood: &'a mut Flood,
+    processes: crate::sandbox_limits::Processes,
+}
+
+impl Watch<'_> {
+    /// Admits one event of `syscall` through the flood window; records it if it is one of the
+    /// window's first few.
+    fn admit(&mut self, syscall: &str, event: RecordEvent) {
+        let (own, ended) = self
+            .flood
+            .admit(syscall, std::time::Instant::now(), now_ms());
+        for e in ended {
+            self.k.record(Some(self.agent.id), e);
         }
-    };
-    let mut exit = agent.exit.subscribe();
-    let mut ticks = tokio::time::interval(FLOOD_WINDOW);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let mut guard = tokio::select! {
-            g = afd.readable() => match g {
-                Ok(g) => g,
-                Err(_) => return,
-            },
-            _ = exit.wait_for(Option::is_some) => return,
-            _ = ticks.tick() => {
-                for e in flood.tick(std::time::Instant::now(), now_ms()) {
-                    k.record(Some(agent.id), e);
-                }
-                continue;
+        if own {
+            self.k.record(Some(self.agent.id), event);
+        }
+    }
+
+    fn limit(&mut self, hit: crate::sandbox_limits::Hit) {
+        tracing::info!(agent_id = %self.agent.id, resource = hit.resource, by = %hit.by, "the agent meets a limit");
+        let key = format!("{} ({})", hit.by, hit.resource);
+        self.admit(&key, hit.event());
+    }
+
+    async fn serve(
+        &mut self,
+        listener: OwnedFd,
+        mut sizes: Option<&mut (AsyncFd<OwnedFd>, crate::sandbox_limits::FileSizes)>,
+    ) {
+        let agent_id = self.agent.id;
+        let afd = match sys::async_fd_readable(listener) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(agent_id = %agent_id, error = %e, "cannot watch the seccomp listener; denials fail with ENOSYS");
+                return;
             }
         };
-        let fd = afd.get_ref().as_raw_fd();
+        let mut exit = self.agent.exit.subscribe();
+        let mut ticks = tokio::time::interval(FLOOD_WINDOW);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match sys::poll_now(fd) {
-                Ok((true, _)) => {}
-                Ok((false, false)) => {
-                    guard.clear_ready();
-                    break;
-                }
-                // Hung up: no process uses the filter any more.
-                Ok((false, true)) | Err(_) => return,
-            }
-            let n = match sys::seccomp_notif_recv(fd) {
-                Ok(n) => n,
-                // The caller died between poll and recv, or a signal interrupted us.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => continue,
-                Err(e) => {
-                    tracing::error!(agent_id = %agent.id, error = %e, "seccomp listener failed");
-                    return;
+            let written = async {
+                match sizes.as_deref() {
+                    Some((ready, _)) => ready.readable().await.map(|mut g| g.clear_ready()),
+                    None => std::future::pending().await,
                 }
             };
-            let nr = i64::from(n.nr);
-            if agentos_userspace::launch::seccomp_table::is_notified(nr) {
-                if let Some(a) = crate::sandbox_access::inspect(fd, &n, writable) {
-                    tracing::info!(agent_id = %agent.id, syscall = %a.syscall, target = %a.target, "the jail refuses an access");
-                    let (own, ended) = flood.admit(&a.syscall, std::time::Instant::now(), now_ms());
-                    for e in ended {
-                        k.record(Some(agent.id), e);
+            let mut guard = tokio::select! {
+                g = afd.readable() => match g {
+                    Ok(g) => g,
+                    Err(_) => return,
+                },
+                _ = exit.wait_for(Option::is_some) => return,
+                r = written => {
+                    if r.is_ok() {
+                        if let Some((_, s)) = sizes.as_deref_mut() {
+                            for hit in s.drain() {
+                                self.limit(hit);
+                            }
+                        }
                     }
-                    if own {
-                        k.record(
-                            Some(agent.id),
-                            RecordEvent::SandboxAccess {
-                                syscall: a.syscall,
-                                target: a.target,
-                                why: a.why,
-                            },
-                        );
+                    continue;
+                }
+                _ = ticks.tick() => {
+                    for e in self.flood.tick(std::time::Instant::now(), now_ms()) {
+                        self.k.record(Some(agent_id), e);
+                    }
+                    if let Some(hit) = self.processes.sample(self.watched) {
+                        self.limit(hit);
+                    }
+                    continue;
+                }
+            };
+            let fd = afd.get_ref().as_raw_fd();
+            loop {
+                match sys::poll_now(fd) {
+                    Ok((true, _)) => {}
+                    Ok((false, false)) => {
+                        guard.clear_ready();
+                        break;
+                    }
+                    Ok((false, true)) | Err(_) => return,
+                }
+                let n = match sys::seccomp_notif_recv(fd) {
+                    Ok(n) => n,
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {
+                        continue
+                    }
+                    Err(e) => {
+                        tracing::error!(agent_id = %agent_id, error = %e, "seccomp listener failed");
+                        return;
+                    }
+                };
+                if seccomp::is_looked_at(i64::from(n.nr)) {
+                    self.look(fd, &n);
+                    if let Err(e) = sys::seccomp_notif_continue(fd, n.id) {
+                        tracing::warn!(agent_id = %agent_id, error = %e, "cannot let a notified syscall through");
+                    }
+                } else {
+                    self.deny(&n);
+                    if let Err(e) = sys::seccomp_notif_deny(fd, n.id, libc::EPERM) {
+                        tracing::warn!(agent_id = %agent_id, error = %e, "cannot answer a denied syscall");
                     }
                 }
-                // Sound whatever inspect() saw: the jail decides (see sandbox_access).
-                if let Err(e) = sys::seccomp_notif_continue(fd, n.id) {
-                    tracing::warn!(agent_id = %agent.id, error = %e, "cannot let a notified syscall through");
-                }
-                continue;
             }
-            let name = syscall_name(nr);
-            tracing::info!(agent_id = %agent.id, syscall = %name, pid = n.pid, "sandbox denied a syscall");
-            let (own, ended) = flood.admit(&name, std::time::Instant::now(), now_ms());
-            for e in ended {
-                k.record(Some(agent.id), e);
-            }
-            if own {
-                k.record(
-                    Some(agent.id),
-                    RecordEvent::SandboxDenied {
-                        syscall: name,
-                        nr,
-                        args: n.args,
+        }
+    }
+
+    /// A call the filter shows the kernel and lets through: records what the jail or a limit
+    /// will refuse of it.
+    fn look(&mut self, listener: std::os::fd::RawFd, n: &sys::SeccompNotification) {
+        let nr = i64::from(n.nr);
+        if seccomp_table::is_notified(nr) {
+            if let Some(a) = crate::sandbox_access::inspect(listener, n, self.writable) {
+                tracing::info!(agent_id = %self.agent.id, syscall = %a.syscall, target = %a.target, "the jail refuses an access");
+                let syscall = a.syscall.clone();
+                self.admit(
+                    &syscall,
+                    RecordEvent::SandboxAccess {
+                        syscall: a.syscall,
+                        target: a.target,
+                        why: a.why,
                     },
                 );
             }
-            if let Err(e) = sys::seccomp_notif_deny(fd, n.id, libc::EPERM) {
-                tracing::warn!(agent_id = %agent.id, error = %e, "cannot answer a denied syscall");
+        }
+        // What /proc showed belongs to this call only if it is still waiting.
+        if let Some(hit) = crate::sandbox_limits::look(n, self.watched) {
+            if sys::seccomp_notif_id_valid(listener, n.id) {
+                self.limit(hit);
             }
         }
+    }
+
+    fn deny(&mut self, n: &sys::SeccompNotification) {
+        let nr = i64::from(n.nr);
+        let name = syscall_name(nr);
+        tracing::info!(agent_id = %self.agent.id, syscall = %name, pid = n.pid, "sandbox denied a syscall");
+        self.admit(
+            &name.clone(),
+            RecordEvent::SandboxDenied {
+                syscall: name,
+                nr,
+                args: n.args,
+            },
+        );
     }
 }
 

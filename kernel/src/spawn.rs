@@ -520,6 +520,8 @@ pub(crate) async fn spawn_from(
         base_limiter: Mutex::new(RateLimiter::new()),
         launcher_error: Mutex::new(None),
         cgroup: group,
+        limits,
+        watchers: Mutex::new(Vec::new()),
         workspace,
         inbox: crate::ipc::Inbox::new(k.config.inbox),
         tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
@@ -616,11 +618,25 @@ async fn reap(
     for h in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
+    // The watchers end once the listener reports no process left under the filter, which the
+    // launcher's exit implies; the timeout only guards against a host that never says so.
+    let watchers = std::mem::take(&mut *lock(&agent.watchers));
+    for h in watchers {
+        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+    }
+    let exit = classify(&agent, status, k.config.require_full_sandbox);
+    let mut hits: Vec<_> = crate::sandbox_limits::exit_hit(&exit, &agent.limits)
+        .into_iter()
+        .collect();
     if let Some(group) = &agent.cgroup {
+        hits.extend(crate::sandbox_limits::cgroup_hits(group, &agent.limits));
         crate::sandbox::remove_agent_group(agent.id, group).await;
     }
+    for hit in hits {
+        tracing::info!(agent_id = %agent.id, resource = hit.resource, detail = %hit.detail, "the agent met a limit");
+        k.record(Some(agent.id), hit.event());
+    }
     crate::tree::agent_ended(&k, &agent);
-    let exit = classify(&agent, status, k.config.require_full_sandbox);
     k.record(
         Some(agent.id),
         RecordEvent::Exit {

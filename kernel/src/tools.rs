@@ -180,11 +180,17 @@ pub(crate) async fn run(
             .extra
             .extend([ws.clone(), PathBuf::from(WORKSPACE)]);
     }
+    let watched = crate::sandbox_limits::Watched {
+        limits: spec.limits,
+        cgroup: agent.cgroup.clone(),
+        launcher: launcher_pid,
+    };
     let report = tokio::spawn(read_report(
         Arc::clone(k),
         Arc::clone(agent),
         kernel_end,
         writable,
+        watched,
     ));
 
     let mut timed_out = false;
@@ -316,6 +322,7 @@ async fn read_report(
     agent: Arc<Agent>,
     sock: std::os::unix::net::UnixStream,
     writable: crate::sandbox_access::Writable,
+    watched: crate::sandbox_limits::Watched,
 ) -> Option<JailReport> {
     use agentos_syscalls::frame::{self, HEADER_LEN};
     sock.set_nonblocking(true).ok()?;
@@ -349,6 +356,7 @@ async fn read_report(
                         Arc::clone(&agent),
                         listener,
                         writable.clone(),
+                        watched.clone(),
                     ));
                 }
             }

@@ -352,6 +352,12 @@ pub fn main(name: &str, arg: Option<&str>) -> u8 {
     match run(name, arg) {
         Err(errno) => {
             say(&format!("attack {name}: blocked {errno:?}"));
+            if name == "fork-bomb" {
+                // A bomb keeps what it got, as a real one does: the operator's kill ends it.
+                loop {
+                    std::thread::park();
+                }
+            }
             0
         }
         Ok(detail) => {

@@ -407,6 +407,43 @@ impl TestKernel {
             .map(|(r, _)| r)
             .collect()
     }
+
+    /// Waits for agent `id`'s `Exit` record; asserts that a `SandboxLimit` record of
+    /// `resource`, met `by` one of `by` (a syscall, `write`, `exit`, `cgroup`), precedes it,
+    /// and returns that event.
+    pub fn limit_event_before_exit(
+        &self,
+        id: u64,
+        resource: &str,
+        by: &[&str],
+    ) -> agentos_kernel::recorder::RecordEvent {
+        use agentos_kernel::recorder::RecordEvent;
+        let mut records = Vec::new();
+        wait_until(&format!("the exit record of agent {id}"), || {
+            records = self
+                .records()
+                .into_iter()
+                .filter(|r| r.agent.map(|a| a.0) == Some(id))
+                .map(|r| r.event)
+                .collect();
+            records
+                .iter()
+                .any(|e| matches!(e, RecordEvent::Exit { .. }))
+        });
+        let exit = records
+            .iter()
+            .position(|e| matches!(e, RecordEvent::Exit { .. }));
+        let limit = records.iter().position(|e| {
+            matches!(e, RecordEvent::SandboxLimit { resource: r, by: b, .. }
+                if r == resource && by.contains(&b.as_str()))
+        });
+        match (limit, exit) {
+            (Some(l), Some(x)) if l < x => records[l].clone(),
+            _ => panic!(
+                "no {resource} limit event (by {by:?}) before agent {id}'s exit: {records:#?}"
+            ),
+        }
+    }
 }
 
 impl Drop for TestKernel {

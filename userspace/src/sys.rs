@@ -218,6 +218,9 @@ pub(crate) fn interface_up(name: &str) -> io::Result<()> {
 /// Installs the BPF program `prog` on the calling thread with
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER` and returns the user-notification listener
 /// (close-on-exec, as the kernel creates it). Needs `no_new_privs` (or `CAP_SYS_ADMIN`).
+/// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (`include/uapi/linux/seccomp.h`; not in libc).
+const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: u64 = 1 << 5;
+
 pub(crate) fn seccomp_with_listener(
     prog: &[seccompiler::sock_filter],
 ) -> io::Result<std::os::fd::OwnedFd> {
@@ -229,16 +232,26 @@ pub(crate) fn seccomp_with_listener(
         // as the kernel's (and libc's) `struct sock_filter`.
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the program
-    // before returning and writes nothing into our memory.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &fprog as *const libc::sock_fprog,
-        )
+    // Once the kernel has received a notification, only a fatal signal interrupts the waiting
+    // call (Linux 5.19+): a signal handler without SA_RESTART would otherwise see EINTR from a
+    // call that never fails so (an open of a regular file, a large mmap). Older hosts: without.
+    let install = |flags: u64| {
+        // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the
+        // program before returning and writes nothing into our memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &fprog as *const libc::sock_fprog,
+            )
+        }
     };
+    let mut rc =
+        install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+    if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        rc = install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    }
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }

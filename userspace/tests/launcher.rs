@@ -277,7 +277,8 @@ fn take_listener(sock: &UnixStream) -> Option<std::os::fd::OwnedFd> {
 }
 
 /// Answers every notification of the listener until no process uses the filter (denials
-/// EPERM, the notified path and signal calls CONTINUE); returns how many there were.
+/// EPERM, the calls the kernel looks at — paths, signals, new processes, large mappings —
+/// CONTINUE); returns how many there were.
 fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
     let raw = fd.as_raw_fd();
     let mut served = 0;
@@ -301,7 +302,7 @@ fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
             continue;
         }
         // The path and signal calls the kernel only looks at are let through, as it does.
-        let notified = agentos_userspace::launch::seccomp_table::is_notified(i64::from(n.data.nr));
+        let notified = agentos_userspace::launch::seccomp::is_looked_at(i64::from(n.data.nr));
         let mut resp = libc::seccomp_notif_resp {
             id: n.id,
             val: 0,

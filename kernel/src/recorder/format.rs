@@ -566,6 +566,21 @@ pub enum RecordEvent {
         duration_us: u64,
         blobs: Vec<super::blob::BlobRef>,
     },
+    /// The agent met one of its resource limits (`sandbox.limits`: an rlimit or its cgroup),
+    /// seen by the kernel (`kernel/src/sandbox_limits.rs`): a call the limit refuses, a file
+    /// at its size limit, an exit by `SIGXCPU`/`SIGXFSZ`, or what its cgroup counted.
+    SandboxLimit {
+        /// `processes`, `open_files`, `address_space`, `file_size`, `cpu_seconds` or `memory`.
+        resource: String,
+        /// The limit in force (a count, bytes or seconds).
+        limit: u64,
+        /// What the agent had in use (same unit; for a cgroup counter, the count), 0 unknown.
+        used: u64,
+        /// What met it: a syscall name, `write`, `exit` or `cgroup`.
+        by: String,
+        /// The same, as a sentence for the operator.
+        detail: String,
+    },
 }
 
 /// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame

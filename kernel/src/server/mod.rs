@@ -216,12 +216,18 @@ async fn serve_frames(
                             .into(),
                     );
                 }
-                tokio::spawn(crate::sandbox::watch(
+                let watcher = tokio::spawn(crate::sandbox::watch(
                     Arc::clone(k),
                     Arc::clone(agent),
                     listener,
                     crate::sandbox::agent_writable(k, agent),
+                    crate::sandbox_limits::Watched {
+                        limits: agent.limits,
+                        cgroup: agent.cgroup.clone(),
+                        launcher: agent.pid().unwrap_or(0),
+                    },
                 ));
+                lock(&agent.watchers).push(watcher);
             }
             AgentFrame::SandboxListener => return Err(
                 "a sandbox listener out of place (only the launcher sends one, after its report)"

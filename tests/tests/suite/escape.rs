@@ -445,7 +445,12 @@ fn ordinary_agents_record_no_sandbox_access() {
     }
 }
 
-// Resource attacks: the rlimits stop them, the kernel stays responsive.
+// Resource attacks: the rlimits (or the agent's cgroup) stop them, the kernel stays
+// responsive, and the kernel records each as a `SandboxLimit` event before the agent's exit.
+
+fn assert_limit_event(k: &TestKernel, id: u64, resource: &str, by: &[&str]) -> RecordEvent {
+    k.limit_event_before_exit(id, resource, by)
+}
 
 fn limited_policy(k: &TestKernel, limits: &str) -> std::path::PathBuf {
     write_policy(
@@ -474,15 +479,35 @@ fn resource_fork_bomb() {
     let (id, line) = resource_attack(&k, "fork-bomb", "processes: 32");
     assert_blocked(&line, &["EAGAIN"]);
     assert_kernel_answers(&k);
-    // The agent's end empties its pid namespace: the bomb's processes go with it.
+    // The bomb holds its processes: the kernel's sample sees the agent at its RLIMIT_NPROC.
+    wait_until("the process-limit event", || {
+        k.records().iter().any(|r| {
+            r.agent.map(|a| a.0) == Some(id)
+                && matches!(&r.event, RecordEvent::SandboxLimit { resource, .. } if resource == "processes")
+        })
+    });
+    // Killing the agent empties its pid namespace: the bomb's processes go with it.
     let launcher = k.launcher_pid(id);
+    k.ctl_ok(&["kill", &id.to_string()]);
     let last = k.wait(id);
-    assert_eq!(last["exit"]["code"], 0, "{last}");
+    assert_eq!(last["exit"]["kind"], "killed", "{last}");
     assert!(agentos_tests::wait_pid_gone(
         launcher,
         agentos_tests::DEADLINE
     ));
     assert_kernel_answers(&k);
+    let event = assert_limit_event(&k, id, "processes", &["sample"]);
+    assert!(
+        matches!(
+            event,
+            RecordEvent::SandboxLimit {
+                limit: 32,
+                used: 32,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
 }
 
 #[test]
@@ -491,9 +516,14 @@ fn resource_memory_bomb() {
 }
 
 fn resource_memory_bomb_on(k: &TestKernel) {
-    let (_, line) = resource_attack(k, "memory-bomb", "address_space: 256MiB");
+    let (id, line) = resource_attack(k, "memory-bomb", "address_space: 256MiB");
     assert_blocked(&line, &["ENOMEM"]);
     assert_kernel_answers(k);
+    let event = assert_limit_event(k, id, "address_space", &["mmap", "mremap"]);
+    assert!(
+        matches!(event, RecordEvent::SandboxLimit { limit, .. } if limit == 256 << 20),
+        "{event:?}"
+    );
 }
 
 #[test]
@@ -502,9 +532,15 @@ fn resource_disk_fill() {
 }
 
 fn resource_disk_fill_on(k: &TestKernel) {
-    let (_, line) = resource_attack(k, "disk-fill", "file_size: 4MiB");
+    let (id, line) = resource_attack(k, "disk-fill", "file_size: 4MiB");
     assert_blocked(&line, &["EFBIG"]);
     assert_kernel_answers(k);
+    let event = assert_limit_event(k, id, "file_size", &["write"]);
+    assert!(
+        matches!(&event, RecordEvent::SandboxLimit { used, detail, .. }
+            if *used == 4 << 20 && detail.contains("/fill")),
+        "{event:?}"
+    );
 }
 
 #[test]
@@ -518,10 +554,10 @@ fn resource_cpu_spin_on(k: &TestKernel) {
     k.wait_for_line(id, "spinning");
     assert_kernel_answers(k);
     let last = k.wait(id);
-    // SIGXCPU (24) at the soft limit or SIGKILL (9) at the hard one.
-    let code = last["exit"]["code"].as_i64().unwrap_or(0);
-    assert!([128 + 9, 128 + 24].contains(&code), "{last}");
+    // SIGXCPU (24) at the limit: the hard limit (SIGKILL) is a second above it.
+    assert_eq!(last["exit"]["code"], 128 + 24, "{last}");
     assert_kernel_answers(k);
+    assert_limit_event(k, id, "cpu_seconds", &["exit"]);
 }
 
 #[test]
@@ -530,9 +566,21 @@ fn resource_fd_exhaustion() {
 }
 
 fn resource_fd_exhaustion_on(k: &TestKernel) {
-    let (_, line) = resource_attack(k, "fd-exhaustion", "open_files: 64");
+    let (id, line) = resource_attack(k, "fd-exhaustion", "open_files: 64");
     assert_blocked(&line, &["EMFILE"]);
     assert_kernel_answers(k);
+    let event = assert_limit_event(k, id, "open_files", &["openat", "open"]);
+    assert!(
+        matches!(
+            event,
+            RecordEvent::SandboxLimit {
+                limit: 64,
+                used: 64,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
 }
 
 /// The whole escape suite again, with the kernel running unprivileged (uid 65534 under root):

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use agentos_kernel::recorder::RecordEvent;
 use agentos_tests::{is_root, wait_until, write_policy, TestKernel};
 use serde_json::Value;
 
@@ -147,9 +148,17 @@ fn cgroup_fork_bomb_under_a_root_kernel_is_stopped_by_pids_max() {
             .contains("pids.max 32"),
         "{layer}"
     );
+    // The bomb holds its processes until killed: the sample sees the group full.
+    wait_until("the process-limit event", || {
+        k.records().iter().any(|r| {
+            r.agent.map(|a| a.0) == Some(id)
+                && matches!(&r.event, RecordEvent::SandboxLimit { resource, .. } if resource == "processes")
+        })
+    });
     let launcher = k.launcher_pid(id);
+    k.ctl_ok(&["kill", &id.to_string()]);
     let last = k.wait(id);
-    assert_eq!(last["exit"]["code"], 0, "{last}");
+    assert_eq!(last["exit"]["kind"], "killed", "{last}");
     assert!(agentos_tests::wait_pid_gone(
         launcher,
         agentos_tests::DEADLINE
@@ -163,6 +172,20 @@ fn cgroup_fork_bomb_under_a_root_kernel_is_stopped_by_pids_max() {
         assert!(!d.exists(), "{} is left behind", d.display());
     }
     assert_kernel_answers(&k);
+    // The group seen full, and the group's own count of the refused forks (read before it
+    // was removed).
+    let live = k.limit_event_before_exit(id, "processes", &["sample"]);
+    assert!(
+        matches!(&live, RecordEvent::SandboxLimit { limit: 32, used: 32, detail, .. }
+            if detail.contains("pids.max")),
+        "{live:?}"
+    );
+    let counted = k.limit_event_before_exit(id, "processes", &["cgroup"]);
+    assert!(
+        matches!(&counted, RecordEvent::SandboxLimit { used, detail, .. }
+            if *used >= 1 && detail.contains("pids.events")),
+        "{counted:?}"
+    );
 }
 
 #[test]
@@ -189,6 +212,13 @@ fn cgroup_memory_bomb_is_oom_killed_and_the_kernel_goes_on() {
         "{layer}"
     );
     assert_kernel_answers(&k);
+    // The OOM kill, as the group counted it before it was removed.
+    let event = k.limit_event_before_exit(id, "memory", &["cgroup"]);
+    assert!(
+        matches!(&event, RecordEvent::SandboxLimit { limit, used, detail, .. }
+            if *limit == 128 << 20 && *used >= 1 && detail.contains("killed")),
+        "{event:?}"
+    );
     // The kernel still spawns and serves agents.
     let policy = write_policy(&k.work, "after", "strict", SIGNALS, "");
     let next = k.spawn(&policy, &["echo"]);

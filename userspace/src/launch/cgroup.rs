@@ -263,6 +263,18 @@ impl Host {
     }
 }
 
+/// One counter of [`AgentGroup::limit_counters`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCounter {
+    /// `processes` or `memory`.
+    pub resource: &'static str,
+    /// What it counts, for a sentence (`forks refused at pids.max`).
+    pub what: &'static str,
+    /// The file it was read from.
+    pub file: String,
+    pub count: u64,
+}
+
 /// One agent's groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentGroup {
@@ -349,6 +361,84 @@ impl AgentGroup {
     /// Processes and threads in the group, if a pids controller is in force.
     pub fn pids(&self) -> Option<u64> {
         read_u64(&self.dir_of("pids")?.join("pids.current"))
+    }
+
+    /// `(pids.current, pids.max)`, if a pids controller is in force with a number as its max.
+    pub fn pids_and_max(&self) -> Option<(u64, u64)> {
+        let dir = self.dir_of("pids")?;
+        Some((
+            read_u64(&dir.join("pids.current"))?,
+            read_u64(&dir.join("pids.max"))?,
+        ))
+    }
+
+    /// What the group's controllers counted of their limits: forks refused at `pids.max`
+    /// (`pids.events` `max`), processes killed for memory (`oom_kill` of v1's
+    /// `memory.oom_control` or v2's `memory.events`), and times memory use met its limit (v1
+    /// `memory.failcnt`, v2 `memory.events` `max`). Counters a host lacks are left out.
+    pub fn limit_counters(&self) -> Vec<LimitCounter> {
+        let field = |file: &Path, key: &str| -> Option<u64> {
+            std::fs::read_to_string(file)
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        let mut out = Vec::new();
+        let mut push = |resource, what, file: PathBuf, count: Option<u64>| {
+            if let Some(count) = count {
+                out.push(LimitCounter {
+                    resource,
+                    what,
+                    file: file.display().to_string(),
+                    count,
+                });
+            }
+        };
+        if let Some(dir) = self.dir_of("pids") {
+            let f = dir.join("pids.events");
+            push(
+                "processes",
+                "forks refused at pids.max",
+                f.clone(),
+                field(&f, "max"),
+            );
+        }
+        if let Some(dir) = self.dir_of("memory") {
+            match self.version {
+                Version::V1 => {
+                    let oom = dir.join("memory.oom_control");
+                    push(
+                        "memory",
+                        "processes killed at the memory limit",
+                        oom.clone(),
+                        field(&oom, "oom_kill"),
+                    );
+                    let fail = dir.join("memory.failcnt");
+                    push(
+                        "memory",
+                        "times memory use met the limit",
+                        fail.clone(),
+                        read_u64(&fail),
+                    );
+                }
+                Version::V2 => {
+                    let ev = dir.join("memory.events");
+                    push(
+                        "memory",
+                        "processes killed at the memory limit",
+                        ev.clone(),
+                        field(&ev, "oom_kill"),
+                    );
+                    push(
+                        "memory",
+                        "times memory use met the limit",
+                        ev.clone(),
+                        field(&ev, "max"),
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// The pids still in the group (in any of its hierarchies).
@@ -453,6 +543,28 @@ mod tests {
         assert_eq!(read(&parent.join("9/cpu.max")), "1000 100000");
         // Without swap accounting no swap file is made up.
         assert!(!parent.join("8/memory.swap.max").exists());
+        // What the controllers counted of their limits.
+        std::fs::write(dir.join("pids.current"), "64\n").unwrap();
+        assert_eq!(group.pids_and_max(), Some((64, 64)));
+        std::fs::write(dir.join("pids.events"), "max 17\n").unwrap();
+        std::fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
+        let counted: Vec<(&str, u64)> = group
+            .limit_counters()
+            .iter()
+            .map(|c| (c.what, c.count))
+            .collect();
+        assert_eq!(
+            counted,
+            [
+                ("forks refused at pids.max", 17),
+                ("processes killed at the memory limit", 1),
+                ("times memory use met the limit", 5),
+            ]
+        );
     }
 
     #[test]

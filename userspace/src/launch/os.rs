@@ -87,7 +87,7 @@ pub trait Sys {
     fn close_fds_above_agent_fd(&mut self) -> io::Result<()>;
     /// Empties the launcher's own environment.
     fn clear_env(&mut self);
-    /// Sets soft and hard limit to `value`.
+    /// Sets the soft limit to `value`, and the hard one too (the CPU hard limit one second above).
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()>;
     /// Moves this process into a cgroup: writes `0` to its `cgroup.procs` file.
     fn join_cgroup(&mut self, procs: &Path) -> io::Result<()>;
@@ -124,7 +124,7 @@ pub trait Sys {
     fn landlock(&mut self, spec: &JailSpec) -> io::Result<LayerStatus>;
     /// Installs the seccomp layer; keeps its user-notification listener, if the host gave one,
     /// for [`Sys::send_listener`].
-    fn seccomp(&mut self, network: bool) -> io::Result<LayerStatus>;
+    fn seccomp(&mut self, network: bool, large_mmap: Option<u64>) -> io::Result<LayerStatus>;
     /// Sends the one `AgentFrame::JailReport` frame on [`AGENT_FD`].
     fn send_report(&mut self, report: &JailReport) -> io::Result<()>;
     /// Sends `AgentFrame::SandboxListener` with the seccomp listener attached (`SCM_RIGHTS`)
@@ -186,7 +186,13 @@ impl Sys for LinuxSys {
     }
 
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()> {
-        nix::sys::resource::setrlimit(limit.resource(), value, value).map_err(io::Error::from)
+        // CPU: SIGXCPU at the limit (the default action ends the process, and the kernel sees
+        // the signal in its exit status), SIGKILL one second later for an agent that catches it.
+        let hard = match limit {
+            Limit::CpuSeconds => value.saturating_add(1),
+            _ => value,
+        };
+        nix::sys::resource::setrlimit(limit.resource(), value, hard).map_err(io::Error::from)
     }
 
     fn join_cgroup(&mut self, procs: &Path) -> io::Result<()> {
@@ -347,8 +353,8 @@ impl Sys for LinuxSys {
         super::landlock_rules::apply(spec, self.root_view)
     }
 
-    fn seccomp(&mut self, network: bool) -> io::Result<LayerStatus> {
-        let (status, listener) = super::seccomp::install(network)?;
+    fn seccomp(&mut self, network: bool, large_mmap: Option<u64>) -> io::Result<LayerStatus> {
+        let (status, listener) = super::seccomp::install(network, large_mmap)?;
         self.listener = listener;
         Ok(status)
     }
@@ -552,7 +558,7 @@ impl Sys for RecordingSys {
             detail: "recorded".into(),
         })
     }
-    fn seccomp(&mut self, network: bool) -> io::Result<LayerStatus> {
+    fn seccomp(&mut self, network: bool, _large_mmap: Option<u64>) -> io::Result<LayerStatus> {
         self.rec(if network { "seccomp +inet" } else { "seccomp" });
         Ok(LayerStatus::Active {
             detail: "recorded".into(),

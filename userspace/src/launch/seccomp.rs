@@ -24,7 +24,8 @@ use seccompiler::{
 
 use super::error::other;
 use super::seccomp_table::{
-    all_allowed, name, ALLOWED, ALLOWED_LEGACY, ENOSYS, FILTERED, NOTIFIED, NOTIFIED_LEGACY,
+    all_allowed, is_notified, name, ALLOWED, ALLOWED_LEGACY, ENOSYS, FILTERED, LIMITED, NOTIFIED,
+    NOTIFIED_LEGACY,
 };
 
 /// Namespace flags `clone` may not carry.
@@ -53,7 +54,19 @@ pub fn socket_domains(network: bool) -> &'static [i32] {
     }
 }
 
-fn rules_for(nr: i64, network: bool) -> io::Result<Vec<SeccompRule>> {
+/// What the filter lets through unseen; the rest of a [`FILTERED`] or [`LIMITED`] call goes to
+/// the default action (with a listener: to the kernel, which tells denials from looks with
+/// [`is_looked_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unseen {
+    /// `AF_INET`/`AF_INET6` sockets too (a network tool provider).
+    network: bool,
+    /// `mmap`/`mremap` below this many bytes pass unseen (`None`: every size).
+    large_mmap: Option<u64>,
+}
+
+fn rules_for(nr: i64, unseen: Unseen) -> io::Result<Vec<SeccompRule>> {
+    let network = unseen.network;
     let rule = |conds: Vec<Cond>| SeccompRule::new(conds).map_err(other);
     Ok(match nr {
         libc::SYS_socket => {
@@ -88,6 +101,14 @@ fn rules_for(nr: i64, network: bool) -> io::Result<Vec<SeccompRule>> {
                 0,
             )?])?]
         }
+        // The length is mmap's second argument, the new length mremap's third.
+        libc::SYS_mmap | libc::SYS_mremap => match unseen.large_mmap {
+            Some(large) => {
+                let arg = if nr == libc::SYS_mmap { 1 } else { 2 };
+                vec![rule(vec![cond(arg, Len::Qword, Op::Lt, large)?])?]
+            }
+            None => Vec::new(),
+        },
         _ => Vec::new(),
     })
 }
@@ -119,21 +140,56 @@ pub fn allow_list() -> io::Result<BpfProgram> {
 
 /// The allow-list program with `deny` as its default action.
 pub fn allow_list_with(deny: Deny) -> io::Result<BpfProgram> {
-    allow_list_for(deny, false)
+    allow_list_for(deny, false, None)
 }
 
 /// The allow-list program with `deny` as its default action; `network` admits `AF_INET` and
-/// `AF_INET6` sockets (see [`socket_domains`]).
-pub fn allow_list_for(deny: Deny, network: bool) -> io::Result<BpfProgram> {
+/// `AF_INET6` sockets (see [`socket_domains`]); `large_mmap` (from [`large_mmap`] of the
+/// jail's address-space limit) is the smallest `mmap`/`mremap` shown to the kernel.
+pub fn allow_list_for(
+    deny: Deny,
+    network: bool,
+    large_mmap: Option<u64>,
+) -> io::Result<BpfProgram> {
     // With a listener, the notified calls fall to the default action (the kernel looks, then
     // lets them through); without one they are simply allowed.
-    compile(deny, deny == Deny::Eperm, network)
+    compile(deny, deny == Deny::Eperm, network, large_mmap)
 }
 
-fn compile(deny: Deny, allow_notified: bool, network: bool) -> io::Result<BpfProgram> {
+/// Whether the kernel, handed a notification of `nr`, looks at the call and lets it through
+/// (a [`NOTIFIED`] call, a large `mmap`) rather than denying it.
+pub fn is_looked_at(nr: i64) -> bool {
+    is_notified(nr) || LIMITED.iter().any(|e| e.1 == nr)
+}
+
+/// The smallest `mmap`/`mremap` length the kernel is shown under an address-space limit of
+/// `address_space` bytes: 1/64 of it, at least 1 MiB. A start-up's and an allocator's
+/// ordinary mappings pass unseen; a request that meets the limit from further below it than
+/// that is seen. `None` (nothing shown) when there is no real limit.
+pub fn large_mmap(address_space: u64) -> Option<u64> {
+    (address_space < 1 << 56).then(|| (address_space / 64).max(1 << 20))
+}
+
+fn compile(
+    deny: Deny,
+    allow_notified: bool,
+    network: bool,
+    large_mmap: Option<u64>,
+) -> io::Result<BpfProgram> {
+    // Without a listener nothing is shown to the kernel: new processes and large mappings
+    // are simply allowed, as the notified calls are.
+    let unseen = Unseen {
+        network,
+        large_mmap: if allow_notified { None } else { large_mmap },
+    };
     let mut rules = BTreeMap::new();
-    for entry in ALLOWED.iter().chain(ALLOWED_LEGACY).chain(FILTERED) {
-        rules.insert(entry.1, rules_for(entry.1, network)?);
+    for entry in ALLOWED
+        .iter()
+        .chain(ALLOWED_LEGACY)
+        .chain(FILTERED)
+        .chain(LIMITED)
+    {
+        rules.insert(entry.1, rules_for(entry.1, unseen)?);
     }
     if allow_notified {
         for entry in NOTIFIED.iter().chain(NOTIFIED_LEGACY) {
@@ -173,19 +229,23 @@ pub fn enosys() -> io::Result<BpfProgram> {
 /// Compiles and installs both programs on the calling thread (the launcher has one); returns
 /// the layer status and, when the host offers user notification, the listener to hand to the
 /// kernel (without it, denials are answered `EPERM` directly and not reported).
-pub fn install(network: bool) -> io::Result<(LayerStatus, Option<OwnedFd>)> {
-    let notify = allow_list_for(Deny::Notify, network)?;
+pub fn install(
+    network: bool,
+    large_mmap: Option<u64>,
+) -> io::Result<(LayerStatus, Option<OwnedFd>)> {
+    let notify = allow_list_for(Deny::Notify, network, large_mmap)?;
     let nosys = enosys()?;
     let (listener, default) = match crate::sys::seccomp_with_listener(&notify) {
         Ok(fd) => (
             Some(fd),
             format!(
-                "default: user notification to the kernel (recorded, answered EPERM); {} path and signal calls shown to the kernel, then let through",
-                NOTIFIED.len() + NOTIFIED_LEGACY.len()
+                "default: user notification to the kernel (recorded, answered EPERM); {} path and signal calls{} shown to the kernel, then let through",
+                NOTIFIED.len() + NOTIFIED_LEGACY.len(),
+                large_mmap.map_or(String::new(), |n| format!(" and mmap/mremap of {n} bytes or more"))
             ),
         ),
         Err(e) => {
-            let allow = allow_list_for(Deny::Eperm, network)?;
+            let allow = allow_list_for(Deny::Eperm, network, large_mmap)?;
             seccompiler::apply_filter(&allow).map_err(other)?;
             (
                 None,
@@ -194,7 +254,11 @@ pub fn install(network: bool) -> io::Result<(LayerStatus, Option<OwnedFd>)> {
         }
     };
     seccompiler::apply_filter(&nosys).map_err(other)?;
-    let plain = ALLOWED.len() + ALLOWED_LEGACY.len() + NOTIFIED.len() + NOTIFIED_LEGACY.len();
+    let plain = ALLOWED.len()
+        + ALLOWED_LEGACY.len()
+        + NOTIFIED.len()
+        + NOTIFIED_LEGACY.len()
+        + LIMITED.len();
     let enosys: Vec<&str> = ENOSYS.iter().map(name).collect();
     let sockets = if network {
         ", sockets AF_UNIX/AF_INET/AF_INET6 (network provider)"
@@ -226,14 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn large_mappings_are_shown_to_the_kernel_only_with_a_listener() {
+        assert_eq!(large_mmap(256 << 20), Some(4 << 20));
+        assert_eq!(large_mmap(16 << 20), Some(1 << 20));
+        assert_eq!(large_mmap(u64::MAX), None);
+        assert!(is_looked_at(libc::SYS_mmap) && is_looked_at(libc::SYS_openat));
+        assert!(!is_looked_at(libc::SYS_clone) && !is_looked_at(libc::SYS_ptrace));
+        // With a listener: a length check on mmap and mremap; without one, none.
+        let plain = allow_list_for(Deny::Notify, false, None).unwrap();
+        let sized = allow_list_for(Deny::Notify, false, Some(4 << 20)).unwrap();
+        assert!(sized.len() > plain.len());
+        assert!(sized.iter().any(|i| i.k == 4 << 20));
+        let eperm = allow_list_for(Deny::Eperm, false, Some(4 << 20)).unwrap();
+        assert_eq!(eperm, allow_list_for(Deny::Eperm, false, None).unwrap());
+    }
+
+    #[test]
     fn only_a_network_program_admits_inet_sockets() {
         assert_eq!(socket_domains(false), &[libc::AF_UNIX]);
         assert_eq!(
             socket_domains(true),
             &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6]
         );
-        let plain = allow_list_for(Deny::Eperm, false).unwrap();
-        let network = allow_list_for(Deny::Eperm, true).unwrap();
+        let plain = allow_list_for(Deny::Eperm, false, None).unwrap();
+        let network = allow_list_for(Deny::Eperm, true, None).unwrap();
         assert_eq!(plain, allow_list().unwrap());
         // Two more alternatives for `socket`'s domain, nothing else.
         assert!(network.len() > plain.len());
@@ -241,8 +321,8 @@ mod tests {
 
     #[test]
     fn notify_program_differs_only_in_the_default_action() {
-        let eperm = compile(Deny::Eperm, false, false).unwrap();
-        let notify = compile(Deny::Notify, false, false).unwrap();
+        let eperm = compile(Deny::Eperm, false, false, None).unwrap();
+        let notify = compile(Deny::Notify, false, false, None).unwrap();
         assert_eq!(notify, allow_list_with(Deny::Notify).unwrap());
         assert_eq!(eperm.len(), notify.len());
         let errno = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;

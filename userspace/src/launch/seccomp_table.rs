@@ -6,6 +6,7 @@
 //!   namespace flags).
 //! - [`NOTIFIED`] (+ [`NOTIFIED_LEGACY`]): allowed after the kernel has looked at them
 //!   through the listener (it records the ones the jail will refuse).
+//! - [`LIMITED`]: allowed; large requests are shown to the kernel first (resource limits).
 //! - [`ENOSYS`]: answered `ENOSYS` so the C library falls back (`clone3` → `clone`, whose
 //!   flags a classic BPF filter can inspect, unlike `clone3`'s struct in memory).
 //! - [`DENIED`]: what DESIGN §4 and the threat model forbid. None of them may appear in the
@@ -46,8 +47,7 @@ pub const ALLOWED: Table = table![
     SYS_utimensat, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr,
     SYS_llistxattr, SYS_flistxattr,
     // memory
-    SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise, SYS_msync,
-    SYS_mincore, SYS_membarrier,
+    SYS_brk, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_msync, SYS_mincore, SYS_membarrier,
     // polling and events
     SYS_ppoll, SYS_pselect6, SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_pwait,
     SYS_epoll_pwait2, SYS_eventfd2, SYS_timerfd_create, SYS_timerfd_settime,
@@ -133,6 +133,11 @@ pub fn is_notified(nr: i64) -> bool {
 /// Allowed only when the argument checks of [`super::seccomp`] pass.
 pub const FILTERED: Table = table![SYS_socket, SYS_socketpair, SYS_ioctl, SYS_clone];
 
+/// Always allowed; a request of at least the spec's size (a fraction of the address-space
+/// limit) is shown to the kernel first, which records the ones the limit refuses
+/// (`kernel/src/sandbox_limits.rs`): `mmap` by its length, `mremap` by its new length.
+pub const LIMITED: Table = table![SYS_mmap, SYS_mremap];
+
 /// Answered `ENOSYS` (by a second filter) so libc falls back to a filterable call.
 pub const ENOSYS: Table = table![SYS_clone3];
 
@@ -208,6 +213,7 @@ pub fn all_allowed() -> impl Iterator<Item = &'static (&'static str, i64)> {
         .chain(FILTERED)
         .chain(NOTIFIED)
         .chain(NOTIFIED_LEGACY)
+        .chain(LIMITED)
         .chain(ENOSYS)
 }
 

@@ -427,7 +427,10 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     jail.layer("no_new_privs", nnp)?;
     let landlock = sys.landlock(spec).map_err(LaunchError::Landlock);
     jail.layer("landlock", landlock)?;
-    let seccomp = sys.seccomp(spec.network).map_err(LaunchError::Seccomp);
+    let large_mmap = super::seccomp::large_mmap(spec.limits.address_space);
+    let seccomp = sys
+        .seccomp(spec.network, large_mmap)
+        .map_err(LaunchError::Seccomp);
     jail.layer("seccomp", seccomp)?;
 
     let report = jail.report("not reached");

@@ -1,0 +1,489 @@
+//! Sandbox events for resource limits: the calls and processes an agent's rlimits and cgroup
+//! stop, recorded as `SandboxLimit` with the agent's id.
+//!
+//! A limit is enforced by the host kernel inside the agent's own context (an rlimit answers
+//! `EAGAIN`, `EMFILE`, `ENOMEM` or `EFBIG`, or sends `SIGXCPU`/`SIGXFSZ`); nothing of that
+//! reaches this process by itself. So the kernel looks where it can see:
+//!
+//! ```text
+//! open, openat, openat2, creat ─────────► notified ─► descriptors open ≥ RLIMIT_NOFILE?
+//! mmap/mremap ≥ large_mmap(limit) ──────► notified ─► VmSize + request > RLIMIT_AS?
+//! a write in scratch ─► inotify IN_MODIFY ─► the file's size ≥ RLIMIT_FSIZE?
+//! every second ─► tasks in the agent's pid namespace (or its pids cgroup) ≥ the limit?
+//! the agent's exit status ─► SIGXCPU / SIGXFSZ?
+//! the agent's cgroup at its end ─► pids.events max, memory oom_kill / max counters
+//! ```
+//!
+//! Every notified call is still answered CONTINUE: the limit itself decides, exactly as it
+//! would unseen; this module only predicts, from the same numbers the host kernel compares,
+//! which calls it will refuse, and records those. A prediction can be off by a race (another
+//! thread of the agent closing a descriptor meanwhile); it never changes an outcome.
+//!
+//! Why processes are sampled and not notified: a notified call waits interruptibly until the
+//! kernel has received it, and a signal in that window makes it fail with EINTR when the
+//! handler lacks SA_RESTART. `fork` never fails so, and shells fork while their children's
+//! SIGCHLD arrives: a notified `fork` made `sh` report "Cannot fork". A fork bomb holds its
+//! processes, so the sample sees it at its limit (and a cgroup counts every refused fork).
+//! Opens and large mappings are rare enough beside signals, and the listener is installed
+//! with `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, which closes the window once the kernel has
+//! the notification.
+//!
+//! Not seen: a limit met by a call that is not shown to the kernel (`dup` at `RLIMIT_NOFILE`,
+//! an `mmap` smaller than [`large_mmap`] that crosses `RLIMIT_AS`, `brk`), a process limit
+//! met and left again between two samples without a cgroup, a process of the agent's own that
+//! it reaps itself after `SIGXCPU`, and a file at its size limit that is gone before the
+//! kernel reads the inotify event.
+//!
+//! [`large_mmap`]: agentos_userspace::launch::seccomp::large_mmap
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use agentos_syscalls::control::ExitStatus;
+use agentos_userspace::launch::cgroup::AgentGroup;
+use agentos_userspace::launch::ResourceLimits;
+
+use crate::recorder::RecordEvent;
+use crate::sys::SeccompNotification;
+
+/// One limit the agent met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hit {
+    /// `processes`, `open_files`, `address_space`, `file_size`, `cpu_seconds`, `memory`.
+    pub resource: &'static str,
+    pub limit: u64,
+    /// What the agent had in use (same unit as `limit`), 0 when not known.
+    pub used: u64,
+    /// What met it: the syscall, `write`, `exit` or `cgroup`.
+    pub by: String,
+    pub detail: String,
+}
+
+impl Hit {
+    pub fn event(self) -> RecordEvent {
+        RecordEvent::SandboxLimit {
+            resource: self.resource.to_string(),
+            limit: self.limit,
+            used: self.used,
+            by: self.by,
+            detail: self.detail,
+        }
+    }
+}
+
+/// A limit value that means something (the launcher's "unlimited" is far above this).
+fn real(limit: u64) -> Option<u64> {
+    (limit > 0 && limit < 1 << 56).then_some(limit)
+}
+
+/// What one jail's watcher compares against.
+#[derive(Debug, Clone)]
+pub(crate) struct Watched {
+    pub limits: ResourceLimits,
+    /// The agent's cgroup, if it has one: its pids controller is the process limit then.
+    pub cgroup: Option<AgentGroup>,
+    /// The jail's launcher (its only child is the jail's init, pid 1 of its pid namespace).
+    pub launcher: u32,
+}
+
+/// Looks at notification `n` (a call [`is_looked_at`] lets through) and says whether a limit
+/// will refuse it.
+///
+/// [`is_looked_at`]: agentos_userspace::launch::seccomp::is_looked_at
+pub(crate) fn look(n: &SeccompNotification, w: &Watched) -> Option<Hit> {
+    let nr = i64::from(n.nr);
+    let syscall = crate::sandbox::syscall_name(nr);
+    let a = n.args;
+    match nr {
+        libc::SYS_openat | libc::SYS_openat2 => open_files(n.pid, w.limits.open_files, syscall),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_open | libc::SYS_creat => open_files(n.pid, w.limits.open_files, syscall),
+        libc::SYS_mmap => address_space(n.pid, a[1], 0, w.limits.address_space, syscall),
+        libc::SYS_mremap => address_space(n.pid, a[2], a[1], w.limits.address_space, syscall),
+        _ => None,
+    }
+}
+
+/// The process limit, sampled: records when the agent's tasks come to fill it (once, until
+/// they drop below it again).
+#[derive(Debug, Default)]
+pub(crate) struct Processes {
+    at_limit: bool,
+}
+
+impl Processes {
+    pub fn sample(&mut self, w: &Watched) -> Option<Hit> {
+        let (used, limit, detail) = processes(w)?;
+        let was = std::mem::replace(&mut self.at_limit, used >= limit);
+        (self.at_limit && !was).then(|| Hit {
+            resource: "processes",
+            limit,
+            used,
+            by: "sample".into(),
+            detail,
+        })
+    }
+}
+
+/// `(tasks, limit, sentence)` of the jail: its pids cgroup where it has one, else its tasks
+/// against `RLIMIT_NPROC`.
+fn processes(w: &Watched) -> Option<(u64, u64, String)> {
+    if let Some((used, max)) = w.cgroup.as_ref().and_then(AgentGroup::pids_and_max) {
+        let detail = format!(
+            "the agent's pids cgroup holds {used} tasks of its pids.max {max}: a new process is refused (EAGAIN)"
+        );
+        return Some((used, max, detail));
+    }
+    let limit = real(w.limits.processes)?;
+    let init = first_child(w.launcher)?;
+    // RLIMIT_NPROC counts the tasks of the agent's uid in its user namespace: those of its pid
+    // namespace, and the launcher, which entered the user namespace by unshare but stayed
+    // outside the pid namespace it made for the init.
+    let used = tasks_in_namespace(init, limit)? + LAUNCHER_TASKS;
+    let detail = format!(
+        "the agent runs {used} tasks, its RLIMIT_NPROC is {limit}: a new process is refused (EAGAIN)"
+    );
+    Some((used, limit, detail))
+}
+
+/// The first child of `pid` (the launcher has exactly one: the init).
+fn first_child(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The launcher's own task, counted in the agent's user namespace (see [`processes`]).
+const LAUNCHER_TASKS: u64 = 1;
+
+/// The tasks (threads included, as `RLIMIT_NPROC` counts them) of the pid namespace `pid` is
+/// in, read from that namespace's own `/proc`; counting stops at `enough`.
+fn tasks_in_namespace(pid: u32, enough: u64) -> Option<u64> {
+    let proc = PathBuf::from(format!("/proc/{pid}/root/proc"));
+    let mut tasks = 0u64;
+    for entry in std::fs::read_dir(&proc).ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // A process that ended meanwhile counts for nothing.
+        tasks += std::fs::read_to_string(proc.join(n).join("stat"))
+            .ok()
+            .and_then(|stat| num_threads(&stat))
+            .unwrap_or(0);
+        if tasks >= enough {
+            break;
+        }
+    }
+    Some(tasks)
+}
+
+/// Field 20 of `/proc/<pid>/stat` (the command, field 2, may hold spaces and parentheses).
+fn num_threads(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(17)?.parse().ok()
+}
+
+/// An open: refused (EMFILE) when every descriptor below `RLIMIT_NOFILE` is taken. The cheap
+/// test first (the highest allowed descriptor exists: the table fills from the bottom), then
+/// the count.
+fn open_files(pid: u32, limit: u64, syscall: String) -> Option<Hit> {
+    let limit = real(limit)?;
+    let fds = PathBuf::from(format!("/proc/{pid}/fd"));
+    std::fs::symlink_metadata(fds.join((limit - 1).to_string())).ok()?;
+    let used = std::fs::read_dir(&fds).ok()?.count() as u64;
+    (used >= limit).then(|| Hit {
+        resource: "open_files",
+        limit,
+        used,
+        by: syscall,
+        detail: format!(
+            "an open is refused (EMFILE): the agent's process holds {used} descriptors, its RLIMIT_NOFILE is {limit}"
+        ),
+    })
+}
+
+/// A mapping of `new` bytes (replacing `old`): refused (ENOMEM) when it takes the process's
+/// address space over `RLIMIT_AS`.
+fn address_space(pid: u32, new: u64, old: u64, limit: u64, syscall: String) -> Option<Hit> {
+    let limit = real(limit)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let used = vm_size(&status)?;
+    let after = used.saturating_add(new.saturating_sub(old));
+    (after > limit).then(|| Hit {
+        resource: "address_space",
+        limit,
+        used,
+        by: syscall,
+        detail: format!(
+            "a mapping of {} is refused (ENOMEM): the process maps {} of its RLIMIT_AS {}",
+            bytes(new),
+            bytes(used),
+            bytes(limit)
+        ),
+    })
+}
+
+/// `VmSize` of a `/proc/<pid>/status`, in bytes.
+fn vm_size(status: &str) -> Option<u64> {
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn bytes(n: u64) -> String {
+    agentos_userspace::launch::cgroup::format_bytes(n)
+}
+
+/// How the agent's exit status shows a limit: its process ended by `SIGXCPU` (`RLIMIT_CPU`)
+/// or `SIGXFSZ` (`RLIMIT_FSIZE` with the signal's default action).
+pub(crate) fn exit_hit(status: &ExitStatus, limits: &ResourceLimits) -> Option<Hit> {
+    let ExitStatus::PosixSignal(signal) = status else {
+        return None;
+    };
+    let (resource, limit, what) = match *signal {
+        libc::SIGXCPU => (
+            "cpu_seconds",
+            limits.cpu_seconds,
+            format!("its RLIMIT_CPU of {} s", limits.cpu_seconds),
+        ),
+        libc::SIGXFSZ => (
+            "file_size",
+            limits.file_size,
+            format!("its RLIMIT_FSIZE of {}", bytes(limits.file_size)),
+        ),
+        _ => return None,
+    };
+    Some(Hit {
+        resource,
+        limit,
+        used: 0,
+        by: "exit".into(),
+        detail: format!("the agent was ended by signal {signal} at {what}"),
+    })
+}
+
+/// What the agent's cgroup counted over its life: forks refused at `pids.max`, processes the
+/// memory limit killed, times memory use met the limit.
+pub(crate) fn cgroup_hits(group: &AgentGroup, limits: &ResourceLimits) -> Vec<Hit> {
+    group
+        .limit_counters()
+        .into_iter()
+        .filter(|c| c.count > 0)
+        .map(|c| {
+            let limit = match c.resource {
+                "processes" => limits.processes,
+                _ => limits.memory,
+            };
+            Hit {
+                resource: c.resource,
+                limit,
+                used: c.count,
+                by: "cgroup".into(),
+                detail: format!("{} {} ({})", c.count, c.what, c.file),
+            }
+        })
+        .collect()
+}
+
+/// Files at their size limit in the directories the agent may write: inotify reports each
+/// write (`IN_MODIFY`, coalesced while unread), and a file whose size reached `RLIMIT_FSIZE`
+/// is one a write was cut short in (EFBIG, or SIGXFSZ).
+#[derive(Debug)]
+pub(crate) struct FileSizes {
+    fd: OwnedFd,
+    limit: u64,
+    /// Watch descriptor → directory.
+    dirs: HashMap<i32, PathBuf>,
+    reported: HashSet<PathBuf>,
+}
+
+impl FileSizes {
+    /// Watches `scratch` and its subdirectories (those made later too); `None` without a real
+    /// file-size limit.
+    pub fn new(scratch: &Path, limit: u64) -> io::Result<Option<Self>> {
+        use rustix::fs::inotify;
+        let Some(limit) = real(limit) else {
+            return Ok(None);
+        };
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
+        let mut me = Self {
+            fd,
+            limit,
+            dirs: HashMap::new(),
+            reported: HashSet::new(),
+        };
+        me.watch_tree(scratch);
+        Ok(Some(me))
+    }
+
+    /// A second descriptor of the same inotify instance, to wait on (it turns readable with
+    /// the first).
+    pub fn readiness(&self) -> io::Result<OwnedFd> {
+        self.fd.try_clone()
+    }
+
+    fn watch_tree(&mut self, dir: &Path) {
+        use rustix::fs::inotify::{add_watch, WatchFlags};
+        let flags = WatchFlags::MODIFY | WatchFlags::CREATE | WatchFlags::ONLYDIR;
+        let Ok(wd) = add_watch(&self.fd, dir, flags) else {
+            return;
+        };
+        self.dirs.insert(wd, dir.to_path_buf());
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    self.watch_tree(&e.path());
+                }
+            }
+        }
+    }
+
+    /// Reads every pending event; returns the files found at the limit (each once).
+    pub fn drain(&mut self) -> Vec<Hit> {
+        use rustix::fs::inotify::{ReadFlags, Reader};
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut changed: Vec<PathBuf> = Vec::new();
+        let mut new_dirs: Vec<PathBuf> = Vec::new();
+        let mut overflow = false;
+        {
+            let mut reader = Reader::new(&self.fd, &mut buf);
+            while let Ok(event) = reader.next() {
+                let flags = event.events();
+                if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+                    overflow = true;
+                    continue;
+                }
+                let (Some(dir), Some(name)) = (self.dirs.get(&event.wd()), event.file_name())
+                else {
+                    continue;
+                };
+                let path = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+                if flags.contains(ReadFlags::ISDIR) {
+                    if flags.contains(ReadFlags::CREATE) {
+                        new_dirs.push(path);
+                    }
+                } else if flags.contains(ReadFlags::MODIFY) && !changed.contains(&path) {
+                    changed.push(path);
+                }
+            }
+        }
+        for d in new_dirs {
+            self.watch_tree(&d);
+        }
+        if overflow {
+            // Events were lost: look at every file of the watched directories.
+            changed = self
+                .dirs
+                .values()
+                .filter_map(|d| std::fs::read_dir(d).ok())
+                .flat_map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>())
+                .collect();
+        }
+        let mut hits = Vec::new();
+        for path in changed {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || meta.len() < self.limit || self.reported.contains(&path) {
+                continue;
+            }
+            hits.push(Hit {
+                resource: "file_size",
+                limit: self.limit,
+                used: meta.len(),
+                by: "write".into(),
+                detail: format!(
+                    "{} reached the agent's RLIMIT_FSIZE of {}: a write past it is refused (EFBIG, or SIGXFSZ)",
+                    path.display(),
+                    bytes(self.limit)
+                ),
+            });
+            self.reported.insert(path);
+        }
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_thread_counts_and_vm_size() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 7 0 100 1000 50";
+        assert_eq!(num_threads(stat), Some(7));
+        assert_eq!(num_threads("garbage"), None);
+        let status = "Name:\tx\nVmPeak:\t  20 kB\nVmSize:\t   12288 kB\n";
+        assert_eq!(vm_size(status), Some(12288 * 1024));
+        assert_eq!(vm_size("Name: x\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_seen_at_its_own_numbers() {
+        let me = std::process::id();
+        // Our own namespace's /proc, through our own root: at least this process's threads.
+        let tasks = tasks_in_namespace(me, u64::MAX).unwrap_or(0);
+        assert!(tasks >= 1);
+        // More descriptors open than a limit of 3 allows (0, 1, 2 and the read_dir's own).
+        let hit = open_files(me, 3, "openat".into());
+        assert!(hit.is_some_and(|h| h.used >= 3));
+        assert_eq!(open_files(me, 1 << 20, "openat".into()), None);
+        // A mapping larger than the limit is refused; a small one under a huge limit is not.
+        let hit = address_space(me, 2 << 30, 0, 1 << 30, "mmap".into()).unwrap();
+        assert_eq!(hit.resource, "address_space");
+        assert!(hit.used > 0);
+        assert_eq!(address_space(me, 4096, 0, 1 << 50, "mmap".into()), None);
+    }
+
+    #[test]
+    fn exit_by_sigxcpu_or_sigxfsz_is_a_limit() {
+        let limits = ResourceLimits::default();
+        let cpu = exit_hit(&ExitStatus::PosixSignal(libc::SIGXCPU), &limits).unwrap();
+        assert_eq!(
+            (cpu.resource, cpu.limit),
+            ("cpu_seconds", limits.cpu_seconds)
+        );
+        let fsize = exit_hit(&ExitStatus::PosixSignal(libc::SIGXFSZ), &limits).unwrap();
+        assert_eq!(fsize.resource, "file_size");
+        assert_eq!(
+            exit_hit(&ExitStatus::PosixSignal(libc::SIGKILL), &limits),
+            None
+        );
+        assert_eq!(exit_hit(&ExitStatus::Code(0), &limits), None);
+    }
+
+    #[test]
+    fn a_file_at_its_size_limit_is_reported_once_in_any_subdirectory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = FileSizes::new(dir.path(), 1000).unwrap().unwrap();
+        std::fs::write(dir.path().join("small"), [0u8; 10]).unwrap();
+        assert_eq!(w.drain(), []);
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(w.drain(), []);
+        std::fs::write(sub.join("big"), [0u8; 1000]).unwrap();
+        let hits = w.drain();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!((hits[0].resource, hits[0].used), ("file_size", 1000));
+        assert!(hits[0].detail.contains("sub/big"));
+        std::fs::write(sub.join("big"), [0u8; 1000]).unwrap();
+        assert_eq!(w.drain(), []);
+        assert!(FileSizes::new(dir.path(), u64::MAX).unwrap().is_none());
+    }
+}
