@@ -38,7 +38,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -301,34 +301,48 @@ pub(crate) fn cgroup_hits(group: &AgentGroup, limits: &ResourceLimits) -> Vec<Hi
         .collect()
 }
 
-/// Files at their size limit in the directories the agent may write: inotify reports each
-/// write (`IN_MODIFY`, coalesced while unread), and a file whose size reached `RLIMIT_FSIZE`
-/// is one a write was cut short in (EFBIG, or SIGXFSZ).
+/// Files at their size limit in the agent's scratch dir: inotify reports each write
+/// (`IN_MODIFY`, coalesced while unread), and a file whose size reached `RLIMIT_FSIZE` is one
+/// a write was cut short in (EFBIG, or SIGXFSZ).
+///
+/// The tree belongs to the agent, which can swap a directory for a symlink at any moment: every
+/// path is resolved beneath the scratch dir (`openat2` `RESOLVE_BENEATH`, no symlink as the
+/// last component), and a new directory is watched through the descriptor so opened, so the
+/// kernel never watches or looks at anything outside it.
 #[derive(Debug)]
 pub(crate) struct FileSizes {
     fd: OwnedFd,
+    scratch: PathBuf,
+    root: OwnedFd,
     limit: u64,
-    /// Watch descriptor → directory.
+    /// Watch descriptor → directory, relative to the scratch dir (`.` for itself).
     dirs: HashMap<i32, PathBuf>,
     reported: HashSet<PathBuf>,
 }
 
 impl FileSizes {
-    /// Watches `scratch` and its subdirectories (those made later too); `None` without a real
+    /// Watches `scratch` and the directories made in it later; `None` without a real
     /// file-size limit.
     pub fn new(scratch: &Path, limit: u64) -> io::Result<Option<Self>> {
-        use rustix::fs::inotify;
+        use rustix::fs::{inotify, Mode, OFlags};
         let Some(limit) = real(limit) else {
             return Ok(None);
         };
         let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
+        let root = rustix::fs::open(
+            scratch,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let mut me = Self {
             fd,
+            scratch: scratch.to_path_buf(),
+            root,
             limit,
             dirs: HashMap::new(),
             reported: HashSet::new(),
         };
-        me.watch_tree(scratch);
+        me.watch(Path::new("."))?;
         Ok(Some(me))
     }
 
@@ -338,20 +352,29 @@ impl FileSizes {
         self.fd.try_clone()
     }
 
-    fn watch_tree(&mut self, dir: &Path) {
+    /// Opens `rel` beneath the scratch dir without following a last symlink.
+    fn open(&self, rel: &Path, flags: rustix::fs::OFlags) -> io::Result<OwnedFd> {
+        use rustix::fs::OFlags;
+        let rel = rel.to_str().ok_or_else(|| io::Error::other("not UTF-8"))?;
+        crate::sys::open_beneath(
+            self.root.as_fd(),
+            rel,
+            flags | OFlags::PATH | OFlags::NOFOLLOW,
+            0,
+        )
+    }
+
+    fn watch(&mut self, rel: &Path) -> io::Result<()> {
         use rustix::fs::inotify::{add_watch, WatchFlags};
+        let dir = self.open(rel, rustix::fs::OFlags::DIRECTORY)?;
         let flags = WatchFlags::MODIFY | WatchFlags::CREATE | WatchFlags::ONLYDIR;
-        let Ok(wd) = add_watch(&self.fd, dir, flags) else {
-            return;
-        };
-        self.dirs.insert(wd, dir.to_path_buf());
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    self.watch_tree(&e.path());
-                }
-            }
-        }
+        let wd = add_watch(
+            &self.fd,
+            format!("/proc/self/fd/{}", dir.as_raw_fd()),
+            flags,
+        )?;
+        self.dirs.insert(wd, rel.to_path_buf());
+        Ok(())
     }
 
     /// Reads every pending event; returns the files found at the limit (each once).
@@ -360,61 +383,55 @@ impl FileSizes {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
         let mut changed: Vec<PathBuf> = Vec::new();
         let mut new_dirs: Vec<PathBuf> = Vec::new();
-        let mut overflow = false;
         {
             let mut reader = Reader::new(&self.fd, &mut buf);
             while let Ok(event) = reader.next() {
                 let flags = event.events();
-                if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
-                    overflow = true;
-                    continue;
-                }
                 let (Some(dir), Some(name)) = (self.dirs.get(&event.wd()), event.file_name())
                 else {
                     continue;
                 };
-                let path = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+                let rel = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
                 if flags.contains(ReadFlags::ISDIR) {
                     if flags.contains(ReadFlags::CREATE) {
-                        new_dirs.push(path);
+                        new_dirs.push(rel);
                     }
-                } else if flags.contains(ReadFlags::MODIFY) && !changed.contains(&path) {
-                    changed.push(path);
+                } else if flags.contains(ReadFlags::MODIFY) && !changed.contains(&rel) {
+                    changed.push(rel);
                 }
             }
         }
         for d in new_dirs {
-            self.watch_tree(&d);
-        }
-        if overflow {
-            // Events were lost: look at every file of the watched directories.
-            changed = self
-                .dirs
-                .values()
-                .filter_map(|d| std::fs::read_dir(d).ok())
-                .flat_map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>())
-                .collect();
+            // Gone or swapped for a link meanwhile: nothing of the agent's to watch there.
+            let _ = self.watch(&d);
         }
         let mut hits = Vec::new();
-        for path in changed {
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        for rel in changed {
+            let Ok(size) = self
+                .open(&rel, rustix::fs::OFlags::empty())
+                .and_then(|f| Ok(rustix::fs::fstat(&f)?))
+                .map(|st| {
+                    (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st.st_size as u64)
+                })
+            else {
                 continue;
             };
-            if !meta.is_file() || meta.len() < self.limit || self.reported.contains(&path) {
+            let Some(size) = size else { continue };
+            if size < self.limit || self.reported.contains(&rel) {
                 continue;
             }
             hits.push(Hit {
                 resource: "file_size",
                 limit: self.limit,
-                used: meta.len(),
+                used: size,
                 by: "write".into(),
                 detail: format!(
                     "{} reached the agent's RLIMIT_FSIZE of {}: a write past it is refused (EFBIG, or SIGXFSZ)",
-                    path.display(),
+                    self.scratch.join(&rel).display(),
                     bytes(self.limit)
                 ),
             });
-            self.reported.insert(path);
+            self.reported.insert(rel);
         }
         hits
     }
@@ -483,6 +500,23 @@ mod tests {
         assert_eq!((hits[0].resource, hits[0].used), ("file_size", 1000));
         assert!(hits[0].detail.contains("sub/big"));
         std::fs::write(sub.join("big"), [0u8; 1000]).unwrap();
+        assert_eq!(w.drain(), []);
+        // A directory swapped for a link out of scratch after a write in it: the kernel does
+        // not look through the link (the big file outside is not reported).
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("x"), [0u8; 3000]).unwrap();
+        let d = dir.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        assert_eq!(w.drain(), []);
+        std::fs::write(d.join("x"), [0u8; 10]).unwrap();
+        std::fs::remove_file(d.join("x")).unwrap();
+        std::fs::remove_dir(&d).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &d).unwrap();
+        assert_eq!(w.drain(), []);
+        // Nor a file swapped for a link.
+        std::fs::write(dir.path().join("y"), [0u8; 10]).unwrap();
+        std::fs::remove_file(dir.path().join("y")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x"), dir.path().join("y")).unwrap();
         assert_eq!(w.drain(), []);
         assert!(FileSizes::new(dir.path(), u64::MAX).unwrap().is_none());
     }
