@@ -18,9 +18,10 @@ pub struct Connection {
 }
 
 pub fn state_dir(given: &Option<PathBuf>) -> PathBuf {
-    given
+    let dir = given
         .clone()
-        .unwrap_or_else(agentos_kernel::config::default_state_dir)
+        .unwrap_or_else(agentos_kernel::config::default_state_dir);
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn no_kernel(dir: &Path) -> CliError {

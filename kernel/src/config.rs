@@ -93,8 +93,11 @@ impl Config {
     /// The defaults for a kernel on `state_dir`, with the launcher found beside the running
     /// executable (or beside its parent dir, for test binaries under `target/*/deps`).
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        // Absolute: every path derived from it (scratch dirs, sockets) is handed to launchers
+        // and jails that run elsewhere than the caller's working directory.
+        let state_dir = state_dir.into();
         Self {
-            state_dir: state_dir.into(),
+            state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
             launcher: sibling_binary("agentos-launch"),
             require_full_sandbox: true,
             term_grace: Duration::from_secs(5),
