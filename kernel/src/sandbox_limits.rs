@@ -315,7 +315,7 @@ pub(crate) struct FileSizes {
     scratch: PathBuf,
     root: OwnedFd,
     limit: u64,
-    /// Watch descriptor → directory, relative to the scratch dir (`.` for itself).
+    /// Watch descriptor → directory, relative to the scratch dir (empty for itself).
     dirs: HashMap<i32, PathBuf>,
     reported: HashSet<PathBuf>,
 }
@@ -342,7 +342,7 @@ impl FileSizes {
             dirs: HashMap::new(),
             reported: HashSet::new(),
         };
-        me.watch(Path::new("."))?;
+        me.watch(Path::new(""))?;
         Ok(Some(me))
     }
 
@@ -355,7 +355,11 @@ impl FileSizes {
     /// Opens `rel` beneath the scratch dir without following a last symlink.
     fn open(&self, rel: &Path, flags: rustix::fs::OFlags) -> io::Result<OwnedFd> {
         use rustix::fs::OFlags;
-        let rel = rel.to_str().ok_or_else(|| io::Error::other("not UTF-8"))?;
+        let rel = match rel.to_str() {
+            Some("") => ".",
+            Some(rel) => rel,
+            None => return Err(io::Error::other("a path that is not UTF-8")),
+        };
         crate::sys::open_beneath(
             self.root.as_fd(),
             rel,

@@ -538,7 +538,7 @@ fn resource_disk_fill_on(k: &TestKernel) {
     let event = assert_limit_event(k, id, "file_size", &["write"]);
     assert!(
         matches!(&event, RecordEvent::SandboxLimit { used, detail, .. }
-            if *used == 4 << 20 && detail.contains("/fill")),
+            if *used == 4 << 20 && detail.contains("/scratch/fill reached")),
         "{event:?}"
     );
 }
