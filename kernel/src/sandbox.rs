@@ -116,7 +116,9 @@ pub(crate) fn setup_cgroups(
             }
         }
         Err(why) => LayerStatus::Missing {
-            detail: format!("rlimits only: {why}"),
+            detail: format!(
+                "rlimits only: {why}. Limit events then see the process limit by a once-a-second sample and an address-space hit only for a mapping of 1/64 of the limit or more"
+            ),
         },
     };
     let layer = Layer {
