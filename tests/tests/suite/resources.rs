@@ -234,17 +234,20 @@ fn ps_json_shows_cgroup_usage_of_a_running_agent() {
     let policy = write_policy(&k.work, "park", "strict", SIGNALS, "");
     let id = k.spawn(&policy, &["fork-tree", "2"]);
     k.wait_for_line(id, "ready");
-    let rows: Value = serde_json::from_str(&k.ctl_ok(&["ps", "--json"])).expect("json");
-    let row = rows
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["id"] == id)
-        .cloned()
-        .expect("row");
-    // launcher, init, agent, 2 sleeps, sh and its 2 sleeps (threads count too).
-    let pids = row["usage"]["pids"].as_u64().unwrap_or(0);
-    assert!(pids >= 8, "{row}");
+    // launcher, init, agent, 2 sleeps, sh and its 2 sleeps (threads count too); `ready` comes
+    // before the sh has started its own sleeps, so the count is awaited.
+    let mut row = Value::Null;
+    wait_until("the agent's whole tree in ps --json", || {
+        let rows: Value = serde_json::from_str(&k.ctl_ok(&["ps", "--json"])).expect("json");
+        row = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .expect("row");
+        row["usage"]["pids"].as_u64().unwrap_or(0) >= 8
+    });
     assert!(
         row["usage"]["memory_bytes"].as_u64().unwrap_or(0) > 0,
         "{row}"

@@ -377,68 +377,54 @@ impl AgentGroup {
     /// `memory.oom_control` or v2's `memory.events`), and times memory use met its limit (v1
     /// `memory.failcnt`, v2 `memory.events` `max`). Counters a host lacks are left out.
     pub fn limit_counters(&self) -> Vec<LimitCounter> {
-        let field = |file: &Path, key: &str| -> Option<u64> {
-            std::fs::read_to_string(file)
-                .ok()?
-                .lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        type Counter = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+        );
+        const PIDS: Counter = (
+            "pids",
+            "processes",
+            "forks refused at pids.max",
+            "pids.events",
+            Some("max"),
+        );
+        const KILLED: &str = "processes killed at the memory limit";
+        const MET: &str = "times memory use met the limit";
+        // (controller, resource, what, file, key: a "key N" line of the file, or the file whole)
+        #[rustfmt::skip]
+        let table: &[Counter] = match self.version {
+            Version::V1 => &[
+                PIDS,
+                ("memory", "memory", KILLED, "memory.oom_control", Some("oom_kill")),
+                ("memory", "memory", MET, "memory.failcnt", None),
+            ],
+            Version::V2 => &[
+                PIDS,
+                ("memory", "memory", KILLED, "memory.events", Some("oom_kill")),
+                ("memory", "memory", MET, "memory.events", Some("max")),
+            ],
         };
-        let mut out = Vec::new();
-        let mut push = |resource, what, file: PathBuf, count: Option<u64>| {
-            if let Some(count) = count {
-                out.push(LimitCounter {
+        table
+            .iter()
+            .filter_map(|&(controller, resource, what, file, key)| {
+                let path = self.dir_of(controller)?.join(file);
+                let count = match key {
+                    Some(key) => std::fs::read_to_string(&path).ok()?.lines().find_map(|l| {
+                        l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok()
+                    })?,
+                    None => read_u64(&path)?,
+                };
+                Some(LimitCounter {
                     resource,
                     what,
-                    file: file.display().to_string(),
+                    file: path.display().to_string(),
                     count,
-                });
-            }
-        };
-        if let Some(dir) = self.dir_of("pids") {
-            let f = dir.join("pids.events");
-            push(
-                "processes",
-                "forks refused at pids.max",
-                f.clone(),
-                field(&f, "max"),
-            );
-        }
-        if let Some(dir) = self.dir_of("memory") {
-            match self.version {
-                Version::V1 => {
-                    let oom = dir.join("memory.oom_control");
-                    push(
-                        "memory",
-                        "processes killed at the memory limit",
-                        oom.clone(),
-                        field(&oom, "oom_kill"),
-                    );
-                    let fail = dir.join("memory.failcnt");
-                    push(
-                        "memory",
-                        "times memory use met the limit",
-                        fail.clone(),
-                        read_u64(&fail),
-                    );
-                }
-                Version::V2 => {
-                    let ev = dir.join("memory.events");
-                    push(
-                        "memory",
-                        "processes killed at the memory limit",
-                        ev.clone(),
-                        field(&ev, "oom_kill"),
-                    );
-                    push(
-                        "memory",
-                        "times memory use met the limit",
-                        ev.clone(),
-                        field(&ev, "max"),
-                    );
-                }
-            }
-        }
-        out
+                })
+            })
+            .collect()
     }
 
     /// The pids still in the group (in any of its hierarchies).
