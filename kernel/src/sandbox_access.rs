@@ -21,8 +21,14 @@
 //!   out); a path that exists nowhere is a plain miss (runtimes probe for optional files), and a
 //!   read-only runtime link that leads out of the root is the runtime's own, not an attempt:
 //!   neither is recorded;
-//! - a write (open for writing or creating, link, rename, symlink creation) of a path outside the
-//!   agent's scratch directory and devices (the root and every bind but scratch are read-only);
+//! - a write (open for writing or creating, `truncate`) of a path outside the agent's scratch
+//!   directory and devices (the root and every bind but scratch are read-only), or a change of
+//!   an entry or inode outside scratch, devices included (their data is the agent's, their
+//!   inodes and `/dev` entries the host's): link, rename, symlink, `mkdir`, `unlink`/`rmdir`,
+//!   `chmod`, `chown`, `utimensat`. A new name that exists already (`mkdir`, `link`,
+//!   `symlink`) fails with `EEXIST` before the jail looks, and an empty or NULL path
+//!   (`AT_EMPTY_PATH`, `futimens`) is an operation on a descriptor: neither is recorded; a
+//!   path through the caller's own `/proc/self/fd/N` is judged where that descriptor leads;
 //! - an abstract Unix socket that is not bound in the agent's own network namespace;
 //! - a signal to a pid (or process group) that does not exist in the agent's pid namespace,
 //!   or `kill(-1)` by anyone but the agent's init (the launcher's final sweep).
@@ -69,9 +75,14 @@ impl Writable {
 
     /// Whether `path` (absolute, as the agent's root shows it) is writable for the agent.
     pub fn allows(&self, path: &Path) -> bool {
-        path.starts_with(&self.scratch)
-            || self.devices.iter().any(|d| d == path)
-            || self.extra.iter().any(|d| path.starts_with(d))
+        self.allows_change(path) || self.devices.iter().any(|d| d == path)
+    }
+
+    /// Whether the entry or inode at `path` may be changed (made, removed, renamed, linked,
+    /// its mode, owner or times set): scratch and the extra dirs, not the devices, whose data
+    /// alone is the agent's (the jail binds them read-only).
+    pub fn allows_change(&self, path: &Path) -> bool {
+        path.starts_with(&self.scratch) || self.extra.iter().any(|d| path.starts_with(d))
     }
 }
 
@@ -198,6 +209,26 @@ impl Caller {
         }
     }
 
+    /// Where the magic link of one of the caller's own descriptors leads (`/proc/<its
+    /// pid>/fd/N`, which is how [`Caller::absolute`] spells `/proc/self/fd/N`), as the agent's
+    /// root shows it. `None` for any other path and for a descriptor that is no path (a pipe,
+    /// a socket). Resolving such a link inside the root is refused (a magic link), so without
+    /// this a write through it would go unseen.
+    fn own_fd_target(&self, path: &Path) -> Option<PathBuf> {
+        let parts: Vec<&OsStr> = path.components().skip(1).map(|c| c.as_os_str()).collect();
+        let (pid, fd) = match parts.as_slice() {
+            [p, pid, f, fd] if *p == "proc" && *f == "fd" => (pid, fd),
+            [p, pid, t, _, f, fd] if *p == "proc" && *t == "task" && *f == "fd" => (pid, fd),
+            _ => return None,
+        };
+        let fd: i32 = fd.to_str()?.parse().ok()?;
+        let (tgid, _) = self.ns_ids()?;
+        if pid.to_str()? != tgid.to_string() {
+            return None;
+        }
+        self.base(fd)
+    }
+
     /// Resolves `path` (absolute, agent view) inside the agent's root; `follow` the last link.
     fn resolve(&self, path: &Path, follow: bool) -> io::Result<OwnedFd> {
         use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
@@ -238,42 +269,75 @@ enum Use {
     Read,
     /// Read without following the last symlink (`readlink`).
     Link,
-    /// Written, created or replaced: must be in scratch (or a device).
+    /// Its data written (opened for writing or creating, truncated): must be in scratch, a
+    /// device or an extra writable dir.
     Write {
         create: bool,
         follow: bool,
     },
+    /// The entry or the inode itself changed: removed, renamed, linked, replaced (`create`: a
+    /// name that may be new), or its mode, owner or times set: must be in scratch or an extra
+    /// writable dir ([`Writable::allows_change`]: not a device).
+    Change {
+        create: bool,
+        follow: bool,
+    },
+    /// A new entry and nothing else (`mkdir`, the name a `link` or `symlink` makes): an
+    /// existing one fails with `EEXIST` before the jail looks, so only a missing one is judged
+    /// (as a creation).
+    Make,
 }
 
 /// Why the jail refuses `path` for `how`, if it does.
 fn refused(c: &Caller, path: &Path, how: Use, w: &Writable) -> Option<String> {
     let follow = match how {
         Use::Read => true,
-        Use::Link => false,
-        Use::Write { follow, .. } => follow,
+        Use::Link | Use::Make => false,
+        Use::Write { follow, .. } | Use::Change { follow, .. } => follow,
+    };
+    let create = matches!(
+        how,
+        Use::Write { create: true, .. } | Use::Change { create: true, .. } | Use::Make
+    );
+    // A device's data is the agent's; its inode and its entry in /dev are the host's.
+    let data = matches!(how, Use::Write { .. });
+    let may = |p: &Path| {
+        if data {
+            w.allows(p)
+        } else {
+            w.allows_change(p)
+        }
     };
     let missing = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR));
     match c.resolve(path, follow) {
         Ok(fd) => match how {
-            Use::Write { .. } => {
+            Use::Write { .. } | Use::Change { .. } => {
                 let real = Caller::real(&fd).unwrap_or_else(|| path.to_path_buf());
-                (!w.allows(&real)).then(|| {
-                    format!(
-                        "{} is read-only for the agent (only its scratch {} and devices are writable)",
-                        real.display(),
-                        w.scratch.display()
-                    )
+                (!may(&real)).then(|| {
+                    if data {
+                        format!(
+                            "{} is read-only for the agent (only its scratch {} and devices are writable)",
+                            real.display(),
+                            w.scratch.display(),
+                        )
+                    } else {
+                        format!(
+                            "{} is read-only for the agent (only entries in its scratch {} may be made, removed or changed; devices are only written)",
+                            real.display(),
+                            w.scratch.display(),
+                        )
+                    }
                 })
             }
-            Use::Read | Use::Link => None,
+            Use::Read | Use::Link | Use::Make => None,
         },
         Err(e) if missing(&e) => {
-            if let Use::Write { create: true, .. } = how {
+            if create {
                 // A new entry: its directory must exist in the root and be writable.
                 let parent = path.parent()?;
                 if let Ok(dir) = c.resolve(parent, true) {
                     let real = Caller::real(&dir)?.join(path.file_name()?);
-                    return (!w.allows(&real)).then(|| {
+                    return (!may(&real)).then(|| {
                         format!(
                             "{} is outside the agent's scratch {} (read-only for it)",
                             real.display(),
@@ -293,7 +357,6 @@ fn refused(c: &Caller, path: &Path, how: Use, w: &Writable) -> Option<String> {
                 }
             }
             // Hidden by the jail if the host has it; a plain miss otherwise.
-            let create = matches!(how, Use::Write { create: true, .. });
             let on_host = std::fs::symlink_metadata(path).is_ok()
                 || (create && path.parent().is_some_and(|p| p.exists()));
             on_host.then(|| format!("{} is not in the agent's root", path.display()))
@@ -352,10 +415,38 @@ fn open_use(flags: u64) -> Use {
     }
 }
 
-const NEW_ENTRY: Use = Use::Write {
+/// The name a rename replaces (or creates).
+const NEW_ENTRY: Use = Use::Change {
     create: true,
     follow: false,
 };
+
+/// An existing entry itself (not what a last link leads to): renamed, linked or removed
+/// (`unlink`, and `rmdir`/`unlinkat(AT_REMOVEDIR)`, which the jail refuses alike).
+const OLD_ENTRY: Use = Use::Change {
+    create: false,
+    follow: false,
+};
+
+/// An existing file's data cut (`truncate`), through the last link.
+const TRUNCATED: Use = Use::Write {
+    create: false,
+    follow: true,
+};
+
+/// An existing inode's mode, owner or times set (`chmod`, `chown`, `utimensat`), through the
+/// last link unless `follow` is false (`AT_SYMLINK_NOFOLLOW`, `lchown`).
+fn changed(follow: bool) -> Use {
+    Use::Change {
+        create: false,
+        follow,
+    }
+}
+
+/// Whether an `*at` call's `flags` argument follows the last link (no `AT_SYMLINK_NOFOLLOW`).
+fn follows(flags: u64) -> bool {
+    arg_i32(flags) & libc::AT_SYMLINK_NOFOLLOW == 0
+}
 
 fn gather(
     c: &Caller,
@@ -364,10 +455,6 @@ fn gather(
     str_at: &dyn Fn(u64) -> Option<Vec<u8>>,
 ) -> Option<Plan> {
     let cwd = libc::AT_FDCWD;
-    let old_link = Use::Write {
-        create: false,
-        follow: false,
-    };
     let paths = |v: Vec<(i32, u64, Use)>| -> Option<Plan> {
         let mut out = Vec::new();
         for (dirfd, addr, how) in v {
@@ -394,20 +481,43 @@ fn gather(
         #[cfg(target_arch = "x86_64")]
         libc::SYS_readlink => paths(vec![(cwd, a[0], Use::Link)]),
         libc::SYS_linkat => paths(vec![
-            (arg_i32(a[0]), a[1], old_link),
-            (arg_i32(a[2]), a[3], NEW_ENTRY),
+            (arg_i32(a[0]), a[1], OLD_ENTRY),
+            (arg_i32(a[2]), a[3], Use::Make),
         ]),
         #[cfg(target_arch = "x86_64")]
-        libc::SYS_link => paths(vec![(cwd, a[0], old_link), (cwd, a[1], NEW_ENTRY)]),
-        libc::SYS_symlinkat => paths(vec![(arg_i32(a[1]), a[2], NEW_ENTRY)]),
+        libc::SYS_link => paths(vec![(cwd, a[0], OLD_ENTRY), (cwd, a[1], Use::Make)]),
+        libc::SYS_symlinkat => paths(vec![(arg_i32(a[1]), a[2], Use::Make)]),
         #[cfg(target_arch = "x86_64")]
-        libc::SYS_symlink => paths(vec![(cwd, a[1], NEW_ENTRY)]),
+        libc::SYS_symlink => paths(vec![(cwd, a[1], Use::Make)]),
         libc::SYS_renameat | libc::SYS_renameat2 => paths(vec![
-            (arg_i32(a[0]), a[1], old_link),
+            (arg_i32(a[0]), a[1], OLD_ENTRY),
             (arg_i32(a[2]), a[3], NEW_ENTRY),
         ]),
         #[cfg(target_arch = "x86_64")]
-        libc::SYS_rename => paths(vec![(cwd, a[0], old_link), (cwd, a[1], NEW_ENTRY)]),
+        libc::SYS_rename => paths(vec![(cwd, a[0], OLD_ENTRY), (cwd, a[1], NEW_ENTRY)]),
+        libc::SYS_mkdirat => paths(vec![(arg_i32(a[0]), a[1], Use::Make)]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_mkdir => paths(vec![(cwd, a[0], Use::Make)]),
+        // AT_REMOVEDIR (rmdir) removes an entry of the same directory as unlink does.
+        libc::SYS_unlinkat => paths(vec![(arg_i32(a[0]), a[1], OLD_ENTRY)]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_unlink | libc::SYS_rmdir => paths(vec![(cwd, a[0], OLD_ENTRY)]),
+        libc::SYS_truncate => paths(vec![(cwd, a[0], TRUNCATED)]),
+        // The syscall has no flags (glibc's AT_SYMLINK_NOFOLLOW goes through an O_PATH open).
+        libc::SYS_fchmodat => paths(vec![(arg_i32(a[0]), a[1], changed(true))]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_chmod => paths(vec![(cwd, a[0], changed(true))]),
+        libc::SYS_fchownat => paths(vec![(arg_i32(a[0]), a[1], changed(follows(a[4])))]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_chown => paths(vec![(cwd, a[0], changed(true))]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_lchown => paths(vec![(cwd, a[0], changed(false))]),
+        // A NULL path (futimens) is an fd op: str_at fails and there is no plan.
+        libc::SYS_utimensat => paths(vec![(arg_i32(a[0]), a[1], changed(follows(a[3])))]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_futimesat => paths(vec![(arg_i32(a[0]), a[1], changed(true))]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_utime | libc::SYS_utimes => paths(vec![(cwd, a[0], changed(true))]),
         libc::SYS_connect => {
             let len = usize::try_from(a[2])
                 .ok()?
@@ -443,16 +553,49 @@ fn gather(
     }
 }
 
+/// Python's bytecode cache: the `__pycache__` dir made beside an imported module, and the
+/// `.pyc` created in one (through a temporary `NAME.pyc.N`). The interpreter writes it where
+/// it can and goes on quietly where it cannot (modules in a read-only dir): ordinary work,
+/// not an attempt, so not judged. (Refused all the same: skipping the record is all this does.)
+fn bytecode_cache(path: &Path, how: Use) -> bool {
+    let name = path.file_name().map(OsStr::as_bytes).unwrap_or_default();
+    let in_cache = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "__pycache__");
+    match how {
+        Use::Make => name == b"__pycache__",
+        Use::Write { create: true, .. } => {
+            in_cache && (name.ends_with(b".pyc") || name.windows(5).any(|w| w == b".pyc."))
+        }
+        _ => false,
+    }
+}
+
 fn judge(c: &Caller, plan: Plan, w: &Writable) -> Option<(String, String)> {
     match plan {
         Plan::Paths(paths) => {
             for (dirfd, raw, how) in paths {
-                if how == Use::Read && w.runtime_read(&raw) {
+                // An empty path names the descriptor itself (AT_EMPTY_PATH: an fd op, like
+                // fchown) or nothing (ENOENT): not a path the jail resolves.
+                if raw.is_empty() || (how == Use::Read && w.runtime_read(&raw)) {
                     continue;
                 }
                 let shown = String::from_utf8_lossy(&raw).into_owned();
                 let Some(path) = c.absolute(dirfd, &raw) else {
                     continue;
+                };
+                if bytecode_cache(&path, how) {
+                    continue;
+                }
+                // A use through the last link goes where a descriptor's magic link leads.
+                let through = matches!(
+                    how,
+                    Use::Read | Use::Write { follow: true, .. } | Use::Change { follow: true, .. }
+                );
+                let path = match through.then(|| c.own_fd_target(&path)).flatten() {
+                    Some(target) => target,
+                    None => path,
                 };
                 if let Some(why) = refused(c, &path, how, w) {
                     return Some((shown, why));
@@ -533,6 +676,11 @@ mod tests {
         assert!(!w.allows(Path::new("/etc/passwd")));
         assert!(w.allows(Path::new("/ws/f")));
         assert!(!w.allows(Path::new("/wsx/f")));
+        // A device's data, not its inode or entry.
+        assert!(w.allows_change(Path::new("/var/s/agent-1/x")));
+        assert!(w.allows_change(Path::new("/ws/f")));
+        assert!(!w.allows_change(Path::new("/dev/null")));
+        assert!(!w.allows_change(Path::new("/etc/passwd")));
     }
 
     #[test]
@@ -551,6 +699,167 @@ mod tests {
                 create: false,
                 follow: false
             }
+        );
+    }
+
+    /// The `Use` of each path of a gathered call (the paths themselves come from `str_at`).
+    fn uses(nr: i64, args: [u64; 6]) -> Option<Vec<(i32, Use)>> {
+        let c = Caller {
+            pid: std::process::id(),
+        };
+        // A NULL pointer is no string; anything else reads as "p".
+        let str_at = |addr: u64| (addr != 0).then(|| b"p".to_vec());
+        match gather(&c, nr, &args, &str_at)? {
+            Plan::Paths(p) => Some(p.into_iter().map(|(fd, _, how)| (fd, how)).collect()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn path_writes_are_gathered_with_their_use() {
+        let cwd = libc::AT_FDCWD as u32 as u64;
+        let nofollow = libc::AT_SYMLINK_NOFOLLOW as u64;
+        assert_eq!(
+            uses(libc::SYS_mkdirat, [5, 1, 0o755, 0, 0, 0]),
+            Some(vec![(5, Use::Make)])
+        );
+        // unlink and rmdir (AT_REMOVEDIR) both remove the entry itself.
+        for flags in [0, libc::AT_REMOVEDIR as u64] {
+            assert_eq!(
+                uses(libc::SYS_unlinkat, [cwd, 1, flags, 0, 0, 0]),
+                Some(vec![(libc::AT_FDCWD, OLD_ENTRY)])
+            );
+        }
+        assert_eq!(
+            uses(libc::SYS_truncate, [1, 0, 0, 0, 0, 0]),
+            Some(vec![(libc::AT_FDCWD, TRUNCATED)])
+        );
+        assert_eq!(
+            uses(libc::SYS_fchmodat, [cwd, 1, 0o4755, 0, 0, 0]),
+            Some(vec![(libc::AT_FDCWD, changed(true))])
+        );
+        assert_eq!(
+            uses(libc::SYS_fchownat, [3, 1, 0, 0, nofollow, 0]),
+            Some(vec![(3, changed(false))])
+        );
+        assert_eq!(
+            uses(libc::SYS_utimensat, [cwd, 1, 0, 0, 0, 0]),
+            Some(vec![(libc::AT_FDCWD, changed(true))])
+        );
+        assert_eq!(
+            uses(libc::SYS_utimensat, [cwd, 1, 0, nofollow, 0, 0]),
+            Some(vec![(libc::AT_FDCWD, changed(false))])
+        );
+        // futimens: utimensat on a descriptor with a NULL path is no path at all.
+        assert_eq!(uses(libc::SYS_utimensat, [3, 0, 0, 0, 0, 0]), None);
+        // A link's and a symlink's new name only exists or not; a rename's may be replaced.
+        assert_eq!(
+            uses(libc::SYS_symlinkat, [1, cwd, 2, 0, 0, 0]),
+            Some(vec![(libc::AT_FDCWD, Use::Make)])
+        );
+        assert_eq!(
+            uses(libc::SYS_renameat2, [cwd, 1, cwd, 2, 0, 0]),
+            Some(vec![
+                (libc::AT_FDCWD, OLD_ENTRY),
+                (libc::AT_FDCWD, NEW_ENTRY)
+            ])
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(
+                uses(libc::SYS_mkdir, [1, 0o755, 0, 0, 0, 0]),
+                Some(vec![(libc::AT_FDCWD, Use::Make)])
+            );
+            for nr in [libc::SYS_unlink, libc::SYS_rmdir] {
+                assert_eq!(
+                    uses(nr, [1, 0, 0, 0, 0, 0]),
+                    Some(vec![(libc::AT_FDCWD, OLD_ENTRY)])
+                );
+            }
+            for (nr, follow) in [
+                (libc::SYS_chmod, true),
+                (libc::SYS_chown, true),
+                (libc::SYS_lchown, false),
+                (libc::SYS_utime, true),
+                (libc::SYS_utimes, true),
+            ] {
+                assert_eq!(
+                    uses(nr, [1, 0, 0, 0, 0, 0]),
+                    Some(vec![(libc::AT_FDCWD, changed(follow))])
+                );
+            }
+            assert_eq!(
+                uses(libc::SYS_futimesat, [4, 1, 0, 0, 0, 0]),
+                Some(vec![(4, changed(true))])
+            );
+            assert_eq!(uses(libc::SYS_futimesat, [4, 0, 0, 0, 0, 0]), None);
+        }
+    }
+
+    #[test]
+    fn python_bytecode_cache_writes_are_not_attempts() {
+        let create = open_use((libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) as u64);
+        assert!(bytecode_cache(Path::new("/ro/lib/__pycache__"), Use::Make));
+        assert!(bytecode_cache(
+            Path::new("/ro/lib/__pycache__/m.cpython-311.pyc.140234"),
+            create
+        ));
+        assert!(bytecode_cache(
+            Path::new("/ro/lib/__pycache__/m.cpython-311.pyc"),
+            create
+        ));
+        // Nothing else: not a removal, not another name, not outside a cache dir.
+        assert!(!bytecode_cache(Path::new("/ro/lib/__pycache__"), OLD_ENTRY));
+        assert!(!bytecode_cache(
+            Path::new("/ro/lib/__pycache__/m.py"),
+            create
+        ));
+        assert!(!bytecode_cache(Path::new("/ro/lib/m.pyc"), create));
+        assert!(!bytecode_cache(
+            Path::new("/ro/lib/__pycache__/m.pyc"),
+            changed(true)
+        ));
+    }
+
+    /// `refused` on this process, whose root is the host's: scratch is a temporary dir.
+    #[test]
+    fn path_writes_outside_scratch_are_refused_existing_new_names_are_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let scratch = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir(scratch.join("d")).unwrap();
+        std::fs::write(scratch.join("f"), "x").unwrap();
+        let w = Writable {
+            scratch: scratch.clone(),
+            devices: vec!["/dev/null".into()],
+            runtime: vec!["/usr".into()],
+            extra: Vec::new(),
+        };
+        let c = Caller {
+            pid: std::process::id(),
+        };
+        let env = Path::new("/usr/bin/env");
+        let refused_for = |p: &Path, how: Use| refused(&c, p, how, &w);
+        // In scratch: anything goes.
+        assert_eq!(refused_for(&scratch.join("d"), OLD_ENTRY), None);
+        assert_eq!(refused_for(&scratch.join("f"), changed(true)), None);
+        assert_eq!(refused_for(&scratch.join("new"), Use::Make), None);
+        assert_eq!(refused_for(&scratch.join("f"), TRUNCATED), None);
+        // The runtime: removed, changed, cut, a new directory in it.
+        for how in [OLD_ENTRY, changed(true), changed(false), TRUNCATED] {
+            let why = refused_for(env, how).unwrap_or_default();
+            assert!(why.contains("read-only for the agent"), "{how:?}: {why}");
+        }
+        let why = refused_for(Path::new("/usr/agentos-no-such-dir"), Use::Make);
+        assert!(why.is_some_and(|w| w.contains("outside the agent's scratch")));
+        // An existing name fails EEXIST before the jail looks.
+        assert_eq!(refused_for(Path::new("/usr"), Use::Make), None);
+        // A device: written and cut, yes; its mode, owner or times, no.
+        assert_eq!(refused_for(Path::new("/dev/null"), TRUNCATED), None);
+        assert!(refused_for(Path::new("/dev/null"), changed(true)).is_some());
+        // A path that is nowhere is a plain miss.
+        assert_eq!(
+            refused_for(Path::new("/usr/agentos-no-such-file"), OLD_ENTRY),
+            None
         );
     }
 

@@ -44,6 +44,20 @@ def attack(name, arg):
             return escaped(name, "wrote /usr/agentos-escape")
         except OSError as e:
             return blocked(name, e.errno)
+    # Path writes outside scratch (the legacy mkdir/rmdir/chown entry points, as Python
+    # calls them): the read-only runtime, and a file the agent's root hides. The chown keeps
+    # owner and group (-1): harmless even where the jail failed.
+    path_writes = {
+        "mkdir-outside": lambda: os.mkdir("/usr/agentos-escape-dir"),
+        "rmdir-runtime": lambda: os.rmdir("/usr/share"),
+        "chown-hidden": lambda: os.chown("/etc/shadow", -1, -1),
+    }
+    if name in path_writes:
+        try:
+            path_writes[name]()
+            return escaped(name, f"{name} worked")
+        except OSError as e:
+            return blocked(name, e.errno)
     if name in ("tcp", "udp-dns"):
         kind = socket.SOCK_STREAM if name == "tcp" else socket.SOCK_DGRAM
         try:

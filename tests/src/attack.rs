@@ -4,8 +4,11 @@
 //! on that line, on the kernel's health and on the flight recorder.
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
 use nix::errno::Errno;
+use nix::fcntl::AT_FDCWD;
+use nix::sys::stat::Mode;
 
 use crate::sys::raw_syscall;
 
@@ -34,6 +37,18 @@ fn socket(domain: i32, ty: i32, proto: i32) -> Outcome {
     )
 }
 
+/// The runtime file the path-write attacks aim at (read-only in every jail).
+pub const RUNTIME_FILE: &str = "/usr/bin/env";
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(0))
+}
+
+/// What [`RUNTIME_FILE`] is now (mode, owner, length, times), as the jail shows it.
+fn runtime_meta() -> Result<std::fs::Metadata, Errno> {
+    std::fs::metadata(RUNTIME_FILE).map_err(|e| errno_of(&e))
+}
+
 /// Every attack the agent knows, by name.
 pub const ATTACKS: &[&str] = &[
     "shadow",
@@ -44,6 +59,17 @@ pub const ATTACKS: &[&str] = &[
     "proc-mem",
     "dev-fd",
     "proc-fd",
+    "mkdir-outside",
+    "unlink-runtime",
+    "rmdir-runtime",
+    "chmod-runtime",
+    "chown-runtime",
+    "truncate-runtime",
+    "utimensat-runtime",
+    "chmod-device",
+    "chmod-proc-fd",
+    "mknod",
+    "setxattr",
     "mount",
     "umount2",
     "pivot_root",
@@ -139,6 +165,94 @@ pub fn run(name: &str, arg: Option<&str>) -> Outcome {
                 Ok(format!("descriptors {fds:?}"))
             }
         }
+        "mkdir-outside" => nix(nix::sys::stat::mkdirat(
+            AT_FDCWD,
+            "/usr/agentos-escape-dir",
+            Mode::from_bits_truncate(0o755),
+        )),
+        "unlink-runtime" => nix(nix::unistd::unlinkat(
+            AT_FDCWD,
+            RUNTIME_FILE,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        )),
+        // A runtime directory that is not empty: harmless even where the jail failed.
+        "rmdir-runtime" => nix(nix::unistd::unlinkat(
+            AT_FDCWD,
+            "/usr/share",
+            nix::unistd::UnlinkatFlags::RemoveDir,
+        )),
+        // The metadata attacks set what the file already has (its mode, owner, length,
+        // times): the host kernel checks the same rights as for a change, and a jail that
+        // failed would still leave the host's file as it was.
+        "chmod-runtime" => {
+            let m = runtime_meta()?;
+            nix(nix::sys::stat::fchmodat(
+                AT_FDCWD,
+                RUNTIME_FILE,
+                Mode::from_bits_truncate(m.mode()),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            ))
+        }
+        "chown-runtime" => {
+            let m = runtime_meta()?;
+            nix(nix::unistd::fchownat(
+                AT_FDCWD,
+                RUNTIME_FILE,
+                Some(nix::unistd::Uid::from_raw(m.uid())),
+                Some(nix::unistd::Gid::from_raw(m.gid())),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ))
+        }
+        "truncate-runtime" => {
+            let m = runtime_meta()?;
+            nix(nix::unistd::truncate(RUNTIME_FILE, m.size() as i64))
+        }
+        "utimensat-runtime" => {
+            let m = runtime_meta()?;
+            let t = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+            nix(nix::sys::stat::utimensat(
+                AT_FDCWD,
+                RUNTIME_FILE,
+                &t(m.atime(), m.atime_nsec()),
+                &t(m.mtime(), m.mtime_nsec()),
+                nix::sys::stat::UtimensatFlags::FollowSymlink,
+            ))
+        }
+        // A device the jail binds writable: its data, not its metadata (the mode it has).
+        "chmod-device" => {
+            let m = std::fs::metadata("/dev/null").map_err(|e| errno_of(&e))?;
+            nix(nix::sys::stat::fchmodat(
+                AT_FDCWD,
+                "/dev/null",
+                Mode::from_bits_truncate(m.mode()),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            ))
+        }
+        // Through the descriptor's magic link (an O_PATH open is a read).
+        "chmod-proc-fd" => {
+            use std::os::fd::AsRawFd;
+            let m = runtime_meta()?;
+            let f = nix::fcntl::open(
+                RUNTIME_FILE,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            nix(nix::sys::stat::fchmodat(
+                AT_FDCWD,
+                format!("/proc/self/fd/{}", f.as_raw_fd()).as_str(),
+                Mode::from_bits_truncate(m.mode()),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            ))
+        }
+        "mknod" => nix(nix::sys::stat::mknod(
+            "/usr/agentos-escape-fifo",
+            nix::sys::stat::SFlag::S_IFIFO,
+            Mode::from_bits_truncate(0o644),
+            0,
+        )),
+        "setxattr" => crate::sys::setxattr(RUNTIME_FILE, "user.agentos-escape", b"x")
+            .map(|rc| format!("setxattr returned {rc}"))
+            .map_err(Errno::from_raw),
         "mount" => nix(nix::mount::mount(
             Some("none"),
             "/usr",

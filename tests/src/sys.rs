@@ -35,3 +35,26 @@ pub fn ignore_sigxfsz() {
     // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety question arises.
     let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
 }
+
+/// `setxattr(path, name, value, len, 0)`: `Ok(return value)` or `Err(errno)`.
+pub fn setxattr(path: &str, name: &str, value: &[u8]) -> Result<i32, i32> {
+    let (Ok(path), Ok(name)) = (std::ffi::CString::new(path), std::ffi::CString::new(name)) else {
+        return Err(libc::EINVAL);
+    };
+    // SAFETY: `path` and `name` are NUL-terminated and `value` is `value.len()` bytes, all
+    // alive for the whole call; the kernel only reads them.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(rc)
+    }
+}

@@ -507,6 +507,8 @@ rc = libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)
 print("mount", rc, ctypes.get_errno())
 rc = libc.syscall(435, None, 0)  # clone3: ENOSYS, so libc falls back to clone
 print("clone3", rc, ctypes.get_errno())
+rc = libc.syscall(452, -100, b"/tmp", 0o755, 0x100)  # fchmodat2: ENOSYS, libc falls back
+print("fchmodat2", rc, ctypes.get_errno())
 rc = libc.ioctl(0, 0x5412, ctypes.c_char_p(b"x"))  # TIOCSTI
 print("tiocsti", rc, ctypes.get_errno())
 try:
@@ -519,7 +521,7 @@ os.fstat(3); print("fd3 ok")
     out.assert_code(0);
     assert_eq!(
         out.stdout,
-        "unshare -1 1\nunshare -1 1\nmount -1 1\nclone3 -1 38\ntiocsti -1 1\nfd4 9\nfd3 ok\n",
+        "unshare -1 1\nunshare -1 1\nmount -1 1\nclone3 -1 38\nfchmodat2 -1 38\ntiocsti -1 1\nfd4 9\nfd3 ok\n",
         "{out:?}"
     );
 }

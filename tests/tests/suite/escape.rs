@@ -142,6 +142,30 @@ const FILE_ATTACKS: &[(&str, &[&str], &str, &str)] = &[
         "/proc/self/root/../../etc/shadow",
     ),
     ("dev-fd", &["ENOENT", "EACCES"], "readlink", "/dev/fd/3"),
+    // The path writes: the read-only bind of /usr answers EROFS before landlock looks
+    // (truncate checks the inode's write permission first: EACCES for a kernel's uid 65534).
+    (
+        "mkdir-outside",
+        &["EROFS"],
+        "mkdirat",
+        "/usr/agentos-escape-dir",
+    ),
+    ("unlink-runtime", &["EROFS"], "unlinkat", "/usr/bin/env"),
+    ("rmdir-runtime", &["EROFS"], "unlinkat", "/usr/share"),
+    ("chmod-runtime", &["EROFS"], "fchmodat", "/usr/bin/env"),
+    ("chown-runtime", &["EROFS"], "fchownat", "/usr/bin/env"),
+    (
+        "truncate-runtime",
+        &["EROFS", "EACCES"],
+        "truncate",
+        "/usr/bin/env",
+    ),
+    ("utimensat-runtime", &["EROFS"], "utimensat", "/usr/bin/env"),
+    // A device is bound read-only (its data stays writable): the agent of a root kernel is
+    // uid 0, the owner of the host's /dev/null, and could chmod it otherwise.
+    ("chmod-device", &["EROFS"], "fchmodat", "/dev/null"),
+    // The runtime file again, named by the magic link of a descriptor the agent opened.
+    ("chmod-proc-fd", &["EROFS"], "fchmodat", "/proc/self/fd/"),
 ];
 
 /// Runs the file-level attack `name` of [`FILE_ATTACKS`] on a kernel of its own.
@@ -203,6 +227,7 @@ syscall_attacks! {
     escape_kexec_load: "kexec_load" => "kexec_load";
     escape_reboot: "reboot" => "reboot";
     escape_syslog: "syslog" => "syslog";
+    escape_mknod: "mknod" => "mknodat";
 }
 
 #[test]
@@ -254,6 +279,61 @@ fn escape_hardlink_out_of_scratch() {
 #[test]
 fn escape_proc_self_root() {
     file_attack("proc-root");
+}
+
+#[test]
+fn escape_mkdir_outside_scratch() {
+    file_attack("mkdir-outside");
+}
+
+#[test]
+fn escape_unlink_runtime_file() {
+    file_attack("unlink-runtime");
+}
+
+#[test]
+fn escape_rmdir_runtime_dir() {
+    file_attack("rmdir-runtime");
+}
+
+#[test]
+fn escape_chmod_runtime_binary() {
+    file_attack("chmod-runtime");
+}
+
+#[test]
+fn escape_chown_runtime_binary() {
+    file_attack("chown-runtime");
+}
+
+#[test]
+fn escape_truncate_runtime_file() {
+    file_attack("truncate-runtime");
+}
+
+#[test]
+fn escape_utimensat_runtime_file() {
+    file_attack("utimensat-runtime");
+}
+
+#[test]
+fn escape_chmod_device() {
+    file_attack("chmod-device");
+}
+
+#[test]
+fn escape_chmod_through_proc_self_fd() {
+    file_attack("chmod-proc-fd");
+}
+
+#[test]
+fn escape_setxattr_runtime_file() {
+    escape_setxattr_runtime_file_on(&TestKernel::start());
+}
+
+/// `setxattr` is not on the allow-list: EPERM from seccomp, recorded as a denial.
+fn escape_setxattr_runtime_file_on(k: &TestKernel) {
+    syscall_attack_on(k, "setxattr", None, "setxattr");
 }
 
 #[test]
@@ -424,16 +504,31 @@ fn a_flood_of_denied_syscalls_is_recorded_bounded_and_exact() {
 }
 
 /// Ordinary work (files in scratch, a symlink and a rename there, reading the runtime, a
-/// signal to itself) by a shell and a Python agent records no sandbox access event.
+/// signal to itself; directories made and removed, modes, owners, times and lengths changed in
+/// scratch, `mkdir -p` over existing directories) by a shell and a Python agent records no
+/// sandbox access event.
 #[test]
 fn ordinary_agents_record_no_sandbox_access() {
     let k = TestKernel::start();
     let policy = write_policy(&k.work, "plain", "strict", &[], "");
     let sh = "echo hi > f; ln -s f g; ln f h; mv h i; cat g; cat /etc/localtime > /dev/null; kill -0 $$; echo done";
+    let sh_dirs = "set -e; mkdir d; mkdir -p d/e/f \"$PWD/d/e\"; touch d/t; touch -d @0 d/t; \
+        chmod 600 d/t; chmod -R u+rwX d; chown \"+$(stat -c %u d/t):+$(stat -c %g d/t)\" d/t; truncate -s 10 d/t; \
+        ln -s t d/l; rm d/t d/l; rmdir d/e/f; rm -r d; echo done";
     let py = "import os, subprocess; open('x', 'w').write('1'); os.rename('x', 'y'); os.symlink('y', 'z'); print(open('z').read()); os.readlink('z'); os.kill(os.getpid(), 0); subprocess.run(['/bin/true']); print('done')";
+    let py_dirs = "import os, shutil, tempfile
+os.makedirs('a/b/c', exist_ok=True); os.makedirs(os.path.abspath('a/b'), exist_ok=True)
+open('a/f', 'w').write('x'); os.chmod('a/f', 0o600); os.utime('a/f'); os.utime('a/f', (0, 0))
+os.truncate('a/f', 0); os.chown('a/f', os.getuid(), os.getgid())
+with open('a/f') as f: os.utime(f.fileno())
+os.chmod('a/f', 0o644, follow_symlinks=False)
+d = tempfile.mkdtemp(); os.rmdir(d)
+os.unlink('a/f'); shutil.rmtree('a'); print('done')";
     for args in [
         &["/bin/sh", "-c", sh][..],
+        &["/bin/sh", "-c", sh_dirs][..],
         &["/usr/bin/python3", "-I", "-c", py][..],
+        &["/usr/bin/python3", "-I", "-c", py_dirs][..],
     ] {
         let mut cmd = vec!["spawn", "--policy", policy.to_str().unwrap(), "--"];
         cmd.extend(args);
@@ -443,6 +538,65 @@ fn ordinary_agents_record_no_sandbox_access() {
         assert_eq!(last["exit"]["code"], 0, "{last}");
         assert_eq!(access_events(&k, id), [], "{args:?}");
     }
+}
+
+/// Python importing modules from read-only dirs tries to write their bytecode cache (a
+/// `__pycache__` dir, a `.pyc` in one that exists) and goes on without it: ordinary work, no
+/// sandbox access event.
+#[test]
+fn python_imports_from_a_read_only_dir_record_no_sandbox_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let k = TestKernel::start();
+    let lib = k.work.join("pylib");
+    // One dir without a cache (mkdir __pycache__), one with an empty cache (open of a .pyc).
+    for (dir, module) in [("plain", "plain_mod"), ("cached", "cached_mod")] {
+        let d = lib.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("{module}.py")), "X = 1\n").unwrap();
+    }
+    std::fs::create_dir(lib.join("cached/__pycache__")).unwrap();
+    for d in [
+        &lib,
+        &lib.join("plain"),
+        &lib.join("cached"),
+        &lib.join("cached/__pycache__"),
+    ] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let policy = write_policy(
+        &k.work,
+        "py-lib",
+        "strict",
+        &[],
+        &format!("sandbox:\n  read_only: [{}]\n", lib.display()),
+    );
+    let code = format!(
+        "import sys; sys.path[:0] = ['{0}/plain', '{0}/cached']; import plain_mod, cached_mod; print('done', plain_mod.X + cached_mod.X)",
+        lib.display()
+    );
+    let args = [
+        "spawn",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--",
+        "/usr/bin/python3",
+        "-I",
+        "-c",
+        &code,
+    ];
+    let id: u64 = k.ctl_ok(&args).trim().parse().unwrap();
+    k.wait_for_line(id, "done 2");
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    assert_eq!(access_events(&k, id), []);
+    // The cache was not written: the jail refused, quietly.
+    assert!(!lib.join("plain/__pycache__").exists());
+    assert_eq!(
+        std::fs::read_dir(lib.join("cached/__pycache__"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 // Resource attacks: the rlimits (or the agent's cgroup) stop them, the kernel stays
@@ -599,6 +753,7 @@ fn escape_suite_with_an_unprivileged_kernel() {
     }
     escape_ptrace_kernel_on(&k);
     escape_process_vm_writev_kernel_on(&k);
+    escape_setxattr_runtime_file_on(&k);
     escape_proc_pid_mem_on(&k);
     escape_proc_self_fd_shows_only_0_to_3_on(&k);
     escape_connect_control_socket_on(&k);
@@ -609,6 +764,7 @@ fn escape_suite_with_an_unprivileged_kernel() {
     resource_cpu_spin_on(&k);
     resource_fd_exhaustion_on(&k);
     python_escape_files_on(&k);
+    python_escape_path_writes_on(&k);
     python_escape_kill_kernel_and_control_socket_on(&k);
     python_escape_sockets_on(&k);
     python_escape_ptrace_mount_unshare_on(&k);
@@ -704,6 +860,31 @@ fn python_escape_files_on(k: &TestKernel) {
     assert_blocked(&line, &["ENOENT", "EACCES", "EROFS", "EPERM"]);
     assert_kernel_answers(k);
     assert_access_event(k, id, "openat", "/usr/agentos-escape");
+}
+
+#[test]
+fn python_escape_path_writes() {
+    python_escape_path_writes_on(&TestKernel::start());
+}
+
+/// `mkdir`, `rmdir` and `chown` (the legacy entry points) from Python: refused by the
+/// read-only runtime or the root, each recorded with its target.
+fn python_escape_path_writes_on(k: &TestKernel) {
+    for (name, errnos, syscall, target) in [
+        (
+            "mkdir-outside",
+            &["EROFS"][..],
+            "mkdir",
+            "/usr/agentos-escape-dir",
+        ),
+        ("rmdir-runtime", &["EROFS"][..], "rmdir", "/usr/share"),
+        ("chown-hidden", &["ENOENT"][..], "chown", "/etc/shadow"),
+    ] {
+        let (id, line) = py_attack(k, name, None, "");
+        assert_blocked(&line, errnos);
+        assert_kernel_answers(k);
+        assert_access_event(k, id, syscall, target);
+    }
 }
 
 #[test]

@@ -134,13 +134,14 @@ fn exec_writes_the_workspace_when_the_policy_allows_file_write_there() {
         exec_rule(&["/bin/sh"])
     );
     let policy = write_policy(&k.work, "exec-rw", "strict", &[], &rules);
-    let line = exec_line(
-        &k,
-        &policy,
-        Some(&ws),
-        &["-", "-", "/bin/sh", "-c", "echo changed > /workspace/f"],
-    );
+    // Besides the write: a directory made, a file in it touched, its mode changed, both
+    // removed (the path writes the kernel looks at).
+    let script = "set -e; mkdir /workspace/d; touch /workspace/d/x; chmod 600 /workspace/d/x; \
+        truncate -s 1 /workspace/d/x; rm /workspace/d/x; rmdir /workspace/d; \
+        echo changed > /workspace/f";
+    let line = exec_line(&k, &policy, Some(&ws), &["-", "-", "/bin/sh", "-c", script]);
     assert!(line.starts_with("exec: status=0 "), "{line}");
+    assert!(!ws.join("d").exists());
     assert_eq!(
         std::fs::read_to_string(ws.join("f")).expect("read f"),
         "changed\n"

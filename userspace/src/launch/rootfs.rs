@@ -10,7 +10,9 @@
 //! 2. every allowed path (`read_exec`, `read_only`, `devices`, `scratch`, `program`) is
 //!    bind-mounted (`MS_BIND|MS_REC`) at its canonical absolute path; `read_exec`, `read_only`
 //!    and `program` are then remounted read-only (keeping the flags the source mount has
-//!    locked). A path already inside a bind of the same access is not bound again; a symlink
+//!    locked), and so are the `devices`, without `nodev`: a device's data stays writable
+//!    through a read-only mount, its inode (mode, owner, times) does not, so an agent that is
+//!    uid 0 (a root kernel's) cannot `chmod` the host's `/dev/null`. A path already inside a bind of the same access is not bound again; a symlink
 //!    on the way to an allowed path (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`)
 //!    is recreated as the same symlink. Paths that do not exist are skipped and named;
 //!    Then the spec's extra `mounts` (a tool's `/workspace`) are bound at their targets
@@ -48,6 +50,9 @@ const MAX_LINK_DEPTH: usize = 8;
 pub enum Access {
     ReadOnly,
     ReadWrite,
+    /// A device node: read-only bind (its inode is the host's), device access kept (its data
+    /// is the agent's to read and write).
+    Device,
 }
 
 /// One bind mount of the new root.
@@ -106,7 +111,7 @@ pub fn entries(spec: &JailSpec) -> Vec<(PathBuf, Access)> {
     let mut out = Vec::new();
     out.extend(spec.read_exec.iter().map(|p| (p.clone(), Access::ReadOnly)));
     out.extend(spec.read_only.iter().map(|p| (p.clone(), Access::ReadOnly)));
-    out.extend(spec.devices.iter().map(|p| (p.clone(), Access::ReadWrite)));
+    out.extend(spec.devices.iter().map(|p| (p.clone(), Access::Device)));
     out.push((spec.scratch.clone(), Access::ReadWrite));
     out.push((spec.program.clone(), Access::ReadOnly));
     out
@@ -261,15 +266,16 @@ fn mount_point(root: &Path, bind: &Bind) -> io::Result<()> {
     }
 }
 
-/// Remounts the bind at `dest` read-only, nosuid and nodev, carrying over the flags the source
-/// mount has (in a user namespace they are locked: dropping one fails with `EPERM`).
-fn remount_read_only(dest: &Path) -> io::Result<()> {
+/// Remounts the bind at `dest` read-only and nosuid (and `nodev`, unless it is a device the
+/// agent uses), carrying over the flags the source mount has (in a user namespace they are
+/// locked: dropping one fails with `EPERM`).
+fn remount_read_only(dest: &Path, nodev: bool) -> io::Result<()> {
     let have = nix::sys::statvfs::statvfs(dest)?.flags();
-    let mut flags = MsFlags::MS_REMOUNT
-        | MsFlags::MS_BIND
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV;
+    let mut flags =
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    if nodev || have.contains(FsFlags::ST_NODEV) {
+        flags |= MsFlags::MS_NODEV;
+    }
     if have.contains(FsFlags::ST_NOEXEC) {
         flags |= MsFlags::MS_NOEXEC;
     }
@@ -365,7 +371,7 @@ fn bind_mounts(root: &Path, mounts: &[(&super::spec::Mount, OwnedFd)]) -> io::Re
         )
         .map_err(ctx("bind", &m.target))?;
         if !m.writable {
-            remount_read_only(&dest).map_err(ctx("remount read-only", &m.target))?;
+            remount_read_only(&dest, true).map_err(ctx("remount read-only", &m.target))?;
         }
     }
     Ok(())
@@ -386,8 +392,14 @@ fn populate(root: &Path, plan: &Plan, sources: &[OwnedFd]) -> io::Result<io::Res
             None::<&str>,
         )
         .map_err(ctx("bind", &bind.path))?;
-        if bind.access == Access::ReadOnly {
-            remount_read_only(&dest).map_err(ctx("remount read-only", &bind.path))?;
+        match bind.access {
+            Access::ReadOnly => {
+                remount_read_only(&dest, true).map_err(ctx("remount read-only", &bind.path))?
+            }
+            Access::Device => {
+                remount_read_only(&dest, false).map_err(ctx("remount read-only", &bind.path))?
+            }
+            Access::ReadWrite => {}
         }
     }
     for (at, target) in &plan.symlinks {
@@ -500,6 +512,25 @@ mod tests {
         );
         assert_eq!(plan.skipped.len(), 1);
         assert!(plan.skipped[0].starts_with(&d.join("missing").display().to_string()));
+    }
+
+    #[test]
+    fn devices_are_bound_as_devices() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(tmp.path()).unwrap();
+        for sub in ["usr/bin", "dev", "scratch"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("usr/bin/prog"), "").unwrap();
+        std::fs::write(d.join("dev/null"), "").unwrap();
+        let mut s = spec(&d);
+        s.devices = vec![d.join("dev/null")];
+        let plan = plan(&s);
+        let null = plan.binds.iter().find(|b| b.path == d.join("dev/null"));
+        assert_eq!(
+            null.map(|b| (b.access, b.is_dir)),
+            Some((Access::Device, false))
+        );
     }
 
     #[test]

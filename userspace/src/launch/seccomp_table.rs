@@ -38,14 +38,13 @@ pub const ALLOWED: Table = table![
     SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_preadv,
     SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_lseek, SYS_close, SYS_close_range, SYS_dup,
     SYS_dup3, SYS_pipe2, SYS_fcntl, SYS_flock, SYS_fsync, SYS_fdatasync, SYS_ftruncate,
-    SYS_truncate, SYS_fallocate, SYS_fadvise64, SYS_readahead, SYS_sendfile, SYS_splice,
+    SYS_fallocate, SYS_fadvise64, SYS_readahead, SYS_sendfile, SYS_splice,
     SYS_tee, SYS_copy_file_range, SYS_sync_file_range,
-    // paths (landlock decides which ones)
+    // paths (landlock decides which ones; the path writes are in NOTIFIED)
     SYS_newfstatat, SYS_fstat, SYS_statx, SYS_statfs, SYS_fstatfs,
     SYS_faccessat, SYS_faccessat2, SYS_getdents64, SYS_getcwd, SYS_chdir, SYS_fchdir,
-    SYS_mkdirat, SYS_unlinkat, SYS_fchmod, SYS_fchmodat, SYS_fchownat, SYS_fchown, SYS_umask,
-    SYS_utimensat, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr, SYS_listxattr,
-    SYS_llistxattr, SYS_flistxattr,
+    SYS_fchmod, SYS_fchown, SYS_umask, SYS_getxattr, SYS_lgetxattr, SYS_fgetxattr,
+    SYS_listxattr, SYS_llistxattr, SYS_flistxattr,
     // memory
     SYS_brk, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_msync, SYS_mincore, SYS_membarrier,
     // polling and events
@@ -88,9 +87,7 @@ pub const ALLOWED: Table = table![
 #[rustfmt::skip]
 pub const ALLOWED_LEGACY: Table = table![
     SYS_stat, SYS_lstat, SYS_access, SYS_pipe, SYS_dup2, SYS_poll, SYS_select,
-    SYS_getdents, SYS_mkdir, SYS_rmdir, SYS_unlink, SYS_chmod, SYS_chown,
-    SYS_lchown, SYS_utime, SYS_utimes,
-    SYS_futimesat, SYS_epoll_create, SYS_epoll_wait, SYS_eventfd, SYS_signalfd,
+    SYS_getdents, SYS_epoll_create, SYS_epoll_wait, SYS_eventfd, SYS_signalfd,
     SYS_inotify_init, SYS_alarm, SYS_pause, SYS_time, SYS_getpgrp, SYS_arch_prctl,
     SYS_fork, SYS_vfork,
 ];
@@ -100,7 +97,8 @@ pub const ALLOWED_LEGACY: Table = table![
 pub const ALLOWED_LEGACY: Table = &[];
 
 /// Allowed, but shown to the kernel first (`SECCOMP_RET_USER_NOTIF`, answered
-/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`): opens, `readlink`, links, renames and Unix `connect`
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`): opens, `readlink`, links, renames, the path writes
+/// (`mkdir`, `unlink`/`rmdir`, `truncate`, `chmod`, `chown`, `utimensat`) and Unix `connect`
 /// that may aim at a path the jail hides or keeps read-only, and signals that may aim outside
 /// the agent's pid namespace. The jail (mount namespace, landlock, pid namespace) still
 /// decides them; the kernel only records the attempts the jail refuses
@@ -112,6 +110,7 @@ pub const NOTIFIED: Table = table![
     SYS_openat, SYS_openat2, SYS_readlinkat, SYS_linkat, SYS_symlinkat, SYS_renameat,
     SYS_renameat2, SYS_connect, SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo,
     SYS_rt_tgsigqueueinfo, SYS_pidfd_open,
+    SYS_mkdirat, SYS_unlinkat, SYS_truncate, SYS_fchmodat, SYS_fchownat, SYS_utimensat,
 ];
 
 /// x86_64's legacy entry points of [`NOTIFIED`] calls.
@@ -119,6 +118,8 @@ pub const NOTIFIED: Table = table![
 #[rustfmt::skip]
 pub const NOTIFIED_LEGACY: Table = table![
     SYS_open, SYS_creat, SYS_readlink, SYS_link, SYS_symlink, SYS_rename,
+    SYS_mkdir, SYS_rmdir, SYS_unlink, SYS_chmod, SYS_chown, SYS_lchown, SYS_utime,
+    SYS_utimes, SYS_futimesat,
 ];
 
 /// No legacy entry points elsewhere.
@@ -138,7 +139,14 @@ pub const FILTERED: Table = table![SYS_socket, SYS_socketpair, SYS_ioctl, SYS_cl
 /// (`kernel/src/sandbox_limits.rs`): `mmap` by its length, `mremap` by its new length.
 pub const LIMITED: Table = table![SYS_mmap, SYS_mremap];
 
+/// Answered `ENOSYS` (by a second filter) so libc falls back to a filterable call: `clone3` to
+/// `clone`, and (x86_64) `fchmodat2`, which a newer libc's `lchmod` tries first, to `fchmodat`
+/// (which the kernel is shown).
+#[cfg(target_arch = "x86_64")]
+pub const ENOSYS: Table = table![SYS_clone3, SYS_fchmodat2];
+
 /// Answered `ENOSYS` (by a second filter) so libc falls back to a filterable call.
+#[cfg(not(target_arch = "x86_64"))]
 pub const ENOSYS: Table = table![SYS_clone3];
 
 /// Denied (reviewed list; see the module docs). Names, since some do not exist everywhere.
@@ -181,7 +189,8 @@ pub const DENIED_NUMBERS: Table = table![
     SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex, SYS_sethostname, SYS_setdomainname,
     SYS_vhangup, SYS_mbind, SYS_migrate_pages, SYS_move_pages, SYS_set_mempolicy, SYS_capset,
     SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid,
-    SYS_setfsuid, SYS_setfsgid, SYS_setgroups, SYS_mknodat,
+    SYS_setfsuid, SYS_setfsgid, SYS_setgroups, SYS_mknodat, SYS_setxattr, SYS_lsetxattr,
+    SYS_fsetxattr, SYS_removexattr, SYS_lremovexattr, SYS_fremovexattr,
 ];
 
 /// x86_64-only denied calls.
