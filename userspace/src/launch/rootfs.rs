@@ -12,9 +12,9 @@
 //!    and `program` are then remounted read-only (keeping the flags the source mount has
 //!    locked), and so are the `devices`, without `nodev`: a device's data stays writable
 //!    through a read-only mount, its inode (mode, owner, times) does not, so an agent that is
-//!    uid 0 (a root kernel's) cannot `chmod` the host's `/dev/null`. A path already inside a bind of the same access is not bound again; a symlink
-//!    on the way to an allowed path (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`)
-//!    is recreated as the same symlink. Paths that do not exist are skipped and named;
+//!    uid 0 (a root kernel's) cannot `chmod` the host's `/dev/null`. A path already inside a
+//!    bind of the same access is not bound again; a symlink on the way to an allowed path
+//!    (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`) is recreated as the same symlink. Paths that do not exist are skipped and named;
 //!    Then the spec's extra `mounts` (a tool's `/workspace`) are bound at their targets
 //!    (read-only unless writable); a target must lie apart from every other bound path;
 //! 3. a new `proc` for the agent's pid namespace is mounted at `/proc` (nosuid, nodev,
