@@ -19,7 +19,7 @@ use agentos_syscalls::control::{
 };
 use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
 use agentos_userspace::launch::{
-    CgroupSpec, JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, SPEC_ENV,
+    CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
 };
 use agentos_vfs::MemFs;
 use tokio::io::AsyncReadExt;
@@ -68,18 +68,27 @@ impl Spawner {
                     let mut cmd = tokio::process::Command::new(&job.launcher);
                     cmd.env_clear()
                         .env(SPEC_ENV, &job.spec_json)
-                        .stdin(if job.stdin_piped {
-                            Stdio::piped()
-                        } else {
-                            Stdio::null()
-                        })
                         .stdout(Stdio::piped())
                         .stderr(Stdio::piped())
                         .kill_on_drop(false);
-                    crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
-                    let child = cmd.spawn();
-                    drop(job.agent_fd);
-                    let _ = job.reply.send(child);
+                    if job.stdin_piped {
+                        // A tool: stdin is its pipe, so the socket needs the pre-exec hook
+                        // (which makes std fork the whole kernel rather than vfork).
+                        cmd.stdin(Stdio::piped());
+                        crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
+                        let child = cmd.spawn();
+                        drop(job.agent_fd);
+                        let _ = job.reply.send(child);
+                    } else {
+                        // An agent: the socket goes in as stdin and the launcher moves it to
+                        // fd 3 first thing; no hook, so std starts the launcher with
+                        // posix_spawn (vfork + exec) instead of copying the kernel's memory.
+                        cmd.env(AGENT_FD_ON_STDIN_ENV, "1")
+                            .stdin(Stdio::from(job.agent_fd));
+                        let child = cmd.spawn();
+                        drop(cmd);
+                        let _ = job.reply.send(child);
+                    }
                 }
             })?;
         Ok(Spawner { tx: Mutex::new(tx) })
@@ -95,7 +104,8 @@ impl Spawner {
     }
 
     /// Starts the launcher with `agent_fd` at fd 3, stdout and stderr piped, and stdin piped
-    /// (`stdin_piped`: a tool) or `/dev/null` (an agent).
+    /// (`stdin_piped`: a tool) or `/dev/null` (an agent; the socket is handed over as fd 0 and
+    /// the launcher puts it at fd 3, see [`AGENT_FD_ON_STDIN_ENV`]).
     pub(crate) async fn launch_with(
         &self,
         launcher: &Path,
@@ -418,7 +428,7 @@ pub(crate) async fn spawn_from(
             ) {
                 Ok((group, detail)) => {
                     let spec = CgroupSpec {
-                        procs: group.procs_files(),
+                        procs: group.join_files(),
                         detail,
                         required: k.config.require_full_sandbox,
                     };

@@ -399,7 +399,7 @@ fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path:
     let scratch_str = scratch.display().to_string();
     let cgroup = match &agent.cgroup {
         Some(g) => CgroupSpec {
-            procs: g.procs_files(),
+            procs: g.join_files(),
             detail: "the agent's cgroup (shared with the agent)".into(),
             required: k.config.require_full_sandbox,
         },

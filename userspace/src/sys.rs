@@ -76,6 +76,24 @@ pub(crate) fn write_all_fd(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Moves the descriptor at fd 0 to `target` (close-on-exec clear) and puts `/dev/null` on
+/// fd 0: how the launcher takes the agent socket the kernel handed it as stdin.
+pub(crate) fn move_stdin_to(target: RawFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 takes two plain integers; the launcher is single-threaded and nothing in
+    // Rust owns `target` (it is free, or an inherited descriptor dup2 replaces). The copy it
+    // makes has FD_CLOEXEC clear.
+    if unsafe { libc::dup2(0, target) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: as above; fd 0 is replaced atomically, `null` (a Rust owner) is closed after.
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `close(fd)` on a raw descriptor nothing in Rust owns (an inherited one such as fd 3).
 pub(crate) fn close_raw(fd: RawFd) -> io::Result<()> {
     // SAFETY: close takes a plain integer; the caller guarantees no Rust owner of `fd` exists.

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use agentos_syscalls::{frame, AgentFrame, JailReport, LayerStatus};
 use agentos_userspace::launch::{
-    CgroupSpec, JailSpec, ResourceLimits, EXIT_SANDBOX_FAILED, LAYERS, SPEC_ENV,
+    CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, LAYERS,
+    SPEC_ENV,
 };
 
 const NOBODY: u32 = 65534;
@@ -41,6 +42,9 @@ struct Sandbox {
     scratch: PathBuf,
     launcher: PathBuf,
     who: As,
+    /// Hand the socket over as fd 0 with [`AGENT_FD_ON_STDIN_ENV`] (as the kernel does for an
+    /// agent) instead of at fd 3 (as it does for a tool).
+    socket_on_stdin: bool,
 }
 
 impl Sandbox {
@@ -67,6 +71,7 @@ impl Sandbox {
             scratch,
             launcher,
             who,
+            socket_on_stdin: false,
         }
     }
 
@@ -115,6 +120,7 @@ impl Sandbox {
     fn run_json(&self, json: Option<String>) -> Outcome {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let theirs_fd = theirs.as_raw_fd();
+        let socket_on_stdin = self.socket_on_stdin;
         let mut cmd = if self.who == As::Nobody && is_root() {
             let mut c = Command::new("setpriv");
             c.args([
@@ -131,14 +137,23 @@ impl Sandbox {
         if let Some(json) = json {
             cmd.env(SPEC_ENV, json);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.socket_on_stdin {
+            cmd.env(AGENT_FD_ON_STDIN_ENV, "1")
+                .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+                    theirs.try_clone().unwrap(),
+                )));
+        } else {
+            cmd.stdin(Stdio::null());
+        }
         // SAFETY: runs in the forked child before exec; dup2 and fcntl are async-signal-safe
         // and only touch descriptors. dup2 gives the launcher its agent socket at fd 3 without
         // FD_CLOEXEC; if the socket already is fd 3, its close-on-exec flag is cleared instead.
         unsafe {
             cmd.pre_exec(move || {
+                if socket_on_stdin {
+                    return Ok(());
+                }
                 if theirs_fd == 3 {
                     if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());
@@ -421,20 +436,57 @@ fn joins_the_cgroup_the_spec_names() {
     let group = pids.join(&name);
     std::fs::create_dir(&group).unwrap();
     std::fs::write(group.join("pids.max"), "16").unwrap();
-    spec.cgroup.procs = vec![group.join("cgroup.procs")];
-    let out = sb.run(&spec);
+    // Through `cgroup.procs` (the whole process) and through v1 `tasks` (the writing thread:
+    // what the kernel hands the launcher in v1, see `AgentGroup::join_files`). Either way the
+    // agent and a process it forks (`cat … &`) are inside.
+    spec.argv = vec![
+        "sh".into(),
+        "-c".into(),
+        "cat /proc/self/cgroup & wait; cat /proc/self/cgroup".into(),
+    ];
+    let mut outs = Vec::new();
+    for file in ["cgroup.procs", "tasks"] {
+        spec.cgroup.procs = vec![group.join(file)];
+        outs.push((file, sb.run(&spec)));
+    }
     let _ = std::fs::remove_dir(&group);
-    out.assert_code(0);
-    assert_eq!(
-        out.status("cgroup"),
-        &LayerStatus::Active {
-            detail: "v1 pids: pids.max 16".into()
-        }
-    );
-    assert!(
-        out.stdout
+    for (file, out) in outs {
+        out.assert_code(0);
+        assert_eq!(
+            out.status("cgroup"),
+            &LayerStatus::Active {
+                detail: "v1 pids: pids.max 16".into()
+            },
+            "{file}"
+        );
+        let inside = out
+            .stdout
             .lines()
-            .any(|l| l.ends_with(&format!(":pids:/{name}"))),
+            .filter(|l| l.ends_with(&format!(":pids:/{name}")))
+            .count();
+        assert_eq!(inside, 2, "joined through {file}: {out:?}");
+    }
+}
+
+/// An agent's launcher gets its socket as fd 0 (so the kernel can start it with posix_spawn):
+/// it moves the socket to fd 3 before any jail step, so the jail, the single report on the
+/// socket and the agent's view (stdin `/dev/null`, the socket at fd 3) are as with fd 3.
+#[test]
+fn takes_the_agent_socket_from_stdin() {
+    let mut sb = Sandbox::new(As::Me);
+    sb.socket_on_stdin = true;
+    let spec = sb.spec(
+        "/bin/sh",
+        &[
+            "-c",
+            "readlink /proc/self/fd/0; test -S /proc/self/fd/3 && echo socket at 3; cat; echo stdin empty",
+        ],
+    );
+    let out = sb.run(&spec);
+    out.assert_code(0);
+    out.assert_all_active();
+    assert_eq!(
+        out.stdout, "/dev/null\nsocket at 3\nstdin empty\n",
         "{out:?}"
     );
 }

@@ -2,7 +2,9 @@
 //!
 //! The kernel execs `agentos-launch` with fd 0 = `/dev/null`, fds 1/2 = its log pipes, fd 3 =
 //! the agent's socket and a single environment variable, [`SPEC_ENV`], holding a JSON
-//! [`JailSpec`]. Three processes result:
+//! [`JailSpec`] — or, for an agent, with the socket as fd 0 and [`AGENT_FD_ON_STDIN_ENV`] set,
+//! in which case the launcher first moves it to fd 3 and opens `/dev/null` as fd 0, so the
+//! jail steps always start from the first layout. Three processes result:
 //!
 //! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
 //!   uts/mount namespaces, forks I, and exits with I's status;
@@ -49,6 +51,14 @@ pub fn main_entry() -> ! {
     if std::env::args().nth(1).as_deref() == Some("--probe") {
         print!("{}", probe::format(&probe::probe()));
         std::process::exit(0)
+    }
+    if std::env::var_os(AGENT_FD_ON_STDIN_ENV).is_some() {
+        if let Err(e) = crate::sys::move_stdin_to(agentos_syscalls::AGENT_FD) {
+            // No report can be sent: the socket is not at fd 3. The kernel sees the launcher
+            // exit EXIT_SANDBOX_FAILED with this line on its stderr.
+            eprintln!("agentos-launch: move the agent socket from fd 0 to fd 3: {e}");
+            std::process::exit(EXIT_SANDBOX_FAILED)
+        }
     }
     let json = std::env::var(SPEC_ENV);
     let code = run(&mut LinuxSys::default(), json);

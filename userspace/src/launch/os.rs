@@ -89,7 +89,8 @@ pub trait Sys {
     fn clear_env(&mut self);
     /// Sets the soft limit to `value`, and the hard one too (the CPU hard limit one second above).
     fn setrlimit(&mut self, limit: Limit, value: u64) -> io::Result<()>;
-    /// Moves this process into a cgroup: writes `0` to its `cgroup.procs` file.
+    /// Moves this (single-threaded) process into a cgroup: writes `0` to the group's join file
+    /// (v1 `tasks`, v2 `cgroup.procs`; see `cgroup::AgentGroup::join_files`).
     fn join_cgroup(&mut self, procs: &Path) -> io::Result<()>;
     /// `unshare(CLONE_NEWUSER|NEWPID|NEWIPC|NEWUTS|NEWNS)`, and `CLONE_NEWNET` when `net`.
     fn unshare_namespaces(&mut self, net: bool) -> io::Result<()>;

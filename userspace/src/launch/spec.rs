@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 /// The environment variable that carries the JSON [`JailSpec`] to `agentos-launch`.
 pub const SPEC_ENV: &str = "AGENTOS_LAUNCH_SPEC";
 
+/// Set (to `1`) in the launcher's environment when the kernel hands it the agent's socket as
+/// fd 0 instead of fd 3: the launcher moves it to fd 3 and opens `/dev/null` as fd 0 before
+/// anything else. The kernel can then start the launcher with `posix_spawn` (a `vfork`, no copy
+/// of the kernel's address space) instead of `fork` + a pre-exec hook that places fd 3.
+pub const AGENT_FD_ON_STDIN_ENV: &str = "AGENTOS_LAUNCH_AGENT_FD_ON_STDIN";
+
 /// The exit code of a launcher that could not build the jail (nothing of the agent ran).
 pub const EXIT_SANDBOX_FAILED: i32 = 125;
 
@@ -52,8 +58,8 @@ impl Default for ResourceLimits {
 /// The agent's cgroup(s), created and limited by the kernel; the launcher only joins them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupSpec {
-    /// The `cgroup.procs` file of each group to join (one per v1 controller hierarchy, or
-    /// one for v2). Empty: the kernel could not give the agent a cgroup (see `detail`).
+    /// The file to write `0` to for each group to join (one per v1 controller hierarchy: its
+    /// `tasks`; one for v2: its `cgroup.procs`). Empty: the kernel could not give the agent a cgroup (see `detail`).
     pub procs: Vec<PathBuf>,
     /// What the groups enforce (`v1 pids,memory: pids.max 128, memory 512MiB`), or why there
     /// is no group; the `cgroup` layer's detail in the jail report.

@@ -540,8 +540,8 @@ mod tests {
             limits: Default::default(),
             cgroup: CgroupSpec {
                 procs: vec![
-                    "/sys/fs/cgroup/pids/agentos-42/7/cgroup.procs".into(),
-                    "/sys/fs/cgroup/memory/agentos-42/7/cgroup.procs".into(),
+                    "/sys/fs/cgroup/pids/agentos-42/7/tasks".into(),
+                    "/sys/fs/cgroup/memory/agentos-42/7/tasks".into(),
                 ],
                 detail: "v1 pids,memory: pids.max 128, memory 512MiB".into(),
                 required: false,
@@ -570,8 +570,8 @@ mod tests {
         "setrlimit cpu 3600",
         "setrlimit fsize 268435456",
         "setrlimit core 0",
-        "write /sys/fs/cgroup/pids/agentos-42/7/cgroup.procs \"0\"",
-        "write /sys/fs/cgroup/memory/agentos-42/7/cgroup.procs \"0\"",
+        "write /sys/fs/cgroup/pids/agentos-42/7/tasks \"0\"",
+        "write /sys/fs/cgroup/memory/agentos-42/7/tasks \"0\"",
         "ids",
         "unshare user|pid|net|ipc|uts|mount",
         "write /proc/self/setgroups \"deny\"",
@@ -693,7 +693,7 @@ mod tests {
         assert_eq!(
             sys.calls
                 .iter()
-                .filter(|c| c.contains("cgroup.procs"))
+                .filter(|c| c.ends_with("/tasks \"0\""))
                 .count(),
             1
         );
@@ -707,7 +707,7 @@ mod tests {
             EXIT_SANDBOX_FAILED
         );
         assert!(sys.calls.iter().any(|c| c
-            == "eprint agentos-launch: join cgroup /sys/fs/cgroup/pids/agentos-42/7/cgroup.procs: Permission denied (os error 13)"));
+            == "eprint agentos-launch: join cgroup /sys/fs/cgroup/pids/agentos-42/7/tasks: Permission denied (os error 13)"));
         assert!(!sys.calls.iter().any(|c| c.starts_with("unshare")));
     }
 
