@@ -165,6 +165,9 @@ impl Sandbox {
             });
         }
         let child = cmd.spawn().unwrap();
+        // The command keeps its stdin (a copy of the socket) until dropped: drop it, or the
+        // socket never reaches EOF once the launcher is gone.
+        drop(cmd);
         drop(theirs);
         ours.set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
