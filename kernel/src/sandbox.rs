@@ -391,6 +391,12 @@ pub(crate) async fn watch(
             w.limit(hit);
         }
     }
+    // Closing the last descriptor of an inotify instance waits for an SRCU grace period
+    // (milliseconds): not on a runtime worker, and not before the agent's end is recorded.
+    if let Some((ready, s)) = sizes {
+        drop(ready);
+        tokio::task::spawn_blocking(move || drop(s));
+    }
     for e in flood.finish(std::time::Instant::now(), now_ms()) {
         k.record(Some(agent.id), e);
     }
