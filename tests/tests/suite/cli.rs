@@ -121,36 +121,49 @@ fn run_streams_output_summarises_and_exits_with_the_agents_code() {
     assert_eq!(String::from_utf8_lossy(&echo.stdout), "echo ping\n");
 }
 
+/// `agentctl --state-dir rel-state ARGS…` run from `dir`.
+fn ctl_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary("agentctl"))
+        .current_dir(dir)
+        .args(["--state-dir", "rel-state"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Stops the daemon on `rel-state` in its dir when dropped (also when an assertion failed).
+struct StopKernel<'a>(&'a std::path::Path);
+
+impl Drop for StopKernel<'_> {
+    fn drop(&mut self) {
+        ctl_in(self.0, &["kernel", "stop"]);
+    }
+}
+
 /// A relative `--state-dir` names the same dir for `kernel start`, `spawn` and `run` (the
 /// launcher, which builds the jail elsewhere, is handed absolute paths).
 #[test]
 fn a_relative_state_dir_works_for_the_daemon_and_for_run() {
     let work = tempfile::tempdir().unwrap();
-    let policy = write_policy(work.path(), "rel", "strict", &[], "");
-    let ctl = |args: &[&str]| {
-        Command::new(binary("agentctl"))
-            .current_dir(work.path())
-            .args(["--state-dir", "rel-state"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let dir = work.path();
+    let policy = write_policy(dir, "rel", "strict", &[], "");
+    let policy = policy.to_str().unwrap();
     let agent = test_agent();
     let agent = agent.to_str().unwrap();
-    let policy = policy.to_str().unwrap();
-    let out = ctl(&["kernel", "start"]);
+    let out = ctl_in(dir, &["kernel", "start"]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = ctl(&["spawn", "--policy", policy, "--", agent, "echo"]);
+    let daemon = StopKernel(dir);
+    let out = ctl_in(dir, &["spawn", "--policy", policy, "--", agent, "echo"]);
     assert!(out.status.success(), "{}", text(&out));
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let out = ctl(&["wait", &id]);
+    let out = ctl_in(dir, &["wait", &id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = ctl(&["logs", &id]);
+    let out = ctl_in(dir, &["logs", &id]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo ping\n");
-    assert!(ctl(&["kernel", "stop"]).status.success());
-    let out = ctl(&["run", "--policy", policy, "--", agent, "echo"]);
+    drop(daemon);
+    let out = ctl_in(dir, &["run", "--policy", policy, "--", agent, "echo"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(work.path().join("rel-state/recorder").is_dir());
+    assert!(dir.join("rel-state/recorder").is_dir());
 }
 
 #[test]
