@@ -228,6 +228,7 @@ syscall_attacks! {
     escape_reboot: "reboot" => "reboot";
     escape_syslog: "syslog" => "syslog";
     escape_mknod: "mknod" => "mknodat";
+    escape_setxattr_runtime_file: "setxattr" => "setxattr";
 }
 
 #[test]
@@ -324,16 +325,6 @@ fn escape_chmod_device() {
 #[test]
 fn escape_chmod_through_proc_self_fd() {
     file_attack("chmod-proc-fd");
-}
-
-#[test]
-fn escape_setxattr_runtime_file() {
-    escape_setxattr_runtime_file_on(&TestKernel::start());
-}
-
-/// `setxattr` is not on the allow-list: EPERM from seccomp, recorded as a denial.
-fn escape_setxattr_runtime_file_on(k: &TestKernel) {
-    syscall_attack_on(k, "setxattr", None, "setxattr");
 }
 
 #[test]
@@ -563,28 +554,11 @@ fn python_imports_from_a_read_only_dir_record_no_sandbox_access() {
     ] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let policy = write_policy(
-        &k.work,
-        "py-lib",
-        "strict",
-        &[],
-        &format!("sandbox:\n  read_only: [{}]\n", lib.display()),
-    );
     let code = format!(
         "import sys; sys.path[:0] = ['{0}/plain', '{0}/cached']; import plain_mod, cached_mod; print('done', plain_mod.X + cached_mod.X)",
         lib.display()
     );
-    let args = [
-        "spawn",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--",
-        "/usr/bin/python3",
-        "-I",
-        "-c",
-        &code,
-    ];
-    let id: u64 = k.ctl_ok(&args).trim().parse().unwrap();
+    let id = spawn_python(&k, &lib, "", &["-c", &code]);
     k.wait_for_line(id, "done 2");
     let last = k.wait(id);
     assert_eq!(last["exit"]["code"], 0, "{last}");
@@ -753,7 +727,6 @@ fn escape_suite_with_an_unprivileged_kernel() {
     }
     escape_ptrace_kernel_on(&k);
     escape_process_vm_writev_kernel_on(&k);
-    escape_setxattr_runtime_file_on(&k);
     escape_proc_pid_mem_on(&k);
     escape_proc_self_fd_shows_only_0_to_3_on(&k);
     escape_connect_control_socket_on(&k);
@@ -804,6 +777,33 @@ fn escape_setuid_binary_gives_no_privilege() {
 
 // The Python attack agent: `/usr/bin/python3 -I tests/attacks/attack.py NAME [ARG]`.
 
+/// Spawns `/usr/bin/python3 -I ARGS…` under a strict policy that adds `read_only` to the
+/// agent's root and sets `limits` (`key: value, …`, or empty); returns its id.
+fn spawn_python(k: &TestKernel, read_only: &std::path::Path, limits: &str, args: &[&str]) -> u64 {
+    let limits = if limits.is_empty() {
+        String::new()
+    } else {
+        format!("  limits: {{{limits}}}\n")
+    };
+    let policy = write_policy(
+        &k.work,
+        "python",
+        "strict",
+        &[],
+        &format!("sandbox:\n  read_only: [{}]\n{limits}", read_only.display()),
+    );
+    let mut spawn = vec![
+        "spawn",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--",
+        "/usr/bin/python3",
+        "-I",
+    ];
+    spawn.extend(args);
+    k.ctl_ok(&spawn).trim().parse().unwrap()
+}
+
 /// Runs the Python attack `name`; the script is copied into the kernel's work dir and named
 /// in the policy's `sandbox.read_only`.
 fn py_attack(k: &TestKernel, name: &str, arg: Option<&str>, limits: &str) -> (u64, String) {
@@ -818,30 +818,9 @@ fn py_attack(k: &TestKernel, name: &str, arg: Option<&str>, limits: &str) -> (u6
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let limits = if limits.is_empty() {
-        String::new()
-    } else {
-        format!("  limits: {{{limits}}}\n")
-    };
-    let policy = write_policy(
-        &k.work,
-        "py-attack",
-        "strict",
-        &[],
-        &format!("sandbox:\n  read_only: [{}]\n{limits}", dir.display()),
-    );
-    let mut args = vec![
-        "spawn",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--",
-        "/usr/bin/python3",
-        "-I",
-        script.to_str().unwrap(),
-        name,
-    ];
+    let mut args = vec![script.to_str().unwrap(), name];
     args.extend(arg);
-    let id: u64 = k.ctl_ok(&args).trim().parse().unwrap();
+    let id = spawn_python(k, &dir, limits, &args);
     let line = k.wait_for_line(id, &format!("attack {name}:"));
     println!("python {line}");
     (id, line)
