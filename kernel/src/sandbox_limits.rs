@@ -94,17 +94,19 @@ pub(crate) struct Watched {
 ///
 /// [`is_looked_at`]: agentos_userspace::launch::seccomp::is_looked_at
 pub(crate) fn look(n: &SeccompNotification, w: &Watched) -> Option<Hit> {
+    // Every open comes here: the syscall's name is looked up only for a hit.
     let nr = i64::from(n.nr);
-    let syscall = crate::sandbox::syscall_name(nr);
     let a = n.args;
-    match nr {
-        libc::SYS_openat | libc::SYS_openat2 => open_files(n.pid, w.limits.open_files, syscall),
+    let mut hit = match nr {
+        libc::SYS_openat | libc::SYS_openat2 => open_files(n.pid, w.limits.open_files),
         #[cfg(target_arch = "x86_64")]
-        libc::SYS_open | libc::SYS_creat => open_files(n.pid, w.limits.open_files, syscall),
-        libc::SYS_mmap => address_space(n.pid, a[1], 0, w.limits.address_space, syscall),
-        libc::SYS_mremap => address_space(n.pid, a[2], a[1], w.limits.address_space, syscall),
+        libc::SYS_open | libc::SYS_creat => open_files(n.pid, w.limits.open_files),
+        libc::SYS_mmap => address_space(n.pid, a[1], 0, w.limits.address_space),
+        libc::SYS_mremap => address_space(n.pid, a[2], a[1], w.limits.address_space),
         _ => None,
-    }
+    }?;
+    hit.by = crate::sandbox::syscall_name(nr);
+    Some(hit)
 }
 
 /// The process limit, sampled: records when the agent's tasks come to fill it (once, until
@@ -196,7 +198,7 @@ fn num_threads(stat: &str) -> Option<u64> {
 /// An open: refused (EMFILE) when every descriptor below `RLIMIT_NOFILE` is taken. The cheap
 /// test first (the highest allowed descriptor exists: the table fills from the bottom), then
 /// the count.
-fn open_files(pid: u32, limit: u64, syscall: String) -> Option<Hit> {
+fn open_files(pid: u32, limit: u64) -> Option<Hit> {
     let limit = real(limit)?;
     let fds = PathBuf::from(format!("/proc/{pid}/fd"));
     std::fs::symlink_metadata(fds.join((limit - 1).to_string())).ok()?;
@@ -205,7 +207,7 @@ fn open_files(pid: u32, limit: u64, syscall: String) -> Option<Hit> {
         resource: "open_files",
         limit,
         used,
-        by: syscall,
+        by: String::new(),
         detail: format!(
             "an open is refused (EMFILE): the agent's process holds {used} descriptors, its RLIMIT_NOFILE is {limit}"
         ),
@@ -214,7 +216,7 @@ fn open_files(pid: u32, limit: u64, syscall: String) -> Option<Hit> {
 
 /// A mapping of `new` bytes (replacing `old`): refused (ENOMEM) when it takes the process's
 /// address space over `RLIMIT_AS`.
-fn address_space(pid: u32, new: u64, old: u64, limit: u64, syscall: String) -> Option<Hit> {
+fn address_space(pid: u32, new: u64, old: u64, limit: u64) -> Option<Hit> {
     let limit = real(limit)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let used = vm_size(&status)?;
@@ -223,7 +225,7 @@ fn address_space(pid: u32, new: u64, old: u64, limit: u64, syscall: String) -> O
         resource: "address_space",
         limit,
         used,
-        by: syscall,
+        by: String::new(),
         detail: format!(
             "a mapping of {} is refused (ENOMEM): the process maps {} of its RLIMIT_AS {}",
             bytes(new),
@@ -462,14 +464,14 @@ mod tests {
         let tasks = tasks_in_namespace(me, u64::MAX).unwrap_or(0);
         assert!(tasks >= 1);
         // More descriptors open than a limit of 3 allows (0, 1, 2 and the read_dir's own).
-        let hit = open_files(me, 3, "openat".into());
+        let hit = open_files(me, 3);
         assert!(hit.is_some_and(|h| h.used >= 3));
-        assert_eq!(open_files(me, 1 << 20, "openat".into()), None);
+        assert_eq!(open_files(me, 1 << 20), None);
         // A mapping larger than the limit is refused; a small one under a huge limit is not.
-        let hit = address_space(me, 2 << 30, 0, 1 << 30, "mmap".into()).unwrap();
+        let hit = address_space(me, 2 << 30, 0, 1 << 30).unwrap();
         assert_eq!(hit.resource, "address_space");
         assert!(hit.used > 0);
-        assert_eq!(address_space(me, 4096, 0, 1 << 50, "mmap".into()), None);
+        assert_eq!(address_space(me, 4096, 0, 1 << 50), None);
     }
 
     #[test]
