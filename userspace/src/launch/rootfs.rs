@@ -356,20 +356,24 @@ fn check_mount_target(target: &Path, plan: &Plan) -> io::Result<()> {
     }
 }
 
+/// Binds what `fd` (opened before the root was built) names at `dest`, recursively.
+fn bind_fd(fd: &OwnedFd, dest: &Path) -> nix::Result<()> {
+    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    mount(
+        Some(source.as_str()),
+        dest,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+}
+
 /// Binds the spec's extra mounts (directories) at their targets; read-only unless writable.
 fn bind_mounts(root: &Path, mounts: &[(&super::spec::Mount, OwnedFd)]) -> io::Result<()> {
     for (m, fd) in mounts {
         let dest = inside(root, &m.target);
         std::fs::create_dir_all(&dest).map_err(ctx("mkdir", &m.target))?;
-        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        mount(
-            Some(source.as_str()),
-            &dest,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(ctx("bind", &m.target))?;
+        bind_fd(fd, &dest).map_err(ctx("bind", &m.target))?;
         if !m.writable {
             remount_read_only(&dest, true).map_err(ctx("remount read-only", &m.target))?;
         }
@@ -383,23 +387,10 @@ fn populate(root: &Path, plan: &Plan, sources: &[OwnedFd]) -> io::Result<io::Res
             mount_point(root, bind)?;
         }
         let dest = inside(root, &bind.path);
-        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        mount(
-            Some(source.as_str()),
-            &dest,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(ctx("bind", &bind.path))?;
-        match bind.access {
-            Access::ReadOnly => {
-                remount_read_only(&dest, true).map_err(ctx("remount read-only", &bind.path))?
-            }
-            Access::Device => {
-                remount_read_only(&dest, false).map_err(ctx("remount read-only", &bind.path))?
-            }
-            Access::ReadWrite => {}
+        bind_fd(fd, &dest).map_err(ctx("bind", &bind.path))?;
+        if bind.access != Access::ReadWrite {
+            let nodev = bind.access == Access::ReadOnly;
+            remount_read_only(&dest, nodev).map_err(ctx("remount read-only", &bind.path))?;
         }
     }
     for (at, target) in &plan.symlinks {
