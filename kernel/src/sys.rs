@@ -187,12 +187,20 @@ pub(crate) struct SeccompNotification {
 /// the call as if the filter had allowed it (every other layer still applies). A caller that
 /// died meanwhile (`ENOENT`) is not an error.
 pub(crate) fn seccomp_notif_continue(fd: RawFd, id: u64) -> io::Result<()> {
-    let mut resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: 0,
-        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-    };
+    seccomp_notif_send(
+        fd,
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        },
+    )
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND` of `resp`; a caller that died meanwhile (`ENOENT`) is not an
+/// error.
+fn seccomp_notif_send(fd: RawFd, mut resp: libc::seccomp_notif_resp) -> io::Result<()> {
     // SAFETY: the ioctl reads one `struct seccomp_notif_resp` through the pointer, which
     // points at `resp`, a live value of exactly that type.
     if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) } < 0 {
@@ -257,22 +265,15 @@ pub(crate) fn seccomp_notif_recv(fd: RawFd) -> io::Result<SeccompNotification> {
 /// `SECCOMP_IOCTL_NOTIF_SEND`: fails the notified syscall with `errno`. A caller that is gone
 /// meanwhile (`ENOENT`) is not an error.
 pub(crate) fn seccomp_notif_deny(fd: RawFd, id: u64, errno: i32) -> io::Result<()> {
-    let mut resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: -errno,
-        flags: 0,
-    };
-    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` through the pointer, which
-    // points at `resp`, a live value of exactly that type.
-    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) } < 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ENOENT) {
-            return Ok(());
-        }
-        return Err(err);
-    }
-    Ok(())
+    seccomp_notif_send(
+        fd,
+        libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        },
+    )
 }
 
 /// `poll(fd, 0)`: `(readable, hung up)` right now.
