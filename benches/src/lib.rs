@@ -264,6 +264,57 @@ impl BenchKernel {
         (info, log)
     }
 
+    /// Spawns a jailed agent running `program args` and returns at once (see
+    /// [`BenchKernel::end`]).
+    pub fn start_agent(
+        &self,
+        program: &Path,
+        args: &[&str],
+        workspace: Option<&Path>,
+        policy: &str,
+    ) -> AgentInfo {
+        let req = SpawnRequest {
+            name: None,
+            policy: PolicySource {
+                path: "bench-policy.md".into(),
+                text: policy.into(),
+            },
+            workspace: workspace.map(Path::to_path_buf),
+            program: program.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            extra_read_only: Vec::new(),
+        };
+        self.rt
+            .block_on(self.kernel.spawn(req))
+            .expect("spawn the bench agent")
+    }
+
+    /// Waits (up to 20 s) until the agent's output has a line starting with `prefix`.
+    pub fn wait_for_line(&self, agent: &AgentInfo, prefix: &str) {
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < end {
+            let log = std::fs::read_to_string(&agent.log_path).unwrap_or_default();
+            if log.lines().any(|l| l.starts_with(prefix)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("agent {} never printed `{prefix}`", agent.id);
+    }
+
+    /// SIGKILLs an agent and waits for its end.
+    pub fn end(&self, agent: &AgentInfo) {
+        let r = AgentRef::Id(agent.id);
+        self.rt.block_on(async {
+            let _ = self
+                .kernel
+                .signal(&r, agentos_syscalls::Signal::Kill, "bench")
+                .await;
+            let _ = self.kernel.wait(&r).await;
+        });
+    }
+
     /// Runs `bench-agent rtt iters` and returns the time it measured for the round trips.
     pub fn rtt(&self, agent: &Path, iters: u64) -> Duration {
         let n = iters.to_string();

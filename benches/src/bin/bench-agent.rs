@@ -6,6 +6,8 @@
 //! - `bench-agent vfs read|write PATH SIZE N`: times `N` one-shot `Read`s of PATH (checking
 //!   SIZE bytes come back) or `N` one-shot `Write`s of SIZE bytes to PATH; prints
 //!   `elapsed_ns <total>`.
+//! - `bench-agent victim N`, `bench-agent dos ATTACK [ARG]`: the DoS suite's neighbour and
+//!   attackers (`agentos_tests::dos_modes`), for the isolation bench.
 //! - `bench-agent exec N`: times `N` `Exec`s of `/bin/true` (each checked to exit 0) and prints
 //!   `elapsed_ns <total>`.
 
@@ -20,6 +22,18 @@ const PATH: &str = "/mem/working/x";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The isolation bench's neighbour and attackers are the DoS suite's own.
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match arg(0) {
+        Some("victim") => std::process::exit(i32::from(agentos_tests::dos_modes::victim(
+            arg(1).and_then(|s| s.parse().ok()).unwrap_or(1000),
+        ))),
+        Some("dos") => std::process::exit(i32::from(agentos_tests::dos_modes::attack(
+            arg(1).unwrap_or(""),
+            arg(2),
+        ))),
+        _ => {}
+    }
     let client = Client::connect().expect("connect to the kernel");
     match args.first().map(String::as_str) {
         Some("rtt") => {

@@ -18,6 +18,8 @@
 //! - `exec-burst N`: N `Exec`s of `/bin/sleep 5` in flight at once; prints
 //!   `exec-burst ok=<done> busy=<refused Busy> other=<anything else>`
 //! - `attack NAME [ARG]`: one escape attempt (see `agentos_tests::attack`), one verdict line
+//! - `victim N`, `dos ATTACK [ARG]`: the DoS suite's honest neighbour and its attackers (see
+//!   `agentos_tests::dos_modes`)
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 //! - `burst N PATH`: N writes to PATH as fast as possible, each answer printed; after a
 //!   `RateLimited`, sleep for its `retry_after_ms` hint and write once more; exit 0
@@ -85,6 +87,13 @@ fn main() -> ExitCode {
         "ipc-wait" => ipc_wait(),
         "exec-burst" => exec_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6)),
         "attack" => Ok(agentos_tests::attack::main(
+            args.get(1).map(String::as_str).unwrap_or(""),
+            args.get(2).map(String::as_str),
+        )),
+        "victim" => Ok(agentos_tests::dos_modes::victim(
+            args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000),
+        )),
+        "dos" => Ok(agentos_tests::dos_modes::attack(
             args.get(1).map(String::as_str).unwrap_or(""),
             args.get(2).map(String::as_str),
         )),

@@ -1,4 +1,5 @@
 mod cli;
+mod dos;
 mod escape;
 mod exec;
 mod ipc;

@@ -1,0 +1,431 @@
+//! The kernel defends itself: every class of attack an ordinary agent can make on the kernel,
+//! each run by a real jailed attacker (Rust, and Python where the SDK can express it) while an
+//! honest neighbour measures its round trips. For each attack the suite asserts:
+//!
+//! - the neighbour's p99 round trip stays within [`P99_BUDGET`] (DESIGN §10's isolation budget);
+//! - `agentctl ps` answers within [`PS_BUDGET`] every time it is asked during the attack;
+//! - the kernel's resident memory (VmRSS, sampled during the attack, and the peak VmHWM) stays
+//!   within [`RSS_BUDGET`] of its baseline;
+//! - what the attack made the host keep on disk under the state dir stays within the agent's
+//!   disk budget (the budgets are set small on the kernel's command line so the suite reaches
+//!   them quickly);
+//! - the flight recorder still verifies (`agentctl recorder verify` exits 0 after the kernel's
+//!   stop), with the attacker's records in it.
+//!
+//! The attacks are `agentos-test-agent dos ATTACK` (see `agentos_tests::dos_modes`) and
+//! `tests/attacks/dos.py`. The classes: a FIFO in the workspace (freezing the runtime), paths
+//! of a MiB (superlinear work), a 15 MiB `Exec` argument (an unverifiable record), a
+//! zero-permission agent filling the disk (scratch, stdout, `CheckPolicy` strings,
+//! checkpoints), and kernel memory (pipelined answers never read, long names, an `Exec` frame of
+//! millions of empty arguments).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use agentos_tests::{write_policy, TestKernel};
+
+/// The honest neighbour's p99 round trip while another agent attacks (DESIGN §10).
+const P99_BUDGET: Duration = Duration::from_millis(5);
+/// How long `agentctl ps` may take while an agent attacks.
+const PS_BUDGET: Duration = Duration::from_millis(200);
+/// How far the kernel's memory may grow over its baseline while an agent attacks.
+const RSS_BUDGET_KIB: u64 = 64 << 10;
+/// Round trips the neighbour times.
+const VICTIM_CALLS: &str = "3000";
+
+/// The disk budgets the zero-permission attacks run under (kernel flags), and their sum.
+const LOG_BYTES: u64 = 1 << 20;
+const CHECKPOINT_BYTES: u64 = 1 << 20;
+const RECORDER_SHARE: u64 = 8 << 20;
+const SCRATCH_BYTES: u64 = 8 << 20;
+/// What the host may keep for one zero-permission agent: its output log, its checkpoints and
+/// its share of the recorder (its scratch is a tmpfs and leaves nothing), plus the records of
+/// the victim and the kernel's own bookkeeping.
+const DISK_BUDGET: u64 = LOG_BYTES + CHECKPOINT_BYTES + RECORDER_SHARE + (2 << 20);
+
+fn budget_flags() -> Vec<String> {
+    vec![
+        format!("--log-bytes={LOG_BYTES}"),
+        format!("--checkpoint-bytes={CHECKPOINT_BYTES}"),
+        format!("--recorder-share-bytes={RECORDER_SHARE}"),
+        format!("--scratch-bytes={SCRATCH_BYTES}"),
+    ]
+}
+
+/// A field of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes the files under `dir` hold on disk (allocated blocks; sparse files count what they
+/// use).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// What one attack did to the kernel and its neighbour.
+#[derive(Debug)]
+struct Under {
+    attack: String,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    ps_max: Duration,
+    rss_growth_kib: u64,
+    hwm_growth_kib: u64,
+    disk_growth: u64,
+}
+
+/// One attack scenario.
+struct Scenario<'a> {
+    name: &'a str,
+    /// Extra policy rules (YAML under `policies:`), or `None` for `policies: []`.
+    rules: Option<&'a str>,
+    /// The attacker's argv after the program (`dos ATTACK …`, or a Python script's args).
+    argv: Vec<String>,
+    /// Spawn the attacker with `python3` and this script instead of the test agent.
+    python: bool,
+    /// Give the attacker this workspace.
+    workspace: Option<PathBuf>,
+}
+
+fn zero_permission_policy(k: &TestKernel, name: &str) -> PathBuf {
+    let path = k.work.join(format!("{name}.md"));
+    std::fs::write(
+        &path,
+        "---\nkernel:\n  version: \"1.0\"\n  mode: strict\nsignals: []\npolicies: []\n---\n",
+    )
+    .unwrap();
+    path
+}
+
+fn spawn_attacker(k: &TestKernel, s: &Scenario) -> u64 {
+    let policy = match s.rules {
+        Some(rules) => write_policy(&k.work, s.name, "permissive", &[], rules),
+        None => zero_permission_policy(k, s.name),
+    };
+    let mut args: Vec<String> = vec![
+        "spawn".into(),
+        "--policy".into(),
+        policy.display().to_string(),
+    ];
+    if let Some(ws) = &s.workspace {
+        args.push("--workspace".into());
+        args.push(ws.display().to_string());
+    }
+    args.push("--".into());
+    if s.python {
+        args.push("/usr/bin/python3".into());
+        args.push(py_script(k).display().to_string());
+    } else {
+        args.push(k.agent_bin.display().to_string());
+    }
+    args.extend(s.argv.iter().cloned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    k.ctl_ok(&refs).trim().parse().expect("agent id")
+}
+
+/// `tests/attacks/dos.py`, copied where every kernel user can read it.
+fn py_script(k: &TestKernel) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = k.work.join("dos-py");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.join("dos.py");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("attacks/dos.py"),
+        &script,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    script
+}
+
+/// The `victim …` line of the neighbour's log, parsed.
+fn victim_result(k: &TestKernel, id: u64) -> (u64, u64, u64) {
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("victim n="))
+        .unwrap_or_else(|| panic!("the victim printed no result: {log}"));
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in `{line}`"))
+    };
+    (field("p50_us="), field("p99_us="), field("max_us="))
+}
+
+/// Runs one attack against a fresh kernel and measures it; the kernel is stopped and its
+/// recorder verified before this returns.
+fn run(s: &Scenario, unprivileged: bool, extra_flags: &[String]) -> Under {
+    let mut flags = budget_flags();
+    flags.extend(extra_flags.iter().cloned());
+    let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let k = TestKernel::start_with(unprivileged, &refs);
+    let kernel = k.kernel_pid();
+    let victim_policy = write_policy(&k.work, "victim", "strict", &[], "");
+    // A first neighbour warms the kernel up (its tables, its workers, the recorder).
+    let warm = k.spawn(&victim_policy, &["victim", "200"]);
+    k.wait(warm);
+    let rss0 = status_kib(kernel, "VmRSS:");
+    let hwm0 = status_kib(kernel, "VmHWM:");
+    let disk0 = disk_bytes(&k.state_dir);
+
+    let attacker = spawn_attacker(&k, s);
+    k.wait_for_line(attacker, "attacking");
+    let victim = k.spawn(&victim_policy, &["victim", VICTIM_CALLS]);
+    let mut ps_max = Duration::ZERO;
+    let mut rss_max = rss0;
+    loop {
+        let t = Instant::now();
+        k.ctl_ok(&["ps"]);
+        ps_max = ps_max.max(t.elapsed());
+        rss_max = rss_max.max(status_kib(kernel, "VmRSS:"));
+        let info = k.info(victim);
+        if !info["exit"].is_null() {
+            break;
+        }
+    }
+    let (p50_us, p99_us, max_us) = victim_result(&k, victim);
+    rss_max = rss_max.max(status_kib(kernel, "VmRSS:"));
+    let hwm = status_kib(kernel, "VmHWM:");
+    k.ctl_ok(&["kill", &attacker.to_string()]);
+    k.wait(attacker);
+    let disk_growth = disk_bytes(&k.state_dir).saturating_sub(disk0);
+    k.ctl_ok(&["kernel", "stop"]);
+    let (code, v) = k.verify();
+    assert_eq!(code, 0, "{}: the recorder does not verify: {v:#}", s.name);
+    let under = Under {
+        attack: s.name.to_string(),
+        p50_us,
+        p99_us,
+        max_us,
+        ps_max,
+        rss_growth_kib: rss_max.saturating_sub(rss0),
+        hwm_growth_kib: hwm.saturating_sub(hwm0),
+        disk_growth,
+    };
+    println!(
+        "{}: victim p50 {} µs p99 {} µs max {} µs; ps max {:?}; kernel +{} KiB (peak +{} KiB); disk +{} bytes",
+        under.attack,
+        under.p50_us,
+        under.p99_us,
+        under.max_us,
+        under.ps_max,
+        under.rss_growth_kib,
+        under.hwm_growth_kib,
+        under.disk_growth
+    );
+    under
+}
+
+/// The isolation promises, for one measured attack.
+fn assert_isolated(u: &Under) {
+    assert!(
+        u.p99_us <= P99_BUDGET.as_micros() as u64,
+        "{}: the neighbour's p99 round trip was {} µs (budget {P99_BUDGET:?}): {u:?}",
+        u.attack,
+        u.p99_us
+    );
+    assert!(
+        u.ps_max <= PS_BUDGET,
+        "{}: `agentctl ps` took {:?} (budget {PS_BUDGET:?}): {u:?}",
+        u.attack,
+        u.ps_max
+    );
+    assert!(
+        u.rss_growth_kib <= RSS_BUDGET_KIB && u.hwm_growth_kib <= RSS_BUDGET_KIB,
+        "{}: the kernel grew by {} KiB (peak {} KiB; budget {RSS_BUDGET_KIB} KiB): {u:?}",
+        u.attack,
+        u.rss_growth_kib,
+        u.hwm_growth_kib
+    );
+}
+
+fn assert_disk_within(u: &Under, budget: u64) {
+    assert!(
+        u.disk_growth <= budget,
+        "{}: the host kept {} bytes for the attacker (budget {budget}): {u:?}",
+        u.attack,
+        u.disk_growth
+    );
+}
+
+const WORKING_RW: &str = "";
+const EXEC_TRUE: &str = "  - name: true-tool\n    action: code_execution\n    effect: allow\n    constraints:\n      commands: [\"/bin/true\"]\n";
+const WORKSPACE_RW: &str = "  - name: ws-rw\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/workspace/**\"]\n  - name: ws-ro\n    action: file_read\n    effect: allow\n    constraints:\n      paths: [\"/workspace\", \"/workspace/**\"]\n";
+
+fn dos(attack: &str) -> Vec<String> {
+    vec!["dos".into(), attack.into()]
+}
+
+/// A workspace holding a FIFO (`fifo`), readable by any kernel user.
+fn fifo_workspace() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = root.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o777)).unwrap();
+    nix::unistd::mkfifo(
+        &ws.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    (root, ws)
+}
+
+#[test]
+fn a_fifo_in_the_workspace_freezes_nothing() {
+    let (_root, ws) = fifo_workspace();
+    for python in [false, true] {
+        let argv = if python {
+            vec!["fifo".into(), "/workspace/fifo".into()]
+        } else {
+            vec!["dos".into(), "fifo".into(), "/workspace/fifo".into()]
+        };
+        let s = Scenario {
+            name: if python { "fifo-py" } else { "fifo" },
+            rules: Some(WORKSPACE_RW),
+            argv,
+            python,
+            workspace: Some(ws.clone()),
+        };
+        assert_isolated(&run(&s, false, &[]));
+    }
+}
+
+#[test]
+fn a_fifo_in_the_workspace_freezes_nothing_under_an_unprivileged_kernel() {
+    let (_root, ws) = fifo_workspace();
+    let s = Scenario {
+        name: "fifo-unprivileged",
+        rules: Some(WORKSPACE_RW),
+        argv: vec!["dos".into(), "fifo".into(), "/workspace/fifo".into()],
+        python: false,
+        workspace: Some(ws),
+    };
+    assert_isolated(&run(&s, true, &[]));
+}
+
+#[test]
+fn mib_long_paths_cost_linear_work() {
+    for python in [false, true] {
+        let s = Scenario {
+            name: if python { "long-path-py" } else { "long-path" },
+            rules: Some(WORKING_RW),
+            argv: if python {
+                vec!["long-path".into()]
+            } else {
+                dos("long-path")
+            },
+            python,
+            workspace: None,
+        };
+        assert_isolated(&run(&s, false, &[]));
+    }
+}
+
+#[test]
+fn a_15_mib_exec_argument_leaves_a_verifiable_log() {
+    let s = Scenario {
+        name: "big-exec",
+        rules: Some(EXEC_TRUE),
+        argv: dos("big-exec"),
+        python: false,
+        workspace: None,
+    };
+    // `run` verifies the recorder after the attack.
+    assert_isolated(&run(&s, false, &[]));
+}
+
+#[test]
+fn kernel_memory_is_bounded_per_agent() {
+    for (name, rules, flags) in [
+        ("pipeline", WORKING_RW, vec![]),
+        (
+            "long-names",
+            WORKING_RW,
+            vec!["--quota-bytes=8388608".to_string()],
+        ),
+        ("million-args", EXEC_TRUE, vec![]),
+    ] {
+        let s = Scenario {
+            name,
+            rules: Some(rules),
+            argv: dos(name),
+            python: false,
+            workspace: None,
+        };
+        assert_isolated(&run(&s, false, &flags));
+    }
+}
+
+#[test]
+fn a_zero_permission_agent_keeps_at_most_its_disk_budget() {
+    for (name, python) in [
+        ("scratch-fill", false),
+        ("stdout-flood", false),
+        ("stdout-flood", true),
+        ("checkpolicy-flood", false),
+        ("checkpolicy-flood", true),
+        ("checkpoint-flood", false),
+    ] {
+        let s = Scenario {
+            name,
+            rules: None,
+            argv: if python { vec![name.into()] } else { dos(name) },
+            python,
+            workspace: None,
+        };
+        let u = run(&s, false, &[]);
+        assert_isolated(&u);
+        assert_disk_within(&u, DISK_BUDGET);
+    }
+}
+
+#[test]
+fn a_zero_permission_agent_keeps_at_most_its_disk_budget_under_an_unprivileged_kernel() {
+    for name in ["scratch-fill", "stdout-flood", "checkpolicy-flood"] {
+        let s = Scenario {
+            name,
+            rules: None,
+            argv: dos(name),
+            python: false,
+            workspace: None,
+        };
+        let u = run(&s, true, &[]);
+        assert_isolated(&u);
+        assert_disk_within(&u, DISK_BUDGET);
+    }
+}
