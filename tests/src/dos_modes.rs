@@ -9,7 +9,7 @@
 //!   connection), then parks. Attacks:
 //!   - `fifo PATH`: 8 threads `Read` and `Write` a FIFO in the workspace, without end;
 //!   - `long-path`: `Write`s under `/mem/working` with 1 MiB paths (one name, and 256 Ki
-//!     components);
+//!     components): three of each, timed (`first answers after N ms`), then 4 threads of them;
 //!   - `big-exec`: `Exec` of `/bin/true` with a 15 MiB argument, without end;
 //!   - `million-args`: one raw `Exec` frame of 15 million empty arguments (then more while the
 //!     connection stays open);
@@ -163,11 +163,21 @@ fn long_path() -> Result<(), SdkError> {
     let client = Client::connect()?;
     let one_name = format!("/mem/working/{}", "n".repeat(1 << 20));
     let deep = format!("/mem/working/{}", "d/".repeat(1 << 18));
-    say("attacking");
-    loop {
+    let t = Instant::now();
+    for _ in 0..3 {
         let _ = client.write(&one_name, b"x");
         let _ = client.write(&deep, b"x");
     }
+    say(&format!(
+        "first answers after {} ms",
+        t.elapsed().as_millis()
+    ));
+    threads(&client, 4, move |c| {
+        let _ = c.write(&one_name, b"x");
+        let _ = c.write(&deep, b"x");
+    });
+    say("attacking");
+    Ok(())
 }
 
 fn big_exec() -> Result<(), SdkError> {
