@@ -217,11 +217,12 @@ pub fn extract(event: RecordEvent) -> (RecordEvent, Vec<Vec<u8>>) {
 }
 
 /// Writes one blob (unless a file of that name is there already) to a temp file renamed into
-/// place; returns its path, to be fsynced before the record that names it.
-pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<PathBuf> {
+/// place; returns its path, to be fsynced before the record that names it, and whether it
+/// was created now. A failed write leaves nothing behind (the temp file is removed).
+pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<(PathBuf, bool)> {
     let path = blob_path(dir, digest);
     if path.exists() {
-        return Ok(path);
+        return Ok((path, false));
     }
     let blobs = dir.join(BLOBS_DIR);
     std::fs::create_dir_all(&blobs)?;
@@ -230,11 +231,14 @@ pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<Path
         hex::encode(digest),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(data))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok((path, true))
 }
 
 /// Fsyncs written blobs and the blobs dir.

@@ -73,8 +73,16 @@ pub const GENESIS: [u8; 32] = [0; 32];
 /// Bytes of the chain value in each frame.
 pub const CHAIN_LEN: usize = 32;
 
-/// Refuse to read a frame body larger than this (a corrupt length).
-pub const MAX_RECORD: u32 = 64 << 20;
+/// The largest record body, shared by the writer and the verifier: the writer bounds every
+/// event ([`super::bound::bound`]) so that its body fits, and refuses (an error, nothing
+/// written) a body over it; the verifier reads every body up to it. 1 MiB: a bounded event is
+/// far smaller (its strings are summarized, its payloads are blobs).
+pub const MAX_RECORD: u32 = 1 << 20;
+
+/// The largest body the verifier still reads in logs written before [`MAX_RECORD`] bounded
+/// the writer (their verifier limit; a log of this build never has a body over
+/// [`MAX_RECORD`]). A length over it is a corrupt length.
+pub const MAX_RECORD_READ: u32 = 64 << 20;
 
 /// The segment file magic.
 pub const MAGIC: [u8; 8] = *b"AGOSREC1";
@@ -242,7 +250,7 @@ pub struct RawFrame<'a> {
 pub enum FrameError {
     /// Fewer bytes left than the frame needs.
     Short,
-    /// A length over [`MAX_RECORD`].
+    /// A length over [`MAX_RECORD_READ`].
     Length(u32),
     /// The CRC does not match.
     Crc,
@@ -269,7 +277,7 @@ pub fn parse_frame(b: &[u8], version: u16) -> Result<RawFrame<'_>, FrameError> {
         return Err(FrameError::Short);
     }
     let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    if len > MAX_RECORD {
+    if len > MAX_RECORD_READ {
         return Err(FrameError::Length(len));
     }
     let total = overhead + len as usize;
@@ -580,6 +588,18 @@ pub enum RecordEvent {
         by: String,
         /// The same, as a sentence for the operator.
         detail: String,
+    },
+    /// The recorder could not write (a full disk, an I/O error) from `failed_at_ms` and wrote
+    /// again at `resumed_at_ms`: the gap in the log. No record was lost in it: `refused`
+    /// records were refused (their calls answered with an error, never performed), and
+    /// everything written before the failure still chains to this record.
+    RecorderResumed {
+        failed_at_ms: u64,
+        resumed_at_ms: u64,
+        /// Records refused while it could not write.
+        refused: u64,
+        /// The first error, as the writer saw it.
+        what: String,
     },
 }
 
