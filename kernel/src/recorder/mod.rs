@@ -962,7 +962,15 @@ impl Writer {
             }
         }
         let (event, blob_bytes) = if blob::has_large(&event) {
-            self.store_blobs(event)?
+            match self.store_blobs(event) {
+                Ok(x) => x,
+                Err(what) => {
+                    if let Some(f) = &mut self.failed {
+                        f.refused += 1;
+                    }
+                    return Err(what);
+                }
+            }
         } else {
             (event, 0)
         };
@@ -2097,6 +2105,165 @@ mod tests {
         );
         let log = read_log(dir.path()).unwrap();
         assert_eq!(log.last().unwrap().0.event, stop("after"));
+    }
+
+    /// A small tmpfs mounted for one test, unmounted on drop. Needs root (CI runs as root):
+    /// asserted, never skipped.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn new(bytes: u64) -> Tmpfs {
+            assert_eq!(
+                rustix::process::geteuid().as_raw(),
+                0,
+                "this test mounts a tmpfs: run it as root"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount tmpfs");
+            Tmpfs(dir)
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+
+        /// Fills the filesystem with one file; returns its path.
+        fn fill(&self) -> PathBuf {
+            let path = self.path().join("filler");
+            let mut f = File::create(&path).unwrap();
+            let chunk = vec![0u8; 64 << 10];
+            loop {
+                if f.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            // Byte by byte to the last one.
+            while f.write_all(&[0]).is_ok() {}
+            path
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn after_a_full_disk_the_recorder_resumes_by_itself_and_records_the_gap() {
+        for durability in [Durability::Batch, Durability::Always] {
+            let fs = Tmpfs::new(4 << 20);
+            let dir = fs.path().join("recorder");
+            let opts = RecorderOptions {
+                durability,
+                min_free_bytes: 1 << 20,
+                ..RecorderOptions::default()
+            };
+            let (rec, _) = Recorder::open_with(&dir, opts).unwrap();
+            assert_eq!(rec.admit(), Ok(()));
+            rec.append(Some(AgentId(1)), stop("before")).unwrap();
+            let filler = fs.fill();
+            // Low disk first: new work is refused by the watermark.
+            wait_until(
+                "the watermark",
+                || matches!(rec.admit(), Err(Refusal::LowDisk { min, .. }) if min == 1 << 20),
+            );
+            // Records do not fit: each append fails (a big one with a blob, small ones too),
+            // none is half-written.
+            let mut refused = 0;
+            let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+            if rec
+                .append(Some(AgentId(1)), large_write(1, big.clone(), Vec::new()))
+                .is_err()
+            {
+                refused += 1;
+            }
+            for i in 0..2000 {
+                if rec
+                    .append(
+                        Some(AgentId(1)),
+                        stop(&format!("full {i} {}", "p".repeat(3000))),
+                    )
+                    .is_err()
+                {
+                    refused += 1;
+                }
+            }
+            assert!(refused > 0, "{durability}: the disk never filled");
+            assert!(
+                matches!(rec.admit(), Err(Refusal::Failed { .. })),
+                "{durability}"
+            );
+            let leftovers: Vec<_> = std::fs::read_dir(dir.join(blob::BLOBS_DIR))
+                .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(
+                leftovers
+                    .iter()
+                    .all(|n| !n.to_string_lossy().contains("tmp")),
+                "{durability}: {leftovers:?}"
+            );
+            // The log so far verifies: no partial frame left.
+            let v = scan(&dir, ScanOptions { signatures: true }, |_, _| {}).unwrap();
+            assert!(
+                v.problem.is_none() && v.torn_tail.is_none(),
+                "{durability}: {v:?}"
+            );
+            std::fs::remove_file(&filler).unwrap();
+            // No call needed: the writer retries on its own; then admit clears too.
+            wait_until("resumption", || rec.admit().is_ok());
+            rec.append(Some(AgentId(2)), stop("after")).unwrap();
+            rec.append(Some(AgentId(2)), large_write(2, big.clone(), Vec::new()))
+                .unwrap();
+            drop(rec);
+            let v = full(&dir);
+            assert_eq!(v.exit_code(), 0, "{durability}: {:?}", v.problem);
+            let log = read_log(&dir).unwrap();
+            let gap = log
+                .iter()
+                .find_map(|(r, _)| match &r.event {
+                    RecordEvent::RecorderResumed {
+                        refused: n,
+                        failed_at_ms,
+                        resumed_at_ms,
+                        what,
+                    } => Some((*n, *failed_at_ms <= *resumed_at_ms, what.clone())),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{durability}: no gap record"));
+            assert!(gap.0 >= refused && gap.1, "{durability}: {gap:?}");
+            assert!(gap.2.contains("No space left"), "{durability}: {gap:?}");
+            let reasons: Vec<_> = log
+                .iter()
+                .filter_map(|(r, _)| match &r.event {
+                    RecordEvent::KernelStop { reason } if !reason.starts_with("full") => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(reasons, ["before", "after"], "{durability}");
+            assert_eq!(
+                log.last().unwrap().0.event,
+                large_write(2, big.clone(), Vec::new())
+            );
+        }
     }
 
     #[test]
