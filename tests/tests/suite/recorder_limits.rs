@@ -27,7 +27,15 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 #[test]
 fn a_frame_sized_exec_argument_and_mib_long_check_policy_strings_keep_the_log_verifiable() {
-    let k = TestKernel::start();
+    big_fields(TestKernel::start());
+}
+
+#[test]
+fn big_fields_keep_the_log_verifiable_with_an_unprivileged_kernel() {
+    big_fields(TestKernel::start_unprivileged());
+}
+
+fn big_fields(k: TestKernel) {
     let policy = write_policy(&k.work, "big", "permissive", &[], "");
     let id = k.spawn(&policy, &["rec-big"]);
     k.wait_for_line(id, "big done");
@@ -71,10 +79,23 @@ fn a_frame_sized_exec_argument_and_mib_long_check_policy_strings_keep_the_log_ve
     );
 }
 
+const SHARE: u64 = 2 << 20;
+
 #[test]
 fn an_agent_over_its_recorder_share_is_ended_and_the_log_grows_by_at_most_the_share() {
-    const SHARE: u64 = 2 << 20;
-    let k = TestKernel::start_with(false, &["--recorder-share-bytes", &SHARE.to_string()]);
+    share(false);
+}
+
+#[test]
+fn the_recorder_share_holds_with_an_unprivileged_kernel() {
+    share(true);
+}
+
+fn share(unprivileged: bool) {
+    let k = TestKernel::start_with(
+        unprivileged,
+        &["--recorder-share-bytes", &SHARE.to_string()],
+    );
     let policy = write_policy(&k.work, "flood", "strict", &[], "");
     let before = dir_bytes(&k.recorder_dir());
     let id = k.spawn(&policy, &["rec-flood", "8192"]);
@@ -146,6 +167,8 @@ fn a_low_then_full_disk_refuses_calls_and_spawns_and_the_recorder_resumes_by_its
         is_root(),
         "this test mounts a tmpfs for the state dir: run it as root (CI does)"
     );
+    // A root kernel: the tmpfs and the restart below are root's (an unprivileged kernel's
+    // refusals go through the same `admit`, proven by the unit tests and the share tests).
     let k = TestKernel::start();
     k.ctl_ok(&["kernel", "stop"]);
     // Over the recorder dir only: the kernel's log and the agent's output stay readable.
