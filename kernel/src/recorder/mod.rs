@@ -21,8 +21,33 @@
 //! `batch` mode (a power cut within the batch interval may then lose a blob whose record the
 //! page cache happened to write back first; a kernel kill loses neither).
 //!
+//! Every event is bounded before it is encoded ([`bound`]): agent-controlled strings over
+//! 4 KiB are summarized by head, length and blake3, lists are capped, so every body fits
+//! [`format::MAX_RECORD`] (1 MiB), the one limit the writer and the verifier share; the
+//! writer refuses (error, nothing written) a body over it.
+//!
+//! A write or fsync error is not the end: the writer cuts the segment back to its last good
+//! length (no partial frame is ever left), rolls the sequence and chain back to the last kept
+//! record, deletes the blobs made since, and fails those appenders. It then retries every
+//! [`RETRY_INTERVAL`] (on its own timer and on the next append); the first write that
+//! succeeds is a [`RecordEvent::RecorderResumed`] record naming the gap and the records
+//! refused in it, and the chain runs on unbroken. Meanwhile [`Recorder::admit`] refuses new
+//! work, so the kernel performs nothing it cannot record.
+//!
+//! [`Recorder::admit`] also enforces the low-disk watermark
+//! ([`RecorderOptions::min_free_bytes`]): the writer thread reads the free space of the
+//! recorder dir's filesystem (`statvfs`) every [`RETRY_INTERVAL`]; below the watermark new
+//! work is refused while the records of the refusals still fit.
+//!
+//! Each agent's records and blobs are counted ([`Recorder::usage`]); past its share
+//! ([`RecorderOptions::share_bytes`]) [`Recorder::over_share`] reports it once (the kernel
+//! ends it), and payloads that would take it past its share are summarized by length and
+//! blake3 instead of stored as blobs, so an agent makes the recorder keep at most its share
+//! plus one bounded record.
+//!
 //! Never: answer an appender before its record is written (and, in `always`, fsynced); write
-//! `HEAD` ahead of what is durable; rewrite anything but a torn tail.
+//! `HEAD` ahead of what is durable; rewrite anything but a torn tail or a failed write's own
+//! partial frame; answer an appender whose record was rolled back.
 
 pub mod blob;
 pub mod bound;
