@@ -447,6 +447,7 @@ impl Recorder {
         let path = dir.join(segment_name(n));
         let header = SegmentHeader {
             version: VERSION,
+            flags: format::FLAG_BOUNDED,
             log_id,
             key_id,
             prev_chain: v.chain,
@@ -1656,6 +1657,7 @@ mod tests {
         let key = key::load_or_create(dir.path()).unwrap();
         let header = SegmentHeader {
             version: VERSION_1,
+            flags: 0,
             log_id: [5; 16],
             key_id: key::key_id(&key.verifying_key()),
             prev_chain: GENESIS,
@@ -2375,6 +2377,50 @@ mod tests {
             )
         );
         assert_eq!(full(dir.path()).exit_code(), 0);
+    }
+
+    /// A segment whose header says its writer bounded records holds its frames to
+    /// `MAX_RECORD`; an older segment (no flag) is still read up to `MAX_RECORD_READ`.
+    #[test]
+    fn the_record_limit_is_the_segments_and_old_logs_still_read() {
+        use super::format::{GENESIS, MAX_RECORD};
+        for flags in [0, format::FLAG_BOUNDED] {
+            let dir = tempfile::tempdir().unwrap();
+            let header = SegmentHeader {
+                version: VERSION,
+                flags,
+                log_id: [3; 16],
+                key_id: [0; 8],
+                prev_chain: GENESIS,
+                start_seq: 0,
+                break_segment: 0,
+                break_offset: 0,
+            };
+            let mut seg = header.encode().to_vec();
+            let mut chain = GENESIS;
+            for (seq, reason) in [(0, "r".repeat(MAX_RECORD as usize + 10)), (1, "ok".into())] {
+                let body = postcard::to_stdvec(&RecordBodyRef {
+                    agent: &None,
+                    event: &stop(&reason),
+                })
+                .unwrap();
+                let meta = FrameMeta {
+                    seq,
+                    wall_ms: 1,
+                    mono_us: 1,
+                };
+                chain = push_frame(&mut seg, &chain, TYPE_RECORD, meta, &body);
+            }
+            std::fs::write(dir.path().join(segment_name(1)), &seg).unwrap();
+            let v = scan(dir.path(), ScanOptions { signatures: false }, |_, _| {}).unwrap();
+            if flags == 0 {
+                assert_eq!((v.problem, v.records), (None, 2));
+            } else {
+                let p = v.problem.unwrap();
+                assert_eq!((p.kind, p.seq, p.offset), (ProblemKind::Tampered, 0, 96));
+                assert!(p.what.contains("over the limit"), "{}", p.what);
+            }
+        }
     }
 
     #[test]
