@@ -333,6 +333,14 @@ pub struct KernelOptions {
     /// Files each agent may keep across its writable tree.
     #[arg(long, default_value_t = 4096)]
     pub quota_files: u64,
+    /// The low-disk watermark: while the filesystem of the state dir has fewer free bytes,
+    /// calls are refused (QuotaExceeded, not performed) and spawns are refused (0: none).
+    #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_MIN_FREE_BYTES)]
+    pub min_free_bytes: u64,
+    /// Bytes of flight-recorder records and blobs each agent may cause; an agent over it is
+    /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
+    #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_SHARE_BYTES)]
+    pub recorder_share_bytes: u64,
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     pub max_fds: u32,

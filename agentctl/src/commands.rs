@@ -462,6 +462,10 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.quota_bytes.to_string(),
         "--quota-files".into(),
         k.quota_files.to_string(),
+        "--min-free-bytes".into(),
+        k.min_free_bytes.to_string(),
+        "--recorder-share-bytes".into(),
+        k.recorder_share_bytes.to_string(),
         "--max-fds".into(),
         k.max_fds.to_string(),
     ];

@@ -34,6 +34,8 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.term_grace = Duration::from_millis(args.kernel.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.kernel.approval_timeout_ms);
     config.recorder.durability = args.kernel.durability;
+    config.recorder.min_free_bytes = args.kernel.min_free_bytes;
+    config.recorder.share_bytes = args.kernel.recorder_share_bytes;
     config.working_quota = (args.kernel.quota_bytes, args.kernel.quota_files);
     config.max_fds = args.kernel.max_fds;
     if let Some(base) = &args.kernel.base_policy {

@@ -109,6 +109,51 @@ impl KernelInner {
         }
     }
 
+    /// Whether new work may start (before a call is performed, before a spawn): the flight
+    /// recorder can write and the state dir's filesystem is above the low-disk watermark
+    /// (`--min-free-bytes`). Cheap: atomics the recorder's writer thread refreshes. A refusal
+    /// is `QuotaExceeded` with what to do; the call is not performed (and is recorded when
+    /// the recorder can still write: the watermark leaves it room).
+    pub fn admit(&self) -> Result<(), agentos_syscalls::Errno> {
+        self.recorder
+            .admit()
+            .map_err(|r| agentos_syscalls::Errno::QuotaExceeded {
+                what: r.to_string(),
+            })
+    }
+
+    /// Ends `agent` with SIGKILL the first time it is over its share of the flight recorder
+    /// (`--recorder-share-bytes`: bytes of the records and blobs it caused), after recording a
+    /// `SandboxLimit { resource: "recorder_bytes", .. }`. Called after each of its answers
+    /// is recorded, so every call answered before the kill is in the log.
+    pub async fn enforce_recorder_share(self: &Arc<Self>, agent: &Arc<Agent>) {
+        let Some((used, limit)) = self.recorder.over_share(agent.id) else {
+            return;
+        };
+        let detail = format!(
+            "the agent caused {used} bytes of flight-recorder records and blobs, over its share of {limit} (--recorder-share-bytes); it is ended with SIGKILL"
+        );
+        tracing::warn!(agent_id = %agent.id, used, limit, "an agent exhausted its share of the flight recorder");
+        self.record(
+            Some(agent.id),
+            RecordEvent::SandboxLimit {
+                resource: "recorder_bytes".into(),
+                limit,
+                used,
+                by: "syscall".into(),
+                detail: detail.clone(),
+            },
+        );
+        let _ = crate::signals::deliver(
+            self,
+            agent,
+            Signal::Kill,
+            "kernel",
+            format!("recorder share exhausted: {detail}"),
+        )
+        .await;
+    }
+
     /// The live agent whose process tree holds `pid`, found by walking up its parents.
     pub fn agent_of_process(&self, pid: u32) -> Option<Arc<Agent>> {
         let table = crate::sys::process_table();

@@ -316,6 +316,12 @@ pub(crate) async fn spawn_from(
             "start a new kernel with `agentctl kernel start`",
         ));
     }
+    if let Err(e) = k.admit() {
+        return Err(failed(
+            format!("spawn refused: {e}"),
+            "free space on the disk under the state dir (or lower --min-free-bytes), then spawn again",
+        ));
+    }
     let program_text = req.program.display().to_string();
     let refuse = |reason: String| {
         k.record(
@@ -653,6 +659,7 @@ async fn reap(
             status: exit.clone(),
         },
     );
+    k.recorder.forget(agent.id);
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
     *lock(&agent.outbox) = None;
     agent.state.send_replace(AgentState::Exited);

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 pub mod attack;
 pub mod dos_modes;
+pub mod rec_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

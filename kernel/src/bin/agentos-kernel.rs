@@ -45,6 +45,14 @@ struct Args {
     /// Files each agent may keep across its writable tree.
     #[arg(long, default_value_t = 4096)]
     quota_files: u64,
+    /// The low-disk watermark: while the filesystem of the state dir has fewer free bytes,
+    /// calls are refused (QuotaExceeded, not performed) and spawns are refused (0: none).
+    #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_MIN_FREE_BYTES)]
+    min_free_bytes: u64,
+    /// Bytes of flight-recorder records and blobs each agent may cause; an agent over it is
+    /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
+    #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_SHARE_BYTES)]
+    recorder_share_bytes: u64,
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     max_fds: u32,
@@ -85,6 +93,8 @@ fn main() -> ExitCode {
     config.term_grace = Duration::from_millis(args.term_grace_ms);
     config.approval_timeout = Duration::from_millis(args.approval_timeout_ms);
     config.recorder.durability = args.durability;
+    config.recorder.min_free_bytes = args.min_free_bytes;
+    config.recorder.share_bytes = args.recorder_share_bytes;
     config.working_quota = (args.quota_bytes, args.quota_files);
     config.max_fds = args.max_fds;
     if let Some(path) = &args.base_policy {

@@ -169,6 +169,71 @@ pub fn has_large(event: &RecordEvent) -> bool {
         }
 }
 
+/// Bytes of the payloads over the threshold in a `Syscall` event (what [`extract`] would
+/// move to blobs).
+pub fn large_bytes(event: &RecordEvent) -> u64 {
+    let RecordEvent::Syscall { call, result, .. } = event else {
+        return 0;
+    };
+    let big = |n: usize| if n > BLOB_THRESHOLD { n as u64 } else { 0 };
+    let call_bytes = match call {
+        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => big(data.len()),
+        Syscall::Exec { stdin, .. } => big(stdin.len()),
+        Syscall::Send { payload, .. } => big(payload.len()),
+        Syscall::Call { params_json, .. } => big(params_json.len()),
+        _ => 0,
+    };
+    call_bytes
+        + match result {
+            Ok(Reply::Data(d)) => big(d.len()),
+            Ok(Reply::Exec(e)) => big(e.stdout.len()) + big(e.stderr.len()),
+            Ok(Reply::Message(m)) => big(m.payload.len()),
+            Ok(Reply::CallResult { result_json }) => big(result_json.len()),
+            _ => 0,
+        }
+}
+
+/// The text a payload not kept is replaced by.
+fn payload_summary(data: &[u8]) -> String {
+    format!(
+        "…[{} bytes, blake3 {}; not kept: over the agent's recorder share]",
+        data.len(),
+        blake3::hash(data).to_hex()
+    )
+}
+
+/// For an agent over its recorder share: each payload over the threshold of a `Syscall`
+/// event is replaced, in place, by its length and blake3 digest (as text), instead of being
+/// stored as a blob. Any other event is returned as is.
+pub fn summarize_payloads(event: RecordEvent) -> RecordEvent {
+    let RecordEvent::Syscall {
+        id,
+        mut call,
+        decision,
+        mut result,
+        duration_us,
+    } = event
+    else {
+        return event;
+    };
+    for (_, payload) in slots(&mut call, &mut result) {
+        if payload.len() <= BLOB_THRESHOLD {
+            continue;
+        }
+        match payload {
+            Slot::Bytes(b) => *b = payload_summary(b).into_bytes(),
+            Slot::Text(t) => *t = payload_summary(t.as_bytes()),
+        }
+    }
+    RecordEvent::Syscall {
+        id,
+        call,
+        decision,
+        result,
+        duration_us,
+    }
+}
+
 /// Moves every payload over the threshold out of a `Syscall` event: the event becomes
 /// `SyscallBlobs`; returns it with the bytes of each blob, in the order of its refs. An event
 /// without large payloads is returned as is, with no blobs.
@@ -217,11 +282,12 @@ pub fn extract(event: RecordEvent) -> (RecordEvent, Vec<Vec<u8>>) {
 }
 
 /// Writes one blob (unless a file of that name is there already) to a temp file renamed into
-/// place; returns its path, to be fsynced before the record that names it.
-pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<PathBuf> {
+/// place; returns its path, to be fsynced before the record that names it, and whether it
+/// was created now. A failed write leaves nothing behind (the temp file is removed).
+pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<(PathBuf, bool)> {
     let path = blob_path(dir, digest);
     if path.exists() {
-        return Ok(path);
+        return Ok((path, false));
     }
     let blobs = dir.join(BLOBS_DIR);
     std::fs::create_dir_all(&blobs)?;
@@ -230,11 +296,14 @@ pub fn store(dir: &Path, digest: &[u8; 32], data: &[u8]) -> std::io::Result<Path
         hex::encode(digest),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(data))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok((path, true))
 }
 
 /// Fsyncs written blobs and the blobs dir.

@@ -15,7 +15,7 @@
 //! header (96 bytes, little endian):
 //!   0 +----------+---------+-------+--------+--------+------------+-----------+---------+
 //!     | magic    | version | flags | log id | key id | prev chain | start seq | ...     |
-//!     | AGOSREC1 | u16 = 2 | u16=0 | [16]   | [8]    | [32]       | u64       |         |
+//!     | AGOSREC1 | u16 = 2 | u16   | [16]   | [8]    | [32]       | u64       |         |
 //!   0 +----------+---------+-------+--------+--------+------------+-----------+---------+
 //!     8          10        12      28       36       68           76
 //!  76 +---------------+--------------+----------+--------------------+
@@ -23,6 +23,10 @@
 //!     | u32 (0: none) | u64          | u32 = 0  | u32                |
 //!  76 +---------------+--------------+----------+--------------------+
 //!     76              80             88         92                   96
+//!
+//! flags: bit 0 (FLAG_BOUNDED) — this segment's writer bounds every body to MAX_RECORD, and
+//!        the verifier holds its frames to that; segments without it (written before the
+//!        bound) are read up to MAX_RECORD_READ.
 //!
 //! frame (version 2; every integer little endian):
 //!   0 +----------+----------+----------+-------------+-------------+
@@ -73,8 +77,20 @@ pub const GENESIS: [u8; 32] = [0; 32];
 /// Bytes of the chain value in each frame.
 pub const CHAIN_LEN: usize = 32;
 
-/// Refuse to read a frame body larger than this (a corrupt length).
-pub const MAX_RECORD: u32 = 64 << 20;
+/// The largest record body, shared by the writer and the verifier: the writer bounds every
+/// event ([`super::bound::bound`]) so that its body fits, and refuses (an error, nothing
+/// written) a body over it; the verifier reads every body up to it. 1 MiB: a bounded event is
+/// far smaller (its strings are summarized, its payloads are blobs).
+pub const MAX_RECORD: u32 = 1 << 20;
+
+/// The largest body the verifier still reads in segments written before [`MAX_RECORD`]
+/// bounded the writer (their header lacks [`FLAG_BOUNDED`]). A length over it is a corrupt
+/// length.
+pub const MAX_RECORD_READ: u32 = 64 << 20;
+
+/// Segment header flag: the writer bounded every record body to [`MAX_RECORD`]; the verifier
+/// holds the segment's frames to it.
+pub const FLAG_BOUNDED: u16 = 1;
 
 /// The segment file magic.
 pub const MAGIC: [u8; 8] = *b"AGOSREC1";
@@ -109,6 +125,8 @@ pub const SIGNING_CONTEXT: &[u8] = b"agentos-checkpoint-v1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentHeader {
     pub version: u16,
+    /// [`FLAG_BOUNDED`] or 0.
+    pub flags: u16,
     /// Chosen at random when the log was created; the same in every segment.
     pub log_id: [u8; 16],
     /// `blake3(public key)[..8]` of the key that signs this segment's checkpoints.
@@ -128,6 +146,7 @@ impl SegmentHeader {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..10].copy_from_slice(&self.version.to_le_bytes());
+        b[10..12].copy_from_slice(&self.flags.to_le_bytes());
         b[12..28].copy_from_slice(&self.log_id);
         b[28..36].copy_from_slice(&self.key_id);
         b[36..68].copy_from_slice(&self.prev_chain);
@@ -137,6 +156,16 @@ impl SegmentHeader {
         let crc = crc32fast::hash(&b[..92]);
         b[92..96].copy_from_slice(&crc.to_le_bytes());
         b
+    }
+
+    /// The largest frame body this segment may hold: [`MAX_RECORD`] when its writer bounded
+    /// records ([`FLAG_BOUNDED`]), [`MAX_RECORD_READ`] for older segments.
+    pub fn max_body(&self) -> u32 {
+        if self.flags & FLAG_BOUNDED != 0 {
+            MAX_RECORD
+        } else {
+            MAX_RECORD_READ
+        }
     }
 
     /// Decodes a header; the error says what is wrong with it.
@@ -161,6 +190,7 @@ impl SegmentHeader {
         }
         let mut h = SegmentHeader {
             version,
+            flags: u16::from_le_bytes([b[10], b[11]]),
             log_id: [0; 16],
             key_id: [0; 8],
             prev_chain: [0; 32],
@@ -242,7 +272,7 @@ pub struct RawFrame<'a> {
 pub enum FrameError {
     /// Fewer bytes left than the frame needs.
     Short,
-    /// A length over [`MAX_RECORD`].
+    /// A length over the segment's limit ([`SegmentHeader::max_body`]).
     Length(u32),
     /// The CRC does not match.
     Crc,
@@ -258,8 +288,15 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// Parses the frame of segment format `version` at the start of `b` (CRC checked, chain not).
+/// Parses the frame of segment format `version` at the start of `b` (CRC checked, chain not),
+/// with a body of up to [`MAX_RECORD_READ`] bytes.
 pub fn parse_frame(b: &[u8], version: u16) -> Result<RawFrame<'_>, FrameError> {
+    parse_frame_within(b, version, MAX_RECORD_READ)
+}
+
+/// [`parse_frame`] with a body of up to `max` bytes (a segment's
+/// [`SegmentHeader::max_body`]).
+pub fn parse_frame_within(b: &[u8], version: u16, max: u32) -> Result<RawFrame<'_>, FrameError> {
     let (header, overhead) = if version == VERSION_1 {
         (5, FRAME_OVERHEAD_V1)
     } else {
@@ -269,7 +306,7 @@ pub fn parse_frame(b: &[u8], version: u16) -> Result<RawFrame<'_>, FrameError> {
         return Err(FrameError::Short);
     }
     let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    if len > MAX_RECORD {
+    if len > max {
         return Err(FrameError::Length(len));
     }
     let total = overhead + len as usize;
@@ -580,6 +617,18 @@ pub enum RecordEvent {
         by: String,
         /// The same, as a sentence for the operator.
         detail: String,
+    },
+    /// The recorder could not write (a full disk, an I/O error) from `failed_at_ms` and wrote
+    /// again at `resumed_at_ms`: the gap in the log. No record was lost in it: `refused`
+    /// records were refused (their calls answered with an error, never performed), and
+    /// everything written before the failure still chains to this record.
+    RecorderResumed {
+        failed_at_ms: u64,
+        resumed_at_ms: u64,
+        /// Records refused while it could not write.
+        refused: u64,
+        /// The first error, as the writer saw it.
+        what: String,
     },
 }
 

@@ -21,17 +21,45 @@
 //! `batch` mode (a power cut within the batch interval may then lose a blob whose record the
 //! page cache happened to write back first; a kernel kill loses neither).
 //!
+//! Every event is bounded before it is encoded ([`bound`]): agent-controlled strings over
+//! 4 KiB are summarized by head, length and blake3, lists are capped, so every body fits
+//! [`format::MAX_RECORD`] (1 MiB), the one limit the writer and the verifier share; the
+//! writer refuses (error, nothing written) a body over it.
+//!
+//! A write or fsync error is not the end: the writer cuts the segment back to its last good
+//! length (no partial frame is ever left), rolls the sequence and chain back to the last kept
+//! record, deletes the blobs made since, and fails those appenders. It then retries every
+//! [`RETRY_INTERVAL`] (on its own timer and on the next append); the first write that
+//! succeeds is a [`RecordEvent::RecorderResumed`] record naming the gap and the records
+//! refused in it, and the chain runs on unbroken. Meanwhile [`Recorder::admit`] refuses new
+//! work, so the kernel performs nothing it cannot record.
+//!
+//! [`Recorder::admit`] also enforces the low-disk watermark
+//! ([`RecorderOptions::min_free_bytes`]): the writer thread reads the free space of the
+//! recorder dir's filesystem (`statvfs`) every [`RETRY_INTERVAL`]; below the watermark new
+//! work is refused while the records of the refusals still fit.
+//!
+//! Each agent's records and blobs are counted ([`Recorder::usage`]); past its share
+//! ([`RecorderOptions::share_bytes`]) [`Recorder::over_share`] reports it once (the kernel
+//! ends it), and payloads that would take it past its share are summarized by length and
+//! blake3 instead of stored as blobs, so an agent makes the recorder keep at most its share
+//! plus one bounded record.
+//!
 //! Never: answer an appender before its record is written (and, in `always`, fsynced); write
-//! `HEAD` ahead of what is durable; rewrite anything but a torn tail.
+//! `HEAD` ahead of what is durable; rewrite anything but a torn tail or a failed write's own
+//! partial frame; answer an appender whose record was rolled back.
 
 pub mod blob;
+pub mod bound;
 pub mod format;
 pub mod key;
 pub mod verify;
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -79,7 +107,7 @@ pub enum RecorderError {
     },
     #[error("cannot start the recorder's writer thread")]
     Thread(#[source] std::io::Error),
-    #[error("the recorder's writer failed: {what}; the kernel cannot record (check the disk under the state dir, then restart the kernel)")]
+    #[error("the recorder cannot write: {what}; nothing is performed unrecorded meanwhile (free space on the disk under the state dir: the recorder retries every 100 ms and resumes by itself)")]
     Writer { what: String },
     #[error("the recorder is closed")]
     Closed,
@@ -144,6 +172,13 @@ pub struct RecorderOptions {
     pub checkpoint_interval: Duration,
     /// Records the appenders may queue ahead of the writer.
     pub queue: usize,
+    /// The low-disk watermark: [`Recorder::admit`] refuses new work while the filesystem of
+    /// the recorder dir has fewer free bytes (0: no watermark). `--min-free-bytes`.
+    pub min_free_bytes: u64,
+    /// Each agent's share of the recorder: bytes of the records (and blobs) it causes, after
+    /// which [`Recorder::over_share`] reports it once (the kernel ends it). 0: no share.
+    /// `--recorder-share-bytes`.
+    pub share_bytes: u64,
 }
 
 impl Default for RecorderOptions {
@@ -154,6 +189,93 @@ impl Default for RecorderOptions {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_millis(1000),
             queue: 4096,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            share_bytes: DEFAULT_SHARE_BYTES,
+        }
+    }
+}
+
+/// The default low-disk watermark (`--min-free-bytes`): 256 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
+
+/// The default per-agent recorder share (`--recorder-share-bytes`): 256 MiB.
+pub const DEFAULT_SHARE_BYTES: u64 = 256 << 20;
+
+/// After a write error, how often the writer tries to write again; also how often it reads
+/// the free space of the recorder's filesystem (the watermark).
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why [`Recorder::admit`] refuses new work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The recorder's filesystem has `free` bytes, below the watermark `min`.
+    LowDisk { free: u64, min: u64 },
+    /// The recorder cannot write since `since_ms`.
+    Failed { what: String, since_ms: u64 },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::LowDisk { free, min } => write!(
+                f,
+                "the host disk under STATE_DIR has {free} bytes free, below the kernel's low-disk watermark of {min}; the call was not performed: free space on that disk (or start the kernel with a lower --min-free-bytes) and retry"
+            ),
+            Refusal::Failed { what, since_ms } => write!(
+                f,
+                "the flight recorder cannot write since {since_ms} ms after the epoch ({what}); the call was not performed: free space on the disk under STATE_DIR and retry (the recorder resumes by itself)"
+            ),
+        }
+    }
+}
+
+/// What appenders and [`Recorder::admit`] read without the writer's lock.
+#[derive(Debug, Default)]
+struct Health {
+    /// False while the writer cannot write.
+    failed: AtomicBool,
+    /// The failure's first error and time, while `failed`.
+    failure: Mutex<Option<(String, u64)>>,
+    /// Free bytes of the recorder dir's filesystem at the last look (`u64::MAX`: unknown).
+    free: AtomicU64,
+    min_free: u64,
+    share: u64,
+    /// Bytes of records and blobs each agent caused, and whether it was reported over its
+    /// share.
+    usage: Mutex<HashMap<AgentId, (u64, bool)>>,
+}
+
+impl Health {
+    fn refresh_free(&self, dir: &Path) {
+        if self.min_free == 0 {
+            return;
+        }
+        match rustix::fs::statvfs(dir) {
+            Ok(st) => {
+                let free = st.f_bavail.saturating_mul(st.f_frsize);
+                self.free.store(free, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "flight recorder: cannot read the free space of the state dir's filesystem");
+            }
+        }
+    }
+
+    /// Whether `bytes` more of blobs would take `agent` over its share (its payloads are then
+    /// summarized instead).
+    fn would_exceed(&self, agent: Option<AgentId>, bytes: u64) -> bool {
+        let (Some(a), true) = (agent, self.share > 0) else {
+            return false;
+        };
+        let u = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        u.get(&a).map_or(0, |e| e.0).saturating_add(bytes) > self.share
+    }
+
+    fn charge(&self, agent: Option<AgentId>, bytes: u64) {
+        if let (Some(a), true) = (agent, self.share > 0) {
+            let mut u = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+            let e = u.entry(a).or_insert((0, false));
+            e.0 = e.0.saturating_add(bytes);
         }
     }
 }
@@ -222,6 +344,7 @@ pub struct Recorder {
     /// The writer's state. In `batch` mode appenders write through it inline (one `write(2)`
     /// each, no thread hand-off); the thread fsyncs, checkpoints and publishes `HEAD`.
     shared: Arc<Mutex<Writer>>,
+    health: Arc<Health>,
     tx: Sender<Msg>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -324,6 +447,7 @@ impl Recorder {
         let path = dir.join(segment_name(n));
         let header = SegmentHeader {
             version: VERSION,
+            flags: format::FLAG_BOUNDED,
             log_id,
             key_id,
             prev_chain: v.chain,
@@ -346,7 +470,25 @@ impl Recorder {
         file.write_all(&header.encode()).map_err(werr)?;
         file.sync_all().map_err(werr)?;
         sync_dir(dir);
+        let health = Arc::new(Health {
+            free: AtomicU64::new(u64::MAX),
+            min_free: opts.min_free_bytes,
+            share: opts.share_bytes,
+            ..Health::default()
+        });
+        health.refresh_free(dir);
         let writer = Writer {
+            len: format::HEADER_LEN as u64,
+            good: Mark {
+                len: format::HEADER_LEN as u64,
+                seq: v.records,
+                chain: v.chain,
+                since_checkpoint: 0,
+            },
+            new_blobs: Vec::new(),
+            rollbacks: 0,
+            health: Arc::clone(&health),
+            last_statvfs: Instant::now(),
             dir: dir.into(),
             file,
             path,
@@ -382,6 +524,7 @@ impl Recorder {
             dir: dir.into(),
             durability: opts.durability,
             shared,
+            health,
             tx,
             thread: Mutex::new(Some(thread)),
         };
@@ -399,12 +542,79 @@ impl Recorder {
         self.durability
     }
 
+    /// Whether new work may start: the recorder can write and its filesystem is above the
+    /// low-disk watermark. Cheap (atomics; the writer thread refreshes the free space every
+    /// [`RETRY_INTERVAL`]).
+    pub fn admit(&self) -> Result<(), Refusal> {
+        if self.health.failed.load(Ordering::Acquire) {
+            let f = self
+                .health
+                .failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some((what, since_ms)) = f {
+                return Err(Refusal::Failed { what, since_ms });
+            }
+        }
+        let free = self.health.free.load(Ordering::Relaxed);
+        if free < self.health.min_free {
+            return Err(Refusal::LowDisk {
+                free,
+                min: self.health.min_free,
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes of records and blobs `agent` caused so far.
+    pub fn usage(&self, agent: AgentId) -> u64 {
+        let u = self
+            .health
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        u.get(&agent).map_or(0, |e| e.0)
+    }
+
+    /// `Some((used, share))` the first time `agent` is found over its share of the recorder
+    /// ([`RecorderOptions::share_bytes`]); `None` before, and after that first time.
+    pub fn over_share(&self, agent: AgentId) -> Option<(u64, u64)> {
+        let share = self.health.share;
+        if share == 0 {
+            return None;
+        }
+        let mut u = self
+            .health
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let e = u.get_mut(&agent)?;
+        if e.0 > share && !e.1 {
+            e.1 = true;
+            return Some((e.0, share));
+        }
+        None
+    }
+
+    /// Forgets an ended agent's usage (after its last record).
+    pub fn forget(&self, agent: AgentId) {
+        let mut u = self
+            .health
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        u.remove(&agent);
+    }
+
     /// Queues one record (blocking while the queue is full).
     pub fn submit(
         &self,
         agent: Option<AgentId>,
         event: RecordEvent,
     ) -> Result<Ticket, RecorderError> {
+        let mut event = event;
+        bound::bound(&mut event);
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.tx
             .send(Msg::Append {
@@ -434,19 +644,20 @@ impl Recorder {
         agent: Option<AgentId>,
         event: RecordEvent,
     ) -> Result<u64, RecorderError> {
+        let mut event = event;
+        bound::bound(&mut event);
         let mut w = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         if w.closed {
             return Err(RecorderError::Closed);
         }
+        let epoch = w.rollbacks;
         let outcome = w.encode(agent, event);
         if w.since_checkpoint >= w.opts.checkpoint_every {
             w.checkpoint();
         }
         w.flush();
-        if let Some(what) = &w.failed {
-            return Err(RecorderError::Writer { what: what.clone() });
-        }
-        outcome.map_err(|what| RecorderError::Writer { what })
+        w.outcome(epoch, outcome)
+            .map_err(|what| RecorderError::Writer { what })
     }
 
     /// [`Recorder::append`] for async callers: waits without blocking the runtime (the queue
@@ -459,6 +670,8 @@ impl Recorder {
         if self.durability == Durability::Batch {
             return self.append_inline(agent, event);
         }
+        let mut event = event;
+        bound::bound(&mut event);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let msg = Msg::Append {
             agent,
@@ -558,7 +771,39 @@ fn recover_torn(dir: &Path, t: &verify::TornTail) -> Result<(), RecorderError> {
     Ok(())
 }
 
+/// Where the log stood after the last write that is kept: in `batch` mode the last
+/// successful `write`, in `always` mode the last successful fsync.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    len: u64,
+    seq: u64,
+    chain: [u8; 32],
+    since_checkpoint: u64,
+}
+
+/// The writer cannot write.
+#[derive(Debug)]
+struct Failure {
+    what: String,
+    at_ms: u64,
+    /// Records refused (or rolled back) since.
+    refused: u64,
+    last_try: Instant,
+    /// The segment could not be cut back to the last good length: do that before writing.
+    cut_pending: bool,
+}
+
 struct Writer {
+    /// Bytes of the segment file as this writer wrote it.
+    len: u64,
+    /// What a failed write or fsync rolls back to.
+    good: Mark,
+    /// Blobs created since `good` (deleted when rolled back).
+    new_blobs: Vec<PathBuf>,
+    /// Rollbacks so far: an appender whose record was encoded before a rollback fails.
+    rollbacks: u64,
+    health: Arc<Health>,
+    last_statvfs: Instant,
     dir: PathBuf,
     file: File,
     path: PathBuf,
@@ -578,8 +823,8 @@ struct Writer {
     dirty_since: Option<Instant>,
     /// A checkpoint to publish in `HEAD` once it is fsynced.
     pending_head: Option<Head>,
-    /// Set after an I/O error: every later append fails with it.
-    failed: Option<String>,
+    /// Set after an I/O error: appends fail until a retry writes again.
+    failed: Option<Failure>,
     /// When `HEAD` was last written (`None`: not yet by this writer).
     last_head: Option<Instant>,
     /// How long the last `fdatasync` took.
@@ -599,10 +844,12 @@ impl Writer {
         };
         let checkpoint = (self.since_checkpoint > 0)
             .then(|| self.last_checkpoint + self.opts.checkpoint_interval);
-        match (fsync, checkpoint) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // Retry after a failure; look at the free space for the watermark.
+        let retry = match &self.failed {
+            Some(f) => Some(f.last_try + RETRY_INTERVAL),
+            None => (self.health.min_free > 0).then(|| self.last_statvfs + RETRY_INTERVAL),
+        };
+        [fsync, checkpoint, retry].into_iter().flatten().min()
     }
 
     fn run(shared: &Mutex<Writer>, rx: Receiver<Msg>) {
@@ -635,10 +882,18 @@ impl Writer {
             };
             group.extend(first);
             let mut w = lock();
+            if w.last_statvfs.elapsed() >= RETRY_INTERVAL {
+                w.last_statvfs = Instant::now();
+                w.health.refresh_free(&w.dir);
+            }
+            if w.failed.is_some() {
+                w.try_resume();
+            }
             w.gather(&rx, &mut group, last_group);
             last_group = group.len();
             let mut seal = false;
             let mut stop = false;
+            let epoch = w.rollbacks;
             for msg in group.drain(..) {
                 match msg {
                     Msg::Append { agent, event, done } => {
@@ -670,10 +925,7 @@ impl Writer {
                 w.closed = true;
             }
             for (done, o) in waiters.drain(..) {
-                done.send(match &w.failed {
-                    Some(f) => Err(f.clone()),
-                    None => o,
-                });
+                done.send(w.outcome(epoch, o));
             }
             if stop {
                 return;
@@ -726,14 +978,41 @@ impl Writer {
         }
     }
 
-    fn encode(&mut self, agent: Option<AgentId>, event: RecordEvent) -> Outcome {
-        if let Some(f) = &self.failed {
-            return Err(f.clone());
+    /// An appender's outcome: its own error, or the failure if its record was rolled back
+    /// (a rollback since `epoch`) or the writer is failed now.
+    fn outcome(&self, epoch: u64, o: Outcome) -> Outcome {
+        match &self.failed {
+            Some(f) => Err(f.what.clone()),
+            None if self.rollbacks != epoch => {
+                Err("the record was rolled back after a write error".into())
+            }
+            None => o,
         }
-        let event = if blob::has_large(&event) {
-            self.store_blobs(event)?
+    }
+
+    fn encode(&mut self, agent: Option<AgentId>, event: RecordEvent) -> Outcome {
+        if self.failed.is_some() && !self.try_resume() {
+            if let Some(f) = &mut self.failed {
+                f.refused += 1;
+                return Err(f.what.clone());
+            }
+        }
+        let (event, blob_bytes) = if blob::has_large(&event) {
+            if self.health.would_exceed(agent, blob::large_bytes(&event)) {
+                (blob::summarize_payloads(event), 0)
+            } else {
+                match self.store_blobs(event) {
+                    Ok(x) => x,
+                    Err(what) => {
+                        if let Some(f) = &mut self.failed {
+                            f.refused += 1;
+                        }
+                        return Err(what);
+                    }
+                }
+            }
         } else {
-            event
+            (event, 0)
         };
         let meta = FrameMeta {
             seq: self.seq,
@@ -747,25 +1026,165 @@ impl Writer {
         };
         let body = postcard::to_extend(&record, std::mem::take(&mut self.body))
             .map_err(|e| format!("record {} does not encode: {e}", meta.seq))?;
+        if body.len() > format::MAX_RECORD as usize {
+            // Never reached for a bounded event; refused rather than written unverifiable.
+            let what = format!(
+                "record {} encodes to {} bytes, over the recorder's limit of {}; it was not written",
+                meta.seq,
+                body.len(),
+                format::MAX_RECORD
+            );
+            tracing::error!(%what, "flight recorder: refused an oversized record");
+            self.body = body;
+            return Err(what);
+        }
         self.chain = push_frame(&mut self.buf, &self.chain, TYPE_RECORD, meta, &body);
+        self.health.charge(
+            agent,
+            (body.len() + format::FRAME_OVERHEAD) as u64 + blob_bytes,
+        );
         self.body = body;
         self.seq += 1;
         self.since_checkpoint += 1;
         Ok(meta.seq)
     }
 
+    fn mark(&self) -> Mark {
+        Mark {
+            len: self.len,
+            seq: self.seq,
+            chain: self.chain,
+            since_checkpoint: self.since_checkpoint,
+        }
+    }
+
+    /// What is written (and, in `always`, fsynced) is kept: the new rollback point.
+    fn keep(&mut self) {
+        self.good = self.mark();
+        self.new_blobs.clear();
+    }
+
+    /// After a write or fsync error: cuts the segment back to the last good length (never a
+    /// partial frame left), rolls the sequence and chain back to the last kept record,
+    /// deletes the blobs created since, and fails until a retry writes again.
+    fn fail(&mut self, what: String) {
+        let now = now_ms();
+        let rolled = self.seq.saturating_sub(self.good.seq);
+        let cut = self.file.set_len(self.good.len);
+        if let Err(e) = &cut {
+            tracing::error!(error = %e, path = %self.path.display(), "flight recorder: cannot cut the segment back after a write error; retrying before the next write");
+        }
+        self.len = self.good.len;
+        self.seq = self.good.seq;
+        self.chain = self.good.chain;
+        self.since_checkpoint = self.good.since_checkpoint;
+        self.buf.clear();
+        self.pending_head = None;
+        self.rollbacks += 1;
+        for b in self.new_blobs.drain(..) {
+            let _ = std::fs::remove_file(&b);
+            self.unsynced_blobs.retain(|u| *u != b);
+        }
+        match &mut self.failed {
+            Some(f) => {
+                f.refused += rolled;
+                f.cut_pending |= cut.is_err();
+                f.last_try = Instant::now();
+            }
+            None => {
+                tracing::error!(%what, "flight recorder cannot write; calls are refused until it can (it retries every 100 ms)");
+                *self
+                    .health
+                    .failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some((what.clone(), now));
+                self.health.failed.store(true, Ordering::Release);
+                self.failed = Some(Failure {
+                    what,
+                    at_ms: now,
+                    refused: rolled,
+                    last_try: Instant::now(),
+                    cut_pending: cut.is_err(),
+                });
+            }
+        }
+    }
+
+    /// After a failure, at most every [`RETRY_INTERVAL`]: writes (and fsyncs) a
+    /// [`RecordEvent::RecorderResumed`] record; true when it did and the writer is healthy.
+    fn try_resume(&mut self) -> bool {
+        let Some(f) = &mut self.failed else {
+            return true;
+        };
+        if f.last_try.elapsed() < RETRY_INTERVAL || !self.buf.is_empty() {
+            return false;
+        }
+        f.last_try = Instant::now();
+        if f.cut_pending {
+            if self.file.set_len(self.good.len).is_err() {
+                return false;
+            }
+            f.cut_pending = false;
+        }
+        let Some(f) = self.failed.take() else {
+            return true;
+        };
+        let resumed = RecordEvent::RecorderResumed {
+            failed_at_ms: f.at_ms,
+            resumed_at_ms: now_ms(),
+            refused: f.refused,
+            what: f.what.clone(),
+        };
+        let written = self.encode(None, resumed);
+        if written.is_ok() && self.failed.is_none() {
+            self.flush();
+        }
+        if self.failed.is_none() {
+            self.dirty_since.get_or_insert_with(Instant::now);
+            self.sync(false);
+        }
+        match self.failed.take() {
+            None if written.is_ok() => {
+                tracing::warn!(
+                    refused = f.refused,
+                    "flight recorder writes again; the gap is recorded"
+                );
+                *self
+                    .health
+                    .failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                self.health.failed.store(false, Ordering::Release);
+                true
+            }
+            _ => {
+                self.failed = Some(Failure {
+                    last_try: Instant::now(),
+                    ..f
+                });
+                false
+            }
+        }
+    }
+
     /// Moves the event's large payloads to blobs, written before the record that names them:
     /// fsynced at once in `always` mode; in `batch` mode with the next fsync of the segment
     /// (before it).
-    fn store_blobs(&mut self, event: RecordEvent) -> Result<RecordEvent, String> {
+    fn store_blobs(&mut self, event: RecordEvent) -> Result<(RecordEvent, u64), String> {
         let (event, bytes) = blob::extract(event);
         let RecordEvent::SyscallBlobs { blobs, .. } = &event else {
-            return Ok(event);
+            return Ok((event, 0));
         };
+        let total = bytes.iter().map(|b| b.len() as u64).sum();
         let mut written = Vec::with_capacity(blobs.len());
         for (r, data) in blobs.iter().zip(&bytes) {
             match blob::store(&self.dir, &r.digest, data) {
-                Ok(p) => written.push(p),
+                Ok((p, created)) => {
+                    if created {
+                        self.new_blobs.push(p.clone());
+                    }
+                    written.push(p);
+                }
                 Err(e) => {
                     let what = format!(
                         "cannot write blob {} under {}: {e}",
@@ -786,7 +1205,7 @@ impl Writer {
         } else {
             self.unsynced_blobs.extend(written);
         }
-        Ok(event)
+        Ok((event, total))
     }
 
     fn checkpoint(&mut self) {
@@ -806,7 +1225,7 @@ impl Writer {
         let body = match postcard::to_stdvec(&cp) {
             Ok(b) => b,
             Err(e) => {
-                self.failed = Some(format!("checkpoint does not encode: {e}"));
+                tracing::error!(error = %e, "flight recorder: a checkpoint does not encode");
                 return;
             }
         };
@@ -836,9 +1255,14 @@ impl Writer {
         }
         if let Err(e) = self.file.write_all(&self.buf) {
             self.fail(format!("cannot write {}: {e}", self.path.display()));
+            return;
         }
+        self.len += self.buf.len() as u64;
         self.buf.clear();
         self.dirty_since.get_or_insert_with(Instant::now);
+        if self.durability == Durability::Batch {
+            self.keep();
+        }
     }
 
     /// Fsyncs what was written; then publishes the latest checkpoint in `HEAD` — at most once
@@ -867,21 +1291,22 @@ impl Writer {
             }
             self.dirty_since = None;
         }
+        if self.durability == Durability::Always {
+            self.keep();
+        }
         let head_due = seal
             || self
                 .last_head
                 .is_none_or(|t| t.elapsed() >= self.opts.checkpoint_interval);
         if let Some(head) = self.pending_head.take_if(|_| head_due) {
             self.last_head = Some(Instant::now());
+            // HEAD is not a record: an older HEAD stays valid, so a failure here is retried
+            // with the next checkpoint rather than failing the log.
             if let Err(e) = write_head(&self.dir, &head) {
-                self.fail(format!("cannot write recorder/HEAD: {e}"));
+                let _ = std::fs::remove_file(self.dir.join("HEAD.tmp"));
+                tracing::warn!(error = %e, "flight recorder: cannot write recorder/HEAD; the previous one stays until the next checkpoint");
             }
         }
-    }
-
-    fn fail(&mut self, what: String) {
-        tracing::error!(%what, "flight recorder writer failed; every later record fails");
-        self.failed = Some(what);
     }
 }
 
@@ -1232,6 +1657,7 @@ mod tests {
         let key = key::load_or_create(dir.path()).unwrap();
         let header = SegmentHeader {
             version: VERSION_1,
+            flags: 0,
             log_id: [5; 16],
             key_id: key::key_id(&key.verifying_key()),
             prev_chain: GENESIS,
@@ -1414,6 +1840,587 @@ mod tests {
         let v = full(dir.path());
         assert_eq!((v.exit_code(), v.records), (0, 10), "{:?}", v.problem);
         assert!(v.segments.iter().all(|s| s.checkpoints.len() >= 2));
+    }
+
+    /// Every variant of [`RecordEvent`] with its agent-controlled fields at the frame limit
+    /// (16 MiB strings, a million arguments): the writer bounds each and the log verifies.
+    #[test]
+    fn every_record_type_at_its_maximum_sizes_verifies() {
+        use agentos_syscalls::control::ExitStatus;
+        use agentos_syscalls::{
+            DirEntry, Errno, FileKind, JailReport, Layer, LayerStatus, Reply, Signal, Syscall,
+        };
+        const MAX: usize = agentos_syscalls::frame::DEFAULT_MAX_FRAME as usize;
+        let big = || "\u{1b}x".repeat(MAX / 2);
+        let decision = || DecisionRecord {
+            allowed: false,
+            policy_allowed: false,
+            rule: big(),
+            reason: big(),
+            violation: true,
+            mode: big(),
+        };
+        let syscall = |call: Syscall, result: Result<Reply, Errno>| RecordEvent::Syscall {
+            id: u64::MAX,
+            call,
+            decision: decision(),
+            result,
+            duration_us: u64::MAX,
+        };
+        let layers = || {
+            vec![
+                Layer {
+                    name: big(),
+                    status: LayerStatus::Partial { detail: big() },
+                };
+                3
+            ]
+        };
+        let events: Vec<Box<dyn Fn() -> RecordEvent>> = vec![
+            Box::new(|| RecordEvent::KernelStart {
+                pid: 1,
+                uid: 0,
+                version: big(),
+                state_dir: big().into(),
+            }),
+            Box::new(|| RecordEvent::KernelStop { reason: big() }),
+            Box::new(|| RecordEvent::Spawn {
+                name: Some(big()),
+                program: big(),
+                args: vec![big(), big()],
+                policy_path: big(),
+                policy_digest: [1; 32],
+                launcher_pid: 1,
+            }),
+            Box::new(|| RecordEvent::Spawn {
+                name: None,
+                program: String::new(),
+                args: vec![String::new(); 1 << 20],
+                policy_path: String::new(),
+                policy_digest: [1; 32],
+                launcher_pid: 1,
+            }),
+            Box::new(|| RecordEvent::SpawnRefused {
+                program: big(),
+                reason: big(),
+            }),
+            Box::new(|| RecordEvent::Sandbox(JailReport { layers: layers() })),
+            Box::new(|| RecordEvent::Handshake { sdk: big(), abi: 1 }),
+            Box::new(|| {
+                syscall(
+                    Syscall::Exec {
+                        argv: vec![big()],
+                        stdin: vec![0; MAX],
+                        cwd: Some(big()),
+                        timeout_ms: None,
+                    },
+                    Err(Errno::PermissionDenied {
+                        rule: big(),
+                        reason: big(),
+                    }),
+                )
+            }),
+            Box::new(|| {
+                syscall(
+                    Syscall::Exec {
+                        argv: vec![String::new(); 1 << 20],
+                        stdin: Vec::new(),
+                        cwd: None,
+                        timeout_ms: None,
+                    },
+                    Err(Errno::InvalidArgument { reason: big() }),
+                )
+            }),
+            Box::new(|| {
+                syscall(
+                    Syscall::CheckPolicy {
+                        action: big(),
+                        resource: big(),
+                    },
+                    Ok(Reply::Decision(agentos_syscalls::Decision {
+                        allowed: false,
+                        rule: big(),
+                        reason: big(),
+                    })),
+                )
+            }),
+            Box::new(|| {
+                syscall(
+                    Syscall::Call {
+                        action: big(),
+                        params_json: big(),
+                    },
+                    Ok(Reply::CallResult { result_json: big() }),
+                )
+            }),
+            Box::new(|| {
+                syscall(
+                    Syscall::Write {
+                        path: big(),
+                        data: vec![1; MAX],
+                        mode: agentos_syscalls::WriteMode::Append,
+                    },
+                    Err(Errno::AlreadyExists { path: big() }),
+                )
+            }),
+            Box::new(|| {
+                syscall(
+                    Syscall::List { path: big() },
+                    Ok(Reply::Entries(vec![
+                        DirEntry {
+                            name: "n".repeat(255),
+                            kind: FileKind::File,
+                            size: 1,
+                        };
+                        MAX / 256
+                    ])),
+                )
+            }),
+            Box::new(|| {
+                syscall(
+                    Syscall::Read {
+                        path: big(),
+                        offset: 0,
+                        len: None,
+                    },
+                    Ok(Reply::Data(vec![2; MAX])),
+                )
+            }),
+            Box::new(|| RecordEvent::Signal {
+                signal: Signal::Kill,
+                source: big(),
+                reason: big(),
+                delivered: true,
+            }),
+            Box::new(|| RecordEvent::ProtocolViolation { reason: big() }),
+            Box::new(|| RecordEvent::Exit {
+                status: ExitStatus::Killed {
+                    signal: Signal::Policy,
+                    reason: big(),
+                },
+            }),
+            Box::new(|| RecordEvent::SandboxDenied {
+                syscall: big(),
+                nr: 1,
+                args: [u64::MAX; 6],
+            }),
+            Box::new(|| RecordEvent::SandboxCapabilities {
+                layers: layers(),
+                allow_degraded: true,
+            }),
+            Box::new(|| RecordEvent::ApprovalRequested {
+                approval: 1,
+                request: 1,
+                action: big(),
+                resource: big(),
+                rule: big(),
+            }),
+            Box::new(|| RecordEvent::ApprovalDecided {
+                approval: 1,
+                request: 1,
+                approved: false,
+                outcome: big(),
+                by: big(),
+                waited_ms: 1,
+            }),
+            Box::new(|| RecordEvent::PolicyReloaded {
+                old_digest: [0; 32],
+                new_digest: [1; 32],
+                path: big(),
+            }),
+            Box::new(|| RecordEvent::ReadOnlyGranted {
+                paths: vec![big().into(), PathBuf::new(), big().into()],
+            }),
+            Box::new(|| RecordEvent::Recovery {
+                segment: u32::MAX,
+                offset: u64::MAX,
+                bytes_dropped: u64::MAX,
+            }),
+            Box::new(|| RecordEvent::RecorderBroken {
+                segment: 1,
+                offset: 1,
+                seq: 1,
+                what: big(),
+            }),
+            Box::new(|| RecordEvent::MemoryCheckpoint {
+                number: 1,
+                files: 1,
+                bytes: 1,
+                trigger: big(),
+            }),
+            Box::new(|| RecordEvent::MemoryRestored {
+                from: AgentId(1),
+                number: 1,
+                files: 1,
+                bytes: 1,
+            }),
+            Box::new(|| RecordEvent::SandboxAccess {
+                syscall: big(),
+                target: big(),
+                why: big(),
+            }),
+            Box::new(|| RecordEvent::SandboxFlood {
+                syscall: big(),
+                suppressed: 1,
+                window_start_ms: 1,
+                window_ms: 1,
+            }),
+            Box::new(|| RecordEvent::SandboxLimit {
+                resource: big(),
+                limit: 1,
+                used: 1,
+                by: big(),
+                detail: big(),
+            }),
+            Box::new(|| RecordEvent::RecorderResumed {
+                failed_at_ms: 1,
+                resumed_at_ms: 2,
+                refused: 3,
+                what: big(),
+            }),
+        ];
+        // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
+        // payloads): adding one to `RecordEvent` breaks this match.
+        let variant = |e: &RecordEvent| -> usize {
+            match e {
+                RecordEvent::KernelStart { .. } => 0,
+                RecordEvent::KernelStop { .. } => 1,
+                RecordEvent::Spawn { .. } => 2,
+                RecordEvent::SpawnRefused { .. } => 3,
+                RecordEvent::Sandbox(_) => 4,
+                RecordEvent::Handshake { .. } => 5,
+                RecordEvent::Syscall { .. } | RecordEvent::SyscallBlobs { .. } => 6,
+                RecordEvent::Signal { .. } => 7,
+                RecordEvent::ProtocolViolation { .. } => 8,
+                RecordEvent::Exit { .. } => 9,
+                RecordEvent::SandboxDenied { .. } => 10,
+                RecordEvent::SandboxCapabilities { .. } => 11,
+                RecordEvent::ApprovalRequested { .. } => 12,
+                RecordEvent::ApprovalDecided { .. } => 13,
+                RecordEvent::PolicyReloaded { .. } => 14,
+                RecordEvent::ReadOnlyGranted { .. } => 15,
+                RecordEvent::Recovery { .. } => 16,
+                RecordEvent::RecorderBroken { .. } => 17,
+                RecordEvent::MemoryCheckpoint { .. } => 18,
+                RecordEvent::MemoryRestored { .. } => 19,
+                RecordEvent::SandboxAccess { .. } => 20,
+                RecordEvent::SandboxFlood { .. } => 21,
+                RecordEvent::SandboxLimit { .. } => 22,
+                RecordEvent::RecorderResumed { .. } => 23,
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for durability in [Durability::Batch, Durability::Always] {
+            let opts = RecorderOptions {
+                durability,
+                ..RecorderOptions::default()
+            };
+            let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+            for make in &events {
+                let e = make();
+                seen.insert(variant(&e));
+                rec.append(Some(AgentId(7)), e).unwrap();
+            }
+            rec.append(Some(AgentId(8)), stop("after")).unwrap();
+            drop(rec);
+        }
+        assert_eq!(seen.len(), 24);
+        let mut largest = 0;
+        for n in segments(dir.path()).unwrap() {
+            let b = std::fs::read(dir.path().join(segment_name(n))).unwrap();
+            let mut off = HEADER_LEN;
+            while off < b.len() {
+                let f = parse_frame(&b[off..], VERSION).unwrap();
+                largest = largest.max(f.body.len());
+                off += f.len;
+            }
+        }
+        assert!(largest <= format::MAX_RECORD as usize, "{largest}");
+        let v = full(dir.path());
+        assert_eq!(
+            (v.exit_code(), v.records),
+            (0, 2 * (events.len() as u64 + 1)),
+            "{:?}",
+            v.problem
+        );
+        let log = read_log(dir.path()).unwrap();
+        assert_eq!(log.last().unwrap().0.event, stop("after"));
+    }
+
+    /// A small tmpfs mounted for one test, unmounted on drop. Needs root (CI runs as root):
+    /// asserted, never skipped.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn new(bytes: u64) -> Tmpfs {
+            assert_eq!(
+                rustix::process::geteuid().as_raw(),
+                0,
+                "this test mounts a tmpfs: run it as root"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount tmpfs");
+            Tmpfs(dir)
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+
+        /// Fills the filesystem with one file; returns its path.
+        fn fill(&self) -> PathBuf {
+            let path = self.path().join("filler");
+            let mut f = File::create(&path).unwrap();
+            let chunk = vec![0u8; 64 << 10];
+            loop {
+                if f.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            // Byte by byte to the last one.
+            while f.write_all(&[0]).is_ok() {}
+            path
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn after_a_full_disk_the_recorder_resumes_by_itself_and_records_the_gap() {
+        for durability in [Durability::Batch, Durability::Always] {
+            let fs = Tmpfs::new(4 << 20);
+            let dir = fs.path().join("recorder");
+            let opts = RecorderOptions {
+                durability,
+                min_free_bytes: 1 << 20,
+                ..RecorderOptions::default()
+            };
+            let (rec, _) = Recorder::open_with(&dir, opts).unwrap();
+            assert_eq!(rec.admit(), Ok(()));
+            rec.append(Some(AgentId(1)), stop("before")).unwrap();
+            let filler = fs.fill();
+            // Low disk first: new work is refused by the watermark.
+            wait_until(
+                "the watermark",
+                || matches!(rec.admit(), Err(Refusal::LowDisk { min, .. }) if min == 1 << 20),
+            );
+            // Records do not fit: each append fails (a big one with a blob, small ones too),
+            // none is half-written.
+            let mut refused = 0;
+            let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+            if rec
+                .append(Some(AgentId(1)), large_write(1, big.clone(), Vec::new()))
+                .is_err()
+            {
+                refused += 1;
+            }
+            for i in 0..2000 {
+                if rec
+                    .append(
+                        Some(AgentId(1)),
+                        stop(&format!("full {i} {}", "p".repeat(3000))),
+                    )
+                    .is_err()
+                {
+                    refused += 1;
+                }
+            }
+            assert!(refused > 0, "{durability}: the disk never filled");
+            assert!(
+                matches!(rec.admit(), Err(Refusal::Failed { .. })),
+                "{durability}"
+            );
+            let leftovers: Vec<_> = std::fs::read_dir(dir.join(blob::BLOBS_DIR))
+                .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(
+                leftovers
+                    .iter()
+                    .all(|n| !n.to_string_lossy().contains("tmp")),
+                "{durability}: {leftovers:?}"
+            );
+            // The log so far verifies: no partial frame left.
+            let v = scan(&dir, ScanOptions { signatures: true }, |_, _| {}).unwrap();
+            assert!(
+                v.problem.is_none() && v.torn_tail.is_none(),
+                "{durability}: {v:?}"
+            );
+            std::fs::remove_file(&filler).unwrap();
+            // No call needed: the writer retries on its own; then admit clears too.
+            wait_until("resumption", || rec.admit().is_ok());
+            rec.append(Some(AgentId(2)), stop("after")).unwrap();
+            rec.append(Some(AgentId(2)), large_write(2, big.clone(), Vec::new()))
+                .unwrap();
+            drop(rec);
+            let v = full(&dir);
+            assert_eq!(v.exit_code(), 0, "{durability}: {:?}", v.problem);
+            let log = read_log(&dir).unwrap();
+            // A record rolled back can free room for a gap record before the disk fills
+            // again: there may be several gaps; together they count every refusal.
+            let gaps: Vec<_> = log
+                .iter()
+                .filter_map(|(r, _)| match &r.event {
+                    RecordEvent::RecorderResumed {
+                        refused: n,
+                        failed_at_ms,
+                        resumed_at_ms,
+                        what,
+                    } => Some((*n, *failed_at_ms <= *resumed_at_ms, what.clone())),
+                    _ => None,
+                })
+                .collect();
+            assert!(!gaps.is_empty(), "{durability}: no gap record");
+            let total: u64 = gaps.iter().map(|g| g.0).sum();
+            assert!(total >= refused, "{durability}: {total} < {refused}");
+            assert!(
+                gaps.iter().all(|g| g.1 && g.2.contains("No space left")),
+                "{durability}: {gaps:?}"
+            );
+            let reasons: Vec<_> = log
+                .iter()
+                .filter_map(|(r, _)| match &r.event {
+                    RecordEvent::KernelStop { reason } if !reason.starts_with("full") => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(reasons, ["before", "after"], "{durability}");
+            assert_eq!(
+                log.last().unwrap().0.event,
+                large_write(2, big.clone(), Vec::new())
+            );
+        }
+    }
+
+    #[test]
+    fn an_agent_over_its_share_gets_summaries_not_blobs_and_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RecorderOptions {
+            share_bytes: 64 << 10,
+            ..RecorderOptions::default()
+        };
+        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        let data = |i: u32| -> Vec<u8> { (0..20_000u32).map(|j| (i * 7 + j) as u8).collect() };
+        let mut reported = Vec::new();
+        for i in 0..10 {
+            rec.append(
+                Some(AgentId(1)),
+                large_write(u64::from(i), data(i), Vec::new()),
+            )
+            .unwrap();
+            reported.extend(rec.over_share(AgentId(1)));
+            // Other agents and kernel records keep their own (or no) share.
+            rec.append(Some(AgentId(2)), stop("other")).unwrap();
+            assert_eq!(rec.over_share(AgentId(2)), None);
+        }
+        // Summarized payloads keep the agent within its share so far; its records still
+        // count, and the first one over is reported (once).
+        assert!(reported.is_empty(), "{reported:?}");
+        assert!(rec.usage(AgentId(1)) <= 64 << 10);
+        for _ in 0..2000 {
+            rec.append(Some(AgentId(1)), stop("small")).unwrap();
+            reported.extend(rec.over_share(AgentId(1)));
+        }
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert!(reported[0].0 > 64 << 10 && reported[0].1 == 64 << 10);
+        drop(rec);
+        let blobs: u64 = std::fs::read_dir(dir.path().join(blob::BLOBS_DIR))
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(blobs <= 64 << 10, "{blobs}");
+        let log = read_log(dir.path()).unwrap();
+        let last = log
+            .iter()
+            .rev()
+            .find(|(r, _)| {
+                r.agent == Some(AgentId(1)) && matches!(r.event, RecordEvent::Syscall { .. })
+            })
+            .unwrap();
+        let RecordEvent::Syscall {
+            call: agentos_syscalls::Syscall::Write { data: kept, .. },
+            ..
+        } = &last.0.event
+        else {
+            panic!("{:?}", last.0.event);
+        };
+        let text = String::from_utf8(kept.clone()).unwrap();
+        let whole = data(9);
+        assert_eq!(
+            text,
+            format!(
+                "…[20000 bytes, blake3 {}; not kept: over the agent's recorder share]",
+                blake3::hash(&whole).to_hex()
+            )
+        );
+        assert_eq!(full(dir.path()).exit_code(), 0);
+    }
+
+    /// A segment whose header says its writer bounded records holds its frames to
+    /// `MAX_RECORD`; an older segment (no flag) is still read up to `MAX_RECORD_READ`.
+    #[test]
+    fn the_record_limit_is_the_segments_and_old_logs_still_read() {
+        use super::format::{GENESIS, MAX_RECORD};
+        for flags in [0, format::FLAG_BOUNDED] {
+            let dir = tempfile::tempdir().unwrap();
+            let header = SegmentHeader {
+                version: VERSION,
+                flags,
+                log_id: [3; 16],
+                key_id: [0; 8],
+                prev_chain: GENESIS,
+                start_seq: 0,
+                break_segment: 0,
+                break_offset: 0,
+            };
+            let mut seg = header.encode().to_vec();
+            let mut chain = GENESIS;
+            for (seq, reason) in [(0, "r".repeat(MAX_RECORD as usize + 10)), (1, "ok".into())] {
+                let body = postcard::to_stdvec(&RecordBodyRef {
+                    agent: &None,
+                    event: &stop(&reason),
+                })
+                .unwrap();
+                let meta = FrameMeta {
+                    seq,
+                    wall_ms: 1,
+                    mono_us: 1,
+                };
+                chain = push_frame(&mut seg, &chain, TYPE_RECORD, meta, &body);
+            }
+            std::fs::write(dir.path().join(segment_name(1)), &seg).unwrap();
+            let v = scan(dir.path(), ScanOptions { signatures: false }, |_, _| {}).unwrap();
+            if flags == 0 {
+                assert_eq!((v.problem, v.records), (None, 2));
+            } else {
+                let p = v.problem.unwrap();
+                assert_eq!((p.kind, p.seq, p.offset), (ProblemKind::Tampered, 0, 96));
+                assert!(p.what.contains("over the limit"), "{}", p.what);
+            }
+        }
     }
 
     #[test]

@@ -9,9 +9,9 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Serialize;
 
 use super::format::{
-    chain_next, checkpoint_message, decode_record, intact_frame_after, parse_frame, segment_name,
-    Checkpoint, Head, Record, RecordEvent, SegmentHeader, GENESIS, HEADER_LEN, TYPE_CHECKPOINT,
-    TYPE_RECORD, VERSION_1,
+    chain_next, checkpoint_message, decode_record, intact_frame_after, parse_frame_within,
+    segment_name, Checkpoint, Head, Record, RecordEvent, SegmentHeader, GENESIS, HEADER_LEN,
+    TYPE_CHECKPOINT, TYPE_RECORD, VERSION_1,
 };
 use super::{blob, key, RecorderError};
 
@@ -365,7 +365,7 @@ fn scan_segment(
     }
     let mut off = HEADER_LEN;
     while off < bytes.len() {
-        let frame = match parse_frame(&bytes[off..], header.version) {
+        let frame = match parse_frame_within(&bytes[off..], header.version, header.max_body()) {
             Ok(f) => f,
             Err(e) => {
                 if let Some(next) = intact_frame_after(bytes, off + 1, header.version) {

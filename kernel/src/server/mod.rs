@@ -655,7 +655,11 @@ async fn handle(
     }
     let result = match judgment.refusal {
         Some(e) => Err(e),
-        None => calls::perform(k, agent, &call).await,
+        // Low disk or a recorder that cannot write: refused, never performed unrecorded.
+        None => match k.admit() {
+            Err(e) => Err(e),
+            Ok(()) => calls::perform(k, agent, &call).await,
+        },
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let violation = judgment.record.violation;
@@ -673,6 +677,7 @@ async fn handle(
     let _ = agent
         .first_syscall_us
         .set(agent.spawned_at.elapsed().as_micros() as u64);
+    k.enforce_recorder_share(agent).await;
     let response = KernelFrame::Response(Response { id, result });
     if strict_violation {
         // The agent has its PermissionDenied in hand before it is ended.
@@ -785,7 +790,7 @@ pub(crate) async fn record_answer(
         result
     } else {
         Err(Errno::Internal {
-            reason: "the flight recorder failed; call not answered".into(),
+            reason: "the flight recorder cannot write (a full disk under STATE_DIR?); the call's answer is withheld: retry once it writes again (it resumes by itself)".into(),
         })
     }
 }

@@ -113,6 +113,9 @@ fn main() -> ExitCode {
 
 fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
     let client = Client::connect()?;
+    if let Some(r) = agentos_tests::rec_modes::run(&client, mode, rest) {
+        return r;
+    }
     match mode {
         "spin" => {
             say("ready");

@@ -8,6 +8,7 @@ mod policy;
 mod protocol;
 mod python;
 mod recorder;
+mod recorder_limits;
 mod replay;
 mod resources;
 mod syscalls;

@@ -1,0 +1,235 @@
+//! The flight recorder defends itself, driven by real jailed agents: a frame-sized field
+//! never makes the log unverifiable, an agent over its share of the recorder is ended, and a
+//! full disk under the state dir refuses calls (never performs them unrecorded) until the
+//! recorder resumes by itself, recording the gap.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agentos_kernel::recorder::RecordEvent;
+use agentos_syscalls::Syscall;
+use agentos_tests::{is_root, wait_until, write_policy, TestKernel};
+use serde_json::Value;
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+#[test]
+fn a_frame_sized_exec_argument_and_mib_long_check_policy_strings_keep_the_log_verifiable() {
+    big_fields(TestKernel::start());
+}
+
+#[test]
+fn big_fields_keep_the_log_verifiable_with_an_unprivileged_kernel() {
+    big_fields(TestKernel::start_unprivileged());
+}
+
+fn big_fields(k: TestKernel) {
+    let policy = write_policy(&k.work, "big", "permissive", &[], "");
+    let id = k.spawn(&policy, &["rec-big"]);
+    k.wait_for_line(id, "big done");
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let other = k.spawn(&policy, &["echo"]);
+    assert_eq!(k.wait(other)["exit"]["code"], 0);
+    k.ctl_ok(&["kernel", "stop"]);
+    let (code, v) = k.verify();
+    assert_eq!(code, 0, "{v:#}");
+    // The big calls are in the log, summarized; the other agent's records follow them.
+    let records = k.records();
+    let exec = records
+        .iter()
+        .find_map(|r| match &r.event {
+            RecordEvent::Syscall {
+                call: Syscall::Exec { argv, .. },
+                ..
+            } if r.agent.map(|a| a.0) == Some(id) => Some(argv.clone()),
+            _ => None,
+        })
+        .expect("the exec record");
+    assert_eq!(exec[0], "/bin/true");
+    assert!(
+        exec[1].len() < 4096 && exec[1].contains("bytes, blake3 "),
+        "{}",
+        exec[1].len()
+    );
+    let check = records.iter().any(|r| {
+        matches!(&r.event, RecordEvent::Syscall { call: Syscall::CheckPolicy { resource, .. }, .. }
+            if r.agent.map(|a| a.0) == Some(id) && resource.contains("bytes, blake3 "))
+    });
+    assert!(check, "the check_policy record");
+    let out = k.ctl_ok(&["recorder", "show", "--agent", &other.to_string(), "--json"]);
+    let shown: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        shown.len() >= 3,
+        "the later agent's records are shown: {out}"
+    );
+}
+
+const SHARE: u64 = 2 << 20;
+
+#[test]
+fn an_agent_over_its_recorder_share_is_ended_and_the_log_grows_by_at_most_the_share() {
+    share(false);
+}
+
+#[test]
+fn the_recorder_share_holds_with_an_unprivileged_kernel() {
+    share(true);
+}
+
+fn share(unprivileged: bool) {
+    let k = TestKernel::start_with(
+        unprivileged,
+        &["--recorder-share-bytes", &SHARE.to_string()],
+    );
+    let policy = write_policy(&k.work, "flood", "strict", &[], "");
+    let before = dir_bytes(&k.recorder_dir());
+    let id = k.spawn(&policy, &["rec-flood", "8192"]);
+    let end = k.wait(id);
+    assert_eq!(
+        (&end["exit"]["kind"], &end["exit"]["signal"]),
+        (&Value::from("killed"), &Value::from("SIGKILL")),
+        "{end:#}"
+    );
+    let event = k.limit_event_before_exit(id, "recorder_bytes", &["syscall"]);
+    assert!(
+        matches!(&event, RecordEvent::SandboxLimit { limit, used, detail, .. }
+            if *limit == SHARE && *used > SHARE && detail.contains("--recorder-share-bytes")),
+        "{event:?}"
+    );
+    let grown = dir_bytes(&k.recorder_dir()) - before;
+    assert!(
+        grown <= SHARE + (256 << 10),
+        "the recorder grew by {grown} bytes"
+    );
+    k.ctl_ok(&["kernel", "stop"]);
+    let (code, v) = k.verify();
+    assert_eq!(code, 0, "{v:#}");
+}
+
+/// A tmpfs mounted over a stopped kernel's state dir; lazily unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn over(dir: &Path, bytes: u64) -> Tmpfs {
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs over {}", dir.display());
+        Tmpfs(dir.into())
+    }
+
+    /// Fills the filesystem to the last byte; then frees `leave` bytes of it.
+    fn fill(&self, name: &str, leave: u64) -> PathBuf {
+        let path = self.0.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        while f.write_all(&[0]).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(leave)).unwrap();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_low_then_full_disk_refuses_calls_and_spawns_and_the_recorder_resumes_by_itself() {
+    assert!(
+        is_root(),
+        "this test mounts a tmpfs for the state dir: run it as root (CI does)"
+    );
+    // A root kernel: the tmpfs and the restart below are root's (an unprivileged kernel's
+    // refusals go through the same `admit`, proven by the unit tests and the share tests).
+    let k = TestKernel::start();
+    k.ctl_ok(&["kernel", "stop"]);
+    // Over the recorder dir only: the kernel's log and the agent's output stay readable.
+    let fs = Tmpfs::over(&k.recorder_dir(), 64 << 20);
+    k.restart(&["--min-free-bytes", &(16u64 << 20).to_string()]);
+    let policy = write_policy(&k.work, "poll", "strict", &[], "");
+    let id = k.spawn(&policy, &["rec-poll"]);
+    k.wait_for_line(id, "answer 1 ok");
+    // Low disk: calls are refused with QuotaExceeded naming the watermark, and recorded.
+    let low = fs.fill("filler-low", 4 << 20);
+    let line = k.wait_for_line(id, "answer 2 ");
+    assert!(
+        line.contains("err QuotaExceeded") && line.contains("low-disk watermark of 16777216"),
+        "{line}"
+    );
+    let out = k.ctl(&[
+        "spawn",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--",
+        k.agent_bin.to_str().unwrap(),
+        "echo",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("low-disk watermark"),
+        "{err}"
+    );
+    // Full disk: the recorder cannot write; calls go on being refused, now unrecorded and
+    // unperformed.
+    let full = fs.fill("filler-full", 0);
+    let line = k.wait_for_line(id, "answer 3 ");
+    assert!(line.contains("err Internal"), "{line}");
+    wait_until("the kernel to log the failure", || {
+        std::fs::read_to_string(k.state_dir.join("kernel.log"))
+            .is_ok_and(|l| l.contains("flight recorder cannot write"))
+    });
+    // Space returns: no restart, no operator: the recorder resumes and calls are served.
+    std::fs::remove_file(&full).unwrap();
+    std::fs::remove_file(&low).unwrap();
+    k.wait_for_line(id, "answer 4 ok");
+    k.ctl_ok(&["kill", &id.to_string()]);
+    k.wait(id);
+    k.ctl_ok(&["kernel", "stop"]);
+    let (code, v) = k.verify();
+    assert_eq!(code, 0, "{v:#}");
+    let records = k.records();
+    let refused = records
+        .iter()
+        .filter(|r| {
+            matches!(&r.event, RecordEvent::Syscall { result: Err(agentos_syscalls::Errno::QuotaExceeded { what }), .. }
+                if what.contains("low-disk watermark"))
+        })
+        .count();
+    assert!(refused > 0, "the refused calls are recorded");
+    assert!(
+        records.iter().any(
+            |r| matches!(&r.event, RecordEvent::RecorderResumed { refused, .. } if *refused > 0)
+        ),
+        "the gap is recorded"
+    );
+    drop(k);
+    drop(fs);
+}
