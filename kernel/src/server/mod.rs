@@ -632,7 +632,7 @@ async fn handle(
     tx: &mpsc::Sender<Outgoing>,
     request: Request,
 ) {
-    let Request { id, call } = request;
+    let Request { id, mut call } = request;
     if agent.current_state() == AgentState::Stopped {
         agent.counters().parked += 1;
         agent.wait_unfrozen().await;
@@ -655,7 +655,7 @@ async fn handle(
     }
     let result = match judgment.refusal {
         Some(e) => Err(e),
-        None => calls::perform(k, agent, &call).await,
+        None => calls::perform(k, agent, &mut call).await,
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let violation = judgment.record.violation;
