@@ -327,11 +327,11 @@ pub(crate) fn open_workspace_root(path: &std::path::Path) -> io::Result<std::os:
 }
 
 /// `openat2(root, rel, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode, RESOLVE_BENEATH |
-/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)`. `rel` is relative (`.` for the root itself).
+/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)` (only `O_CLOEXEC` is added to an `O_PATH` open). `rel` is relative (`.` for the root itself).
 /// `O_NONBLOCK` makes the open itself never wait (a FIFO without a peer opens at once for
 /// reading and fails with `ENXIO` for writing) and changes nothing for a regular file or a
 /// directory; `O_NOCTTY` keeps a terminal from becoming the kernel's. The caller checks the
-/// type of what it opened ([`file_type`]) before it reads or writes. `EAGAIN` (a concurrent
+/// type of what it opened (`fstat` on the opened descriptor) before it reads or writes. `EAGAIN` (a concurrent
 /// rename seen by the resolver) is retried a bounded number of times.
 pub(crate) fn open_beneath(
     root: std::os::fd::BorrowedFd<'_>,
@@ -339,19 +339,18 @@ pub(crate) fn open_beneath(
     flags: rustix::fs::OFlags,
     mode: u32,
 ) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::OFlags;
     let mode = rustix::fs::Mode::from_raw_mode(mode);
+    // `openat2` refuses any flag beside `O_PATH` but these three (`EINVAL`); an `O_PATH`
+    // open opens nothing for I/O and never waits.
+    let flags = if flags.contains(OFlags::PATH) {
+        flags | OFlags::CLOEXEC
+    } else {
+        flags | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY
+    };
     let mut tries = 0;
     loop {
-        match rustix::fs::openat2(
-            root,
-            rel,
-            flags
-                | rustix::fs::OFlags::CLOEXEC
-                | rustix::fs::OFlags::NONBLOCK
-                | rustix::fs::OFlags::NOCTTY,
-            mode,
-            workspace_resolve(),
-        ) {
+        match rustix::fs::openat2(root, rel, flags, mode, workspace_resolve()) {
             Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
             r => return r.map_err(io::Error::from),
         }

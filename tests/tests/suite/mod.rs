@@ -1,3 +1,4 @@
+mod blocking;
 mod cli;
 mod escape;
 mod exec;
