@@ -327,12 +327,13 @@ pub(crate) fn open_workspace_root(path: &std::path::Path) -> io::Result<std::os:
 }
 
 /// `openat2(root, rel, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode, RESOLVE_BENEATH |
-/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)` (only `O_CLOEXEC` is added to an `O_PATH` open). `rel` is relative (`.` for the root itself).
-/// `O_NONBLOCK` makes the open itself never wait (a FIFO without a peer opens at once for
-/// reading and fails with `ENXIO` for writing) and changes nothing for a regular file or a
-/// directory; `O_NOCTTY` keeps a terminal from becoming the kernel's. The caller checks the
-/// type of what it opened (`fstat` on the opened descriptor) before it reads or writes. `EAGAIN` (a concurrent
-/// rename seen by the resolver) is retried a bounded number of times.
+/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)` (only `O_CLOEXEC` is added to an `O_PATH` open).
+/// `rel` is relative (`.` for the root itself). `O_NONBLOCK` makes the open itself never wait
+/// (a FIFO without a peer opens at once for reading and fails with `ENXIO` for writing) and
+/// changes nothing for a regular file or a directory; `O_NOCTTY` keeps a terminal from
+/// becoming the kernel's. The caller checks the type of what it opened (`fstat` on the
+/// opened descriptor) before it reads or writes. `EAGAIN` (a concurrent rename seen by the
+/// resolver) is retried a bounded number of times.
 pub(crate) fn open_beneath(
     root: std::os::fd::BorrowedFd<'_>,
     rel: &str,
