@@ -865,6 +865,14 @@ fn dir_stat(read_only: bool) -> FileStat {
     }
 }
 
+/// Whether `/workspace{rest}` is a directory, looked at beneath the workspace root through an
+/// `O_PATH` descriptor (nothing is opened for I/O, nothing outside the workspace is reached).
+pub(crate) fn workspace_dir(agent: &Agent, rest: &str) -> bool {
+    agent.tree.workspace().is_ok_and(|root| {
+        crate::sys::open_beneath(root, rel(rest), OFlags::PATH | OFlags::DIRECTORY, 0).is_ok()
+    })
+}
+
 /// `Stat`.
 pub(crate) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<FileStat, Errno> {
     let tree = &agent.tree;
