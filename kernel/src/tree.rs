@@ -215,6 +215,11 @@ fn io_errno(path: &str, e: &std::io::Error) -> Errno {
             rule: "host".into(),
             reason: format!("the host refused {full}: {e}"),
         },
+        // O_NONBLOCK: a file under a lease (or lock) another host process holds answers at once
+        // instead of waiting for the lease to be broken.
+        Some(libc::EAGAIN) => Errno::Busy {
+            what: format!("{full} is leased or locked by another process on the host; try again"),
+        },
         // A FIFO without a reader, or a socket, opened for writing with O_NONBLOCK (one swapped
         // in after the O_PATH look).
         Some(libc::ENXIO) => Errno::Unsupported {
