@@ -344,6 +344,13 @@ pub struct KernelOptions {
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     pub max_fds: u32,
+    /// Host file operations (workspace, persistent memory, checkpoints) running at once,
+    /// all agents together; a call past it waits for a slot.
+    #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_THREADS)]
+    pub io_threads: usize,
+    /// Host file operations one agent may have running at once; its further calls wait.
+    #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_PER_AGENT)]
+    pub io_per_agent: usize,
     /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
     #[arg(long)]
     pub allow_degraded_sandbox: bool,

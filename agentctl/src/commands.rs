@@ -468,6 +468,10 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.recorder_share_bytes.to_string(),
         "--max-fds".into(),
         k.max_fds.to_string(),
+        "--io-threads".into(),
+        k.io_threads.to_string(),
+        "--io-per-agent".into(),
+        k.io_per_agent.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

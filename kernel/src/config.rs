@@ -68,6 +68,11 @@ pub struct Config {
     pub working_quota: (u64, u64),
     /// How many descriptors (`Open`) an agent may hold at once.
     pub max_fds: u32,
+    /// How many host file operations (workspace, persistent memory, checkpoints) run at once,
+    /// kernel-wide (`--io-threads`); see [`crate::hostio`].
+    pub io_threads: usize,
+    /// How many of those one agent may have running at once (`--io-per-agent`).
+    pub io_per_agent: usize,
     /// How long a call that needs operator approval waits before it is denied with
     /// `ApprovalTimeout`.
     pub approval_timeout: Duration,
@@ -107,6 +112,8 @@ impl Config {
             limits: ResourceLimits::default(),
             working_quota: (64 << 20, 4096),
             max_fds: 64,
+            io_threads: crate::hostio::DEFAULT_IO_THREADS,
+            io_per_agent: crate::hostio::DEFAULT_IO_PER_AGENT,
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
             python_sdk: None,

@@ -58,6 +58,8 @@ pub(crate) struct KernelInner {
     pub cgroups: Result<agentos_userspace::launch::cgroup::Host, String>,
     /// Every agent's persistent memory (`/mem/episodic`, `/mem/semantic`).
     pub memory: agentos_vfs::Store,
+    /// The bounded pool host file work runs on (see [`crate::hostio`]).
+    pub host_io: crate::hostio::HostIo,
     _lock: std::fs::File,
 }
 
@@ -291,6 +293,7 @@ impl Kernel {
         let mut host_layers = crate::sandbox::probe_host(&config);
         let cgroups = crate::sandbox::setup_cgroups(&mut host_layers, &config.limits);
         let (shutdown, _) = watch::channel(false);
+        let (io_threads, io_per_agent) = (config.io_threads, config.io_per_agent);
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
             config,
@@ -303,6 +306,7 @@ impl Kernel {
             approvals: Approvals::default(),
             cgroups,
             memory,
+            host_io: crate::hostio::HostIo::new(io_threads, io_per_agent),
             _lock: lock_file,
         });
         inner.record(

@@ -43,6 +43,7 @@ pub mod config;
 mod control;
 pub mod daemon;
 mod error;
+pub mod hostio;
 pub mod ipc;
 pub mod kernel;
 mod policy;

@@ -125,7 +125,16 @@ pub(crate) async fn deliver(
         }
         Signal::Int => event_then_posix(agent, signal, libc::SIGINT, &reason).await,
         Signal::Usr1 => {
-            if let Err(e) = crate::tree::checkpoint(k, agent, "SIGUSR1") {
+            // A checkpoint writes to disk: on the host I/O pool, in the agent's slots.
+            let (kc, a) = (Arc::clone(k), Arc::clone(agent));
+            let taken = k
+                .host_io
+                .run(&agent.tree.io_slots, move || {
+                    crate::tree::checkpoint(&kc, &a, "SIGUSR1")
+                })
+                .await
+                .and_then(|r| r);
+            if let Err(e) = taken {
                 tracing::error!(agent_id = %agent.id, error = %e, "SIGUSR1 checkpoint failed");
             }
             let _ = agent.push(KernelFrame::Event(Event::Signal { signal, reason }));

@@ -326,8 +326,13 @@ pub(crate) fn open_workspace_root(path: &std::path::Path) -> io::Result<std::os:
     .map_err(io::Error::from)
 }
 
-/// `openat2(root, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)`.
-/// `rel` is relative (`.` for the root itself). `EAGAIN` (a concurrent rename seen by the
+/// `openat2(root, rel, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode, RESOLVE_BENEATH |
+/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)` (only `O_CLOEXEC` is added to an `O_PATH` open).
+/// `rel` is relative (`.` for the root itself). `O_NONBLOCK` makes the open itself never wait
+/// (a FIFO without a peer opens at once for reading and fails with `ENXIO` for writing) and
+/// changes nothing for a regular file or a directory; `O_NOCTTY` keeps a terminal from
+/// becoming the kernel's. The caller checks the type of what it opened (`fstat` on the
+/// opened descriptor) before it reads or writes. `EAGAIN` (a concurrent rename seen by the
 /// resolver) is retried a bounded number of times.
 pub(crate) fn open_beneath(
     root: std::os::fd::BorrowedFd<'_>,
@@ -335,16 +340,18 @@ pub(crate) fn open_beneath(
     flags: rustix::fs::OFlags,
     mode: u32,
 ) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::OFlags;
     let mode = rustix::fs::Mode::from_raw_mode(mode);
+    // `openat2` refuses any flag beside `O_PATH` but these three (`EINVAL`); an `O_PATH`
+    // open opens nothing for I/O and never waits.
+    let flags = if flags.contains(OFlags::PATH) {
+        flags | OFlags::CLOEXEC
+    } else {
+        flags | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY
+    };
     let mut tries = 0;
     loop {
-        match rustix::fs::openat2(
-            root,
-            rel,
-            flags | rustix::fs::OFlags::CLOEXEC,
-            mode,
-            workspace_resolve(),
-        ) {
+        match rustix::fs::openat2(root, rel, flags, mode, workspace_resolve()) {
             Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
             r => return r.map_err(io::Error::from),
         }
@@ -362,7 +369,8 @@ pub(crate) fn unlink_in(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> io::Res
 }
 
 /// The entries of a directory opened beneath the workspace: `(name, is_dir, size)`, not
-/// following symlinks (a symlink is listed as a file of its own size).
+/// following symlinks (a symlink is listed as a file of its own size). FIFOs, sockets and
+/// devices are left out: the workspace serves only regular files and directories.
 pub(crate) fn list_dir(dir: std::os::fd::OwnedFd) -> io::Result<Vec<(String, bool, u64)>> {
     use rustix::fs::{AtFlags, FileType};
     let mut out = Vec::new();
@@ -376,7 +384,15 @@ pub(crate) fn list_dir(dir: std::os::fd::OwnedFd) -> io::Result<Vec<(String, boo
         let Ok(st) = rustix::fs::statat(&dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
-        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if !matches!(
+            kind,
+            FileType::RegularFile | FileType::Directory | FileType::Symlink
+        ) {
+            // FIFOs, sockets and devices are not served from the workspace: not listed.
+            continue;
+        }
+        let is_dir = kind == FileType::Directory;
         out.push((name, is_dir, if is_dir { 0 } else { st.st_size as u64 }));
     }
     Ok(out)

@@ -104,7 +104,8 @@ struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+        // A tool can leave a large tree: removed off the runtime worker.
+        if let Err(e) = crate::hostio::off_worker(|| std::fs::remove_dir_all(&self.0)) {
             tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a tool's scratch dir");
         }
     }

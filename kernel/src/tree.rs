@@ -25,6 +25,22 @@
 //! with the agent (the table is in its record). No payload is larger than one frame: reads
 //! are capped at [`chunk_limit`], and a one-shot `Read` of a larger file is refused.
 //!
+//! **Host I/O**: every function here is synchronous. The server runs those that touch the
+//! host (the workspace, the persistent store, checkpoints) on the bounded pool of
+//! [`crate::hostio`], never on a runtime worker; working memory, `/policy` and `/ipc` run
+//! inline. So no lock that an inline call takes (`usage`, the descriptor table, working
+//! memory) is ever held across a host call: a host write reserves its quota growth under
+//! `usage`, lets go, writes, and settles or refunds ([`Charge`]); host writes of one agent
+//! are serialized by their own lock (`host_writes`, taken only on the pool) so the size each
+//! one measures is the size it changes.
+//!
+//! **Only regular files and directories are served from the workspace.** Every open beneath
+//! the workspace root is `O_NONBLOCK | O_NOCTTY` (so the open itself never waits), a path is
+//! first looked at through an `O_PATH` descriptor (a FIFO, socket or device is refused without
+//! being opened), and what was opened is checked again with `fstat` on the opened descriptor
+//! (one swapped in between is refused too). The refusal is `Unsupported` naming the path and
+//! its type; `List` leaves such entries out; `Unlink` removes them (it opens nothing).
+//!
 //! **Checkpoints** are written to `STATE_DIR/agents/<id>/checkpoints/<n>` (postcard of
 //! [`CheckpointFile`], written to a temp file, fsynced and renamed), so they outlive the agent
 //! and the kernel.
@@ -34,7 +50,7 @@ use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use agentos_syscalls::{AgentId, DirEntry, Errno, FileKind, FileStat, OpenMode, WriteMode};
 use agentos_vfs::{resolve, MemFs, Mount, Store, MOUNTS};
@@ -72,17 +88,35 @@ pub(crate) struct CheckpointFile {
 enum Handle {
     /// A file of a kernel-served mount, re-read or appended through the mount on each call.
     Virtual { path: String, write: bool },
-    /// A workspace file, opened beneath the workspace root.
-    Host {
-        file: std::fs::File,
-        write: bool,
-        append: bool,
-    },
+    /// A workspace file (a regular file), opened beneath the workspace root. Shared so a
+    /// read or write runs on the pool without holding the descriptor table.
+    Host(Arc<HostFile>),
+}
+
+/// An open workspace file; its offset is locked only by host calls on the pool.
+#[derive(Debug)]
+struct HostFile {
+    file: std::fs::File,
+    write: bool,
+    append: bool,
+    offset: Mutex<u64>,
+}
+
+impl Handle {
+    fn host(file: std::fs::File, write: bool, append: bool) -> Self {
+        Handle::Host(Arc::new(HostFile {
+            file,
+            write,
+            append,
+            offset: Mutex::new(0),
+        }))
+    }
 }
 
 #[derive(Debug)]
 struct OpenFile {
     handle: Handle,
+    /// The offset of a `Virtual` handle (a `Host` one keeps its own).
     offset: u64,
 }
 
@@ -109,6 +143,11 @@ pub(crate) struct AgentTree {
     /// The number of the last checkpoint taken (0: none yet).
     last_checkpoint: Mutex<u64>,
     checkpoint_dir: PathBuf,
+    /// Serializes the agent's host writes (workspace, persistent store); taken only on the
+    /// host I/O pool, never on a runtime worker.
+    host_writes: Mutex<()>,
+    /// The agent's share of the host I/O pool.
+    pub io_slots: crate::hostio::AgentSlots,
 }
 
 impl AgentTree {
@@ -129,6 +168,8 @@ impl AgentTree {
             fds: Mutex::new(FdTable::default()),
             last_checkpoint: Mutex::new(0),
             checkpoint_dir,
+            host_writes: Mutex::new(()),
+            io_slots: crate::hostio::AgentSlots::default(),
         }
     }
 
@@ -173,6 +214,18 @@ fn io_errno(path: &str, e: &std::io::Error) -> Errno {
         Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => Errno::PermissionDenied {
             rule: "host".into(),
             reason: format!("the host refused {full}: {e}"),
+        },
+        // O_NONBLOCK: a file under a lease (or lock) another host process holds answers at once
+        // instead of waiting for the lease to be broken.
+        Some(libc::EAGAIN) => Errno::Busy {
+            what: format!("{full} is leased or locked by another process on the host; try again"),
+        },
+        // A FIFO without a reader, or a socket, opened for writing with O_NONBLOCK (one swapped
+        // in after the O_PATH look).
+        Some(libc::ENXIO) => Errno::Unsupported {
+            what: format!(
+                "{full} is a FIFO, a socket or a device; the kernel serves only regular files and directories from the workspace"
+            ),
         },
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => Errno::QuotaExceeded {
             what: format!("the host filesystem is full writing {full}"),
@@ -239,6 +292,116 @@ impl AgentTree {
         usage.0 = (i128::from(usage.0) + bytes).max(0) as u64;
         usage.1 = (i64::try_from(usage.1).unwrap_or(i64::MAX) + files).max(0) as u64;
     }
+
+    /// Checks a change of `bytes` and `files` against the quota and reserves its growth now,
+    /// without holding `usage` across the host call that follows: [`Charge::settle`] after
+    /// the call succeeds (a shrink is applied then), dropped unsettled it refunds the growth.
+    fn reserve(&self, bytes: i128, files: i64, path: &str) -> Result<Charge<'_>, Errno> {
+        let mut usage = lock(&self.usage);
+        self.charge(&mut usage, bytes, files, path)?;
+        Self::apply(&mut usage, bytes.max(0), files.max(0));
+        Ok(Charge {
+            tree: self,
+            bytes,
+            files,
+            settled: false,
+        })
+    }
+}
+
+/// A quota change reserved before a host call (see [`AgentTree::reserve`]).
+struct Charge<'a> {
+    tree: &'a AgentTree,
+    bytes: i128,
+    files: i64,
+    settled: bool,
+}
+
+impl Charge<'_> {
+    /// The host call succeeded: the growth stays, a shrink is applied.
+    fn settle(mut self) {
+        self.settled = true;
+        AgentTree::apply(
+            &mut lock(&self.tree.usage),
+            self.bytes.min(0),
+            self.files.min(0),
+        );
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            AgentTree::apply(
+                &mut lock(&self.tree.usage),
+                -self.bytes.max(0),
+                -self.files.max(0),
+            );
+        }
+    }
+}
+
+/// What a workspace open found: a regular file (its size) or a directory.
+#[derive(Debug, Clone, Copy)]
+enum Served {
+    File(u64),
+    Dir,
+}
+
+/// Checks what `file` (opened beneath the workspace as `/workspace{p}`) is: only a regular
+/// file or a directory is served; a FIFO, a socket or a device is refused with `Unsupported`.
+fn served(file: &std::fs::File, p: &str) -> Result<(Served, std::fs::Metadata), Errno> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = file.metadata().map_err(|e| io_errno(p, &e))?;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok((Served::File(meta.len()), meta));
+    } else if t.is_dir() {
+        return Ok((Served::Dir, meta));
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "neither a regular file nor a directory"
+    };
+    Err(Errno::Unsupported {
+        what: format!(
+            "/workspace{p} is {what}; the kernel serves only regular files and directories from the workspace"
+        ),
+    })
+}
+
+/// Opens `/workspace{p}` with `flags` (see [`crate::sys::open_beneath`]: `O_NONBLOCK`, beneath
+/// the root) and checks what was opened with `fstat` on the opened descriptor. With `look`
+/// (and without `O_PATH` in `flags`) the path is first looked at through an `O_PATH`
+/// descriptor, so a FIFO, socket or device is refused without being opened at all (a path
+/// that does not exist yet passes the look when `flags` create it).
+fn open_ws(
+    root: std::os::fd::BorrowedFd<'_>,
+    p: &str,
+    flags: OFlags,
+    mode: u32,
+    look: bool,
+) -> Result<(std::fs::File, Served), Errno> {
+    if look && !flags.contains(OFlags::PATH) {
+        match crate::sys::open_beneath(root, rel(p), OFlags::PATH, 0) {
+            Ok(fd) => {
+                served(&std::fs::File::from(fd), p)?;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && flags.contains(OFlags::CREATE) => {}
+            Err(e) => return Err(io_errno(p, &e)),
+        }
+    }
+    let file = std::fs::File::from(
+        crate::sys::open_beneath(root, rel(p), flags, mode).map_err(|e| io_errno(p, &e))?,
+    );
+    let (kind, _) = served(&file, p)?;
+    Ok((file, kind))
 }
 
 /// The size after a write of `len` bytes in `mode` over a file of `old` bytes.
@@ -419,17 +582,14 @@ pub(crate) fn read(
         },
         Mount::Workspace(p) => {
             let root = tree.workspace()?;
-            let fd = crate::sys::open_beneath(root, rel(&p), OFlags::RDONLY, 0)
-                .map_err(|e| io_errno(&p, &e))?;
-            let file = std::fs::File::from(fd);
-            let meta = file.metadata().map_err(|e| io_errno(&p, &e))?;
-            if meta.is_dir() {
+            let (file, kind) = open_ws(root, &p, OFlags::RDONLY, 0, true)?;
+            let Served::File(size) = kind else {
                 return Err(Errno::IsDirectory {
                     path: format!("/workspace{p}"),
                 });
-            }
-            size_check(meta.len())?;
-            let want = len.unwrap_or(meta.len().saturating_sub(offset)).min(limit);
+            };
+            size_check(size)?;
+            let want = len.unwrap_or(size.saturating_sub(offset)).min(limit);
             read_at(&file, offset, want).map_err(|e| io_errno(&p, &e))
         }
         Mount::Ipc(p) => match inbox_name(&p)? {
@@ -495,20 +655,16 @@ fn make_parents(root: std::os::fd::BorrowedFd<'_>, path: &str) -> Result<(), Err
     Ok(())
 }
 
-/// The size of a workspace file, `None` when it does not exist.
+/// The size of a workspace file, `None` when it does not exist; a directory, FIFO, socket
+/// or device is refused (looked at through `O_PATH`: nothing is opened for I/O).
 fn workspace_size(root: std::os::fd::BorrowedFd<'_>, p: &str) -> Result<Option<u64>, Errno> {
     match crate::sys::open_beneath(root, rel(p), OFlags::PATH, 0) {
-        Ok(fd) => {
-            let meta = std::fs::File::from(fd)
-                .metadata()
-                .map_err(|e| io_errno(p, &e))?;
-            if meta.is_dir() {
-                return Err(Errno::IsDirectory {
-                    path: format!("/workspace{p}"),
-                });
-            }
-            Ok(Some(meta.len()))
-        }
+        Ok(fd) => match served(&std::fs::File::from(fd), p)?.0 {
+            Served::File(size) => Ok(Some(size)),
+            Served::Dir => Err(Errno::IsDirectory {
+                path: format!("/workspace{p}"),
+            }),
+        },
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(io_errno(p, &e)),
     }
@@ -535,9 +691,9 @@ pub(crate) fn write(
     let tree = &agent.tree;
     let len = data.len() as u64;
     let mount = resolve_own(agent, path)?;
-    let mut usage = lock(&tree.usage);
     match mount {
         Mount::Working(p) => {
+            let mut usage = lock(&tree.usage);
             let mut fs = lock(&agent.working);
             let old = fs
                 .stat(&p)
@@ -563,32 +719,32 @@ pub(crate) fn write(
                 SEMANTIC
             };
             let s = store(k);
+            let _serial = lock(&tree.host_writes);
             let old = s.size(&tree.namespace, area, p)?;
             let new = grown(old, len, mode).map_err(|()| Errno::AlreadyExists {
                 path: format!("/mem/{area}{p}"),
             })?;
             let delta = i128::from(new) - i128::from(old.unwrap_or(0));
             let files = i64::from(old.is_none());
-            tree.charge(&mut usage, delta, files, path)?;
+            let charge = tree.reserve(delta, files, path)?;
             let n = s.write(&tree.namespace, area, p, data, mode, now_ms())?;
-            AgentTree::apply(&mut usage, delta, files);
+            charge.settle();
             Ok(n)
         }
         Mount::Workspace(p) => {
             let root = tree.workspace()?;
+            let _serial = lock(&tree.host_writes);
             let old = workspace_size(root, &p)?;
             let new = grown(old, len, mode).map_err(|()| Errno::AlreadyExists {
                 path: format!("/workspace{p}"),
             })?;
             let delta = i128::from(new) - i128::from(old.unwrap_or(0));
             let files = i64::from(old.is_none());
-            tree.charge(&mut usage, delta, files, path)?;
+            let charge = tree.reserve(delta, files, path)?;
             make_parents(root, &p)?;
-            let fd = crate::sys::open_beneath(root, rel(&p), write_flags(mode), 0o644)
-                .map_err(|e| io_errno(&p, &e))?;
-            let mut file = std::fs::File::from(fd);
+            let (mut file, _) = open_ws(root, &p, write_flags(mode), 0o644, false)?;
             file.write_all(data).map_err(|e| io_errno(&p, &e))?;
-            AgentTree::apply(&mut usage, delta, files);
+            charge.settle();
             Ok(len)
         }
         Mount::Policy(_) | Mount::Checkpoints(_) | Mount::Inner(_) => {
@@ -672,9 +828,8 @@ pub(crate) fn list(k: &KernelInner, agent: &Agent, path: &str) -> Result<Vec<Dir
         },
         Mount::Workspace(p) => {
             let root = tree.workspace()?;
-            let fd = crate::sys::open_beneath(root, rel(&p), OFlags::RDONLY | OFlags::DIRECTORY, 0)
-                .map_err(|e| io_errno(&p, &e))?;
-            let mut entries: Vec<DirEntry> = crate::sys::list_dir(fd)
+            let (dir, _) = open_ws(root, &p, OFlags::RDONLY | OFlags::DIRECTORY, 0, true)?;
+            let mut entries: Vec<DirEntry> = crate::sys::list_dir(OwnedFd::from(dir))
                 .map_err(|e| io_errno(&p, &e))?
                 .into_iter()
                 .map(|(name, is_dir, size)| DirEntry {
@@ -715,6 +870,14 @@ fn dir_stat(read_only: bool) -> FileStat {
     }
 }
 
+/// Whether `/workspace{rest}` is a directory, looked at beneath the workspace root through an
+/// `O_PATH` descriptor (nothing is opened for I/O, nothing outside the workspace is reached).
+pub(crate) fn workspace_dir(agent: &Agent, rest: &str) -> bool {
+    agent.tree.workspace().is_ok_and(|root| {
+        crate::sys::open_beneath(root, rel(rest), OFlags::PATH | OFlags::DIRECTORY, 0).is_ok()
+    })
+}
+
 /// `Stat`.
 pub(crate) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<FileStat, Errno> {
     let tree = &agent.tree;
@@ -738,11 +901,8 @@ pub(crate) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<FileSta
         },
         Mount::Workspace(p) => {
             let root = tree.workspace()?;
-            let fd = crate::sys::open_beneath(root, rel(&p), OFlags::PATH, 0)
-                .map_err(|e| io_errno(&p, &e))?;
-            let meta = std::fs::File::from(fd)
-                .metadata()
-                .map_err(|e| io_errno(&p, &e))?;
+            let (file, _) = open_ws(root, &p, OFlags::PATH, 0, false)?;
+            let meta = file.metadata().map_err(|e| io_errno(&p, &e))?;
             let modified_ms = meta
                 .modified()
                 .ok()
@@ -772,9 +932,9 @@ pub(crate) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<FileSta
 pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), Errno> {
     let tree = &agent.tree;
     let mount = resolve_own(agent, path)?;
-    let mut usage = lock(&tree.usage);
     match mount {
         Mount::Working(p) => {
+            let mut usage = lock(&tree.usage);
             let mut fs = lock(&agent.working);
             let size = fs.stat(&p).map(|s| s.size).unwrap_or(0);
             fs.unlink(&p)?;
@@ -788,7 +948,7 @@ pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), E
                 SEMANTIC
             };
             let size = store(k).unlink(&tree.namespace, area, p)?;
-            AgentTree::apply(&mut usage, -i128::from(size), -1);
+            AgentTree::apply(&mut lock(&tree.usage), -i128::from(size), -1);
             Ok(())
         }
         Mount::Workspace(p) => {
@@ -835,45 +995,27 @@ pub(crate) fn open(
     let handle = match (resolve_own(agent, path)?, mode) {
         (Mount::Workspace(p), mode) => {
             let root = tree.workspace()?;
-            let (flags, write, append) = match mode {
-                OpenMode::Read => (OFlags::RDONLY, false, false),
+            match mode {
+                OpenMode::Read => match open_ws(root, &p, OFlags::RDONLY, 0, true)? {
+                    (_, Served::Dir) => return Err(Errno::IsDirectory { path: normalized }),
+                    (file, Served::File(_)) => Handle::host(file, false, false),
+                },
                 OpenMode::Write(m) => {
                     // Truncating frees what the file held; creating counts a file.
+                    let _serial = lock(&tree.host_writes);
                     let old = workspace_size(root, &p)?;
-                    let mut usage = lock(&tree.usage);
                     let files = i64::from(old.is_none());
-                    tree.charge(&mut usage, 0, files, &normalized)?;
-                    make_parents(root, &p)?;
                     let delta = if m == WriteMode::Truncate {
                         -i128::from(old.unwrap_or(0))
                     } else {
                         0
                     };
-                    let fd = crate::sys::open_beneath(root, rel(&p), write_flags(m), 0o644)
-                        .map_err(|e| io_errno(&p, &e))?;
-                    AgentTree::apply(&mut usage, delta, files);
-                    drop(usage);
-                    let file = std::fs::File::from(fd);
-                    return insert(
-                        tree,
-                        Handle::Host {
-                            file,
-                            write: true,
-                            append: m == WriteMode::Append,
-                        },
-                    );
+                    let charge = tree.reserve(delta, files, &normalized)?;
+                    make_parents(root, &p)?;
+                    let (file, _) = open_ws(root, &p, write_flags(m), 0o644, false)?;
+                    charge.settle();
+                    Handle::host(file, true, m == WriteMode::Append)
                 }
-            };
-            let fd =
-                crate::sys::open_beneath(root, rel(&p), flags, 0).map_err(|e| io_errno(&p, &e))?;
-            let file = std::fs::File::from(fd);
-            if file.metadata().map_err(|e| io_errno(&p, &e))?.is_dir() {
-                return Err(Errno::IsDirectory { path: normalized });
-            }
-            Handle::Host {
-                file,
-                write,
-                append,
             }
         }
         (_, OpenMode::Read) => {
@@ -913,23 +1055,24 @@ fn insert(tree: &AgentTree, handle: Handle) -> Result<u32, Errno> {
 /// `ReadFd`: up to `len` bytes (at most one chunk) from the descriptor's offset.
 pub(crate) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Result<Vec<u8>, Errno> {
     let want = u64::from(len).min(chunk_limit(k.config.max_frame));
-    let (path, offset) = {
-        let mut table = lock(&agent.tree.fds);
-        let of = table.open.get_mut(&fd).ok_or(Errno::BadDescriptor { fd })?;
-        match &of.handle {
-            Handle::Host { file, write, .. } => {
-                if *write {
-                    return Err(Errno::BadDescriptor { fd });
-                }
-                let data = read_at(file, of.offset, want).map_err(|e| Errno::Internal {
-                    reason: format!("reading descriptor {fd}: {e}"),
-                })?;
-                of.offset += data.len() as u64;
-                return Ok(data);
+    let (path, offset) = match target(agent, fd)? {
+        Target::Host(h) => {
+            if h.write {
+                return Err(Errno::BadDescriptor { fd });
             }
-            Handle::Virtual { write: true, .. } => return Err(Errno::BadDescriptor { fd }),
-            Handle::Virtual { path, write: false } => (path.clone(), of.offset),
+            let mut offset = lock(&h.offset);
+            let data = read_at(&h.file, *offset, want).map_err(|e| Errno::Internal {
+                reason: format!("reading descriptor {fd}: {e}"),
+            })?;
+            *offset += data.len() as u64;
+            return Ok(data);
         }
+        Target::Virtual { write: true, .. } => return Err(Errno::BadDescriptor { fd }),
+        Target::Virtual {
+            path,
+            write: false,
+            offset,
+        } => (path, offset),
     };
     let data = read(k, agent, &path, offset, Some(want))?;
     if let Some(of) = lock(&agent.tree.fds).open.get_mut(&fd) {
@@ -938,47 +1081,95 @@ pub(crate) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Resu
     Ok(data)
 }
 
+/// What a descriptor names, taken out of the table so the table is not held across I/O.
+enum Target {
+    Host(Arc<HostFile>),
+    Virtual {
+        path: String,
+        write: bool,
+        offset: u64,
+    },
+}
+
+fn target(agent: &Agent, fd: u32) -> Result<Target, Errno> {
+    let table = lock(&agent.tree.fds);
+    let of = table.open.get(&fd).ok_or(Errno::BadDescriptor { fd })?;
+    Ok(match &of.handle {
+        Handle::Host(h) => Target::Host(Arc::clone(h)),
+        Handle::Virtual { path, write } => Target::Virtual {
+            path: path.clone(),
+            write: *write,
+            offset: of.offset,
+        },
+    })
+}
+
+/// Whether serving descriptor `fd` touches the host (a workspace file, or a virtual file of
+/// a host-backed mount): the server then runs the call on the host I/O pool.
+pub(crate) fn fd_on_host(agent: &Agent, fd: u32) -> bool {
+    match target(agent, fd) {
+        Ok(Target::Host(_)) => true,
+        Ok(Target::Virtual { path, .. }) => path_on_host(agent, &path),
+        Err(_) => false,
+    }
+}
+
+/// Whether a call on `path` touches the host: the workspace, the persistent store or the
+/// checkpoints on disk (anything else is served from memory).
+pub(crate) fn path_on_host(agent: &Agent, path: &str) -> bool {
+    match resolve_own(agent, path) {
+        Ok(
+            Mount::Workspace(_) | Mount::Episodic(_) | Mount::Semantic(_) | Mount::Checkpoints(_),
+        ) => true,
+        Ok(
+            Mount::Working(_)
+            | Mount::Policy(_)
+            | Mount::Inner(_)
+            | Mount::Ipc(_)
+            | Mount::AgentTree { .. }
+            | Mount::Nowhere(_),
+        )
+        | Err(_) => false,
+    }
+}
+
 /// `WriteFd`: writes at the descriptor's offset (at the end for append), quota-checked.
 pub(crate) fn write_fd(k: &KernelInner, agent: &Agent, fd: u32, data: &[u8]) -> Result<u64, Errno> {
     let tree = &agent.tree;
-    let path = {
-        let mut table = lock(&tree.fds);
-        let of = table.open.get_mut(&fd).ok_or(Errno::BadDescriptor { fd })?;
-        match &mut of.handle {
-            Handle::Host {
-                file,
-                write,
-                append,
-            } => {
-                if !*write {
-                    return Err(Errno::BadDescriptor { fd });
-                }
-                let size = file
-                    .metadata()
-                    .map_err(|e| Errno::Internal {
-                        reason: format!("descriptor {fd}: {e}"),
-                    })?
-                    .len();
-                let at = if *append { size } else { of.offset };
-                let end = at + data.len() as u64;
-                let delta = i128::from(end.saturating_sub(size));
-                let mut usage = lock(&tree.usage);
-                tree.charge(&mut usage, delta, 0, &format!("descriptor {fd}"))?;
-                let res = if *append {
-                    file.write_all(data)
-                } else {
-                    file.write_all_at(data, at)
-                };
-                res.map_err(|e| Errno::Internal {
-                    reason: format!("writing descriptor {fd}: {e}"),
-                })?;
-                AgentTree::apply(&mut usage, delta, 0);
-                of.offset = end;
-                return Ok(data.len() as u64);
+    let path = match target(agent, fd)? {
+        Target::Host(h) => {
+            if !h.write {
+                return Err(Errno::BadDescriptor { fd });
             }
-            Handle::Virtual { write: false, .. } => return Err(Errno::BadDescriptor { fd }),
-            Handle::Virtual { path, write: true } => path.clone(),
+            let _serial = lock(&tree.host_writes);
+            let mut offset = lock(&h.offset);
+            let size = h
+                .file
+                .metadata()
+                .map_err(|e| Errno::Internal {
+                    reason: format!("descriptor {fd}: {e}"),
+                })?
+                .len();
+            let at = if h.append { size } else { *offset };
+            let end = at + data.len() as u64;
+            let delta = i128::from(end.saturating_sub(size));
+            let charge = tree.reserve(delta, 0, &format!("descriptor {fd}"))?;
+            let res = if h.append {
+                (&h.file).write_all(data)
+            } else {
+                h.file.write_all_at(data, at)
+            };
+            res.map_err(|e| Errno::Internal {
+                reason: format!("writing descriptor {fd}: {e}"),
+            })?;
+            charge.settle();
+            *offset = end;
+            return Ok(data.len() as u64);
         }
+        Target::Virtual { write: false, .. } => return Err(Errno::BadDescriptor { fd }),
+        Target::Virtual {
+            path, write: true, ..
+        } => path,
     };
     let n = write(k, agent, &path, data, WriteMode::Append)?;
     if let Some(of) = lock(&tree.fds).open.get_mut(&fd) {
@@ -1058,7 +1249,10 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
 pub(crate) fn agent_ended(k: &KernelInner, agent: &Agent) {
     agent.tree.close_all();
     if agent.tree.ephemeral {
-        if let Err(e) = store(k).remove_namespace(&agent.tree.namespace) {
+        // A redb commit (fsync): moved off the runtime worker.
+        let removed =
+            crate::hostio::off_worker(|| store(k).remove_namespace(&agent.tree.namespace));
+        if let Err(e) = removed {
             tracing::warn!(agent_id = %agent.id, error = %e, "cannot remove the unnamed agent's persistent memory");
         }
     }

@@ -24,6 +24,7 @@ use serde_json::Value;
 pub mod attack;
 pub mod dos_modes;
 pub mod rec_modes;
+pub mod io_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

@@ -56,6 +56,13 @@ struct Args {
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     max_fds: u32,
+    /// Host file operations (workspace, persistent memory, checkpoints) running at once,
+    /// all agents together; a call past it waits for a slot.
+    #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_THREADS)]
+    io_threads: usize,
+    /// Host file operations one agent may have running at once; its further calls wait.
+    #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_PER_AGENT)]
+    io_per_agent: usize,
     /// A tool provider for a `Call` action (repeatable):
     /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE].
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
@@ -97,6 +104,8 @@ fn main() -> ExitCode {
     config.recorder.share_bytes = args.recorder_share_bytes;
     config.working_quota = (args.quota_bytes, args.quota_files);
     config.max_fds = args.max_fds;
+    config.io_threads = args.io_threads.max(1);
+    config.io_per_agent = args.io_per_agent.max(1);
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");

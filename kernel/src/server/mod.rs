@@ -632,7 +632,7 @@ async fn handle(
     tx: &mpsc::Sender<Outgoing>,
     request: Request,
 ) {
-    let Request { id, call } = request;
+    let Request { id, mut call } = request;
     if agent.current_state() == AgentState::Stopped {
         agent.counters().parked += 1;
         agent.wait_unfrozen().await;
@@ -658,7 +658,7 @@ async fn handle(
         // Low disk or a recorder that cannot write: refused, never performed unrecorded.
         None => match k.admit() {
             Err(e) => Err(e),
-            Ok(()) => calls::perform(k, agent, &call).await,
+            Ok(()) => calls::perform(k, agent, &mut call).await,
         },
     };
     let duration_us = started.elapsed().as_micros() as u64;

@@ -1,3 +1,4 @@
+mod blocking;
 mod cli;
 mod dos;
 mod escape;

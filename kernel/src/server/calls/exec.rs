@@ -100,15 +100,15 @@ fn check_cwd(agent: &Agent, cwd: &str) -> Result<PathBuf, Errno> {
     if !(rest.is_empty() || rest.starts_with('/')) {
         return Err(bad_cwd(&path));
     }
-    let Some(ws) = &agent.workspace else {
+    if agent.workspace.is_none() {
         return Err(Errno::InvalidArgument {
             reason: format!("cwd {path}: this agent has no workspace (spawn it with --workspace)"),
         });
-    };
-    let host = ws.join(rest.trim_start_matches('/'));
-    // Checked on the host for a clear error; the tool's chdir happens inside its jail,
-    // where nothing outside /workspace and the runtime exists.
-    if !host.is_dir() {
+    }
+    // Looked at beneath the workspace root for a clear error (`O_PATH`: nothing is opened
+    // for I/O, nothing outside is reached); the tool's chdir happens inside its jail, where
+    // nothing outside /workspace and the runtime exists.
+    if !crate::tree::workspace_dir(agent, rest) {
         return Err(Errno::NotFound {
             what: format!("cwd {path} (not a directory of the workspace)"),
         });

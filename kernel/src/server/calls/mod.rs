@@ -1,4 +1,6 @@
-//! One file per served syscall. `perform` runs a call that the policy has already allowed.
+//! One file per served syscall. `perform` runs a call that the policy has already allowed:
+//! host file work (workspace, persistent store, checkpoints) on the bounded host I/O pool of
+//! [`crate::hostio`], in-memory calls inline.
 
 pub(crate) mod call;
 mod check_policy;
@@ -49,11 +51,18 @@ pub(crate) fn path_of(call: &Syscall) -> Option<&str> {
     }
 }
 
+/// Performs an allowed call. A call that touches the host (see [`on_host`]) runs on the
+/// bounded host I/O pool ([`crate::hostio`]); the rest runs inline. `call` is borrowed
+/// mutably only to lend a `Write`/`WriteFd` payload to the pool without copying it; it is
+/// put back before this returns (lost only if the pool task panicked).
 pub(crate) async fn perform(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
-    call: &Syscall,
+    call: &mut Syscall,
 ) -> Result<Reply, Errno> {
+    if on_host(agent, call) {
+        return on_pool(k, agent, call).await;
+    }
     match call {
         Syscall::Read { path, offset, len } => read::read(k, agent, path, *offset, *len),
         Syscall::Write { path, data, mode } => write::write(k, agent, path, data, *mode),
@@ -82,6 +91,110 @@ pub(crate) async fn perform(
             cwd,
             timeout_ms,
         } => exec::exec(k, agent, argv, stdin, cwd.as_deref(), *timeout_ms).await,
+    }
+}
+
+/// Whether performing `call` touches the host: a file call on the workspace, the persistent
+/// store or the checkpoints, a descriptor of one, or `Checkpoint` (which writes to disk).
+fn on_host(agent: &Agent, call: &Syscall) -> bool {
+    match call {
+        Syscall::Read { path, .. }
+        | Syscall::Write { path, .. }
+        | Syscall::Open { path, .. }
+        | Syscall::List { path }
+        | Syscall::Stat { path }
+        | Syscall::Unlink { path } => crate::tree::path_on_host(agent, path),
+        Syscall::ReadFd { fd, .. } | Syscall::WriteFd { fd, .. } => {
+            crate::tree::fd_on_host(agent, *fd)
+        }
+        Syscall::Checkpoint => true,
+        // Close drops a descriptor (closing a regular file does not wait); the rest are not
+        // file calls (Exec and Call have their own sandboxes and timeouts).
+        Syscall::Close { .. }
+        | Syscall::Exec { .. }
+        | Syscall::Call { .. }
+        | Syscall::Send { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Exit { .. } => false,
+    }
+}
+
+/// Runs a host file call on the pool, within the agent's and the kernel's host I/O slots.
+async fn on_pool(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    call: &mut Syscall,
+) -> Result<Reply, Errno> {
+    let (kc, a) = (Arc::clone(k), Arc::clone(agent));
+    let pool = &k.host_io;
+    let slots = &agent.tree.io_slots;
+    match call {
+        Syscall::Read { path, offset, len } => {
+            let (path, offset, len) = (path.clone(), *offset, *len);
+            pool.run(slots, move || read::read(&kc, &a, &path, offset, len))
+                .await?
+        }
+        Syscall::Write { path, data, mode } => {
+            let (p, lent, mode) = (path.clone(), std::mem::take(data), *mode);
+            let (back, result) = pool
+                .run(slots, move || {
+                    let r = write::write(&kc, &a, &p, &lent, mode);
+                    (lent, r)
+                })
+                .await?;
+            *data = back;
+            result
+        }
+        Syscall::List { path } => {
+            let path = path.clone();
+            pool.run(slots, move || list::list(&kc, &a, &path)).await?
+        }
+        Syscall::Stat { path } => {
+            let path = path.clone();
+            pool.run(slots, move || stat::stat(&kc, &a, &path)).await?
+        }
+        Syscall::Unlink { path } => {
+            let path = path.clone();
+            pool.run(slots, move || unlink::unlink(&kc, &a, &path))
+                .await?
+        }
+        Syscall::Open { path, mode } => {
+            let (path, mode) = (path.clone(), *mode);
+            pool.run(slots, move || open::open(&kc, &a, &path, mode))
+                .await?
+        }
+        Syscall::ReadFd { fd, len } => {
+            let (fd, len) = (*fd, *len);
+            pool.run(slots, move || read_fd::read_fd(&kc, &a, fd, len))
+                .await?
+        }
+        Syscall::WriteFd { fd, data } => {
+            let (fd, lent) = (*fd, std::mem::take(data));
+            let (back, result) = pool
+                .run(slots, move || {
+                    let r = write_fd::write_fd(&kc, &a, fd, &lent);
+                    (lent, r)
+                })
+                .await?;
+            *data = back;
+            result
+        }
+        Syscall::Checkpoint => {
+            pool.run(slots, move || checkpoint::checkpoint(&kc, &a))
+                .await?
+        }
+        Syscall::Close { .. }
+        | Syscall::Exec { .. }
+        | Syscall::Call { .. }
+        | Syscall::Send { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Exit { .. } => Err(Errno::Internal {
+            reason: "a call that does not touch the host was sent to the host I/O pool".into(),
+        }),
     }
 }
 
