@@ -33,6 +33,6 @@ mod store;
 mod tree;
 
 pub use mem::{MemFs, FILE_OVERHEAD};
-pub use path::normalize;
+pub use path::{check_bounds, normalize};
 pub use store::{Store, StoreError};
 pub use tree::{resolve, Mount, MOUNTS};

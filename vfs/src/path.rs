@@ -9,6 +9,24 @@ fn invalid(reason: &str) -> Errno {
     }
 }
 
+/// Checks a path against [`PATH_MAX`] (its length as written) and [`NAME_MAX`] (each
+/// component's), in one pass and without allocating: what [`normalize`] refuses first.
+pub fn check_bounds(path: &str) -> Result<(), Errno> {
+    if path.len() > PATH_MAX {
+        return Err(invalid(&format!(
+            "path of {} bytes is longer than PATH_MAX ({PATH_MAX} bytes); use a shorter path",
+            path.len()
+        )));
+    }
+    if let Some(comp) = path.split('/').find(|c| c.len() > NAME_MAX) {
+        return Err(invalid(&format!(
+            "a path component of {} bytes is longer than NAME_MAX ({NAME_MAX} bytes); use shorter names",
+            comp.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Normalizes an absolute path: resolves `.` and `..` on component boundaries (`..` at the
 /// root stays at the root), collapses repeated `/`, and drops any trailing `/` (except for
 /// `/` itself). Rejects empty paths, relative paths and NUL bytes. Purely lexical: no
@@ -23,12 +41,7 @@ pub fn normalize(path: &str) -> Result<String, Errno> {
     if path.is_empty() {
         return Err(invalid("empty path"));
     }
-    if path.len() > PATH_MAX {
-        return Err(invalid(&format!(
-            "path of {} bytes is longer than PATH_MAX ({PATH_MAX} bytes); use a shorter path",
-            path.len()
-        )));
-    }
+    check_bounds(path)?;
     if path.contains('\0') {
         return Err(invalid("path contains a NUL byte"));
     }
@@ -37,12 +50,6 @@ pub fn normalize(path: &str) -> Result<String, Errno> {
     }
     let mut parts: Vec<&str> = Vec::new();
     for comp in path.split('/') {
-        if comp.len() > NAME_MAX {
-            return Err(invalid(&format!(
-                "a path component of {} bytes is longer than NAME_MAX ({NAME_MAX} bytes); use shorter names",
-                comp.len()
-            )));
-        }
         match comp {
             "" | "." => {}
             ".." => {

@@ -1,7 +1,8 @@
 //! The per-agent syscall server.
 //!
 //! ```text
-//! socket ──► reader ──► one task per request ──► judge (policy + mode + rate limit)
+//! socket ──► reader ──► one task per request ──► validate (sizes within their bounds)
+//!                                                 ──► judge (policy + mode + rate limit)
 //!                                                 ──► approval queue (requires_approval)
 //!                                                 ──► perform (calls/<syscall>.rs)
 //!                                                 ──► record ──► outbox ──► writer ──► socket
@@ -353,7 +354,11 @@ struct Judgment {
 
 /// The policy action, resource, access and payload size of a call; `None` for calls no rule
 /// governs (closing a descriptor, reading one's own inbox, dry-run checks, exit).
+///
+/// A call over a bound (`crate::validate`) is an error here too, so every user (the judge, the
+/// what-if replay of a recording) sees it bounded before classifying it.
 pub(crate) fn classify(call: &Syscall) -> Result<Option<(String, String, Access, u64)>, Errno> {
+    crate::validate::call(call)?;
     let path = |p: &str| agentos_vfs::normalize(p);
     Ok(match call {
         Syscall::Read { path: p, .. } | Syscall::List { path: p } | Syscall::Stat { path: p } => {
@@ -642,6 +647,9 @@ async fn handle(
         return replay::serve_call(k, agent, tx, id, call, session).await;
     }
     let started = Instant::now();
+    if let Err(e) = crate::validate::call(&call) {
+        return over_limit(k, agent, tx, id, call, e, started).await;
+    }
     if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {
         trust_violation(k, agent, tx, id, call, reason, started).await;
         return;
@@ -704,6 +712,36 @@ async fn handle(
         );
         let _ = crate::signals::deliver(k, agent, Signal::Policy, "kernel", reason).await;
     }
+}
+
+/// A call with a size over its bound (`crate::validate`): refused before anything else looks
+/// at it, recorded (rule `limits`, not a violation) and answered.
+async fn over_limit(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    tx: &mpsc::Sender<Outgoing>,
+    id: u64,
+    call: Syscall,
+    error: Errno,
+    started: Instant,
+) {
+    tracing::debug!(agent_id = %agent.id, request = id, %error, "call over a limit");
+    let decision = DecisionRecord {
+        allowed: false,
+        policy_allowed: false,
+        rule: "limits".into(),
+        reason: format!("over a kernel limit: {error}"),
+        violation: false,
+        mode: "builtin".into(),
+    };
+    let duration_us = started.elapsed().as_micros() as u64;
+    let result = record_answer(k, agent, id, call, decision, Err(error), duration_us).await;
+    let _ = tx
+        .send(Outgoing {
+            frame: KernelFrame::Response(Response { id, result }),
+            flushed: None,
+        })
+        .await;
 }
 
 /// A call that reaches into another agent's tree: refused before the policy sees it,
