@@ -464,6 +464,8 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.quota_files.to_string(),
         "--max-fds".into(),
         k.max_fds.to_string(),
+        "--agent-memory-bytes".into(),
+        k.agent_memory_bytes.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

@@ -36,6 +36,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.recorder.durability = args.kernel.durability;
     config.working_quota = (args.kernel.quota_bytes, args.kernel.quota_files);
     config.max_fds = args.kernel.max_fds;
+    config.agent_memory_bytes = args.kernel.agent_memory_bytes;
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {

@@ -45,6 +45,11 @@ struct Args {
     /// Files each agent may keep across its writable tree.
     #[arg(long, default_value_t = 4096)]
     quota_files: u64,
+    /// The per-agent kernel memory budget, in bytes: requests read but not yet answered plus
+    /// answers not yet written into the agent's socket. When it is spent the kernel stops
+    /// reading that agent's socket until the agent reads its answers (min 64 KiB).
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_AGENT_MEMORY_BYTES)]
+    agent_memory_bytes: u64,
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     max_fds: u32,
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
     config.recorder.durability = args.durability;
     config.working_quota = (args.quota_bytes, args.quota_files);
     config.max_fds = args.max_fds;
+    config.agent_memory_bytes = args.agent_memory_bytes;
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");
