@@ -18,6 +18,7 @@
 //! - `exec-burst N`: N `Exec`s of `/bin/sleep 5` in flight at once; prints
 //!   `exec-burst ok=<done> busy=<refused Busy> other=<anything else>`
 //! - `attack NAME [ARG]`: one escape attempt (see `agentos_tests::attack`), one verdict line
+//! - `bounds-…`: calls over the kernel's size limits (see `agentos_tests::bounds_modes`)
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 //! - `burst N PATH`: N writes to PATH as fast as possible, each answer printed; after a
 //!   `RateLimited`, sleep for its `retry_after_ms` hint and write once more; exit 0
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
             args.get(1).map(String::as_str).unwrap_or(""),
             args.get(2).map(String::as_str),
         )),
+        m if m.starts_with("bounds-") => Ok(agentos_tests::bounds_modes::main(m, &args[1..])),
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),

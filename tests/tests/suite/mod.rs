@@ -1,3 +1,4 @@
+mod bounds;
 mod cli;
 mod escape;
 mod exec;
