@@ -78,13 +78,29 @@ fn calls() -> Result<(), SdkError> {
         cwd: None,
         timeout_ms: None,
     };
-    timed(&c, "path-5000", write(format!("/mem/working/{}", "a/".repeat(2500))));
-    timed(&c, "name-300", write(format!("/mem/working/{}", "n".repeat(300))));
+    timed(
+        &c,
+        "path-5000",
+        write(format!("/mem/working/{}", "a/".repeat(2500))),
+    );
+    timed(
+        &c,
+        "name-300",
+        write(format!("/mem/working/{}", "n".repeat(300))),
+    );
     // One MiB of `a/`: the shape whose per-component checks were quadratic.
-    timed(&c, "path-1mib", write(format!("/mem/working/{}x", "a/".repeat(1 << 19))));
+    timed(
+        &c,
+        "path-1mib",
+        write(format!("/mem/working/{}x", "a/".repeat(1 << 19))),
+    );
     timed(&c, "argv-count", exec(vec!["true".into(); 4097]));
     timed(&c, "argv-bytes", exec(vec!["y".repeat(128 << 10); 17]));
-    timed(&c, "arg-strlen", exec(vec!["true".into(), "z".repeat((128 << 10) + 1)]));
+    timed(
+        &c,
+        "arg-strlen",
+        exec(vec!["true".into(), "z".repeat((128 << 10) + 1)]),
+    );
     timed(
         &c,
         "check-action",
@@ -225,6 +241,11 @@ fn flood(len: usize, n: usize) -> Result<(), SdkError> {
             }
         }
         say(&format!("sent all {n}"));
+        // The socket stays open (dropping it would end the connection): the answers wait in
+        // the kernel for a reader that never comes.
+        loop {
+            std::thread::park();
+        }
     });
     loop {
         std::thread::park();
