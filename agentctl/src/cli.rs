@@ -341,6 +341,11 @@ pub struct KernelOptions {
     /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
     #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_SHARE_BYTES)]
     pub recorder_share_bytes: u64,
+    /// The per-agent kernel memory budget, in bytes: requests read but not yet answered plus
+    /// answers not yet written into the agent's socket. When it is spent the kernel stops
+    /// reading that agent's socket until the agent reads its answers (min 64 KiB).
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_AGENT_MEMORY_BYTES)]
+    pub agent_memory_bytes: u64,
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     pub max_fds: u32,

@@ -472,6 +472,8 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.io_threads.to_string(),
         "--io-per-agent".into(),
         k.io_per_agent.to_string(),
+        "--agent-memory-bytes".into(),
+        k.agent_memory_bytes.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

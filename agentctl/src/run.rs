@@ -40,6 +40,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.max_fds = args.kernel.max_fds;
     config.io_threads = args.kernel.io_threads.max(1);
     config.io_per_agent = args.kernel.io_per_agent.max(1);
+    config.agent_memory_bytes = args.kernel.agent_memory_bytes;
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {

@@ -24,6 +24,10 @@ use agentos_policy::{Policy, PolicyError};
 use agentos_syscalls::frame::DEFAULT_MAX_FRAME;
 use agentos_userspace::launch::ResourceLimits;
 
+/// The default per-agent kernel memory budget (32 MiB, `--agent-memory-bytes`): see
+/// [`Config::agent_memory_bytes`].
+pub const DEFAULT_AGENT_MEMORY_BYTES: u64 = 32 << 20;
+
 /// How long a call waits for operator approval unless configured otherwise (5 minutes).
 pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -66,6 +70,11 @@ pub struct Config {
     /// Bytes and files an agent may keep across its writable tree: `/mem/working`, its
     /// persistent memory and the growth of workspace files it writes.
     pub working_quota: (u64, u64),
+    /// The per-agent kernel memory budget (`--agent-memory-bytes`): bytes of requests read but
+    /// not answered plus answers not yet written into the agent's socket. When it is spent the
+    /// kernel stops reading that agent's socket until the agent reads its answers (see
+    /// `server::budget`). Raised to 64 KiB when smaller.
+    pub agent_memory_bytes: u64,
     /// How many descriptors (`Open`) an agent may hold at once.
     pub max_fds: u32,
     /// How many host file operations (workspace, persistent memory, checkpoints) run at once,
@@ -111,6 +120,7 @@ impl Config {
             runtime: Runtime::default(),
             limits: ResourceLimits::default(),
             working_quota: (64 << 20, 4096),
+            agent_memory_bytes: DEFAULT_AGENT_MEMORY_BYTES,
             max_fds: 64,
             io_threads: crate::hostio::DEFAULT_IO_THREADS,
             io_per_agent: crate::hostio::DEFAULT_IO_PER_AGENT,

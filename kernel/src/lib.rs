@@ -25,6 +25,8 @@
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
 //! - [`replay`]: what-if replay of a recorded run against another policy, and re-runs
 //!   ([`replay::run`]) answered from the recording (the syscall server's replay mode).
+//! - `validate`: every agent-controlled size of a call checked against its bound
+//!   (`agentos_syscalls::limits`) before any other work starts.
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
 //!   the `/proc` process-tree walk.
 //!
@@ -61,6 +63,7 @@ mod spawn;
 mod sys;
 mod tools;
 mod tree;
+mod validate;
 
 pub use config::Config;
 pub use control::LogFollower;

@@ -19,7 +19,9 @@
 //! **Quota**: one budget of bytes and files per agent (`Config::working_quota`) across its
 //! writable tree — working memory, its persistent namespace (counted from what is already
 //! there), and the growth of workspace files it writes. A write that would exceed it fails
-//! with `QuotaExceeded` before anything is changed.
+//! with `QuotaExceeded` before anything is changed. A working-memory file is charged its data,
+//! its path's length and `agentos_vfs::FILE_OVERHEAD` (64) bytes, since the kernel keeps all
+//! three in memory: long names cannot cost uncharged kernel memory.
 //!
 //! **Descriptors**: `Open` hands out up to `Config::max_fds` descriptors per agent; they die
 //! with the agent (the table is in its record). No payload is larger than one frame: reads
@@ -701,7 +703,13 @@ pub(crate) fn write(
                 .filter(|s| s.kind == FileKind::File)
                 .map(|s| s.size);
             if let Ok(new) = grown(old, len, mode) {
-                let delta = i128::from(new) - i128::from(old.unwrap_or(0));
+                // A new file's path and bookkeeping cost quota too (`MemFs::entry_cost`).
+                let meta = if old.is_none() {
+                    MemFs::entry_cost(&p)
+                } else {
+                    0
+                };
+                let delta = i128::from(new) - i128::from(old.unwrap_or(0)) + i128::from(meta);
                 let files = i64::from(old.is_none());
                 tree.charge(&mut usage, delta, files, path)?;
                 fs.set_now(now_ms());
@@ -938,7 +946,8 @@ pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), E
             let mut fs = lock(&agent.working);
             let size = fs.stat(&p).map(|s| s.size).unwrap_or(0);
             fs.unlink(&p)?;
-            AgentTree::apply(&mut usage, -i128::from(size), -1);
+            let freed = size + MemFs::entry_cost(&p);
+            AgentTree::apply(&mut usage, -i128::from(freed), -1);
             Ok(())
         }
         Mount::Episodic(ref p) | Mount::Semantic(ref p) => {

@@ -119,6 +119,9 @@ pub enum Syscall {
     Unlink { path: String },
     /// Run a tool in its own sandbox. Action `code_execution`.
     Exec {
+        /// At most [`crate::limits::ARGV_MAX_COUNT`] arguments are served; a longer argv is
+        /// decoded as its first `ARGV_MAX_COUNT + 1` (the rest skipped unallocated) and refused.
+        #[serde(deserialize_with = "crate::bounded::argv")]
         argv: Vec<String>,
         #[serde(with = "serde_bytes")]
         stdin: Vec<u8>,
@@ -319,6 +322,8 @@ pub struct Layer {
 /// The launcher's account of the jail it built, sent before the agent program runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JailReport {
+    /// Decoded as at most [`crate::limits::JAIL_LAYERS_MAX`] + 1 layers (the rest skipped).
+    #[serde(deserialize_with = "crate::bounded::layers")]
     pub layers: Vec<Layer>,
 }
 

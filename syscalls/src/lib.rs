@@ -10,6 +10,8 @@
 //! - [`frame`]: the `u32` little-endian length + postcard body codec; a frame's length is
 //!   checked against the limit before anything is allocated for it.
 //! - [`control`]: the `agentctl` ↔ kernel control protocol.
+//! - [`limits`]: the bounds on agent-controlled sizes (PATH_MAX, NAME_MAX, argv, strings),
+//!   checked by the kernel before any work starts.
 //!
 //! Invariants this crate owns: the wire format is postcard; enums are append-only (a new
 //! variant goes at the end, and `ABI_CHANGES.md` says what breaks); every type that crosses a
@@ -18,9 +20,11 @@
 #![forbid(unsafe_code)]
 
 pub mod abi;
+mod bounded;
 pub mod control;
 pub mod errno;
 pub mod frame;
+pub mod limits;
 pub mod signal;
 
 pub use abi::*;

@@ -25,6 +25,7 @@ pub mod attack;
 pub mod dos_modes;
 pub mod rec_modes;
 pub mod io_modes;
+pub mod bounds_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

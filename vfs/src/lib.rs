@@ -16,8 +16,11 @@
 //! ## Invariants owned here
 //! - A normalized path is absolute, has no `.`/`..`/empty components and no trailing slash;
 //!   `..` never climbs above `/`, so a backend rooted anywhere cannot be escaped by name.
-//! - [`MemFs`] never holds more than its `max_bytes` of file data or `max_files` files; a write
-//!   that would exceed a quota changes nothing.
+//! - [`MemFs`] never holds more than its `max_bytes` of file data and metadata (each file's
+//!   path and [`FILE_OVERHEAD`]) or `max_files` files; a write that would exceed a quota
+//!   changes nothing.
+//! - Every path is bounded by PATH_MAX and NAME_MAX ([`agentos_syscalls::limits`]) in
+//!   [`normalize`], before any work; every operation is linear in the path's length.
 //!
 //! ## Never
 //! - No host I/O in `MemFs`, no clock reads (time is handed in with [`MemFs::set_now`]),
@@ -29,7 +32,7 @@ mod path;
 mod store;
 mod tree;
 
-pub use mem::MemFs;
-pub use path::normalize;
+pub use mem::{MemFs, FILE_OVERHEAD};
+pub use path::{check_bounds, normalize};
 pub use store::{Store, StoreError};
 pub use tree::{resolve, Mount, MOUNTS};

@@ -7,28 +7,101 @@ use agentos_syscalls::{DirEntry, Errno, FileKind, FileStat, WriteMode};
 
 use crate::path::normalize;
 
+/// What one file costs the quota beyond its data and its path: the kernel's per-file
+/// bookkeeping (the map entry, its key and value headers), rounded up. A file is charged
+/// `data + path length + FILE_OVERHEAD` bytes ([`MemFs::entry_cost`]); directories are implicit
+/// (nothing is stored for them), so they cost nothing beyond the paths of the files under them.
+pub const FILE_OVERHEAD: u64 = 64;
+
 #[derive(Debug, Clone)]
 struct File {
     data: Vec<u8>,
     modified_ms: u64,
 }
 
+/// A file's key: its normalized path with every `/` replaced by NUL (which no path holds).
+///
+/// With the separator the smallest byte, the files whose key lies between a file `a` and a
+/// path `a/rest` under it can only be `a` followed by a byte below the separator (there is
+/// none) or by the separator (a descendant of `a`): so the greatest key below a path is its
+/// file ancestor when it has one. Checking that no ancestor of a path is a file is then one
+/// lookup, not one per component (which costs time quadratic in the path's length).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key(String);
+
+const SEP: char = '\0';
+
+impl Key {
+    fn of(normalized: &str) -> Key {
+        Key(normalized.replace('/', "\0"))
+    }
+
+    /// The path it stands for.
+    fn path(&self) -> String {
+        self.0.replace(SEP, "/")
+    }
+
+    fn is_root(&self) -> bool {
+        self.0 == "\0"
+    }
+
+    /// The prefix every key strictly under this directory starts with.
+    fn dir_prefix(&self) -> Key {
+        if self.is_root() {
+            self.clone()
+        } else {
+            Key(format!("{}{SEP}", self.0))
+        }
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        #[cfg(test)]
+        work::add(self.0.len().min(other.0.len()));
+        self.0.as_bytes().cmp(other.0.as_bytes())
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Test-only count of the bytes key comparisons may touch: a deterministic measure of work.
+#[cfg(test)]
+pub(crate) mod work {
+    use std::cell::Cell;
+    thread_local!(static BYTES: Cell<u64> = const { Cell::new(0) });
+    pub(crate) fn add(n: usize) {
+        BYTES.with(|b| b.set(b.get() + n as u64));
+    }
+    pub(crate) fn take() -> u64 {
+        BYTES.with(|b| b.replace(0))
+    }
+}
+
 /// An in-memory file tree with quotas.
 ///
 /// - **Paths** are relative to the tree's root and may be written with or without a leading
 ///   `/` (`notes/a.txt` and `/notes/a.txt` are the same file); they are normalized with
-///   [`normalize`], so `..` cannot leave the root.
+///   [`normalize`], so `..` cannot leave the root, and bounded by its PATH_MAX and NAME_MAX.
 /// - **Directories are implicit**: a directory exists while some file lives under it; the
 ///   root always exists. Writing a file creates its parents; unlinking the last file of a
 ///   directory makes it disappear. There are no empty directories.
-/// - **Quotas**: `max_bytes` bounds the sum of file sizes, `max_files` the number of files
-///   (directories are free, being bounded by the files under them). A write that would
-///   exceed either fails with `QuotaExceeded` and leaves the tree unchanged.
+/// - **Quotas**: `max_bytes` bounds the sum of what files cost ([`MemFs::entry_cost`]: data,
+///   path and [`FILE_OVERHEAD`]), so long names cost quota like data does; `max_files` bounds
+///   the number of files (directories are free, being bounded by the files under them). A
+///   write that would exceed either fails with `QuotaExceeded` and leaves the tree unchanged.
+/// - **Linear**: every operation on a path is linear in its length (times the log of the
+///   number of files); see [`Key`].
 /// - **Time**: no clock is read. `modified_ms` is the value last given to
 ///   [`MemFs::set_now`] (0 until then).
 #[derive(Debug, Clone)]
 pub struct MemFs {
-    files: BTreeMap<String, File>,
+    files: BTreeMap<Key, File>,
+    /// What the files cost: data + paths + overhead.
     bytes: u64,
     max_bytes: u64,
     max_files: u64,
@@ -42,7 +115,8 @@ fn not_found(path: &str) -> Errno {
 }
 
 impl MemFs {
-    /// An empty tree holding at most `max_bytes` of data in at most `max_files` files.
+    /// An empty tree holding at most `max_bytes` (data and metadata, see
+    /// [`MemFs::entry_cost`]) in at most `max_files` files.
     pub fn new(max_bytes: u64, max_files: u64) -> Self {
         MemFs {
             files: BTreeMap::new(),
@@ -53,45 +127,62 @@ impl MemFs {
         }
     }
 
+    /// What a file at the normalized `path` costs the quota beyond its data: its path's
+    /// length and [`FILE_OVERHEAD`].
+    pub fn entry_cost(path: &str) -> u64 {
+        path.len() as u64 + FILE_OVERHEAD
+    }
+
     /// Sets the time stamped on later writes (ms since the Unix epoch).
     pub fn set_now(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
     }
 
-    fn key(path: &str) -> Result<String, Errno> {
-        if path.starts_with('/') {
-            normalize(path)
+    /// The normalized path and its key.
+    fn key(path: &str) -> Result<(String, Key), Errno> {
+        let norm = if path.starts_with('/') {
+            normalize(path)?
         } else {
-            normalize(&format!("/{path}"))
-        }
+            normalize(&format!("/{path}"))?
+        };
+        let key = Key::of(&norm);
+        Ok((norm, key))
     }
 
-    /// Whether some file lives strictly under `dir` (a normalized path).
-    fn has_children(&self, dir: &str) -> bool {
+    /// Whether some file lives strictly under `dir`.
+    fn has_children(&self, dir: &Key) -> bool {
         self.children(dir).next().is_some()
     }
 
     /// Every file strictly under `dir`, in key order.
-    fn children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a File)> + 'a {
-        let prefix = if dir == "/" {
-            "/".to_string()
-        } else {
-            format!("{dir}/")
-        };
-        let p2 = prefix.clone();
+    fn children<'a>(&'a self, dir: &Key) -> impl Iterator<Item = (&'a Key, &'a File)> + 'a {
+        let prefix = dir.dir_prefix();
         self.files
-            .range::<String, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(&p2))
+            .range((Bound::Included(prefix.clone()), Bound::Unbounded))
+            .take_while(move |(k, _)| k.0.starts_with(&prefix.0))
+    }
+
+    /// The file that is a strict ancestor of `key`, if any (see [`Key`]): one lookup.
+    fn file_ancestor(&self, key: &Key) -> Option<&Key> {
+        let (pred, _) = self
+            .files
+            .range((Bound::Unbounded, Bound::Excluded(key.clone())))
+            .next_back()?;
+        let under = key
+            .0
+            .strip_prefix(pred.0.as_str())
+            .is_some_and(|rest| rest.starts_with(SEP));
+        under.then_some(pred)
     }
 
     /// Reads `len` bytes (to the end when `None`) from `offset`. Past the end reads nothing.
     pub fn read(&self, path: &str, offset: u64, len: Option<u64>) -> Result<Vec<u8>, Errno> {
-        let key = Self::key(path)?;
+        let (norm, key) = Self::key(path)?;
         let Some(file) = self.files.get(&key) else {
-            if key == "/" || self.has_children(&key) {
-                return Err(Errno::IsDirectory { path: key });
+            if key.is_root() || self.has_children(&key) {
+                return Err(Errno::IsDirectory { path: norm });
             }
-            return Err(not_found(&key));
+            return Err(not_found(&norm));
         };
         let size = file.data.len() as u64;
         let start = offset.min(size);
@@ -111,35 +202,30 @@ impl MemFs {
     /// the number of bytes written. Fails without changing anything on a quota, a directory
     /// in the way, or (for `CreateNew`) an existing file.
     pub fn write(&mut self, path: &str, data: &[u8], mode: WriteMode) -> Result<u64, Errno> {
-        let key = Self::key(path)?;
-        if key == "/" || self.has_children(&key) {
-            return Err(Errno::IsDirectory { path: key });
+        let (norm, key) = Self::key(path)?;
+        if key.is_root() || self.has_children(&key) {
+            return Err(Errno::IsDirectory { path: norm });
         }
         // No ancestor may be a file.
-        let mut cut = key.len();
-        while let Some(i) = key[..cut].rfind('/') {
-            if i == 0 {
-                break;
-            }
-            if self.files.contains_key(&key[..i]) {
-                return Err(Errno::NotDirectory {
-                    path: key[..i].to_string(),
-                });
-            }
-            cut = i;
+        if let Some(file) = self.file_ancestor(&key) {
+            return Err(Errno::NotDirectory { path: file.path() });
         }
         let added = data.len() as u64;
         let old = self.files.get(&key).map(|f| f.data.len() as u64);
         let new_size = match (mode, old) {
-            (WriteMode::CreateNew, Some(_)) => return Err(Errno::AlreadyExists { path: key }),
+            (WriteMode::CreateNew, Some(_)) => return Err(Errno::AlreadyExists { path: norm }),
             (WriteMode::Append, Some(o)) => o.saturating_add(added),
             _ => added,
         };
-        let new_total = (self.bytes - old.unwrap_or(0)).saturating_add(new_size);
+        let meta = Self::entry_cost(&norm);
+        let old_cost = old.map_or(0, |o| o + meta);
+        let new_total = (self.bytes - old_cost)
+            .saturating_add(new_size)
+            .saturating_add(meta);
         if new_total > self.max_bytes {
             return Err(Errno::QuotaExceeded {
                 what: format!(
-                    "{new_total} bytes over the memory quota of {}",
+                    "{new_total} bytes (data, paths and {FILE_OVERHEAD} bytes per file) over the memory quota of {}",
                     self.max_bytes
                 ),
             });
@@ -165,15 +251,15 @@ impl MemFs {
 
     /// The entries directly under `path`, sorted by name.
     pub fn list(&self, path: &str) -> Result<Vec<DirEntry>, Errno> {
-        let key = Self::key(path)?;
+        let (norm, key) = Self::key(path)?;
         if self.files.contains_key(&key) {
-            return Err(Errno::NotDirectory { path: key });
+            return Err(Errno::NotDirectory { path: norm });
         }
-        let skip = if key == "/" { 1 } else { key.len() + 1 };
+        let skip = key.dir_prefix().0.len();
         let mut entries: BTreeMap<&str, DirEntry> = BTreeMap::new();
         for (k, f) in self.children(&key) {
-            let rest = &k[skip..];
-            match rest.split_once('/') {
+            let rest = &k.0[skip..];
+            match rest.split_once(SEP) {
                 Some((dir, _)) => {
                     entries.entry(dir).or_insert_with(|| DirEntry {
                         name: dir.to_string(),
@@ -193,15 +279,15 @@ impl MemFs {
                 }
             }
         }
-        if entries.is_empty() && key != "/" {
-            return Err(not_found(&key));
+        if entries.is_empty() && !key.is_root() {
+            return Err(not_found(&norm));
         }
         Ok(entries.into_values().collect())
     }
 
     /// Describes a file or directory.
     pub fn stat(&self, path: &str) -> Result<FileStat, Errno> {
-        let key = Self::key(path)?;
+        let (norm, key) = Self::key(path)?;
         if let Some(f) = self.files.get(&key) {
             return Ok(FileStat {
                 kind: FileKind::File,
@@ -210,7 +296,7 @@ impl MemFs {
                 read_only: false,
             });
         }
-        if key == "/" || self.has_children(&key) {
+        if key.is_root() || self.has_children(&key) {
             let modified_ms = self
                 .children(&key)
                 .map(|(_, f)| f.modified_ms)
@@ -223,33 +309,38 @@ impl MemFs {
                 read_only: false,
             });
         }
-        Err(not_found(&key))
+        Err(not_found(&norm))
     }
 
     /// Removes a file. Directories cannot be unlinked (they vanish with their last file).
     pub fn unlink(&mut self, path: &str) -> Result<(), Errno> {
-        let key = Self::key(path)?;
+        let (norm, key) = Self::key(path)?;
         match self.files.remove(&key) {
             Some(f) => {
-                self.bytes -= f.data.len() as u64;
+                self.bytes -= f.data.len() as u64 + Self::entry_cost(&norm);
                 Ok(())
             }
-            None if key == "/" || self.has_children(&key) => Err(Errno::IsDirectory { path: key }),
-            None => Err(not_found(&key)),
+            None if key.is_root() || self.has_children(&key) => {
+                Err(Errno::IsDirectory { path: norm })
+            }
+            None => Err(not_found(&norm)),
         }
     }
 
-    /// (bytes of file data, number of files) in use.
+    /// (bytes charged — data, paths and [`FILE_OVERHEAD`] per file —, number of files) in use.
     pub fn usage(&self) -> (u64, u64) {
         (self.bytes, self.files.len() as u64)
     }
 
     /// Every file as `(path, modified_ms, data)`, in path order (a checkpoint's content).
     pub fn snapshot(&self) -> Vec<(String, u64, Vec<u8>)> {
-        self.files
+        let mut files: Vec<(String, u64, Vec<u8>)> = self
+            .files
             .iter()
-            .map(|(k, f)| (k.clone(), f.modified_ms, f.data.clone()))
-            .collect()
+            .map(|(k, f)| (k.path(), f.modified_ms, f.data.clone()))
+            .collect();
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        files
     }
 
     /// A tree holding `files` (from [`MemFs::snapshot`]) under the given quotas. Fails with
@@ -274,7 +365,7 @@ mod tests {
     use super::*;
 
     fn fs() -> MemFs {
-        MemFs::new(100, 4)
+        MemFs::new(1000, 4)
     }
 
     #[test]
@@ -285,7 +376,7 @@ mod tests {
         assert_eq!(m.read("notes/./x/../a.txt", 1, Some(3)).unwrap(), b"ell");
         assert_eq!(m.read("notes/a.txt", 10, None).unwrap(), b"");
         assert_eq!(m.read("notes/a.txt", 3, Some(u64::MAX)).unwrap(), b"lo");
-        assert_eq!(m.usage(), (5, 1));
+        assert_eq!(m.usage(), (5 + MemFs::entry_cost("/notes/a.txt"), 1));
     }
 
     #[test]
@@ -300,12 +391,15 @@ mod tests {
             m.write("a", b"y", WriteMode::CreateNew),
             Err(Errno::AlreadyExists { path: "/a".into() })
         );
-        assert_eq!(m.usage(), (1, 1));
+        assert_eq!(m.usage(), (1 + M, 1));
     }
+
+    /// What a one-letter file (`/a`) costs beyond its data.
+    const M: u64 = 2 + FILE_OVERHEAD;
 
     #[test]
     fn quota_exceeded_leaves_old_content() {
-        let mut m = fs();
+        let mut m = MemFs::new(100 + 2 * M, 4);
         m.write("a", &[1; 60], WriteMode::Truncate).unwrap();
         m.write("b", &[2; 30], WriteMode::Truncate).unwrap();
         let e = m.write("a", &[3; 71], WriteMode::Truncate).unwrap_err();
@@ -315,16 +409,97 @@ mod tests {
         assert_eq!(m.read("b", 0, None).unwrap(), vec![2; 30]);
         // replacing within quota is fine
         m.write("a", &[3; 70], WriteMode::Truncate).unwrap();
-        assert_eq!(m.usage(), (100, 2));
+        assert_eq!(m.usage(), (100 + 2 * M, 2));
+        // a name costs quota: a third file, even empty, does not fit
+        assert!(matches!(
+            m.write("c", b"", WriteMode::Truncate),
+            Err(Errno::QuotaExceeded { .. })
+        ));
+        m.unlink("b").unwrap();
+        assert_eq!(m.usage(), (70 + M, 1));
+    }
+
+    #[test]
+    fn file_count_quota() {
+        let mut m = MemFs::new(1000, 2);
         m.write("c", b"", WriteMode::Truncate).unwrap();
         m.write("d", b"", WriteMode::Truncate).unwrap();
         assert!(matches!(
             m.write("e", b"", WriteMode::Truncate),
             Err(Errno::QuotaExceeded { .. })
         ));
-        assert_eq!(m.usage(), (100, 4));
+        m.write("d", b"x", WriteMode::Truncate).unwrap();
+        assert_eq!(m.usage(), (1 + 2 * M, 2));
     }
 
+    #[test]
+    fn long_names_cost_quota() {
+        let name = "n".repeat(200);
+        let path = format!("/{name}/{name}/{name}");
+        let cost = MemFs::entry_cost(&path);
+        assert_eq!(cost, 603 + FILE_OVERHEAD);
+        let mut m = MemFs::new(cost + 9, 100);
+        m.write(&path, b"123456789", WriteMode::Truncate).unwrap();
+        assert_eq!(m.usage(), (cost + 9, 1));
+        let e = m.write(&format!("/{name}/x"), b"", WriteMode::Truncate);
+        assert!(matches!(e, Err(Errno::QuotaExceeded { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn a_file_ancestor_is_found_however_names_sort() {
+        let mut m = MemFs::new(1 << 20, 100);
+        // `.`, `!` and ` ` sort below `/`: these lie between `/a` and `/a/b` in path order.
+        for p in ["/a", "/a.txt", "/a!", "/a b", "/a.d/x", "/b/c"] {
+            m.write(p, b"1", WriteMode::Truncate).unwrap();
+        }
+        assert_eq!(
+            m.write("/a/b", b"", WriteMode::Truncate),
+            Err(Errno::NotDirectory { path: "/a".into() })
+        );
+        assert_eq!(
+            m.write("/b/c/d/e", b"", WriteMode::Truncate),
+            Err(Errno::NotDirectory {
+                path: "/b/c".into()
+            })
+        );
+        m.write("/a.d/y/z", b"2", WriteMode::Truncate).unwrap();
+        m.write("/b/cc/d", b"2", WriteMode::Truncate).unwrap();
+        let paths: Vec<String> = m.snapshot().into_iter().map(|(p, _, _)| p).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted, "a snapshot is in path order");
+        let back = MemFs::restore(m.snapshot(), 1 << 20, 100).unwrap();
+        assert_eq!(back.snapshot(), m.snapshot());
+        assert_eq!(back.usage(), m.usage());
+    }
+
+    /// The bytes that key comparisons may touch while writing a path of `depth` one-letter
+    /// components next to an existing file sharing all but its last component (the shape that
+    /// made the per-component ancestor check quadratic).
+    fn write_work(depth: usize) -> u64 {
+        let dir = "a/".repeat(depth);
+        let mut m = MemFs::new(u64::MAX, 100);
+        m.write(&format!("/{dir}x"), b"", WriteMode::Truncate)
+            .unwrap();
+        work::take();
+        m.write(&format!("/{dir}y"), b"", WriteMode::Truncate)
+            .unwrap();
+        m.stat(&format!("/{dir}z")).unwrap_err();
+        work::take()
+    }
+
+    #[test]
+    fn work_is_linear_in_the_path_length() {
+        // 8x the path (up to PATH_MAX) costs about 8x the work; the per-component ancestor
+        // check cost 64x.
+        let (small, large) = (write_work(250), write_work(2000));
+        assert!(small > 0);
+        assert!(
+            large <= small * 12,
+            "8x the path cost {}x the comparison work ({small} -> {large})",
+            large / small
+        );
+    }
     #[test]
     fn directories_are_implicit() {
         let mut m = MemFs::new(1000, 100);
@@ -397,7 +572,13 @@ mod tests {
                 what: "/nope".into()
             })
         );
-        assert_eq!(m.usage(), (4, 2));
+        assert_eq!(
+            m.usage(),
+            (
+                4 + MemFs::entry_cost("/d/x") + MemFs::entry_cost("/d.txt"),
+                2
+            )
+        );
     }
 
     #[test]

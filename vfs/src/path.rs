@@ -1,5 +1,6 @@
 //! Path normalization.
 
+use agentos_syscalls::limits::{NAME_MAX, PATH_MAX};
 use agentos_syscalls::Errno;
 
 fn invalid(reason: &str) -> Errno {
@@ -8,16 +9,39 @@ fn invalid(reason: &str) -> Errno {
     }
 }
 
+/// Checks a path against [`PATH_MAX`] (its length as written) and [`NAME_MAX`] (each
+/// component's), in one pass and without allocating: what [`normalize`] refuses first.
+pub fn check_bounds(path: &str) -> Result<(), Errno> {
+    if path.len() > PATH_MAX {
+        return Err(invalid(&format!(
+            "path of {} bytes is longer than PATH_MAX ({PATH_MAX} bytes); use a shorter path",
+            path.len()
+        )));
+    }
+    if let Some(comp) = path.split('/').find(|c| c.len() > NAME_MAX) {
+        return Err(invalid(&format!(
+            "a path component of {} bytes is longer than NAME_MAX ({NAME_MAX} bytes); use shorter names",
+            comp.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Normalizes an absolute path: resolves `.` and `..` on component boundaries (`..` at the
 /// root stays at the root), collapses repeated `/`, and drops any trailing `/` (except for
 /// `/` itself). Rejects empty paths, relative paths and NUL bytes. Purely lexical: no
 /// symlinks exist in the VFS namespace (host backends resolve beneath their root separately).
 ///
 /// `/policyfoo` stays distinct from `/policy`; `/a/../b` is `/b`.
+///
+/// Bounded before any work (POSIX `ENAMETOOLONG`, answered `InvalidArgument` since the ABI
+/// has no such errno): a path longer than [`PATH_MAX`] bytes, or with a component (even one a
+/// later `..` removes) longer than [`NAME_MAX`] bytes, is refused. Linear in the path's length.
 pub fn normalize(path: &str) -> Result<String, Errno> {
     if path.is_empty() {
         return Err(invalid("empty path"));
     }
+    check_bounds(path)?;
     if path.contains('\0') {
         return Err(invalid("path contains a NUL byte"));
     }
@@ -68,6 +92,28 @@ mod tests {
         assert!(normalize("a/b").is_err());
         assert!(normalize("./a").is_err());
         assert!(normalize("/a\0b").is_err());
+    }
+
+    #[test]
+    fn path_max_and_name_max_bound_every_path() {
+        let name = "n".repeat(NAME_MAX);
+        let long_ok = format!("/{}", vec![name.as_str(); 15].join("/"));
+        assert!(long_ok.len() <= PATH_MAX);
+        assert_eq!(normalize(&long_ok).unwrap(), long_ok);
+        let at_max = format!("/{}b", "a/".repeat((PATH_MAX - 2) / 2));
+        assert_eq!(at_max.len(), PATH_MAX);
+        assert!(normalize(&at_max).is_ok());
+        let over = format!("{at_max}b");
+        let e = normalize(&over).unwrap_err();
+        assert!(e.to_string().contains("PATH_MAX (4096 bytes)"), "{e}");
+        // Refused even when `..` would shorten it: the bound is on what the agent sent.
+        let climbing = format!("/x{}", "/..".repeat(PATH_MAX));
+        assert!(normalize(&climbing).is_err());
+        let e = normalize(&format!("/a/{}n/b", name)).unwrap_err();
+        assert!(e.to_string().contains("NAME_MAX (255 bytes)"), "{e}");
+        let e = normalize(&format!("/a/{}n/..", name)).unwrap_err();
+        assert!(matches!(e, Errno::InvalidArgument { .. }), "{e:?}");
+        assert!(normalize(&format!("/{name}")).is_ok());
     }
 
     fn arb_path() -> impl Strategy<Value = String> {

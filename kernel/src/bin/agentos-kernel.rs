@@ -53,6 +53,11 @@ struct Args {
     /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
     #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_SHARE_BYTES)]
     recorder_share_bytes: u64,
+    /// The per-agent kernel memory budget, in bytes: requests read but not yet answered plus
+    /// answers not yet written into the agent's socket. When it is spent the kernel stops
+    /// reading that agent's socket until the agent reads its answers (min 64 KiB).
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_AGENT_MEMORY_BYTES)]
+    agent_memory_bytes: u64,
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     max_fds: u32,
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
     config.max_fds = args.max_fds;
     config.io_threads = args.io_threads.max(1);
     config.io_per_agent = args.io_per_agent.max(1);
+    config.agent_memory_bytes = args.agent_memory_bytes;
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");

@@ -1,20 +1,25 @@
 //! The per-agent syscall server.
 //!
 //! ```text
-//! socket ──► reader ──► one task per request ──► judge (policy + mode + rate limit)
+//! socket ──► reader ──► one task per request ──► validate (sizes within their bounds)
+//!                                                 ──► judge (policy + mode + rate limit)
 //!                                                 ──► approval queue (requires_approval)
 //!                                                 ──► perform (calls/<syscall>.rs)
 //!                                                 ──► record ──► outbox ──► writer ──► socket
 //! ```
 //!
 //! Requests run concurrently (up to the `max_in_flight` announced in `Welcome`); answers go
-//! out in completion order, matched by id. While the agent is stopped its requests park
+//! out in completion order, matched by id. The bytes of requests read but not answered and of
+//! answers not yet written into the socket are bounded by the agent's memory budget
+//! (`budget`): when it is spent the kernel stops reading the agent's socket until the agent
+//! reads its answers. While the agent is stopped its requests park
 //! before they are judged. Each call is judged by one snapshot of the agent's policy, composed
 //! with the kernel's base policy; a call that needs approval parks (recorded) until an operator
 //! decides, the approval timeout denies it, or the agent ends. A protocol violation (oversized frame, undecodable body, bad
 //! handshake) is answered with id 0 where the stream allows it, recorded, closes the
 //! connection, and in strict mode ends the agent with SIGTRUST.
 
+pub(crate) mod budget;
 mod calls;
 mod replay;
 
@@ -43,9 +48,10 @@ use crate::recorder::{DecisionRecord, RecordEvent};
 pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixStream) {
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
+    let budget = Arc::new(budget::Budget::new(k.config.agent_memory_bytes));
     *lock(&agent.outbox) = Some(tx.clone());
-    tokio::spawn(writer(wr, rx));
-    if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx).await {
+    tokio::spawn(writer(wr, rx, Arc::clone(&budget)));
+    if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget).await {
         violation(&k, &agent, &tx, reason).await;
     }
     *lock(&agent.outbox) = None;
@@ -95,9 +101,26 @@ async fn violation(
     }
 }
 
-async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+/// Writes queued frames into the agent's socket, batching what is already queued into one
+/// write; frees each answer's reservation of the memory budget once it is written, and closes
+/// the budget when the connection ends (so a reader waiting for room ends too).
+async fn writer(wr: OwnedWriteHalf, rx: mpsc::Receiver<Outgoing>, budget: Arc<budget::Budget>) {
+    write_frames(wr, rx, &budget).await;
+    budget.close();
+}
+
+/// A batch buffer larger than this is not kept between batches (one large answer must not
+/// pin its size for the connection's life).
+const KEEP_BUFFER: usize = 1 << 20;
+
+async fn write_frames(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    budget: &budget::Budget,
+) {
     let mut buf = Vec::with_capacity(8192);
     let mut notify = Vec::new();
+    let mut answered = Vec::new();
     while let Some(first) = rx.recv().await {
         buf.clear();
         let mut next = Some(first);
@@ -106,6 +129,9 @@ async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
             if let Err(e) = frame::encode_into(&out.frame, &mut buf) {
                 tracing::error!(error = %e, "cannot encode a kernel frame");
             }
+            if let KernelFrame::Response(r) = &out.frame {
+                answered.push(r.id);
+            }
             notify.extend(out.flushed);
             if buf.len() < (1 << 20) {
                 next = rx.try_recv().ok();
@@ -113,6 +139,12 @@ async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
         }
         if wr.write_all(&buf).await.is_err() {
             return;
+        }
+        for id in answered.drain(..) {
+            budget.release(id);
+        }
+        if buf.capacity() > KEEP_BUFFER {
+            buf = Vec::with_capacity(8192);
         }
         if !notify.is_empty() {
             wait_read_by_peer(&wr).await;
@@ -137,8 +169,13 @@ async fn wait_read_by_peer(wr: &OwnedWriteHalf) {
     }
 }
 
-/// Reads one frame body; `Ok(None)` on a clean end of stream.
-async fn read_body(rd: &mut OwnedReadHalf, max: u32) -> Result<Option<Vec<u8>>, String> {
+/// Reads one frame body once the memory budget has room for it (the reservation is returned
+/// with it); `Ok(None)` on a clean end of stream or once the connection's budget is closed.
+async fn read_body(
+    rd: &mut OwnedReadHalf,
+    max: u32,
+    budget: &budget::Budget,
+) -> Result<Option<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>, String> {
     let mut header = [0u8; HEADER_LEN];
     match rd.read_exact(&mut header).await {
         Ok(_) => {}
@@ -146,11 +183,15 @@ async fn read_body(rd: &mut OwnedReadHalf, max: u32) -> Result<Option<Vec<u8>>, 
         Err(_) => return Ok(None),
     }
     let len = frame::body_len(header, max).map_err(|e| e.to_string())?;
+    // Checked against the limit, then reserved, then allocated.
+    let Some(permit) = budget.reserve(len as u64).await else {
+        return Ok(None);
+    };
     let mut body = vec![0u8; len];
     rd.read_exact(&mut body)
         .await
         .map_err(|_| format!("stream ended inside a frame of {len} bytes"))?;
-    Ok(Some(body))
+    Ok(Some((body, permit)))
 }
 
 /// Like [`read_body`], but with `recvmsg`, keeping descriptors sent along (`SCM_RIGHTS`) in
@@ -195,6 +236,7 @@ async fn serve_frames(
     agent: &Arc<Agent>,
     rd: &mut OwnedReadHalf,
     tx: &mpsc::Sender<Outgoing>,
+    budget: &budget::Budget,
 ) -> Result<(), String> {
     let max = k.config.max_frame;
     // The launcher's jail report (and seccomp listener), then the agent's Hello.
@@ -316,7 +358,7 @@ async fn serve_frames(
 
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
     loop {
-        let Some(body) = read_body(rd, max).await? else {
+        let Some((body, mut reserved)) = read_body(rd, max, budget).await? else {
             return Ok(());
         };
         let request = match decode(&body)? {
@@ -331,6 +373,13 @@ async fn serve_frames(
                 )
             }
         };
+        drop(body);
+        // Room for the answer, before anything is performed (see `budget`).
+        let answer = budget::answer_bound(&request.call, max, k.config.inbox.bytes);
+        if !budget.grow(&mut reserved, answer).await {
+            return Ok(());
+        }
+        budget.hold(request.id, reserved);
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return Ok(());
         };
@@ -353,7 +402,11 @@ struct Judgment {
 
 /// The policy action, resource, access and payload size of a call; `None` for calls no rule
 /// governs (closing a descriptor, reading one's own inbox, dry-run checks, exit).
+///
+/// A call over a bound (`crate::validate`) is an error here too, so every user (the judge, the
+/// what-if replay of a recording) sees it bounded before classifying it.
 pub(crate) fn classify(call: &Syscall) -> Result<Option<(String, String, Access, u64)>, Errno> {
+    crate::validate::call(call)?;
     let path = |p: &str| agentos_vfs::normalize(p);
     Ok(match call {
         Syscall::Read { path: p, .. } | Syscall::List { path: p } | Syscall::Stat { path: p } => {
@@ -642,6 +695,9 @@ async fn handle(
         return replay::serve_call(k, agent, tx, id, call, session).await;
     }
     let started = Instant::now();
+    if let Err(e) = crate::validate::call(&call) {
+        return over_limit(k, agent, tx, id, call, e, started).await;
+    }
     if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {
         trust_violation(k, agent, tx, id, call, reason, started).await;
         return;
@@ -709,6 +765,36 @@ async fn handle(
         );
         let _ = crate::signals::deliver(k, agent, Signal::Policy, "kernel", reason).await;
     }
+}
+
+/// A call with a size over its bound (`crate::validate`): refused before anything else looks
+/// at it, recorded (rule `limits`, not a violation) and answered.
+async fn over_limit(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    tx: &mpsc::Sender<Outgoing>,
+    id: u64,
+    call: Syscall,
+    error: Errno,
+    started: Instant,
+) {
+    tracing::debug!(agent_id = %agent.id, request = id, %error, "call over a limit");
+    let decision = DecisionRecord {
+        allowed: false,
+        policy_allowed: false,
+        rule: "limits".into(),
+        reason: format!("over a kernel limit: {error}"),
+        violation: false,
+        mode: "builtin".into(),
+    };
+    let duration_us = started.elapsed().as_micros() as u64;
+    let result = record_answer(k, agent, id, call, decision, Err(error), duration_us).await;
+    let _ = tx
+        .send(Outgoing {
+            frame: KernelFrame::Response(Response { id, result }),
+            flushed: None,
+        })
+        .await;
 }
 
 /// A call that reaches into another agent's tree: refused before the policy sees it,

@@ -21,6 +21,7 @@
 //! - `victim N`, `dos ATTACK [ARG]`: the DoS suite's honest neighbour and its attackers (see
 //!   `agentos_tests::dos_modes`)
 //! - `io MODE …`: the blocking-host-I/O modes (see `agentos_tests::io_modes`)
+//! - `bounds-…`: calls over the kernel's size limits (see `agentos_tests::bounds_modes`)
 //! - `connect PATH`: try to drive the kernel through its control socket (an attack)
 //! - `burst N PATH`: N writes to PATH as fast as possible, each answer printed; after a
 //!   `RateLimited`, sleep for its `retry_after_ms` hint and write once more; exit 0
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
             args.get(2).map(String::as_str),
         )),
         "io" => Ok(agentos_tests::io_modes::main(&args[1..])),
+        m if m.starts_with("bounds-") => Ok(agentos_tests::bounds_modes::main(m, &args[1..])),
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),

@@ -1,4 +1,5 @@
 mod blocking;
+mod bounds;
 mod cli;
 mod dos;
 mod escape;

@@ -401,7 +401,9 @@ fn episodic_memory_survives_a_kernel_restart_and_unnamed_memory_does_not_outlive
 
 #[test]
 fn quotas_refuse_with_quota_exceeded_and_lose_nothing_already_written() {
-    let k = TestKernel::start_with(false, &["--quota-bytes", "4096", "--quota-files", "4"]);
+    // 4096 bytes of data, plus what two one-letter working-memory files cost beyond their
+    // data (their path and 64 bytes each: `MemFs::entry_cost`).
+    let k = TestKernel::start_with(false, &["--quota-bytes", "4228", "--quota-files", "4"]);
     let (ws, _) = workspace(&k);
     let policy = write_policy(
         &k.work,
@@ -419,7 +421,7 @@ fn quotas_refuse_with_quota_exceeded_and_lose_nothing_already_written() {
             "fill=/mem/episodic/b=1500",
             "fill=/workspace/c=1000",
             "fill=/workspace/c=500",
-            "fill=/mem/working/a=2100",
+            "fill=/mem/working/a=2200",
             "append=/mem/episodic/b=this append would pass the byte quota; it must change nothing at all, not even a byte of the file it targets......................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................",
             "write=/mem/working/d=1",
             "write=/mem/working/e=1",
@@ -437,7 +439,8 @@ fn quotas_refuse_with_quota_exceeded_and_lose_nothing_already_written() {
     };
     ok("fill=/mem/working/a", "ok 2000");
     ok("fill=/mem/episodic/b", "ok 1500");
-    // The workspace's growth counts: 3500 + 1000 is over 4096, 3500 + 500 is not.
+    // The workspace's growth counts: 3566 + 1000 is over 4228, 3566 + 500 is not (working
+    // memory's `a` costs 2000 + 66).
     let lines: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("fill=/workspace/c: "))
