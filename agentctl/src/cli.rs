@@ -336,6 +336,15 @@ pub struct KernelOptions {
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     pub max_fds: u32,
+    /// Bytes each agent's (and each tool's) scratch directory may hold: a tmpfs of this size.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub scratch_bytes: u64,
+    /// Bytes of each agent's output.log kept on disk: its first half and a rolling last half.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub log_bytes: u64,
+    /// Bytes of checkpoint files each agent may hold.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub checkpoint_bytes: u64,
     /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
     #[arg(long)]
     pub allow_degraded_sandbox: bool,

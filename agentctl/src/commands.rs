@@ -464,6 +464,12 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.quota_files.to_string(),
         "--max-fds".into(),
         k.max_fds.to_string(),
+        "--scratch-bytes".into(),
+        k.scratch_bytes.to_string(),
+        "--log-bytes".into(),
+        k.log_bytes.to_string(),
+        "--checkpoint-bytes".into(),
+        k.checkpoint_bytes.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

@@ -36,6 +36,11 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.recorder.durability = args.kernel.durability;
     config.working_quota = (args.kernel.quota_bytes, args.kernel.quota_files);
     config.max_fds = args.kernel.max_fds;
+    config.limits.scratch_bytes = args.kernel.scratch_bytes;
+    config.disk = agentos_kernel::config::DiskBudget {
+        log_bytes: args.kernel.log_bytes,
+        checkpoint_bytes: args.kernel.checkpoint_bytes,
+    };
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {

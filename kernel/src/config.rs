@@ -49,6 +49,32 @@ impl Default for Runtime {
     }
 }
 
+/// What each agent may make the host keep on disk besides its writable tree and its share of
+/// the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskBudget {
+    /// Bytes of `output.log` kept (`--log-bytes`): the first half of the output and a rolling
+    /// last half; what lies between is cut and counted.
+    pub log_bytes: u64,
+    /// Bytes of checkpoint files the agent may hold (`--checkpoint-bytes`): a checkpoint that
+    /// would go past it is refused with `QuotaExceeded` before anything is written.
+    pub checkpoint_bytes: u64,
+}
+
+/// The default `--log-bytes`: 8 MiB.
+pub const DEFAULT_LOG_BYTES: u64 = 8 << 20;
+/// The default `--checkpoint-bytes`: 64 MiB.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
+
+impl Default for DiskBudget {
+    fn default() -> Self {
+        Self {
+            log_bytes: DEFAULT_LOG_BYTES,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+        }
+    }
+}
+
 /// How a kernel runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,6 +94,9 @@ pub struct Config {
     pub working_quota: (u64, u64),
     /// How many descriptors (`Open`) an agent may hold at once.
     pub max_fds: u32,
+    /// The agent's disk budget outside the recorder and its writable tree (its scratch is
+    /// `limits.scratch_bytes`, a tmpfs).
+    pub disk: DiskBudget,
     /// How long a call that needs operator approval waits before it is denied with
     /// `ApprovalTimeout`.
     pub approval_timeout: Duration,
@@ -107,6 +136,7 @@ impl Config {
             limits: ResourceLimits::default(),
             working_quota: (64 << 20, 4096),
             max_fds: 64,
+            disk: DiskBudget::default(),
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
             python_sdk: None,

@@ -220,6 +220,7 @@ pub(crate) fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
         cpu_seconds: l.cpu_seconds.unwrap_or(base.cpu_seconds),
         file_size: l.file_size.unwrap_or(base.file_size),
         memory: l.memory.unwrap_or(base.memory),
+        scratch_bytes: l.scratch.unwrap_or(base.scratch_bytes),
     }
 }
 

@@ -320,7 +320,8 @@ fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
             continue;
         }
         // The path and signal calls the kernel only looks at are let through, as it does.
-        let notified = agentos_userspace::launch::seccomp::is_looked_at(i64::from(n.data.nr));
+        let notified =
+            agentos_userspace::launch::seccomp::lets_through(i64::from(n.data.nr), &n.data.args);
         let mut resp = libc::seccomp_notif_resp {
             id: n.id,
             val: 0,
