@@ -388,7 +388,8 @@ pub(crate) async fn spawn_from(
     };
     private_dir(&dir).map_err(|e| io_fail("its dir", e))?;
     private_dir(&scratch).map_err(|e| io_fail("its scratch dir", e))?;
-    let log = LogSink::create(dir.join("output.log")).map_err(|e| io_fail("its log", e))?;
+    let log = LogSink::create(dir.join("output.log"), k.config.disk.log_bytes)
+        .map_err(|e| io_fail("its log", e))?;
 
     let scratch_str = scratch.display().to_string();
     let mut env: Vec<(String, String)> = vec![
@@ -629,6 +630,8 @@ async fn reap(
     for h in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
+    // All output is in: the log is rewritten in order (head, cut marker, tail) once.
+    agent.log.finish();
     // The watchers end once the listener reports no process left under the filter, which the
     // launcher's exit implies; the timeout only guards against a host that never says so.
     let watchers = std::mem::take(&mut *lock(&agent.watchers));
