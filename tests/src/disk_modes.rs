@@ -200,3 +200,19 @@ pub fn run(name: &str, _arg: Option<&str>) -> Outcome {
         _ => Err(Errno::ENOSYS),
     }
 }
+
+/// `spew BYTES`: writes about `BYTES` of numbered lines (`line 00000000\n`, 14 bytes each) to
+/// stdout, then exits 0. No kernel connection: the output is all there is.
+pub fn spew(bytes: u64) -> u8 {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let lines = bytes / 14;
+    for i in 0..lines {
+        if writeln!(out, "line {i:08}").is_err() {
+            return 1;
+        }
+    }
+    if out.flush().is_err() {
+        return 1;
+    }
+    0
+}

@@ -88,6 +88,9 @@ fn main() -> ExitCode {
             args.get(1).map(String::as_str).unwrap_or(""),
             args.get(2).map(String::as_str),
         )),
+        "spew" => Ok(agentos_tests::disk_modes::spew(
+            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0),
+        )),
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),

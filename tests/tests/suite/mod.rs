@@ -1,4 +1,5 @@
 mod cli;
+mod disk;
 mod escape;
 mod exec;
 mod ipc;
