@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use agentos_kernel::recorder::RecordEvent;
-use agentos_tests::{wait_until, write_policy, TestKernel};
+use agentos_tests::{write_policy, TestKernel};
 
 /// Runs attack `name` in a fresh agent under `extra` policy text; returns its id and verdict.
 fn attack(k: &TestKernel, name: &str, extra: &str) -> (u64, String) {
@@ -26,15 +26,45 @@ fn assert_blocked(line: &str, errno: &str) {
 
 /// A `SandboxDenied` record of `syscall` for agent `id` is in the flight recorder.
 fn assert_denied(k: &TestKernel, id: u64, syscall: &str) {
-    wait_until(
-        &format!("a sandbox event for {syscall} of agent {id}"),
-        || {
-            k.records().iter().any(|r| {
-            r.agent.map(|a| a.0) == Some(id)
-                && matches!(&r.event, RecordEvent::SandboxDenied { syscall: s, .. } if s == syscall)
-        })
-        },
+    assert_denied_any(k, id, &[syscall]);
+}
+
+/// A `SandboxDenied` record of one of `syscalls` (the entry points a libc may use) for agent
+/// `id` is in the flight recorder.
+fn assert_denied_any(k: &TestKernel, id: u64, syscalls: &[&str]) {
+    let denied = |r: &agentos_kernel::recorder::Record| {
+        r.agent.map(|a| a.0) == Some(id)
+            && matches!(&r.event, RecordEvent::SandboxDenied { syscall, .. }
+                if syscalls.contains(&syscall.as_str()))
+    };
+    let mut last = Vec::new();
+    let found = poll(|| {
+        last = k.records();
+        last.iter().any(denied)
+    });
+    let mine: Vec<_> = last
+        .iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .map(|r| &r.event)
+        .collect();
+    assert!(
+        found,
+        "no sandbox event for {syscalls:?} of agent {id}: {mine:#?}"
     );
+}
+
+/// Polls `cond` every 5 ms until it holds (`true`) or the harness's deadline passes.
+fn poll(mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + agentos_tests::DEADLINE;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn assert_kernel_answers(k: &TestKernel) {
@@ -172,6 +202,60 @@ fn the_disk_and_mode_attacks_fail_under_an_unprivileged_kernel() {
     let k = TestKernel::start_unprivileged();
     mode_attacks_on(&k);
     mount_flags_on(&k);
+}
+
+/// The Python attack agent (`tests/attacks/attack.py`) for `name`: its verdict line.
+fn py_attack(k: &TestKernel, name: &str) -> (u64, String) {
+    let dir = k.work.join("disk-attacks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.join("attack.py");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("attacks/attack.py"),
+        &script,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let policy = write_policy(
+        &k.work,
+        "disk-python",
+        "strict",
+        &[],
+        &format!("sandbox:\n  read_only: [{}]\n", dir.display()),
+    );
+    let id: u64 = k
+        .ctl_ok(&[
+            "spawn",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--",
+            "/usr/bin/python3",
+            "-I",
+            script.to_str().unwrap(),
+            name,
+        ])
+        .trim()
+        .parse()
+        .unwrap();
+    let line = k.wait_for_line(id, &format!("attack {name}:"));
+    println!("{line}");
+    (id, line)
+}
+
+#[test]
+fn a_python_agent_cannot_make_a_setuid_file_or_a_device_node() {
+    let k = TestKernel::start();
+    for (name, syscalls) in [
+        ("chmod-setuid", &["fchmodat", "chmod"][..]),
+        ("chmod-setgid", &["fchmodat", "chmod"]),
+        ("open-setuid", &["openat", "open"]),
+        ("mknod-char", &["mknodat", "mknod"]),
+    ] {
+        let (id, line) = py_attack(&k, name);
+        assert_blocked(&line, "EPERM");
+        assert_kernel_answers(&k);
+        assert_denied_any(&k, id, syscalls);
+    }
 }
 
 /// A writable workspace, world-writable so an unprivileged kernel's tool can write it.
