@@ -356,6 +356,15 @@ pub struct KernelOptions {
     /// Host file operations one agent may have running at once; its further calls wait.
     #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_PER_AGENT)]
     pub io_per_agent: usize,
+    /// Bytes each agent's (and each tool's) scratch directory may hold: a tmpfs of this size.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub scratch_bytes: u64,
+    /// Bytes of each agent's output.log kept on disk: its first half and a rolling last half.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub log_bytes: u64,
+    /// Bytes of checkpoint files each agent may hold.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub checkpoint_bytes: u64,
     /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
     #[arg(long)]
     pub allow_degraded_sandbox: bool,

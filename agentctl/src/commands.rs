@@ -474,6 +474,12 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.io_per_agent.to_string(),
         "--agent-memory-bytes".into(),
         k.agent_memory_bytes.to_string(),
+        "--scratch-bytes".into(),
+        k.scratch_bytes.to_string(),
+        "--log-bytes".into(),
+        k.log_bytes.to_string(),
+        "--checkpoint-bytes".into(),
+        k.checkpoint_bytes.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());

@@ -41,6 +41,11 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     config.io_threads = args.kernel.io_threads.max(1);
     config.io_per_agent = args.kernel.io_per_agent.max(1);
     config.agent_memory_bytes = args.kernel.agent_memory_bytes;
+    config.limits.scratch_bytes = args.kernel.scratch_bytes;
+    config.disk = agentos_kernel::config::DiskBudget {
+        log_bytes: args.kernel.log_bytes,
+        checkpoint_bytes: args.kernel.checkpoint_bytes,
+    };
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {

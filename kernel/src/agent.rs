@@ -27,48 +27,215 @@ pub(crate) struct Outgoing {
     pub flushed: Option<oneshot::Sender<()>>,
 }
 
-/// One chunk of output and its offset in the log file.
+/// One chunk of output and its offset in the agent's output (every byte it ever wrote counts,
+/// kept or cut).
 pub(crate) type LogChunk = (u64, Arc<[u8]>);
 
-/// The agent's output log: a file plus a broadcast of each chunk with its offset, so that a
-/// follower can read what is on disk and then continue live without a gap or a repeat.
+/// The line that stands, when the log is read back, for the output cut between its head and
+/// its tail.
+pub(crate) fn cut_marker(cut: u64) -> Vec<u8> {
+    format!("\n[agentos: {cut} bytes of output cut]\n").into_bytes()
+}
+
+/// The agent's output log, bounded: a file plus a broadcast of each chunk with its offset, so
+/// that a follower can read what is kept and then continue live without a gap or a repeat.
+///
+/// Offsets are the output's own (byte `n` of everything the agent wrote). The file keeps at
+/// most `cap` bytes: the first `cap/2` of the output (the head, at the start of the file) and
+/// the last `cap - cap/2` (the tail, a ring after the head). What lies between is cut: read
+/// back ([`LogSink::read`]) it is one [`cut_marker`] line naming how many bytes are gone. When
+/// the agent has ended ([`LogSink::finish`]) the file is rewritten in order (head, marker,
+/// tail), so that `output.log` reads as text on its own.
+///
+/// Never: the file grows past `cap` bytes while the agent runs (plus the marker line after
+/// it ends); a read returns a byte of the ring that was overwritten.
 #[derive(Debug)]
 pub(crate) struct LogSink {
     pub path: PathBuf,
-    file: Mutex<(std::fs::File, u64)>,
+    state: Mutex<LogState>,
     tx: broadcast::Sender<LogChunk>,
 }
 
+#[derive(Debug)]
+struct LogState {
+    file: std::fs::File,
+    /// Bytes the agent wrote in all.
+    len: u64,
+    /// Bytes kept from the start of the output.
+    head: u64,
+    /// Bytes kept from the end of the output (the ring's size).
+    tail: u64,
+    /// Once rewritten in order: the length of the marker line between head and tail.
+    linear: Option<u64>,
+}
+
+impl LogState {
+    /// The first offset of the kept tail (everything in `head..kept` is cut).
+    fn kept(&self) -> u64 {
+        self.head.max(self.len.saturating_sub(self.tail))
+    }
+
+    /// The file position of offset `o` of the tail (`o >= kept()`).
+    fn at(&self, o: u64) -> u64 {
+        match self.linear {
+            Some(marker) => self.head + marker + (o - self.kept()),
+            None => self.head + (o - self.head) % self.tail.max(1),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut o = self.len;
+        let mut rest = bytes;
+        self.len += bytes.len() as u64;
+        if o < self.head {
+            let n = rest.len().min((self.head - o) as usize);
+            self.file.write_all_at(&rest[..n], o)?;
+            rest = &rest[n..];
+            o += n as u64;
+        }
+        if self.tail == 0 || rest.is_empty() {
+            return Ok(());
+        }
+        // Only the last `tail` bytes of a long write survive it.
+        if rest.len() as u64 > self.tail {
+            let skip = rest.len() - self.tail as usize;
+            rest = &rest[skip..];
+            o += skip as u64;
+        }
+        while !rest.is_empty() {
+            let pos = (o - self.head) % self.tail;
+            let n = rest.len().min((self.tail - pos) as usize);
+            self.file.write_all_at(&rest[..n], self.head + pos)?;
+            rest = &rest[n..];
+            o += n as u64;
+        }
+        Ok(())
+    }
+
+    fn read(&self, from: u64, to: Option<u64>) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let to = to.unwrap_or(self.len).min(self.len);
+        let read_at = |out: &mut Vec<u8>, pos: u64, n: u64| -> std::io::Result<()> {
+            let start = out.len();
+            out.resize(start + n as usize, 0);
+            self.file.read_exact_at(&mut out[start..], pos)
+        };
+        let mut out = Vec::new();
+        let mut o = from;
+        if o < to && o < self.head {
+            let end = to.min(self.head);
+            read_at(&mut out, o, end - o)?;
+            o = end;
+        }
+        let kept = self.kept();
+        if o < to && o < kept {
+            let end = to.min(kept);
+            out.extend(cut_marker(end - o));
+            o = end;
+        }
+        while o < to {
+            let pos = self.at(o);
+            let n = match self.linear {
+                Some(_) => to - o,
+                None => (to - o).min(self.head + self.tail - pos),
+            };
+            read_at(&mut out, pos, n)?;
+            o += n;
+        }
+        Ok(out)
+    }
+}
+
 impl LogSink {
-    pub fn create(path: PathBuf) -> std::io::Result<Self> {
+    /// A new empty log at `path` keeping at most `cap` bytes (at least 2: one of head, one of
+    /// tail).
+    pub fn create(path: PathBuf, cap: u64) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
             .open(&path)?;
+        let cap = cap.max(2);
         let (tx, _) = broadcast::channel(1024);
         Ok(Self {
             path,
-            file: Mutex::new((file, 0)),
+            state: Mutex::new(LogState {
+                file,
+                len: 0,
+                head: cap / 2,
+                tail: cap - cap / 2,
+                linear: None,
+            }),
             tx,
         })
     }
 
     pub fn append(&self, bytes: &[u8]) {
-        use std::io::Write;
-        let mut guard = lock(&self.file);
-        let (file, len) = &mut *guard;
-        if let Err(e) = file.write_all(bytes) {
+        let mut state = lock(&self.state);
+        if state.linear.is_some() {
+            return;
+        }
+        if let Err(e) = state.write(bytes) {
             tracing::warn!(path = %self.path.display(), error = %e, "agent log write failed");
         }
-        let offset = *len;
-        *len += bytes.len() as u64;
+        let offset = state.len - bytes.len() as u64;
         let _ = self.tx.send((offset, Arc::from(bytes)));
     }
 
-    /// The log's length so far and a receiver for everything after it.
+    /// The output's length so far and a receiver for everything after it.
     pub fn follow(&self) -> (u64, broadcast::Receiver<LogChunk>) {
-        let guard = lock(&self.file);
-        (guard.1, self.tx.subscribe())
+        let state = lock(&self.state);
+        (state.len, self.tx.subscribe())
+    }
+
+    /// The output from offset `from` to `to` (or its end) as kept: bytes cut in that range are
+    /// one [`cut_marker`] line.
+    pub fn read(&self, from: u64, to: Option<u64>) -> std::io::Result<Vec<u8>> {
+        lock(&self.state).read(from, to)
+    }
+
+    /// The agent has ended: rewrites the file in order (head, the cut marker if anything was
+    /// cut, tail). Later appends are dropped.
+    pub fn finish(&self) {
+        let mut state = lock(&self.state);
+        if state.linear.is_some() {
+            return;
+        }
+        let kept = state.kept();
+        if kept == state.head {
+            // Nothing cut: the ring never wrapped, the file is in order already.
+            state.linear = Some(0);
+            return;
+        }
+        let rewrite = |state: &LogState| -> std::io::Result<std::fs::File> {
+            use std::io::Write;
+            let tail = state.read(kept, None)?;
+            let tmp = self.path.with_extension("log.tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .read(true)
+                .write(true)
+                .truncate(true)
+                .open(&tmp)?;
+            let mut head = vec![0u8; state.head as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&state.file, &mut head, 0)?;
+            f.write_all(&head)?;
+            f.write_all(&cut_marker(kept - state.head))?;
+            f.write_all(&tail)?;
+            std::fs::rename(&tmp, &self.path)?;
+            Ok(f)
+        };
+        match rewrite(&state) {
+            Ok(f) => {
+                state.file = f;
+                state.linear = Some(cut_marker(kept - state.head).len() as u64);
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot rewrite the agent's log in order (it stays a ring)");
+            }
+        }
     }
 }
 
@@ -212,5 +379,63 @@ impl Agent {
             memory_bytes: group.memory_bytes().unwrap_or(0),
             pids: group.pids().unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    /// Every byte the "agent" writes: a counter pattern, so a misplaced byte shows.
+    fn output(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    #[test]
+    fn the_log_keeps_its_head_and_its_tail_and_says_what_was_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        let log = LogSink::create(path.clone(), 100).unwrap();
+        let all = output(1000);
+        // Uneven chunks, one longer than the whole ring.
+        for chunk in [
+            &all[..7],
+            &all[7..40],
+            &all[40..77],
+            &all[77..900],
+            &all[900..],
+        ] {
+            log.append(chunk);
+            assert!(std::fs::metadata(&path).unwrap().len() <= 100);
+        }
+        let mut expect = all[..50].to_vec();
+        expect.extend(cut_marker(900));
+        expect.extend(&all[950..]);
+        assert_eq!(log.read(0, None).unwrap(), expect);
+        // A follower behind the cut gets the marker for what it missed, then the tail.
+        let mut behind = cut_marker(950 - 60);
+        behind.extend(&all[950..960]);
+        assert_eq!(log.read(60, Some(960)).unwrap(), behind);
+        assert_eq!(log.read(990, None).unwrap(), &all[990..]);
+        // Once the agent has ended the file itself reads in order, and so does the log.
+        log.finish();
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+        assert_eq!(log.read(0, None).unwrap(), expect);
+        assert_eq!(log.read(970, None).unwrap(), &all[970..]);
+        assert_eq!(log.follow().0, 1000);
+    }
+
+    #[test]
+    fn a_short_log_is_kept_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        let log = LogSink::create(path.clone(), 100).unwrap();
+        let all = output(80);
+        log.append(&all[..30]);
+        log.append(&all[30..]);
+        assert_eq!(log.read(0, None).unwrap(), all);
+        assert_eq!(log.read(10, Some(70)).unwrap(), &all[10..70]);
+        log.finish();
+        assert_eq!(std::fs::read(&path).unwrap(), all);
     }
 }

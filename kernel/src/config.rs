@@ -53,6 +53,32 @@ impl Default for Runtime {
     }
 }
 
+/// What each agent may make the host keep on disk besides its writable tree and its share of
+/// the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskBudget {
+    /// Bytes of `output.log` kept (`--log-bytes`): the first half of the output and a rolling
+    /// last half; what lies between is cut and counted.
+    pub log_bytes: u64,
+    /// Bytes of checkpoint files the agent may hold (`--checkpoint-bytes`): a checkpoint that
+    /// would go past it is refused with `QuotaExceeded` before anything is written.
+    pub checkpoint_bytes: u64,
+}
+
+/// The default `--log-bytes`: 8 MiB.
+pub const DEFAULT_LOG_BYTES: u64 = 8 << 20;
+/// The default `--checkpoint-bytes`: 64 MiB.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
+
+impl Default for DiskBudget {
+    fn default() -> Self {
+        Self {
+            log_bytes: DEFAULT_LOG_BYTES,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+        }
+    }
+}
+
 /// How a kernel runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -82,6 +108,9 @@ pub struct Config {
     pub io_threads: usize,
     /// How many of those one agent may have running at once (`--io-per-agent`).
     pub io_per_agent: usize,
+    /// The agent's disk budget outside the recorder and its writable tree (its scratch is
+    /// `limits.scratch_bytes`, a tmpfs).
+    pub disk: DiskBudget,
     /// How long a call that needs operator approval waits before it is denied with
     /// `ApprovalTimeout`.
     pub approval_timeout: Duration,
@@ -124,6 +153,7 @@ impl Config {
             max_fds: 64,
             io_threads: crate::hostio::DEFAULT_IO_THREADS,
             io_per_agent: crate::hostio::DEFAULT_IO_PER_AGENT,
+            disk: DiskBudget::default(),
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             base_policy: None,
             python_sdk: None,

@@ -4,8 +4,6 @@
 //! a 0700 state dir, and every connection's peer is checked with `SO_PEERCRED`: only root and
 //! the kernel's own user may drive it.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentos_syscalls::control::{
@@ -277,7 +275,6 @@ async fn stream_logs(
 #[derive(Debug)]
 pub struct LogFollower {
     agent: Arc<Agent>,
-    path: PathBuf,
     pos: u64,
     start: u64,
     rx: broadcast::Receiver<crate::agent::LogChunk>,
@@ -289,7 +286,6 @@ impl LogFollower {
         let (start, rx) = agent.log.follow();
         Ok(LogFollower {
             agent: Arc::clone(agent),
-            path: agent.log.path.clone(),
             pos: 0,
             start,
             rx,
@@ -297,19 +293,10 @@ impl LogFollower {
         })
     }
 
+    /// The output from `from` to `to` (or its end) as the log keeps it: a cut stretch is one
+    /// marker line (see [`crate::agent::LogSink`]).
     fn read_range(&self, from: u64, to: Option<u64>) -> std::io::Result<Vec<u8>> {
-        let mut f = std::fs::File::open(&self.path)?;
-        f.seek(SeekFrom::Start(from))?;
-        let mut out = Vec::new();
-        match to {
-            Some(to) => {
-                f.take(to.saturating_sub(from)).read_to_end(&mut out)?;
-            }
-            None => {
-                f.read_to_end(&mut out)?;
-            }
-        }
-        Ok(out)
+        self.agent.log.read(from, to)
     }
 
     /// Everything written before the follower was created.

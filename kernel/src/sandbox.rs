@@ -363,8 +363,10 @@ pub(crate) async fn watch(
 ) {
     let mut flood = Flood::new(std::time::Instant::now(), now_ms());
     let mut sizes = match crate::sandbox_limits::FileSizes::new(
+        watched.launcher,
         &writable.scratch,
         watched.limits.file_size,
+        watched.limits.scratch_bytes,
     )
     .and_then(|s| {
         s.map(|s| Ok((sys::async_fd_readable(s.readiness()?)?, s)))
@@ -512,7 +514,7 @@ impl Watch<'_> {
                         return;
                     }
                 };
-                if seccomp::is_looked_at(i64::from(n.nr)) {
+                if seccomp::lets_through(i64::from(n.nr), &n.args) {
                     self.look(fd, &n);
                     if let Err(e) = sys::seccomp_notif_continue(fd, n.id) {
                         tracing::warn!(agent_id = %agent_id, error = %e, "cannot let a notified syscall through");

@@ -356,13 +356,33 @@ fn refused(c: &Caller, path: &Path, how: Use, w: &Writable) -> Option<String> {
                     }
                 }
             }
-            // Hidden by the jail if the host has it; a plain miss otherwise.
+            // Hidden by the jail if the host has it (or, for a link the agent made in its
+            // scratch, which is a tmpfs of the jail and not on the host, the link's target);
+            // a plain miss otherwise.
             let on_host = std::fs::symlink_metadata(path).is_ok()
-                || (create && path.parent().is_some_and(|p| p.exists()));
+                || (create && path.parent().is_some_and(|p| p.exists()))
+                || (follow && link_target_on_host(c, path));
             on_host.then(|| format!("{} is not in the agent's root", path.display()))
         }
         Err(_) => None,
     }
+}
+
+/// Whether `path` is a symlink in the agent's root whose target (one level, relative to the
+/// link's directory) exists on the host.
+fn link_target_on_host(c: &Caller, path: &Path) -> bool {
+    let Ok(link) = c.resolve(path, false) else {
+        return false;
+    };
+    let Ok(target) = rustix::fs::readlinkat(&link, "", Vec::new()) else {
+        return false;
+    };
+    let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+    let target = match path.parent() {
+        Some(dir) if target.is_relative() => dir.join(target),
+        _ => target.to_path_buf(),
+    };
+    std::fs::symlink_metadata(target).is_ok()
 }
 
 fn arg_i32(v: u64) -> i32 {

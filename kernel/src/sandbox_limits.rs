@@ -9,6 +9,7 @@
 //! open, openat, openat2, creat ─────────► notified ─► descriptors open ≥ RLIMIT_NOFILE?
 //! mmap/mremap ≥ large_mmap(limit) ──────► notified ─► VmSize + request > RLIMIT_AS?
 //! a write in scratch ─► inotify IN_MODIFY ─► the file's size ≥ RLIMIT_FSIZE?
+//!                                         └► the scratch tmpfs full (statfs)?
 //! every second ─► tasks in the agent's pid namespace (or its pids cgroup) ≥ the limit?
 //! the agent's exit status ─► SIGXCPU / SIGXFSZ?
 //! the agent's cgroup at its end ─► pids.events max, memory oom_kill / max counters
@@ -52,7 +53,8 @@ use crate::sys::SeccompNotification;
 /// One limit the agent met.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hit {
-    /// `processes`, `open_files`, `address_space`, `file_size`, `cpu_seconds`, `memory`.
+    /// `processes`, `open_files`, `address_space`, `file_size`, `cpu_seconds`, `memory`,
+    /// `scratch_bytes`.
     pub resource: &'static str,
     pub limit: u64,
     /// What the agent had in use (same unit as `limit`), 0 when not known.
@@ -303,49 +305,95 @@ pub(crate) fn cgroup_hits(group: &AgentGroup, limits: &ResourceLimits) -> Vec<Hi
         .collect()
 }
 
-/// Files at their size limit in the agent's scratch dir: inotify reports each write
-/// (`IN_MODIFY`, coalesced while unread), and a file whose size reached `RLIMIT_FSIZE` is one
-/// a write was cut short in (EFBIG, or SIGXFSZ).
+/// Files at their size limit in the agent's scratch dir, and the scratch itself full: inotify
+/// reports each write (`IN_MODIFY`, coalesced while unread); a file whose size reached
+/// `RLIMIT_FSIZE` is one a write was cut short in (EFBIG, or SIGXFSZ), and a scratch tmpfs
+/// with no block (or inode) left after a write is one the next write fails in (ENOSPC).
 ///
-/// The tree belongs to the agent, which can swap a directory for a symlink at any moment: every
-/// path is resolved beneath the scratch dir (`openat2` `RESOLVE_BENEATH`, no symlink as the
-/// last component), and a new directory is watched through the descriptor so opened, so the
-/// kernel never watches or looks at anything outside it.
+/// The scratch is a tmpfs in the jail's own mount namespace (see the launcher's rootfs), so it
+/// is opened through the jail's root: `/proc/<init>/root`, then the scratch path resolved in
+/// it (`openat2` `RESOLVE_IN_ROOT`, no magic link), as `sandbox_access` resolves the agent's
+/// paths. The tree belongs to the agent, which can swap a directory for a symlink at any
+/// moment: every path is resolved beneath the scratch dir (`openat2` `RESOLVE_BENEATH`, no
+/// symlink as the last component), and a new directory is watched through the descriptor so
+/// opened, so the kernel never watches or looks at anything outside it.
 #[derive(Debug)]
 pub(crate) struct FileSizes {
     fd: OwnedFd,
     scratch: PathBuf,
     root: OwnedFd,
-    limit: u64,
+    /// The file-size limit (`None`: not watched).
+    limit: Option<u64>,
+    /// The scratch tmpfs's size (`None`: not watched).
+    space: Option<u64>,
     /// Watch descriptor → directory, relative to the scratch dir (empty for itself).
     dirs: HashMap<i32, PathBuf>,
     reported: HashSet<PathBuf>,
+    /// The scratch was full at the last look (reported once until space returns).
+    full: bool,
 }
 
 impl FileSizes {
-    /// Watches `scratch` and the directories made in it later; `None` without a real
-    /// file-size limit.
-    pub fn new(scratch: &Path, limit: u64) -> io::Result<Option<Self>> {
-        use rustix::fs::{inotify, Mode, OFlags};
-        let Some(limit) = real(limit) else {
+    /// Watches the scratch of the jail whose launcher is `launcher` (its path `scratch` in the
+    /// jail), and the directories made in it later; `None` without a real file-size limit or
+    /// scratch size.
+    pub fn new(launcher: u32, scratch: &Path, limit: u64, space: u64) -> io::Result<Option<Self>> {
+        use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+        if real(limit).is_none() && real(space).is_none() {
             return Ok(None);
-        };
-        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
-        let root = rustix::fs::open(
-            scratch,
+        }
+        let init =
+            first_child(launcher).ok_or_else(|| io::Error::other("the jail's init is gone"))?;
+        let jail_root = rustix::fs::open(
+            format!("/proc/{init}/root"),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        let rel = scratch.strip_prefix("/").unwrap_or(scratch);
+        let root = openat2(
+            &jail_root,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        Self::at(root, scratch, limit, space)
+    }
+
+    /// Watches the directory `root` (shown as `scratch` in details).
+    pub fn at(root: OwnedFd, scratch: &Path, limit: u64, space: u64) -> io::Result<Option<Self>> {
+        use rustix::fs::inotify;
+        let (limit, space) = (real(limit), real(space));
+        if limit.is_none() && space.is_none() {
+            return Ok(None);
+        }
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
         let mut me = Self {
             fd,
             scratch: scratch.to_path_buf(),
             root,
             limit,
+            space,
             dirs: HashMap::new(),
             reported: HashSet::new(),
+            full: false,
         };
         me.watch(Path::new(""))?;
         Ok(Some(me))
+    }
+
+    /// The scratch's filesystem seen full now (no block or no inode left): `(used bytes,
+    /// why)`; `None` when it is not, or not known.
+    fn fullness(&self) -> Option<(u64, &'static str)> {
+        let st = rustix::fs::fstatvfs(&self.root).ok()?;
+        let used = st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize;
+        if st.f_bavail == 0 {
+            Some((used, "no block left"))
+        } else if st.f_files > 0 && st.f_favail == 0 {
+            Some((used, "no inode left"))
+        } else {
+            None
+        }
     }
 
     /// A second descriptor of the same inotify instance, to wait on (it turns readable with
@@ -389,9 +437,11 @@ impl FileSizes {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
         let mut changed: Vec<PathBuf> = Vec::new();
         let mut new_dirs: Vec<PathBuf> = Vec::new();
+        let mut any = false;
         {
             let mut reader = Reader::new(&self.fd, &mut buf);
             while let Ok(event) = reader.next() {
+                any = true;
                 let flags = event.events();
                 let (Some(dir), Some(name)) = (self.dirs.get(&event.wd()), event.file_name())
                 else {
@@ -412,6 +462,26 @@ impl FileSizes {
             let _ = self.watch(&d);
         }
         let mut hits = Vec::new();
+        if let (true, Some(space)) = (any, self.space) {
+            let full = self.fullness();
+            if let (Some((used, why)), false) = (full, self.full) {
+                hits.push(Hit {
+                    resource: "scratch_bytes",
+                    limit: space,
+                    used,
+                    by: "write".into(),
+                    detail: format!(
+                        "the agent's scratch {} is full ({why}; its tmpfs holds {}): a write or a new file there is refused (ENOSPC)",
+                        self.scratch.display(),
+                        bytes(space)
+                    ),
+                });
+            }
+            self.full = full.is_some();
+        }
+        let Some(limit) = self.limit else {
+            return hits;
+        };
         for rel in changed {
             let Ok(size) = self
                 .open(&rel, rustix::fs::OFlags::empty())
@@ -423,18 +493,18 @@ impl FileSizes {
                 continue;
             };
             let Some(size) = size else { continue };
-            if size < self.limit || self.reported.contains(&rel) {
+            if size < limit || self.reported.contains(&rel) {
                 continue;
             }
             hits.push(Hit {
                 resource: "file_size",
-                limit: self.limit,
+                limit,
                 used: size,
                 by: "write".into(),
                 detail: format!(
                     "{} reached the agent's RLIMIT_FSIZE of {}: a write past it is refused (EFBIG, or SIGXFSZ)",
                     self.scratch.join(&rel).display(),
-                    bytes(self.limit)
+                    bytes(limit)
                 ),
             });
             self.reported.insert(rel);
@@ -494,7 +564,17 @@ mod tests {
     #[test]
     fn a_file_at_its_size_limit_is_reported_once_in_any_subdirectory() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = FileSizes::new(dir.path(), 1000).unwrap().unwrap();
+        let open = |p: &Path| {
+            rustix::fs::open(
+                p,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap()
+        };
+        let mut w = FileSizes::at(open(dir.path()), dir.path(), 1000, u64::MAX)
+            .unwrap()
+            .unwrap();
         std::fs::write(dir.path().join("small"), [0u8; 10]).unwrap();
         assert_eq!(w.drain(), []);
         let sub = dir.path().join("sub");
@@ -524,6 +604,10 @@ mod tests {
         std::fs::remove_file(dir.path().join("y")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("x"), dir.path().join("y")).unwrap();
         assert_eq!(w.drain(), []);
-        assert!(FileSizes::new(dir.path(), u64::MAX).unwrap().is_none());
+        assert!(
+            FileSizes::at(open(dir.path()), dir.path(), u64::MAX, u64::MAX)
+                .unwrap()
+                .is_none()
+        );
     }
 }

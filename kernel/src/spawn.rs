@@ -220,6 +220,7 @@ pub(crate) fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
         cpu_seconds: l.cpu_seconds.unwrap_or(base.cpu_seconds),
         file_size: l.file_size.unwrap_or(base.file_size),
         memory: l.memory.unwrap_or(base.memory),
+        scratch_bytes: l.scratch.unwrap_or(base.scratch_bytes),
     }
 }
 
@@ -393,7 +394,8 @@ pub(crate) async fn spawn_from(
     };
     private_dir(&dir).map_err(|e| io_fail("its dir", e))?;
     private_dir(&scratch).map_err(|e| io_fail("its scratch dir", e))?;
-    let log = LogSink::create(dir.join("output.log")).map_err(|e| io_fail("its log", e))?;
+    let log = LogSink::create(dir.join("output.log"), k.config.disk.log_bytes)
+        .map_err(|e| io_fail("its log", e))?;
 
     let scratch_str = scratch.display().to_string();
     let mut env: Vec<(String, String)> = vec![
@@ -634,6 +636,8 @@ async fn reap(
     for h in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
+    // All output is in: the log is rewritten in order (head, cut marker, tail) once.
+    agent.log.finish();
     // The watchers end once the listener reports no process left under the filter, which the
     // launcher's exit implies; the timeout only guards against a host that never says so.
     let watchers = std::mem::take(&mut *lock(&agent.watchers));

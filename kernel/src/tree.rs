@@ -45,7 +45,8 @@
 //!
 //! **Checkpoints** are written to `STATE_DIR/agents/<id>/checkpoints/<n>` (postcard of
 //! [`CheckpointFile`], written to a temp file, fsynced and renamed), so they outlive the agent
-//! and the kernel.
+//! and the kernel; together they stay within the agent's `--checkpoint-bytes` (a checkpoint past
+//! it is refused with `QuotaExceeded` before anything is written).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -1196,7 +1197,23 @@ pub(crate) fn close(agent: &Agent, fd: u32) -> Result<(), Errno> {
         .ok_or(Errno::BadDescriptor { fd })
 }
 
-/// Snapshots working memory to `/state/checkpoints/<n>` on disk; returns `n`.
+/// The bytes the checkpoint files in `dir` hold (0 for a dir not made yet).
+fn checkpoint_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Snapshots working memory to `/state/checkpoints/<n>` on disk; returns `n`. Refused with
+/// `QuotaExceeded`, before anything is written, when the agent's checkpoint files would go
+/// past its budget (`--checkpoint-bytes`).
 pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Result<u64, Errno> {
     let tree = &agent.tree;
     let mut last = lock(&tree.last_checkpoint);
@@ -1216,6 +1233,18 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
     let encoded = postcard::to_stdvec(&file).map_err(|e| Errno::Internal {
         reason: format!("checkpoint {number} does not encode: {e}"),
     })?;
+    // The disk budget (`--checkpoint-bytes`): refused before anything is written.
+    let held = checkpoint_bytes(&tree.checkpoint_dir);
+    let budget = k.config.disk.checkpoint_bytes;
+    let after = held.saturating_add(encoded.len() as u64);
+    if after > budget {
+        return Err(Errno::QuotaExceeded {
+            what: format!(
+                "checkpoint {number} ({} bytes) would make the agent's checkpoints {after} bytes, over its budget of {budget} bytes; shrink working memory or ask the operator for a larger --checkpoint-bytes",
+                encoded.len()
+            ),
+        });
+    }
     let fail = |what: &str, e: std::io::Error| Errno::Internal {
         reason: format!(
             "cannot {what} checkpoint {number} in {}: {e}; check the state dir's disk",

@@ -162,6 +162,9 @@ pub struct Limits {
     /// CPU quota, in thousandths of a CPU (`cpu: 0.5` → 500): the agent's cpu cgroup, where
     /// the host gives one (one CPU by default).
     pub cpu_millis: Option<u64>,
+    /// Bytes the agent's scratch directory may hold together (its tmpfs; the kernel's
+    /// `--scratch-bytes` by default).
+    pub scratch: Option<u64>,
 }
 
 /// `sandbox:` — extra jail settings.

@@ -61,6 +61,7 @@ const LIMIT_KEYS: &[&str] = &[
     "wall_time_seconds",
     "memory",
     "cpu",
+    "scratch",
 ];
 
 /// Everything a policy file says, validated and compiled.
@@ -884,7 +885,7 @@ impl Ctx<'_> {
                     continue;
                 }
                 let value = match name {
-                    "address_space" | "file_size" | "memory" => {
+                    "address_space" | "file_size" | "memory" | "scratch" => {
                         let b = self.size(v, name)?;
                         if b == 0 {
                             return Err(self.at(
@@ -904,6 +905,7 @@ impl Ctx<'_> {
                     "cpu_seconds" => l.cpu_seconds = Some(value),
                     "file_size" => l.file_size = Some(value),
                     "memory" => l.memory = Some(value),
+                    "scratch" => l.scratch = Some(value),
                     _ => l.wall_time_seconds = Some(value),
                 }
             }

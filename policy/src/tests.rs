@@ -270,8 +270,9 @@ fn signals_non_maskable_always_allowed() {
 
 #[test]
 fn digest_path_mode_sandbox() {
-    let text = format!("{HEAD}  []\nsandbox:\n  read_only: [/opt/tools]\n  limits: {{address_space: 512MiB, processes: 64, file_size: 1000000, memory: 256MiB}}\n");
+    let text = format!("{HEAD}  []\nsandbox:\n  read_only: [/opt/tools]\n  limits: {{address_space: 512MiB, processes: 64, file_size: 1000000, memory: 256MiB, scratch: 8MiB}}\n");
     let p = Policy::parse("x/security.md", &text).unwrap();
+    assert_eq!(p.sandbox().limits.scratch, Some(8 << 20));
     assert_eq!(p.digest(), *blake3::hash(text.as_bytes()).as_bytes());
     assert_eq!(p.path(), "x/security.md");
     assert_eq!(p.mode(), Mode::Strict);

@@ -104,6 +104,30 @@ def attack(name, arg):
             n += 1
             if n > 100000:
                 return escaped(name, f"{n} processes")
+    # Setuid/setgid modes and device nodes in the agent's own scratch (the working directory).
+    if name in ("chmod-setuid", "chmod-setgid"):
+        with open("plain", "w") as f:
+            f.write("#!/bin/sh\n")
+        try:
+            os.chmod("plain", 0o4755 if name == "chmod-setuid" else 0o2755)
+        except OSError as e:
+            return blocked(name, e.errno)
+        return escaped(name, f"mode {os.stat('plain').st_mode:o}")
+    if name == "open-setuid":
+        try:
+            fd = os.open("created", os.O_CREAT | os.O_WRONLY, 0o4755)
+        except OSError as e:
+            return blocked(name, e.errno)
+        os.close(fd)
+        return escaped(name, f"mode {os.stat('created').st_mode:o}")
+    if name == "mknod-char":
+        import stat
+
+        try:
+            os.mknod("mem", 0o666 | stat.S_IFCHR, os.makedev(1, 1))
+        except OSError as e:
+            return blocked(name, e.errno)
+        return escaped(name, "made a character device")
     print(f"attack {name}: unknown", flush=True)
     return 64
 

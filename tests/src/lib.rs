@@ -26,6 +26,7 @@ pub mod dos_modes;
 pub mod rec_modes;
 pub mod io_modes;
 pub mod bounds_modes;
+pub mod disk_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

@@ -320,7 +320,8 @@ fn serve_denials(fd: std::os::fd::OwnedFd) -> usize {
             continue;
         }
         // The path and signal calls the kernel only looks at are let through, as it does.
-        let notified = agentos_userspace::launch::seccomp::is_looked_at(i64::from(n.data.nr));
+        let notified =
+            agentos_userspace::launch::seccomp::lets_through(i64::from(n.data.nr), &n.data.args);
         let mut resp = libc::seccomp_notif_resp {
             id: n.id,
             val: 0,
@@ -353,10 +354,8 @@ fn core(who: As) {
     out.assert_code(0);
     out.assert_all_active();
     assert_eq!(out.stdout, format!("hi\n{}\n", sb.scratch.display()));
-    assert_eq!(
-        std::fs::read_to_string(sb.scratch.join("out.txt")).unwrap(),
-        "hi\n"
-    );
+    // The scratch is a tmpfs of the jail's own: nothing of it is left on the host.
+    assert_host_scratch_empty(&sb);
 
     // Not in the minimal root at all (and landlock would deny it if it were).
     let out = sh(&sb, "cat /etc/shadow");
@@ -685,6 +684,51 @@ fn rust_agent_helper() {
     let workers: Vec<_> = (0..4).map(|i| std::thread::spawn(move || i * 2)).collect();
     let sum: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
     std::fs::write("rust-agent.txt", format!("threads {sum}")).unwrap();
+    println!("{}", std::fs::read_to_string("rust-agent.txt").unwrap());
+}
+
+/// The host directory under the jail's scratch tmpfs holds nothing after the run.
+fn assert_host_scratch_empty(sb: &Sandbox) {
+    let left: Vec<_> = std::fs::read_dir(&sb.scratch)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left on the host: {left:?}");
+}
+
+/// The scratch is a tmpfs of the spec's size, mode 0700, owned by the agent; writes past it
+/// fail; every mount of the jail is nosuid, and nodev unless it is a device; nothing is left.
+fn scratch_and_mount_flags(who: As) {
+    let sb = Sandbox::new(who);
+    let mut spec = sb.spec(
+        "/bin/sh",
+        &[
+            "-c",
+            "stat -f -c '%T %b %S' .; stat -c '%a %u' .; id -u; \
+             head -c 2000000 /dev/zero > big; echo rc=$?; \
+             grep -vc nosuid /proc/self/mountinfo; \
+             grep -v nodev /proc/self/mountinfo | grep -vc ' /dev/[a-z]* '",
+        ],
+    );
+    spec.limits.scratch_bytes = 1 << 20;
+    let out = sb.run(&spec);
+    out.assert_all_active();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "tmpfs 256 4096", "{out:?}");
+    let uid = lines[2];
+    assert_eq!(lines[1], format!("700 {uid}"), "{out:?}");
+    assert_eq!(lines[3..], ["rc=1", "0", "0"], "{out:?}");
+    assert_host_scratch_empty(&sb);
+}
+
+#[test]
+fn scratch_is_a_bounded_tmpfs_and_every_mount_is_nosuid_as_me() {
+    scratch_and_mount_flags(As::Me);
+}
+
+#[test]
+fn scratch_is_a_bounded_tmpfs_and_every_mount_is_nosuid_unprivileged() {
+    scratch_and_mount_flags(As::Nobody);
 }
 
 #[test]
@@ -705,10 +749,8 @@ fn rust_std_agent() {
     let out = sb.run(&spec);
     out.assert_code(0);
     out.assert_all_active();
-    assert_eq!(
-        std::fs::read_to_string(sb.scratch.join("rust-agent.txt")).unwrap(),
-        "threads 12"
-    );
+    assert!(out.stdout.contains("threads 12\n"), "{out:?}");
+    assert_host_scratch_empty(&sb);
 }
 
 #[test]
@@ -838,10 +880,7 @@ print(open("/proc/1/comm").read().strip() if os.path.exists("/proc/1/comm") else
         "{out:?}"
     );
     assert_eq!(lines[11], "agentos-launch", "{out:?}");
-    assert_eq!(
-        std::fs::read_to_string(sb.scratch.join("ok.txt")).unwrap(),
-        "ok"
-    );
+    assert_host_scratch_empty(&sb);
 }
 
 #[test]

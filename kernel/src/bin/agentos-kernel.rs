@@ -68,6 +68,15 @@ struct Args {
     /// Host file operations one agent may have running at once; its further calls wait.
     #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_PER_AGENT)]
     io_per_agent: usize,
+    /// Bytes each agent's (and each tool's) scratch directory may hold: a tmpfs of this size.
+    #[arg(long, default_value_t = agentos_userspace::launch::spec::DEFAULT_SCRATCH_BYTES)]
+    scratch_bytes: u64,
+    /// Bytes of each agent's output.log kept on disk: its first half and a rolling last half.
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_LOG_BYTES)]
+    log_bytes: u64,
+    /// Bytes of checkpoint files each agent may hold.
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_CHECKPOINT_BYTES)]
+    checkpoint_bytes: u64,
     /// A tool provider for a `Call` action (repeatable):
     /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE].
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
@@ -112,6 +121,11 @@ fn main() -> ExitCode {
     config.io_threads = args.io_threads.max(1);
     config.io_per_agent = args.io_per_agent.max(1);
     config.agent_memory_bytes = args.agent_memory_bytes;
+    config.limits.scratch_bytes = args.scratch_bytes;
+    config.disk = agentos_kernel::config::DiskBudget {
+        log_bytes: args.log_bytes,
+        checkpoint_bytes: args.checkpoint_bytes,
+    };
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");

@@ -607,7 +607,8 @@ pub enum RecordEvent {
     /// seen by the kernel (`kernel/src/sandbox_limits.rs`): a call the limit refuses, a file
     /// at its size limit, an exit by `SIGXCPU`/`SIGXFSZ`, or what its cgroup counted.
     SandboxLimit {
-        /// `processes`, `open_files`, `address_space`, `file_size`, `cpu_seconds` or `memory`.
+        /// `processes`, `open_files`, `address_space`, `file_size`, `cpu_seconds`, `memory` or
+        /// `scratch_bytes` (its scratch tmpfs full).
         resource: String,
         /// The limit in force (a count, bytes or seconds).
         limit: u64,

@@ -101,6 +101,9 @@ fn main() -> ExitCode {
         )),
         "io" => Ok(agentos_tests::io_modes::main(&args[1..])),
         m if m.starts_with("bounds-") => Ok(agentos_tests::bounds_modes::main(m, &args[1..])),
+        "spew" => Ok(agentos_tests::disk_modes::spew(
+            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(0),
+        )),
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),

@@ -2,6 +2,7 @@ mod blocking;
 mod bounds;
 mod cli;
 mod dos;
+mod disk;
 mod escape;
 mod exec;
 mod ipc;

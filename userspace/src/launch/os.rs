@@ -537,8 +537,11 @@ impl Sys for RecordingSys {
         Ok(())
     }
     fn build_root(&mut self, spec: &JailSpec) -> io::Result<String> {
-        let paths = spec.read_exec.len() + spec.read_only.len() + spec.devices.len() + 2;
-        self.rec(format!("build_root tmpfs + {paths} paths + proc"));
+        let paths = spec.read_exec.len() + spec.read_only.len() + spec.devices.len() + 1;
+        let scratch = spec.limits.scratch_bytes;
+        self.rec(format!(
+            "build_root tmpfs + {paths} paths + scratch tmpfs {scratch} + proc, all nosuid,nodev"
+        ));
         Ok("recorded".into())
     }
     fn pivot_root(&mut self) -> io::Result<()> {

@@ -7,8 +7,12 @@
 //!
 //! 1. a fresh `tmpfs` (nosuid, nodev, mode 0755) is mounted on a staging directory (in the
 //!    init's private mount namespace only);
-//! 2. every allowed path (`read_exec`, `read_only`, `devices`, `scratch`, `program`) is
-//!    bind-mounted (`MS_BIND|MS_REC`) at its canonical absolute path; `read_exec`, `read_only`
+//! 2. every allowed path (`read_exec`, `read_only`, `devices`, `program`) is
+//!    bind-mounted (`MS_BIND|MS_REC`) at its canonical absolute path, and the `scratch` gets a
+//!    fresh tmpfs there instead ([`scratch_options`]: `limits.scratch_bytes` large, its inodes
+//!    bounded too, nosuid, nodev, mode 0700, owned by the agent's uid and gid): what the agent
+//!    writes there lives in memory, is bounded as a whole (`ENOSPC` past it), and is gone with
+//!    the jail's mount namespace; the host directory is only its (empty) mount point. `read_exec`, `read_only`
 //!    and `program` are then remounted read-only (keeping the flags the source mount has
 //!    locked), and so are the `devices`, without `nodev`: a device's data stays writable
 //!    through a read-only mount, its inode (mode, owner, times) does not, so an agent that is
@@ -16,7 +20,12 @@
 //!    bind of the same access is not bound again; a symlink on the way to an allowed path
 //!    (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`) is recreated as the same symlink. Paths that do not exist are skipped and named;
 //!    Then the spec's extra `mounts` (a tool's `/workspace`) are bound at their targets
-//!    (read-only unless writable); a target must lie apart from every other bound path;
+//!    (read-only unless writable, nosuid and nodev either way); a target must lie apart from
+//!    every other bound path;
+//!    Last, every mount made since the root's tmpfs (submounts a recursive bind brought
+//!    along included) that lacks `nosuid`, or `nodev` while not a device bind, is remounted
+//!    with it ([`unhardened`] reads `/proc/self/mountinfo`): no mount of the agent honours a
+//!    setuid bit or a file capability, and only the device binds (single files) open devices;
 //! 3. a new `proc` for the agent's pid namespace is mounted at `/proc` (nosuid, nodev,
 //!    noexec); if the kernel refuses, the root has no `/proc` and the detail says so;
 //! 4. `pivot_root` into the tmpfs, `chdir("/")`, detach and remove the old root, remount the
@@ -50,6 +59,9 @@ const MAX_LINK_DEPTH: usize = 8;
 pub enum Access {
     ReadOnly,
     ReadWrite,
+    /// The agent's scratch: not a bind but a fresh size-limited tmpfs (nosuid, nodev, mode
+    /// 0700, owned by the agent) mounted at the path; nothing of it reaches the host's disk.
+    Scratch,
     /// A device node: read-only bind (its inode is the host's), device access kept (its data
     /// is the agent's to read and write).
     Device,
@@ -112,7 +124,7 @@ pub fn entries(spec: &JailSpec) -> Vec<(PathBuf, Access)> {
     out.extend(spec.read_exec.iter().map(|p| (p.clone(), Access::ReadOnly)));
     out.extend(spec.read_only.iter().map(|p| (p.clone(), Access::ReadOnly)));
     out.extend(spec.devices.iter().map(|p| (p.clone(), Access::Device)));
-    out.push((spec.scratch.clone(), Access::ReadWrite));
+    out.push((spec.scratch.clone(), Access::Scratch));
     out.push((spec.program.clone(), Access::ReadOnly));
     out
 }
@@ -154,6 +166,8 @@ pub fn plan(spec: &JailSpec) -> Plan {
             .rfind(|b| b.is_dir && c.path.starts_with(&b.path));
         match enclosing {
             Some(e) if e.access == c.access => continue,
+            // The scratch tmpfs is empty: the mount point is made in it.
+            Some(e) if e.access == Access::Scratch => {}
             Some(_) => c.nested = true,
             None => {}
         }
@@ -270,9 +284,17 @@ fn mount_point(root: &Path, bind: &Bind) -> io::Result<()> {
 /// agent uses), carrying over the flags the source mount has (in a user namespace they are
 /// locked: dropping one fails with `EPERM`).
 fn remount_read_only(dest: &Path, nodev: bool) -> io::Result<()> {
+    remount(dest, true, nodev)
+}
+
+/// Remounts the mount at `dest` nosuid (and `nodev` unless `nodev` is false, and read-only
+/// if `read_only` or it is read-only already), keeping the other flags it has.
+fn remount(dest: &Path, read_only: bool, nodev: bool) -> io::Result<()> {
     let have = nix::sys::statvfs::statvfs(dest)?.flags();
-    let mut flags =
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID;
+    if read_only || have.contains(FsFlags::ST_RDONLY) {
+        flags |= MsFlags::MS_RDONLY;
+    }
     if nodev || have.contains(FsFlags::ST_NODEV) {
         flags |= MsFlags::MS_NODEV;
     }
@@ -297,10 +319,16 @@ fn remount_read_only(dest: &Path, nodev: bool) -> io::Result<()> {
 pub fn build(spec: &JailSpec) -> io::Result<Built> {
     let plan = plan(spec);
     // Open every source before anything is mounted: the staging tmpfs may hide some of them.
+    // The scratch is no source: a fresh tmpfs is mounted there.
     let sources = plan
         .binds
         .iter()
-        .map(|b| open_path(&b.path).map_err(ctx("open", &b.path)))
+        .map(|b| match b.access {
+            Access::Scratch => Ok(None),
+            Access::ReadOnly | Access::ReadWrite | Access::Device => {
+                open_path(&b.path).map(Some).map_err(ctx("open", &b.path))
+            }
+        })
         .collect::<io::Result<Vec<_>>>()?;
     let mounts = spec
         .mounts
@@ -320,8 +348,9 @@ pub fn build(spec: &JailSpec) -> io::Result<Built> {
         Some(TMPFS_OPTIONS),
     )
     .map_err(ctx("mount tmpfs on", &root))?;
-    match populate(&root, &plan, &sources).and_then(|proc| {
+    match populate(&root, &plan, &sources, spec.limits.scratch_bytes).and_then(|proc| {
         bind_mounts(&root, &mounts)?;
+        harden_all(&root, &plan)?;
         Ok(proc)
     }) {
         Ok(proc) => Ok(Built { root, plan, proc }),
@@ -374,24 +403,43 @@ fn bind_mounts(root: &Path, mounts: &[(&super::spec::Mount, OwnedFd)]) -> io::Re
         let dest = inside(root, &m.target);
         std::fs::create_dir_all(&dest).map_err(ctx("mkdir", &m.target))?;
         bind_fd(fd, &dest).map_err(ctx("bind", &m.target))?;
-        if !m.writable {
-            remount_read_only(&dest, true).map_err(ctx("remount read-only", &m.target))?;
-        }
+        remount(&dest, !m.writable, true).map_err(ctx("remount nosuid,nodev", &m.target))?;
     }
     Ok(())
 }
 
-fn populate(root: &Path, plan: &Plan, sources: &[OwnedFd]) -> io::Result<io::Result<()>> {
+fn populate(
+    root: &Path,
+    plan: &Plan,
+    sources: &[Option<OwnedFd>],
+    scratch_bytes: u64,
+) -> io::Result<io::Result<()>> {
     for (bind, fd) in plan.binds.iter().zip(sources) {
         if !bind.nested {
             mount_point(root, bind)?;
         }
         let dest = inside(root, &bind.path);
+        let fd = match (bind.access, fd) {
+            (Access::Scratch, _) => {
+                mount_scratch(&dest, scratch_bytes)
+                    .map_err(ctx("mount scratch tmpfs on", &bind.path))?;
+                continue;
+            }
+            (Access::ReadOnly | Access::ReadWrite | Access::Device, Some(fd)) => fd,
+            (Access::ReadOnly | Access::ReadWrite | Access::Device, None) => {
+                return Err(io::Error::other(format!(
+                    "bind {}: its source was not opened",
+                    bind.path.display()
+                )))
+            }
+        };
         bind_fd(fd, &dest).map_err(ctx("bind", &bind.path))?;
-        if bind.access != Access::ReadWrite {
-            let nodev = bind.access == Access::ReadOnly;
-            remount_read_only(&dest, nodev).map_err(ctx("remount read-only", &bind.path))?;
+        match bind.access {
+            Access::ReadOnly => remount_read_only(&dest, true),
+            Access::Device => remount_read_only(&dest, false),
+            Access::ReadWrite | Access::Scratch => remount(&dest, false, true),
         }
+        .map_err(ctx("remount", &bind.path))?;
     }
     for (at, target) in &plan.symlinks {
         let dest = inside(root, at);
@@ -417,6 +465,109 @@ fn populate(root: &Path, plan: &Plan, sources: &[OwnedFd]) -> io::Result<io::Res
         let _ = std::fs::remove_dir(&proc_dir);
     }
     Ok(proc)
+}
+
+/// The scratch tmpfs's mount options for a size of `bytes`, owned by `uid`:`gid`, mode 0700.
+/// Inodes are bounded too (one per 4 KiB of size, at least 1024): an empty file costs no
+/// block, but it costs kernel memory.
+pub fn scratch_options(bytes: u64, uid: u32, gid: u32) -> String {
+    let inodes = (bytes / 4096).max(1024);
+    format!("size={bytes},nr_inodes={inodes},mode=0700,uid={uid},gid={gid}")
+}
+
+/// The flags every scratch tmpfs is mounted with.
+pub const SCRATCH_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
+
+/// Mounts the agent's scratch: a fresh tmpfs of `bytes`, owned by this process's (the init's,
+/// which is the agent's) uid and gid.
+fn mount_scratch(dest: &Path, bytes: u64) -> io::Result<()> {
+    let options = scratch_options(
+        bytes,
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    mount(
+        Some("tmpfs"),
+        dest,
+        Some("tmpfs"),
+        SCRATCH_FLAGS,
+        Some(options.as_str()),
+    )
+    .map_err(io::Error::from)
+}
+
+/// The last step before the pivot: every mount of the new root (submounts a recursive bind
+/// brought along included) that lacks `nosuid`, or `nodev` without being a device bind, is
+/// remounted with it. So no mount of the agent honours a setuid bit or a file capability, and
+/// only the device binds (single files) open devices.
+fn harden_all(root: &Path, plan: &Plan) -> io::Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(ctx("read", Path::new("/proc/self/mountinfo")))?;
+    let devices: Vec<PathBuf> = plan
+        .binds
+        .iter()
+        .filter(|b| b.access == Access::Device)
+        .map(|b| inside(root, &b.path))
+        .collect();
+    for (dest, nodev) in unhardened(&info, root, &devices) {
+        remount(&dest, false, nodev).map_err(ctx("remount nosuid,nodev", &dest))?;
+    }
+    Ok(())
+}
+
+/// The mounts of `mountinfo` made on or under `root` since its tmpfs (the last mount *at*
+/// `root`; the host's mounts it hides are listed before it) that lack `nosuid`, or lack
+/// `nodev` while not a device bind: `(mount point, whether to add nodev)`.
+pub fn unhardened(mountinfo: &str, root: &Path, devices: &[PathBuf]) -> Vec<(PathBuf, bool)> {
+    let points: Vec<(PathBuf, &str)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ').skip(4);
+            let point = fields.next()?;
+            let options = fields.next()?;
+            Some((PathBuf::from(unescape(point)), options))
+        })
+        .collect();
+    let Some(start) = points.iter().rposition(|(p, _)| p == root) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (point, options) in points.into_iter().skip(start) {
+        if !point.starts_with(root) {
+            continue;
+        }
+        let has = |o: &str| options.split(',').any(|x| x == o);
+        let device = devices.contains(&point);
+        let nodev = !device && !has("nodev");
+        if !has("nosuid") || nodev {
+            out.push((point, !device));
+        }
+    }
+    out
+}
+
+/// A mountinfo path field with its octal escapes (`\040` for a space) decoded.
+fn unescape(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// Step 4: `pivot_root` into `root`, detach and remove the old root, make `/` read-only. On a
@@ -492,7 +643,7 @@ mod tests {
         let binds: Vec<_> = plan.binds.iter().map(|b| b.path.clone()).collect();
         assert_eq!(binds, vec![d.join("scratch"), d.join("usr")]);
         assert!(plan.binds.iter().all(|b| b.is_dir && !b.nested));
-        assert_eq!(plan.binds[0].access, Access::ReadWrite);
+        assert_eq!(plan.binds[0].access, Access::Scratch);
         assert_eq!(plan.binds[1].access, Access::ReadOnly);
         assert_eq!(
             plan.symlinks,
@@ -545,10 +696,56 @@ mod tests {
             binds,
             vec![
                 (d.join("usr"), Access::ReadOnly, false),
-                (d.join("usr/bin"), Access::ReadWrite, true),
-                (d.join("usr/bin/prog"), Access::ReadOnly, true),
+                (d.join("usr/bin"), Access::Scratch, true),
+                // Inside the scratch tmpfs: its mount point is made there.
+                (d.join("usr/bin/prog"), Access::ReadOnly, false),
             ]
         );
         assert!(plan.symlinks.is_empty());
+    }
+
+    #[test]
+    fn scratch_is_a_bounded_private_tmpfs() {
+        assert_eq!(
+            scratch_options(64 << 20, 1000, 1001),
+            "size=67108864,nr_inodes=16384,mode=0700,uid=1000,gid=1001"
+        );
+        assert_eq!(
+            scratch_options(1 << 20, 0, 0),
+            "size=1048576,nr_inodes=1024,mode=0700,uid=0,gid=0"
+        );
+        assert!(SCRATCH_FLAGS.contains(MsFlags::MS_NOSUID | MsFlags::MS_NODEV));
+    }
+
+    /// The mount list of a built root as `/proc/self/mountinfo` shows it: every mount made
+    /// since the root's tmpfs that lacks nosuid (or nodev, a device bind excepted) is named;
+    /// the host's mounts hidden under the staging directory and mounts elsewhere are not.
+    #[test]
+    fn every_mount_of_the_new_root_is_made_nosuid_and_nodev_but_devices() {
+        let info = "\
+22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/sda rw
+30 22 0:30 / /tmp/hidden rw,relatime shared:2 - tmpfs tmpfs rw
+40 22 0:40 / /tmp rw,nosuid,nodev shared:3 - tmpfs tmpfs rw,size=1024k
+41 40 0:21 /usr /tmp/usr ro,nosuid,nodev,relatime - ext4 /dev/sda rw
+42 41 0:50 / /tmp/usr/local rw,relatime - ext4 /dev/sdb rw
+43 40 0:21 /srv/ws /tmp/work\\040space rw,relatime - ext4 /dev/sda rw
+44 40 0:5 /null /tmp/dev/null ro,nosuid,relatime - devtmpfs udev rw
+45 40 0:5 /zero /tmp/dev/zero ro,relatime - devtmpfs udev rw
+46 40 0:60 / /tmp/scratch rw,nosuid,nodev - tmpfs tmpfs rw,size=65536k
+47 40 0:61 / /tmp/proc rw,nosuid,nodev,noexec - proc proc rw
+48 22 0:62 / /mnt rw - tmpfs tmpfs rw
+";
+        let root = Path::new("/tmp");
+        let devices = [root.join("dev/null"), root.join("dev/zero")];
+        assert_eq!(
+            unhardened(info, root, &devices),
+            vec![
+                (root.join("usr/local"), true),
+                (root.join("work space"), true),
+                (root.join("dev/zero"), false),
+            ]
+        );
+        // Nothing at all when the root's tmpfs is not listed.
+        assert!(unhardened(info, Path::new("/run"), &[]).is_empty());
     }
 }

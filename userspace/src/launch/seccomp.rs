@@ -7,8 +7,11 @@
 //!    the kernel, which records each denial as a sandbox event and answers it `EPERM`. A host
 //!    without user notification gets the same program with `EPERM` as the default action
 //!    (reported in the layer detail). Only one listener may exist in a filter chain, so the
-//!    agent cannot install its own.
-//! 2. Installed second: `clone3` → `ENOSYS`, anything else → allow. Among `ERRNO` actions of
+//!    agent cannot install its own. The mode-setting calls (`fchmod`; and where there is no
+//!    listener, the notified `chmod` family and creating opens) are allowed only with a mode
+//!    free of `S_ISUID|S_ISGID` ([`mode_rules`]); with a listener the kernel shown a notified
+//!    one denies a setuid mode by the same test ([`lets_through`]).
+//! 2. Installed second: `clone3`, `openat2` (and `fchmodat2`) → `ENOSYS`, anything else → allow. Among `ERRNO` actions of
 //!    equal precedence the most recently installed filter wins, so `clone3` fails with
 //!    `ENOSYS` and glibc falls back to `clone`, whose flags filter 1 checks.
 
@@ -24,8 +27,8 @@ use seccompiler::{
 
 use super::error::other;
 use super::seccomp_table::{
-    all_allowed, is_notified, name, ALLOWED, ALLOWED_LEGACY, ENOSYS, FILTERED, LIMITED, NOTIFIED,
-    NOTIFIED_LEGACY,
+    all_allowed, is_notified, mode_refused, name, ALLOWED, ALLOWED_LEGACY, CREATE_FLAGS, ENOSYS,
+    FILTERED, LIMITED, MODE_CHECKED, NOTIFIED, NOTIFIED_LEGACY, SETID_BITS,
 };
 
 /// Namespace flags `clone` may not carry.
@@ -109,8 +112,33 @@ fn rules_for(nr: i64, unseen: Unseen) -> io::Result<Vec<SeccompRule>> {
             }
             None => Vec::new(),
         },
-        _ => Vec::new(),
+        _ => mode_rules(nr)?,
     })
+}
+
+/// The rules that let a [`MODE_CHECKED`] call through: a mode without [`SETID_BITS`] or, for
+/// an open, no [`CREATE_FLAGS`] (rules are alternatives). Empty (no condition) for any other
+/// call. Modes and flags are 32-bit: the low half is compared.
+fn mode_rules(nr: i64) -> io::Result<Vec<SeccompRule>> {
+    let Some(check) = MODE_CHECKED.iter().find(|c| c.entry.1 == nr) else {
+        return Ok(Vec::new());
+    };
+    let rule = |conds: Vec<Cond>| SeccompRule::new(conds).map_err(other);
+    let mut rules = vec![rule(vec![cond(
+        check.mode_arg,
+        Len::Dword,
+        Op::MaskedEq(SETID_BITS),
+        0,
+    )?])?];
+    if let Some(flags) = check.flags_arg {
+        rules.push(rule(vec![cond(
+            flags,
+            Len::Dword,
+            Op::MaskedEq(CREATE_FLAGS),
+            0,
+        )?])?);
+    }
+    Ok(rules)
 }
 
 fn arch() -> io::Result<TargetArch> {
@@ -162,6 +190,14 @@ pub fn is_looked_at(nr: i64) -> bool {
     is_notified(nr) || LIMITED.iter().any(|e| e.1 == nr)
 }
 
+/// What the listener does with a notification of `nr` with `args`: `true` — look, then let
+/// it through ([`is_looked_at`]); `false` — deny it (`EPERM`, recorded). A notified call
+/// that would set a setuid or setgid mode ([`mode_refused`]) is denied, as the filter itself
+/// denies it where there is no listener.
+pub fn lets_through(nr: i64, args: &[u64; 6]) -> bool {
+    is_looked_at(nr) && !mode_refused(nr, args)
+}
+
 /// The smallest `mmap`/`mremap` length the kernel is shown under an address-space limit of
 /// `address_space` bytes: 1/64 of it, at least 1 MiB. A start-up's and an allocator's
 /// ordinary mappings pass unseen; a request that meets the limit from further below it than
@@ -193,7 +229,7 @@ fn compile(
     }
     if allow_notified {
         for entry in NOTIFIED.iter().chain(NOTIFIED_LEGACY) {
-            rules.insert(entry.1, Vec::new());
+            rules.insert(entry.1, mode_rules(entry.1)?);
         }
     }
     let default = match deny {

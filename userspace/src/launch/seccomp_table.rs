@@ -9,6 +9,16 @@
 //! - [`LIMITED`]: allowed; large requests are shown to the kernel first (resource limits).
 //! - [`ENOSYS`]: answered `ENOSYS` so the C library falls back (`clone3` → `clone`, whose
 //!   flags a classic BPF filter can inspect, unlike `clone3`'s struct in memory).
+//! - [`MODE_CHECKED`]: calls that set a file's mode, allowed only without `S_ISUID`/`S_ISGID`
+//!   in it (for `open`/`openat` only when they create: `O_CREAT` or `O_TMPFILE`): no agent or
+//!   tool makes a setuid or setgid file, even in its own scratch or a writable workspace. A
+//!   refused one is `EPERM` and recorded like any denied call. Device nodes cannot be made at
+//!   all: `mknod`/`mknodat` are denied whatever their mode (FIFOs included; nothing we run
+//!   needs one). `fchmodat2` and `openat2` carry their mode where a filter cannot read it (a
+//!   flags argument `fchmodat2` may use to skip nothing, `openat2`'s `struct open_how` in
+//!   memory): both are answered `ENOSYS`, and the C library falls back to `fchmodat` and
+//!   `openat`. `openat2` is not left to the listener: the struct is in the agent's memory,
+//!   which another thread can change between the kernel's look and the call's `CONTINUE`.
 //! - [`DENIED`]: what DESIGN §4 and the threat model forbid. None of them may appear in the
 //!   lists above (a unit test checks); like everything not allowed they get `EPERM`. The list
 //!   exists to be reviewed and tested.
@@ -107,7 +117,7 @@ pub const ALLOWED_LEGACY: Table = &[];
 /// entry out of the other lists.)
 #[rustfmt::skip]
 pub const NOTIFIED: Table = table![
-    SYS_openat, SYS_openat2, SYS_readlinkat, SYS_linkat, SYS_symlinkat, SYS_renameat,
+    SYS_openat, SYS_readlinkat, SYS_linkat, SYS_symlinkat, SYS_renameat,
     SYS_renameat2, SYS_connect, SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo,
     SYS_rt_tgsigqueueinfo, SYS_pidfd_open,
     SYS_mkdirat, SYS_unlinkat, SYS_truncate, SYS_fchmodat, SYS_fchownat, SYS_utimensat,
@@ -140,14 +150,73 @@ pub const FILTERED: Table = table![SYS_socket, SYS_socketpair, SYS_ioctl, SYS_cl
 pub const LIMITED: Table = table![SYS_mmap, SYS_mremap];
 
 /// Answered `ENOSYS` (by a second filter) so libc falls back to a filterable call: `clone3` to
-/// `clone`, and (x86_64) `fchmodat2`, which a newer libc's `lchmod` tries first, to `fchmodat`
-/// (which the kernel is shown).
+/// `clone`, `openat2` to `openat` (whose mode a filter reads), and (x86_64) `fchmodat2`, which
+/// a newer libc's `lchmod` tries first, to `fchmodat` (which the kernel is shown).
 #[cfg(target_arch = "x86_64")]
-pub const ENOSYS: Table = table![SYS_clone3, SYS_fchmodat2];
+pub const ENOSYS: Table = table![SYS_clone3, SYS_openat2, SYS_fchmodat2];
 
 /// Answered `ENOSYS` (by a second filter) so libc falls back to a filterable call.
 #[cfg(not(target_arch = "x86_64"))]
-pub const ENOSYS: Table = table![SYS_clone3];
+pub const ENOSYS: Table = table![SYS_clone3, SYS_openat2];
+
+/// The mode bits no agent or tool may set: `S_ISUID | S_ISGID`.
+pub const SETID_BITS: u64 = (libc::S_ISUID | libc::S_ISGID) as u64;
+
+/// The `open` flags that create a file: `O_CREAT`, and `O_TMPFILE` without its `O_DIRECTORY`
+/// part (a plain `O_DIRECTORY` open creates nothing).
+pub const CREATE_FLAGS: u64 = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u64;
+
+/// A call that sets a mode: its number, the argument holding the mode, and for the opens the
+/// argument holding the flags (the mode counts only with one of [`CREATE_FLAGS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeCheck {
+    pub entry: (&'static str, i64),
+    pub mode_arg: u8,
+    pub flags_arg: Option<u8>,
+}
+
+macro_rules! mode_checks {
+    ($($sys:ident: $mode:literal $(if creating $flags:literal)?),* $(,)?) => {
+        &[$(ModeCheck {
+            entry: (stringify!($sys), libc::$sys),
+            mode_arg: $mode,
+            flags_arg: mode_checks!(@flags $($flags)?),
+        }),*]
+    };
+    (@flags) => { None };
+    (@flags $f:literal) => { Some($f) };
+}
+
+/// The mode-setting calls the filter allows only without [`SETID_BITS`] (see the module docs).
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+pub const MODE_CHECKED: &[ModeCheck] = mode_checks![
+    SYS_fchmod: 1, SYS_fchmodat: 2, SYS_openat: 3 if creating 2,
+    SYS_chmod: 1, SYS_open: 2 if creating 1, SYS_creat: 1,
+];
+
+/// The mode-setting calls the filter allows only without [`SETID_BITS`] (see the module docs).
+#[cfg(not(target_arch = "x86_64"))]
+#[rustfmt::skip]
+pub const MODE_CHECKED: &[ModeCheck] = mode_checks![
+    SYS_fchmod: 1, SYS_fchmodat: 2, SYS_openat: 3 if creating 2,
+];
+
+/// Whether the call `nr` with `args` would set a setuid or setgid mode (the filter refuses it;
+/// the kernel's listener, shown a notified call, answers it `EPERM` by this same test). The
+/// mode and flags are compared in their low 32 bits, as the host kernel reads them.
+pub fn mode_refused(nr: i64, args: &[u64; 6]) -> bool {
+    let Some(check) = MODE_CHECKED.iter().find(|c| c.entry.1 == nr) else {
+        return false;
+    };
+    let low = |i: u8| args[usize::from(i)] & 0xffff_ffff;
+    if let Some(f) = check.flags_arg {
+        if low(f) & CREATE_FLAGS == 0 {
+            return false;
+        }
+    }
+    low(check.mode_arg) & SETID_BITS != 0
+}
 
 /// Denied (reviewed list; see the module docs). Names, since some do not exist everywhere.
 #[rustfmt::skip]
@@ -282,6 +351,84 @@ mod tests {
                 .chain(DENIED_NUMBERS_LEGACY)
                 .any(|e| name(e) == *d);
             assert!(known || !cfg!(target_arch = "x86_64"), "{d} has no number");
+        }
+    }
+
+    /// Every call that can give a file a mode, or make a node, is mode-checked, answered
+    /// ENOSYS or not allowed at all.
+    #[test]
+    fn every_mode_setting_call_is_checked_or_not_allowed() {
+        let mut setters: Vec<i64> = vec![
+            libc::SYS_fchmod,
+            libc::SYS_fchmodat,
+            libc::SYS_openat,
+            libc::SYS_openat2,
+            libc::SYS_mknodat,
+        ];
+        #[cfg(target_arch = "x86_64")]
+        setters.extend([
+            libc::SYS_chmod,
+            libc::SYS_open,
+            libc::SYS_creat,
+            libc::SYS_mknod,
+            libc::SYS_fchmodat2,
+        ]);
+        for nr in setters {
+            let checked = MODE_CHECKED.iter().any(|c| c.entry.1 == nr);
+            let nosys = ENOSYS.iter().any(|e| e.1 == nr);
+            let allowed = all_allowed().any(|e| e.1 == nr);
+            assert!(
+                checked || nosys || !allowed,
+                "{:?} sets a mode unchecked",
+                syscall_name(nr)
+            );
+            assert!(!(checked && nosys), "{nr} is both checked and ENOSYS");
+        }
+        // Every checked call is allowed in some list (else the check would be dead).
+        for c in MODE_CHECKED {
+            assert!(all_allowed().any(|e| e.1 == c.entry.1), "{}", c.entry.0);
+        }
+        // No device node, in any form.
+        for nr in [libc::SYS_mknodat] {
+            assert!(!all_allowed().any(|e| e.1 == nr));
+        }
+    }
+
+    #[test]
+    fn setid_modes_are_refused_plain_ones_and_non_creating_opens_are_not() {
+        let (cr, wr) = (libc::O_CREAT as u64, libc::O_WRONLY as u64);
+        assert!(mode_refused(libc::SYS_fchmod, &[3, 0o4755, 0, 0, 0, 0]));
+        assert!(mode_refused(libc::SYS_fchmodat, &[0, 0, 0o2755, 0, 0, 0]));
+        assert!(!mode_refused(libc::SYS_fchmodat, &[0, 0, 0o1777, 0, 0, 0]));
+        assert!(!mode_refused(libc::SYS_fchmod, &[3, 0o755, 0, 0, 0, 0]));
+        assert!(mode_refused(
+            libc::SYS_openat,
+            &[0, 0, cr | wr, 0o4755, 0, 0]
+        ));
+        let tmpfile = (libc::O_TMPFILE | libc::O_RDWR) as u64;
+        assert!(mode_refused(
+            libc::SYS_openat,
+            &[0, 0, tmpfile, 0o6000, 0, 0]
+        ));
+        // No creation: the mode argument is not read (whatever garbage it holds).
+        let dir = libc::O_DIRECTORY as u64;
+        assert!(!mode_refused(libc::SYS_openat, &[0, 0, dir, 0o4755, 0, 0]));
+        assert!(!mode_refused(libc::SYS_openat, &[0, 0, wr, u64::MAX, 0, 0]));
+        // High bits of a 32-bit argument are ignored, as the host kernel ignores them.
+        assert!(!mode_refused(
+            libc::SYS_fchmod,
+            &[3, 0o6000 << 32, 0, 0, 0, 0]
+        ));
+        assert!(!mode_refused(
+            libc::SYS_write,
+            &[0, 0o4755, 0o4755, 0o4755, 0, 0]
+        ));
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert!(mode_refused(libc::SYS_chmod, &[0, 0o4711, 0, 0, 0, 0]));
+            assert!(mode_refused(libc::SYS_creat, &[0, 0o2700, 0, 0, 0, 0]));
+            assert!(mode_refused(libc::SYS_open, &[0, cr, 0o4000, 0, 0, 0]));
+            assert!(!mode_refused(libc::SYS_open, &[0, 0, 0o4000, 0, 0, 0]));
         }
     }
 

@@ -36,10 +36,22 @@ pub struct ResourceLimits {
     /// The memory cgroup's limit, bytes (resident memory; applied only where a cgroup is).
     #[serde(default = "default_memory")]
     pub memory: u64,
+    /// The size of the scratch tmpfs, bytes: everything the agent (or tool) writes in its
+    /// scratch directory together. A write past it fails with `ENOSPC`; nothing of the
+    /// scratch reaches the host's disk, and it is gone when the jail ends.
+    #[serde(default = "default_scratch_bytes")]
+    pub scratch_bytes: u64,
 }
 
 fn default_memory() -> u64 {
     1 << 30
+}
+
+/// The default size of an agent's scratch tmpfs: 64 MiB.
+pub const DEFAULT_SCRATCH_BYTES: u64 = 64 << 20;
+
+fn default_scratch_bytes() -> u64 {
+    DEFAULT_SCRATCH_BYTES
 }
 
 impl Default for ResourceLimits {
@@ -51,6 +63,7 @@ impl Default for ResourceLimits {
             cpu_seconds: 3600,
             file_size: 256 << 20,
             memory: default_memory(),
+            scratch_bytes: default_scratch_bytes(),
         }
     }
 }
@@ -94,7 +107,9 @@ pub struct JailSpec {
     pub argv: Vec<String>,
     /// The agent's whole environment (the launcher passes nothing else through).
     pub env: Vec<(String, String)>,
-    /// The agent's private read-write scratch directory; also its working directory.
+    /// The agent's private read-write scratch directory; also its working directory. In the
+    /// jail a fresh tmpfs of `limits.scratch_bytes` (nosuid, nodev, mode 0700, owned by the
+    /// agent) is mounted there; the host directory is only its mount point and stays empty.
     pub scratch: PathBuf,
     /// Paths the agent may read and execute (directories recursively, or single files).
     pub read_exec: Vec<PathBuf>,

@@ -588,7 +588,7 @@ mod tests {
         "sethostname agent-7",
         "ifup lo",
         "mount / MS_REC|MS_PRIVATE",
-        "build_root tmpfs + 3 paths + proc",
+        "build_root tmpfs + 2 paths + scratch tmpfs 67108864 + proc, all nosuid,nodev",
         "pivot_root",
         "setrlimit nproc 128",
         "drop_capabilities",
