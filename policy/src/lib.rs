@@ -44,6 +44,7 @@ mod lint;
 mod rate;
 mod schema;
 mod source;
+mod subtree;
 mod suggest;
 pub mod templates;
 mod yaml;
