@@ -58,6 +58,7 @@ mod signals;
 mod spawn;
 #[allow(unsafe_code)]
 mod sys;
+mod tool_view;
 mod tools;
 mod tree;
 

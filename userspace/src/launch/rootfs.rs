@@ -16,7 +16,9 @@
 //!    bind of the same access is not bound again; a symlink on the way to an allowed path
 //!    (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`) is recreated as the same symlink. Paths that do not exist are skipped and named;
 //!    Then the spec's extra `mounts` (a tool's `/workspace`) are bound at their targets
-//!    (read-only unless writable); a target must lie apart from every other bound path;
+//!    (read-only unless writable), each followed by its tool view (writable subtrees and
+//!    hidden entries, see [`super::view`]); a target must lie apart from every other bound
+//!    path;
 //! 3. a new `proc` for the agent's pid namespace is mounted at `/proc` (nosuid, nodev,
 //!    noexec); if the kernel refuses, the root has no `/proc` and the detail says so;
 //! 4. `pivot_root` into the tmpfs, `chdir("/")`, detach and remove the old root, remount the
@@ -377,6 +379,7 @@ fn bind_mounts(root: &Path, mounts: &[(&super::spec::Mount, OwnedFd)]) -> io::Re
         if !m.writable {
             remount_read_only(&dest, true).map_err(ctx("remount read-only", &m.target))?;
         }
+        super::view::apply(root, m, fd, &dest)?;
     }
     Ok(())
 }
