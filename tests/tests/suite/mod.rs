@@ -10,5 +10,6 @@ mod recorder;
 mod replay;
 mod resources;
 mod syscalls;
+mod tools_view;
 mod unprivileged;
 mod vfs;
