@@ -136,14 +136,30 @@ pub(crate) async fn run(
     agent: &Arc<Agent>,
     run: ToolRun,
 ) -> Result<ExecOutput, Errno> {
-    let Ok(_slot) = Arc::clone(&agent.tools).try_acquire_owned() else {
-        return Err(Errno::Busy {
+    let slot = self::slot(agent)?;
+    run_in(k, agent, slot, run).await
+}
+
+/// One of the agent's [`MAX_TOOLS`] tool slots, held from before an `Exec`'s view of the
+/// workspace is computed until its tool is gone; `Busy` when all are taken.
+pub(crate) fn slot(agent: &Arc<Agent>) -> Result<tokio::sync::OwnedSemaphorePermit, Errno> {
+    Arc::clone(&agent.tools)
+        .try_acquire_owned()
+        .map_err(|_| Errno::Busy {
             what: format!(
                 "agent {} already runs {MAX_TOOLS} tools; wait for one to finish",
                 agent.id
             ),
-        });
-    };
+        })
+}
+
+/// [`run`] in a slot already taken.
+pub(crate) async fn run_in(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    run: ToolRun,
+) -> Result<ExecOutput, Errno> {
     let n = NEXT_TOOL.fetch_add(1, Ordering::Relaxed);
     let dir = k.config.agents_dir().join(agent.id.to_string());
     let scratch_path = dir.join(format!("tool-{n}"));

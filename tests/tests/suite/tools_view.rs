@@ -232,3 +232,44 @@ fn argument_constraints_refuse_find_exec_env_and_sh_c() {
         assert!(!allowed && reason.contains(why), "{argv:?}: {reason}");
     }
 }
+
+fn covers_hold(k: &TestKernel) {
+    let ws = workspace(k, "ws-covers");
+    open_dir(&ws.join("src"));
+    file(&ws.join("app.env"), "TOKEN-in-env\n");
+    file(&ws.join("src/b.env"), "TOKEN-in-src\n");
+    // The whole workspace is writable for the tool, yet `*.env` may not be read.
+    let rules = format!(
+        "  - name: ws-read\n    action: file_read\n    effect: allow\n    constraints:\n      paths: [\"/workspace/**\"]\n      deny_patterns: ['\\.env$']\n{WRITE_WS}{}",
+        exec_rule(&["/bin/sh"])
+    );
+    let policy = write_policy(&k.work, "tools-covers", "strict", &[], &rules);
+    let attack = "cat app.env; mv app.env stolen1; ln app.env stolen2; cp app.env stolen3; \
+        rm -f app.env; echo gone > app.env; mv src moved && cat moved/b.env; \
+        cat stolen1 stolen2 stolen3 2>/dev/null; echo done";
+    let line = exec_line(k, &policy, &ws, &["/bin/sh", "-c", attack]);
+    assert!(line.contains("status=0") && line.contains("done"), "{line}");
+    // A cover is a mount point (not moved or removed) on a read-only mount of its own.
+    assert!(line.contains("Device or resource busy"), "{line}");
+    assert!(line.contains("Read-only file system"), "{line}");
+    assert!(!line.contains("TOKEN"), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("app.env")).expect("app.env"),
+        "TOKEN-in-env\n"
+    );
+    // Moving a directory moves its covers with it.
+    let moved = ["moved/b.env", "src/b.env"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(ws.join(p)).ok());
+    assert_eq!(moved.as_deref(), Some("TOKEN-in-src\n"));
+}
+
+#[test]
+fn a_cover_cannot_be_moved_linked_or_removed_by_the_tool() {
+    covers_hold(&TestKernel::start());
+}
+
+#[test]
+fn a_cover_cannot_be_moved_linked_or_removed_by_the_tool_unprivileged() {
+    covers_hold(&TestKernel::start_unprivileged());
+}

@@ -47,6 +47,9 @@ pub(crate) async fn exec(
     }
     let program = tools::resolve_program(k, first)?;
     let timeout = tools::timeout_of(timeout_ms)?;
+    // The slot is taken before the workspace is walked: an agent walks at most MAX_TOOLS
+    // views at once.
+    let slot = tools::slot(agent)?;
     let (workspace, view) = match &agent.workspace {
         None => (None, Vec::new()),
         Some(ws) => {
@@ -58,9 +61,10 @@ pub(crate) async fn exec(
         None => None,
         Some(c) => Some(check_cwd(agent, c)?),
     };
-    let out = tools::run(
+    let out = tools::run_in(
         k,
         agent,
+        slot,
         ToolRun {
             program,
             argv: argv.to_vec(),
