@@ -61,6 +61,7 @@ mod signals;
 mod spawn;
 #[allow(unsafe_code)]
 mod sys;
+mod tool_view;
 mod tools;
 mod tree;
 mod validate;

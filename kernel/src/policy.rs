@@ -91,7 +91,18 @@ pub(crate) struct Composed {
 
 /// Decides `req` against `policy` and, when there is one, the kernel's `base` policy.
 pub(crate) fn compose(policy: &Policy, base: Option<&Policy>, req: &Request<'_>) -> Composed {
-    let d = policy.decide(req);
+    compose_args(policy, base, req, None)
+}
+
+/// [`compose`] with an `Exec`'s arguments (argv\[1..\]) as a list, for `args`/`deny_args`
+/// (see [`Policy::decide_args`]).
+pub(crate) fn compose_args(
+    policy: &Policy,
+    base: Option<&Policy>,
+    req: &Request<'_>,
+    args: Option<&[String]>,
+) -> Composed {
+    let d = policy.decide_args(req, args);
     let rule_text =
         |r: &Option<agentos_policy::RuleRef>| r.as_ref().map(|r| r.to_string()).unwrap_or_default();
     let mut out = Composed {
@@ -112,7 +123,7 @@ pub(crate) fn compose(policy: &Policy, base: Option<&Policy>, req: &Request<'_>)
     let Some(base) = base else {
         return out;
     };
-    let b = base.decide(req);
+    let b = base.decide_args(req, args);
     if !b.allowed {
         // The base refuses. It names the refusal when the agent's policy allowed the call, or
         // when the base is strict (its violations are then strict whatever the agent's mode).

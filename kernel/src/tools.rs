@@ -14,7 +14,10 @@
 //! the operator declared `network`), the minimal root, landlock, the seccomp allow-list, the
 //! agent's rlimits and the agent's cgroup (so the agent and its tools share one `pids.max`
 //! and one memory limit), a fresh scratch directory (`agents/<id>/tool-<n>`, removed after),
-//! and no kernel socket. The agent's workspace, when it has one, is bound at `/workspace`.
+//! and no kernel socket. The agent's workspace, when it has one, is bound at `/workspace`
+//! as the tool's view of it ([`crate::tool_view`]: read-only, writable only in the subtrees
+//! where every write is allowed, entries the agent may not read hidden). A provider (`Call`)
+//! never gets the workspace: only the operator's `ro=`/`rw=` paths.
 //!
 //! Invariants: a tool's whole process tree is gone before its answer is returned (the
 //! timeout kills the tool's init, which empties its pid namespace, and the launcher exits
@@ -29,7 +32,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentos_syscalls::{AgentFrame, Errno, ExecOutput, JailReport, LayerStatus};
-use agentos_userspace::launch::{CgroupSpec, JailSpec, Mount, EXIT_SANDBOX_FAILED};
+use agentos_userspace::launch::{
+    CgroupSpec, JailSpec, Mount, ViewEntry, ViewKind, EXIT_SANDBOX_FAILED,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::{lock, Agent};
@@ -65,8 +70,11 @@ pub(crate) struct ToolRun {
     pub timeout: Duration,
     /// Share the host's network (a provider declared `network`).
     pub network: bool,
-    /// The agent's workspace and whether the tool may write it.
+    /// The agent's workspace and whether the tool may write all of it.
     pub workspace: Option<(PathBuf, bool)>,
+    /// The tool's view of the workspace: writable subtrees and hidden entries (see
+    /// [`crate::tool_view`]).
+    pub view: Vec<ViewEntry>,
     /// Extra host paths the tool may read (a provider's `ro=`).
     pub read_only: Vec<PathBuf>,
     /// Extra host directories the tool may read and write at the same path (a provider's
@@ -129,14 +137,30 @@ pub(crate) async fn run(
     agent: &Arc<Agent>,
     run: ToolRun,
 ) -> Result<ExecOutput, Errno> {
-    let Ok(_slot) = Arc::clone(&agent.tools).try_acquire_owned() else {
-        return Err(Errno::Busy {
+    let slot = self::slot(agent)?;
+    run_in(k, agent, slot, run).await
+}
+
+/// One of the agent's [`MAX_TOOLS`] tool slots, held from before an `Exec`'s view of the
+/// workspace is computed until its tool is gone; `Busy` when all are taken.
+pub(crate) fn slot(agent: &Arc<Agent>) -> Result<tokio::sync::OwnedSemaphorePermit, Errno> {
+    Arc::clone(&agent.tools)
+        .try_acquire_owned()
+        .map_err(|_| Errno::Busy {
             what: format!(
                 "agent {} already runs {MAX_TOOLS} tools; wait for one to finish",
                 agent.id
             ),
-        });
-    };
+        })
+}
+
+/// [`run`] in a slot already taken.
+pub(crate) async fn run_in(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    run: ToolRun,
+) -> Result<ExecOutput, Errno> {
     let n = NEXT_TOOL.fetch_add(1, Ordering::Relaxed);
     let dir = k.config.agents_dir().join(agent.id.to_string());
     let scratch_path = dir.join(format!("tool-{n}"));
@@ -180,6 +204,13 @@ pub(crate) async fn run(
         writable
             .extra
             .extend([ws.clone(), PathBuf::from(WORKSPACE)]);
+    }
+    if let Some((ws, _)) = &run.workspace {
+        for e in run.view.iter().filter(|e| e.kind == ViewKind::Writable) {
+            writable
+                .extra
+                .extend([ws.join(&e.path), PathBuf::from(WORKSPACE).join(&e.path)]);
+        }
     }
     let watched = crate::sandbox_limits::Watched {
         limits: spec.limits,
@@ -384,6 +415,7 @@ fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path:
             source: p.clone(),
             target: p.clone(),
             writable: true,
+            view: Vec::new(),
         })
         .collect();
     if let Some((ws, writable)) = &run.workspace {
@@ -391,6 +423,7 @@ fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path:
             source: ws.clone(),
             target: PathBuf::from(WORKSPACE),
             writable: *writable,
+            view: run.view.clone(),
         });
     }
     let cwd = run

@@ -23,6 +23,10 @@ pub(crate) struct Matchers {
     /// with string comparisons instead of the glob automaton.
     pub fast_paths: Option<Vec<FastGlob>>,
     pub commands: Option<GlobSet>,
+    /// `args`: every argument must match one (`*` crosses `/`).
+    pub args: Option<GlobSet>,
+    /// `deny_args`: no argument may match one.
+    pub deny_args: Option<GlobSet>,
     /// `commands`, when every entry has a simple shape.
     pub fast_commands: Option<Vec<FastGlob>>,
     pub deny: Vec<Regex>,
@@ -72,8 +76,32 @@ impl FastGlob {
     }
 }
 
-/// The request's host, computed at most once per decision (only `hosts` rules need it).
-pub(crate) type HostCache = std::cell::OnceCell<Option<String>>;
+/// What one decision looks at besides the [`Request`]: the request's host, computed at most
+/// once (only `hosts` rules need it), and the program's arguments when the caller has them as
+/// a list (an `Exec`'s argv\[1..\]); without them, `args`/`deny_args` see the resource's
+/// words after the first (split at whitespace).
+#[derive(Debug, Default)]
+pub(crate) struct Look<'a> {
+    pub host: std::cell::OnceCell<Option<String>>,
+    pub args: Option<&'a [String]>,
+}
+
+impl<'a> Look<'a> {
+    pub(crate) fn new(args: Option<&'a [String]>) -> Self {
+        Look {
+            host: std::cell::OnceCell::new(),
+            args,
+        }
+    }
+
+    /// The program's arguments (argv\[1..\]) of `req`.
+    pub(crate) fn args<'s>(&'s self, req: &Request<'s>) -> Vec<&'s str> {
+        match self.args {
+            Some(a) => a.iter().map(String::as_str).collect(),
+            None => req.resource.split_whitespace().skip(1).collect(),
+        }
+    }
+}
 
 /// Whether a request reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +168,10 @@ pub(crate) enum Why {
     NoCommand,
     /// The program is not in `commands`.
     Command,
+    /// Argument `i` (0-based, after the program) matches none of `args`.
+    Arg(usize),
+    /// Argument `i` matches `deny_args[j]`.
+    DenyArg(usize, usize),
     /// `hosts` on a resource with no host.
     NoHost,
     /// The host is not in `hosts`.
@@ -187,7 +219,7 @@ fn host_matches(entry: &str, host: &str) -> bool {
 impl Rule {
     /// Whether the action and mode admit the request; then each constraint. The caller has
     /// already checked the action.
-    pub(crate) fn eval(&self, req: &Request<'_>, host: &HostCache) -> Eval {
+    pub(crate) fn eval(&self, req: &Request<'_>, look: &Look<'_>) -> Eval {
         if self.mode == Some(RuleMode::ReadOnly) && req.access == Access::Write {
             return Eval::Miss(Why::ReadOnly);
         }
@@ -215,8 +247,13 @@ impl Rule {
                 return Eval::Miss(Why::Command);
             }
         }
+        if let Some(allowed) = &m.args {
+            if let Some(i) = look.args(req).iter().position(|a| !allowed.is_match(a)) {
+                return Eval::Miss(Why::Arg(i));
+            }
+        }
         if !c.hosts.is_empty() {
-            let Some(host) = host.get_or_init(|| host_of(req.resource)) else {
+            let Some(host) = look.host.get_or_init(|| host_of(req.resource)) else {
                 return Eval::Unevaluable(Why::NoHost);
             };
             if !c.hosts.iter().any(|h| host_matches(h, host)) {
@@ -235,7 +272,15 @@ impl Rule {
                 .position(|re| re.is_match(req.resource))
                 .map(Why::Pattern),
         };
-        let has_limits = c.max_bytes.is_some() || !c.deny_patterns.is_empty();
+        let crossed = crossed.or_else(|| {
+            let denied = m.deny_args.as_ref()?;
+            look.args(req)
+                .iter()
+                .enumerate()
+                .find_map(|(i, a)| denied.matches(a).first().map(|j| Why::DenyArg(i, *j)))
+        });
+        let has_limits =
+            c.max_bytes.is_some() || !c.deny_patterns.is_empty() || !c.deny_args.is_empty();
         match (self.effect, crossed) {
             (Effect::Allow, Some(why)) => Eval::Miss(why),
             (Effect::Allow, None) => Eval::Match(Why::Allowed),
@@ -246,7 +291,7 @@ impl Rule {
     }
 
     /// The text of a [`Why`] for this rule and request.
-    pub(crate) fn describe(&self, req: &Request<'_>, why: Why) -> String {
+    pub(crate) fn describe(&self, req: &Request<'_>, look: &Look<'_>, why: Why) -> String {
         let c = &self.constraints;
         match why {
             Why::ReadOnly => "rule is read_only and the call writes".to_string(),
@@ -256,6 +301,18 @@ impl Rule {
                 "command `{}` not in {}",
                 req.resource.split_whitespace().next().unwrap_or(""),
                 list(&c.commands)
+            ),
+            Why::Arg(i) => format!(
+                "argument {} `{}` matches none of args {}",
+                i + 1,
+                look.args(req).get(i).copied().unwrap_or(""),
+                list(&c.args)
+            ),
+            Why::DenyArg(i, j) => format!(
+                "argument {} `{}` matches deny_args `{}`",
+                i + 1,
+                look.args(req).get(i).copied().unwrap_or(""),
+                c.deny_args.get(j).map_or("", String::as_str)
             ),
             Why::NoHost => format!("`{}` names no host", req.resource),
             Why::Host => format!(
@@ -604,12 +661,19 @@ impl Policy {
     /// the decision is identical to [`Policy::decide_unindexed`]'s (a property test holds
     /// them equal).
     pub fn decide(&self, req: &Request<'_>) -> Decision {
+        self.decide_args(req, None)
+    }
+
+    /// [`Policy::decide`] with the program's arguments as a list (an `Exec`'s argv\[1..\],
+    /// for `args` and `deny_args`), when the caller has them: `None` splits the resource at
+    /// whitespace instead (exact unless an argument holds whitespace).
+    pub fn decide_args(&self, req: &Request<'_>, args: Option<&[String]>) -> Decision {
         let inner = &*self.inner;
         let bucket = inner.index.bucket(req.action);
         let rules = bucket
             .candidates(req.resource)
             .filter_map(|i| inner.rules.get(i));
-        self.decide_among(req, rules)
+        self.decide_among(req, &Look::new(args), rules)
     }
 
     /// [`Policy::decide`] by a plain loop over every rule, without the index: the reference
@@ -621,7 +685,7 @@ impl Policy {
             .rules
             .iter()
             .filter(|r| r.covers_action(req.action));
-        self.decide_among(req, rules)
+        self.decide_among(req, &Look::new(None), rules)
     }
 
     /// The decision over `rules` (every rule of the request's action that may apply; each at
@@ -629,15 +693,15 @@ impl Policy {
     fn decide_among<'r>(
         &self,
         req: &Request<'_>,
+        look: &Look<'_>,
         rules: impl Iterator<Item = &'r Rule>,
     ) -> Decision {
         let mut deny: Option<(&Rule, Eval)> = None;
         let mut allow: Option<(&Rule, Why)> = None;
         let (mut deny_log, mut allow_log, mut approval, mut dry_run) = (false, false, false, false);
         let mut rate: Option<(u64, usize, Rate)> = None;
-        let host = HostCache::new();
         for rule in rules {
-            match (rule.effect, rule.eval(req, &host)) {
+            match (rule.effect, rule.eval(req, look)) {
                 (Effect::Deny, e @ (Eval::Match(_) | Eval::Unevaluable(_))) => {
                     deny_log |= rule.constraints.log;
                     if deny.is_none_or(|(d, _)| rule.specificity() < d.specificity()) {
@@ -667,9 +731,12 @@ impl Policy {
         if let Some((rule, e)) = deny {
             let reason = match e {
                 Eval::Unevaluable(why) => {
-                    format!("cannot evaluate the rule: {}", rule.describe(req, why))
+                    format!(
+                        "cannot evaluate the rule: {}",
+                        rule.describe(req, look, why)
+                    )
                 }
-                Eval::Match(why) | Eval::Miss(why) => rule.describe(req, why),
+                Eval::Match(why) | Eval::Miss(why) => rule.describe(req, look, why),
             };
             return Decision {
                 allowed: false,
@@ -688,7 +755,7 @@ impl Policy {
             return Decision {
                 allowed: true,
                 rule: Some(self.make_ref(rule)),
-                reason: rule.describe(req, why),
+                reason: rule.describe(req, look, why),
                 requires_approval: approval,
                 rate_limit: rate.map(|(_, i, r)| (i, r)),
                 log: allow_log,
@@ -703,6 +770,7 @@ impl Policy {
             // candidates: a rule the index skipped (another path prefix) may be the nearest.
             reason: self.default_deny_reason(
                 req,
+                look,
                 self.inner
                     .rules
                     .iter()
@@ -719,12 +787,12 @@ impl Policy {
     fn default_deny_reason<'r>(
         &self,
         req: &Request<'_>,
+        look: &Look<'_>,
         rules: impl Iterator<Item = &'r Rule>,
     ) -> String {
-        let host = HostCache::new();
         let mut misses: Vec<(&Rule, Why)> = rules
             .filter(|r| r.effect == Effect::Allow)
-            .filter_map(|r| match r.eval(req, &host) {
+            .filter_map(|r| match r.eval(req, look) {
                 Eval::Miss(why) | Eval::Unevaluable(why) => Some((r, why)),
                 Eval::Match(_) => None,
             })
@@ -743,7 +811,7 @@ impl Policy {
                         r.id,
                         self.inner.path,
                         r.line,
-                        r.describe(req, *why)
+                        r.describe(req, look, *why)
                     )
                 })
                 .collect();

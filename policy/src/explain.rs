@@ -58,18 +58,18 @@ impl Policy {
     /// Explains how `req` is decided: each rule for its action (or `*`) with whether it
     /// matched and why not, then the decision itself. Pure, like [`Policy::decide`].
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
-        let host = crate::engine::HostCache::new();
+        let look = crate::engine::Look::new(None);
         let checks = self
             .rules()
             .iter()
             .filter(|r| r.covers_action(req.action))
             .map(|r| {
-                let (outcome, why) = match r.eval(req, &host) {
+                let (outcome, why) = match r.eval(req, &look) {
                     Eval::Match(w) => (Outcome::Matched, w),
                     Eval::Miss(w) => (Outcome::Missed, w),
                     Eval::Unevaluable(w) => (Outcome::Unevaluable, w),
                 };
-                let mut reason = r.describe(req, why);
+                let mut reason = r.describe(req, &look, why);
                 if outcome == Outcome::Unevaluable {
                     reason = format!(
                         "cannot evaluate the rule: {reason} ({})",

@@ -44,6 +44,7 @@ mod lint;
 mod rate;
 mod schema;
 mod source;
+mod subtree;
 mod suggest;
 pub mod templates;
 mod yaml;
@@ -51,7 +52,7 @@ mod yaml;
 pub use engine::{Access, Decision, Policy, Request, RuleRef};
 pub use error::{Diagnostic, PolicyError};
 pub use explain::{Explanation, Outcome, RuleCheck};
-pub use lint::{Warning, WarningKind};
+pub use lint::{Runs, Warning, WarningKind, RUNNERS};
 pub use rate::{Period, Rate, RateLimiter};
 pub use schema::KNOWN_ACTIONS;
 pub use source::Origin;
@@ -89,6 +90,11 @@ pub struct Constraints {
     pub paths: Vec<String>,
     /// Programs (first word of the command line) allowed, exact or glob.
     pub commands: Vec<String>,
+    /// Globs every argument of the program (argv\[1..\]) must match one of (`code_execution`).
+    pub args: Vec<String>,
+    /// Globs no argument of the program may match (`code_execution`): a limit, like
+    /// `deny_patterns`.
+    pub deny_args: Vec<String>,
     /// Hosts, lowercased: `api.example.com`, `*.example.com` or `*`.
     pub hosts: Vec<String>,
     /// Agent ids or names.
@@ -177,3 +183,5 @@ pub struct Sandbox {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_args;

@@ -23,6 +23,9 @@ pub enum WarningKind {
     SuspiciousRate,
     /// An action name the kernel never emits.
     UnknownAction,
+    /// `commands` admits a program that can run other programs, without an argument
+    /// constraint that could stop it.
+    RunsPrograms,
 }
 
 impl WarningKind {
@@ -35,6 +38,7 @@ impl WarningKind {
             WarningKind::ApprovalWithDryRun => "approval-with-dry-run",
             WarningKind::SuspiciousRate => "suspicious-rate",
             WarningKind::UnknownAction => "unknown-action",
+            WarningKind::RunsPrograms => "runs-programs",
         }
     }
 }
@@ -149,7 +153,8 @@ fn deny_covers(d: &Rule, a: &Rule) -> bool {
     // A read_only deny fires only on reads: it covers only a read_only allow.
     let mode = d.mode != Some(RuleMode::ReadOnly) || a.mode == Some(RuleMode::ReadOnly);
     // A deny with limits fires only when one is crossed.
-    let unlimited = dc.max_bytes.is_none() && dc.deny_patterns.is_empty();
+    let unlimited =
+        dc.max_bytes.is_none() && dc.deny_patterns.is_empty() && dc.deny_args.is_empty();
     let same_or_none = |dl: &Vec<String>, al: &Vec<String>| {
         dl.is_empty() || {
             let (mut x, mut y) = (dl.clone(), al.clone());
@@ -159,6 +164,7 @@ fn deny_covers(d: &Rule, a: &Rule) -> bool {
         }
     };
     let scope = same_or_none(&dc.commands, &ac.commands)
+        && same_or_none(&dc.args, &ac.args)
         && same_or_none(&dc.hosts, &ac.hosts)
         && same_or_none(&dc.peers, &ac.peers);
     let paths = dc.paths.is_empty()
@@ -168,6 +174,150 @@ fn deny_covers(d: &Rule, a: &Rule) -> bool {
                 .iter()
                 .all(|g| dc.paths.iter().any(|o| glob_covers(o, g))));
     action && mode && unlimited && scope && paths
+}
+
+/// How a program runs other programs, which says what argument constraint can stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// Its operands are a program or code (a shell, an interpreter, `env`, `xargs`): only an
+    /// `args` allow-list can hold it.
+    Operands,
+    /// Only through some options (`find -exec`, `git -c`, `tar --to-command`): `args` or
+    /// `deny_args` can hold it.
+    Options,
+}
+
+/// Programs that can run other programs, as reviewed data: `(name glob, a sample name the
+/// glob matches, how, what to say)`. Matched against the basename of each `commands` entry
+/// (a glob entry is tried on the samples, bare and under `/bin`, `/usr/bin`,
+/// `/usr/local/bin`).
+pub const RUNNERS: &[(&str, &str, Runs, &str)] = &[
+    ("sh", "sh", Runs::Operands, "a shell runs any command"),
+    ("bash", "bash", Runs::Operands, "a shell runs any command"),
+    ("dash", "dash", Runs::Operands, "a shell runs any command"),
+    ("zsh", "zsh", Runs::Operands, "a shell runs any command"),
+    ("ksh*", "ksh", Runs::Operands, "a shell runs any command"),
+    ("mksh", "mksh", Runs::Operands, "a shell runs any command"),
+    ("csh", "csh", Runs::Operands, "a shell runs any command"),
+    ("tcsh", "tcsh", Runs::Operands, "a shell runs any command"),
+    ("fish", "fish", Runs::Operands, "a shell runs any command"),
+    ("busybox", "busybox", Runs::Operands, "its applets include a shell"),
+    ("env", "env", Runs::Operands, "env runs its operands as a command"),
+    ("xargs", "xargs", Runs::Operands, "xargs runs its operands as a command"),
+    ("nice", "nice", Runs::Operands, "nice runs its operands as a command"),
+    ("nohup", "nohup", Runs::Operands, "nohup runs its operands as a command"),
+    ("timeout", "timeout", Runs::Operands, "timeout runs its operands as a command"),
+    ("stdbuf", "stdbuf", Runs::Operands, "stdbuf runs its operands as a command"),
+    ("setsid", "setsid", Runs::Operands, "setsid runs its operands as a command"),
+    ("ionice", "ionice", Runs::Operands, "ionice runs its operands as a command"),
+    ("taskset", "taskset", Runs::Operands, "taskset runs its operands as a command"),
+    ("chrt", "chrt", Runs::Operands, "chrt runs its operands as a command"),
+    ("flock", "flock", Runs::Operands, "flock runs its operands as a command"),
+    ("unshare", "unshare", Runs::Operands, "unshare runs its operands as a command"),
+    ("chroot", "chroot", Runs::Operands, "chroot runs its operands as a command"),
+    ("script", "script", Runs::Options, "script -c runs a command"),
+    ("watch", "watch", Runs::Operands, "watch runs its operands as a command"),
+    ("strace", "strace", Runs::Operands, "strace runs its operands as a command"),
+    ("ltrace", "ltrace", Runs::Operands, "ltrace runs its operands as a command"),
+    ("gdb", "gdb", Runs::Operands, "gdb runs programs and shell commands"),
+    ("sudo", "sudo", Runs::Operands, "sudo runs its operands as a command"),
+    ("su", "su", Runs::Options, "su -c runs a command"),
+    ("doas", "doas", Runs::Operands, "doas runs its operands as a command"),
+    ("python*", "python3", Runs::Operands, "an interpreter runs any code it is given"),
+    ("perl*", "perl", Runs::Operands, "an interpreter runs any code it is given"),
+    ("ruby*", "ruby", Runs::Operands, "an interpreter runs any code it is given"),
+    ("node", "node", Runs::Operands, "an interpreter runs any code it is given"),
+    ("nodejs", "nodejs", Runs::Operands, "an interpreter runs any code it is given"),
+    ("deno", "deno", Runs::Operands, "an interpreter runs any code it is given"),
+    ("php*", "php", Runs::Operands, "an interpreter runs any code it is given"),
+    ("lua*", "lua", Runs::Operands, "an interpreter runs any code it is given"),
+    ("tclsh*", "tclsh", Runs::Operands, "an interpreter runs any code it is given"),
+    ("expect", "expect", Runs::Operands, "an interpreter runs any code it is given"),
+    ("awk", "awk", Runs::Operands, "awk's system() and pipes run commands"),
+    ("gawk", "gawk", Runs::Operands, "awk's system() and pipes run commands"),
+    ("mawk", "mawk", Runs::Operands, "awk's system() and pipes run commands"),
+    ("nawk", "nawk", Runs::Operands, "awk's system() and pipes run commands"),
+    ("sed", "sed", Runs::Operands, "GNU sed's `e` command runs commands"),
+    ("make", "make", Runs::Operands, "make runs the recipes of the makefile it reads"),
+    ("find", "find", Runs::Options, "find -exec, -execdir, -ok and -okdir run commands"),
+    ("git", "git", Runs::Options, "git -c (core.pager, core.sshCommand, …), --exec-path, --upload-pack, aliases and hooks run commands"),
+    ("tar", "tar", Runs::Options, "tar --to-command, --use-compress-program and --checkpoint-action run commands"),
+    ("rsync", "rsync", Runs::Options, "rsync -e / --rsh runs a command"),
+    ("ssh", "ssh", Runs::Options, "ssh -o ProxyCommand / LocalCommand runs a command"),
+    ("vi", "vi", Runs::Operands, "an editor's `:!` runs commands"),
+    ("vim", "vim", Runs::Operands, "an editor's `:!` runs commands"),
+    ("nvim", "nvim", Runs::Operands, "an editor's `:!` runs commands"),
+    ("less", "less", Runs::Options, "less's `!` and LESSOPEN run commands"),
+    ("npm", "npm", Runs::Operands, "package scripts run commands"),
+    ("npx", "npx", Runs::Operands, "npx runs packages as commands"),
+    ("cargo", "cargo", Runs::Operands, "build scripts and `cargo run` run code"),
+    ("parallel", "parallel", Runs::Operands, "parallel runs its operands as commands"),
+];
+
+/// The runner a `commands` entry admits, if any.
+fn runner_of(entry: &str) -> Option<&'static (&'static str, &'static str, Runs, &'static str)> {
+    let glob = |g: &str| {
+        globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .ok()
+            .map(|g| g.compile_matcher())
+    };
+    let is_glob = entry.contains(['*', '?', '[', '{', '\\']);
+    if is_glob {
+        let m = glob(entry)?;
+        RUNNERS.iter().find(|(_, sample, _, _)| {
+            ["", "/bin/", "/usr/bin/", "/usr/local/bin/"]
+                .iter()
+                .any(|dir| m.is_match(format!("{dir}{sample}")))
+        })
+    } else {
+        let base = entry.rsplit('/').next().unwrap_or(entry);
+        RUNNERS
+            .iter()
+            .find(|(name, _, _, _)| glob(name).is_some_and(|m| m.is_match(base)))
+    }
+}
+
+/// Why an allow `code_execution` rule admits a program that runs other programs, if it does
+/// without an argument constraint that could hold it.
+fn runs_programs(r: &Rule) -> Option<String> {
+    let c = &r.constraints;
+    if !(r.action == "code_execution" || (r.action == "*" && !c.commands.is_empty())) {
+        return None;
+    }
+    if !c.args.is_empty() {
+        return None;
+    }
+    if c.commands.is_empty() {
+        return Some(
+            "no `commands`: any program may run, shells and interpreters included; list the \
+             programs in `commands` and constrain their arguments with `args`"
+                .to_string(),
+        );
+    }
+    let found: Vec<String> = c
+        .commands
+        .iter()
+        .filter_map(|e| {
+            let (_, _, runs, how) = runner_of(e)?;
+            match runs {
+                Runs::Options if !c.deny_args.is_empty() => None,
+                Runs::Options => Some(format!(
+                    "`{e}` ({how}: constrain it with `args` or `deny_args`)"
+                )),
+                Runs::Operands => {
+                    Some(format!("`{e}` ({how}: only an `args` allow-list holds it)"))
+                }
+            }
+        })
+        .collect();
+    (!found.is_empty()).then(|| {
+        format!(
+            "`commands` admits programs that run other programs without an argument constraint: {}",
+            found.join("; ")
+        )
+    })
 }
 
 /// Whether two rules say the same thing (ids and lines aside).
@@ -237,6 +387,11 @@ impl Policy {
                             d.id, d.line
                         ),
                     );
+                }
+            }
+            if r.effect == Effect::Allow {
+                if let Some(why) = runs_programs(r) {
+                    warn(r, WarningKind::RunsPrograms, why);
                 }
             }
             if r.requires_approval && r.constraints.dry_run {

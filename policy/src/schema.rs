@@ -43,6 +43,8 @@ const RULE_KEYS: &[&str] = &[
 const CONSTRAINT_KEYS: &[&str] = &[
     "paths",
     "commands",
+    "args",
+    "deny_args",
     "hosts",
     "peers",
     "max_bytes",
@@ -419,6 +421,32 @@ fn glob_set(globs: &[(&str, Pos)], ctx: &Ctx<'_>, what: &str) -> Res<GlobSet> {
     })
 }
 
+/// The globs of `args`/`deny_args`: an argument is no path, so `*` matches `/` too.
+fn arg_glob_set(globs: &[(&str, Pos)], ctx: &Ctx<'_>, what: &str) -> Res<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for (g, pos) in globs {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| {
+                ctx.at(
+                    *pos,
+                    format!("invalid glob `{g}` in `{what}`: {}", e.kind()),
+                    None,
+                )
+            })?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| {
+        ctx.at(
+            globs.first().map_or(Pos::default(), |g| g.1),
+            format!("invalid globs in `{what}`: {e}"),
+            None,
+        )
+    })
+}
+
 /// The gist of a regex error: its `error: ...` line, without the multi-line frame.
 fn regex_gist(e: &regex::Error) -> String {
     let text = e.to_string();
@@ -742,7 +770,22 @@ impl Ctx<'_> {
             }
         }
         let (constraints, matchers) = match get(m, "constraints") {
-            Some(n) => self.constraints(n)?,
+            Some(n) => {
+                let out = self.constraints(n)?;
+                if action != "code_execution" {
+                    let cm = self.map(n, "`constraints`")?;
+                    for key in ["args", "deny_args"] {
+                        if let Some(p) = key_pos(cm, key) {
+                            return Err(self.at(
+                                p,
+                                format!("`{key}` applies only to `code_execution` rules ({what} has action `{action}`)"),
+                                Some("`args` and `deny_args` judge the arguments of an `Exec`: move them to a code_execution rule".to_string()),
+                            ));
+                        }
+                    }
+                }
+                out
+            }
             None => (Constraints::default(), crate::engine::Matchers::default()),
         };
         Ok(Rule {
@@ -784,6 +827,20 @@ impl Ctx<'_> {
             mt.commands = Some(glob_set(&cmds, self, "commands")?);
             mt.fast_commands = crate::engine::FastGlob::compile_all(cmds.iter().map(|(g, _)| *g));
             c.commands = cmds.iter().map(|(g, _)| g.to_string()).collect();
+        }
+        for key in ["args", "deny_args"] {
+            if let Some(n) = get(m, key) {
+                let globs = self.strings(n, key)?;
+                let set = arg_glob_set(&globs, self, key)?;
+                let list = globs.iter().map(|(g, _)| g.to_string()).collect();
+                if key == "args" {
+                    mt.args = Some(set);
+                    c.args = list;
+                } else {
+                    mt.deny_args = Some(set);
+                    c.deny_args = list;
+                }
+            }
         }
         if let Some(n) = get(m, "hosts") {
             for (h, pos) in self.strings(n, "hosts")? {

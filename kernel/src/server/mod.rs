@@ -522,7 +522,12 @@ fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
         bytes,
         now_ms: now,
     };
-    let mut d = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &req);
+    // An `Exec`'s arguments reach `args`/`deny_args` as the list they are.
+    let args = match call {
+        Syscall::Exec { argv, .. } => argv.get(1..),
+        _ => None,
+    };
+    let mut d = crate::policy::compose_args(&policy, k.config.base_policy.as_ref(), &req, args);
     if let Some(name) = send_target_name(k, call) {
         // `peers` may list the target by id or by name: judge both, as one decision.
         let by_name = agentos_policy::Request {

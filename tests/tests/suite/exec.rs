@@ -21,6 +21,10 @@ fn exec_rule(commands: &[&str]) -> String {
     )
 }
 
+/// An allow rule for `file_read` of the whole workspace (a tool sees only what the agent may
+/// read).
+const READ_WS: &str = "  - name: ws-read\n    action: file_read\n    effect: allow\n    constraints:\n      paths: [\"/workspace/**\"]\n";
+
 /// A workspace dir (world-readable, so an unprivileged kernel can use it) holding `f`.
 fn workspace(k: &TestKernel, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -66,7 +70,7 @@ fn exec_reads_a_read_only_workspace_but_cannot_write_it() {
         "exec-ro",
         "strict",
         &[],
-        &exec_rule(&["/bin/cat", "/bin/sh", "cat"]),
+        &format!("{READ_WS}{}", exec_rule(&["/bin/cat", "/bin/sh", "cat"])),
     );
     let read = exec_line(
         &k,
@@ -130,7 +134,7 @@ fn exec_writes_the_workspace_when_the_policy_allows_file_write_there() {
     let k = TestKernel::start();
     let ws = workspace(&k, "ws-rw");
     let rules = format!(
-        "{}  - name: ws-write\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/workspace/**\"]\n",
+        "{READ_WS}{}  - name: ws-write\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/workspace/**\"]\n",
         exec_rule(&["/bin/sh"])
     );
     let policy = write_policy(&k.work, "exec-rw", "strict", &[], &rules);

@@ -15,5 +15,6 @@ mod recorder_limits;
 mod replay;
 mod resources;
 mod syscalls;
+mod tools_view;
 mod unprivileged;
 mod vfs;

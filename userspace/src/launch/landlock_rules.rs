@@ -51,8 +51,8 @@ pub enum Grant {
     Device,
     Scratch,
     Program,
-    /// A writable [`crate::launch::Mount`] (a tool's read-write `/workspace`): everything
-    /// but execute.
+    /// A writable [`crate::launch::Mount`] (a tool's read-write `/workspace`) or a writable
+    /// subtree of a tool's view: everything but execute.
     ReadWrite,
 }
 
@@ -100,6 +100,13 @@ fn rules(spec: &JailSpec, root: RootView) -> Vec<(PathBuf, Grant)> {
                 Grant::ReadOnly
             };
             out.push((m.target.clone(), grant));
+            // A tool view's writable subtrees: read-write, like the mount they lie in would be.
+            out.extend(
+                m.view
+                    .iter()
+                    .filter(|e| e.kind == super::spec::ViewKind::Writable)
+                    .map(|e| (m.target.join(&e.path), Grant::ReadWrite)),
+            );
         }
     }
     if root.minimal {

@@ -39,6 +39,7 @@ pub mod seccomp;
 pub mod seccomp_table;
 pub mod spec;
 pub mod steps;
+pub mod view;
 
 pub use error::LaunchError;
 pub use os::{LinuxSys, RecordingSys, Sys};

@@ -20,8 +20,9 @@
 //!    bind of the same access is not bound again; a symlink on the way to an allowed path
 //!    (`/bin` → `usr/bin`, `/etc/localtime` → `/usr/share/…`) is recreated as the same symlink. Paths that do not exist are skipped and named;
 //!    Then the spec's extra `mounts` (a tool's `/workspace`) are bound at their targets
-//!    (read-only unless writable, nosuid and nodev either way); a target must lie apart from
-//!    every other bound path;
+//!    (read-only unless writable, nosuid and nodev either way), each followed by its tool
+//!    view (writable subtrees and hidden entries, see [`super::view`]); a target must lie
+//!    apart from every other bound path;
 //!    Last, every mount made since the root's tmpfs (submounts a recursive bind brought
 //!    along included) that lacks `nosuid`, or `nodev` while not a device bind, is remounted
 //!    with it ([`unhardened`] reads `/proc/self/mountinfo`): no mount of the agent honours a
@@ -404,6 +405,7 @@ fn bind_mounts(root: &Path, mounts: &[(&super::spec::Mount, OwnedFd)]) -> io::Re
         std::fs::create_dir_all(&dest).map_err(ctx("mkdir", &m.target))?;
         bind_fd(fd, &dest).map_err(ctx("bind", &m.target))?;
         remount(&dest, !m.writable, true).map_err(ctx("remount nosuid,nodev", &m.target))?;
+        super::view::apply(root, m, fd, &dest)?;
     }
     Ok(())
 }

@@ -90,6 +90,35 @@ pub struct Mount {
     pub target: PathBuf,
     /// Read-write (landlock: every right but execute) instead of read-only.
     pub writable: bool,
+    /// A tool's view of this mount: subtrees bound read-write over it and entries hidden,
+    /// applied in order after the mount itself (see [`crate::launch::view`]).
+    #[serde(default)]
+    pub view: Vec<ViewEntry>,
+}
+
+/// The most [`ViewEntry`]s one jail may hold (each is one mount).
+pub const MAX_VIEW_ENTRIES: usize = 256;
+
+/// One change to a tool's view of a [`Mount`], at `path` relative to the mount's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewEntry {
+    /// Relative to the mount (no `.`, `..`, not empty); must name an existing entry of the
+    /// kind expected, reached without any symlink, or the jail is refused.
+    pub path: PathBuf,
+    pub kind: ViewKind,
+}
+
+/// What a [`ViewEntry`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ViewKind {
+    /// The directory (from the mount's source) is bound read-write over the (read-only)
+    /// mount, `nosuid,nodev`; landlock grants it read-write.
+    Writable,
+    /// The directory is covered by an empty read-only directory.
+    HiddenDir,
+    /// The file (anything but a directory or a symlink) is covered by an empty read-only
+    /// file.
+    HiddenFile,
 }
 
 /// Everything the launcher needs to jail and start one agent (or one tool run by `Exec` or
@@ -170,6 +199,26 @@ impl JailSpec {
                     m.source.display(),
                     m.target.display()
                 ));
+            }
+            if m.view.len() > MAX_VIEW_ENTRIES {
+                return bad(format!(
+                    "mount {}: {} view entries, more than {MAX_VIEW_ENTRIES}",
+                    m.target.display(),
+                    m.view.len()
+                ));
+            }
+            for e in &m.view {
+                let plain = e.path.components().next().is_some()
+                    && e.path
+                        .components()
+                        .all(|c| matches!(c, Component::Normal(_)));
+                if !plain {
+                    return bad(format!(
+                        "mount {}: view entry {} is not a relative path of plain names",
+                        m.target.display(),
+                        e.path.display()
+                    ));
+                }
             }
         }
         if let Some(cwd) = &self.cwd {

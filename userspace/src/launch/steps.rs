@@ -771,12 +771,26 @@ mod tests {
             source: "/srv/ws".into(),
             target: "/workspace/../etc".into(),
             writable: true,
+            view: vec![],
         }];
         assert!(s.validate().is_err());
         s.mounts[0].target = "/".into();
         assert!(s.validate().is_err());
         s.mounts[0].target = "/workspace".into();
         assert!(s.validate().is_ok());
+        use crate::launch::spec::{ViewEntry, ViewKind};
+        for bad in ["", "../x", "/etc", "./a"] {
+            s.mounts[0].view = vec![ViewEntry {
+                path: bad.into(),
+                kind: ViewKind::HiddenDir,
+            }];
+            assert!(s.validate().is_err(), "{bad}");
+        }
+        s.mounts[0].view[0].path = "a/b".into();
+        assert!(s.validate().is_ok());
+        s.mounts[0].view = vec![s.mounts[0].view[0].clone(); crate::launch::MAX_VIEW_ENTRIES + 1];
+        assert!(s.validate().is_err());
+        s.mounts[0].view.clear();
         s.cwd = Some("workspace".into());
         assert!(s.validate().is_err());
     }

@@ -10,7 +10,8 @@
 //! | `database_query` | `query` (required, one SQL statement), `params` (list or object) | `query` |
 //! | any other | any JSON object | `params_json` as sent |
 //!
-//! **The provider protocol.** The provider runs jailed like an `Exec` tool (no workspace, no
+//! **The provider protocol.** The provider runs jailed like an `Exec` tool (never the agent's
+//! workspace — so it can reach no more of it than the agent: nothing; no
 //! network unless declared `network`, its `ro=`/`rw=` paths), gets on stdin one JSON object
 //! `{"action": …, "params": …, "constraints": {"rule", "mode", "hosts", "paths", "commands",
 //! "peers", "deny_patterns", "max_bytes"}}` — the constraints of the agent's rule that allowed
@@ -176,6 +177,7 @@ pub(crate) async fn call(
             timeout: tools::DEFAULT_TIMEOUT,
             network: provider.network,
             workspace: None,
+            view: Vec::new(),
             read_only: provider.read_only.clone(),
             read_write: provider.read_write.clone(),
         },

@@ -9,26 +9,23 @@
 //! Either way the program must lie inside the read-exec runtime (`/usr`, `/bin`, `/lib`, …):
 //! a tool cannot run a file of the workspace directly (`/bin/sh /workspace/x.sh` can).
 //!
-//! The workspace is bound at `/workspace` **read-write only when the agent's policy (with
-//! the base policy) allows `file_write` of `/workspace/.agentos-tool-write`** — that is, writes
-//! anywhere directly under `/workspace`, without `requires_approval` or `dry_run` (a tool's
-//! writes cannot be approved or recorded one by one) — and read-only otherwise, so a rule
-//! narrower than the whole workspace (`/workspace/src/**`) gives tools a read-only workspace.
+//! **The tool's view of the workspace** is computed now, from the agent's policy and the base
+//! policy ([`crate::tool_view`]): `/workspace` is bound read-only; the highest directories
+//! beneath which every write is certainly allowed (no deny rule or `deny_patterns` may match,
+//! no approval, dry run or rate limit) are bound read-write over it; entries the agent may not
+//! `file_read` are covered with empty read-only files or directories. Beyond the view's bounds
+//! (entries walked, depth, mounts) the call is refused with `QuotaExceeded`.
 //! The working directory defaults to `/workspace` (or the tool's scratch when the agent has
 //! no workspace); a given `cwd` must be `/workspace` or a directory under it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use agentos_policy::{Access, Request};
 use agentos_syscalls::{Errno, Reply};
 
 use crate::agent::Agent;
 use crate::kernel::{now_ms, KernelInner};
 use crate::tools::{self, ToolRun, WORKSPACE};
-
-/// The resource the write probe asks the policy about (see the module docs).
-pub(crate) const WRITE_PROBE: &str = "/workspace/.agentos-tool-write";
 
 pub(crate) async fn exec(
     k: &Arc<KernelInner>,
@@ -50,17 +47,24 @@ pub(crate) async fn exec(
     }
     let program = tools::resolve_program(k, first)?;
     let timeout = tools::timeout_of(timeout_ms)?;
-    let workspace = agent
-        .workspace
-        .as_ref()
-        .map(|ws| (ws.clone(), workspace_writable(k, agent)));
+    // The slot is taken before the workspace is walked: an agent walks at most MAX_TOOLS
+    // views at once.
+    let slot = tools::slot(agent)?;
+    let (workspace, view) = match &agent.workspace {
+        None => (None, Vec::new()),
+        Some(ws) => {
+            let view = view_of(k, agent, ws).await?;
+            (Some((ws.clone(), view.writable_root)), view.entries)
+        }
+    };
     let cwd = match cwd {
         None => None,
         Some(c) => Some(check_cwd(agent, c)?),
     };
-    let out = tools::run(
+    let out = tools::run_in(
         k,
         agent,
+        slot,
         ToolRun {
             program,
             argv: argv.to_vec(),
@@ -69,6 +73,7 @@ pub(crate) async fn exec(
             timeout,
             network: false,
             workspace,
+            view,
             read_only: Vec::new(),
             read_write: Vec::new(),
         },
@@ -77,18 +82,22 @@ pub(crate) async fn exec(
     Ok(Reply::Exec(out))
 }
 
-/// Whether tools may write the workspace (see the module docs).
-pub(crate) fn workspace_writable(k: &KernelInner, agent: &Agent) -> bool {
+/// The tool's view of the agent's workspace `ws` (see [`crate::tool_view`]), computed on a
+/// blocking thread.
+async fn view_of(
+    k: &KernelInner,
+    agent: &Agent,
+    ws: &std::path::Path,
+) -> Result<crate::tool_view::View, Errno> {
     let policy = agent.policy();
-    let req = Request {
-        action: "file_write",
-        resource: WRITE_PROBE,
-        access: Access::Write,
-        bytes: 0,
-        now_ms: now_ms(),
-    };
-    let d = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &req);
-    d.allowed && !d.requires_approval && !d.dry_run
+    let base = k.config.base_policy.clone();
+    let ws = ws.to_path_buf();
+    let now = now_ms();
+    tokio::task::spawn_blocking(move || crate::tool_view::compute(&ws, &policy, base.as_ref(), now))
+        .await
+        .map_err(|e| Errno::Internal {
+            reason: format!("the tool's view of the workspace could not be computed: {e}"),
+        })?
 }
 
 /// A `cwd` must be `/workspace` or an existing directory under it.
