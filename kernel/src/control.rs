@@ -170,6 +170,9 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
             return;
         }
         ControlRequest::Approvals => ControlResponse::Approvals(kernel.approvals()),
+        ControlRequest::ApprovalsPage(q) => {
+            ControlResponse::ApprovalsPage(kernel.approvals_page(&q))
+        }
         ControlRequest::Approve { id } => answer(
             kernel
                 .decide(id, true, &source)

@@ -48,6 +48,10 @@ struct Args {
     /// Descriptors (`Open`) each agent may hold at once.
     #[arg(long, default_value_t = 64)]
     max_fds: u32,
+    /// Calls each agent may have waiting for operator approval at once; the next one is
+    /// refused with Busy (recorded).
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_MAX_APPROVALS_PER_AGENT)]
+    max_approvals_per_agent: usize,
     /// A tool provider for a `Call` action (repeatable):
     /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE].
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     config.recorder.durability = args.durability;
     config.working_quota = (args.quota_bytes, args.quota_files);
     config.max_fds = args.max_fds;
+    config.max_approvals_per_agent = args.max_approvals_per_agent;
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");
