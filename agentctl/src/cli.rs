@@ -103,7 +103,8 @@ pub enum Command {
         /// Only this agent's calls (by id).
         #[arg(long, value_name = "ID")]
         agent: Option<u64>,
-        /// Print JSON: `{"approvals": [...], "agents": [...], "more": N}`.
+        /// Print the page's rows as a JSON array (what is not on the page is said on
+        /// stderr).
         #[arg(long)]
         json: bool,
     },

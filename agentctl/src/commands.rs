@@ -127,7 +127,10 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             };
             match call(&dir, &ControlRequest::ApprovalsPage(query.clone()))? {
                 ControlResponse::ApprovalsPage(page) if json => {
-                    output::print_json(&output::approval_page_json(&page));
+                    output::print_json(&serde_json::Value::Array(
+                        page.approvals.iter().map(output::approval_json).collect(),
+                    ));
+                    output::print_more(&page, &query, true);
                     Ok(0)
                 }
                 ControlResponse::ApprovalsPage(page) => {

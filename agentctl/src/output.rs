@@ -275,20 +275,6 @@ fn clip(s: &str, max: usize) -> String {
     out
 }
 
-/// `agentctl approvals --json`: the page with its per-agent counts.
-pub fn approval_page_json(p: &ApprovalPage) -> Value {
-    json!({
-        "approvals": p.approvals.iter().map(approval_json).collect::<Vec<_>>(),
-        "agents": p.agents.iter().map(|c| json!({
-            "agent": c.agent.0,
-            "shown": c.shown,
-            "matching": c.matching,
-            "last_shown": c.last_shown,
-        })).collect::<Vec<_>>(),
-        "more": p.more,
-    })
-}
-
 /// `agentctl approvals`: the rows (every agent string escaped, then clipped for the table),
 /// then, when the page does not hold every matching call, each agent's count and how to list
 /// the rest.
@@ -316,26 +302,33 @@ pub fn print_approvals(page: &ApprovalPage, q: &ApprovalQuery) {
             escape(&a.rule)
         );
     }
+    print_more(page, q, false);
+}
+
+/// Under a page that does not hold every matching call: how many are not shown, per agent,
+/// and the command that lists the rest (on stderr for `--json`).
+pub fn print_more(page: &ApprovalPage, q: &ApprovalQuery, to_stderr: bool) {
     if page.more == 0 {
         return;
     }
-    say!(
+    let say = |s: String| crate::safe::line(format_args!("{s}"), to_stderr);
+    say(format!(
         "{} more waiting call(s) not shown (this page: {} row(s), shared between agents):",
         page.more,
         page.approvals.len()
-    );
+    ));
     for c in page.agents.iter().filter(|c| c.shown < c.matching) {
         let next = c
             .last_shown
             .map(|id| format!(" --after {id}"))
             .unwrap_or_default();
-        say!(
+        say(format!(
             "  agent {}: {} shown of {}; the rest: agentctl approvals --agent {}{next} --limit {}",
             c.agent,
             c.shown,
             c.matching,
             c.agent,
             q.limit.max(1)
-        );
+        ));
     }
 }

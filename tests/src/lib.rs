@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod attack;
+pub mod operator_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

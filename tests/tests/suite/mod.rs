@@ -3,6 +3,7 @@ mod escape;
 mod exec;
 mod ipc;
 mod lifecycle;
+mod operator;
 mod policy;
 mod protocol;
 mod python;
