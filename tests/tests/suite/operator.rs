@@ -71,7 +71,15 @@ fn log(k: &TestKernel, id: u64) -> String {
 
 #[test]
 fn a_flood_of_hostile_approvals_neither_spoofs_nor_hides_an_honest_request() {
-    let k = TestKernel::start();
+    flood_against(TestKernel::start());
+}
+
+#[test]
+fn a_flood_of_hostile_approvals_is_handled_by_an_unprivileged_kernel_too() {
+    flood_against(TestKernel::start_unprivileged());
+}
+
+fn flood_against(k: TestKernel) {
     let policy = write_policy(&k.work, "gated", "strict", &[], GATED);
     // The default bound is 16: the 17th request is refused at once.
     let hostile = k.spawn(&policy, &["op-approval-flood", "17"]);
@@ -238,6 +246,14 @@ fn agent_rows_and_exit_reasons_are_escaped() {
     .unwrap();
     assert_eq!(v["name"], name);
     ok("ps --json", k.ctl(&["ps", "--json"]));
+    // An error that quotes the exit reason is one escaped line and its hint: the agent's
+    // newline cannot start a line of its own.
+    let kill = k.ctl(&["kill", &id.to_string()]);
+    assert_eq!(kill.status.code(), Some(1));
+    assert_safe("kill", &kill);
+    let err = String::from_utf8_lossy(&kill.stderr).into_owned();
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("has already ended"), "{err}");
     ok(
         "recorder show",
         k.ctl(&["recorder", "show", "--agent", &id.to_string()]),
