@@ -5,6 +5,8 @@
 //!   paths full of terminal tricks ([`hostile_path`]) and longer than the display bound; prints
 //!   `call I: refused KIND` for each refused one (the kernel's per-agent bound answers the
 //!   extra ones `Busy` at once) and `call I: KIND` for the others once answered.
+//! - `op-print`: prints `begin`, a tab, [`TRICKS`] and `end` on stdout (no syscalls), then
+//!   exits 0.
 
 use agentos_syscalls::Errno;
 use agentos_userspace::sdk::{AsyncClient, SdkError};
@@ -35,6 +37,10 @@ fn line(s: &str) {
 /// Runs mode `mode` (`op-…`) with its arguments.
 pub fn main(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
     match mode {
+        "op-print" => {
+            line(&format!("begin\t{TRICKS}end"));
+            Ok(0)
+        }
         "op-approval-flood" => {
             let n: usize = rest.first().and_then(|s| s.parse().ok()).unwrap_or(17);
             flood(n)

@@ -200,6 +200,55 @@ fn flood_against(k: TestKernel) {
     );
 }
 
+/// Runs `agentctl ARGS` on a pseudo-terminal (`script`), returning what the terminal got.
+fn on_a_terminal(k: &TestKernel, args: &[&str]) -> Vec<u8> {
+    let mut cmd = format!(
+        "{} --state-dir {}",
+        k.agentctl.display(),
+        k.state_dir.display()
+    );
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(a);
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs agentctl on a pseudo-terminal");
+    assert!(out.status.success(), "{cmd}: {out:?}");
+    out.stdout
+}
+
+#[test]
+fn logs_escape_the_agents_output_on_a_terminal_only() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "plain", "strict", &[], "");
+    let id = k.spawn(&policy, &["op-print"]);
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let raw = format!("begin\t{TRICKS}end\n");
+    // Piped: the agent's bytes as they are (its output is its output).
+    let piped = k.ctl(&["logs", &id.to_string()]);
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), raw);
+    // On a terminal: escaped, but for newline and tab (the pty turns \n into \r\n).
+    let tty = String::from_utf8(on_a_terminal(&k, &["logs", &id.to_string()])).unwrap();
+    assert!(
+        !tty.chars()
+            .any(|c| acts_on_a_terminal(c) && c != '\r' && c != '\t'),
+        "{}",
+        tty.escape_debug()
+    );
+    assert!(
+        tty.starts_with("begin\t\\x1b[2K\\rID 1"),
+        "{}",
+        tty.escape_debug()
+    );
+    assert!(tty.contains("\\u{202e}"), "{}", tty.escape_debug());
+    // --raw: the bytes, even on a terminal.
+    let forced = on_a_terminal(&k, &["logs", "--raw", &id.to_string()]);
+    assert!(forced.windows(4).any(|w| w == b"\x1b[2K"), "{forced:?}");
+}
+
 #[test]
 fn agent_rows_and_exit_reasons_are_escaped() {
     let k = TestKernel::start();
