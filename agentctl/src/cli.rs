@@ -198,7 +198,10 @@ pub enum RecorderCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print records.
+    /// Print records, one line each: the event's JSON cut to 160 characters, control
+    /// characters escaped. Nothing is skipped: another agent's flood cannot hide an agent's
+    /// records from `--agent ID` (the kernel's id for the connection; an agent cannot choose
+    /// it).
     Show {
         /// Only this agent's records.
         #[arg(long)]
@@ -211,7 +214,9 @@ pub enum RecorderCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the last records; with -f keep printing new ones (polls every 200 ms).
+    /// Print the last records; with -f keep printing new ones (polls every 200 ms). Lines as
+    /// for `show`; `--agent ID` counts only that agent's records, so another agent's flood
+    /// cannot push them out of the last N.
     Tail {
         /// Keep following the log.
         #[arg(short, long)]

@@ -1,5 +1,11 @@
 //! `agentctl recorder verify|show|tail|export` and `agentctl replay what-if`: read `STATE_DIR/recorder` directly (no kernel
 //! needed), through the kernel crate's verifier.
+//!
+//! What an agent put in a record reaches the operator escaped ([`crate::safe`]): human lines
+//! show the event as safe JSON (`\u001b`, `\u202e`) cut to 160 characters; `--json` and
+//! `export` are safe JSON lines. Bounds: `show` prints every record that passes its filters
+//! and `tail` the last `--lines`; `--agent ID` filters by the kernel's agent id (never chosen
+//! by the agent), so one agent's flood cannot hide another's records from that view.
 
 use std::io::Write;
 use std::path::Path;
