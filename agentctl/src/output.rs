@@ -280,7 +280,12 @@ fn clip(s: &str, max: usize) -> String {
 /// the rest.
 pub fn print_approvals(page: &ApprovalPage, q: &ApprovalQuery) {
     if page.approvals.is_empty() {
-        say!("no calls are waiting for approval");
+        if q.after.is_some() || q.agent.is_some() {
+            say!("no calls matching --after/--agent are waiting for approval");
+        } else {
+            say!("no calls are waiting for approval");
+        }
+        print_more(page, q, false);
         return;
     }
     say!(
