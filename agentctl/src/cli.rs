@@ -43,13 +43,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print an agent's output (stdout and stderr, in arrival order).
+    /// Print an agent's output (stdout and stderr, in arrival order). On a terminal, control
+    /// characters other than newline and tab are shown escaped (`\x1b`, `\u{202e}`), so the
+    /// agent cannot rewrite the screen; piped or redirected, the bytes are written as they
+    /// are.
     Logs {
         /// Agent id or name.
         agent: String,
         /// Keep printing until the agent ends.
         #[arg(short, long)]
         follow: bool,
+        /// Write the agent's bytes unescaped even to a terminal.
+        #[arg(long)]
+        raw: bool,
     },
     /// Wait for an agent to end; exit with its code.
     Wait {
@@ -82,9 +88,23 @@ pub enum Command {
         /// Agent id or name.
         agent: String,
     },
-    /// List calls waiting for operator approval (rules with `requires_approval: true`).
+    /// List calls waiting for operator approval (rules with `requires_approval: true`), one
+    /// page at a time. Agents share a page round-robin, so one agent's many requests never
+    /// hide another's; under the table, each agent's count says how many of its calls are
+    /// shown and how to list the rest. Strings longer than 512 bytes are cut (`…(N bytes)`);
+    /// control characters are shown escaped.
     Approvals {
-        /// Print JSON.
+        /// At most this many rows (up to 500).
+        #[arg(long, default_value_t = agentos_syscalls::control::DEFAULT_APPROVALS_PAGE)]
+        limit: u32,
+        /// Only calls with an approval id greater than ID (the next page).
+        #[arg(long, value_name = "ID")]
+        after: Option<u64>,
+        /// Only this agent's calls (by id).
+        #[arg(long, value_name = "ID")]
+        agent: Option<u64>,
+        /// Print the page's rows as a JSON array (what is not on the page is said on
+        /// stderr).
         #[arg(long)]
         json: bool,
     },
@@ -178,7 +198,10 @@ pub enum RecorderCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print records.
+    /// Print records, one line each: the event's JSON cut to 160 characters, control
+    /// characters escaped. Nothing is skipped: another agent's flood cannot hide an agent's
+    /// records from `--agent ID` (the kernel's id for the connection; an agent cannot choose
+    /// it).
     Show {
         /// Only this agent's records.
         #[arg(long)]
@@ -191,7 +214,9 @@ pub enum RecorderCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the last records; with -f keep printing new ones (polls every 200 ms).
+    /// Print the last records; with -f keep printing new ones (polls every 200 ms). Lines as
+    /// for `show`; `--agent ID` counts only that agent's records, so another agent's flood
+    /// cannot push them out of the last N.
     Tail {
         /// Keep following the log.
         #[arg(short, long)]
@@ -365,6 +390,10 @@ pub struct KernelOptions {
     /// Bytes of checkpoint files each agent may hold.
     #[arg(long, default_value_t = 64 << 20)]
     pub checkpoint_bytes: u64,
+    /// Calls each agent may have waiting for operator approval at once; the next one is
+    /// refused with Busy (recorded).
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_MAX_APPROVALS_PER_AGENT)]
+    pub max_approvals_per_agent: usize,
     /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
     #[arg(long)]
     pub allow_degraded_sandbox: bool,
@@ -430,4 +459,8 @@ pub struct RunArgs {
     /// Print the summary as JSON on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Write the agent's output unescaped even to a terminal (by default a terminal gets
+    /// its control characters, other than newline and tab, escaped; a pipe gets them raw).
+    #[arg(long)]
+    pub raw: bool,
 }

@@ -1,12 +1,12 @@
 //! One function per command.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use agentos_syscalls::control::{
-    AgentRef, ControlRequest, ControlResponse, PolicySource, SpawnRequest,
+    AgentRef, ApprovalQuery, ControlRequest, ControlResponse, PolicySource, SpawnRequest,
 };
 use agentos_syscalls::Signal;
 
@@ -50,7 +50,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
                     Ok(0)
                 }
                 ControlResponse::Spawned(info) => {
-                    println!("{}", info.id);
+                    say!("{}", info.id);
                     Ok(0)
                 }
                 other => Err(unexpected(&other)),
@@ -85,7 +85,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             }
             other => Err(unexpected(&other)),
         },
-        Command::Logs { agent, follow } => logs(&dir, &agent, follow),
+        Command::Logs { agent, follow, raw } => logs(&dir, &agent, follow, raw),
         Command::Wait { agent, json } => match call(
             &dir,
             &ControlRequest::Wait {
@@ -96,7 +96,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 if json {
                     output::print_json(&output::agent_json(&info));
                 } else if let Some(e) = &info.exit {
-                    println!("agent {} {e}", info.id);
+                    say!("agent {} {}", info.id, crate::safe::Safe(&e.to_string()));
                 }
                 Ok(info.exit.map_or(1, |e| e.code().clamp(0, 255) as u8))
             }
@@ -114,19 +114,32 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Kill { agent } => send_signal(&dir, &agent, Signal::Kill),
         Command::Stop { agent } => send_signal(&dir, &agent, Signal::Stop),
         Command::Cont { agent } => send_signal(&dir, &agent, Signal::Cont),
-        Command::Approvals { json } => match call(&dir, &ControlRequest::Approvals)? {
-            ControlResponse::Approvals(list) if json => {
-                output::print_json(&serde_json::Value::Array(
-                    list.iter().map(output::approval_json).collect(),
-                ));
-                Ok(0)
+        Command::Approvals {
+            limit,
+            after,
+            agent,
+            json,
+        } => {
+            let query = ApprovalQuery {
+                limit,
+                after,
+                agent: agent.map(agentos_syscalls::AgentId),
+            };
+            match call(&dir, &ControlRequest::ApprovalsPage(query.clone()))? {
+                ControlResponse::ApprovalsPage(page) if json => {
+                    output::print_json(&serde_json::Value::Array(
+                        page.approvals.iter().map(output::approval_json).collect(),
+                    ));
+                    output::print_more(&page, &query, true);
+                    Ok(0)
+                }
+                ControlResponse::ApprovalsPage(page) => {
+                    output::print_approvals(&page, &query);
+                    Ok(0)
+                }
+                other => Err(unexpected(&other)),
             }
-            ControlResponse::Approvals(list) => {
-                output::print_approvals(&list);
-                Ok(0)
-            }
-            other => Err(unexpected(&other)),
-        },
+        }
         Command::Approve { id } => decide(&dir, ControlRequest::Approve { id }),
         Command::Deny { id } => decide(&dir, ControlRequest::Deny { id }),
         Command::Policy(cmd) => crate::policy::dispatch(&dir, cmd),
@@ -138,7 +151,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
 fn decide(dir: &Path, request: ControlRequest) -> Result<u8, CliError> {
     match call(dir, &request)? {
         ControlResponse::Decided { id, approved } => {
-            println!(
+            say!(
                 "approval {id} {}",
                 if approved { "approved" } else { "denied" }
             );
@@ -170,7 +183,7 @@ pub(crate) fn reload(dir: &Path, agent: &str, file: &Path) -> Result<u8, CliErro
             old_digest,
             new_digest,
         } => {
-            println!(
+            say!(
                 "agent {agent} policy reloaded: {} -> {}",
                 hex::encode(old_digest),
                 hex::encode(new_digest)
@@ -210,14 +223,16 @@ fn send_signal(dir: &Path, agent: &str, signal: Signal) -> Result<u8, CliError> 
         },
     )? {
         ControlResponse::Signaled { agent, signal } => {
-            println!("sent {signal} to agent {agent}");
+            say!("sent {signal} to agent {agent}");
             Ok(0)
         }
         other => Err(unexpected(&other)),
     }
 }
 
-fn logs(dir: &Path, agent: &str, follow: bool) -> Result<u8, CliError> {
+/// `agentctl logs`: the agent's bytes, escaped on a terminal unless `raw`
+/// ([`crate::safe::OutputSink`]).
+fn logs(dir: &Path, agent: &str, follow: bool, raw: bool) -> Result<u8, CliError> {
     let mut conn = Connection::send(
         dir,
         &ControlRequest::Logs {
@@ -225,15 +240,18 @@ fn logs(dir: &Path, agent: &str, follow: bool) -> Result<u8, CliError> {
             follow,
         },
     )?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::safe::stdout_sink(raw);
     loop {
         match conn.next()? {
             Some(ControlResponse::LogChunk(bytes)) => {
-                if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+                if out.chunk(&bytes).is_err() {
                     return Ok(0);
                 }
             }
-            Some(ControlResponse::LogEnd) | None => return Ok(0),
+            Some(ControlResponse::LogEnd) | None => {
+                let _ = out.finish();
+                return Ok(0);
+            }
             Some(ControlResponse::Error(e)) => return Err(e.into()),
             Some(other) => return Err(unexpected(&other)),
         }
@@ -370,7 +388,7 @@ pub fn jail_runtime_program(given: &str, resolved: PathBuf) -> PathBuf {
         return resolved;
     }
     let system = std::fs::canonicalize(&system).unwrap_or(system);
-    eprintln!(
+    say_err!(
         "agentctl: note: `{given}` on PATH is {}, outside the jail's runtime; using {}",
         resolved.display(),
         system.display()
@@ -480,6 +498,8 @@ fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
         k.log_bytes.to_string(),
         "--checkpoint-bytes".into(),
         k.checkpoint_bytes.to_string(),
+        "--max-approvals-per-agent".into(),
+        k.max_approvals_per_agent.to_string(),
     ];
     if k.allow_degraded_sandbox {
         v.push("--allow-degraded-sandbox".into());
@@ -564,7 +584,7 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
     let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
     let _ = reader.read_line(&mut line);
     if let Some(pid) = line.strip_prefix("ready ") {
-        println!(
+        say!(
             "kernel started (pid {}) on {} in {} ms",
             pid.trim(),
             dir.display(),
@@ -599,7 +619,7 @@ fn kernel_stop(dir: &Path) -> Result<u8, CliError> {
     while Instant::now() < deadline {
         if let Ok(f) = std::fs::File::open(&lock_path) {
             if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
-                println!("kernel on {} stopped", dir.display());
+                say!("kernel on {} stopped", dir.display());
                 return Ok(0);
             }
         }

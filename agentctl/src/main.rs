@@ -6,6 +6,9 @@
 //! and `wait` exit with the agent's own code.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod safe;
+
 mod cli;
 mod client;
 mod commands;
@@ -57,9 +60,10 @@ fn main() -> ExitCode {
     match commands::dispatch(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("agentctl: error: {}", e.message);
+            // The kernel's messages may quote agent strings: escaped, line breaks kept.
+            say_err!("agentctl: error: {}", e.message);
             if !e.hint.is_empty() {
-                eprintln!("  hint: {}", e.hint);
+                say_err!("  hint: {}", e.hint);
             }
             ExitCode::from(e.code)
         }

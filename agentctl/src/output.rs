@@ -1,8 +1,16 @@
 //! How agentctl prints agents and kernels, for people and (`--json`) for programs.
+//!
+//! Every string a table or a view shows is escaped ([`crate::safe`]): cells with [`escape`]
+//! before their width is measured, fields inside a line with [`Safe`], whole lines by
+//! `say!`. JSON goes through [`crate::safe::json_pretty`].
 
-use agentos_syscalls::control::{AgentInfo, AgentState, ApprovalInfo, ExitStatus, KernelStatus};
+use agentos_syscalls::control::{
+    AgentInfo, AgentState, ApprovalInfo, ApprovalPage, ApprovalQuery, ExitStatus, KernelStatus,
+};
 use agentos_syscalls::LayerStatus;
 use serde_json::{json, Value};
+
+use crate::safe::{escape, Safe};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -59,7 +67,7 @@ fn layer_status(s: &LayerStatus) -> (&'static str, &str) {
 }
 
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    say!("{}", crate::safe::json_pretty(v));
 }
 
 fn state_text(a: &AgentInfo) -> String {
@@ -67,7 +75,7 @@ fn state_text(a: &AgentInfo) -> String {
         (AgentState::Exited, Some(ExitStatus::Code(c))) => format!("exited({c})"),
         (AgentState::Exited, Some(ExitStatus::PosixSignal(s))) => format!("signaled({s})"),
         (AgentState::Exited, Some(ExitStatus::Killed { signal, .. })) => {
-            format!("killed({signal})")
+            format!("killed({})", Safe(&signal.to_string()))
         }
         (AgentState::Exited, Some(ExitStatus::SandboxFailed { .. })) => "sandbox-failed".into(),
         (s, _) => s.as_str().into(),
@@ -90,7 +98,7 @@ fn mib(bytes: u64) -> String {
 
 pub fn print_table(agents: &[AgentInfo]) {
     if agents.is_empty() {
-        println!("no agents (start one with `agentctl spawn --policy FILE -- PROGRAM`)");
+        say!("no agents (start one with `agentctl spawn --policy FILE -- PROGRAM`)");
         return;
     }
     let rows: Vec<[String; 10]> = agents
@@ -102,7 +110,7 @@ pub fn print_table(agents: &[AgentInfo]) {
                 .join(" ");
             [
                 a.id.to_string(),
-                a.name.clone().unwrap_or_else(|| "-".into()),
+                a.name.as_deref().map_or("-".into(), escape),
                 state_text(a),
                 a.pid.map_or("-".into(), |p| p.to_string()),
                 a.counters.syscalls.to_string(),
@@ -110,7 +118,7 @@ pub fn print_table(agents: &[AgentInfo]) {
                 a.usage.map_or("-".into(), |u| mib(u.memory_bytes)),
                 a.usage.map_or("-".into(), |u| u.pids.to_string()),
                 age(a.started_ms),
-                cmd,
+                escape(&cmd),
             ]
         })
         .collect();
@@ -120,7 +128,7 @@ pub fn print_table(agents: &[AgentInfo]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()).take(9) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(c.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
@@ -132,7 +140,7 @@ pub fn print_table(agents: &[AgentInfo]) {
                 s.push_str(c);
             }
         }
-        println!("{}", s.trim_end());
+        say!("{}", s.trim_end());
     };
     line(header.to_vec());
     for r in &rows {
@@ -141,29 +149,33 @@ pub fn print_table(agents: &[AgentInfo]) {
 }
 
 pub fn print_agent(a: &AgentInfo) {
-    println!(
+    say!(
         "agent {}{}",
         a.id,
         a.name
             .as_ref()
-            .map(|n| format!(" ({n})"))
+            .map(|n| format!(" ({})", Safe(n)))
             .unwrap_or_default()
     );
-    println!("  state:    {}", state_text(a));
+    say!("  state:    {}", state_text(a));
     if let Some(e) = &a.exit {
-        println!("  ended:    {e}");
+        say!("  ended:    {}", Safe(&e.to_string()));
     }
-    println!(
+    say!(
         "  pid:      {}",
         a.pid.map_or("-".into(), |p| p.to_string())
     );
-    println!("  command:  {} {}", a.program, a.args.join(" "));
-    println!(
+    say!(
+        "  command:  {} {}",
+        Safe(&a.program),
+        Safe(&a.args.join(" "))
+    );
+    say!(
         "  policy:   {} (blake3 {})",
-        a.policy_path,
+        Safe(&a.policy_path),
         &hex::encode(a.policy_digest)[..16]
     );
-    println!(
+    say!(
         "  syscalls: {} ({} allowed, {} denied, {} parked) · signals: {}",
         a.counters.syscalls,
         a.counters.allowed,
@@ -172,22 +184,22 @@ pub fn print_agent(a: &AgentInfo) {
         a.counters.signals
     );
     if let Some(u) = a.usage {
-        println!(
+        say!(
             "  usage:    {} memory · {} pids",
             mib(u.memory_bytes),
             u.pids
         );
     }
-    println!("  log:      {}", a.log_path.display());
+    say!("  log:      {}", Safe(&a.log_path.display().to_string()));
     match &a.jail {
         Some(j) => {
-            println!("  sandbox:");
+            say!("  sandbox:");
             for l in &j.layers {
                 let (st, detail) = layer_status(&l.status);
-                println!("    {:<14} {st:<8} {detail}", l.name);
+                say!("    {:<14} {st:<8} {}", Safe(&l.name), Safe(detail));
             }
         }
-        None => println!("  sandbox:  (no report from the launcher yet)"),
+        None => say!("  sandbox:  (no report from the launcher yet)"),
     }
 }
 
@@ -207,24 +219,28 @@ pub fn status_json(s: &KernelStatus) -> Value {
 }
 
 pub fn print_status(s: &KernelStatus) {
-    println!(
+    say!(
         "kernel pid {} (uid {}), agentos {} ABI {}",
-        s.pid, s.uid, s.version, s.abi
+        s.pid,
+        s.uid,
+        s.version,
+        s.abi
     );
-    println!("  state dir: {}", s.state_dir.display());
-    println!("  recorder:  {}", s.recorder_dir.display());
-    println!("  up:        {}", age(s.started_ms));
-    println!(
+    say!("  state dir: {}", s.state_dir.display());
+    say!("  recorder:  {}", s.recorder_dir.display());
+    say!("  up:        {}", age(s.started_ms));
+    say!(
         "  agents:    {} running, {} in all",
-        s.agents_running, s.agents_total
+        s.agents_running,
+        s.agents_total
     );
     if s.sandbox.is_empty() {
-        println!("  sandbox:   not probed");
+        say!("  sandbox:   not probed");
     } else {
-        println!("  sandbox (what this host offers, probed at kernel start):");
+        say!("  sandbox (what this host offers, probed at kernel start):");
         for l in &s.sandbox {
             let (st, detail) = layer_status(&l.status);
-            println!("    {:<14} {st:<8} {detail}", l.name);
+            say!("    {:<14} {st:<8} {}", Safe(&l.name), Safe(detail));
         }
     }
 }
@@ -259,24 +275,65 @@ fn clip(s: &str, max: usize) -> String {
     out
 }
 
-pub fn print_approvals(list: &[ApprovalInfo]) {
-    if list.is_empty() {
-        println!("no calls are waiting for approval");
+/// `agentctl approvals`: the rows (every agent string escaped, then clipped for the table),
+/// then, when the page does not hold every matching call, each agent's count and how to list
+/// the rest.
+pub fn print_approvals(page: &ApprovalPage, q: &ApprovalQuery) {
+    if page.approvals.is_empty() {
+        if q.after.is_some() || q.agent.is_some() {
+            say!("no calls matching --after/--agent are waiting for approval");
+        } else {
+            say!("no calls are waiting for approval");
+        }
+        print_more(page, q, false);
         return;
     }
-    println!(
+    say!(
         "{:<6} {:<6} {:<16} {:<40} {:<7} RULE",
-        "ID", "AGENT", "ACTION", "RESOURCE", "AGE"
+        "ID",
+        "AGENT",
+        "ACTION",
+        "RESOURCE",
+        "AGE"
     );
-    for a in list {
-        println!(
+    for a in &page.approvals {
+        say!(
             "{:<6} {:<6} {:<16} {:<40} {:<7} {}",
             a.id,
             a.agent.0,
-            clip(&a.action, 16),
-            clip(&a.resource, 40),
+            clip(&escape(&a.action), 16),
+            clip(&escape(&a.resource), 40),
             short_age(a.age_ms),
-            a.rule
+            escape(&a.rule)
         );
+    }
+    print_more(page, q, false);
+}
+
+/// Under a page that does not hold every matching call: how many are not shown, per agent,
+/// and the command that lists the rest (on stderr for `--json`).
+pub fn print_more(page: &ApprovalPage, q: &ApprovalQuery, to_stderr: bool) {
+    if page.more == 0 {
+        return;
+    }
+    let say = |s: String| crate::safe::line(format_args!("{s}"), to_stderr);
+    say(format!(
+        "{} more waiting call(s) not shown (this page: {} row(s), shared between agents):",
+        page.more,
+        page.approvals.len()
+    ));
+    for c in page.agents.iter().filter(|c| c.shown < c.matching) {
+        let next = c
+            .last_shown
+            .map(|id| format!(" --after {id}"))
+            .unwrap_or_default();
+        say(format!(
+            "  agent {}: {} shown of {}; the rest: agentctl approvals --agent {}{next} --limit {}",
+            c.agent,
+            c.shown,
+            c.matching,
+            c.agent,
+            q.limit.max(1)
+        ));
     }
 }

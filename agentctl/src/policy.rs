@@ -15,7 +15,8 @@ use crate::client::{call, unexpected};
 use crate::CliError;
 
 pub fn dispatch(dir: &Path, cmd: PolicyCommand) -> Result<u8, CliError> {
-    let mut out = std::io::stdout().lock();
+    // Explain echoes the request it is given: lines for a person are escaped.
+    let mut out = crate::safe::Escaping::new(std::io::stdout().lock(), crate::safe::Keep::LINES);
     match cmd {
         PolicyCommand::Reload { agent, file } => crate::commands::reload(dir, &agent, &file),
         PolicyCommand::Init(args) => init(&args, &mut out),
@@ -162,12 +163,7 @@ pub fn lint(args: &PolicyLintArgs, out: &mut dyn Write) -> Result<u8, CliError> 
             "errors": error.iter().map(error_json).collect::<Vec<_>>(),
             "warnings": warnings.iter().map(warning_json).collect::<Vec<_>>(),
         });
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        )
-        .map_err(io_error)?;
+        writeln!(out, "{}", crate::safe::json_pretty(&v)).map_err(io_error)?;
         return Ok(code);
     }
     if let Some(e) = &error {
@@ -291,7 +287,7 @@ pub fn explain(
     };
     let e = policy.explain(&req);
     if args.json {
-        let text = serde_json::to_string_pretty(&explanation_json(&e)).unwrap_or_default();
+        let text = crate::safe::json_pretty(&explanation_json(&e));
         writeln!(out, "{text}").map_err(io_error)?;
     } else {
         writeln!(out, "{e}").map_err(io_error)?;

@@ -1,5 +1,11 @@
 //! `agentctl recorder verify|show|tail|export` and `agentctl replay what-if`: read `STATE_DIR/recorder` directly (no kernel
 //! needed), through the kernel crate's verifier.
+//!
+//! What an agent put in a record reaches the operator escaped ([`crate::safe`]): human lines
+//! show the event as safe JSON (`\u001b`, `\u202e`) cut to 160 characters; `--json` and
+//! `export` are safe JSON lines. Bounds: `show` prints every record that passes its filters
+//! and `tail` the last `--lines`; `--agent ID` filters by the kernel's agent id (never chosen
+//! by the agent), so one agent's flood cannot hide another's records from that view.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +16,7 @@ use agentos_kernel::recorder::{scan, Record, ScanOptions};
 use serde_json::{json, Value};
 
 use crate::cli::{RecorderCommand, ReplayCommand};
+use crate::safe::Safe;
 use crate::since::Since;
 use crate::CliError;
 
@@ -56,7 +63,7 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
             let (records, v) = load(&dir)?;
             let mut out = std::io::stdout().lock();
             for r in &records {
-                let _ = writeln!(out, "{}", record_json(r));
+                let _ = writeln!(out, "{}", crate::safe::json_line(&record_json(r)));
             }
             warn_problem(&v);
             Ok(0)
@@ -96,7 +103,7 @@ fn load(dir: &Path) -> Result<(Vec<Record>, Verification), CliError> {
 
 fn warn_problem(v: &Verification) {
     if let Some(p) = &v.problem {
-        eprintln!(
+        say_err!(
             "agentctl: warning: the log stops verifying at segment {}, record {} (byte {}): {}; records after it are not shown; run `agentctl recorder verify`",
             p.segment, p.seq, p.offset, p.what
         );
@@ -116,18 +123,19 @@ pub fn record_json(r: &Record) -> Value {
 
 fn print_record(r: &Record, json: bool) {
     if json {
-        println!("{}", record_json(r));
+        say!("{}", crate::safe::json_line(&record_json(r)));
         return;
     }
     let agent = r
         .agent
         .map_or("kernel".to_string(), |a| format!("agent {}", a.0));
-    let event = serde_json::to_string(&r.event).unwrap_or_default();
+    // Safe JSON: the agent's strings in it are escaped (`\u001b`, `\u202e`).
+    let event = crate::safe::json_line(&r.event);
     let mut event: String = event.chars().take(160).collect();
     if event.len() >= 160 {
         event.push('…');
     }
-    println!("{:>8}  {}  {agent:<9}  {event}", r.seq, r.wall_ms);
+    say!("{:>8}  {}  {agent:<9}  {event}", r.seq, r.wall_ms);
 }
 
 fn tail(
@@ -188,7 +196,7 @@ fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
         crate::output::print_json(&val);
         return Ok(code);
     }
-    println!(
+    say!(
         "recorder {} (log id {}, key id {})",
         dir.display(),
         v.log_id.as_deref().unwrap_or("-"),
@@ -204,7 +212,7 @@ fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
             .iter()
             .filter(|c| c.signature_ok == Some(true))
             .count();
-        println!(
+        say!(
             "  segment {:>6}: {range}, {} bytes, {} checkpoint(s) ({sigs} signature(s) ok), chain {}{}",
             s.segment,
             s.bytes,
@@ -216,16 +224,17 @@ fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
         );
     }
     if let Ok(Some(h)) = read_head(dir) {
-        println!(
+        say!(
             "  HEAD: seals records below {} (segment {})",
-            h.next_seq, h.segment
+            h.next_seq,
+            h.segment
         );
     }
     for n in &v.notes {
-        println!("  note: {n}");
+        say!("  note: {n}");
     }
     if let Some(t) = &v.torn_tail {
-        println!(
+        say!(
             "  note: torn tail of {} bytes at segment {} byte {} ({}): a kernel crashed or is writing; the next kernel start recovers it",
             t.bytes, t.segment, t.offset, t.what
         );
@@ -236,17 +245,17 @@ fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
                 ProblemKind::Tampered => "TAMPERED",
                 ProblemKind::Truncated => "TRUNCATED",
             };
-            println!(
+            say!(
                 "{label}: segment {}, record {} at byte {}: {}",
                 p.segment, p.seq, p.offset, p.what
             );
         }
-        None if v.unsealed > 0 => println!(
+        None if v.unsealed > 0 => say!(
             "ok up to record {}; note: {} record(s) after the last checkpoint are not sealed yet (normal while a kernel runs)",
             v.records.saturating_sub(1),
             v.unsealed
         ),
-        None => println!("ok: {} records, all sealed", v.records),
+        None => say!("ok: {} records, all sealed", v.records),
     }
     Ok(code)
 }
@@ -300,14 +309,14 @@ pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
         crate::output::print_json(&serde_json::to_value(&w).unwrap_or(Value::Null));
         return Ok(0);
     }
-    println!(
+    say!(
         "{} syscalls, {} judged by a policy rule, {} decisions would change",
         w.syscalls,
         w.judged,
         w.changes.len()
     );
     for (kind, n) in &w.counts {
-        println!("  {kind}: {n}");
+        say!("  {}: {n}", Safe(kind));
         let (from, to) = kind.split_once(" → ").unwrap_or((kind, ""));
         for c in w
             .changes
@@ -315,26 +324,26 @@ pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
             .filter(|c| c.recorded == from && c.now == to)
             .take(samples)
         {
-            println!(
+            say!(
                 "    record {} agent {}: {} {} {} — was {} ({}), now {} ({}): {}",
                 c.seq,
                 c.agent.map_or("-".into(), |a| a.to_string()),
-                c.syscall,
-                c.action,
-                c.resource,
-                c.recorded,
-                if c.recorded_rule.is_empty() {
+                Safe(&c.syscall),
+                Safe(&c.action),
+                Safe(&c.resource),
+                Safe(&c.recorded),
+                Safe(if c.recorded_rule.is_empty() {
                     "default deny"
                 } else {
                     &c.recorded_rule
-                },
-                c.now,
-                if c.now_rule.is_empty() {
+                }),
+                Safe(&c.now),
+                Safe(if c.now_rule.is_empty() {
                     "default deny"
                 } else {
                     &c.now_rule
-                },
-                c.now_reason
+                }),
+                Safe(&c.now_reason)
             );
         }
     }

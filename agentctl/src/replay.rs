@@ -6,7 +6,6 @@
 //! performs nothing (`agentos_kernel::replay::run`). Its own recorder logs each replayed call
 //! (decision mode `replay`) in that state dir, never in the recorded one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{AgentSpec, ReplayRunArgs};
 use crate::commands::spawn_request;
+use crate::safe::{escape, Safe};
 use crate::CliError;
 
 /// The report beside the outcome.
@@ -130,7 +130,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
             .init();
     }
     for n in &notes {
-        eprintln!("agentctl: note: {n}");
+        say_err!("agentctl: note: {n}");
     }
     let runtime = crate::run::runtime()?;
     let (outcome, working) = runtime.block_on(async {
@@ -161,7 +161,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
         log_id,
     };
     if args.json {
-        eprintln!("{}", report_json(&report));
+        say_err!("{}", crate::safe::json_line(&report_json(&report)));
     } else {
         print_report(&report);
     }
@@ -176,21 +176,23 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
 async fn follow(kernel: &Kernel, id: agentos_syscalls::AgentId) -> Result<ExitStatus, CliError> {
     let r = AgentRef::Id(id);
     let mut follower = kernel.follow_log(&r)?;
-    let mut out = std::io::stdout();
+    let mut out = crate::safe::stdout_sink(false);
     if let Ok(backlog) = follower.backlog() {
-        let _ = out.write_all(&backlog);
+        let _ = out.chunk(&backlog);
     }
     loop {
         tokio::select! {
             chunk = follower.next() => match chunk {
                 Some(bytes) => {
-                    let _ = out.write_all(&bytes);
-                    let _ = out.flush();
+                    let _ = out.chunk(&bytes);
                 }
-                None => break,
+                None => {
+                    let _ = out.finish();
+                    break;
+                }
             },
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("agentctl: stopping the re-run (agent {id})");
+                say_err!("agentctl: stopping the re-run (agent {id})");
                 let _ = kernel.signal(&r, Signal::Kill, "operator (agentctl replay run)").await;
             }
         }
@@ -234,24 +236,30 @@ fn print_report(r: &Report) {
     let recorded_end = o
         .recorded_end
         .as_ref()
-        .map_or("did not end in the log".to_string(), |e| e.to_string());
+        .map_or("did not end in the log".to_string(), |e| {
+            escape(&e.to_string())
+        });
+    let exit = escape(&o.exit.to_string());
     match &o.divergence {
         None => {
-            eprintln!(
+            say_err!(
                 "── agentctl replay run: agent {}: {} calls replayed, 0 divergences",
-                o.agent, o.replayed
+                o.agent,
+                o.replayed
             );
-            eprintln!("   re-run {} (recorded run {recorded_end})", o.exit);
+            say_err!("   re-run {exit} (recorded run {recorded_end})");
             if o.ended_at_recording_end {
-                eprintln!("   the recording ends here: the re-run was stopped at the same point");
+                say_err!("   the recording ends here: the re-run was stopped at the same point");
             }
         }
         Some(d) => {
-            eprintln!(
+            say_err!(
                 "── agentctl replay run: agent {}: DIVERGED after {} of {} recorded calls",
-                o.agent, o.replayed, o.recorded_calls
+                o.agent,
+                o.replayed,
+                o.recorded_calls
             );
-            eprintln!("   {}", d.what);
+            say_err!("   {}", Safe(&d.what));
             let head = |c: &Option<agentos_kernel::replay::run::CallView>, side: &str| match c {
                 Some(c) => match c.seq {
                     Some(seq) => format!("{side} (record {seq}, request {})", c.id),
@@ -260,52 +268,63 @@ fn print_report(r: &Report) {
                 None => format!("{side} (none)"),
             };
             if !d.fields.is_empty() {
-                let w0 = d
+                // Field values are the agent's: escaped before their width is measured.
+                let fields: Vec<(bool, String, String, String)> = d
                     .fields
                     .iter()
-                    .map(|f| f.field.len())
+                    .map(|f| {
+                        (
+                            f.differs,
+                            escape(&f.field),
+                            escape(&f.expected),
+                            escape(&f.actual),
+                        )
+                    })
+                    .collect();
+                let w0 = fields
+                    .iter()
+                    .map(|f| f.1.chars().count())
                     .max()
                     .unwrap_or(0)
                     .max(7);
                 let left = head(&d.expected, "expected");
-                let w1 = d
-                    .fields
+                let w1 = fields
                     .iter()
-                    .map(|f| f.expected.chars().count())
+                    .map(|f| f.2.chars().count())
                     .chain([left.chars().count()])
                     .max()
                     .unwrap_or(0);
-                eprintln!("     {:w0$}  {left:w1$}  {}", "", head(&d.actual, "actual"));
-                for f in &d.fields {
-                    eprintln!(
+                say_err!("     {:w0$}  {left:w1$}  {}", "", head(&d.actual, "actual"));
+                for (differs, field, expected, actual) in &fields {
+                    say_err!(
                         "   {} {:w0$}  {:w1$}  {}",
-                        if f.differs { "≠" } else { " " },
-                        f.field,
-                        f.expected,
-                        f.actual
+                        if *differs { "≠" } else { " " },
+                        field,
+                        expected,
+                        actual
                     );
                 }
             } else {
                 for (side, c) in [("expected", &d.expected), ("actual", &d.actual)] {
                     if let Some(c) = c {
-                        eprintln!(
+                        say_err!(
                             "   {}: {}",
                             head(&Some(c.clone()), side),
-                            serde_json::to_string(&c.call).unwrap_or_default()
+                            crate::safe::json_line(&c.call)
                         );
                     }
                 }
             }
-            eprintln!("   re-run {} (recorded run {recorded_end})", o.exit);
+            say_err!("   re-run {exit} (recorded run {recorded_end})");
         }
     }
     if let Some((bytes, files)) = r.working {
-        eprintln!(
+        say_err!(
             "   performed nothing: the re-run's working memory holds {files} file(s), {bytes} byte(s)"
         );
     }
     if let Some(d) = &r.replay_state_dir {
-        eprintln!(
+        say_err!(
             "   replay kernel's own log: {}",
             d.join("recorder").display()
         );

@@ -1,7 +1,6 @@
 //! `agentctl run`: an ephemeral kernel in this process, one agent, its output streamed, a
 //! summary, and the agent's exit code.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,6 +45,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
         log_bytes: args.kernel.log_bytes,
         checkpoint_bytes: args.kernel.checkpoint_bytes,
     };
+    config.max_approvals_per_agent = args.kernel.max_approvals_per_agent;
     if let Some(base) = &args.kernel.base_policy {
         let base = crate::commands::base_policy_path(base)?;
         config.load_base_policy(&base).map_err(|e| {
@@ -89,27 +89,29 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
         };
         let id = AgentRef::Id(info.id);
         let mut follower = kernel.follow_log(&id)?;
-        let mut out = std::io::stdout();
+        let mut out = crate::safe::stdout_sink(args.raw);
         if let Ok(backlog) = follower.backlog() {
-            let _ = out.write_all(&backlog);
+            let _ = out.chunk(&backlog);
         }
         let mut interrupts = 0;
         loop {
             tokio::select! {
                 chunk = follower.next() => match chunk {
                     Some(bytes) => {
-                        let _ = out.write_all(&bytes);
-                        let _ = out.flush();
+                        let _ = out.chunk(&bytes);
                     }
-                    None => break,
+                    None => {
+                        let _ = out.finish();
+                        break;
+                    }
                 },
                 _ = tokio::signal::ctrl_c() => {
                     interrupts += 1;
                     let sig = if interrupts == 1 { Signal::Term } else { Signal::Kill };
-                    eprintln!("agentctl: sending {sig} to agent {}", info.id);
+                    say_err!("agentctl: sending {sig} to agent {}", info.id);
                     if let Err(e) = kernel.signal(&id, sig, "operator (agentctl run)").await {
                         // A policy without SIGTERM in `signals:` still ends on the second Ctrl-C.
-                        eprintln!("agentctl: {}", e.message);
+                        say_err!("agentctl: {}", e.message);
                     }
                 }
             }
@@ -154,26 +156,29 @@ fn summary(a: &AgentInfo, kernel: &Kernel, took: Duration, json: bool) {
     let ended = a
         .exit
         .as_ref()
-        .map(|e| e.to_string())
+        .map(|e| crate::safe::escape(&e.to_string()))
         .unwrap_or_else(|| "ended".into());
     let recorder = kernel.recorder_dir().display().to_string();
     if json {
         let mut v = crate::output::agent_json(a);
         v["recorder"] = serde_json::Value::String(recorder);
         v["state_dir"] = serde_json::Value::String(kernel.config().state_dir.display().to_string());
-        eprintln!("{}", serde_json::to_string(&v).unwrap_or_default());
+        say_err!("{}", crate::safe::json_line(&v));
         return;
     }
     let c = &a.counters;
-    eprintln!(
+    say_err!(
         "── agentctl run: agent {} {ended} after {} ms",
         a.id,
         took.as_millis()
     );
-    eprintln!(
+    say_err!(
         "   syscalls: {} ({} allowed, {} denied) · signals: {}",
-        c.syscalls, c.allowed, c.denied, c.signals
+        c.syscalls,
+        c.allowed,
+        c.denied,
+        c.signals
     );
-    eprintln!("   recorder: {recorder}");
-    eprintln!("   output:   {}", a.log_path.display());
+    say_err!("   recorder: {recorder}");
+    say_err!("   output:   {}", a.log_path.display());
 }

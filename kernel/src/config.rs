@@ -31,6 +31,10 @@ pub const DEFAULT_AGENT_MEMORY_BYTES: u64 = 32 << 20;
 /// How long a call waits for operator approval unless configured otherwise (5 minutes).
 pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How many calls one agent may have waiting for operator approval at once unless configured
+/// otherwise (`--max-approvals-per-agent`).
+pub const DEFAULT_MAX_APPROVALS_PER_AGENT: usize = 16;
+
 /// The read-only runtime the jail lets every agent see (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runtime {
@@ -114,6 +118,9 @@ pub struct Config {
     /// How long a call that needs operator approval waits before it is denied with
     /// `ApprovalTimeout`.
     pub approval_timeout: Duration,
+    /// How many calls one agent may have waiting for approval at once
+    /// (`--max-approvals-per-agent`); the next is refused with `Busy`, recorded.
+    pub max_approvals_per_agent: usize,
     /// A policy every agent's own policy composes with (`--base-policy`): a call is allowed
     /// only if both allow it.
     pub base_policy: Option<Policy>,
@@ -155,6 +162,7 @@ impl Config {
             io_per_agent: crate::hostio::DEFAULT_IO_PER_AGENT,
             disk: DiskBudget::default(),
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
+            max_approvals_per_agent: DEFAULT_MAX_APPROVALS_PER_AGENT,
             base_policy: None,
             python_sdk: None,
             recorder: crate::recorder::RecorderOptions::default(),

@@ -3,11 +3,19 @@
 //! One request per connection (see `agentos_syscalls::control`). The socket is mode 0600 inside
 //! a 0700 state dir, and every connection's peer is checked with `SO_PEERCRED`: only root and
 //! the kernel's own user may drive it.
+//!
+//! Every answer fits its frame whatever the agents do: the approvals listing is one bounded,
+//! fair page (`crate::approvals`), and the strings an agent can influence in an agent row
+//! (its exit reason, which may quote a path or a rule it hit) are cut to
+//! [`display_bound`] (the full text is in the flight recorder). The other fields of a row come
+//! from the operator (name, program, arguments, policy path) or the kernel; how many rows
+//! `ps` has is the operator's doing too: agents cannot spawn agents.
 
 use std::sync::Arc;
 
 use agentos_syscalls::control::{
-    AgentState, ControlError, ControlErrorKind, ControlRequest, ControlResponse,
+    display_bound, AgentInfo, AgentState, ControlError, ControlErrorKind, ControlRequest,
+    ControlResponse, ExitStatus,
 };
 use agentos_syscalls::frame::{self, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,13 +156,20 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
     let response = match request {
         ControlRequest::Status => ControlResponse::Status(kernel.status()),
         ControlRequest::Spawn(req) => answer(kernel.spawn(req).await.map(ControlResponse::Spawned)),
-        ControlRequest::Ps => ControlResponse::Agents(kernel.ps()),
-        ControlRequest::Inspect { agent } => {
-            answer(kernel.inspect(&agent).map(ControlResponse::Agent))
+        ControlRequest::Ps => {
+            ControlResponse::Agents(kernel.ps().into_iter().map(bounded_row).collect())
         }
-        ControlRequest::Wait { agent } => {
-            answer(kernel.wait(&agent).await.map(ControlResponse::Agent))
-        }
+        ControlRequest::Inspect { agent } => answer(
+            kernel
+                .inspect(&agent)
+                .map(|a| ControlResponse::Agent(bounded_row(a))),
+        ),
+        ControlRequest::Wait { agent } => answer(
+            kernel
+                .wait(&agent)
+                .await
+                .map(|a| ControlResponse::Agent(bounded_row(a))),
+        ),
         ControlRequest::Signal { agent, signal } => answer(
             kernel
                 .signal(&agent, signal, &source)
@@ -168,6 +183,9 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
             return;
         }
         ControlRequest::Approvals => ControlResponse::Approvals(kernel.approvals()),
+        ControlRequest::ApprovalsPage(q) => {
+            ControlResponse::ApprovalsPage(kernel.approvals_page(&q))
+        }
         ControlRequest::Approve { id } => answer(
             kernel
                 .decide(id, true, &source)
@@ -209,6 +227,17 @@ async fn connection(kernel: Kernel, mut stream: UnixStream) {
         }
     };
     let _ = send(&mut stream, &response).await;
+}
+
+/// An agent row with the strings the agent can influence cut to [`display_bound`].
+fn bounded_row(mut a: AgentInfo) -> AgentInfo {
+    match &mut a.exit {
+        Some(ExitStatus::Killed { reason, .. }) | Some(ExitStatus::SandboxFailed { reason }) => {
+            *reason = display_bound(reason);
+        }
+        Some(ExitStatus::Code(_)) | Some(ExitStatus::PosixSignal(_)) | None => {}
+    }
+    a
 }
 
 /// How deep in nested pid namespaces a process runs: the number of pids on the `NSpid:` line

@@ -392,9 +392,17 @@ impl Kernel {
         crate::control::LogFollower::new(&self.inner.find(r)?)
     }
 
-    /// The calls parked for operator approval, oldest first.
+    /// The first page of the calls parked for operator approval, oldest first.
     pub fn approvals(&self) -> Vec<ApprovalInfo> {
         self.inner.approvals.list()
+    }
+
+    /// One page of the calls parked for operator approval, shared fairly between agents.
+    pub fn approvals_page(
+        &self,
+        q: &agentos_syscalls::control::ApprovalQuery,
+    ) -> agentos_syscalls::control::ApprovalPage {
+        self.inner.approvals.page(q)
     }
 
     /// Approves or denies parked call `id` on behalf of `by`; `NotFound` for an id that is

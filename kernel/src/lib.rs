@@ -20,7 +20,8 @@
 //!   view.
 //! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
 //! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
-//! - `approvals`: the queue of calls parked for operator approval.
+//! - `approvals`: the queue of calls parked for operator approval, bounded per agent and
+//!   listed in fair, bounded pages.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
 //! - [`replay`]: what-if replay of a recorded run against another policy, and re-runs

@@ -35,7 +35,12 @@ pub(crate) async fn deliver(
     if let Some(status) = ended {
         return Err(control_error(
             ControlErrorKind::Failed,
-            format!("agent {} has already ended ({status})", agent.id),
+            // The exit reason may quote the agent's strings: one bounded, escaped line.
+            format!(
+                "agent {} has already ended ({})",
+                agent.id,
+                agentos_syscalls::control::display_bound(&status.to_string()).escape_debug()
+            ),
             "list live agents with `agentctl ps`",
         ));
     }

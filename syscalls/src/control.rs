@@ -88,7 +88,8 @@ pub enum ControlRequest {
     Inspect {
         agent: AgentRef,
     },
-    /// List the calls parked for operator approval (`requires_approval`).
+    /// List the calls parked for operator approval (`requires_approval`): the first page of
+    /// the default query (see [`ControlRequest::ApprovalsPage`]).
     Approvals,
     /// Approve one parked call: it is performed and answered.
     Approve {
@@ -110,9 +111,74 @@ pub enum ControlRequest {
         from: AgentId,
         checkpoint: Option<u64>,
     },
+    /// One page of the calls parked for approval, shared fairly between agents (answered
+    /// with [`ControlResponse::ApprovalsPage`]). Appended (tag 13).
+    ApprovalsPage(ApprovalQuery),
 }
 
-/// One call parked for operator approval (a row of `agentctl approvals`).
+/// Rows a page of approvals holds unless the operator asks for another number.
+pub const DEFAULT_APPROVALS_PAGE: u32 = 50;
+
+/// The most rows one page of approvals holds, whatever is asked: with every string of a row
+/// cut to [`MAX_DISPLAY_BYTES`], a page stays far below the control frame limit.
+pub const MAX_APPROVALS_PAGE: u32 = 500;
+
+/// The longest agent-controlled string (resource, action, rule) a listing row carries, in
+/// bytes; a longer one is cut by [`display_bound`], which says how long it was.
+pub const MAX_DISPLAY_BYTES: usize = 512;
+
+/// `s` cut to at most [`MAX_DISPLAY_BYTES`] bytes (on a character boundary), ending in
+/// `…(N bytes)` with N the original length when it was cut. The kernel applies it to every
+/// agent-controlled string of a listing row, so that the listing always fits its frame.
+pub fn display_bound(s: &str) -> String {
+    if s.len() <= MAX_DISPLAY_BYTES {
+        return s.to_string();
+    }
+    let mut end = MAX_DISPLAY_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &s[..end], s.len())
+}
+
+/// Which parked calls to list (`agentctl approvals --limit N --after ID --agent A`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalQuery {
+    /// At most this many rows; the kernel uses at most [`MAX_APPROVALS_PAGE`] (and
+    /// [`DEFAULT_APPROVALS_PAGE`] for 0).
+    pub limit: u32,
+    /// Only calls whose approval id is greater than this.
+    pub after: Option<u64>,
+    /// Only this agent's calls.
+    pub agent: Option<AgentId>,
+}
+
+/// How much of one agent's parked calls a page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalCount {
+    pub agent: AgentId,
+    /// Rows of this agent on the page.
+    pub shown: u32,
+    /// Its calls that match the query (shown or not).
+    pub matching: u32,
+    /// The approval id of its last row on the page: `--agent A --after ID` lists the rest.
+    pub last_shown: Option<u64>,
+}
+
+/// A page of parked calls. Agents share the page round-robin (each agent's oldest calls
+/// first), so a flood of one agent's requests never hides another agent's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPage {
+    /// The rows, oldest first.
+    pub approvals: Vec<ApprovalInfo>,
+    /// Per agent with a matching call: shown and matching counts, by agent id.
+    pub agents: Vec<ApprovalCount>,
+    /// Matching calls not on this page.
+    pub more: u32,
+}
+
+/// One call parked for operator approval (a row of `agentctl approvals`). The kernel cuts
+/// `action`, `resource` and `rule` with [`display_bound`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalInfo {
     /// The approval id `agentctl approve|deny` takes; bound to this one request.
@@ -302,7 +368,8 @@ pub enum ControlResponse {
     LogEnd,
     ShuttingDown,
     Error(ControlError),
-    /// The parked calls, oldest first.
+    /// The parked calls, oldest first: since `ApprovalsPage` exists, the first page of the
+    /// default query (at most [`DEFAULT_APPROVALS_PAGE`] rows).
     Approvals(Vec<ApprovalInfo>),
     /// A parked call was approved or denied.
     Decided {
@@ -315,4 +382,23 @@ pub enum ControlResponse {
         old_digest: [u8; 32],
         new_digest: [u8; 32],
     },
+    /// The answer to [`ControlRequest::ApprovalsPage`]. Appended (tag 13).
+    ApprovalsPage(ApprovalPage),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_bound_cuts_on_a_character_boundary_and_says_how_long() {
+        assert_eq!(display_bound("short"), "short");
+        let exact = "a".repeat(MAX_DISPLAY_BYTES);
+        assert_eq!(display_bound(&exact), exact);
+        let long = format!("a{}", "é".repeat(MAX_DISPLAY_BYTES));
+        let cut = display_bound(&long);
+        assert!(cut.ends_with(&format!("…({} bytes)", long.len())));
+        let kept = cut.trim_end_matches(&format!("…({} bytes)", long.len()));
+        assert!(kept.len() <= MAX_DISPLAY_BYTES && long.starts_with(kept));
+    }
 }

@@ -434,6 +434,14 @@ fn control_protocol() {
                 checkpoint: Some(2),
             },
         ),
+        (
+            "approvals_page",
+            ControlRequest::ApprovalsPage(ApprovalQuery {
+                limit: 50,
+                after: Some(12),
+                agent: Some(AgentId(3)),
+            }),
+        ),
     ];
     for (name, req) in requests {
         check(&format!("control_req_{name}"), &req);
@@ -513,6 +521,26 @@ fn control_protocol() {
                 old_digest: [1; 32],
                 new_digest: [2; 32],
             },
+        ),
+        (
+            "approvals_page",
+            ControlResponse::ApprovalsPage(ApprovalPage {
+                approvals: vec![ApprovalInfo {
+                    id: 12,
+                    agent: AgentId(3),
+                    action: "file_write".into(),
+                    resource: "/mem/working/gated/x".into(),
+                    age_ms: 1500,
+                    rule: "gated (/p/.agents/security.md:14)".into(),
+                }],
+                agents: vec![ApprovalCount {
+                    agent: AgentId(3),
+                    shown: 1,
+                    matching: 4,
+                    last_shown: Some(12),
+                }],
+                more: 3,
+            }),
         ),
     ];
     for (i, exit) in statuses.into_iter().enumerate() {

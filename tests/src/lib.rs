@@ -27,6 +27,7 @@ pub mod rec_modes;
 pub mod io_modes;
 pub mod bounds_modes;
 pub mod disk_modes;
+pub mod operator_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

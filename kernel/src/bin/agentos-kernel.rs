@@ -77,6 +77,10 @@ struct Args {
     /// Bytes of checkpoint files each agent may hold.
     #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_CHECKPOINT_BYTES)]
     checkpoint_bytes: u64,
+    /// Calls each agent may have waiting for operator approval at once; the next one is
+    /// refused with Busy (recorded).
+    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_MAX_APPROVALS_PER_AGENT)]
+    max_approvals_per_agent: usize,
     /// A tool provider for a `Call` action (repeatable):
     /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE].
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         log_bytes: args.log_bytes,
         checkpoint_bytes: args.checkpoint_bytes,
     };
+    config.max_approvals_per_agent = args.max_approvals_per_agent;
     if let Some(path) = &args.base_policy {
         if let Err(e) = config.load_base_policy(path) {
             eprintln!("agentos-kernel: --base-policy does not load, kernel not started:\n{e}");

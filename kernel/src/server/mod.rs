@@ -611,7 +611,22 @@ async fn await_approval(
     (action, resource, rule): (String, String, String),
     j: &mut Judgment,
 ) {
-    let approval = k.approvals.reserve();
+    // At most `max_approvals_per_agent` waiting calls per agent: the next is refused now.
+    let slot = match k
+        .approvals
+        .reserve(agent.id, k.config.max_approvals_per_agent)
+    {
+        Ok(slot) => slot,
+        Err(held) => {
+            j.record.allowed = false;
+            j.record.reason = format!("{held} calls already wait for approval ({rule})");
+            j.refusal = Some(Errno::Busy {
+                what: format!("agent {} already has {held} calls waiting for approval; wait for an answer before asking again (the kernel's --max-approvals-per-agent)", agent.id),
+            });
+            return;
+        }
+    };
+    let approval = slot.id;
     let parked = Instant::now();
     // Recorded before anyone can see it in `agentctl approvals`, so a decision always
     // follows its request in the log.

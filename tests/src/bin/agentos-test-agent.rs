@@ -107,6 +107,7 @@ fn main() -> ExitCode {
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),
+        m if m.starts_with("op-") => agentos_tests::operator_modes::main(m, &args[1..]),
         _ => with_client(mode, &args[1.min(args.len())..]),
     };
     match result {

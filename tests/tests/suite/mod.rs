@@ -7,6 +7,7 @@ mod escape;
 mod exec;
 mod ipc;
 mod lifecycle;
+mod operator;
 mod policy;
 mod protocol;
 mod python;

@@ -697,6 +697,33 @@ class ApprovalInfo(Wire):
     rule: str
 
 
+@struct(U32, Opt(U64), Opt(AGENT_ID))
+class ApprovalQuery(Wire):
+    limit: int
+    after: Optional[int]
+    agent: Optional[AgentId]
+
+
+@variant(ControlRequest, "ApprovalsPage", ApprovalQuery)
+class ControlRequestApprovalsPage(ControlRequest):
+    query: ApprovalQuery
+
+
+@struct(AGENT_ID, U32, U32, Opt(U64))
+class ApprovalCount(Wire):
+    agent: AgentId
+    shown: int
+    matching: int
+    last_shown: Optional[int]
+
+
+@struct(Seq(ApprovalInfo), Seq(ApprovalCount), U32)
+class ApprovalPage(Wire):
+    approvals: List[ApprovalInfo]
+    agents: List[ApprovalCount]
+    more: int
+
+
 class AgentState(UnitEnum):
     STARTING = 0
     RUNNING = 1
@@ -860,6 +887,11 @@ class ControlResponseReloaded(ControlResponse):
     agent: AgentId
     old_digest: bytes
     new_digest: bytes
+
+
+@variant(ControlResponse, "ApprovalsPage", ApprovalPage)
+class ControlResponseApprovalsPage(ControlResponse):
+    page: ApprovalPage
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "List", "Optional", "Tuple", "Union")]

@@ -129,6 +129,7 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         "deny": ControlRequest.Deny(13),
         "reload_policy": ControlRequest.ReloadPolicy(AgentRef.Name("builder"), policy),
         "spawn_restored": ControlRequest.SpawnRestored(spawn, AgentId(3), 2),
+        "approvals_page": ControlRequest.ApprovalsPage(abi.ApprovalQuery(50, 12, AgentId(3))),
     }
     for name, req in requests.items():
         out[f"control_req_{name}"] = (ControlRequest, req)
@@ -147,6 +148,10 @@ def samples() -> Dict[str, Tuple[type, Any]]:
             12, AgentId(3), "file_write", "/mem/working/gated/x", 1500, "gated (/p/.agents/security.md:14)")]),
         "decided": ControlResponse.Decided(12, True),
         "reloaded": ControlResponse.Reloaded(AgentId(3), bytes([1] * 32), bytes([2] * 32)),
+        "approvals_page": ControlResponse.ApprovalsPage(abi.ApprovalPage(
+            [abi.ApprovalInfo(12, AgentId(3), "file_write", "/mem/working/gated/x", 1500,
+                              "gated (/p/.agents/security.md:14)")],
+            [abi.ApprovalCount(AgentId(3), 1, 4, 12)], 3)),
     }
     exits = [ExitStatus.Code(3), ExitStatus.PosixSignal(11), ExitStatus.Killed(Signal.KILL, ""),
              ExitStatus.SandboxFailed("landlock missing")]
