@@ -223,7 +223,7 @@ impl std::fmt::Display for Refusal {
             ),
             Refusal::Failed { what, since_ms } => write!(
                 f,
-                "the flight recorder cannot write since {since_ms} ms after the epoch ({what}); the call was not performed: free space on the disk under STATE_DIR and retry (the recorder resumes by itself)"
+                "the flight recorder cannot write ({what}; since {since_ms}, ms since the Unix epoch); the call was not performed: free space on the disk under STATE_DIR and retry (the recorder resumes by itself)"
             ),
         }
     }
