@@ -9,8 +9,8 @@ use agentos_syscalls::frame;
 
 use crate::CliError;
 
-/// Responses larger than this are refused (a log chunk is at most 1 MiB).
-const MAX_RESPONSE: u32 = 64 << 20;
+/// Responses larger than this are refused (the kernel never sends one).
+const MAX_RESPONSE: u32 = agentos_syscalls::control::MAX_CONTROL_RESPONSE;
 
 #[derive(Debug)]
 pub struct Connection {

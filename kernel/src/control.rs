@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use agentos_syscalls::control::{
     display_bound, AgentInfo, AgentState, ControlError, ControlErrorKind, ControlRequest,
-    ControlResponse, ExitStatus,
+    ControlResponse, ExitStatus, MAX_CONTROL_RESPONSE,
 };
 use agentos_syscalls::frame::{self, HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,7 +67,19 @@ pub(crate) fn listen(k: &Arc<KernelInner>) -> Result<(), KernelError> {
 }
 
 async fn send(stream: &mut UnixStream, resp: &ControlResponse) -> std::io::Result<()> {
-    let bytes = frame::encode(resp).map_err(std::io::Error::other)?;
+    let mut bytes = frame::encode(resp).map_err(std::io::Error::other)?;
+    if bytes.len() - HEADER_LEN > MAX_CONTROL_RESPONSE as usize {
+        // Never sent: the client would refuse the frame and show nothing.
+        let e = control_error(
+            ControlErrorKind::Failed,
+            format!(
+                "the answer is {} bytes, over the control frame limit of {MAX_CONTROL_RESPONSE}",
+                bytes.len() - HEADER_LEN
+            ),
+            "narrow the request (e.g. `agentctl approvals --limit`, `--agent`)",
+        );
+        bytes = frame::encode(&ControlResponse::Error(e)).map_err(std::io::Error::other)?;
+    }
     stream.write_all(&bytes).await
 }
 

@@ -116,6 +116,11 @@ pub enum ControlRequest {
     ApprovalsPage(ApprovalQuery),
 }
 
+/// The largest answer frame a control client reads (and the kernel sends): an answer that
+/// would be larger is replaced by an error saying so, so a client never gets a frame it must
+/// refuse. Log chunks are at most 1 MiB; listings are bounded far below this.
+pub const MAX_CONTROL_RESPONSE: u32 = 64 << 20;
+
 /// Rows a page of approvals holds unless the operator asks for another number.
 pub const DEFAULT_APPROVALS_PAGE: u32 = 50;
 
