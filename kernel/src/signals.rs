@@ -125,10 +125,20 @@ pub(crate) async fn deliver(
         }
         Signal::Int => event_then_posix(agent, signal, libc::SIGINT, &reason).await,
         Signal::Usr1 => {
-            if let Err(e) = crate::tree::checkpoint(k, agent, "SIGUSR1") {
-                tracing::error!(agent_id = %agent.id, error = %e, "SIGUSR1 checkpoint failed");
-            }
+            let taken = crate::tree::checkpoint(k, agent, "SIGUSR1");
             let _ = agent.push(KernelFrame::Event(Event::Signal { signal, reason }));
+            if let Err(e) = taken {
+                tracing::error!(agent_id = %agent.id, error = %e, "SIGUSR1 checkpoint failed");
+                // The operator asked for the checkpoint: say why there is none.
+                return Err(control_error(
+                    ControlErrorKind::Failed,
+                    format!(
+                        "SIGUSR1 delivered to agent {}, but its checkpoint was not taken: {e}",
+                        agent.id
+                    ),
+                    "see the message; a refused checkpoint wrote nothing",
+                ));
+            }
         }
     }
     Ok(())

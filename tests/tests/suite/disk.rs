@@ -420,7 +420,7 @@ fn logs_follow_shows_head_marker_and_tail_in_order() {
 #[test]
 fn checkpoints_past_the_budget_are_refused_before_writing() {
     let k = TestKernel::start_with(false, &["--checkpoint-bytes", "1500000"]);
-    let policy = write_policy(&k.work, "ckpt", "strict", &[], "");
+    let policy = write_policy(&k.work, "ckpt", "strict", &["SIGUSR1"], "");
     let id = k.spawn(
         &policy,
         &[
@@ -429,10 +429,17 @@ fn checkpoints_past_the_budget_are_refused_before_writing() {
             "checkpoint",
             "checkpoint",
             "checkpoint",
+            "park",
         ],
     );
-    let last = k.wait(id);
-    assert_eq!(last["exit"]["code"], 0, "{last}");
+    k.wait_for_line(id, "ready");
+    // The operator's SIGUSR1 checkpoint is refused the same way, and says so.
+    let out = k.ctl(&["signal", &id.to_string(), "SIGUSR1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--checkpoint-bytes"), "{err}");
+    k.ctl_ok(&["kill", &id.to_string()]);
+    k.wait(id);
     let log = k.ctl_ok(&["logs", &id.to_string()]);
     let answers: Vec<&str> = log
         .lines()
