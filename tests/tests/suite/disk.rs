@@ -348,9 +348,18 @@ fn a_tools_scratch_is_a_bounded_tmpfs_too() {
     let script =
         "head -c 8000000 /dev/zero > \"$TMPDIR/big\"; echo rc=$?; wc -c < \"$TMPDIR/big\"; \
         stat -f -c %T \"$TMPDIR\"";
-    let (_, line) = exec_sh(&k, &ws, "sandbox:\n  limits: {scratch: 4MiB}\n", script);
+    let (id, line) = exec_sh(&k, &ws, "sandbox:\n  limits: {scratch: 4MiB}\n", script);
     assert!(line.contains("rc=1"), "{line}");
     assert!(line.contains("4194304\\ntmpfs\\n"), "{line}");
+    // The kernel saw the tool's scratch fill up, through the tool's own root.
+    let full = poll(|| {
+        k.records().iter().any(|r| {
+            r.agent.map(|a| a.0) == Some(id)
+                && matches!(&r.event, RecordEvent::SandboxLimit { resource, limit, .. }
+                    if resource == "scratch_bytes" && *limit == 4 << 20)
+        })
+    });
+    assert!(full, "no scratch_bytes event for the tool of agent {id}");
 }
 
 // --- output.log -------------------------------------------------------------------------------
