@@ -11,10 +11,13 @@
 //!   memory.redb        persistent agent memory (/mem/episodic, /mem/semantic), keyed by
 //!                      agent name; unnamed agents' entries are removed when they end
 //!   agents/<id>/
-//!     output.log       the agent's stdout and stderr, in arrival order
-//!     scratch/         the agent's private read-write dir (removed when it ends)
+//!     output.log       the agent's stdout and stderr, in arrival order; at most
+//!                      `--log-bytes` (its head and its tail, a cut marker between them)
+//!     scratch/         only the mount point of the agent's scratch, a tmpfs of
+//!                      `--scratch-bytes` in its jail: empty on the host (removed when it ends)
 //!     checkpoints/<n>  working-memory checkpoints (Checkpoint syscall, SIGUSR1); kept after
-//!                      the agent ends, restored with `agentctl spawn --restore ID[:N]`
+//!                      the agent ends, restored with `agentctl spawn --restore ID[:N]`; at
+//!                      most `--checkpoint-bytes` together
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -139,10 +139,19 @@ pub(crate) async fn deliver(
                 })
                 .await
                 .and_then(|r| r);
+            let _ = agent.push(KernelFrame::Event(Event::Signal { signal, reason }));
             if let Err(e) = taken {
                 tracing::error!(agent_id = %agent.id, error = %e, "SIGUSR1 checkpoint failed");
+                // The operator asked for the checkpoint: say why there is none.
+                return Err(control_error(
+                    ControlErrorKind::Failed,
+                    format!(
+                        "SIGUSR1 delivered to agent {}, but its checkpoint was not taken: {e}",
+                        agent.id
+                    ),
+                    "see the message; a refused checkpoint wrote nothing",
+                ));
             }
-            let _ = agent.push(KernelFrame::Event(Event::Signal { signal, reason }));
         }
     }
     Ok(())

@@ -348,9 +348,18 @@ fn a_tools_scratch_is_a_bounded_tmpfs_too() {
     let script =
         "head -c 8000000 /dev/zero > \"$TMPDIR/big\"; echo rc=$?; wc -c < \"$TMPDIR/big\"; \
         stat -f -c %T \"$TMPDIR\"";
-    let (_, line) = exec_sh(&k, &ws, "sandbox:\n  limits: {scratch: 4MiB}\n", script);
+    let (id, line) = exec_sh(&k, &ws, "sandbox:\n  limits: {scratch: 4MiB}\n", script);
     assert!(line.contains("rc=1"), "{line}");
     assert!(line.contains("4194304\\ntmpfs\\n"), "{line}");
+    // The kernel saw the tool's scratch fill up, through the tool's own root.
+    let full = poll(|| {
+        k.records().iter().any(|r| {
+            r.agent.map(|a| a.0) == Some(id)
+                && matches!(&r.event, RecordEvent::SandboxLimit { resource, limit, .. }
+                    if resource == "scratch_bytes" && *limit == 4 << 20)
+        })
+    });
+    assert!(full, "no scratch_bytes event for the tool of agent {id}");
 }
 
 // --- output.log -------------------------------------------------------------------------------
@@ -420,7 +429,7 @@ fn logs_follow_shows_head_marker_and_tail_in_order() {
 #[test]
 fn checkpoints_past_the_budget_are_refused_before_writing() {
     let k = TestKernel::start_with(false, &["--checkpoint-bytes", "1500000"]);
-    let policy = write_policy(&k.work, "ckpt", "strict", &[], "");
+    let policy = write_policy(&k.work, "ckpt", "strict", &["SIGUSR1"], "");
     let id = k.spawn(
         &policy,
         &[
@@ -429,10 +438,17 @@ fn checkpoints_past_the_budget_are_refused_before_writing() {
             "checkpoint",
             "checkpoint",
             "checkpoint",
+            "park",
         ],
     );
-    let last = k.wait(id);
-    assert_eq!(last["exit"]["code"], 0, "{last}");
+    k.wait_for_line(id, "ready");
+    // The operator's SIGUSR1 checkpoint is refused the same way, and says so.
+    let out = k.ctl(&["signal", &id.to_string(), "SIGUSR1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--checkpoint-bytes"), "{err}");
+    k.ctl_ok(&["kill", &id.to_string()]);
+    k.wait(id);
     let log = k.ctl_ok(&["logs", &id.to_string()]);
     let answers: Vec<&str> = log
         .lines()

@@ -98,15 +98,18 @@ pub struct Built {
     pub plan: Plan,
     /// `Ok` if `/proc` is mounted in the new root.
     pub proc: io::Result<()>,
+    /// The size of the scratch tmpfs, bytes.
+    pub scratch_bytes: u64,
 }
 
 impl Built {
     /// The layer detail.
     pub fn detail(&self) -> String {
         let mut d = format!(
-            "minimal root: {} bind mounts, {} symlinks, ",
+            "minimal root: {} bind mounts, {} symlinks, scratch tmpfs of {} bytes, all nosuid and nodev but the devices, ",
             self.plan.binds.len(),
-            self.plan.symlinks.len()
+            self.plan.symlinks.len(),
+            self.scratch_bytes
         );
         match &self.proc {
             Ok(()) => d.push_str("proc mounted"),
@@ -354,7 +357,12 @@ pub fn build(spec: &JailSpec) -> io::Result<Built> {
         harden_all(&root, &plan)?;
         Ok(proc)
     }) {
-        Ok(proc) => Ok(Built { root, plan, proc }),
+        Ok(proc) => Ok(Built {
+            root,
+            plan,
+            proc,
+            scratch_bytes: spec.limits.scratch_bytes,
+        }),
         Err(e) => {
             // Best effort: the error is the one worth reporting.
             let _ = umount2(&root, MntFlags::MNT_DETACH);
