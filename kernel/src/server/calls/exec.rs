@@ -16,12 +16,14 @@
 //! `file_read` are covered with empty read-only files or directories. Beyond the view's bounds
 //! (entries walked, depth, mounts) the call is refused with `QuotaExceeded`.
 //! The working directory defaults to `/workspace` (or the tool's scratch when the agent has
-//! no workspace); a given `cwd` must be `/workspace` or a directory under it.
+//! no workspace); a given `cwd` must be `/workspace` or a directory under it that the view does
+//! not cover.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentos_syscalls::{Errno, Reply};
+use agentos_userspace::launch::ViewKind;
 
 use crate::agent::Agent;
 use crate::kernel::{now_ms, KernelInner};
@@ -61,6 +63,18 @@ pub(crate) async fn exec(
         None => None,
         Some(c) => Some(check_cwd(agent, c)?),
     };
+    // A cwd the view covers does not exist for the tool (and is not told apart from one that
+    // does not exist on the host).
+    if let Some(c) = &cwd {
+        let covered = view.iter().any(|e| {
+            e.kind != ViewKind::Writable && c.starts_with(PathBuf::from(WORKSPACE).join(&e.path))
+        });
+        if covered {
+            return Err(Errno::NotFound {
+                what: format!("cwd {} (not a directory of the workspace)", c.display()),
+            });
+        }
+    }
     let out = tools::run_in(
         k,
         agent,
