@@ -20,6 +20,8 @@
 //!   view.
 //! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
 //! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
+//! - `tool_view`: a tool's view of the workspace, from the agent's `file_read`/`file_write`
+//!   rules (what it may read is shown, where every write is allowed is writable).
 //! - `approvals`: the queue of calls parked for operator approval, bounded per agent and
 //!   listed in fair, bounded pages.
 //! - `control`: the control socket server.

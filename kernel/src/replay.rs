@@ -74,13 +74,22 @@ pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatI
             continue;
         };
         out.judged += 1;
-        let d = policy.decide(&Request {
-            action: &action,
-            resource: &resource,
-            access,
-            bytes,
-            now_ms: r.wall_ms,
-        });
+        // An `Exec`'s arguments as the list the kernel judged (`args`/`deny_args`).
+        let args = if let agentos_syscalls::Syscall::Exec { argv, .. } = call {
+            argv.get(1..)
+        } else {
+            None
+        };
+        let d = policy.decide_args(
+            &Request {
+                action: &action,
+                resource: &resource,
+                access,
+                bytes,
+                now_ms: r.wall_ms,
+            },
+            args,
+        );
         let now = if !d.allowed {
             "deny"
         } else if d.requires_approval {

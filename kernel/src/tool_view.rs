@@ -31,11 +31,17 @@
 //! `kernel.mode` is not applied: a permissive or audit agent's tools see only what its rules
 //! allow (a tool's accesses cannot be recorded one by one).
 //!
+//! The walk opens every directory beneath the workspace with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)` and never follows a symlink; a directory that cannot be listed is
+//! covered whole (the workspace itself: the `Exec` is refused). It holds two descriptors at
+//! most.
+//!
 //! Bounds (checked before any mount is made; beyond them the `Exec` is refused with
 //! `QuotaExceeded`, the message saying which bound): at most [`MAX_WALK`] workspace entries
 //! walked, at most [`MAX_DEPTH`] directory levels, at most [`MAX_VIEW_ENTRIES`] view entries
 //! (each one mount).
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use agentos_policy::{Access, Policy, Request};
@@ -105,10 +111,26 @@ struct Found {
 
 struct Walk<'a> {
     judge: Judge<'a>,
+    /// The workspace, opened once; every directory is opened beneath it.
+    root: OwnedFd,
     seen: usize,
     writable: Vec<String>,
     hidden: Vec<(String, bool)>,
 }
+
+/// The kind of one directory entry, as far as the view cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink,
+    /// A regular file, FIFO, socket or device.
+    Other,
+}
+
+const HIDE: Found = Found {
+    visible: false,
+    must_hide: true,
+};
 
 impl Walk<'_> {
     fn count(&mut self) -> Result<(), Errno> {
@@ -121,14 +143,56 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Walks the directory `host` (VFS path `vfs`, relative path `rel`, "" for the root).
-    fn dir(
-        &mut self,
-        host: &Path,
-        rel: &str,
-        depth: usize,
-        in_writable: bool,
-    ) -> Result<Found, Errno> {
+    /// The entries of the directory `rel` (`""`: the root), opened beneath the root without
+    /// following any symlink (one swapped in meanwhile makes the open fail); `None` when it
+    /// cannot be listed or holds a name that is not UTF-8.
+    fn list(&mut self, rel: &str) -> Result<Option<Vec<(String, Kind)>>, Errno> {
+        use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+        let opened = rustix::fs::openat2(
+            &self.root,
+            if rel.is_empty() { "." } else { rel },
+            OFlags::RDONLY
+                | OFlags::DIRECTORY
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC
+                | OFlags::NONBLOCK,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        );
+        let Ok(fd) = opened else { return Ok(None) };
+        let Ok(dir) = rustix::fs::Dir::read_from(&fd) else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for entry in dir {
+            let Ok(entry) = entry else { return Ok(None) };
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            self.count()?;
+            let Ok(name) = std::str::from_utf8(name) else {
+                return Ok(None);
+            };
+            let mut ty = entry.file_type();
+            if ty == FileType::Unknown {
+                match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => ty = FileType::from_raw_mode(st.st_mode),
+                    Err(_) => return Ok(None),
+                }
+            }
+            let kind = match ty {
+                FileType::Directory => Kind::Dir,
+                FileType::Symlink => Kind::Symlink,
+                _ => Kind::Other,
+            };
+            out.push((name.to_string(), kind));
+        }
+        Ok(Some(out))
+    }
+
+    /// Walks the directory `rel` (`""` for the root).
+    fn dir(&mut self, rel: &str, depth: usize, in_writable: bool) -> Result<Found, Errno> {
         if depth > MAX_DEPTH {
             return Err(quota(format!(
                 "the workspace is more than {MAX_DEPTH} directories deep at /workspace/{rel}: a tool's view of it cannot be computed"
@@ -144,60 +208,39 @@ impl Walk<'_> {
             self.writable.push(rel.to_string());
         }
         let walk_beneath = self.judge.may_read_beneath(&vfs);
-        let Ok(entries) = std::fs::read_dir(host) else {
-            return Ok(Found {
-                visible: false,
-                must_hide: true,
-            });
+        let Some(entries) = self.list(rel)? else {
+            return Ok(HIDE);
         };
         let mut visible = false;
-        for entry in entries {
-            self.count()?;
-            let Ok(entry) = entry else {
-                return Ok(Found {
-                    visible: false,
-                    must_hide: true,
-                });
-            };
-            let (Some(name), Ok(ty)) = (
-                entry.file_name().to_str().map(str::to_owned),
-                entry.file_type(),
-            ) else {
-                return Ok(Found {
-                    visible: false,
-                    must_hide: true,
-                });
-            };
+        for (name, kind) in entries {
             let child_rel = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            let child_vfs = format!("{ROOT}/{child_rel}");
-            let readable = walk_beneath && self.judge.readable(&child_vfs);
-            if ty.is_dir() {
-                let marks = (self.writable.len(), self.hidden.len());
-                let found = if walk_beneath {
-                    self.dir(&entry.path(), &child_rel, depth + 1, writable)?
-                } else {
-                    Found {
-                        visible: false,
-                        must_hide: false,
+            let readable = walk_beneath && self.judge.readable(&format!("{ROOT}/{child_rel}"));
+            match kind {
+                Kind::Dir => {
+                    let marks = (self.writable.len(), self.hidden.len());
+                    let found = if walk_beneath {
+                        self.dir(&child_rel, depth + 1, writable)?
+                    } else {
+                        Found {
+                            visible: false,
+                            must_hide: false,
+                        }
+                    };
+                    if found.must_hide || !(readable || found.visible) {
+                        self.writable.truncate(marks.0);
+                        self.hidden.truncate(marks.1);
+                        self.hidden.push((child_rel, true));
+                    } else {
+                        visible = true;
                     }
-                };
-                if found.must_hide || !(readable || found.visible) {
-                    self.writable.truncate(marks.0);
-                    self.hidden.truncate(marks.1);
-                    self.hidden.push((child_rel, true));
-                } else {
-                    visible = true;
                 }
-            } else if ty.is_symlink() {
-                visible |= readable;
-            } else if readable {
-                visible = true;
-            } else {
-                self.hidden.push((child_rel, false));
+                Kind::Symlink => visible |= readable,
+                Kind::Other if readable => visible = true,
+                Kind::Other => self.hidden.push((child_rel, false)),
             }
         }
         Ok(Found {
@@ -222,13 +265,22 @@ pub(crate) fn compute(
         now_ms,
     };
     let writable_root = judge.writes_all_beneath(ROOT);
+    let root = rustix::fs::open(
+        ws,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Errno::Internal {
+        reason: format!("cannot open the workspace {}: {e}", ws.display()),
+    })?;
     let mut walk = Walk {
         judge,
+        root,
         seen: 0,
         writable: Vec::new(),
         hidden: Vec::new(),
     };
-    let found = walk.dir(ws, "", 0, writable_root)?;
+    let found = walk.dir("", 0, writable_root)?;
     if found.must_hide {
         return Err(Errno::InvalidArgument {
             reason: format!(
@@ -386,6 +438,20 @@ mod tests {
         got.sort();
         // src is not itself readable but something beneath it is.
         assert_eq!(got, vec!["HiddenDir node_modules", "HiddenFile top"]);
+    }
+
+    #[test]
+    fn symlinks_are_neither_covered_nor_followed() {
+        let t = tree(&["a.env", "ok"]);
+        let outside = tree(&["x.env", "y.env"]);
+        std::os::unix::fs::symlink(outside.path(), t.path().join("out")).unwrap();
+        std::os::unix::fs::symlink("a.env", t.path().join("link.env")).unwrap();
+        let p = policy(
+            "  - {action: file_read, effect: allow, constraints: {paths: [\"/workspace/**\"], deny_patterns: ['\\.env$']}}\n",
+        );
+        let v = compute(t.path(), &p, None, 0).unwrap();
+        // The link's target is covered where it lies; nothing of `outside` is walked.
+        assert_eq!(shown(&v), vec!["HiddenFile a.env"]);
     }
 
     #[test]

@@ -13,8 +13,11 @@
 //! - `engine` — [`Policy`], [`Request`], [`Decision`]: the compiled rule set, its index
 //!   (per action, then per literal path prefix of the `paths` globs) and `decide`.
 //! - `explain` — [`Policy::explain`]: every rule's verdict on one request ([`Explanation`]).
+//! - `subtree` — [`Policy::allows_all_beneath`], [`Policy::may_allow_beneath`]: conservative
+//!   answers for every path beneath a directory at once (a tool's view of the workspace).
 //! - `lint` — [`Policy::lint`]: [`Warning`]s about valid but suspicious rules (never
-//!   matching, shadowed, duplicate, approval with dry run, 1/day rates, unknown actions).
+//!   matching, shadowed, duplicate, approval with dry run, 1/day rates, unknown actions,
+//!   programs that run programs without an argument constraint: [`RUNNERS`]).
 //! - [`templates`] — the spec's strict, permissive and audit templates, verbatim.
 //! - `rate` — [`Rate`] and the per-agent [`RateLimiter`] token buckets.
 //! - `error` — [`PolicyError`] and its [`Diagnostic`] (file:line:col, code frame, help).

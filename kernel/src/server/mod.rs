@@ -523,9 +523,10 @@ fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
         now_ms: now,
     };
     // An `Exec`'s arguments reach `args`/`deny_args` as the list they are.
-    let args = match call {
-        Syscall::Exec { argv, .. } => argv.get(1..),
-        _ => None,
+    let args = if let Syscall::Exec { argv, .. } = call {
+        argv.get(1..)
+    } else {
+        None
     };
     let mut d = crate::policy::compose_args(&policy, k.config.base_policy.as_ref(), &req, args);
     if let Some(name) = send_target_name(k, call) {

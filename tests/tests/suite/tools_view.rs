@@ -141,6 +141,17 @@ fn hidden_from_grep(k: &TestKernel) {
         !env.contains("TOKEN") && env.contains("stdout_len=0"),
         "{env}"
     );
+    // A covered directory is no working directory either (told like one that does not exist).
+    let id = spawn(
+        k,
+        &policy,
+        &ws,
+        &["exec", "-", "/workspace/secret/deep", "/bin/cat", "key"],
+    );
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(log.contains("refused: NotFound"), "{log}");
+    assert!(!log.contains("TOKEN"), "{log}");
 }
 
 #[test]

@@ -17,7 +17,8 @@
 //!
 //! Modules: [`spec`] (what the kernel asks for), [`steps`] (the step order, the security
 //! argument), [`os`] (the `Sys` trait: real and recording), [`rootfs`] (the agent's minimal
-//! root), [`probe`] (`agentos-launch --probe`: the host's layers), [`landlock_rules`] and
+//! root), [`view`] (a tool's view of its workspace: writable subtrees, covered entries),
+//! [`probe`] (`agentos-launch --probe`: the host's layers), [`landlock_rules`] and
 //! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`cgroup`] (the per-agent
 //! cgroups the kernel creates and the launcher joins), [`error`].
 //!

@@ -3,7 +3,9 @@
 //!
 //! The policy has already allowed the call: action `code_execution`, resource the command
 //! line (`argv` joined by spaces) with argv\[0\] *as written*, so `commands: [cat]` admits
-//! `cat` and `commands: [/bin/cat]` admits `/bin/cat` (and neither admits the other). A bare
+//! `cat` and `commands: [/bin/cat]` admits `/bin/cat` (and neither admits the other);
+//! `args`/`deny_args` judged argv\[1..\] as the list it is (the server's judge hands it to
+//! `Policy::decide_args`), so an argument holding spaces is one argument. A bare
 //! name is then resolved against the jail's PATH, `/usr/local/bin:/usr/bin:/bin` — read-only
 //! system directories, so `cat` always means the system's `cat`; a path must be absolute.
 //! Either way the program must lie inside the read-exec runtime (`/usr`, `/bin`, `/lib`, …):
@@ -14,14 +16,17 @@
 //! beneath which every write is certainly allowed (no deny rule or `deny_patterns` may match,
 //! no approval, dry run or rate limit) are bound read-write over it; entries the agent may not
 //! `file_read` are covered with empty read-only files or directories. Beyond the view's bounds
-//! (entries walked, depth, mounts) the call is refused with `QuotaExceeded`.
+//! (entries walked, depth, mounts) the call is refused with `QuotaExceeded`. The agent's tool
+//! slot ([`tools::MAX_TOOLS`]) is taken before the walk, which runs on a blocking thread.
 //! The working directory defaults to `/workspace` (or the tool's scratch when the agent has
-//! no workspace); a given `cwd` must be `/workspace` or a directory under it.
+//! no workspace); a given `cwd` must be `/workspace` or a directory under it that the view does
+//! not cover.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentos_syscalls::{Errno, Reply};
+use agentos_userspace::launch::ViewKind;
 
 use crate::agent::Agent;
 use crate::kernel::{now_ms, KernelInner};
@@ -61,6 +66,18 @@ pub(crate) async fn exec(
         None => None,
         Some(c) => Some(check_cwd(agent, c)?),
     };
+    // A cwd the view covers does not exist for the tool (and is not told apart from one that
+    // does not exist on the host).
+    if let Some(c) = &cwd {
+        let covered = view.iter().any(|e| {
+            e.kind != ViewKind::Writable && c.starts_with(PathBuf::from(WORKSPACE).join(&e.path))
+        });
+        if covered {
+            return Err(Errno::NotFound {
+                what: format!("cwd {} (not a directory of the workspace)", c.display()),
+            });
+        }
+    }
     let out = tools::run_in(
         k,
         agent,
