@@ -12,7 +12,9 @@
 //! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
 //! - `server`: the per-agent syscall server; `server/calls/<syscall>.rs`, one file each.
 //! - `signals`: the signal dispatcher (DESIGN §7).
-//! - `tree`: the per-agent VFS tree (DESIGN §6): mounts, quota, descriptors, checkpoints.
+//! - `tree`: the per-agent VFS tree (DESIGN §6): mounts, quota, descriptors, checkpoints;
+//!   the workspace serves only regular files and directories.
+//! - [`hostio`]: the bounded pool host file work runs on (kernel-wide and per-agent slots).
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
@@ -39,7 +41,8 @@
 //! parent-death signal, set relative to the spawner thread, which lives as long as the
 //! process); an agent's failure never takes the kernel down; a `requires_approval` call is
 //! performed only after an operator approved that one request, and each call is judged by one
-//! whole snapshot of its agent's policy.
+//! whole snapshot of its agent's policy; an agent's file syscall never does host I/O on a
+//! runtime worker (it runs on the [`hostio`] pool, within its agent's share).
 #![deny(unsafe_code)]
 
 mod agent;

@@ -672,7 +672,8 @@ async fn reap(
     if undelivered > 0 {
         tracing::warn!(agent_id = %agent.id, undelivered, "agent ended with messages still in its inbox");
     }
-    if let Err(e) = std::fs::remove_dir_all(&agent.scratch) {
+    // As large a tree as the agent made: removed off the runtime worker.
+    if let Err(e) = crate::hostio::off_worker(|| std::fs::remove_dir_all(&agent.scratch)) {
         tracing::warn!(agent_id = %agent.id, error = %e, "cannot remove scratch dir");
     }
 }

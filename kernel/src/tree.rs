@@ -400,9 +400,15 @@ fn open_ws(
             Err(e) => return Err(io_errno(p, &e)),
         }
     }
-    let file = std::fs::File::from(
-        crate::sys::open_beneath(root, rel(p), flags, mode).map_err(|e| io_errno(p, &e))?,
-    );
+    let fd = crate::sys::open_beneath(root, rel(p), flags, mode).map_err(|e| {
+        // ENXIO: a socket, or a FIFO without a reader opened for writing; name which.
+        let named = (e.raw_os_error() == Some(libc::ENXIO))
+            .then(|| crate::sys::open_beneath(root, rel(p), OFlags::PATH, 0).ok())
+            .flatten()
+            .and_then(|fd| served(&std::fs::File::from(fd), p).err());
+        named.unwrap_or_else(|| io_errno(p, &e))
+    })?;
+    let file = std::fs::File::from(fd);
     let (kind, _) = served(&file, p)?;
     Ok((file, kind))
 }
@@ -1311,6 +1317,83 @@ mod tests {
         assert_eq!(chunk_limit(10), 1);
         assert_eq!(rel("/"), ".");
         assert_eq!(rel("/a/b"), "a/b");
+    }
+
+    /// What a workspace open makes of each kind of entry, at once (a blocking open would
+    /// hang the test): only regular files and directories are served.
+    #[test]
+    fn the_workspace_serves_only_regular_files_and_directories() {
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        std::fs::write(ws.join("f"), "data").unwrap();
+        std::fs::create_dir(ws.join("d")).unwrap();
+        mknodat(
+            CWD,
+            ws.join("fifo"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        drop(std::os::unix::net::UnixListener::bind(ws.join("sock")).unwrap());
+        std::os::unix::fs::symlink("fifo", ws.join("link")).unwrap();
+        let root = crate::sys::open_workspace_root(ws).unwrap();
+        let root = root.as_fd();
+        let refused = |p: &str, what: &str| {
+            Errno::Unsupported {
+            what: format!("/workspace{p} is {what}; the kernel serves only regular files and directories from the workspace"),
+        }
+        };
+        let kind = |p: &str, flags: OFlags, look: bool| {
+            // openat2 refuses a mode without O_CREAT.
+            let mode = if flags.contains(OFlags::CREATE) {
+                0o644
+            } else {
+                0
+            };
+            open_ws(root, p, flags, mode, look).map(|(_, k)| match k {
+                Served::File(n) => format!("file {n}"),
+                Served::Dir => "dir".to_string(),
+            })
+        };
+        let write = write_flags(WriteMode::Truncate);
+        assert_eq!(kind("/f", OFlags::RDONLY, true), Ok("file 4".into()));
+        assert_eq!(kind("/d", OFlags::RDONLY, true), Ok("dir".into()));
+        assert_eq!(kind("/new", write, true), Ok("file 0".into()));
+        for (p, what) in [
+            ("/fifo", "a FIFO"),
+            ("/link", "a FIFO"),
+            ("/sock", "a socket"),
+        ] {
+            for (flags, look) in [
+                (OFlags::RDONLY, true),
+                (OFlags::RDONLY, false),
+                (OFlags::PATH, false),
+                (OFlags::RDONLY | OFlags::DIRECTORY, true),
+                (write, true),
+            ] {
+                assert_eq!(kind(p, flags, look), Err(refused(p, what)), "{p} {flags:?}");
+            }
+            assert_eq!(workspace_size(root, p), Err(refused(p, what)));
+        }
+        // Opened for writing without the look: O_NONBLOCK makes a FIFO without a reader (and
+        // a socket) fail at once with ENXIO, refused the same way.
+        for (p, what) in [("/fifo", "a FIFO"), ("/sock", "a socket")] {
+            assert_eq!(kind(p, write, false), Err(refused(p, what)));
+        }
+        assert_eq!(workspace_size(root, "/f"), Ok(Some(4)));
+        assert_eq!(workspace_size(root, "/nope"), Ok(None));
+        let listed: Vec<String> = crate::sys::list_dir(
+            crate::sys::open_beneath(root, ".", OFlags::RDONLY | OFlags::DIRECTORY, 0).unwrap(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+        assert_eq!(listed, ["d", "f", "link", "new"]);
     }
 
     #[test]

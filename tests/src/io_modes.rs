@@ -1,12 +1,13 @@
 //! Test-agent modes for "no blocking host I/O on the async runtime" (`tests/suite/blocking.rs`),
 //! run inside a real jailed agent as `agentos-test-agent io MODE ARGS…`:
 //!
-//! - `hostile PATH…`: says `firing`, then puts at once, for each PATH, a `Read`, a `Write`
-//!   (truncate), a `Write` (append), a `Write` (create-new), an `Open` for reading (then a
-//!   `ReadFd` if it was granted), an `Open` for writing, a `Stat` and a `List` in flight, plus
-//!   four more `Read`s of the first PATH (more calls than the kernel has workers). Each answer
-//!   is printed as `PATH OP: ok …`, `PATH OP: err KIND message` or `PATH OP: timeout` (none
-//!   within 10 s); then `hostile done`, exit 0.
+//! - `hostile PATH…`: says `firing`, then puts at once, for each PATH, a `Read` and an `Open`
+//!   for reading (then a `ReadFd` if it was granted), plus four more `Read`s of the first PATH,
+//!   in flight (more calls than the kernel has workers, and nothing writing: on a FIFO each
+//!   would wait for a writer); once all are answered, the same with a `Write` (truncate), a
+//!   `Write` (append), a `Write` (create-new), an `Open` for writing, a `Stat` and a `List` of
+//!   each PATH. Each answer is printed as `PATH OP: ok …`, `PATH OP: err KIND message` or
+//!   `PATH OP: timeout` (none within 10 s); then `hostile done`, exit 0.
 //! - `flood N SIZE`: forever, rounds of N workspace writes of SIZE bytes (`/workspace/flood-I`,
 //!   each followed by a read of it) and N one-byte persistent-memory writes
 //!   (`/mem/episodic/flood-I`, each a redb commit) in flight at once; says `flooding ANSWERS`
@@ -81,66 +82,25 @@ async fn timed(c: &AsyncClient, call: Syscall) -> String {
 
 async fn hostile(c: &AsyncClient, paths: &[String]) -> Result<u8, SdkError> {
     say("firing");
-    let mut ops: Vec<Op> = Vec::new();
-    let mut add = |path: &str, name: &str, call: Syscall| {
+    let one = |path: &str, name: &str, call: Syscall| -> Op {
         let (c, label) = (c.clone(), format!("{path} {name}"));
-        ops.push(Box::pin(async move {
-            format!("{label}: {}", timed(&c, call).await)
-        }));
+        Box::pin(async move { format!("{label}: {}", timed(&c, call).await) })
     };
+    // First only the reading side: with nobody writing, each of these would hold a thread in
+    // `open` for as long as the FIFO has no writer.
+    let mut reads: Vec<Op> = Vec::new();
     for path in paths {
-        let p = || path.clone();
-        add(
+        reads.push(one(
             path,
             "read",
             Syscall::Read {
-                path: p(),
+                path: path.clone(),
                 offset: 0,
                 len: None,
             },
-        );
-        for (name, mode) in [
-            ("write", WriteMode::Truncate),
-            ("append", WriteMode::Append),
-            ("create", WriteMode::CreateNew),
-        ] {
-            add(
-                path,
-                name,
-                Syscall::Write {
-                    path: p(),
-                    data: b"x".to_vec(),
-                    mode,
-                },
-            );
-        }
-        add(
-            path,
-            "open-write",
-            Syscall::Open {
-                path: p(),
-                mode: OpenMode::Write(WriteMode::Truncate),
-            },
-        );
-        add(path, "stat", Syscall::Stat { path: p() });
-        add(path, "list", Syscall::List { path: p() });
-    }
-    if let Some(first) = paths.first() {
-        for i in 0..4 {
-            add(
-                first,
-                &format!("read{i}"),
-                Syscall::Read {
-                    path: first.clone(),
-                    offset: 0,
-                    len: Some(16),
-                },
-            );
-        }
-    }
-    for path in paths {
+        ));
         let (c, path) = (c.clone(), path.clone());
-        ops.push(Box::pin(async move {
+        reads.push(Box::pin(async move {
             let opened = timed(
                 &c,
                 Syscall::Open {
@@ -161,7 +121,52 @@ async fn hostile(c: &AsyncClient, paths: &[String]) -> Result<u8, SdkError> {
             line
         }));
     }
-    for line in futures_join(ops).await {
+    if let Some(first) = paths.first() {
+        for i in 0..4 {
+            reads.push(one(
+                first,
+                &format!("read{i}"),
+                Syscall::Read {
+                    path: first.clone(),
+                    offset: 0,
+                    len: Some(16),
+                },
+            ));
+        }
+    }
+    for line in futures_join(reads).await {
+        say(&line);
+    }
+    // Then the writing side, and the calls that only look.
+    let mut rest: Vec<Op> = Vec::new();
+    for path in paths {
+        for (name, mode) in [
+            ("write", WriteMode::Truncate),
+            ("append", WriteMode::Append),
+            ("create", WriteMode::CreateNew),
+        ] {
+            rest.push(one(
+                path,
+                name,
+                Syscall::Write {
+                    path: path.clone(),
+                    data: b"x".to_vec(),
+                    mode,
+                },
+            ));
+        }
+        rest.push(one(
+            path,
+            "open-write",
+            Syscall::Open {
+                path: path.clone(),
+                mode: OpenMode::Write(WriteMode::Truncate),
+            },
+        ));
+        rest.push(one(path, "stat", Syscall::Stat { path: path.clone() }));
+        rest.push(one(path, "list", Syscall::List { path: path.clone() }));
+    }
+    for line in futures_join(rest).await {
         say(&line);
     }
     say("hostile done");
