@@ -157,19 +157,25 @@ impl KernelInner {
     }
 
     /// The live agent whose process tree holds `pid`, found by walking up its parents.
+    /// Linear in the number of processes and agents: one pass builds each map, and the walk
+    /// looks each ancestor up once (a deep process chain no longer costs depth × table).
     pub fn agent_of_process(&self, pid: u32) -> Option<Arc<Agent>> {
-        let table = crate::sys::process_table();
-        let parent = |p: u32| table.iter().find(|e| e.0 == p).map(|e| e.1);
+        let parents: std::collections::HashMap<u32, u32> = crate::sys::process_table()
+            .into_iter()
+            .map(|(p, pp, _)| (p, pp))
+            .collect();
         let agents = lock(&self.agents);
+        let by_pid: std::collections::HashMap<u32, &Arc<Agent>> = agents
+            .values()
+            .filter(|a| !a.is_exited())
+            .filter_map(|a| Some((a.pid()?, a)))
+            .collect();
         let mut cur = pid;
         for _ in 0..4096 {
-            if let Some(a) = agents
-                .values()
-                .find(|a| !a.is_exited() && a.pid() == Some(cur))
-            {
+            if let Some(a) = by_pid.get(&cur) {
                 return Some(Arc::clone(a));
             }
-            match parent(cur) {
+            match parents.get(&cur).copied() {
                 Some(p) if p > 1 => cur = p,
                 _ => return None,
             }

@@ -630,36 +630,54 @@ fn read_at(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Vec<u
 }
 
 /// Creates the missing parent directories of `rel` beneath the workspace root.
+///
+/// O(path length × log depth) host path walks, not one walk per component (which is
+/// quadratic in the depth: ~0.5 s for a PATH_MAX-deep path): the whole parent path is tried
+/// first (the common case: it exists); otherwise the deepest existing ancestor is found by
+/// bisection (existence is monotone along a path), and each missing directory is created and
+/// opened relative to its parent's descriptor (a directory just made, beneath the root).
 fn make_parents(root: std::os::fd::BorrowedFd<'_>, path: &str) -> Result<(), Errno> {
     let r = rel(path);
     let Some((parents, _)) = r.rsplit_once('/') else {
         return Ok(());
     };
-    let mut cur = String::new();
-    for comp in parents.split('/') {
-        let parent = if cur.is_empty() {
-            ".".to_string()
-        } else {
-            cur.clone()
-        };
-        if !cur.is_empty() {
-            cur.push('/');
-        }
-        cur.push_str(comp);
-        match crate::sys::open_beneath(root, &cur, OFlags::PATH | OFlags::DIRECTORY, 0) {
-            Ok(_) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let dir =
-                    crate::sys::open_beneath(root, &parent, OFlags::PATH | OFlags::DIRECTORY, 0)
-                        .map_err(|e| io_errno(path, &e))?;
-                match crate::sys::mkdir_in(dir.as_fd(), comp, 0o755) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    Err(e) => return Err(io_errno(path, &e)),
-                }
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+    match crate::sys::open_beneath(root, parents, dir_flags, 0) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(io_errno(path, &e)),
+    }
+    let comps: Vec<&str> = parents.split('/').collect();
+    // The parent path of the first `n` components, `.` for none.
+    let prefix = |n: usize| -> &str {
+        match n {
+            0 => ".",
+            n => {
+                let end = comps[..n].iter().map(|c| c.len() + 1).sum::<usize>() - 1;
+                &parents[..end]
             }
+        }
+    };
+    // `lo` components exist, `hi` do not.
+    let (mut lo, mut hi) = (0, comps.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match crate::sys::open_beneath(root, prefix(mid), dir_flags, 0) {
+            Ok(_) => lo = mid,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => hi = mid,
             Err(e) => return Err(io_errno(path, &e)),
         }
+    }
+    let mut dir =
+        crate::sys::open_beneath(root, prefix(lo), dir_flags, 0).map_err(|e| io_errno(path, &e))?;
+    for comp in &comps[lo..] {
+        match crate::sys::mkdir_in(dir.as_fd(), comp, 0o755) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(io_errno(path, &e)),
+        }
+        dir = crate::sys::open_beneath(dir.as_fd(), comp, dir_flags, 0)
+            .map_err(|e| io_errno(path, &e))?;
     }
     Ok(())
 }
@@ -1403,5 +1421,37 @@ mod tests {
             ("name:scribe".into(), false)
         );
         assert_eq!(namespace_of(None, AgentId(3)), ("agent:3".into(), true));
+    }
+
+    #[test]
+    fn make_parents_creates_what_is_missing_beneath_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        let root = root.as_fd();
+        make_parents(root, "/a/b/c/x").unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        make_parents(root, "/a/b/d/e/x").unwrap();
+        assert!(dir.path().join("a/b/d/e").is_dir());
+        make_parents(root, "/top").unwrap();
+        // A symlink inside the workspace is followed beneath the root, as before.
+        std::os::unix::fs::symlink("a/b", dir.path().join("link")).unwrap();
+        make_parents(root, "/link/n/m/x").unwrap();
+        assert!(dir.path().join("a/b/n/m").is_dir());
+        // One escaping it is refused.
+        std::os::unix::fs::symlink("/tmp", dir.path().join("out")).unwrap();
+        assert!(matches!(
+            make_parents(root, "/out/z/x"),
+            Err(Errno::PermissionDenied { .. })
+        ));
+        // A file in the way.
+        std::fs::write(dir.path().join("a/f"), b"1").unwrap();
+        assert!(matches!(
+            make_parents(root, "/a/f/g/h/x"),
+            Err(Errno::NotDirectory { .. })
+        ));
+        // Deep: every level made, relative to its parent.
+        let deep = format!("/{}x", "d/".repeat(1500));
+        make_parents(root, &deep).unwrap();
+        assert!(dir.path().join(&deep[1..deep.len() - 2]).is_dir());
     }
 }

@@ -15,6 +15,7 @@
 //! | [`RESOURCE_MAX`] | 4096 bytes | — | a `CheckPolicy` resource |
 //! | [`PARAMS_JSON_MAX`] | 1 MiB | — | a `Call`'s `params_json` |
 //! | [`JAIL_LAYERS_MAX`] | 64 | — | the layers of a `JailReport` (refused while decoding) |
+//! | [`SDK_NAME_MAX`] | 255 bytes | — | `Hello.sdk` (a longer one is a protocol violation) |
 //!
 //! Everything else an agent sends is bounded by the frame limit
 //! ([`crate::frame::DEFAULT_MAX_FRAME`], announced in `Welcome`): `Write`/`WriteFd` data,
@@ -53,3 +54,6 @@ pub const PARAMS_JSON_MAX: usize = 1 << 20;
 
 /// The most layers a `JailReport` may list. Checked while the frame is decoded.
 pub const JAIL_LAYERS_MAX: usize = 64;
+
+/// The longest SDK name a `Hello` may carry, in bytes.
+pub const SDK_NAME_MAX: usize = 255;

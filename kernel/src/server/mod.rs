@@ -289,6 +289,13 @@ async fn serve_frames(
             AgentFrame::JailReport(_) => {
                 return Err("a second jail report (only the launcher sends one, first)".into())
             }
+            AgentFrame::Hello(h) if h.sdk.len() > agentos_syscalls::limits::SDK_NAME_MAX => {
+                return Err(format!(
+                    "a Hello whose sdk name is {} bytes (the limit is {})",
+                    h.sdk.len(),
+                    agentos_syscalls::limits::SDK_NAME_MAX
+                ))
+            }
             AgentFrame::Hello(h) => break h,
             AgentFrame::Request(r) => {
                 return Err(format!("request {} before the Hello handshake", r.id))

@@ -197,6 +197,18 @@ fn unread_answers_are_bounded(unprivileged: bool) {
         grown < budget + (48 << 20),
         "the kernel grew by {grown} bytes under the flood"
     );
+    // The operator is answered, and the held-back agent can still be ended: its stuck
+    // connection blocks nothing but itself.
+    let t = std::time::Instant::now();
+    k.ctl_ok(&["ps"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "ps took {:?}",
+        t.elapsed()
+    );
+    k.ctl_ok(&["kill", &flood.to_string()]);
+    assert_eq!(k.wait(flood)["exit"]["signal"], "SIGKILL");
+    k.wait_for_line(steady, &format!("n {}", n_now + 400));
 }
 
 #[test]
