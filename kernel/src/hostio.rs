@@ -112,6 +112,16 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    /// The recorder's fsync wait (`block_in_place`) may run inside a pool task (a checkpoint
+    /// records its event there): no panic, on a worker or on the pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn off_worker_runs_on_a_worker_and_inside_a_pool_task() {
+        assert_eq!(off_worker(|| 1), 1);
+        let io = HostIo::new(1, 1);
+        let got = io.run(&AgentSlots::default(), || off_worker(|| 2)).await;
+        assert_eq!(got, Ok(2));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_agent_never_holds_more_than_its_slots() {
         let io = Arc::new(HostIo::new(4, 2));

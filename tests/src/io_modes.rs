@@ -7,7 +7,7 @@
 //!   would wait for a writer); once all are answered, the same with a `Write` (truncate), a
 //!   `Write` (append), a `Write` (create-new), an `Open` for writing, a `Stat` and a `List` of
 //!   each PATH. Each answer is printed as `PATH OP: ok …`, `PATH OP: err KIND message` or
-//!   `PATH OP: timeout` (none within 10 s); then `hostile done`, exit 0.
+//!   `PATH OP: timeout` (none within 10 s); then `hostile done in MS ms`, exit 0.
 //! - `flood N SIZE`: forever, rounds of N workspace writes of SIZE bytes (`/workspace/flood-I`,
 //!   each followed by a read of it) and N one-byte persistent-memory writes
 //!   (`/mem/episodic/flood-I`, each a redb commit) in flight at once; says `flooding ANSWERS`
@@ -82,6 +82,7 @@ async fn timed(c: &AsyncClient, call: Syscall) -> String {
 
 async fn hostile(c: &AsyncClient, paths: &[String]) -> Result<u8, SdkError> {
     say("firing");
+    let started = Instant::now();
     let one = |path: &str, name: &str, call: Syscall| -> Op {
         let (c, label) = (c.clone(), format!("{path} {name}"));
         Box::pin(async move { format!("{label}: {}", timed(&c, call).await) })
@@ -169,7 +170,10 @@ async fn hostile(c: &AsyncClient, paths: &[String]) -> Result<u8, SdkError> {
     for line in futures_join(rest).await {
         say(&line);
     }
-    say("hostile done");
+    say(&format!(
+        "hostile done in {} ms",
+        started.elapsed().as_millis()
+    ));
     Ok(0)
 }
 
