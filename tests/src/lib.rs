@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod attack;
-pub mod dos_modes;
-pub mod rec_modes;
-pub mod io_modes;
 pub mod bounds_modes;
 pub mod disk_modes;
+pub mod dos_modes;
+pub mod io_modes;
 pub mod operator_modes;
+pub mod rec_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

@@ -1,8 +1,8 @@
 mod blocking;
 mod bounds;
 mod cli;
-mod dos;
 mod disk;
+mod dos;
 mod escape;
 mod exec;
 mod ipc;
