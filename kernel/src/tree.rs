@@ -143,8 +143,9 @@ pub(crate) struct AgentTree {
     usage: Mutex<(u64, u64)>,
     quota: (u64, u64),
     fds: Mutex<FdTable>,
-    /// The number of the last checkpoint taken (0: none yet).
-    last_checkpoint: Mutex<u64>,
+    /// The number of the last checkpoint taken (0: none yet) and the bytes the agent's
+    /// checkpoint files hold on disk (its checkpoint dir is its own, new with the agent).
+    last_checkpoint: Mutex<(u64, u64)>,
     checkpoint_dir: PathBuf,
     /// Serializes the agent's host writes (workspace, persistent store); taken only on the
     /// host I/O pool, never on a runtime worker.
@@ -169,7 +170,7 @@ impl AgentTree {
             usage: Mutex::new(usage),
             quota,
             fds: Mutex::new(FdTable::default()),
-            last_checkpoint: Mutex::new(0),
+            last_checkpoint: Mutex::new((0, 0)),
             checkpoint_dir,
             host_writes: Mutex::new(()),
             io_slots: crate::hostio::AgentSlots::default(),
@@ -1221,18 +1222,10 @@ pub(crate) fn close(agent: &Agent, fd: u32) -> Result<(), Errno> {
         .ok_or(Errno::BadDescriptor { fd })
 }
 
-/// The bytes the checkpoint files in `dir` hold (0 for a dir not made yet).
-fn checkpoint_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .filter(std::fs::Metadata::is_file)
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+/// What one checkpoint file costs against the budget: its bytes rounded up to whole 4 KiB
+/// blocks, as the host's disk keeps them (a small file still takes a block).
+fn on_disk(len: u64) -> u64 {
+    len.div_ceil(4096).max(1) * 4096
 }
 
 /// Snapshots working memory to `/state/checkpoints/<n>` on disk; returns `n`. Refused with
@@ -1241,7 +1234,7 @@ fn checkpoint_bytes(dir: &Path) -> u64 {
 pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Result<u64, Errno> {
     let tree = &agent.tree;
     let mut last = lock(&tree.last_checkpoint);
-    let number = *last + 1;
+    let (number, held) = (last.0 + 1, last.1);
     let files = lock(&agent.working).snapshot();
     let (count, bytes) = (
         files.len() as u64,
@@ -1258,13 +1251,13 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
         reason: format!("checkpoint {number} does not encode: {e}"),
     })?;
     // The disk budget (`--checkpoint-bytes`): refused before anything is written.
-    let held = checkpoint_bytes(&tree.checkpoint_dir);
     let budget = k.config.disk.checkpoint_bytes;
-    let after = held.saturating_add(encoded.len() as u64);
+    let cost = on_disk(encoded.len() as u64);
+    let after = held.saturating_add(cost);
     if after > budget {
         return Err(Errno::QuotaExceeded {
             what: format!(
-                "checkpoint {number} ({} bytes) would make the agent's checkpoints {after} bytes, over its budget of {budget} bytes; shrink working memory or ask the operator for a larger --checkpoint-bytes",
+                "checkpoint {number} ({} bytes, {cost} on disk) would make the agent's checkpoints {after} bytes, over its budget of {budget} bytes; shrink working memory or ask the operator for a larger --checkpoint-bytes",
                 encoded.len()
             ),
         });
@@ -1293,7 +1286,7 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
     f.sync_all().map_err(|e| fail("sync", e))?;
     drop(f);
     std::fs::rename(&tmp, &dst).map_err(|e| fail("rename", e))?;
-    *last = number;
+    *last = (number, after);
     k.record(
         Some(agent.id),
         crate::recorder::RecordEvent::MemoryCheckpoint {
