@@ -39,6 +39,10 @@ pub(crate) fn control_error(
     }
 }
 
+/// Records carrying at least this many bytes of agent data are written off the runtime
+/// worker ([`KernelInner::record_async`]).
+const HEAVY_RECORD: usize = 64 << 10;
+
 /// Everything the kernel's tasks share.
 #[derive(Debug)]
 pub(crate) struct KernelInner {
@@ -102,7 +106,15 @@ impl KernelInner {
     /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
     /// worker does not.
     pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        match self.recorder.append_async(agent, event).await {
+        // Bounding, hashing and storing a record is linear in what the agent sent: a heavy
+        // one (up to a frame, 16 MiB) is recorded off the runtime worker, so the other tasks
+        // queued on it (other agents' answers, `agentctl`) are not held up behind it.
+        let appended = if crate::recorder::bound::weight(&event) >= HEAVY_RECORD {
+            crate::hostio::off_worker(|| self.recorder.append(agent, event))
+        } else {
+            self.recorder.append_async(agent, event).await
+        };
+        match appended {
             Ok(_) => true,
             Err(e) => {
                 tracing::error!(error = %e, "flight recorder append failed");
@@ -272,6 +284,7 @@ impl Kernel {
     /// starts the spawner thread and listens on the control socket. Must run inside a tokio
     /// runtime.
     pub async fn start(config: Config) -> Result<Kernel, KernelError> {
+        crate::sys::return_large_frees_to_the_host();
         if !config.launcher.is_file() {
             return Err(KernelError::LauncherMissing {
                 path: config.launcher.clone(),

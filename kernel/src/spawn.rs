@@ -602,7 +602,7 @@ pub(crate) async fn spawn_from(
 
 /// Copies one of the agent's output pipes into its log.
 async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin, stderr: bool) {
-    let mut buf = vec![0u8; 16 << 10];
+    let mut buf = vec![0u8; 64 << 10];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -618,7 +618,9 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
                         *lock(&agent.launcher_error) = Some(line.to_string());
                     }
                 }
-                agent.log.append(chunk);
+                // A file write (page cache, but a host under writeback pressure can stall
+                // it): off the runtime worker.
+                crate::hostio::off_worker(|| agent.log.append(chunk));
             }
         }
     }
@@ -637,7 +639,7 @@ async fn reap(
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
     // All output is in: the log is rewritten in order (head, cut marker, tail) once.
-    agent.log.finish();
+    crate::hostio::off_worker(|| agent.log.finish());
     // The watchers end once the listener reports no process left under the filter, which the
     // launcher's exit implies; the timeout only guards against a host that never says so.
     let watchers = std::mem::take(&mut *lock(&agent.watchers));

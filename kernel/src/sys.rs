@@ -397,3 +397,17 @@ pub(crate) fn list_dir(dir: std::os::fd::OwnedFd) -> io::Result<Vec<(String, boo
     }
     Ok(out)
 }
+
+/// Makes the allocator give large freed buffers back to the host at once: allocations of
+/// 256 KiB or more are `mmap`ed and `munmap`ed when freed. Without it glibc raises its mmap
+/// threshold after the first large free (up to 32 MiB) and from then on keeps freed frame
+/// buffers in its per-thread arenas, so the largest frames agents ever sent would stay
+/// resident in every worker thread's arena (DESIGN §10: the kernel's memory under attack).
+pub(crate) fn return_large_frees_to_the_host() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: `mallopt` only sets an allocator parameter; M_MMAP_THRESHOLD with a value
+    // within glibc's accepted range (at most 32 MiB on 64-bit hosts) touches no memory.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}

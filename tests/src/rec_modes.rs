@@ -3,7 +3,7 @@
 //! - `rec-big`: one `Exec` whose argument fills the frame limit, then one `CheckPolicy` with
 //!   MiB-long action and resource strings; each answer printed (`exec: …`, `check: …`), then
 //!   `big done`; exit 0
-//! - `rec-flood LEN`: `CheckPolicy` with a LEN-byte resource as fast as possible until the
+//! - `rec-flood LEN`: `CheckPolicy` with a resource of about LEN bytes (200-byte names) as fast as possible until the
 //!   kernel ends the agent (or a call fails: `flood failed after N: …`, exit 1); prints
 //!   `flood N` after each 16 calls
 //! - `rec-poll`: a small `CheckPolicy` every 20 ms forever; prints `answer N ok` or
@@ -88,7 +88,11 @@ fn big(client: &Client) -> Result<u8, SdkError> {
 }
 
 fn flood(client: &Client, len: usize) -> Result<u8, SdkError> {
-    let resource = format!("/mem/working/{}", "f".repeat(len));
+    // Components of 200 bytes: the resource is a path (NAME_MAX bounds each name).
+    let resource = format!(
+        "/mem/working{}",
+        format!("/{}", "f".repeat(199)).repeat(len / 200)
+    );
     let mut n: u64 = 0;
     loop {
         let r = client.syscall(Syscall::CheckPolicy {

@@ -299,6 +299,62 @@ fn layer_detail(s: &LayerStatus) -> &str {
     }
 }
 
+/// Bytes of agent-sent data a syscall record carries in its call and its reply: what
+/// bounding, hashing and blob-writing it costs is linear in this. Cheap (lengths only), so a
+/// caller can decide where to do that work before doing it.
+pub fn weight(event: &RecordEvent) -> usize {
+    let (call, result) = match event {
+        RecordEvent::Syscall { call, result, .. }
+        | RecordEvent::SyscallBlobs { call, result, .. } => (call, result),
+        _ => return 0,
+    };
+    let call = match call {
+        Syscall::Read { path, .. }
+        | Syscall::Open { path, .. }
+        | Syscall::List { path }
+        | Syscall::Stat { path }
+        | Syscall::Unlink { path } => path.len(),
+        Syscall::Write { path, data, .. } => path.len() + data.len(),
+        Syscall::WriteFd { data, .. } => data.len(),
+        Syscall::Exec {
+            argv, stdin, cwd, ..
+        } => {
+            argv.iter().map(String::len).sum::<usize>()
+                + stdin.len()
+                + cwd.as_ref().map_or(0, String::len)
+        }
+        Syscall::Call {
+            action,
+            params_json,
+        } => action.len() + params_json.len(),
+        Syscall::Send { payload, .. } => payload.len(),
+        Syscall::CheckPolicy { action, resource } => action.len() + resource.len(),
+        Syscall::Close { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::Checkpoint
+        | Syscall::Exit { .. }
+        | Syscall::ReadFd { .. } => 0,
+    };
+    let reply = match result {
+        Ok(Reply::Data(d)) => d.len(),
+        Ok(Reply::Exec(e)) => e.stdout.len() + e.stderr.len(),
+        Ok(Reply::Message(m)) => m.payload.len(),
+        Ok(Reply::CallResult { result_json }) => result_json.len(),
+        Ok(Reply::Entries(e)) => e.iter().map(|d| d.name.len() + 16).sum(),
+        Ok(
+            Reply::Done
+            | Reply::Written { .. }
+            | Reply::Opened { .. }
+            | Reply::Stat(_)
+            | Reply::Decision(_)
+            | Reply::Checkpoint { .. },
+        )
+        | Err(_) => 0,
+    };
+    call + reply
+}
+
 /// Bounds every agent-controlled field of `event` (see the module header). Byte payloads
 /// that go to blobs are left whole.
 pub fn bound(event: &mut RecordEvent) {

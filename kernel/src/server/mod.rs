@@ -231,6 +231,9 @@ fn error_source(e: &FrameError) -> String {
         .unwrap_or_default()
 }
 
+/// Request bodies at least this large are decoded off the runtime worker.
+const DECODE_OFF_WORKER: usize = 64 << 10;
+
 async fn serve_frames(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
@@ -368,7 +371,14 @@ async fn serve_frames(
         let Some((body, mut reserved)) = read_body(rd, max, budget).await? else {
             return Ok(());
         };
-        let request = match decode(&body)? {
+        // Decoding is linear in the body (up to the frame limit): a large one is decoded off
+        // the runtime worker, so the tasks queued on it are not held up behind it.
+        let decoded = if body.len() >= DECODE_OFF_WORKER {
+            crate::hostio::off_worker(|| decode(&body))
+        } else {
+            decode(&body)
+        };
+        let request = match decoded? {
             AgentFrame::Request(r) => r,
             AgentFrame::Hello(_) => return Err("a second Hello".into()),
             AgentFrame::JailReport(_) => {

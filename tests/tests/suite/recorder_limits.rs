@@ -98,7 +98,7 @@ fn share(unprivileged: bool) {
     );
     let policy = write_policy(&k.work, "flood", "strict", &[], "");
     let before = dir_bytes(&k.recorder_dir());
-    let id = k.spawn(&policy, &["rec-flood", "8192"]);
+    let id = k.spawn(&policy, &["rec-flood", "4000"]);
     let end = k.wait(id);
     assert_eq!(
         (&end["exit"]["kind"], &end["exit"]["signal"]),
