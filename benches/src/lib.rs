@@ -234,25 +234,11 @@ impl BenchKernel {
         workspace: Option<&Path>,
         policy: &str,
     ) -> (AgentInfo, String) {
-        let req = SpawnRequest {
-            name: None,
-            policy: PolicySource {
-                path: "bench-policy.md".into(),
-                text: policy.into(),
-            },
-            workspace: workspace.map(Path::to_path_buf),
-            program: program.to_path_buf(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            extra_read_only: Vec::new(),
-        };
-        let info = self.rt.block_on(async {
-            let spawned = self.kernel.spawn(req).await.expect("spawn the bench agent");
-            self.kernel
-                .wait(&AgentRef::Id(spawned.id))
-                .await
-                .expect("wait for the bench agent")
-        });
+        let spawned = self.start_agent(program, args, workspace, policy);
+        let info = self
+            .rt
+            .block_on(self.kernel.wait(&AgentRef::Id(spawned.id)))
+            .expect("wait for the bench agent");
         let log = std::fs::read_to_string(&info.log_path).unwrap_or_default();
         assert!(
             matches!(info.exit, Some(ExitStatus::Code(0))),

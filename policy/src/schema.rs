@@ -398,35 +398,20 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, (String, Option<String>)> {
 }
 
 fn glob_set(globs: &[(&str, Pos)], ctx: &Ctx<'_>, what: &str) -> Res<GlobSet> {
-    let mut b = GlobSetBuilder::new();
-    for (g, pos) in globs {
-        let glob = GlobBuilder::new(g)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                ctx.at(
-                    *pos,
-                    format!("invalid glob `{g}` in `{what}`: {}", e.kind()),
-                    None,
-                )
-            })?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| {
-        ctx.at(
-            globs.first().map_or(Pos::default(), |g| g.1),
-            format!("invalid globs in `{what}`: {e}"),
-            None,
-        )
-    })
+    build_globs(globs, ctx, what, true)
 }
 
 /// The globs of `args`/`deny_args`: an argument is no path, so `*` matches `/` too.
 fn arg_glob_set(globs: &[(&str, Pos)], ctx: &Ctx<'_>, what: &str) -> Res<GlobSet> {
+    build_globs(globs, ctx, what, false)
+}
+
+/// One set of globs; `paths`: `*` stops at `/` (a path glob) rather than crossing it.
+fn build_globs(globs: &[(&str, Pos)], ctx: &Ctx<'_>, what: &str, paths: bool) -> Res<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for (g, pos) in globs {
         let glob = GlobBuilder::new(g)
-            .literal_separator(false)
+            .literal_separator(paths)
             .backslash_escape(true)
             .build()
             .map_err(|e| {

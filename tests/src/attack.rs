@@ -3,6 +3,7 @@
 //! `attack NAME: ESCAPED what happened`. The escape suite (`tests/suite/escape.rs`) asserts
 //! on that line, on the kernel's health and on the flight recorder.
 
+use crate::say;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
@@ -453,12 +454,6 @@ fn fd_exhaustion() -> Outcome {
             return Ok(format!("{} descriptors", files.len()));
         }
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// The agent's main for `attack NAME [ARG]`: prints the verdict line; exit 0 when blocked,

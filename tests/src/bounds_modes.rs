@@ -12,18 +12,13 @@
 //! - `bounds-names LEN`: creates empty files in working memory, each under a path of three
 //!   LEN-byte components, until the kernel refuses; prints `names: COUNT KIND`
 
+use crate::say;
 use std::io::Write;
 use std::time::Instant;
 
 use agentos_syscalls::frame;
 use agentos_syscalls::{AgentFrame, Hello, KernelFrame, Request, Syscall, ABI_VERSION};
 use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 fn kind<T>(r: &Result<T, SdkError>) -> String {
     match r {

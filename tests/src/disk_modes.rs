@@ -5,6 +5,7 @@
 //!
 //! Each reports like every attack: `Err(errno)` = blocked, `Ok(detail)` = it worked.
 
+use crate::say;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
@@ -26,12 +27,6 @@ pub const ATTACKS: &[&str] = &[
 
 fn errno_of(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(0))
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// A plain file `name` in the working directory (the scratch), mode 0755.

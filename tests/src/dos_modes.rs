@@ -23,18 +23,13 @@
 //!
 //! Every attack here needs nothing but what its policy grants; most need nothing at all.
 
+use crate::say;
 use std::io::Write;
 use std::time::Instant;
 
 use agentos_syscalls::frame::{self, DEFAULT_MAX_FRAME};
 use agentos_syscalls::{AgentFrame, Hello, Request, Syscall, WriteMode, ABI_VERSION};
 use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 fn park() -> ! {
     loop {

@@ -15,6 +15,7 @@
 //! - `ping N`: N working-memory writes one after the other; prints
 //!   `ping answered=A max_ms=M` (A answered calls, M the slowest round trip), exit 0.
 
+use crate::say;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -23,13 +24,6 @@ use agentos_syscalls::{OpenMode, Reply, Syscall, WriteMode};
 use agentos_userspace::sdk::{AsyncClient, SdkError};
 
 type Op = Pin<Box<dyn Future<Output = String>>>;
-
-fn say(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 /// Runs `agentos-test-agent io ARGS…`; returns the exit code.
 pub fn main(args: &[String]) -> u8 {

@@ -67,6 +67,15 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// Prints one line on stdout and flushes it at once (a test agent's report, read by the test
+/// through `agentctl logs`).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// Polls `cond` every 5 ms until it holds or [`DEADLINE`] passes.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + DEADLINE;
@@ -296,13 +305,15 @@ impl TestKernel {
 
     /// Spawns the test agent in `mode` under `policy`; returns its id.
     pub fn spawn(&self, policy: &Path, agent_args: &[&str]) -> u64 {
-        let mut args = vec![
-            "spawn",
-            "--policy",
-            policy.to_str().expect("utf-8"),
-            "--",
-            self.agent_bin.to_str().expect("utf-8"),
-        ];
+        self.spawn_with(policy, &[], agent_args)
+    }
+
+    /// [`TestKernel::spawn`] with extra `agentctl spawn` options (`--workspace`, `--name`, …).
+    pub fn spawn_with(&self, policy: &Path, opts: &[&str], agent_args: &[&str]) -> u64 {
+        let mut args = vec!["spawn", "--policy", policy.to_str().expect("utf-8")];
+        args.extend_from_slice(opts);
+        args.push("--");
+        args.push(self.agent_bin.to_str().expect("utf-8"));
         args.extend_from_slice(agent_args);
         self.ctl_ok(&args).trim().parse().expect("agent id")
     }

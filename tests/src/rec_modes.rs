@@ -9,15 +9,9 @@
 //! - `rec-poll`: a small `CheckPolicy` every 20 ms forever; prints `answer N ok` or
 //!   `answer N err KIND: MESSAGE` each time the kind of answer changes (N counts the changes)
 
+use crate::say;
 use agentos_syscalls::{Errno, Reply, Syscall};
 use agentos_userspace::sdk::{Client, SdkError};
-
-fn say(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 fn answer(r: &Result<Reply, SdkError>) -> String {
     match r {

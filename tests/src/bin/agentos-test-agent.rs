@@ -61,18 +61,13 @@
 //! - `fd-exhaust PATH`: Open PATH until the kernel refuses; print how many, the refusal,
 //!   then Close one and Open again
 
+use agentos_tests::say;
 use std::io::Write;
 use std::process::ExitCode;
 
 use agentos_syscalls::frame::{self, HEADER_LEN};
 use agentos_syscalls::{AgentFrame, AgentId, Errno, Hello, KernelFrame, Signal, ABI_VERSION};
 use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 fn wait_forever() -> ! {
     loop {

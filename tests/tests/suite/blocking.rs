@@ -5,7 +5,7 @@
 //! with the kernel as root and as an unprivileged user.
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,6 @@ const EPISODIC_RW: &str = "  - name: ep-read\n    action: file_read\n    effect:
 
 /// How long `agentctl ps` may take here (the DoS suite holds the 200 ms budget).
 const PS_BOUND: Duration = Duration::from_secs(2);
-
-fn spawn_with(k: &TestKernel, policy: &Path, opts: &[&str], agent_args: &[&str]) -> u64 {
-    let mut args = vec!["spawn", "--policy", policy.to_str().unwrap()];
-    args.extend_from_slice(opts);
-    args.push("--");
-    args.push(k.agent_bin.to_str().unwrap());
-    args.extend_from_slice(agent_args);
-    k.ctl_ok(&args).trim().parse().expect("agent id")
-}
 
 /// Runs `agentctl ps`; asserts it answers within [`PS_BOUND`] (killing it if it hangs).
 fn ps_answers(k: &TestKernel) -> Duration {
@@ -96,12 +87,12 @@ fn refused_without_freezing(k: TestKernel) {
         .collect();
     let mut args = vec!["io", "hostile"];
     args.extend(paths.iter().map(String::as_str));
-    let hostile = spawn_with(&k, &policy, &["--workspace", ws.to_str().unwrap()], &args);
+    let hostile = k.spawn_with(&policy, &["--workspace", ws.to_str().unwrap()], &args);
     k.wait_for_line(hostile, "firing");
 
     // Meanwhile the kernel answers the operator and another agent.
     ps_answers(&k);
-    let victim = spawn_with(&k, &policy, &[], &["io", "ping", "50"]);
+    let victim = k.spawn_with(&policy, &[], &["io", "ping", "50"]);
     let line = k.wait_for_line(victim, "ping ");
     assert!(line.starts_with("ping answered=50 "), "{line}");
     ps_answers(&k);
@@ -168,8 +159,7 @@ fn refused_without_freezing(k: TestKernel) {
     assert_eq!(refused, ops.len(), "recorded refusals");
 
     // A listing of the workspace leaves them out (the symlink is listed as itself).
-    let lister = spawn_with(
-        &k,
+    let lister = k.spawn_with(
         &policy,
         &["--workspace", ws.to_str().unwrap()],
         &["ops", "list=/workspace"],
@@ -202,8 +192,7 @@ fn flood_does_not_stop_another_agent(k: TestKernel) {
     let policy = write_policy(&k.work, "flood", "strict", &[], &rules);
     // 32 calls in flight at a time: 16 workspace writes of 64 KiB, then reads of them, and 16
     // persistent-memory writes (each a redb commit, which fsyncs).
-    let hog = spawn_with(
-        &k,
+    let hog = k.spawn_with(
         &policy,
         &["--workspace", ws.to_str().unwrap(), "--name", "hog"],
         &["io", "flood", "16", "65536"],
@@ -214,7 +203,7 @@ fn flood_does_not_stop_another_agent(k: TestKernel) {
         "the flood's own calls failed: {line}"
     );
 
-    let victim = spawn_with(&k, &policy, &[], &["io", "ping", "200"]);
+    let victim = k.spawn_with(&policy, &[], &["io", "ping", "200"]);
     let line = k.wait_for_line(victim, "ping ");
     let max_ms: u64 = line
         .strip_prefix("ping answered=200 max_ms=")

@@ -14,16 +14,6 @@ use agentos_tests::{is_root, write_policy, TestKernel};
 
 const SECRET: &str = "SECRET host data the agent must never see\n";
 
-/// Spawns the test agent with extra `agentctl spawn` options (`--workspace`, `--name`, …).
-fn spawn_with(k: &TestKernel, policy: &Path, opts: &[&str], agent_args: &[&str]) -> u64 {
-    let mut args = vec!["spawn", "--policy", policy.to_str().unwrap()];
-    args.extend_from_slice(opts);
-    args.push("--");
-    args.push(k.agent_bin.to_str().unwrap());
-    args.extend_from_slice(agent_args);
-    k.ctl_ok(&args).trim().parse().expect("agent id")
-}
-
 fn log(k: &TestKernel, id: u64) -> String {
     k.ctl_ok(&["logs", &id.to_string()])
 }
@@ -37,7 +27,7 @@ fn run_ops(k: &TestKernel, policy: &Path, opts: &[&str], ops: &[&str]) -> String
 fn run_ops_id(k: &TestKernel, policy: &Path, opts: &[&str], ops: &[&str]) -> (u64, String) {
     let mut args = vec!["ops"];
     args.extend_from_slice(ops);
-    let id = spawn_with(k, policy, opts, &args);
+    let id = k.spawn_with(policy, opts, &args);
     let last = k.wait(id);
     let out = log(k, id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
@@ -218,8 +208,7 @@ fn a_symlink_swapped_in_during_reads_never_leaks_the_target() {
             n
         })
     };
-    let id = spawn_with(
-        &k,
+    let id = k.spawn_with(
         &policy,
         &["--workspace", ws.to_str().unwrap()],
         &["race-read", "/workspace/f", "3000"],
@@ -322,7 +311,7 @@ fn reaching_into_another_agents_tree_is_a_trust_violation() {
     k.wait_for_line(victim, "ready");
     let path = format!("read=/agent/{victim}/mem/working/ready");
     // The attacker parks after the attempt: only the kernel can end it.
-    let attacker = spawn_with(&k, &strict, &[], &["ops", &path, "park"]);
+    let attacker = k.spawn_with(&strict, &[], &["ops", &path, "park"]);
     let last = k.wait(attacker);
     assert_eq!(last["exit"]["signal"], "SIGTRUST", "{last}");
     let out = log(&k, attacker);
@@ -472,7 +461,7 @@ fn quotas_refuse_with_quota_exceeded_and_lose_nothing_already_written() {
     ok("stat=/workspace/c", "ok File 500 ro=false");
     assert_eq!(std::fs::read(ws.join("c")).unwrap(), vec![b'x'; 500]);
     // Streaming writes count too; the file keeps what was written before the refusal.
-    let id = spawn_with(&k, &policy, &[], &["fd-write", "/mem/working/big", "5000"]);
+    let id = k.spawn_with(&policy, &[], &["fd-write", "/mem/working/big", "5000"]);
     let last = k.wait(id);
     let out = log(&k, id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
@@ -506,7 +495,7 @@ fn files_larger_than_a_frame_stream_through_descriptors_in_chunks() {
     std::fs::write(ws.join("big"), &big).unwrap();
     let policy = write_policy(&k.work, "stream", "strict", &[], WORKSPACE_RW);
     let wsopt = ["--workspace", ws.to_str().unwrap()];
-    let id = spawn_with(&k, &policy, &wsopt, &["fd-read", "/workspace/big"]);
+    let id = k.spawn_with(&policy, &wsopt, &["fd-read", "/workspace/big"]);
     let last = k.wait(id);
     let out = log(&k, id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
@@ -523,8 +512,7 @@ fn files_larger_than_a_frame_stream_through_descriptors_in_chunks() {
     );
     // Writing through a descriptor, in chunks.
     let n = 3 << 20;
-    let id = spawn_with(
-        &k,
+    let id = k.spawn_with(
         &policy,
         &wsopt,
         &["fd-write", "/workspace/out/copy", &n.to_string()],
@@ -541,8 +529,7 @@ fn descriptors_are_bounded_per_agent_and_closed_when_it_ends() {
     let k = TestKernel::start_with(false, &["--max-fds", "16"]);
     let (ws, _) = workspace(&k);
     let policy = write_policy(&k.work, "fds", "strict", &[], WORKSPACE_RW);
-    let id = spawn_with(
-        &k,
+    let id = k.spawn_with(
         &policy,
         &["--workspace", ws.to_str().unwrap()],
         &["fd-exhaust", "/workspace/ok.txt"],
@@ -611,7 +598,7 @@ fn a_checkpoint_syscall_restores_into_a_new_agent_with_the_same_working_memory()
         "list=/mem/working",
     ];
     let restore_one = format!("{first}:1");
-    let id = spawn_with(&k, &policy, &["--restore", &restore_one], &ops);
+    let id = k.spawn_with(&policy, &["--restore", &restore_one], &ops);
     assert_eq!(k.wait(id)["exit"]["code"], 0);
     let out = log(&k, id);
     assert_eq!(answer(&out, "read=/mem/working/notes/a"), "ok alpha");
@@ -619,7 +606,7 @@ fn a_checkpoint_syscall_restores_into_a_new_agent_with_the_same_working_memory()
     assert!(answer(&out, "read=/mem/working/later").starts_with("err NotFound"));
     assert_eq!(answer(&out, "list=/mem/working"), "ok b,notes");
     // Without `:N`, the latest.
-    let latest = spawn_with(&k, &policy, &["--restore", &first.to_string()], &ops);
+    let latest = k.spawn_with(&policy, &["--restore", &first.to_string()], &ops);
     assert_eq!(k.wait(latest)["exit"]["code"], 0);
     let out = log(&k, latest);
     assert_eq!(
@@ -658,8 +645,7 @@ fn a_checkpoint_syscall_restores_into_a_new_agent_with_the_same_working_memory()
 fn sigusr1_checkpoints_working_memory_which_outlives_agent_and_kernel() {
     let k = TestKernel::start();
     let policy = write_policy(&k.work, "usr1", "strict", &["SIGUSR1"], MEMORY_RW);
-    let id = spawn_with(
-        &k,
+    let id = k.spawn_with(
         &policy,
         &[],
         &["ops", "write=/mem/working/plan=step 3 of 7", "park"],
@@ -671,8 +657,7 @@ fn sigusr1_checkpoints_working_memory_which_outlives_agent_and_kernel() {
     k.kill_kernel();
     k.restart(&[]);
     let out = {
-        let new = spawn_with(
-            &k,
+        let new = k.spawn_with(
             &policy,
             &["--restore", &id.to_string()],
             &["ops", "read=/mem/working/plan", "read=/mem/working/ready"],

@@ -293,7 +293,7 @@ fn remount_read_only(dest: &Path, nodev: bool) -> io::Result<()> {
 
 /// Remounts the mount at `dest` nosuid (and `nodev` unless `nodev` is false, and read-only
 /// if `read_only` or it is read-only already), keeping the other flags it has.
-fn remount(dest: &Path, read_only: bool, nodev: bool) -> io::Result<()> {
+pub(super) fn remount(dest: &Path, read_only: bool, nodev: bool) -> io::Result<()> {
     let have = nix::sys::statvfs::statvfs(dest)?.flags();
     let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID;
     if read_only || have.contains(FsFlags::ST_RDONLY) {

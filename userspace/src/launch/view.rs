@@ -22,7 +22,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::statvfs::FsFlags;
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 
 use super::spec::{Mount, ViewKind};
@@ -67,33 +66,11 @@ fn bind(source: &OwnedFd, target: &OwnedFd) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// Remounts the bind whose root `fd` names `nosuid,nodev`, keeping it writable and carrying
-/// over the flags the source mount has (locked ones cannot be dropped in a user namespace).
+/// Remounts the bind whose root `fd` names `nosuid,nodev`, keeping it writable (unless its
+/// source is read-only) and the other flags the source mount has (locked ones cannot be
+/// dropped in a user namespace): [`super::rootfs::remount`] through the descriptor's path.
 fn remount_nosuid(fd: &OwnedFd) -> io::Result<()> {
-    let path = fd_path(fd);
-    let have = nix::sys::statvfs::statvfs(path.as_str())?.flags();
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if have.contains(FsFlags::ST_NOEXEC) {
-        flags |= MsFlags::MS_NOEXEC;
-    }
-    if have.contains(FsFlags::ST_NODIRATIME) {
-        flags |= MsFlags::MS_NODIRATIME;
-    }
-    flags |= if have.contains(FsFlags::ST_NOATIME) {
-        MsFlags::MS_NOATIME
-    } else if have.contains(FsFlags::ST_RELATIME) {
-        MsFlags::MS_RELATIME
-    } else {
-        MsFlags::MS_STRICTATIME
-    };
-    mount(
-        None::<&str>,
-        path.as_str(),
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
-    .map_err(io::Error::from)
+    super::rootfs::remount(Path::new(&fd_path(fd)), false, true)
 }
 
 /// The empty directory and file every hidden entry is covered with, on a read-only tmpfs.
