@@ -452,15 +452,21 @@ fn mib_long_paths_cost_linear_work() {
 
 #[test]
 fn a_15_mib_exec_argument_leaves_a_verifiable_log() {
-    let s = Scenario {
-        name: "big-exec",
-        rules: Some(EXEC_TRUE),
-        argv: dos("big-exec"),
-        python: false,
-        workspace: None,
-    };
-    // `run` verifies the recorder after the attack.
-    assert_isolated(&run(&s, false, &[]));
+    for python in [false, true] {
+        let s = Scenario {
+            name: if python { "big-exec-py" } else { "big-exec" },
+            rules: Some(EXEC_TRUE),
+            argv: if python {
+                vec!["big-exec".into()]
+            } else {
+                dos("big-exec")
+            },
+            python,
+            workspace: None,
+        };
+        // `run` verifies the recorder after the attack.
+        assert_isolated(&run(&s, false, &[]));
+    }
 }
 
 #[test]
@@ -494,6 +500,8 @@ fn a_zero_permission_agent_keeps_at_most_its_disk_budget() {
         ("checkpolicy-flood", false),
         ("checkpolicy-flood", true),
         ("checkpoint-flood", false),
+        ("checkpoint-flood", true),
+        ("scratch-fill", true),
     ] {
         let s = Scenario {
             name,
