@@ -827,6 +827,8 @@ async fn over_limit(
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let result = record_answer(k, agent, id, call, decision, Err(error), duration_us).await;
+    // A flood of refused calls is records too: the agent's share of the recorder holds.
+    k.enforce_recorder_share(agent).await;
     let _ = tx
         .send(Outgoing {
             frame: KernelFrame::Response(Response { id, result }),
@@ -862,6 +864,7 @@ async fn trust_violation(
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let result = record_answer(k, agent, id, call, decision, result, duration_us).await;
+    k.enforce_recorder_share(agent).await;
     let (done, flushed) = tokio::sync::oneshot::channel();
     let out = Outgoing {
         frame: KernelFrame::Response(Response { id, result }),

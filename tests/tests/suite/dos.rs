@@ -531,3 +531,32 @@ fn a_zero_permission_agent_keeps_at_most_its_disk_budget_under_an_unprivileged_k
         assert_disk_within(&u, DISK_BUDGET);
     }
 }
+
+/// Calls refused before the judge (over a size bound) are records too: a flood of them is held
+/// to the agent's share of the recorder like any other, and the agent is ended when it is
+/// spent.
+#[test]
+fn a_flood_of_over_limit_calls_is_held_to_the_recorder_share() {
+    const SHARE: u64 = 1 << 20;
+    let k = TestKernel::start_with(false, &[&format!("--recorder-share-bytes={SHARE}")]);
+    let policy = zero_permission_policy(&k, "flood");
+    let before = disk_bytes(&k.recorder_dir());
+    let id = k.spawn(&policy, &["dos", "checkpolicy-flood"]);
+    let end = k.wait(id);
+    assert_eq!(
+        (&end["exit"]["kind"], &end["exit"]["signal"]),
+        (
+            &serde_json::Value::from("killed"),
+            &serde_json::Value::from("SIGKILL")
+        ),
+        "{end:#}"
+    );
+    k.limit_event_before_exit(id, "recorder_bytes", &["syscall"]);
+    let grown = disk_bytes(&k.recorder_dir()).saturating_sub(before);
+    assert!(
+        grown <= SHARE + (512 << 10),
+        "the recorder grew by {grown} bytes for a share of {SHARE}"
+    );
+    k.ctl_ok(&["kernel", "stop"]);
+    assert_eq!(k.verify().0, 0);
+}
