@@ -360,11 +360,11 @@ pub struct KernelOptions {
     pub quota_files: u64,
     /// The low-disk watermark: while the filesystem of the state dir has fewer free bytes,
     /// calls are refused (QuotaExceeded, not performed) and spawns are refused (0: none).
-    #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_MIN_FREE_BYTES)]
+    #[arg(long, default_value_t = agentos_recorder::DEFAULT_MIN_FREE_BYTES)]
     pub min_free_bytes: u64,
     /// Bytes of flight-recorder records and blobs each agent may cause; an agent over it is
     /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
-    #[arg(long, default_value_t = agentos_kernel::recorder::DEFAULT_SHARE_BYTES)]
+    #[arg(long, default_value_t = agentos_recorder::DEFAULT_SHARE_BYTES)]
     pub recorder_share_bytes: u64,
     /// The per-agent kernel memory budget, in bytes: requests read but not yet answered plus
     /// answers not yet written into the agent's socket. When it is spent the kernel stops
@@ -409,8 +409,8 @@ pub struct KernelOptions {
     pub base_policy: Option<PathBuf>,
     /// Flight recorder durability: `always` answers a syscall only after its record is
     /// fsynced (group commit); `batch` answers once it is written and fsyncs within 50 ms.
-    #[arg(long, default_value_t = agentos_kernel::recorder::Durability::default())]
-    pub durability: agentos_kernel::recorder::Durability,
+    #[arg(long, default_value_t = agentos_recorder::Durability::default())]
+    pub durability: agentos_recorder::Durability,
     /// A tool provider for a `Call` action (repeatable):
     /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE]. `network` shares the host's
     /// network with that provider only.

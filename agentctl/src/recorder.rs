@@ -1,5 +1,6 @@
 //! `agentctl recorder verify|show|tail|export` and `agentctl replay what-if`: read `STATE_DIR/recorder` directly (no kernel
-//! needed), through the kernel crate's verifier.
+//! needed), through `agentos-recorder`'s verifier (what-if re-decides with the kernel's
+//! `replay::what_if`).
 //!
 //! What an agent put in a record reaches the operator escaped ([`crate::safe`]): human lines
 //! show the event as safe JSON (`\u001b`, `\u202e`) cut to 160 characters; `--json` and
@@ -11,8 +12,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use agentos_kernel::recorder::verify::{read_head, ProblemKind, Verification};
-use agentos_kernel::recorder::{scan, Record, ScanOptions};
+use agentos_recorder::verify::{read_head, ProblemKind, Verification};
+use agentos_recorder::{scan, Record, ScanOptions};
 use serde_json::{json, Value};
 
 use crate::cli::{RecorderCommand, ReplayCommand};

@@ -48,7 +48,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
             "find the recorded agents with `agentctl recorder show --json`",
         )
     })?;
-    let log_id = agentos_kernel::recorder::verify::read_head(&dir)
+    let log_id = agentos_recorder::verify::read_head(&dir)
         .ok()
         .flatten()
         .map(|h| h.log_id)

@@ -3,7 +3,7 @@
 //! (`2026-11-25T14:00:00Z`, `2026-11-25T15:00:00.250+01:00`, or a date, `2026-11-25`, meaning
 //! its midnight UTC).
 
-use agentos_kernel::recorder::Record;
+use agentos_recorder::Record;
 
 /// Where `--since` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +229,7 @@ mod tests {
             wall_ms: 1000,
             mono_us: 0,
             agent: None,
-            event: agentos_kernel::recorder::RecordEvent::KernelStop {
+            event: agentos_recorder::RecordEvent::KernelStop {
                 reason: String::new(),
             },
         };

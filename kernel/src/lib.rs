@@ -27,7 +27,9 @@
 //! - `approvals`: the queue of calls parked for operator approval, bounded per agent and
 //!   listed in fair, bounded pages.
 //! - `control`: the control socket server.
-//! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify).
+//! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify):
+//!   the `agentos-recorder` crate, re-exported here so `agentos_kernel::recorder::…` and
+//!   `crate::recorder::…` name it.
 //! - [`replay`]: what-if replay of a recorded run against another policy, and re-runs
 //!   ([`replay::run`]) answered from the recording (the syscall server's replay mode).
 //! - `validate`: every agent-controlled size of a call checked against its bound
@@ -57,7 +59,6 @@ pub mod kernel;
 mod policy;
 pub mod providers;
 pub mod pysdk;
-pub mod recorder;
 pub mod replay;
 mod sandbox;
 mod sandbox_access;
@@ -72,6 +73,7 @@ mod tools;
 mod tree;
 mod validate;
 
+pub use agentos_recorder as recorder;
 pub use config::Config;
 pub use control::LogFollower;
 pub use error::KernelError;

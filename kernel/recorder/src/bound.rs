@@ -482,8 +482,8 @@ pub fn bound(event: &mut RecordEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::blob;
-    use crate::recorder::format::RecordBodyRef;
+    use crate::blob;
+    use crate::format::RecordBodyRef;
     use agentos_syscalls::{AgentId, ExecOutput, Syscall};
 
     /// The encoded body of `event` as the writer makes it (bounded, payloads to blobs).

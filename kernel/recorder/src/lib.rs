@@ -1,5 +1,23 @@
-//! The flight recorder: an append-only, blake3 hash-chained, ed25519-signed log of everything
-//! the kernel decides (layout in [`format`]).
+//! agentos-recorder: the flight recorder — an append-only, blake3 hash-chained, ed25519-signed
+//! log of everything the kernel decides (layout in [`format`](mod@format)).
+//!
+//! Its own crate so that the writer, the on-disk format and the verifier can be read and
+//! tested without the kernel: it knows the ABI types it records (`agentos-syscalls`) and no
+//! kernel type. The kernel re-exports it as `agentos_kernel::recorder`; `agentctl`'s
+//! `recorder` commands read logs through it directly.
+//!
+//! Modules:
+//! - this file: [`Recorder`] — open (verify, recover a torn tail, start a segment), the writer
+//!   thread (group commit, checkpoints, `HEAD`, rollback and retry after a write error, the
+//!   low-disk watermark), per-agent usage and shares; [`RecorderError`]; [`read_log`].
+//! - [`format`](mod@format): the segment and frame layout (the byte diagram), the chain,
+//!   [`Record`] and [`RecordEvent`], signed checkpoints and `HEAD`.
+//! - [`blob`]: payloads over 4 KiB as content-addressed blobs, taken out of the record and put
+//!   back for readers.
+//! - [`bound`]: the one function that bounds an event so its body fits [`format::MAX_RECORD`].
+//! - [`key`]: the ed25519 signing key (created `0600` on first open) and its key id.
+//! - [`verify`]: [`scan`] — chain, CRCs, checkpoint signatures, blobs and `HEAD` checked, the
+//!   first problem located (segment, record, byte offset) and classed ([`ProblemKind`]).
 //!
 //! One writer thread owns the segment file. Appenders hand it records through a bounded
 //! channel (a full queue blocks the appender: backpressure, never unbounded memory); it
@@ -48,6 +66,7 @@
 //! Never: answer an appender before its record is written (and, in `always`, fsynced); write
 //! `HEAD` ahead of what is durable; rewrite anything but a torn tail or a failed write's own
 //! partial frame; answer an appender whose record was rolled back.
+#![forbid(unsafe_code)]
 
 pub mod blob;
 pub mod bound;
