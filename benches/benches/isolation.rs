@@ -1,6 +1,6 @@
 //! DESIGN §10 isolation: while one agent attacks the kernel, another keeps its p99 round trip
 //! within 5 ms. One run measures the neighbour idle (the floor) and under each attack of the
-//! DoS suite (`tests/tests/suite/dos.rs`), side by side.
+//! DoS suite (`tests/tests/dos.rs`), side by side.
 //!
 //! - `isolation/idle`: `bench-agent victim N` (N `Stat /mem/working` round trips through the
 //!   blocking SDK, each timed by the agent) on an in-process kernel with nothing else running.

@@ -1,4 +1,4 @@
-//! The DoS suite's agents (`tests/tests/suite/dos.rs`, `benches/benches/isolation.rs`):
+//! The DoS suite's agents (`tests/tests/dos.rs`, `benches/benches/isolation.rs`):
 //!
 //! - `agentos-test-agent victim N`: the honest neighbour. Connects, warms up, then times `N`
 //!   round trips (`Stat /mem/working`, in working memory: nothing on the path but the kernel)

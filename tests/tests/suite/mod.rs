@@ -2,7 +2,6 @@ mod blocking;
 mod bounds;
 mod cli;
 mod disk;
-mod dos;
 mod escape;
 mod exec;
 mod ipc;
