@@ -23,6 +23,8 @@
 //! checkpoints), and kernel memory (pipelined answers never read, long names, an `Exec` frame of
 //! millions of empty arguments).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
