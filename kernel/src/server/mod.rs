@@ -771,7 +771,6 @@ async fn handle(
     let _ = agent
         .first_syscall_us
         .set(agent.spawned_at.elapsed().as_micros() as u64);
-    k.enforce_recorder_share(agent).await;
     let response = KernelFrame::Response(Response { id, result });
     if strict_violation {
         // The agent has its PermissionDenied in hand before it is ended.
@@ -827,8 +826,6 @@ async fn over_limit(
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let result = record_answer(k, agent, id, call, decision, Err(error), duration_us).await;
-    // A flood of refused calls is records too: the agent's share of the recorder holds.
-    k.enforce_recorder_share(agent).await;
     let _ = tx
         .send(Outgoing {
             frame: KernelFrame::Response(Response { id, result }),
@@ -864,7 +861,6 @@ async fn trust_violation(
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let result = record_answer(k, agent, id, call, decision, result, duration_us).await;
-    k.enforce_recorder_share(agent).await;
     let (done, flushed) = tokio::sync::oneshot::channel();
     let out = Outgoing {
         frame: KernelFrame::Response(Response { id, result }),
@@ -885,12 +881,12 @@ async fn trust_violation(
     }
 }
 
-/// Counts a call, records it with its decision and outcome, and gives the answer the agent
-/// may see: nothing is answered that is not in the recorder (a failed append answers
-/// `Internal`).
+/// Counts a call, records it with its decision and outcome, ends the agent if that took it
+/// over its share of the recorder, and gives the answer the agent may see: nothing is
+/// answered that is not in the recorder (a failed append answers `Internal`).
 pub(crate) async fn record_answer(
-    k: &KernelInner,
-    agent: &Agent,
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
     id: u64,
     call: Syscall,
     decision: DecisionRecord,
@@ -913,7 +909,11 @@ pub(crate) async fn record_answer(
         result: result.clone(),
         duration_us,
     };
-    if k.record_async(Some(agent.id), event).await {
+    let recorded = k.record_async(Some(agent.id), event).await;
+    // Every answered call is a record, refused ones too: the agent's share of the recorder
+    // holds whichever path answered it.
+    k.enforce_recorder_share(agent).await;
+    if recorded {
         result
     } else {
         Err(Errno::Internal {
