@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use agentos_kernel::recorder::format::{decode_record, parse_frame, VERSION, VERSION_1};
-use agentos_kernel::recorder::verify::scan_segment_bytes;
+use agentos_recorder::format::{decode_record, parse_frame, VERSION, VERSION_1};
+use agentos_recorder::verify::scan_segment_bytes;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // As a whole segment file (header, frames, chain, checkpoints, blobs under a dir that
