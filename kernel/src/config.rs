@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentos_policy::{Policy, PolicyError};
+use agentos_policy::Policy;
 use agentos_syscalls::frame::DEFAULT_MAX_FRAME;
 use agentos_userspace::launch::ResourceLimits;
 
@@ -193,13 +193,6 @@ impl Config {
             providers: Vec::new(),
             replay: None,
         }
-    }
-
-    /// Loads `path` as the base policy every agent's policy composes with. A file that does
-    /// not load is an error naming its `file:line:col`; the config is then unchanged.
-    pub fn load_base_policy(&mut self, path: &Path) -> Result<(), PolicyError> {
-        self.base_policy = Some(Policy::load(path)?);
-        Ok(())
     }
 
     pub fn socket_path(&self) -> PathBuf {
