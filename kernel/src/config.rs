@@ -224,24 +224,17 @@ impl Config {
     }
 }
 
-/// The control socket of the kernel on `state_dir`.
+/// The control socket of the kernel on `state_dir`
+/// ([`agentos_syscalls::control::socket_path`]).
 pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("kernel.sock")
+    agentos_syscalls::control::socket_path(state_dir)
 }
 
-/// `/var/lib/agentos` as root, `$XDG_STATE_HOME/agentos` (or `~/.local/state/agentos`)
-/// otherwise.
+/// The state dir when none is given, for this process's effective uid
+/// ([`agentos_syscalls::control::default_state_dir`]: `/var/lib/agentos` as root,
+/// `$XDG_STATE_HOME/agentos` or `~/.local/state/agentos` otherwise).
 pub fn default_state_dir() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/var/lib/agentos");
-    }
-    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("agentos");
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/state/agentos"),
-        None => PathBuf::from("/tmp/agentos-state"),
-    }
+    agentos_syscalls::control::default_state_dir(rustix::process::geteuid().is_root())
 }
 
 /// A binary that ships beside the current executable.
