@@ -125,3 +125,45 @@ pub async fn run(config: Config, ready: Option<std::fs::File>) -> Result<(), Ker
 pub fn ready_pipe(fd: i32) -> std::io::Result<std::fs::File> {
     crate::sys::file_from_fd(fd)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_daemon_parses_what_agentctl_kernel_start_hands_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = KernelOptions {
+            term_grace_ms: 1,
+            allow_degraded_sandbox: true,
+            providers: vec!["api_call=/bin/true".into()],
+            ..KernelOptions::default()
+        };
+        let mut argv: Vec<String> = vec!["agentos-kernel".into(), "--state-dir".into()];
+        argv.push(dir.path().display().to_string());
+        argv.extend(options.to_args());
+        argv.extend(
+            [
+                "--ready-fd",
+                "9",
+                "--detach",
+                "--launcher",
+                "/l",
+                "--python-sdk",
+                "/p",
+            ]
+            .map(String::from),
+        );
+        let args = DaemonArgs::try_parse_from(argv).unwrap();
+        assert_eq!(args.options, options);
+        assert_eq!((args.ready_fd, args.detach), (Some(9), true));
+        let config = args.config().unwrap();
+        assert_eq!(config.state_dir, dir.path());
+        assert_eq!(config.launcher, PathBuf::from("/l"));
+        assert_eq!(config.python_sdk, Some(PathBuf::from("/p")));
+        assert!(!config.require_full_sandbox);
+        assert_eq!(config.providers.len(), 1);
+    }
+}
