@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use agentos_kernel::options::KernelOptions;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// agentctl — drive an agentos kernel: run sandboxed agents under a policy and control them.
@@ -347,75 +348,6 @@ pub struct KernelStartArgs {
     pub foreground: bool,
     #[command(flatten)]
     pub kernel: KernelOptions,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct KernelOptions {
-    /// Bytes each agent may keep across its writable tree (working memory, persistent
-    /// memory, growth of workspace files).
-    #[arg(long, default_value_t = 64 << 20)]
-    pub quota_bytes: u64,
-    /// Files each agent may keep across its writable tree.
-    #[arg(long, default_value_t = 4096)]
-    pub quota_files: u64,
-    /// The low-disk watermark: while the filesystem of the state dir has fewer free bytes,
-    /// calls are refused (QuotaExceeded, not performed) and spawns are refused (0: none).
-    #[arg(long, default_value_t = agentos_recorder::DEFAULT_MIN_FREE_BYTES)]
-    pub min_free_bytes: u64,
-    /// Bytes of flight-recorder records and blobs each agent may cause; an agent over it is
-    /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
-    #[arg(long, default_value_t = agentos_recorder::DEFAULT_SHARE_BYTES)]
-    pub recorder_share_bytes: u64,
-    /// The per-agent kernel memory budget, in bytes: requests read but not yet answered plus
-    /// answers not yet written into the agent's socket. When it is spent the kernel stops
-    /// reading that agent's socket until the agent reads its answers (min 64 KiB).
-    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_AGENT_MEMORY_BYTES)]
-    pub agent_memory_bytes: u64,
-    /// Descriptors (`Open`) each agent may hold at once.
-    #[arg(long, default_value_t = 64)]
-    pub max_fds: u32,
-    /// Host file operations (workspace, persistent memory, checkpoints) running at once,
-    /// all agents together; a call past it waits for a slot.
-    #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_THREADS)]
-    pub io_threads: usize,
-    /// Host file operations one agent may have running at once; its further calls wait.
-    #[arg(long, default_value_t = agentos_kernel::hostio::DEFAULT_IO_PER_AGENT)]
-    pub io_per_agent: usize,
-    /// Bytes each agent's (and each tool's) scratch directory may hold: a tmpfs of this size.
-    #[arg(long, default_value_t = 64 << 20)]
-    pub scratch_bytes: u64,
-    /// Bytes of each agent's output.log kept on disk: its first half and a rolling last half.
-    #[arg(long, default_value_t = 8 << 20)]
-    pub log_bytes: u64,
-    /// Bytes of checkpoint files each agent may hold.
-    #[arg(long, default_value_t = 64 << 20)]
-    pub checkpoint_bytes: u64,
-    /// Calls each agent may have waiting for operator approval at once; the next one is
-    /// refused with Busy (recorded).
-    #[arg(long, default_value_t = agentos_kernel::config::DEFAULT_MAX_APPROVALS_PER_AGENT)]
-    pub max_approvals_per_agent: usize,
-    /// Run agents even when a sandbox layer is missing on this host (recorded per agent).
-    #[arg(long)]
-    pub allow_degraded_sandbox: bool,
-    /// Milliseconds between SIGTERM and SIGKILL.
-    #[arg(long, default_value_t = 5000)]
-    pub term_grace_ms: u64,
-    /// Milliseconds a call that needs operator approval waits before it is denied.
-    #[arg(long, default_value_t = 300_000)]
-    pub approval_timeout_ms: u64,
-    /// A base policy for every agent: a call is allowed only if both it and the agent's own
-    /// policy allow it.
-    #[arg(long, value_name = "FILE")]
-    pub base_policy: Option<PathBuf>,
-    /// Flight recorder durability: `always` answers a syscall only after its record is
-    /// fsynced (group commit); `batch` answers once it is written and fsyncs within 50 ms.
-    #[arg(long, default_value_t = agentos_recorder::Durability::default())]
-    pub durability: agentos_recorder::Durability,
-    /// A tool provider for a `Call` action (repeatable):
-    /// ACTION=PROGRAM[,network][,ro=PATH][,rw=DIR][,arg=VALUE]. `network` shares the host's
-    /// network with that provider only.
-    #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
-    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]

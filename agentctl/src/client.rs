@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use agentos_syscalls::control::{ControlRequest, ControlResponse};
+use agentos_syscalls::control::{self, ControlRequest, ControlResponse};
 use agentos_syscalls::frame;
 
 use crate::CliError;
@@ -20,7 +20,7 @@ pub struct Connection {
 pub fn state_dir(given: &Option<PathBuf>) -> PathBuf {
     let dir = given
         .clone()
-        .unwrap_or_else(agentos_kernel::config::default_state_dir);
+        .unwrap_or_else(|| control::default_state_dir(rustix::process::geteuid().is_root()));
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
@@ -37,7 +37,7 @@ fn no_kernel(dir: &Path) -> CliError {
 impl Connection {
     /// Connects to the kernel on `dir` and sends `request`.
     pub fn send(dir: &Path, request: &ControlRequest) -> Result<Connection, CliError> {
-        let path = agentos_kernel::config::socket_path(dir);
+        let path = control::socket_path(dir);
         let mut stream = UnixStream::connect(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => no_kernel(dir),
             std::io::ErrorKind::PermissionDenied => CliError::failed(

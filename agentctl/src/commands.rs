@@ -5,12 +5,13 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use agentos_kernel::options::KernelOptions;
 use agentos_syscalls::control::{
     AgentRef, ApprovalQuery, ControlRequest, ControlResponse, PolicySource, SpawnRequest,
 };
 use agentos_syscalls::Signal;
 
-use crate::cli::{AgentSpec, Cli, Command, KernelCommand, KernelOptions, KernelStartArgs};
+use crate::cli::{AgentSpec, Cli, Command, KernelCommand, KernelStartArgs};
 use crate::client::{self, call, unexpected, Connection};
 use crate::output;
 use crate::CliError;
@@ -204,8 +205,7 @@ pub fn base_policy_path(path: &Path) -> Result<PathBuf, CliError> {
             "check the path",
         )
     })?;
-    let mut probe = agentos_kernel::Config::new(std::env::temp_dir());
-    probe.load_base_policy(&abs).map_err(|e| {
+    agentos_policy::Policy::load(&abs).map_err(|e| {
         CliError::failed(
             format!("the base policy does not load:\n{e}"),
             "fix the file and start the kernel again",
@@ -466,53 +466,16 @@ fn absolute_provider(text: &str) -> String {
     format!("{action}={}", out.join(","))
 }
 
-fn kernel_args(dir: &Path, k: &KernelOptions) -> Result<Vec<String>, CliError> {
-    let mut v = vec![
-        "--state-dir".into(),
-        dir.display().to_string(),
-        "--term-grace-ms".into(),
-        k.term_grace_ms.to_string(),
-        "--approval-timeout-ms".into(),
-        k.approval_timeout_ms.to_string(),
-        "--durability".into(),
-        k.durability.to_string(),
-        "--quota-bytes".into(),
-        k.quota_bytes.to_string(),
-        "--quota-files".into(),
-        k.quota_files.to_string(),
-        "--min-free-bytes".into(),
-        k.min_free_bytes.to_string(),
-        "--recorder-share-bytes".into(),
-        k.recorder_share_bytes.to_string(),
-        "--max-fds".into(),
-        k.max_fds.to_string(),
-        "--io-threads".into(),
-        k.io_threads.to_string(),
-        "--io-per-agent".into(),
-        k.io_per_agent.to_string(),
-        "--agent-memory-bytes".into(),
-        k.agent_memory_bytes.to_string(),
-        "--scratch-bytes".into(),
-        k.scratch_bytes.to_string(),
-        "--log-bytes".into(),
-        k.log_bytes.to_string(),
-        "--checkpoint-bytes".into(),
-        k.checkpoint_bytes.to_string(),
-        "--max-approvals-per-agent".into(),
-        k.max_approvals_per_agent.to_string(),
-    ];
-    if k.allow_degraded_sandbox {
-        v.push("--allow-degraded-sandbox".into());
-    }
+/// The kernel options as a kernel gets them: the base policy and the providers checked (a
+/// bad one is reported before a kernel starts) and their paths made absolute (the daemon
+/// runs from another directory).
+pub fn resolved(k: &KernelOptions) -> Result<KernelOptions, CliError> {
+    let mut k = k.clone();
     if let Some(base) = &k.base_policy {
-        v.push("--base-policy".into());
-        v.push(base_policy_path(base)?.display().to_string());
+        k.base_policy = Some(base_policy_path(base)?);
     }
-    for p in providers(k)? {
-        v.push("--provider".into());
-        v.push(p);
-    }
-    Ok(v)
+    k.providers = providers(&k)?;
+    Ok(k)
 }
 
 fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
@@ -526,7 +489,9 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
         ));
     }
     let mut cmd = std::process::Command::new(&binary);
-    cmd.args(kernel_args(dir, &args.kernel)?);
+    cmd.arg("--state-dir")
+        .arg(dir)
+        .args(resolved(&args.kernel)?.to_args());
     if args.foreground {
         let e = cmd.exec();
         return Err(CliError::failed(

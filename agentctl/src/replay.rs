@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentos_kernel::options::KernelOptions;
 use agentos_kernel::replay::run::{working_usage, Outcome, Script, Session};
-use agentos_kernel::{Config, Kernel};
+use agentos_kernel::Kernel;
 use agentos_syscalls::control::{AgentRef, ExitStatus};
 use agentos_syscalls::Signal;
 use serde_json::{json, Value};
@@ -120,8 +121,13 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
         }
     };
     let session = Arc::new(Session::new(script));
-    let mut config = Config::new(&replay_dir);
-    config.require_full_sandbox = !args.allow_degraded_sandbox;
+    let options = KernelOptions {
+        allow_degraded_sandbox: args.allow_degraded_sandbox,
+        ..KernelOptions::default()
+    };
+    let mut config = options
+        .config(&replay_dir)
+        .map_err(|e| CliError::failed(e.to_string(), ""))?;
     config.replay = Some(Arc::clone(&session));
     if std::env::var_os("AGENTOS_LOG").is_some() {
         tracing_subscriber::fmt()

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use agentos_kernel::{Config, Kernel};
+use agentos_kernel::options::OptionsError;
+use agentos_kernel::Kernel;
 use agentos_syscalls::control::{AgentInfo, AgentRef};
 use agentos_syscalls::Signal;
 
@@ -28,39 +29,16 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             })?
             .keep(),
     };
-    let mut config = Config::new(&state_dir);
-    config.require_full_sandbox = !args.kernel.allow_degraded_sandbox;
-    config.term_grace = Duration::from_millis(args.kernel.term_grace_ms);
-    config.approval_timeout = Duration::from_millis(args.kernel.approval_timeout_ms);
-    config.recorder.durability = args.kernel.durability;
-    config.recorder.min_free_bytes = args.kernel.min_free_bytes;
-    config.recorder.share_bytes = args.kernel.recorder_share_bytes;
-    config.working_quota = (args.kernel.quota_bytes, args.kernel.quota_files);
-    config.max_fds = args.kernel.max_fds;
-    config.io_threads = args.kernel.io_threads.max(1);
-    config.io_per_agent = args.kernel.io_per_agent.max(1);
-    config.agent_memory_bytes = args.kernel.agent_memory_bytes;
-    config.limits.scratch_bytes = args.kernel.scratch_bytes;
-    config.disk = agentos_kernel::config::DiskBudget {
-        log_bytes: args.kernel.log_bytes,
-        checkpoint_bytes: args.kernel.checkpoint_bytes,
-    };
-    config.max_approvals_per_agent = args.kernel.max_approvals_per_agent;
-    if let Some(base) = &args.kernel.base_policy {
-        let base = crate::commands::base_policy_path(base)?;
-        config.load_base_policy(&base).map_err(|e| {
-            CliError::failed(
-                format!("the base policy does not load:\n{e}"),
-                "fix the file and run again",
-            )
+    let config = crate::commands::resolved(&args.kernel)?
+        .config(&state_dir)
+        .map_err(|e| match e {
+            OptionsError::BasePolicy(_) => {
+                CliError::failed(e.to_string(), "fix the file and run again")
+            }
+            OptionsError::Provider(_) => {
+                CliError::usage(e.to_string(), "see `agentctl run --help`")
+            }
         })?;
-    }
-    for text in crate::commands::providers(&args.kernel)? {
-        let p = agentos_kernel::providers::Provider::parse(&text).map_err(|e| {
-            CliError::usage(format!("--provider: {e}"), "see `agentctl run --help`")
-        })?;
-        config.providers.push(p);
-    }
     if std::env::var_os("AGENTOS_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTOS_LOG"))

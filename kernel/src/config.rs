@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentos_policy::{Policy, PolicyError};
+use agentos_policy::Policy;
 use agentos_syscalls::frame::DEFAULT_MAX_FRAME;
 use agentos_userspace::launch::ResourceLimits;
 
@@ -31,8 +31,26 @@ use agentos_userspace::launch::ResourceLimits;
 /// [`Config::agent_memory_bytes`].
 pub const DEFAULT_AGENT_MEMORY_BYTES: u64 = 32 << 20;
 
-/// How long a call waits for operator approval unless configured otherwise (5 minutes).
-pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a call waits for operator approval unless configured otherwise (5 minutes,
+/// `--approval-timeout-ms`).
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_millis(DEFAULT_APPROVAL_TIMEOUT_MS);
+/// [`DEFAULT_APPROVAL_TIMEOUT`] in milliseconds, the unit of its flag.
+pub const DEFAULT_APPROVAL_TIMEOUT_MS: u64 = 300_000;
+
+/// How long an agent has between SIGTERM and SIGKILL unless configured otherwise (5 s,
+/// `--term-grace-ms`).
+pub const DEFAULT_TERM_GRACE_MS: u64 = 5000;
+
+/// Bytes each agent may keep across its writable tree unless configured otherwise (64 MiB,
+/// `--quota-bytes`).
+pub const DEFAULT_QUOTA_BYTES: u64 = 64 << 20;
+/// Files each agent may keep across its writable tree unless configured otherwise
+/// (`--quota-files`).
+pub const DEFAULT_QUOTA_FILES: u64 = 4096;
+
+/// Descriptors (`Open`) each agent may hold at once unless configured otherwise
+/// (`--max-fds`).
+pub const DEFAULT_MAX_FDS: u32 = 64;
 
 /// How many calls one agent may have waiting for operator approval at once unless configured
 /// otherwise (`--max-approvals-per-agent`).
@@ -86,7 +104,9 @@ impl Default for DiskBudget {
     }
 }
 
-/// How a kernel runs.
+/// How a kernel runs. Built from the command line by
+/// [`KernelOptions::config`](crate::options::KernelOptions::config), the one place a flag
+/// becomes a field; [`Config::new`] holds the defaults (the same constants as the flags').
 #[derive(Debug, Clone)]
 pub struct Config {
     pub state_dir: PathBuf,
@@ -153,14 +173,14 @@ impl Config {
             state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
             launcher: sibling_binary("agentos-launch"),
             require_full_sandbox: true,
-            term_grace: Duration::from_secs(5),
+            term_grace: Duration::from_millis(DEFAULT_TERM_GRACE_MS),
             max_frame: DEFAULT_MAX_FRAME,
             max_in_flight: 64,
             runtime: Runtime::default(),
             limits: ResourceLimits::default(),
-            working_quota: (64 << 20, 4096),
+            working_quota: (DEFAULT_QUOTA_BYTES, DEFAULT_QUOTA_FILES),
             agent_memory_bytes: DEFAULT_AGENT_MEMORY_BYTES,
-            max_fds: 64,
+            max_fds: DEFAULT_MAX_FDS,
             io_threads: crate::hostio::DEFAULT_IO_THREADS,
             io_per_agent: crate::hostio::DEFAULT_IO_PER_AGENT,
             disk: DiskBudget::default(),
@@ -173,13 +193,6 @@ impl Config {
             providers: Vec::new(),
             replay: None,
         }
-    }
-
-    /// Loads `path` as the base policy every agent's policy composes with. A file that does
-    /// not load is an error naming its `file:line:col`; the config is then unchanged.
-    pub fn load_base_policy(&mut self, path: &Path) -> Result<(), PolicyError> {
-        self.base_policy = Some(Policy::load(path)?);
-        Ok(())
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -211,24 +224,17 @@ impl Config {
     }
 }
 
-/// The control socket of the kernel on `state_dir`.
+/// The control socket of the kernel on `state_dir`
+/// ([`agentos_syscalls::control::socket_path`]).
 pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("kernel.sock")
+    agentos_syscalls::control::socket_path(state_dir)
 }
 
-/// `/var/lib/agentos` as root, `$XDG_STATE_HOME/agentos` (or `~/.local/state/agentos`)
-/// otherwise.
+/// The state dir when none is given, for this process's effective uid
+/// ([`agentos_syscalls::control::default_state_dir`]: `/var/lib/agentos` as root,
+/// `$XDG_STATE_HOME/agentos` or `~/.local/state/agentos` otherwise).
 pub fn default_state_dir() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/var/lib/agentos");
-    }
-    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("agentos");
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/state/agentos"),
-        None => PathBuf::from("/tmp/agentos-state"),
-    }
+    agentos_syscalls::control::default_state_dir(rustix::process::geteuid().is_root())
 }
 
 /// A binary that ships beside the current executable.

@@ -7,6 +7,8 @@
 //!
 //! Modules:
 //! - [`config`]: kernel configuration and the state dir layout.
+//! - [`options`]: the kernel's flags ([`options::KernelOptions`]), the one source of the
+//!   daemon's and `agentctl`'s kernel flags and the one builder of a [`Config`].
 //! - [`kernel`]: [`Kernel`] — start, spawn, signal, wait, shutdown; the agent table.
 //! - `agent`: one agent's record — state, counters, policy, memory, logs.
 //! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
@@ -56,6 +58,7 @@ mod error;
 pub mod hostio;
 pub mod ipc;
 pub mod kernel;
+pub mod options;
 mod policy;
 pub mod providers;
 pub mod pysdk;

@@ -5,7 +5,7 @@
 //! of `LogChunk`s ended by `LogEnd`. The socket is mode 0600 and the kernel checks the peer's
 //! uid (`SO_PEERCRED`): root or the kernel's own user.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -391,9 +391,40 @@ pub enum ControlResponse {
     ApprovalsPage(ApprovalPage),
 }
 
+/// Where the kernel on `state_dir` listens for control connections.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("kernel.sock")
+}
+
+/// The state dir when none is given, the same for the kernel and `agentctl`:
+/// `/var/lib/agentos` when `root` (the caller's effective uid is 0), otherwise
+/// `$XDG_STATE_HOME/agentos` or `~/.local/state/agentos` (`/tmp/agentos-state` without a
+/// home).
+pub fn default_state_dir(root: bool) -> PathBuf {
+    if root {
+        return PathBuf::from("/var/lib/agentos");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("agentos");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/agentos"),
+        None => PathBuf::from("/tmp/agentos-state"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_state_dir_and_the_socket_in_it() {
+        assert_eq!(default_state_dir(true), PathBuf::from("/var/lib/agentos"));
+        assert_eq!(
+            socket_path(Path::new("/s")),
+            PathBuf::from("/s/kernel.sock")
+        );
+    }
 
     #[test]
     fn display_bound_cuts_on_a_character_boundary_and_says_how_long() {
