@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use agentos_syscalls::{AgentId, Message};
 use tokio::sync::Notify;
 
-use crate::agent::lock;
+use crate::util::lock;
 
 /// How much one inbox may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,8 @@ pub(crate) mod view {
     use agentos_syscalls::{DirEntry, Errno, FileKind, FileStat, Message};
 
     use super::Inbox;
-    use crate::agent::{lock, Agent};
+    use crate::agent::Agent;
+    use crate::util::lock;
 
     /// The directory the inbox view is served under.
     pub(crate) const INBOX_DIR: &str = "/ipc/inbox";

@@ -13,31 +13,17 @@ use agentos_syscalls::control::{
 use agentos_syscalls::{AgentId, Layer, Signal, ABI_VERSION};
 use tokio::sync::watch;
 
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
 use crate::approvals::{Approvals, Verdict};
 use crate::config::Config;
 use crate::error::KernelError;
 use crate::recorder::{Durability, RecordEvent, Recorder};
 use crate::spawn::Spawner;
+use crate::util::lock;
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn control_error(
-    kind: ControlErrorKind,
-    message: impl Into<String>,
-    hint: impl Into<String>,
-) -> ControlError {
-    ControlError {
-        kind,
-        message: message.into(),
-        hint: hint.into(),
-    }
-}
+/// Re-exported for the modules that still import them from here (server, spawn, signals);
+/// new code imports [`crate::util`].
+pub(crate) use crate::util::{control_error, now_ms};
 
 /// Records carrying at least this many bytes of agent data are written off the runtime
 /// worker ([`KernelInner::record_async`]).

@@ -34,6 +34,8 @@
 //!   ([`replay::run`]) answered from the recording (the syscall server's replay mode).
 //! - `validate`: every agent-controlled size of a call checked against its bound
 //!   (`agentos_syscalls::limits`) before any other work starts.
+//! - `util`: the small helpers every module shares (`now_ms`, `lock`, `control_error`,
+//!   `syscall_name`); it imports nothing from the rest of the crate.
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
 //!   the `/proc` process-tree walk.
 //!
@@ -71,6 +73,7 @@ mod sys;
 mod tool_view;
 mod tools;
 mod tree;
+mod util;
 mod validate;
 
 pub use agentos_recorder as recorder;

@@ -60,9 +60,10 @@ use agentos_vfs::{resolve, MemFs, Mount, Store, MOUNTS};
 use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
 use crate::ipc::view;
-use crate::kernel::{now_ms, KernelInner};
+use crate::kernel::KernelInner;
+use crate::util::{lock, now_ms};
 
 const EPISODIC: &str = "episodic";
 const SEMANTIC: &str = "semantic";

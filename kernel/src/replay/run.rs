@@ -413,7 +413,7 @@ pub fn working_usage(kernel: &crate::Kernel, agent: AgentId) -> Option<(u64, u64
         .inner
         .find(&agentos_syscalls::control::AgentRef::Id(agent))
         .ok()?;
-    let usage = crate::agent::lock(&a.working).usage();
+    let usage = crate::util::lock(&a.working).usage();
     Some(usage)
 }
 
