@@ -59,7 +59,7 @@ impl Audit for Recorder {
 /// checkpoint. In `always` durability (or when sealing) this waits for an fsync; inside the
 /// multi-thread runtime the wait is moved off the worker (`block_in_place`) so other agents
 /// are served meanwhile.
-pub(crate) fn record(recorder: &Recorder, agent: Option<AgentId>, event: RecordEvent) -> bool {
+fn record(recorder: &Recorder, agent: Option<AgentId>, event: RecordEvent) -> bool {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let seal = matches!(
         event,
@@ -83,11 +83,7 @@ pub(crate) fn record(recorder: &Recorder, agent: Option<AgentId>, event: RecordE
 }
 
 /// [`record`] for async callers (the syscall path): the task waits, the worker does not.
-pub(crate) async fn record_async(
-    recorder: &Recorder,
-    agent: Option<AgentId>,
-    event: RecordEvent,
-) -> bool {
+async fn record_async(recorder: &Recorder, agent: Option<AgentId>, event: RecordEvent) -> bool {
     // Bounding, hashing and storing a record is linear in what the agent sent: a heavy one
     // (up to a frame, 16 MiB) is recorded off the runtime worker, so the other tasks queued on
     // it (other agents' answers, `agentctl`) are not held up behind it.
@@ -104,7 +100,7 @@ pub(crate) async fn record_async(
 /// (`--min-free-bytes`). Cheap: atomics the recorder's writer thread refreshes. A refusal is
 /// `QuotaExceeded` with what to do; the call is not performed (and is recorded when the
 /// recorder can still write: the watermark leaves it room).
-pub(crate) fn admit(recorder: &Recorder) -> Result<(), Errno> {
+fn admit(recorder: &Recorder) -> Result<(), Errno> {
     recorder.admit().map_err(|r| Errno::QuotaExceeded {
         what: r.to_string(),
     })

@@ -50,22 +50,35 @@ pub(crate) struct KernelInner {
 }
 
 impl KernelInner {
-    /// Records an event ([`crate::audit::record`]: sealed at once for a policy reload or an
+    /// Records an event ([`crate::audit::Audit`]: sealed at once for a policy reload or an
     /// approval outcome; `false`, logged, when the recorder fails).
     pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::record(&self.recorder, agent, event)
+        crate::audit::Audit::record(&self.recorder, agent, event)
     }
 
     /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
-    /// worker does not ([`crate::audit::record_async`]).
+    /// worker does not ([`crate::audit::Audit`]).
     pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::record_async(&self.recorder, agent, event).await
+        crate::audit::Audit::record_async(&self.recorder, agent, event).await
     }
 
-    /// Whether new work may start ([`crate::audit::admit`]): `QuotaExceeded` when the
+    /// Whether new work may start ([`crate::audit::Audit`]): `QuotaExceeded` when the
     /// recorder cannot write or the state dir's disk is below its watermark.
     pub fn admit(&self) -> Result<(), agentos_syscalls::Errno> {
-        crate::audit::admit(&self.recorder)
+        crate::audit::Audit::admit(&self.recorder)
+    }
+
+    /// What the per-agent tree needs of the kernel ([`crate::tree::TreeCtx`]).
+    pub fn tree(&self) -> crate::tree::TreeCtx<'_> {
+        crate::tree::TreeCtx {
+            limits: crate::tree::TreeLimits {
+                max_frame: self.config.max_frame,
+                max_fds: self.config.max_fds,
+                checkpoint_bytes: self.config.disk.checkpoint_bytes,
+            },
+            memory: &self.memory,
+            audit: &self.recorder,
+        }
     }
 
     /// Ends `agent` with SIGKILL the first time it is over its share of the flight recorder

@@ -1,6 +1,11 @@
 //! The per-agent tree (DESIGN §6): the mount table's backends, the agent's quota and its
 //! descriptor table. Every file syscall lands here after the policy has allowed it.
 //!
+//! **What it is given**: a [`TreeCtx`] (the kernel's limits it reads, the persistent store,
+//! an [`Audit`] to record checkpoints) and an [`Owner`] (the agent's id, tree state, working
+//! memory, policy and inbox) — never the whole kernel, so every operation here is unit-tested
+//! on temp dirs and a recording audit (`tree/ops_tests.rs`).
+//!
 //! | mount | backend | writable |
 //! |---|---|---|
 //! | `/mem/working` | [`MemFs`] in the agent record | yes |
@@ -55,14 +60,17 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use agentos_policy::Policy;
 use agentos_syscalls::{AgentId, DirEntry, Errno, FileKind, FileStat, OpenMode, WriteMode};
 use agentos_vfs::{resolve, MemFs, Mount, Store, MOUNTS};
 use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Agent;
+use crate::audit::Audit;
 use crate::ipc::view;
-use crate::kernel::KernelInner;
+use crate::ipc::Inbox;
+use crate::policy::PolicySlot;
 use crate::util::{lock, now_ms};
 
 const EPISODIC: &str = "episodic";
@@ -73,6 +81,68 @@ const FRAME_OVERHEAD: u32 = 4096;
 /// The largest payload one answer carries for a frame limit of `max_frame`.
 pub(crate) fn chunk_limit(max_frame: u32) -> u64 {
     u64::from(max_frame.saturating_sub(FRAME_OVERHEAD).max(1))
+}
+
+/// What the tree needs of the kernel: its limits, the agents' persistent memory and the
+/// flight recorder. Built per call by the kernel (its `tree()`), or by a test from a temp
+/// store and a recording [`Audit`]; the tree names nothing else of the kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct TreeCtx<'a> {
+    pub limits: TreeLimits,
+    /// Every agent's persistent memory (`/mem/episodic`, `/mem/semantic`).
+    pub memory: &'a Store,
+    /// Where checkpoints are recorded.
+    pub audit: &'a dyn Audit,
+}
+
+/// The kernel's configuration as far as the tree reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TreeLimits {
+    /// The frame limit (`--max-frame`): a payload is at most [`chunk_limit`] of it.
+    pub max_frame: u32,
+    /// Descriptors an agent may hold open (`Config::max_fds`).
+    pub max_fds: u32,
+    /// The bytes an agent's checkpoint files may take on disk (`--checkpoint-bytes`).
+    pub checkpoint_bytes: u64,
+}
+
+/// What the tree needs of one agent: its id, its tree state, working memory, policy (for
+/// `/policy`) and inbox (for `/ipc/inbox`). Taken from an [`Agent`], or built by a test.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner<'a> {
+    pub id: AgentId,
+    /// When the agent started (the `modified_ms` of `/policy` files).
+    pub started_ms: u64,
+    pub tree: &'a AgentTree,
+    pub working: &'a Mutex<MemFs>,
+    pub policy: &'a PolicySlot,
+    pub inbox: &'a Inbox,
+}
+
+impl Owner<'_> {
+    /// The agent's current policy, one snapshot.
+    fn policy(&self) -> Policy {
+        self.policy.load()
+    }
+}
+
+impl<'a> From<&'a Agent> for Owner<'a> {
+    fn from(a: &'a Agent) -> Self {
+        Owner {
+            id: a.id,
+            started_ms: a.started_ms,
+            tree: &a.tree,
+            working: &a.working,
+            policy: &a.policy,
+            inbox: &a.inbox,
+        }
+    }
+}
+
+impl<'a> From<&'a Arc<Agent>> for Owner<'a> {
+    fn from(a: &'a Arc<Agent>) -> Self {
+        Owner::from(&**a)
+    }
 }
 
 /// A working-memory checkpoint on disk.
@@ -426,7 +496,8 @@ fn grown(old: Option<u64>, len: u64, mode: WriteMode) -> Result<u64, ()> {
 
 /// Resolves a path of `agent`'s own tree. `/agent/<own id>/…` is the same as `…`; another
 /// agent's tree never resolves here (the server refuses it as a trust violation first).
-pub(crate) fn resolve_own(agent: &Agent, path: &str) -> Result<Mount, Errno> {
+pub(crate) fn resolve_own<'a>(agent: impl Into<Owner<'a>>, path: &str) -> Result<Mount, Errno> {
+    let agent: Owner<'a> = agent.into();
     match resolve(path)? {
         Mount::AgentTree { id, rest } if id == agent.id.0 => match resolve(&rest)? {
             Mount::AgentTree { .. } => Err(Errno::NotFound { what: rest }),
@@ -441,7 +512,8 @@ pub(crate) fn resolve_own(agent: &Agent, path: &str) -> Result<Mount, Errno> {
 }
 
 /// When `path` names another agent's tree: why that is a trust violation.
-pub(crate) fn foreign_tree(agent: &Agent, path: &str) -> Option<String> {
+pub(crate) fn foreign_tree<'a>(agent: impl Into<Owner<'a>>, path: &str) -> Option<String> {
+    let agent: Owner<'a> = agent.into();
     match resolve(path) {
         Ok(Mount::AgentTree { id, .. }) if id != agent.id.0 => Some(format!(
             "agent {} reached for the tree of agent {id} ({path})",
@@ -451,11 +523,7 @@ pub(crate) fn foreign_tree(agent: &Agent, path: &str) -> Option<String> {
     }
 }
 
-fn store(k: &KernelInner) -> &Store {
-    &k.memory
-}
-
-fn policy_file(agent: &Agent, rest: &str) -> Result<Vec<u8>, Errno> {
+fn policy_file(agent: Owner<'_>, rest: &str) -> Result<Vec<u8>, Errno> {
     let p = agent.policy();
     match rest {
         "/security.md" => Ok(p.text().as_bytes().to_vec()),
@@ -521,15 +589,11 @@ pub(crate) fn load_checkpoint_file(dir: &Path, n: u64) -> Result<CheckpointFile,
 
 /// The checkpoint of agent `from` to restore: `number`, or its latest.
 pub(crate) fn find_checkpoint(
-    k: &KernelInner,
+    agents_dir: &Path,
     from: AgentId,
     number: Option<u64>,
 ) -> Result<CheckpointFile, Errno> {
-    let dir = k
-        .config
-        .agents_dir()
-        .join(from.to_string())
-        .join("checkpoints");
+    let dir = agents_dir.join(from.to_string()).join("checkpoints");
     let n = match number {
         Some(n) => n,
         None => checkpoint_numbers(&dir)
@@ -543,14 +607,15 @@ pub(crate) fn find_checkpoint(
 }
 
 /// `Read`: `len` bytes (to the end when `None`) at `offset`.
-pub(crate) fn read(
-    k: &KernelInner,
-    agent: &Agent,
+pub(crate) fn read<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
     path: &str,
     offset: u64,
     len: Option<u64>,
 ) -> Result<Vec<u8>, Errno> {
-    let limit = chunk_limit(k.config.max_frame);
+    let agent: Owner<'a> = agent.into();
+    let limit = chunk_limit(ctx.limits.max_frame);
     if let Some(l) = len {
         if l > limit {
             return Err(too_large(l, limit));
@@ -570,12 +635,12 @@ pub(crate) fn read(
             fs.read(&p, offset, len)
         }
         Mount::Episodic(p) => {
-            size_check(store(k).size(&tree.namespace, EPISODIC, &p)?.unwrap_or(0))?;
-            store(k).read(&tree.namespace, EPISODIC, &p, offset, len)
+            size_check(ctx.memory.size(&tree.namespace, EPISODIC, &p)?.unwrap_or(0))?;
+            ctx.memory.read(&tree.namespace, EPISODIC, &p, offset, len)
         }
         Mount::Semantic(p) => {
-            size_check(store(k).size(&tree.namespace, SEMANTIC, &p)?.unwrap_or(0))?;
-            store(k).read(&tree.namespace, SEMANTIC, &p, offset, len)
+            size_check(ctx.memory.size(&tree.namespace, SEMANTIC, &p)?.unwrap_or(0))?;
+            ctx.memory.read(&tree.namespace, SEMANTIC, &p, offset, len)
         }
         Mount::Policy(p) => {
             let data = policy_file(agent, &p)?;
@@ -605,7 +670,7 @@ pub(crate) fn read(
         }
         Mount::Ipc(p) => match inbox_name(&p)? {
             Some(name) if !name.is_empty() => {
-                Ok(slice(&view::inbox_read(agent, name)?, offset, len))
+                Ok(slice(&view::inbox_read(agent.inbox, name)?, offset, len))
             }
             _ => Err(Errno::IsDirectory {
                 path: format!("/ipc{p}"),
@@ -710,13 +775,14 @@ fn write_flags(mode: WriteMode) -> OFlags {
 }
 
 /// `Write`: one-shot write, quota-checked before anything changes.
-pub(crate) fn write(
-    k: &KernelInner,
-    agent: &Agent,
+pub(crate) fn write<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
     path: &str,
     data: &[u8],
     mode: WriteMode,
 ) -> Result<u64, Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     let len = data.len() as u64;
     let mount = resolve_own(agent, path)?;
@@ -753,7 +819,7 @@ pub(crate) fn write(
             } else {
                 SEMANTIC
             };
-            let s = store(k);
+            let s = ctx.memory;
             let _serial = lock(&tree.host_writes);
             let old = s.size(&tree.namespace, area, p)?;
             let new = grown(old, len, mode).map_err(|()| Errno::AlreadyExists {
@@ -833,12 +899,17 @@ fn inbox_read_only(p: &str) -> Errno {
 }
 
 /// `List`.
-pub(crate) fn list(k: &KernelInner, agent: &Agent, path: &str) -> Result<Vec<DirEntry>, Errno> {
+pub(crate) fn list<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    path: &str,
+) -> Result<Vec<DirEntry>, Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     match resolve_own(agent, path)? {
         Mount::Working(p) => lock(&agent.working).list(&p),
-        Mount::Episodic(p) => store(k).list(&tree.namespace, EPISODIC, &p),
-        Mount::Semantic(p) => store(k).list(&tree.namespace, SEMANTIC, &p),
+        Mount::Episodic(p) => ctx.memory.list(&tree.namespace, EPISODIC, &p),
+        Mount::Semantic(p) => ctx.memory.list(&tree.namespace, SEMANTIC, &p),
         Mount::Policy(p) if p == "/" => Ok(["digest", "security.md"]
             .iter()
             .map(|n| DirEntry {
@@ -887,7 +958,7 @@ pub(crate) fn list(k: &KernelInner, agent: &Agent, path: &str) -> Result<Vec<Dir
                 kind: FileKind::Directory,
                 size: 0,
             }]),
-            Some("") => Ok(view::inbox_entries(agent)),
+            Some("") => Ok(view::inbox_entries(agent.inbox)),
             Some(name) => Err(Errno::NotDirectory {
                 path: format!("{}/{name}", view::INBOX_DIR),
             }),
@@ -907,19 +978,25 @@ fn dir_stat(read_only: bool) -> FileStat {
 
 /// Whether `/workspace{rest}` is a directory, looked at beneath the workspace root through an
 /// `O_PATH` descriptor (nothing is opened for I/O, nothing outside the workspace is reached).
-pub(crate) fn workspace_dir(agent: &Agent, rest: &str) -> bool {
+pub(crate) fn workspace_dir<'a>(agent: impl Into<Owner<'a>>, rest: &str) -> bool {
+    let agent: Owner<'a> = agent.into();
     agent.tree.workspace().is_ok_and(|root| {
         crate::sys::open_beneath(root, rel(rest), OFlags::PATH | OFlags::DIRECTORY, 0).is_ok()
     })
 }
 
 /// `Stat`.
-pub(crate) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<FileStat, Errno> {
+pub(crate) fn stat<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    path: &str,
+) -> Result<FileStat, Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     match resolve_own(agent, path)? {
         Mount::Working(p) => lock(&agent.working).stat(&p),
-        Mount::Episodic(p) => store(k).stat(&tree.namespace, EPISODIC, &p),
-        Mount::Semantic(p) => store(k).stat(&tree.namespace, SEMANTIC, &p),
+        Mount::Episodic(p) => ctx.memory.stat(&tree.namespace, EPISODIC, &p),
+        Mount::Semantic(p) => ctx.memory.stat(&tree.namespace, SEMANTIC, &p),
         Mount::Policy(p) if p == "/" => Ok(dir_stat(true)),
         Mount::Policy(p) => Ok(FileStat {
             kind: FileKind::File,
@@ -957,14 +1034,19 @@ pub(crate) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<FileSta
         Mount::Inner(_) => Ok(dir_stat(true)),
         Mount::Ipc(p) => match inbox_name(&p)? {
             None => Ok(dir_stat(true)),
-            Some(name) => view::inbox_stat(agent, name),
+            Some(name) => view::inbox_stat(agent.inbox, name),
         },
         Mount::AgentTree { rest, .. } | Mount::Nowhere(rest) => Err(Errno::NotFound { what: rest }),
     }
 }
 
 /// `Unlink`.
-pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), Errno> {
+pub(crate) fn unlink<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    path: &str,
+) -> Result<(), Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     let mount = resolve_own(agent, path)?;
     match mount {
@@ -983,7 +1065,7 @@ pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), E
             } else {
                 SEMANTIC
             };
-            let size = store(k).unlink(&tree.namespace, area, p)?;
+            let size = ctx.memory.unlink(&tree.namespace, area, p)?;
             AgentTree::apply(&mut lock(&tree.usage), -i128::from(size), -1);
             Ok(())
         }
@@ -1009,20 +1091,21 @@ pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), E
 }
 
 /// `Open`: a descriptor for streaming with `ReadFd`/`WriteFd`.
-pub(crate) fn open(
-    k: &KernelInner,
-    agent: &Agent,
+pub(crate) fn open<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
     path: &str,
     mode: OpenMode,
 ) -> Result<u32, Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     {
         let table = lock(&tree.fds);
-        if table.open.len() >= k.config.max_fds as usize {
+        if table.open.len() >= ctx.limits.max_fds as usize {
             return Err(Errno::Busy {
                 what: format!(
                     "agent {} already holds {} open descriptors (the limit); Close some first",
-                    agent.id, k.config.max_fds
+                    agent.id, ctx.limits.max_fds
                 ),
             });
         }
@@ -1055,7 +1138,7 @@ pub(crate) fn open(
             }
         }
         (_, OpenMode::Read) => {
-            let st = stat(k, agent, &normalized)?;
+            let st = stat(ctx, agent, &normalized)?;
             if st.kind == FileKind::Directory {
                 return Err(Errno::IsDirectory { path: normalized });
             }
@@ -1066,7 +1149,7 @@ pub(crate) fn open(
         }
         (_, OpenMode::Write(m)) => {
             // Creates (or truncates) the file now; WriteFd appends.
-            write(k, agent, &normalized, &[], m)?;
+            write(ctx, agent, &normalized, &[], m)?;
             Handle::Virtual {
                 path: normalized,
                 write: true,
@@ -1089,8 +1172,14 @@ fn insert(tree: &AgentTree, handle: Handle) -> Result<u32, Errno> {
 }
 
 /// `ReadFd`: up to `len` bytes (at most one chunk) from the descriptor's offset.
-pub(crate) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Result<Vec<u8>, Errno> {
-    let want = u64::from(len).min(chunk_limit(k.config.max_frame));
+pub(crate) fn read_fd<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    fd: u32,
+    len: u32,
+) -> Result<Vec<u8>, Errno> {
+    let agent: Owner<'a> = agent.into();
+    let want = u64::from(len).min(chunk_limit(ctx.limits.max_frame));
     let (path, offset) = match target(agent, fd)? {
         Target::Host(h) => {
             if h.write {
@@ -1110,7 +1199,7 @@ pub(crate) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Resu
             offset,
         } => (path, offset),
     };
-    let data = read(k, agent, &path, offset, Some(want))?;
+    let data = read(ctx, agent, &path, offset, Some(want))?;
     if let Some(of) = lock(&agent.tree.fds).open.get_mut(&fd) {
         of.offset += data.len() as u64;
     }
@@ -1127,7 +1216,7 @@ enum Target {
     },
 }
 
-fn target(agent: &Agent, fd: u32) -> Result<Target, Errno> {
+fn target(agent: Owner<'_>, fd: u32) -> Result<Target, Errno> {
     let table = lock(&agent.tree.fds);
     let of = table.open.get(&fd).ok_or(Errno::BadDescriptor { fd })?;
     Ok(match &of.handle {
@@ -1142,7 +1231,8 @@ fn target(agent: &Agent, fd: u32) -> Result<Target, Errno> {
 
 /// Whether serving descriptor `fd` touches the host (a workspace file, or a virtual file of
 /// a host-backed mount): the server then runs the call on the host I/O pool.
-pub(crate) fn fd_on_host(agent: &Agent, fd: u32) -> bool {
+pub(crate) fn fd_on_host<'a>(agent: impl Into<Owner<'a>>, fd: u32) -> bool {
+    let agent: Owner<'a> = agent.into();
     match target(agent, fd) {
         Ok(Target::Host(_)) => true,
         Ok(Target::Virtual { path, .. }) => path_on_host(agent, &path),
@@ -1152,7 +1242,8 @@ pub(crate) fn fd_on_host(agent: &Agent, fd: u32) -> bool {
 
 /// Whether a call on `path` touches the host: the workspace, the persistent store or the
 /// checkpoints on disk (anything else is served from memory).
-pub(crate) fn path_on_host(agent: &Agent, path: &str) -> bool {
+pub(crate) fn path_on_host<'a>(agent: impl Into<Owner<'a>>, path: &str) -> bool {
+    let agent: Owner<'a> = agent.into();
     match resolve_own(agent, path) {
         Ok(
             Mount::Workspace(_) | Mount::Episodic(_) | Mount::Semantic(_) | Mount::Checkpoints(_),
@@ -1170,7 +1261,13 @@ pub(crate) fn path_on_host(agent: &Agent, path: &str) -> bool {
 }
 
 /// `WriteFd`: writes at the descriptor's offset (at the end for append), quota-checked.
-pub(crate) fn write_fd(k: &KernelInner, agent: &Agent, fd: u32, data: &[u8]) -> Result<u64, Errno> {
+pub(crate) fn write_fd<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    fd: u32,
+    data: &[u8],
+) -> Result<u64, Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     let path = match target(agent, fd)? {
         Target::Host(h) => {
@@ -1207,7 +1304,7 @@ pub(crate) fn write_fd(k: &KernelInner, agent: &Agent, fd: u32, data: &[u8]) -> 
             path, write: true, ..
         } => path,
     };
-    let n = write(k, agent, &path, data, WriteMode::Append)?;
+    let n = write(ctx, agent, &path, data, WriteMode::Append)?;
     if let Some(of) = lock(&tree.fds).open.get_mut(&fd) {
         of.offset += n;
     }
@@ -1215,7 +1312,8 @@ pub(crate) fn write_fd(k: &KernelInner, agent: &Agent, fd: u32, data: &[u8]) -> 
 }
 
 /// `Close`.
-pub(crate) fn close(agent: &Agent, fd: u32) -> Result<(), Errno> {
+pub(crate) fn close<'a>(agent: impl Into<Owner<'a>>, fd: u32) -> Result<(), Errno> {
+    let agent: Owner<'a> = agent.into();
     lock(&agent.tree.fds)
         .open
         .remove(&fd)
@@ -1232,7 +1330,12 @@ fn on_disk(len: u64) -> u64 {
 /// Snapshots working memory to `/state/checkpoints/<n>` on disk; returns `n`. Refused with
 /// `QuotaExceeded`, before anything is written, when the agent's checkpoint files would go
 /// past its budget (`--checkpoint-bytes`).
-pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Result<u64, Errno> {
+pub(crate) fn checkpoint<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    trigger: &str,
+) -> Result<u64, Errno> {
+    let agent: Owner<'a> = agent.into();
     let tree = &agent.tree;
     let mut last = lock(&tree.last_checkpoint);
     let (number, held) = (last.0 + 1, last.1);
@@ -1252,7 +1355,7 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
         reason: format!("checkpoint {number} does not encode: {e}"),
     })?;
     // The disk budget (`--checkpoint-bytes`): refused before anything is written.
-    let budget = k.config.disk.checkpoint_bytes;
+    let budget = ctx.limits.checkpoint_bytes;
     let cost = on_disk(encoded.len() as u64);
     let after = held.saturating_add(cost);
     if after > budget {
@@ -1288,7 +1391,7 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
     drop(f);
     std::fs::rename(&tmp, &dst).map_err(|e| fail("rename", e))?;
     *last = (number, after);
-    k.record(
+    ctx.audit.record(
         Some(agent.id),
         crate::recorder::RecordEvent::MemoryCheckpoint {
             number,
@@ -1302,17 +1405,21 @@ pub(crate) fn checkpoint(k: &KernelInner, agent: &Agent, trigger: &str) -> Resul
 
 /// Frees what the tree holds once the agent has ended: descriptors, and the persistent
 /// memory of an unnamed agent.
-pub(crate) fn agent_ended(k: &KernelInner, agent: &Agent) {
+pub(crate) fn agent_ended<'a>(ctx: &TreeCtx<'_>, agent: impl Into<Owner<'a>>) {
+    let agent: Owner<'a> = agent.into();
     agent.tree.close_all();
     if agent.tree.ephemeral {
         // A redb commit (fsync): moved off the runtime worker.
         let removed =
-            crate::hostio::off_worker(|| store(k).remove_namespace(&agent.tree.namespace));
+            crate::hostio::off_worker(|| ctx.memory.remove_namespace(&agent.tree.namespace));
         if let Err(e) = removed {
             tracing::warn!(agent_id = %agent.id, error = %e, "cannot remove the unnamed agent's persistent memory");
         }
     }
 }
+
+#[cfg(test)]
+mod ops_tests;
 
 #[cfg(test)]
 mod tests {
