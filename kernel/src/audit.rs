@@ -1,16 +1,16 @@
 //! What the kernel's parts need of the flight recorder, as a capability: [`Audit`].
 //!
 //! A part that records (the tree's checkpoints, and whoever is handed an `&dyn Audit`) gets
-//! this trait instead of the whole kernel, so it can be unit-tested against
-//! [`tests::RecordingAudit`], which keeps the events in memory, with no recorder, state dir or
+//! this trait instead of the whole kernel, so it can be unit-tested against `RecordingAudit`
+//! (in this module's tests), which keeps the events in memory: no recorder, state dir or
 //! writer thread. The kernel's implementation is the [`Recorder`] itself.
 //!
 //! Guarantees of the recorder-backed implementation (unchanged from when they were methods of
-//! the kernel's shared state): `record` returns only once the event is appended (and fsynced
-//! in `always` durability, or when it is sealed); a policy reload or an approval outcome is
-//! sealed at once by a signed checkpoint; a failure is logged loudly and reported as `false`,
-//! and the caller decides whether the action may go on. `record_async` never holds a runtime
-//! worker for a heavy record (one carrying at least [`HEAVY_RECORD`] bytes of agent data).
+//! the kernel's shared state): a policy reload or an approval outcome is sealed at once by a
+//! signed checkpoint; `record` waits for the fsync in `always` durability and when sealing,
+//! moved off the runtime worker; `record_async` never holds a runtime worker for a heavy
+//! record (one carrying at least [`HEAVY_RECORD`] bytes of agent data); a failure is logged
+//! loudly and reported as `false`, and the caller decides whether the action may go on.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -24,7 +24,7 @@
 //! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
 //! - `tool_view`: a tool's view of the workspace, from the agent's `file_read`/`file_write`
 //!   rules (what it may read is shown, where every write is allowed is writable).
-//! - `audit`: the [`Audit`](audit) capability — what the kernel's parts need of the flight
+//! - `audit`: the `Audit` capability — what the kernel's parts need of the flight
 //!   recorder (`record`, `record_async`, `admit`), implemented by the recorder and, in tests,
 //!   by a double that keeps the events in memory.
 //! - `approvals`: the queue of calls parked for operator approval, bounded per agent and

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use agentos_syscalls::{AgentId, DirEntry, Errno, FileKind, OpenMode, WriteMode};
-use agentos_vfs::{MemFs, Store};
+use agentos_vfs::{MemFs, Store, MOUNTS};
 
 use super::*;
 use crate::audit::tests::RecordingAudit;
