@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use agentos_syscalls::{AgentId, Errno};
 
+use crate::error::Fault;
 use crate::recorder::{Durability, RecordEvent, Recorder, RecorderError};
 
 /// Records carrying at least this many bytes of agent data are written off the runtime
@@ -101,9 +102,9 @@ async fn record_async(recorder: &Recorder, agent: Option<AgentId>, event: Record
 /// `QuotaExceeded` with what to do; the call is not performed (and is recorded when the
 /// recorder can still write: the watermark leaves it room).
 fn admit(recorder: &Recorder) -> Result<(), Errno> {
-    recorder.admit().map_err(|r| Errno::QuotaExceeded {
-        what: r.to_string(),
-    })
+    recorder
+        .admit()
+        .map_err(|r| Fault::Refused(r.to_string()).into())
 }
 
 fn logged(result: Result<u64, RecorderError>) -> bool {

@@ -11,6 +11,7 @@ use agentos_vfs::MemFs;
 use serde::{Deserialize, Serialize};
 
 use super::{dir_stat, read_only, AgentTree, Backend, Call, Owner, Span, TreeCtx};
+use crate::error::Fault;
 use crate::util::{lock, now_ms};
 
 /// A working-memory checkpoint on disk.
@@ -53,16 +54,16 @@ fn checkpoint_numbers(dir: &Path) -> Vec<u64> {
 
 pub(crate) fn load_checkpoint_file(dir: &Path, n: u64) -> Result<CheckpointFile, Errno> {
     let path = dir.join(n.to_string());
-    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Errno::NotFound {
-            what: format!("checkpoint {n} ({})", path.display()),
-        },
-        _ => Errno::Internal {
-            reason: format!("cannot read checkpoint {}: {e}", path.display()),
-        },
+    let bytes = std::fs::read(&path).map_err(|e| Fault::Kept {
+        what: format!("checkpoint {n} ({})", path.display()),
+        source: e,
     })?;
-    postcard::from_bytes(&bytes).map_err(|e| Errno::Internal {
-        reason: format!("checkpoint {} does not decode: {e}", path.display()),
+    postcard::from_bytes(&bytes).map_err(|e| {
+        Fault::Internal {
+            what: format!("checkpoint {} does not decode", path.display()),
+            source: e.into(),
+        }
+        .into()
     })
 }
 
@@ -115,8 +116,9 @@ pub(crate) fn checkpoint<'a>(
         taken_ms: now_ms(),
         files,
     };
-    let encoded = postcard::to_stdvec(&file).map_err(|e| Errno::Internal {
-        reason: format!("checkpoint {number} does not encode: {e}"),
+    let encoded = postcard::to_stdvec(&file).map_err(|e| Fault::Internal {
+        what: format!("checkpoint {number} does not encode"),
+        source: e.into(),
     })?;
     // The disk budget (`--checkpoint-bytes`): refused before anything is written.
     let budget = ctx.limits.checkpoint_bytes;
@@ -148,11 +150,15 @@ pub(crate) fn checkpoint<'a>(
 /// file, fsynced, then renamed, so a crash leaves the whole file or none.
 fn store(dir: &Path, number: u64, encoded: &[u8]) -> Result<(), Errno> {
     use std::os::unix::fs::DirBuilderExt;
-    let fail = |what: &str, e: std::io::Error| Errno::Internal {
-        reason: format!(
-            "cannot {what} checkpoint {number} in {}: {e}; check the state dir's disk",
-            dir.display()
-        ),
+    let fail = |what: &str, e: std::io::Error| -> Errno {
+        Fault::Internal {
+            what: format!(
+                "cannot {what} checkpoint {number} in {} (check the state dir's disk)",
+                dir.display()
+            ),
+            source: e.into(),
+        }
+        .into()
     };
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}

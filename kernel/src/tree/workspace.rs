@@ -10,48 +10,12 @@ use agentos_syscalls::{DirEntry, Errno, FileKind, FileStat, OpenMode, WriteMode}
 use rustix::fs::OFlags;
 
 use super::{AgentTree, Backend, Call, Handle, HostFile, Owner, Span};
+use crate::error::Fault;
 use crate::util::lock;
 
+/// What the agent is told when host I/O on `/workspace{path}` fails ([`Fault::Workspace`]).
 pub(super) fn io_errno(path: &str, e: &std::io::Error) -> Errno {
-    let full = format!("/workspace{path}");
-    match e.raw_os_error() {
-        Some(libc::EXDEV) => Errno::PermissionDenied {
-            rule: "workspace".into(),
-            reason: format!(
-                "{full} resolves outside the workspace (a `..`, an absolute symlink, a symlink climbing out or a mount crossing); refused"
-            ),
-        },
-        Some(libc::ELOOP) => Errno::PermissionDenied {
-            rule: "workspace".into(),
-            reason: format!("{full} goes through a magic link or a symlink loop; refused"),
-        },
-        Some(libc::ENOENT) => Errno::NotFound { what: full },
-        Some(libc::ENOTDIR) => Errno::NotDirectory { path: full },
-        Some(libc::EISDIR) => Errno::IsDirectory { path: full },
-        Some(libc::EEXIST) => Errno::AlreadyExists { path: full },
-        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => Errno::PermissionDenied {
-            rule: "host".into(),
-            reason: format!("the host refused {full}: {e}"),
-        },
-        // O_NONBLOCK: a file under a lease (or lock) another host process holds answers at once
-        // instead of waiting for the lease to be broken.
-        Some(libc::EAGAIN) => Errno::Busy {
-            what: format!("{full} is leased or locked by another process on the host; try again"),
-        },
-        // A FIFO without a reader, or a socket, opened for writing with O_NONBLOCK (one swapped
-        // in after the O_PATH look).
-        Some(libc::ENXIO) => Errno::Unsupported {
-            what: format!(
-                "{full} is a FIFO, a socket or a device; the kernel serves only regular files and directories from the workspace"
-            ),
-        },
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Errno::QuotaExceeded {
-            what: format!("the host filesystem is full writing {full}"),
-        },
-        _ => Errno::Internal {
-            reason: format!("{full}: {e}"),
-        },
-    }
+    Fault::Workspace { path, source: e }.into()
 }
 
 /// The path relative to the workspace root (`.` for the root).
@@ -387,8 +351,9 @@ impl HostFile {
             return Err(Errno::BadDescriptor { fd });
         }
         let mut offset = lock(&self.offset);
-        let data = read_at(&self.file, *offset, want).map_err(|e| Errno::Internal {
-            reason: format!("reading descriptor {fd}: {e}"),
+        let data = read_at(&self.file, *offset, want).map_err(|e| Fault::Internal {
+            what: format!("reading descriptor {fd}"),
+            source: e.into(),
         })?;
         *offset += data.len() as u64;
         Ok(data)
@@ -405,8 +370,9 @@ impl HostFile {
         let size = self
             .file
             .metadata()
-            .map_err(|e| Errno::Internal {
-                reason: format!("descriptor {fd}: {e}"),
+            .map_err(|e| Fault::Internal {
+                what: format!("descriptor {fd}"),
+                source: e.into(),
             })?
             .len();
         let at = if self.append { size } else { *offset };
@@ -418,8 +384,9 @@ impl HostFile {
         } else {
             self.file.write_all_at(data, at)
         };
-        res.map_err(|e| Errno::Internal {
-            reason: format!("writing descriptor {fd}: {e}"),
+        res.map_err(|e| Fault::Internal {
+            what: format!("writing descriptor {fd}"),
+            source: e.into(),
         })?;
         charge.settle();
         *offset = end;
