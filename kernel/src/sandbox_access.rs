@@ -588,7 +588,7 @@ fn bytecode_cache(path: &Path, how: Use) -> bool {
         Use::Write { create: true, .. } => {
             in_cache && (name.ends_with(b".pyc") || name.windows(5).any(|w| w == b".pyc."))
         }
-        _ => false,
+        Use::Read | Use::Link | Use::Write { create: false, .. } | Use::Change { .. } => false,
     }
 }
 
