@@ -101,10 +101,10 @@ pub(crate) fn checkpoint<'a>(
     trigger: &str,
 ) -> Result<u64, Errno> {
     let agent: Owner<'a> = agent.into();
-    let tree = &agent.tree;
+    let tree = agent.tree;
     let mut last = lock(&tree.last_checkpoint);
     let (number, held) = (last.0 + 1, last.1);
-    let files = lock(&agent.working).snapshot();
+    let files = lock(agent.working).snapshot();
     let (count, bytes) = (
         files.len() as u64,
         files.iter().map(|f| f.2.len() as u64).sum::<u64>(),
