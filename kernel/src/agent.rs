@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use agentos_policy::{Policy, RateLimiter};
@@ -14,11 +14,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::policy::PolicySlot;
 
-/// Locks a mutex, treating a poisoned one as usable: every critical section here leaves the
-/// data consistent, and an agent's panic must not wedge the kernel.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// Re-exported for the modules that still import it from here (server, spawn, signals,
+/// tools); new code imports [`crate::util::lock`].
+pub(crate) use crate::util::lock;
 
 /// A frame on its way to the agent, with an optional notice once it has been written.
 #[derive(Debug)]

@@ -32,8 +32,7 @@ use agentos_syscalls::control::{
 use agentos_syscalls::AgentId;
 use tokio::sync::oneshot;
 
-use crate::agent::lock;
-use crate::kernel::control_error;
+use crate::util::{control_error, lock};
 
 /// An operator's answer to one parked call.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,8 @@ use tokio::sync::broadcast;
 
 use crate::agent::Agent;
 use crate::error::KernelError;
-use crate::kernel::{control_error, Kernel, KernelInner};
+use crate::kernel::{Kernel, KernelInner};
+use crate::util::control_error;
 
 /// Control requests are small except `Spawn`, which carries a policy file.
 const MAX_CONTROL_FRAME: u32 = 8 << 20;

@@ -27,6 +27,8 @@
 use std::sync::{Arc, OnceLock};
 
 use agentos_syscalls::Errno;
+
+use crate::error::Fault;
 use tokio::sync::Semaphore;
 
 /// The default number of host operations running at once, kernel-wide.
@@ -82,8 +84,12 @@ impl HostIo {
             f()
         })
         .await
-        .map_err(|e| Errno::Internal {
-            reason: format!("a host I/O task failed: {e}"),
+        .map_err(|e| {
+            Fault::Internal {
+                what: "a host I/O task failed".into(),
+                source: e.into(),
+            }
+            .into()
         })
     }
 

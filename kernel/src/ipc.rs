@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use agentos_syscalls::{AgentId, Message};
 use tokio::sync::Notify;
 
-use crate::agent::lock;
+use crate::util::lock;
 
 /// How much one inbox may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub(crate) mod view {
     use agentos_syscalls::{DirEntry, Errno, FileKind, FileStat, Message};
 
     use super::Inbox;
-    use crate::agent::{lock, Agent};
+    use crate::util::lock;
 
     /// The directory the inbox view is served under.
     pub(crate) const INBOX_DIR: &str = "/ipc/inbox";
@@ -172,19 +172,19 @@ pub(crate) mod view {
 
     /// The pending messages of `agent`'s inbox as the entries of `/ipc/inbox`, oldest first. Each
     /// is a read-only file named like `0000000003-from-7` whose size is its payload's.
-    pub(crate) fn inbox_entries(agent: &Agent) -> Vec<DirEntry> {
-        agent.inbox.entries()
+    pub(crate) fn inbox_entries(inbox: &Inbox) -> Vec<DirEntry> {
+        inbox.entries()
     }
 
     /// Describes `/ipc/inbox` (`name` empty) or one pending message in it (`name` as listed by
     /// [`inbox_entries`]). Everything there is read-only: messages leave the inbox only by `Recv`.
-    pub(crate) fn inbox_stat(agent: &Agent, name: &str) -> Result<FileStat, Errno> {
-        agent.inbox.stat(name)
+    pub(crate) fn inbox_stat(inbox: &Inbox, name: &str) -> Result<FileStat, Errno> {
+        inbox.stat(name)
     }
 
     /// The payload of one pending message, without taking it from the inbox.
-    pub(crate) fn inbox_read(agent: &Agent, name: &str) -> Result<Vec<u8>, Errno> {
-        agent.inbox.read(name)
+    pub(crate) fn inbox_read(inbox: &Inbox, name: &str) -> Result<Vec<u8>, Errno> {
+        inbox.read(name)
     }
 
     fn no_message(name: &str) -> Errno {

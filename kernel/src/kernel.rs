@@ -13,35 +13,17 @@ use agentos_syscalls::control::{
 use agentos_syscalls::{AgentId, Layer, Signal, ABI_VERSION};
 use tokio::sync::watch;
 
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
 use crate::approvals::{Approvals, Verdict};
 use crate::config::Config;
 use crate::error::KernelError;
-use crate::recorder::{Durability, RecordEvent, Recorder};
+use crate::recorder::{RecordEvent, Recorder};
 use crate::spawn::Spawner;
+use crate::util::lock;
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn control_error(
-    kind: ControlErrorKind,
-    message: impl Into<String>,
-    hint: impl Into<String>,
-) -> ControlError {
-    ControlError {
-        kind,
-        message: message.into(),
-        hint: hint.into(),
-    }
-}
-
-/// Records carrying at least this many bytes of agent data are written off the runtime
-/// worker ([`KernelInner::record_async`]).
-const HEAVY_RECORD: usize = 64 << 10;
+/// Re-exported for the modules that still import them from here (server, spawn, signals);
+/// new code imports [`crate::util`].
+pub(crate) use crate::util::{control_error, now_ms};
 
 /// Everything the kernel's tasks share.
 #[derive(Debug)]
@@ -68,72 +50,35 @@ pub(crate) struct KernelInner {
 }
 
 impl KernelInner {
-    /// Records an event; a recorder failure is logged loudly (the caller decides whether the
-    /// action may go on). A policy reload or an approval outcome is sealed at once by a signed
-    /// checkpoint. In `always` durability (or when sealing) this waits for an fsync; inside the
-    /// multi-thread runtime the wait is moved off the worker (`block_in_place`) so other
-    /// agents are served meanwhile.
+    /// Records an event ([`crate::audit::Audit`]: sealed at once for a policy reload or an
+    /// approval outcome; `false`, logged, when the recorder fails).
     pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let seal = matches!(
-            event,
-            RecordEvent::PolicyReloaded { .. } | RecordEvent::ApprovalDecided { .. }
-        );
-        let append = || {
-            let seq = self.recorder.append(agent, event)?;
-            if seal {
-                self.recorder.seal()?;
-            }
-            Ok::<u64, crate::recorder::RecorderError>(seq)
-        };
-        let in_worker = (seal || self.recorder.durability() == Durability::Always)
-            && Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-        let result = if in_worker {
-            tokio::task::block_in_place(append)
-        } else {
-            append()
-        };
-        match result {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "flight recorder append failed");
-                false
-            }
-        }
+        crate::audit::Audit::record(&self.recorder, agent, event)
     }
 
     /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
-    /// worker does not.
+    /// worker does not ([`crate::audit::Audit`]).
     pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        // Bounding, hashing and storing a record is linear in what the agent sent: a heavy
-        // one (up to a frame, 16 MiB) is recorded off the runtime worker, so the other tasks
-        // queued on it (other agents' answers, `agentctl`) are not held up behind it.
-        let appended = if crate::recorder::bound::weight(&event) >= HEAVY_RECORD {
-            crate::hostio::off_worker(|| self.recorder.append(agent, event))
-        } else {
-            self.recorder.append_async(agent, event).await
-        };
-        match appended {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "flight recorder append failed");
-                false
-            }
-        }
+        crate::audit::Audit::record_async(&self.recorder, agent, event).await
     }
 
-    /// Whether new work may start (before a call is performed, before a spawn): the flight
-    /// recorder can write and the state dir's filesystem is above the low-disk watermark
-    /// (`--min-free-bytes`). Cheap: atomics the recorder's writer thread refreshes. A refusal
-    /// is `QuotaExceeded` with what to do; the call is not performed (and is recorded when
-    /// the recorder can still write: the watermark leaves it room).
+    /// Whether new work may start ([`crate::audit::Audit`]): `QuotaExceeded` when the
+    /// recorder cannot write or the state dir's disk is below its watermark.
     pub fn admit(&self) -> Result<(), agentos_syscalls::Errno> {
-        self.recorder
-            .admit()
-            .map_err(|r| agentos_syscalls::Errno::QuotaExceeded {
-                what: r.to_string(),
-            })
+        crate::audit::Audit::admit(&self.recorder)
+    }
+
+    /// What the per-agent tree needs of the kernel ([`crate::tree::TreeCtx`]).
+    pub fn tree(&self) -> crate::tree::TreeCtx<'_> {
+        crate::tree::TreeCtx {
+            limits: crate::tree::TreeLimits {
+                max_frame: self.config.max_frame,
+                max_fds: self.config.max_fds,
+                checkpoint_bytes: self.config.disk.checkpoint_bytes,
+            },
+            memory: &self.memory,
+            audit: &self.recorder,
+        }
     }
 
     /// Ends `agent` with SIGKILL the first time it is over its share of the flight recorder

@@ -26,6 +26,9 @@
 //! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
 //! - `tool_view`: a tool's view of the workspace, from the agent's `file_read`/`file_write`
 //!   rules (what it may read is shown, where every write is allowed is writable).
+//! - `audit`: the `Audit` capability — what the kernel's parts need of the flight
+//!   recorder (`record`, `record_async`, `admit`), implemented by the recorder and, in tests,
+//!   by a double that keeps the events in memory.
 //! - `approvals`: the queue of calls parked for operator approval, bounded per agent and
 //!   listed in fair, bounded pages.
 //! - `control`: the control socket server.
@@ -36,6 +39,8 @@
 //!   ([`replay::run`]) answered from the recording (the syscall server's replay mode).
 //! - `validate`: every agent-controlled size of a call checked against its bound
 //!   (`agentos_syscalls::limits`) before any other work starts.
+//! - `util`: the small helpers every module shares (`now_ms`, `lock`, `control_error`,
+//!   `syscall_name`); it imports nothing from the rest of the crate.
 //! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
 //!   the `/proc` process-tree walk.
 //!
@@ -51,6 +56,7 @@
 
 mod agent;
 mod approvals;
+mod audit;
 pub mod config;
 mod control;
 pub mod daemon;
@@ -74,6 +80,7 @@ mod sys;
 mod tool_view;
 mod tools;
 mod tree;
+mod util;
 mod validate;
 
 pub use agentos_recorder as recorder;

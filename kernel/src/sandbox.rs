@@ -32,6 +32,7 @@ use crate::agent::Agent;
 use crate::kernel::KernelInner;
 use crate::recorder::RecordEvent;
 use crate::sys;
+use crate::util::{now_ms, syscall_name};
 
 /// The host's sandbox layers, from `<launcher> --probe`, followed by the `full_sandbox` entry
 /// (active: a missing required layer refuses spawns; missing: `--allow-degraded-sandbox`).
@@ -260,13 +261,6 @@ pub(crate) fn is_listener(fd: &OwnedFd) -> bool {
         .is_ok_and(|p| p.as_os_str() == "anon_inode:seccomp notify")
 }
 
-/// The name of syscall `nr` (`syscall_<nr>` when no table knows it).
-pub(crate) fn syscall_name(nr: i64) -> String {
-    agentos_userspace::launch::seccomp_table::syscall_name(nr)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("syscall_{nr}"))
-}
-
 /// Events of one syscall per agent recorded one by one in a window; the rest of the window is
 /// counted and recorded once, as [`RecordEvent::SandboxFlood`].
 pub(crate) const FLOOD_BURST: u64 = 16;
@@ -340,13 +334,6 @@ impl Flood {
         self.start_ms = now_ms;
         out
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Serves the agent's listener: records each denied syscall and answers it EPERM; shows the
@@ -640,11 +627,5 @@ mod tests {
         assert_eq!(summaries.len(), 3);
         assert_eq!(own + suppressed, 100_000);
         assert!(f.tick(t0 + Duration::from_millis(2_800), 3_800).is_empty());
-    }
-
-    #[test]
-    fn syscall_names() {
-        assert_eq!(syscall_name(libc::SYS_mount), "mount");
-        assert_eq!(syscall_name(99_999), "syscall_99999");
     }
 }

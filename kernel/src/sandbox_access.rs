@@ -398,7 +398,7 @@ pub(crate) fn inspect(listener: RawFd, n: &SeccompNotification, w: &Writable) ->
     let c = Caller { pid: n.pid };
     let a = n.args;
     let nr = i64::from(n.nr);
-    let syscall = crate::sandbox::syscall_name(nr);
+    let syscall = crate::util::syscall_name(nr);
     let str_at = |addr: u64| read_cstr(c.pid, addr);
     // Read everything from the caller's memory first, then make sure it was still blocked in
     // this call while we read (otherwise the memory may belong to something else).
@@ -588,7 +588,7 @@ fn bytecode_cache(path: &Path, how: Use) -> bool {
         Use::Write { create: true, .. } => {
             in_cache && (name.ends_with(b".pyc") || name.windows(5).any(|w| w == b".pyc."))
         }
-        _ => false,
+        Use::Read | Use::Link | Use::Write { create: false, .. } | Use::Change { .. } => false,
     }
 }
 

@@ -107,7 +107,7 @@ pub(crate) fn look(n: &SeccompNotification, w: &Watched) -> Option<Hit> {
         libc::SYS_mremap => address_space(n.pid, a[2], a[1], w.limits.address_space),
         _ => None,
     }?;
-    hit.by = crate::sandbox::syscall_name(nr);
+    hit.by = crate::util::syscall_name(nr);
     Some(hit)
 }
 

@@ -135,7 +135,7 @@ pub(crate) async fn deliver(
             let taken = k
                 .host_io
                 .run(&agent.tree.io_slots, move || {
-                    crate::tree::checkpoint(&kc, &a, "SIGUSR1")
+                    crate::tree::checkpoint(&kc.tree(), &a, "SIGUSR1")
                 })
                 .await
                 .and_then(|r| r);

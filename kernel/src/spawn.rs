@@ -256,7 +256,7 @@ fn agent_tree(
     let mut restored = None;
     let working = match restore {
         Some((from, number)) => {
-            let cp = crate::tree::find_checkpoint(k, from, number).map_err(|e| {
+            let cp = crate::tree::find_checkpoint(&k.config.agents_dir(), from, number).map_err(|e| {
                 control_error(
                     ControlErrorKind::NotFound,
                     format!("cannot restore from agent {from}: {e}"),
@@ -658,7 +658,7 @@ async fn reap(
         tracing::info!(agent_id = %agent.id, resource = hit.resource, detail = %hit.detail, "the agent met a limit");
         k.record(Some(agent.id), hit.event());
     }
-    crate::tree::agent_ended(&k, &agent);
+    crate::tree::agent_ended(&k.tree(), &agent);
     k.record(
         Some(agent.id),
         RecordEvent::Exit {

@@ -49,6 +49,8 @@ use agentos_syscalls::Errno;
 pub(crate) use agentos_userspace::launch::MAX_VIEW_ENTRIES;
 use agentos_userspace::launch::{ViewEntry, ViewKind};
 
+use crate::error::Fault;
+
 /// The most workspace entries one `Exec` walks.
 pub(crate) const MAX_WALK: usize = 100_000;
 /// The deepest directory level walked below `/workspace`.
@@ -270,8 +272,9 @@ pub(crate) fn compute(
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| Errno::Internal {
-        reason: format!("cannot open the workspace {}: {e}", ws.display()),
+    .map_err(|e| Fault::Internal {
+        what: format!("cannot open the workspace {}", ws.display()),
+        source: e.into(),
     })?;
     let mut walk = Walk {
         judge,

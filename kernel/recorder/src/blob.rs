@@ -146,27 +146,52 @@ fn slots<'a>(
     out
 }
 
+/// Calls `f` with the length of every payload slot of a call and its result: the same slots
+/// as [`slots`], read without borrowing them mutably (cheap: no allocation). Exhaustive, like
+/// `slots`, so a new call or reply with a payload must be placed in both.
+fn payload_lens(call: &Syscall, result: &Result<Reply, Errno>, mut f: impl FnMut(usize)) {
+    match call {
+        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => f(data.len()),
+        Syscall::Exec { stdin, .. } => f(stdin.len()),
+        Syscall::Send { payload, .. } => f(payload.len()),
+        Syscall::Call { params_json, .. } => f(params_json.len()),
+        Syscall::Read { .. }
+        | Syscall::Open { .. }
+        | Syscall::Close { .. }
+        | Syscall::List { .. }
+        | Syscall::Stat { .. }
+        | Syscall::Unlink { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Checkpoint
+        | Syscall::Exit { .. }
+        | Syscall::ReadFd { .. } => {}
+    }
+    match result {
+        Ok(Reply::Data(d)) => f(d.len()),
+        Ok(Reply::Exec(e)) => {
+            f(e.stdout.len());
+            f(e.stderr.len());
+        }
+        Ok(Reply::Message(m)) => f(m.payload.len()),
+        Ok(Reply::CallResult { result_json }) => f(result_json.len()),
+        Ok(
+            Reply::Done
+            | Reply::Written { .. }
+            | Reply::Opened { .. }
+            | Reply::Entries(_)
+            | Reply::Stat(_)
+            | Reply::Decision(_)
+            | Reply::Checkpoint { .. },
+        )
+        | Err(_) => {}
+    }
+}
+
 /// Whether `event` has a payload to move out (cheap: no allocation).
 pub fn has_large(event: &RecordEvent) -> bool {
-    let RecordEvent::Syscall { call, result, .. } = event else {
-        return false;
-    };
-    let big = |n: usize| n > BLOB_THRESHOLD;
-    let call_big = match call {
-        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => big(data.len()),
-        Syscall::Exec { stdin, .. } => big(stdin.len()),
-        Syscall::Send { payload, .. } => big(payload.len()),
-        Syscall::Call { params_json, .. } => big(params_json.len()),
-        _ => false,
-    };
-    call_big
-        || match result {
-            Ok(Reply::Data(d)) => big(d.len()),
-            Ok(Reply::Exec(e)) => big(e.stdout.len()) || big(e.stderr.len()),
-            Ok(Reply::Message(m)) => big(m.payload.len()),
-            Ok(Reply::CallResult { result_json }) => big(result_json.len()),
-            _ => false,
-        }
+    large_bytes(event) > 0
 }
 
 /// Bytes of the payloads over the threshold in a `Syscall` event (what [`extract`] would
@@ -175,22 +200,13 @@ pub fn large_bytes(event: &RecordEvent) -> u64 {
     let RecordEvent::Syscall { call, result, .. } = event else {
         return 0;
     };
-    let big = |n: usize| if n > BLOB_THRESHOLD { n as u64 } else { 0 };
-    let call_bytes = match call {
-        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => big(data.len()),
-        Syscall::Exec { stdin, .. } => big(stdin.len()),
-        Syscall::Send { payload, .. } => big(payload.len()),
-        Syscall::Call { params_json, .. } => big(params_json.len()),
-        _ => 0,
-    };
-    call_bytes
-        + match result {
-            Ok(Reply::Data(d)) => big(d.len()),
-            Ok(Reply::Exec(e)) => big(e.stdout.len()) + big(e.stderr.len()),
-            Ok(Reply::Message(m)) => big(m.payload.len()),
-            Ok(Reply::CallResult { result_json }) => big(result_json.len()),
-            _ => 0,
+    let mut bytes = 0;
+    payload_lens(call, result, |n| {
+        if n > BLOB_THRESHOLD {
+            bytes += n as u64;
         }
+    });
+    bytes
 }
 
 /// The text a payload not kept is replaced by.
@@ -384,4 +400,79 @@ pub fn restore(dir: &Path, event: RecordEvent) -> Result<RecordEvent, String> {
         result,
         duration_us,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use agentos_syscalls::{Errno, Reply, Syscall, WriteMode};
+
+    use super::*;
+    use crate::format::DecisionRecord;
+
+    fn syscall(call: Syscall, result: Result<Reply, Errno>) -> RecordEvent {
+        RecordEvent::Syscall {
+            id: 1,
+            call,
+            decision: DecisionRecord {
+                allowed: true,
+                policy_allowed: true,
+                rule: String::new(),
+                reason: String::new(),
+                violation: false,
+                mode: "strict".into(),
+            },
+            result,
+            duration_us: 0,
+        }
+    }
+
+    fn write(n: usize) -> Syscall {
+        Syscall::Write {
+            path: "/mem/working/x".into(),
+            data: vec![7; n],
+            mode: WriteMode::Truncate,
+        }
+    }
+
+    /// `has_large` and `large_bytes` see the same slots `slots` moves out: only the payloads
+    /// over the threshold count, in the call and in the reply.
+    #[test]
+    fn large_payloads_are_counted_in_calls_and_replies() {
+        let over = BLOB_THRESHOLD + 1;
+        let cases = [
+            (syscall(write(BLOB_THRESHOLD), Ok(Reply::Done)), 0),
+            (syscall(write(over), Ok(Reply::Written { bytes: 1 })), over),
+            (
+                syscall(
+                    Syscall::Read {
+                        path: "/p".into(),
+                        offset: 0,
+                        len: None,
+                    },
+                    Ok(Reply::Data(vec![0; over])),
+                ),
+                over,
+            ),
+            (
+                syscall(write(over), Ok(Reply::Data(vec![0; 2 * over]))),
+                3 * over,
+            ),
+            (
+                syscall(write(over), Err(Errno::NotFound { what: "x".into() })),
+                over,
+            ),
+            (
+                RecordEvent::KernelStop {
+                    reason: "x".repeat(over),
+                },
+                0,
+            ),
+        ];
+        for (event, bytes) in cases {
+            assert_eq!(large_bytes(&event), bytes as u64, "{event:?}");
+            assert_eq!(has_large(&event), bytes > 0, "{event:?}");
+        }
+    }
 }

@@ -306,7 +306,30 @@ pub fn weight(event: &RecordEvent) -> usize {
     let (call, result) = match event {
         RecordEvent::Syscall { call, result, .. }
         | RecordEvent::SyscallBlobs { call, result, .. } => (call, result),
-        _ => return 0,
+        // No payload an agent sends: what they carry is bounded where they are made.
+        RecordEvent::KernelStart { .. }
+        | RecordEvent::KernelStop { .. }
+        | RecordEvent::Spawn { .. }
+        | RecordEvent::SpawnRefused { .. }
+        | RecordEvent::Sandbox(_)
+        | RecordEvent::Handshake { .. }
+        | RecordEvent::Signal { .. }
+        | RecordEvent::ProtocolViolation { .. }
+        | RecordEvent::Exit { .. }
+        | RecordEvent::SandboxDenied { .. }
+        | RecordEvent::SandboxCapabilities { .. }
+        | RecordEvent::ApprovalRequested { .. }
+        | RecordEvent::ApprovalDecided { .. }
+        | RecordEvent::PolicyReloaded { .. }
+        | RecordEvent::ReadOnlyGranted { .. }
+        | RecordEvent::Recovery { .. }
+        | RecordEvent::RecorderBroken { .. }
+        | RecordEvent::MemoryCheckpoint { .. }
+        | RecordEvent::MemoryRestored { .. }
+        | RecordEvent::SandboxAccess { .. }
+        | RecordEvent::SandboxFlood { .. }
+        | RecordEvent::SandboxLimit { .. }
+        | RecordEvent::RecorderResumed { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }

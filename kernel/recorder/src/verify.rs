@@ -104,8 +104,10 @@ impl Verification {
     /// `agentctl recorder verify`'s exit code: 0 ok, 1 tampered, 2 truncated, 3 unsealed tail.
     pub fn exit_code(&self) -> u8 {
         match &self.problem {
-            Some(p) if p.kind == ProblemKind::Tampered => 1,
-            Some(_) => 2,
+            Some(p) => match p.kind {
+                ProblemKind::Tampered => 1,
+                ProblemKind::Truncated => 2,
+            },
             None if self.unsealed > 0 || self.torn_tail.is_some() => 3,
             None => 0,
         }

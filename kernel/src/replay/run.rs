@@ -113,7 +113,32 @@ impl Script {
                     result: result.clone(),
                 }),
                 RecordEvent::Exit { status } => end = Some(status.clone()),
-                _ => {}
+                // A later spawn of the same id (none: ids are not reused), the kernel's and
+                // the jail's own records, and blobs (resolved into `Syscall` when the log is
+                // read): nothing the re-run answers from.
+                RecordEvent::Spawn { .. }
+                | RecordEvent::KernelStart { .. }
+                | RecordEvent::KernelStop { .. }
+                | RecordEvent::SpawnRefused { .. }
+                | RecordEvent::Sandbox(_)
+                | RecordEvent::Handshake { .. }
+                | RecordEvent::Signal { .. }
+                | RecordEvent::ProtocolViolation { .. }
+                | RecordEvent::SandboxDenied { .. }
+                | RecordEvent::SandboxCapabilities { .. }
+                | RecordEvent::ApprovalRequested { .. }
+                | RecordEvent::ApprovalDecided { .. }
+                | RecordEvent::PolicyReloaded { .. }
+                | RecordEvent::ReadOnlyGranted { .. }
+                | RecordEvent::Recovery { .. }
+                | RecordEvent::RecorderBroken { .. }
+                | RecordEvent::MemoryCheckpoint { .. }
+                | RecordEvent::MemoryRestored { .. }
+                | RecordEvent::SandboxAccess { .. }
+                | RecordEvent::SandboxFlood { .. }
+                | RecordEvent::SandboxLimit { .. }
+                | RecordEvent::RecorderResumed { .. }
+                | RecordEvent::SyscallBlobs { .. } => {}
             }
         }
         let spawn = spawn.ok_or_else(|| format!("the log holds no spawn of agent {agent}"))?;
@@ -267,7 +292,12 @@ impl Session {
     fn recorded_code(&self) -> Option<i32> {
         match &self.script.end {
             Some(ExitStatus::Code(c)) => Some(*c),
-            _ => None,
+            Some(
+                ExitStatus::PosixSignal(_)
+                | ExitStatus::Killed { .. }
+                | ExitStatus::SandboxFailed { .. },
+            )
+            | None => None,
         }
     }
 
@@ -413,7 +443,7 @@ pub fn working_usage(kernel: &crate::Kernel, agent: AgentId) -> Option<(u64, u64
         .inner
         .find(&agentos_syscalls::control::AgentRef::Id(agent))
         .ok()?;
-    let usage = crate::agent::lock(&a.working).usage();
+    let usage = crate::util::lock(&a.working).usage();
     Some(usage)
 }
 

@@ -7,6 +7,6 @@ use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
 pub(super) fn checkpoint(k: &KernelInner, agent: &Agent) -> Result<Reply, Errno> {
-    crate::tree::checkpoint(k, agent, "Checkpoint syscall")
+    crate::tree::checkpoint(&k.tree(), agent, "Checkpoint syscall")
         .map(|number| Reply::Checkpoint { number })
 }

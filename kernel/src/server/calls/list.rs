@@ -6,5 +6,5 @@ use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
 pub(super) fn list(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    crate::tree::list(k, agent, path).map(Reply::Entries)
+    crate::tree::list(&k.tree(), agent, path).map(Reply::Entries)
 }

@@ -11,5 +11,5 @@ pub(super) fn open(
     path: &str,
     mode: OpenMode,
 ) -> Result<Reply, Errno> {
-    crate::tree::open(k, agent, path, mode).map(|fd| Reply::Opened { fd })
+    crate::tree::open(&k.tree(), agent, path, mode).map(|fd| Reply::Opened { fd })
 }

@@ -13,5 +13,5 @@ pub(super) fn read(
     offset: u64,
     len: Option<u64>,
 ) -> Result<Reply, Errno> {
-    crate::tree::read(k, agent, path, offset, len).map(Reply::Data)
+    crate::tree::read(&k.tree(), agent, path, offset, len).map(Reply::Data)
 }

@@ -6,5 +6,5 @@ use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
 pub(super) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Result<Reply, Errno> {
-    crate::tree::read_fd(k, agent, fd, len).map(Reply::Data)
+    crate::tree::read_fd(&k.tree(), agent, fd, len).map(Reply::Data)
 }

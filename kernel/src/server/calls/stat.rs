@@ -6,5 +6,5 @@ use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
 pub(super) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    crate::tree::stat(k, agent, path).map(Reply::Stat)
+    crate::tree::stat(&k.tree(), agent, path).map(Reply::Stat)
 }

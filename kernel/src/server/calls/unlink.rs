@@ -6,5 +6,5 @@ use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
 pub(super) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    crate::tree::unlink(k, agent, path).map(|()| Reply::Done)
+    crate::tree::unlink(&k.tree(), agent, path).map(|()| Reply::Done)
 }

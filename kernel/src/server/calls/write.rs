@@ -13,5 +13,5 @@ pub(super) fn write(
     data: &[u8],
     mode: WriteMode,
 ) -> Result<Reply, Errno> {
-    crate::tree::write(k, agent, path, data, mode).map(|bytes| Reply::Written { bytes })
+    crate::tree::write(&k.tree(), agent, path, data, mode).map(|bytes| Reply::Written { bytes })
 }

@@ -11,5 +11,5 @@ pub(super) fn write_fd(
     fd: u32,
     data: &[u8],
 ) -> Result<Reply, Errno> {
-    crate::tree::write_fd(k, agent, fd, data).map(|bytes| Reply::Written { bytes })
+    crate::tree::write_fd(&k.tree(), agent, fd, data).map(|bytes| Reply::Written { bytes })
 }
