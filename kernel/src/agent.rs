@@ -1,16 +1,20 @@
-//! One agent: its identity, lifecycle state, counters, policy, memory and output log.
+//! One agent: its identity, lifecycle ([`Lifecycle`], the one owner of its state, pid and
+//! exit), counters, policy, memory and output log.
+
+mod lifecycle;
+
+pub(crate) use lifecycle::Lifecycle;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use agentos_policy::{Policy, RateLimiter};
 use agentos_syscalls::control::{AgentCounters, AgentInfo, AgentState, AgentUsage, ExitStatus};
-use agentos_syscalls::{AgentId, JailReport, KernelFrame, Signal};
+use agentos_syscalls::{AgentId, JailReport, KernelFrame};
 use agentos_userspace::launch::cgroup::AgentGroup;
 use agentos_vfs::MemFs;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::policy::PolicySlot;
 
@@ -252,13 +256,10 @@ pub(crate) struct Agent {
     pub spawned_at: Instant,
     pub scratch: PathBuf,
     pub log: LogSink,
-    pub state: watch::Sender<AgentState>,
-    pub exit: watch::Sender<Option<ExitStatus>>,
-    pub pid: AtomicU32,
+    /// State, launcher pid, kill reason and exit: changed only through its transitions.
+    life: Lifecycle,
     pub counters: Mutex<AgentCounters>,
     pub first_syscall_us: OnceLock<u64>,
-    /// Set when the kernel ends the tree, so the exit is reported as that signal.
-    pub kill_reason: Mutex<Option<(Signal, String)>>,
     pub outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
     pub working: Mutex<MemFs>,
     /// The rest of the agent's VFS tree: persistent namespace, workspace root, quota,
@@ -286,25 +287,81 @@ pub(crate) struct Agent {
     pub tools: Arc<tokio::sync::Semaphore>,
 }
 
+/// What the spawn flow has made for an agent once its launcher runs: everything [`Agent::new`]
+/// cannot start empty.
+#[derive(Debug)]
+pub(crate) struct NewAgent {
+    pub id: AgentId,
+    pub name: Option<String>,
+    pub program: String,
+    pub args: Vec<String>,
+    pub policy: Policy,
+    pub spawned_at: Instant,
+    pub scratch: PathBuf,
+    pub log: LogSink,
+    /// The launcher's pid (0 when the spawner could not tell it).
+    pub pid: u32,
+    pub working: MemFs,
+    pub tree: crate::tree::AgentTree,
+    pub cgroup: Option<AgentGroup>,
+    pub limits: agentos_userspace::launch::ResourceLimits,
+    pub workspace: Option<PathBuf>,
+    pub inbox: crate::ipc::InboxLimits,
+}
+
 impl Agent {
+    /// A launched agent, `Starting`, with empty counters, limiters and outbox.
+    pub fn new(a: NewAgent) -> Self {
+        Agent {
+            id: a.id,
+            name: a.name,
+            program: a.program,
+            args: a.args,
+            policy: PolicySlot::new(a.policy),
+            started_ms: crate::kernel::now_ms(),
+            spawned_at: a.spawned_at,
+            scratch: a.scratch,
+            log: a.log,
+            life: Lifecycle::new(a.pid),
+            counters: Mutex::new(AgentCounters::default()),
+            first_syscall_us: OnceLock::new(),
+            outbox: Mutex::new(None),
+            working: Mutex::new(a.working),
+            tree: a.tree,
+            jail: Mutex::new(None),
+            limiter: Mutex::new(RateLimiter::new()),
+            base_limiter: Mutex::new(RateLimiter::new()),
+            launcher_error: Mutex::new(None),
+            cgroup: a.cgroup,
+            limits: a.limits,
+            watchers: Mutex::new(Vec::new()),
+            workspace: a.workspace,
+            inbox: crate::ipc::Inbox::new(a.inbox),
+            tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
+        }
+    }
+
     /// The current policy: one snapshot, to be used for a whole decision.
     pub fn policy(&self) -> Policy {
         self.policy.load()
     }
 
-    pub fn current_state(&self) -> AgentState {
-        *self.state.borrow()
+    /// The agent's lifecycle: its state and every transition of it.
+    pub fn life(&self) -> &Lifecycle {
+        &self.life
     }
 
+    pub fn current_state(&self) -> AgentState {
+        self.life.state()
+    }
+
+    /// The launcher's pid as spawned (kept after the end, for listings).
     pub fn pid(&self) -> Option<u32> {
-        match self.pid.load(Ordering::Acquire) {
-            0 => None,
-            p => Some(p),
-        }
+        self.life.pid()
     }
 
     pub fn is_exited(&self) -> bool {
-        self.exit.borrow().is_some()
+        self.life.is_exited()
     }
 
     pub fn counters(&self) -> std::sync::MutexGuard<'_, AgentCounters> {
@@ -313,18 +370,12 @@ impl Agent {
 
     /// Waits until the agent is not stopped (or has ended). Used to park syscalls.
     pub async fn wait_unfrozen(&self) {
-        let mut rx = self.state.subscribe();
-        let _ = rx.wait_for(|s| *s != AgentState::Stopped).await;
+        self.life.wait_unfrozen().await
     }
 
     /// Waits for the agent's end and returns how it ended.
     pub async fn wait_exit(&self) -> ExitStatus {
-        let mut rx = self.exit.subscribe();
-        let status = match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.clone().unwrap_or(ExitStatus::Code(-1)),
-            Err(_) => ExitStatus::Code(-1),
-        };
-        status
+        self.life.wait_exit().await
     }
 
     /// Queues a frame for the agent. Returns a receiver that fires once it is written, or
@@ -347,7 +398,7 @@ impl Agent {
         let policy = self.policy();
         let state = self.current_state();
         let counters = *self.counters();
-        let exit = self.exit.borrow().clone();
+        let exit = self.life.exit();
         let jail = lock(&self.jail).clone();
         let usage = self.usage();
         AgentInfo {

@@ -15,10 +15,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentos_syscalls::control::{AgentState, ControlError, ControlErrorKind};
+use agentos_syscalls::control::{ControlError, ControlErrorKind};
 use agentos_syscalls::{Event, KernelFrame, Signal};
 
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
 use crate::kernel::{control_error, KernelInner};
 use crate::recorder::RecordEvent;
 use crate::sys;
@@ -31,8 +31,7 @@ pub(crate) async fn deliver(
     source: &str,
     reason: String,
 ) -> Result<(), ControlError> {
-    let ended = agent.exit.borrow().clone();
-    if let Some(status) = ended {
+    if let Some(status) = agent.life().exit() {
         return Err(control_error(
             ControlErrorKind::Failed,
             // The exit reason may quote the agent's strings: one bounded, escaped line.
@@ -85,24 +84,15 @@ pub(crate) async fn deliver(
             end_tree(agent, signal, why);
         }
         Signal::Stop => {
-            agent.state.send_if_modified(|s| {
-                let running = matches!(s, AgentState::Running | AgentState::Starting);
-                if running {
-                    *s = AgentState::Stopped;
-                }
-                running
-            });
+            // Refused when already stopped: the tree is frozen again all the same, to catch
+            // a process that escaped the last pass.
+            let _ = agent.life().stop();
             freeze(agent);
         }
         Signal::Cont => {
             thaw(agent);
-            agent.state.send_if_modified(|s| {
-                let stopped = *s == AgentState::Stopped;
-                if stopped {
-                    *s = AgentState::Running;
-                }
-                stopped
-            });
+            // Refused when not stopped: thawing a running tree changes nothing.
+            let _ = agent.life().cont();
         }
         Signal::Term => {
             event_then_posix(agent, signal, libc::SIGTERM, &reason).await;
@@ -175,7 +165,7 @@ async fn event_then_posix(agent: &Agent, signal: Signal, posix: i32, reason: &st
 
 /// The agent program's process (A): the first child of the namespace's init.
 fn agent_process(agent: &Agent) -> Option<u32> {
-    let init = *sys::children(agent.pid()?).first()?;
+    let init = *sys::children(agent.life().live_pid()?).first()?;
     sys::children(init).first().copied()
 }
 
@@ -184,14 +174,12 @@ fn agent_process(agent: &Agent) -> Option<u32> {
 /// process of its tree is left. Without an init yet, the launcher itself is killed (its init,
 /// if it is just being created, follows by its parent-death signal).
 pub(crate) fn end_tree(agent: &Agent, signal: Signal, reason: String) {
-    {
-        let mut why = lock(&agent.kill_reason);
-        if why.is_none() {
-            *why = Some((signal, reason.clone()));
-        }
-    }
+    // Refused after an earlier kill (its reason stands) or after the end.
+    let _ = agent.life().mark_killed(signal, reason.clone());
     let _ = agent.push(KernelFrame::Event(Event::Signal { signal, reason }));
-    let Some(launcher) = agent.pid() else { return };
+    let Some(launcher) = agent.life().live_pid() else {
+        return;
+    };
     let target = sys::children(launcher).first().copied().unwrap_or(launcher);
     if let Err(e) = sys::kill(target as i32, libc::SIGKILL) {
         tracing::error!(agent_id = %agent.id, error = %e, "cannot kill the agent's tree");
@@ -203,7 +191,9 @@ pub(crate) fn end_tree(agent: &Agent, signal: Signal, reason: String) {
 /// stopped yet, so a child forked during the walk is caught on the next pass (a stopped
 /// process cannot fork again).
 fn freeze(agent: &Agent) {
-    let Some(launcher) = agent.pid() else { return };
+    let Some(launcher) = agent.life().live_pid() else {
+        return;
+    };
     let mut stopped = HashSet::new();
     for _ in 0..1000 {
         let mut found_new = false;
@@ -221,7 +211,9 @@ fn freeze(agent: &Agent) {
 }
 
 fn thaw(agent: &Agent) {
-    let Some(launcher) = agent.pid() else { return };
+    let Some(launcher) = agent.life().live_pid() else {
+        return;
+    };
     for (pid, _) in sys::descendants(launcher) {
         let _ = sys::kill(pid as i32, libc::SIGCONT);
     }

@@ -9,26 +9,23 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentos_policy::{Policy, RateLimiter};
-use agentos_syscalls::control::{
-    AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest,
-};
+use agentos_policy::Policy;
+use agentos_syscalls::control::{ControlError, ControlErrorKind, ExitStatus, SpawnRequest};
 use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
 use agentos_userspace::launch::{
     CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
 };
 use agentos_vfs::MemFs;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::agent::{lock, Agent, LogSink};
-use crate::kernel::{control_error, now_ms, KernelInner};
-use crate::policy::PolicySlot;
+use crate::agent::{lock, Agent, LogSink, NewAgent};
+use crate::kernel::{control_error, KernelInner};
 use crate::recorder::RecordEvent;
 
 struct Job {
@@ -514,36 +511,23 @@ pub(crate) async fn spawn_from(
     let pid = child.id().unwrap_or(0);
     let (working_bytes, working_files) = k.config.working_quota;
     let working = working.unwrap_or_else(|| MemFs::new(working_bytes, working_files));
-    let agent = Arc::new(Agent {
+    let agent = Arc::new(Agent::new(NewAgent {
         id,
         name: req.name.clone(),
         program: program_text.clone(),
         args: req.args.clone(),
-        policy: PolicySlot::new(policy.clone()),
-        started_ms: now_ms(),
+        policy: policy.clone(),
         spawned_at,
         scratch,
         log,
-        state: watch::channel(AgentState::Starting).0,
-        exit: watch::channel(None).0,
-        pid: AtomicU32::new(pid),
-        counters: Mutex::new(AgentCounters::default()),
-        first_syscall_us: OnceLock::new(),
-        kill_reason: Mutex::new(None),
-        outbox: Mutex::new(None),
-        working: Mutex::new(working),
+        pid,
+        working,
         tree,
-        jail: Mutex::new(None),
-        limiter: Mutex::new(RateLimiter::new()),
-        base_limiter: Mutex::new(RateLimiter::new()),
-        launcher_error: Mutex::new(None),
         cgroup: group,
         limits,
-        watchers: Mutex::new(Vec::new()),
         workspace,
-        inbox: crate::ipc::Inbox::new(k.config.inbox),
-        tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
-    });
+        inbox: k.config.inbox,
+    }));
     lock(&k.agents).insert(id, Arc::clone(&agent));
     k.record(
         Some(id),
@@ -668,8 +652,9 @@ async fn reap(
     k.recorder.forget(agent.id);
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
     *lock(&agent.outbox) = None;
-    agent.state.send_replace(AgentState::Exited);
-    agent.exit.send_replace(Some(exit));
+    if let Err(e) = agent.life().finish(exit) {
+        tracing::error!(agent_id = %agent.id, error = %e, "agent reaped twice");
+    }
     let undelivered = agent.inbox.close();
     if undelivered > 0 {
         tracing::warn!(agent_id = %agent.id, undelivered, "agent ended with messages still in its inbox");
@@ -685,7 +670,7 @@ fn classify(
     status: io::Result<std::process::ExitStatus>,
     require_full: bool,
 ) -> ExitStatus {
-    if let Some((signal, reason)) = lock(&agent.kill_reason).clone() {
+    if let Some((signal, reason)) = agent.life().kill_reason() {
         return ExitStatus::Killed { signal, reason };
     }
     let status = match status {

@@ -281,13 +281,8 @@ async fn serve_frames(
             AgentFrame::JailReport(report) if lock(&agent.jail).is_none() => {
                 k.record(Some(agent.id), RecordEvent::Sandbox(report.clone()));
                 *lock(&agent.jail) = Some(report);
-                agent.state.send_if_modified(|s| {
-                    let starting = *s == AgentState::Starting;
-                    if starting {
-                        *s = AgentState::Running;
-                    }
-                    starting
-                });
+                // Refused when it is already running or stopped: nothing to do then.
+                let _ = agent.life().mark_running();
             }
             AgentFrame::JailReport(_) => {
                 return Err("a second jail report (only the launcher sends one, first)".into())
@@ -358,13 +353,8 @@ async fn serve_frames(
             flushed: None,
         })
         .await;
-    agent.state.send_if_modified(|s| {
-        let starting = *s == AgentState::Starting;
-        if starting {
-            *s = AgentState::Running;
-        }
-        starting
-    });
+    // Refused when the jail report already marked it, or it is stopped: nothing to do then.
+    let _ = agent.life().mark_running();
 
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
     loop {
