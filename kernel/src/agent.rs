@@ -2,8 +2,10 @@
 //! exit), counters, policy, memory and output log.
 
 mod lifecycle;
+mod table;
 
 pub(crate) use lifecycle::Lifecycle;
+pub(crate) use table::AgentTable;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -431,6 +433,48 @@ impl Agent {
             pids: group.pids().unwrap_or(0),
         })
     }
+}
+
+/// An agent for unit tests: launcher `pid`, its log and checkpoints under `dir`, a one-rule
+/// policy. Builds no launcher, recorder or spawner.
+#[cfg(test)]
+pub(crate) fn test_agent(
+    dir: &std::path::Path,
+    id: u64,
+    name: Option<&str>,
+    pid: u32,
+) -> Arc<Agent> {
+    let policy = Policy::parse(
+        "test.md",
+        "kernel: {version: \"1.0\", mode: strict}\npolicies:\n  - action: file_read\n    effect: allow\n",
+    )
+    .unwrap();
+    let id = AgentId(id);
+    let (ns, ephemeral) = crate::tree::namespace_of(name, id);
+    Arc::new(Agent::new(NewAgent {
+        id,
+        name: name.map(String::from),
+        program: "/bin/true".into(),
+        args: Vec::new(),
+        policy,
+        spawned_at: Instant::now(),
+        scratch: dir.join(format!("{id}.scratch")),
+        log: LogSink::create(dir.join(format!("{id}.log")), 1024).unwrap(),
+        pid,
+        working: MemFs::new(1 << 20, 100),
+        tree: crate::tree::AgentTree::new(
+            ns,
+            ephemeral,
+            None,
+            (0, 0),
+            (1 << 20, 100),
+            dir.join(format!("{id}.checkpoints")),
+        ),
+        cgroup: None,
+        limits: Default::default(),
+        workspace: None,
+        inbox: Default::default(),
+    }))
 }
 
 #[cfg(test)]

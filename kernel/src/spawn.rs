@@ -528,7 +528,7 @@ pub(crate) async fn spawn_from(
         workspace,
         inbox: k.config.inbox,
     }));
-    lock(&k.agents).insert(id, Arc::clone(&agent));
+    k.agents.insert(Arc::clone(&agent));
     k.record(
         Some(id),
         RecordEvent::Spawn {
