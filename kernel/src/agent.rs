@@ -446,7 +446,7 @@ pub(crate) fn test_agent(
 ) -> Arc<Agent> {
     let policy = Policy::parse(
         "test.md",
-        "kernel: {version: \"1.0\", mode: strict}\npolicies:\n  - action: file_read\n    effect: allow\n",
+        "kernel: {version: \"1.0\", mode: strict}\nsignals: [SIGSTOP, SIGCONT]\npolicies:\n  - action: file_read\n    effect: allow\n",
     )
     .unwrap();
     let id = AgentId(id);
