@@ -171,11 +171,9 @@ impl KernelInner {
     /// Linear in the number of processes and agents: one pass builds each map, and the walk
     /// looks each ancestor up once (a deep process chain no longer costs depth × table).
     pub fn agent_of_process(&self, pid: u32) -> Option<Arc<Agent>> {
-        let parents: Vec<(u32, u32)> = crate::sys::process_table()
-            .into_iter()
-            .map(|(p, pp, _)| (p, pp))
-            .collect();
-        self.agents.agent_of_process(&parents, pid)
+        use crate::signals::Procs;
+        self.agents
+            .agent_of_process(&crate::signals::LinuxProcs.table(), pid)
     }
 
     /// The agent `r` names (by id, or the newest with that name).
