@@ -893,6 +893,7 @@ fn classify(
 mod tests {
     use super::*;
     use agentos_syscalls::control::{AgentState, PolicySource};
+    use agentos_syscalls::Signal;
 
     const POLICY: &str = "kernel: {version: \"1.0\", mode: strict}\nsignals: []\npolicies:\n  - action: file_read\n    effect: allow\n";
 
@@ -1068,6 +1069,63 @@ mod tests {
 
     fn exists(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn exited(code: i32) -> io::Result<std::process::ExitStatus> {
+        Ok(std::process::ExitStatus::from_raw(code << 8))
+    }
+
+    #[test]
+    fn the_exit_is_classified_from_the_kill_the_jail_and_the_launcher_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::test_agent(dir.path(), 1, None, 100);
+        assert_eq!(classify(&agent, exited(3), true), ExitStatus::Code(3));
+        assert_eq!(
+            classify(&agent, exited(137), true),
+            ExitStatus::PosixSignal(9)
+        );
+        assert_eq!(
+            classify(&agent, Ok(std::process::ExitStatus::from_raw(15)), true),
+            ExitStatus::PosixSignal(15)
+        );
+        assert_eq!(
+            classify(&agent, Err(io::Error::other("gone")), true),
+            ExitStatus::SandboxFailed {
+                reason: "cannot wait for the launcher: gone".into()
+            }
+        );
+        // No jail report: the jail failed, with the launcher's own line when it left one.
+        assert_eq!(
+            classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
+            ExitStatus::SandboxFailed {
+                reason: "the launcher exited before the agent ran".into()
+            }
+        );
+        *lock(&agent.launcher_error) = Some("agentos-launch: landlock: denied".into());
+        assert_eq!(
+            classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
+            ExitStatus::SandboxFailed {
+                reason: "agentos-launch: landlock: denied".into()
+            }
+        );
+        // A full jail was reported: 125 is the program's own code.
+        *lock(&agent.jail) = Some(agentos_syscalls::JailReport { layers: Vec::new() });
+        assert_eq!(
+            classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
+            ExitStatus::Code(EXIT_SANDBOX_FAILED)
+        );
+        // A kill by the kernel is reported as that signal, whatever the launcher says.
+        agent
+            .life()
+            .mark_killed(Signal::Trust, "bad frame".into())
+            .unwrap();
+        assert_eq!(
+            classify(&agent, exited(137), true),
+            ExitStatus::Killed {
+                signal: Signal::Trust,
+                reason: "bad frame".into()
+            }
+        );
     }
 
     #[tokio::test]
