@@ -564,7 +564,7 @@ fn jail_spec(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| program_text.clone());
-    let limits = limits(k.config.limits, &policy);
+    let limits = limits(k.config.limits, policy);
     let (group, cgroup) = match &k.cgroups {
         Ok(host) => {
             let cpu_millis = policy.sandbox().limits.cpu_millis.unwrap_or(1000);
