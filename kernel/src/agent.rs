@@ -260,9 +260,11 @@ pub(crate) struct Agent {
     pub log: LogSink,
     /// State, launcher pid, kill reason and exit: changed only through its transitions.
     life: Lifecycle,
-    pub counters: Mutex<AgentCounters>,
+    /// Calls, denials, signals, parked calls: through [`Agent::counters`].
+    counters: Mutex<AgentCounters>,
     pub first_syscall_us: OnceLock<u64>,
-    pub outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
+    /// The writer of its live connection, while the server runs ([`Agent::attach_outbox`]).
+    outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
     pub working: Mutex<MemFs>,
     /// The rest of the agent's VFS tree: persistent namespace, workspace root, quota,
     /// descriptors, checkpoints.
@@ -272,7 +274,7 @@ pub(crate) struct Agent {
     /// The token buckets of the kernel's base policy's rules, for this agent.
     pub base_limiter: Mutex<RateLimiter>,
     /// The launcher's last `agentos-launch: …` line, for a sandbox failure report.
-    pub launcher_error: Mutex<Option<String>>,
+    launcher_error: Mutex<Option<String>>,
     /// The agent's cgroup(s), where the host gave the kernel any; removed once it ends.
     pub cgroup: Option<AgentGroup>,
     /// The limits its jail was given (rlimits, and its cgroup's where it has one).
@@ -378,6 +380,26 @@ impl Agent {
     /// Waits for the agent's end and returns how it ended.
     pub async fn wait_exit(&self) -> ExitStatus {
         self.life.wait_exit().await
+    }
+
+    /// The server's writer for the agent's connection: frames [`Agent::push`]ed go to it.
+    pub fn attach_outbox(&self, tx: mpsc::Sender<Outgoing>) {
+        *lock(&self.outbox) = Some(tx);
+    }
+
+    /// The connection is gone (the server ended, or the agent did): pushes fail from now on.
+    pub fn detach_outbox(&self) {
+        *lock(&self.outbox) = None;
+    }
+
+    /// Keeps the launcher's latest `agentos-launch: …` line (the newest replaces the last).
+    pub fn note_launcher_error(&self, line: String) {
+        *lock(&self.launcher_error) = Some(line);
+    }
+
+    /// The launcher's latest `agentos-launch: …` line, if it wrote one.
+    pub fn launcher_error(&self) -> Option<String> {
+        lock(&self.launcher_error).clone()
     }
 
     /// Queues a frame for the agent. Returns a receiver that fires once it is written, or

@@ -781,7 +781,7 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
                         .rev()
                         .find(|l| l.starts_with("agentos-launch:"))
                     {
-                        *lock(&agent.launcher_error) = Some(line.to_string());
+                        agent.note_launcher_error(line.to_string());
                     }
                 }
                 // A file write (page cache, but a host under writeback pressure can stall
@@ -833,7 +833,7 @@ async fn reap(
     );
     k.recorder.forget(agent.id);
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
-    *lock(&agent.outbox) = None;
+    agent.detach_outbox();
     if let Err(e) = agent.life().finish(exit) {
         tracing::error!(agent_id = %agent.id, error = %e, "agent reaped twice");
     }
@@ -874,8 +874,8 @@ fn classify(
             });
             let jail_failed = report.is_none() || (require_full && missing.is_some());
             if jail_failed {
-                let reason = lock(&agent.launcher_error)
-                    .clone()
+                let reason = agent
+                    .launcher_error()
                     .or(missing)
                     .unwrap_or_else(|| "the launcher exited before the agent ran".into());
                 return ExitStatus::SandboxFailed { reason };
@@ -1101,7 +1101,7 @@ mod tests {
                 reason: "the launcher exited before the agent ran".into()
             }
         );
-        *lock(&agent.launcher_error) = Some("agentos-launch: landlock: denied".into());
+        agent.note_launcher_error("agentos-launch: landlock: denied".into());
         assert_eq!(
             classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
             ExitStatus::SandboxFailed {

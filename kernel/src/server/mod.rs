@@ -49,12 +49,12 @@ pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixSt
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let budget = Arc::new(budget::Budget::new(k.config.agent_memory_bytes));
-    *lock(&agent.outbox) = Some(tx.clone());
+    agent.attach_outbox(tx.clone());
     tokio::spawn(writer(wr, rx, Arc::clone(&budget)));
     if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget).await {
         violation(&k, &agent, &tx, reason).await;
     }
-    *lock(&agent.outbox) = None;
+    agent.detach_outbox();
 }
 
 /// Records a protocol violation, answers it if the agent can still read, and in strict mode
