@@ -1,4 +1,5 @@
-//! The kernel: start-up, the agent table, and the operations `agentctl` drives.
+//! The kernel: start-up, and the operations `agentctl` drives over the agent table
+//! (`agent::AgentTable`).
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;

@@ -1,5 +1,16 @@
 //! Starting agents.
 //!
+//! The flow, in [`spawn_from`]: [`prepare`] checks the request and makes a [`SpawnPlan`]
+//! (nothing created; unit-tested without a process) → the agent's dirs, VFS tree, log and
+//! jail spec ([`jail_spec`]) → [`launch`] (the spawner starts the launcher) → [`register`]
+//! (the agent enters the [`AgentTable`] only once the launcher runs and everything that can
+//! still fail has succeeded) → [`start`] (the spawn record, the serving tasks and the reaper;
+//! cannot fail).
+//!
+//! Never: an agent in the table without a reaper; a launcher left running or unreaped by a
+//! spawn that failed after the launch (it is killed and waited for, and the agent's lifecycle
+//! ends `SandboxFailed`); an agent's cgroup left behind by a spawn that failed.
+//!
 //! All forking happens on one dedicated thread (the spawner). The launcher's parent-death
 //! signal fires when the *thread* that forked it ends, so that thread must live as long as
 //! the kernel — a tokio worker or blocking-pool thread would not do.
