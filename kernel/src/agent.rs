@@ -255,14 +255,16 @@ pub(crate) struct Agent {
     /// The agent's policy; replaced as a whole by `agentctl policy reload`.
     pub policy: PolicySlot,
     pub started_ms: u64,
-    pub spawned_at: Instant,
+    /// When its launcher was started: the origin of `first_syscall_us`.
+    spawned_at: Instant,
     pub scratch: PathBuf,
     pub log: LogSink,
     /// State, launcher pid, kill reason and exit: changed only through its transitions.
     life: Lifecycle,
     /// Calls, denials, signals, parked calls: through [`Agent::counters`].
     counters: Mutex<AgentCounters>,
-    pub first_syscall_us: OnceLock<u64>,
+    /// Microseconds from the launch to its first answered syscall ([`Agent::note_answered`]).
+    first_syscall_us: OnceLock<u64>,
     /// The writer of its live connection, while the server runs ([`Agent::attach_outbox`]).
     outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
     pub working: Mutex<MemFs>,
@@ -282,7 +284,7 @@ pub(crate) struct Agent {
     /// The tasks watching its seccomp listener: the reaper lets them finish (they end when the
     /// agent's last process is gone) before it records the exit, so every sandbox event of the
     /// agent precedes its `Exit` record.
-    pub watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
     pub workspace: Option<PathBuf>,
     /// Messages other agents sent, waiting for `Recv`.
@@ -390,6 +392,23 @@ impl Agent {
     /// The connection is gone (the server ended, or the agent did): pushes fail from now on.
     pub fn detach_outbox(&self) {
         *lock(&self.outbox) = None;
+    }
+
+    /// A syscall of the agent was answered: the first one sets `first_syscall_us`.
+    pub fn note_answered(&self) {
+        let _ = self
+            .first_syscall_us
+            .set(self.spawned_at.elapsed().as_micros() as u64);
+    }
+
+    /// A task watching the agent's seccomp listener, for the reaper to wait for.
+    pub fn add_watcher(&self, watcher: tokio::task::JoinHandle<()>) {
+        lock(&self.watchers).push(watcher);
+    }
+
+    /// The watchers added so far (the reaper's, once the launcher has exited).
+    pub fn take_watchers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *lock(&self.watchers))
     }
 
     /// Keeps the launcher's latest `agentos-launch: …` line (the newest replaces the last).

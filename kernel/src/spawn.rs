@@ -819,7 +819,7 @@ async fn reap(
     crate::hostio::off_worker(|| agent.log.finish());
     // The watchers end once the listener reports no process left under the filter, which the
     // launcher's exit implies; the timeout only guards against a host that never says so.
-    let watchers = std::mem::take(&mut *lock(&agent.watchers));
+    let watchers = agent.take_watchers();
     for h in watchers {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }

@@ -272,7 +272,7 @@ async fn serve_frames(
                         launcher: agent.pid().unwrap_or(0),
                     },
                 ));
-                lock(&agent.watchers).push(watcher);
+                agent.add_watcher(watcher);
             }
             AgentFrame::SandboxListener => return Err(
                 "a sandbox listener out of place (only the launcher sends one, after its report)"
@@ -758,9 +758,7 @@ async fn handle(
         duration_us,
     )
     .await;
-    let _ = agent
-        .first_syscall_us
-        .set(agent.spawned_at.elapsed().as_micros() as u64);
+    agent.note_answered();
     let response = KernelFrame::Response(Response { id, result });
     if strict_violation {
         // The agent has its PermissionDenied in hand before it is ended.
