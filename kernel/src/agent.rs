@@ -1,16 +1,22 @@
-//! One agent: its identity, lifecycle state, counters, policy, memory and output log.
+//! One agent: its identity, lifecycle ([`Lifecycle`], the one owner of its state, pid and
+//! exit), counters, policy, memory and output log.
+
+mod lifecycle;
+mod table;
+
+pub(crate) use lifecycle::Lifecycle;
+pub(crate) use table::AgentTable;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use agentos_policy::{Policy, RateLimiter};
 use agentos_syscalls::control::{AgentCounters, AgentInfo, AgentState, AgentUsage, ExitStatus};
-use agentos_syscalls::{AgentId, JailReport, KernelFrame, Signal};
+use agentos_syscalls::{AgentId, JailReport, KernelFrame};
 use agentos_userspace::launch::cgroup::AgentGroup;
 use agentos_vfs::MemFs;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::policy::PolicySlot;
 
@@ -247,17 +253,18 @@ pub(crate) struct Agent {
     /// The agent's policy; replaced as a whole by `agentctl policy reload`.
     pub policy: PolicySlot,
     pub started_ms: u64,
-    pub spawned_at: Instant,
+    /// When its launcher was started: the origin of `first_syscall_us`.
+    spawned_at: Instant,
     pub scratch: PathBuf,
     pub log: LogSink,
-    pub state: watch::Sender<AgentState>,
-    pub exit: watch::Sender<Option<ExitStatus>>,
-    pub pid: AtomicU32,
-    pub counters: Mutex<AgentCounters>,
-    pub first_syscall_us: OnceLock<u64>,
-    /// Set when the kernel ends the tree, so the exit is reported as that signal.
-    pub kill_reason: Mutex<Option<(Signal, String)>>,
-    pub outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
+    /// State, launcher pid, kill reason and exit: changed only through its transitions.
+    life: Lifecycle,
+    /// Calls, denials, signals, parked calls: through [`Agent::counters`].
+    counters: Mutex<AgentCounters>,
+    /// Microseconds from the launch to its first answered syscall ([`Agent::note_answered`]).
+    first_syscall_us: OnceLock<u64>,
+    /// The writer of its live connection, while the server runs ([`Agent::attach_outbox`]).
+    outbox: Mutex<Option<mpsc::Sender<Outgoing>>>,
     pub working: Mutex<MemFs>,
     /// The rest of the agent's VFS tree: persistent namespace, workspace root, quota,
     /// descriptors, checkpoints.
@@ -267,7 +274,7 @@ pub(crate) struct Agent {
     /// The token buckets of the kernel's base policy's rules, for this agent.
     pub base_limiter: Mutex<RateLimiter>,
     /// The launcher's last `agentos-launch: …` line, for a sandbox failure report.
-    pub launcher_error: Mutex<Option<String>>,
+    launcher_error: Mutex<Option<String>>,
     /// The agent's cgroup(s), where the host gave the kernel any; removed once it ends.
     pub cgroup: Option<AgentGroup>,
     /// The limits its jail was given (rlimits, and its cgroup's where it has one).
@@ -275,7 +282,7 @@ pub(crate) struct Agent {
     /// The tasks watching its seccomp listener: the reaper lets them finish (they end when the
     /// agent's last process is gone) before it records the exit, so every sandbox event of the
     /// agent precedes its `Exit` record.
-    pub watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
     pub workspace: Option<PathBuf>,
     /// Messages other agents sent, waiting for `Recv`.
@@ -284,25 +291,81 @@ pub(crate) struct Agent {
     pub tools: Arc<tokio::sync::Semaphore>,
 }
 
+/// What the spawn flow has made for an agent once its launcher runs: everything [`Agent::new`]
+/// cannot start empty.
+#[derive(Debug)]
+pub(crate) struct NewAgent {
+    pub id: AgentId,
+    pub name: Option<String>,
+    pub program: String,
+    pub args: Vec<String>,
+    pub policy: Policy,
+    pub spawned_at: Instant,
+    pub scratch: PathBuf,
+    pub log: LogSink,
+    /// The launcher's pid (0 when the spawner could not tell it).
+    pub pid: u32,
+    pub working: MemFs,
+    pub tree: crate::tree::AgentTree,
+    pub cgroup: Option<AgentGroup>,
+    pub limits: agentos_userspace::launch::ResourceLimits,
+    pub workspace: Option<PathBuf>,
+    pub inbox: crate::ipc::InboxLimits,
+}
+
 impl Agent {
+    /// A launched agent, `Starting`, with empty counters, limiters and outbox.
+    pub fn new(a: NewAgent) -> Self {
+        Agent {
+            id: a.id,
+            name: a.name,
+            program: a.program,
+            args: a.args,
+            policy: PolicySlot::new(a.policy),
+            started_ms: crate::kernel::now_ms(),
+            spawned_at: a.spawned_at,
+            scratch: a.scratch,
+            log: a.log,
+            life: Lifecycle::new(a.pid),
+            counters: Mutex::new(AgentCounters::default()),
+            first_syscall_us: OnceLock::new(),
+            outbox: Mutex::new(None),
+            working: Mutex::new(a.working),
+            tree: a.tree,
+            jail: Mutex::new(None),
+            limiter: Mutex::new(RateLimiter::new()),
+            base_limiter: Mutex::new(RateLimiter::new()),
+            launcher_error: Mutex::new(None),
+            cgroup: a.cgroup,
+            limits: a.limits,
+            watchers: Mutex::new(Vec::new()),
+            workspace: a.workspace,
+            inbox: crate::ipc::Inbox::new(a.inbox),
+            tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
+        }
+    }
+
     /// The current policy: one snapshot, to be used for a whole decision.
     pub fn policy(&self) -> Policy {
         self.policy.load()
     }
 
-    pub fn current_state(&self) -> AgentState {
-        *self.state.borrow()
+    /// The agent's lifecycle: its state and every transition of it.
+    pub fn life(&self) -> &Lifecycle {
+        &self.life
     }
 
+    pub fn current_state(&self) -> AgentState {
+        self.life.state()
+    }
+
+    /// The launcher's pid as spawned (kept after the end, for listings).
     pub fn pid(&self) -> Option<u32> {
-        match self.pid.load(Ordering::Acquire) {
-            0 => None,
-            p => Some(p),
-        }
+        self.life.pid()
     }
 
     pub fn is_exited(&self) -> bool {
-        self.exit.borrow().is_some()
+        self.life.is_exited()
     }
 
     pub fn counters(&self) -> std::sync::MutexGuard<'_, AgentCounters> {
@@ -311,18 +374,49 @@ impl Agent {
 
     /// Waits until the agent is not stopped (or has ended). Used to park syscalls.
     pub async fn wait_unfrozen(&self) {
-        let mut rx = self.state.subscribe();
-        let _ = rx.wait_for(|s| *s != AgentState::Stopped).await;
+        self.life.wait_unfrozen().await
     }
 
     /// Waits for the agent's end and returns how it ended.
     pub async fn wait_exit(&self) -> ExitStatus {
-        let mut rx = self.exit.subscribe();
-        let status = match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.clone().unwrap_or(ExitStatus::Code(-1)),
-            Err(_) => ExitStatus::Code(-1),
-        };
-        status
+        self.life.wait_exit().await
+    }
+
+    /// The server's writer for the agent's connection: frames [`Agent::push`]ed go to it.
+    pub fn attach_outbox(&self, tx: mpsc::Sender<Outgoing>) {
+        *lock(&self.outbox) = Some(tx);
+    }
+
+    /// The connection is gone (the server ended, or the agent did): pushes fail from now on.
+    pub fn detach_outbox(&self) {
+        *lock(&self.outbox) = None;
+    }
+
+    /// A syscall of the agent was answered: the first one sets `first_syscall_us`.
+    pub fn note_answered(&self) {
+        let _ = self
+            .first_syscall_us
+            .set(self.spawned_at.elapsed().as_micros() as u64);
+    }
+
+    /// A task watching the agent's seccomp listener, for the reaper to wait for.
+    pub fn add_watcher(&self, watcher: tokio::task::JoinHandle<()>) {
+        lock(&self.watchers).push(watcher);
+    }
+
+    /// The watchers added so far (the reaper's, once the launcher has exited).
+    pub fn take_watchers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *lock(&self.watchers))
+    }
+
+    /// Keeps the launcher's latest `agentos-launch: …` line (the newest replaces the last).
+    pub fn note_launcher_error(&self, line: String) {
+        *lock(&self.launcher_error) = Some(line);
+    }
+
+    /// The launcher's latest `agentos-launch: …` line, if it wrote one.
+    pub fn launcher_error(&self) -> Option<String> {
+        lock(&self.launcher_error).clone()
     }
 
     /// Queues a frame for the agent. Returns a receiver that fires once it is written, or
@@ -345,7 +439,7 @@ impl Agent {
         let policy = self.policy();
         let state = self.current_state();
         let counters = *self.counters();
-        let exit = self.exit.borrow().clone();
+        let exit = self.life.exit();
         let jail = lock(&self.jail).clone();
         let usage = self.usage();
         AgentInfo {
@@ -378,6 +472,48 @@ impl Agent {
             pids: group.pids().unwrap_or(0),
         })
     }
+}
+
+/// An agent for unit tests: launcher `pid`, its log and checkpoints under `dir`, a one-rule
+/// policy. Builds no launcher, recorder or spawner.
+#[cfg(test)]
+pub(crate) fn test_agent(
+    dir: &std::path::Path,
+    id: u64,
+    name: Option<&str>,
+    pid: u32,
+) -> Arc<Agent> {
+    let policy = Policy::parse(
+        "test.md",
+        "kernel: {version: \"1.0\", mode: strict}\nsignals: [SIGSTOP, SIGCONT]\npolicies:\n  - action: file_read\n    effect: allow\n",
+    )
+    .unwrap();
+    let id = AgentId(id);
+    let (ns, ephemeral) = crate::tree::namespace_of(name, id);
+    Arc::new(Agent::new(NewAgent {
+        id,
+        name: name.map(String::from),
+        program: "/bin/true".into(),
+        args: Vec::new(),
+        policy,
+        spawned_at: Instant::now(),
+        scratch: dir.join(format!("{id}.scratch")),
+        log: LogSink::create(dir.join(format!("{id}.log")), 1024).unwrap(),
+        pid,
+        working: MemFs::new(1 << 20, 100),
+        tree: crate::tree::AgentTree::new(
+            ns,
+            ephemeral,
+            None,
+            (0, 0),
+            (1 << 20, 100),
+            dir.join(format!("{id}.checkpoints")),
+        ),
+        cgroup: None,
+        limits: Default::default(),
+        workspace: None,
+        inbox: Default::default(),
+    }))
 }
 
 #[cfg(test)]

@@ -353,7 +353,7 @@ impl LogFollower {
         if self.done {
             return None;
         }
-        let mut exit = self.agent.exit.subscribe();
+        let mut exit = self.agent.life().subscribe_exit();
         loop {
             tokio::select! {
                 biased;

@@ -1,19 +1,19 @@
-//! The kernel: start-up, the agent table, and the operations `agentctl` drives.
+//! The kernel: start-up, and the operations `agentctl` drives over the agent table
+//! (`agent::AgentTable`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentos_syscalls::control::{
-    AgentInfo, AgentRef, AgentState, ApprovalInfo, ControlError, ControlErrorKind, KernelStatus,
-    PolicySource, SpawnRequest,
+    AgentInfo, AgentRef, ApprovalInfo, ControlError, ControlErrorKind, KernelStatus, PolicySource,
+    SpawnRequest,
 };
 use agentos_syscalls::{AgentId, Layer, Signal, ABI_VERSION};
 use tokio::sync::watch;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, AgentTable};
 use crate::approvals::{Approvals, Verdict};
 use crate::config::Config;
 use crate::error::KernelError;
@@ -30,7 +30,7 @@ pub(crate) use crate::util::{control_error, now_ms};
 pub(crate) struct KernelInner {
     pub config: Config,
     pub recorder: Recorder,
-    pub agents: Mutex<BTreeMap<AgentId, Arc<Agent>>>,
+    pub agents: AgentTable,
     pub next_id: AtomicU64,
     pub spawner: Spawner,
     pub started_ms: u64,
@@ -117,47 +117,14 @@ impl KernelInner {
     /// Linear in the number of processes and agents: one pass builds each map, and the walk
     /// looks each ancestor up once (a deep process chain no longer costs depth × table).
     pub fn agent_of_process(&self, pid: u32) -> Option<Arc<Agent>> {
-        let parents: std::collections::HashMap<u32, u32> = crate::sys::process_table()
-            .into_iter()
-            .map(|(p, pp, _)| (p, pp))
-            .collect();
-        let agents = lock(&self.agents);
-        let by_pid: std::collections::HashMap<u32, &Arc<Agent>> = agents
-            .values()
-            .filter(|a| !a.is_exited())
-            .filter_map(|a| Some((a.pid()?, a)))
-            .collect();
-        let mut cur = pid;
-        for _ in 0..4096 {
-            if let Some(a) = by_pid.get(&cur) {
-                return Some(Arc::clone(a));
-            }
-            match parents.get(&cur).copied() {
-                Some(p) if p > 1 => cur = p,
-                _ => return None,
-            }
-        }
-        None
+        use crate::signals::Procs;
+        self.agents
+            .agent_of_process(&crate::signals::LinuxProcs.table(), pid)
     }
 
+    /// The agent `r` names (by id, or the newest with that name).
     pub fn find(&self, r: &AgentRef) -> Result<Arc<Agent>, ControlError> {
-        let agents = lock(&self.agents);
-        let found = match r {
-            AgentRef::Id(id) => agents.get(id).cloned(),
-            // The newest agent with that name.
-            AgentRef::Name(n) => agents
-                .values()
-                .rev()
-                .find(|a| a.name.as_deref() == Some(n.as_str()))
-                .cloned(),
-        };
-        found.ok_or_else(|| {
-            control_error(
-                ControlErrorKind::NotFound,
-                format!("no agent {r} on this kernel"),
-                "list agents with `agentctl ps`",
-            )
-        })
+        self.agents.find(r)
     }
 }
 
@@ -262,7 +229,7 @@ impl Kernel {
             next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
             config,
             recorder,
-            agents: Mutex::new(BTreeMap::new()),
+            agents: AgentTable::default(),
             spawner,
             started_ms: now_ms(),
             shutdown,
@@ -322,10 +289,7 @@ impl Kernel {
 
     /// Every agent, oldest first.
     pub fn ps(&self) -> Vec<AgentInfo> {
-        lock(&self.inner.agents)
-            .values()
-            .map(|a| a.info())
-            .collect()
+        self.inner.agents.list().iter().map(|a| a.info()).collect()
     }
 
     pub fn inspect(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
@@ -438,7 +402,7 @@ impl Kernel {
     }
 
     pub fn status(&self) -> KernelStatus {
-        let agents = lock(&self.inner.agents);
+        let (running, total) = self.inner.agents.counts();
         KernelStatus {
             pid: std::process::id(),
             uid: rustix::process::geteuid().as_raw(),
@@ -447,11 +411,8 @@ impl Kernel {
             state_dir: self.inner.config.state_dir.clone(),
             recorder_dir: self.inner.config.recorder_dir(),
             started_ms: self.inner.started_ms,
-            agents_running: agents
-                .values()
-                .filter(|a| a.current_state() != AgentState::Exited)
-                .count() as u32,
-            agents_total: agents.len() as u32,
+            agents_running: running as u32,
+            agents_total: total as u32,
             sandbox: self.inner.host_layers.clone(),
         }
     }
@@ -466,11 +427,7 @@ impl Kernel {
     /// grace period, then the last record and the control socket removed.
     pub async fn shutdown(&self, reason: &str) {
         let _ = self.inner.shutdown.send(true);
-        let live: Vec<Arc<Agent>> = lock(&self.inner.agents)
-            .values()
-            .filter(|a| !a.is_exited())
-            .cloned()
-            .collect();
+        let live = self.inner.agents.live();
         for agent in &live {
             let _ = crate::signals::deliver(
                 &self.inner,

@@ -10,7 +10,9 @@
 //! - [`options`]: the kernel's flags ([`options::KernelOptions`]), the one source of the
 //!   daemon's and `agentctl`'s kernel flags and the one builder of a [`Config`].
 //! - [`kernel`]: [`Kernel`] — start, spawn, signal, wait, shutdown; the agent table.
-//! - `agent`: one agent's record — state, counters, policy, memory, logs.
+//! - `agent`: one agent's record — counters, policy, memory, logs; its lifecycle
+//!   (`agent/lifecycle.rs`, the one owner of state, pid and exit) and the agent table
+//!   (`agent/table.rs`).
 //! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
 //! - `server`: the per-agent syscall server; `server/calls/<syscall>.rs`, one file each.
 //! - `signals`: the signal dispatcher (DESIGN §7).

@@ -445,7 +445,7 @@ impl Watch<'_> {
                 return;
             }
         };
-        let mut exit = self.agent.exit.subscribe();
+        let mut exit = self.agent.life().subscribe_exit();
         let mut ticks = tokio::time::interval(FLOOD_WINDOW);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

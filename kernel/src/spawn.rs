@@ -1,5 +1,16 @@
 //! Starting agents.
 //!
+//! The flow, in [`spawn_from`]: [`prepare`] checks the request and makes a [`SpawnPlan`]
+//! (nothing created; unit-tested without a process) → the agent's dirs, VFS tree, log and
+//! jail spec ([`jail_spec`]) → [`launch`] (the spawner starts the launcher) → [`register`]
+//! (the agent enters the [`AgentTable`] only once the launcher runs and everything that can
+//! still fail has succeeded) → [`start`] (the spawn record, the serving tasks and the reaper;
+//! cannot fail).
+//!
+//! Never: an agent in the table without a reaper; a launcher left running or unreaped by a
+//! spawn that failed after the launch (it is killed and waited for, and the agent's lifecycle
+//! ends `SandboxFailed`); an agent's cgroup left behind by a spawn that failed.
+//!
 //! All forking happens on one dedicated thread (the spawner). The launcher's parent-death
 //! signal fires when the *thread* that forked it ends, so that thread must live as long as
 //! the kernel — a tokio worker or blocking-pool thread would not do.
@@ -9,26 +20,24 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentos_policy::{Policy, RateLimiter};
-use agentos_syscalls::control::{
-    AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest,
-};
-use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
+use agentos_policy::Policy;
+use agentos_syscalls::control::{ControlError, ControlErrorKind, ExitStatus, SpawnRequest};
+use agentos_syscalls::{AgentId, Layer, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
+use agentos_userspace::launch::cgroup::AgentGroup;
 use agentos_userspace::launch::{
     CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
 };
 use agentos_vfs::MemFs;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::agent::{lock, Agent, LogSink};
-use crate::kernel::{control_error, now_ms, KernelInner};
-use crate::policy::PolicySlot;
+use crate::agent::{lock, Agent, AgentTable, LogSink, NewAgent};
+use crate::kernel::{control_error, KernelInner};
 use crate::recorder::RecordEvent;
 
 struct Job {
@@ -296,6 +305,111 @@ fn agent_tree(
     Ok((working, tree, restored))
 }
 
+/// What [`prepare`] checks a request against: the kernel's configuration and host, not its
+/// state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules<'a> {
+    pub state_dir: &'a Path,
+    pub require_full_sandbox: bool,
+    /// The layers this host offers (see [`KernelInner::host_layers`]).
+    pub host_layers: &'a [Layer],
+}
+
+/// A spawn request that passed every check of [`prepare`]. Nothing exists for it yet: no id,
+/// no directory, no process.
+#[derive(Debug)]
+pub(crate) struct SpawnPlan {
+    pub req: SpawnRequest,
+    pub policy: Policy,
+    /// `--workspace`, canonical.
+    pub workspace: Option<PathBuf>,
+    /// The extra read-only paths, canonical.
+    pub extra_read_only: Vec<PathBuf>,
+}
+
+/// Why [`prepare`] (or the launch) refused a spawn: the operator's error, and the reason the
+/// flight recorder keeps (`SpawnRefused`) for the refusals it records.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub error: ControlError,
+    pub recorded: Option<String>,
+}
+
+impl Refusal {
+    fn quiet(error: ControlError) -> Self {
+        Self {
+            error,
+            recorded: None,
+        }
+    }
+
+    fn recorded(reason: impl Into<String>, error: ControlError) -> Self {
+        Self {
+            error,
+            recorded: Some(reason.into()),
+        }
+    }
+}
+
+/// Checks a spawn request against `rules` and turns it into a plan: the policy loads, the
+/// sandbox the host offers is enough, the program, workspace, environment and extra
+/// read-only paths are usable. Creates nothing; reads the file system only to check the paths
+/// it is given.
+pub(crate) fn prepare(rules: Rules<'_>, req: SpawnRequest) -> Result<SpawnPlan, Refusal> {
+    let program_text = req.program.display().to_string();
+    let policy = Policy::parse(&req.policy.path, &req.policy.text).map_err(|e| {
+        Refusal::recorded(
+            e.to_string(),
+            failed(
+                format!("policy does not load, spawn refused:\n{e}"),
+                "fix the policy file and spawn again",
+            ),
+        )
+    })?;
+    if rules.require_full_sandbox {
+        if let Some((layer, detail)) = crate::sandbox::missing_required(rules.host_layers) {
+            return Err(Refusal::recorded(
+                format!("sandbox layer {layer} is missing: {detail}"),
+                failed(
+                    format!(
+                        "spawn refused: the sandbox layer `{layer}` is missing on this host ({detail})"
+                    ),
+                    "fix the host, or start the kernel with --allow-degraded-sandbox (recorded)",
+                ),
+            ));
+        }
+    }
+    if !req.program.is_absolute() {
+        return Err(Refusal::quiet(usage(
+            format!("program `{program_text}` is not an absolute path"),
+            "agentctl resolves programs; pass a full path",
+        )));
+    }
+    if !req.program.is_file() {
+        return Err(Refusal::recorded(
+            "program not found",
+            control_error(
+                ControlErrorKind::NotFound,
+                format!("program {program_text} does not exist or is not a file"),
+                "check the path, or build the agent first",
+            ),
+        ));
+    }
+    let workspace = match &req.workspace {
+        Some(ws) => Some(check_workspace(rules.state_dir, ws).map_err(Refusal::quiet)?),
+        None => None,
+    };
+    check_env(&req.env).map_err(Refusal::quiet)?;
+    let extra_read_only =
+        check_extra_read_only(rules.state_dir, &req.extra_read_only).map_err(Refusal::quiet)?;
+    Ok(SpawnPlan {
+        req,
+        policy,
+        workspace,
+        extra_read_only,
+    })
+}
+
 /// Starts one agent: policy, dirs, jail spec, launcher, then the tasks that serve it.
 pub(crate) async fn spawn(
     k: &Arc<KernelInner>,
@@ -306,6 +420,12 @@ pub(crate) async fn spawn(
 
 /// [`spawn`], with working memory restored from checkpoint `N` (the latest when `None`) of
 /// agent `ID` when `restore` is `Some((ID, N))`.
+///
+/// The flow: [`prepare`] (validation, nothing created) → the agent's dirs, VFS tree, log and
+/// jail spec → [`launch`] → [`register`] (the table, only once the launcher runs and
+/// everything that can fail has succeeded) → [`start`] (the reaper and the serving tasks,
+/// infallible). No error leaves an agent in the table without a reaper, or a launched
+/// launcher unreaped, or its cgroup behind.
 pub(crate) async fn spawn_from(
     k: &Arc<KernelInner>,
     req: SpawnRequest,
@@ -324,64 +444,32 @@ pub(crate) async fn spawn_from(
         ));
     }
     let program_text = req.program.display().to_string();
-    let refuse = |reason: String| {
-        k.record(
-            None,
-            RecordEvent::SpawnRefused {
-                program: program_text.clone(),
-                reason,
-            },
-        );
-    };
-    let policy = match Policy::parse(&req.policy.path, &req.policy.text) {
-        Ok(p) => p,
-        Err(e) => {
-            refuse(e.to_string());
-            return Err(failed(
-                format!("policy does not load, spawn refused:\n{e}"),
-                "fix the policy file and spawn again",
-            ));
+    let refused = |r: Refusal| {
+        if let Some(reason) = r.recorded {
+            k.record(
+                None,
+                RecordEvent::SpawnRefused {
+                    program: program_text.clone(),
+                    reason,
+                },
+            );
         }
+        r.error
     };
-    if k.config.require_full_sandbox {
-        if let Some((layer, detail)) = crate::sandbox::missing_required(&k.host_layers) {
-            refuse(format!("sandbox layer {layer} is missing: {detail}"));
-            return Err(failed(
-                format!(
-                    "spawn refused: the sandbox layer `{layer}` is missing on this host ({detail})"
-                ),
-                "fix the host, or start the kernel with --allow-degraded-sandbox (recorded)",
-            ));
-        }
-    }
-    if !req.program.is_absolute() {
-        return Err(usage(
-            format!("program `{program_text}` is not an absolute path"),
-            "agentctl resolves programs; pass a full path",
-        ));
-    }
-    if !req.program.is_file() {
-        refuse("program not found".into());
-        return Err(control_error(
-            ControlErrorKind::NotFound,
-            format!("program {program_text} does not exist or is not a file"),
-            "check the path, or build the agent first",
-        ));
-    }
-    let workspace = match &req.workspace {
-        Some(ws) => Some(check_workspace(&k.config.state_dir, ws)?),
-        None => None,
+    let rules = Rules {
+        state_dir: &k.config.state_dir,
+        require_full_sandbox: k.config.require_full_sandbox,
+        host_layers: &k.host_layers,
     };
-    check_env(&req.env)?;
-    let extra_read_only = check_extra_read_only(&k.config.state_dir, &req.extra_read_only)?;
+    let plan = prepare(rules, req).map_err(refused)?;
 
     let id = AgentId(k.next_id.fetch_add(1, Ordering::Relaxed));
     let dir = k.config.agents_dir().join(id.to_string());
     let (working, tree, restored) = agent_tree(
         k,
         id,
-        req.name.as_deref(),
-        workspace.as_deref(),
+        plan.req.name.as_deref(),
+        plan.workspace.as_deref(),
         restore,
         &dir,
     )?;
@@ -397,6 +485,70 @@ pub(crate) async fn spawn_from(
     let log = LogSink::create(dir.join("output.log"), k.config.disk.log_bytes)
         .map_err(|e| io_fail("its log", e))?;
 
+    let (group, spec) = jail_spec(k, &plan, id, &scratch);
+    let (mut child, kernel_end, spawned_at) = match launch(k, &spec).await {
+        Ok(launched) => launched,
+        Err(r) => {
+            if let Some(g) = &group {
+                crate::sandbox::remove_agent_group(id, g).await;
+            }
+            return Err(refused(r));
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    let (working_bytes, working_files) = k.config.working_quota;
+    let SpawnPlan {
+        req,
+        policy,
+        workspace,
+        extra_read_only,
+    } = plan;
+    let agent = Arc::new(Agent::new(NewAgent {
+        id,
+        name: req.name,
+        program: program_text.clone(),
+        args: req.args,
+        policy,
+        spawned_at,
+        scratch,
+        log,
+        pid,
+        working: working.unwrap_or_else(|| MemFs::new(working_bytes, working_files)),
+        tree,
+        cgroup: group,
+        limits: spec.limits,
+        workspace,
+        inbox: k.config.inbox,
+    }));
+    let stream = match register(&k.agents, &agent, &mut child, || connect(kernel_end)).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            if let Some(g) = &agent.cgroup {
+                crate::sandbox::remove_agent_group(id, g).await;
+            }
+            return Err(refused(Refusal::recorded(
+                format!("cannot serve the agent socket: {e}"),
+                failed(
+                    format!("cannot serve the socket of agent {id}: {e}; its launcher was killed"),
+                    "check the kernel's open-file limit, then spawn again",
+                ),
+            )));
+        }
+    };
+    start(k, &agent, child, stream, restored, extra_read_only);
+    Ok(agent)
+}
+
+/// The jail spec of a planned agent, and its cgroup where the host gives the kernel one.
+fn jail_spec(
+    k: &KernelInner,
+    plan: &SpawnPlan,
+    id: AgentId,
+    scratch: &Path,
+) -> (Option<AgentGroup>, JailSpec) {
+    let (req, policy, extra_read_only) = (&plan.req, &plan.policy, &plan.extra_read_only);
+    let program_text = req.program.display().to_string();
+    let scratch = scratch.to_path_buf();
     let scratch_str = scratch.display().to_string();
     let mut env: Vec<(String, String)> = vec![
         (AGENT_FD_ENV.into(), AGENT_FD.to_string()),
@@ -423,7 +575,7 @@ pub(crate) async fn spawn_from(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| program_text.clone());
-    let limits = limits(k.config.limits, &policy);
+    let limits = limits(k.config.limits, policy);
     let (group, cgroup) = match &k.cgroups {
         Ok(host) => {
             let cpu_millis = policy.sandbox().limits.cpu_millis.unwrap_or(1000);
@@ -482,75 +634,111 @@ pub(crate) async fn spawn_from(
         tool: false,
         network: false,
     };
-    let spec_json = serde_json::to_string(&spec)
-        .map_err(|e| failed(format!("jail spec does not encode: {e}"), "report this bug"))?;
+    (group, spec)
+}
 
+/// Starts the launcher with `spec` and one end of a new socket pair; returns it, the kernel's
+/// end and when it started. On an error nothing was started.
+async fn launch(
+    k: &KernelInner,
+    spec: &JailSpec,
+) -> Result<
+    (
+        tokio::process::Child,
+        std::os::unix::net::UnixStream,
+        Instant,
+    ),
+    Refusal,
+> {
+    let spec_json = serde_json::to_string(spec).map_err(|e| {
+        Refusal::quiet(failed(
+            format!("jail spec does not encode: {e}"),
+            "report this bug",
+        ))
+    })?;
     let (kernel_end, agent_end) = std::os::unix::net::UnixStream::pair().map_err(|e| {
-        failed(
+        Refusal::quiet(failed(
             format!("cannot create the agent socket: {e}"),
             "check the kernel's open-file limit",
-        )
+        ))
     })?;
     let spawned_at = Instant::now();
-    let launched = k
+    let child = k
         .spawner
         .launch(&k.config.launcher, spec_json, agent_end.into())
-        .await;
-    if launched.is_err() {
-        if let Some(g) = &group {
-            crate::sandbox::remove_agent_group(id, g).await;
+        .await
+        .map_err(|e| {
+            Refusal::recorded(
+                format!("launcher failed to start: {e}"),
+                failed(
+                    format!(
+                        "cannot start the launcher {}: {e}",
+                        k.config.launcher.display()
+                    ),
+                    "check that agentos-launch is installed beside agentos-kernel",
+                ),
+            )
+        })?;
+    Ok((child, kernel_end, spawned_at))
+}
+
+/// The kernel's end of the agent socket, ready for the runtime.
+fn connect(end: std::os::unix::net::UnixStream) -> io::Result<tokio::net::UnixStream> {
+    end.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(end)
+}
+
+/// Puts a launched `agent` in `table` once `connect` (what can still fail after the launch)
+/// has succeeded, and returns what it made. The caller starts the reaper ([`start`]) right
+/// after an `Ok`, with nothing fallible between.
+///
+/// On an error (`connect` failed, or the id is taken) the agent is not in the table, its
+/// launcher `child` is killed and reaped (its init follows by its parent-death signal), and
+/// its lifecycle ends as `SandboxFailed`, so no process of a failed spawn is left behind.
+pub(crate) async fn register<S>(
+    table: &AgentTable,
+    agent: &Arc<Agent>,
+    child: &mut tokio::process::Child,
+    connect: impl FnOnce() -> io::Result<S>,
+) -> io::Result<S> {
+    let made = connect().and_then(|made| {
+        if table.insert(Arc::clone(agent)) {
+            Ok(made)
+        } else {
+            Err(io::Error::other(format!("agent id {} is taken", agent.id)))
         }
-    }
-    let mut child = launched.map_err(|e| {
-        refuse(format!("launcher failed to start: {e}"));
-        failed(
-            format!(
-                "cannot start the launcher {}: {e}",
-                k.config.launcher.display()
-            ),
-            "check that agentos-launch is installed beside agentos-kernel",
-        )
-    })?;
-    let pid = child.id().unwrap_or(0);
-    let (working_bytes, working_files) = k.config.working_quota;
-    let working = working.unwrap_or_else(|| MemFs::new(working_bytes, working_files));
-    let agent = Arc::new(Agent {
-        id,
-        name: req.name.clone(),
-        program: program_text.clone(),
-        args: req.args.clone(),
-        policy: PolicySlot::new(policy.clone()),
-        started_ms: now_ms(),
-        spawned_at,
-        scratch,
-        log,
-        state: watch::channel(AgentState::Starting).0,
-        exit: watch::channel(None).0,
-        pid: AtomicU32::new(pid),
-        counters: Mutex::new(AgentCounters::default()),
-        first_syscall_us: OnceLock::new(),
-        kill_reason: Mutex::new(None),
-        outbox: Mutex::new(None),
-        working: Mutex::new(working),
-        tree,
-        jail: Mutex::new(None),
-        limiter: Mutex::new(RateLimiter::new()),
-        base_limiter: Mutex::new(RateLimiter::new()),
-        launcher_error: Mutex::new(None),
-        cgroup: group,
-        limits,
-        watchers: Mutex::new(Vec::new()),
-        workspace,
-        inbox: crate::ipc::Inbox::new(k.config.inbox),
-        tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
     });
-    lock(&k.agents).insert(id, Arc::clone(&agent));
+    if let Err(e) = &made {
+        if let Err(kill) = child.start_kill() {
+            tracing::error!(agent_id = %agent.id, error = %kill, "cannot kill the launcher of a failed spawn");
+        }
+        let _ = child.wait().await;
+        let _ = agent.life().finish(ExitStatus::SandboxFailed {
+            reason: format!("the spawn failed after the launch: {e}"),
+        });
+    }
+    made
+}
+
+/// Records the spawn and starts the tasks of a registered agent: its output capture, its
+/// syscall server and its reaper. Cannot fail: an agent in the table always has a reaper.
+fn start(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    mut child: tokio::process::Child,
+    stream: tokio::net::UnixStream,
+    restored: Option<RecordEvent>,
+    extra_read_only: Vec<PathBuf>,
+) {
+    let id = agent.id;
+    let policy = agent.policy();
+    let pid = agent.pid().unwrap_or(0);
     k.record(
         Some(id),
         RecordEvent::Spawn {
-            name: req.name,
-            program: program_text,
-            args: req.args,
+            name: agent.name.clone(),
+            program: agent.program.clone(),
+            args: agent.args.clone(),
             policy_path: policy.path().to_string(),
             policy_digest: policy.digest(),
             launcher_pid: pid,
@@ -576,28 +764,17 @@ pub(crate) async fn spawn_from(
 
     let mut outputs = Vec::new();
     if let Some(out) = child.stdout.take() {
-        outputs.push(tokio::spawn(capture(Arc::clone(&agent), out, false)));
+        outputs.push(tokio::spawn(capture(Arc::clone(agent), out, false)));
     }
     if let Some(err) = child.stderr.take() {
-        outputs.push(tokio::spawn(capture(Arc::clone(&agent), err, true)));
+        outputs.push(tokio::spawn(capture(Arc::clone(agent), err, true)));
     }
-    kernel_end
-        .set_nonblocking(true)
-        .map_err(|e| failed(format!("agent socket: {e}"), "report this bug"))?;
-    match tokio::net::UnixStream::from_std(kernel_end) {
-        Ok(stream) => {
-            tokio::spawn(crate::server::serve(
-                Arc::clone(k),
-                Arc::clone(&agent),
-                stream,
-            ));
-        }
-        Err(e) => {
-            tracing::error!(agent_id = %id, error = %e, "cannot serve the agent socket; the agent will see it closed")
-        }
-    }
-    tokio::spawn(reap(Arc::clone(k), Arc::clone(&agent), child, outputs));
-    Ok(agent)
+    tokio::spawn(crate::server::serve(
+        Arc::clone(k),
+        Arc::clone(agent),
+        stream,
+    ));
+    tokio::spawn(reap(Arc::clone(k), Arc::clone(agent), child, outputs));
 }
 
 /// Copies one of the agent's output pipes into its log.
@@ -615,7 +792,7 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
                         .rev()
                         .find(|l| l.starts_with("agentos-launch:"))
                     {
-                        *lock(&agent.launcher_error) = Some(line.to_string());
+                        agent.note_launcher_error(line.to_string());
                     }
                 }
                 // A file write (page cache, but a host under writeback pressure can stall
@@ -642,7 +819,7 @@ async fn reap(
     crate::hostio::off_worker(|| agent.log.finish());
     // The watchers end once the listener reports no process left under the filter, which the
     // launcher's exit implies; the timeout only guards against a host that never says so.
-    let watchers = std::mem::take(&mut *lock(&agent.watchers));
+    let watchers = agent.take_watchers();
     for h in watchers {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
@@ -667,9 +844,10 @@ async fn reap(
     );
     k.recorder.forget(agent.id);
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
-    *lock(&agent.outbox) = None;
-    agent.state.send_replace(AgentState::Exited);
-    agent.exit.send_replace(Some(exit));
+    agent.detach_outbox();
+    if let Err(e) = agent.life().finish(exit) {
+        tracing::error!(agent_id = %agent.id, error = %e, "agent reaped twice");
+    }
     let undelivered = agent.inbox.close();
     if undelivered > 0 {
         tracing::warn!(agent_id = %agent.id, undelivered, "agent ended with messages still in its inbox");
@@ -685,7 +863,7 @@ fn classify(
     status: io::Result<std::process::ExitStatus>,
     require_full: bool,
 ) -> ExitStatus {
-    if let Some((signal, reason)) = lock(&agent.kill_reason).clone() {
+    if let Some((signal, reason)) = agent.life().kill_reason() {
         return ExitStatus::Killed { signal, reason };
     }
     let status = match status {
@@ -707,8 +885,8 @@ fn classify(
             });
             let jail_failed = report.is_none() || (require_full && missing.is_some());
             if jail_failed {
-                let reason = lock(&agent.launcher_error)
-                    .clone()
+                let reason = agent
+                    .launcher_error()
                     .or(missing)
                     .unwrap_or_else(|| "the launcher exited before the agent ran".into());
                 return ExitStatus::SandboxFailed { reason };
@@ -720,4 +898,302 @@ fn classify(
         return ExitStatus::Code(code);
     }
     ExitStatus::PosixSignal(status.signal().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentos_syscalls::control::{AgentState, PolicySource};
+    use agentos_syscalls::Signal;
+
+    const POLICY: &str = "kernel: {version: \"1.0\", mode: strict}\nsignals: []\npolicies:\n  - action: file_read\n    effect: allow\n";
+
+    fn request() -> SpawnRequest {
+        SpawnRequest {
+            name: Some("t".into()),
+            policy: PolicySource {
+                path: "security.md".into(),
+                text: POLICY.into(),
+            },
+            workspace: None,
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "true".into()],
+            env: vec![("GREETING".into(), "hi".into())],
+            extra_read_only: Vec::new(),
+        }
+    }
+
+    fn rules<'a>(state_dir: &'a Path, layers: &'a [Layer]) -> Rules<'a> {
+        Rules {
+            state_dir,
+            require_full_sandbox: true,
+            host_layers: layers,
+        }
+    }
+
+    /// `prepare`'s refusal of `req`: (kind, message, the reason recorded).
+    fn refusal(rules: Rules<'_>, req: SpawnRequest) -> (ControlErrorKind, String, Option<String>) {
+        let r = prepare(rules, req).unwrap_err();
+        (r.error.kind, r.error.message, r.recorded)
+    }
+
+    #[test]
+    fn a_good_request_becomes_a_plan_with_canonical_paths() {
+        let state = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let mut req = request();
+        req.workspace = Some(ws.path().join("."));
+        req.extra_read_only = vec!["/usr/../usr/bin".into()];
+        let plan = prepare(rules(state.path(), &[]), req).unwrap();
+        assert_eq!(
+            plan.workspace,
+            Some(std::fs::canonicalize(ws.path()).unwrap())
+        );
+        assert_eq!(plan.extra_read_only, [PathBuf::from("/usr/bin")]);
+        assert_eq!(plan.policy.path(), "security.md");
+        assert_eq!(plan.req.args, ["-c", "true"]);
+    }
+
+    #[test]
+    fn a_policy_that_does_not_load_is_refused_and_recorded() {
+        let state = tempfile::tempdir().unwrap();
+        let mut req = request();
+        req.policy.text = "kernel: {version: \"1.0\", mode: strict}\nbogus: 1\n".into();
+        let (kind, message, recorded) = refusal(rules(state.path(), &[]), req);
+        assert_eq!(kind, ControlErrorKind::Failed);
+        assert!(
+            message.starts_with("policy does not load, spawn refused:\nsecurity.md:"),
+            "{message}"
+        );
+        assert!(recorded.is_some());
+    }
+
+    #[test]
+    fn a_missing_required_layer_refuses_unless_degraded_is_allowed() {
+        let state = tempfile::tempdir().unwrap();
+        let layers = [Layer {
+            name: "landlock".into(),
+            status: LayerStatus::Missing {
+                detail: "not in this kernel".into(),
+            },
+        }];
+        let (kind, message, recorded) = refusal(rules(state.path(), &layers), request());
+        assert_eq!(kind, ControlErrorKind::Failed);
+        assert_eq!(
+            message,
+            "spawn refused: the sandbox layer `landlock` is missing on this host (not in this kernel)"
+        );
+        assert_eq!(
+            recorded.as_deref(),
+            Some("sandbox layer landlock is missing: not in this kernel")
+        );
+        let degraded = Rules {
+            require_full_sandbox: false,
+            ..rules(state.path(), &layers)
+        };
+        assert!(prepare(degraded, request()).is_ok());
+    }
+
+    #[test]
+    fn the_program_must_be_an_absolute_path_to_a_file() {
+        let state = tempfile::tempdir().unwrap();
+        let r = rules(state.path(), &[]);
+        let mut relative = request();
+        relative.program = "sh".into();
+        assert_eq!(
+            refusal(r, relative),
+            (
+                ControlErrorKind::Usage,
+                "program `sh` is not an absolute path".into(),
+                None
+            )
+        );
+        let mut missing = request();
+        missing.program = state.path().join("nope");
+        let (kind, _, recorded) = refusal(r, missing);
+        assert_eq!(kind, ControlErrorKind::NotFound);
+        assert_eq!(recorded.as_deref(), Some("program not found"));
+        let mut dir = request();
+        dir.program = "/usr".into();
+        assert_eq!(refusal(r, dir).0, ControlErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_bad_environment_is_refused() {
+        let state = tempfile::tempdir().unwrap();
+        let r = rules(state.path(), &[]);
+        for (k, v, why) in [
+            (
+                "AGENTOS_FD",
+                "7",
+                "environment variable `AGENTOS_FD` is reserved for the kernel",
+            ),
+            ("A=B", "1", "environment variable `A=B` is malformed"),
+            ("", "1", "environment variable `` is malformed"),
+            ("NUL", "a\0b", "environment variable `NUL` is malformed"),
+        ] {
+            let mut req = request();
+            req.env = vec![(k.into(), v.into())];
+            assert_eq!(refusal(r, req), (ControlErrorKind::Usage, why.into(), None));
+        }
+    }
+
+    #[test]
+    fn a_bad_workspace_or_read_only_path_is_refused() {
+        let state = tempfile::tempdir().unwrap();
+        let r = rules(state.path(), &[]);
+        let file = state.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let outside_file = outside.path().join("f");
+        std::fs::write(&outside_file, b"x").unwrap();
+        let cases: [(Option<PathBuf>, Vec<PathBuf>, &str); 5] = [
+            (Some("rel".into()), vec![], "is not absolute"),
+            (Some(outside_file.clone()), vec![], "is not a directory"),
+            (Some(state.path().join("sub")), vec![], "is not usable"),
+            (
+                Some(state.path().into()),
+                vec![],
+                "overlaps the kernel's state dir",
+            ),
+            (None, vec![file], "overlaps the kernel's state dir"),
+        ];
+        for (workspace, extra, why) in cases {
+            let mut req = request();
+            req.workspace = workspace.clone();
+            req.extra_read_only = extra;
+            let (kind, message, recorded) = refusal(r, req);
+            assert_eq!(kind, ControlErrorKind::Usage, "{workspace:?}");
+            assert!(message.contains(why), "{workspace:?}: {message}");
+            assert_eq!(recorded, None);
+        }
+    }
+
+    /// A real child standing in for a launcher: it runs until killed.
+    fn sleeper() -> tokio::process::Child {
+        tokio::process::Command::new("/bin/sleep")
+            .arg("1000")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    fn exists(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn exited(code: i32) -> io::Result<std::process::ExitStatus> {
+        Ok(std::process::ExitStatus::from_raw(code << 8))
+    }
+
+    #[test]
+    fn the_exit_is_classified_from_the_kill_the_jail_and_the_launcher_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = crate::agent::test_agent(dir.path(), 1, None, 100);
+        assert_eq!(classify(&agent, exited(3), true), ExitStatus::Code(3));
+        assert_eq!(
+            classify(&agent, exited(137), true),
+            ExitStatus::PosixSignal(9)
+        );
+        assert_eq!(
+            classify(&agent, Ok(std::process::ExitStatus::from_raw(15)), true),
+            ExitStatus::PosixSignal(15)
+        );
+        assert_eq!(
+            classify(&agent, Err(io::Error::other("gone")), true),
+            ExitStatus::SandboxFailed {
+                reason: "cannot wait for the launcher: gone".into()
+            }
+        );
+        // No jail report: the jail failed, with the launcher's own line when it left one.
+        assert_eq!(
+            classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
+            ExitStatus::SandboxFailed {
+                reason: "the launcher exited before the agent ran".into()
+            }
+        );
+        agent.note_launcher_error("agentos-launch: landlock: denied".into());
+        assert_eq!(
+            classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
+            ExitStatus::SandboxFailed {
+                reason: "agentos-launch: landlock: denied".into()
+            }
+        );
+        // A full jail was reported: 125 is the program's own code.
+        *lock(&agent.jail) = Some(agentos_syscalls::JailReport { layers: Vec::new() });
+        assert_eq!(
+            classify(&agent, exited(EXIT_SANDBOX_FAILED), true),
+            ExitStatus::Code(EXIT_SANDBOX_FAILED)
+        );
+        // A kill by the kernel is reported as that signal, whatever the launcher says.
+        agent
+            .life()
+            .mark_killed(Signal::Trust, "bad frame".into())
+            .unwrap();
+        assert_eq!(
+            classify(&agent, exited(137), true),
+            ExitStatus::Killed {
+                signal: Signal::Trust,
+                reason: "bad frame".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_launch_leaves_no_agent_and_no_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = AgentTable::default();
+        let mut child = sleeper();
+        let pid = child.id().unwrap();
+        let agent = crate::agent::test_agent(dir.path(), 1, None, pid);
+        let result: io::Result<()> = register(&table, &agent, &mut child, || {
+            Err(io::Error::other("injected after the launch"))
+        })
+        .await;
+        assert_eq!(result.unwrap_err().to_string(), "injected after the launch");
+        assert!(table.list().is_empty());
+        // Killed and reaped: not even a zombie is left.
+        assert!(child.try_wait().unwrap().is_some());
+        assert!(!exists(pid));
+        assert_eq!(
+            agent.life().exit(),
+            Some(ExitStatus::SandboxFailed {
+                reason: "the spawn failed after the launch: injected after the launch".into()
+            })
+        );
+        assert_eq!(agent.life().live_pid(), None);
+    }
+
+    #[tokio::test]
+    async fn a_taken_id_after_the_launch_leaves_the_table_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = AgentTable::default();
+        let first = crate::agent::test_agent(dir.path(), 1, Some("first"), 1);
+        assert!(table.insert(Arc::clone(&first)));
+        let mut child = sleeper();
+        let pid = child.id().unwrap();
+        let agent = crate::agent::test_agent(dir.path(), 1, Some("second"), pid);
+        let result = register(&table, &agent, &mut child, || Ok(())).await;
+        assert_eq!(result.unwrap_err().to_string(), "agent id 1 is taken");
+        assert_eq!(table.list().len(), 1);
+        assert!(Arc::ptr_eq(&table.get(AgentId(1)).unwrap(), &first));
+        assert!(!exists(pid));
+    }
+
+    #[tokio::test]
+    async fn a_launched_agent_is_registered_and_keeps_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = AgentTable::default();
+        let mut child = sleeper();
+        let pid = child.id().unwrap();
+        let agent = crate::agent::test_agent(dir.path(), 1, None, pid);
+        let made = register(&table, &agent, &mut child, || Ok(7))
+            .await
+            .unwrap();
+        assert_eq!(made, 7);
+        assert!(Arc::ptr_eq(&table.get(AgentId(1)).unwrap(), &agent));
+        assert!(child.try_wait().unwrap().is_none());
+        assert_eq!(agent.current_state(), AgentState::Starting);
+        child.kill().await.unwrap();
+    }
 }

@@ -37,7 +37,7 @@ use agentos_userspace::launch::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::agent::{lock, Agent};
+use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
 /// The most of stdout (and, separately, of stderr) a tool's answer carries.
@@ -269,7 +269,7 @@ pub(crate) async fn run_in(
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     // The agent's cgroup, shared with its tools, may have ended the tool before the agent's
     // exit was announced: a kill of the agent counts as its end.
-    let killed = lock(&agent.kill_reason).is_some();
+    let killed = agent.life().kill_reason().is_some();
     let exited = agent.is_exited();
     let agent_ended = agent_ended || killed || exited;
     if agent_ended {

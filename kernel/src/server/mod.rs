@@ -49,12 +49,12 @@ pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixSt
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let budget = Arc::new(budget::Budget::new(k.config.agent_memory_bytes));
-    *lock(&agent.outbox) = Some(tx.clone());
+    agent.attach_outbox(tx.clone());
     tokio::spawn(writer(wr, rx, Arc::clone(&budget)));
     if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget).await {
         violation(&k, &agent, &tx, reason).await;
     }
-    *lock(&agent.outbox) = None;
+    agent.detach_outbox();
 }
 
 /// Records a protocol violation, answers it if the agent can still read, and in strict mode
@@ -272,7 +272,7 @@ async fn serve_frames(
                         launcher: agent.pid().unwrap_or(0),
                     },
                 ));
-                lock(&agent.watchers).push(watcher);
+                agent.add_watcher(watcher);
             }
             AgentFrame::SandboxListener => return Err(
                 "a sandbox listener out of place (only the launcher sends one, after its report)"
@@ -281,13 +281,8 @@ async fn serve_frames(
             AgentFrame::JailReport(report) if lock(&agent.jail).is_none() => {
                 k.record(Some(agent.id), RecordEvent::Sandbox(report.clone()));
                 *lock(&agent.jail) = Some(report);
-                agent.state.send_if_modified(|s| {
-                    let starting = *s == AgentState::Starting;
-                    if starting {
-                        *s = AgentState::Running;
-                    }
-                    starting
-                });
+                // Refused when it is already running or stopped: nothing to do then.
+                let _ = agent.life().mark_running();
             }
             AgentFrame::JailReport(_) => {
                 return Err("a second jail report (only the launcher sends one, first)".into())
@@ -358,13 +353,8 @@ async fn serve_frames(
             flushed: None,
         })
         .await;
-    agent.state.send_if_modified(|s| {
-        let starting = *s == AgentState::Starting;
-        if starting {
-            *s = AgentState::Running;
-        }
-        starting
-    });
+    // Refused when the jail report already marked it, or it is stopped: nothing to do then.
+    let _ = agent.life().mark_running();
 
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
     loop {
@@ -768,9 +758,7 @@ async fn handle(
         duration_us,
     )
     .await;
-    let _ = agent
-        .first_syscall_us
-        .set(agent.spawned_at.elapsed().as_micros() as u64);
+    agent.note_answered();
     let response = KernelFrame::Response(Response { id, result });
     if strict_violation {
         // The agent has its PermissionDenied in hand before it is ended.
