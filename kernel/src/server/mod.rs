@@ -21,6 +21,7 @@
 
 pub(crate) mod budget;
 mod calls;
+pub(crate) mod connection;
 mod replay;
 
 use std::sync::Arc;
@@ -28,13 +29,11 @@ use std::time::Instant;
 
 use agentos_policy::{Access, Mode};
 use agentos_syscalls::control::AgentState;
-use agentos_syscalls::frame::{self, FrameError, HEADER_LEN};
 use agentos_syscalls::{
     AgentFrame, Errno, Hello, KernelFrame, Limits, OpenMode, Reply, Request, Response, Signal,
     Syscall, Welcome, ABI_VERSION,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -50,7 +49,7 @@ pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixSt
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let budget = Arc::new(budget::Budget::new(k.config.agent_memory_bytes));
     *lock(&agent.outbox) = Some(tx.clone());
-    tokio::spawn(writer(wr, rx, Arc::clone(&budget)));
+    tokio::spawn(connection::writer(wr, rx, Arc::clone(&budget)));
     if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget).await {
         violation(&k, &agent, &tx, reason).await;
     }
@@ -72,23 +71,13 @@ async fn violation(
             reason: reason.clone(),
         },
     );
-    let (done, flushed) = tokio::sync::oneshot::channel();
     let answer = Response {
         id: 0,
         result: Err(Errno::ProtocolViolation {
             reason: reason.clone(),
         }),
     };
-    if tx
-        .send(Outgoing {
-            frame: KernelFrame::Response(answer),
-            flushed: Some(done),
-        })
-        .await
-        .is_ok()
-    {
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
-    }
+    connection::send_flushed(tx, KernelFrame::Response(answer)).await;
     if agent.policy().mode() == Mode::Strict {
         let _ = crate::signals::deliver(
             k,
@@ -100,139 +89,6 @@ async fn violation(
         .await;
     }
 }
-
-/// Writes queued frames into the agent's socket, batching what is already queued into one
-/// write; frees each answer's reservation of the memory budget once it is written, and closes
-/// the budget when the connection ends (so a reader waiting for room ends too).
-async fn writer(wr: OwnedWriteHalf, rx: mpsc::Receiver<Outgoing>, budget: Arc<budget::Budget>) {
-    write_frames(wr, rx, &budget).await;
-    budget.close();
-}
-
-/// A batch buffer larger than this is not kept between batches (one large answer must not
-/// pin its size for the connection's life).
-const KEEP_BUFFER: usize = 1 << 20;
-
-async fn write_frames(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    budget: &budget::Budget,
-) {
-    let mut buf = Vec::with_capacity(8192);
-    let mut notify = Vec::new();
-    let mut answered = Vec::new();
-    while let Some(first) = rx.recv().await {
-        buf.clear();
-        let mut next = Some(first);
-        // Batch whatever is already queued into one write.
-        while let Some(out) = next.take() {
-            if let Err(e) = frame::encode_into(&out.frame, &mut buf) {
-                tracing::error!(error = %e, "cannot encode a kernel frame");
-            }
-            if let KernelFrame::Response(r) = &out.frame {
-                answered.push(r.id);
-            }
-            notify.extend(out.flushed);
-            if buf.len() < (1 << 20) {
-                next = rx.try_recv().ok();
-            }
-        }
-        if wr.write_all(&buf).await.is_err() {
-            return;
-        }
-        for id in answered.drain(..) {
-            budget.release(id);
-        }
-        if buf.capacity() > KEEP_BUFFER {
-            buf = Vec::with_capacity(8192);
-        }
-        if !notify.is_empty() {
-            wait_read_by_peer(&wr).await;
-        }
-        for n in notify.drain(..) {
-            let _ = n.send(());
-        }
-    }
-}
-
-/// Waits (up to 200 ms) until the agent has read everything written so far, so that an answer
-/// or event someone is waiting on is in the agent's hands — not just in the socket — before,
-/// say, a SIGPOLICY follows it.
-async fn wait_read_by_peer(wr: &OwnedWriteHalf) {
-    use std::os::fd::AsRawFd;
-    let fd = wr.as_ref().as_raw_fd();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
-    while matches!(crate::sys::unread_bytes(fd), Ok(n) if n > 0)
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-/// Reads one frame body once the memory budget has room for it (the reservation is returned
-/// with it); `Ok(None)` on a clean end of stream or once the connection's budget is closed.
-async fn read_body(
-    rd: &mut OwnedReadHalf,
-    max: u32,
-    budget: &budget::Budget,
-) -> Result<Option<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>, String> {
-    let mut header = [0u8; HEADER_LEN];
-    match rd.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(_) => return Ok(None),
-    }
-    let len = frame::body_len(header, max).map_err(|e| e.to_string())?;
-    // Checked against the limit, then reserved, then allocated.
-    let Some(permit) = budget.reserve(len as u64).await else {
-        return Ok(None);
-    };
-    let mut body = vec![0u8; len];
-    rd.read_exact(&mut body)
-        .await
-        .map_err(|_| format!("stream ended inside a frame of {len} bytes"))?;
-    Ok(Some((body, permit)))
-}
-
-/// Like [`read_body`], but with `recvmsg`, keeping descriptors sent along (`SCM_RIGHTS`) in
-/// `fds`: used until the Hello, while the launcher may still pass its seccomp listener. (A plain
-/// `read` would make the host kernel close them.)
-async fn read_body_with_fds(
-    rd: &mut OwnedReadHalf,
-    max: u32,
-    fds: &mut Vec<std::os::fd::OwnedFd>,
-) -> Result<Option<Vec<u8>>, String> {
-    let stream: &UnixStream = rd.as_ref();
-    let mut header = [0u8; HEADER_LEN];
-    match crate::sandbox::recv_with_fds(stream, &mut header, fds).await {
-        Ok(true) => {}
-        Ok(false) | Err(_) => return Ok(None),
-    }
-    let len = frame::body_len(header, max).map_err(|e| e.to_string())?;
-    let mut body = vec![0u8; len];
-    if len > 0 {
-        match crate::sandbox::recv_with_fds(stream, &mut body, fds).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => {
-                return Err(format!("stream ended inside a frame of {len} bytes"))
-            }
-        }
-    }
-    Ok(Some(body))
-}
-
-fn decode(body: &[u8]) -> Result<AgentFrame, String> {
-    frame::decode::<AgentFrame>(body).map_err(|e: FrameError| format!("{e}: {}", error_source(&e)))
-}
-
-fn error_source(e: &FrameError) -> String {
-    std::error::Error::source(e)
-        .map(|s| s.to_string())
-        .unwrap_or_default()
-}
-
-/// Request bodies at least this large are decoded off the runtime worker.
-const DECODE_OFF_WORKER: usize = 64 << 10;
 
 async fn serve_frames(
     k: &Arc<KernelInner>,
@@ -246,10 +102,10 @@ async fn serve_frames(
     let mut listener_seen = false;
     let hello: Hello = loop {
         let mut fds = Vec::new();
-        let Some(body) = read_body_with_fds(rd, max, &mut fds).await? else {
+        let Some(frame) = connection::read_frame_with_fds(rd.as_ref(), max, &mut fds).await? else {
             return Ok(());
         };
-        match decode(&body)? {
+        match frame {
             AgentFrame::SandboxListener if lock(&agent.jail).is_some() && !listener_seen => {
                 listener_seen = true;
                 let Some(listener) = fds.pop() else {
@@ -310,20 +166,10 @@ async fn serve_frames(
             "agent speaks ABI {} ({}), this kernel speaks ABI {ABI_VERSION}; rebuild the agent against a matching SDK",
             hello.abi, hello.sdk
         );
-        let (done, flushed) = tokio::sync::oneshot::channel();
         let refused = KernelFrame::Refused(Errno::ProtocolViolation {
             reason: reason.clone(),
         });
-        if tx
-            .send(Outgoing {
-                frame: refused,
-                flushed: Some(done),
-            })
-            .await
-            .is_ok()
-        {
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
-        }
+        connection::send_flushed(tx, refused).await;
         k.record(
             Some(agent.id),
             RecordEvent::ProtocolViolation {
@@ -352,12 +198,7 @@ async fn serve_frames(
         limits,
         policy_digest: agent.policy().digest(),
     };
-    let _ = tx
-        .send(Outgoing {
-            frame: KernelFrame::Welcome(welcome),
-            flushed: None,
-        })
-        .await;
+    connection::send(tx, KernelFrame::Welcome(welcome)).await;
     agent.state.send_if_modified(|s| {
         let starting = *s == AgentState::Starting;
         if starting {
@@ -368,17 +209,10 @@ async fn serve_frames(
 
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
     loop {
-        let Some((body, mut reserved)) = read_body(rd, max, budget).await? else {
+        let Some((body, mut reserved)) = connection::read_body(rd, max, budget).await? else {
             return Ok(());
         };
-        // Decoding is linear in the body (up to the frame limit): a large one is decoded off
-        // the runtime worker, so the tasks queued on it are not held up behind it.
-        let decoded = if body.len() >= DECODE_OFF_WORKER {
-            crate::hostio::off_worker(|| decode(&body))
-        } else {
-            decode(&body)
-        };
-        let request = match decoded? {
+        let request = match connection::decode_request(&body)? {
             AgentFrame::Request(r) => r,
             AgentFrame::Hello(_) => return Err("a second Hello".into()),
             AgentFrame::JailReport(_) => {
@@ -774,21 +608,9 @@ async fn handle(
     let response = KernelFrame::Response(Response { id, result });
     if strict_violation {
         // The agent has its PermissionDenied in hand before it is ended.
-        let (done, flushed) = tokio::sync::oneshot::channel();
-        let out = Outgoing {
-            frame: response,
-            flushed: Some(done),
-        };
-        if tx.send(out).await.is_ok() {
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
-        }
+        connection::send_flushed(tx, response).await;
     } else {
-        let _ = tx
-            .send(Outgoing {
-                frame: response,
-                flushed: None,
-            })
-            .await;
+        connection::send(tx, response).await;
     }
     if strict_violation {
         let reason = format!(
@@ -826,12 +648,7 @@ async fn over_limit(
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let result = record_answer(k, agent, id, call, decision, Err(error), duration_us).await;
-    let _ = tx
-        .send(Outgoing {
-            frame: KernelFrame::Response(Response { id, result }),
-            flushed: None,
-        })
-        .await;
+    connection::send(tx, KernelFrame::Response(Response { id, result })).await;
 }
 
 /// A call that reaches into another agent's tree: refused before the policy sees it,
@@ -861,13 +678,11 @@ async fn trust_violation(
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let result = record_answer(k, agent, id, call, decision, result, duration_us).await;
-    let (done, flushed) = tokio::sync::oneshot::channel();
-    let out = Outgoing {
-        frame: KernelFrame::Response(Response { id, result }),
-        flushed: Some(done),
-    };
-    if tx.send(out).await.is_ok() && strict {
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), flushed).await;
+    let answer = KernelFrame::Response(Response { id, result });
+    if strict {
+        connection::send_flushed(tx, answer).await;
+    } else {
+        connection::send(tx, answer).await;
     }
     if strict {
         let _ = crate::signals::deliver(

@@ -70,10 +70,5 @@ pub(super) async fn serve_call(
         let _ = crate::signals::deliver(k, agent, Signal::Kill, "kernel", reason).await;
         return;
     }
-    let _ = tx
-        .send(Outgoing {
-            frame: KernelFrame::Response(Response { id, result }),
-            flushed: None,
-        })
-        .await;
+    super::connection::send(tx, KernelFrame::Response(Response { id, result })).await;
 }
