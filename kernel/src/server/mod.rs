@@ -23,6 +23,7 @@ pub(crate) mod budget;
 mod calls;
 pub(crate) mod connection;
 mod replay;
+mod respond;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,8 +31,8 @@ use std::time::Instant;
 use agentos_policy::{Access, Mode};
 use agentos_syscalls::control::AgentState;
 use agentos_syscalls::{
-    AgentFrame, Errno, Hello, KernelFrame, Limits, OpenMode, Reply, Request, Response, Signal,
-    Syscall, Welcome, ABI_VERSION,
+    AgentFrame, Errno, Hello, KernelFrame, Limits, OpenMode, Request, Response, Syscall, Welcome,
+    ABI_VERSION,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
@@ -42,6 +43,7 @@ use crate::approvals::{Ask, Verdict};
 use crate::kernel::{now_ms, KernelInner};
 use crate::policy::{Composed, Source};
 use crate::recorder::{DecisionRecord, RecordEvent};
+use respond::{Asked, Offence};
 
 /// Serves one agent's socket until it closes or breaks the protocol.
 pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixStream) {
@@ -51,43 +53,9 @@ pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixSt
     *lock(&agent.outbox) = Some(tx.clone());
     tokio::spawn(connection::writer(wr, rx, Arc::clone(&budget)));
     if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget).await {
-        violation(&k, &agent, &tx, reason).await;
+        respond::punish(&k, &agent, &tx, Offence::Protocol(reason)).await;
     }
     *lock(&agent.outbox) = None;
-}
-
-/// Records a protocol violation, answers it if the agent can still read, and in strict mode
-/// ends the agent with SIGTRUST.
-async fn violation(
-    k: &Arc<KernelInner>,
-    agent: &Arc<Agent>,
-    tx: &mpsc::Sender<Outgoing>,
-    reason: String,
-) {
-    tracing::warn!(agent_id = %agent.id, %reason, "protocol violation");
-    k.record(
-        Some(agent.id),
-        RecordEvent::ProtocolViolation {
-            reason: reason.clone(),
-        },
-    );
-    let answer = Response {
-        id: 0,
-        result: Err(Errno::ProtocolViolation {
-            reason: reason.clone(),
-        }),
-    };
-    connection::send_flushed(tx, KernelFrame::Response(answer)).await;
-    if agent.policy().mode() == Mode::Strict {
-        let _ = crate::signals::deliver(
-            k,
-            agent,
-            Signal::Trust,
-            "kernel",
-            format!("protocol violation: {reason}"),
-        )
-        .await;
-    }
 }
 
 async fn serve_frames(
@@ -166,19 +134,7 @@ async fn serve_frames(
             "agent speaks ABI {} ({}), this kernel speaks ABI {ABI_VERSION}; rebuild the agent against a matching SDK",
             hello.abi, hello.sdk
         );
-        let refused = KernelFrame::Refused(Errno::ProtocolViolation {
-            reason: reason.clone(),
-        });
-        connection::send_flushed(tx, refused).await;
-        k.record(
-            Some(agent.id),
-            RecordEvent::ProtocolViolation {
-                reason: reason.clone(),
-            },
-        );
-        if agent.policy().mode() == agentos_policy::Mode::Strict {
-            let _ = crate::signals::deliver(k, agent, Signal::Trust, "kernel", reason).await;
-        }
+        respond::punish(k, agent, tx, Offence::Abi(reason)).await;
         return Ok(());
     }
     k.record(
@@ -568,11 +524,12 @@ async fn handle(
     }
     let started = Instant::now();
     if let Err(e) = crate::validate::call(&call) {
-        return over_limit(k, agent, tx, id, call, e, started).await;
+        let asked = Asked { id, call, started };
+        return respond::punish(k, agent, tx, Offence::OverLimit(asked, e)).await;
     }
     if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {
-        trust_violation(k, agent, tx, id, call, reason, started).await;
-        return;
+        let asked = Asked { id, call, started };
+        return respond::punish(k, agent, tx, Offence::Trust(asked, reason)).await;
     }
     let mut judgment = judge(k, agent, &call, now_ms());
     if let Some(ask) = judgment.approval.take() {
@@ -590,151 +547,15 @@ async fn handle(
         },
     };
     let duration_us = started.elapsed().as_micros() as u64;
-    let violation = judgment.record.violation;
-    let strict_violation = violation && !judgment.record.allowed;
-    let result = record_answer(
-        k,
-        agent,
-        id,
-        call,
-        judgment.record.clone(),
-        result,
-        duration_us,
-    )
-    .await;
+    let sentence = respond::policy_sentence(&judgment.record);
+    let result =
+        respond::record_answer(k, agent, id, call, judgment.record, result, duration_us).await;
     let _ = agent
         .first_syscall_us
         .set(agent.spawned_at.elapsed().as_micros() as u64);
     let response = KernelFrame::Response(Response { id, result });
-    if strict_violation {
-        // The agent has its PermissionDenied in hand before it is ended.
-        connection::send_flushed(tx, response).await;
-    } else {
-        connection::send(tx, response).await;
-    }
-    if strict_violation {
-        let reason = format!(
-            "{} ({})",
-            judgment.record.reason,
-            if judgment.record.rule.is_empty() {
-                "default deny"
-            } else {
-                &judgment.record.rule
-            }
-        );
-        let _ = crate::signals::deliver(k, agent, Signal::Policy, "kernel", reason).await;
-    }
-}
-
-/// A call with a size over its bound (`crate::validate`): refused before anything else looks
-/// at it, recorded (rule `limits`, not a violation) and answered.
-async fn over_limit(
-    k: &Arc<KernelInner>,
-    agent: &Arc<Agent>,
-    tx: &mpsc::Sender<Outgoing>,
-    id: u64,
-    call: Syscall,
-    error: Errno,
-    started: Instant,
-) {
-    tracing::debug!(agent_id = %agent.id, request = id, %error, "call over a limit");
-    let decision = DecisionRecord {
-        allowed: false,
-        policy_allowed: false,
-        rule: "limits".into(),
-        reason: format!("over a kernel limit: {error}"),
-        violation: false,
-        mode: "builtin".into(),
-    };
-    let duration_us = started.elapsed().as_micros() as u64;
-    let result = record_answer(k, agent, id, call, decision, Err(error), duration_us).await;
-    connection::send(tx, KernelFrame::Response(Response { id, result })).await;
-}
-
-/// A call that reaches into another agent's tree: refused before the policy sees it,
-/// recorded as a violation, and in strict mode the agent is ended with SIGTRUST.
-async fn trust_violation(
-    k: &Arc<KernelInner>,
-    agent: &Arc<Agent>,
-    tx: &mpsc::Sender<Outgoing>,
-    id: u64,
-    call: Syscall,
-    reason: String,
-    started: Instant,
-) {
-    tracing::warn!(agent_id = %agent.id, %reason, "trust violation");
-    let strict = agent.policy().mode() == Mode::Strict;
-    let result: Result<Reply, Errno> = Err(Errno::PermissionDenied {
-        rule: "trust".into(),
-        reason: format!("trust violation: {reason}; an agent sees only its own tree"),
-    });
-    let decision = DecisionRecord {
-        allowed: false,
-        policy_allowed: false,
-        rule: "trust".into(),
-        reason: format!("trust violation: {reason}"),
-        violation: true,
-        mode: "builtin".into(),
-    };
-    let duration_us = started.elapsed().as_micros() as u64;
-    let result = record_answer(k, agent, id, call, decision, result, duration_us).await;
-    let answer = KernelFrame::Response(Response { id, result });
-    if strict {
-        connection::send_flushed(tx, answer).await;
-    } else {
-        connection::send(tx, answer).await;
-    }
-    if strict {
-        let _ = crate::signals::deliver(
-            k,
-            agent,
-            Signal::Trust,
-            "kernel",
-            format!("trust violation: {reason}"),
-        )
-        .await;
-    }
-}
-
-/// Counts a call, records it with its decision and outcome, ends the agent if that took it
-/// over its share of the recorder, and gives the answer the agent may see: nothing is
-/// answered that is not in the recorder (a failed append answers `Internal`).
-pub(crate) async fn record_answer(
-    k: &Arc<KernelInner>,
-    agent: &Arc<Agent>,
-    id: u64,
-    call: Syscall,
-    decision: DecisionRecord,
-    result: Result<Reply, Errno>,
-    duration_us: u64,
-) -> Result<Reply, Errno> {
-    {
-        let mut c = agent.counters();
-        c.syscalls += 1;
-        if decision.allowed {
-            c.allowed += 1;
-        } else {
-            c.denied += 1;
-        }
-    }
-    let event = RecordEvent::Syscall {
-        id,
-        call,
-        decision,
-        result: result.clone(),
-        duration_us,
-    };
-    let recorded = k.record_async(Some(agent.id), event).await;
-    // Every answered call is a record, refused ones too: the agent's share of the recorder
-    // holds whichever path answered it.
-    k.enforce_recorder_share(agent).await;
-    if recorded {
-        result
-    } else {
-        Err(Errno::Internal {
-            reason: "the flight recorder cannot write (a full disk under STATE_DIR?); the call's answer is withheld: retry once it writes again (it resumes by itself)".into(),
-        })
-    }
+    // A strict violation: the agent has its PermissionDenied in hand before it is ended.
+    respond::deliver(k, agent, tx, response, sentence).await;
 }
 
 #[cfg(test)]

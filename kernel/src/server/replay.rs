@@ -64,7 +64,8 @@ pub(super) async fn serve_call(
         ),
     };
     let duration_us = started.elapsed().as_micros() as u64;
-    let result = super::record_answer(k, agent, id, call, record, result, duration_us).await;
+    let result =
+        super::respond::record_answer(k, agent, id, call, record, result, duration_us).await;
     if let Some(reason) = stop {
         tracing::info!(agent_id = %agent.id, request = id, %reason, "replay: stopping the agent");
         let _ = crate::signals::deliver(k, agent, Signal::Kill, "kernel", reason).await;
