@@ -22,17 +22,16 @@
 pub(crate) mod budget;
 mod calls;
 pub(crate) mod connection;
+pub(crate) mod judge;
 mod replay;
 mod respond;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentos_policy::{Access, Mode};
 use agentos_syscalls::control::AgentState;
 use agentos_syscalls::{
-    AgentFrame, Errno, Hello, KernelFrame, Limits, OpenMode, Request, Response, Syscall, Welcome,
-    ABI_VERSION,
+    AgentFrame, Errno, Hello, KernelFrame, Limits, Request, Response, Syscall, Welcome, ABI_VERSION,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
@@ -41,8 +40,9 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::agent::{lock, Agent, Outgoing};
 use crate::approvals::{Ask, Verdict};
 use crate::kernel::{now_ms, KernelInner};
-use crate::policy::{Composed, Source};
-use crate::recorder::{DecisionRecord, RecordEvent};
+use crate::policy::Source;
+use crate::recorder::RecordEvent;
+use judge::{Judgment, Pending};
 use respond::{Asked, Offence};
 
 /// Serves one agent's socket until it closes or breaks the protocol.
@@ -198,87 +198,7 @@ async fn serve_frames(
     }
 }
 
-/// What the policy (and the kernel mode) made of a call.
-struct Judgment {
-    record: DecisionRecord,
-    /// `Some` when the call must be refused with this error.
-    refusal: Option<Errno>,
-    /// `Some` when the call must wait for an operator's approval before it is performed.
-    approval: Option<(String, String, String)>,
-}
-
-/// The policy action, resource, access and payload size of a call; `None` for calls no rule
-/// governs (closing a descriptor, reading one's own inbox, dry-run checks, exit).
-///
-/// A call over a bound (`crate::validate`) is an error here too, so every user (the judge, the
-/// what-if replay of a recording) sees it bounded before classifying it.
-pub(crate) fn classify(call: &Syscall) -> Result<Option<(String, String, Access, u64)>, Errno> {
-    crate::validate::call(call)?;
-    let path = |p: &str| agentos_vfs::normalize(p);
-    Ok(match call {
-        Syscall::Read { path: p, .. } | Syscall::List { path: p } | Syscall::Stat { path: p } => {
-            Some(("file_read".into(), path(p)?, Access::Read, 0))
-        }
-        Syscall::Open {
-            path: p,
-            mode: OpenMode::Read,
-        } => Some(("file_read".into(), path(p)?, Access::Read, 0)),
-        Syscall::Open {
-            path: p,
-            mode: OpenMode::Write(_),
-        } => Some(("file_write".into(), path(p)?, Access::Write, 0)),
-        Syscall::Write { path: p, data, .. } => Some((
-            "file_write".into(),
-            path(p)?,
-            Access::Write,
-            data.len() as u64,
-        )),
-        Syscall::Unlink { path: p } => Some(("file_write".into(), path(p)?, Access::Write, 0)),
-        Syscall::Exec { argv, stdin, .. } => Some((
-            "code_execution".into(),
-            argv.join(" "),
-            Access::Read,
-            stdin.len() as u64,
-        )),
-        // The resource comes from the params (`params.url` for `api_call`, …): see
-        // `calls/call.rs`.
-        Syscall::Call {
-            action,
-            params_json,
-        } => Some((
-            action.clone(),
-            calls::call::call_resource(action, params_json)?,
-            Access::Read,
-            params_json.len() as u64,
-        )),
-        Syscall::Send { to, payload } => Some((
-            "ipc_send".into(),
-            to.to_string(),
-            Access::Write,
-            payload.len() as u64,
-        )),
-        Syscall::Signal { target, .. } => {
-            Some(("signal".into(), target.to_string(), Access::Write, 0))
-        }
-        Syscall::Close { .. }
-        | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. }
-        | Syscall::Recv { .. }
-        | Syscall::CheckPolicy { .. }
-        | Syscall::Checkpoint
-        | Syscall::Exit { .. } => None,
-    })
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Strict => "strict",
-        Mode::Permissive => "permissive",
-        Mode::Audit => "audit",
-    }
-}
-
-/// The name of a `Send`'s target, when it has one.
+/// The name of a `Send`'s target, when it has one (the judge matches `peers` by id or name).
 fn send_target_name(k: &KernelInner, call: &Syscall) -> Option<String> {
     let Syscall::Send { to, .. } = call else {
         return None;
@@ -289,134 +209,17 @@ fn send_target_name(k: &KernelInner, call: &Syscall) -> Option<String> {
         .clone()
 }
 
-/// One `ipc_send` decision from the decisions on the target's id and on its name: allowed
-/// when either is allowed and no deny rule fired on the other (deny overrides); a default deny
-/// (no rule, empty `rule`) on one side does not veto an allow on the other.
-fn either_peer(by_id: Composed, by_name: Composed) -> Composed {
-    let vetoes = |d: &Composed| !d.allowed && !d.rule.is_empty();
-    match (by_id.allowed, by_name.allowed) {
-        (true, false) if vetoes(&by_name) => by_name,
-        (false, true) if !vetoes(&by_id) => by_name,
-        _ => by_id,
-    }
-}
-
-/// Judges a call against ONE snapshot of the agent's policy (taken here, once) composed with
-/// the kernel's base policy, and applies the kernel mode, `dry_run` and rate limits.
-fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
-    let builtin = |refusal: Option<Errno>, reason: &str| Judgment {
-        record: DecisionRecord {
-            allowed: refusal.is_none(),
-            policy_allowed: refusal.is_none(),
-            rule: String::new(),
-            reason: reason.into(),
-            violation: false,
-            mode: "builtin".into(),
-        },
-        refusal,
-        approval: None,
-    };
-    let (action, resource, access, bytes) = match classify(call) {
-        Ok(Some(c)) => c,
-        Ok(None) => return builtin(None, "not governed by a policy rule"),
-        Err(e) => return builtin(Some(e), "malformed request (a path or a Call's params)"),
-    };
-    let policy = agent.policy();
-    let req = agentos_policy::Request {
-        action: &action,
-        resource: &resource,
-        access,
-        bytes,
-        now_ms: now,
-    };
-    // An `Exec`'s arguments reach `args`/`deny_args` as the list they are.
-    let args = if let Syscall::Exec { argv, .. } = call {
-        argv.get(1..)
-    } else {
-        None
-    };
-    let mut d = crate::policy::compose_args(&policy, k.config.base_policy.as_ref(), &req, args);
-    if let Some(name) = send_target_name(k, call) {
-        // `peers` may list the target by id or by name: judge both, as one decision.
-        let by_name = agentos_policy::Request {
-            resource: &name,
-            ..req
-        };
-        let n = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &by_name);
-        d = either_peer(d, n);
-    }
-    let rule = d.rule.clone();
-    let mut record = DecisionRecord {
-        allowed: d.allowed,
-        policy_allowed: d.allowed,
-        rule: rule.clone(),
-        reason: d.reason.clone(),
-        violation: !d.allowed,
-        mode: mode_name(d.mode).into(),
-    };
-    let refuse = |record: DecisionRecord, e: Errno| Judgment {
-        record,
-        refusal: Some(e),
-        approval: None,
-    };
-    if !d.allowed {
-        return match d.mode {
-            Mode::Strict => refuse(
-                record,
-                Errno::PermissionDenied {
-                    rule,
-                    reason: d.reason,
-                },
-            ),
-            Mode::Permissive | Mode::Audit => {
-                record.allowed = true;
-                Judgment {
-                    record,
-                    refusal: None,
-                    approval: None,
-                }
-            }
-        };
-    }
-    if d.dry_run {
-        record.allowed = false;
-        record.reason = format!("dry_run: {action} recorded, not performed");
-        let reason = record.reason.clone();
-        return refuse(record, Errno::PermissionDenied { rule, reason });
-    }
-    for charge in &d.rate_limits {
-        let limiter = match charge.source {
-            Source::Agent => &agent.limiter,
-            Source::Base => &agent.base_limiter,
-        };
-        if let Err(retry_after_ms) = lock(limiter).check(charge.index, charge.rate, now) {
-            record.allowed = false;
-            record.rule = charge.rule.clone();
-            record.reason = format!(
-                "rate limit of {} reached; retry after {retry_after_ms} ms",
-                charge.rule
-            );
-            return refuse(record, Errno::RateLimited { retry_after_ms });
-        }
-    }
-    let approval = d.requires_approval.then(|| {
-        record.reason = format!("requires_approval ({rule}): {}", d.reason);
-        (action, resource, rule)
-    });
-    Judgment {
-        record,
-        refusal: None,
-        approval,
-    }
-}
-
 /// Parks a call that needs approval until an operator decides, the approval timeout passes or
 /// the agent ends, recording both the parking and the outcome; fills in the judgment.
 async fn await_approval(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     request: u64,
-    (action, resource, rule): (String, String, String),
+    Pending {
+        action,
+        resource,
+        rule,
+    }: Pending,
     j: &mut Judgment,
 ) {
     // At most `max_approvals_per_agent` waiting calls per agent: the next is refused now.
@@ -531,7 +334,22 @@ async fn handle(
         let asked = Asked { id, call, started };
         return respond::punish(k, agent, tx, Offence::Trust(asked, reason)).await;
     }
-    let mut judgment = judge(k, agent, &call, now_ms());
+    let peer = send_target_name(k, &call);
+    let now = now_ms();
+    let mut judgment = judge::judge(
+        &agent.policy(),
+        k.config.base_policy.as_ref(),
+        &call,
+        peer.as_deref(),
+        now,
+        |limit| {
+            let bucket = match limit.source {
+                Source::Agent => &agent.limiter,
+                Source::Base => &agent.base_limiter,
+            };
+            lock(bucket).check(limit.index, limit.rate, now)
+        },
+    );
     if let Some(ask) = judgment.approval.take() {
         await_approval(k, agent, id, ask, &mut judgment).await;
         if judgment.refusal.is_none() && agent.current_state() == AgentState::Stopped {
@@ -556,35 +374,4 @@ async fn handle(
     let response = KernelFrame::Response(Response { id, result });
     // A strict violation: the agent has its PermissionDenied in hand before it is ended.
     respond::deliver(k, agent, tx, response, sentence).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decision(allowed: bool, rule: &str) -> Composed {
-        Composed {
-            allowed,
-            rule: rule.into(),
-            reason: format!("{allowed} {rule}"),
-            mode: Mode::Strict,
-            requires_approval: false,
-            rate_limits: Vec::new(),
-            dry_run: false,
-            digest: [0; 32],
-        }
-    }
-
-    #[test]
-    fn a_peer_is_allowed_by_id_or_by_name_and_a_deny_on_either_wins() {
-        let allow = || decision(true, "ipc (p.md:3)");
-        let default_deny = || decision(false, "");
-        let deny_rule = || decision(false, "no-planner (p.md:9)");
-        assert_eq!(either_peer(allow(), default_deny()), allow());
-        assert_eq!(either_peer(default_deny(), allow()), allow());
-        assert_eq!(either_peer(allow(), deny_rule()), deny_rule());
-        assert_eq!(either_peer(deny_rule(), allow()), deny_rule());
-        assert_eq!(either_peer(default_deny(), default_deny()), default_deny());
-        assert_eq!(either_peer(deny_rule(), default_deny()), deny_rule());
-    }
 }
