@@ -19,9 +19,11 @@
 //! handshake) is answered with id 0 where the stream allows it, recorded, closes the
 //! connection, and in strict mode ends the agent with SIGTRUST.
 
+mod approval;
 pub(crate) mod budget;
 mod calls;
 pub(crate) mod connection;
+mod handshake;
 pub(crate) mod judge;
 mod replay;
 mod respond;
@@ -30,19 +32,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentos_syscalls::control::AgentState;
-use agentos_syscalls::{
-    AgentFrame, Errno, Hello, KernelFrame, Limits, Request, Response, Syscall, Welcome, ABI_VERSION,
-};
+use agentos_syscalls::{AgentFrame, KernelFrame, Request, Response, Syscall};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::agent::{lock, Agent, Outgoing};
-use crate::approvals::{Ask, Verdict};
 use crate::kernel::{now_ms, KernelInner};
 use crate::policy::Source;
-use crate::recorder::RecordEvent;
-use judge::{Judgment, Pending};
 use respond::{Asked, Offence};
 
 /// Serves one agent's socket until it closes or breaks the protocol.
@@ -65,104 +62,10 @@ async fn serve_frames(
     tx: &mpsc::Sender<Outgoing>,
     budget: &budget::Budget,
 ) -> Result<(), String> {
-    let max = k.config.max_frame;
-    // The launcher's jail report (and seccomp listener), then the agent's Hello.
-    let mut listener_seen = false;
-    let hello: Hello = loop {
-        let mut fds = Vec::new();
-        let Some(frame) = connection::read_frame_with_fds(rd.as_ref(), max, &mut fds).await? else {
-            return Ok(());
-        };
-        match frame {
-            AgentFrame::SandboxListener if lock(&agent.jail).is_some() && !listener_seen => {
-                listener_seen = true;
-                let Some(listener) = fds.pop() else {
-                    return Err("a sandbox listener frame without its descriptor".into());
-                };
-                if !crate::sandbox::is_listener(&listener) {
-                    return Err(
-                        "a sandbox listener frame whose descriptor is not a seccomp listener"
-                            .into(),
-                    );
-                }
-                let watcher = tokio::spawn(crate::sandbox::watch(
-                    Arc::clone(k),
-                    Arc::clone(agent),
-                    listener,
-                    crate::sandbox::agent_writable(k, agent),
-                    crate::sandbox_limits::Watched {
-                        limits: agent.limits,
-                        cgroup: agent.cgroup.clone(),
-                        launcher: agent.pid().unwrap_or(0),
-                    },
-                ));
-                lock(&agent.watchers).push(watcher);
-            }
-            AgentFrame::SandboxListener => return Err(
-                "a sandbox listener out of place (only the launcher sends one, after its report)"
-                    .into(),
-            ),
-            AgentFrame::JailReport(report) if lock(&agent.jail).is_none() => {
-                k.record(Some(agent.id), RecordEvent::Sandbox(report.clone()));
-                *lock(&agent.jail) = Some(report);
-                agent.state.send_if_modified(|s| {
-                    let starting = *s == AgentState::Starting;
-                    if starting {
-                        *s = AgentState::Running;
-                    }
-                    starting
-                });
-            }
-            AgentFrame::JailReport(_) => {
-                return Err("a second jail report (only the launcher sends one, first)".into())
-            }
-            AgentFrame::Hello(h) if h.sdk.len() > agentos_syscalls::limits::SDK_NAME_MAX => {
-                return Err(format!(
-                    "a Hello whose sdk name is {} bytes (the limit is {})",
-                    h.sdk.len(),
-                    agentos_syscalls::limits::SDK_NAME_MAX
-                ))
-            }
-            AgentFrame::Hello(h) => break h,
-            AgentFrame::Request(r) => {
-                return Err(format!("request {} before the Hello handshake", r.id))
-            }
-        }
-    };
-    if hello.abi != ABI_VERSION {
-        let reason = format!(
-            "agent speaks ABI {} ({}), this kernel speaks ABI {ABI_VERSION}; rebuild the agent against a matching SDK",
-            hello.abi, hello.sdk
-        );
-        respond::punish(k, agent, tx, Offence::Abi(reason)).await;
+    if !handshake::handshake(k, agent, rd.as_ref(), tx).await? {
         return Ok(());
     }
-    k.record(
-        Some(agent.id),
-        RecordEvent::Handshake {
-            sdk: hello.sdk,
-            abi: hello.abi,
-        },
-    );
-    let limits = Limits {
-        max_frame: max,
-        max_in_flight: k.config.max_in_flight,
-    };
-    let welcome = Welcome {
-        abi: ABI_VERSION,
-        agent_id: agent.id,
-        limits,
-        policy_digest: agent.policy().digest(),
-    };
-    connection::send(tx, KernelFrame::Welcome(welcome)).await;
-    agent.state.send_if_modified(|s| {
-        let starting = *s == AgentState::Starting;
-        if starting {
-            *s = AgentState::Running;
-        }
-        starting
-    });
-
+    let max = k.config.max_frame;
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
     loop {
         let Some((body, mut reserved)) = connection::read_body(rd, max, budget).await? else {
@@ -209,107 +112,6 @@ fn send_target_name(k: &KernelInner, call: &Syscall) -> Option<String> {
         .clone()
 }
 
-/// Parks a call that needs approval until an operator decides, the approval timeout passes or
-/// the agent ends, recording both the parking and the outcome; fills in the judgment.
-async fn await_approval(
-    k: &Arc<KernelInner>,
-    agent: &Arc<Agent>,
-    request: u64,
-    Pending {
-        action,
-        resource,
-        rule,
-    }: Pending,
-    j: &mut Judgment,
-) {
-    // At most `max_approvals_per_agent` waiting calls per agent: the next is refused now.
-    let slot = match k
-        .approvals
-        .reserve(agent.id, k.config.max_approvals_per_agent)
-    {
-        Ok(slot) => slot,
-        Err(held) => {
-            j.record.allowed = false;
-            j.record.reason = format!("{held} calls already wait for approval ({rule})");
-            j.refusal = Some(Errno::Busy {
-                what: format!("agent {} already has {held} calls waiting for approval; wait for an answer before asking again (the kernel's --max-approvals-per-agent)", agent.id),
-            });
-            return;
-        }
-    };
-    let approval = slot.id;
-    let parked = Instant::now();
-    // Recorded before anyone can see it in `agentctl approvals`, so a decision always
-    // follows its request in the log.
-    if !k.record(
-        Some(agent.id),
-        RecordEvent::ApprovalRequested {
-            approval,
-            request,
-            action: action.clone(),
-            resource: resource.clone(),
-            rule: rule.clone(),
-        },
-    ) {
-        j.record.allowed = false;
-        j.refusal = Some(Errno::Internal {
-            reason: "the flight recorder failed; the call was not parked for approval".into(),
-        });
-        return;
-    }
-    let mut rx = k.approvals.park(
-        approval,
-        Ask {
-            agent: agent.id,
-            request,
-            action: action.clone(),
-            resource,
-            rule: rule.clone(),
-        },
-    );
-    tracing::info!(agent_id = %agent.id, request, approval, %action, "call parked for operator approval");
-    let waited: Result<Verdict, &'static str> = tokio::select! {
-        r = tokio::time::timeout(k.config.approval_timeout, &mut rx) => match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err("withdrawn"),
-            Err(_) => Err("timed out"),
-        },
-        _ = agent.wait_exit() => Err("agent ended"),
-    };
-    let outcome = match waited {
-        Ok(v) => Ok(v),
-        // Decided at the last moment: the verdict is in the channel.
-        Err(why) if !k.approvals.withdraw(approval) => rx.try_recv().map_err(|_| why),
-        Err(why) => Err(why),
-    };
-    let waited_ms = parked.elapsed().as_millis() as u64;
-    let (approved, label, by) = match &outcome {
-        Ok(v) if v.approved => (true, "approved", v.by.clone()),
-        Ok(v) => (false, "denied", v.by.clone()),
-        Err(why) => (false, *why, "kernel".to_string()),
-    };
-    k.record(
-        Some(agent.id),
-        RecordEvent::ApprovalDecided {
-            approval,
-            request,
-            approved,
-            outcome: label.into(),
-            by: by.clone(),
-            waited_ms,
-        },
-    );
-    j.record.reason = format!("approval {approval} {label} by {by} after {waited_ms} ms ({rule})");
-    if !approved {
-        j.record.allowed = false;
-        j.refusal = Some(if label == "timed out" {
-            Errno::ApprovalTimeout
-        } else {
-            Errno::ApprovalDenied
-        });
-    }
-}
-
 async fn handle(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
@@ -351,7 +153,7 @@ async fn handle(
         },
     );
     if let Some(ask) = judgment.approval.take() {
-        await_approval(k, agent, id, ask, &mut judgment).await;
+        approval::await_approval(k, agent, id, ask, &mut judgment).await;
         if judgment.refusal.is_none() && agent.current_state() == AgentState::Stopped {
             agent.wait_unfrozen().await;
         }
