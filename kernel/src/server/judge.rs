@@ -10,7 +10,7 @@
 //! `charge` function), so the same call, policy and time always give the same judgment.
 
 use agentos_policy::{Access, Mode, Policy};
-use agentos_syscalls::{Errno, OpenMode, Syscall};
+use agentos_syscalls::{Errno, Syscall};
 
 use super::calls;
 use crate::policy::{Composed, RateCharge};
@@ -65,60 +65,7 @@ pub(super) struct Pending {
 /// what-if replay of a recording) sees it bounded before classifying it.
 pub(crate) fn classify(call: &Syscall) -> Result<Option<Class>, Errno> {
     crate::validate::call(call)?;
-    let path = |p: &str| agentos_vfs::normalize(p);
-    Ok(match call {
-        Syscall::Read { path: p, .. } | Syscall::List { path: p } | Syscall::Stat { path: p } => {
-            Some(Class::new("file_read", path(p)?, Access::Read, 0))
-        }
-        Syscall::Open {
-            path: p,
-            mode: OpenMode::Read,
-        } => Some(Class::new("file_read", path(p)?, Access::Read, 0)),
-        Syscall::Open {
-            path: p,
-            mode: OpenMode::Write(_),
-        } => Some(Class::new("file_write", path(p)?, Access::Write, 0)),
-        Syscall::Write { path: p, data, .. } => Some(Class::new(
-            "file_write",
-            path(p)?,
-            Access::Write,
-            data.len() as u64,
-        )),
-        Syscall::Unlink { path: p } => Some(Class::new("file_write", path(p)?, Access::Write, 0)),
-        Syscall::Exec { argv, stdin, .. } => Some(Class::new(
-            "code_execution",
-            argv.join(" "),
-            Access::Read,
-            stdin.len() as u64,
-        )),
-        // The resource comes from the params (`params.url` for `api_call`, …): see
-        // `calls/call.rs`.
-        Syscall::Call {
-            action,
-            params_json,
-        } => Some(Class::new(
-            action,
-            calls::call::call_resource(action, params_json)?,
-            Access::Read,
-            params_json.len() as u64,
-        )),
-        Syscall::Send { to, payload } => Some(Class::new(
-            "ipc_send",
-            to.to_string(),
-            Access::Write,
-            payload.len() as u64,
-        )),
-        Syscall::Signal { target, .. } => {
-            Some(Class::new("signal", target.to_string(), Access::Write, 0))
-        }
-        Syscall::Close { .. }
-        | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. }
-        | Syscall::Recv { .. }
-        | Syscall::CheckPolicy { .. }
-        | Syscall::Checkpoint
-        | Syscall::Exit { .. } => None,
-    })
+    calls::classify(call)
 }
 
 /// The name a decision record gives a kernel mode.
@@ -270,7 +217,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use agentos_policy::RateLimiter;
-    use agentos_syscalls::{AgentId, Signal, WriteMode};
+    use agentos_syscalls::{AgentId, OpenMode, Signal, WriteMode};
 
     use super::*;
     use crate::policy::Source;

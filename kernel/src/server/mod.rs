@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentos_syscalls::control::AgentState;
-use agentos_syscalls::{AgentFrame, KernelFrame, Request, Response, Syscall};
+use agentos_syscalls::{AgentFrame, KernelFrame, Request, Response};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -101,17 +101,6 @@ async fn serve_frames(
     }
 }
 
-/// The name of a `Send`'s target, when it has one (the judge matches `peers` by id or name).
-fn send_target_name(k: &KernelInner, call: &Syscall) -> Option<String> {
-    let Syscall::Send { to, .. } = call else {
-        return None;
-    };
-    k.find(&agentos_syscalls::control::AgentRef::Id(*to))
-        .ok()?
-        .name
-        .clone()
-}
-
 async fn handle(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
@@ -136,7 +125,7 @@ async fn handle(
         let asked = Asked { id, call, started };
         return respond::punish(k, agent, tx, Offence::Trust(asked, reason)).await;
     }
-    let peer = send_target_name(k, &call);
+    let peer = calls::peer_name(k, &call);
     let now = now_ms();
     let mut judgment = judge::judge(
         &agent.policy(),
