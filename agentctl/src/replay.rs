@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentos_kernel::replay::run::{working_usage, Outcome, Script, Session};
-use agentos_kernel::{Config, Kernel};
+use agentos_kernel::{Config, Kernel, Performer};
 use agentos_syscalls::control::{AgentRef, ExitStatus};
 use agentos_syscalls::Signal;
 use serde_json::{json, Value};
@@ -122,7 +122,6 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
     let session = Arc::new(Session::new(script));
     let mut config = Config::new(&replay_dir);
     config.require_full_sandbox = !args.allow_degraded_sandbox;
-    config.replay = Some(Arc::clone(&session));
     if std::env::var_os("AGENTOS_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTOS_LOG"))
@@ -136,6 +135,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
     let (outcome, working) = runtime.block_on(async {
         let kernel = crate::run::start_kernel(
             config,
+            Performer::Replay(Arc::clone(&session)),
             "cannot start the replay kernel",
             "check --replay-state-dir",
         )

@@ -78,3 +78,4 @@ pub use config::Config;
 pub use control::LogFollower;
 pub use error::KernelError;
 pub use kernel::Kernel;
+pub use server::Performer;

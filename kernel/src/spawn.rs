@@ -590,6 +590,7 @@ pub(crate) async fn spawn_from(
                 Arc::clone(k),
                 Arc::clone(&agent),
                 stream,
+                k.performer.clone(),
             ));
         }
         Err(e) => {

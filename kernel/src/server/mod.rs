@@ -1,12 +1,24 @@
-//! The per-agent syscall server.
+//! The per-agent syscall server, in layers (mini-redis's frame → connection → command):
 //!
 //! ```text
-//! socket ──► reader ──► one task per request ──► validate (sizes within their bounds)
-//!                                                 ──► judge (policy + mode + rate limit)
-//!                                                 ──► approval queue (requires_approval)
-//!                                                 ──► perform (calls/<syscall>.rs)
-//!                                                 ──► record ──► outbox ──► writer ──► socket
+//! socket ─► connection (frames in, budget) ─► handshake (launcher report, Hello → Welcome)
+//!        ─► one task per request ─► performer:
+//!             Live:   validate (sizes) ─► trust (own tree) ─► judge (pure: policy + mode
+//!                     + rate limit) ─► approval (requires_approval) ─► calls/<syscall>.rs
+//!             Replay: the recorded answer (replay.rs)
+//!        ─► respond (record, then answer; punish an offence) ─► connection (writer) ─► socket
 //! ```
+//!
+//! | file | owns |
+//! |---|---|
+//! | `connection.rs` | frame reading, the writer task, `send` / `send_flushed` |
+//! | `budget.rs` | the agent's memory budget for requests read and answers unwritten |
+//! | `handshake.rs` | the launcher's report and seccomp listener, `Hello` → `Welcome` |
+//! | `judge.rs` | classify and judge, pure functions of the policy, the call and the time |
+//! | `approval.rs` | parking a call until an operator decides |
+//! | `respond.rs` | `record_answer`, `punish` and what follows an answer (`Sentence`) |
+//! | `calls/` | one file per syscall (its classification and its perform), one dispatch table |
+//! | `replay.rs` | the replay performer |
 //!
 //! Requests run concurrently (up to the `max_in_flight` announced in `Welcome`); answers go
 //! out in completion order, matched by id. The bytes of requests read but not answered and of
@@ -42,14 +54,30 @@ use crate::kernel::{now_ms, KernelInner};
 use crate::policy::Source;
 use respond::{Asked, Offence};
 
-/// Serves one agent's socket until it closes or breaks the protocol.
-pub(crate) async fn serve(k: Arc<KernelInner>, agent: Arc<Agent>, stream: UnixStream) {
+/// Who answers an agent's calls: fixed when the kernel starts, for every agent it serves.
+#[derive(Debug, Clone)]
+pub enum Performer {
+    /// Judge each call against the agent's policy, then perform it (the kernel).
+    Live,
+    /// Answer each call from a recording (`agentctl replay run`): nothing is judged or
+    /// performed; see `replay.rs`.
+    Replay(Arc<crate::replay::run::Session>),
+}
+
+/// Serves one agent's socket until it closes or breaks the protocol, its calls answered by
+/// `performer`.
+pub(crate) async fn serve(
+    k: Arc<KernelInner>,
+    agent: Arc<Agent>,
+    stream: UnixStream,
+    performer: Performer,
+) {
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let budget = Arc::new(budget::Budget::new(k.config.agent_memory_bytes));
     *lock(&agent.outbox) = Some(tx.clone());
     tokio::spawn(connection::writer(wr, rx, Arc::clone(&budget)));
-    if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget).await {
+    if let Err(reason) = serve_frames(&k, &agent, &mut rd, &tx, &budget, &performer).await {
         respond::punish(&k, &agent, &tx, Offence::Protocol(reason)).await;
     }
     *lock(&agent.outbox) = None;
@@ -61,6 +89,7 @@ async fn serve_frames(
     rd: &mut OwnedReadHalf,
     tx: &mpsc::Sender<Outgoing>,
     budget: &budget::Budget,
+    performer: &Performer,
 ) -> Result<(), String> {
     if !handshake::handshake(k, agent, rd.as_ref(), tx).await? {
         return Ok(());
@@ -94,28 +123,44 @@ async fn serve_frames(
             return Ok(());
         };
         let (k, agent, tx) = (Arc::clone(k), Arc::clone(agent), tx.clone());
+        let performer = performer.clone();
         tokio::spawn(async move {
-            handle(&k, &agent, &tx, request).await;
+            handle(&k, &agent, &tx, request, &performer).await;
             drop(permit);
         });
     }
 }
 
+/// One request, once the agent is not stopped: answered by the performer.
 async fn handle(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    tx: &mpsc::Sender<Outgoing>,
+    request: Request,
+    performer: &Performer,
+) {
+    if agent.current_state() == AgentState::Stopped {
+        agent.counters().parked += 1;
+        agent.wait_unfrozen().await;
+        agent.counters().parked -= 1;
+    }
+    match performer {
+        Performer::Live => live(k, agent, tx, request).await,
+        Performer::Replay(session) => {
+            let Request { id, call } = request;
+            replay::serve_call(k, agent, tx, id, call, session).await
+        }
+    }
+}
+
+/// A live call: bounds, trust, judge, approval, perform, record, answer.
+async fn live(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     tx: &mpsc::Sender<Outgoing>,
     request: Request,
 ) {
     let Request { id, mut call } = request;
-    if agent.current_state() == AgentState::Stopped {
-        agent.counters().parked += 1;
-        agent.wait_unfrozen().await;
-        agent.counters().parked -= 1;
-    }
-    if let Some(session) = &k.config.replay {
-        return replay::serve_call(k, agent, tx, id, call, session).await;
-    }
     let started = Instant::now();
     if let Err(e) = crate::validate::call(&call) {
         let asked = Asked { id, call, started };

@@ -1,4 +1,5 @@
-//! The syscall server in replay mode (`agentctl replay run`): a call is neither judged nor
+//! The replay performer ([`super::Performer::Replay`], chosen when `agentctl replay run`
+//! starts its kernel with [`crate::Kernel::start_with`]): a call is neither judged nor
 //! performed; its answer is the recorded result of the recorded call with the same request
 //! id ([`Session::answer`]). The answer is recorded in the replay kernel's own log (decision
 //! mode `replay`) before it is sent. A divergent call is recorded, not answered, and the
