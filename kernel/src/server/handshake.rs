@@ -88,27 +88,7 @@ async fn launcher_then_hello(
         match frame {
             AgentFrame::SandboxListener if lock(&agent.jail).is_some() && !listener_seen => {
                 listener_seen = true;
-                let Some(listener) = fds.pop() else {
-                    return Err("a sandbox listener frame without its descriptor".into());
-                };
-                if !crate::sandbox::is_listener(&listener) {
-                    return Err(
-                        "a sandbox listener frame whose descriptor is not a seccomp listener"
-                            .into(),
-                    );
-                }
-                let watcher = tokio::spawn(crate::sandbox::watch(
-                    Arc::clone(k),
-                    Arc::clone(agent),
-                    listener,
-                    crate::sandbox::agent_writable(k, agent),
-                    crate::sandbox_limits::Watched {
-                        limits: agent.limits,
-                        cgroup: agent.cgroup.clone(),
-                        launcher: agent.pid().unwrap_or(0),
-                    },
-                ));
-                lock(&agent.watchers).push(watcher);
+                watch_listener(k, agent, fds.pop())?;
             }
             AgentFrame::SandboxListener => return Err(
                 "a sandbox listener out of place (only the launcher sends one, after its report)"
@@ -135,6 +115,35 @@ async fn launcher_then_hello(
             }
         }
     }
+}
+
+/// Serves the launcher's seccomp listener (`crate::sandbox::watch`): the agent's denied
+/// syscalls are recorded under it. A listener frame without a seccomp descriptor is a
+/// protocol violation.
+fn watch_listener(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    listener: Option<std::os::fd::OwnedFd>,
+) -> Result<(), String> {
+    let Some(listener) = listener else {
+        return Err("a sandbox listener frame without its descriptor".into());
+    };
+    if !crate::sandbox::is_listener(&listener) {
+        return Err("a sandbox listener frame whose descriptor is not a seccomp listener".into());
+    }
+    let watcher = tokio::spawn(crate::sandbox::watch(
+        Arc::clone(k),
+        Arc::clone(agent),
+        listener,
+        crate::sandbox::agent_writable(k, agent),
+        crate::sandbox_limits::Watched {
+            limits: agent.limits,
+            cgroup: agent.cgroup.clone(),
+            launcher: agent.pid().unwrap_or(0),
+        },
+    ));
+    lock(&agent.watchers).push(watcher);
+    Ok(())
 }
 
 /// `Starting` → `Running` (a no-op in any other state).

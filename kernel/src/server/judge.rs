@@ -100,7 +100,7 @@ pub(super) fn judge(
     call: &Syscall,
     peer: Option<&str>,
     now: u64,
-    mut charge: impl FnMut(&RateCharge) -> Result<(), u64>,
+    charge: impl FnMut(&RateCharge) -> Result<(), u64>,
 ) -> Judgment {
     let builtin = |refusal: Option<Errno>, reason: &str| Judgment {
         record: DecisionRecord {
@@ -114,21 +114,30 @@ pub(super) fn judge(
         refusal,
         approval: None,
     };
-    let Class {
-        action,
-        resource,
-        access,
-        bytes,
-    } = match classify(call) {
+    let class = match classify(call) {
         Ok(Some(c)) => c,
         Ok(None) => return builtin(None, "not governed by a policy rule"),
         Err(e) => return builtin(Some(e), "malformed request (a path or a Call's params)"),
     };
+    let d = decide(policy, base, call, &class, peer, now);
+    apply(d, class, charge)
+}
+
+/// The policies' decision on a classified call, at `now`; for a `Send`, by the target's id and
+/// by its name as one decision.
+fn decide(
+    policy: &Policy,
+    base: Option<&Policy>,
+    call: &Syscall,
+    class: &Class,
+    peer: Option<&str>,
+    now: u64,
+) -> Composed {
     let req = agentos_policy::Request {
-        action: &action,
-        resource: &resource,
-        access,
-        bytes,
+        action: &class.action,
+        resource: &class.resource,
+        access: class.access,
+        bytes: class.bytes,
         now_ms: now,
     };
     // An `Exec`'s arguments reach `args`/`deny_args` as the list they are.
@@ -137,16 +146,29 @@ pub(super) fn judge(
     } else {
         None
     };
-    let mut d = crate::policy::compose_args(policy, base, &req, args);
-    if let Some(name) = peer.filter(|_| matches!(call, Syscall::Send { .. })) {
+    let d = crate::policy::compose_args(policy, base, &req, args);
+    match peer.filter(|_| matches!(call, Syscall::Send { .. })) {
         // `peers` may list the target by id or by name: judge both, as one decision.
-        let by_name = agentos_policy::Request {
-            resource: name,
-            ..req
-        };
-        let n = crate::policy::compose(policy, base, &by_name);
-        d = either_peer(d, n);
+        Some(name) => {
+            let by_name = agentos_policy::Request {
+                resource: name,
+                ..req
+            };
+            either_peer(d, crate::policy::compose(policy, base, &by_name))
+        }
+        None => d,
     }
+}
+
+/// Applies the kernel mode, `dry_run`, rate limits (charged with `charge`) and
+/// `requires_approval` to a decision.
+fn apply(
+    d: Composed,
+    Class {
+        action, resource, ..
+    }: Class,
+    mut charge: impl FnMut(&RateCharge) -> Result<(), u64>,
+) -> Judgment {
     let rule = d.rule.clone();
     let mut record = DecisionRecord {
         allowed: d.allowed,
