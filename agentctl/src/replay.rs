@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use agentos_kernel::options::KernelOptions;
 use agentos_kernel::replay::run::{working_usage, Outcome, Script, Session};
-use agentos_kernel::Kernel;
+use agentos_kernel::{Kernel, Performer};
 use agentos_syscalls::control::{AgentRef, ExitStatus};
 use agentos_syscalls::Signal;
 use serde_json::{json, Value};
@@ -125,10 +125,9 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
         allow_degraded_sandbox: args.allow_degraded_sandbox,
         ..KernelOptions::default()
     };
-    let mut config = options
+    let config = options
         .config(&replay_dir)
         .map_err(|e| CliError::failed(e.to_string(), ""))?;
-    config.replay = Some(Arc::clone(&session));
     if std::env::var_os("AGENTOS_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTOS_LOG"))
@@ -142,6 +141,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
     let (outcome, working) = runtime.block_on(async {
         let kernel = crate::run::start_kernel(
             config,
+            Performer::Replay(Arc::clone(&session)),
             "cannot start the replay kernel",
             "check --replay-state-dir",
         )

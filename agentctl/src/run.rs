@@ -50,6 +50,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
         let started = Instant::now();
         let kernel = start_kernel(
             config,
+            agentos_kernel::Performer::Live,
             "cannot start the kernel",
             "check --state-dir, or stop the kernel that owns it",
         )
@@ -116,10 +117,11 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Starts an in-process kernel; an error names every cause in its chain.
 pub(crate) async fn start_kernel(
     config: agentos_kernel::Config,
+    performer: agentos_kernel::Performer,
     what: &str,
     hint: &str,
 ) -> Result<Kernel, CliError> {
-    Kernel::start(config).await.map_err(|e| {
+    Kernel::start_with(config, performer).await.map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {

@@ -157,9 +157,6 @@ pub struct Config {
     pub inbox: crate::ipc::InboxLimits,
     /// The tool providers `Call` actions are routed to (`--provider`), one per action.
     pub providers: Vec<crate::providers::Provider>,
-    /// Replay mode (`agentctl replay run`): the syscall server answers every call from this
-    /// recording and neither judges nor performs anything.
-    pub replay: Option<std::sync::Arc<crate::replay::run::Session>>,
 }
 
 impl Config {
@@ -191,7 +188,6 @@ impl Config {
             recorder: crate::recorder::RecorderOptions::default(),
             inbox: crate::ipc::InboxLimits::default(),
             providers: Vec::new(),
-            replay: None,
         }
     }
 

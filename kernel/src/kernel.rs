@@ -46,6 +46,8 @@ pub(crate) struct KernelInner {
     pub memory: agentos_vfs::Store,
     /// The bounded pool host file work runs on (see [`crate::hostio`]).
     pub host_io: crate::hostio::HostIo,
+    /// Who answers agents' calls, chosen at start (live, or a replay of a recording).
+    pub performer: crate::server::Performer,
     _lock: std::fs::File,
 }
 
@@ -196,6 +198,15 @@ impl Kernel {
     /// starts the spawner thread and listens on the control socket. Must run inside a tokio
     /// runtime.
     pub async fn start(config: Config) -> Result<Kernel, KernelError> {
+        Kernel::start_with(config, crate::server::Performer::Live).await
+    }
+
+    /// [`Kernel::start`], with agents' calls answered by `performer` (`agentctl replay run`
+    /// answers them from a recording).
+    pub async fn start_with(
+        config: Config,
+        performer: crate::server::Performer,
+    ) -> Result<Kernel, KernelError> {
         crate::sys::return_large_frees_to_the_host();
         if !config.launcher.is_file() {
             return Err(KernelError::LauncherMissing {
@@ -238,6 +249,7 @@ impl Kernel {
             cgroups,
             memory,
             host_io: crate::hostio::HostIo::new(io_threads, io_per_agent),
+            performer,
             _lock: lock_file,
         });
         inner.record(

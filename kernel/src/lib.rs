@@ -90,3 +90,4 @@ pub use config::Config;
 pub use control::LogFollower;
 pub use error::KernelError;
 pub use kernel::Kernel;
+pub use server::Performer;

@@ -1,6 +1,6 @@
 //! Replay, what-if form: re-decide every recorded syscall against another policy and list the
 //! decisions that would change (DESIGN §8). The calls are classified exactly as the syscall
-//! server classifies them (`server::classify`). Not re-decided: calls no rule governs
+//! server classifies them (`server::judge::classify`). Not re-decided: calls no rule governs
 //! (`builtin`), rate limits (they depend on timing), and the kernel's base policy.
 //!
 //! The re-run form (start the program again and answer its calls from the log) is [`run`].
@@ -70,7 +70,13 @@ pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatI
         if decision.mode == "builtin" {
             continue;
         }
-        let Ok(Some((action, resource, access, bytes))) = crate::server::classify(call) else {
+        let Ok(Some(crate::server::judge::Class {
+            action,
+            resource,
+            access,
+            bytes,
+        })) = crate::server::judge::classify(call)
+        else {
             continue;
         };
         out.judged += 1;

@@ -773,6 +773,7 @@ fn start(
         Arc::clone(k),
         Arc::clone(agent),
         stream,
+        k.performer.clone(),
     ));
     tokio::spawn(reap(Arc::clone(k), Arc::clone(agent), child, outputs));
 }

@@ -356,29 +356,20 @@ async fn read_report(
     writable: crate::sandbox_access::Writable,
     watched: crate::sandbox_limits::Watched,
 ) -> Option<JailReport> {
-    use agentos_syscalls::frame::{self, HEADER_LEN};
     sock.set_nonblocking(true).ok()?;
     let stream = tokio::net::UnixStream::from_std(sock).ok()?;
     let mut report = None;
     loop {
         let mut fds = Vec::new();
-        let mut header = [0u8; HEADER_LEN];
-        if !crate::sandbox::recv_with_fds(&stream, &mut header, &mut fds)
+        let max = k.config.max_frame;
+        // The same frames as an agent's launcher sends (`crate::server::handshake`).
+        let Some(frame) = crate::server::connection::read_frame_with_fds(&stream, max, &mut fds)
             .await
             .ok()?
-        {
+        else {
             return report;
-        }
-        let len = frame::body_len(header, k.config.max_frame).ok()?;
-        let mut body = vec![0u8; len];
-        if len > 0
-            && !crate::sandbox::recv_with_fds(&stream, &mut body, &mut fds)
-                .await
-                .ok()?
-        {
-            return report;
-        }
-        match frame::decode::<AgentFrame>(&body).ok()? {
+        };
+        match frame {
             AgentFrame::JailReport(r) if report.is_none() => report = Some(r),
             AgentFrame::SandboxListener if report.is_some() => {
                 let listener = fds.pop()?;

@@ -16,7 +16,7 @@
 //! | `CheckPolicy` resource | ≤ 4096 bytes (and a path's bounds for `file_read`/`file_write`) | `InvalidArgument` |
 //!
 //! Where it runs: in the syscall server before anything else looks at a call (so `CheckPolicy`
-//! too), and in `server::classify`, so the judge and the what-if replay of a recording see a
+//! too), and in `server::judge::classify`, so the judge and the what-if replay of a recording see a
 //! call bounded before they classify it. A re-run (`agentctl replay run`) performs nothing: it
 //! answers from the recording (which holds the original refusal) after a linear comparison.
 //!

@@ -1,4 +1,5 @@
-//! The syscall server in replay mode (`agentctl replay run`): a call is neither judged nor
+//! The replay performer ([`super::Performer::Replay`], chosen when `agentctl replay run`
+//! starts its kernel with [`crate::Kernel::start_with`]): a call is neither judged nor
 //! performed; its answer is the recorded result of the recorded call with the same request
 //! id ([`Session::answer`]). The answer is recorded in the replay kernel's own log (decision
 //! mode `replay`) before it is sent. A divergent call is recorded, not answered, and the
@@ -64,16 +65,12 @@ pub(super) async fn serve_call(
         ),
     };
     let duration_us = started.elapsed().as_micros() as u64;
-    let result = super::record_answer(k, agent, id, call, record, result, duration_us).await;
+    let result =
+        super::respond::record_answer(k, agent, id, call, record, result, duration_us).await;
     if let Some(reason) = stop {
         tracing::info!(agent_id = %agent.id, request = id, %reason, "replay: stopping the agent");
         let _ = crate::signals::deliver(k, agent, Signal::Kill, "kernel", reason).await;
         return;
     }
-    let _ = tx
-        .send(Outgoing {
-            frame: KernelFrame::Response(Response { id, result }),
-            flushed: None,
-        })
-        .await;
+    super::connection::send(tx, KernelFrame::Response(Response { id, result })).await;
 }

@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::agent::Agent;
 use crate::kernel::{now_ms, KernelInner};
+use crate::server::judge::Class;
 use crate::tools::{self, ToolRun};
 
 /// The exit status with which a provider says it refused the call under its constraints.
@@ -232,6 +233,17 @@ pub(crate) async fn call(
             reason: format!("the {who} wrote no valid JSON on stdout: {e}"),
         }),
     }
+}
+
+/// The call's own action, its resource from the params ([`call_resource`]), the params' size
+/// as its bytes.
+pub(super) fn classify(action: &str, params_json: &str) -> Result<Option<Class>, Errno> {
+    Ok(Some(Class::new(
+        action,
+        call_resource(action, params_json)?,
+        Access::Read,
+        params_json.len() as u64,
+    )))
 }
 
 #[cfg(test)]

@@ -25,11 +25,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 use agentos_userspace::launch::ViewKind;
 
 use crate::agent::Agent;
 use crate::kernel::{now_ms, KernelInner};
+use crate::server::judge::Class;
 use crate::tools::{self, ToolRun, WORKSPACE};
 
 pub(crate) async fn exec(
@@ -148,4 +150,15 @@ fn bad_cwd(path: &str) -> Errno {
             "cwd {path} is outside {WORKSPACE}; give {WORKSPACE} or a directory under it, or none"
         ),
     }
+}
+
+/// `code_execution` of the command line (`argv` joined by spaces; the arguments reach
+/// `args`/`deny_args` as the list they are, see `judge`), stdin's size as its bytes.
+pub(super) fn classify(argv: &[String], stdin: &[u8]) -> Result<Option<Class>, Errno> {
+    Ok(Some(Class::new(
+        "code_execution",
+        argv.join(" "),
+        Access::Read,
+        stdin.len() as u64,
+    )))
 }

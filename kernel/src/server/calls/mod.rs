@@ -1,6 +1,12 @@
-//! One file per served syscall. `perform` runs a call that the policy has already allowed:
-//! host file work (workspace, persistent store, checkpoints) on the bounded host I/O pool of
-//! [`crate::hostio`], in-memory calls inline.
+//! One file per served syscall, owning its whole path: how the policy sees it (its
+//! `classify`) and how it is performed (its perform function). This module is the one dispatch
+//! table: each function here is one exhaustive `match` over `Syscall`, with no wildcard arm, so
+//! a new syscall (its ABI variant and its file here) is a compile error at every place it must
+//! be handled.
+//!
+//! [`perform`] runs a call that the policy has already allowed: host file work (workspace,
+//! persistent store, checkpoints) on the bounded host I/O pool of [`crate::hostio`], in-memory
+//! calls inline.
 
 pub(crate) mod call;
 mod check_policy;
@@ -26,6 +32,43 @@ use agentos_syscalls::{Errno, Reply, Syscall};
 
 use crate::agent::Agent;
 use crate::kernel::KernelInner;
+use crate::server::judge::Class;
+
+/// How the policy sees a call (see [`crate::server::judge::classify`], which checks its
+/// bounds first): each call's own `classify`.
+pub(crate) fn classify(call: &Syscall) -> Result<Option<Class>, Errno> {
+    match call {
+        Syscall::Read { path, .. } => read::classify(path),
+        Syscall::Write { path, data, .. } => write::classify(path, data),
+        Syscall::Open { path, mode } => open::classify(path, *mode),
+        Syscall::Close { .. } => close::classify(),
+        Syscall::List { path } => list::classify(path),
+        Syscall::Stat { path } => stat::classify(path),
+        Syscall::Unlink { path } => unlink::classify(path),
+        Syscall::Exec { argv, stdin, .. } => exec::classify(argv, stdin),
+        Syscall::Call {
+            action,
+            params_json,
+        } => call::classify(action, params_json),
+        Syscall::Send { to, payload } => send::classify(*to, payload),
+        Syscall::Recv { .. } => recv::classify(),
+        Syscall::Signal { target, .. } => signal::classify(*target),
+        Syscall::CheckPolicy { .. } => check_policy::classify(),
+        Syscall::Checkpoint => checkpoint::classify(),
+        Syscall::Exit { .. } => exit::classify(),
+        Syscall::ReadFd { .. } => read_fd::classify(),
+        Syscall::WriteFd { .. } => write_fd::classify(),
+    }
+}
+
+/// The name of a `Send`'s target, when it has one (the judge matches `peers` by id or by
+/// name); `None` for every other call.
+pub(crate) fn peer_name(k: &KernelInner, call: &Syscall) -> Option<String> {
+    let Syscall::Send { to, .. } = call else {
+        return None;
+    };
+    send::target_name(k, *to)
+}
 
 /// The path a file syscall names, if any (to spot a reach into another agent's tree). A
 /// `CheckPolicy` dry run is never a violation, so it names none.

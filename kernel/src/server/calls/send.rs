@@ -1,12 +1,14 @@
 //! `Send`: puts a message into another agent's inbox (the policy's `ipc_send` rule has allowed
 //! the target, by id or name). Semantics in `crate::ipc`.
 
+use agentos_policy::Access;
 use agentos_syscalls::control::AgentRef;
 use agentos_syscalls::{AgentId, Errno, Reply};
 
 use crate::agent::Agent;
 use crate::ipc::PushError;
 use crate::kernel::{now_ms, KernelInner};
+use crate::server::judge::Class;
 
 pub(super) fn send(
     k: &KernelInner,
@@ -38,4 +40,20 @@ pub(super) fn send(
             ),
         }),
     }
+}
+
+/// `ipc_send` to the target's id (the judge also tries its name, [`target_name`]), the
+/// payload's size as its bytes.
+pub(super) fn classify(to: AgentId, payload: &[u8]) -> Result<Option<Class>, Errno> {
+    Ok(Some(Class::new(
+        "ipc_send",
+        to.to_string(),
+        Access::Write,
+        payload.len() as u64,
+    )))
+}
+
+/// The name of agent `to`, when it has one: the rules may list a peer by id or by name.
+pub(super) fn target_name(k: &KernelInner, to: AgentId) -> Option<String> {
+    k.find(&AgentRef::Id(to)).ok()?.name.clone()
 }

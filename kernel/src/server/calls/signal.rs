@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use agentos_policy::Access;
 use agentos_syscalls::control::{AgentRef, ControlErrorKind};
 use agentos_syscalls::{AgentId, Errno, Reply, Signal};
 
 use crate::agent::Agent;
 use crate::kernel::KernelInner;
+use crate::server::judge::Class;
 
 pub(super) async fn signal(
     k: &Arc<KernelInner>,
@@ -34,4 +36,14 @@ pub(super) async fn signal(
             }
         })?;
     Ok(Reply::Done)
+}
+
+/// `signal` to the target's id.
+pub(super) fn classify(target: AgentId) -> Result<Option<Class>, Errno> {
+    Ok(Some(Class::new(
+        "signal",
+        target.to_string(),
+        Access::Write,
+        0,
+    )))
 }

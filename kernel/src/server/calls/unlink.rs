@@ -1,10 +1,18 @@
 //! `Unlink`: remove a file from the agent's writable tree.
 
+use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 
 use crate::agent::Agent;
 use crate::kernel::KernelInner;
+use crate::server::judge::Class;
 
 pub(super) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
     crate::tree::unlink(&k.tree(), agent, path).map(|()| Reply::Done)
+}
+
+/// `file_write` of the normalized path.
+pub(super) fn classify(path: &str) -> Result<Option<Class>, Errno> {
+    let path = agentos_vfs::normalize(path)?;
+    Ok(Some(Class::new("file_write", path, Access::Write, 0)))
 }
