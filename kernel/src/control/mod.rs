@@ -11,6 +11,8 @@
 //! from the operator (name, program, arguments, policy path) or the kernel; how many rows
 //! `ps` has is the operator's doing too: agents cannot spawn agents.
 
+mod admit;
+
 use std::sync::Arc;
 
 use agentos_syscalls::control::{
@@ -25,6 +27,7 @@ use tokio::sync::broadcast;
 use crate::agent::Agent;
 use crate::error::KernelError;
 use crate::kernel::{control_error, Kernel, KernelInner};
+use admit::{admit, same_pid_namespace, Admission, Peer};
 
 /// Control requests are small except `Spawn`, which carries a policy file.
 const MAX_CONTROL_FRAME: u32 = 8 << 20;
@@ -101,55 +104,36 @@ async fn read_request(stream: &mut UnixStream) -> Result<ControlRequest, String>
 }
 
 async fn connection(kernel: Kernel, mut stream: UnixStream) {
-    let me = rustix::process::geteuid().as_raw();
     let (peer, peer_pid) = match stream.peer_cred() {
-        Ok(c) => (c.uid(), c.pid()),
+        Ok(c) => (
+            Some(Peer {
+                uid: c.uid(),
+                namespace: same_pid_namespace(c.pid(), pid_ns_depth),
+            }),
+            c.pid(),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "control connection without credentials refused");
+            (None, None)
+        }
+    };
+    let peer = match admit(peer.as_ref(), rustix::process::geteuid().as_raw()) {
+        Admission::Admit => match peer {
+            Some(p) => p.uid,
+            None => return,
+        },
+        Admission::Drop => return,
+        Admission::Refuse {
+            error,
+            agent_reason,
+        } => {
+            let _ = send(&mut stream, &ControlResponse::Error(error)).await;
+            if let Some(reason) = agent_reason {
+                punish_agent_peer(&kernel, peer_pid, reason).await;
+            }
             return;
         }
     };
-    // An agent shares the kernel's uid (inside its user namespace), so the uid check alone
-    // would let an agent that can name the socket drive its own kernel. Agents always live in
-    // a pid namespace of their own: a peer outside ours is refused, recorded, and in strict
-    // mode its agent ends with SIGTRUST.
-    if let Err(why) = same_pid_namespace(peer_pid) {
-        let e = control_error(
-            ControlErrorKind::Denied,
-            format!("control connection refused: {why}"),
-            "run agentctl on the host, not inside an agent",
-        );
-        let _ = send(&mut stream, &ControlResponse::Error(e)).await;
-        if let Some(agent) = peer_pid.and_then(|p| kernel.inner.agent_of_process(p as u32)) {
-            let reason = format!("agent process tried to use the kernel's control socket ({why})");
-            kernel.inner.record(
-                Some(agent.id),
-                crate::recorder::RecordEvent::ProtocolViolation {
-                    reason: reason.clone(),
-                },
-            );
-            if agent.policy().mode() == agentos_policy::Mode::Strict {
-                let _ = crate::signals::deliver(
-                    &kernel.inner,
-                    &agent,
-                    agentos_syscalls::Signal::Trust,
-                    "kernel",
-                    reason,
-                )
-                .await;
-            }
-        }
-        return;
-    }
-    if peer != 0 && peer != me {
-        let e = control_error(
-            ControlErrorKind::Denied,
-            format!("uid {peer} may not control this kernel (it belongs to uid {me})"),
-            "run agentctl as the kernel's user or as root",
-        );
-        let _ = send(&mut stream, &ControlResponse::Error(e)).await;
-        return;
-    }
     let request = match read_request(&mut stream).await {
         Ok(r) => r,
         Err(message) => {
@@ -260,19 +244,28 @@ fn pid_ns_depth(pid: &str) -> Option<usize> {
     Some(line.split_whitespace().count())
 }
 
-/// Whether the peer runs in the kernel's own pid namespace. A peer in a child namespace (every
-/// agent is) sits deeper; one in an unrelated namespace has no pid here. Unknown counts as no.
-fn same_pid_namespace(pid: Option<i32>) -> Result<(), String> {
-    let pid = pid
-        .filter(|p| *p > 0)
-        .ok_or("the peer's pid is unknown (it is in another pid namespace)")?;
-    let theirs = pid_ns_depth(&pid.to_string())
-        .ok_or_else(|| format!("cannot read the pid namespace of pid {pid}"))?;
-    let ours = pid_ns_depth("self").ok_or("cannot read the kernel's own pid namespace")?;
-    if theirs != ours {
-        return Err(format!("pid {pid} runs in another pid namespace"));
+/// If `pid` is an agent's process: records a protocol violation and, in strict mode, ends the
+/// agent with SIGTRUST.
+async fn punish_agent_peer(kernel: &Kernel, pid: Option<i32>, reason: String) {
+    let Some(agent) = pid.and_then(|p| kernel.inner.agent_of_process(p as u32)) else {
+        return;
+    };
+    kernel.inner.record(
+        Some(agent.id),
+        crate::recorder::RecordEvent::ProtocolViolation {
+            reason: reason.clone(),
+        },
+    );
+    if agent.policy().mode() == agentos_policy::Mode::Strict {
+        let _ = crate::signals::deliver(
+            &kernel.inner,
+            &agent,
+            agentos_syscalls::Signal::Trust,
+            "kernel",
+            reason,
+        )
+        .await;
     }
-    Ok(())
 }
 
 async fn stream_logs(
