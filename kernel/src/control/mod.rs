@@ -12,15 +12,16 @@
 //! `ps` has is the operator's doing too: agents cannot spawn agents.
 
 mod admit;
+mod dispatch;
 
 use std::sync::Arc;
 
 use agentos_syscalls::control::{
-    display_bound, AgentInfo, AgentState, ControlError, ControlErrorKind, ControlRequest,
-    ControlResponse, ExitStatus, MAX_CONTROL_RESPONSE,
+    AgentState, ControlError, ControlErrorKind, ControlRequest, ControlResponse,
+    MAX_CONTROL_RESPONSE,
 };
 use agentos_syscalls::frame::{self, HEADER_LEN};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
@@ -28,6 +29,8 @@ use crate::agent::Agent;
 use crate::error::KernelError;
 use crate::kernel::{control_error, Kernel, KernelInner};
 use admit::{admit, same_pid_namespace, Admission, Peer};
+use dispatch::{dispatch, Reply};
+pub(crate) use dispatch::{LogFeed, Operations};
 
 /// Control requests are small except `Spawn`, which carries a policy file.
 const MAX_CONTROL_FRAME: u32 = 8 << 20;
@@ -69,7 +72,68 @@ pub(crate) fn listen(k: &Arc<KernelInner>) -> Result<(), KernelError> {
     Ok(())
 }
 
-async fn send(stream: &mut UnixStream, resp: &ControlResponse) -> std::io::Result<()> {
+/// One control connection: admit the peer, read its request, dispatch it, send the reply.
+async fn connection(kernel: Kernel, mut stream: UnixStream) {
+    let Some(uid) = admission(&kernel, &mut stream).await else {
+        return;
+    };
+    let request = match read_request(&mut stream).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = send(&mut stream, &ControlResponse::Error(e)).await;
+            return;
+        }
+    };
+    let source = format!("operator (uid {uid})");
+    match dispatch(&kernel, request, &source).await {
+        Reply::Answer(response) => {
+            let _ = send(&mut stream, &response).await;
+        }
+        Reply::Log { feed, follow } => stream_logs(&mut stream, feed, follow).await,
+        Reply::Shutdown => {
+            let _ = send(&mut stream, &ControlResponse::ShuttingDown).await;
+            kernel.request_shutdown();
+        }
+    }
+}
+
+/// Reads the peer's credentials and decides ([`admit`]); a refused peer is answered (and
+/// punished if it is an agent's process). The admitted peer's uid.
+async fn admission(kernel: &Kernel, stream: &mut UnixStream) -> Option<u32> {
+    let (peer, pid) = match stream.peer_cred() {
+        Ok(c) => (
+            Some(Peer {
+                uid: c.uid(),
+                namespace: same_pid_namespace(c.pid(), pid_ns_depth),
+            }),
+            c.pid(),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "control connection without credentials refused");
+            (None, None)
+        }
+    };
+    match admit(peer.as_ref(), rustix::process::geteuid().as_raw()) {
+        Admission::Admit => peer.map(|p| p.uid),
+        Admission::Drop => None,
+        Admission::Refuse {
+            error,
+            agent_reason,
+        } => {
+            let _ = send(stream, &ControlResponse::Error(error)).await;
+            if let Some(reason) = agent_reason {
+                punish_agent_peer(kernel, pid, reason).await;
+            }
+            None
+        }
+    }
+}
+
+/// Sends one frame; an answer over [`MAX_CONTROL_RESPONSE`] is replaced by an error saying so.
+async fn send<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    resp: &ControlResponse,
+) -> std::io::Result<()> {
     let mut bytes = frame::encode(resp).map_err(std::io::Error::other)?;
     if bytes.len() - HEADER_LEN > MAX_CONTROL_RESPONSE as usize {
         // Never sent: the client would refuse the frame and show nothing.
@@ -86,154 +150,33 @@ async fn send(stream: &mut UnixStream, resp: &ControlResponse) -> std::io::Resul
     stream.write_all(&bytes).await
 }
 
-async fn read_request(stream: &mut UnixStream) -> Result<ControlRequest, String> {
+/// Reads the one request of a connection (at most [`MAX_CONTROL_FRAME`] bytes).
+async fn read_request<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<ControlRequest, ControlError> {
+    let usage = |message: String| {
+        control_error(
+            ControlErrorKind::Usage,
+            message,
+            "upgrade agentctl and the kernel together",
+        )
+    };
     let mut header = [0u8; HEADER_LEN];
     stream
         .read_exact(&mut header)
         .await
-        .map_err(|e| format!("cannot read request: {e}"))?;
-    let len = frame::body_len(header, MAX_CONTROL_FRAME).map_err(|e| e.to_string())?;
+        .map_err(|e| usage(format!("cannot read request: {e}")))?;
+    let len = frame::body_len(header, MAX_CONTROL_FRAME).map_err(|e| usage(e.to_string()))?;
     let mut body = vec![0u8; len];
     stream
         .read_exact(&mut body)
         .await
-        .map_err(|e| format!("cannot read request: {e}"))?;
+        .map_err(|e| usage(format!("cannot read request: {e}")))?;
     frame::decode(&body).map_err(|e| {
-        format!("request does not decode ({e}); is agentctl the same version as the kernel?")
+        usage(format!(
+            "request does not decode ({e}); is agentctl the same version as the kernel?"
+        ))
     })
-}
-
-async fn connection(kernel: Kernel, mut stream: UnixStream) {
-    let (peer, peer_pid) = match stream.peer_cred() {
-        Ok(c) => (
-            Some(Peer {
-                uid: c.uid(),
-                namespace: same_pid_namespace(c.pid(), pid_ns_depth),
-            }),
-            c.pid(),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "control connection without credentials refused");
-            (None, None)
-        }
-    };
-    let peer = match admit(peer.as_ref(), rustix::process::geteuid().as_raw()) {
-        Admission::Admit => match peer {
-            Some(p) => p.uid,
-            None => return,
-        },
-        Admission::Drop => return,
-        Admission::Refuse {
-            error,
-            agent_reason,
-        } => {
-            let _ = send(&mut stream, &ControlResponse::Error(error)).await;
-            if let Some(reason) = agent_reason {
-                punish_agent_peer(&kernel, peer_pid, reason).await;
-            }
-            return;
-        }
-    };
-    let request = match read_request(&mut stream).await {
-        Ok(r) => r,
-        Err(message) => {
-            let e = control_error(
-                ControlErrorKind::Usage,
-                message,
-                "upgrade agentctl and the kernel together",
-            );
-            let _ = send(&mut stream, &ControlResponse::Error(e)).await;
-            return;
-        }
-    };
-    let source = format!("operator (uid {peer})");
-    let answer =
-        |r: Result<ControlResponse, ControlError>| r.unwrap_or_else(ControlResponse::Error);
-    let response = match request {
-        ControlRequest::Status => ControlResponse::Status(kernel.status()),
-        ControlRequest::Spawn(req) => answer(kernel.spawn(req).await.map(ControlResponse::Spawned)),
-        ControlRequest::Ps => {
-            ControlResponse::Agents(kernel.ps().into_iter().map(bounded_row).collect())
-        }
-        ControlRequest::Inspect { agent } => answer(
-            kernel
-                .inspect(&agent)
-                .map(|a| ControlResponse::Agent(bounded_row(a))),
-        ),
-        ControlRequest::Wait { agent } => answer(
-            kernel
-                .wait(&agent)
-                .await
-                .map(|a| ControlResponse::Agent(bounded_row(a))),
-        ),
-        ControlRequest::Signal { agent, signal } => answer(
-            kernel
-                .signal(&agent, signal, &source)
-                .await
-                .map(|id| ControlResponse::Signaled { agent: id, signal }),
-        ),
-        ControlRequest::Logs { agent, follow } => {
-            if let Err(e) = stream_logs(&kernel, &mut stream, &agent, follow).await {
-                let _ = send(&mut stream, &ControlResponse::Error(e)).await;
-            }
-            return;
-        }
-        ControlRequest::Approvals => ControlResponse::Approvals(kernel.approvals()),
-        ControlRequest::ApprovalsPage(q) => {
-            ControlResponse::ApprovalsPage(kernel.approvals_page(&q))
-        }
-        ControlRequest::Approve { id } => answer(
-            kernel
-                .decide(id, true, &source)
-                .map(|()| ControlResponse::Decided { id, approved: true }),
-        ),
-        ControlRequest::Deny { id } => {
-            answer(
-                kernel
-                    .decide(id, false, &source)
-                    .map(|()| ControlResponse::Decided {
-                        id,
-                        approved: false,
-                    }),
-            )
-        }
-        ControlRequest::SpawnRestored {
-            spawn,
-            from,
-            checkpoint,
-        } => answer(
-            kernel
-                .spawn_restored(spawn, from, checkpoint)
-                .await
-                .map(ControlResponse::Spawned),
-        ),
-        ControlRequest::ReloadPolicy { agent, policy } => {
-            answer(kernel.reload_policy(&agent, &policy, &source).map(
-                |(agent, old_digest, new_digest)| ControlResponse::Reloaded {
-                    agent,
-                    old_digest,
-                    new_digest,
-                },
-            ))
-        }
-        ControlRequest::Shutdown => {
-            let _ = send(&mut stream, &ControlResponse::ShuttingDown).await;
-            let _ = kernel.inner.shutdown.send(true);
-            return;
-        }
-    };
-    let _ = send(&mut stream, &response).await;
-}
-
-/// An agent row with the strings the agent can influence cut to [`display_bound`].
-fn bounded_row(mut a: AgentInfo) -> AgentInfo {
-    match &mut a.exit {
-        Some(ExitStatus::Killed { reason, .. }) | Some(ExitStatus::SandboxFailed { reason }) => {
-            *reason = display_bound(reason);
-        }
-        Some(ExitStatus::Code(_)) | Some(ExitStatus::PosixSignal(_)) | None => {}
-    }
-    a
 }
 
 /// How deep in nested pid namespaces a process runs: the number of pids on the `NSpid:` line
@@ -268,41 +211,40 @@ async fn punish_agent_peer(kernel: &Kernel, pid: Option<i32>, reason: String) {
     }
 }
 
-async fn stream_logs(
-    kernel: &Kernel,
-    stream: &mut UnixStream,
-    agent: &agentos_syscalls::control::AgentRef,
-    follow: bool,
-) -> Result<(), ControlError> {
-    let mut follower = kernel.follow_log(agent)?;
-    let io = |e: std::io::Error| {
-        control_error(
-            ControlErrorKind::Failed,
-            format!("cannot read the agent's log: {e}"),
-            "check the state dir",
-        )
+/// Streams a log: the backlog, then (with `follow`) live chunks until the agent has ended, in
+/// chunks of at most [`LOG_CHUNK`] bytes, then `LogEnd`. Stops quietly when the peer has gone.
+async fn stream_logs<W: AsyncWrite + Unpin, L: LogFeed>(stream: &mut W, mut feed: L, follow: bool) {
+    let backlog = match feed.backlog() {
+        Ok(b) => b,
+        Err(e) => {
+            let e = control_error(
+                ControlErrorKind::Failed,
+                format!("cannot read the agent's log: {e}"),
+                "check the state dir",
+            );
+            let _ = send(stream, &ControlResponse::Error(e)).await;
+            return;
+        }
     };
-    let backlog = follower.backlog().map_err(io)?;
     for chunk in backlog.chunks(LOG_CHUNK) {
         if send(stream, &ControlResponse::LogChunk(chunk.to_vec()))
             .await
             .is_err()
         {
-            return Ok(());
+            return;
         }
     }
     if follow {
-        while let Some(chunk) = follower.next().await {
+        while let Some(chunk) = feed.next().await {
             if send(stream, &ControlResponse::LogChunk(chunk))
                 .await
                 .is_err()
             {
-                return Ok(());
+                return;
             }
         }
     }
     let _ = send(stream, &ControlResponse::LogEnd).await;
-    Ok(())
 }
 
 /// Reads an agent's output: what is on disk, then live chunks until the agent has ended.
@@ -380,5 +322,15 @@ impl LogFollower {
     /// Whether the agent is still running.
     pub fn live(&self) -> bool {
         self.agent.current_state() != AgentState::Exited
+    }
+}
+
+impl LogFeed for LogFollower {
+    fn backlog(&mut self) -> std::io::Result<Vec<u8>> {
+        LogFollower::backlog(self)
+    }
+
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        LogFollower::next(self).await
     }
 }
