@@ -10,6 +10,12 @@
 //! [`display_bound`] (the full text is in the flight recorder). The other fields of a row come
 //! from the operator (name, program, arguments, policy path) or the kernel; how many rows
 //! `ps` has is the operator's doing too: agents cannot spawn agents.
+//!
+//! A connection is four steps: admit the peer ([`admit()`], a pure decision over what
+//! `SO_PEERCRED` and `/proc` say), read its one request, [`dispatch()`] it over [`Operations`]
+//! (the kernel operations the socket drives; unit-tested against a fake), send the reply. This
+//! module keeps the I/O: the listener, frames, `/proc`, punishing an agent that reached the
+//! socket, and log streaming.
 
 mod admit;
 mod dispatch;
@@ -332,5 +338,104 @@ impl LogFeed for LogFollower {
 
     async fn next(&mut self) -> Option<Vec<u8>> {
         LogFollower::next(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    struct Feed {
+        backlog: Result<Vec<u8>, &'static str>,
+        live: VecDeque<Vec<u8>>,
+    }
+
+    impl LogFeed for Feed {
+        fn backlog(&mut self) -> std::io::Result<Vec<u8>> {
+            self.backlog.clone().map_err(std::io::Error::other)
+        }
+
+        async fn next(&mut self) -> Option<Vec<u8>> {
+            self.live.pop_front()
+        }
+    }
+
+    /// The frames `stream_logs` sends for `feed`.
+    async fn streamed(feed: Feed, follow: bool) -> Vec<ControlResponse> {
+        let (mut tx, mut rx) = tokio::io::duplex(64 << 10);
+        let reader = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            rx.read_to_end(&mut bytes).await.unwrap();
+            bytes
+        });
+        stream_logs(&mut tx, feed, follow).await;
+        drop(tx);
+        let bytes = reader.await.unwrap();
+        let mut out = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let len = frame::body_len(rest[..HEADER_LEN].try_into().unwrap(), u32::MAX).unwrap();
+            out.push(frame::decode(&rest[HEADER_LEN..HEADER_LEN + len]).unwrap());
+            rest = &rest[HEADER_LEN + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_log_streams_its_backlog_in_chunks_then_live_output_then_its_end() {
+        let backlog = vec![b'x'; LOG_CHUNK + 10];
+        let feed = || Feed {
+            backlog: Ok(backlog.clone()),
+            live: VecDeque::from([b"live".to_vec()]),
+        };
+        let head = [
+            ControlResponse::LogChunk(vec![b'x'; LOG_CHUNK]),
+            ControlResponse::LogChunk(vec![b'x'; 10]),
+        ];
+        let mut followed = head.to_vec();
+        followed.extend([
+            ControlResponse::LogChunk(b"live".to_vec()),
+            ControlResponse::LogEnd,
+        ]);
+        assert_eq!(streamed(feed(), true).await, followed);
+        let mut once = head.to_vec();
+        once.push(ControlResponse::LogEnd);
+        assert_eq!(streamed(feed(), false).await, once);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_log_is_answered_with_an_error() {
+        let feed = Feed {
+            backlog: Err("disk gone"),
+            live: VecDeque::new(),
+        };
+        assert_eq!(
+            streamed(feed, true).await,
+            vec![ControlResponse::Error(control_error(
+                ControlErrorKind::Failed,
+                "cannot read the agent's log: disk gone",
+                "check the state dir",
+            ))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_does_not_decode_is_a_usage_error() {
+        let mut bytes = 3u32.to_le_bytes().to_vec();
+        bytes.extend([0xff, 0xff, 0xff]);
+        let e = read_request(&mut &bytes[..]).await.unwrap_err();
+        assert_eq!(e.kind, ControlErrorKind::Usage);
+        assert!(e.message.starts_with("request does not decode"), "{e:?}");
+
+        let over = (MAX_CONTROL_FRAME + 1).to_le_bytes();
+        let e = read_request(&mut &over[..]).await.unwrap_err();
+        assert_eq!(e.kind, ControlErrorKind::Usage);
+
+        let ok = frame::encode(&ControlRequest::Ps).unwrap();
+        assert_eq!(read_request(&mut &ok[..]).await, Ok(ControlRequest::Ps));
     }
 }
