@@ -491,3 +491,78 @@ impl Kernel {
         self.inner.recorder.dir()
     }
 }
+
+/// What the control socket drives (`crate::control::dispatch`): the operations above.
+impl crate::control::Operations for Kernel {
+    type Log = crate::control::LogFollower;
+
+    fn status(&self) -> KernelStatus {
+        Kernel::status(self)
+    }
+
+    async fn spawn(&self, req: SpawnRequest) -> Result<AgentInfo, ControlError> {
+        Kernel::spawn(self, req).await
+    }
+
+    async fn spawn_restored(
+        &self,
+        req: SpawnRequest,
+        from: AgentId,
+        checkpoint: Option<u64>,
+    ) -> Result<AgentInfo, ControlError> {
+        Kernel::spawn_restored(self, req, from, checkpoint).await
+    }
+
+    fn ps(&self) -> Vec<AgentInfo> {
+        Kernel::ps(self)
+    }
+
+    fn inspect(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
+        Kernel::inspect(self, r)
+    }
+
+    async fn wait(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
+        Kernel::wait(self, r).await
+    }
+
+    async fn signal(
+        &self,
+        r: &AgentRef,
+        signal: Signal,
+        source: &str,
+    ) -> Result<AgentId, ControlError> {
+        Kernel::signal(self, r, signal, source).await
+    }
+
+    fn follow_log(&self, r: &AgentRef) -> Result<Self::Log, ControlError> {
+        Kernel::follow_log(self, r)
+    }
+
+    fn approvals(&self) -> Vec<ApprovalInfo> {
+        Kernel::approvals(self)
+    }
+
+    fn approvals_page(
+        &self,
+        q: &agentos_syscalls::control::ApprovalQuery,
+    ) -> agentos_syscalls::control::ApprovalPage {
+        Kernel::approvals_page(self, q)
+    }
+
+    fn decide(&self, id: u64, approved: bool, by: &str) -> Result<(), ControlError> {
+        Kernel::decide(self, id, approved, by)
+    }
+
+    fn reload_policy(
+        &self,
+        r: &AgentRef,
+        source: &PolicySource,
+        by: &str,
+    ) -> Result<(AgentId, [u8; 32], [u8; 32]), ControlError> {
+        Kernel::reload_policy(self, r, source, by)
+    }
+
+    fn request_shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+}
