@@ -17,9 +17,9 @@ use agentos_policy::{Policy, RateLimiter};
 use agentos_syscalls::control::{
     AgentCounters, AgentState, ControlError, ControlErrorKind, ExitStatus, SpawnRequest,
 };
-use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
+use agentos_syscalls::{AgentId, LayerStatus, AGENT_FD};
 use agentos_userspace::launch::{
-    CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
+    CgroupSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
 };
 use agentos_vfs::MemFs;
 use tokio::io::AsyncReadExt;
@@ -27,6 +27,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::agent::{lock, Agent, LogSink};
+use crate::jail_spec::{self, JailBase, Occupant, Role};
 use crate::kernel::{control_error, now_ms, KernelInner};
 use crate::policy::PolicySlot;
 use crate::recorder::RecordEvent;
@@ -397,27 +398,6 @@ pub(crate) async fn spawn_from(
     let log = LogSink::create(dir.join("output.log"), k.config.disk.log_bytes)
         .map_err(|e| io_fail("its log", e))?;
 
-    let scratch_str = scratch.display().to_string();
-    let mut env: Vec<(String, String)> = vec![
-        (AGENT_FD_ENV.into(), AGENT_FD.to_string()),
-        (AGENT_ID_ENV.into(), id.to_string()),
-        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ("HOME".into(), scratch_str.clone()),
-        ("TMPDIR".into(), scratch_str),
-        ("LANG".into(), "C.UTF-8".into()),
-        (
-            "PYTHONPATH".into(),
-            k.config.python_sdk_dir().display().to_string(),
-        ),
-    ];
-    env.extend(req.env.iter().cloned());
-    let runtime = &k.config.runtime;
-    let mut read_exec = runtime.read_exec.clone();
-    read_exec.push(req.program.clone());
-    let mut read_only = runtime.read_only.clone();
-    read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
-    read_only.push(k.config.python_sdk_dir());
-    read_only.extend(extra_read_only.iter().cloned());
     let argv0 = req
         .program
         .file_name()
@@ -462,26 +442,23 @@ pub(crate) async fn spawn_from(
             },
         ),
     };
-    let spec = JailSpec {
-        agent_id: id.0,
-        kernel_pid: std::process::id(),
-        program: req.program.clone(),
-        argv: std::iter::once(argv0)
-            .chain(req.args.iter().cloned())
-            .collect(),
-        env,
-        scratch: scratch.clone(),
-        read_exec,
-        read_only,
-        devices: runtime.devices.clone(),
-        limits,
-        cgroup,
-        require_full: k.config.require_full_sandbox,
-        mounts: Vec::new(),
-        cwd: None,
-        tool: false,
-        network: false,
-    };
+    let spec = jail_spec::build(
+        &JailBase::of(&k.config),
+        policy.sandbox(),
+        Occupant {
+            agent_id: id,
+            program: req.program.clone(),
+            argv: std::iter::once(argv0)
+                .chain(req.args.iter().cloned())
+                .collect(),
+            scratch: scratch.clone(),
+            read_only: extra_read_only.clone(),
+            env: req.env.clone(),
+            limits,
+            cgroup,
+            role: Role::Agent,
+        },
+    );
     let spec_json = serde_json::to_string(&spec)
         .map_err(|e| failed(format!("jail spec does not encode: {e}"), "report this bug"))?;
 
