@@ -26,6 +26,8 @@
 //!   view.
 //! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
 //! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
+//! - `jail_spec`: the one builder of the jail specs handed to the launcher, an agent's and
+//!   its tools' (what every jail holds, what differs by role).
 //! - `tool_view`: a tool's view of the workspace, from the agent's `file_read`/`file_write`
 //!   rules (what it may read is shown, where every write is allowed is writable).
 //! - `audit`: the `Audit` capability — what the kernel's parts need of the flight
@@ -65,6 +67,7 @@ pub mod daemon;
 mod error;
 pub mod hostio;
 pub mod ipc;
+mod jail_spec;
 pub mod kernel;
 pub mod options;
 mod policy;

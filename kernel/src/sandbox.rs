@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use agentos_userspace::launch::cgroup::{self, AgentGroup, Host};
-use agentos_userspace::launch::{seccomp, seccomp_table};
+use agentos_userspace::launch::{seccomp, seccomp_table, LayerName};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
@@ -34,8 +34,14 @@ use crate::recorder::RecordEvent;
 use crate::sys;
 use crate::util::{now_ms, syscall_name};
 
-/// The host's sandbox layers, from `<launcher> --probe`, followed by the `full_sandbox` entry
-/// (active: a missing required layer refuses spawns; missing: `--allow-degraded-sandbox`).
+/// The host report's entry that stands for the probe itself when it could not run (missing).
+const PROBE: &str = "probe";
+/// The host report's last entry: whether a missing required layer refuses spawns (active) or
+/// not (missing: `--allow-degraded-sandbox`).
+const FULL_SANDBOX: &str = "full_sandbox";
+
+/// The host's sandbox layers, from `<launcher> --probe` (named by [`LayerName`]), followed by
+/// the [`FULL_SANDBOX`] entry; or only [`PROBE`], missing, and that entry when the probe fails.
 pub(crate) fn probe_host(config: &crate::config::Config) -> Vec<agentos_syscalls::Layer> {
     use agentos_syscalls::{Layer, LayerStatus};
     let mut layers = match std::process::Command::new(&config.launcher)
@@ -48,7 +54,7 @@ pub(crate) fn probe_host(config: &crate::config::Config) -> Vec<agentos_syscalls
             agentos_userspace::launch::probe::parse(&String::from_utf8_lossy(&out.stdout))
         }
         Ok(out) => vec![Layer {
-            name: "probe".into(),
+            name: PROBE.into(),
             status: LayerStatus::Missing {
                 detail: format!(
                     "{} --probe failed ({}): {}",
@@ -59,14 +65,14 @@ pub(crate) fn probe_host(config: &crate::config::Config) -> Vec<agentos_syscalls
             },
         }],
         Err(e) => vec![Layer {
-            name: "probe".into(),
+            name: PROBE.into(),
             status: LayerStatus::Missing {
                 detail: format!("cannot run {} --probe: {e}", config.launcher.display()),
             },
         }],
     };
     layers.push(Layer {
-        name: "full_sandbox".into(),
+        name: FULL_SANDBOX.into(),
         status: if config.require_full_sandbox {
             LayerStatus::Active {
                 detail: "required: a missing layer refuses the spawn".into(),
@@ -122,16 +128,17 @@ pub(crate) fn setup_cgroups(
             ),
         },
     };
+    let cgroup = LayerName::Cgroup.as_str();
     let layer = Layer {
-        name: "cgroup".into(),
+        name: cgroup.into(),
         status,
     };
-    match layers.iter_mut().find(|l| l.name == "cgroup") {
+    match layers.iter_mut().find(|l| l.name == cgroup) {
         Some(slot) => *slot = layer,
         None => {
             let at = layers
                 .iter()
-                .position(|l| l.name == "full_sandbox")
+                .position(|l| l.name == FULL_SANDBOX)
                 .unwrap_or(layers.len());
             layers.insert(at, layer);
         }
@@ -193,12 +200,15 @@ pub(crate) async fn remove_agent_group(agent_id: agentos_syscalls::AgentId, grou
     }
 }
 
-/// The first required layer the host lacks, as `(name, detail)`.
+/// The first required layer the host lacks, as `(name, detail)`. An entry that names no jail
+/// layer counts as required (fail closed: a [`PROBE`] that did not run refuses spawns), except
+/// [`FULL_SANDBOX`], which is the setting itself.
 pub(crate) fn missing_required(layers: &[agentos_syscalls::Layer]) -> Option<(String, String)> {
     use agentos_syscalls::LayerStatus;
     layers.iter().find_map(|l| match &l.status {
         LayerStatus::Missing { detail }
-            if l.name != "full_sandbox" && agentos_userspace::launch::probe::required(&l.name) =>
+            if l.name != FULL_SANDBOX
+                && LayerName::parse(&l.name).is_none_or(LayerName::required) =>
         {
             Some((l.name.clone(), detail.clone()))
         }
@@ -562,7 +572,7 @@ mod tests {
     use super::*;
     use agentos_syscalls::{Layer, LayerStatus};
 
-    fn layer(name: &str, missing: bool) -> Layer {
+    fn layer(name: impl Into<String>, missing: bool) -> Layer {
         Layer {
             name: name.into(),
             status: if missing {
@@ -580,15 +590,21 @@ mod tests {
     #[test]
     fn a_missing_required_layer_is_named_cgroup_is_optional() {
         let mut layers = vec![
-            layer("userns", false),
-            layer("cgroup", true),
-            layer("full_sandbox", true),
+            layer(LayerName::Userns.as_str(), false),
+            layer(LayerName::Cgroup.as_str(), true),
+            layer(FULL_SANDBOX, true),
         ];
         assert_eq!(missing_required(&layers), None);
-        layers.push(layer("landlock", true));
+        layers.push(layer(LayerName::Landlock.as_str(), true));
         assert_eq!(
             missing_required(&layers),
             Some(("landlock".into(), "no".into()))
+        );
+        // A probe that could not run names no layer: it refuses spawns too.
+        let failed = vec![layer(PROBE, true), layer(FULL_SANDBOX, false)];
+        assert_eq!(
+            missing_required(&failed),
+            Some(("probe".into(), "no".into()))
         );
     }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use agentos_policy::Policy;
 use agentos_syscalls::control::{ControlError, ControlErrorKind, ExitStatus, SpawnRequest};
-use agentos_syscalls::{AgentId, Layer, LayerStatus, AGENT_FD, AGENT_FD_ENV, AGENT_ID_ENV};
+use agentos_syscalls::{AgentId, Layer, LayerStatus, AGENT_FD};
 use agentos_userspace::launch::cgroup::AgentGroup;
 use agentos_userspace::launch::{
     CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
@@ -37,6 +37,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::agent::{lock, Agent, AgentTable, LogSink, NewAgent};
+use crate::jail_spec::{self, JailBase, Occupant, Role};
 use crate::kernel::{control_error, KernelInner};
 use crate::recorder::RecordEvent;
 
@@ -549,27 +550,6 @@ fn jail_spec(
     let (req, policy, extra_read_only) = (&plan.req, &plan.policy, &plan.extra_read_only);
     let program_text = req.program.display().to_string();
     let scratch = scratch.to_path_buf();
-    let scratch_str = scratch.display().to_string();
-    let mut env: Vec<(String, String)> = vec![
-        (AGENT_FD_ENV.into(), AGENT_FD.to_string()),
-        (AGENT_ID_ENV.into(), id.to_string()),
-        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ("HOME".into(), scratch_str.clone()),
-        ("TMPDIR".into(), scratch_str),
-        ("LANG".into(), "C.UTF-8".into()),
-        (
-            "PYTHONPATH".into(),
-            k.config.python_sdk_dir().display().to_string(),
-        ),
-    ];
-    env.extend(req.env.iter().cloned());
-    let runtime = &k.config.runtime;
-    let mut read_exec = runtime.read_exec.clone();
-    read_exec.push(req.program.clone());
-    let mut read_only = runtime.read_only.clone();
-    read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
-    read_only.push(k.config.python_sdk_dir());
-    read_only.extend(extra_read_only.iter().cloned());
     let argv0 = req
         .program
         .file_name()
@@ -614,26 +594,23 @@ fn jail_spec(
             },
         ),
     };
-    let spec = JailSpec {
-        agent_id: id.0,
-        kernel_pid: std::process::id(),
-        program: req.program.clone(),
-        argv: std::iter::once(argv0)
-            .chain(req.args.iter().cloned())
-            .collect(),
-        env,
-        scratch: scratch.clone(),
-        read_exec,
-        read_only,
-        devices: runtime.devices.clone(),
-        limits,
-        cgroup,
-        require_full: k.config.require_full_sandbox,
-        mounts: Vec::new(),
-        cwd: None,
-        tool: false,
-        network: false,
-    };
+    let spec = jail_spec::build(
+        &JailBase::of(&k.config),
+        policy.sandbox(),
+        Occupant {
+            agent_id: id,
+            program: req.program.clone(),
+            argv: std::iter::once(argv0)
+                .chain(req.args.iter().cloned())
+                .collect(),
+            scratch,
+            read_only: extra_read_only.clone(),
+            env: req.env.clone(),
+            limits,
+            cgroup,
+            role: Role::Agent,
+        },
+    );
     (group, spec)
 }
 

@@ -38,6 +38,7 @@ use agentos_userspace::launch::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::Agent;
+use crate::jail_spec::{JailBase, Occupant, Role};
 use crate::kernel::KernelInner;
 
 /// The most of stdout (and, separately, of stderr) a tool's answer carries.
@@ -48,8 +49,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many tools one agent may run at once.
 pub const MAX_TOOLS: usize = 4;
-/// The PATH inside a tool's jail (and an agent's); bare program names resolve against it.
-pub const JAIL_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub use crate::jail_spec::JAIL_PATH;
 /// Where the agent's workspace appears in a tool's jail.
 pub const WORKSPACE: &str = "/workspace";
 
@@ -389,13 +389,11 @@ async fn read_report(
     }
 }
 
-/// The jail of one tool: the runtime, the agent's limits and cgroup, the workspace.
+/// The jail of one tool ([`crate::jail_spec`]): the agent's limits and cgroup, the workspace
+/// as the tool's view, the provider's paths.
 fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path::Path) -> JailSpec {
-    let runtime = &k.config.runtime;
-    let mut read_only = runtime.read_only.clone();
     let policy = agent.policy();
-    read_only.extend(policy.sandbox().read_only.iter().map(PathBuf::from));
-    read_only.extend(run.read_only.iter().cloned());
+    let mut read_only = run.read_only.clone();
     if run.network {
         read_only.extend(NETWORK_FILES.iter().map(PathBuf::from));
     }
@@ -421,7 +419,6 @@ fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path:
         .cwd
         .clone()
         .or_else(|| run.workspace.as_ref().map(|_| PathBuf::from(WORKSPACE)));
-    let scratch_str = scratch.display().to_string();
     let cgroup = match &agent.cgroup {
         Some(g) => CgroupSpec {
             procs: g.join_files(),
@@ -434,29 +431,25 @@ fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path:
             required: false,
         },
     };
-    JailSpec {
-        agent_id: agent.id.0,
-        kernel_pid: std::process::id(),
-        program: run.program.clone(),
-        argv: run.argv.clone(),
-        env: vec![
-            ("PATH".into(), JAIL_PATH.into()),
-            ("HOME".into(), scratch_str.clone()),
-            ("TMPDIR".into(), scratch_str),
-            ("LANG".into(), "C.UTF-8".into()),
-        ],
-        scratch: scratch.to_path_buf(),
-        read_exec: runtime.read_exec.clone(),
-        read_only,
-        devices: runtime.devices.clone(),
-        limits: crate::spawn::limits(k.config.limits, &policy),
-        cgroup,
-        require_full: k.config.require_full_sandbox,
-        mounts,
-        cwd,
-        tool: true,
-        network: run.network,
-    }
+    crate::jail_spec::build(
+        &JailBase::of(&k.config),
+        policy.sandbox(),
+        Occupant {
+            agent_id: agent.id,
+            program: run.program.clone(),
+            argv: run.argv.clone(),
+            scratch: scratch.to_path_buf(),
+            read_only,
+            env: Vec::new(),
+            limits: crate::spawn::limits(k.config.limits, &policy),
+            cgroup,
+            role: Role::Tool {
+                mounts,
+                cwd,
+                network: run.network,
+            },
+        },
+    )
 }
 
 /// Resolves a program name as the jail would: a bare name (no `/`) against [`JAIL_PATH`], an

@@ -16,9 +16,9 @@ use crate::say;
 use std::io::Write;
 use std::time::Instant;
 
+use agentos_sdk::{kernel_socket, Client, SdkError};
 use agentos_syscalls::frame;
 use agentos_syscalls::{AgentFrame, Hello, KernelFrame, Request, Syscall, ABI_VERSION};
-use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
 
 fn kind<T>(r: &Result<T, SdkError>) -> String {
     match r {

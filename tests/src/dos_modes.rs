@@ -27,9 +27,9 @@ use crate::say;
 use std::io::Write;
 use std::time::Instant;
 
+use agentos_sdk::{kernel_socket, Client, SdkError};
 use agentos_syscalls::frame::{self, DEFAULT_MAX_FRAME};
 use agentos_syscalls::{AgentFrame, Hello, Request, Syscall, WriteMode, ABI_VERSION};
-use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
 
 fn park() -> ! {
     loop {

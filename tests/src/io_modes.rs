@@ -20,8 +20,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use agentos_sdk::{AsyncClient, SdkError};
 use agentos_syscalls::{OpenMode, Reply, Syscall, WriteMode};
-use agentos_userspace::sdk::{AsyncClient, SdkError};
 
 type Op = Pin<Box<dyn Future<Output = String>>>;
 

@@ -8,8 +8,8 @@
 //! - `op-print`: prints `begin`, a tab, [`TRICKS`] and `end` on stdout (no syscalls), then
 //!   exits 0.
 
+use agentos_sdk::{AsyncClient, SdkError};
 use agentos_syscalls::Errno;
-use agentos_userspace::sdk::{AsyncClient, SdkError};
 
 /// What a hostile agent puts in a path to rewrite the operator's screen: erase the line and
 /// print a fake row, a bidi override, isolates, a zero-width space, C1 controls.

@@ -10,8 +10,8 @@
 //!   `answer N err KIND: MESSAGE` each time the kind of answer changes (N counts the changes)
 
 use crate::say;
+use agentos_sdk::{Client, SdkError};
 use agentos_syscalls::{Errno, Reply, Syscall};
-use agentos_userspace::sdk::{Client, SdkError};
 
 fn answer(r: &Result<Reply, SdkError>) -> String {
     match r {

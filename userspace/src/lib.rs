@@ -1,19 +1,16 @@
-//! agentos ring 3: what runs on the agent's side of the kernel socket.
+//! agentos ring 3, the kernel's side of it: the sandbox launcher that jails every agent.
+//! Agents do not link this crate; they link the SDK, `agentos-sdk` (`sdk/`), which carries
+//! none of the launcher's dependencies (landlock, seccomp, capabilities).
 //!
-//! - [`sdk`]: the client library agents link — a blocking [`sdk::Client`] and an async
-//!   [`sdk::AsyncClient`] that connect over `AGENTOS_FD`, with one typed method per syscall and
-//!   a signal handler API.
 //! - [`launch`]: the sandbox launcher behind the `agentos-launch` binary. The kernel execs it
 //!   with a [`launch::JailSpec`]; it builds the jail in a fixed order and `execve`s the agent.
 //! - `sys`: the one module allowed `unsafe` — every raw Linux call, each with a `// SAFETY:`
 //!   line.
 //!
 //! Invariants: nothing spawns unjailed — the launcher either builds every required layer or
-//! exits with [`launch::EXIT_SANDBOX_FAILED`] before the agent program runs. The SDK never
-//! trusts the kernel's frames beyond the limits it was told in the handshake.
+//! exits with [`launch::EXIT_SANDBOX_FAILED`] before the agent program runs.
 #![deny(unsafe_code)]
 
 pub mod launch;
-pub mod sdk;
 #[allow(unsafe_code)]
 pub(crate) mod sys;

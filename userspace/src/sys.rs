@@ -7,25 +7,6 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
-use std::os::unix::net::UnixStream;
-
-/// Adopts an inherited descriptor as a [`UnixStream`] after checking (with `fstat`) that it is
-/// open and a socket. The caller must own `fd` (nothing else in the process may close it).
-pub(crate) fn socket_from_fd(fd: i32) -> io::Result<UnixStream> {
-    // SAFETY: `fd` is only borrowed for the duration of the `fstat` call; an invalid fd makes
-    // fstat fail with EBADF, which is reported, not undefined behaviour.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let st = nix::sys::stat::fstat(borrowed).map_err(io::Error::from)?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("fd {fd} is not a socket"),
-        ));
-    }
-    // SAFETY: the fd is open (fstat succeeded) and is a socket; the caller hands us its
-    // ownership, so the returned stream is its only owner.
-    Ok(unsafe { UnixStream::from_raw_fd(fd) })
-}
 
 /// Which side of a `fork` we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

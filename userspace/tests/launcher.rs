@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use agentos_syscalls::{frame, AgentFrame, JailReport, LayerStatus};
 use agentos_userspace::launch::{
-    CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, LAYERS,
-    SPEC_ENV,
+    CgroupSpec, JailSpec, LayerName, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED,
+    LAYERS, SPEC_ENV,
 };
 
 const NOBODY: u32 = 65534;
@@ -215,12 +215,12 @@ impl Outcome {
             .unwrap_or_else(|| panic!("no jail report: {self:?}"))
     }
 
-    fn status(&self, layer: &str) -> &LayerStatus {
+    fn status(&self, layer: LayerName) -> &LayerStatus {
         &self
             .report()
             .layers
             .iter()
-            .find(|l| l.name == layer)
+            .find(|l| l.name == layer.as_str())
             .unwrap_or_else(|| panic!("no layer {layer}"))
             .status
     }
@@ -232,11 +232,11 @@ impl Outcome {
             .iter()
             .map(|l| l.name.as_str())
             .collect();
-        assert_eq!(names, LAYERS.to_vec());
+        assert_eq!(names, LAYERS.map(LayerName::as_str).to_vec());
         for layer in &self.report().layers {
             // These specs carry no cgroup (the kernel makes groups, not this harness):
             // `joins_the_cgroup_the_spec_names` covers the layer.
-            if layer.name == "cgroup" {
+            if layer.name == LayerName::Cgroup.as_str() {
                 continue;
             }
             assert!(
@@ -394,11 +394,11 @@ fn report_details() {
     let out = sb.run(&sb.spec("/bin/true", &[]));
     out.assert_code(0);
     out.assert_all_active();
-    let LayerStatus::Active { detail } = out.status("landlock") else {
+    let LayerStatus::Active { detail } = out.status(LayerName::Landlock) else {
         unreachable!()
     };
     assert!(detail.starts_with("abi "), "{detail}");
-    let LayerStatus::Active { detail } = out.status("seccomp") else {
+    let LayerStatus::Active { detail } = out.status(LayerName::Seccomp) else {
         unreachable!()
     };
     assert!(detail.contains("syscalls allowed"), "{detail}");
@@ -417,7 +417,7 @@ fn joins_the_cgroup_the_spec_names() {
     };
     let out = sb.run(&spec);
     out.assert_code(0);
-    let LayerStatus::Missing { detail } = out.status("cgroup") else {
+    let LayerStatus::Missing { detail } = out.status(LayerName::Cgroup) else {
         panic!("{out:?}")
     };
     assert!(
@@ -455,7 +455,7 @@ fn joins_the_cgroup_the_spec_names() {
     for (file, out) in outs {
         out.assert_code(0);
         assert_eq!(
-            out.status("cgroup"),
+            out.status(LayerName::Cgroup),
             &LayerStatus::Active {
                 detail: "v1 pids: pids.max 16".into()
             },
@@ -847,7 +847,7 @@ print(open("/proc/1/comm").read().strip() if os.path.exists("/proc/1/comm") else
     let out = sb.run(&spec);
     out.assert_code(0);
     out.assert_all_active();
-    let LayerStatus::Active { detail } = out.status("rootfs") else {
+    let LayerStatus::Active { detail } = out.status(LayerName::Rootfs) else {
         unreachable!()
     };
     assert!(detail.contains("proc mounted"), "{detail}");
@@ -908,7 +908,7 @@ fn rootfs_failure_is_reported_and_fatal_when_required() {
         "{out:?}"
     );
     assert!(
-        matches!(out.status("rootfs"), LayerStatus::Missing { detail } if detail.contains("no staging directory")),
+        matches!(out.status(LayerName::Rootfs), LayerStatus::Missing { detail } if detail.contains("no staging directory")),
         "{out:?}"
     );
 
@@ -916,11 +916,11 @@ fn rootfs_failure_is_reported_and_fatal_when_required() {
     let out = sb.run(&spec);
     out.assert_code(0);
     assert!(
-        matches!(out.status("rootfs"), LayerStatus::Missing { .. }),
+        matches!(out.status(LayerName::Rootfs), LayerStatus::Missing { .. }),
         "{out:?}"
     );
     assert!(
-        matches!(out.status("landlock"), LayerStatus::Active { .. }),
+        matches!(out.status(LayerName::Landlock), LayerStatus::Active { .. }),
         "{out:?}"
     );
 }

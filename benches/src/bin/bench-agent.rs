@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use agentos_userspace::sdk::Client;
+use agentos_sdk::Client;
 
 const PATH: &str = "/mem/working/x";
 

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use agentos_sdk::{Client, SdkError};
 use agentos_syscalls::{Errno, Signal};
-use agentos_userspace::sdk::{Client, SdkError};
 
 fn main() -> ExitCode {
     match run() {

@@ -65,9 +65,9 @@ use agentos_tests::say;
 use std::io::Write;
 use std::process::ExitCode;
 
+use agentos_sdk::{kernel_socket, Client, SdkError};
 use agentos_syscalls::frame::{self, HEADER_LEN};
 use agentos_syscalls::{AgentFrame, AgentId, Errno, Hello, KernelFrame, Signal, ABI_VERSION};
-use agentos_userspace::sdk::{kernel_socket, Client, SdkError};
 
 fn wait_forever() -> ! {
     loop {
@@ -770,7 +770,7 @@ fn tour(c: &Client, target: Option<u64>) -> Result<u8, SdkError> {
 /// Runs `f` with an async client on a current-thread runtime.
 fn with_async_client<T, F, Fut>(f: F) -> Result<T, SdkError>
 where
-    F: FnOnce(agentos_userspace::sdk::AsyncClient) -> Fut,
+    F: FnOnce(agentos_sdk::AsyncClient) -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError>>,
 {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -778,7 +778,7 @@ where
         .build()
         .map_err(io)?;
     rt.block_on(async move {
-        let c = agentos_userspace::sdk::AsyncClient::connect().await?;
+        let c = agentos_sdk::AsyncClient::connect().await?;
         f(c).await
     })
 }

@@ -90,7 +90,7 @@ pub enum LaunchError {
     CloseAgentFd(#[source] io::Error),
     #[error("layer {layer} is missing and the spec requires the full sandbox")]
     Required {
-        layer: &'static str,
+        layer: super::layer::LayerName,
         source: io::Error,
     },
 }

@@ -18,7 +18,8 @@
 //! Modules: [`spec`] (what the kernel asks for), [`steps`] (the step order, the security
 //! argument), [`os`] (the `Sys` trait: real and recording), [`rootfs`] (the agent's minimal
 //! root), [`view`] (a tool's view of its workspace: writable subtrees, covered entries),
-//! [`probe`] (`agentos-launch --probe`: the host's layers), [`landlock_rules`] and
+//! [`layer`] (the layers' names, one enum), [`probe`] (`agentos-launch --probe`: the host's
+//! layers), [`landlock_rules`] and
 //! [`seccomp_table`]/[`seccomp`] (the two policy layers, as data), [`cgroup`] (the per-agent
 //! cgroups the kernel creates and the launcher joins), [`error`].
 //!
@@ -33,6 +34,7 @@
 pub mod cgroup;
 pub mod error;
 pub mod landlock_rules;
+pub mod layer;
 pub mod os;
 pub mod probe;
 pub mod rootfs;
@@ -43,6 +45,7 @@ pub mod steps;
 pub mod view;
 
 pub use error::LaunchError;
+pub use layer::LayerName;
 pub use os::{LinuxSys, RecordingSys, Sys};
 pub use spec::*;
 pub use steps::{run, EXIT_EXEC_DENIED, EXIT_EXEC_NOT_FOUND, LAYERS};

@@ -13,17 +13,24 @@ use std::io;
 use agentos_syscalls::{Layer, LayerStatus};
 
 use super::landlock_rules::BASELINE_ABI;
+use super::layer::LayerName;
 use crate::sys;
 
-/// The layers the capability report lists, in order.
-pub const PROBED: [&str; 9] = [
-    "userns", "pidns", "netns", "ipcns", "utsns", "mountns", "landlock", "seccomp", "cgroup",
+/// The layers the capability report lists, in order: those a host may lack. The others
+/// (`rootfs`, `rlimits`, `capabilities`, `no_new_privs`) are built from what every Linux host
+/// the launcher runs on has (a mount namespace, `setrlimit`, `capset`, `prctl`), and are not
+/// probed. Which layers a spawn requires: [`LayerName::required`].
+pub const PROBED: [LayerName; 9] = [
+    LayerName::Userns,
+    LayerName::Pidns,
+    LayerName::Netns,
+    LayerName::Ipcns,
+    LayerName::Utsns,
+    LayerName::Mountns,
+    LayerName::Landlock,
+    LayerName::Seccomp,
+    LayerName::Cgroup,
 ];
-
-/// Layers a spawn may not go without (unless the kernel runs with `--allow-degraded-sandbox`).
-pub fn required(layer: &str) -> bool {
-    layer != "cgroup"
-}
 
 fn unshare_in_child(flags: nix::sched::CloneFlags) -> io::Result<()> {
     match sys::fork()? {
@@ -111,22 +118,27 @@ pub fn probe() -> Vec<Layer> {
     use nix::sched::CloneFlags as F;
     PROBED
         .iter()
-        .map(|name| {
-            let status = match *name {
-                "userns" => namespace(F::empty()),
-                "pidns" => namespace(F::CLONE_NEWPID),
-                "netns" => namespace(F::CLONE_NEWNET),
-                "ipcns" => namespace(F::CLONE_NEWIPC),
-                "utsns" => namespace(F::CLONE_NEWUTS),
-                "mountns" => namespace(F::CLONE_NEWNS),
-                "landlock" => landlock(),
-                "seccomp" => seccomp(),
-                _ => cgroup(),
+        .filter_map(|name| {
+            let status = match name {
+                LayerName::Userns => namespace(F::empty()),
+                LayerName::Pidns => namespace(F::CLONE_NEWPID),
+                LayerName::Netns => namespace(F::CLONE_NEWNET),
+                LayerName::Ipcns => namespace(F::CLONE_NEWIPC),
+                LayerName::Utsns => namespace(F::CLONE_NEWUTS),
+                LayerName::Mountns => namespace(F::CLONE_NEWNS),
+                LayerName::Landlock => landlock(),
+                LayerName::Seccomp => seccomp(),
+                LayerName::Cgroup => cgroup(),
+                // Not in PROBED: every host has them (see there).
+                LayerName::Rootfs
+                | LayerName::Rlimits
+                | LayerName::Capabilities
+                | LayerName::NoNewPrivs => return None,
             };
-            Layer {
-                name: (*name).to_string(),
+            Some(Layer {
+                name: name.as_str().to_string(),
                 status,
-            }
+            })
         })
         .collect()
 }
@@ -198,6 +210,26 @@ mod tests {
                 detail: "a b".into()
             }
         );
-        assert!(required("seccomp") && !required("cgroup"));
+    }
+
+    /// The probe lists the jail's layers a host may lack, in the jail's order except the
+    /// cgroup (last: the kernel completes its entry): the jail's layers minus those every host
+    /// has.
+    #[test]
+    fn probed_layers_are_the_jails_minus_those_every_host_has() {
+        let mut jail_order: Vec<LayerName> = PROBED.to_vec();
+        jail_order.sort();
+        let always = [
+            LayerName::Rootfs,
+            LayerName::Rlimits,
+            LayerName::Capabilities,
+            LayerName::NoNewPrivs,
+        ];
+        let expected: Vec<LayerName> = crate::launch::LAYERS
+            .into_iter()
+            .filter(|l| !always.contains(l))
+            .collect();
+        assert_eq!(jail_order, expected);
+        assert_eq!(PROBED.last(), Some(&LayerName::Cgroup));
     }
 }

@@ -26,27 +26,12 @@ use std::io;
 use agentos_syscalls::{JailReport, Layer, LayerStatus};
 
 use super::error::{other, LaunchError};
+use super::layer::LayerName;
 use super::os::{ForkSide, Limit, Sys};
 use super::spec::{JailSpec, EXIT_SANDBOX_FAILED};
 
-/// The layers of the report, in report order.
-pub const LAYERS: [&str; 13] = [
-    "userns",
-    "pidns",
-    "netns",
-    "ipcns",
-    "utsns",
-    "mountns",
-    "rootfs",
-    "rlimits",
-    "cgroup",
-    "capabilities",
-    "no_new_privs",
-    "landlock",
-    "seccomp",
-];
-
-const NAMESPACE_LAYERS: [&str; 6] = ["userns", "pidns", "netns", "ipcns", "utsns", "mountns"];
+/// The layers of the report, in report order: every layer the jail has.
+pub const LAYERS: [LayerName; 13] = LayerName::ALL;
 
 /// Exit code when the agent program does not exist.
 pub const EXIT_EXEC_NOT_FOUND: i32 = 127;
@@ -65,7 +50,8 @@ enum AgentFd {
 /// The jail as built so far.
 #[derive(Debug, Clone)]
 struct Jail {
-    layers: Vec<(&'static str, Option<LayerStatus>)>,
+    /// Each layer's outcome so far, indexed by [`LayerName::index`]; `None`: not reached.
+    layers: [Option<LayerStatus>; LAYERS.len()],
     require_full: bool,
     fd: AgentFd,
 }
@@ -73,23 +59,25 @@ struct Jail {
 impl Jail {
     fn new() -> Self {
         Self {
-            layers: LAYERS.iter().map(|n| (*n, None)).collect(),
+            layers: Default::default(),
             require_full: true,
             fd: AgentFd::Unreported,
         }
     }
 
-    fn set(&mut self, name: &'static str, status: LayerStatus) {
-        if let Some(slot) = self.layers.iter_mut().find(|(n, _)| *n == name) {
-            slot.1 = Some(status);
-        }
+    fn set(&mut self, name: LayerName, status: LayerStatus) {
+        self.layers[name.index()] = Some(status);
+    }
+
+    fn reached(&self, name: LayerName) -> bool {
+        self.layers[name.index()].is_some()
     }
 
     /// Records a layer's outcome. A `Missing` layer (failed or unsupported) is fatal only when
     /// the spec requires the full sandbox; `Partial` is reported and allowed.
     fn layer(
         &mut self,
-        name: &'static str,
+        name: LayerName,
         outcome: Result<LayerStatus, LaunchError>,
     ) -> Result<(), LaunchError> {
         match outcome {
@@ -131,11 +119,11 @@ impl Jail {
     /// The report: every layer, unreached ones `Missing` with `why`.
     fn report(&self, why: &str) -> JailReport {
         JailReport {
-            layers: self
-                .layers
+            layers: LAYERS
                 .iter()
+                .zip(&self.layers)
                 .map(|(name, status)| Layer {
-                    name: (*name).to_string(),
+                    name: name.as_str().to_string(),
                     status: status.clone().unwrap_or_else(|| LayerStatus::Missing {
                         detail: why.to_string(),
                     }),
@@ -226,7 +214,7 @@ fn launcher<S: Sys>(
     }
     // The layer is completed by the init (RLIMIT_NPROC); only a failure is final here.
     if let Err(e) = rlimits {
-        jail.layer("rlimits", Err(e))?;
+        jail.layer(LayerName::Rlimits, Err(e))?;
     }
     join_cgroups(sys, &spec, jail)?;
 
@@ -236,7 +224,7 @@ fn launcher<S: Sys>(
     let (uid, gid) = sys.ids();
     if let Err(e) = sys.unshare_namespaces(!spec.network) {
         let e = LaunchError::Unshare(e);
-        for ns in NAMESPACE_LAYERS {
+        for ns in LayerName::NAMESPACES {
             jail.set(
                 ns,
                 LayerStatus::Missing {
@@ -258,19 +246,19 @@ fn launcher<S: Sys>(
             })?;
     }
     jail.set(
-        "userns",
+        LayerName::Userns,
         LayerStatus::Active {
             detail: format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied"),
         },
     );
     jail.set(
-        "pidns",
+        LayerName::Pidns,
         LayerStatus::Active {
             detail: "init is pid 1 and kills the namespace when the agent exits".into(),
         },
     );
     jail.set(
-        "netns",
+        LayerName::Netns,
         if spec.network {
             LayerStatus::Partial {
                 detail: "the host's network, shared: a tool provider declared `network`".into(),
@@ -282,19 +270,19 @@ fn launcher<S: Sys>(
         },
     );
     jail.set(
-        "ipcns",
+        LayerName::Ipcns,
         LayerStatus::Active {
             detail: "private".into(),
         },
     );
     jail.set(
-        "utsns",
+        LayerName::Utsns,
         LayerStatus::Active {
             detail: format!("hostname agent-{}", spec.agent_id),
         },
     );
     jail.set(
-        "mountns",
+        LayerName::Mountns,
         LayerStatus::Active {
             detail: "private copy, propagation private".into(),
         },
@@ -327,7 +315,7 @@ fn join_cgroups<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result
         } else {
             cg.detail.clone()
         };
-        jail.set("cgroup", LayerStatus::Missing { detail });
+        jail.set(LayerName::Cgroup, LayerStatus::Missing { detail });
         return Ok(());
     }
     for path in &cg.procs {
@@ -337,7 +325,7 @@ fn join_cgroups<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result
                 source,
             };
             jail.set(
-                "cgroup",
+                LayerName::Cgroup,
                 LayerStatus::Missing {
                     detail: e.message(),
                 },
@@ -346,7 +334,7 @@ fn join_cgroups<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result
         }
     }
     jail.set(
-        "cgroup",
+        LayerName::Cgroup,
         LayerStatus::Active {
             detail: cg.detail.clone(),
         },
@@ -373,7 +361,7 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
             Ok(()) => "loopback up, no other interface".to_string(),
             Err(e) => format!("empty: loopback not up ({e})"),
         };
-        jail.set("netns", LayerStatus::Active { detail: netns });
+        jail.set(LayerName::Netns, LayerStatus::Active { detail: netns });
     }
     sys.mount_private().map_err(LaunchError::MountPrivate)?;
 
@@ -384,7 +372,7 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
         .and_then(|detail| sys.pivot_root().map(|()| detail))
         .map(|detail| LayerStatus::Active { detail })
         .map_err(LaunchError::Rootfs);
-    jail.layer("rootfs", rootfs)?;
+    jail.layer(LayerName::Rootfs, rootfs)?;
 
     // RLIMIT_NPROC is set only now, inside the user namespace: the kernel counts processes per
     // (user namespace, uid) and charges every ancestor namespace up the ucount chain. Set
@@ -392,11 +380,7 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     // process count (every process that uid runs on the host, all agents included), so one
     // busy uid could keep an agent from forking at all. Set here, it caps what this agent's
     // namespace spawns (the host-wide limit of the uid still applies on top).
-    if jail
-        .layers
-        .iter()
-        .any(|(n, s)| *n == "rlimits" && s.is_none())
-    {
+    if !jail.reached(LayerName::Rlimits) {
         let l = spec.limits;
         let outcome = sys
             .setrlimit(Limit::Processes, l.processes)
@@ -410,28 +394,28 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
                 resource: Limit::Processes.name(),
                 source,
             });
-        jail.layer("rlimits", outcome)?;
+        jail.layer(LayerName::Rlimits, outcome)?;
     }
 
     let caps = sys
         .drop_capabilities()
         .map(|detail| LayerStatus::Active { detail })
         .map_err(LaunchError::Capabilities);
-    jail.layer("capabilities", caps)?;
+    jail.layer(LayerName::Capabilities, caps)?;
     let nnp = sys
         .set_no_new_privs()
         .map(|()| LayerStatus::Active {
             detail: "set".into(),
         })
         .map_err(LaunchError::NoNewPrivs);
-    jail.layer("no_new_privs", nnp)?;
+    jail.layer(LayerName::NoNewPrivs, nnp)?;
     let landlock = sys.landlock(spec).map_err(LaunchError::Landlock);
-    jail.layer("landlock", landlock)?;
+    jail.layer(LayerName::Landlock, landlock)?;
     let large_mmap = super::seccomp::large_mmap(spec.limits.address_space);
     let seccomp = sys
         .seccomp(spec.network, large_mmap)
         .map_err(LaunchError::Seccomp);
-    jail.layer("seccomp", seccomp)?;
+    jail.layer(LayerName::Seccomp, seccomp)?;
 
     let report = jail.report("not reached");
     jail.fd = AgentFd::Done;
@@ -664,15 +648,21 @@ mod tests {
                 detail: "unsupported".into(),
             })
         };
-        assert!(jail.layer("landlock", missing()).is_err());
+        assert!(jail.layer(LayerName::Landlock, missing()).is_err());
         jail.require_full = false;
-        assert!(jail.layer("landlock", missing()).is_ok());
+        assert!(jail.layer(LayerName::Landlock, missing()).is_ok());
         assert!(jail
-            .layer("seccomp", Ok(LayerStatus::Partial { detail: "x".into() }))
+            .layer(
+                LayerName::Seccomp,
+                Ok(LayerStatus::Partial { detail: "x".into() })
+            )
             .is_ok());
         jail.require_full = true;
         assert!(jail
-            .layer("seccomp", Ok(LayerStatus::Partial { detail: "x".into() }))
+            .layer(
+                LayerName::Seccomp,
+                Ok(LayerStatus::Partial { detail: "x".into() })
+            )
             .is_ok());
         let report = jail.report("not reached");
         assert_eq!(report.layers.len(), LAYERS.len());
@@ -723,7 +713,11 @@ mod tests {
         let mut sys = RecordingSys::new(42, []);
         join_cgroups(&mut sys, &s, &mut jail).unwrap();
         let report = jail.report("x");
-        let cg = report.layers.iter().find(|l| l.name == "cgroup").unwrap();
+        let cg = report
+            .layers
+            .iter()
+            .find(|l| l.name == LayerName::Cgroup.as_str())
+            .unwrap();
         assert_eq!(
             cg.status,
             LayerStatus::Missing {

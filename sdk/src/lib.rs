@@ -1,14 +1,16 @@
-//! The agent SDK: how a Rust agent talks to its kernel.
+//! `agentos-sdk`, the Rust agent SDK: how a Rust agent talks to its kernel. It is all an agent
+//! links: the jail launcher (`agentos-userspace`) and its landlock, seccomp and capability
+//! dependencies stay on the kernel's side.
 //!
 //! An agent finds its kernel socket at the descriptor named by `AGENTOS_FD` (always 3),
 //! says `Hello`, and from then on every action is a typed syscall:
 //!
 //! ```no_run
-//! use agentos_userspace::sdk::Client;
+//! use agentos_sdk::Client;
 //! let client = Client::connect()?;
 //! client.write("/mem/working/notes.txt", b"hello")?;
 //! let back = client.read("/mem/working/notes.txt")?;
-//! # Ok::<(), agentos_userspace::sdk::SdkError>(())
+//! # Ok::<(), agentos_sdk::SdkError>(())
 //! ```
 //!
 //! - [`Client`] is blocking, `Clone + Send + Sync`: many threads may call at once, each call
@@ -20,6 +22,12 @@
 //!
 //! Both clients share the typed calls in `calls`: one function per syscall builds the
 //! request and checks the shape of the reply, so the two flavours cannot drift apart.
+//! `sys` is the one module allowed `unsafe` (adopting the inherited descriptor), each block
+//! with a `// SAFETY:` line.
+//!
+//! Invariants: the SDK never trusts the kernel's frames beyond the limits it was told in the
+//! handshake; it takes the kernel socket at most once per process.
+#![deny(unsafe_code)]
 
 mod asynchronous;
 mod blocking;
@@ -27,6 +35,8 @@ mod calls;
 mod error;
 mod handlers;
 mod pending;
+#[allow(unsafe_code)]
+mod sys;
 
 pub use asynchronous::AsyncClient;
 pub use blocking::Client;
