@@ -1007,6 +1007,147 @@ pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), E
     }
 }
 
+/// Where one path of a `Rename` lands: a writable backend, by kind.
+#[derive(Debug)]
+enum RenameSide {
+    Working(String),
+    Store(&'static str),
+    Workspace(String),
+}
+
+impl RenameSide {
+    /// The writable side `mount` is, or why a rename may not touch it (a read-only mount,
+    /// nothing mounted).
+    fn of(mount: Mount, path: &str) -> Result<Self, Errno> {
+        match mount {
+            Mount::Working(p) => Ok(RenameSide::Working(p)),
+            Mount::Episodic(_) => Ok(RenameSide::Store(EPISODIC)),
+            Mount::Semantic(_) => Ok(RenameSide::Store(SEMANTIC)),
+            Mount::Workspace(p) => Ok(RenameSide::Workspace(p)),
+            Mount::Policy(_) | Mount::Checkpoints(_) | Mount::Inner(_) => {
+                Err(read_only(&agentos_vfs::normalize(path)?))
+            }
+            Mount::Ipc(p) => Err(inbox_read_only(&p)),
+            Mount::AgentTree { rest, .. } | Mount::Nowhere(rest) => Err(Errno::NotFound {
+                what: format!(
+                    "{rest}: nothing is mounted there (see DESIGN §6 for the agent's tree)"
+                ),
+            }),
+        }
+    }
+
+    fn mount(&self) -> String {
+        match self {
+            RenameSide::Working(_) => "/mem/working".into(),
+            RenameSide::Store(area) => format!("/mem/{area}"),
+            RenameSide::Workspace(_) => "/workspace".into(),
+        }
+    }
+}
+
+/// What a failed `renameat` of `/workspace{a}` to `/workspace{b}` means for the agent.
+fn rename_errno(a: &str, b: &str, e: &std::io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => Errno::InvalidArgument {
+            reason: format!("/workspace{a} cannot be moved into itself (/workspace{b})"),
+        },
+        Some(libc::ENOTEMPTY) => Errno::AlreadyExists {
+            path: format!("/workspace{b} (a directory that is not empty)"),
+        },
+        Some(libc::EISDIR) => Errno::IsDirectory {
+            path: format!("/workspace{b}"),
+        },
+        Some(libc::ENOTDIR) => Errno::NotDirectory {
+            path: format!("/workspace{b}"),
+        },
+        Some(libc::EBUSY) => Errno::Busy {
+            what: format!("/workspace{a} or /workspace{b} is a mount point or in use on the host"),
+        },
+        _ => io_errno(a, e),
+    }
+}
+
+/// `Rename`: moves a file within one mount of the agent's writable tree, replacing a file at
+/// `to` as POSIX `rename` does. Both paths resolve in the agent's own tree; a read-only mount
+/// (`/policy`, `/state`, `/ipc`, the inner directories) on either side is refused like a
+/// write to it, before anything changes.
+///
+/// - `/mem/working`: [`MemFs::rename`] (files only; directories are implicit). The quota
+///   sees the new name's length (`MemFs::entry_cost`) and the replaced file freed; a longer
+///   name past the quota is refused `QuotaExceeded` with nothing changed.
+/// - `/workspace`: `renameat` between the two parent directories, each opened beneath the
+///   workspace root like every workspace access (`..`, symlinks and mounts climbing out are
+///   refused); the last components are not followed (a symlink is moved, never its target).
+///   `to`'s missing parents are created, as `Write` does. Quota-neutral: workspace names cost
+///   no kernel memory, and a replaced file is not refunded (as `Unlink` does not).
+/// - `/mem/episodic`, `/mem/semantic`: `Unsupported` (the store would copy the file).
+/// - Across mounts: `Unsupported`, naming both mounts and what to do instead.
+pub(crate) fn rename(agent: &Agent, from: &str, to: &str) -> Result<(), Errno> {
+    let tree = &agent.tree;
+    let src = RenameSide::of(resolve_own(agent, from)?, from)?;
+    let dst = RenameSide::of(resolve_own(agent, to)?, to)?;
+    let instead = format!("Read {from}, Write it to {to}, then Unlink {from}");
+    match (src, dst) {
+        (RenameSide::Working(a), RenameSide::Working(b)) => {
+            let mut usage = lock(&tree.usage);
+            let mut fs = lock(&agent.working);
+            if a == b || fs.stat(&a)?.kind == FileKind::Directory {
+                // Nothing moves: `MemFs::rename` answers (a no-op, or the directory refusal).
+                return fs.rename(&a, &b);
+            }
+            let replaced = fs
+                .stat(&b)
+                .ok()
+                .filter(|s| s.kind == FileKind::File)
+                .map(|s| s.size + MemFs::entry_cost(&b));
+            let delta = i128::from(MemFs::entry_cost(&b))
+                - i128::from(MemFs::entry_cost(&a))
+                - i128::from(replaced.unwrap_or(0));
+            let files = -i64::from(replaced.is_some());
+            tree.charge(&mut usage, delta, files, to)?;
+            fs.rename(&a, &b)?;
+            AgentTree::apply(&mut usage, delta, files);
+            Ok(())
+        }
+        (RenameSide::Workspace(a), RenameSide::Workspace(b)) => {
+            let root = tree.workspace()?;
+            let (ra, rb) = (rel(&a), rel(&b));
+            if ra == "." || rb == "." {
+                return Err(Errno::InvalidArgument {
+                    reason: "/workspace itself is neither renamed nor replaced; name a file or directory inside it".into(),
+                });
+            }
+            let _serial = lock(&tree.host_writes);
+            // The source exists beneath the root (looked at, not followed, not opened).
+            crate::sys::open_beneath(root, ra, OFlags::PATH | OFlags::NOFOLLOW, 0)
+                .map_err(|e| io_errno(&a, &e))?;
+            make_parents(root, &b)?;
+            let parent = |r: &'_ str, p: &str| {
+                let (dir, name) = r.rsplit_once('/').unwrap_or((".", r));
+                crate::sys::open_beneath(root, dir, OFlags::PATH | OFlags::DIRECTORY, 0)
+                    .map(|fd| (fd, name.to_string()))
+                    .map_err(|e| io_errno(p, &e))
+            };
+            let (from_dir, from_name) = parent(ra, &a)?;
+            let (to_dir, to_name) = parent(rb, &b)?;
+            crate::sys::rename_in(from_dir.as_fd(), &from_name, to_dir.as_fd(), &to_name)
+                .map_err(|e| rename_errno(&a, &b, &e))
+        }
+        (RenameSide::Store(x), RenameSide::Store(y)) if x == y => Err(Errno::Unsupported {
+            what: format!(
+                "rename within /mem/{x} (the persistent store) is not supported; {instead}"
+            ),
+        }),
+        (src, dst) => Err(Errno::Unsupported {
+            what: format!(
+                "rename across mounts ({} to {}): a rename moves a file within one mount; {instead}",
+                src.mount(),
+                dst.mount()
+            ),
+        }),
+    }
+}
+
 /// `Open`: a descriptor for streaming with `ReadFd`/`WriteFd`.
 pub(crate) fn open(
     k: &KernelInner,

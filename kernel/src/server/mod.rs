@@ -23,6 +23,9 @@ pub(crate) mod budget;
 mod calls;
 mod replay;
 
+/// The second resource a call is judged on, beside [`classify`]'s (a `Rename`'s target).
+pub(crate) use calls::rename::target_resource;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -444,6 +447,8 @@ pub(crate) fn classify(call: &Syscall) -> Result<Option<(String, String, Access,
             data.len() as u64,
         )),
         Syscall::Unlink { path: p } => Some(("file_write".into(), path(p)?, Access::Write, 0)),
+        // The source; the target is judged too (`calls::rename::target_resource`).
+        Syscall::Rename { from, .. } => Some(("file_write".into(), path(from)?, Access::Write, 0)),
         Syscall::Exec { argv, stdin, .. } => Some((
             "code_execution".into(),
             argv.join(" "),
@@ -511,6 +516,35 @@ fn either_peer(by_id: Composed, by_name: Composed) -> Composed {
     }
 }
 
+/// One decision for a call judged on two resources (a `Rename`'s source and target): refused
+/// when either is (the first refusal decides: its rule and reason are the ones recorded);
+/// otherwise allowed under the source's rule, needing approval (then under the rule that asks
+/// for it) or a dry run when either side does, and charged both sides' rate limits (a rule
+/// matching both paths once).
+fn both_paths(first: Composed, second: Composed) -> Composed {
+    if !first.allowed {
+        return first;
+    }
+    if !second.allowed {
+        return second;
+    }
+    let mut d = first;
+    if second.requires_approval && !d.requires_approval {
+        d.requires_approval = true;
+        d.rule = second.rule;
+        d.reason = second.reason;
+    }
+    d.dry_run |= second.dry_run;
+    for charge in second.rate_limits {
+        let charged =
+            |c: &crate::policy::RateCharge| c.source == charge.source && c.index == charge.index;
+        if !d.rate_limits.iter().any(charged) {
+            d.rate_limits.push(charge);
+        }
+    }
+    d
+}
+
 /// Judges a call against ONE snapshot of the agent's policy (taken here, once) composed with
 /// the kernel's base policy, and applies the kernel mode, `dry_run` and rate limits.
 fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
@@ -554,6 +588,19 @@ fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
         };
         let n = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &by_name);
         d = either_peer(d, n);
+    }
+    // A `Rename` writes two names: its target is judged like its source.
+    let target = match target_resource(call) {
+        Ok(t) => t,
+        Err(e) => return builtin(Some(e), "malformed request (a path or a Call's params)"),
+    };
+    if let Some(target) = &target {
+        let to = agentos_policy::Request {
+            resource: target,
+            ..req
+        };
+        let t = crate::policy::compose(&policy, k.config.base_policy.as_ref(), &to);
+        d = both_paths(d, t);
     }
     let rule = d.rule.clone();
     let mut record = DecisionRecord {
@@ -611,6 +658,11 @@ fn judge(k: &KernelInner, agent: &Agent, call: &Syscall, now: u64) -> Judgment {
     }
     let approval = d.requires_approval.then(|| {
         record.reason = format!("requires_approval ({rule}): {}", d.reason);
+        // The operator sees both names of a rename.
+        let resource = match target {
+            Some(t) => format!("{resource} -> {t}"),
+            None => resource,
+        };
         (action, resource, rule)
     });
     Judgment {
@@ -736,7 +788,11 @@ async fn handle(
     if let Err(e) = crate::validate::call(&call) {
         return over_limit(k, agent, tx, id, call, e, started).await;
     }
-    if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {
+    let foreign = calls::paths_of(&call)
+        .into_iter()
+        .flatten()
+        .find_map(|p| crate::tree::foreign_tree(agent, p));
+    if let Some(reason) = foreign {
         trust_violation(k, agent, tx, id, call, reason, started).await;
         return;
     }
@@ -950,5 +1006,47 @@ mod tests {
         assert_eq!(either_peer(deny_rule(), allow()), deny_rule());
         assert_eq!(either_peer(default_deny(), default_deny()), default_deny());
         assert_eq!(either_peer(deny_rule(), default_deny()), deny_rule());
+    }
+
+    #[test]
+    fn a_rename_is_refused_when_either_path_is_and_the_refusal_is_named() {
+        let allow = || decision(true, "ws (p.md:3)");
+        let deny_rule = || decision(false, "no-secrets (p.md:9)");
+        let default_deny = || decision(false, "");
+        assert_eq!(both_paths(allow(), allow()), allow());
+        assert_eq!(both_paths(allow(), deny_rule()), deny_rule());
+        assert_eq!(both_paths(deny_rule(), allow()), deny_rule());
+        assert_eq!(both_paths(allow(), default_deny()), default_deny());
+        assert_eq!(both_paths(default_deny(), deny_rule()), default_deny());
+    }
+
+    #[test]
+    fn a_rename_needs_what_either_side_needs_and_charges_a_shared_rate_once() {
+        let rate = agentos_policy::Rate {
+            count: 1,
+            period: agentos_policy::Period::Minute,
+        };
+        let charge = |index: usize, rule: &str| crate::policy::RateCharge {
+            source: crate::policy::Source::Agent,
+            index,
+            rate,
+            rule: rule.into(),
+        };
+        let mut from = decision(true, "ws (p.md:3)");
+        from.rate_limits = vec![charge(0, "ws (p.md:3)")];
+        let mut to = decision(true, "drafts (p.md:7)");
+        to.requires_approval = true;
+        to.dry_run = true;
+        to.rate_limits = vec![charge(0, "ws (p.md:3)"), charge(2, "drafts (p.md:7)")];
+        let d = both_paths(from, to);
+        assert_eq!(
+            d.rule, "drafts (p.md:7)",
+            "the rule asking for approval is named"
+        );
+        assert!(d.requires_approval && d.dry_run);
+        assert_eq!(
+            d.rate_limits,
+            vec![charge(0, "ws (p.md:3)"), charge(2, "drafts (p.md:7)")]
+        );
     }
 }

@@ -13,6 +13,7 @@ mod open;
 mod read;
 mod read_fd;
 mod recv;
+pub(crate) mod rename;
 mod send;
 mod signal;
 mod stat;
@@ -27,16 +28,17 @@ use agentos_syscalls::{Errno, Reply, Syscall};
 use crate::agent::Agent;
 use crate::kernel::KernelInner;
 
-/// The path a file syscall names, if any (to spot a reach into another agent's tree). A
-/// `CheckPolicy` dry run is never a violation, so it names none.
-pub(crate) fn path_of(call: &Syscall) -> Option<&str> {
+/// The paths a file syscall names (to spot a reach into another agent's tree): one for most,
+/// two for `Rename`. A `CheckPolicy` dry run is never a violation, so it names none.
+pub(crate) fn paths_of(call: &Syscall) -> [Option<&str>; 2] {
     match call {
         Syscall::Read { path, .. }
         | Syscall::Write { path, .. }
         | Syscall::Open { path, .. }
         | Syscall::List { path }
         | Syscall::Stat { path }
-        | Syscall::Unlink { path } => Some(path),
+        | Syscall::Unlink { path } => [Some(path), None],
+        Syscall::Rename { from, to } => [Some(from), Some(to)],
         Syscall::Close { .. }
         | Syscall::Exec { .. }
         | Syscall::Call { .. }
@@ -47,7 +49,7 @@ pub(crate) fn path_of(call: &Syscall) -> Option<&str> {
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
         | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. } => None,
+        | Syscall::WriteFd { .. } => [None, None],
     }
 }
 
@@ -69,6 +71,7 @@ pub(crate) async fn perform(
         Syscall::List { path } => list::list(k, agent, path),
         Syscall::Stat { path } => stat::stat(k, agent, path),
         Syscall::Unlink { path } => unlink::unlink(k, agent, path),
+        Syscall::Rename { from, to } => rename::rename(agent, from, to),
         Syscall::Open { path, mode } => open::open(k, agent, path, *mode),
         Syscall::Close { fd } => close::close(agent, *fd),
         Syscall::ReadFd { fd, len } => read_fd::read_fd(k, agent, *fd, *len),
@@ -104,6 +107,9 @@ fn on_host(agent: &Agent, call: &Syscall) -> bool {
         | Syscall::List { path }
         | Syscall::Stat { path }
         | Syscall::Unlink { path } => crate::tree::path_on_host(agent, path),
+        Syscall::Rename { from, to } => {
+            crate::tree::path_on_host(agent, from) || crate::tree::path_on_host(agent, to)
+        }
         Syscall::ReadFd { fd, .. } | Syscall::WriteFd { fd, .. } => {
             crate::tree::fd_on_host(agent, *fd)
         }
@@ -160,6 +166,11 @@ async fn on_pool(
             pool.run(slots, move || unlink::unlink(&kc, &a, &path))
                 .await?
         }
+        Syscall::Rename { from, to } => {
+            let (from, to) = (from.clone(), to.clone());
+            pool.run(slots, move || rename::rename(&a, &from, &to))
+                .await?
+        }
         Syscall::Open { path, mode } => {
             let (path, mode) = (path.clone(), *mode);
             pool.run(slots, move || open::open(&kc, &a, &path, mode))
@@ -209,7 +220,15 @@ mod tests {
             offset: 0,
             len: None,
         };
-        assert_eq!(path_of(&read), Some("/agent/2/mem/working/x"));
-        assert_eq!(path_of(&Syscall::Checkpoint), None);
+        assert_eq!(paths_of(&read), [Some("/agent/2/mem/working/x"), None]);
+        assert_eq!(paths_of(&Syscall::Checkpoint), [None, None]);
+        let rename = Syscall::Rename {
+            from: "/workspace/a".into(),
+            to: "/agent/2/workspace/b".into(),
+        };
+        assert_eq!(
+            paths_of(&rename),
+            [Some("/workspace/a"), Some("/agent/2/workspace/b")]
+        );
     }
 }
