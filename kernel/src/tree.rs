@@ -21,7 +21,9 @@
 //! there), and the growth of workspace files it writes. A write that would exceed it fails
 //! with `QuotaExceeded` before anything is changed. A working-memory file is charged its data,
 //! its path's length and `agentos_vfs::FILE_OVERHEAD` (64) bytes, since the kernel keeps all
-//! three in memory: long names cannot cost uncharged kernel memory.
+//! three in memory: long names cannot cost uncharged kernel memory. A `Rename` there is
+//! charged the change of its path's length (and frees a file it replaces), checked before
+//! anything moves.
 //!
 //! **Descriptors**: `Open` hands out up to `Config::max_fds` descriptors per agent; they die
 //! with the agent (the table is in its record). No payload is larger than one frame: reads
@@ -1011,7 +1013,7 @@ pub(crate) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<(), E
 #[derive(Debug)]
 enum RenameSide {
     Working(String),
-    Store(&'static str),
+    Store(&'static str, String),
     Workspace(String),
 }
 
@@ -1021,8 +1023,8 @@ impl RenameSide {
     fn of(mount: Mount, path: &str) -> Result<Self, Errno> {
         match mount {
             Mount::Working(p) => Ok(RenameSide::Working(p)),
-            Mount::Episodic(_) => Ok(RenameSide::Store(EPISODIC)),
-            Mount::Semantic(_) => Ok(RenameSide::Store(SEMANTIC)),
+            Mount::Episodic(p) => Ok(RenameSide::Store(EPISODIC, p)),
+            Mount::Semantic(p) => Ok(RenameSide::Store(SEMANTIC, p)),
             Mount::Workspace(p) => Ok(RenameSide::Workspace(p)),
             Mount::Policy(_) | Mount::Checkpoints(_) | Mount::Inner(_) => {
                 Err(read_only(&agentos_vfs::normalize(path)?))
@@ -1039,7 +1041,7 @@ impl RenameSide {
     fn mount(&self) -> String {
         match self {
             RenameSide::Working(_) => "/mem/working".into(),
-            RenameSide::Store(area) => format!("/mem/{area}"),
+            RenameSide::Store(area, _) => format!("/mem/{area}"),
             RenameSide::Workspace(_) => "/workspace".into(),
         }
     }
@@ -1080,9 +1082,11 @@ fn rename_errno(a: &str, b: &str, e: &std::io::Error) -> Errno {
 ///   refused); the last components are not followed (a symlink is moved, never its target).
 ///   `to`'s missing parents are created, as `Write` does. Quota-neutral: workspace names cost
 ///   no kernel memory, and a replaced file is not refunded (as `Unlink` does not).
-/// - `/mem/episodic`, `/mem/semantic`: `Unsupported` (the store would copy the file).
+/// - `/mem/episodic`, `/mem/semantic`: [`Store::rename`], one transaction within the area
+///   (serialized with the agent's other host writes); the replaced file is freed from the
+///   quota (the store charges data, not names).
 /// - Across mounts: `Unsupported`, naming both mounts and what to do instead.
-pub(crate) fn rename(agent: &Agent, from: &str, to: &str) -> Result<(), Errno> {
+pub(crate) fn rename(k: &KernelInner, agent: &Agent, from: &str, to: &str) -> Result<(), Errno> {
     let tree = &agent.tree;
     let src = RenameSide::of(resolve_own(agent, from)?, from)?;
     let dst = RenameSide::of(resolve_own(agent, to)?, to)?;
@@ -1133,11 +1137,13 @@ pub(crate) fn rename(agent: &Agent, from: &str, to: &str) -> Result<(), Errno> {
             crate::sys::rename_in(from_dir.as_fd(), &from_name, to_dir.as_fd(), &to_name)
                 .map_err(|e| rename_errno(&a, &b, &e))
         }
-        (RenameSide::Store(x), RenameSide::Store(y)) if x == y => Err(Errno::Unsupported {
-            what: format!(
-                "rename within /mem/{x} (the persistent store) is not supported; {instead}"
-            ),
-        }),
+        (RenameSide::Store(x, a), RenameSide::Store(y, b)) if x == y => {
+            let _serial = lock(&tree.host_writes);
+            if let Some(size) = store(k).rename(&tree.namespace, x, &a, &b)? {
+                AgentTree::apply(&mut lock(&tree.usage), -i128::from(size), -1);
+            }
+            Ok(())
+        }
         (src, dst) => Err(Errno::Unsupported {
             what: format!(
                 "rename across mounts ({} to {}): a rename moves a file within one mount; {instead}",

@@ -4,7 +4,9 @@
 //! - `rename-ops OP…`: runs each OP in order with the blocking SDK and prints one line per OP,
 //!   `OP: ok VALUE` or `OP: err KIND message` (OP as given), then
 //!   `rename ops done`. OPs: `write=PATH=TEXT`, `read=PATH`, `stat=PATH`,
-//!   `mv=FROM=TO` (a `Rename`).
+//!   `mv=FROM=TO` (a `Rename`), `park` (say `parked`, then wait up to 30 s for the kernel
+//!   to end the agent, e.g. for a strict violation; after that, say `parked for 30 s` and
+//!   go on).
 //! - `rename-names N`: writes N empty working-memory files with 5-byte paths (`/0000`, …),
 //!   then renames them one by one to 753-byte paths (three 250-byte components) until one is
 //!   refused; prints `renamed: COUNT KIND` (KIND the refusal's, `none` if all fit), then
@@ -37,6 +39,12 @@ fn kind(r: &Result<(), SdkError>) -> String {
 
 fn ops(c: &Client, ops: &[String]) -> Result<u8, SdkError> {
     for op in ops {
+        if op == "park" {
+            say("parked");
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            say("parked for 30 s");
+            continue;
+        }
         let mut parts = op.splitn(3, '=');
         let verb = parts.next().unwrap_or("");
         let a = parts.next().unwrap_or("");

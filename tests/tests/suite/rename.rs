@@ -77,7 +77,14 @@ fn workspace(k: &TestKernel) -> PathBuf {
 fn a_rename_in_the_workspace_and_in_working_memory_works_and_is_recorded() {
     let k = TestKernel::start();
     let ws = workspace(&k);
-    let policy = write_policy(&k.work, "mv", "strict", &[], WORKSPACE_RW);
+    let episodic = "  - name: episodic-rw\n    action: file_write\n    effect: allow\n    constraints:\n      paths: [\"/mem/episodic/**\", \"/mem/semantic/**\"]\n  - name: episodic-ro\n    action: file_read\n    effect: allow\n    constraints:\n      paths: [\"/mem/episodic/**\"]\n";
+    let policy = write_policy(
+        &k.work,
+        "mv",
+        "strict",
+        &[],
+        &format!("{WORKSPACE_RW}{episodic}"),
+    );
     let (id, last, out) = run_ops(
         &k,
         &policy,
@@ -91,6 +98,11 @@ fn a_rename_in_the_workspace_and_in_working_memory_works_and_is_recorded() {
             "read=/mem/working/n/m2",
             "stat=/mem/working/m",
             "mv=/workspace/gone=/workspace/c.txt",
+            "write=/mem/episodic/e=episode",
+            "mv=/mem/episodic/e=/mem/episodic/f/e2",
+            "read=/mem/episodic/f/e2",
+            "stat=/mem/episodic/e",
+            "mv=/mem/episodic/f/e2=/mem/semantic/e3",
         ],
     );
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
@@ -105,6 +117,14 @@ fn a_rename_in_the_workspace_and_in_working_memory_works_and_is_recorded() {
     assert_eq!(answer(&out, "read=/mem/working/n/m2"), "ok memo");
     assert!(answer(&out, "stat=/mem/working/m").starts_with("err NotFound"));
     assert!(answer(&out, "mv=/workspace/gone=/workspace/c.txt").starts_with("err NotFound"));
+    assert_eq!(answer(&out, "mv=/mem/episodic/e=/mem/episodic/f/e2"), "ok ");
+    assert_eq!(answer(&out, "read=/mem/episodic/f/e2"), "ok episode");
+    assert!(answer(&out, "stat=/mem/episodic/e").starts_with("err NotFound"));
+    // Episodic and semantic memory are two mounts.
+    assert!(
+        answer(&out, "mv=/mem/episodic/f/e2=/mem/semantic/e3").starts_with("err Unsupported"),
+        "{out}"
+    );
     // On the host: moved, not copied.
     assert!(!ws.join("a.txt").exists());
     assert_eq!(
@@ -113,7 +133,7 @@ fn a_rename_in_the_workspace_and_in_working_memory_works_and_is_recorded() {
     );
     // Recorded like any write: both names, the deciding rule, the outcome.
     let recs = renames(&k, id);
-    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert_eq!(recs.len(), 5, "{recs:?}");
     let (from, to, allowed, rule, result) = &recs[0];
     assert_eq!(
         (from.as_str(), to.as_str(), *allowed, result),
@@ -134,6 +154,37 @@ fn a_rename_in_the_workspace_and_in_working_memory_works_and_is_recorded() {
     k.ctl_ok(&["kernel", "stop"]);
     let (code, report) = k.verify();
     assert_eq!(code, 0, "{report}");
+    // What-if judges a recorded rename on both paths, as the kernel does: a policy denying
+    // only the target's directory flips it (and nothing else of this run).
+    let no_new = "  - name: no-new\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/workspace/new/**\"]\n";
+    let stricter = write_policy(
+        &k.work,
+        "mv-stricter",
+        "strict",
+        &[],
+        &format!("{WORKSPACE_RW}{episodic}{no_new}"),
+    );
+    let out = k.ctl_ok(&[
+        "replay",
+        "what-if",
+        "--policy",
+        stricter.to_str().unwrap(),
+        "--agent",
+        &id.to_string(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{v:#}");
+    assert_eq!(changes[0]["syscall"], "rename", "{v:#}");
+    assert_eq!(changes[0]["now"], "deny", "{v:#}");
+    assert!(
+        changes[0]["now_rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("no-new ("),
+        "{v:#}"
+    );
 }
 
 /// One rename under a strict policy that denies `denied_side` of it: refused, SIGPOLICY,
@@ -149,8 +200,18 @@ fn denied(from: &str, to: &str) {
         &format!("{WORKSPACE_RW}{LOCKED}"),
     );
     let op = format!("mv={from}={to}");
-    let (id, last, out) = run_ops(&k, &policy, &["--workspace", ws.to_str().unwrap()], &[&op]);
+    // `park`: the agent stays until the kernel ends it for the violation.
+    let (id, last, out) = run_ops(
+        &k,
+        &policy,
+        &["--workspace", ws.to_str().unwrap()],
+        &[&op, "park"],
+    );
     assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}\n{out}");
+    assert!(
+        !out.contains("parked for 30 s"),
+        "ended by the kernel, not by itself: {out}"
+    );
     let recs = renames(&k, id);
     assert_eq!(recs.len(), 1, "{recs:?}");
     let (_, _, allowed, rule, result) = &recs[0];

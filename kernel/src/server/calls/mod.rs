@@ -71,7 +71,7 @@ pub(crate) async fn perform(
         Syscall::List { path } => list::list(k, agent, path),
         Syscall::Stat { path } => stat::stat(k, agent, path),
         Syscall::Unlink { path } => unlink::unlink(k, agent, path),
-        Syscall::Rename { from, to } => rename::rename(agent, from, to),
+        Syscall::Rename { from, to } => rename::rename(k, agent, from, to),
         Syscall::Open { path, mode } => open::open(k, agent, path, *mode),
         Syscall::Close { fd } => close::close(agent, *fd),
         Syscall::ReadFd { fd, len } => read_fd::read_fd(k, agent, *fd, *len),
@@ -168,7 +168,7 @@ async fn on_pool(
         }
         Syscall::Rename { from, to } => {
             let (from, to) = (from.clone(), to.clone());
-            pool.run(slots, move || rename::rename(&a, &from, &to))
+            pool.run(slots, move || rename::rename(&kc, &a, &from, &to))
                 .await?
         }
         Syscall::Open { path, mode } => {

@@ -5,9 +5,10 @@
 use agentos_syscalls::{Errno, Reply, Syscall};
 
 use crate::agent::Agent;
+use crate::kernel::KernelInner;
 
-pub(super) fn rename(agent: &Agent, from: &str, to: &str) -> Result<Reply, Errno> {
-    crate::tree::rename(agent, from, to).map(|()| Reply::Done)
+pub(super) fn rename(k: &KernelInner, agent: &Agent, from: &str, to: &str) -> Result<Reply, Errno> {
+    crate::tree::rename(k, agent, from, to).map(|()| Reply::Done)
 }
 
 /// A `Rename`'s target, normalized as the policy sees paths: judged with the same action and
