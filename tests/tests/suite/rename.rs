@@ -42,8 +42,11 @@ fn answer<'a>(out: &'a str, op: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no answer for `{op}` in:\n{out}"))
 }
 
-/// Every recorded `Rename` of agent `id`: (from, to, decision allowed, rule, result).
-fn renames(k: &TestKernel, id: u64) -> Vec<(String, String, bool, String, Result<(), Errno>)> {
+/// One recorded `Rename`: (from, to, decision allowed, rule, result).
+type Renamed = (String, String, bool, String, Result<(), Errno>);
+
+/// Every recorded `Rename` of agent `id`.
+fn renames(k: &TestKernel, id: u64) -> Vec<Renamed> {
     k.records()
         .into_iter()
         .filter(|r| r.agent.map(|a| a.0) == Some(id))
