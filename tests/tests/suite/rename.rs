@@ -272,6 +272,28 @@ fn snapshot(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// Unmounts a bind mount when dropped.
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn new(from: &Path, to: &Path) -> Option<BindMount> {
+        std::fs::create_dir_all(to).unwrap();
+        let ok = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(to)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| BindMount(to.to_path_buf()))
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
 #[test]
 fn hostile_renames_fail_and_change_nothing_on_the_host() {
     let k = TestKernel::start();
@@ -286,6 +308,12 @@ fn hostile_renames_fail_and_change_nothing_on_the_host() {
     let host_file = k.work.join("host.txt");
     std::fs::write(&host_file, "host").unwrap();
     let host = host_file.to_str().unwrap().to_string();
+    // As root the test can mount: a bind mount inside the workspace pointing outside it.
+    let bind = if agentos_tests::is_root() {
+        BindMount::new(&outside, &ws.join("mnt"))
+    } else {
+        None
+    };
     // Permissive with every write allowed: only the VFS stands between the agent and the host.
     let policy = write_policy(&k.work, "hostile", "permissive", &[], EVERYWHERE_RW);
     let outside_before = snapshot(&outside);
@@ -314,6 +342,9 @@ fn hostile_renames_fail_and_change_nothing_on_the_host() {
         // Moving a symlink moves the link, never its target; reading it still fails.
         "mv=/workspace/secret-link=/workspace/moved-link".to_string(),
         "read=/workspace/moved-link".to_string(),
+        "mv=/workspace/a.txt=/workspace/mnt/planted.txt".to_string(),
+        "mv=/workspace/mnt/secret.txt=/workspace/stolen.txt".to_string(),
+        "mv=/workspace/mnt=/workspace/moved-mnt".to_string(),
     ];
     let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
     let (_, last, out) = run_ops(&k, &policy, &["--workspace", ws.to_str().unwrap()], &ops);
@@ -377,6 +408,20 @@ fn hostile_renames_fail_and_change_nothing_on_the_host() {
         "ok "
     );
     refused("read=/workspace/moved-link", &["PermissionDenied"]);
+    if bind.is_some() {
+        refused(
+            "mv=/workspace/a.txt=/workspace/mnt/planted.txt",
+            &["PermissionDenied"],
+        );
+        refused(
+            "mv=/workspace/mnt/secret.txt=/workspace/stolen.txt",
+            &["PermissionDenied"],
+        );
+        refused(
+            "mv=/workspace/mnt=/workspace/moved-mnt",
+            &["PermissionDenied", "Busy"],
+        );
+    }
     // The across-mounts refusal says what to do instead.
     assert!(
         answer(&out, "mv=/mem/working/w=/workspace/from-memory.txt")
