@@ -1090,7 +1090,6 @@ pub(crate) fn rename(k: &KernelInner, agent: &Agent, from: &str, to: &str) -> Re
     let tree = &agent.tree;
     let src = RenameSide::of(resolve_own(agent, from)?, from)?;
     let dst = RenameSide::of(resolve_own(agent, to)?, to)?;
-    let instead = format!("Read {from}, Write it to {to}, then Unlink {from}");
     match (src, dst) {
         (RenameSide::Working(a), RenameSide::Working(b)) => {
             let mut usage = lock(&tree.usage);
@@ -1146,7 +1145,7 @@ pub(crate) fn rename(k: &KernelInner, agent: &Agent, from: &str, to: &str) -> Re
         }
         (src, dst) => Err(Errno::Unsupported {
             what: format!(
-                "rename across mounts ({} to {}): a rename moves a file within one mount; {instead}",
+                "rename across mounts ({} to {}): a rename moves a file within one mount; Read the file, Write it to the new path, then Unlink the old one",
                 src.mount(),
                 dst.mount()
             ),

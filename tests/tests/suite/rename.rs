@@ -425,7 +425,7 @@ fn hostile_renames_fail_and_change_nothing_on_the_host() {
     // The across-mounts refusal says what to do instead.
     assert!(
         answer(&out, "mv=/mem/working/w=/workspace/from-memory.txt")
-            .contains("Read /mem/working/w, Write it to"),
+            .contains("across mounts (/mem/working to /workspace)"),
         "{out}"
     );
     // Nothing outside the workspace changed, and inside it only the link moved.
