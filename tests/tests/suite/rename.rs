@@ -1,7 +1,8 @@
 //! The `Rename` syscall from real jailed agents (`agentos_tests::rename_modes`, and the
 //! Python SDK's `tests/python/pyagent.py rename`): a rename inside the workspace and inside
 //! working memory works and is recorded; the policy judges both paths (a deny on either side
-//! refuses it, and the file stays); hostile renames (`..`, host paths, symlinks out of the
+//! refuses it, and the file stays; an approval on either side parks it, showing the operator
+//! both names; what-if replay re-judges both); hostile renames (`..`, host paths, symlinks out of the
 //! workspace, read-only mounts, across mounts) fail and change nothing on the host; the quota
 //! charges the new name's length.
 
@@ -521,4 +522,50 @@ fn python_agents_rename_too() {
         shown.contains(r#""Rename":{"from":"/mem/working/py-a","to":"/mem/working/sub/py-b"}"#),
         "{shown}"
     );
+}
+
+#[test]
+fn a_rename_onto_a_gated_path_waits_for_approval_showing_both_names() {
+    let k = TestKernel::start();
+    let gated = "  - name: gated\n    action: file_write\n    effect: allow\n    requires_approval: true\n    constraints:\n      paths: [\"/mem/working/gated/**\"]\n";
+    let policy = write_policy(&k.work, "gated", "strict", &[], gated);
+    let id = k.spawn(
+        &policy,
+        &[
+            "rename-ops",
+            "write=/mem/working/draft=text",
+            "mv=/mem/working/draft=/mem/working/gated/final",
+            "read=/mem/working/gated/final",
+        ],
+    );
+    // The source needs no approval, the target does: the call waits, naming both.
+    let mut row = serde_json::Value::Null;
+    agentos_tests::wait_until("the rename to wait for approval", || {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.ctl_ok(&["approvals", "--json"])).unwrap();
+        match v.as_array().unwrap().iter().find(|a| a["agent"] == id) {
+            Some(a) => {
+                row = a.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    assert_eq!(row["action"], "file_write", "{row}");
+    assert_eq!(
+        row["resource"], "/mem/working/draft -> /mem/working/gated/final",
+        "{row}"
+    );
+    // The rule the engine names for the target, as for a plain write there.
+    assert!(row["rule"].as_str().unwrap().contains("gated.md:"), "{row}");
+    assert!(!log(&k, id).contains("mv="), "answered before approval");
+    k.ctl_ok(&["approve", &row["id"].as_u64().unwrap().to_string()]);
+    let last = k.wait(id);
+    let out = log(&k, id);
+    assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
+    assert_eq!(
+        answer(&out, "mv=/mem/working/draft=/mem/working/gated/final"),
+        "ok "
+    );
+    assert_eq!(answer(&out, "read=/mem/working/gated/final"), "ok text");
 }
