@@ -3,7 +3,8 @@
 //! working memory works and is recorded; the policy judges both paths (a deny on either side
 //! refuses it, and the file stays; an approval on either side parks it, showing the operator
 //! both names; what-if replay re-judges both); hostile renames (`..`, host paths, symlinks out of the
-//! workspace, read-only mounts, across mounts) fail and change nothing on the host; the quota
+//! workspace, a bind mount, read-only mounts, across mounts) fail and change nothing on the
+//! host, and a target in another agent's tree is a trust violation (SIGTRUST); the quota
 //! charges the new name's length.
 
 use std::os::unix::fs::symlink;
@@ -568,4 +569,32 @@ fn a_rename_onto_a_gated_path_waits_for_approval_showing_both_names() {
         "ok "
     );
     assert_eq!(answer(&out, "read=/mem/working/gated/final"), "ok text");
+}
+
+#[test]
+fn a_rename_into_another_agents_tree_is_a_trust_violation() {
+    let k = TestKernel::start();
+    let rules = "  - name: write-all\n    action: file_write\n    effect: allow\n  - name: read-all\n    action: file_read\n    effect: allow\n";
+    let policy = write_policy(&k.work, "strict", "strict", &[], rules);
+    let victim = k.spawn(&policy, &["park"]);
+    k.wait_for_line(victim, "ready");
+    // The target names the victim's tree (the source is the attacker's own file).
+    let op = format!("mv=/mem/working/mine=/agent/{victim}/mem/working/planted");
+    let attacker = k.spawn(
+        &policy,
+        &["rename-ops", "write=/mem/working/mine=x", &op, "park"],
+    );
+    let last = k.wait(attacker);
+    let out = log(&k, attacker);
+    assert_eq!(last["exit"]["signal"], "SIGTRUST", "{last}\n{out}");
+    let recorded = renames(&k, attacker);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(!recorded[0].2 && recorded[0].3 == "trust", "{recorded:?}");
+    // Refused, never performed; the victim still runs.
+    assert!(
+        matches!(&recorded[0].4, Err(Errno::PermissionDenied { rule, .. }) if rule == "trust"),
+        "{recorded:?}"
+    );
+    assert_eq!(k.info(victim)["state"], "running");
+    k.ctl_ok(&["kill", &victim.to_string()]);
 }
