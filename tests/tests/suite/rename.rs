@@ -1,11 +1,11 @@
 //! The `Rename` syscall from real jailed agents (`agentos_tests::rename_modes`, and the
-//! Python SDK's `tests/python/pyagent.py rename`): a rename inside the workspace and inside
-//! working memory works and is recorded; the policy judges both paths (a deny on either side
-//! refuses it, and the file stays; an approval on either side parks it, showing the operator
-//! both names; what-if replay re-judges both); hostile renames (`..`, host paths, symlinks out of the
-//! workspace, a bind mount, read-only mounts, across mounts) fail and change nothing on the
-//! host, and a target in another agent's tree is a trust violation (SIGTRUST); the quota
-//! charges the new name's length.
+//! Python SDK's `tests/python/pyagent.py rename`): a rename inside the workspace, working
+//! memory and episodic memory works and is recorded; the policy judges both paths (a deny on
+//! either side refuses it, and the file stays; an approval on either side parks it, showing
+//! the operator both names; what-if replay re-judges both); hostile renames (`..`, host
+//! paths, symlinks out of the workspace, a bind mount, read-only mounts, across mounts) fail
+//! and change nothing on the host, and a target in another agent's tree is a trust violation
+//! (SIGTRUST); the quota charges the new name's length.
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
