@@ -1,6 +1,7 @@
 //! Replay, what-if form: re-decide every recorded syscall against another policy and list the
 //! decisions that would change (DESIGN §8). The calls are classified exactly as the syscall
-//! server classifies them (`server::judge::classify`). Not re-decided: calls no rule governs
+//! server classifies them (`server::judge::classify`; a `Rename` on both of its names, as the
+//! server judges it). Not re-decided: calls no rule governs
 //! (`builtin`), rate limits (they depend on timing), and the kernel's base policy.
 //!
 //! The re-run form (start the program again and answer its calls from the log) is [`run`].
@@ -75,6 +76,7 @@ pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatI
             resource,
             access,
             bytes,
+            also,
         })) = crate::server::judge::classify(call)
         else {
             continue;
@@ -86,16 +88,28 @@ pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatI
         } else {
             None
         };
-        let d = policy.decide_args(
-            &Request {
-                action: &action,
-                resource: &resource,
-                access,
-                bytes,
-                now_ms: r.wall_ms,
-            },
-            args,
-        );
+        let req = Request {
+            action: &action,
+            resource: &resource,
+            access,
+            bytes,
+            now_ms: r.wall_ms,
+        };
+        let mut d = policy.decide_args(&req, args);
+        // A `Rename` is judged on its target too, as the server judges it: a refusal there
+        // decides; approval or a dry run on either side applies.
+        if let Some(also) = &also {
+            let t = policy.decide(&Request {
+                resource: also,
+                ..req
+            });
+            if d.allowed && !t.allowed {
+                d = t;
+            } else if d.allowed {
+                d.requires_approval |= t.requires_approval;
+                d.dry_run |= t.dry_run;
+            }
+        }
         let now = if !d.allowed {
             "deny"
         } else if d.requires_approval {

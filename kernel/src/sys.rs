@@ -354,6 +354,18 @@ pub(crate) fn unlink_in(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> io::Res
     rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()).map_err(io::Error::from)
 }
 
+/// `renameat(from_dir, from, to_dir, to)` for one component in each of two directories opened
+/// beneath the workspace. Neither name is followed (a symlink is moved, not its target), and a
+/// single component cannot leave its directory.
+pub(crate) fn rename_in(
+    from_dir: std::os::fd::BorrowedFd<'_>,
+    from: &str,
+    to_dir: std::os::fd::BorrowedFd<'_>,
+    to: &str,
+) -> io::Result<()> {
+    rustix::fs::renameat(from_dir, from, to_dir, to).map_err(io::Error::from)
+}
+
 /// The entries of a directory opened beneath the workspace: `(name, is_dir, size)`, not
 /// following symlinks (a symlink is listed as a file of its own size). FIFOs, sockets and
 /// devices are left out: the workspace serves only regular files and directories.

@@ -9,7 +9,7 @@
 //!
 //! | field | bound | answer over it |
 //! |---|---|---|
-//! | every path (`Read`, `Write`, `Open`, `List`, `Stat`, `Unlink`, `Exec`'s `cwd`) | PATH_MAX 4096, NAME_MAX 255 | `InvalidArgument` (names the limit) |
+//! | every path (`Read`, `Write`, `Open`, `List`, `Stat`, `Unlink`, both of `Rename`'s, `Exec`'s `cwd`) | PATH_MAX 4096, NAME_MAX 255 | `InvalidArgument` (names the limit) |
 //! | `Exec` argv | ≤ 4096 arguments; each ≤ 128 KiB; ≤ 2 MiB together (+1 per argument) | `InvalidArgument` (count), `TooLarge` (bytes) |
 //! | `Call` action / `CheckPolicy` action | ≤ 255 bytes | `InvalidArgument` |
 //! | `Call` params_json | ≤ 1 MiB | `TooLarge` |
@@ -81,6 +81,10 @@ pub(crate) fn call(call: &Syscall) -> Result<(), Errno> {
         | Syscall::List { path: p }
         | Syscall::Stat { path: p }
         | Syscall::Unlink { path: p } => path(p),
+        Syscall::Rename { from, to } => {
+            path(from)?;
+            path(to)
+        }
         Syscall::Exec { argv: a, cwd, .. } => {
             argv(a)?;
             cwd.as_deref().map_or(Ok(()), path)
@@ -163,6 +167,14 @@ mod tests {
                 Syscall::List { path: p.clone() },
                 Syscall::Stat { path: p.clone() },
                 Syscall::Unlink { path: p.clone() },
+                Syscall::Rename {
+                    from: p.clone(),
+                    to: "/mem/working/x".into(),
+                },
+                Syscall::Rename {
+                    from: "/mem/working/x".into(),
+                    to: p.clone(),
+                },
                 Syscall::Exec {
                     argv: vec!["ls".into()],
                     stdin: Vec::new(),

@@ -118,6 +118,16 @@ pub(crate) fn unlink(path: &str) -> Call<()> {
     }
 }
 
+pub(crate) fn rename(from: &str, to: &str) -> Call<()> {
+    Call {
+        call: Syscall::Rename {
+            from: from.into(),
+            to: to.into(),
+        },
+        decode: done,
+    }
+}
+
 pub(crate) fn exec(
     argv: &[&str],
     stdin: &[u8],
@@ -259,6 +269,11 @@ macro_rules! typed_methods {
         /// Removes a file.
         pub $($async_kw)? fn unlink(&self, path: &str) -> Result<(), SdkError> {
             self.invoke(calls::unlink(path))$($aw)*
+        }
+        /// Moves the file at `from` to `to` within one mount (replacing a file at `to`).
+        /// Action `file_write`, judged on both paths: refused when the policy denies either.
+        pub $($async_kw)? fn rename(&self, from: &str, to: &str) -> Result<(), SdkError> {
+            self.invoke(calls::rename(from, to))$($aw)*
         }
         /// Runs a tool in its own sandbox.
         pub $($async_kw)? fn exec(&self, argv: &[&str], stdin: &[u8], cwd: Option<&str>, timeout_ms: Option<u64>) -> Result<ExecOutput, SdkError> {

@@ -154,10 +154,13 @@ pub enum Syscall {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// Move the file at `from` to `to` within one mount (replacing a file at `to`, as POSIX
+    /// `rename` does). Action `file_write`, judged on both paths: refused when either is.
+    Rename { from: String, to: String },
 }
 
 /// The number of [`Syscall`] variants; [`Syscall::ordinal`] is below it.
-pub const SYSCALL_COUNT: usize = 17;
+pub const SYSCALL_COUNT: usize = 18;
 
 impl Syscall {
     /// A stable name for logs, the recorder and `Unsupported` errors.
@@ -180,6 +183,7 @@ impl Syscall {
             Syscall::Exit { .. } => "exit",
             Syscall::ReadFd { .. } => "read_fd",
             Syscall::WriteFd { .. } => "write_fd",
+            Syscall::Rename { .. } => "rename",
         }
     }
 
@@ -204,6 +208,7 @@ impl Syscall {
             Syscall::Exit { .. } => 14,
             Syscall::ReadFd { .. } => 15,
             Syscall::WriteFd { .. } => 16,
+            Syscall::Rename { .. } => 17,
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | constant | value | POSIX analogue | bounds |
 //! |---|---|---|---|
-//! | [`PATH_MAX`] | 4096 bytes | `PATH_MAX` | every path an agent names (file calls, `Exec`'s `cwd`, `CheckPolicy` file resources) |
+//! | [`PATH_MAX`] | 4096 bytes | `PATH_MAX` | every path an agent names (file calls, both of a `Rename`'s, `Exec`'s `cwd`, `CheckPolicy` file resources) |
 //! | [`NAME_MAX`] | 255 bytes | `NAME_MAX` | every component of such a path |
 //! | [`ARGV_MAX_COUNT`] | 4096 | — | the number of `Exec` arguments (refused while decoding) |
 //! | [`ARG_MAX`] | 2 MiB | `ARG_MAX` | the sum of the `Exec` arguments' lengths (+1 each, for the NUL) |

@@ -98,6 +98,10 @@ fn sample_syscalls() -> Vec<Syscall> {
             fd: 4,
             data: vec![0, 255],
         },
+        Syscall::Rename {
+            from: "/workspace/a.txt".into(),
+            to: "/workspace/b.txt".into(),
+        },
     ]
 }
 

@@ -70,6 +70,7 @@ fn syscall() -> impl Strategy<Value = Syscall> {
         any::<i32>().prop_map(|code| Syscall::Exit { code }),
         (any::<u32>(), any::<u32>()).prop_map(|(fd, len)| Syscall::ReadFd { fd, len }),
         (any::<u32>(), bytes).prop_map(|(fd, data)| Syscall::WriteFd { fd, data }),
+        (s, s).prop_map(|(from, to)| Syscall::Rename { from, to }),
     ]
 }
 

@@ -122,6 +122,16 @@ def malformed(c: agentos.Client) -> None:
     say(f"after: ok {c.write('/mem/working/after', b'fine')}")
 
 
+def rename(c: agentos.Client) -> None:
+    outcome("write", lambda: c.write("/mem/working/py-a", b"moved by python"))
+    outcome("rename", lambda: c.rename("/mem/working/py-a", "/mem/working/sub/py-b"))
+    outcome("read", lambda: c.read("/mem/working/sub/py-b").decode())
+    outcome("stat_old", lambda: c.stat("/mem/working/py-a"))
+    outcome("across", lambda: c.rename("/mem/working/sub/py-b", "/mem/episodic/py-c"))
+    outcome("missing", lambda: c.rename("/mem/working/nope", "/mem/working/py-d"))
+    say("rename done")
+
+
 async def many_async(n: int) -> None:
     c = await agentos.AsyncClient.connect()
     await asyncio.gather(*[c.write(f"/mem/working/a{i}", str(i)) for i in range(n)])
@@ -138,6 +148,8 @@ def main() -> int:
     c = agentos.Client.connect()
     if mode == "tour":
         tour(c, int(rest[0]))
+    elif mode == "rename":
+        rename(c)
     elif mode == "violate":
         violate(c)
     elif mode == "burst":

@@ -28,6 +28,7 @@ pub mod dos_modes;
 pub mod io_modes;
 pub mod operator_modes;
 pub mod rec_modes;
+pub mod rename_modes;
 #[allow(unsafe_code)]
 pub mod sys;
 

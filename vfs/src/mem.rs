@@ -327,6 +327,53 @@ impl MemFs {
         }
     }
 
+    /// Moves the file at `from` to `to` (creating `to`'s parents), replacing a file at `to`
+    /// as POSIX `rename` does; keeps its data and modification time. The quota sees the new
+    /// path's length and the replaced file freed. Fails without changing anything when `from`
+    /// is not a file (a directory: `IsDirectory`; directories are implicit and move with
+    /// their files, one by one), `to` is a directory or lies under a file (`from` included),
+    /// or the longer name would exceed the byte quota. Renaming a file onto itself does
+    /// nothing. Linear in the paths' lengths (times the log of the number of files).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Errno> {
+        let (from_norm, from_key) = Self::key(from)?;
+        let (to_norm, to_key) = Self::key(to)?;
+        if !self.files.contains_key(&from_key) {
+            if from_key.is_root() || self.has_children(&from_key) {
+                return Err(Errno::IsDirectory { path: from_norm });
+            }
+            return Err(not_found(&from_norm));
+        }
+        if from_key == to_key {
+            return Ok(());
+        }
+        if to_key.is_root() || self.has_children(&to_key) {
+            return Err(Errno::IsDirectory { path: to_norm });
+        }
+        if let Some(file) = self.file_ancestor(&to_key) {
+            return Err(Errno::NotDirectory { path: file.path() });
+        }
+        let replaced = self
+            .files
+            .get(&to_key)
+            .map_or(0, |f| f.data.len() as u64 + Self::entry_cost(&to_norm));
+        let new_total = (self.bytes - replaced - Self::entry_cost(&from_norm))
+            .saturating_add(Self::entry_cost(&to_norm));
+        if new_total > self.max_bytes && new_total > self.bytes {
+            return Err(Errno::QuotaExceeded {
+                what: format!(
+                    "{new_total} bytes (data, paths and {FILE_OVERHEAD} bytes per file) over the memory quota of {} (renaming {from_norm} to the longer {to_norm})",
+                    self.max_bytes
+                ),
+            });
+        }
+        let Some(file) = self.files.remove(&from_key) else {
+            return Err(not_found(&from_norm));
+        };
+        self.files.insert(to_key, file);
+        self.bytes = new_total;
+        Ok(())
+    }
+
     /// (bytes charged — data, paths and [`FILE_OVERHEAD`] per file —, number of files) in use.
     pub fn usage(&self) -> (u64, u64) {
         (self.bytes, self.files.len() as u64)
@@ -417,6 +464,61 @@ mod tests {
         ));
         m.unlink("b").unwrap();
         assert_eq!(m.usage(), (70 + M, 1));
+    }
+
+    #[test]
+    fn rename_moves_replaces_and_charges_the_new_name() {
+        let mut m = MemFs::new(1000, 4);
+        m.set_now(5);
+        m.write("a", b"12", WriteMode::Truncate).unwrap();
+        m.write("b", b"xyz", WriteMode::Truncate).unwrap();
+        m.set_now(9);
+        // Onto an existing file: it is replaced and its cost freed.
+        m.rename("a", "b").unwrap();
+        assert_eq!(m.read("b", 0, None).unwrap(), b"12");
+        assert_eq!(
+            m.stat("b").unwrap().modified_ms,
+            5,
+            "a rename keeps the mtime"
+        );
+        assert_eq!(m.read("a", 0, None), Err(not_found("/a")));
+        assert_eq!(m.usage(), (2 + M, 1));
+        // To a longer name, in a new directory: the path's length is charged.
+        m.rename("/b", "/d/longer").unwrap();
+        assert_eq!(m.usage(), (2 + MemFs::entry_cost("/d/longer"), 1));
+        assert_eq!(m.list("/d").unwrap().len(), 1);
+        // Onto itself: nothing changes.
+        m.rename("/d/longer", "d/./longer").unwrap();
+        assert_eq!(m.usage(), (2 + MemFs::entry_cost("/d/longer"), 1));
+    }
+
+    #[test]
+    fn rename_refusals_change_nothing() {
+        let mut m = MemFs::new(2 + M + 10, 4);
+        m.write("a", b"12", WriteMode::Truncate).unwrap();
+        let before = m.snapshot();
+        let refused = [
+            (
+                "missing",
+                "x",
+                Errno::NotFound {
+                    what: "/missing".into(),
+                },
+            ),
+            ("a", "a/under", Errno::NotDirectory { path: "/a".into() }),
+            ("/", "x", Errno::IsDirectory { path: "/".into() }),
+            ("a", "/", Errno::IsDirectory { path: "/".into() }),
+        ];
+        for (from, to, e) in refused {
+            assert_eq!(m.rename(from, to), Err(e), "{from} -> {to}");
+        }
+        m.write("d/f", b"", WriteMode::Truncate).unwrap_err(); // over the byte quota
+                                                               // A name 11 bytes longer does not fit the quota; 10 more does.
+        let e = m.rename("a", &"n".repeat(12)).unwrap_err();
+        assert!(matches!(e, Errno::QuotaExceeded { .. }), "{e:?}");
+        assert_eq!(m.snapshot(), before);
+        m.rename("a", &"n".repeat(11)).unwrap();
+        assert_eq!(m.usage(), (2 + M + 10, 1));
     }
 
     #[test]

@@ -339,6 +339,51 @@ impl Store {
         }
     }
 
+    /// Moves the file at `from` to `to` in one transaction, replacing a file at `to` as POSIX
+    /// `rename` does; its data and modification time move with it. Returns the size of the
+    /// file it replaced, if any (quotas are the caller's). Fails without changing anything
+    /// when `from` is not a file (`IsDirectory` for a directory: directories are implicit),
+    /// or `to` is a directory or lies under a file (`from` included). Renaming a file onto
+    /// itself does nothing. The value is copied once (redb does not move one in place):
+    /// linear in the file's size, like writing it.
+    pub fn rename(&self, ns: &str, area: &str, from: &str, to: &str) -> Result<Option<u64>, Errno> {
+        let kf = key(from)?;
+        let missing = |k: String| -> Result<Option<u64>, Errno> {
+            if k == "/" || self.has_children(ns, area, &k)? {
+                Err(Errno::IsDirectory { path: k })
+            } else {
+                Err(Errno::NotFound { what: k })
+            }
+        };
+        if self.size(ns, area, &kf)?.is_none() {
+            return missing(kf);
+        }
+        let kt = self.check_file_path(ns, area, to)?;
+        if kf == kt {
+            return Ok(None);
+        }
+        let tx = self.db.begin_write().map_err(|e| internal("rename", e))?;
+        let replaced = {
+            let mut t = tx.open_table(FILES).map_err(|e| internal("rename", e))?;
+            let value = t
+                .remove((ns, area, kf.as_str()))
+                .map_err(|e| internal("rename", e))?
+                .map(|v| v.value().to_vec());
+            // Gone since the check above (another writer of the namespace): nothing changes.
+            let Some(value) = value else {
+                drop(t);
+                drop(tx);
+                return missing(kf);
+            };
+            let old = t
+                .insert((ns, area, kt.as_str()), value.as_slice())
+                .map_err(|e| internal("rename", e))?;
+            old.map(|v| split(v.value()).1.len() as u64)
+        };
+        tx.commit().map_err(|e| internal("commit", e))?;
+        Ok(replaced)
+    }
+
     /// (bytes, files) a namespace holds across all its areas.
     pub fn usage(&self, ns: &str) -> Result<(u64, u64), Errno> {
         let tx = self.db.begin_read().map_err(|e| internal("read", e))?;
@@ -420,6 +465,51 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_moves_within_an_area_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("memory.redb")).unwrap();
+        let w = |p: &str, d: &[u8]| {
+            s.write("n", "episodic", p, d, WriteMode::Truncate, 3)
+                .unwrap();
+        };
+        w("/a", b"alpha");
+        w("/b", b"xy");
+        assert_eq!(s.rename("n", "episodic", "/a", "/b"), Ok(Some(2)));
+        assert_eq!(s.read("n", "episodic", "/b", 0, None).unwrap(), b"alpha");
+        assert_eq!(s.size("n", "episodic", "/a"), Ok(None));
+        assert_eq!(s.stat("n", "episodic", "/b").unwrap().modified_ms, 3);
+        assert_eq!(s.rename("n", "episodic", "/b", "/d/c"), Ok(None));
+        assert_eq!(s.rename("n", "episodic", "/d/c", "/d/c"), Ok(None));
+        // Refusals change nothing.
+        assert_eq!(
+            s.rename("n", "episodic", "/gone", "/x"),
+            Err(Errno::NotFound {
+                what: "/gone".into()
+            })
+        );
+        assert_eq!(
+            s.rename("n", "episodic", "/d", "/x"),
+            Err(Errno::IsDirectory { path: "/d".into() })
+        );
+        assert_eq!(
+            s.rename("n", "episodic", "/d/c", "/d/c/under"),
+            Err(Errno::NotDirectory {
+                path: "/d/c".into()
+            })
+        );
+        w("/e/f", b"");
+        assert_eq!(
+            s.rename("n", "episodic", "/d/c", "/e"),
+            Err(Errno::IsDirectory { path: "/e".into() })
+        );
+        // Other areas and namespaces are not reached.
+        assert!(s.rename("n", "semantic", "/d/c", "/z").is_err());
+        assert!(s.rename("m", "episodic", "/d/c", "/z").is_err());
+        assert_eq!(s.read("n", "episodic", "/d/c", 0, None).unwrap(), b"alpha");
+        assert_eq!(s.usage("n"), Ok((5, 2)));
+    }
 
     #[test]
     fn files_persist_across_reopen_and_namespaces_are_apart() {

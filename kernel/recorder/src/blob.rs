@@ -120,7 +120,8 @@ fn slots<'a>(
         | Syscall::CheckPolicy { .. }
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
-        | Syscall::ReadFd { .. } => {}
+        | Syscall::ReadFd { .. }
+        | Syscall::Rename { .. } => {}
     }
     match result {
         Ok(Reply::Data(d)) => out.push((BlobSlot::ReplyData, Slot::Bytes(d))),
@@ -166,7 +167,8 @@ fn payload_lens(call: &Syscall, result: &Result<Reply, Errno>, mut f: impl FnMut
         | Syscall::CheckPolicy { .. }
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
-        | Syscall::ReadFd { .. } => {}
+        | Syscall::ReadFd { .. }
+        | Syscall::Rename { .. } => {}
     }
     match result {
         Ok(Reply::Data(d)) => f(d.len()),

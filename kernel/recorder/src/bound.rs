@@ -218,6 +218,10 @@ fn call(c: &mut Syscall) {
             string(action);
             string(resource);
         }
+        Syscall::Rename { from, to } => {
+            string(from);
+            string(to);
+        }
         Syscall::Close { .. }
         | Syscall::Send { .. }
         | Syscall::Recv { .. }
@@ -352,6 +356,7 @@ pub fn weight(event: &RecordEvent) -> usize {
         } => action.len() + params_json.len(),
         Syscall::Send { payload, .. } => payload.len(),
         Syscall::CheckPolicy { action, resource } => action.len() + resource.len(),
+        Syscall::Rename { from, to } => from.len() + to.len(),
         Syscall::Close { .. }
         | Syscall::Recv { .. }
         | Syscall::Signal { .. }

@@ -132,6 +132,7 @@ pub(crate) fn answer_bound(call: &Syscall, max_frame: u32, inbox_bytes: u64) -> 
         | Syscall::Close { .. }
         | Syscall::Stat { .. }
         | Syscall::Unlink { .. }
+        | Syscall::Rename { .. }
         | Syscall::Send { .. }
         | Syscall::Signal { .. }
         | Syscall::CheckPolicy { .. }

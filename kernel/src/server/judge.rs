@@ -26,6 +26,9 @@ pub(crate) struct Class {
     pub access: Access,
     /// The payload size (`max_bytes`).
     pub bytes: u64,
+    /// A second resource judged with the same action and access (a `Rename`'s target): the
+    /// call is refused when the policy refuses either ([`both_resources`]).
+    pub also: Option<String>,
 }
 
 impl Class {
@@ -35,6 +38,15 @@ impl Class {
             resource,
             access,
             bytes,
+            also: None,
+        }
+    }
+
+    /// The same class, judged on `also` too.
+    pub(crate) fn and_also(self, also: String) -> Class {
+        Class {
+            also: Some(also),
+            ..self
         }
     }
 }
@@ -87,6 +99,34 @@ pub(super) fn either_peer(by_id: Composed, by_name: Composed) -> Composed {
         (false, true) if !vetoes(&by_id) => by_name,
         _ => by_id,
     }
+}
+
+/// One decision for a call judged on two resources (a `Rename`'s source and target): refused
+/// when either is (the first refusal decides: its rule and reason are the ones recorded);
+/// otherwise allowed under the first's rule, needing approval (then under the rule that asks
+/// for it) or a dry run when either side does, and charged both sides' rate limits (a rule
+/// matching both resources once).
+pub(crate) fn both_resources(first: Composed, second: Composed) -> Composed {
+    if !first.allowed {
+        return first;
+    }
+    if !second.allowed {
+        return second;
+    }
+    let mut d = first;
+    if second.requires_approval && !d.requires_approval {
+        d.requires_approval = true;
+        d.rule = second.rule;
+        d.reason = second.reason;
+    }
+    d.dry_run |= second.dry_run;
+    for charge in second.rate_limits {
+        let charged = |c: &RateCharge| c.source == charge.source && c.index == charge.index;
+        if !d.rate_limits.iter().any(charged) {
+            d.rate_limits.push(charge);
+        }
+    }
+    d
 }
 
 /// Judges `call` against ONE snapshot of the agent's policy (`policy`) composed with the
@@ -147,7 +187,7 @@ fn decide(
         None
     };
     let d = crate::policy::compose_args(policy, base, &req, args);
-    match peer.filter(|_| matches!(call, Syscall::Send { .. })) {
+    let d = match peer.filter(|_| matches!(call, Syscall::Send { .. })) {
         // `peers` may list the target by id or by name: judge both, as one decision.
         Some(name) => {
             let by_name = agentos_policy::Request {
@@ -155,6 +195,17 @@ fn decide(
                 ..req
             };
             either_peer(d, crate::policy::compose(policy, base, &by_name))
+        }
+        None => d,
+    };
+    match &class.also {
+        // A call that writes two names (a `Rename`): the second is judged like the first.
+        Some(also) => {
+            let second = agentos_policy::Request {
+                resource: also,
+                ..req
+            };
+            both_resources(d, crate::policy::compose(policy, base, &second))
         }
         None => d,
     }
@@ -165,7 +216,10 @@ fn decide(
 fn apply(
     d: Composed,
     Class {
-        action, resource, ..
+        action,
+        resource,
+        also,
+        ..
     }: Class,
     mut charge: impl FnMut(&RateCharge) -> Result<(), u64>,
 ) -> Judgment {
@@ -221,6 +275,11 @@ fn apply(
     }
     let approval = d.requires_approval.then(|| {
         record.reason = format!("requires_approval ({rule}): {}", d.reason);
+        // The operator sees both names of a rename.
+        let resource = match also {
+            Some(also) => format!("{resource} -> {also}"),
+            None => resource,
+        };
         Pending {
             action,
             resource,
@@ -560,5 +619,108 @@ mod tests {
         assert_eq!(either_peer(deny_rule(), allow()), deny_rule());
         assert_eq!(either_peer(default_deny(), default_deny()), default_deny());
         assert_eq!(either_peer(deny_rule(), default_deny()), deny_rule());
+    }
+
+    fn rename(from: &str, to: &str) -> Syscall {
+        Syscall::Rename {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn a_rename_is_classified_as_a_write_of_both_names() {
+        let class = classify(&rename("/mem/working/a/../b", "/workspace/c"))
+            .expect("classifies")
+            .expect("governed");
+        assert_eq!(class.action, "file_write");
+        assert_eq!(class.resource, "/mem/working/b");
+        assert_eq!(class.also.as_deref(), Some("/workspace/c"));
+        assert_eq!(class.access, Access::Write);
+        assert!(classify(&rename("/mem/working/a", "relative")).is_err());
+    }
+
+    #[test]
+    fn a_rename_is_refused_when_the_policy_denies_either_name() {
+        let p = policy("strict", RULES);
+        let ok = judge_free(&p, &rename("/mem/working/a", "/mem/working/b"), None);
+        assert_eq!(ok.refusal, None);
+        for (from, to) in [
+            ("/mem/working/a", "/etc/passwd"),
+            ("/etc/passwd", "/mem/working/a"),
+        ] {
+            let j = judge_free(&p, &rename(from, to), None);
+            assert!(
+                matches!(j.refusal, Some(Errno::PermissionDenied { .. })),
+                "{from} -> {to}: {j:?}"
+            );
+            assert!(j.record.violation);
+        }
+    }
+
+    #[test]
+    fn a_rename_onto_a_dry_run_or_gated_name_takes_that_sides_rule() {
+        let gated = r#"
+  - name: working
+    action: file_write
+    effect: allow
+    constraints:
+      paths: ["/mem/working/**"]
+  - name: drafts
+    action: file_write
+    effect: allow
+    requires_approval: true
+    constraints:
+      paths: ["/workspace/**"]
+"#;
+        let p = policy("strict", gated);
+        let j = judge_free(&p, &rename("/mem/working/a", "/workspace/b"), None);
+        let pending = j.approval.expect("the target asks for approval");
+        assert_eq!(pending.resource, "/mem/working/a -> /workspace/b");
+        assert!(
+            pending.rule.starts_with("drafts (p.md:"),
+            "{}",
+            pending.rule
+        );
+        let p = policy("strict", RULES);
+        let j = judge_free(&p, &rename("/mem/working/a", "/mem/episodic/b"), None);
+        assert!(
+            matches!(j.refusal, Some(Errno::PermissionDenied { ref reason, .. }) if reason.starts_with("dry_run")),
+            "{j:?}"
+        );
+    }
+
+    #[test]
+    fn both_resources_charges_a_shared_rate_limit_once() {
+        let rate = agentos_policy::Rate {
+            count: 1,
+            period: agentos_policy::Period::Minute,
+        };
+        let charge = |index: usize, rule: &str| RateCharge {
+            source: Source::Agent,
+            index,
+            rate,
+            rule: rule.into(),
+        };
+        let decision = |rule: &str| Composed {
+            allowed: true,
+            rule: rule.into(),
+            reason: String::new(),
+            mode: Mode::Strict,
+            requires_approval: false,
+            rate_limits: Vec::new(),
+            dry_run: false,
+            digest: [0; 32],
+        };
+        let mut from = decision("ws (p.md:3)");
+        from.rate_limits = vec![charge(0, "ws (p.md:3)")];
+        let mut to = decision("drafts (p.md:7)");
+        to.rate_limits = vec![charge(0, "ws (p.md:3)"), charge(2, "drafts (p.md:7)")];
+        let d = both_resources(from, to);
+        assert_eq!(d.rule, "ws (p.md:3)");
+        assert_eq!(
+            d.rate_limits,
+            vec![charge(0, "ws (p.md:3)"), charge(2, "drafts (p.md:7)")]
+        );
     }
 }

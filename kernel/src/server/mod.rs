@@ -166,7 +166,11 @@ async fn live(
         let asked = Asked { id, call, started };
         return respond::punish(k, agent, tx, Offence::OverLimit(asked, e)).await;
     }
-    if let Some(reason) = calls::path_of(&call).and_then(|p| crate::tree::foreign_tree(agent, p)) {
+    let foreign = calls::paths_of(&call)
+        .into_iter()
+        .flatten()
+        .find_map(|p| crate::tree::foreign_tree(agent, p));
+    if let Some(reason) = foreign {
         let asked = Asked { id, call, started };
         return respond::punish(k, agent, tx, Offence::Trust(asked, reason)).await;
     }

@@ -225,4 +225,13 @@ impl Backend for Checkpoints {
     fn unlink(&self, c: Call<'_>, _: &str) -> Result<(), Errno> {
         Err(read_only(&agentos_vfs::normalize(c.path)?))
     }
+
+    /// Read-only: refused as a write to `c.path` is.
+    fn rename(&self, c: Call<'_>, _: &str, _: &str) -> Result<(), Errno> {
+        Err(read_only(&agentos_vfs::normalize(c.path)?))
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        None
+    }
 }

@@ -14,12 +14,19 @@ pub(super) struct Working;
 /// A persistent mount: the agent's namespace of the store, in one area.
 pub(super) struct Persistent {
     area: &'static str,
+    point: &'static str,
 }
 
 /// `/mem/episodic`.
-pub(super) const EPISODIC: Persistent = Persistent { area: "episodic" };
+pub(super) const EPISODIC: Persistent = Persistent {
+    area: "episodic",
+    point: "/mem/episodic",
+};
 /// `/mem/semantic`.
-pub(super) const SEMANTIC: Persistent = Persistent { area: "semantic" };
+pub(super) const SEMANTIC: Persistent = Persistent {
+    area: "semantic",
+    point: "/mem/semantic",
+};
 
 impl Backend for Working {
     fn on_host(&self) -> bool {
@@ -78,6 +85,36 @@ impl Backend for Working {
         AgentTree::apply(&mut usage, -i128::from(freed), -1);
         Ok(())
     }
+
+    /// [`MemFs::rename`] (files only; directories are implicit). The quota sees the new name's
+    /// length (`MemFs::entry_cost`) and the replaced file freed; a longer name past the quota
+    /// is refused `QuotaExceeded` with nothing changed.
+    fn rename(&self, c: Call<'_>, a: &str, b: &str) -> Result<(), Errno> {
+        let tree = c.agent.tree;
+        let mut usage = lock(&tree.usage);
+        let mut fs = lock(c.agent.working);
+        if a == b || fs.stat(a)?.kind == FileKind::Directory {
+            // Nothing moves: `MemFs::rename` answers (a no-op, or the directory refusal).
+            return fs.rename(a, b);
+        }
+        let replaced = fs
+            .stat(b)
+            .ok()
+            .filter(|s| s.kind == FileKind::File)
+            .map(|s| s.size + MemFs::entry_cost(b));
+        let delta = i128::from(MemFs::entry_cost(b))
+            - i128::from(MemFs::entry_cost(a))
+            - i128::from(replaced.unwrap_or(0));
+        let files = -i64::from(replaced.is_some());
+        tree.charge(&mut usage, delta, files, c.path)?;
+        fs.rename(a, b)?;
+        AgentTree::apply(&mut usage, delta, files);
+        Ok(())
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        Some("/mem/working")
+    }
 }
 
 impl Backend for Persistent {
@@ -119,5 +156,21 @@ impl Backend for Persistent {
         let size = c.ctx.memory.unlink(&tree.namespace, self.area, p)?;
         AgentTree::apply(&mut lock(&tree.usage), -i128::from(size), -1);
         Ok(())
+    }
+
+    /// [`agentos_vfs::Store::rename`], one transaction within the area (serialized with the
+    /// agent's other host writes); the replaced file is freed from the quota (the store
+    /// charges data, not names).
+    fn rename(&self, c: Call<'_>, a: &str, b: &str) -> Result<(), Errno> {
+        let tree = c.agent.tree;
+        let _serial = lock(&tree.host_writes);
+        if let Some(size) = c.ctx.memory.rename(&tree.namespace, self.area, a, b)? {
+            AgentTree::apply(&mut lock(&tree.usage), -i128::from(size), -1);
+        }
+        Ok(())
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        Some(self.point)
     }
 }

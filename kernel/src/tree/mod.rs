@@ -33,7 +33,9 @@
 //! there), and the growth of workspace files it writes. A write that would exceed it fails
 //! with `QuotaExceeded` before anything is changed. A working-memory file is charged its data,
 //! its path's length and `agentos_vfs::FILE_OVERHEAD` (64) bytes, since the kernel keeps all
-//! three in memory: long names cannot cost uncharged kernel memory.
+//! three in memory: long names cannot cost uncharged kernel memory. A `Rename` there is
+//! charged the change of its path's length (and frees a file it replaces), checked before
+//! anything moves.
 //!
 //! **Descriptors**: `Open` hands out up to `Config::max_fds` descriptors per agent; they die
 //! with the agent (the table is in its record). No payload is larger than one frame: reads
@@ -440,6 +442,12 @@ trait Backend: Sync {
     fn list(&self, c: Call<'_>, p: &str) -> Result<Vec<DirEntry>, Errno>;
     fn stat(&self, c: Call<'_>, p: &str) -> Result<FileStat, Errno>;
     fn unlink(&self, c: Call<'_>, p: &str) -> Result<(), Errno>;
+    /// `Rename` of `from` to `to`, both inside this mount (`c.path`: the target as the agent
+    /// gave it). A read-only mount refuses it with the error a write to `from` gets.
+    fn rename(&self, c: Call<'_>, from: &str, to: &str) -> Result<(), Errno>;
+    /// Where a writable mount sits (`/mem/working`, …): a rename stays within one. `None` for
+    /// a read-only view (or where nothing is mounted).
+    fn mount_point(&self) -> Option<&'static str>;
 
     /// A descriptor on `p` (`normalized`: the whole path, normalized). By default a virtual
     /// one, re-read or appended through the mount on each call: opening for reading checks
@@ -550,6 +558,33 @@ pub(crate) fn unlink<'a>(
     let agent: Owner<'a> = agent.into();
     let (m, p) = mount(agent, path)?;
     m.unlink(Call { ctx, agent, path }, &p)
+}
+
+/// `Rename`: moves a file within one mount of the agent's writable tree, replacing a file at
+/// `to` as POSIX `rename` does. Both paths resolve in the agent's own tree; a read-only mount
+/// (`/policy`, `/state`, `/ipc`, the inner directories) on either side refuses it like a
+/// write there, and two writable mounts refuse it `Unsupported`, before anything changes.
+/// Each mount moves its own files (`mem.rs`, `workspace.rs`): the quota sees a working-memory
+/// name's new length and a replaced file freed, checked before anything moves.
+pub(crate) fn rename<'a>(
+    ctx: &TreeCtx<'_>,
+    agent: impl Into<Owner<'a>>,
+    from: &str,
+    to: &str,
+) -> Result<(), Errno> {
+    let agent: Owner<'a> = agent.into();
+    let (src, a) = mount(agent, from)?;
+    let (dst, b) = mount(agent, to)?;
+    match (src.mount_point(), dst.mount_point()) {
+        (Some(x), Some(y)) if x == y => src.rename(Call { ctx, agent, path: to }, &a, &b),
+        (Some(x), Some(y)) => Err(Errno::Unsupported {
+            what: format!(
+                "rename across mounts ({x} to {y}): a rename moves a file within one mount; Read the file, Write it to the new path, then Unlink the old one"
+            ),
+        }),
+        (None, _) => src.rename(Call { ctx, agent, path: from }, &a, &a),
+        (Some(_), None) => dst.rename(Call { ctx, agent, path: to }, &b, &b),
+    }
 }
 
 /// `Open`: a descriptor for streaming with `ReadFd`/`WriteFd`.

@@ -446,3 +446,75 @@ fn an_unnamed_agents_persistent_memory_ends_with_it() {
     assert_eq!(f.store.usage("agent:7").unwrap(), (0, 0));
     assert_eq!(close(f.me(), fd), Err(Errno::BadDescriptor { fd }));
 }
+
+#[test]
+fn a_rename_moves_a_file_within_each_writable_mount() {
+    let f = Fake::new((1 << 20, 100));
+    let mv = |a: &str, b: &str| rename(&f.ctx(), f.me(), a, b);
+    for (a, b) in [
+        ("/mem/working/a", "/mem/working/d/b"),
+        ("/mem/episodic/a", "/mem/episodic/b"),
+        ("/workspace/a", "/workspace/new/dir/b"),
+    ] {
+        f.write(a, "moved").unwrap();
+        mv(a, b).unwrap();
+        assert_eq!(f.read(b).unwrap(), "moved", "{a} -> {b}");
+        assert!(matches!(f.read(a), Err(Errno::NotFound { .. })), "{a}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(f.ws().join("new/dir/b")).unwrap(),
+        "moved"
+    );
+    // Replacing a file frees it from the quota.
+    f.write("/mem/working/old", "0123456789").unwrap();
+    f.write("/mem/working/new", "x").unwrap();
+    let before = f.usage();
+    mv("/mem/working/new", "/mem/working/old").unwrap();
+    let freed = 10 + MemFs::entry_cost("/old");
+    assert_eq!(f.usage(), (before.0 - freed, before.1 - 1));
+    assert_eq!(f.read("/mem/working/old").unwrap(), "x");
+}
+
+#[test]
+fn a_rename_across_mounts_or_into_a_read_only_mount_changes_nothing() {
+    let f = Fake::new((1 << 20, 100));
+    f.write("/mem/working/w", "w").unwrap();
+    f.write("/workspace/a", "a").unwrap();
+    let mv = |a: &str, b: &str| rename(&f.ctx(), f.me(), a, b);
+    assert!(matches!(
+        mv("/mem/working/w", "/workspace/w"),
+        Err(Errno::Unsupported { ref what }) if what.contains("/mem/working to /workspace")
+    ));
+    for (a, b) in [
+        ("/workspace/a", "/policy/security.md"),
+        ("/policy/security.md", "/workspace/p"),
+        ("/workspace/a", "/state/checkpoints/1"),
+        ("/workspace/a", "/ipc/inbox/x"),
+    ] {
+        assert!(
+            matches!(mv(a, b), Err(Errno::PermissionDenied { .. })),
+            "{a} -> {b}"
+        );
+    }
+    assert!(matches!(
+        mv("/workspace/a", "/workspace"),
+        Err(Errno::InvalidArgument { .. })
+    ));
+    assert_eq!(f.read("/mem/working/w").unwrap(), "w");
+    assert_eq!(f.read("/workspace/a").unwrap(), "a");
+    assert!(!f.ws().join("w").exists() && !f.ws().join("p").exists());
+}
+
+#[test]
+fn a_longer_name_past_the_quota_is_refused_before_anything_moves() {
+    let short = MemFs::entry_cost("/a") + 1;
+    let f = Fake::new((short, 10));
+    f.write("/mem/working/a", "x").unwrap();
+    let long = format!("/mem/working/{}", "n".repeat(64));
+    assert!(matches!(
+        rename(&f.ctx(), f.me(), "/mem/working/a", &long),
+        Err(Errno::QuotaExceeded { .. })
+    ));
+    assert_eq!(f.read("/mem/working/a").unwrap(), "x");
+    assert_eq!(f.usage(), (short, 1));
+}

@@ -129,6 +129,15 @@ impl Backend for PolicyView {
     fn unlink(&self, c: Call<'_>, _: &str) -> Result<(), Errno> {
         Err(read_only(&agentos_vfs::normalize(c.path)?))
     }
+
+    /// Read-only: refused as a write to `c.path` is.
+    fn rename(&self, c: Call<'_>, _: &str, _: &str) -> Result<(), Errno> {
+        Err(read_only(&agentos_vfs::normalize(c.path)?))
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl Backend for Ipc {
@@ -177,6 +186,15 @@ impl Backend for Ipc {
     fn unlink(&self, _: Call<'_>, p: &str) -> Result<(), Errno> {
         Err(inbox_read_only(p))
     }
+
+    /// Read-only: refused as a write to `p` is.
+    fn rename(&self, _: Call<'_>, p: &str, _: &str) -> Result<(), Errno> {
+        Err(inbox_read_only(p))
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl Backend for Inner {
@@ -202,6 +220,15 @@ impl Backend for Inner {
 
     fn unlink(&self, c: Call<'_>, _: &str) -> Result<(), Errno> {
         Err(read_only(&agentos_vfs::normalize(c.path)?))
+    }
+
+    /// Read-only: refused as a write to `c.path` is.
+    fn rename(&self, c: Call<'_>, _: &str, _: &str) -> Result<(), Errno> {
+        Err(read_only(&agentos_vfs::normalize(c.path)?))
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        None
     }
 }
 
@@ -230,5 +257,16 @@ impl Backend for Nowhere {
 
     fn unlink(&self, _: Call<'_>, p: &str) -> Result<(), Errno> {
         Err(Errno::NotFound { what: p.into() })
+    }
+
+    /// Read-only: refused as a write to `p` is.
+    fn rename(&self, _: Call<'_>, p: &str, _: &str) -> Result<(), Errno> {
+        Err(Errno::NotFound {
+            what: format!("{p}: nothing is mounted there (see DESIGN §6 for the agent's tree)"),
+        })
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        None
     }
 }

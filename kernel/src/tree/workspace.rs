@@ -211,6 +211,28 @@ impl AgentTree {
     }
 }
 
+/// What a failed `renameat` of `/workspace{a}` to `/workspace{b}` means for the agent.
+fn rename_errno(a: &str, b: &str, e: &std::io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => Errno::InvalidArgument {
+            reason: format!("/workspace{a} cannot be moved into itself (/workspace{b})"),
+        },
+        Some(libc::ENOTEMPTY) => Errno::AlreadyExists {
+            path: format!("/workspace{b} (a directory that is not empty)"),
+        },
+        Some(libc::EISDIR) => Errno::IsDirectory {
+            path: format!("/workspace{b}"),
+        },
+        Some(libc::ENOTDIR) => Errno::NotDirectory {
+            path: format!("/workspace{b}"),
+        },
+        Some(libc::EBUSY) => Errno::Busy {
+            what: format!("/workspace{a} or /workspace{b} is a mount point or in use on the host"),
+        },
+        _ => io_errno(a, e),
+    }
+}
+
 /// The `/workspace` mount.
 pub(super) struct Workspace;
 
@@ -307,6 +329,41 @@ impl Backend for Workspace {
         let dir = crate::sys::open_beneath(root, parent, OFlags::PATH | OFlags::DIRECTORY, 0)
             .map_err(|e| io_errno(p, &e))?;
         crate::sys::unlink_in(dir.as_fd(), name).map_err(|e| io_errno(p, &e))
+    }
+
+    /// `renameat` between the two parent directories, each opened beneath the workspace root
+    /// like every workspace access (`..`, symlinks and mounts climbing out are refused); the
+    /// last components are not followed (a symlink is moved, never its target). `b`'s missing
+    /// parents are created, as `Write` does. Quota-neutral: workspace names cost no kernel
+    /// memory, and a replaced file is not refunded (as `Unlink` does not).
+    fn rename(&self, c: Call<'_>, a: &str, b: &str) -> Result<(), Errno> {
+        let tree = c.agent.tree;
+        let root = tree.workspace()?;
+        let (ra, rb) = (rel(a), rel(b));
+        if ra == "." || rb == "." {
+            return Err(Errno::InvalidArgument {
+                reason: "/workspace itself is neither renamed nor replaced; name a file or directory inside it".into(),
+            });
+        }
+        let _serial = lock(&tree.host_writes);
+        // The source exists beneath the root (looked at, not followed, not opened).
+        crate::sys::open_beneath(root, ra, OFlags::PATH | OFlags::NOFOLLOW, 0)
+            .map_err(|e| io_errno(a, &e))?;
+        make_parents(root, b)?;
+        let parent = |r: &str, p: &str| {
+            let (dir, name) = r.rsplit_once('/').unwrap_or((".", r));
+            crate::sys::open_beneath(root, dir, OFlags::PATH | OFlags::DIRECTORY, 0)
+                .map(|fd| (fd, name.to_string()))
+                .map_err(|e| io_errno(p, &e))
+        };
+        let (from_dir, from_name) = parent(ra, a)?;
+        let (to_dir, to_name) = parent(rb, b)?;
+        crate::sys::rename_in(from_dir.as_fd(), &from_name, to_dir.as_fd(), &to_name)
+            .map_err(|e| rename_errno(a, b, &e))
+    }
+
+    fn mount_point(&self) -> Option<&'static str> {
+        Some("/workspace")
     }
 
     /// A host descriptor (the file itself, opened beneath the root), not a virtual one.

@@ -119,6 +119,9 @@ fn with_client(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
     if let Some(r) = agentos_tests::rec_modes::run(&client, mode, rest) {
         return r;
     }
+    if let Some(r) = agentos_tests::rename_modes::run(&client, mode, rest) {
+        return r;
+    }
     match mode {
         "spin" => {
             say("ready");

@@ -100,6 +100,11 @@ class Calls:
     def unlink(self, path: str) -> None:
         return self._invoke(abi.Syscall.Unlink(path), _done)
 
+    def rename(self, src: str, dst: str) -> None:
+        """Moves the file at ``src`` to ``dst`` within one mount (replacing a file at ``dst``).
+        Action ``file_write``, judged on both paths: refused when the policy denies either."""
+        return self._invoke(abi.Syscall.Rename(src, dst), _done)
+
     def exec(self, argv: Sequence[str], stdin: Union[bytes, str] = b"", cwd: Optional[str] = None,
              timeout_ms: Optional[int] = None) -> abi.ExecOutput:
         """Runs a tool in its own sandbox (action ``code_execution``)."""

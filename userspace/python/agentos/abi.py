@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple, Union
 from ._postcard import BOOL, BYTES, DIGEST, I32, STR, U16, U32, U64, Opt, Res, Seq, Tup
 from ._wire import UnitEnum, Wire, WireEnum, decode, encode, struct, variant
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 """The ABI version this SDK speaks (``syscalls::ABI_VERSION``)."""
 DEFAULT_MAX_FRAME = 16 << 20
 AGENT_FD_ENV = "AGENTOS_FD"
@@ -366,9 +366,16 @@ class SyscallWriteFd(Syscall):
     data: bytes
 
 
+@variant(Syscall, "Rename", STR, STR)
+class SyscallRename(Syscall):
+    from_: str
+    to: str
+
+
 SYSCALL_NAMES = (
     "read", "write", "open", "close", "list", "stat", "unlink", "exec", "call", "send",
     "recv", "signal", "check_policy", "checkpoint", "exit", "read_fd", "write_fd",
+    "rename",
 )
 SYSCALL_COUNT = len(SYSCALL_NAMES)
 assert len(Syscall._variants) == SYSCALL_COUNT

@@ -40,6 +40,7 @@ def sample_syscalls() -> Dict[str, Syscall]:
         Syscall.Exit(code=0),
         Syscall.ReadFd(fd=4, len=65536),
         Syscall.WriteFd(fd=4, data=bytes([0, 255])),
+        Syscall.Rename("/workspace/a.txt", "/workspace/b.txt"),
     ]
     assert sorted(c._tag for c in calls) == list(range(abi.SYSCALL_COUNT)), "a Syscall variant has no sample"
     return {f"syscall_{c.name}": c for c in calls}

@@ -12,12 +12,13 @@ import pytest
 
 import agentos
 from agentos import abi
-from agentos._wire import decode
+from agentos._wire import decode, encode
 from agentos.frame import HEADER_LEN, FrameDecoder, encode_frame, read_frame
 
 
 class FakeKernel(threading.Thread):
-    """Answers Read with the path's bytes, Stat with NotFound, Write with RateLimited(250)."""
+    """Answers Read with the path's bytes, Rename with Done, Write with RateLimited(250), the
+    rest with NotFound."""
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(daemon=True)
@@ -47,6 +48,8 @@ class FakeKernel(threading.Thread):
                     result = abi.Reply.Data(call.path.encode())
                 elif isinstance(call, abi.Syscall.Write):
                     result = abi.Errno.RateLimited(250)
+                elif isinstance(call, abi.Syscall.Rename):
+                    result = abi.Reply.Done()
                 elif isinstance(call, abi.Syscall.Signal):
                     self.send(abi.KernelFrame.Event(abi.Event.Signal(abi.Signal.USR1, "operator")))
                     result = abi.Reply.Done()
@@ -91,6 +94,15 @@ def test_calls_errors_and_threads(pair) -> None:
     for t in threads:
         t.join()
     assert sorted(results) == sorted(f"/{n}/{i}".encode() for n in range(8) for i in range(50))
+
+
+def test_rename_sends_both_names(pair) -> None:
+    sock, kernel = pair
+    c = agentos.Client(sock)
+    assert c.rename("/mem/working/a", "/mem/working/b") is None
+    assert kernel.seen[-1] == abi.Syscall.Rename("/mem/working/a", "/mem/working/b")
+    assert kernel.seen[-1].name == "rename"
+    assert encode(kernel.seen[-1])[0] == 17, "tag 17, after WriteFd"
 
 
 def test_malformed_input_is_refused_before_sending(pair) -> None:

@@ -19,6 +19,7 @@ mod open;
 mod read;
 mod read_fd;
 mod recv;
+mod rename;
 mod send;
 mod signal;
 mod stat;
@@ -45,6 +46,7 @@ pub(crate) fn classify(call: &Syscall) -> Result<Option<Class>, Errno> {
         Syscall::List { path } => list::classify(path),
         Syscall::Stat { path } => stat::classify(path),
         Syscall::Unlink { path } => unlink::classify(path),
+        Syscall::Rename { from, to } => rename::classify(from, to),
         Syscall::Exec { argv, stdin, .. } => exec::classify(argv, stdin),
         Syscall::Call {
             action,
@@ -70,16 +72,17 @@ pub(crate) fn peer_name(k: &KernelInner, call: &Syscall) -> Option<String> {
     send::target_name(k, *to)
 }
 
-/// The path a file syscall names, if any (to spot a reach into another agent's tree). A
-/// `CheckPolicy` dry run is never a violation, so it names none.
-pub(crate) fn path_of(call: &Syscall) -> Option<&str> {
+/// The paths a file syscall names (to spot a reach into another agent's tree): one for most,
+/// two for `Rename`. A `CheckPolicy` dry run is never a violation, so it names none.
+pub(crate) fn paths_of(call: &Syscall) -> [Option<&str>; 2] {
     match call {
         Syscall::Read { path, .. }
         | Syscall::Write { path, .. }
         | Syscall::Open { path, .. }
         | Syscall::List { path }
         | Syscall::Stat { path }
-        | Syscall::Unlink { path } => Some(path),
+        | Syscall::Unlink { path } => [Some(path), None],
+        Syscall::Rename { from, to } => [Some(from), Some(to)],
         Syscall::Close { .. }
         | Syscall::Exec { .. }
         | Syscall::Call { .. }
@@ -90,7 +93,7 @@ pub(crate) fn path_of(call: &Syscall) -> Option<&str> {
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
         | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. } => None,
+        | Syscall::WriteFd { .. } => [None, None],
     }
 }
 
@@ -112,6 +115,7 @@ pub(crate) async fn perform(
         Syscall::List { path } => list::list(k, agent, path),
         Syscall::Stat { path } => stat::stat(k, agent, path),
         Syscall::Unlink { path } => unlink::unlink(k, agent, path),
+        Syscall::Rename { from, to } => rename::rename(k, agent, from, to),
         Syscall::Open { path, mode } => open::open(k, agent, path, *mode),
         Syscall::Close { fd } => close::close(agent, *fd),
         Syscall::ReadFd { fd, len } => read_fd::read_fd(k, agent, *fd, *len),
@@ -147,6 +151,9 @@ fn on_host(agent: &Agent, call: &Syscall) -> bool {
         | Syscall::List { path }
         | Syscall::Stat { path }
         | Syscall::Unlink { path } => crate::tree::path_on_host(agent, path),
+        Syscall::Rename { from, to } => {
+            crate::tree::path_on_host(agent, from) || crate::tree::path_on_host(agent, to)
+        }
         Syscall::ReadFd { fd, .. } | Syscall::WriteFd { fd, .. } => {
             crate::tree::fd_on_host(agent, *fd)
         }
@@ -203,6 +210,11 @@ async fn on_pool(
             pool.run(slots, move || unlink::unlink(&kc, &a, &path))
                 .await?
         }
+        Syscall::Rename { from, to } => {
+            let (from, to) = (from.clone(), to.clone());
+            pool.run(slots, move || rename::rename(&kc, &a, &from, &to))
+                .await?
+        }
         Syscall::Open { path, mode } => {
             let (path, mode) = (path.clone(), *mode);
             pool.run(slots, move || open::open(&kc, &a, &path, mode))
@@ -252,7 +264,15 @@ mod tests {
             offset: 0,
             len: None,
         };
-        assert_eq!(path_of(&read), Some("/agent/2/mem/working/x"));
-        assert_eq!(path_of(&Syscall::Checkpoint), None);
+        assert_eq!(paths_of(&read), [Some("/agent/2/mem/working/x"), None]);
+        assert_eq!(paths_of(&Syscall::Checkpoint), [None, None]);
+        let rename = Syscall::Rename {
+            from: "/workspace/a".into(),
+            to: "/agent/2/workspace/b".into(),
+        };
+        assert_eq!(
+            paths_of(&rename),
+            [Some("/workspace/a"), Some("/agent/2/workspace/b")]
+        );
     }
 }
