@@ -1,5 +1,5 @@
 //! agentos ring 3, the kernel's side of it: the sandbox launcher that jails every agent.
-//! Agents do not link this crate; they link the SDK, `agentos-sdk` (`sdk/`), which carries
+//! Agents do not link this crate; they link the SDK, `agentos-sdk` (`userspace/sdk/`), which carries
 //! none of the launcher's dependencies (landlock, seccomp, capabilities).
 //!
 //! - [`launch`]: the sandbox launcher behind the `agentos-launch` binary. The kernel execs it
