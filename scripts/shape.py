@@ -8,8 +8,10 @@ SRC_DIR defaults to kernel/src. A module's imports are the `crate::…` and `sup
 file names (in `use` lines and in code), each resolved to the deepest module file it reaches;
 a child module's name used as a path (`calls::dispatch`) counts;
 `mod x;` declarations are not imports. Cycles are the strongly connected components of that
-graph. Function lengths count the lines from `fn` to its closing brace, tests excluded (a
-`#[cfg(test)]` module and everything after it in the file). Heuristic text scanning, not a
+graph. Only production code counts, for imports, shared-state names and function lengths: a
+file's text from its first `#[cfg(test)]` on, and whole test-only module files (declared
+under `#[cfg(test)]`), are left out. Function lengths count the lines from `fn` to its
+closing brace. Heuristic text scanning, not a
 parser: good for before/after comparisons of the same tree shape, not for exact counts.
 """
 
@@ -160,6 +162,27 @@ def functions(path):
     return out
 
 
+def production(text):
+    """The file's text before its first `#[cfg(test)]` (the test code is left out)."""
+    m = re.search(r"^\s*#\[cfg\(test\)\]", text, flags=re.M)
+    return text[: m.start()] if m else text
+
+
+def test_only(src, files):
+    """Module files declared under `#[cfg(test)]` (`#[cfg(test)] mod ops_tests;`)."""
+    out = set()
+    for f in files:
+        text = open(f, encoding="utf-8").read()
+        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub(?:\([\w:]+\))?\s+)?mod\s+(\w+)\s*;", text):
+            base = os.path.dirname(f)
+            stem = os.path.basename(f)[:-3]
+            if stem not in ("mod", "lib", "main"):
+                base = os.path.join(base, stem)
+            for cand in (os.path.join(base, m.group(1) + ".rs"), os.path.join(base, m.group(1), "mod.rs")):
+                out.add(os.path.normpath(cand))
+    return out
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     src = args[0] if args else "kernel/src"
@@ -169,11 +192,13 @@ def main():
             if n.endswith(".rs"):
                 files.append(os.path.join(root, n))
     files.sort()
+    skip = test_only(src, files)
+    files = [f for f in files if os.path.normpath(f) not in skip]
     modules = {module_of(src, f): f for f in files}
     graph = {m: set() for m in modules}
     shared = []
     for m, f in modules.items():
-        text = open(f, encoding="utf-8").read()
+        text = production(open(f, encoding="utf-8").read())
         if re.search(rf"\b{SHARED_STATE}\b", strip_comments(text)):
             shared.append(os.path.relpath(f, src))
         for p in paths_named(text):

@@ -24,6 +24,9 @@ use crate::policy::PolicySlot;
 /// tools); new code imports [`crate::util::lock`].
 pub(crate) use crate::util::lock;
 
+/// How many tools (`Exec`, `Call`) one agent may run at once.
+pub const MAX_TOOLS: usize = 4;
+
 /// A frame on its way to the agent, with an optional notice once it has been written.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -287,7 +290,7 @@ pub(crate) struct Agent {
     pub workspace: Option<PathBuf>,
     /// Messages other agents sent, waiting for `Recv`.
     pub inbox: crate::ipc::Inbox,
-    /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`crate::tools::MAX_TOOLS`]).
+    /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`MAX_TOOLS`]).
     pub tools: Arc<tokio::sync::Semaphore>,
 }
 
@@ -322,7 +325,7 @@ impl Agent {
             program: a.program,
             args: a.args,
             policy: PolicySlot::new(a.policy),
-            started_ms: crate::kernel::now_ms(),
+            started_ms: crate::util::now_ms(),
             spawned_at: a.spawned_at,
             scratch: a.scratch,
             log: a.log,
@@ -341,7 +344,7 @@ impl Agent {
             watchers: Mutex::new(Vec::new()),
             workspace: a.workspace,
             inbox: crate::ipc::Inbox::new(a.inbox),
-            tools: Arc::new(tokio::sync::Semaphore::new(crate::tools::MAX_TOOLS)),
+            tools: Arc::new(tokio::sync::Semaphore::new(MAX_TOOLS)),
         }
     }
 
@@ -476,6 +479,25 @@ impl Agent {
 
 /// An agent for unit tests: launcher `pid`, its log and checkpoints under `dir`, a one-rule
 /// policy. Builds no launcher, recorder or spawner.
+impl<'a> From<&'a Agent> for crate::tree::Owner<'a> {
+    fn from(a: &'a Agent) -> Self {
+        crate::tree::Owner {
+            id: a.id,
+            started_ms: a.started_ms,
+            tree: &a.tree,
+            working: &a.working,
+            policy: &a.policy,
+            inbox: &a.inbox,
+        }
+    }
+}
+
+impl<'a> From<&'a Arc<Agent>> for crate::tree::Owner<'a> {
+    fn from(a: &'a Arc<Agent>) -> Self {
+        crate::tree::Owner::from(&**a)
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn test_agent(
     dir: &std::path::Path,

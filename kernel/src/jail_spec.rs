@@ -159,6 +159,21 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
     }
 }
 
+/// The resource limits of an occupant: the kernel's defaults (`base`), each overridden by the
+/// policy's `sandbox.limits` where it names one.
+pub(crate) fn limits(base: ResourceLimits, policy: &agentos_policy::Policy) -> ResourceLimits {
+    let l = &policy.sandbox().limits;
+    ResourceLimits {
+        address_space: l.address_space.unwrap_or(base.address_space),
+        processes: l.processes.unwrap_or(base.processes),
+        open_files: l.open_files.unwrap_or(base.open_files),
+        cpu_seconds: l.cpu_seconds.unwrap_or(base.cpu_seconds),
+        file_size: l.file_size.unwrap_or(base.file_size),
+        memory: l.memory.unwrap_or(base.memory),
+        scratch_bytes: l.scratch.unwrap_or(base.scratch_bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,125 +10,17 @@ use agentos_syscalls::control::{
     AgentInfo, AgentRef, ApprovalInfo, ControlError, ControlErrorKind, KernelStatus, PolicySource,
     SpawnRequest,
 };
-use agentos_syscalls::{AgentId, Layer, Signal, ABI_VERSION};
+use agentos_syscalls::{AgentId, Signal, ABI_VERSION};
 use tokio::sync::watch;
 
-use crate::agent::{Agent, AgentTable};
+use crate::agent::AgentTable;
 use crate::approvals::{Approvals, Verdict};
 use crate::config::Config;
 use crate::error::KernelError;
 use crate::recorder::{RecordEvent, Recorder};
-use crate::spawn::Spawner;
-use crate::util::lock;
-
-/// Re-exported for the modules that still import them from here (server, spawn, signals);
-/// new code imports [`crate::util`].
-pub(crate) use crate::util::{control_error, now_ms};
-
-/// Everything the kernel's tasks share.
-#[derive(Debug)]
-pub(crate) struct KernelInner {
-    pub config: Config,
-    pub recorder: Recorder,
-    pub agents: AgentTable,
-    pub next_id: AtomicU64,
-    pub spawner: Spawner,
-    pub started_ms: u64,
-    pub shutdown: watch::Sender<bool>,
-    /// The sandbox layers this host offers (`agentos-launch --probe` at start), plus the
-    /// `full_sandbox` entry saying whether a missing one refuses spawns.
-    pub host_layers: Vec<Layer>,
-    /// Calls parked for operator approval.
-    pub approvals: Approvals,
-    /// The cgroup hierarchies agents get groups in, or why there are none.
-    pub cgroups: Result<agentos_userspace::launch::cgroup::Host, String>,
-    /// Every agent's persistent memory (`/mem/episodic`, `/mem/semantic`).
-    pub memory: agentos_vfs::Store,
-    /// The bounded pool host file work runs on (see [`crate::hostio`]).
-    pub host_io: crate::hostio::HostIo,
-    /// Who answers agents' calls, chosen at start (live, or a replay of a recording).
-    pub performer: crate::server::Performer,
-    _lock: std::fs::File,
-}
-
-impl KernelInner {
-    /// Records an event ([`crate::audit::Audit`]: sealed at once for a policy reload or an
-    /// approval outcome; `false`, logged, when the recorder fails).
-    pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::Audit::record(&self.recorder, agent, event)
-    }
-
-    /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
-    /// worker does not ([`crate::audit::Audit`]).
-    pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::Audit::record_async(&self.recorder, agent, event).await
-    }
-
-    /// Whether new work may start ([`crate::audit::Audit`]): `QuotaExceeded` when the
-    /// recorder cannot write or the state dir's disk is below its watermark.
-    pub fn admit(&self) -> Result<(), agentos_syscalls::Errno> {
-        crate::audit::Audit::admit(&self.recorder)
-    }
-
-    /// What the per-agent tree needs of the kernel ([`crate::tree::TreeCtx`]).
-    pub fn tree(&self) -> crate::tree::TreeCtx<'_> {
-        crate::tree::TreeCtx {
-            limits: crate::tree::TreeLimits {
-                max_frame: self.config.max_frame,
-                max_fds: self.config.max_fds,
-                checkpoint_bytes: self.config.disk.checkpoint_bytes,
-            },
-            memory: &self.memory,
-            audit: &self.recorder,
-        }
-    }
-
-    /// Ends `agent` with SIGKILL the first time it is over its share of the flight recorder
-    /// (`--recorder-share-bytes`: bytes of the records and blobs it caused), after recording a
-    /// `SandboxLimit { resource: "recorder_bytes", .. }`. Called after each of its answers
-    /// is recorded, so every call answered before the kill is in the log.
-    pub async fn enforce_recorder_share(self: &Arc<Self>, agent: &Arc<Agent>) {
-        let Some((used, limit)) = self.recorder.over_share(agent.id) else {
-            return;
-        };
-        let detail = format!(
-            "the agent caused {used} bytes of flight-recorder records and blobs, over its share of {limit} (--recorder-share-bytes); it is ended with SIGKILL"
-        );
-        tracing::warn!(agent_id = %agent.id, used, limit, "an agent exhausted its share of the flight recorder");
-        self.record(
-            Some(agent.id),
-            RecordEvent::SandboxLimit {
-                resource: "recorder_bytes".into(),
-                limit,
-                used,
-                by: "syscall".into(),
-                detail: detail.clone(),
-            },
-        );
-        let _ = crate::signals::deliver(
-            self,
-            agent,
-            Signal::Kill,
-            "kernel",
-            format!("recorder share exhausted: {detail}"),
-        )
-        .await;
-    }
-
-    /// The live agent whose process tree holds `pid`, found by walking up its parents.
-    /// Linear in the number of processes and agents: one pass builds each map, and the walk
-    /// looks each ancestor up once (a deep process chain no longer costs depth × table).
-    pub fn agent_of_process(&self, pid: u32) -> Option<Arc<Agent>> {
-        use crate::signals::Procs;
-        self.agents
-            .agent_of_process(&crate::signals::LinuxProcs.table(), pid)
-    }
-
-    /// The agent `r` names (by id, or the newest with that name).
-    pub fn find(&self, r: &AgentRef) -> Result<Arc<Agent>, ControlError> {
-        self.agents.find(r)
-    }
-}
+use crate::spawner::Spawner;
+use crate::state::KernelInner;
+use crate::util::{control_error, lock, now_ms};
 
 /// A running kernel. Dropping it does not stop the agents; call [`Kernel::shutdown`].
 #[derive(Debug, Clone)]
@@ -198,14 +90,14 @@ impl Kernel {
     /// starts the spawner thread and listens on the control socket. Must run inside a tokio
     /// runtime.
     pub async fn start(config: Config) -> Result<Kernel, KernelError> {
-        Kernel::start_with(config, crate::server::Performer::Live).await
+        Kernel::start_with(config, crate::replay::run::Performer::Live).await
     }
 
     /// [`Kernel::start`], with agents' calls answered by `performer` (`agentctl replay run`
     /// answers them from a recording).
     pub async fn start_with(
         config: Config,
-        performer: crate::server::Performer,
+        performer: crate::replay::run::Performer,
     ) -> Result<Kernel, KernelError> {
         crate::sys::return_large_frees_to_the_host();
         if !config.launcher.is_file() {

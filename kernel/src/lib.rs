@@ -80,6 +80,8 @@ mod sandbox_limits;
 mod server;
 mod signals;
 mod spawn;
+mod spawner;
+mod state;
 #[allow(unsafe_code)]
 mod sys;
 mod tool_view;
@@ -93,4 +95,4 @@ pub use config::Config;
 pub use control::LogFollower;
 pub use error::KernelError;
 pub use kernel::Kernel;
-pub use server::Performer;
+pub use replay::run::Performer;

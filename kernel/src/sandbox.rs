@@ -29,8 +29,8 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
 use crate::recorder::RecordEvent;
+use crate::state::KernelInner;
 use crate::sys;
 use crate::util::{now_ms, syscall_name};
 

@@ -25,9 +25,10 @@ use agentos_syscalls::control::{ControlError, ControlErrorKind};
 use agentos_syscalls::{Event, KernelFrame, Signal};
 
 use crate::agent::Agent;
-use crate::kernel::{control_error, KernelInner};
 use crate::recorder::RecordEvent;
+use crate::state::KernelInner;
 use crate::sys;
+use crate::util::control_error;
 
 /// What signal delivery needs of the host's processes.
 pub(crate) trait Procs: Send + Sync {
@@ -325,6 +326,45 @@ fn thaw(procs: &dyn Procs, agent: &Agent) {
     for pid in descendants(procs, launcher) {
         let _ = procs.kill(pid as i32, libc::SIGCONT);
     }
+}
+
+/// Ends `agent` with SIGKILL the first time it is over its share of the flight recorder
+/// (`--recorder-share-bytes`: bytes of the records and blobs it caused), after recording a
+/// `SandboxLimit { resource: "recorder_bytes", .. }`. Called after each of its answers
+/// is recorded, so every call answered before the kill is in the log.
+pub(crate) async fn enforce_recorder_share(k: &Arc<KernelInner>, agent: &Arc<Agent>) {
+    let Some((used, limit)) = k.recorder.over_share(agent.id) else {
+        return;
+    };
+    let detail = format!(
+        "the agent caused {used} bytes of flight-recorder records and blobs, over its share of {limit} (--recorder-share-bytes); it is ended with SIGKILL"
+    );
+    tracing::warn!(agent_id = %agent.id, used, limit, "an agent exhausted its share of the flight recorder");
+    k.record(
+        Some(agent.id),
+        RecordEvent::SandboxLimit {
+            resource: "recorder_bytes".into(),
+            limit,
+            used,
+            by: "syscall".into(),
+            detail: detail.clone(),
+        },
+    );
+    let _ = deliver(
+        k,
+        agent,
+        Signal::Kill,
+        "kernel",
+        format!("recorder share exhausted: {detail}"),
+    )
+    .await;
+}
+
+/// The live agent whose process tree holds `pid`, found by walking up its parents.
+/// Linear in the number of processes and agents: one pass builds each map, and the walk
+/// looks each ancestor up once (a deep process chain no longer costs depth × table).
+pub(crate) fn agent_of_process(k: &KernelInner, pid: u32) -> Option<Arc<Agent>> {
+    k.agents.agent_of_process(&LinuxProcs.table(), pid)
 }
 
 #[cfg(test)]

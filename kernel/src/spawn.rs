@@ -16,128 +16,26 @@
 //! the kernel — a tokio worker or blocking-pool thread would not do.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentos_policy::Policy;
 use agentos_syscalls::control::{ControlError, ControlErrorKind, ExitStatus, SpawnRequest};
-use agentos_syscalls::{AgentId, Layer, LayerStatus, AGENT_FD};
+use agentos_syscalls::{AgentId, Layer, LayerStatus};
 use agentos_userspace::launch::cgroup::AgentGroup;
-use agentos_userspace::launch::{
-    CgroupSpec, JailSpec, ResourceLimits, AGENT_FD_ON_STDIN_ENV, EXIT_SANDBOX_FAILED, SPEC_ENV,
-};
+use agentos_userspace::launch::{CgroupSpec, JailSpec, EXIT_SANDBOX_FAILED};
 use agentos_vfs::MemFs;
 use tokio::io::AsyncReadExt;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::agent::{lock, Agent, AgentTable, LogSink, NewAgent};
 use crate::jail_spec::{self, JailBase, Occupant, Role};
-use crate::kernel::{control_error, KernelInner};
 use crate::recorder::RecordEvent;
-
-struct Job {
-    launcher: PathBuf,
-    spec_json: String,
-    agent_fd: OwnedFd,
-    /// A tool's stdin is a pipe from the kernel; an agent's is `/dev/null`.
-    stdin_piped: bool,
-    reply: oneshot::Sender<io::Result<tokio::process::Child>>,
-}
-
-/// The handle to the spawner thread.
-#[derive(Debug)]
-pub(crate) struct Spawner {
-    tx: Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("launcher", &self.launcher)
-            .finish()
-    }
-}
-
-impl Spawner {
-    /// Starts the spawner thread; it enters the current tokio runtime so the children it
-    /// starts are reaped by it.
-    pub fn start() -> io::Result<Spawner> {
-        let handle = tokio::runtime::Handle::current();
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("agentos-spawner".into())
-            .spawn(move || {
-                let _guard = handle.enter();
-                for job in rx {
-                    let mut cmd = tokio::process::Command::new(&job.launcher);
-                    cmd.env_clear()
-                        .env(SPEC_ENV, &job.spec_json)
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::piped())
-                        .kill_on_drop(false);
-                    if job.stdin_piped {
-                        // A tool: stdin is its pipe, so the socket needs the pre-exec hook
-                        // (which makes std fork the whole kernel rather than vfork).
-                        cmd.stdin(Stdio::piped());
-                        crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
-                        let child = cmd.spawn();
-                        drop(job.agent_fd);
-                        let _ = job.reply.send(child);
-                    } else {
-                        // An agent: the socket goes in as stdin and the launcher moves it to
-                        // fd 3 first thing; no hook, so std starts the launcher with
-                        // posix_spawn (vfork + exec) instead of copying the kernel's memory.
-                        cmd.env(AGENT_FD_ON_STDIN_ENV, "1")
-                            .stdin(Stdio::from(job.agent_fd));
-                        let child = cmd.spawn();
-                        drop(cmd);
-                        let _ = job.reply.send(child);
-                    }
-                }
-            })?;
-        Ok(Spawner { tx: Mutex::new(tx) })
-    }
-
-    async fn launch(
-        &self,
-        launcher: &Path,
-        spec_json: String,
-        agent_fd: OwnedFd,
-    ) -> io::Result<tokio::process::Child> {
-        self.launch_with(launcher, spec_json, agent_fd, false).await
-    }
-
-    /// Starts the launcher with `agent_fd` at fd 3, stdout and stderr piped, and stdin piped
-    /// (`stdin_piped`: a tool) or `/dev/null` (an agent; the socket is handed over as fd 0 and
-    /// the launcher puts it at fd 3, see [`AGENT_FD_ON_STDIN_ENV`]).
-    pub(crate) async fn launch_with(
-        &self,
-        launcher: &Path,
-        spec_json: String,
-        agent_fd: OwnedFd,
-        stdin_piped: bool,
-    ) -> io::Result<tokio::process::Child> {
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            launcher: launcher.into(),
-            spec_json,
-            agent_fd,
-            stdin_piped,
-            reply,
-        };
-        lock(&self.tx)
-            .send(job)
-            .map_err(|_| io::Error::other("spawner thread is gone"))?;
-        rx.await
-            .map_err(|_| io::Error::other("spawner thread dropped the job"))?
-    }
-}
+use crate::state::KernelInner;
+use crate::util::control_error;
 
 fn failed(message: impl Into<String>, hint: impl Into<String>) -> ControlError {
     control_error(ControlErrorKind::Failed, message, hint)
@@ -145,11 +43,6 @@ fn failed(message: impl Into<String>, hint: impl Into<String>) -> ControlError {
 
 fn usage(message: impl Into<String>, hint: impl Into<String>) -> ControlError {
     control_error(ControlErrorKind::Usage, message, hint)
-}
-
-pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(path)
 }
 
 fn check_env(env: &[(String, String)]) -> Result<(), ControlError> {
@@ -219,19 +112,6 @@ fn check_workspace(state_dir: &Path, ws: &Path) -> Result<PathBuf, ControlError>
         ));
     }
     Ok(real)
-}
-
-pub(crate) fn limits(base: ResourceLimits, policy: &Policy) -> ResourceLimits {
-    let l = &policy.sandbox().limits;
-    ResourceLimits {
-        address_space: l.address_space.unwrap_or(base.address_space),
-        processes: l.processes.unwrap_or(base.processes),
-        open_files: l.open_files.unwrap_or(base.open_files),
-        cpu_seconds: l.cpu_seconds.unwrap_or(base.cpu_seconds),
-        file_size: l.file_size.unwrap_or(base.file_size),
-        memory: l.memory.unwrap_or(base.memory),
-        scratch_bytes: l.scratch.unwrap_or(base.scratch_bytes),
-    }
 }
 
 /// The agent's VFS tree: its persistent namespace (and what it already holds, for the
@@ -481,8 +361,8 @@ pub(crate) async fn spawn_from(
             "check the state dir's disk and permissions",
         )
     };
-    private_dir(&dir).map_err(|e| io_fail("its dir", e))?;
-    private_dir(&scratch).map_err(|e| io_fail("its scratch dir", e))?;
+    crate::util::private_dir(&dir).map_err(|e| io_fail("its dir", e))?;
+    crate::util::private_dir(&scratch).map_err(|e| io_fail("its scratch dir", e))?;
     let log = LogSink::create(dir.join("output.log"), k.config.disk.log_bytes)
         .map_err(|e| io_fail("its log", e))?;
 
@@ -555,7 +435,7 @@ fn jail_spec(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| program_text.clone());
-    let limits = limits(k.config.limits, policy);
+    let limits = jail_spec::limits(k.config.limits, policy);
     let (group, cgroup) = match &k.cgroups {
         Ok(host) => {
             let cpu_millis = policy.sandbox().limits.cpu_millis.unwrap_or(1000);

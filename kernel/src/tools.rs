@@ -39,7 +39,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::Agent;
 use crate::jail_spec::{JailBase, Occupant, Role};
-use crate::kernel::KernelInner;
+use crate::state::KernelInner;
 
 /// The most of stdout (and, separately, of stderr) a tool's answer carries.
 pub const OUTPUT_CAP: usize = 1 << 20;
@@ -47,8 +47,7 @@ pub const OUTPUT_CAP: usize = 1 << 20;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest timeout a tool run may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
-/// How many tools one agent may run at once.
-pub const MAX_TOOLS: usize = 4;
+pub use crate::agent::MAX_TOOLS;
 pub use crate::jail_spec::JAIL_PATH;
 /// Where the agent's workspace appears in a tool's jail.
 pub const WORKSPACE: &str = "/workspace";
@@ -164,7 +163,7 @@ pub(crate) async fn run_in(
     let n = NEXT_TOOL.fetch_add(1, Ordering::Relaxed);
     let dir = k.config.agents_dir().join(agent.id.to_string());
     let scratch_path = dir.join(format!("tool-{n}"));
-    crate::spawn::private_dir(&scratch_path)
+    crate::util::private_dir(&scratch_path)
         .map_err(|e| internal(format!("cannot create the tool's scratch dir: {e}")))?;
     let scratch = Scratch(scratch_path.clone());
 
@@ -441,7 +440,7 @@ fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path:
             scratch: scratch.to_path_buf(),
             read_only,
             env: Vec::new(),
-            limits: crate::spawn::limits(k.config.limits, &policy),
+            limits: crate::jail_spec::limits(k.config.limits, &policy),
             cgroup,
             role: Role::Tool {
                 mounts,

@@ -40,6 +40,12 @@ pub(crate) fn syscall_name(nr: i64) -> String {
         .unwrap_or_else(|| format!("syscall_{nr}"))
 }
 
+/// Creates `path`, a directory only its owner may enter (an agent's dir, a scratch dir).
+pub(crate) fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,7 +50,7 @@ impl AgentTable {
                 .cloned(),
         };
         found.ok_or_else(|| {
-            crate::kernel::control_error(
+            crate::util::control_error(
                 ControlErrorKind::NotFound,
                 format!("no agent {r} on this kernel"),
                 "list agents with `agentctl ps`",

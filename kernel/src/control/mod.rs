@@ -33,7 +33,8 @@ use tokio::sync::broadcast;
 
 use crate::agent::Agent;
 use crate::error::KernelError;
-use crate::kernel::{Kernel, KernelInner};
+use crate::kernel::Kernel;
+use crate::state::KernelInner;
 use crate::util::control_error;
 use admit::{admit, same_pid_namespace, Admission, Peer};
 use dispatch::{dispatch, Reply};
@@ -197,7 +198,8 @@ fn pid_ns_depth(pid: &str) -> Option<usize> {
 /// If `pid` is an agent's process: records a protocol violation and, in strict mode, ends the
 /// agent with SIGTRUST.
 async fn punish_agent_peer(kernel: &Kernel, pid: Option<i32>, reason: String) {
-    let Some(agent) = pid.and_then(|p| kernel.inner.agent_of_process(p as u32)) else {
+    let Some(agent) = pid.and_then(|p| crate::signals::agent_of_process(&kernel.inner, p as u32))
+    else {
         return;
     };
     kernel.inner.record(

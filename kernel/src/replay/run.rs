@@ -538,6 +538,16 @@ pub fn compare(expected: &Syscall, actual: &Syscall) -> Vec<FieldDiff> {
     rows
 }
 
+/// Who answers an agent's calls: fixed when the kernel starts, for every agent it serves.
+#[derive(Debug, Clone)]
+pub enum Performer {
+    /// Judge each call against the agent's policy, then perform it (the kernel).
+    Live,
+    /// Answer each call from a recording (`agentctl replay run`): nothing is judged or
+    /// performed; see `server/replay.rs`.
+    Replay(std::sync::Arc<Session>),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

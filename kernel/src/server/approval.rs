@@ -11,8 +11,8 @@ use agentos_syscalls::Errno;
 use super::judge::{Judgment, Pending};
 use crate::agent::Agent;
 use crate::approvals::{Ask, Verdict};
-use crate::kernel::KernelInner;
 use crate::recorder::RecordEvent;
+use crate::state::KernelInner;
 
 /// Parks a call that needs approval until an operator decides, the approval timeout passes or
 /// the agent ends, recording both the parking and the outcome; fills in the judgment.

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use super::connection;
 use super::respond::{self, Offence};
 use crate::agent::{lock, Agent, Outgoing};
-use crate::kernel::KernelInner;
 use crate::recorder::RecordEvent;
+use crate::state::KernelInner;
 
 /// Runs the handshake on `stream`: `Ok(true)` once the agent is welcomed, `Ok(false)` when the
 /// stream ended or the agent's ABI was refused (recorded and answered here), `Err` on a

@@ -9,47 +9,14 @@
 //! snapshot, the name of a `Send`'s target, the clock, and the rate-limit buckets (as a
 //! `charge` function), so the same call, policy and time always give the same judgment.
 
-use agentos_policy::{Access, Mode, Policy};
+use agentos_policy::{Mode, Policy};
 use agentos_syscalls::{Errno, Syscall};
 
 use super::calls;
 use crate::policy::{Composed, RateCharge};
 use crate::recorder::DecisionRecord;
 
-/// How the policy sees a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Class {
-    /// The policy action (`file_read`, `code_execution`, a `Call`'s own name, …).
-    pub action: String,
-    /// The resource the rules match (a normalized path, a command line, a peer, …).
-    pub resource: String,
-    pub access: Access,
-    /// The payload size (`max_bytes`).
-    pub bytes: u64,
-    /// A second resource judged with the same action and access (a `Rename`'s target): the
-    /// call is refused when the policy refuses either ([`both_resources`]).
-    pub also: Option<String>,
-}
-
-impl Class {
-    pub(crate) fn new(action: &str, resource: String, access: Access, bytes: u64) -> Class {
-        Class {
-            action: action.into(),
-            resource,
-            access,
-            bytes,
-            also: None,
-        }
-    }
-
-    /// The same class, judged on `also` too.
-    pub(crate) fn and_also(self, also: String) -> Class {
-        Class {
-            also: Some(also),
-            ..self
-        }
-    }
-}
+pub(crate) use super::calls::Class;
 
 /// What the policy (and the kernel mode) made of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +264,7 @@ fn apply(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use agentos_policy::RateLimiter;
+    use agentos_policy::{Access, RateLimiter};
     use agentos_syscalls::{AgentId, OpenMode, Signal, WriteMode};
 
     use super::*;

@@ -50,19 +50,12 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::agent::{lock, Agent, Outgoing};
-use crate::kernel::{now_ms, KernelInner};
 use crate::policy::Source;
+use crate::state::KernelInner;
+use crate::util::now_ms;
 use respond::{Asked, Offence};
 
-/// Who answers an agent's calls: fixed when the kernel starts, for every agent it serves.
-#[derive(Debug, Clone)]
-pub enum Performer {
-    /// Judge each call against the agent's policy, then perform it (the kernel).
-    Live,
-    /// Answer each call from a recording (`agentctl replay run`): nothing is judged or
-    /// performed; see `replay.rs`.
-    Replay(Arc<crate::replay::run::Session>),
-}
+pub use crate::replay::run::Performer;
 
 /// Serves one agent's socket until it closes or breaks the protocol, its calls answered by
 /// `performer`.

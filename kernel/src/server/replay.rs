@@ -12,9 +12,9 @@ use agentos_syscalls::{Errno, KernelFrame, Response, Signal, Syscall};
 use tokio::sync::mpsc;
 
 use crate::agent::{Agent, Outgoing};
-use crate::kernel::KernelInner;
 use crate::recorder::DecisionRecord;
 use crate::replay::run::{Answer, Session};
+use crate::state::KernelInner;
 
 fn decision(allowed: bool, reason: String) -> DecisionRecord {
     DecisionRecord {

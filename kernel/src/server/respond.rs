@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 use super::connection;
 use crate::agent::{Agent, Outgoing};
-use crate::kernel::KernelInner;
 use crate::recorder::{DecisionRecord, RecordEvent};
+use crate::state::KernelInner;
 
 /// A call as the agent asked it, with the time the kernel started on it.
 pub(super) struct Asked {
@@ -233,7 +233,7 @@ pub(crate) async fn record_answer(
     let recorded = k.record_async(Some(agent.id), event).await;
     // Every answered call is a record, refused ones too: the agent's share of the recorder
     // holds whichever path answered it.
-    k.enforce_recorder_share(agent).await;
+    crate::signals::enforce_recorder_share(k, agent).await;
     if recorded {
         result
     } else {

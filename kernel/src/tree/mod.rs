@@ -72,7 +72,6 @@ use agentos_policy::Policy;
 use agentos_syscalls::{AgentId, DirEntry, Errno, FileKind, FileStat, OpenMode, WriteMode};
 use agentos_vfs::{resolve, MemFs, Mount, Store};
 
-use crate::agent::Agent;
 use crate::audit::Audit;
 use crate::ipc::Inbox;
 use crate::policy::PolicySlot;
@@ -118,7 +117,7 @@ pub(crate) struct TreeLimits {
 }
 
 /// What the tree needs of one agent: its id, its tree state, working memory, policy (for
-/// `/policy`) and inbox (for `/ipc/inbox`). Taken from an [`Agent`], or built by a test.
+/// `/policy`) and inbox (for `/ipc/inbox`). Taken from an agent (`From<&Agent>`, in `agent.rs`), or built by a test.
 #[derive(Clone, Copy)]
 pub(crate) struct Owner<'a> {
     pub id: AgentId,
@@ -134,25 +133,6 @@ impl Owner<'_> {
     /// The agent's current policy, one snapshot.
     fn policy(&self) -> Policy {
         self.policy.load()
-    }
-}
-
-impl<'a> From<&'a Agent> for Owner<'a> {
-    fn from(a: &'a Agent) -> Self {
-        Owner {
-            id: a.id,
-            started_ms: a.started_ms,
-            tree: &a.tree,
-            working: &a.working,
-            policy: &a.policy,
-            inbox: &a.inbox,
-        }
-    }
-}
-
-impl<'a> From<&'a Arc<Agent>> for Owner<'a> {
-    fn from(a: &'a Arc<Agent>) -> Self {
-        Owner::from(&**a)
     }
 }
 

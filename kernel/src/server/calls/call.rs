@@ -29,10 +29,11 @@ use agentos_policy::{Access, Request, RuleMode};
 use agentos_syscalls::{Errno, Reply};
 use serde_json::{json, Value};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::{now_ms, KernelInner};
-use crate::server::judge::Class;
+use crate::state::KernelInner;
 use crate::tools::{self, ToolRun};
+use crate::util::now_ms;
 
 /// The exit status with which a provider says it refused the call under its constraints.
 pub(crate) const EXIT_REFUSED: i32 = 3;

@@ -4,12 +4,12 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Decision, Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::{now_ms, KernelInner};
-use crate::server::judge::Class;
+use crate::util::now_ms;
 
 pub(super) fn check_policy(
-    k: &KernelInner,
+    base: Option<&agentos_policy::Policy>,
     agent: &Agent,
     action: &str,
     resource: &str,
@@ -32,7 +32,7 @@ pub(super) fn check_policy(
         bytes: 0,
         now_ms: now_ms(),
     };
-    let d = crate::policy::compose(&agent.policy(), k.config.base_policy.as_ref(), &req);
+    let d = crate::policy::compose(&agent.policy(), base, &req);
     Ok(Reply::Decision(Decision {
         allowed: d.allowed,
         rule: d.rule,

@@ -3,12 +3,12 @@
 
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
-pub(super) fn checkpoint(k: &KernelInner, agent: &Agent) -> Result<Reply, Errno> {
-    crate::tree::checkpoint(&k.tree(), agent, "Checkpoint syscall")
+pub(super) fn checkpoint(ctx: &TreeCtx<'_>, agent: &Agent) -> Result<Reply, Errno> {
+    crate::tree::checkpoint(ctx, agent, "Checkpoint syscall")
         .map(|number| Reply::Checkpoint { number })
 }
 

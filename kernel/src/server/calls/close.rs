@@ -2,8 +2,8 @@
 
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::server::judge::Class;
 
 pub(super) fn close(agent: &Agent, fd: u32) -> Result<Reply, Errno> {
     crate::tree::close(agent, fd).map(|()| Reply::Done)

@@ -29,10 +29,11 @@ use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 use agentos_userspace::launch::ViewKind;
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::{now_ms, KernelInner};
-use crate::server::judge::Class;
+use crate::state::KernelInner;
 use crate::tools::{self, ToolRun, WORKSPACE};
+use crate::util::now_ms;
 
 pub(crate) async fn exec(
     k: &Arc<KernelInner>,

@@ -3,8 +3,8 @@
 
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::server::judge::Class;
 
 pub(super) fn exit(agent: &Agent, code: i32) -> Result<Reply, Errno> {
     tracing::info!(agent_id = %agent.id, code, "agent announced its exit");

@@ -3,12 +3,12 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
-pub(super) fn list(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    crate::tree::list(&k.tree(), agent, path).map(Reply::Entries)
+pub(super) fn list(ctx: &TreeCtx<'_>, agent: &Agent, path: &str) -> Result<Reply, Errno> {
+    crate::tree::list(ctx, agent, path).map(Reply::Entries)
 }
 
 /// `file_read` of the normalized path.

@@ -11,6 +11,7 @@
 pub(crate) mod call;
 mod check_policy;
 mod checkpoint;
+mod class;
 mod close;
 mod exec;
 mod exit;
@@ -32,8 +33,8 @@ use std::sync::Arc;
 use agentos_syscalls::{Errno, Reply, Syscall};
 
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::state::KernelInner;
+pub(crate) use class::Class;
 
 /// How the policy sees a call (see [`crate::server::judge::classify`], which checks its
 /// bounds first): each call's own `classify`.
@@ -69,7 +70,7 @@ pub(crate) fn peer_name(k: &KernelInner, call: &Syscall) -> Option<String> {
     let Syscall::Send { to, .. } = call else {
         return None;
     };
-    send::target_name(k, *to)
+    send::target_name(&k.agents, *to)
 }
 
 /// The paths a file syscall names (to spot a reach into another agent's tree): one for most,
@@ -110,23 +111,23 @@ pub(crate) async fn perform(
         return on_pool(k, agent, call).await;
     }
     match call {
-        Syscall::Read { path, offset, len } => read::read(k, agent, path, *offset, *len),
-        Syscall::Write { path, data, mode } => write::write(k, agent, path, data, *mode),
-        Syscall::List { path } => list::list(k, agent, path),
-        Syscall::Stat { path } => stat::stat(k, agent, path),
-        Syscall::Unlink { path } => unlink::unlink(k, agent, path),
-        Syscall::Rename { from, to } => rename::rename(k, agent, from, to),
-        Syscall::Open { path, mode } => open::open(k, agent, path, *mode),
+        Syscall::Read { path, offset, len } => read::read(&k.tree(), agent, path, *offset, *len),
+        Syscall::Write { path, data, mode } => write::write(&k.tree(), agent, path, data, *mode),
+        Syscall::List { path } => list::list(&k.tree(), agent, path),
+        Syscall::Stat { path } => stat::stat(&k.tree(), agent, path),
+        Syscall::Unlink { path } => unlink::unlink(&k.tree(), agent, path),
+        Syscall::Rename { from, to } => rename::rename(&k.tree(), agent, from, to),
+        Syscall::Open { path, mode } => open::open(&k.tree(), agent, path, *mode),
         Syscall::Close { fd } => close::close(agent, *fd),
-        Syscall::ReadFd { fd, len } => read_fd::read_fd(k, agent, *fd, *len),
-        Syscall::WriteFd { fd, data } => write_fd::write_fd(k, agent, *fd, data),
-        Syscall::Checkpoint => checkpoint::checkpoint(k, agent),
+        Syscall::ReadFd { fd, len } => read_fd::read_fd(&k.tree(), agent, *fd, *len),
+        Syscall::WriteFd { fd, data } => write_fd::write_fd(&k.tree(), agent, *fd, data),
+        Syscall::Checkpoint => checkpoint::checkpoint(&k.tree(), agent),
         Syscall::CheckPolicy { action, resource } => {
-            check_policy::check_policy(k, agent, action, resource)
+            check_policy::check_policy(k.config.base_policy.as_ref(), agent, action, resource)
         }
         Syscall::Signal { target, signal } => signal::signal(k, agent, *target, *signal).await,
         Syscall::Exit { code } => exit::exit(agent, *code),
-        Syscall::Send { to, payload } => send::send(k, agent, *to, payload),
+        Syscall::Send { to, payload } => send::send(&k.agents, agent, *to, payload),
         Syscall::Recv { timeout_ms } => recv::recv(agent, *timeout_ms).await.map(Reply::Message),
         Syscall::Call {
             action,
@@ -183,14 +184,16 @@ async fn on_pool(
     match call {
         Syscall::Read { path, offset, len } => {
             let (path, offset, len) = (path.clone(), *offset, *len);
-            pool.run(slots, move || read::read(&kc, &a, &path, offset, len))
-                .await?
+            pool.run(slots, move || {
+                read::read(&kc.tree(), &a, &path, offset, len)
+            })
+            .await?
         }
         Syscall::Write { path, data, mode } => {
             let (p, lent, mode) = (path.clone(), std::mem::take(data), *mode);
             let (back, result) = pool
                 .run(slots, move || {
-                    let r = write::write(&kc, &a, &p, &lent, mode);
+                    let r = write::write(&kc.tree(), &a, &p, &lent, mode);
                     (lent, r)
                 })
                 .await?;
@@ -199,37 +202,39 @@ async fn on_pool(
         }
         Syscall::List { path } => {
             let path = path.clone();
-            pool.run(slots, move || list::list(&kc, &a, &path)).await?
+            pool.run(slots, move || list::list(&kc.tree(), &a, &path))
+                .await?
         }
         Syscall::Stat { path } => {
             let path = path.clone();
-            pool.run(slots, move || stat::stat(&kc, &a, &path)).await?
+            pool.run(slots, move || stat::stat(&kc.tree(), &a, &path))
+                .await?
         }
         Syscall::Unlink { path } => {
             let path = path.clone();
-            pool.run(slots, move || unlink::unlink(&kc, &a, &path))
+            pool.run(slots, move || unlink::unlink(&kc.tree(), &a, &path))
                 .await?
         }
         Syscall::Rename { from, to } => {
             let (from, to) = (from.clone(), to.clone());
-            pool.run(slots, move || rename::rename(&kc, &a, &from, &to))
+            pool.run(slots, move || rename::rename(&kc.tree(), &a, &from, &to))
                 .await?
         }
         Syscall::Open { path, mode } => {
             let (path, mode) = (path.clone(), *mode);
-            pool.run(slots, move || open::open(&kc, &a, &path, mode))
+            pool.run(slots, move || open::open(&kc.tree(), &a, &path, mode))
                 .await?
         }
         Syscall::ReadFd { fd, len } => {
             let (fd, len) = (*fd, *len);
-            pool.run(slots, move || read_fd::read_fd(&kc, &a, fd, len))
+            pool.run(slots, move || read_fd::read_fd(&kc.tree(), &a, fd, len))
                 .await?
         }
         Syscall::WriteFd { fd, data } => {
             let (fd, lent) = (*fd, std::mem::take(data));
             let (back, result) = pool
                 .run(slots, move || {
-                    let r = write_fd::write_fd(&kc, &a, fd, &lent);
+                    let r = write_fd::write_fd(&kc.tree(), &a, fd, &lent);
                     (lent, r)
                 })
                 .await?;
@@ -237,7 +242,7 @@ async fn on_pool(
             result
         }
         Syscall::Checkpoint => {
-            pool.run(slots, move || checkpoint::checkpoint(&kc, &a))
+            pool.run(slots, move || checkpoint::checkpoint(&kc.tree(), &a))
                 .await?
         }
         Syscall::Close { .. }

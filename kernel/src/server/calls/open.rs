@@ -3,17 +3,17 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, OpenMode, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
 pub(super) fn open(
-    k: &KernelInner,
+    ctx: &TreeCtx<'_>,
     agent: &Agent,
     path: &str,
     mode: OpenMode,
 ) -> Result<Reply, Errno> {
-    crate::tree::open(&k.tree(), agent, path, mode).map(|fd| Reply::Opened { fd })
+    crate::tree::open(ctx, agent, path, mode).map(|fd| Reply::Opened { fd })
 }
 
 /// `file_read` of the normalized path to read it, `file_write` to write it.

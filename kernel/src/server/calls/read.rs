@@ -4,18 +4,18 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
 pub(super) fn read(
-    k: &KernelInner,
+    ctx: &TreeCtx<'_>,
     agent: &Agent,
     path: &str,
     offset: u64,
     len: Option<u64>,
 ) -> Result<Reply, Errno> {
-    crate::tree::read(&k.tree(), agent, path, offset, len).map(Reply::Data)
+    crate::tree::read(ctx, agent, path, offset, len).map(Reply::Data)
 }
 
 /// `file_read` of the normalized path.

@@ -2,12 +2,12 @@
 
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
-pub(super) fn read_fd(k: &KernelInner, agent: &Agent, fd: u32, len: u32) -> Result<Reply, Errno> {
-    crate::tree::read_fd(&k.tree(), agent, fd, len).map(Reply::Data)
+pub(super) fn read_fd(ctx: &TreeCtx<'_>, agent: &Agent, fd: u32, len: u32) -> Result<Reply, Errno> {
+    crate::tree::read_fd(ctx, agent, fd, len).map(Reply::Data)
 }
 
 /// Reading a descriptor: no rule governs it (opening it was judged).

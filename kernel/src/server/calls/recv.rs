@@ -6,8 +6,8 @@ use std::time::Duration;
 use agentos_syscalls::control::AgentState;
 use agentos_syscalls::{Errno, Message};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::server::judge::Class;
 
 pub(super) async fn recv(agent: &Agent, timeout_ms: Option<u64>) -> Result<Message, Errno> {
     // A deadline too far to represent is no deadline.

@@ -6,12 +6,17 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
-pub(super) fn rename(k: &KernelInner, agent: &Agent, from: &str, to: &str) -> Result<Reply, Errno> {
-    crate::tree::rename(&k.tree(), agent, from, to).map(|()| Reply::Done)
+pub(super) fn rename(
+    ctx: &TreeCtx<'_>,
+    agent: &Agent,
+    from: &str,
+    to: &str,
+) -> Result<Reply, Errno> {
+    crate::tree::rename(ctx, agent, from, to).map(|()| Reply::Done)
 }
 
 /// `file_write` of the normalized source, and of the normalized target.

@@ -5,20 +5,25 @@ use agentos_policy::Access;
 use agentos_syscalls::control::AgentRef;
 use agentos_syscalls::{AgentId, Errno, Reply};
 
-use crate::agent::Agent;
+use super::class::Class;
+use crate::agent::{Agent, AgentTable};
 use crate::ipc::PushError;
-use crate::kernel::{now_ms, KernelInner};
-use crate::server::judge::Class;
+
+use crate::util::now_ms;
 
 pub(super) fn send(
-    k: &KernelInner,
+    agents: &AgentTable,
     from: &Agent,
     to: AgentId,
     payload: &[u8],
 ) -> Result<Reply, Errno> {
-    let target = k.find(&AgentRef::Id(to)).map_err(|_| Errno::NotFound {
-        what: format!("agent {to}: no such agent on this kernel (running agents: `agentctl ps`)"),
-    })?;
+    let target = agents
+        .find(&AgentRef::Id(to))
+        .map_err(|_| Errno::NotFound {
+            what: format!(
+                "agent {to}: no such agent on this kernel (running agents: `agentctl ps`)"
+            ),
+        })?;
     let ended = || Errno::NotFound {
         what: format!(
             "agent {to} has ended and its inbox is closed; send to a running agent (`agentctl ps`)"
@@ -54,6 +59,6 @@ pub(super) fn classify(to: AgentId, payload: &[u8]) -> Result<Option<Class>, Err
 }
 
 /// The name of agent `to`, when it has one: the rules may list a peer by id or by name.
-pub(super) fn target_name(k: &KernelInner, to: AgentId) -> Option<String> {
-    k.find(&AgentRef::Id(to)).ok()?.name.clone()
+pub(super) fn target_name(agents: &AgentTable, to: AgentId) -> Option<String> {
+    agents.find(&AgentRef::Id(to)).ok()?.name.clone()
 }

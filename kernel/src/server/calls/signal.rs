@@ -7,9 +7,9 @@ use agentos_policy::Access;
 use agentos_syscalls::control::{AgentRef, ControlErrorKind};
 use agentos_syscalls::{AgentId, Errno, Reply, Signal};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::state::KernelInner;
 
 pub(super) async fn signal(
     k: &Arc<KernelInner>,

@@ -3,12 +3,12 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
-pub(super) fn stat(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    crate::tree::stat(&k.tree(), agent, path).map(Reply::Stat)
+pub(super) fn stat(ctx: &TreeCtx<'_>, agent: &Agent, path: &str) -> Result<Reply, Errno> {
+    crate::tree::stat(ctx, agent, path).map(Reply::Stat)
 }
 
 /// `file_read` of the normalized path.

@@ -3,12 +3,12 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
-pub(super) fn unlink(k: &KernelInner, agent: &Agent, path: &str) -> Result<Reply, Errno> {
-    crate::tree::unlink(&k.tree(), agent, path).map(|()| Reply::Done)
+pub(super) fn unlink(ctx: &TreeCtx<'_>, agent: &Agent, path: &str) -> Result<Reply, Errno> {
+    crate::tree::unlink(ctx, agent, path).map(|()| Reply::Done)
 }
 
 /// `file_write` of the normalized path.

@@ -4,18 +4,18 @@
 use agentos_policy::Access;
 use agentos_syscalls::{Errno, Reply, WriteMode};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
 pub(super) fn write(
-    k: &KernelInner,
+    ctx: &TreeCtx<'_>,
     agent: &Agent,
     path: &str,
     data: &[u8],
     mode: WriteMode,
 ) -> Result<Reply, Errno> {
-    crate::tree::write(&k.tree(), agent, path, data, mode).map(|bytes| Reply::Written { bytes })
+    crate::tree::write(ctx, agent, path, data, mode).map(|bytes| Reply::Written { bytes })
 }
 
 /// `file_write` of the normalized path, the payload's size as its bytes.

@@ -2,17 +2,17 @@
 
 use agentos_syscalls::{Errno, Reply};
 
+use super::class::Class;
 use crate::agent::Agent;
-use crate::kernel::KernelInner;
-use crate::server::judge::Class;
+use crate::tree::TreeCtx;
 
 pub(super) fn write_fd(
-    k: &KernelInner,
+    ctx: &TreeCtx<'_>,
     agent: &Agent,
     fd: u32,
     data: &[u8],
 ) -> Result<Reply, Errno> {
-    crate::tree::write_fd(&k.tree(), agent, fd, data).map(|bytes| Reply::Written { bytes })
+    crate::tree::write_fd(ctx, agent, fd, data).map(|bytes| Reply::Written { bytes })
 }
 
 /// Writing a descriptor: no rule governs it (opening it was judged).
