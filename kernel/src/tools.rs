@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentos_syscalls::{AgentFrame, Errno, ExecOutput, JailReport, LayerStatus};
+use agentos_syscalls::{AgentFrame, AgentId, Errno, ExecOutput, JailReport, LayerStatus};
 use agentos_userspace::launch::{
     CgroupSpec, JailSpec, Mount, ViewEntry, ViewKind, EXIT_SANDBOX_FAILED,
 };
@@ -158,7 +158,7 @@ pub(crate) async fn run_in(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     _slot: tokio::sync::OwnedSemaphorePermit,
-    run: ToolRun,
+    mut run: ToolRun,
 ) -> Result<ExecOutput, Errno> {
     let n = NEXT_TOOL.fetch_add(1, Ordering::Relaxed);
     let dir = k.config.agents_dir().join(agent.id.to_string());
@@ -186,7 +186,7 @@ pub(crate) async fn run_in(
     let launcher_pid = child.id().unwrap_or(0);
 
     let stdin = child.stdin.take();
-    let input = run.stdin;
+    let input = std::mem::take(&mut run.stdin);
     let feeder = tokio::spawn(async move {
         if let Some(mut pipe) = stdin {
             // A tool that exits without reading its stdin closes the pipe: not an error.
@@ -196,21 +196,7 @@ pub(crate) async fn run_in(
     });
     let stdout = child.stdout.take().map(|p| tokio::spawn(capped(p)));
     let stderr = child.stderr.take().map(|p| tokio::spawn(capped(p)));
-    let mut writable = crate::sandbox::agent_writable(k, agent);
-    writable.scratch = scratch_path.clone();
-    writable.extra = run.read_write.clone();
-    if let Some((ws, true)) = &run.workspace {
-        writable
-            .extra
-            .extend([ws.clone(), PathBuf::from(WORKSPACE)]);
-    }
-    if let Some((ws, _)) = &run.workspace {
-        for e in run.view.iter().filter(|e| e.kind == ViewKind::Writable) {
-            writable
-                .extra
-                .extend([ws.join(&e.path), PathBuf::from(WORKSPACE).join(&e.path)]);
-        }
-    }
+    let writable = tool_writable(k, agent, &run, &scratch_path);
     let watched = crate::sandbox_limits::Watched {
         limits: spec.limits,
         cgroup: agent.cgroup.clone(),
@@ -263,24 +249,73 @@ pub(crate) async fn run_in(
 
     let status =
         status.map_err(|e| internal(format!("cannot wait for the tool's launcher: {e}")))?;
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     // The agent's cgroup, shared with its tools, may have ended the tool before the agent's
     // exit was announced: a kill of the agent counts as its end.
-    let killed = agent.life().kill_reason().is_some();
-    let exited = agent.is_exited();
-    let agent_ended = agent_ended || killed || exited;
+    let agent_ended = agent_ended || agent.life().kill_reason().is_some() || agent.is_exited();
+    let output = ExecOutput {
+        status: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout,
+        stderr,
+        duration_ms,
+        truncated: cut_out || cut_err,
+        timed_out,
+    };
+    answer(
+        agent.id,
+        agent_ended,
+        report.as_ref(),
+        spec.require_full,
+        output,
+    )
+}
+
+/// Where a tool may write, as the seccomp listener sees it: the agent's own writable places,
+/// the tool's scratch dir instead of the agent's, the provider's `read_write` paths, and the
+/// workspace (or the parts of it the agent's rules let it write), under both of its names.
+fn tool_writable(
+    k: &KernelInner,
+    agent: &Agent,
+    run: &ToolRun,
+    scratch: &std::path::Path,
+) -> crate::sandbox_access::Writable {
+    let mut writable = crate::sandbox::agent_writable(k, agent);
+    writable.scratch = scratch.to_path_buf();
+    writable.extra = run.read_write.clone();
+    if let Some((ws, true)) = &run.workspace {
+        writable
+            .extra
+            .extend([ws.clone(), PathBuf::from(WORKSPACE)]);
+    }
+    if let Some((ws, _)) = &run.workspace {
+        for e in run.view.iter().filter(|e| e.kind == ViewKind::Writable) {
+            writable
+                .extra
+                .extend([ws.join(&e.path), PathBuf::from(WORKSPACE).join(&e.path)]);
+        }
+    }
+    writable
+}
+
+/// What the agent is told of a tool that is gone: `Interrupted` when its agent ended
+/// meanwhile (the tool was killed with it); `Internal`, naming the launcher's reason, when
+/// the jail could not be built (so nothing of the tool ran); otherwise what the tool did —
+/// even an exit code equal to the launcher's, when the jail report shows the tool ran.
+fn answer(
+    agent: AgentId,
+    agent_ended: bool,
+    report: Option<&JailReport>,
+    require_full: bool,
+    output: ExecOutput,
+) -> Result<ExecOutput, Errno> {
     if agent_ended {
         return Err(Errno::Interrupted {
-            reason: format!(
-                "agent {} ended while its tool ran; the tool was killed",
-                agent.id
-            ),
+            reason: format!("agent {agent} ended while its tool ran; the tool was killed"),
         });
     }
-    if code == EXIT_SANDBOX_FAILED && jail_failed(report.as_ref(), spec.require_full) {
-        let why = String::from_utf8_lossy(&stderr)
+    if output.status == EXIT_SANDBOX_FAILED && jail_failed(report, require_full) {
+        let why = String::from_utf8_lossy(&output.stderr)
             .lines()
             .rev()
             .find(|l| l.starts_with("agentos-launch:"))
@@ -290,14 +325,7 @@ pub(crate) async fn run_in(
             "the tool's jail could not be built: {why}"
         )));
     }
-    Ok(ExecOutput {
-        status: code,
-        stdout,
-        stderr,
-        duration_ms,
-        truncated: cut_out || cut_err,
-        timed_out,
-    })
+    Ok(output)
 }
 
 /// The launcher's jail report says the jail was not finished (so nothing of the tool ran).
@@ -516,4 +544,118 @@ pub(crate) fn resolve_program(k: &KernelInner, name: &str) -> Result<PathBuf, Er
             format!("program `{name}` on {JAIL_PATH}")
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use agentos_syscalls::Layer;
+
+    use super::*;
+
+    fn output(status: i32, stderr: &str) -> ExecOutput {
+        ExecOutput {
+            status,
+            stdout: b"out".to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            duration_ms: 3,
+            truncated: false,
+            timed_out: false,
+        }
+    }
+
+    fn report(seccomp: LayerStatus) -> JailReport {
+        JailReport {
+            layers: vec![
+                Layer {
+                    name: "landlock".into(),
+                    status: LayerStatus::Active {
+                        detail: "abi 7".into(),
+                    },
+                },
+                Layer {
+                    name: "seccomp".into(),
+                    status: seccomp,
+                },
+            ],
+        }
+    }
+
+    const ID: AgentId = AgentId(4);
+
+    #[test]
+    fn a_tool_that_ran_is_answered_with_what_it_did_even_the_launchers_exit_code() {
+        let full = report(LayerStatus::Active {
+            detail: String::new(),
+        });
+        let out = output(3, "");
+        assert_eq!(answer(ID, false, Some(&full), true, out.clone()), Ok(out));
+        // The tool itself exited with the launcher's code: the full report says it ran.
+        let same = output(EXIT_SANDBOX_FAILED, "tool: no");
+        assert_eq!(answer(ID, false, Some(&full), true, same.clone()), Ok(same));
+    }
+
+    #[test]
+    fn an_agent_that_ended_meanwhile_gets_interrupted_whatever_the_tool_did() {
+        let full = report(LayerStatus::Active {
+            detail: String::new(),
+        });
+        let e = answer(ID, true, Some(&full), true, output(0, "")).unwrap_err();
+        assert!(
+            matches!(&e, Errno::Interrupted { reason } if reason.contains("agent 4 ended")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_jail_that_was_not_built_is_internal_with_the_launchers_reason() {
+        let stderr = "noise\nagentos-launch: seccomp: cannot load the filter\n";
+        for (report, require_full) in [
+            (None, false),
+            (
+                Some(report(LayerStatus::Missing {
+                    detail: "not reached".into(),
+                })),
+                false,
+            ),
+            (
+                Some(report(LayerStatus::Missing {
+                    detail: "host has none".into(),
+                })),
+                true,
+            ),
+        ] {
+            let e = answer(
+                ID,
+                false,
+                report.as_ref(),
+                require_full,
+                output(EXIT_SANDBOX_FAILED, stderr),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&e, Errno::Internal { reason } if reason.ends_with("agentos-launch: seccomp: cannot load the filter")),
+                "{e:?}"
+            );
+        }
+        // Degraded but allowed (a missing layer the host lacks): the tool ran.
+        let degraded = report(LayerStatus::Missing {
+            detail: "host has none".into(),
+        });
+        assert!(answer(
+            ID,
+            false,
+            Some(&degraded),
+            false,
+            output(EXIT_SANDBOX_FAILED, "")
+        )
+        .is_ok());
+        // No launcher line: a reason all the same.
+        let e = answer(ID, false, None, true, output(EXIT_SANDBOX_FAILED, "")).unwrap_err();
+        assert!(
+            matches!(&e, Errno::Internal { reason } if reason.contains("exited before the tool ran")),
+            "{e:?}"
+        );
+    }
 }
