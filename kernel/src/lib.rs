@@ -9,13 +9,19 @@
 //! - [`config`]: kernel configuration and the state dir layout.
 //! - [`options`]: the kernel's flags ([`options::KernelOptions`]), the one source of the
 //!   daemon's and `agentctl`'s kernel flags and the one builder of a [`Config`].
-//! - [`kernel`]: [`Kernel`] — start, spawn, signal, wait, shutdown; the agent table.
+//! - [`kernel`]: [`Kernel`] — start, spawn, signal, wait, shutdown: the operations
+//!   `agentctl` drives; [`daemon`]: the `agentos-kernel` binary's flags and main.
+//! - `state`: `KernelInner`, the state the kernel's tasks share, built only of the core's
+//!   types below (so no module cycle runs through it).
 //! - `agent`: one agent's record — counters, policy, memory, logs; its lifecycle
 //!   (`agent/lifecycle.rs`, the one owner of state, pid and exit) and the agent table
 //!   (`agent/table.rs`).
-//! - `spawn`: the spawner thread (the only thread that forks) and the spawn flow.
-//! - `server`: the per-agent syscall server; `server/calls/<syscall>.rs`, one file each.
-//! - `signals`: the signal dispatcher (DESIGN §7).
+//! - `spawner`: the spawner thread, the only thread that forks; `spawn`: the spawn flow
+//!   (prepare → launch → register → start) and the reaper.
+//! - `server`: the per-agent syscall server in layers (`connection`, `handshake`, `judge`,
+//!   `approval`, `respond`, `replay`); `server/calls/<syscall>.rs`, one file per syscall
+//!   owning its classification and its performance.
+//! - `signals`: the signal dispatcher (DESIGN §7), over a process-control trait (`Procs`).
 //! - `tree`: the per-agent VFS tree (DESIGN §6): mounts, quota, descriptors, checkpoints;
 //!   the workspace serves only regular files and directories.
 //! - [`hostio`]: the bounded pool host file work runs on (kernel-wide and per-agent slots).
@@ -45,8 +51,10 @@
 //!   (`agentos_syscalls::limits`) before any other work starts.
 //! - `util`: the small helpers every module shares (`now_ms`, `lock`, `control_error`,
 //!   `syscall_name`); it imports nothing from the rest of the crate.
-//! - `sys`: the one module allowed `unsafe` (descriptor plumbing between fork and exec) and
-//!   the `/proc` process-tree walk.
+//! - `error`: the kernel's errors, and `Fault`, the one mapping from internal failures to the
+//!   `Errno` an agent sees.
+//! - `sys`: the one module of this crate allowed `unsafe` (descriptor plumbing between fork
+//!   and exec) and the `/proc` process-tree walk.
 //!
 //! Invariants owned here: a syscall is recorded before it is answered; an agent is never
 //! started without the launcher (so never unjailed); the kernel never jails a child between
