@@ -294,3 +294,61 @@ fn the_python_example_runs_under_agentctl_run() {
         "{second}"
     );
 }
+
+/// The README's test command, as written, runs the Python SDK's tests with the standard
+/// library alone: run under `python3 -S` (no site-packages, so no pytest even where one is
+/// installed) it passes, and `.ci/run` runs the very same line.
+#[test]
+fn the_readme_test_command_needs_no_pytest() {
+    assert!(
+        have_python(),
+        "/usr/bin/python3 is required (.ci/run installs it)"
+    );
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo test --workspace && "))
+        .expect("the README's test command (a line `cargo test --workspace && …`)");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).expect(".ci/run");
+    assert!(
+        ci.lines().any(|l| l == line),
+        ".ci/run must run the README's test command as written: {line}"
+    );
+    let python: Vec<&str> = line
+        .split_once("&& ")
+        .expect("two commands")
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(python[0], "python3", "{line}");
+    let no_site = |args: &[&str]| {
+        Command::new("/usr/bin/python3")
+            .arg("-S")
+            .args(args)
+            .current_dir(repo())
+            .output()
+            .expect("python3")
+    };
+    assert!(
+        !no_site(&["-c", "import pytest"]).status.success(),
+        "pytest importable without site-packages: the check below would prove nothing"
+    );
+    let out = no_site(&python[1..]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{line} failed without pytest:\n{stderr}"
+    );
+    let ran: u32 = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `Ran N tests` line:\n{stderr}"));
+    assert!(ran >= 16, "only {ran} tests ran:\n{stderr}");
+    assert!(!stderr.contains("skipped"), "{stderr}");
+}

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import List
-
-import pytest
+import unittest
+from typing import List, Tuple
 
 import agentos
 from agentos import abi
@@ -61,234 +60,239 @@ class FakeKernel(threading.Thread):
         self.sock.sendall(encode_frame(frame))
 
 
-@pytest.fixture()
-def pair():
-    a, b = socket.socketpair()
-    kernel = FakeKernel(b)
-    kernel.start()
-    yield a, kernel
-    a.close()
-    b.close()
+class SdkTests(unittest.TestCase):
+    def pair(self) -> Tuple[socket.socket, FakeKernel]:
+        """The agent's end of a socketpair whose other end a started FakeKernel serves; both
+        ends are closed when the test ends."""
+        a, b = socket.socketpair()
+        kernel = FakeKernel(b)
+        kernel.start()
+        self.addCleanup(b.close)
+        self.addCleanup(a.close)
+        return a, kernel
+
+    def test_calls_errors_and_threads(self) -> None:
+        sock, kernel = self.pair()
+        c = agentos.Client(sock)
+        assert c.agent_id == 5 and c.max_frame == 1024
+        assert c.read("/x") == b"/x"
+        with self.assertRaises(agentos.RateLimited) as e:
+            c.write("/x", b"y")
+        assert e.exception.retry_after_ms == 250 and e.exception.errno == 11
+        with self.assertRaises(agentos.NotFound) as nf:
+            c.stat("/nope")
+        assert nf.exception.errno == 2 and nf.exception.wire == abi.Errno.NotFound("stat")
+        results: List[bytes] = []
+
+        def worker(n: int) -> None:
+            for i in range(50):
+                results.append(c.read(f"/{n}/{i}"))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == sorted(f"/{n}/{i}".encode() for n in range(8) for i in range(50))
 
 
-def test_calls_errors_and_threads(pair) -> None:
-    sock, kernel = pair
-    c = agentos.Client(sock)
-    assert c.agent_id == 5 and c.max_frame == 1024
-    assert c.read("/x") == b"/x"
-    with pytest.raises(agentos.RateLimited) as e:
-        c.write("/x", b"y")
-    assert e.value.retry_after_ms == 250 and e.value.errno == 11
-    with pytest.raises(agentos.NotFound) as nf:
-        c.stat("/nope")
-    assert nf.value.errno == 2 and nf.value.wire == abi.Errno.NotFound("stat")
-    results: List[bytes] = []
-
-    def worker(n: int) -> None:
-        for i in range(50):
-            results.append(c.read(f"/{n}/{i}"))
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == sorted(f"/{n}/{i}".encode() for n in range(8) for i in range(50))
+    def test_rename_sends_both_names(self) -> None:
+        sock, kernel = self.pair()
+        c = agentos.Client(sock)
+        assert c.rename("/mem/working/a", "/mem/working/b") is None
+        assert kernel.seen[-1] == abi.Syscall.Rename("/mem/working/a", "/mem/working/b")
+        assert kernel.seen[-1].name == "rename"
+        assert encode(kernel.seen[-1])[0] == 17, "tag 17, after WriteFd"
 
 
-def test_rename_sends_both_names(pair) -> None:
-    sock, kernel = pair
-    c = agentos.Client(sock)
-    assert c.rename("/mem/working/a", "/mem/working/b") is None
-    assert kernel.seen[-1] == abi.Syscall.Rename("/mem/working/a", "/mem/working/b")
-    assert kernel.seen[-1].name == "rename"
-    assert encode(kernel.seen[-1])[0] == 17, "tag 17, after WriteFd"
+    def test_malformed_input_is_refused_before_sending(self) -> None:
+        sock, kernel = self.pair()
+        c = agentos.Client(sock)
+        before = len(kernel.seen)
+        with self.assertRaises(agentos.TooLarge) as tl:
+            c.write("/x", b"z" * 2000)
+        assert tl.exception.limit == 1024 and isinstance(tl.exception, ValueError)
+        with self.assertRaisesRegex(TypeError, "path"):
+            c.read(3)  # type: ignore[arg-type]
+        with self.assertRaises(TypeError):
+            c.write("/x", 1.5)  # type: ignore[arg-type]
+        with self.assertRaisesRegex(ValueError, "u32"):
+            c.close(1 << 32)
+        with self.assertRaisesRegex(TypeError, "Signal"):
+            c.signal(1, 15)  # type: ignore[arg-type]
+        with self.assertRaises(TypeError):
+            c.exec("echo hi")  # type: ignore[arg-type]
+        assert c.read("/ok") == b"/ok"
+        assert len(kernel.seen) == before + 1
 
 
-def test_malformed_input_is_refused_before_sending(pair) -> None:
-    sock, kernel = pair
-    c = agentos.Client(sock)
-    before = len(kernel.seen)
-    with pytest.raises(agentos.TooLarge) as tl:
-        c.write("/x", b"z" * 2000)
-    assert tl.value.limit == 1024 and isinstance(tl.value, ValueError)
-    with pytest.raises(TypeError, match="path"):
-        c.read(3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        c.write("/x", 1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="u32"):
-        c.close(1 << 32)
-    with pytest.raises(TypeError, match="Signal"):
-        c.signal(1, 15)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        c.exec("echo hi")  # type: ignore[arg-type]
-    assert c.read("/ok") == b"/ok"
-    assert len(kernel.seen) == before + 1
+    def test_signal_handler_runs_on_its_thread(self) -> None:
+        sock, _ = self.pair()
+        c = agentos.Client(sock)
+        got = threading.Event()
+        seen = []
+        c.on_signal(agentos.Signal.USR1, lambda sig, reason: (seen.append((sig, reason, threading.current_thread().name)), got.set()))
+        c.signal(2, agentos.Signal.STOP)
+        assert got.wait(5)
+        assert seen == [(agentos.Signal.USR1, "operator", "agentos-signals")]
 
 
-def test_signal_handler_runs_on_its_thread(pair) -> None:
-    sock, _ = pair
-    c = agentos.Client(sock)
-    got = threading.Event()
-    seen = []
-    c.on_signal(agentos.Signal.USR1, lambda sig, reason: (seen.append((sig, reason, threading.current_thread().name)), got.set()))
-    c.signal(2, agentos.Signal.STOP)
-    assert got.wait(5)
-    assert seen == [(agentos.Signal.USR1, "operator", "agentos-signals")]
+    def test_async_client_many_in_flight(self) -> None:
+        sock, _ = self.pair()
+
+        async def go() -> List[bytes]:
+            c = await agentos.AsyncClient.connect(sock)
+            out = await asyncio.gather(*[c.read(f"/{i}") for i in range(200)])
+            with self.assertRaises(agentos.RateLimited):
+                await c.write("/x", b"1")
+            with self.assertRaises(agentos.TooLarge):
+                c.write("/x", b"z" * 4096)  # raised synchronously, before anything is sent
+            await c.close()
+            return out
+
+        assert asyncio.run(go()) == [f"/{i}".encode() for i in range(200)]
 
 
-def test_async_client_many_in_flight(pair) -> None:
-    sock, _ = pair
+    def test_closed_connection_fails_pending_calls(self) -> None:
+        a, b = socket.socketpair()
 
-    async def go() -> List[bytes]:
-        c = await agentos.AsyncClient.connect(sock)
-        out = await asyncio.gather(*[c.read(f"/{i}") for i in range(200)])
-        with pytest.raises(agentos.RateLimited):
-            await c.write("/x", b"1")
-        with pytest.raises(agentos.TooLarge):
-            c.write("/x", b"z" * 4096)  # raised synchronously, before anything is sent
-        await c.close()
-        return out
-
-    assert asyncio.run(go()) == [f"/{i}".encode() for i in range(200)]
-
-
-def test_closed_connection_fails_pending_calls() -> None:
-    a, b = socket.socketpair()
-
-    def kernel() -> None:
-        dec = FrameDecoder()
-        while (body := dec.next_frame()) is None:
-            dec.push(b.recv(4096))
-        b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(1), abi.Limits(1 << 20, 8), bytes(32)))))
-        b.recv(4096)  # the request
-        b.close()
-
-    threading.Thread(target=kernel, daemon=True).start()
-    c = agentos.Client(a)
-    with pytest.raises(agentos.ConnectionClosed):
-        c.read("/x")
-
-
-def test_refused_handshake() -> None:
-    a, b = socket.socketpair()
-    b.sendall(encode_frame(abi.KernelFrame.Refused(abi.Errno.ProtocolViolation("abi 9 is not 1"))))
-    with pytest.raises(agentos.Refused) as e:
-        agentos.Client(a)
-    assert isinstance(e.value.cause, agentos.ProtocolViolation) and e.value.errno == 71
-
-
-def test_frame_limit_is_checked_before_allocation() -> None:
-    chunks = [(16 << 20 | 1).to_bytes(4, "little")]
-    with pytest.raises(agentos.ProtocolViolation, match="over the limit"):
-        read_frame(lambda n: chunks.pop(0) if chunks else pytest.fail("body was read"), 16 << 20)
-    dec = FrameDecoder(16)
-    dec.push((17).to_bytes(4, "little"))
-    with pytest.raises(agentos.ProtocolViolation):
-        dec.next_frame()
-
-
-def test_decoder_refuses_bad_bodies() -> None:
-    body = abi.AgentFrame.Hello(abi.Hello(1, "t")).to_bytes()
-    with pytest.raises(ValueError, match="trailing"):
-        decode(abi.AgentFrame, body + b"\0")
-    with pytest.raises(ValueError):
-        decode(abi.AgentFrame, body[:-1])
-    with pytest.raises(ValueError, match="no variant"):
-        decode(abi.AgentFrame, b"\x09")
-    with pytest.raises(ValueError, match="bool"):
-        decode(abi.Decision, b"\x02\x00\x00")
-    with pytest.raises(ValueError, match="varint"):
-        decode(abi.Hello, b"\xff\xff\xff\x00")
-
-
-def test_errno_table_matches_posix_and_exceptions() -> None:
-    for var in abi.Errno._variants:
-        fields = [0 if c.__class__.__name__ in ("_Unsigned",) else "x" for c in var._codecs]
-        exc = agentos.from_errno(var(*fields))
-        assert exc.errno == abi.POSIX_ERRNO[var.__qualname__.split(".")[1]]
-        assert isinstance(exc, agentos.AgentOSError)
-
-
-def test_signal_table() -> None:
-    assert [s.number for s in abi.Signal] == [2, 9, 10, 15, 18, 19, 64, 65]
-    assert abi.Signal.parse("term") is abi.Signal.TERM and abi.Signal.parse(64) is abi.Signal.POLICY
-    with pytest.raises(ValueError):
-        abi.Signal.parse("SIGHUP")
-
-
-def test_reader_takes_answers_batched_split_and_refuses_oversized_ones() -> None:
-    """The blocking client's reader buffers: two answers in one write, an answer trickling in
-    byte by byte, and a header over the limit (refused before its body is awaited)."""
-    a, b = socket.socketpair()
-    requests: List[abi.Request] = []
-    ready = threading.Event()
-
-    def kernel() -> None:
-        dec = FrameDecoder()
-
-        def next_body() -> bytes:
+        def kernel() -> None:
+            dec = FrameDecoder()
             while (body := dec.next_frame()) is None:
                 dec.push(b.recv(4096))
-            return body
+            b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(1), abi.Limits(1 << 20, 8), bytes(32)))))
+            b.recv(4096)  # the request
+            b.close()
 
-        next_body()  # Hello
-        b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(1), abi.Limits(1024, 8), bytes(32)))))
-        for _ in range(3):
-            requests.append(decode(abi.AgentFrame, next_body()).request)
-            if len(requests) == 2:
-                ready.set()
-        answer = lambda r: encode_frame(abi.KernelFrame.Response(abi.Response(r.id, abi.Reply.Data(r.call.path.encode()))))
-        b.sendall(answer(requests[0]) + answer(requests[1]))  # two answers, one write
-        for byte in answer(requests[2]):
-            b.sendall(bytes([byte]))
-        b.sendall((1025).to_bytes(4, "little"))  # over the 1024-byte limit
-
-    threading.Thread(target=kernel, daemon=True).start()
-    c = agentos.Client(a)
-    got: List[bytes] = []
-    threads = [threading.Thread(target=lambda p=p: got.append(c.read(p))) for p in ("/one", "/two")]
-    for t in threads:
-        t.start()
-    assert ready.wait(5)
-    assert c.read("/three") == b"/three"
-    for t in threads:
-        t.join(5)
-    assert sorted(got) == [b"/one", b"/two"]
-    with pytest.raises(agentos.ProtocolViolation, match="over the limit"):
-        c.read("/after")
-    a.close()
-    b.close()
-
-
-def test_read_to_end_reads_in_frame_sized_chunks() -> None:
-    blob = bytes(i % 251 for i in range(10_000))
-    a, b = socket.socketpair()
-    seen: List[abi.Syscall] = []
-
-    def serve() -> None:
-        dec = FrameDecoder()
-        first = True
-        while data := b.recv(65536):
-            dec.push(data)
-            while (body := dec.next_frame()) is not None:
-                frame = decode(abi.AgentFrame, body)
-                if first:
-                    limits = abi.Limits(agentos.client.CHUNK_OVERHEAD + 1000, 64)
-                    b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(5), limits, bytes(32)))))
-                    first = False
-                    continue
-                call = frame.request.call
-                seen.append(call)
-                assert isinstance(call, abi.Syscall.Read) and call.len == 1000
-                part = blob[call.offset:call.offset + call.len]
-                b.sendall(encode_frame(abi.KernelFrame.Response(abi.Response(frame.request.id, abi.Reply.Data(part)))))
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
+        threading.Thread(target=kernel, daemon=True).start()
         c = agentos.Client(a)
-        assert c.read_to_end("/workspace/big") == blob
-        assert [r.offset for r in seen] == list(range(0, 11_000, 1000))
-    finally:
+        with self.assertRaises(agentos.ConnectionClosed):
+            c.read("/x")
+
+
+    def test_refused_handshake(self) -> None:
+        a, b = socket.socketpair()
+        b.sendall(encode_frame(abi.KernelFrame.Refused(abi.Errno.ProtocolViolation("abi 9 is not 1"))))
+        with self.assertRaises(agentos.Refused) as e:
+            agentos.Client(a)
+        assert isinstance(e.exception.cause, agentos.ProtocolViolation) and e.exception.errno == 71
+
+
+    def test_frame_limit_is_checked_before_allocation(self) -> None:
+        chunks = [(16 << 20 | 1).to_bytes(4, "little")]
+        with self.assertRaisesRegex(agentos.ProtocolViolation, "over the limit"):
+            read_frame(lambda n: chunks.pop(0) if chunks else self.fail("body was read"), 16 << 20)
+        dec = FrameDecoder(16)
+        dec.push((17).to_bytes(4, "little"))
+        with self.assertRaises(agentos.ProtocolViolation):
+            dec.next_frame()
+
+
+    def test_decoder_refuses_bad_bodies(self) -> None:
+        body = abi.AgentFrame.Hello(abi.Hello(1, "t")).to_bytes()
+        with self.assertRaisesRegex(ValueError, "trailing"):
+            decode(abi.AgentFrame, body + b"\0")
+        with self.assertRaises(ValueError):
+            decode(abi.AgentFrame, body[:-1])
+        with self.assertRaisesRegex(ValueError, "no variant"):
+            decode(abi.AgentFrame, b"\x09")
+        with self.assertRaisesRegex(ValueError, "bool"):
+            decode(abi.Decision, b"\x02\x00\x00")
+        with self.assertRaisesRegex(ValueError, "varint"):
+            decode(abi.Hello, b"\xff\xff\xff\x00")
+
+
+    def test_errno_table_matches_posix_and_exceptions(self) -> None:
+        for var in abi.Errno._variants:
+            fields = [0 if c.__class__.__name__ in ("_Unsigned",) else "x" for c in var._codecs]
+            exc = agentos.from_errno(var(*fields))
+            assert exc.errno == abi.POSIX_ERRNO[var.__qualname__.split(".")[1]]
+            assert isinstance(exc, agentos.AgentOSError)
+
+
+    def test_signal_table(self) -> None:
+        assert [s.number for s in abi.Signal] == [2, 9, 10, 15, 18, 19, 64, 65]
+        assert abi.Signal.parse("term") is abi.Signal.TERM and abi.Signal.parse(64) is abi.Signal.POLICY
+        with self.assertRaises(ValueError):
+            abi.Signal.parse("SIGHUP")
+
+
+    def test_reader_takes_answers_batched_split_and_refuses_oversized_ones(self) -> None:
+        """The blocking client's reader buffers: two answers in one write, an answer trickling in
+        byte by byte, and a header over the limit (refused before its body is awaited)."""
+        a, b = socket.socketpair()
+        requests: List[abi.Request] = []
+        ready = threading.Event()
+
+        def kernel() -> None:
+            dec = FrameDecoder()
+
+            def next_body() -> bytes:
+                while (body := dec.next_frame()) is None:
+                    dec.push(b.recv(4096))
+                return body
+
+            next_body()  # Hello
+            b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(1), abi.Limits(1024, 8), bytes(32)))))
+            for _ in range(3):
+                requests.append(decode(abi.AgentFrame, next_body()).request)
+                if len(requests) == 2:
+                    ready.set()
+            answer = lambda r: encode_frame(abi.KernelFrame.Response(abi.Response(r.id, abi.Reply.Data(r.call.path.encode()))))
+            b.sendall(answer(requests[0]) + answer(requests[1]))  # two answers, one write
+            for byte in answer(requests[2]):
+                b.sendall(bytes([byte]))
+            b.sendall((1025).to_bytes(4, "little"))  # over the 1024-byte limit
+
+        threading.Thread(target=kernel, daemon=True).start()
+        c = agentos.Client(a)
+        got: List[bytes] = []
+        threads = [threading.Thread(target=lambda p=p: got.append(c.read(p))) for p in ("/one", "/two")]
+        for t in threads:
+            t.start()
+        assert ready.wait(5)
+        assert c.read("/three") == b"/three"
+        for t in threads:
+            t.join(5)
+        assert sorted(got) == [b"/one", b"/two"]
+        with self.assertRaisesRegex(agentos.ProtocolViolation, "over the limit"):
+            c.read("/after")
         a.close()
         b.close()
+
+
+    def test_read_to_end_reads_in_frame_sized_chunks(self) -> None:
+        blob = bytes(i % 251 for i in range(10_000))
+        a, b = socket.socketpair()
+        seen: List[abi.Syscall] = []
+
+        def serve() -> None:
+            dec = FrameDecoder()
+            first = True
+            while data := b.recv(65536):
+                dec.push(data)
+                while (body := dec.next_frame()) is not None:
+                    frame = decode(abi.AgentFrame, body)
+                    if first:
+                        limits = abi.Limits(agentos.client.CHUNK_OVERHEAD + 1000, 64)
+                        b.sendall(encode_frame(abi.KernelFrame.Welcome(abi.Welcome(1, abi.AgentId(5), limits, bytes(32)))))
+                        first = False
+                        continue
+                    call = frame.request.call
+                    seen.append(call)
+                    assert isinstance(call, abi.Syscall.Read) and call.len == 1000
+                    part = blob[call.offset:call.offset + call.len]
+                    b.sendall(encode_frame(abi.KernelFrame.Response(abi.Response(frame.request.id, abi.Reply.Data(part)))))
+
+        threading.Thread(target=serve, daemon=True).start()
+        try:
+            c = agentos.Client(a)
+            assert c.read_to_end("/workspace/big") == blob
+            assert [r.offset for r in seen] == list(range(0, 11_000, 1000))
+        finally:
+            a.close()
+            b.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
