@@ -8,10 +8,14 @@
 //! cargo build --release
 //! ./target/release/agentctl run --policy examples/hello-agent/.agents/security.md -- ./target/release/hello-agent
 //! ```
+//!
+//! With `--stay` it then stays on as a long-lived agent would: it writes a report that the
+//! policy gates behind operator approval (`agentctl approvals`, `agentctl approve ID`), and
+//! waits for SIGTERM (`agentctl signal NAME SIGTERM` or `agentctl kernel stop`) to end.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use agentos_sdk::{Client, SdkError};
 use agentos_syscalls::{Errno, Signal};
@@ -27,15 +31,25 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), SdkError> {
+    let stay = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--stay") => true,
+        Some(other) => {
+            eprintln!("hello-agent: unknown argument {other:?}; usage: hello-agent [--stay]");
+            std::process::exit(2);
+        }
+    };
     let client = Client::connect()?;
     println!("hello-agent: connected as agent {}", client.agent_id());
 
     // Ask the kernel to tell us when to stop, instead of dying mid-write.
     let stopping = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stopping);
+    let (term_tx, term_rx) = mpsc::channel();
     client.on_signal(Signal::Term, move |sig, _| {
         println!("hello-agent: got {sig}, finishing up");
         flag.store(true, Ordering::SeqCst);
+        let _ = term_tx.send(());
     })?;
 
     // Working memory: allowed by the policy's `notes` rules.
@@ -68,7 +82,22 @@ fn run() -> Result<(), SdkError> {
         Err(e) => return Err(e),
     }
 
-    if stopping.load(Ordering::SeqCst) {
+    if stay {
+        // Gated by the policy's `outbox` rule (`requires_approval: true`): the call parks
+        // until an operator approves or denies it.
+        println!("hello-agent: asking to write /mem/working/outbox/report.md (needs approval)");
+        match client.write("/mem/working/outbox/report.md", &plan) {
+            Ok(n) => println!("hello-agent: report approved, {n} bytes written"),
+            Err(SdkError::Errno(e @ (Errno::ApprovalDenied | Errno::ApprovalTimeout))) => {
+                println!("hello-agent: report not written: {e}")
+            }
+            Err(e) => return Err(e),
+        }
+        if !stopping.load(Ordering::SeqCst) {
+            println!("hello-agent: waiting for SIGTERM");
+            let _ = term_rx.recv();
+        }
+    } else if stopping.load(Ordering::SeqCst) {
         println!("hello-agent: stopping early");
     }
     client.announce_exit(0)?;
