@@ -10,8 +10,8 @@
 //! ```
 //!
 //! With `--stay` it then stays on as a long-lived agent would: it writes a report that the
-//! policy gates behind operator approval (`agentctl approvals`, `agentctl approve ID`), and
-//! waits for SIGTERM (`agentctl signal NAME SIGTERM` or `agentctl kernel stop`) to end.
+//! policy gates behind operator approval (`agentctl approvals`, `agentctl approve ID`), saves
+//! its working memory as a checkpoint, and waits for SIGTERM (`agentctl signal NAME SIGTERM` or `agentctl kernel stop`) to end.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,6 +93,10 @@ fn run() -> Result<(), SdkError> {
             }
             Err(e) => return Err(e),
         }
+        // A snapshot of working memory, on disk: `agentctl spawn --restore ID:N` starts a
+        // new agent from it.
+        let n = client.checkpoint()?;
+        println!("hello-agent: working memory saved as checkpoint {n}");
         if !stopping.load(Ordering::SeqCst) {
             println!("hello-agent: waiting for SIGTERM");
             let _ = term_rx.recv();

@@ -10,6 +10,7 @@ mod operator;
 mod policy;
 mod protocol;
 mod python;
+mod readme;
 mod recorder;
 mod recorder_limits;
 mod rename;
