@@ -310,7 +310,10 @@ pub struct PolicyExplainArgs {
     /// has not changed since.
     #[arg(long)]
     pub agent: Option<String>,
-    /// The action, e.g. file_write, api_call, code_execution.
+    /// The action: file_read, file_write, code_execution, api_call, ipc_send, signal,
+    /// database_query, database_write or send_email (the actions the kernel emits, the list
+    /// `policy lint` checks rules against); a custom `Call` action only when the policy names
+    /// it in a rule.
     #[arg(long)]
     pub action: String,
     /// The resource: a VFS path, a URL or host, a command line, or an agent id.

@@ -57,7 +57,7 @@ pub use error::{Diagnostic, PolicyError};
 pub use explain::{Explanation, Outcome, RuleCheck};
 pub use lint::{Runs, Warning, WarningKind, RUNNERS};
 pub use rate::{Period, Rate, RateLimiter};
-pub use schema::KNOWN_ACTIONS;
+pub use schema::{is_known_action, unknown_action, KNOWN_ACTIONS};
 pub use source::Origin;
 
 /// `kernel.mode`: how the kernel treats a violation (applied by the kernel, not by `decide`).
