@@ -334,8 +334,16 @@ pub struct PolicyExplainArgs {
 pub enum KernelCommand {
     /// Start the kernel daemon; returns once it answers.
     Start(KernelStartArgs),
-    /// Stop the kernel gracefully (SIGTERM to agents, SIGKILL after the grace period).
-    Stop,
+    /// Stop the kernel gracefully: SIGTERM to every live agent (refused to an agent whose
+    /// policy does not list SIGTERM in `signals:`), SIGKILL to those still alive when the
+    /// grace period (`--term-grace-ms`) ends. Shows each agent's SIGTERM, the grace period
+    /// counting down (on a terminal) and how each agent ended.
+    Stop {
+        /// Print one JSON object at the end (each agent: its SIGTERM, how and when it ended)
+        /// instead of the progress lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the kernel's state.
     Status {
         /// Print JSON.

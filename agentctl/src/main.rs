@@ -23,6 +23,7 @@ mod recorder;
 mod replay;
 mod run;
 mod since;
+mod stop;
 
 use std::process::ExitCode;
 
