@@ -24,6 +24,7 @@ mod replay;
 mod run;
 mod since;
 mod stop;
+mod suggest;
 
 use std::process::ExitCode;
 

@@ -21,6 +21,7 @@ pub fn dispatch(dir: &Path, cmd: PolicyCommand) -> Result<u8, CliError> {
         PolicyCommand::Reload { agent, file } => crate::commands::reload(dir, &agent, &file),
         PolicyCommand::Init(args) => init(&args, &mut out),
         PolicyCommand::Lint(args) => lint(&args, &mut out),
+        PolicyCommand::Suggest(args) => crate::suggest::suggest(dir, &args),
         PolicyCommand::Explain(args) => {
             let policy = match (&args.file, &args.agent) {
                 (_, Some(agent)) => agent_policy(dir, agent)?,
