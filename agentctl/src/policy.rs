@@ -1,6 +1,7 @@
-//! `agentctl policy init|lint|explain`: write a policy from a spec template, check one, and
-//! show how a call would be decided. All three work on files alone; `explain --agent` asks
-//! the kernel which file an agent runs under and refuses if it changed since the spawn.
+//! `agentctl policy init|lint|explain|suggest`: write a policy from a spec template, check
+//! one, show how a call would be decided, suggest one from a recorded run (`crate::suggest`).
+//! All work on files alone; `explain --agent` asks the kernel which file an agent runs under
+//! and refuses if it changed since the spawn.
 
 use std::io::Write;
 use std::path::Path;
