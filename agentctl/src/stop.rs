@@ -8,7 +8,7 @@
 //! - before asking: `Status` (the kernel's pid, whose command line gives the grace period)
 //!   and `Ps` (the live agents); each agent's policy file, if it still has the digest the
 //!   agent runs under, says whether SIGTERM will be delivered or refused;
-//! - while the kernel stops: `Ps` every 100 ms (who has ended, and how), the grace period
+//! - while the kernel stops: `Ps` every 50 ms (who has ended, and how), the grace period
 //!   counting down on a terminal;
 //! - once the kernel is gone (its `kernel.lock` free): the flight recorder, sealed by then,
 //!   for the agents that ended between two polls and for what the kernel did (the `Signal`
@@ -342,7 +342,7 @@ pub fn kernel_stop(dir: &Path, json: bool) -> Result<u8, CliError> {
         }
         let waiting = tracked.iter().filter(|t| t.end.is_none()).count();
         view.countdown(waiting, grace.map(|g| g.saturating_sub(started.elapsed())));
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     };
     view.clear();
     if !gone {
