@@ -19,7 +19,7 @@
 //! Calls that needed an approval get exact-path rules with `requires_approval: true`; calls
 //! the run was denied stay denied (nothing is allowed for them, and where an allow rule would
 //! still cover one, an exact deny rule is added). Then the proposal is checked against every
-//! observed call with [`Policy::decide`] (the loop in [`propose`]); what it cannot make agree
+//! observed call with [`Policy::decide`] (in [`propose`]); what it cannot make agree
 //! is said in the notes.
 //!
 //! ## Not inferred
@@ -483,32 +483,25 @@ pub struct Page {
 pub fn propose(observed: &[Observed], page: &Page) -> Proposal {
     let mut notes = Vec::new();
     let mut rules = draft(observed, &mut notes);
-    // Denied calls an allow rule still covers get an exact deny rule, unless that would deny
-    // a call the run was allowed.
-    let mut n = 0;
-    for _round in 0..2 {
-        let Ok(policy) = Policy::parse("suggested.md", &render(&rules, page)) else {
-            break;
-        };
-        let mut added = false;
+    // Denied calls an allow rule still covers get an exact deny rule, unless the same
+    // resource was also allowed (the allowed call wins; the check below says so).
+    if let Ok(policy) = Policy::parse("suggested.md", &render(&rules, page)) {
+        let allowed: BTreeSet<(&str, &str)> = observed
+            .iter()
+            .filter(|o| o.verdict != Verdict::Denied)
+            .map(|o| (o.action.as_str(), o.resource.as_str()))
+            .collect();
+        let mut denied: BTreeSet<(&str, &str)> = BTreeSet::new();
         for o in observed.iter().filter(|o| o.verdict == Verdict::Denied) {
-            if decide_observed(&policy, o) == Verdict::Denied {
+            let key = (o.action.as_str(), o.resource.as_str());
+            if allowed.contains(&key)
+                || denied.contains(&key)
+                || decide_observed(&policy, o) == Verdict::Denied
+            {
                 continue;
             }
-            if rules.iter().any(|r| {
-                !r.allow
-                    && r.action == o.action
-                    && r.paths == deny_rule(o, 0).paths
-                    && r.deny_patterns == deny_rule(o, 0).deny_patterns
-            }) {
-                continue;
-            }
-            n += 1;
-            rules.push(deny_rule(o, n));
-            added = true;
-        }
-        if !added {
-            break;
+            denied.insert(key);
+            rules.push(deny_rule(o, denied.len()));
         }
     }
     match Policy::parse("suggested.md", &render(&rules, page)) {
