@@ -263,6 +263,56 @@ pub enum PolicyCommand {
     /// Show how one call would be decided: every rule of its action, matched or why not, and
     /// the decision. Exits 0 when allowed, 3 when denied.
     Explain(PolicyExplainArgs),
+    /// Suggest the smallest strict policy that would have allowed exactly what a recorded run
+    /// did (typically a run under the permissive or audit template).
+    ///
+    /// Reads the flight recorder (STATE_DIR/recorder; no kernel needed; the log must verify)
+    /// and writes a `.agents/security.md` page in strict mode: for each action, the resources
+    /// the agent's calls touched. Files are listed exactly, except that a directory holding 3
+    /// or more of them becomes `dir/**` (`dir/*` when it also has subdirectories in use, which
+    /// keep their own globs); no glob reaches above the mount it is in (`/workspace`,
+    /// `/mem/working`, `/mem/episodic`, …), so there is never a `/**`. Programs are allowed
+    /// with exactly the arguments they were given (`commands` + `args`, or `deny_args: ["*"]`
+    /// for none), `api_call` by host, `ipc_send` by peer name (or id), `signal` by peer id.
+    /// Calls the run was denied stay denied (exact deny rules where needed); calls that needed
+    /// an approval keep `requires_approval`. The `sandbox:` section is copied from the policy
+    /// the run had (when that file is unchanged), and `signals:` lists SIGTERM, SIGSTOP and
+    /// SIGCONT plus any maskable signal the run was sent.
+    ///
+    /// Before writing, the suggestion is loaded, linted and replayed against the same log
+    /// (`replay what-if`): every decision that would change, and every lint warning, is
+    /// printed as a note on stderr. Under an audit run's dry runs the calls are now performed
+    /// (`dry_run → allow`). Not inferred: rate limits, `max_bytes`, `deny_patterns`, approvals
+    /// for calls that had none, the actions a `Call` to a provider might take (`database_query`
+    /// and other actions without a resource constraint are allowed as a whole, with a note),
+    /// and anything the run did not do: review the result before you use it.
+    Suggest(PolicySuggestArgs),
+}
+
+/// A recorded run's kernel mode, for `policy suggest --from-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FromMode {
+    /// Violations recorded, not refused.
+    Permissive,
+    /// Everything allowed (the audit template marks calls as dry runs).
+    Audit,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySuggestArgs {
+    /// The recorded agent: its id, or the name it was spawned with (the latest agent of that
+    /// name).
+    #[arg(long, value_name = "NAME|ID")]
+    pub agent: String,
+    /// Refuse unless every call of the run was judged under this mode.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub from_mode: Option<FromMode>,
+    /// Write the policy here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
 }
 
 /// The templates of the Agent OS security spec v1.0.
@@ -310,7 +360,10 @@ pub struct PolicyExplainArgs {
     /// has not changed since.
     #[arg(long)]
     pub agent: Option<String>,
-    /// The action, e.g. file_write, api_call, code_execution.
+    /// The action: file_read, file_write, code_execution, api_call, ipc_send, signal,
+    /// database_query, database_write or send_email (the actions the kernel emits, the list
+    /// `policy lint` checks rules against); a custom `Call` action only when the policy names
+    /// it in a rule.
     #[arg(long)]
     pub action: String,
     /// The resource: a VFS path, a URL or host, a command line, or an agent id.
@@ -331,8 +384,16 @@ pub struct PolicyExplainArgs {
 pub enum KernelCommand {
     /// Start the kernel daemon; returns once it answers.
     Start(KernelStartArgs),
-    /// Stop the kernel gracefully (SIGTERM to agents, SIGKILL after the grace period).
-    Stop,
+    /// Stop the kernel gracefully: SIGTERM to every live agent (refused to an agent whose
+    /// policy does not list SIGTERM in `signals:`), SIGKILL to those still alive when the
+    /// grace period (`--term-grace-ms`) ends. Shows each agent's SIGTERM, the grace period
+    /// counting down (on a terminal) and how each agent ended.
+    Stop {
+        /// Print one JSON object at the end (each agent: its SIGTERM, how and when it ended)
+        /// instead of the progress lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the kernel's state.
     Status {
         /// Print JSON.

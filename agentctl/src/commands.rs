@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use agentos_kernel::options::KernelOptions;
 use agentos_syscalls::control::{
@@ -20,7 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let dir = client::state_dir(&cli.state_dir);
     match cli.command {
         Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, args),
-        Command::Kernel(KernelCommand::Stop) => kernel_stop(&dir),
+        Command::Kernel(KernelCommand::Stop { json }) => crate::stop::kernel_stop(&dir, json),
         Command::Kernel(KernelCommand::Status { json }) => {
             match call(&dir, &ControlRequest::Status)? {
                 ControlResponse::Status(s) if json => {
@@ -570,29 +570,6 @@ fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
                 .join("\n")
         ),
         format!("full log: {}", log_path.display()),
-    ))
-}
-
-fn kernel_stop(dir: &Path) -> Result<u8, CliError> {
-    match call(dir, &ControlRequest::Shutdown)? {
-        ControlResponse::ShuttingDown => {}
-        other => return Err(unexpected(&other)),
-    }
-    // The kernel holds kernel.lock for its whole life: once we can take it, it is gone.
-    let lock_path = dir.join("kernel.lock");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(f) = std::fs::File::open(&lock_path) {
-            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
-                say!("kernel on {} stopped", dir.display());
-                return Ok(0);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(CliError::failed(
-        "the kernel did not stop within 60 s",
-        "end it with `kill` on the pid in kernel.lock",
     ))
 }
 

@@ -2,10 +2,11 @@
 //!
 //! Thin by design: parse the command line, then talk to a kernel over its control socket
 //! (`client`), or — for `agentctl run` — start an ephemeral kernel in this process (`run`).
-//! Only four commands use the kernel crate: `run` and `replay run` (a kernel in this
-//! process), `replay what-if` (the kernel's judgment of recorded calls) and `kernel start`
-//! (the kernel's flags, [`agentos_kernel::options::KernelOptions`], and their `--provider`
-//! check). Every other command speaks the control protocol (`agentos_syscalls`) or reads the
+//! Only six commands use the kernel crate: `run` and `replay run` (a kernel in this
+//! process), `replay what-if` and `policy suggest` (the kernel's classification of recorded
+//! calls), `kernel start` (the kernel's flags, [`agentos_kernel::options::KernelOptions`], and
+//! their `--provider` check) and `kernel stop` (the daemon's parser, to read the grace period
+//! from its command line). Every other command speaks the control protocol (`agentos_syscalls`) or reads the
 //! flight recorder (`agentos_recorder`) and needs no kernel code.
 //! Exit codes (DESIGN §9): 0 done, 1 failed, 2 usage, 3 denied by policy, 4 not found; `run`
 //! and `wait` exit with the agent's own code.
@@ -23,6 +24,8 @@ mod recorder;
 mod replay;
 mod run;
 mod since;
+mod stop;
+mod suggest;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
-//! `agentctl policy init|lint|explain`: write a policy from a spec template, check one, and
-//! show how a call would be decided. All three work on files alone; `explain --agent` asks
-//! the kernel which file an agent runs under and refuses if it changed since the spawn.
+//! `agentctl policy init|lint|explain|suggest`: write a policy from a spec template, check
+//! one, show how a call would be decided, suggest one from a recorded run (`crate::suggest`).
+//! All work on files alone; `explain --agent` asks the kernel which file an agent runs under
+//! and refuses if it changed since the spawn.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,6 +22,7 @@ pub fn dispatch(dir: &Path, cmd: PolicyCommand) -> Result<u8, CliError> {
         PolicyCommand::Reload { agent, file } => crate::commands::reload(dir, &agent, &file),
         PolicyCommand::Init(args) => init(&args, &mut out),
         PolicyCommand::Lint(args) => lint(&args, &mut out),
+        PolicyCommand::Suggest(args) => crate::suggest::suggest(dir, &args),
         PolicyCommand::Explain(args) => {
             let policy = match (&args.file, &args.agent) {
                 (_, Some(agent)) => agent_policy(dir, agent)?,
@@ -268,12 +270,38 @@ pub fn explanation_json(e: &Explanation) -> Value {
     })
 }
 
+/// Whether `policy explain` takes `action`: one of the actions the kernel emits
+/// ([`agentos_policy::KNOWN_ACTIONS`], the same list `policy lint` checks rules against), or
+/// a custom `Call` action the policy itself names in a rule (lint has warned about it there;
+/// explain says so again on stderr). Anything else is refused with the list: `shell` is not
+/// a call an agent can make, and explaining it would only show how the `*` rules treat a
+/// name that never occurs.
+pub fn check_action(policy: &Policy, action: &str) -> Result<Option<String>, CliError> {
+    if agentos_policy::is_known_action(action) {
+        return Ok(None);
+    }
+    let message = agentos_policy::unknown_action(action);
+    if policy.rules().iter().any(|r| r.action == action) {
+        return Ok(Some(format!(
+            "{message}; explained anyway because {} names it (a `Call` to a tool provider)",
+            policy.path()
+        )));
+    }
+    Err(CliError::usage(
+        message,
+        "pass one of the actions listed (a custom `Call` action is explained only when the policy names it in a rule)",
+    ))
+}
+
 /// `policy explain`: exit 0 when allowed, 3 when denied (DESIGN §9).
 pub fn explain(
     policy: &Policy,
     args: &PolicyExplainArgs,
     out: &mut dyn Write,
 ) -> Result<u8, CliError> {
+    if let Some(note) = check_action(policy, &args.action)? {
+        say_err!("agentctl: note: {note}");
+    }
     let req = Request {
         action: &args.action,
         resource: &args.resource,
@@ -346,7 +374,7 @@ mod tests {
         let file = dir.path().join("p.md");
         std::fs::write(
             &file,
-            "kernel: {version: \"1.0\", mode: strict}\nsignals: []\npolicies:\n  - {name: a, action: file_write, effect: allow, mode: read_only}\n",
+            "kernel: {version: \"1.0\", mode: strict}\nsignals: [SIGTERM]\npolicies:\n  - {name: a, action: file_write, effect: allow, mode: read_only}\n",
         )
         .unwrap();
         let mut args = PolicyLintArgs {
@@ -421,5 +449,53 @@ mod tests {
             v["reason"],
             "no rule allows file_write on /mem/x; nearest: rule `write-src` (security.md:4): path not under /workspace/src/**"
         );
+    }
+
+    #[test]
+    fn explain_and_lint_agree_on_actions() {
+        let text = "kernel: {version: \"1.0\", mode: strict}\nsignals: [SIGTERM]\npolicies:\n  - {name: any, action: \"*\", effect: allow}\n";
+        let p = Policy::parse("security.md", text).unwrap();
+        let mut args = PolicyExplainArgs {
+            file: None,
+            agent: None,
+            action: "shell".into(),
+            resource: "ls".into(),
+            bytes: 0,
+            write: false,
+            json: false,
+        };
+        // `shell` is refused with the one list lint checks rules against.
+        let err = explain(&p, &args, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.code, 2);
+        assert_eq!(err.message, agentos_policy::unknown_action("shell"));
+        for known in agentos_policy::KNOWN_ACTIONS {
+            assert!(err.message.contains(known), "{}", err.message);
+            args.action = (*known).into();
+            assert_eq!(run(|o| explain(&p, &args, o)).0, 0, "{known}");
+        }
+        // A typo names the action it is close to.
+        args.action = "file_raed".into();
+        let err = explain(&p, &args, &mut Vec::new()).unwrap_err();
+        assert!(
+            err.message.ends_with("did you mean `file_read`?"),
+            "{}",
+            err.message
+        );
+        // The same name in a rule is what lint warns about, with the same words.
+        let custom = Policy::parse(
+            "security.md",
+            "kernel: {version: \"1.0\", mode: strict}\nsignals: [SIGTERM]\npolicies:\n  - {name: deploy, action: deploy, effect: allow}\n",
+        )
+        .unwrap();
+        let w = custom.lint();
+        assert_eq!(w.len(), 1);
+        assert!(w[0]
+            .message
+            .starts_with(&agentos_policy::unknown_action("deploy")));
+        // … and explain takes it there (a custom Call action the policy names), with a note.
+        args.action = "deploy".into();
+        assert_eq!(run(|o| explain(&custom, &args, o)).0, 0);
+        assert!(check_action(&custom, "deploy").unwrap().is_some());
+        assert!(check_action(&custom, "file_read").unwrap().is_none());
     }
 }

@@ -329,22 +329,39 @@ impl Kernel {
 
     /// Graceful shutdown: SIGTERM to every live agent, SIGKILL to whatever is left after the
     /// grace period, then the last record and the control socket removed.
+    ///
+    /// One grace period for all agents, counted from the SIGTERMs: an agent that ignores
+    /// SIGTERM costs the grace period once, not once per agent. An agent whose policy does not
+    /// list SIGTERM is refused it (recorded) and SIGKILLed when the grace period ends; one
+    /// that got SIGTERM is SIGKILLed by its own timer at the grace period
+    /// ([`crate::signals::deliver`]), the kernel's SIGKILL here (2 s later) only backs it up.
+    /// The control socket keeps answering meanwhile, so `agentctl kernel stop` can show
+    /// progress with `Ps`.
     pub async fn shutdown(&self, reason: &str) {
         let _ = self.inner.shutdown.send(true);
         let live = self.inner.agents.live();
+        let grace = self.inner.config.term_grace;
+        let start = tokio::time::Instant::now();
+        let mut deadlines = Vec::with_capacity(live.len());
         for agent in &live {
-            let _ = crate::signals::deliver(
+            let sent = crate::signals::deliver(
                 &self.inner,
                 agent,
                 Signal::Term,
                 "kernel",
                 "kernel shutdown".into(),
             )
-            .await;
+            .await
+            .is_ok();
+            deadlines.push(if sent {
+                start + grace + Duration::from_secs(2)
+            } else {
+                start + grace
+            });
         }
-        let grace = self.inner.config.term_grace + Duration::from_secs(2);
-        for agent in &live {
-            if tokio::time::timeout(grace, agent.wait_exit())
+        let mut killed = Vec::new();
+        for (agent, deadline) in live.iter().zip(deadlines) {
+            if tokio::time::timeout_at(deadline, agent.wait_exit())
                 .await
                 .is_err()
             {
@@ -353,11 +370,18 @@ impl Kernel {
                     agent,
                     Signal::Kill,
                     "kernel",
-                    "kernel shutdown".into(),
+                    format!(
+                        "kernel shutdown: did not exit within the {} ms grace period",
+                        grace.as_millis()
+                    ),
                 )
                 .await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), agent.wait_exit()).await;
+                killed.push(agent);
             }
+        }
+        let reaped = tokio::time::Instant::now() + Duration::from_secs(5);
+        for agent in killed {
+            let _ = tokio::time::timeout_at(reaped, agent.wait_exit()).await;
         }
         if let Ok(host) = &self.inner.cgroups {
             if let Err(e) = host.remove_parents(std::process::id()) {

@@ -10,7 +10,7 @@ pub mod run;
 
 use std::collections::BTreeMap;
 
-use agentos_policy::{Policy, Request};
+use agentos_policy::{Access, Decision, Policy, Request};
 use serde::Serialize;
 
 use crate::recorder::{DecisionRecord, Record, RecordEvent};
@@ -44,7 +44,8 @@ pub struct WhatIf {
     pub changes: Vec<Change>,
 }
 
-fn recorded_verdict(d: &DecisionRecord) -> &'static str {
+/// How a recorded decision came out: `allow`, `deny`, `approval` or `dry_run`.
+pub fn recorded_verdict(d: &DecisionRecord) -> &'static str {
     if !d.policy_allowed {
         "deny"
     } else if d.reason.starts_with("requires_approval") || d.reason.starts_with("approval ") {
@@ -56,18 +57,48 @@ fn recorded_verdict(d: &DecisionRecord) -> &'static str {
     }
 }
 
-/// Re-decides every syscall in `records` (only agent `agent`'s, if given) under `policy`.
-pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatIf {
-    let mut out = WhatIf::default();
+/// One recorded syscall that a policy rule governs, classified exactly as the syscall server
+/// classifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JudgedCall {
+    pub seq: u64,
+    pub agent: Option<u64>,
+    pub wall_ms: u64,
+    /// The syscall's name.
+    pub syscall: String,
+    pub action: String,
+    pub resource: String,
+    /// A `Rename`'s target, judged too.
+    pub also: Option<String>,
+    pub access: Access,
+    pub bytes: u64,
+    /// An `Exec`'s arguments (argv\[1..\]), judged as a list.
+    pub args: Option<Vec<String>>,
+    /// A `Send`'s target's name (from its `Spawn` record in the same log): the server judges
+    /// `ipc_send` on the target's id and on its name.
+    pub peer_name: Option<String>,
+    /// What the recorded run decided.
+    pub decision: DecisionRecord,
+}
+
+/// Every syscall record of `records` (only agent `agent`'s, if given), and of those the ones
+/// a policy rule governs, classified. Not governed: built-in calls (`builtin` decisions).
+pub fn judged_calls(records: &[Record], agent: Option<u64>) -> (u64, Vec<JudgedCall>) {
+    let mut names: BTreeMap<u64, String> = BTreeMap::new();
+    let mut syscalls = 0;
+    let mut out = Vec::new();
     for r in records {
+        let who = r.agent.map(|a| a.0);
+        if let (RecordEvent::Spawn { name: Some(n), .. }, Some(id)) = (&r.event, who) {
+            names.insert(id, n.clone());
+        }
         let RecordEvent::Syscall { call, decision, .. } = &r.event else {
             continue;
         };
-        let who = r.agent.map(|a| a.0);
         if agent.is_some_and(|a| who != Some(a)) {
             continue;
         }
-        out.syscalls += 1;
+        syscalls += 1;
         if decision.mode == "builtin" {
             continue;
         }
@@ -81,35 +112,83 @@ pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatI
         else {
             continue;
         };
-        out.judged += 1;
-        // An `Exec`'s arguments as the list the kernel judged (`args`/`deny_args`).
-        let args = if let agentos_syscalls::Syscall::Exec { argv, .. } = call {
-            argv.get(1..)
-        } else {
-            None
+        let (args, peer_name) = match call {
+            agentos_syscalls::Syscall::Exec { argv, .. } => {
+                (argv.get(1..).map(<[String]>::to_vec), None)
+            }
+            agentos_syscalls::Syscall::Send { to, .. } => (None, names.get(&to.0).cloned()),
+            _ => (None, None),
         };
-        let req = Request {
-            action: &action,
-            resource: &resource,
+        out.push(JudgedCall {
+            seq: r.seq,
+            agent: who,
+            wall_ms: r.wall_ms,
+            syscall: call.name().into(),
+            action,
+            resource,
+            also,
             access,
             bytes,
-            now_ms: r.wall_ms,
+            args,
+            peer_name,
+            decision: decision.clone(),
+        });
+    }
+    (syscalls, out)
+}
+
+/// How `policy` decides a recorded call, as the server does: an `Exec`'s arguments as a
+/// list, a `Rename` on both names, an `ipc_send` on its target's id and name.
+pub fn decide(policy: &Policy, c: &JudgedCall) -> Decision {
+    let req = Request {
+        action: &c.action,
+        resource: &c.resource,
+        access: c.access,
+        bytes: c.bytes,
+        now_ms: c.wall_ms,
+    };
+    let mut d = policy.decide_args(&req, c.args.as_deref());
+    // Either name allows; a deny rule on either denies; a default deny on one side does not
+    // veto an allow on the other (`server::judge::either_peer`).
+    if let Some(name) = &c.peer_name {
+        let by_name = policy.decide(&Request {
+            resource: name,
+            ..req
+        });
+        let vetoes = |d: &Decision| !d.allowed && d.rule.is_some();
+        d = match (d.allowed, by_name.allowed) {
+            (true, false) if vetoes(&by_name) => by_name,
+            (false, true) if !vetoes(&d) => by_name,
+            _ => d,
         };
-        let mut d = policy.decide_args(&req, args);
-        // A `Rename` is judged on its target too, as the server judges it: a refusal there
-        // decides; approval or a dry run on either side applies.
-        if let Some(also) = &also {
-            let t = policy.decide(&Request {
-                resource: also,
-                ..req
-            });
-            if d.allowed && !t.allowed {
-                d = t;
-            } else if d.allowed {
-                d.requires_approval |= t.requires_approval;
-                d.dry_run |= t.dry_run;
-            }
+    }
+    // A `Rename` is judged on its target too, as the server judges it: a refusal there
+    // decides; approval or a dry run on either side applies.
+    if let Some(also) = &c.also {
+        let t = policy.decide(&Request {
+            resource: also,
+            ..req
+        });
+        if d.allowed && !t.allowed {
+            d = t;
+        } else if d.allowed {
+            d.requires_approval |= t.requires_approval;
+            d.dry_run |= t.dry_run;
         }
+    }
+    d
+}
+
+/// Re-decides every syscall in `records` (only agent `agent`'s, if given) under `policy`.
+pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatIf {
+    let (syscalls, calls) = judged_calls(records, agent);
+    let mut out = WhatIf {
+        syscalls,
+        judged: calls.len() as u64,
+        ..WhatIf::default()
+    };
+    for c in calls {
+        let d = decide(policy, &c);
         let now = if !d.allowed {
             "deny"
         } else if d.requires_approval {
@@ -119,19 +198,19 @@ pub fn what_if(records: &[Record], policy: &Policy, agent: Option<u64>) -> WhatI
         } else {
             "allow"
         };
-        let recorded = recorded_verdict(decision);
+        let recorded = recorded_verdict(&c.decision);
         if recorded == now {
             continue;
         }
         *out.counts.entry(format!("{recorded} → {now}")).or_default() += 1;
         out.changes.push(Change {
-            seq: r.seq,
-            agent: who,
-            syscall: call.name().into(),
-            action,
-            resource,
+            seq: c.seq,
+            agent: c.agent,
+            syscall: c.syscall,
+            action: c.action,
+            resource: c.resource,
             recorded: recorded.into(),
-            recorded_rule: decision.rule.clone(),
+            recorded_rule: c.decision.rule.clone(),
             now: now.into(),
             now_rule: d.rule.map(|r| r.to_string()).unwrap_or_default(),
             now_reason: d.reason,

@@ -516,6 +516,8 @@ struct Inner {
     version: String,
     mode: Mode,
     signals: Vec<Signal>,
+    /// The `.md` line of `signals:`.
+    signals_line: u32,
     rules: Vec<Rule>,
     /// Candidate rules per action and path prefix.
     index: Index,
@@ -567,6 +569,7 @@ impl Policy {
                 version: doc.version,
                 mode: doc.mode,
                 signals: doc.signals,
+                signals_line: doc.signals_line,
                 rules,
                 index,
                 observability: doc.observability,
@@ -618,6 +621,11 @@ impl Policy {
     /// The signals listed under `signals:`, in file order, without duplicates.
     pub fn signals(&self) -> &[Signal] {
         &self.inner.signals
+    }
+
+    /// The line of the `signals:` key in the `.md` file.
+    pub fn signals_line(&self) -> u32 {
+        self.inner.signals_line
     }
 
     /// Whether the kernel may deliver `sig` to this agent: always for the non-maskable

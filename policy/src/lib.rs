@@ -18,6 +18,9 @@
 //! - `lint` — [`Policy::lint`]: [`Warning`]s about valid but suspicious rules (never
 //!   matching, shadowed, duplicate, approval with dry run, 1/day rates, unknown actions,
 //!   programs that run programs without an argument constraint: [`RUNNERS`]).
+//! - [`propose`] — the smallest strict policy that allows what a recorded run did
+//!   (`agentctl policy suggest`): paths generalised within a mount, programs with their
+//!   arguments, hosts, peers; checked against every observed call.
 //! - [`templates`] — the spec's strict, permissive and audit templates, verbatim.
 //! - `rate` — [`Rate`] and the per-agent [`RateLimiter`] token buckets.
 //! - `error` — [`PolicyError`] and its [`Diagnostic`] (file:line:col, code frame, help).
@@ -44,6 +47,7 @@ mod engine;
 mod error;
 mod explain;
 mod lint;
+pub mod propose;
 mod rate;
 mod schema;
 mod source;
@@ -57,7 +61,7 @@ pub use error::{Diagnostic, PolicyError};
 pub use explain::{Explanation, Outcome, RuleCheck};
 pub use lint::{Runs, Warning, WarningKind, RUNNERS};
 pub use rate::{Period, Rate, RateLimiter};
-pub use schema::KNOWN_ACTIONS;
+pub use schema::{is_known_action, unknown_action, KNOWN_ACTIONS};
 pub use source::Origin;
 
 /// `kernel.mode`: how the kernel treats a violation (applied by the kernel, not by `decide`).

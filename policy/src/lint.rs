@@ -5,8 +5,9 @@
 use std::fmt;
 
 use crate::engine::Policy;
-use crate::schema::KNOWN_ACTIONS;
+use crate::schema::{is_known_action, unknown_action};
 use crate::{Effect, Rule, RuleMode};
+use agentos_syscalls::Signal;
 
 /// What a [`Warning`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,6 +27,10 @@ pub enum WarningKind {
     /// `commands` admits a program that can run other programs, without an argument
     /// constraint that could stop it.
     RunsPrograms,
+    /// `signals:` lists SIGSTOP but not SIGCONT: a stopped agent cannot be resumed.
+    StopWithoutCont,
+    /// `signals:` does not list SIGTERM: the agent cannot be asked to end.
+    NoSigterm,
 }
 
 impl WarningKind {
@@ -39,14 +44,17 @@ impl WarningKind {
             WarningKind::SuspiciousRate => "suspicious-rate",
             WarningKind::UnknownAction => "unknown-action",
             WarningKind::RunsPrograms => "runs-programs",
+            WarningKind::StopWithoutCont => "stop-without-cont",
+            WarningKind::NoSigterm => "no-sigterm",
         }
     }
 }
 
-/// One lint finding: `security.md:12: warning: rule `write-src`: …`.
+/// One lint finding: `security.md:12: warning: rule `write-src`: …`, or about the
+/// `signals:` list: `security.md:5: warning: signals: …`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
-    /// The rule's id (`name` or `policies[N]`).
+    /// The rule's id (`name` or `policies[N]`); empty for a warning about `signals:`.
     pub rule: String,
     /// The policy file, as given to [`Policy::parse`].
     pub file: String,
@@ -59,6 +67,13 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rule.is_empty() {
+            return write!(
+                f,
+                "{}:{}: warning: signals: {}",
+                self.file, self.line, self.message
+            );
+        }
         write!(
             f,
             "{}:{}: warning: rule `{}`: {}",
@@ -331,13 +346,49 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
         && a.constraints == b.constraints
 }
 
+/// What `signals:` leaves an operator unable to do (DESIGN §7: SIGSTOP, SIGCONT and SIGTERM
+/// are maskable, so each reaches the agent only when listed).
+fn signal_traps(policy: &Policy) -> Vec<(WarningKind, String)> {
+    let listed = |s: Signal| policy.signal_allowed(s);
+    let mut out = Vec::new();
+    if listed(Signal::Stop) && !listed(Signal::Cont) {
+        out.push((
+            WarningKind::StopWithoutCont,
+            "SIGSTOP is listed but SIGCONT is not: `agentctl stop` will work but `cont` will be \
+             refused: the agent stays frozen until killed; add SIGCONT"
+                .to_string(),
+        ));
+    }
+    if !listed(Signal::Term) {
+        out.push((
+            WarningKind::NoSigterm,
+            "SIGTERM is not listed: `agentctl kernel stop` (and `agentctl signal ID SIGTERM`) \
+             cannot ask the agent to end, so `kernel stop` waits the grace period \
+             (`--term-grace-ms`, 5000 ms by default) and then SIGKILLs the agent's whole \
+             process tree, with no chance to save its work; add SIGTERM"
+                .to_string(),
+        ));
+    }
+    out
+}
+
 impl Policy {
-    /// Warnings about a valid policy: allow rules that can never match or that a deny rule
+    /// Warnings about a valid policy: a `signals:` list that traps the agent (SIGSTOP
+    /// without SIGCONT, no SIGTERM), allow rules that can never match or that a deny rule
     /// always overrides, duplicate rules, `requires_approval` with `dry_run`, a rate limit of
     /// at most one call a day, and action names the kernel never emits. In file order.
     pub fn lint(&self) -> Vec<Warning> {
         let rules = self.rules();
-        let mut out = Vec::new();
+        let mut out: Vec<Warning> = signal_traps(self)
+            .into_iter()
+            .map(|(kind, message)| Warning {
+                rule: String::new(),
+                file: self.path().to_string(),
+                line: self.signals_line(),
+                kind,
+                message,
+            })
+            .collect();
         let mut warn = |r: &Rule, kind: WarningKind, message: String| {
             out.push(Warning {
                 rule: r.id.clone(),
@@ -348,15 +399,14 @@ impl Policy {
             });
         };
         for r in rules {
-            if r.action != "*" && !KNOWN_ACTIONS.contains(&r.action.as_str()) {
+            if r.action != "*" && !is_known_action(&r.action) {
                 warn(
                     r,
                     WarningKind::UnknownAction,
                     format!(
-                        "action `{}` is not one the kernel emits ({}); the rule only applies to \
-                         calls that name it explicitly",
-                        r.action,
-                        KNOWN_ACTIONS.join(", ")
+                        "{}; the rule only applies to calls that name it explicitly (a `Call` \
+                         served by a tool provider)",
+                        unknown_action(&r.action)
                     ),
                 );
             }
@@ -425,8 +475,9 @@ mod tests {
     use super::*;
 
     fn lint(rules: &str) -> Vec<String> {
-        let text =
-            format!("kernel: {{version: \"1.0\", mode: strict}}\nsignals: []\npolicies:\n{rules}");
+        let text = format!(
+            "kernel: {{version: \"1.0\", mode: strict}}\nsignals: [SIGTERM]\npolicies:\n{rules}"
+        );
         Policy::parse("s.md", &text)
             .unwrap_or_else(|e| panic!("{e}"))
             .lint()
@@ -504,8 +555,40 @@ mod tests {
                 "s.md:5: warning: rule `b`: duplicates rule `a` (line 4); remove one of them [duplicate]",
                 "s.md:6: warning: rule `c`: `requires_approval` with `dry_run: true` asks an operator to approve calls that are never performed; drop one of them [approval-with-dry-run]",
                 "s.md:7: warning: rule `d`: `rate_limit: 1/day` allows at most one call a day; if the agent must not make this call, use `effect: deny` [suspicious-rate]",
-                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email); the rule only applies to calls that name it explicitly [unknown-action]",
+                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
             ]
         );
+    }
+
+    fn signal_warnings(signals: &str) -> Vec<String> {
+        let text = format!(
+            "kernel: {{version: \"1.0\", mode: strict}}\nsignals: {signals}\npolicies: []\n"
+        );
+        Policy::parse("s.md", &text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .lint()
+            .iter()
+            .map(|w| format!("{w} [{}]", w.kind.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn signals_that_trap_the_agent() {
+        let no_cont = "s.md:2: warning: signals: SIGSTOP is listed but SIGCONT is not: `agentctl stop` will work but `cont` will be refused: the agent stays frozen until killed; add SIGCONT [stop-without-cont]";
+        let no_term = "s.md:2: warning: signals: SIGTERM is not listed: `agentctl kernel stop` (and `agentctl signal ID SIGTERM`) cannot ask the agent to end, so `kernel stop` waits the grace period (`--term-grace-ms`, 5000 ms by default) and then SIGKILLs the agent's whole process tree, with no chance to save its work; add SIGTERM [no-sigterm]";
+        assert_eq!(
+            signal_warnings("[SIGSTOP, SIGKILL]"),
+            vec![no_cont, no_term]
+        );
+        assert_eq!(signal_warnings("[SIGSTOP, SIGTERM]"), vec![no_cont]);
+        assert_eq!(signal_warnings("[]"), vec![no_term]);
+        assert_eq!(signal_warnings("[SIGKILL, SIGPOLICY]"), vec![no_term]);
+        for clean in [
+            "[SIGTERM]",
+            "[SIGSTOP, SIGCONT, SIGTERM]",
+            "[SIGCONT, SIGTERM, SIGINT]",
+        ] {
+            assert!(signal_warnings(clean).is_empty(), "{clean}");
+        }
     }
 }

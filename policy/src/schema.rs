@@ -29,6 +29,26 @@ pub const KNOWN_ACTIONS: &[&str] = &[
     "send_email",
 ];
 
+/// Whether the kernel emits `action` itself (one of [`KNOWN_ACTIONS`]). Any other name comes
+/// only from a `Call` that names it, served by a tool provider the operator declared.
+pub fn is_known_action(action: &str) -> bool {
+    KNOWN_ACTIONS.contains(&action)
+}
+
+/// What to say about an action name the kernel never emits: the one list of valid names
+/// (`policy lint` warns with it, `policy explain` refuses with it), and the closest known
+/// name when it looks like a typo.
+pub fn unknown_action(action: &str) -> String {
+    let mut msg = format!(
+        "action `{action}` is not one the kernel emits ({})",
+        KNOWN_ACTIONS.join(", ")
+    );
+    if let Some(near) = closest(action, KNOWN_ACTIONS.iter().copied()) {
+        msg.push_str(&format!("; did you mean `{near}`?"));
+    }
+    msg
+}
+
 const TOP_KEYS: &[&str] = &["kernel", "signals", "policies", "observability", "sandbox"];
 const KERNEL_KEYS: &[&str] = &["version", "mode"];
 const RULE_KEYS: &[&str] = &[
@@ -72,6 +92,8 @@ pub(crate) struct Doc {
     pub version: String,
     pub mode: Mode,
     pub signals: Vec<Signal>,
+    /// The `.md` line of the `signals:` key (lint points at it).
+    pub signals_line: u32,
     pub rules: Vec<Rule>,
     pub observability: Observability,
     pub sandbox: Sandbox,
@@ -507,6 +529,7 @@ impl Ctx<'_> {
         )?;
         let kernel_at = key_pos(top, "kernel").unwrap_or(start);
         let (version, mode) = self.kernel(kernel, kernel_at)?;
+        let signals_line = self.file_line(key_pos(top, "signals").unwrap_or(start));
         let signals = self.signals(signals)?;
         let rules = self.rules(policies)?;
         let observability = match get(top, "observability") {
@@ -521,6 +544,7 @@ impl Ctx<'_> {
             version,
             mode,
             signals,
+            signals_line,
             rules,
             observability,
             sandbox,

@@ -1,16 +1,23 @@
 //! The three policy templates of the Agent OS Security Specification v1.0 ("Policy
-//! Templates"), verbatim, and the Markdown page `agentctl policy init` writes around them.
+//! Templates"), and the Markdown page `agentctl policy init` writes around them.
 //!
-//! Each constant is exactly the YAML the spec prints; each loads as written (tested here and
-//! in `tests/fixtures/good/spec-template-*.md`).
+//! Each constant is the YAML the spec prints (kept verbatim in
+//! `tests/fixtures/good/spec-template-*.md`) with one change: its `signals:` list also names
+//! the signals an operator needs (DESIGN §7; each is maskable, so it reaches the agent only
+//! when listed). The spec's lists trap agents: SIGSTOP without SIGCONT freezes an agent that
+//! `agentctl cont` can never resume, and without SIGTERM `agentctl kernel stop` cannot ask an
+//! agent to end, only SIGKILL it after the grace period. So every template lists SIGSTOP with
+//! SIGCONT, and SIGTERM. Each loads as written and lints clean (tested here).
 
-/// "Strict (Recommended for Production)".
+/// "Strict (Recommended for Production)", with SIGCONT and SIGTERM.
 pub const STRICT: &str = r#"kernel:
   version: "1.0"
   mode: strict
 
 signals:
   - SIGSTOP
+  - SIGCONT
+  - SIGTERM
   - SIGKILL
   - SIGINT
 
@@ -40,13 +47,15 @@ observability:
   flight_recorder: true
 "#;
 
-/// "Permissive (Development)".
+/// "Permissive (Development)", with SIGCONT and SIGTERM.
 pub const PERMISSIVE: &str = r#"kernel:
   version: "1.0"
   mode: permissive
 
 signals:
   - SIGSTOP
+  - SIGCONT
+  - SIGTERM
   - SIGKILL
 
 policies:
@@ -61,13 +70,15 @@ observability:
   flight_recorder: true
 "#;
 
-/// "Audit (Testing)".
+/// "Audit (Testing)", with SIGCONT and SIGTERM.
 pub const AUDIT: &str = r#"kernel:
   version: "1.0"
   mode: audit
 
 signals:
   - SIGSTOP
+  - SIGCONT
+  - SIGTERM
 
 policies:
   - action: "*"
@@ -103,7 +114,7 @@ impl Template {
         }
     }
 
-    /// The spec's YAML, verbatim.
+    /// The template's YAML: the spec's, with the operator's signals added.
     pub const fn yaml(self) -> &'static str {
         match self {
             Template::Strict => STRICT,
@@ -151,6 +162,15 @@ only when an `allow` rule matches and no `deny` rule does.\n\
 ```yaml\n\
 {yaml}```\n\
 \n\
+## Signals\n\
+\n\
+`signals:` names the signals an operator may send the agent; any other maskable signal is \
+refused (SIGKILL, SIGPOLICY and SIGTRUST are always delivered). This template lists SIGSTOP \
+and SIGCONT together (`agentctl stop` freezes the agent, `agentctl cont` resumes it; SIGSTOP \
+alone would leave a stopped agent frozen until killed) and SIGTERM (`agentctl kernel stop` \
+asks the agent to end and SIGKILLs it only after the grace period; without SIGTERM the \
+agent just waits out the grace period and is killed).\n\
+\n\
 ## Changing it\n\
 \n\
 - Narrow a rule with `constraints` (`paths`, `commands`, `hosts`, `peers`, `max_bytes`, \
@@ -181,6 +201,7 @@ impl std::str::FromStr for Template {
 mod tests {
     use super::*;
     use crate::{Access, Mode, Policy, Request};
+    use agentos_syscalls::Signal;
 
     #[test]
     fn templates_load_as_written_and_as_pages() {
@@ -210,14 +231,32 @@ mod tests {
     }
 
     #[test]
-    fn fixtures_hold_the_same_yaml() {
+    fn templates_are_the_spec_plus_the_operators_signals() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/good/");
         for t in Template::ALL {
             let f = std::fs::read_to_string(format!("{dir}spec-template-{}.md", t.name()))
                 .unwrap_or_else(|e| panic!("{e}"));
-            // The fixture wraps the same YAML in front matter, a fenced block or nothing.
-            let body: String = t.yaml().lines().map(|l| format!("{l}\n")).collect();
-            assert!(f.contains(&body), "fixture for {} differs", t.name());
+            // The fixture holds the spec's YAML verbatim: the template is the same text once
+            // the signals it adds are taken out again.
+            let spec: String = t
+                .yaml()
+                .lines()
+                .filter(|l| !matches!(l.trim(), "- SIGCONT" | "- SIGTERM"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert!(f.contains(&spec), "fixture for {} differs", t.name());
+            let spec = Policy::parse("spec.md", &f).unwrap_or_else(|e| panic!("{e}"));
+            let kinds: Vec<_> = spec.lint().iter().map(|w| w.kind).collect();
+            // What the spec's own list gets wrong, and what the template fixes.
+            assert!(
+                kinds.contains(&crate::WarningKind::StopWithoutCont),
+                "{kinds:?}"
+            );
+            assert!(kinds.contains(&crate::WarningKind::NoSigterm), "{kinds:?}");
+            let p = Policy::parse("t.md", t.yaml()).unwrap_or_else(|e| panic!("{e}"));
+            for s in [Signal::Stop, Signal::Cont, Signal::Term] {
+                assert!(p.signal_allowed(s), "{}: {s}", t.name());
+            }
         }
     }
 }

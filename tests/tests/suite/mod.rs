@@ -8,6 +8,7 @@ mod ipc;
 mod lifecycle;
 mod operator;
 mod policy;
+mod policy_ops;
 mod protocol;
 mod python;
 mod readme;
