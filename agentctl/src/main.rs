@@ -23,6 +23,8 @@ mod recorder;
 mod replay;
 mod run;
 mod since;
+mod stdout;
+mod view;
 
 use std::process::ExitCode;
 
