@@ -12,6 +12,7 @@ mod protocol;
 mod python;
 mod recorder;
 mod recorder_limits;
+mod recorder_view;
 mod rename;
 mod replay;
 mod resources;
