@@ -763,14 +763,14 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
             version,
             state_dir,
         } => {
-            l.push(Tone::Note, "kernel start");
+            l.push(Tone::Note, "start");
             l.plain(format!(
                 " pid {pid} uid {uid}, agentos {version}, state dir {}",
                 state_dir.display()
             ));
         }
         RecordEvent::KernelStop { reason } => {
-            l.push(Tone::Note, "kernel stop");
+            l.push(Tone::Note, "stop");
             l.plain(format!(": {reason}"));
         }
         RecordEvent::Spawn {

@@ -228,20 +228,14 @@ fn recorder_filters_denied_violations_kind_since_and_agent_names() {
     assert!(stderr(&bad).contains("unknown record kind `nope`"));
     assert!(stderr(&bad).contains("sandbox_denied"), "{}", stderr(&bad));
     // --since with the others: every filter holds.
-    let from = all
-        .iter()
-        .find(|v| v["agent"] == run.builder)
-        .unwrap()["seq"]
+    let from = all.iter().find(|v| v["agent"] == run.builder).unwrap()["seq"]
         .as_u64()
         .unwrap();
     let since = json_lines(
         k,
         &["show", "--since", &from.to_string(), "--kind", "spawn"],
     );
-    let ids: Vec<u64> = since
-        .iter()
-        .map(|v| v["agent"].as_u64().unwrap())
-        .collect();
+    let ids: Vec<u64> = since.iter().map(|v| v["agent"].as_u64().unwrap()).collect();
     assert_eq!(ids, [run.builder, run.checker, run.net]);
     assert!(json_lines(k, &["show", "--since", "2999-01-01", "--denied"]).is_empty());
 
@@ -253,8 +247,9 @@ fn recorder_filters_denied_violations_kind_since_and_agent_names() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(lines.len() >= 6);
-    assert!(lines.iter().all(|v| v["agent"] == run.builder
-        && v["agent_name"] == "builder"));
+    assert!(lines
+        .iter()
+        .all(|v| v["agent"] == run.builder && v["agent_name"] == "builder"));
     let note = stderr(&by_name);
     assert!(
         note.contains(&format!(
@@ -315,7 +310,10 @@ fn recorder_filters_denied_violations_kind_since_and_agent_names() {
         stderr(&rerun)
     );
     assert!(
-        stderr(&rerun).contains(&format!("agent {}: 3 calls replayed, 0 divergences", run.builder)),
+        stderr(&rerun).contains(&format!(
+            "agent {}: 3 calls replayed, 0 divergences",
+            run.builder
+        )),
         "{}",
         stderr(&rerun)
     );
@@ -339,7 +337,9 @@ fn recorder_follow_by_name_picks_up_a_newer_agent_of_that_name() {
     let mut tail = Command::new(&k.agentctl)
         .arg("--state-dir")
         .arg(&k.state_dir)
-        .args(["recorder", "tail", "-f", "--agent", "later", "--kind", "exit"])
+        .args([
+            "recorder", "tail", "-f", "--agent", "later", "--kind", "exit",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -355,7 +355,10 @@ fn recorder_follow_by_name_picks_up_a_newer_agent_of_that_name() {
     let first = k.spawn_with(&policy, &["--name", "later"], &["echo"]);
     k.wait(first);
     let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
-    assert!(line.contains(&format!("later#{first} exit code 0")), "{line}");
+    assert!(
+        line.contains(&format!("later#{first} exit code 0")),
+        "{line}"
+    );
     let second = k.spawn_with(&policy, &["--name", "later"], &["echo"]);
     k.wait(second);
     let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
@@ -367,7 +370,10 @@ fn recorder_follow_by_name_picks_up_a_newer_agent_of_that_name() {
     let _ = tail.wait();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.contains("no agent named `later` in the log yet"), "{err}");
+    assert!(
+        err.contains("no agent named `later` in the log yet"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -426,7 +432,11 @@ fn recorder_colours_only_a_terminal_and_honours_no_color() {
     }
     let k = TestKernel::start();
     let policy = write_policy(&k.work, "p", "strict", &[], "");
-    let id = k.spawn_with(&policy, &["--name", "c\x1b[31mx"], &["script", "write:/x=1"]);
+    let id = k.spawn_with(
+        &policy,
+        &["--name", "c\x1b[31mx"],
+        &["script", "write:/x=1"],
+    );
     k.wait(id);
     // A terminal: SGR colour codes, and only those (the agent's name is escaped).
     let tty = on_a_tty(&k, &[], "recorder show --agent 'c\x1b[31mx'");
@@ -529,7 +539,11 @@ fn a_closed_stdout_ends_every_listing_quietly_with_exit_0() {
     ] {
         let out = sh(cmd);
         assert_eq!(
-            (out.status.code(), stdout(&out).lines().count(), stderr(&out)),
+            (
+                out.status.code(),
+                stdout(&out).lines().count(),
+                stderr(&out)
+            ),
             (Some(0), 1, String::new()),
             "{cmd}"
         );
@@ -568,7 +582,10 @@ fn recorder_export_schema_1_is_pinned() {
         assert_eq!(v["seq"], i as u64);
         assert!(v["wall_ms"].is_u64() && v["mono_us"].is_u64());
         let t = v["time"].as_str().unwrap();
-        assert!(t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+        assert!(
+            t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T",
+            "{t}"
+        );
         assert!(v["agent"].is_u64() || v["agent"].is_null());
         assert!(v["agent_name"].is_string() || v["agent_name"].is_null());
         assert!(v["denied"].is_boolean() && v["violation"].is_boolean());
