@@ -22,7 +22,7 @@ const SCRIPT: [&str; 4] = [
 ];
 
 /// A recorded run: two agents named `builder` (permissive), `checker` (strict, refused and
-/// ended), `net` (a TCP socket the sandbox refuses).
+/// ended by SIGPOLICY), `net` (a TCP socket the sandbox refuses).
 struct Run {
     k: TestKernel,
     old_builder: u64,
@@ -42,7 +42,8 @@ fn a_run() -> Run {
     let checker = k.spawn_with(
         &strict,
         &["--name", "checker"],
-        &["script", "write:/mem/other/x=1"],
+        // Waits after the write: only the kernel's SIGPOLICY ends it.
+        &["write", "/mem/other/x"],
     );
     assert_eq!(k.wait(checker)["exit"]["signal"], "SIGPOLICY");
     let net = k.spawn_with(&strict, &["--name", "net"], &["attack", "tcp"]);
@@ -133,7 +134,7 @@ fn recorder_show_reads_like_strace_with_local_time_names_and_whole_decisions() {
     ));
     has("= 11B \"hello\\nworld\"");
     has(&format!(
-        "checker#{} file_write /mem/other/x data=1B \"1\" → DENY default deny",
+        "checker#{} file_write /mem/other/x data=4B \"data\" → DENY default deny",
         run.checker
     ));
     has("[violation, strict] = PermissionDenied");
