@@ -229,7 +229,8 @@ impl Filter {
 /// Where records are printed: JSON lines or human lines.
 struct Out {
     json: bool,
-    names: std::cell::RefCell<Names>,
+    /// Agent names, learned from `Spawn` records (more arrive while following).
+    names: Names,
     clock: Clock,
     color: bool,
 }
@@ -238,24 +239,18 @@ impl Out {
     fn new(json: bool, names: Names) -> Out {
         Out {
             json,
-            names: std::cell::RefCell::new(names),
+            names,
             clock: Clock::local(),
             color: !json && view::color_enabled(),
         }
     }
 
-    /// Learns a name from a record read while following.
-    fn learn(&self, r: &Record) {
-        self.names.borrow_mut().learn(r);
-    }
-
     fn print(&self, r: &Record) {
-        let names = self.names.borrow();
         let text = if self.json {
-            crate::safe::json_line(&record_json(r, &names))
+            crate::safe::json_line(&record_json(r, &self.names))
         } else {
             // Every span escaped by `render`; the colour codes are its own.
-            view::line(r, &names, &self.clock).render(self.color)
+            view::line(r, &self.names, &self.clock).render(self.color)
         };
         let _ = crate::stdout::write_all(format!("{text}\n").as_bytes());
     }
@@ -312,7 +307,7 @@ fn tail(
 ) -> Result<u8, CliError> {
     let (records, v) = load(dir)?;
     let mut f = Filter::new(filter, &records, dir, follow)?;
-    let out = Out::new(json, Names::of(&records));
+    let mut out = Out::new(json, Names::of(&records));
     let mut shown: Vec<&Record> = Vec::new();
     for r in &records {
         f.learn(r);
@@ -334,7 +329,7 @@ fn tail(
         crate::stdout::exit_if_reader_gone();
         let (records, v) = load(dir)?;
         for r in records.iter().filter(|r| r.seq >= next) {
-            out.learn(r);
+            out.names.learn(r);
             f.learn(r);
             if f.keeps(r) {
                 out.print(r);

@@ -12,7 +12,8 @@
 //! ([`write_all`], used by `say!`, the JSON printers and agents' output sinks):
 //!
 //! - no kernel in this process (every other command): exit 0 at once. Nothing is left
-//!   half-done: these commands only read (the recorder, the control socket);
+//!   half-done: these commands either only read (the recorder, the control socket) or have
+//!   done their one act (a spawn, a signal) before they print its result;
 //! - a kernel in this process ([`hosting_kernel`]): stdout output is dropped from then on and
 //!   the command goes on to its clean end (the agent runs to its end, the kernel stops and
 //!   seals its recorder, the summary still goes to stderr).

@@ -213,7 +213,28 @@ pub fn violation(e: &RecordEvent) -> bool {
             decision.violation
         }
         RecordEvent::ProtocolViolation { .. } => true,
-        _ => false,
+        RecordEvent::KernelStart { .. }
+        | RecordEvent::KernelStop { .. }
+        | RecordEvent::Spawn { .. }
+        | RecordEvent::SpawnRefused { .. }
+        | RecordEvent::Sandbox(_)
+        | RecordEvent::Handshake { .. }
+        | RecordEvent::Signal { .. }
+        | RecordEvent::Exit { .. }
+        | RecordEvent::SandboxDenied { .. }
+        | RecordEvent::SandboxCapabilities { .. }
+        | RecordEvent::ApprovalRequested { .. }
+        | RecordEvent::ApprovalDecided { .. }
+        | RecordEvent::PolicyReloaded { .. }
+        | RecordEvent::ReadOnlyGranted { .. }
+        | RecordEvent::Recovery { .. }
+        | RecordEvent::RecorderBroken { .. }
+        | RecordEvent::MemoryCheckpoint { .. }
+        | RecordEvent::MemoryRestored { .. }
+        | RecordEvent::SandboxAccess { .. }
+        | RecordEvent::SandboxFlood { .. }
+        | RecordEvent::SandboxLimit { .. }
+        | RecordEvent::RecorderResumed { .. } => false,
     }
 }
 
