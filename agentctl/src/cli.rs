@@ -138,9 +138,10 @@ pub enum ReplayCommand {
         /// The policy to judge the recorded calls with.
         #[arg(long, value_name = "FILE")]
         policy: PathBuf,
-        /// Only this agent's calls.
-        #[arg(long)]
-        agent: Option<u64>,
+        /// Only this agent's calls: an id, or a name given at spawn (the newest agent of
+        /// that name in the log).
+        #[arg(long, value_name = "ID|NAME")]
+        agent: Option<String>,
         /// How many changed calls to show per kind of change.
         #[arg(long, default_value_t = 5)]
         samples: usize,
@@ -160,9 +161,10 @@ pub enum ReplayCommand {
 
 #[derive(Debug, Args)]
 pub struct ReplayRunArgs {
-    /// The recorded agent whose calls answer the re-run.
-    #[arg(long)]
-    pub agent: u64,
+    /// The recorded agent whose calls answer the re-run: an id, or a name given at spawn
+    /// (the newest agent of that name in the log).
+    #[arg(long, value_name = "ID|NAME")]
+    pub agent: String,
     /// The policy the re-run is spawned under (only its `sandbox:` section matters: nothing
     /// is judged) [default: the recorded agent's policy file].
     #[arg(long)]
@@ -192,56 +194,77 @@ pub struct ReplayRunArgs {
 #[derive(Debug, Subcommand)]
 pub enum RecorderCommand {
     /// Verify chain, sequence, segments, checkpoint signatures and HEAD; name the first bad
-    /// record. Exit 0 ok, 1 tampered, 2 truncated (shorter than the signed HEAD), 3 only an
-    /// unsealed tail (records after the last checkpoint: normal while a kernel runs).
+    /// record. Exit 0 ok (records after the last checkpoint while the kernel that writes them
+    /// runs are normal: noted, not an error), 1 tampered, 2 truncated (shorter than the signed
+    /// HEAD), 5 unsealed tail with no kernel running (a kernel died before sealing its last
+    /// records: they verify by chain but are not signed; the next `kernel start` seals them).
     Verify {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Print records, one line each: the event's JSON cut to 160 characters, control
-    /// characters escaped. Nothing is skipped: another agent's flood cannot hide an agent's
-    /// records from `--agent ID` (the kernel's id for the connection; an agent cannot choose
-    /// it).
+    /// Print records, one line each, like strace: local time, agent NAME#ID, the action and
+    /// resource, payloads as length and escaped preview, the decision with its rule
+    /// (`→ DENY no-secrets (security.md:34) [violation, permissive]`) and ` = ` the outcome.
+    /// Agent strings are escaped; colour only on a terminal (NO_COLOR honoured). Nothing is
+    /// skipped: another agent's flood cannot hide an agent's records from `--agent`.
     Show {
-        /// Only this agent's records.
-        #[arg(long)]
-        agent: Option<u64>,
-        /// Only records from here on: a sequence number (42), a duration before now (90s,
-        /// 10m, 2h, 1d, 1h30m) or an RFC 3339 time (2026-11-25T14:00:00Z, or a date).
-        #[arg(long, value_name = "T")]
-        since: Option<String>,
-        /// One JSON object per line.
+        #[command(flatten)]
+        filter: RecordFilter,
+        /// One JSON object per line (the export schema: see `agentctl recorder export --help`).
         #[arg(long)]
         json: bool,
     },
     /// Print the last records; with -f keep printing new ones (polls every 200 ms). Lines as
-    /// for `show`; `--agent ID` counts only that agent's records, so another agent's flood
-    /// cannot push them out of the last N.
+    /// for `show`; the filters apply before the last N are counted, so another agent's flood
+    /// cannot push an agent's records out of `--agent`'s last N.
     Tail {
-        /// Keep following the log.
+        /// Keep following the log (`--agent NAME` follows a newer agent of that name too).
         #[arg(short, long)]
         follow: bool,
         /// How many records to print first.
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: usize,
-        /// Only this agent's records.
-        #[arg(long)]
-        agent: Option<u64>,
-        /// Only records from here on: a sequence number, a duration before now (10m, 2h) or
-        /// an RFC 3339 time (as for `show`).
-        #[arg(long, value_name = "T")]
-        since: Option<String>,
-        /// One JSON object per line.
+        #[command(flatten)]
+        filter: RecordFilter,
+        /// One JSON object per line (the export schema).
         #[arg(long)]
         json: bool,
     },
-    /// Write every record to stdout.
+    /// Write every record to stdout as JSON lines, schema 1: each line an object with
+    /// "schema": 1, "seq", "wall_ms", "time" (RFC 3339 UTC), "mono_us", "agent" (id or null),
+    /// "agent_name", "kind", "denied", "violation" and "event" (the record, tagged by its
+    /// variant). docs/recorder.md describes every field and what may change.
     Export {
         /// Output format (only `jsonl`: one JSON object per record).
         #[arg(long, default_value = "jsonl")]
         format: String,
     },
+}
+
+/// Which records `recorder show|tail` print; every filter given must hold.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecordFilter {
+    /// Only this agent's records: an id, or a name given at spawn (the newest agent of that
+    /// name; names come from the log, no kernel needed).
+    #[arg(long, value_name = "ID|NAME")]
+    pub agent: Option<String>,
+    /// Only records from here on: a sequence number (42), a duration before now (90s,
+    /// 10m, 2h, 1d, 1h30m) or an RFC 3339 time (2026-11-25T14:00:00Z, or a date).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only refusals: syscalls not let through (policy, approval, rate limit, a bound),
+    /// sandbox refusals, refused spawns, denied approvals. With --violations: either.
+    #[arg(long)]
+    pub denied: bool,
+    /// Only policy violations (refused in strict mode, let through in permissive and audit)
+    /// and protocol violations. With --denied: either.
+    #[arg(long)]
+    pub violations: bool,
+    /// Only records of this kind (repeatable, or comma-separated): syscall, spawn, exit,
+    /// signal, sandbox_denied, sandbox_access, … (an unknown kind lists them all).
+    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    pub kind: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

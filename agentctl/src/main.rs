@@ -9,7 +9,10 @@
 //! from its command line). Every other command speaks the control protocol (`agentos_syscalls`) or reads the
 //! flight recorder (`agentos_recorder`) and needs no kernel code.
 //! Exit codes (DESIGN §9): 0 done, 1 failed, 2 usage, 3 denied by policy, 4 not found; `run`
-//! and `wait` exit with the agent's own code.
+//! and `wait` exit with the agent's own code; `recorder verify` has its own (1 tampered,
+//! 2 truncated, 5 an unsealed tail with no kernel running). A closed stdout (`| head -1`)
+//! ends any command quietly with 0, or, while a kernel runs in this process, drops the output
+//! ([`stdout`], where SIGPIPE is left ignored and why).
 #![forbid(unsafe_code)]
 
 #[macro_use]
@@ -24,8 +27,10 @@ mod recorder;
 mod replay;
 mod run;
 mod since;
+mod stdout;
 mod stop;
 mod suggest;
+mod view;
 
 use std::process::ExitCode;
 

@@ -17,7 +17,7 @@ use crate::CliError;
 
 pub fn dispatch(dir: &Path, cmd: PolicyCommand) -> Result<u8, CliError> {
     // Explain echoes the request it is given: lines for a person are escaped.
-    let mut out = crate::safe::Escaping::new(std::io::stdout().lock(), crate::safe::Keep::LINES);
+    let mut out = crate::safe::Escaping::new(crate::stdout::Stdout, crate::safe::Keep::LINES);
     match cmd {
         PolicyCommand::Reload { agent, file } => crate::commands::reload(dir, &agent, &file),
         PolicyCommand::Init(args) => init(&args, &mut out),

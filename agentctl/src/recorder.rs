@@ -2,24 +2,36 @@
 //! needed), through `agentos-recorder`'s verifier (what-if re-decides with the kernel's
 //! `replay::what_if`).
 //!
-//! What an agent put in a record reaches the operator escaped ([`crate::safe`]): human lines
-//! show the event as safe JSON (`\u001b`, `\u202e`) cut to 160 characters; `--json` and
-//! `export` are safe JSON lines. Bounds: `show` prints every record that passes its filters
-//! and `tail` the last `--lines`; `--agent ID` filters by the kernel's agent id (never chosen
-//! by the agent), so one agent's flood cannot hide another's records from that view.
+//! What an agent put in a record reaches the operator escaped: human lines are built by
+//! [`crate::view`] (every span escaped, colour added only around escaped text); `--json` and
+//! `export` are safe JSON lines ([`crate::safe::json_line`]) in the versioned export schema
+//! ([`EXPORT_SCHEMA`], docs/recorder.md). Bounds: `show` prints every record that passes its
+//! filters and `tail` the last `--lines` of those; `--agent` filters by the kernel's agent id
+//! (a name is resolved to an id from the log's `Spawn` records, names being the operator's,
+//! never the agent's), so one agent's flood cannot hide another's records from that view.
 
-use std::io::Write;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use agentos_recorder::verify::{read_head, ProblemKind, Verification};
-use agentos_recorder::{scan, Record, ScanOptions};
+use agentos_recorder::{scan, Record, RecordEvent, ScanOptions};
 use serde_json::{json, Value};
 
-use crate::cli::{RecorderCommand, ReplayCommand};
+use crate::cli::{RecordFilter, RecorderCommand, ReplayCommand};
 use crate::safe::Safe;
 use crate::since::Since;
+use crate::view::{self, AgentArg, Clock, Names};
 use crate::CliError;
+
+/// The version of the JSON export schema (`recorder export`, `show --json`, `tail --json`):
+/// raised when a field changes meaning or goes away; new fields and new event variants do
+/// not raise it (docs/recorder.md).
+pub const EXPORT_SCHEMA: u64 = 1;
+
+/// `recorder verify`'s exit code for an unsealed tail with no kernel running. Not 3 (denied
+/// by policy, DESIGN §9) nor 4 (not found).
+pub const EXIT_UNSEALED: u8 = 5;
 
 pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
     let dir = state_dir.join("recorder");
@@ -31,15 +43,16 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
         ));
     }
     match cmd {
-        RecorderCommand::Verify { json } => verify(&dir, json),
-        RecorderCommand::Show { agent, since, json } => {
-            let since = parse_since(since.as_deref())?;
+        RecorderCommand::Verify { json } => verify(state_dir, &dir, json),
+        RecorderCommand::Show { filter, json } => {
             let (records, v) = load(&dir)?;
-            for r in records
-                .iter()
-                .filter(|r| keep(r, agent) && since.is_none_or(|s| s.keeps(r)))
-            {
-                print_record(r, json);
+            let mut f = Filter::new(&filter, &records, &dir, false)?;
+            let out = Out::new(json, Names::of(&records));
+            for r in &records {
+                f.learn(r);
+                if f.keeps(r) {
+                    out.print(r);
+                }
             }
             warn_problem(&v);
             Ok(0)
@@ -47,13 +60,9 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
         RecorderCommand::Tail {
             follow,
             lines,
-            agent,
-            since,
+            filter,
             json,
-        } => {
-            let since = parse_since(since.as_deref())?;
-            tail(&dir, follow, lines, agent, since, json)
-        }
+        } => tail(&dir, follow, lines, &filter, json),
         RecorderCommand::Export { format } => {
             if format != "jsonl" {
                 return Err(CliError::usage(
@@ -62,9 +71,9 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
                 ));
             }
             let (records, v) = load(&dir)?;
-            let mut out = std::io::stdout().lock();
+            let out = Out::new(true, Names::of(&records));
             for r in &records {
-                let _ = writeln!(out, "{}", crate::safe::json_line(&record_json(r)));
+                out.print(r);
             }
             warn_problem(&v);
             Ok(0)
@@ -83,8 +92,168 @@ fn parse_since(since: Option<&str>) -> Result<Option<Since>, CliError> {
         .map_err(|e| CliError::usage(format!("--since: {e}"), "e.g. --since 10m"))
 }
 
-fn keep(r: &Record, agent: Option<u64>) -> bool {
-    agent.is_none_or(|a| r.agent.is_some_and(|x| x.0 == a))
+/// The id `--agent` names in `records`: an id as given; a name resolved to the newest agent
+/// spawned with it (a note on stderr when there were several). A name the log does not hold
+/// is an error (exit 4) naming the names it does hold.
+pub fn resolve_agent(records: &[Record], arg: &str, dir: &Path) -> Result<u64, CliError> {
+    match AgentArg::parse(arg) {
+        AgentArg::Id(id) => Ok(id),
+        AgentArg::Name(name) => {
+            let ids = view::ids_named(records, &name);
+            match ids.as_slice() {
+                [] => Err(no_such_name(records, &name, dir)),
+                [id] => Ok(*id),
+                [.., newest] => {
+                    let all: Vec<String> = ids.iter().map(u64::to_string).collect();
+                    say_err!(
+                        "agentctl: note: {} agents were named `{}` (ids {}); using the newest, {newest}; pass `--agent ID` for another",
+                        ids.len(),
+                        Safe(&name),
+                        all.join(", ")
+                    );
+                    Ok(*newest)
+                }
+            }
+        }
+    }
+}
+
+fn no_such_name(records: &[Record], name: &str, dir: &Path) -> CliError {
+    let known = view::known_names(records);
+    let hint = if known.is_empty() {
+        "no agent in this log was spawned with --name; pass an id (see `agentctl recorder show --kind spawn`)".to_string()
+    } else {
+        format!(
+            "names in this log: {}; or pass an id (see `agentctl recorder show --kind spawn`)",
+            known
+                .iter()
+                .map(|n| crate::safe::escape(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    CliError::new(
+        4,
+        format!(
+            "no agent named `{}` in the flight recorder at {}",
+            Safe(name),
+            dir.display()
+        ),
+        hint,
+    )
+}
+
+/// The filters of `show` and `tail`, resolved against the log.
+struct Filter {
+    /// `--agent`: the ids kept (a name: its newest agent; when following, later ones too).
+    agents: Option<BTreeSet<u64>>,
+    /// `--agent NAME` while following: agents spawned later with this name are kept too.
+    follow_name: Option<String>,
+    since: Option<Since>,
+    denied: bool,
+    violations: bool,
+    kinds: Vec<&'static str>,
+}
+
+impl Filter {
+    fn new(
+        f: &RecordFilter,
+        records: &[Record],
+        dir: &Path,
+        following: bool,
+    ) -> Result<Filter, CliError> {
+        let mut kinds = Vec::new();
+        for k in &f.kind {
+            let k = k.trim();
+            match view::KINDS.iter().find(|x| **x == k) {
+                Some(x) => kinds.push(*x),
+                None => {
+                    return Err(CliError::usage(
+                        format!("--kind: unknown record kind `{}`", Safe(k)),
+                        format!("the kinds are: {}", view::KINDS.join(", ")),
+                    ))
+                }
+            }
+        }
+        let (agents, follow_name) = match &f.agent {
+            None => (None, None),
+            Some(a) => match AgentArg::parse(a) {
+                AgentArg::Id(id) => (Some(BTreeSet::from([id])), None),
+                AgentArg::Name(name) if following && view::ids_named(records, &name).is_empty() => {
+                    say_err!(
+                        "agentctl: note: no agent named `{}` in the log yet; waiting for one",
+                        Safe(&name)
+                    );
+                    (Some(BTreeSet::new()), Some(name))
+                }
+                AgentArg::Name(name) => {
+                    let id = resolve_agent(records, &name, dir)?;
+                    (Some(BTreeSet::from([id])), following.then_some(name))
+                }
+            },
+        };
+        Ok(Filter {
+            agents,
+            follow_name,
+            since: parse_since(f.since.as_deref())?,
+            denied: f.denied,
+            violations: f.violations,
+            kinds,
+        })
+    }
+
+    /// While following `--agent NAME`: a newer agent of that name is followed too.
+    fn learn(&mut self, r: &Record) {
+        if let (Some(name), Some(agents), Some(a), RecordEvent::Spawn { name: Some(n), .. }) =
+            (&self.follow_name, &mut self.agents, r.agent, &r.event)
+        {
+            if n == name {
+                agents.insert(a.0);
+            }
+        }
+    }
+
+    fn keeps(&self, r: &Record) -> bool {
+        let agent_ok = self
+            .agents
+            .as_ref()
+            .is_none_or(|ids| r.agent.is_some_and(|a| ids.contains(&a.0)));
+        let class_ok = (!self.denied && !self.violations)
+            || (self.denied && view::denied(&r.event))
+            || (self.violations && view::violation(&r.event));
+        let kind_ok = self.kinds.is_empty() || self.kinds.contains(&view::kind(&r.event));
+        agent_ok && class_ok && kind_ok && self.since.is_none_or(|s| s.keeps(r))
+    }
+}
+
+/// Where records are printed: JSON lines or human lines.
+struct Out {
+    json: bool,
+    /// Agent names, learned from `Spawn` records (more arrive while following).
+    names: Names,
+    clock: Clock,
+    color: bool,
+}
+
+impl Out {
+    fn new(json: bool, names: Names) -> Out {
+        Out {
+            json,
+            names,
+            clock: Clock::local(),
+            color: !json && view::color_enabled(),
+        }
+    }
+
+    fn print(&self, r: &Record) {
+        let text = if self.json {
+            crate::safe::json_line(&record_json(r, &self.names))
+        } else {
+            // Every span escaped by `render`; the colour codes are its own.
+            view::line(r, &self.names, &self.clock).render(self.color)
+        };
+        let _ = crate::stdout::write_all(format!("{text}\n").as_bytes());
+    }
 }
 
 /// Every good record (up to the first problem) and the verification.
@@ -111,88 +280,127 @@ fn warn_problem(v: &Verification) {
     }
 }
 
-/// A record as JSON: its fields, the event tagged by kind.
-pub fn record_json(r: &Record) -> Value {
+/// A record in the export schema ([`EXPORT_SCHEMA`], docs/recorder.md).
+pub fn record_json(r: &Record, names: &Names) -> Value {
+    let agent = r.agent.map(|a| a.0);
     json!({
+        "schema": EXPORT_SCHEMA,
         "seq": r.seq,
         "wall_ms": r.wall_ms,
+        "time": view::utc(r.wall_ms),
         "mono_us": r.mono_us,
-        "agent": r.agent.map(|a| a.0),
+        "agent": agent,
+        "agent_name": agent.and_then(|a| names.name(a)),
+        "kind": view::kind(&r.event),
+        "denied": view::denied(&r.event),
+        "violation": view::violation(&r.event),
         "event": serde_json::to_value(&r.event).unwrap_or(Value::Null),
     })
-}
-
-fn print_record(r: &Record, json: bool) {
-    if json {
-        say!("{}", crate::safe::json_line(&record_json(r)));
-        return;
-    }
-    let agent = r
-        .agent
-        .map_or("kernel".to_string(), |a| format!("agent {}", a.0));
-    // Safe JSON: the agent's strings in it are escaped (`\u001b`, `\u202e`).
-    let event = crate::safe::json_line(&r.event);
-    let mut event: String = event.chars().take(160).collect();
-    if event.len() >= 160 {
-        event.push('…');
-    }
-    say!("{:>8}  {}  {agent:<9}  {event}", r.seq, r.wall_ms);
 }
 
 fn tail(
     dir: &Path,
     follow: bool,
     lines: usize,
-    agent: Option<u64>,
-    since: Option<Since>,
+    filter: &RecordFilter,
     json: bool,
 ) -> Result<u8, CliError> {
-    let keep = |r: &Record| keep(r, agent) && since.is_none_or(|s| s.keeps(r));
     let (records, v) = load(dir)?;
-    let shown: Vec<&Record> = records.iter().filter(|r| keep(r)).collect();
+    let mut f = Filter::new(filter, &records, dir, follow)?;
+    let mut out = Out::new(json, Names::of(&records));
+    let mut shown: Vec<&Record> = Vec::new();
+    for r in &records {
+        f.learn(r);
+        if f.keeps(r) {
+            shown.push(r);
+        }
+    }
     for r in &shown[shown.len().saturating_sub(lines)..] {
-        print_record(r, json);
+        out.print(r);
     }
     let mut next = v.records;
     if !follow {
         warn_problem(&v);
         return Ok(0);
     }
-    let _ = std::io::stdout().flush();
     loop {
         std::thread::sleep(Duration::from_millis(200));
+        // A quiet log writes nothing: notice a reader that left (`tail -f | head -1`).
+        crate::stdout::exit_if_reader_gone();
         let (records, v) = load(dir)?;
-        for r in records.iter().filter(|r| r.seq >= next && keep(r)) {
-            print_record(r, json);
+        for r in records.iter().filter(|r| r.seq >= next) {
+            out.names.learn(r);
+            f.learn(r);
+            if f.keeps(r) {
+                out.print(r);
+            }
         }
         if v.problem.is_some() {
             warn_problem(&v);
             return Ok(1);
         }
         next = next.max(v.records);
-        let _ = std::io::stdout().flush();
     }
 }
 
-fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
+/// Whether a kernel holds `state_dir` (its `kernel.lock`), seen without taking the lock (a
+/// lock taken here, however briefly, could make a starting kernel think another one runs):
+/// `/proc/locks` lists the flock on the lock file's inode; without `/proc`, the control
+/// socket answering a connect says the same.
+fn kernel_running(state_dir: &Path) -> bool {
+    let lock = state_dir.join("kernel.lock");
+    let Ok(st) = rustix::fs::stat(&lock) else {
+        return false;
+    };
+    let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    match std::fs::read_to_string("/proc/locks") {
+        Ok(locks) => locks.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // `1: FLOCK  ADVISORY  WRITE 2877 00:2f:123456 0 EOF` (`1: -> FLOCK …` waits).
+            f.get(1) == Some(&"FLOCK")
+                && f.get(5).is_some_and(|id| {
+                    let mut p = id.split(':');
+                    let (Some(ma), Some(mi), Some(ino)) = (p.next(), p.next(), p.next()) else {
+                        return false;
+                    };
+                    u32::from_str_radix(ma, 16) == Ok(major)
+                        && u32::from_str_radix(mi, 16) == Ok(minor)
+                        && ino.parse::<u64>() == Ok(st.st_ino)
+                })
+        }),
+        Err(_) => std::os::unix::net::UnixStream::connect(agentos_syscalls::control::socket_path(
+            state_dir,
+        ))
+        .is_ok(),
+    }
+}
+
+/// `recorder verify`: 0 ok (an unsealed tail while its kernel runs included), 1 tampered,
+/// 2 truncated, [`EXIT_UNSEALED`] an unsealed tail with no kernel running.
+fn verify(state_dir: &Path, dir: &Path, json: bool) -> Result<u8, CliError> {
     let v = scan(dir, ScanOptions { signatures: true }, |_, _| {}).map_err(|e| {
         CliError::failed(
             format!("cannot read the flight recorder: {e}"),
             "check the state dir's permissions",
         )
     })?;
-    let code = v.exit_code();
-    let status = match code {
-        0 => "ok",
-        1 => "tampered",
-        2 => "truncated",
-        _ => "unsealed_tail",
+    let tail = v.problem.is_none() && (v.unsealed > 0 || v.torn_tail.is_some());
+    let running = tail && kernel_running(state_dir);
+    let (status, code) = match &v.problem {
+        Some(p) => match p.kind {
+            ProblemKind::Tampered => ("tampered", 1),
+            ProblemKind::Truncated => ("truncated", 2),
+        },
+        None if tail && running => ("ok_kernel_running", 0),
+        None if tail => ("unsealed_tail", EXIT_UNSEALED),
+        None => ("ok", 0),
     };
     if json {
         let mut val = serde_json::to_value(&v).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut val {
             m.insert("status".into(), json!(status));
             m.insert("exit_code".into(), json!(code));
+            m.insert("kernel_running".into(), json!(running));
         }
         crate::output::print_json(&val);
         return Ok(code);
@@ -251,9 +459,14 @@ fn verify(dir: &Path, json: bool) -> Result<u8, CliError> {
                 p.segment, p.seq, p.offset, p.what
             );
         }
-        None if v.unsealed > 0 => say!(
-            "ok up to record {}; note: {} record(s) after the last checkpoint are not sealed yet (normal while a kernel runs)",
-            v.records.saturating_sub(1),
+        None if tail && running => say!(
+            "ok: {} records; note: the last {} are not sealed by a signed checkpoint yet: normal, the kernel writing them runs (it seals them every few records and when it stops)",
+            v.records,
+            v.unsealed
+        ),
+        None if tail => say!(
+            "UNSEALED: {} records; the last {} are after the last signed checkpoint and no kernel is running: a kernel ended without sealing them (crashed or was killed). They chain, but nothing signs them; `agentctl kernel start` recovers and seals the log (exit {EXIT_UNSEALED})",
+            v.records,
             v.unsealed
         ),
         None => say!("ok: {} records, all sealed", v.records),
@@ -305,7 +518,11 @@ pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
         )
     })?;
     let records = verified_records(&dir)?;
+    let agent = agent
+        .map(|a| resolve_agent(&records, &a, &dir))
+        .transpose()?;
     let w = agentos_kernel::replay::what_if(&records, &policy, agent);
+    let names = Names::of(&records);
     if json {
         crate::output::print_json(&serde_json::to_value(&w).unwrap_or(Value::Null));
         return Ok(0);
@@ -326,9 +543,10 @@ pub fn replay(state_dir: &Path, cmd: ReplayCommand) -> Result<u8, CliError> {
             .take(samples)
         {
             say!(
-                "    record {} agent {}: {} {} {} — was {} ({}), now {} ({}): {}",
+                "    record {} {}: {} {} {} — was {} ({}), now {} ({}): {}",
                 c.seq,
-                c.agent.map_or("-".into(), |a| a.to_string()),
+                c.agent
+                    .map_or("kernel".into(), |a| Safe(&names.label(a)).to_string()),
                 Safe(&c.syscall),
                 Safe(&c.action),
                 Safe(&c.resource),

@@ -42,7 +42,8 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
         ));
     }
     let records = crate::recorder::verified_records(&dir)?;
-    let script = Script::from_records(&records, args.agent).map_err(|e| {
+    let agent = crate::recorder::resolve_agent(&records, &args.agent, &dir)?;
+    let script = Script::from_records(&records, agent).map_err(|e| {
         CliError::new(
             4,
             format!("{e} ({})", dir.display()),
@@ -84,7 +85,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
         if p.digest() != script.spawn.policy_digest {
             notes.push(format!(
                 "the policy {} is not the one agent {} ran under (digest differs); nothing is judged, only its sandbox: section applies",
-                req.policy.path, args.agent
+                req.policy.path, agent
             ));
         }
     }
@@ -92,7 +93,7 @@ pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
     if program != script.spawn.program || req.args != script.spawn.args {
         notes.push(format!(
             "agent {} was recorded running {} {:?}; re-running {program} {:?}",
-            args.agent, script.spawn.program, script.spawn.args, req.args
+            agent, script.spawn.program, script.spawn.args, req.args
         ));
     }
     // The replay kernel's own state dir: never the recorded one.

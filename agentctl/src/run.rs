@@ -121,6 +121,8 @@ pub(crate) async fn start_kernel(
     what: &str,
     hint: &str,
 ) -> Result<Kernel, CliError> {
+    // From here a closed stdout must not end the process (`crate::stdout`).
+    crate::stdout::hosting_kernel();
     Kernel::start_with(config, performer).await.map_err(|e| {
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);

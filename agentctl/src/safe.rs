@@ -122,7 +122,8 @@ impl fmt::Display for Safe<'_> {
 }
 
 /// Writes one line for a person (use `say!` / `say_err!`):
-/// everything unsafe is escaped except line breaks. A closed pipe is not an error.
+/// everything unsafe is escaped except line breaks. A closed stdout ends agentctl quietly
+/// ([`crate::stdout`]).
 pub fn line(args: fmt::Arguments<'_>, to_stderr: bool) {
     let text = match args.as_str() {
         Some(s) => escape_with(s, Keep::LINES),
@@ -131,7 +132,7 @@ pub fn line(args: fmt::Arguments<'_>, to_stderr: bool) {
     let _ = if to_stderr {
         io::Write::write_all(&mut io::stderr().lock(), format!("{text}\n").as_bytes())
     } else {
-        io::Write::write_all(&mut io::stdout().lock(), format!("{text}\n").as_bytes())
+        crate::stdout::write_all(format!("{text}\n").as_bytes())
     };
 }
 
@@ -260,12 +261,11 @@ impl<W: io::Write> OutputSink<W> {
     }
 }
 
-/// The stdout sink for an agent's output.
-pub fn stdout_sink(raw: bool) -> OutputSink<io::Stdout> {
+/// The stdout sink for an agent's output (a closed stdout: [`crate::stdout`]).
+pub fn stdout_sink(raw: bool) -> OutputSink<crate::stdout::Stdout> {
     use std::io::IsTerminal;
-    let out = io::stdout();
-    let terminal = out.is_terminal();
-    OutputSink::new(out, raw, terminal)
+    let terminal = io::stdout().is_terminal();
+    OutputSink::new(crate::stdout::Stdout, raw, terminal)
 }
 
 /// A JSON formatter that escapes, beyond what serde_json escapes (C0, `"`, `\`), every other

@@ -101,7 +101,10 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// `agentctl recorder verify`'s exit code: 0 ok, 1 tampered, 2 truncated, 3 unsealed tail.
+    /// The log's state as a number: 0 whole and sealed, 1 tampered, 2 truncated, 3 an
+    /// unsealed or torn tail. Not an exit code as is: `agentctl recorder verify` exits 0 for
+    /// such a tail while the kernel writing it runs, and 5 when none does (3 is "denied by
+    /// policy" among agentctl's codes).
     pub fn exit_code(&self) -> u8 {
         match &self.problem {
             Some(p) => match p.kind {

@@ -14,6 +14,7 @@ mod python;
 mod readme;
 mod recorder;
 mod recorder_limits;
+mod recorder_view;
 mod rename;
 mod replay;
 mod resources;

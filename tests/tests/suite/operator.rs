@@ -159,8 +159,11 @@ fn flood_against(k: TestKernel) {
 
     // The recorder's views of the same requests are escaped too.
     let show = ok("recorder show", k.ctl(&["recorder", "show"]));
-    assert!(show.contains("ApprovalRequested"), "{show}");
-    assert!(show.contains("\\u001b[2K\\rID 1 agent 1"), "{show}");
+    assert!(
+        show.contains("requested: file_write /mem/working/gated/"),
+        "{show}"
+    );
+    assert!(show.contains("\\x1b[2K\\rID 1 agent 1"), "{show}");
     ok(
         "recorder show --json",
         k.ctl(&["recorder", "show", "--json"]),
