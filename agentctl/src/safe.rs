@@ -96,6 +96,19 @@ fn escape_into(s: &str, keep: Keep, out: &mut impl fmt::Write) -> fmt::Result {
     out.write_str(&s[start..])
 }
 
+/// Bytes an agent sent, as one safe line: text with every unsafe character escaped (as
+/// [`escape`]), and each byte that is not UTF-8 as `\xNN`.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        let _ = escape_into(chunk.valid(), Keep::NOTHING, &mut out);
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
 /// `s` with every unsafe character escaped, line breaks and tabs included.
 pub fn escape(s: &str) -> String {
     escape_with(s, Keep::NOTHING)

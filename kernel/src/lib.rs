@@ -72,6 +72,7 @@ mod audit;
 pub mod config;
 mod control;
 pub mod daemon;
+mod denials;
 mod error;
 pub mod hostio;
 pub mod ipc;
