@@ -153,9 +153,7 @@ pub fn denial_lines(a: &AgentInfo, indent: &str) -> Vec<String> {
         )];
     }
     let let_through = total.saturating_sub(c.denied + c.sandbox_denied);
-    let plural = |n: u64, one: &str, many: &str| {
-        format!("{n} {}", if n == 1 { one } else { many })
-    };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut parts = Vec::new();
     if c.denied > 0 {
         parts.push(format!(
@@ -460,7 +458,9 @@ pub fn approval_lines(a: &ApprovalInfo) -> Vec<String> {
         clip(&approval_agent(a), 20),
         clip(&escape(&a.action), 16),
         clip(&escape(&a.resource), 40),
-        a.payload.as_ref().map_or("-".into(), |p| p.bytes.to_string()),
+        a.payload
+            .as_ref()
+            .map_or("-".into(), |p| p.bytes.to_string()),
         short_age(a.age_ms),
         escape(&a.rule)
     )];

@@ -220,7 +220,6 @@ pub struct PayloadPreview {
 /// How many bytes of a parked call's payload [`PayloadPreview::head`] carries.
 pub const MAX_PREVIEW_BYTES: usize = 96;
 
-
 /// The lifecycle state of an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentState {

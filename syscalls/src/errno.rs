@@ -22,7 +22,9 @@ pub enum Errno {
     #[error("rate limited: retry after {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
     /// An operator denied the approval this call needed.
-    #[error("denied by policy: the operator denied the approval this call needs (requires_approval)")]
+    #[error(
+        "denied by policy: the operator denied the approval this call needs (requires_approval)"
+    )]
     ApprovalDenied,
     /// Nobody approved the call before its timeout.
     #[error("denied by policy: nobody approved this call before the approval timeout (requires_approval)")]
