@@ -377,6 +377,16 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_escaped_text_and_bytes_that_are_not_utf8_read_as_hex() {
+        assert_eq!(
+            escape_bytes(b"hello\x1b[31mred\n\x00\xff\xe2\x80"),
+            "hello\\x1b[31mred\\n\\x00\\xff\\xe2\\x80"
+        );
+        assert_eq!(escape_bytes("caf\u{e9} \u{202e}".as_bytes()), "caf\u{e9} \\u{202e}");
+        assert!(clean(&escape_bytes(HOSTILE.as_bytes()), Keep::NOTHING));
+    }
+
+    #[test]
     fn every_control_and_bidi_character_is_escaped() {
         let e = escape(HOSTILE);
         assert_eq!(

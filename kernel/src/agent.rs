@@ -568,6 +568,25 @@ pub(crate) fn test_agent(
 }
 
 #[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn a_running_agent_with_a_parked_approval_is_listed_awaiting_approval() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = test_agent(dir.path(), 1, Some("builder"), 0);
+        a.life().mark_running().unwrap();
+        assert_eq!(a.info().state, AgentState::Running);
+        a.counters().awaiting_approval = 1;
+        assert_eq!(a.info().state, AgentState::AwaitingApproval);
+        // The lifecycle itself never leaves Running for it.
+        assert_eq!(a.current_state(), AgentState::Running);
+        a.life().stop().unwrap();
+        assert_eq!(a.info().state, AgentState::Stopped);
+    }
+}
+
+#[cfg(test)]
 mod log_tests {
     use super::*;
 

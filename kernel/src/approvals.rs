@@ -299,6 +299,33 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_is_previewed_by_size_first_bytes_and_digest_and_a_read_has_none() {
+        use agentos_syscalls::{Syscall, WriteMode};
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let p = preview(&Syscall::Write {
+            path: "/mem/working/x".into(),
+            data: data.clone(),
+            mode: WriteMode::Truncate,
+        })
+        .expect("a write has a payload");
+        assert_eq!(p.bytes, 1000);
+        assert_eq!(p.head, data[..MAX_PREVIEW_BYTES]);
+        assert_eq!(p.blake3, *blake3::hash(&data).as_bytes());
+        let call = preview(&Syscall::Call {
+            action: "send_email".into(),
+            params_json: "{}".into(),
+        })
+        .expect("a call's params");
+        assert_eq!((call.bytes, call.head.as_slice()), (2, &b"{}"[..]));
+        let read = Syscall::Read {
+            path: "/x".into(),
+            offset: 0,
+            len: None,
+        };
+        assert_eq!(preview(&read), None);
+    }
+
+    #[test]
     fn an_approval_is_decided_once() {
         let q = Approvals::default();
         let slot = q.reserve(AgentId(1), 16).unwrap();

@@ -73,7 +73,7 @@ impl Denials {
     pub fn summary(&self) -> DenialSummary {
         let mut top = self.rows.clone();
         // A stable sort: equally frequent kinds stay in the order they were first seen.
-        top.sort_by(|a, b| b.count.cmp(&a.count));
+        top.sort_by_key(|d| std::cmp::Reverse(d.count));
         top.truncate(MAX_DENIAL_ROWS);
         DenialSummary {
             top,

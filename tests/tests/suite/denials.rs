@@ -244,7 +244,10 @@ fn a_parked_approval_shows_in_ps_and_inspect_with_its_payload_escaped_and_ends_o
     );
     // The id and the name select the same calls; an unknown name is "not found".
     let ids = |rows: &[Value]| rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&approvals(&k, &["--agent", &id.to_string()])), ids(&rows));
+    assert_eq!(
+        ids(&approvals(&k, &["--agent", &id.to_string()])),
+        ids(&rows)
+    );
     let unknown = k.ctl(&["approvals", "--agent", "nobody"]);
     assert_eq!(unknown.status.code(), Some(4), "{}", text(&unknown));
 
