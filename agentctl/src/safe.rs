@@ -382,7 +382,10 @@ mod tests {
             escape_bytes(b"hello\x1b[31mred\n\x00\xff\xe2\x80"),
             "hello\\x1b[31mred\\n\\x00\\xff\\xe2\\x80"
         );
-        assert_eq!(escape_bytes("caf\u{e9} \u{202e}".as_bytes()), "caf\u{e9} \\u{202e}");
+        assert_eq!(
+            escape_bytes("caf\u{e9} \u{202e}".as_bytes()),
+            "caf\u{e9} \\u{202e}"
+        );
         assert!(clean(&escape_bytes(HOSTILE.as_bytes()), Keep::NOTHING));
     }
 

@@ -220,6 +220,8 @@ fn a_parked_approval_shows_in_ps_and_inspect_with_its_payload_escaped_and_ends_o
     assert_eq!(r["agent"], id);
     assert_eq!(r["agent_name"], "builder");
     assert_eq!(r["resource"], "/mem/working/gated/report");
+    // The rule that asks for approval, though the broader `working-rw` matches too.
+    assert!(r["rule"].as_str().unwrap().starts_with("gated ("), "{r}");
     assert_eq!(r["payload"]["bytes"], GATED_PAYLOAD.len());
     assert_eq!(r["payload"]["preview"], "hello\\x1b[31mred\\n\\x00\\xff");
     assert_eq!(r["payload"]["preview_complete"], true);
