@@ -726,7 +726,7 @@ impl Policy {
                     if rule.requires_approval
                         && gate.is_none_or(|(g, _)| rule.specificity() < g.specificity())
                     {
-                        gate = Some((rule, why.clone()));
+                        gate = Some((rule, why));
                     }
                     if allow.is_none_or(|(a, _)| rule.specificity() < a.specificity()) {
                         allow = Some((rule, why));
