@@ -90,10 +90,12 @@ pub enum Command {
         agent: String,
     },
     /// List calls waiting for operator approval (rules with `requires_approval: true`), one
-    /// page at a time. Agents share a page round-robin, so one agent's many requests never
+    /// page at a time: the agent (name and id), the action, the resource, how many bytes the
+    /// call would write or send, and under the row an escaped preview of those bytes with
+    /// their blake3. Agents share a page round-robin, so one agent's many requests never
     /// hide another's; under the table, each agent's count says how many of its calls are
     /// shown and how to list the rest. Strings longer than 512 bytes are cut (`…(N bytes)`);
-    /// control characters are shown escaped.
+    /// control characters are shown escaped. `-f` waits for new ones.
     Approvals {
         /// At most this many rows (up to 500).
         #[arg(long, default_value_t = agentos_syscalls::control::DEFAULT_APPROVALS_PAGE)]
@@ -101,13 +103,20 @@ pub enum Command {
         /// Only calls with an approval id greater than ID (the next page).
         #[arg(long, value_name = "ID")]
         after: Option<u64>,
-        /// Only this agent's calls (by id).
-        #[arg(long, value_name = "ID")]
-        agent: Option<u64>,
+        /// Only this agent's calls (id or name).
+        #[arg(long, value_name = "AGENT")]
+        agent: Option<String>,
         /// Print the page's rows as a JSON array (what is not on the page is said on
-        /// stderr).
+        /// stderr); with `-f`, one JSON object per line per new call.
         #[arg(long)]
         json: bool,
+        /// Keep watching: print each call parked from now on once, as it arrives (the ones
+        /// already waiting first), until Ctrl-C or the kernel stops.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// With `-f`: how often to ask the kernel, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 500, requires = "follow")]
+        interval_ms: u64,
     },
     /// Approve a waiting call: the kernel performs it and answers the agent.
     Approve {

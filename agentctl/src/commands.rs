@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use agentos_kernel::options::KernelOptions;
 use agentos_syscalls::control::{
-    AgentRef, ApprovalQuery, ControlRequest, ControlResponse, PolicySource, SpawnRequest,
+    AgentRef, ControlRequest, ControlResponse, PolicySource, SpawnRequest,
 };
 use agentos_syscalls::Signal;
 
@@ -120,27 +120,19 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             after,
             agent,
             json,
-        } => {
-            let query = ApprovalQuery {
+            follow,
+            interval_ms,
+        } => crate::approvals::run(
+            &dir,
+            crate::approvals::Args {
                 limit,
                 after,
-                agent: agent.map(agentos_syscalls::AgentId),
-            };
-            match call(&dir, &ControlRequest::ApprovalsPage(query.clone()))? {
-                ControlResponse::ApprovalsPage(page) if json => {
-                    output::print_json(&serde_json::Value::Array(
-                        page.approvals.iter().map(output::approval_json).collect(),
-                    ));
-                    output::print_more(&page, &query, true);
-                    Ok(0)
-                }
-                ControlResponse::ApprovalsPage(page) => {
-                    output::print_approvals(&page, &query);
-                    Ok(0)
-                }
-                other => Err(unexpected(&other)),
-            }
-        }
+                agent,
+                json,
+                follow,
+                interval_ms,
+            },
+        ),
         Command::Approve { id } => decide(&dir, ControlRequest::Approve { id }),
         Command::Deny { id } => decide(&dir, ControlRequest::Deny { id }),
         Command::Policy(cmd) => crate::policy::dispatch(&dir, cmd),

@@ -18,6 +18,7 @@
 #[macro_use]
 mod safe;
 
+mod approvals;
 mod cli;
 mod client;
 mod commands;

@@ -5,7 +5,8 @@
 //! `say!`. JSON goes through [`crate::safe::json_pretty`].
 
 use agentos_syscalls::control::{
-    AgentInfo, AgentState, ApprovalInfo, ApprovalPage, ApprovalQuery, ExitStatus, KernelStatus,
+    AgentInfo, AgentState, ApprovalInfo, ApprovalPage, ApprovalQuery, Denial, DenialKind,
+    ExitStatus, KernelStatus, PayloadPreview,
 };
 use agentos_syscalls::LayerStatus;
 use serde_json::{json, Value};
@@ -49,6 +50,20 @@ pub fn agent_json(a: &AgentInfo) -> Value {
         "denied": a.counters.denied,
         "signals": a.counters.signals,
         "parked": a.counters.parked,
+        "violations": a.counters.violations,
+        "sandbox_denied": a.counters.sandbox_denied,
+        "awaiting_approval": a.counters.awaiting_approval,
+        "denials": {
+            "total": a.denials.total,
+            "top": a.denials.top.iter().map(|d| json!({
+                "kind": d.kind.as_str(),
+                "action": d.action,
+                "resource": d.resource,
+                "rule": d.rule,
+                "reason": d.reason,
+                "count": d.count,
+            })).collect::<Vec<_>>(),
+        },
         "exit": a.exit.as_ref().map(exit_json),
         "policy": a.policy_path,
         "policy_digest": hex::encode(a.policy_digest),
@@ -94,6 +109,94 @@ fn age(ms: u64) -> String {
 /// Memory for the table: `12.3MiB`.
 fn mib(bytes: u64) -> String {
     format!("{:.1}MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// One row of a denial summary: `file_write /etc/x → no-etc (security.md:12) ×2`, a let-through
+/// violation tagged with its mode; every agent string escaped.
+fn denial_row(d: &Denial) -> String {
+    // A socket row's resource already names its call: `socket(AF_INET, SOCK_DGRAM)`.
+    let what = if d.resource.starts_with(&format!("{}(", d.action)) || d.resource.is_empty() {
+        escape(if d.resource.is_empty() {
+            &d.action
+        } else {
+            &d.resource
+        })
+    } else {
+        format!("{} {}", escape(&d.action), escape(&d.resource))
+    };
+    let rule = if d.rule.is_empty() {
+        "default deny (no rule allows it)".to_string()
+    } else {
+        escape(&d.rule)
+    };
+    let tag = match d.kind {
+        DenialKind::Refused => String::new(),
+        // The kernel's reason for these starts with the mode that let the call through.
+        DenialKind::Allowed => format!(
+            " [violation, let through: {} mode]",
+            escape(d.reason.split(" mode").next().unwrap_or("permissive"))
+        ),
+        DenialKind::Sandbox => String::new(),
+    };
+    format!("{what} → {rule} ×{}{tag}", d.count)
+}
+
+/// The denial summary of an agent, first line and rows: what the policy refused, what it let
+/// through as a violation (permissive, audit), what the sandbox refused, the most frequent
+/// first. Each line is `indent` + text; the lines are escaped.
+pub fn denial_lines(a: &AgentInfo, indent: &str) -> Vec<String> {
+    let c = &a.counters;
+    let total = a.denials.total;
+    if total == 0 {
+        return vec![format!(
+            "{indent}denied:   none (no policy violation, nothing refused by the sandbox)"
+        )];
+    }
+    let let_through = total.saturating_sub(c.denied + c.sandbox_denied);
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if c.denied > 0 {
+        parts.push(format!(
+            "{} by policy",
+            plural(c.denied, "call refused", "calls refused")
+        ));
+    }
+    if let_through > 0 {
+        // The kernel's reason of a let-through row starts with its mode.
+        let mode = a
+            .denials
+            .top
+            .iter()
+            .find(|d| d.kind == DenialKind::Allowed)
+            .and_then(|d| d.reason.split(" mode").next())
+            .map_or_else(|| "permissive or audit".to_string(), escape);
+        parts.push(format!(
+            "{} ({mode} mode)",
+            plural(
+                let_through,
+                "policy violation let through",
+                "policy violations let through"
+            )
+        ));
+    }
+    if c.sandbox_denied > 0 {
+        parts.push(format!(
+            "{} by the sandbox",
+            plural(c.sandbox_denied, "operation refused", "operations refused")
+        ));
+    }
+    let mut out = vec![format!("{indent}denied:   {total} — {}", parts.join(", "))];
+    for d in &a.denials.top {
+        out.push(format!("{indent}  {}", denial_row(d)));
+    }
+    let shown: u64 = a.denials.top.iter().map(|d| d.count).sum();
+    if total > shown {
+        out.push(format!(
+            "{indent}  … and {} more (the flight recorder has every one: agentctl recorder show)",
+            total - shown
+        ));
+    }
+    out
 }
 
 pub fn print_table(agents: &[AgentInfo]) {
@@ -183,6 +286,17 @@ pub fn print_agent(a: &AgentInfo) {
         a.counters.parked,
         a.counters.signals
     );
+    if a.counters.awaiting_approval > 0 {
+        let n = a.counters.awaiting_approval;
+        say!(
+            "  approval: {n} {} for an operator: agentctl approvals --agent {}",
+            if n == 1 { "call waits" } else { "calls wait" },
+            a.name.as_deref().map_or(a.id.to_string(), escape)
+        );
+    }
+    for line in denial_lines(a, "  ") {
+        say!("{line}");
+    }
     if let Some(u) = a.usage {
         say!(
             "  usage:    {} memory · {} pids",
@@ -249,11 +363,41 @@ pub fn approval_json(a: &ApprovalInfo) -> Value {
     json!({
         "id": a.id,
         "agent": a.agent.0,
+        "agent_name": a.agent_name,
         "action": a.action,
         "resource": a.resource,
         "age_ms": a.age_ms,
         "rule": a.rule,
+        "payload": a.payload.as_ref().map(|p| json!({
+            "bytes": p.bytes,
+            "preview": crate::safe::escape_bytes(&p.head),
+            "preview_complete": p.head.len() as u64 == p.bytes,
+            "blake3": hex::encode(p.blake3),
+        })),
     })
+}
+
+/// The agent of an approval row: `name (id)`, or the id.
+fn approval_agent(a: &ApprovalInfo) -> String {
+    match &a.agent_name {
+        Some(n) => format!("{} ({})", escape(n), a.agent),
+        None => a.agent.to_string(),
+    }
+}
+
+/// A payload as the operator reads it: `"hello\x1b…" (12 bytes, blake3 3f2a…)`, escaped.
+pub fn payload_text(p: &PayloadPreview) -> String {
+    let more = if (p.head.len() as u64) < p.bytes {
+        "…"
+    } else {
+        ""
+    };
+    format!(
+        "\"{}\"{more} ({} bytes, blake3 {})",
+        crate::safe::escape_bytes(&p.head),
+        p.bytes,
+        &hex::encode(p.blake3)[..16]
+    )
 }
 
 fn short_age(ms: u64) -> String {
@@ -288,26 +432,46 @@ pub fn print_approvals(page: &ApprovalPage, q: &ApprovalQuery) {
         print_more(page, q, false);
         return;
     }
-    say!(
-        "{:<6} {:<6} {:<16} {:<40} {:<7} RULE",
-        "ID",
-        "AGENT",
-        "ACTION",
-        "RESOURCE",
-        "AGE"
-    );
+    say!("{}", approvals_header());
     for a in &page.approvals {
-        say!(
-            "{:<6} {:<6} {:<16} {:<40} {:<7} {}",
-            a.id,
-            a.agent.0,
-            clip(&escape(&a.action), 16),
-            clip(&escape(&a.resource), 40),
-            short_age(a.age_ms),
-            escape(&a.rule)
-        );
+        for line in approval_lines(a) {
+            say!("{line}");
+        }
     }
     print_more(page, q, false);
+}
+
+/// The header of the approvals table.
+pub fn approvals_header() -> String {
+    format!(
+        "{:<6} {:<20} {:<16} {:<40} {:>8} {:<7} RULE",
+        "ID", "AGENT", "ACTION", "RESOURCE", "BYTES", "AGE"
+    )
+}
+
+/// One parked call: its row, and under it what it would write or send (escaped preview, size,
+/// digest); every agent string escaped.
+pub fn approval_lines(a: &ApprovalInfo) -> Vec<String> {
+    let mut out = vec![format!(
+        "{:<6} {:<20} {:<16} {:<40} {:>8} {:<7} {}",
+        a.id,
+        clip(&approval_agent(a), 20),
+        clip(&escape(&a.action), 16),
+        clip(&escape(&a.resource), 40),
+        a.payload
+            .as_ref()
+            .map_or("-".into(), |p| p.bytes.to_string()),
+        short_age(a.age_ms),
+        escape(&a.rule)
+    )];
+    let resource = escape(&a.resource);
+    if resource.chars().count() > 40 {
+        out.push(format!("{:<6} resource: {resource}", ""));
+    }
+    if let Some(p) = &a.payload {
+        out.push(format!("{:<6} payload:  {}", "", payload_text(p)));
+    }
+    out
 }
 
 /// Under a page that does not hold every matching call: how many are not shown, per agent,

@@ -161,6 +161,9 @@ fn summary(a: &AgentInfo, kernel: &Kernel, took: Duration, json: bool) {
         c.denied,
         c.signals
     );
+    for line in crate::output::denial_lines(a, "   ") {
+        say_err!("{line}");
+    }
     say_err!("   recorder: {recorder}");
     say_err!("   output:   {}", a.log_path.display());
 }

@@ -96,6 +96,19 @@ fn escape_into(s: &str, keep: Keep, out: &mut impl fmt::Write) -> fmt::Result {
     out.write_str(&s[start..])
 }
 
+/// Bytes an agent sent, as one safe line: text with every unsafe character escaped (as
+/// [`escape`]), and each byte that is not UTF-8 as `\xNN`.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        let _ = escape_into(chunk.valid(), Keep::NOTHING, &mut out);
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
 /// `s` with every unsafe character escaped, line breaks and tabs included.
 pub fn escape(s: &str) -> String {
     escape_with(s, Keep::NOTHING)
@@ -361,6 +374,19 @@ mod tests {
 
     fn clean(s: &str, keep: Keep) -> bool {
         s.chars().all(|c| !is_unsafe(c) || keep.keeps(c))
+    }
+
+    #[test]
+    fn bytes_are_escaped_text_and_bytes_that_are_not_utf8_read_as_hex() {
+        assert_eq!(
+            escape_bytes(b"hello\x1b[31mred\n\x00\xff\xe2\x80"),
+            "hello\\x1b[31mred\\n\\x00\\xff\\xe2\\x80"
+        );
+        assert_eq!(
+            escape_bytes("caf\u{e9} \u{202e}".as_bytes()),
+            "caf\u{e9} \\u{202e}"
+        );
+        assert!(clean(&escape_bytes(HOSTILE.as_bytes()), Keep::NOTHING));
     }
 
     #[test]

@@ -264,6 +264,11 @@ pub(crate) struct Agent {
     life: Lifecycle,
     /// Calls, denials, signals, parked calls: through [`Agent::counters`].
     counters: Mutex<AgentCounters>,
+    /// Its refusals by kind, for the summary ([`Agent::note_refusal`]).
+    denials: Mutex<crate::denials::Denials>,
+    /// The kinds of network socket the sandbox refused it that its output was told about
+    /// ([`Agent::first_network_refusal`]).
+    network_told: Mutex<Vec<String>>,
     /// Microseconds from the launch to its first answered syscall ([`Agent::note_answered`]).
     first_syscall_us: OnceLock<u64>,
     /// The writer of its live connection, while the server runs ([`Agent::attach_outbox`]).
@@ -331,6 +336,8 @@ impl Agent {
             log: a.log,
             life: Lifecycle::new(a.pid),
             counters: Mutex::new(AgentCounters::default()),
+            denials: Mutex::new(Default::default()),
+            network_told: Mutex::new(Vec::new()),
             first_syscall_us: OnceLock::new(),
             outbox: Mutex::new(None),
             working: Mutex::new(a.working),
@@ -373,6 +380,22 @@ impl Agent {
 
     pub fn counters(&self) -> std::sync::MutexGuard<'_, AgentCounters> {
         lock(&self.counters)
+    }
+
+    /// Counts one refusal of the agent in its denial summary.
+    pub fn note_refusal(&self, r: crate::denials::Refusal<'_>) {
+        lock(&self.denials).note(r);
+    }
+
+    /// Whether this is the first refusal of network socket kind `call` the agent's output
+    /// hears of (at most 16 kinds are remembered; later ones are not told again).
+    pub fn first_network_refusal(&self, call: &str) -> bool {
+        let mut told = lock(&self.network_told);
+        if told.iter().any(|c| c == call) || told.len() >= 16 {
+            return false;
+        }
+        told.push(call.to_string());
+        true
     }
 
     /// Waits until the agent is not stopped (or has ended). Used to park syscalls.
@@ -440,8 +463,13 @@ impl Agent {
         // temporaries (guards) alive to its end, and a second read of `exit` (in `usage`) while
         // the reaper waits to write it would deadlock the write-preferring lock.
         let policy = self.policy();
-        let state = self.current_state();
         let counters = *self.counters();
+        // A running agent with a call parked for approval waits on the operator: say so.
+        let state = match self.current_state() {
+            AgentState::Running if counters.awaiting_approval > 0 => AgentState::AwaitingApproval,
+            s => s,
+        };
+        let denials = lock(&self.denials).summary();
         let exit = self.life.exit();
         let jail = lock(&self.jail).clone();
         let usage = self.usage();
@@ -461,6 +489,7 @@ impl Agent {
             log_path: self.log.path.clone(),
             jail,
             usage,
+            denials,
         }
     }
 
@@ -536,6 +565,25 @@ pub(crate) fn test_agent(
         workspace: None,
         inbox: Default::default(),
     }))
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn a_running_agent_with_a_parked_approval_is_listed_awaiting_approval() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = test_agent(dir.path(), 1, Some("builder"), 0);
+        a.life().mark_running().unwrap();
+        assert_eq!(a.info().state, AgentState::Running);
+        a.counters().awaiting_approval = 1;
+        assert_eq!(a.info().state, AgentState::AwaitingApproval);
+        // The lifecycle itself never leaves Running for it.
+        assert_eq!(a.current_state(), AgentState::Running);
+        a.life().stop().unwrap();
+        assert_eq!(a.info().state, AgentState::Stopped);
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ use std::time::Instant;
 
 use agentos_syscalls::control::{
     display_bound, ApprovalCount, ApprovalInfo, ApprovalPage, ApprovalQuery, ControlError,
-    ControlErrorKind, DEFAULT_APPROVALS_PAGE, MAX_APPROVALS_PAGE,
+    ControlErrorKind, PayloadPreview, DEFAULT_APPROVALS_PAGE, MAX_APPROVALS_PAGE,
+    MAX_PREVIEW_BYTES,
 };
 use agentos_syscalls::AgentId;
 use tokio::sync::oneshot;
@@ -46,6 +47,10 @@ pub(crate) struct Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ask {
     pub agent: AgentId,
+    /// The agent's name, when it has one.
+    pub agent_name: Option<String>,
+    /// What the call would write or send.
+    pub payload: Option<PayloadPreview>,
     pub request: u64,
     pub action: String,
     pub resource: String,
@@ -57,6 +62,38 @@ struct Pending {
     ask: Ask,
     since: Instant,
     decide: oneshot::Sender<Verdict>,
+}
+
+/// The payload a call would write or send (a `Write`'s or `WriteFd`'s data, a `Send`'s
+/// message, a `Call`'s params, an `Exec`'s stdin when it has one), as the operator sees it:
+/// its size, first bytes and blake3.
+pub(crate) fn preview(call: &agentos_syscalls::Syscall) -> Option<PayloadPreview> {
+    use agentos_syscalls::Syscall;
+    let payload: &[u8] = match call {
+        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => data,
+        Syscall::Send { payload, .. } => payload,
+        Syscall::Call { params_json, .. } => params_json.as_bytes(),
+        Syscall::Exec { stdin, .. } if !stdin.is_empty() => stdin,
+        Syscall::Read { .. }
+        | Syscall::Open { .. }
+        | Syscall::Close { .. }
+        | Syscall::List { .. }
+        | Syscall::Stat { .. }
+        | Syscall::Unlink { .. }
+        | Syscall::Exec { .. }
+        | Syscall::Recv { .. }
+        | Syscall::Signal { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Checkpoint
+        | Syscall::Exit { .. }
+        | Syscall::ReadFd { .. }
+        | Syscall::Rename { .. } => return None,
+    };
+    Some(PayloadPreview {
+        bytes: payload.len() as u64,
+        head: payload[..payload.len().min(MAX_PREVIEW_BYTES)].to_vec(),
+        blake3: *blake3::hash(payload).as_bytes(),
+    })
 }
 
 /// Every parked call of one kernel.
@@ -177,6 +214,8 @@ impl Approvals {
                 resource: display_bound(&p.ask.resource),
                 age_ms: p.since.elapsed().as_millis() as u64,
                 rule: display_bound(&p.ask.rule),
+                agent_name: p.ask.agent_name.as_deref().map(display_bound),
+                payload: p.ask.payload.clone(),
             })
             .collect();
         let mut agents: Vec<ApprovalCount> = queues
@@ -242,6 +281,8 @@ mod tests {
     fn ask_of(agent: u64, request: u64, resource: &str) -> Ask {
         Ask {
             agent: AgentId(agent),
+            agent_name: None,
+            payload: None,
             request,
             action: "file_write".into(),
             resource: resource.into(),
@@ -255,6 +296,33 @@ mod tests {
             after,
             agent: agent.map(AgentId),
         }
+    }
+
+    #[test]
+    fn a_payload_is_previewed_by_size_first_bytes_and_digest_and_a_read_has_none() {
+        use agentos_syscalls::{Syscall, WriteMode};
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let p = preview(&Syscall::Write {
+            path: "/mem/working/x".into(),
+            data: data.clone(),
+            mode: WriteMode::Truncate,
+        })
+        .expect("a write has a payload");
+        assert_eq!(p.bytes, 1000);
+        assert_eq!(p.head, data[..MAX_PREVIEW_BYTES]);
+        assert_eq!(p.blake3, *blake3::hash(&data).as_bytes());
+        let call = preview(&Syscall::Call {
+            action: "send_email".into(),
+            params_json: "{}".into(),
+        })
+        .expect("a call's params");
+        assert_eq!((call.bytes, call.head.as_slice()), (2, &b"{}"[..]));
+        let read = Syscall::Read {
+            path: "/x".into(),
+            offset: 0,
+            len: None,
+        };
+        assert_eq!(preview(&read), None);
     }
 
     #[test]

@@ -40,7 +40,10 @@
 //!   recorder (`record`, `record_async`, `admit`), implemented by the recorder and, in tests,
 //!   by a double that keeps the events in memory.
 //! - `approvals`: the queue of calls parked for operator approval, bounded per agent and
-//!   listed in fair, bounded pages.
+//!   listed in fair, bounded pages, each with its agent's name and a preview of its payload.
+//! - `denials`: an agent's refusals by kind (policy refusals, violations a permissive mode
+//!   let through, the sandbox's refusals) for `run`'s and `inspect`'s summary, and the notice
+//!   an agent's output gets when the sandbox refuses it a network socket.
 //! - `control`: the control socket server.
 //! - [`recorder`]: the hash-chained, signed flight recorder (writer thread, recovery, verify):
 //!   the `agentos-recorder` crate, re-exported here so `agentos_kernel::recorder::…` and
@@ -72,6 +75,7 @@ mod audit;
 pub mod config;
 mod control;
 pub mod daemon;
+mod denials;
 mod error;
 pub mod hostio;
 pub mod ipc;

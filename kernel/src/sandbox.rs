@@ -425,6 +425,7 @@ impl Watch<'_> {
     /// Admits one event of `syscall` through the flood window; records it if it is one of the
     /// window's first few.
     fn admit(&mut self, syscall: &str, event: RecordEvent) {
+        self.count(&event);
         let (own, ended) = self
             .flood
             .admit(syscall, std::time::Instant::now(), now_ms());
@@ -434,6 +435,55 @@ impl Watch<'_> {
         if own {
             self.k.record(Some(self.agent.id), event);
         }
+    }
+
+    /// Counts a sandbox refusal in the agent's counters and denial summary (every one, the
+    /// flooded ones too).
+    fn count(&self, event: &RecordEvent) {
+        use crate::denials::Refusal;
+        use agentos_syscalls::control::DenialKind;
+        let (action, resource, rule, reason) = match event {
+            RecordEvent::SandboxDenied { syscall, args, .. } => {
+                let (resource, rule) = crate::denials::seccomp_refusal(syscall, args);
+                (
+                    syscall.clone(),
+                    resource,
+                    rule.to_string(),
+                    "refused with EPERM by the seccomp filter".to_string(),
+                )
+            }
+            RecordEvent::SandboxAccess {
+                syscall,
+                target,
+                why,
+            } => (
+                syscall.clone(),
+                target.clone(),
+                format!("sandbox: {why}"),
+                "the jail (landlock) refuses it".to_string(),
+            ),
+            RecordEvent::SandboxLimit {
+                resource,
+                limit,
+                by,
+                detail,
+                ..
+            } => (
+                by.clone(),
+                format!("{resource} limit {limit}"),
+                "sandbox: resource limit".to_string(),
+                detail.clone(),
+            ),
+            _ => return,
+        };
+        self.agent.counters().sandbox_denied += 1;
+        self.agent.note_refusal(Refusal {
+            kind: DenialKind::Sandbox,
+            action: &action,
+            resource: &resource,
+            rule: &rule,
+            reason: &reason,
+        });
     }
 
     fn limit(&mut self, hit: crate::sandbox_limits::Hit) {
@@ -556,6 +606,18 @@ impl Watch<'_> {
         let nr = i64::from(n.nr);
         let name = syscall_name(nr);
         tracing::info!(agent_id = %self.agent.id, syscall = %name, pid = n.pid, "sandbox denied a syscall");
+        // An unmodified program sees only EPERM (and its resolver "Temporary failure in name
+        // resolution"): the agent's output says once per kind of socket that this is policy.
+        if let Some(call) = crate::denials::socket_call(&name, &n.args)
+            .filter(|_| crate::denials::is_network(n.args[0]))
+        {
+            if self.agent.first_network_refusal(&call) {
+                // Before the answer, so the program's own error follows it in the output; a
+                // file write, off the runtime worker (at most 16 per agent).
+                let line = crate::denials::network_notice(&call);
+                crate::hostio::off_worker(|| self.agent.log.append(line.as_bytes()));
+            }
+        }
         self.admit(
             &name.clone(),
             RecordEvent::SandboxDenied {

@@ -706,6 +706,9 @@ impl Policy {
     ) -> Decision {
         let mut deny: Option<(&Rule, Eval)> = None;
         let mut allow: Option<(&Rule, Why)> = None;
+        // The most specific matching allow rule that asks for approval: the one an operator
+        // is shown as asking (whichever allow rule is more specific).
+        let mut gate: Option<(&Rule, Why)> = None;
         let (mut deny_log, mut allow_log, mut approval, mut dry_run) = (false, false, false, false);
         let mut rate: Option<(u64, usize, Rate)> = None;
         for rule in rules {
@@ -727,6 +730,11 @@ impl Policy {
                         if rate.is_none_or(|(d, i, _)| (per_day, rule.index) < (d, i)) {
                             rate = Some((per_day, rule.index, r));
                         }
+                    }
+                    if rule.requires_approval
+                        && gate.is_none_or(|(g, _)| rule.specificity() < g.specificity())
+                    {
+                        gate = Some((rule, why));
                     }
                     if allow.is_none_or(|(a, _)| rule.specificity() < a.specificity()) {
                         allow = Some((rule, why));
@@ -757,9 +765,10 @@ impl Policy {
             };
         }
 
-        if let Some((rule, why)) = allow {
+        if let Some((rule, why)) = gate.or(allow) {
             // Flags are OR-ed over every matching allow rule, so adding a rule can never turn
-            // approval or logging off; the rate limit is the strictest one.
+            // approval or logging off; the rate limit is the strictest one. A call that needs
+            // approval names the rule that asks for it (what the operator decides on).
             return Decision {
                 allowed: true,
                 rule: Some(self.make_ref(rule)),

@@ -197,7 +197,28 @@ pub struct ApprovalInfo {
     pub age_ms: u64,
     /// The rule that asked for approval, `id (file:line)`.
     pub rule: String,
+    /// The agent's name, when it was given one at spawn (cut by [`display_bound`]). ABI 3.
+    pub agent_name: Option<String>,
+    /// What the call would write or send, when it carries a payload (a `Write`'s data, a
+    /// `Send`'s message, a `Call`'s params, an `Exec`'s stdin). ABI 3.
+    pub payload: Option<PayloadPreview>,
 }
+
+/// The payload of a parked call, as an operator needs it to decide: its size, its first
+/// bytes (raw: the reader escapes them) and a digest of the whole. ABI 3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadPreview {
+    /// The payload's full length in bytes.
+    pub bytes: u64,
+    /// Its first [`MAX_PREVIEW_BYTES`] bytes, unescaped.
+    #[serde(with = "serde_bytes")]
+    pub head: Vec<u8>,
+    /// blake3 of the whole payload.
+    pub blake3: [u8; 32],
+}
+
+/// How many bytes of a parked call's payload [`PayloadPreview::head`] carries.
+pub const MAX_PREVIEW_BYTES: usize = 96;
 
 /// The lifecycle state of an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +230,10 @@ pub enum AgentState {
     Stopped,
     /// Ended; see [`AgentInfo::exit`].
     Exited,
+    /// Running, with at least one call parked until an operator approves or denies it
+    /// (`agentctl approvals`). A display state: the kernel derives it for listings from a
+    /// running agent's parked approvals. Appended (ABI 3).
+    AwaitingApproval,
 }
 
 impl AgentState {
@@ -218,6 +243,7 @@ impl AgentState {
             AgentState::Running => "running",
             AgentState::Stopped => "stopped",
             AgentState::Exited => "exited",
+            AgentState::AwaitingApproval => "awaiting-approval",
         }
     }
 }
@@ -269,9 +295,74 @@ pub struct AgentCounters {
     pub allowed: u64,
     pub denied: u64,
     pub signals: u64,
-    /// Syscalls waiting for the agent to be continued.
+    /// Syscalls parked now: waiting for the agent to be continued, or for an operator's
+    /// approval (those are also in `awaiting_approval`).
     pub parked: u64,
+    /// Calls no rule allowed (policy violations), refused in strict mode and let through in
+    /// permissive and audit mode (then also counted in `allowed`). ABI 3.
+    pub violations: u64,
+    /// Operations the sandbox refused (a seccomp denial such as a network socket, a file the
+    /// jail does not let it reach, a resource limit met), flooded ones included. ABI 3.
+    pub sandbox_denied: u64,
+    /// Calls parked now until an operator approves or denies them. ABI 3.
+    pub awaiting_approval: u64,
 }
+
+/// Which kind of refusal a [`Denial`] row counts. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DenialKind {
+    /// The kernel refused the call (a policy violation in strict mode, a dry run, a rate limit,
+    /// an approval denied or timed out, a malformed call).
+    Refused,
+    /// A policy violation the kernel mode let through (permissive or audit): performed and
+    /// recorded as a violation.
+    Allowed,
+    /// The sandbox refused an operation of the agent's program (seccomp, the jail's file
+    /// access, a resource limit): the program got an error such as EPERM.
+    Sandbox,
+}
+
+impl DenialKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DenialKind::Refused => "refused",
+            DenialKind::Allowed => "allowed",
+            DenialKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// One kind of refusal of an agent and how often it happened: a row of the denial summary
+/// `agentctl run` and `agentctl inspect` show. ABI 3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    pub kind: DenialKind,
+    /// The policy action (`file_write`) or, for the sandbox, the syscall (`socket`, `openat`)
+    /// or `limit`.
+    pub action: String,
+    /// What it aimed at: a path, a command line, `socket(AF_INET, SOCK_DGRAM)`, a limit.
+    pub resource: String,
+    /// What refused it: the policy rule `id (file:line)` (empty for a default deny), or the
+    /// sandbox's reason (`sandbox: no network`).
+    pub rule: String,
+    /// The reason of the first such refusal (the policy's, or the jail's), with the mode of a
+    /// let-through violation.
+    pub reason: String,
+    pub count: u64,
+}
+
+/// The most frequent refusals of an agent (at most [`MAX_DENIAL_ROWS`], most frequent
+/// first) and how many refusals there were in all. ABI 3.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenialSummary {
+    pub top: Vec<Denial>,
+    /// Every refusal counted (policy refusals, let-through violations, sandbox refusals),
+    /// shown in `top` or not.
+    pub total: u64,
+}
+
+/// Rows a [`DenialSummary`] carries at most.
+pub const MAX_DENIAL_ROWS: usize = 8;
 
 /// What an agent's cgroup says it uses (present only while the agent runs in one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +397,8 @@ pub struct AgentInfo {
     /// Resource usage from the agent's cgroup (ABI 2); `None` without a cgroup or once the
     /// agent has ended.
     pub usage: Option<AgentUsage>,
+    /// The agent's most frequent refusals (policy and sandbox). ABI 3.
+    pub denials: DenialSummary,
 }
 
 /// The kernel's own state, for `agentctl kernel status`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum Errno {
     /// The policy refused the call. `rule` is the deciding rule's id with `file:line`
     /// (empty for a default deny), `reason` says why.
-    #[error("permission denied by {}: {reason}", if rule.is_empty() { "default deny" } else { rule.as_str() })]
+    #[error("denied by policy: {}: {reason}", if rule.is_empty() { "default deny" } else { rule.as_str() })]
     PermissionDenied { rule: String, reason: String },
     /// The path, descriptor target or agent does not exist.
     #[error("not found: {what}")]
@@ -22,10 +22,12 @@ pub enum Errno {
     #[error("rate limited: retry after {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
     /// An operator denied the approval this call needed.
-    #[error("approval denied")]
+    #[error(
+        "denied by policy: the operator denied the approval this call needs (requires_approval)"
+    )]
     ApprovalDenied,
     /// Nobody approved the call before its timeout.
-    #[error("approval timed out")]
+    #[error("denied by policy: nobody approved this call before the approval timeout (requires_approval)")]
     ApprovalTimeout,
     /// A per-agent quota (bytes, files, inbox) would be exceeded.
     #[error("quota exceeded: {what}")]
@@ -191,7 +193,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "permission denied by default deny: no rule allows file_write"
+            "denied by policy: default deny: no rule allows file_write"
         );
         let e = Errno::PermissionDenied {
             rule: "write-src (security.md:12)".into(),
@@ -199,7 +201,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "permission denied by write-src (security.md:12): path not under /workspace/src"
+            "denied by policy: write-src (security.md:12): path not under /workspace/src"
         );
     }
 }

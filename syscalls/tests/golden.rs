@@ -355,7 +355,10 @@ fn sample_info() -> AgentInfo {
             allowed: 9,
             denied: 1,
             signals: 1,
-            parked: 0,
+            parked: 1,
+            violations: 2,
+            sandbox_denied: 3,
+            awaiting_approval: 1,
         },
         exit: Some(ExitStatus::Killed {
             signal: Signal::Policy,
@@ -369,6 +372,35 @@ fn sample_info() -> AgentInfo {
             memory_bytes: 512 << 20,
             pids: 7,
         }),
+        denials: DenialSummary {
+            top: vec![
+                Denial {
+                    kind: DenialKind::Allowed,
+                    action: "file_write".into(),
+                    resource: "/etc/x".into(),
+                    rule: String::new(),
+                    reason: "no rule allows file_write (permissive)".into(),
+                    count: 2,
+                },
+                Denial {
+                    kind: DenialKind::Sandbox,
+                    action: "socket".into(),
+                    resource: "socket(AF_INET, SOCK_DGRAM)".into(),
+                    rule: "sandbox: no network".into(),
+                    reason: "seccomp".into(),
+                    count: 1,
+                },
+                Denial {
+                    kind: DenialKind::Refused,
+                    action: "file_read".into(),
+                    resource: "/w/x".into(),
+                    rule: "r (p.md:3)".into(),
+                    reason: "dry_run".into(),
+                    count: 1,
+                },
+            ],
+            total: 4,
+        },
     }
 }
 
@@ -509,6 +541,8 @@ fn control_protocol() {
                 resource: "/mem/working/gated/x".into(),
                 age_ms: 1500,
                 rule: "gated (/p/.agents/security.md:14)".into(),
+                agent_name: None,
+                payload: None,
             }]),
         ),
         (
@@ -536,6 +570,12 @@ fn control_protocol() {
                     resource: "/mem/working/gated/x".into(),
                     age_ms: 1500,
                     rule: "gated (/p/.agents/security.md:14)".into(),
+                    agent_name: Some("builder".into()),
+                    payload: Some(PayloadPreview {
+                        bytes: 5,
+                        head: b"a\x1bb\n".to_vec(),
+                        blake3: [7; 32],
+                    }),
                 }],
                 agents: vec![ApprovalCount {
                     agent: AgentId(3),
@@ -547,6 +587,10 @@ fn control_protocol() {
             }),
         ),
     ];
+    let mut awaiting = sample_info();
+    awaiting.state = AgentState::AwaitingApproval;
+    awaiting.exit = None;
+    responses.push(("agent_4", ControlResponse::Agent(awaiting)));
     for (i, exit) in statuses.into_iter().enumerate() {
         let mut info = sample_info();
         info.exit = Some(exit);

@@ -7,6 +7,13 @@
 //!   extra ones `Busy` at once) and `call I: KIND` for the others once answered.
 //! - `op-print`: prints `begin`, a tab, [`TRICKS`] and `end` on stdout (no syscalls), then
 //!   exits 0.
+//! - `op-denials`: under a permissive policy, one policy violation the kernel lets through
+//!   (a write to `/mem/semantic/x`, which no rule allows) and sandbox refusals of an
+//!   unmodified program: `/etc/shadow`, a write to `/tmp`, a UDP socket twice and a TCP socket;
+//!   prints each outcome, then `done`, and exits 0.
+//! - `op-gated PATH`: writes [`GATED_PAYLOAD`] (control characters, a byte that is not UTF-8)
+//!   to PATH (a rule gates it with `requires_approval`), prints `answer: …` once answered,
+//!   then `ready` and waits to be ended.
 
 use agentos_sdk::{AsyncClient, SdkError};
 use agentos_syscalls::Errno;
@@ -27,6 +34,10 @@ pub fn hostile_path(i: usize) -> String {
     p
 }
 
+/// What `op-gated` asks to write: text with an escape sequence, a newline, a NUL and a byte
+/// that is not UTF-8.
+pub const GATED_PAYLOAD: &[u8] = b"hello\x1b[31mred\n\x00\xff";
+
 fn line(s: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -41,6 +52,23 @@ pub fn main(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
             line(&format!("begin\t{TRICKS}end"));
             Ok(0)
         }
+        "op-denials" => denials(),
+        "op-gated" => {
+            let client = agentos_sdk::Client::connect()?;
+            let path = rest
+                .first()
+                .map(String::as_str)
+                .unwrap_or("/mem/working/gated/x");
+            match client.write(path, GATED_PAYLOAD) {
+                Ok(n) => line(&format!("answer: wrote {n}")),
+                Err(SdkError::Errno(e)) => line(&format!("answer: refused {} {e}", e.kind())),
+                Err(e) => return Err(e),
+            }
+            line("ready");
+            loop {
+                std::thread::park();
+            }
+        }
         "op-approval-flood" => {
             let n: usize = rest.first().and_then(|s| s.parse().ok()).unwrap_or(17);
             flood(n)
@@ -50,6 +78,30 @@ pub fn main(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
             Ok(2)
         }
     }
+}
+
+fn denials() -> Result<u8, SdkError> {
+    let client = agentos_sdk::Client::connect()?;
+    match client.write("/mem/semantic/x", b"kept") {
+        Ok(n) => line(&format!("violation: wrote {n}")),
+        Err(SdkError::Errno(e)) => line(&format!("violation: refused {e}")),
+        Err(e) => return Err(e),
+    }
+    let shown = |what: &str, r: std::io::Result<()>| match r {
+        Ok(()) => line(&format!("{what}: ESCAPED")),
+        Err(e) => line(&format!("{what}: {e}")),
+    };
+    shown("shadow", std::fs::read("/etc/shadow").map(drop));
+    shown("tmp", std::fs::write("/tmp/agentos-denial-probe", b"x"));
+    for _ in 0..2 {
+        shown("udp", std::net::UdpSocket::bind("0.0.0.0:0").map(drop));
+    }
+    shown(
+        "tcp",
+        std::net::TcpStream::connect(("127.0.0.1", 9)).map(drop),
+    );
+    line("done");
+    Ok(0)
 }
 
 fn flood(n: usize) -> Result<u8, SdkError> {

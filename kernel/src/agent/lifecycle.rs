@@ -81,6 +81,9 @@ pub(crate) fn next(from: AgentState, event: Event) -> Option<AgentState> {
         (Exited, Event::Kill) => None,
         (Starting | Running | Stopped, Event::Finish) => Some(Exited),
         (Exited, Event::Finish) => None,
+        // A display state only (`Agent::info` derives it from a running agent's parked
+        // approvals); the lifecycle itself is never in it, and refuses every event from it.
+        (AgentState::AwaitingApproval, _) => None,
     }
 }
 
@@ -249,6 +252,7 @@ mod tests {
                 life.stop().unwrap();
             }
             Exited => life.finish(ExitStatus::Code(0)).unwrap(),
+            AgentState::AwaitingApproval => unreachable!("a display state, not in STATES"),
         }
         assert_eq!(life.state(), state);
         life

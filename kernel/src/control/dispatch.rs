@@ -349,6 +349,7 @@ mod tests {
             log_path: PathBuf::from("/state/agents/1.log"),
             jail: None,
             usage: None,
+            denials: Default::default(),
         }
     }
 
@@ -376,6 +377,8 @@ mod tests {
                 resource: "/workspace/x".into(),
                 age_ms: 9,
                 rule: "w (security.md:4)".into(),
+                agent_name: None,
+                payload: None,
             }],
             agents: vec![ApprovalCount {
                 agent: AgentId(3),

@@ -21,6 +21,7 @@ pub(super) async fn await_approval(
     agent: &Arc<Agent>,
     request: u64,
     pending: Pending,
+    payload: Option<agentos_syscalls::control::PayloadPreview>,
     j: &mut Judgment,
 ) {
     // At most `max_approvals_per_agent` waiting calls per agent: the next is refused now.
@@ -60,7 +61,11 @@ pub(super) async fn await_approval(
         return;
     }
     let rule = pending.rule.clone();
-    let outcome = wait(k, agent, approval, request, pending).await;
+    let outcome = {
+        // Parked on the operator: counted (parked, awaiting approval) until decided.
+        let _parked = Parked::on(agent);
+        wait(k, agent, approval, request, pending, payload).await
+    };
     let waited_ms = parked.elapsed().as_millis() as u64;
     let decided = Decided::of(outcome);
     k.record(
@@ -90,9 +95,12 @@ async fn wait(
         resource,
         rule,
     }: Pending,
+    payload: Option<agentos_syscalls::control::PayloadPreview>,
 ) -> Result<Verdict, &'static str> {
     let ask = Ask {
         agent: agent.id,
+        agent_name: agent.name.clone(),
+        payload,
         request,
         action,
         resource,
@@ -113,6 +121,28 @@ async fn wait(
         // Decided at the last moment: the verdict is in the channel.
         Err(why) if !k.approvals.withdraw(approval) => rx.try_recv().map_err(|_| why),
         Err(why) => Err(why),
+    }
+}
+
+/// A call of the agent parked on an operator's approval: counted in `parked` and
+/// `awaiting_approval` while it lives (`ps` shows the agent `awaiting-approval`).
+struct Parked<'a>(&'a Agent);
+
+impl<'a> Parked<'a> {
+    fn on(agent: &'a Agent) -> Self {
+        let mut c = agent.counters();
+        c.parked += 1;
+        c.awaiting_approval += 1;
+        drop(c);
+        Parked(agent)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        let mut c = self.0.counters();
+        c.parked = c.parked.saturating_sub(1);
+        c.awaiting_approval = c.awaiting_approval.saturating_sub(1);
     }
 }
 

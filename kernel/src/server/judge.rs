@@ -386,6 +386,39 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_call_names_the_rule_that_asks_for_approval() {
+        // A broader allow rule comes first in the file and matches too: the operator is still
+        // shown the rule that asks for approval.
+        let p = policy(
+            "strict",
+            r#"
+  - name: working
+    action: file_write
+    effect: allow
+    constraints:
+      paths: ["/mem/working/**"]
+  - name: gated
+    action: file_write
+    effect: allow
+    requires_approval: true
+    constraints:
+      paths: ["/mem/working/gated/**"]
+"#,
+        );
+        let j = judge_free(&p, &write("/mem/working/gated/report"), None);
+        let pending = j.approval.expect("waits for an operator");
+        assert!(pending.rule.starts_with("gated (p.md:"), "{}", pending.rule);
+        assert!(
+            j.record.rule.starts_with("gated (p.md:"),
+            "{}",
+            j.record.rule
+        );
+        let free = judge_free(&p, &write("/mem/working/x"), None);
+        assert_eq!(free.approval, None);
+        assert!(free.record.rule.starts_with("working (p.md:"));
+    }
+
+    #[test]
     fn a_dry_run_is_refused_and_not_a_violation() {
         let p = policy("strict", RULES);
         let j = judge_free(&p, &write("/mem/episodic/x"), None);

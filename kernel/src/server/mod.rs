@@ -184,7 +184,8 @@ async fn live(
         },
     );
     if let Some(ask) = judgment.approval.take() {
-        approval::await_approval(k, agent, id, ask, &mut judgment).await;
+        let payload = crate::approvals::preview(&call);
+        approval::await_approval(k, agent, id, ask, payload, &mut judgment).await;
         if judgment.refusal.is_none() && agent.current_state() == AgentState::Stopped {
             agent.wait_unfrozen().await;
         }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentos_policy::Mode;
+use agentos_syscalls::control::DenialKind;
 use agentos_syscalls::{Errno, KernelFrame, Reply, Response, Signal, Syscall};
 use tokio::sync::mpsc;
 
@@ -202,6 +203,37 @@ async fn answer_of(
     KernelFrame::Response(Response { id, result })
 }
 
+/// Counts a refused call, or a violation the mode let through, in the agent's denial summary:
+/// under its policy action and resource (the call's name when it does not classify).
+fn note_refusal(agent: &Agent, call: &Syscall, decision: &DecisionRecord) {
+    let class = super::judge::classify(call).ok().flatten();
+    let (action, resource) = match &class {
+        Some(c) => (
+            c.action.as_str(),
+            match &c.also {
+                Some(also) => format!("{} -> {also}", c.resource),
+                None => c.resource.clone(),
+            },
+        ),
+        None => (call.name(), String::new()),
+    };
+    let (kind, reason) = if decision.allowed {
+        (
+            DenialKind::Allowed,
+            format!("{} mode let it through: {}", decision.mode, decision.reason),
+        )
+    } else {
+        (DenialKind::Refused, decision.reason.clone())
+    };
+    agent.note_refusal(crate::denials::Refusal {
+        kind,
+        action,
+        resource: &resource,
+        rule: &decision.rule,
+        reason: &reason,
+    });
+}
+
 /// Counts a call, records it with its decision and outcome, ends the agent if that took it
 /// over its share of the recorder, and gives the answer the agent may see: nothing is
 /// answered that is not in the recorder (a failed append answers `Internal`).
@@ -222,6 +254,12 @@ pub(crate) async fn record_answer(
         } else {
             c.denied += 1;
         }
+        if decision.violation {
+            c.violations += 1;
+        }
+    }
+    if !decision.allowed || decision.violation {
+        note_refusal(agent, &call, &decision);
     }
     let event = RecordEvent::Syscall {
         id,

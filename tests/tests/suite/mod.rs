@@ -1,6 +1,7 @@
 mod blocking;
 mod bounds;
 mod cli;
+mod denials;
 mod disk;
 mod escape;
 mod exec;

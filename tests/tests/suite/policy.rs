@@ -178,7 +178,10 @@ fn approval_approved_performs_the_call() {
     let approval = row["id"].as_u64().unwrap();
     let table = k.ctl_ok(&["approvals"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["ID", "AGENT", "ACTION", "RESOURCE", "AGE", "RULE"]);
+    assert_eq!(
+        header,
+        ["ID", "AGENT", "ACTION", "RESOURCE", "BYTES", "AGE", "RULE"]
+    );
     assert!(table.contains("/mem/working/gated/report"), "{table}");
     assert!(!log(&k, id).contains("wrote"), "answered before approval");
 

@@ -9,6 +9,7 @@ is the Rust order: it is the wire tag. Enums without data (``Signal``, ``WriteMo
 
 from __future__ import annotations
 
+from dataclasses import field
 from typing import List, Optional, Tuple, Union
 
 from ._postcard import BOOL, BYTES, DIGEST, I32, STR, U16, U32, U64, Opt, Res, Seq, Tup
@@ -694,7 +695,16 @@ class ControlRequestSpawnRestored(ControlRequest):
     checkpoint: Optional[int]
 
 
-@struct(U64, AGENT_ID, STR, STR, U64, STR)
+@struct(U64, BYTES, DIGEST)
+class PayloadPreview(Wire):
+    """A parked call's payload: full size, first bytes (raw), blake3 of the whole (ABI 3)."""
+
+    bytes: int
+    head: bytes
+    blake3: bytes
+
+
+@struct(U64, AGENT_ID, STR, STR, U64, STR, Opt(STR), Opt(PayloadPreview))
 class ApprovalInfo(Wire):
     id: int
     agent: AgentId
@@ -702,6 +712,8 @@ class ApprovalInfo(Wire):
     resource: str
     age_ms: int
     rule: str
+    agent_name: Optional[str] = None
+    payload: Optional[PayloadPreview] = None
 
 
 @struct(U32, Opt(U64), Opt(AGENT_ID))
@@ -736,6 +748,7 @@ class AgentState(UnitEnum):
     RUNNING = 1
     STOPPED = 2
     EXITED = 3
+    AWAITING_APPROVAL = 4
 
 
 class ExitStatus(WireEnum):
@@ -763,13 +776,40 @@ class ExitStatusSandboxFailed(ExitStatus):
     reason: str
 
 
-@struct(U64, U64, U64, U64, U64)
+@struct(U64, U64, U64, U64, U64, U64, U64, U64)
 class AgentCounters(Wire):
     syscalls: int = 0
     allowed: int = 0
     denied: int = 0
     signals: int = 0
     parked: int = 0
+    violations: int = 0
+    sandbox_denied: int = 0
+    awaiting_approval: int = 0
+
+
+class DenialKind(UnitEnum):
+    REFUSED = 0
+    ALLOWED = 1
+    SANDBOX = 2
+
+
+@struct(DenialKind, STR, STR, STR, STR, U64)
+class Denial(Wire):
+    """One kind of refusal of an agent and how often it happened (ABI 3)."""
+
+    kind: DenialKind
+    action: str
+    resource: str
+    rule: str
+    reason: str
+    count: int
+
+
+@struct(Seq(Denial), U64)
+class DenialSummary(Wire):
+    top: List[Denial]
+    total: int = 0
 
 
 @struct(U64, U64)
@@ -781,7 +821,7 @@ class AgentUsage(Wire):
 
 
 @struct(AGENT_ID, Opt(STR), AgentState, Opt(U32), STR, Seq(STR), U64, Opt(U64), AgentCounters,
-        Opt(ExitStatus), STR, DIGEST, STR, Opt(JailReport), Opt(AgentUsage))
+        Opt(ExitStatus), STR, DIGEST, STR, Opt(JailReport), Opt(AgentUsage), DenialSummary)
 class AgentInfo(Wire):
     id: AgentId
     name: Optional[str]
@@ -798,6 +838,7 @@ class AgentInfo(Wire):
     log_path: str
     jail: Optional[JailReport]
     usage: Optional[AgentUsage] = None
+    denials: DenialSummary = field(default_factory=lambda: DenialSummary([], 0))
 
 
 @struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer))

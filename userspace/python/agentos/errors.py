@@ -20,13 +20,18 @@ class AgentOSError(Exception):
 
 
 class PermissionDenied(AgentOSError):
-    """The policy refused the call. ``rule`` is ``id (file:line)``, empty for a default deny."""
+    """The policy refused the call. ``rule`` is ``id (file:line)``, empty for a default deny.
+
+    Also the base of :class:`ApprovalDenied` and :class:`ApprovalTimeout` (a call whose rule
+    requires approval that nobody gave), so one ``except agentos.PermissionDenied`` catches
+    every refusal by policy.
+    """
 
     errno = 13
 
     def __init__(self, rule: str, reason: str) -> None:
         self.rule, self.reason = rule, reason
-        super().__init__(f"permission denied by {rule or 'default deny'}: {reason}")
+        super().__init__(f"denied by policy: {rule or 'default deny'}: {reason}")
 
 
 class NotFound(AgentOSError):
@@ -55,18 +60,26 @@ class RateLimited(AgentOSError):
         super().__init__(f"rate limited: retry after {retry_after_ms} ms")
 
 
-class ApprovalDenied(AgentOSError):
+class ApprovalDenied(PermissionDenied):
+    """An operator denied the approval the call's rule requires (``requires_approval``)."""
+
     errno = 125
 
     def __init__(self) -> None:
-        super().__init__("approval denied")
+        AgentOSError.__init__(
+            self, "denied by policy: the operator denied the approval this call needs (requires_approval)")
+        self.rule, self.reason = "", "the operator denied the approval"
 
 
-class ApprovalTimeout(AgentOSError):
+class ApprovalTimeout(PermissionDenied):
+    """Nobody approved the call before the kernel's approval timeout (``requires_approval``)."""
+
     errno = 110
 
     def __init__(self) -> None:
-        super().__init__("approval timed out")
+        AgentOSError.__init__(
+            self, "denied by policy: nobody approved this call before the approval timeout (requires_approval)")
+        self.rule, self.reason = "", "nobody approved the call in time"
 
 
 class QuotaExceeded(AgentOSError):

@@ -84,10 +84,17 @@ def sample_info() -> abi.AgentInfo:
     return abi.AgentInfo(
         id=AgentId(3), name="builder", state=abi.AgentState.EXITED, pid=4242,
         program="/usr/bin/python3", args=["agent.py"], started_ms=1_700_000_000_000,
-        first_syscall_us=2500, counters=abi.AgentCounters(10, 9, 1, 1, 0),
+        first_syscall_us=2500, counters=abi.AgentCounters(10, 9, 1, 1, 1, 2, 3, 1),
         exit=ExitStatus.Killed(Signal.POLICY, "rule x"), policy_path="/p/.agents/security.md",
         policy_digest=bytes([1] * 32), log_path="/s/agents/3/output.log", jail=None,
         usage=abi.AgentUsage(memory_bytes=512 << 20, pids=7),
+        denials=abi.DenialSummary([
+            abi.Denial(abi.DenialKind.ALLOWED, "file_write", "/etc/x", "",
+                       "no rule allows file_write (permissive)", 2),
+            abi.Denial(abi.DenialKind.SANDBOX, "socket", "socket(AF_INET, SOCK_DGRAM)",
+                       "sandbox: no network", "seccomp", 1),
+            abi.Denial(abi.DenialKind.REFUSED, "file_read", "/w/x", "r (p.md:3)", "dry_run", 1),
+        ], 4),
     )
 
 
@@ -145,12 +152,14 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         "shutting_down": ControlResponse.ShuttingDown(),
         "error": ControlResponse.Error(abi.ControlError(abi.ControlErrorKind.NOT_FOUND, "no agent 9", "agentctl ps")),
         "approvals": ControlResponse.Approvals([abi.ApprovalInfo(
-            12, AgentId(3), "file_write", "/mem/working/gated/x", 1500, "gated (/p/.agents/security.md:14)")]),
+            12, AgentId(3), "file_write", "/mem/working/gated/x", 1500, "gated (/p/.agents/security.md:14)",
+            None, None)]),
         "decided": ControlResponse.Decided(12, True),
         "reloaded": ControlResponse.Reloaded(AgentId(3), bytes([1] * 32), bytes([2] * 32)),
         "approvals_page": ControlResponse.ApprovalsPage(abi.ApprovalPage(
             [abi.ApprovalInfo(12, AgentId(3), "file_write", "/mem/working/gated/x", 1500,
-                              "gated (/p/.agents/security.md:14)")],
+                              "gated (/p/.agents/security.md:14)", "builder",
+                              abi.PayloadPreview(5, b"a\x1bb\n", bytes([7] * 32)))],
             [abi.ApprovalCount(AgentId(3), 1, 4, 12)], 3)),
     }
     exits = [ExitStatus.Code(3), ExitStatus.PosixSignal(11), ExitStatus.Killed(Signal.KILL, ""),
@@ -159,6 +168,9 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         info = sample_info()
         info = abi.AgentInfo(**{**info.__dict__, "exit": ex, "state": list(abi.AgentState)[i]})
         responses[f"agent_{i}"] = ControlResponse.Agent(info)
+    awaiting = abi.AgentInfo(**{**sample_info().__dict__, "exit": None,
+                                "state": abi.AgentState.AWAITING_APPROVAL})
+    responses["agent_4"] = ControlResponse.Agent(awaiting)
     for name, resp in responses.items():
         out[f"control_resp_{name}"] = (ControlResponse, resp)
     return out

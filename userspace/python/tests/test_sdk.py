@@ -210,6 +210,23 @@ class SdkTests(unittest.TestCase):
             assert isinstance(exc, agentos.AgentOSError)
 
 
+    def test_every_refusal_by_policy_is_a_permission_denied_that_says_so(self) -> None:
+        """The README's ``except agentos.PermissionDenied`` catches a call whose approval was
+        denied or timed out, and every message says "denied by policy" with the rule."""
+        for wire in (abi.Errno.ApprovalDenied(), abi.Errno.ApprovalTimeout(),
+                     abi.Errno.PermissionDenied("no-etc (security.md:12)", "path under /etc")):
+            try:
+                raise agentos.from_errno(wire)
+            except agentos.PermissionDenied as e:
+                assert str(e).startswith("denied by policy: "), str(e)
+                assert e.errno == abi.POSIX_ERRNO[wire.kind]
+        assert str(agentos.from_errno(abi.Errno.PermissionDenied("no-etc (security.md:12)", "x"))) == \
+            "denied by policy: no-etc (security.md:12): x"
+        assert str(agentos.PermissionDenied("", "no rule allows file_write")) == \
+            "denied by policy: default deny: no rule allows file_write"
+        assert "requires_approval" in str(agentos.ApprovalTimeout())
+        assert not isinstance(agentos.RateLimited(5), agentos.PermissionDenied)
+
     def test_signal_table(self) -> None:
         assert [s.number for s in abi.Signal] == [2, 9, 10, 15, 18, 19, 64, 65]
         assert abi.Signal.parse("term") is abi.Signal.TERM and abi.Signal.parse(64) is abi.Signal.POLICY

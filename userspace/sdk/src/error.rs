@@ -39,4 +39,43 @@ impl SdkError {
             _ => None,
         }
     }
+
+    /// Whether the policy refused the call: a rule or the default deny (`PermissionDenied`),
+    /// or an approval its rule requires that an operator denied or nobody gave in time
+    /// (`ApprovalDenied`, `ApprovalTimeout`). The message of each says "denied by policy".
+    /// A rate limit is not a denial: retry after its hint.
+    pub fn is_denied_by_policy(&self) -> bool {
+        matches!(
+            self,
+            SdkError::Errno(
+                Errno::PermissionDenied { .. } | Errno::ApprovalDenied | Errno::ApprovalTimeout
+            )
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_by_policy_says_so_with_its_rule() {
+        let denied = SdkError::from(Errno::PermissionDenied {
+            rule: "no-etc (security.md:12)".into(),
+            reason: "path under /etc".into(),
+        });
+        assert!(denied.is_denied_by_policy());
+        assert_eq!(
+            denied.to_string(),
+            "denied by policy: no-etc (security.md:12): path under /etc"
+        );
+        for e in [Errno::ApprovalDenied, Errno::ApprovalTimeout] {
+            let e = SdkError::from(e);
+            assert!(e.is_denied_by_policy());
+            assert!(e.to_string().starts_with("denied by policy: "), "{e}");
+        }
+        let limited = SdkError::from(Errno::RateLimited { retry_after_ms: 5 });
+        assert!(!limited.is_denied_by_policy());
+        assert!(!SdkError::Closed.is_denied_by_policy());
+    }
 }
