@@ -73,6 +73,7 @@ pub mod config;
 mod control;
 pub mod daemon;
 mod error;
+pub mod history;
 pub mod hostio;
 pub mod ipc;
 mod jail_spec;
