@@ -7,6 +7,7 @@ mod exec;
 mod ipc;
 mod lifecycle;
 mod operator;
+mod ops;
 mod policy;
 mod protocol;
 mod python;
