@@ -68,7 +68,10 @@ pub fn check_writable_state_dir(dir: &Path) -> Result<(), CliError> {
             if rustix::fs::access(p, access).is_err() {
                 let uid = rustix::process::geteuid().as_raw();
                 let what = if p == dir {
-                    format!("the state dir {} is not writable by uid {uid}", dir.display())
+                    format!(
+                        "the state dir {} is not writable by uid {uid}",
+                        dir.display()
+                    )
                 } else {
                     format!(
                         "the state dir {} cannot be created: {} is not writable by uid {uid}",

@@ -2,10 +2,12 @@
 //!
 //! Thin by design: parse the command line, then talk to a kernel over its control socket
 //! (`client`), or — for `agentctl run` — start an ephemeral kernel in this process (`run`).
-//! Only four commands use the kernel crate: `run` and `replay run` (a kernel in this
-//! process), `replay what-if` (the kernel's judgment of recorded calls) and `kernel start`
+//! Only these commands use the kernel crate: `run` and `replay run` (a kernel in this
+//! process), `replay what-if` (the kernel's judgment of recorded calls), `kernel start`
 //! (the kernel's flags, [`agentos_kernel::options::KernelOptions`], and their `--provider`
-//! check). Every other command speaks the control protocol (`agentos_syscalls`) or reads the
+//! check), and the views of the state dir in `ops` (`logs` and `ps -a` without a kernel,
+//! `memory`, `checkpoints`, `rm`/`prune` without a kernel), through
+//! [`agentos_kernel::history`]. Every other command speaks the control protocol (`agentos_syscalls`) or reads the
 //! flight recorder (`agentos_recorder`) and needs no kernel code.
 //! Exit codes (DESIGN §9): 0 done, 1 failed, 2 usage, 3 denied by policy, 4 not found; `run`
 //! and `wait` exit with the agent's own code.
@@ -28,7 +30,6 @@ mod since;
 use std::process::ExitCode;
 
 use clap::Parser;
-
 
 /// An error for the operator: what went wrong, what to do, and the exit code.
 #[derive(Debug)]
@@ -88,7 +89,10 @@ fn missing_separator_hint(argv: &[String], e: &clap::Error) -> Option<String> {
     let quoted: Vec<String> = fixed
         .iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))

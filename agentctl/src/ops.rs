@@ -87,12 +87,22 @@ pub fn ps(dir: &Path, args: &PsArgs) -> Result<u8, CliError> {
         Vec::new()
     };
     let known: BTreeSet<u64> = rows.iter().map(|a| a.id.0).collect();
-    rows.extend(
-        history::read_all(&agents_dir(dir))
+    // Earlier kernels' agents: their records are read only when ended agents are asked for;
+    // otherwise they are only counted for the hint (one directory read).
+    let mut unread_ended = 0;
+    if history_asked {
+        rows.extend(
+            history::read_all(&agents_dir(dir))
+                .iter()
+                .filter(|r| !known.contains(&r.id))
+                .map(|r| row_of(dir, r)),
+        );
+    } else if args.name.is_none() {
+        unread_ended = history::ids(&agents_dir(dir))
             .iter()
-            .filter(|r| !known.contains(&r.id))
-            .map(|r| row_of(dir, r)),
-    );
+            .filter(|id| !known.contains(id))
+            .count();
+    }
     rows.sort_by_key(|a| a.id);
     let by_name = |a: &AgentInfo| {
         args.name
@@ -131,7 +141,8 @@ pub fn ps(dir: &Path, args: &PsArgs) -> Result<u8, CliError> {
     let ended = hidden
         .iter()
         .filter(|a| a.state == AgentState::Exited)
-        .count();
+        .count()
+        + unread_ended;
     if ended > 0 && args.state.is_empty() && !args.json {
         say_err!(
             "{ended} ended agent{} not shown: `agentctl ps -a` lists {}, `agentctl prune` forgets {}",
@@ -166,7 +177,11 @@ pub fn logs_from_disk(dir: &Path, agent: &str, follow: bool, raw: bool) -> Resul
     let path = history::log_path(&agents_dir(dir), AgentId(record.id));
     let bytes = std::fs::read(&path).map_err(|e| {
         CliError::failed(
-            format!("cannot read the log of agent {} ({}): {e}", record.id, path.display()),
+            format!(
+                "cannot read the log of agent {} ({}): {e}",
+                record.id,
+                path.display()
+            ),
             "check the state dir's permissions",
         )
     })?;
@@ -367,7 +382,9 @@ pub fn memory(dir: &Path, cmd: &MemoryCommand) -> Result<u8, CliError> {
                 match view.working_checkpoint() {
                     Some(n) => say_err!("(/mem/working as of checkpoint {n})"),
                     None if norm == "/mem" => {
-                        say_err!("(/mem/working: no checkpoint; the live one is only in the kernel)")
+                        say_err!(
+                            "(/mem/working: no checkpoint; the live one is only in the kernel)"
+                        )
                     }
                     None => {}
                 }
@@ -445,7 +462,14 @@ pub fn checkpoints(dir: &Path, agent: &str, json: bool) -> Result<u8, CliError> 
         );
         return Ok(0);
     }
-    say!("{:<4}  {:<24}  {:>6}  {:>10}  {:>10}", "N", "TAKEN (UTC)", "FILES", "BYTES", "ON DISK");
+    say!(
+        "{:<4}  {:<24}  {:>6}  {:>10}  {:>10}",
+        "N",
+        "TAKEN (UTC)",
+        "FILES",
+        "BYTES",
+        "ON DISK"
+    );
     for c in &list {
         say!(
             "{:<4}  {:<24}  {:>6}  {:>10}  {:>10}",
@@ -541,13 +565,23 @@ fn roff_section(full: &str, sub: &clap::Command) -> Vec<u8> {
         s.push_str(&format!("{}\n", esc(&about.to_string())));
     }
     let mut usage = sub.clone().bin_name(full.to_string());
-    s.push_str(&format!(".PP\n\\fB{}\\fR\n", esc(&usage.render_usage().to_string().trim_start_matches("Usage: ").to_string())));
+    let usage = usage.render_usage().to_string();
+    s.push_str(&format!(
+        ".PP\n\\fB{}\\fR\n",
+        esc(usage.trim_start_matches("Usage: "))
+    ));
     for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
         let name = match (arg.get_short(), arg.get_long()) {
             (Some(c), Some(l)) => format!("\\-{c}, \\-\\-{}", esc(l)),
             (None, Some(l)) => format!("\\-\\-{}", esc(l)),
             (Some(c), None) => format!("\\-{c}"),
-            (None, None) => format!("<{}>", esc(arg.get_id().as_str()).to_uppercase()),
+            (None, None) => {
+                let name = arg
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or_else(|| arg.get_id().as_str().to_uppercase(), |v| v.to_string());
+                format!("<{}>", esc(&name))
+            }
         };
         s.push_str(&format!(".TP\n{name}\n"));
         if let Some(help) = arg.get_long_help().or(arg.get_help()) {
@@ -562,10 +596,9 @@ fn write_stdout(bytes: &[u8]) -> Result<u8, CliError> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         // A closed pipe (`| head`) is not an error.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failed(
-            format!("cannot write to stdout: {e}"),
-            "",
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::failed(format!("cannot write to stdout: {e}"), ""))
+        }
         _ => Ok(0),
     }
 }
@@ -589,7 +622,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         for sub in cmd.get_subcommands() {
             assert!(
-                text.contains(&format!("AGENTCTL {}", sub.get_name().to_uppercase().replace('-', "\\-"))) || sub.get_name() == "help",
+                text.contains(&format!(
+                    "AGENTCTL {}",
+                    sub.get_name().to_uppercase().replace('-', "\\-")
+                )) || sub.get_name() == "help",
                 "{} missing",
                 sub.get_name()
             );

@@ -86,8 +86,9 @@ pub fn write_record(agents_dir: &Path, record: &AgentRecord) -> std::io::Result<
     std::fs::rename(&tmp, dir.join(RECORD_FILE))
 }
 
-/// The ids of the agent dirs under `agents_dir`, ascending.
-fn ids(agents_dir: &Path) -> Vec<u64> {
+/// The ids of the agent dirs under `agents_dir`, ascending (one directory read; no record
+/// is parsed).
+pub fn ids(agents_dir: &Path) -> Vec<u64> {
     let mut v: Vec<u64> = std::fs::read_dir(agents_dir)
         .map(|rd| {
             rd.flatten()
@@ -242,12 +243,10 @@ impl MemoryView {
         let path = state_dir.join("memory.redb");
         let store = match (&namespace, std::fs::read(&path)) {
             (Some(_), Ok(bytes)) => {
-                Some(
-                    Store::open_snapshot(bytes).map_err(|e| ViewError::Store {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?,
-                )
+                Some(Store::open_snapshot(bytes).map_err(|e| ViewError::Store {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?)
             }
             (None, _) => None,
             (Some(_), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,

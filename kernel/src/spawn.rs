@@ -239,7 +239,11 @@ const ELF_MACHINE: Option<(u16, &str)> = Some((62, "x86-64"));
 const ELF_MACHINE: Option<(u16, &str)> = Some((183, "aarch64"));
 #[cfg(target_arch = "riscv64")]
 const ELF_MACHINE: Option<(u16, &str)> = Some((243, "riscv64"));
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
 const ELF_MACHINE: Option<(u16, &str)> = None;
 
 /// What the first bytes of a program say it is.
@@ -1018,7 +1022,10 @@ mod tests {
         assert_eq!(kind, ControlErrorKind::NotFound);
         assert_eq!(
             message,
-            format!("spawn refused: {} does not exist", missing.program.display())
+            format!(
+                "spawn refused: {} does not exist",
+                missing.program.display()
+            )
         );
         assert_eq!(recorded.as_deref(), Some("does not exist"));
     }
@@ -1060,7 +1067,10 @@ mod tests {
             req.program = program.clone();
             let (kind, message, recorded) = refusal(r, req);
             assert_eq!(kind, ControlErrorKind::Usage, "{why}");
-            assert_eq!(message, format!("spawn refused: {} {why}", program.display()));
+            assert_eq!(
+                message,
+                format!("spawn refused: {} {why}", program.display())
+            );
             assert_eq!(recorded.as_deref(), Some(why));
         }
         let mut req = request();
@@ -1072,7 +1082,11 @@ mod tests {
             "{message}"
         );
         // A script with its x bit and the host's own ELF programs pass.
-        for program in [script, PathBuf::from("/bin/sh"), std::env::current_exe().unwrap()] {
+        for program in [
+            script,
+            PathBuf::from("/bin/sh"),
+            std::env::current_exe().unwrap(),
+        ] {
             let mut req = request();
             req.program = program;
             assert!(prepare(r, req).is_ok());
@@ -1081,7 +1095,10 @@ mod tests {
 
     #[test]
     fn program_formats_are_read_from_the_first_bytes() {
-        assert_eq!(program_format(b"#!/usr/bin/env python3"), ProgramFormat::Script);
+        assert_eq!(
+            program_format(b"#!/usr/bin/env python3"),
+            ProgramFormat::Script
+        );
         assert_eq!(program_format(b"hello"), ProgramFormat::Unknown);
         assert_eq!(program_format(b"\x7fEL"), ProgramFormat::Unknown);
         let mut own = std::fs::read(std::env::current_exe().unwrap()).unwrap();

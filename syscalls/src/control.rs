@@ -118,11 +118,15 @@ pub enum ControlRequest {
     /// under `STATE_DIR/agents/` (output log, checkpoints); never the flight recorder.
     /// Refused whole, removing nothing, when one of them is not found or has not ended.
     /// Answered with [`ControlResponse::Forgotten`]. Appended (tag 14, ABI 3).
-    Forget { agents: Vec<AgentRef> },
+    Forget {
+        agents: Vec<AgentRef>,
+    },
     /// Forget every ended agent (`agentctl prune`), or only those that ended more than
     /// `older_than_ms` milliseconds ago. Answered with [`ControlResponse::Forgotten`].
     /// Appended (tag 15, ABI 3).
-    Prune { older_than_ms: Option<u64> },
+    Prune {
+        older_than_ms: Option<u64>,
+    },
 }
 
 /// The largest answer frame a control client reads (and the kernel sends): an answer that
@@ -404,7 +408,9 @@ pub enum ControlResponse {
     ApprovalsPage(ApprovalPage),
     /// The agents a `Forget` or `Prune` removed, by id, oldest first. Appended (tag 14,
     /// ABI 3).
-    Forgotten { agents: Vec<AgentId> },
+    Forgotten {
+        agents: Vec<AgentId>,
+    },
 }
 
 /// Where the kernel on `state_dir` listens for control connections.

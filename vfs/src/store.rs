@@ -493,13 +493,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("memory.redb");
         let s = Store::open(&path).unwrap();
-        s.write("name:a", "episodic", "/notes/x", b"kept", WriteMode::Truncate, 7)
-            .unwrap();
+        s.write(
+            "name:a",
+            "episodic",
+            "/notes/x",
+            b"kept",
+            WriteMode::Truncate,
+            7,
+        )
+        .unwrap();
         let before = std::fs::read(&path).unwrap();
         // The file is locked by `s`; a copy of its bytes opens beside it.
         let copy = Store::open_snapshot(before.clone()).unwrap();
         assert_eq!(
-            copy.read("name:a", "episodic", "/notes/x", 0, None).unwrap(),
+            copy.read("name:a", "episodic", "/notes/x", 0, None)
+                .unwrap(),
             b"kept"
         );
         assert_eq!(copy.list("name:a", "episodic", "/").unwrap().len(), 1);

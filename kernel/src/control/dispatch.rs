@@ -329,7 +329,10 @@ mod tests {
         }
 
         fn prune(&self, older_than_ms: Option<u64>) -> Result<Vec<AgentId>, ControlError> {
-            self.call(format!("prune {older_than_ms:?}"), vec![AgentId(2), AgentId(5)])
+            self.call(
+                format!("prune {older_than_ms:?}"),
+                vec![AgentId(2), AgentId(5)],
+            )
         }
 
         fn request_shutdown(&self) {

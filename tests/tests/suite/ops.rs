@@ -78,7 +78,11 @@ fn logs_are_read_from_disk_when_no_kernel_runs() {
     // An agent never spawned here is not found (exit 4) and the message says where it looked.
     let out = k.ctl(&["logs", "nobody"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("no agent nobody on record"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no agent nobody on record"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -201,7 +205,10 @@ fn rm_and_prune_forget_ended_agents_refuse_live_ones_and_keep_the_recorder() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 
     // `prune --older-than` keeps what ended recently; `prune` forgets every ended agent.
-    assert_eq!(k.ctl_ok(&["prune", "--older-than", "1h"]), "nothing to forget\n");
+    assert_eq!(
+        k.ctl_ok(&["prune", "--older-than", "1h"]),
+        "nothing to forget\n"
+    );
     let out = k.ctl(&["prune", "--older-than", "soon"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(k.ctl_ok(&["prune"]), format!("forgot agent {b}\n"));
@@ -211,12 +218,16 @@ fn rm_and_prune_forget_ended_agents_refuse_live_ones_and_keep_the_recorder() {
     // with the forgotten agents' records in it.
     let after = tree(&k.recorder_dir());
     for (path, before) in &recorder_before {
-        let now = after.get(path).unwrap_or_else(|| panic!("{} gone", path.display()));
+        let now = after
+            .get(path)
+            .unwrap_or_else(|| panic!("{} gone", path.display()));
         assert!(now.0 >= before.0, "{} shrank", path.display());
     }
     let records = k.records();
     assert!(records.len() >= records_before);
-    assert!(records.iter().any(|r| r.agent == Some(agentos_syscalls::AgentId(a))));
+    assert!(records
+        .iter()
+        .any(|r| r.agent == Some(agentos_syscalls::AgentId(a))));
 
     // A forgotten id is never given again, even by a kernel started afresh.
     k.ctl_ok(&["kill", &live.to_string()]);
@@ -231,16 +242,40 @@ fn rm_and_prune_forget_ended_agents_refuse_live_ones_and_keep_the_recorder() {
 
 #[test]
 fn completions_and_the_man_page_name_every_subcommand() {
-    let help = Command::new(binary("agentctl")).arg("--help").output().unwrap();
+    let help = Command::new(binary("agentctl"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = stdout(&help);
     let subcommands = [
-        "kernel", "run", "spawn", "ps", "inspect", "logs", "wait", "signal", "kill", "stop",
-        "cont", "approvals", "approve", "deny", "policy", "recorder", "replay", "rm", "prune",
-        "memory", "checkpoints", "completions", "man",
+        "kernel",
+        "run",
+        "spawn",
+        "ps",
+        "inspect",
+        "logs",
+        "wait",
+        "signal",
+        "kill",
+        "stop",
+        "cont",
+        "approvals",
+        "approve",
+        "deny",
+        "policy",
+        "recorder",
+        "replay",
+        "rm",
+        "prune",
+        "memory",
+        "checkpoints",
+        "completions",
+        "man",
     ];
     for sub in subcommands {
         assert!(
-            help.lines().any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
             "`{sub}` missing from --help:\n{help}"
         );
     }
@@ -280,7 +315,10 @@ fn completions_and_the_man_page_name_every_subcommand() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
-    let man = Command::new(binary("agentctl")).arg("man").output().unwrap();
+    let man = Command::new(binary("agentctl"))
+        .arg("man")
+        .output()
+        .unwrap();
     assert_eq!(man.status.code(), Some(0));
     let man = stdout(&man);
     assert!(man.contains(".TH agentctl 1"), "{man}");
@@ -335,7 +373,11 @@ fn spawn_refuses_a_directory_a_non_executable_and_a_file_exec_cannot_run() {
         ]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let want = format!("spawn refused: {} {why}", shown.display());
-        assert!(stderr(&out).contains(&want), "want `{want}` in:\n{}", text(&out));
+        assert!(
+            stderr(&out).contains(&want),
+            "want `{want}` in:\n{}",
+            text(&out)
+        );
         assert!(stderr(&out).contains("hint: "), "{}", text(&out));
     }
     // No agent was registered, none got a dir.
@@ -350,19 +392,36 @@ fn spawn_refuses_a_directory_a_non_executable_and_a_file_exec_cannot_run() {
     let refused = k
         .records()
         .iter()
-        .filter(|r| matches!(r.event, agentos_kernel::recorder::RecordEvent::SpawnRefused { .. }))
+        .filter(|r| {
+            matches!(
+                r.event,
+                agentos_kernel::recorder::RecordEvent::SpawnRefused { .. }
+            )
+        })
         .count();
     assert!(refused >= 3, "{refused} refusals recorded");
     // A script with its x bit still runs.
     std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = k.ctl(&["spawn", "--policy", policy.to_str().unwrap(), "--", plain.to_str().unwrap()]);
+    let out = k.ctl(&[
+        "spawn",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--",
+        plain.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // `run` (its own kernel) refuses the same way.
     let state = tempfile::tempdir().unwrap();
     let out = ctl_on(
         &state.path().join("s"),
-        &["run", "--policy", policy.to_str().unwrap(), "--", text_file.to_str().unwrap()],
+        &[
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--",
+            text_file.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("exec format error"), "{}", text(&out));
@@ -378,7 +437,13 @@ fn a_state_dir_that_is_a_file_says_what_is_wrong() {
         &["ps"][..],
         &["kernel", "start"],
         &["logs", "1"],
-        &["run", "--policy", policy.to_str().unwrap(), "--", "/bin/true"],
+        &[
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ],
     ] {
         let out = ctl_on(&file, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
@@ -390,7 +455,11 @@ fn a_state_dir_that_is_a_file_says_what_is_wrong() {
             "{args:?}: {}",
             text(&out)
         );
-        assert!(text(&out).contains("hint: give --state-dir"), "{}", text(&out));
+        assert!(
+            text(&out).contains("hint: give --state-dir"),
+            "{}",
+            text(&out)
+        );
         assert!(!text(&out).contains("File exists"), "{}", text(&out));
     }
     let below = file.join("state");
@@ -476,21 +545,36 @@ fn memory_and_checkpoints_show_what_an_agent_kept_without_changing_the_state_dir
     );
 
     // Checkpoints, with the working memory as of the latest or a chosen one.
-    let cps: Value =
-        serde_json::from_str(&k.ctl_ok(&["checkpoints", "keeper", "--json"])).unwrap();
+    let cps: Value = serde_json::from_str(&k.ctl_ok(&["checkpoints", "keeper", "--json"])).unwrap();
     let cps = cps.as_array().unwrap();
     assert_eq!(cps.len(), 2, "{cps:?}");
-    assert_eq!((cps[0]["number"].as_u64(), cps[0]["files"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (cps[0]["number"].as_u64(), cps[0]["files"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(cps[0]["bytes"], 4);
-    assert_eq!((cps[1]["files"].as_u64(), cps[1]["bytes"].as_u64()), (Some(2), Some(12)));
+    assert_eq!(
+        (cps[1]["files"].as_u64(), cps[1]["bytes"].as_u64()),
+        (Some(2), Some(12))
+    );
     assert!(cps[1]["taken_ms"].as_u64().unwrap() >= cps[0]["taken_ms"].as_u64().unwrap());
     assert!(cps[0]["disk_bytes"].as_u64().unwrap() > 0);
     let table = k.ctl_ok(&["checkpoints", "keeper"]);
     assert!(table.starts_with("N     TAKEN (UTC)"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
-    assert_eq!(k.ctl_ok(&["memory", "cat", "keeper", "/mem/working/w.txt"]), "changed");
     assert_eq!(
-        k.ctl_ok(&["memory", "cat", "keeper", "/mem/working/w.txt", "--checkpoint", "1"]),
+        k.ctl_ok(&["memory", "cat", "keeper", "/mem/working/w.txt"]),
+        "changed"
+    );
+    assert_eq!(
+        k.ctl_ok(&[
+            "memory",
+            "cat",
+            "keeper",
+            "/mem/working/w.txt",
+            "--checkpoint",
+            "1"
+        ]),
         "work"
     );
     assert_eq!(
@@ -509,16 +593,27 @@ fn memory_and_checkpoints_show_what_an_agent_kept_without_changing_the_state_dir
     let before = tree(&k.state_dir);
     let ls = k.ctl_ok(&["memory", "ls", "keeper"]);
     assert_eq!(
-        ls.lines().map(|l| l.rsplit("  ").next().unwrap()).collect::<Vec<_>>(),
+        ls.lines()
+            .map(|l| l.rsplit("  ").next().unwrap())
+            .collect::<Vec<_>>(),
         ["episodic", "semantic", "working"]
     );
     assert_eq!(
         k.ctl_ok(&["memory", "cat", "keeper", "/mem/episodic/notes/day1"]),
         "remember \u{1b}[31mred"
     );
-    assert_eq!(k.ctl_ok(&["memory", "ls", "keeper", "/mem/working"]).lines().count(), 2);
+    assert_eq!(
+        k.ctl_ok(&["memory", "ls", "keeper", "/mem/working"])
+            .lines()
+            .count(),
+        2
+    );
     assert_eq!(k.ctl_ok(&["checkpoints", "keeper"]).lines().count(), 3);
-    assert_eq!(tree(&k.state_dir), before, "a read-only view changed the state dir");
+    assert_eq!(
+        tree(&k.state_dir),
+        before,
+        "a read-only view changed the state dir"
+    );
 
     // An unnamed agent's persistent memory ends with it; the message says so.
     k.restart(&[]);
