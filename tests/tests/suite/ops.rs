@@ -625,3 +625,69 @@ fn memory_and_checkpoints_show_what_an_agent_kept_without_changing_the_state_dir
     let out = k.ctl(&["checkpoints", &anon.to_string()]);
     assert!(stdout(&out).contains("has no checkpoint"), "{}", text(&out));
 }
+
+#[test]
+fn a_state_dir_this_user_cannot_write_says_so_before_a_kernel_starts() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = root.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    // Root may write anywhere: the check is made as another user then (with a copy of
+    // agentctl that user can run, outside a possibly private checkout).
+    let as_root = agentos_tests::is_root();
+    let copy = root.path().join("agentctl");
+    let uid = if as_root {
+        std::fs::copy(binary("agentctl"), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        65534
+    } else {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        rustix::process::geteuid().as_raw()
+    };
+    let start_on = |dir: &Path| {
+        let mut c = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&copy);
+            c
+        } else {
+            Command::new(binary("agentctl"))
+        };
+        c.arg("--state-dir")
+            .arg(dir)
+            .args(["kernel", "start"])
+            .output()
+            .unwrap()
+    };
+    for (dir, what) in [
+        (
+            locked.clone(),
+            format!(
+                "the state dir {} is not writable by uid {uid}",
+                locked.display()
+            ),
+        ),
+        (
+            locked.join("sub"),
+            format!(
+                "the state dir {} cannot be created: {} is not writable by uid {uid}",
+                locked.join("sub").display(),
+                locked.display()
+            ),
+        ),
+    ] {
+        let out = start_on(&dir);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains(&what),
+            "want `{what}` in:\n{}",
+            text(&out)
+        );
+        assert!(
+            text(&out).contains("hint: choose a --state-dir you own"),
+            "{}",
+            text(&out)
+        );
+    }
+}
