@@ -13,9 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use agentos_kernel::history::{self, AgentRecord, MemoryView};
-use agentos_syscalls::control::{
-    AgentCounters, AgentInfo, AgentRef, AgentState, ControlRequest, ControlResponse,
-};
+use agentos_syscalls::control::{AgentInfo, AgentRef, AgentState, ControlRequest, ControlResponse};
 use agentos_syscalls::{AgentId, FileKind};
 use serde_json::json;
 
@@ -39,7 +37,7 @@ fn row_of(dir: &Path, r: &AgentRecord) -> AgentInfo {
         args: r.args.clone(),
         started_ms: r.started_ms,
         first_syscall_us: None,
-        counters: AgentCounters::default(),
+        counters: r.counters.unwrap_or_default(),
         exit: r.exit.clone(),
         policy_path: r.policy_path.clone(),
         policy_digest: [0; 32],
@@ -232,7 +230,10 @@ fn print_forgotten(ids: &[AgentId]) {
     for id in ids {
         say!("forgot agent {id}");
     }
-    say_err!("(the flight recorder keeps their records)");
+    say_err!(
+        "(the flight recorder keeps {} records)",
+        if ids.len() == 1 { "its" } else { "their" }
+    );
 }
 
 fn forget_on_disk(dir: &Path, ids: &[AgentId]) -> Result<Vec<AgentId>, CliError> {

@@ -21,7 +21,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use agentos_syscalls::control::{AgentRef, ExitStatus};
+use agentos_syscalls::control::{AgentCounters, AgentRef, ExitStatus};
 use agentos_syscalls::{AgentId, DirEntry, Errno, FileStat};
 use agentos_vfs::{MemFs, Store};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,9 @@ pub struct AgentRecord {
     /// kernel died before it could say (the agent died with it).
     pub ended_ms: Option<u64>,
     pub exit: Option<ExitStatus>,
+    /// Its counters when it ended (absent in a record written before then).
+    #[serde(default)]
+    pub counters: Option<AgentCounters>,
 }
 
 impl AgentRecord {
@@ -60,6 +63,7 @@ impl AgentRecord {
             started_ms: 0,
             ended_ms: None,
             exit: None,
+            counters: None,
         }
     }
 }
@@ -461,6 +465,7 @@ mod tests {
             started_ms: 10 * id,
             ended_ms: None,
             exit: None,
+            counters: None,
         }
     }
 

@@ -735,6 +735,7 @@ fn start(
         started_ms: agent.started_ms,
         ended_ms: None,
         exit: None,
+        counters: None,
     };
     let agents_dir = k.config.agents_dir();
     if let Err(e) = crate::hostio::off_worker(|| crate::history::write_record(&agents_dir, &record))
@@ -847,6 +848,7 @@ async fn reap(
         let mut record = crate::history::read_record(&agents_dir, agent.id.0)?;
         record.ended_ms = Some(crate::util::now_ms());
         record.exit = Some(exit.clone());
+        record.counters = Some(*agent.counters());
         Some(crate::history::write_record(&agents_dir, &record))
     });
     if let Some(Err(e)) = ended {

@@ -151,6 +151,9 @@ fn ps_shows_live_agents_by_default_every_agent_with_a_and_filters() {
     assert_eq!(rows[0]["state"], "exited");
     assert_eq!(rows[0]["exit"]["signal"], "SIGKILL");
     assert_eq!(rows[1]["exit"]["code"], 0);
+    // Its counters as they were when it ended.
+    assert!(rows[1]["syscalls"].as_u64().unwrap() > 0, "{rows}");
+    assert_eq!(rows[1]["syscalls"], rows[1]["allowed"]);
 }
 
 /// Every file under `dir` with its length and modification time.
