@@ -30,12 +30,12 @@ pub enum Command {
     Run(RunArgs),
     /// Start an agent on the running kernel and print its id.
     Spawn(SpawnArgs),
-    /// List agents.
-    Ps {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List agents (live ones; -a for all, --state/--name to filter).
+    ///
+    /// By default the live agents, and a line on stderr saying how many ended ones `-a` would
+    /// add. Agents of earlier kernels on this state dir are listed from their records on disk
+    /// (`STATE_DIR/agents/<id>/agent.json`); without a kernel, `-a` still lists them.
+    Ps(PsArgs),
     /// Show everything the kernel knows about one agent (including its sandbox report).
     Inspect {
         /// Agent id or name.
@@ -48,10 +48,15 @@ pub enum Command {
     /// characters other than newline and tab are shown escaped (`\x1b`, `\u{202e}`), so the
     /// agent cannot rewrite the screen; piped or redirected, the bytes are written as they
     /// are.
+    ///
+    /// Needs no kernel: an agent the running kernel does not know (or any agent, when
+    /// none runs) is read from `STATE_DIR/agents/<id>/output.log`.
     Logs {
         /// Agent id or name.
         agent: String,
-        /// Keep printing until the agent ends.
+        /// Keep printing until the agent ends. Only a live agent has more to come, and an
+        /// agent lives only while its kernel does: from disk, the log is printed whole and
+        /// the command ends.
         #[arg(short, long)]
         follow: bool,
         /// Write the agent's bytes unescaped even to a terminal.
@@ -137,6 +142,125 @@ pub enum Command {
     /// Replay a recorded run (the log must verify).
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Forget ended agents (never the flight recorder).
+    ///
+    /// Removes their row in `ps -a` and their dir under STATE_DIR/agents/ (the output log and the working-memory checkpoints). A live agent is refused (nothing is
+    /// removed). Never touched: the flight recorder (append-only evidence: its records of the
+    /// agent stay and still verify) and the persistent memory of a named agent (kept for the
+    /// next agent of that name). Forgotten ids are never given again.
+    Rm {
+        /// Agent ids or names (a name means its newest agent).
+        #[arg(required = true, value_name = "AGENT")]
+        agents: Vec<String>,
+    },
+    /// Forget every ended agent, or those that ended more than DUR ago.
+    ///
+    /// As `rm` does: never the flight recorder, never a live agent; without a kernel, the
+    /// agents on disk (all ended) are forgotten under the kernel's lock.
+    Prune {
+        /// Only agents that ended more than this long ago: 90s, 10m, 2h, 1d, 1h30m.
+        #[arg(long, value_name = "DUR")]
+        older_than: Option<String>,
+    },
+    /// Look at what an agent kept in memory, read-only (ls, cat).
+    ///
+    /// Its persistent memory (/mem/episodic,
+    /// /mem/semantic, kept by name; an unnamed agent's ends with it) and its working memory
+    /// (/mem/working, as of its latest checkpoint: the live one exists only inside the
+    /// kernel). Reads the state dir, with or without a kernel, and changes nothing in it.
+    /// Agent-controlled names and bytes are escaped on a terminal.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+    /// List an agent's working-memory checkpoints.
+    ///
+    /// Taken on SIGUSR1 or by the agent's own `Checkpoint` call: number, time taken (UTC),
+    /// files, bytes. Read-only; no kernel needed.
+    Checkpoints {
+        /// Agent id or name.
+        agent: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g.
+    /// `agentctl completions bash > /etc/bash_completion.d/agentctl`,
+    /// `agentctl completions zsh > "${fpath[1]}/_agentctl"`,
+    /// `agentctl completions fish > ~/.config/fish/completions/agentctl.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    ///
+    /// `agentctl man | man -l -`, or
+    /// `agentctl man > /usr/local/share/man/man1/agentctl.1`.
+    Man,
+}
+
+/// Which agents `ps` lists.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Every agent: the ended ones too, and those of earlier kernels on this state dir.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only agents in these states (repeatable or comma-separated); an ended state lists
+    /// ended agents without `-a`.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "STATE")]
+    pub state: Vec<StateFilter>,
+    /// Only agents with this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A state `ps --state` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    Starting,
+    /// Running, including agents with a call waiting for approval.
+    Running,
+    /// Running with a call waiting for operator approval (`agentctl approvals`).
+    AwaitingApproval,
+    Stopped,
+    /// Ended, however it ended.
+    Exited,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// List a directory of the agent's tree: `/mem` (default), `/mem/episodic/…`,
+    /// `/mem/semantic/…`, `/mem/working/…`, `/state/checkpoints/N/…`.
+    Ls {
+        /// Agent id or name.
+        agent: String,
+        /// A path in the agent's tree.
+        #[arg(default_value = "/mem")]
+        path: String,
+        /// Show /mem/working as of checkpoint N instead of the latest.
+        #[arg(long, value_name = "N")]
+        checkpoint: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a file of the agent's tree (e.g. `/mem/episodic/notes.txt`).
+    Cat {
+        /// Agent id or name.
+        agent: String,
+        /// A file path in the agent's tree.
+        path: String,
+        /// Read /mem/working as of checkpoint N instead of the latest.
+        #[arg(long, value_name = "N")]
+        checkpoint: Option<u64>,
+        /// Write the bytes unescaped even to a terminal.
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

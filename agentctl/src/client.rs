@@ -24,6 +24,73 @@ pub fn state_dir(given: &Option<PathBuf>) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
+/// Whether a kernel listens on `dir` (its control socket accepts a connection).
+pub fn kernel_answers(dir: &Path) -> bool {
+    UnixStream::connect(control::socket_path(dir)).is_ok()
+}
+
+/// `--state-dir` names something that is not a directory: say what it is and what to do.
+pub fn check_state_dir(dir: &Path) -> Result<(), CliError> {
+    let mut cur = Some(dir);
+    while let Some(p) = cur {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                let what = if p == dir {
+                    format!("the state dir {} is a file, not a directory", dir.display())
+                } else {
+                    format!(
+                        "the state dir {} cannot exist: {} is a file, not a directory",
+                        dir.display(),
+                        p.display()
+                    )
+                };
+                return Err(CliError::usage(
+                    what,
+                    "give --state-dir (or AGENTOS_STATE_DIR) a directory, or a path where one can be created, e.g. --state-dir /tmp/agentos-state",
+                ));
+            }
+            Err(_) => cur = p.parent(),
+        }
+    }
+    Ok(())
+}
+
+/// The state dir can be written by this user (a kernel needs to create its socket, lock,
+/// recorder and agent dirs there): the dir itself when it exists, otherwise the nearest
+/// existing parent it would be created in.
+pub fn check_writable_state_dir(dir: &Path) -> Result<(), CliError> {
+    check_state_dir(dir)?;
+    let mut cur = Some(dir);
+    while let Some(p) = cur {
+        if p.exists() {
+            let access = rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+            if rustix::fs::access(p, access).is_err() {
+                let uid = rustix::process::geteuid().as_raw();
+                let what = if p == dir {
+                    format!(
+                        "the state dir {} is not writable by uid {uid}",
+                        dir.display()
+                    )
+                } else {
+                    format!(
+                        "the state dir {} cannot be created: {} is not writable by uid {uid}",
+                        dir.display(),
+                        p.display()
+                    )
+                };
+                return Err(CliError::failed(
+                    what,
+                    "choose a --state-dir you own (the default is $XDG_STATE_HOME/agentos, or /var/lib/agentos as root), or run as its owner",
+                ));
+            }
+            return Ok(());
+        }
+        cur = p.parent();
+    }
+    Ok(())
+}
+
 fn no_kernel(dir: &Path) -> CliError {
     CliError::failed(
         format!("no kernel is running on {}", dir.display()),

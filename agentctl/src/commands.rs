@@ -18,6 +18,9 @@ use crate::CliError;
 
 pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let dir = client::state_dir(&cli.state_dir);
+    if !matches!(cli.command, Command::Completions { .. } | Command::Man) {
+        client::check_state_dir(&dir)?;
+    }
     match cli.command {
         Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, args),
         Command::Kernel(KernelCommand::Stop { json }) => crate::stop::kernel_stop(&dir, json),
@@ -57,19 +60,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 other => Err(unexpected(&other)),
             }
         }
-        Command::Ps { json } => match call(&dir, &ControlRequest::Ps)? {
-            ControlResponse::Agents(list) if json => {
-                output::print_json(&serde_json::Value::Array(
-                    list.iter().map(output::agent_json).collect(),
-                ));
-                Ok(0)
-            }
-            ControlResponse::Agents(list) => {
-                output::print_table(&list);
-                Ok(0)
-            }
-            other => Err(unexpected(&other)),
-        },
+        Command::Ps(args) => crate::ops::ps(&dir, &args),
         Command::Inspect { agent, json } => match call(
             &dir,
             &ControlRequest::Inspect {
@@ -138,6 +129,12 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Policy(cmd) => crate::policy::dispatch(&dir, cmd),
         Command::Recorder(cmd) => crate::recorder::run(&dir, cmd),
         Command::Replay(cmd) => crate::recorder::replay(&dir, cmd),
+        Command::Rm { agents } => crate::ops::rm(&dir, &agents),
+        Command::Prune { older_than } => crate::ops::prune(&dir, older_than.as_deref()),
+        Command::Memory(cmd) => crate::ops::memory(&dir, &cmd),
+        Command::Checkpoints { agent, json } => crate::ops::checkpoints(&dir, &agent, json),
+        Command::Completions { shell } => crate::ops::completions(shell),
+        Command::Man => crate::ops::man(),
     }
 }
 
@@ -223,8 +220,12 @@ fn send_signal(dir: &Path, agent: &str, signal: Signal) -> Result<u8, CliError> 
 }
 
 /// `agentctl logs`: the agent's bytes, escaped on a terminal unless `raw`
-/// ([`crate::safe::OutputSink`]).
+/// ([`crate::safe::OutputSink`]). From the kernel when it knows the agent; otherwise (no
+/// kernel, or an agent of an earlier kernel) from its log on disk.
 fn logs(dir: &Path, agent: &str, follow: bool, raw: bool) -> Result<u8, CliError> {
+    if !client::kernel_answers(dir) {
+        return crate::ops::logs_from_disk(dir, agent, follow, raw);
+    }
     let mut conn = Connection::send(
         dir,
         &ControlRequest::Logs {
@@ -244,6 +245,13 @@ fn logs(dir: &Path, agent: &str, follow: bool, raw: bool) -> Result<u8, CliError
                 let _ = out.finish();
                 return Ok(0);
             }
+            Some(ControlResponse::Error(e))
+                if e.kind == agentos_syscalls::control::ControlErrorKind::NotFound =>
+            {
+                // Not this kernel's: an earlier kernel's agent is still on disk.
+                return crate::ops::logs_from_disk(dir, agent, follow, raw)
+                    .map_err(|_| CliError::from(e));
+            }
             Some(ControlResponse::Error(e)) => return Err(e.into()),
             Some(other) => return Err(unexpected(&other)),
         }
@@ -260,9 +268,12 @@ pub fn resolve_program(name: &str) -> Result<PathBuf, CliError> {
             "give a path (./target/release/my-agent) or a program on PATH",
         )
     };
-    let candidates: Vec<PathBuf> = if name.contains('/') {
-        vec![PathBuf::from(name)]
-    } else {
+    if name.contains('/') {
+        // A path is handed to the kernel as it is, whatever it names: the kernel's checks
+        // say what is wrong with a directory or a file it cannot run.
+        return std::fs::canonicalize(name).map_err(|_| not_found());
+    }
+    let candidates: Vec<PathBuf> = {
         std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
             .unwrap_or_default()
@@ -473,6 +484,7 @@ pub fn resolved(k: &KernelOptions) -> Result<KernelOptions, CliError> {
 fn kernel_start(dir: &Path, args: KernelStartArgs) -> Result<u8, CliError> {
     use std::os::unix::fs::DirBuilderExt;
     use std::os::unix::process::CommandExt;
+    client::check_writable_state_dir(dir)?;
     let binary = agentos_kernel::config::sibling_binary("agentos-kernel");
     if !binary.is_file() {
         return Err(CliError::failed(

@@ -328,6 +328,7 @@ pub fn status_json(s: &KernelStatus) -> Value {
         "started_ms": s.started_ms,
         "agents_running": s.agents_running,
         "agents_total": s.agents_total,
+        "log": s.log_path,
         "sandbox": s.sandbox.iter().map(|l| json!({"layer": l.name, "status": layer_status(&l.status).0, "detail": layer_status(&l.status).1})).collect::<Vec<_>>(),
     })
 }
@@ -342,6 +343,10 @@ pub fn print_status(s: &KernelStatus) {
     );
     say!("  state dir: {}", s.state_dir.display());
     say!("  recorder:  {}", s.recorder_dir.display());
+    match &s.log_path {
+        Some(p) => say!("  log:       {}", p.display()),
+        None => say!("  log:       its stderr (not a file)"),
+    }
     say!("  up:        {}", age(s.started_ms));
     say!(
         "  agents:    {} running, {} in all",

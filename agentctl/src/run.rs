@@ -17,7 +17,10 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     let req = spawn_request(&args.spec)?;
     let restore = crate::commands::restore_of(&args.spec)?;
     let state_dir = match state_dir {
-        Some(d) => d,
+        Some(d) => {
+            crate::client::check_writable_state_dir(&d)?;
+            d
+        }
         None => tempfile::Builder::new()
             .prefix("agentos-run-")
             .tempdir()

@@ -46,7 +46,7 @@ pub fn parse(s: &str, now_ms: u64) -> Result<Since, String> {
 }
 
 /// `1h30m`, `10m`, `250ms`: one or more number-unit pairs.
-fn duration_ms(s: &str) -> Option<u64> {
+pub(crate) fn duration_ms(s: &str) -> Option<u64> {
     let mut total: u64 = 0;
     let mut rest = s;
     if rest.is_empty() {

@@ -28,18 +28,6 @@ pub struct Kernel {
     pub(crate) inner: Arc<KernelInner>,
 }
 
-fn first_free_id(agents_dir: &Path) -> u64 {
-    std::fs::read_dir(agents_dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-        + 1
-}
-
 fn create_private_dir(path: &Path) -> Result<(), KernelError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let err = |source| KernelError::StateDir {
@@ -129,7 +117,7 @@ impl Kernel {
         let (shutdown, _) = watch::channel(false);
         let (io_threads, io_per_agent) = (config.io_threads, config.io_per_agent);
         let inner = Arc::new(KernelInner {
-            next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
+            next_id: AtomicU64::new(crate::history::first_free_id(&config.agents_dir())),
             config,
             recorder,
             agents: AgentTable::default(),
@@ -318,7 +306,97 @@ impl Kernel {
             agents_running: running as u32,
             agents_total: total as u32,
             sandbox: self.inner.host_layers.clone(),
+            log_path: log_file(),
         }
+    }
+
+    /// Forgets ended agents (`agentctl rm`): each one's row in the table and its dir under
+    /// `STATE_DIR/agents/` (record, output log, checkpoints). Every name is resolved and
+    /// checked first: one that is not found or has not ended refuses the whole request, and
+    /// nothing is removed. Agents of an earlier kernel on this state dir (on disk only) are
+    /// forgotten too. The flight recorder is never touched.
+    pub fn forget(&self, refs: &[AgentRef]) -> Result<Vec<AgentId>, ControlError> {
+        let agents_dir = self.inner.config.agents_dir();
+        let mut ids = Vec::with_capacity(refs.len());
+        for r in refs {
+            let id = match self.inner.agents.find(r) {
+                Ok(agent) if !agent.is_exited() => {
+                    return Err(control_error(
+                        ControlErrorKind::Failed,
+                        format!(
+                            "agent {}{} is {}: only ended agents can be forgotten",
+                            agent.id,
+                            agent.name.as_deref().map_or(String::new(), |n| format!(" ({n})")),
+                            agent.current_state().as_str()
+                        ),
+                        format!(
+                            "end it first (`agentctl stop`, `agentctl kill {}`, or wait for it), nothing was removed",
+                            agent.id
+                        ),
+                    ))
+                }
+                Ok(agent) => agent.id,
+                Err(e) => match crate::history::find(&agents_dir, r) {
+                    Some(rec) => AgentId(rec.id),
+                    None => return Err(e),
+                },
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        self.forget_ids(&ids)
+    }
+
+    /// Forgets every ended agent, or only those that ended more than `older_than_ms` ago
+    /// (`agentctl prune`); agents of an earlier kernel count as ended when their record says
+    /// so, or when it started before this kernel (it died with its kernel).
+    pub fn prune(&self, older_than_ms: Option<u64>) -> Result<Vec<AgentId>, ControlError> {
+        let now = now_ms();
+        let cutoff = now.saturating_sub(older_than_ms.unwrap_or(0));
+        let agents_dir = self.inner.config.agents_dir();
+        let mut ids: Vec<AgentId> = Vec::new();
+        for rec in crate::history::read_all(&agents_dir) {
+            let id = AgentId(rec.id);
+            let ended = match self.inner.agents.get(id) {
+                Some(agent) if !agent.is_exited() => continue,
+                Some(_) => rec.ended_ms.unwrap_or(now),
+                None => rec.ended_ms.unwrap_or(rec.started_ms),
+            };
+            if older_than_ms.is_none() || ended <= cutoff {
+                ids.push(id);
+            }
+        }
+        self.forget_ids(&ids)
+    }
+
+    fn forget_ids(&self, ids: &[AgentId]) -> Result<Vec<AgentId>, ControlError> {
+        let agents_dir = self.inner.config.agents_dir();
+        let mut done = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if !self.inner.agents.remove_ended(id) {
+                continue;
+            }
+            if let Err(e) = crate::hostio::off_worker(|| crate::history::forget(&agents_dir, id)) {
+                return Err(control_error(
+                    ControlErrorKind::Failed,
+                    format!(
+                        "cannot remove {} : {e}{}",
+                        crate::history::agent_dir(&agents_dir, id).display(),
+                        if done.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (forgot {} before it)", done.len())
+                        }
+                    ),
+                    "check the state dir's permissions",
+                ));
+            }
+            tracing::info!(agent_id = %id, "agent forgotten");
+            done.push(id);
+        }
+        Ok(done)
     }
 
     /// Resolves once someone asked the kernel to shut down (control `Shutdown`).
@@ -409,6 +487,16 @@ impl Kernel {
 }
 
 /// What the control socket drives (`crate::control::dispatch`): the operations above.
+/// The file this process logs to: its stderr when that is a regular file (`kernel.log` of a
+/// kernel started by `agentctl kernel start`), read from `/proc/self/fd/2`.
+fn log_file() -> Option<std::path::PathBuf> {
+    let path = std::fs::read_link("/proc/self/fd/2").ok()?;
+    std::fs::metadata(&path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|_| path)
+}
+
 impl crate::control::Operations for Kernel {
     type Log = crate::control::LogFollower;
 
@@ -476,6 +564,14 @@ impl crate::control::Operations for Kernel {
         by: &str,
     ) -> Result<(AgentId, [u8; 32], [u8; 32]), ControlError> {
         Kernel::reload_policy(self, r, source, by)
+    }
+
+    fn forget(&self, refs: &[AgentRef]) -> Result<Vec<AgentId>, ControlError> {
+        Kernel::forget(self, refs)
+    }
+
+    fn prune(&self, older_than_ms: Option<u64>) -> Result<Vec<AgentId>, ControlError> {
+        Kernel::prune(self, older_than_ms)
     }
 
     fn request_shutdown(&self) {

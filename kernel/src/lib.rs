@@ -24,6 +24,9 @@
 //! - `signals`: the signal dispatcher (DESIGN §7), over a process-control trait (`Procs`).
 //! - `tree`: the per-agent VFS tree (DESIGN §6): mounts, quota, descriptors, checkpoints;
 //!   the workspace serves only regular files and directories.
+//! - [`history`]: what the kernel keeps on disk per agent (`agents/<id>/agent.json`, log,
+//!   checkpoints), read by `agentctl` without a kernel (`logs`, `ps -a`, `memory`,
+//!   `checkpoints`); forgetting ended agents (`rm`, `prune`) never touches the recorder.
 //! - [`hostio`]: the bounded pool host file work runs on (kernel-wide and per-agent slots).
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
@@ -77,6 +80,7 @@ mod control;
 pub mod daemon;
 mod denials;
 mod error;
+pub mod history;
 pub mod hostio;
 pub mod ipc;
 mod jail_spec;

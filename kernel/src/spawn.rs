@@ -232,6 +232,140 @@ impl Refusal {
     }
 }
 
+/// The machine an ELF program must be built for to run here (`e_machine`).
+#[cfg(target_arch = "x86_64")]
+const ELF_MACHINE: Option<(u16, &str)> = Some((62, "x86-64"));
+#[cfg(target_arch = "aarch64")]
+const ELF_MACHINE: Option<(u16, &str)> = Some((183, "aarch64"));
+#[cfg(target_arch = "riscv64")]
+const ELF_MACHINE: Option<(u16, &str)> = Some((243, "riscv64"));
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+const ELF_MACHINE: Option<(u16, &str)> = None;
+
+/// What the first bytes of a program say it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProgramFormat {
+    /// An ELF executable for this machine.
+    Elf,
+    /// A `#!` script (its interpreter is found by the host's `execve`).
+    Script,
+    /// An ELF for another machine or word size: what it is.
+    ForeignElf(String),
+    /// Neither: not something `execve` runs.
+    Unknown,
+}
+
+/// Reads what `head` (a program's first bytes, at least 20 when the file has them) says it is.
+pub(crate) fn program_format(head: &[u8]) -> ProgramFormat {
+    if head.starts_with(b"#!") {
+        return ProgramFormat::Script;
+    }
+    if !head.starts_with(b"\x7fELF") {
+        return ProgramFormat::Unknown;
+    }
+    let (Some(&class), Some(&data)) = (head.get(4), head.get(5)) else {
+        return ProgramFormat::Unknown;
+    };
+    let bits = match class {
+        1 => 32,
+        2 => 64,
+        _ => return ProgramFormat::ForeignElf(format!("an ELF of class {class}")),
+    };
+    let machine = match (data, head.get(18..20)) {
+        (1, Some(m)) => u16::from_le_bytes([m[0], m[1]]),
+        (2, Some(m)) => u16::from_be_bytes([m[0], m[1]]),
+        _ => return ProgramFormat::ForeignElf(format!("a {bits}-bit ELF of unknown byte order")),
+    };
+    let here_bits = usize::BITS;
+    match ELF_MACHINE {
+        Some((m, _)) if m == machine && bits == here_bits => ProgramFormat::Elf,
+        Some((_, name)) => ProgramFormat::ForeignElf(format!(
+            "a {bits}-bit ELF for machine {machine}, not {name} ({here_bits}-bit)"
+        )),
+        // A machine this table does not know: let execve judge.
+        None => ProgramFormat::Elf,
+    }
+}
+
+/// The program of a spawn request is a regular file, executable, and an ELF for this machine
+/// or a `#!` script; anything else would be accepted and then die in the jail with `execve`'s
+/// error, visible only in the agent's log.
+fn check_program(program: &Path) -> Result<(), Refusal> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = program.display().to_string();
+    let refuse = |reason: String, kind: ControlErrorKind, hint: &str| {
+        Refusal::recorded(
+            reason.clone(),
+            control_error(kind, format!("spawn refused: {shown} {reason}"), hint),
+        )
+    };
+    let meta = match std::fs::metadata(program) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(refuse(
+                "does not exist".into(),
+                ControlErrorKind::NotFound,
+                "check the path, or build the agent first",
+            ))
+        }
+        Err(e) => {
+            return Err(refuse(
+                format!("cannot be read ({e})"),
+                ControlErrorKind::Failed,
+                "check the path and its permissions",
+            ))
+        }
+    };
+    if meta.is_dir() {
+        return Err(refuse(
+            "is a directory".into(),
+            ControlErrorKind::Usage,
+            "give the program inside it, e.g. `-- ./dir/my-agent`",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(refuse(
+            "is not a regular file".into(),
+            ControlErrorKind::Usage,
+            "give an executable file",
+        ));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(refuse(
+            "is not executable".into(),
+            ControlErrorKind::Usage,
+            &format!("make it executable (`chmod +x {shown}`), or run it with its interpreter (`-- python3 {shown}`)"),
+        ));
+    }
+    let mut head = Vec::with_capacity(20);
+    let read = std::fs::File::open(program).and_then(|f| f.take(20).read_to_end(&mut head));
+    if let Err(e) = read {
+        return Err(refuse(
+            format!("cannot be read ({e})"),
+            ControlErrorKind::Failed,
+            "check its permissions: the kernel must read it",
+        ));
+    }
+    match program_format(&head) {
+        ProgramFormat::Elf | ProgramFormat::Script => Ok(()),
+        ProgramFormat::ForeignElf(what) => Err(refuse(
+            format!("is {what}: it cannot run on this machine (exec format error)"),
+            ControlErrorKind::Usage,
+            "build the agent for this machine",
+        )),
+        ProgramFormat::Unknown => Err(refuse(
+            "is neither an ELF executable nor a `#!` script (exec format error)".into(),
+            ControlErrorKind::Usage,
+            "give a compiled program or a script starting with `#!`, or run a script with its interpreter (`-- python3 agent.py`)",
+        )),
+    }
+}
+
 /// Checks a spawn request against `rules` and turns it into a plan: the policy loads, the
 /// sandbox the host offers is enough, the program, workspace, environment and extra
 /// read-only paths are usable. Creates nothing; reads the file system only to check the paths
@@ -266,16 +400,7 @@ pub(crate) fn prepare(rules: Rules<'_>, req: SpawnRequest) -> Result<SpawnPlan, 
             "agentctl resolves programs; pass a full path",
         )));
     }
-    if !req.program.is_file() {
-        return Err(Refusal::recorded(
-            "program not found",
-            control_error(
-                ControlErrorKind::NotFound,
-                format!("program {program_text} does not exist or is not a file"),
-                "check the path, or build the agent first",
-            ),
-        ));
-    }
+    check_program(&req.program)?;
     let workspace = match &req.workspace {
         Some(ws) => Some(check_workspace(rules.state_dir, ws).map_err(Refusal::quiet)?),
         None => None,
@@ -601,6 +726,22 @@ fn start(
             launcher_pid: pid,
         },
     );
+    let record = crate::history::AgentRecord {
+        id: id.0,
+        name: agent.name.clone(),
+        program: agent.program.clone(),
+        args: agent.args.clone(),
+        policy_path: policy.path().to_string(),
+        started_ms: agent.started_ms,
+        ended_ms: None,
+        exit: None,
+        counters: None,
+    };
+    let agents_dir = k.config.agents_dir();
+    if let Err(e) = crate::hostio::off_worker(|| crate::history::write_record(&agents_dir, &record))
+    {
+        tracing::warn!(agent_id = %id, error = %e, "cannot write the agent's record");
+    }
     if let Some(event) = restored {
         k.record(Some(id), event);
     }
@@ -702,6 +843,17 @@ async fn reap(
     );
     k.recorder.forget(agent.id);
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
+    let agents_dir = k.config.agents_dir();
+    let ended = crate::hostio::off_worker(|| {
+        let mut record = crate::history::read_record(&agents_dir, agent.id.0)?;
+        record.ended_ms = Some(crate::util::now_ms());
+        record.exit = Some(exit.clone());
+        record.counters = Some(*agent.counters());
+        Some(crate::history::write_record(&agents_dir, &record))
+    });
+    if let Some(Err(e)) = ended {
+        tracing::warn!(agent_id = %agent.id, error = %e, "cannot write the agent's record");
+    }
     agent.detach_outbox();
     if let Err(e) = agent.life().finish(exit) {
         tracing::error!(agent_id = %agent.id, error = %e, "agent reaped twice");
@@ -868,12 +1020,95 @@ mod tests {
         );
         let mut missing = request();
         missing.program = state.path().join("nope");
-        let (kind, _, recorded) = refusal(r, missing);
+        let (kind, message, recorded) = refusal(r, missing.clone());
         assert_eq!(kind, ControlErrorKind::NotFound);
-        assert_eq!(recorded.as_deref(), Some("program not found"));
-        let mut dir = request();
-        dir.program = "/usr".into();
-        assert_eq!(refusal(r, dir).0, ControlErrorKind::NotFound);
+        assert_eq!(
+            message,
+            format!(
+                "spawn refused: {} does not exist",
+                missing.program.display()
+            )
+        );
+        assert_eq!(recorded.as_deref(), Some("does not exist"));
+    }
+
+    #[test]
+    fn a_directory_a_file_without_x_and_a_file_execve_cannot_run_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let state = tempfile::tempdir().unwrap();
+        let r = rules(state.path(), &[]);
+        let files = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8], mode: u32| {
+            let p = files.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let plain = write("plain", b"#!/bin/sh\ntrue\n", 0o644);
+        let text = write("hostname", b"myhost\n", 0o755);
+        let empty = write("empty", b"", 0o755);
+        let script = write("script", b"#!/bin/sh\ntrue\n", 0o755);
+        let mut foreign_elf = b"\x7fELF\x02\x01\x01".to_vec();
+        foreign_elf.resize(18, 0);
+        foreign_elf.extend_from_slice(&1234u16.to_le_bytes());
+        let foreign = write("foreign", &foreign_elf, 0o755);
+        let cases = [
+            (files.path().to_path_buf(), "is a directory"),
+            (plain, "is not executable"),
+            (
+                text,
+                "is neither an ELF executable nor a `#!` script (exec format error)",
+            ),
+            (
+                empty,
+                "is neither an ELF executable nor a `#!` script (exec format error)",
+            ),
+        ];
+        for (program, why) in cases {
+            let mut req = request();
+            req.program = program.clone();
+            let (kind, message, recorded) = refusal(r, req);
+            assert_eq!(kind, ControlErrorKind::Usage, "{why}");
+            assert_eq!(
+                message,
+                format!("spawn refused: {} {why}", program.display())
+            );
+            assert_eq!(recorded.as_deref(), Some(why));
+        }
+        let mut req = request();
+        req.program = foreign.clone();
+        let (kind, message, _) = refusal(r, req);
+        assert_eq!(kind, ControlErrorKind::Usage);
+        assert!(
+            message.contains("for machine 1234") && message.contains("exec format error"),
+            "{message}"
+        );
+        // A script with its x bit and the host's own ELF programs pass.
+        for program in [
+            script,
+            PathBuf::from("/bin/sh"),
+            std::env::current_exe().unwrap(),
+        ] {
+            let mut req = request();
+            req.program = program;
+            assert!(prepare(r, req).is_ok());
+        }
+    }
+
+    #[test]
+    fn program_formats_are_read_from_the_first_bytes() {
+        assert_eq!(
+            program_format(b"#!/usr/bin/env python3"),
+            ProgramFormat::Script
+        );
+        assert_eq!(program_format(b"hello"), ProgramFormat::Unknown);
+        assert_eq!(program_format(b"\x7fEL"), ProgramFormat::Unknown);
+        let mut own = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        own.truncate(20);
+        assert_eq!(program_format(&own), ProgramFormat::Elf);
+        // The same machine with the other word size is foreign.
+        own[4] = if own[4] == 2 { 1 } else { 2 };
+        assert!(matches!(program_format(&own), ProgramFormat::ForeignElf(_)));
     }
 
     #[test]

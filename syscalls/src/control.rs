@@ -114,6 +114,19 @@ pub enum ControlRequest {
     /// One page of the calls parked for approval, shared fairly between agents (answered
     /// with [`ControlResponse::ApprovalsPage`]). Appended (tag 13).
     ApprovalsPage(ApprovalQuery),
+    /// Forget ended agents (`agentctl rm`): their row in the kernel's table and their dir
+    /// under `STATE_DIR/agents/` (output log, checkpoints); never the flight recorder.
+    /// Refused whole, removing nothing, when one of them is not found or has not ended.
+    /// Answered with [`ControlResponse::Forgotten`]. Appended (tag 14, ABI 3).
+    Forget {
+        agents: Vec<AgentRef>,
+    },
+    /// Forget every ended agent (`agentctl prune`), or only those that ended more than
+    /// `older_than_ms` milliseconds ago. Answered with [`ControlResponse::Forgotten`].
+    /// Appended (tag 15, ABI 3).
+    Prune {
+        older_than_ms: Option<u64>,
+    },
 }
 
 /// The largest answer frame a control client reads (and the kernel sends): an answer that
@@ -415,6 +428,10 @@ pub struct KernelStatus {
     pub agents_total: u32,
     /// The sandbox layers this host offers.
     pub sandbox: Vec<crate::abi::Layer>,
+    /// The file the kernel logs to (its stderr, when that is a regular file: `STATE_DIR/
+    /// kernel.log` for `agentctl kernel start`); `None` on a terminal or a pipe. Appended
+    /// (ABI 3).
+    pub log_path: Option<PathBuf>,
 }
 
 /// Why the kernel refused a control request.
@@ -482,6 +499,11 @@ pub enum ControlResponse {
     },
     /// The answer to [`ControlRequest::ApprovalsPage`]. Appended (tag 13).
     ApprovalsPage(ApprovalPage),
+    /// The agents a `Forget` or `Prune` removed, by id, oldest first. Appended (tag 14,
+    /// ABI 3).
+    Forgotten {
+        agents: Vec<AgentId>,
+    },
 }
 
 /// Where the kernel on `state_dir` listens for control connections.

@@ -478,6 +478,18 @@ fn control_protocol() {
                 agent: Some(AgentId(3)),
             }),
         ),
+        (
+            "forget",
+            ControlRequest::Forget {
+                agents: vec![AgentRef::Id(AgentId(3)), AgentRef::Name("builder".into())],
+            },
+        ),
+        (
+            "prune",
+            ControlRequest::Prune {
+                older_than_ms: Some(3_600_000),
+            },
+        ),
     ];
     for (name, req) in requests {
         check(&format!("control_req_{name}"), &req);
@@ -498,6 +510,7 @@ fn control_protocol() {
                 detail: String::new(),
             },
         }],
+        log_path: Some("/s/kernel.log".into()),
     };
     let statuses = [
         ExitStatus::Code(3),
@@ -585,6 +598,12 @@ fn control_protocol() {
                 }],
                 more: 3,
             }),
+        ),
+        (
+            "forgotten",
+            ControlResponse::Forgotten {
+                agents: vec![AgentId(3), AgentId(4)],
+            },
         ),
     ];
     let mut awaiting = sample_info();

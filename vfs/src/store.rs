@@ -92,6 +92,28 @@ impl Store {
         Ok(Store { db })
     }
 
+    /// A store over `bytes`, a copy of a store file, held in memory: for reading a state dir
+    /// without changing it, even while a kernel holds the file (redb locks it). A copy taken
+    /// while a kernel writes shows its last commit (redb repairs the copy, never the file).
+    pub fn open_snapshot(bytes: Vec<u8>) -> Result<Store, StoreError> {
+        use redb::StorageBackend;
+        let shown = "memory.redb (copy)".to_string();
+        let backend = redb::backends::InMemoryBackend::new();
+        let init = |e: std::io::Error| StoreError::Init {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
+        backend.set_len(bytes.len() as u64).map_err(init)?;
+        backend.write(0, &bytes).map_err(init)?;
+        let db = redb::Builder::new()
+            .create_with_backend(backend)
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(Store { db })
+    }
+
     /// Runs `f` over the entries strictly under `dir` of one area, in key order.
     fn scan(
         &self,
@@ -465,6 +487,35 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_reads_a_copy_while_the_file_is_open_and_leaves_the_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.redb");
+        let s = Store::open(&path).unwrap();
+        s.write(
+            "name:a",
+            "episodic",
+            "/notes/x",
+            b"kept",
+            WriteMode::Truncate,
+            7,
+        )
+        .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The file is locked by `s`; a copy of its bytes opens beside it.
+        let copy = Store::open_snapshot(before.clone()).unwrap();
+        assert_eq!(
+            copy.read("name:a", "episodic", "/notes/x", 0, None)
+                .unwrap(),
+            b"kept"
+        );
+        assert_eq!(copy.list("name:a", "episodic", "/").unwrap().len(), 1);
+        copy.write("name:a", "episodic", "/y", b"z", WriteMode::Truncate, 8)
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(s.size("name:a", "episodic", "/y"), Ok(None));
+    }
 
     #[test]
     fn rename_moves_within_an_area_and_replaces() {

@@ -1,7 +1,8 @@
 //! The agent table: every agent this kernel started, by id, oldest first.
 //!
 //! The spawn flow inserts an agent only once its launcher runs and its reaper is about to
-//! start ([`crate::spawn`]); nothing removes one (an ended agent stays listed, with its exit).
+//! start ([`crate::spawn`]); an ended agent stays listed, with its exit, until the operator
+//! forgets it ([`AgentTable::remove_ended`], `agentctl rm`/`prune`); a live one is never removed.
 //! Each method takes the lock for its own statement and returns owned handles, so no caller
 //! holds the table while it works on an agent.
 //!
@@ -56,6 +57,20 @@ impl AgentTable {
                 "list agents with `agentctl ps`",
             )
         })
+    }
+
+    /// Removes agent `id` if it has ended (`agentctl rm`); `false` when it is live. An id
+    /// not in the table is `true`: there is nothing of it to keep.
+    pub fn remove_ended(&self, id: AgentId) -> bool {
+        let mut agents = lock(&self.agents);
+        match agents.get(&id) {
+            Some(a) if !a.is_exited() => false,
+            Some(_) => {
+                agents.remove(&id);
+                true
+            }
+            None => true,
+        }
     }
 
     /// Every agent, oldest first.
@@ -139,6 +154,11 @@ mod tests {
         assert_eq!(ids(t.live()), [2, 3]);
         assert_eq!(t.counts(), (2, 3));
         assert_eq!(t.list().len(), 3);
+        // Only an ended agent is forgotten.
+        assert!(!t.remove_ended(AgentId(2)));
+        assert!(t.remove_ended(AgentId(1)));
+        assert!(t.remove_ended(AgentId(9)));
+        assert_eq!(ids(t.list()), [2, 3]);
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub(crate) trait Operations {
         source: &PolicySource,
         by: &str,
     ) -> Result<(AgentId, [u8; 32], [u8; 32]), ControlError>;
+    /// Forgets the ended agents `refs` name (all or none); the ids forgotten.
+    fn forget(&self, refs: &[AgentRef]) -> Result<Vec<AgentId>, ControlError>;
+    /// Forgets every agent that ended more than `older_than_ms` ago (every ended one for
+    /// `None`); the ids forgotten.
+    fn prune(&self, older_than_ms: Option<u64>) -> Result<Vec<AgentId>, ControlError>;
     /// Asks the kernel to shut down (it does so after the answer is sent).
     fn request_shutdown(&self);
 }
@@ -114,6 +119,12 @@ pub(crate) async fn dispatch<O: Operations>(
         ControlRequest::Approve { id } => decide(ops, id, true, source),
         ControlRequest::Deny { id } => decide(ops, id, false, source),
         ControlRequest::ReloadPolicy { agent, policy } => reload(ops, &agent, &policy, source),
+        ControlRequest::Forget { agents } => ops
+            .forget(&agents)
+            .map(|agents| ControlResponse::Forgotten { agents }),
+        ControlRequest::Prune { older_than_ms } => ops
+            .prune(older_than_ms)
+            .map(|agents| ControlResponse::Forgotten { agents }),
         ControlRequest::Shutdown => return Reply::Shutdown,
     };
     Reply::Answer(Box::new(answer.unwrap_or_else(ControlResponse::Error)))
@@ -313,6 +324,17 @@ mod tests {
             self.call(what, (AgentId(7), [1; 32], [2; 32]))
         }
 
+        fn forget(&self, refs: &[AgentRef]) -> Result<Vec<AgentId>, ControlError> {
+            self.call(format!("forget {refs:?}"), vec![AgentId(2)])
+        }
+
+        fn prune(&self, older_than_ms: Option<u64>) -> Result<Vec<AgentId>, ControlError> {
+            self.call(
+                format!("prune {older_than_ms:?}"),
+                vec![AgentId(2), AgentId(5)],
+            )
+        }
+
         fn request_shutdown(&self) {
             self.calls.lock().unwrap().push("request_shutdown".into());
         }
@@ -365,6 +387,7 @@ mod tests {
             agents_running: 1,
             agents_total: 2,
             sandbox: Vec::new(),
+            log_path: Some("/state/kernel.log".into()),
         }
     }
 
@@ -523,6 +546,24 @@ mod tests {
                     r#"reload_policy Name("builder") new.md by {SOURCE}"#
                 )],
             ),
+            (
+                ControlRequest::Forget {
+                    agents: vec![by_name(), AgentRef::Id(AgentId(2))],
+                },
+                answer(ControlResponse::Forgotten {
+                    agents: vec![AgentId(2)],
+                }),
+                vec![r#"forget [Name("builder"), Id(AgentId(2))]"#.into()],
+            ),
+            (
+                ControlRequest::Prune {
+                    older_than_ms: Some(60_000),
+                },
+                answer(ControlResponse::Forgotten {
+                    agents: vec![AgentId(2), AgentId(5)],
+                }),
+                vec!["prune Some(60000)".into()],
+            ),
             // The shutdown itself is asked for by the connection, after the answer is sent.
             (ControlRequest::Shutdown, Reply::Shutdown, Vec::new()),
         ]
@@ -580,8 +621,9 @@ mod tests {
                     }
                 }
             }
-            // Spawn, SpawnRestored, Inspect, Wait, Signal, Logs, Approve, Deny, ReloadPolicy.
-            assert_eq!(fallible, 9);
+            // Spawn, SpawnRestored, Inspect, Wait, Signal, Logs, Approve, Deny, ReloadPolicy,
+            // Forget, Prune.
+            assert_eq!(fallible, 11);
         }
     }
 

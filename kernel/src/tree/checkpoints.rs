@@ -40,7 +40,7 @@ fn checkpoint_view(tree: &AgentTree, rest: &str) -> Result<Option<(MemFs, String
     Ok(Some((fs, format!("/{}", parts.next().unwrap_or("")))))
 }
 
-fn checkpoint_numbers(dir: &Path) -> Vec<u64> {
+pub(crate) fn checkpoint_numbers(dir: &Path) -> Vec<u64> {
     let mut v: Vec<u64> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

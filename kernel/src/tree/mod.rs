@@ -82,7 +82,9 @@ mod mem;
 mod views;
 mod workspace;
 
-pub(crate) use checkpoints::{checkpoint, find_checkpoint};
+pub(crate) use checkpoints::{
+    checkpoint, checkpoint_numbers, find_checkpoint, load_checkpoint_file,
+};
 pub(crate) use workspace::workspace_dir;
 
 /// What a response frame may need beyond its payload (ids, tags, length prefixes).

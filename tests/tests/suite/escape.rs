@@ -27,7 +27,7 @@ fn an_agent_cannot_drive_its_kernel_through_the_control_socket() {
         assert!(log.contains("connect failed"), "{log}");
     }
     // The kernel still answers promptly.
-    assert!(k.ctl_ok(&["ps"]).contains(&id.to_string()));
+    assert!(k.ctl_ok(&["ps", "-a"]).contains(&id.to_string()));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ mod exec;
 mod ipc;
 mod lifecycle;
 mod operator;
+mod ops;
 mod policy;
 mod policy_ops;
 mod protocol;

@@ -288,7 +288,7 @@ fn agent_rows_and_exit_reasons_are_escaped() {
         inspect.contains("evil\\x1b]0;owned\\x07\\u{202e}"),
         "{inspect}"
     );
-    let ps = ok("ps", k.ctl(&["ps"]));
+    let ps = ok("ps -a", k.ctl(&["ps", "-a"]));
     assert!(ps.contains("\\x1b[2J\\u{2066}"), "{ps}");
     // JSON keeps the values (escaped the JSON way) and is safe on a terminal.
     let v: Value = serde_json::from_str(&ok(
@@ -297,7 +297,7 @@ fn agent_rows_and_exit_reasons_are_escaped() {
     ))
     .unwrap();
     assert_eq!(v["name"], name);
-    ok("ps --json", k.ctl(&["ps", "--json"]));
+    ok("ps -a --json", k.ctl(&["ps", "-a", "--json"]));
     // An error that quotes the exit reason is one escaped line and its hint: the agent's
     // newline cannot start a line of its own.
     let kill = k.ctl(&["kill", &id.to_string()]);

@@ -728,6 +728,16 @@ class ControlRequestApprovalsPage(ControlRequest):
     query: ApprovalQuery
 
 
+@variant(ControlRequest, "Forget", Seq(AgentRef))
+class ControlRequestForget(ControlRequest):
+    agents: List[AgentRef]
+
+
+@variant(ControlRequest, "Prune", Opt(U64))
+class ControlRequestPrune(ControlRequest):
+    older_than_ms: Optional[int]
+
+
 @struct(AGENT_ID, U32, U32, Opt(U64))
 class ApprovalCount(Wire):
     agent: AgentId
@@ -841,7 +851,7 @@ class AgentInfo(Wire):
     denials: DenialSummary = field(default_factory=lambda: DenialSummary([], 0))
 
 
-@struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer))
+@struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer), Opt(STR))
 class KernelStatus(Wire):
     pid: int
     uid: int
@@ -853,6 +863,7 @@ class KernelStatus(Wire):
     agents_running: int
     agents_total: int
     sandbox: List[Layer]
+    log_path: Optional[str] = None
 
 
 class ControlErrorKind(UnitEnum):
@@ -940,6 +951,11 @@ class ControlResponseReloaded(ControlResponse):
 @variant(ControlResponse, "ApprovalsPage", ApprovalPage)
 class ControlResponseApprovalsPage(ControlResponse):
     page: ApprovalPage
+
+
+@variant(ControlResponse, "Forgotten", Seq(AGENT_ID))
+class ControlResponseForgotten(ControlResponse):
+    agents: List[AgentId]
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "List", "Optional", "Tuple", "Union")]

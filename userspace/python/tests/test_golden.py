@@ -137,11 +137,13 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         "reload_policy": ControlRequest.ReloadPolicy(AgentRef.Name("builder"), policy),
         "spawn_restored": ControlRequest.SpawnRestored(spawn, AgentId(3), 2),
         "approvals_page": ControlRequest.ApprovalsPage(abi.ApprovalQuery(50, 12, AgentId(3))),
+        "forget": ControlRequest.Forget([AgentRef.Id(AgentId(3)), AgentRef.Name("builder")]),
+        "prune": ControlRequest.Prune(3_600_000),
     }
     for name, req in requests.items():
         out[f"control_req_{name}"] = (ControlRequest, req)
     status = abi.KernelStatus(1, 0, "0.1.0", abi.ABI_VERSION, "/s", "/s/recorder", 1, 1, 2,
-                              [abi.Layer("seccomp", abi.LayerStatus.Active(""))])
+                              [abi.Layer("seccomp", abi.LayerStatus.Active(""))], "/s/kernel.log")
     responses: Dict[str, Any] = {
         "status": ControlResponse.Status(status),
         "spawned": ControlResponse.Spawned(sample_info()),
@@ -161,6 +163,7 @@ def samples() -> Dict[str, Tuple[type, Any]]:
                               "gated (/p/.agents/security.md:14)", "builder",
                               abi.PayloadPreview(5, b"a\x1bb\n", bytes([7] * 32)))],
             [abi.ApprovalCount(AgentId(3), 1, 4, 12)], 3)),
+        "forgotten": ControlResponse.Forgotten([AgentId(3), AgentId(4)]),
     }
     exits = [ExitStatus.Code(3), ExitStatus.PosixSignal(11), ExitStatus.Killed(Signal.KILL, ""),
              ExitStatus.SandboxFailed("landlock missing")]
