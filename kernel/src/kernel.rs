@@ -115,9 +115,19 @@ impl Kernel {
             crate::pysdk::install(&dir)
                 .map_err(|source| KernelError::PythonSdk { path: dir, source })?;
         }
+        let metrics = config
+            .metrics_addr
+            .map(|_| Arc::new(crate::metrics::Metrics::new(crate::server::action_of)));
+        let mut recorder_options = config.recorder.clone();
+        if let Some(m) = &metrics {
+            let m = Arc::clone(m);
+            recorder_options.on_fsync =
+                Some(crate::recorder::FsyncObserver(Arc::new(move |took| {
+                    m.fsynced(took)
+                })));
+        }
         // Verifies the existing log, recovers a torn tail and reports tampering itself.
-        let (recorder, _report) =
-            Recorder::open_with(&config.recorder_dir(), config.recorder.clone())?;
+        let (recorder, _report) = Recorder::open_with(&config.recorder_dir(), recorder_options)?;
         let memory = agentos_vfs::Store::open(&config.memory_path())?;
         // Unnamed agents' memory does not outlive them; a killed kernel may have left some.
         if let Err(e) = memory.remove_namespaces_with_prefix("agent:") {
@@ -142,6 +152,7 @@ impl Kernel {
             memory,
             host_io: crate::hostio::HostIo::new(io_threads, io_per_agent),
             performer,
+            metrics,
             _lock: lock_file,
         });
         inner.record(
@@ -164,6 +175,11 @@ impl Kernel {
             tracing::warn!("--allow-degraded-sandbox: agents may run with missing sandbox layers");
         }
         crate::control::listen(&inner)?;
+        if let Some(addr) = inner.config.metrics_addr {
+            let bound = crate::exposition::listen(&inner, addr)
+                .map_err(|source| KernelError::Metrics { addr, source })?;
+            tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz");
+        }
         Ok(Kernel { inner })
     }
 

@@ -93,6 +93,21 @@ pub struct KernelOptions {
     /// network with that provider only.
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
     pub providers: Vec<String>,
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`: 200, or 503
+    /// naming what is wrong) over HTTP on ADDR: `PORT` (on 127.0.0.1) or `HOST:PORT` (any
+    /// other address only if you mean to expose them). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `--metrics-addr`: `PORT` means `127.0.0.1:PORT`; otherwise an `IP:PORT`.
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("`{s}` is not PORT or IP:PORT (e.g. 9464, 127.0.0.1:9464, [::1]:9464)")
+    })
 }
 
 /// Options that do not make a [`Config`]: each names the flag and the cause.
@@ -128,6 +143,7 @@ impl Default for KernelOptions {
             base_policy: None,
             durability: Durability::default(),
             providers: Vec::new(),
+            metrics_addr: None,
         }
     }
 }
@@ -157,6 +173,7 @@ impl KernelOptions {
             base_policy,
             durability,
             providers,
+            metrics_addr,
         } = self;
         let mut config = Config::new(state_dir);
         config.working_quota = (*quota_bytes, *quota_files);
@@ -179,6 +196,7 @@ impl KernelOptions {
             config.base_policy = Some(Policy::load(path).map_err(OptionsError::BasePolicy)?);
         }
         config.recorder.durability = *durability;
+        config.metrics_addr = *metrics_addr;
         for text in providers {
             config
                 .providers
@@ -212,6 +230,7 @@ impl KernelOptions {
             base_policy,
             durability,
             providers,
+            metrics_addr,
         } = self;
         let mut v = Vec::new();
         let mut arg = |name: &str, value: String| {
@@ -241,6 +260,9 @@ impl KernelOptions {
         arg("durability", durability.to_string());
         for p in providers {
             arg("provider", p.clone());
+        }
+        if let Some(addr) = metrics_addr {
+            arg("metrics-addr", addr.to_string());
         }
         if *allow_degraded_sandbox {
             v.push("--allow-degraded-sandbox".into());
@@ -296,6 +318,7 @@ mod tests {
             base_policy: Some(base),
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into(), "send_email=/bin/false".into()],
+            metrics_addr: Some("[::1]:9464".parse().unwrap()),
         };
         let defaults = KernelOptions::default();
         assert_ne!(changed.durability, defaults.durability);
@@ -346,6 +369,7 @@ mod tests {
             base_policy: Some(base),
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into()],
+            metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
         };
         let c = o.config(dir.path()).unwrap();
         assert_eq!(c.working_quota, (1, 2));
@@ -370,6 +394,7 @@ mod tests {
         assert_eq!(c.recorder.durability, Durability::Always);
         assert_eq!(c.providers.len(), 1);
         assert_eq!(c.providers[0].action, "api_call");
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
     }
 
     #[test]
@@ -389,5 +414,28 @@ mod tests {
         let e = o.config(dir.path()).unwrap_err();
         assert!(matches!(e, OptionsError::Provider(_)), "{e}");
         assert!(e.to_string().contains("/nonexistent/fetch.py"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod metrics_addr_tests {
+    use super::parse_metrics_addr;
+
+    #[test]
+    fn a_bare_port_is_loopback_and_anything_else_must_be_an_address() {
+        assert_eq!(
+            parse_metrics_addr("9464").unwrap().to_string(),
+            "127.0.0.1:9464"
+        );
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:9").unwrap().to_string(),
+            "0.0.0.0:9"
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9464").unwrap().to_string(),
+            "[::1]:9464"
+        );
+        let e = parse_metrics_addr("localhost:9464").unwrap_err();
+        assert!(e.contains("PORT or IP:PORT"), "{e}");
     }
 }

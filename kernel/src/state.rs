@@ -41,6 +41,8 @@ pub(crate) struct KernelInner {
     pub host_io: crate::hostio::HostIo,
     /// Who answers agents' calls, chosen at start (live, or a replay of a recording).
     pub performer: crate::replay::run::Performer,
+    /// Prometheus metrics (`--metrics-addr`), fed every recorded event; `None`: off.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The state dir's lock, held for the kernel's life.
     pub _lock: std::fs::File,
 }
@@ -49,19 +51,45 @@ impl KernelInner {
     /// Records an event ([`crate::audit::Audit`]: sealed at once for a policy reload or an
     /// approval outcome; `false`, logged, when the recorder fails).
     pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::Audit::record(&self.recorder, agent, event)
+        let Some(metrics) = &self.metrics else {
+            return crate::audit::Audit::record(&self.recorder, agent, event);
+        };
+        let observed = metrics.observe(&self.metrics_subject(agent), &event);
+        let ok = crate::audit::Audit::record(&self.recorder, agent, event);
+        if ok {
+            metrics.apply(observed);
+        }
+        ok
     }
 
     /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
     /// worker does not ([`crate::audit::Audit`]).
     pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::Audit::record_async(&self.recorder, agent, event).await
+        let Some(metrics) = &self.metrics else {
+            return crate::audit::Audit::record_async(&self.recorder, agent, event).await;
+        };
+        let observed = metrics.observe(&self.metrics_subject(agent), &event);
+        let ok = crate::audit::Audit::record_async(&self.recorder, agent, event).await;
+        if ok {
+            metrics.apply(observed);
+        }
+        ok
     }
 
     /// Whether new work may start ([`crate::audit::Audit`]): `QuotaExceeded` when the
     /// recorder cannot write or the state dir's disk is below its watermark.
     pub fn admit(&self) -> Result<(), agentos_syscalls::Errno> {
         crate::audit::Audit::admit(&self.recorder)
+    }
+
+    /// Who `agent`'s recorded events belong to, as the metrics see it: its per-agent label
+    /// only when its policy opted in (`observability.metrics: true`).
+    fn metrics_subject(&self, agent: Option<AgentId>) -> crate::metrics::Subject {
+        let label = agent
+            .and_then(|id| self.agents.get(id))
+            .filter(|a| a.policy().observability().metrics)
+            .map(|a| agent_label(a.name.as_deref(), a.id));
+        crate::metrics::Subject { label }
     }
 
     /// What the per-agent tree needs of the kernel ([`crate::tree::TreeCtx`]).
@@ -81,4 +109,9 @@ impl KernelInner {
     pub fn find(&self, r: &AgentRef) -> Result<Arc<Agent>, ControlError> {
         self.agents.find(r)
     }
+}
+
+/// An agent's label in per-agent metrics: the name the operator spawned it with, or its id.
+pub(crate) fn agent_label(name: Option<&str>, id: AgentId) -> String {
+    name.map_or_else(|| id.0.to_string(), str::to_string)
 }
