@@ -6,6 +6,7 @@ mod escape;
 mod exec;
 mod ipc;
 mod lifecycle;
+mod metrics;
 mod operator;
 mod policy;
 mod protocol;
