@@ -475,6 +475,14 @@ pub fn resolved(k: &KernelOptions) -> Result<KernelOptions, CliError> {
         k.base_policy = Some(base_policy_path(base)?);
     }
     k.providers = providers(&k)?;
+    if let Some(program) = &k.on_event {
+        k.on_event = Some(std::fs::canonicalize(program).map_err(|e| {
+            CliError::usage(
+                format!("--on-event {}: {e}", program.display()),
+                "give the path of the program to run for each event",
+            )
+        })?);
+    }
     Ok(k)
 }
 

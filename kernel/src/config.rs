@@ -160,6 +160,8 @@ pub struct Config {
     /// Where the kernel serves Prometheus metrics and `/healthz` (`--metrics-addr`); `None`:
     /// no metrics, and nothing counted.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The operator's event hook (`--on-event`); `None`: no hook.
+    pub hook: Option<crate::hooks::HookConfig>,
 }
 
 impl Config {
@@ -192,6 +194,7 @@ impl Config {
             inbox: crate::ipc::InboxLimits::default(),
             providers: Vec::new(),
             metrics_addr: None,
+            hook: None,
         }
     }
 

@@ -138,6 +138,26 @@ impl Kernel {
         let cgroups = crate::sandbox::setup_cgroups(&mut host_layers, &config.limits);
         let (shutdown, _) = watch::channel(false);
         let (io_threads, io_per_agent) = (config.io_threads, config.io_per_agent);
+        // The hook records its failures into the kernel it belongs to, built just below.
+        let kernel_cell: Arc<std::sync::OnceLock<std::sync::Weak<KernelInner>>> =
+            Arc::new(std::sync::OnceLock::new());
+        let hooks = config.hook.clone().map(|hook| {
+            let cell = Arc::clone(&kernel_cell);
+            crate::hooks::Hooks::start(
+                hook,
+                Box::new(move |event: &str, why: String| {
+                    if let Some(k) = cell.get().and_then(std::sync::Weak::upgrade) {
+                        k.record(
+                            None,
+                            RecordEvent::HookFailed {
+                                event: event.into(),
+                                why,
+                            },
+                        );
+                    }
+                }),
+            )
+        });
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(first_free_id(&config.agents_dir())),
             config,
@@ -153,8 +173,10 @@ impl Kernel {
             host_io: crate::hostio::HostIo::new(io_threads, io_per_agent),
             performer,
             metrics,
+            hooks,
             _lock: lock_file,
         });
+        let _ = kernel_cell.set(Arc::downgrade(&inner));
         inner.record(
             None,
             RecordEvent::KernelStart {

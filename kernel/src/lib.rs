@@ -74,6 +74,7 @@ mod control;
 pub mod daemon;
 mod error;
 mod exposition;
+pub mod hooks;
 pub mod hostio;
 pub mod ipc;
 mod jail_spec;

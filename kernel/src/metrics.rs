@@ -109,6 +109,7 @@ enum Count {
     ProtocolViolation,
     ApprovalRequested,
     ApprovalDecided(KindLabels),
+    HookFailed(KindLabels),
 }
 
 impl Count {
@@ -143,6 +144,7 @@ pub(crate) struct Metrics {
     protocol_violations: Counter,
     approvals_requested: Counter,
     approvals_decided: Family<KindLabels, Counter>,
+    hook_failures: Family<KindLabels, Counter>,
     agent_requests: Family<AgentDecisionLabels, Counter>,
     agent_violations: Family<AgentLabels, Counter>,
     recorder_records: Counter,
@@ -293,6 +295,12 @@ impl Metrics {
             "Parked calls whose approval ended, by how (approved, denied, timed out, agent ended)",
             approvals_decided.clone(),
         );
+        let hook_failures = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "agentos_hook_failures",
+            "Events the --on-event hook failed on (or that were dropped), by event kind",
+            hook_failures.clone(),
+        );
         let agent_requests = Family::<AgentDecisionLabels, Counter>::default();
         registry.register(
             "agentos_agent_requests",
@@ -394,6 +402,7 @@ impl Metrics {
             protocol_violations,
             approvals_requested,
             approvals_decided,
+            hook_failures,
             agent_requests,
             agent_violations,
             recorder_records,
@@ -473,6 +482,10 @@ impl Metrics {
                     kind: outcome.replace(' ', "_"),
                 }))
             }
+            // `event` is one of the kernel's own event kinds.
+            RecordEvent::HookFailed { event, .. } => out.push(Count::HookFailed(KindLabels {
+                kind: event.clone(),
+            })),
             // Nothing to count, or counted from the kernel's state when scraped.
             RecordEvent::KernelStart { .. }
             | RecordEvent::KernelStop { .. }
@@ -505,6 +518,7 @@ impl Metrics {
                 Count::ProtocolViolation => self.protocol_violations.inc(),
                 Count::ApprovalRequested => self.approvals_requested.inc(),
                 Count::ApprovalDecided(l) => self.approvals_decided.get_or_create(&l).inc(),
+                Count::HookFailed(l) => self.hook_failures.get_or_create(&l).inc(),
             };
         }
     }

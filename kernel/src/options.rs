@@ -98,6 +98,19 @@ pub struct KernelOptions {
     /// other address only if you mean to expose them). Off by default.
     #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Run PROGRAM for each event an operator should hear of without polling: a call waits
+    /// for approval, a policy violation, an agent ended by SIGPOLICY/SIGTRUST, an agent's
+    /// sandbox refusals reaching --on-event-sandbox-threshold, the flight recorder failing or
+    /// resuming. The event is one line of JSON on its stdin (kind also in AGENTOS_EVENT). The
+    /// kernel never waits for it; a failure is recorded (HookFailed).
+    #[arg(long, value_name = "PROGRAM")]
+    pub on_event: Option<PathBuf>,
+    /// How long one run of the --on-event program may take before it is killed.
+    #[arg(long, default_value_t = crate::hooks::DEFAULT_TIMEOUT_MS)]
+    pub on_event_timeout_ms: u64,
+    /// How many sandbox refusals of one agent make one `sandbox_denials` event.
+    #[arg(long, default_value_t = crate::hooks::DEFAULT_SANDBOX_THRESHOLD)]
+    pub on_event_sandbox_threshold: u64,
 }
 
 /// `--metrics-addr`: `PORT` means `127.0.0.1:PORT`; otherwise an `IP:PORT`.
@@ -119,6 +132,9 @@ pub enum OptionsError {
     /// A `--provider` does not parse or names a missing program or path.
     #[error("--provider: {0}; kernel not started")]
     Provider(String),
+    /// `--on-event` names no file.
+    #[error("--on-event {}: no such program; give the path of an executable, kernel not started", .0.display())]
+    OnEvent(PathBuf),
 }
 
 impl Default for KernelOptions {
@@ -144,6 +160,9 @@ impl Default for KernelOptions {
             durability: Durability::default(),
             providers: Vec::new(),
             metrics_addr: None,
+            on_event: None,
+            on_event_timeout_ms: crate::hooks::DEFAULT_TIMEOUT_MS,
+            on_event_sandbox_threshold: crate::hooks::DEFAULT_SANDBOX_THRESHOLD,
         }
     }
 }
@@ -174,6 +193,9 @@ impl KernelOptions {
             durability,
             providers,
             metrics_addr,
+            on_event,
+            on_event_timeout_ms,
+            on_event_sandbox_threshold,
         } = self;
         let mut config = Config::new(state_dir);
         config.working_quota = (*quota_bytes, *quota_files);
@@ -197,6 +219,17 @@ impl KernelOptions {
         }
         config.recorder.durability = *durability;
         config.metrics_addr = *metrics_addr;
+        if let Some(program) = on_event {
+            let program = std::fs::canonicalize(program)
+                .ok()
+                .filter(|p| p.is_file())
+                .ok_or_else(|| OptionsError::OnEvent(program.clone()))?;
+            config.hook = Some(crate::hooks::HookConfig {
+                program,
+                timeout: Duration::from_millis((*on_event_timeout_ms).max(1)),
+                sandbox_threshold: (*on_event_sandbox_threshold).max(1),
+            });
+        }
         for text in providers {
             config
                 .providers
@@ -231,6 +264,9 @@ impl KernelOptions {
             durability,
             providers,
             metrics_addr,
+            on_event,
+            on_event_timeout_ms,
+            on_event_sandbox_threshold,
         } = self;
         let mut v = Vec::new();
         let mut arg = |name: &str, value: String| {
@@ -264,6 +300,14 @@ impl KernelOptions {
         if let Some(addr) = metrics_addr {
             arg("metrics-addr", addr.to_string());
         }
+        if let Some(program) = on_event {
+            arg("on-event", program.display().to_string());
+        }
+        arg("on-event-timeout-ms", on_event_timeout_ms.to_string());
+        arg(
+            "on-event-sandbox-threshold",
+            on_event_sandbox_threshold.to_string(),
+        );
         if *allow_degraded_sandbox {
             v.push("--allow-degraded-sandbox".into());
         }
@@ -319,6 +363,9 @@ mod tests {
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into(), "send_email=/bin/false".into()],
             metrics_addr: Some("[::1]:9464".parse().unwrap()),
+            on_event: Some("/bin/true".into()),
+            on_event_timeout_ms: 15,
+            on_event_sandbox_threshold: 16,
         };
         let defaults = KernelOptions::default();
         assert_ne!(changed.durability, defaults.durability);
@@ -370,6 +417,9 @@ mod tests {
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into()],
             metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
+            on_event: Some("/bin/true".into()),
+            on_event_timeout_ms: 15,
+            on_event_sandbox_threshold: 16,
         };
         let c = o.config(dir.path()).unwrap();
         assert_eq!(c.working_quota, (1, 2));
@@ -395,6 +445,10 @@ mod tests {
         assert_eq!(c.providers.len(), 1);
         assert_eq!(c.providers[0].action, "api_call");
         assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        let hook = c.hook.expect("--on-event");
+        assert_eq!(hook.timeout, Duration::from_millis(15));
+        assert_eq!(hook.sandbox_threshold, 16);
+        assert!(hook.program.is_absolute() && hook.program.is_file());
     }
 
     #[test]

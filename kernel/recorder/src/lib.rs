@@ -2148,6 +2148,10 @@ mod tests {
                 refused: 3,
                 what: big(),
             }),
+            Box::new(|| RecordEvent::HookFailed {
+                event: big(),
+                why: big(),
+            }),
         ];
         // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
         // payloads): adding one to `RecordEvent` breaks this match.
@@ -2177,6 +2181,7 @@ mod tests {
                 RecordEvent::SandboxFlood { .. } => 21,
                 RecordEvent::SandboxLimit { .. } => 22,
                 RecordEvent::RecorderResumed { .. } => 23,
+                RecordEvent::HookFailed { .. } => 24,
             }
         };
         let dir = tempfile::tempdir().unwrap();

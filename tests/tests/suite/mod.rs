@@ -4,6 +4,7 @@ mod cli;
 mod disk;
 mod escape;
 mod exec;
+mod hooks;
 mod ipc;
 mod lifecycle;
 mod metrics;
