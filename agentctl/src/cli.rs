@@ -330,7 +330,7 @@ pub struct PolicyExplainArgs {
 #[derive(Debug, Subcommand)]
 pub enum KernelCommand {
     /// Start the kernel daemon; returns once it answers.
-    Start(KernelStartArgs),
+    Start(Box<KernelStartArgs>),
     /// Stop the kernel gracefully (SIGTERM to agents, SIGKILL after the grace period).
     Stop,
     /// Show the kernel's state.

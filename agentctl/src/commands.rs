@@ -19,7 +19,7 @@ use crate::CliError;
 pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let dir = client::state_dir(&cli.state_dir);
     match cli.command {
-        Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, args),
+        Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, *args),
         Command::Kernel(KernelCommand::Stop) => kernel_stop(&dir),
         Command::Kernel(KernelCommand::Status { json }) => {
             match call(&dir, &ControlRequest::Status)? {
