@@ -27,7 +27,7 @@ pub enum Command {
     Kernel(KernelCommand),
     /// Run one agent under an ephemeral kernel, stream its output, print a summary and exit
     /// with the agent's code.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start an agent on the running kernel and print its id.
     Spawn(SpawnArgs),
     /// List agents.

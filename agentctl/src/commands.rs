@@ -34,7 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 other => Err(unexpected(&other)),
             }
         }
-        Command::Run(args) => crate::run::run(cli.state_dir, args),
+        Command::Run(args) => crate::run::run(cli.state_dir, *args),
         Command::Spawn(args) => {
             let req = spawn_request(&args.spec)?;
             let request = match restore_of(&args.spec)? {
