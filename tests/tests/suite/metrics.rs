@@ -271,3 +271,130 @@ fn healthz_answers_and_a_silent_client_holds_nothing() {
     assert!(answer.contains("application/openmetrics-text"), "{answer}");
     assert!(answer.contains("agentos_build_info{"), "{answer}");
 }
+
+/// A hook that fails on every event.
+fn failing_hook() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hook");
+    std::fs::write(&path, "#!/bin/sh\nexit 1\n").expect("write hook");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, path)
+}
+
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The alert rules pass `promtool` (syntax, and unit tests that each alert fires when it
+/// should and not on an idle kernel), and every metric the rules and the dashboard name is
+/// one a real kernel serves.
+#[test]
+fn deploy_files_pass_promtool_and_name_only_served_metrics() {
+    let promtool = Path::new("/usr/bin/promtool");
+    assert!(
+        promtool.is_file(),
+        "{} is missing: apt-get install prometheus (.ci/run installs it)",
+        promtool.display()
+    );
+    let dir = repo().join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "agentos-alerts.yml"],
+        ["test", "rules", "agentos-alerts.test.yml"],
+    ] {
+        let out = Command::new(promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A kernel whose agents exercise every family: violations, a SIGPOLICY kill, a sandbox
+    // refusal, an approval, a failing hook, and a running agent that opted in (its usage).
+    let (_hook_dir, hook) = failing_hook();
+    let port = free_port();
+    let k = TestKernel::start_with(
+        false,
+        &[
+            "--metrics-addr",
+            &port.to_string(),
+            "--on-event",
+            hook.to_str().expect("utf-8"),
+        ],
+    );
+    let opted_in = write_policy(
+        &k.work,
+        "metered",
+        "permissive",
+        &["SIGSTOP", "SIGCONT", "SIGTERM"],
+        "  - name: gated\n    action: file_write\n    effect: allow\n    requires_approval: true\n    constraints:\n      paths: [\"/mem/gated/**\"]\nobservability:\n  metrics: true\n",
+    );
+    let strict = write_policy(
+        &k.work,
+        "strict",
+        "strict",
+        &[],
+        "  - name: no-forbidden\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/mem/working/forbidden/**\"]\n",
+    );
+    let a = k.spawn(&opted_in, &["write", "/mem/episodic/x"]);
+    k.wait_for_line(a, "wrote");
+    let b = k.spawn(&strict, &["write", "/mem/working/forbidden/x"]);
+    k.wait(b);
+    let socket = k.state_dir.join("kernel.sock");
+    let c = k.spawn(&opted_in, &["connect", socket.to_str().expect("utf-8")]);
+    k.wait(c);
+    let d = k.spawn_with(&opted_in, &["--name", "parked"], &["park"]);
+    k.wait_for_line(d, "ready");
+    let e = k.spawn(&opted_in, &["write", "/mem/gated/x"]);
+    wait_until("a parked approval", || {
+        k.ctl_ok(&["approvals", "--json"]).contains("/mem/gated/x")
+    });
+    wait_until("the hook's failure to be recorded", || {
+        k.records()
+            .iter()
+            .any(|r| matches!(r.event, RecordEvent::HookFailed { .. }))
+    });
+    let (status, served) = get(&format!("http://127.0.0.1:{port}/metrics"));
+    k.ctl_ok(&["kill", &e.to_string()]);
+    assert_eq!(status, 200, "{served}");
+    let families: Vec<&str> = served
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next())
+        .collect();
+    let is_served = |name: &str| {
+        families.contains(&name)
+            || ["_total", "_bucket", "_sum", "_count", "_info"]
+                .iter()
+                .any(|s| name.strip_suffix(s).is_some_and(|f| families.contains(&f)))
+    };
+    let mut named = 0;
+    for file in [
+        "deploy/prometheus/agentos-alerts.yml",
+        "deploy/grafana/agentos-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(repo().join(file)).expect(file);
+        if file.ends_with(".json") {
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        for name in text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| t.starts_with("agent_os_") || t.starts_with("agentos_"))
+        {
+            named += 1;
+            assert!(
+                is_served(name),
+                "{file} names {name}, which the kernel does not serve:\n{served}"
+            );
+        }
+    }
+    assert!(named >= 15, "only {named} metric names found");
+    drop(k);
+}
