@@ -27,7 +27,7 @@ pub enum Command {
     Kernel(KernelCommand),
     /// Run one agent under an ephemeral kernel, stream its output, print a summary and exit
     /// with the agent's code.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start an agent on the running kernel and print its id.
     Spawn(SpawnArgs),
     /// List agents (live ones; -a for all, --state/--name to filter).
@@ -539,7 +539,7 @@ pub struct PolicyExplainArgs {
 #[derive(Debug, Subcommand)]
 pub enum KernelCommand {
     /// Start the kernel daemon; returns once it answers.
-    Start(KernelStartArgs),
+    Start(Box<KernelStartArgs>),
     /// Stop the kernel gracefully: SIGTERM to every live agent (refused to an agent whose
     /// policy does not list SIGTERM in `signals:`), SIGKILL to those still alive when the
     /// grace period (`--term-grace-ms`) ends. Shows each agent's SIGTERM, the grace period

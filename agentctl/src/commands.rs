@@ -22,7 +22,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         client::check_state_dir(&dir)?;
     }
     match cli.command {
-        Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, args),
+        Command::Kernel(KernelCommand::Start(args)) => kernel_start(&dir, *args),
         Command::Kernel(KernelCommand::Stop { json }) => crate::stop::kernel_stop(&dir, json),
         Command::Kernel(KernelCommand::Status { json }) => {
             match call(&dir, &ControlRequest::Status)? {
@@ -37,7 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 other => Err(unexpected(&other)),
             }
         }
-        Command::Run(args) => crate::run::run(cli.state_dir, args),
+        Command::Run(args) => crate::run::run(cli.state_dir, *args),
         Command::Spawn(args) => {
             let req = spawn_request(&args.spec)?;
             let request = match restore_of(&args.spec)? {
@@ -478,6 +478,14 @@ pub fn resolved(k: &KernelOptions) -> Result<KernelOptions, CliError> {
         k.base_policy = Some(base_policy_path(base)?);
     }
     k.providers = providers(&k)?;
+    if let Some(program) = &k.on_event {
+        k.on_event = Some(std::fs::canonicalize(program).map_err(|e| {
+            CliError::usage(
+                format!("--on-event {}: {e}", program.display()),
+                "give the path of the program to run for each event",
+            )
+        })?);
+    }
     Ok(k)
 }
 

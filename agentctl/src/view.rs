@@ -126,6 +126,7 @@ pub const KINDS: &[&str] = &[
     "sandbox_flood",
     "sandbox_limit",
     "recorder_resumed",
+    "hook_failed",
 ];
 
 /// The record's kind (one of [`KINDS`]).
@@ -156,6 +157,7 @@ pub fn kind(e: &RecordEvent) -> &'static str {
         RecordEvent::SandboxFlood { .. } => "sandbox_flood",
         RecordEvent::SandboxLimit { .. } => "sandbox_limit",
         RecordEvent::RecorderResumed { .. } => "recorder_resumed",
+        RecordEvent::HookFailed { .. } => "hook_failed",
     }
 }
 
@@ -201,7 +203,8 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::MemoryCheckpoint { .. }
         | RecordEvent::MemoryRestored { .. }
         | RecordEvent::SandboxLimit { .. }
-        | RecordEvent::RecorderResumed { .. } => false,
+        | RecordEvent::RecorderResumed { .. }
+        | RecordEvent::HookFailed { .. } => false,
     }
 }
 
@@ -234,7 +237,8 @@ pub fn violation(e: &RecordEvent) -> bool {
         | RecordEvent::SandboxAccess { .. }
         | RecordEvent::SandboxFlood { .. }
         | RecordEvent::SandboxLimit { .. }
-        | RecordEvent::RecorderResumed { .. } => false,
+        | RecordEvent::RecorderResumed { .. }
+        | RecordEvent::HookFailed { .. } => false,
     }
 }
 
@@ -1023,6 +1027,10 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
                 " after {} ms without writing ({what}); {refused} calls refused meanwhile",
                 resumed_at_ms.saturating_sub(*failed_at_ms)
             ));
+        }
+        RecordEvent::HookFailed { event, why } => {
+            l.push(Tone::Error, "hook failed");
+            l.plain(format!(" on {event}: {why}"));
         }
     }
 }

@@ -199,11 +199,17 @@ impl BenchKernel {
     /// Starts the runtime and the kernel. The runtime's threads (and the kernel's spawner
     /// thread, whose affinity every agent inherits) take the calling thread's affinity.
     pub fn start() -> BenchKernel {
+        Self::start_with(|_| {})
+    }
+
+    /// [`BenchKernel::start`] with the default config changed by `configure` first.
+    pub fn start_with(configure: impl FnOnce(&mut Config)) -> BenchKernel {
         let state = tempfile::Builder::new()
             .prefix("agentos-bench-")
             .tempdir()
             .expect("tempdir");
-        let config = Config::new(state.path().join("state"));
+        let mut config = Config::new(state.path().join("state"));
+        configure(&mut config);
         require_launcher(&config);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -303,8 +309,13 @@ impl BenchKernel {
 
     /// Runs `bench-agent rtt iters` and returns the time it measured for the round trips.
     pub fn rtt(&self, agent: &Path, iters: u64) -> Duration {
+        self.rtt_under(agent, iters, POLICY)
+    }
+
+    /// [`BenchKernel::rtt`] under `policy`.
+    pub fn rtt_under(&self, agent: &Path, iters: u64, policy: &str) -> Duration {
         let n = iters.to_string();
-        let (_, log) = self.run(agent, &["rtt", &n]);
+        let (_, log) = self.run_with(agent, &["rtt", &n], None, policy);
         elapsed(&log)
     }
 

@@ -236,6 +236,11 @@ impl Approvals {
         }
     }
 
+    /// How many calls wait for approval now.
+    pub fn parked(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
     /// The first page of the default query (the answer to the older `Approvals` request).
     pub fn list(&self) -> Vec<ApprovalInfo> {
         self.page(&ApprovalQuery {

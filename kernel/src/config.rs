@@ -157,6 +157,11 @@ pub struct Config {
     pub inbox: crate::ipc::InboxLimits,
     /// The tool providers `Call` actions are routed to (`--provider`), one per action.
     pub providers: Vec<crate::providers::Provider>,
+    /// Where the kernel serves Prometheus metrics and `/healthz` (`--metrics-addr`); `None`:
+    /// no metrics, and nothing counted.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The operator's event hook (`--on-event`); `None`: no hook.
+    pub hook: Option<crate::hooks::HookConfig>,
 }
 
 impl Config {
@@ -188,6 +193,8 @@ impl Config {
             recorder: crate::recorder::RecorderOptions::default(),
             inbox: crate::ipc::InboxLimits::default(),
             providers: Vec::new(),
+            metrics_addr: None,
+            hook: None,
         }
     }
 

@@ -43,6 +43,11 @@ pub enum KernelError {
     Spawner(#[source] std::io::Error),
     #[error("{0}; fix the --provider flag")]
     Provider(String),
+    #[error("cannot serve metrics on {addr}; choose another --metrics-addr")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A failure on the way to an agent's answer. `Errno::from(fault)` is the one place the

@@ -103,9 +103,19 @@ impl Kernel {
             crate::pysdk::install(&dir)
                 .map_err(|source| KernelError::PythonSdk { path: dir, source })?;
         }
+        let metrics = config
+            .metrics_addr
+            .map(|_| Arc::new(crate::metrics::Metrics::new(crate::server::action_of)));
+        let mut recorder_options = config.recorder.clone();
+        if let Some(m) = &metrics {
+            let m = Arc::clone(m);
+            recorder_options.on_fsync =
+                Some(crate::recorder::FsyncObserver(Arc::new(move |took| {
+                    m.fsynced(took)
+                })));
+        }
         // Verifies the existing log, recovers a torn tail and reports tampering itself.
-        let (recorder, _report) =
-            Recorder::open_with(&config.recorder_dir(), config.recorder.clone())?;
+        let (recorder, _report) = Recorder::open_with(&config.recorder_dir(), recorder_options)?;
         let memory = agentos_vfs::Store::open(&config.memory_path())?;
         // Unnamed agents' memory does not outlive them; a killed kernel may have left some.
         if let Err(e) = memory.remove_namespaces_with_prefix("agent:") {
@@ -116,6 +126,26 @@ impl Kernel {
         let cgroups = crate::sandbox::setup_cgroups(&mut host_layers, &config.limits);
         let (shutdown, _) = watch::channel(false);
         let (io_threads, io_per_agent) = (config.io_threads, config.io_per_agent);
+        // The hook records its failures into the kernel it belongs to, built just below.
+        let kernel_cell: Arc<std::sync::OnceLock<std::sync::Weak<KernelInner>>> =
+            Arc::new(std::sync::OnceLock::new());
+        let hooks = config.hook.clone().map(|hook| {
+            let cell = Arc::clone(&kernel_cell);
+            crate::hooks::Hooks::start(
+                hook,
+                Box::new(move |event: &str, why: String| {
+                    if let Some(k) = cell.get().and_then(std::sync::Weak::upgrade) {
+                        k.record(
+                            None,
+                            RecordEvent::HookFailed {
+                                event: event.into(),
+                                why,
+                            },
+                        );
+                    }
+                }),
+            )
+        });
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(crate::history::first_free_id(&config.agents_dir())),
             config,
@@ -130,8 +160,11 @@ impl Kernel {
             memory,
             host_io: crate::hostio::HostIo::new(io_threads, io_per_agent),
             performer,
+            metrics,
+            hooks,
             _lock: lock_file,
         });
+        let _ = kernel_cell.set(Arc::downgrade(&inner));
         inner.record(
             None,
             RecordEvent::KernelStart {
@@ -152,6 +185,11 @@ impl Kernel {
             tracing::warn!("--allow-degraded-sandbox: agents may run with missing sandbox layers");
         }
         crate::control::listen(&inner)?;
+        if let Some(addr) = inner.config.metrics_addr {
+            let bound = crate::exposition::listen(&inner, addr)
+                .map_err(|source| KernelError::Metrics { addr, source })?;
+            tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz");
+        }
         Ok(Kernel { inner })
     }
 

@@ -93,6 +93,34 @@ pub struct KernelOptions {
     /// network with that provider only.
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
     pub providers: Vec<String>,
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`: 200, or 503
+    /// naming what is wrong) over HTTP on ADDR: `PORT` (on 127.0.0.1) or `HOST:PORT` (any
+    /// other address only if you mean to expose them). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Run PROGRAM for each event an operator should hear of without polling: a call waits
+    /// for approval, a policy violation, an agent ended by SIGPOLICY/SIGTRUST, an agent's
+    /// sandbox refusals reaching --on-event-sandbox-threshold, the flight recorder failing or
+    /// resuming. The event is one line of JSON on its stdin (kind also in AGENTOS_EVENT). The
+    /// kernel never waits for it; a failure is recorded (HookFailed).
+    #[arg(long, value_name = "PROGRAM")]
+    pub on_event: Option<PathBuf>,
+    /// How long one run of the --on-event program may take before it is killed.
+    #[arg(long, default_value_t = crate::hooks::DEFAULT_TIMEOUT_MS)]
+    pub on_event_timeout_ms: u64,
+    /// How many sandbox refusals of one agent make one `sandbox_denials` event.
+    #[arg(long, default_value_t = crate::hooks::DEFAULT_SANDBOX_THRESHOLD)]
+    pub on_event_sandbox_threshold: u64,
+}
+
+/// `--metrics-addr`: `PORT` means `127.0.0.1:PORT`; otherwise an `IP:PORT`.
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("`{s}` is not PORT or IP:PORT (e.g. 9464, 127.0.0.1:9464, [::1]:9464)")
+    })
 }
 
 /// Options that do not make a [`Config`]: each names the flag and the cause.
@@ -104,6 +132,9 @@ pub enum OptionsError {
     /// A `--provider` does not parse or names a missing program or path.
     #[error("--provider: {0}; kernel not started")]
     Provider(String),
+    /// `--on-event` names no file.
+    #[error("--on-event {}: no such program; give the path of an executable, kernel not started", .0.display())]
+    OnEvent(PathBuf),
 }
 
 impl Default for KernelOptions {
@@ -128,6 +159,10 @@ impl Default for KernelOptions {
             base_policy: None,
             durability: Durability::default(),
             providers: Vec::new(),
+            metrics_addr: None,
+            on_event: None,
+            on_event_timeout_ms: crate::hooks::DEFAULT_TIMEOUT_MS,
+            on_event_sandbox_threshold: crate::hooks::DEFAULT_SANDBOX_THRESHOLD,
         }
     }
 }
@@ -157,6 +192,10 @@ impl KernelOptions {
             base_policy,
             durability,
             providers,
+            metrics_addr,
+            on_event,
+            on_event_timeout_ms,
+            on_event_sandbox_threshold,
         } = self;
         let mut config = Config::new(state_dir);
         config.working_quota = (*quota_bytes, *quota_files);
@@ -179,6 +218,18 @@ impl KernelOptions {
             config.base_policy = Some(Policy::load(path).map_err(OptionsError::BasePolicy)?);
         }
         config.recorder.durability = *durability;
+        config.metrics_addr = *metrics_addr;
+        if let Some(program) = on_event {
+            let program = std::fs::canonicalize(program)
+                .ok()
+                .filter(|p| p.is_file())
+                .ok_or_else(|| OptionsError::OnEvent(program.clone()))?;
+            config.hook = Some(crate::hooks::HookConfig {
+                program,
+                timeout: Duration::from_millis((*on_event_timeout_ms).max(1)),
+                sandbox_threshold: (*on_event_sandbox_threshold).max(1),
+            });
+        }
         for text in providers {
             config
                 .providers
@@ -212,6 +263,10 @@ impl KernelOptions {
             base_policy,
             durability,
             providers,
+            metrics_addr,
+            on_event,
+            on_event_timeout_ms,
+            on_event_sandbox_threshold,
         } = self;
         let mut v = Vec::new();
         let mut arg = |name: &str, value: String| {
@@ -242,6 +297,17 @@ impl KernelOptions {
         for p in providers {
             arg("provider", p.clone());
         }
+        if let Some(addr) = metrics_addr {
+            arg("metrics-addr", addr.to_string());
+        }
+        if let Some(program) = on_event {
+            arg("on-event", program.display().to_string());
+        }
+        arg("on-event-timeout-ms", on_event_timeout_ms.to_string());
+        arg(
+            "on-event-sandbox-threshold",
+            on_event_sandbox_threshold.to_string(),
+        );
         if *allow_degraded_sandbox {
             v.push("--allow-degraded-sandbox".into());
         }
@@ -296,6 +362,10 @@ mod tests {
             base_policy: Some(base),
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into(), "send_email=/bin/false".into()],
+            metrics_addr: Some("[::1]:9464".parse().unwrap()),
+            on_event: Some("/bin/true".into()),
+            on_event_timeout_ms: 15,
+            on_event_sandbox_threshold: 16,
         };
         let defaults = KernelOptions::default();
         assert_ne!(changed.durability, defaults.durability);
@@ -346,6 +416,10 @@ mod tests {
             base_policy: Some(base),
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into()],
+            metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
+            on_event: Some("/bin/true".into()),
+            on_event_timeout_ms: 15,
+            on_event_sandbox_threshold: 16,
         };
         let c = o.config(dir.path()).unwrap();
         assert_eq!(c.working_quota, (1, 2));
@@ -370,6 +444,11 @@ mod tests {
         assert_eq!(c.recorder.durability, Durability::Always);
         assert_eq!(c.providers.len(), 1);
         assert_eq!(c.providers[0].action, "api_call");
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        let hook = c.hook.expect("--on-event");
+        assert_eq!(hook.timeout, Duration::from_millis(15));
+        assert_eq!(hook.sandbox_threshold, 16);
+        assert!(hook.program.is_absolute() && hook.program.is_file());
     }
 
     #[test]
@@ -389,5 +468,28 @@ mod tests {
         let e = o.config(dir.path()).unwrap_err();
         assert!(matches!(e, OptionsError::Provider(_)), "{e}");
         assert!(e.to_string().contains("/nonexistent/fetch.py"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod metrics_addr_tests {
+    use super::parse_metrics_addr;
+
+    #[test]
+    fn a_bare_port_is_loopback_and_anything_else_must_be_an_address() {
+        assert_eq!(
+            parse_metrics_addr("9464").unwrap().to_string(),
+            "127.0.0.1:9464"
+        );
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:9").unwrap().to_string(),
+            "0.0.0.0:9"
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9464").unwrap().to_string(),
+            "[::1]:9464"
+        );
+        let e = parse_metrics_addr("localhost:9464").unwrap_err();
+        assert!(e.contains("PORT or IP:PORT"), "{e}");
     }
 }

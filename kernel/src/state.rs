@@ -41,6 +41,10 @@ pub(crate) struct KernelInner {
     pub host_io: crate::hostio::HostIo,
     /// Who answers agents' calls, chosen at start (live, or a replay of a recording).
     pub performer: crate::replay::run::Performer,
+    /// Prometheus metrics (`--metrics-addr`), fed every recorded event; `None`: off.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The operator's event hook (`--on-event`), told of recorded events; `None`: off.
+    pub hooks: Option<crate::hooks::Hooks>,
     /// The state dir's lock, held for the kernel's life.
     pub _lock: std::fs::File,
 }
@@ -49,13 +53,63 @@ impl KernelInner {
     /// Records an event ([`crate::audit::Audit`]: sealed at once for a policy reload or an
     /// approval outcome; `false`, logged, when the recorder fails).
     pub fn record(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::Audit::record(&self.recorder, agent, event)
+        if self.metrics.is_none() && self.hooks.is_none() {
+            return crate::audit::Audit::record(&self.recorder, agent, event);
+        }
+        let told = self.before_recording(agent, &event);
+        let ok = crate::audit::Audit::record(&self.recorder, agent, event);
+        self.after_recording(told, ok);
+        ok
     }
 
     /// [`KernelInner::record`] for async callers (the syscall path): the task waits, the
     /// worker does not ([`crate::audit::Audit`]).
     pub async fn record_async(&self, agent: Option<AgentId>, event: RecordEvent) -> bool {
-        crate::audit::Audit::record_async(&self.recorder, agent, event).await
+        if self.metrics.is_none() && self.hooks.is_none() {
+            return crate::audit::Audit::record_async(&self.recorder, agent, event).await;
+        }
+        let told = self.before_recording(agent, &event);
+        let ok = crate::audit::Audit::record_async(&self.recorder, agent, event).await;
+        self.after_recording(told, ok);
+        ok
+    }
+
+    /// What the metrics and the event hook will be told of `event`, worked out before it
+    /// moves into the recorder (no copy of its payload).
+    fn before_recording(&self, agent: Option<AgentId>, event: &RecordEvent) -> Told {
+        let found = agent.and_then(|id| self.agents.get(id));
+        let metrics = self.metrics.as_ref().map(|m| {
+            let label = found
+                .as_ref()
+                .filter(|a| a.policy().observability().metrics)
+                .map(|a| agent_label(a.name.as_deref(), a.id));
+            m.observe(&crate::metrics::Subject { label }, event)
+        });
+        let hook = self.hooks.as_ref().and_then(|h| {
+            let who = crate::hooks::Who {
+                id: agent,
+                name: found.as_ref().and_then(|a| a.name.clone()),
+            };
+            h.event_of(&who, event)
+        });
+        Told { metrics, hook }
+    }
+
+    /// Counts and tells what was recorded (`ok`); a record that failed is counted nowhere,
+    /// and the hook hears that the recorder fails.
+    fn after_recording(&self, told: Told, ok: bool) {
+        if !ok {
+            if let Some(h) = &self.hooks {
+                h.recorder_failed("an event could not be recorded; new work is refused");
+            }
+            return;
+        }
+        if let (Some(m), Some(o)) = (&self.metrics, told.metrics) {
+            m.apply(o);
+        }
+        if let (Some(h), Some(e)) = (&self.hooks, told.hook) {
+            h.offer(e);
+        }
     }
 
     /// Whether new work may start ([`crate::audit::Audit`]): `QuotaExceeded` when the
@@ -81,4 +135,15 @@ impl KernelInner {
     pub fn find(&self, r: &AgentRef) -> Result<Arc<Agent>, ControlError> {
         self.agents.find(r)
     }
+}
+
+/// An agent's label in per-agent metrics: the name the operator spawned it with, or its id.
+pub(crate) fn agent_label(name: Option<&str>, id: AgentId) -> String {
+    name.map_or_else(|| id.0.to_string(), str::to_string)
+}
+
+/// What a recorded event tells the metrics and the event hook ([`KernelInner::record`]).
+struct Told {
+    metrics: Option<crate::metrics::Observation>,
+    hook: Option<(String, serde_json::Value)>,
 }

@@ -333,7 +333,8 @@ pub fn weight(event: &RecordEvent) -> usize {
         | RecordEvent::SandboxAccess { .. }
         | RecordEvent::SandboxFlood { .. }
         | RecordEvent::SandboxLimit { .. }
-        | RecordEvent::RecorderResumed { .. } => return 0,
+        | RecordEvent::RecorderResumed { .. }
+        | RecordEvent::HookFailed { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }
@@ -399,6 +400,10 @@ pub fn bound(event: &mut RecordEvent) {
         RecordEvent::KernelStop { reason }
         | RecordEvent::ProtocolViolation { reason }
         | RecordEvent::RecorderResumed { what: reason, .. } => string(reason),
+        RecordEvent::HookFailed { event, why } => {
+            string(event);
+            string(why);
+        }
         RecordEvent::Spawn {
             name,
             program,

@@ -631,6 +631,15 @@ pub enum RecordEvent {
         /// The first error, as the writer saw it.
         what: String,
     },
+    /// The operator's event hook (`--on-event`) failed for one event: it exited non-zero,
+    /// could not be started, outlived its timeout (and was killed), or the queue to it was
+    /// full (the event was dropped). The kernel never waits for a hook; this is the trace.
+    HookFailed {
+        /// The event's kind (`approval_pending`, `violation`, …).
+        event: String,
+        /// What went wrong, for the operator.
+        why: String,
+    },
 }
 
 /// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame

@@ -198,6 +198,32 @@ pub struct RecorderOptions {
     /// which [`Recorder::over_share`] reports it once (the kernel ends it). 0: no share.
     /// `--recorder-share-bytes`.
     pub share_bytes: u64,
+    /// Told how long each fsync of the log took (the kernel's metrics); called on the
+    /// writer's thread, so it must be quick and never block.
+    pub on_fsync: Option<FsyncObserver>,
+}
+
+/// A callback told each fsync's duration ([`RecorderOptions::on_fsync`]).
+#[derive(Clone)]
+pub struct FsyncObserver(pub Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for FsyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncObserver")
+    }
+}
+
+/// What the recorder has written since it opened ([`Recorder::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecorderStats {
+    /// Records appended (checkpoints not counted).
+    pub records: u64,
+    /// Bytes written to the log's segments (records and checkpoints).
+    pub bytes: u64,
+    /// When the last signed checkpoint was written, ms since the Unix epoch (0: none yet).
+    pub last_checkpoint_ms: u64,
+    /// Whether the writer is failing now (it cannot write; new work is refused).
+    pub failing: bool,
 }
 
 impl Default for RecorderOptions {
@@ -210,6 +236,7 @@ impl Default for RecorderOptions {
             queue: 4096,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             share_bytes: DEFAULT_SHARE_BYTES,
+            on_fsync: None,
         }
     }
 }
@@ -262,6 +289,10 @@ struct Health {
     /// Bytes of records and blobs each agent caused, and whether it was reported over its
     /// share.
     usage: Mutex<HashMap<AgentId, (u64, bool)>>,
+    /// [`RecorderStats`]: records appended, bytes written, the last checkpoint's time.
+    records: AtomicU64,
+    bytes: AtomicU64,
+    last_checkpoint_ms: AtomicU64,
 }
 
 impl Health {
@@ -584,6 +615,16 @@ impl Recorder {
             });
         }
         Ok(())
+    }
+
+    /// What the recorder has written since it opened, and whether it is failing now.
+    pub fn stats(&self) -> RecorderStats {
+        RecorderStats {
+            records: self.health.records.load(Ordering::Relaxed),
+            bytes: self.health.bytes.load(Ordering::Relaxed),
+            last_checkpoint_ms: self.health.last_checkpoint_ms.load(Ordering::Relaxed),
+            failing: self.health.failed.load(Ordering::Acquire),
+        }
     }
 
     /// Bytes of records and blobs `agent` caused so far.
@@ -1058,6 +1099,7 @@ impl Writer {
             return Err(what);
         }
         self.chain = push_frame(&mut self.buf, &self.chain, TYPE_RECORD, meta, &body);
+        self.health.records.fetch_add(1, Ordering::Relaxed);
         self.health.charge(
             agent,
             (body.len() + format::FRAME_OVERHEAD) as u64 + blob_bytes,
@@ -1265,6 +1307,9 @@ impl Writer {
         self.chain = push_frame(&mut self.buf, &self.chain, TYPE_CHECKPOINT, meta, &body);
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
+        self.health
+            .last_checkpoint_ms
+            .store(cp.wall_ms, Ordering::Relaxed);
     }
 
     fn flush(&mut self) {
@@ -1277,6 +1322,9 @@ impl Writer {
             return;
         }
         self.len += self.buf.len() as u64;
+        self.health
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
         self.dirty_since.get_or_insert_with(Instant::now);
         if self.durability == Durability::Batch {
@@ -1304,6 +1352,9 @@ impl Writer {
             let start = Instant::now();
             let synced = self.file.sync_data();
             self.last_fsync = start.elapsed();
+            if let Some(observer) = &self.opts.on_fsync {
+                (observer.0)(self.last_fsync);
+            }
             if let Err(e) = synced {
                 self.fail(format!("cannot fsync {}: {e}", self.path.display()));
                 return;
@@ -2097,6 +2148,10 @@ mod tests {
                 refused: 3,
                 what: big(),
             }),
+            Box::new(|| RecordEvent::HookFailed {
+                event: big(),
+                why: big(),
+            }),
         ];
         // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
         // payloads): adding one to `RecordEvent` breaks this match.
@@ -2126,6 +2181,7 @@ mod tests {
                 RecordEvent::SandboxFlood { .. } => 21,
                 RecordEvent::SandboxLimit { .. } => 22,
                 RecordEvent::RecorderResumed { .. } => 23,
+                RecordEvent::HookFailed { .. } => 24,
             }
         };
         let dir = tempfile::tempdir().unwrap();

@@ -138,6 +138,7 @@ impl Script {
                 | RecordEvent::SandboxFlood { .. }
                 | RecordEvent::SandboxLimit { .. }
                 | RecordEvent::RecorderResumed { .. }
+                | RecordEvent::HookFailed { .. }
                 | RecordEvent::SyscallBlobs { .. } => {}
             }
         }

@@ -57,6 +57,12 @@ use respond::{Asked, Offence};
 
 pub use crate::replay::run::Performer;
 
+/// A call's policy action (`None` for a call no rule governs), as its own `classify` gives it:
+/// what the metrics label calls with ([`crate::metrics::ActionOf`]).
+pub(crate) fn action_of(call: &agentos_syscalls::Syscall) -> Option<String> {
+    calls::classify(call).ok().flatten().map(|c| c.action)
+}
+
 /// Serves one agent's socket until it closes or breaks the protocol, its calls answered by
 /// `performer`.
 pub(crate) async fn serve(
@@ -169,6 +175,7 @@ async fn live(
     }
     let peer = calls::peer_name(k, &call);
     let now = now_ms();
+    let judging = Instant::now();
     let mut judgment = judge::judge(
         &agent.policy(),
         k.config.base_policy.as_ref(),
@@ -183,6 +190,9 @@ async fn live(
             lock(bucket).check(limit.index, limit.rate, now)
         },
     );
+    if let Some(m) = &k.metrics {
+        m.policy_checked(&call, judging.elapsed());
+    }
     if let Some(ask) = judgment.approval.take() {
         let payload = crate::approvals::preview(&call);
         approval::await_approval(k, agent, id, ask, payload, &mut judgment).await;

@@ -1,0 +1,115 @@
+//! The operator's event hook (`--on-event`): a call waiting for approval runs it with that
+//! call as JSON; a hook that hangs delays no agent; a hook that fails is recorded.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use agentos_kernel::recorder::RecordEvent;
+use agentos_tests::{wait_until, write_policy, TestKernel};
+use serde_json::Value;
+
+const GATED: &str = "  - name: gated\n    action: file_write\n    effect: allow\n    requires_approval: true\n    constraints:\n      paths: [\"/mem/working/gated/**\"]\n";
+
+/// A world-readable dir holding an executable `hook` script with `body`.
+fn hook(body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let path = dir.path().join("hook");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write hook");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, path)
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn an_approval_pending_runs_the_hook_with_the_call() {
+    let (dir, program) = hook(&format!(
+        "[ \"$AGENTOS_EVENT\" = approval_pending ] || exit 0\ncat >> {}/events.jsonl",
+        "$(dirname \"$0\")"
+    ));
+    let events = dir.path().join("events.jsonl");
+    let k = TestKernel::start_with(false, &["--on-event", program.to_str().expect("utf-8")]);
+    let policy = write_policy(&k.work, "gated", "strict", &[], GATED);
+    let id = k.spawn_with(
+        &policy,
+        &["--name", "builder"],
+        &["write", "/mem/working/gated/report\u{1b}[2J"],
+    );
+    wait_until("the hook to hear of the approval", || {
+        !lines(&events).is_empty()
+    });
+    let e = &lines(&events)[0];
+    assert_eq!(e["v"], 1, "{e}");
+    assert_eq!(e["event"], "approval_pending", "{e}");
+    assert_eq!(e["agent"]["id"], id, "{e}");
+    assert_eq!(e["agent"]["name"], "builder", "{e}");
+    assert_eq!(e["action"], "file_write", "{e}");
+    assert_eq!(e["resource"], "/mem/working/gated/report\u{1b}[2J", "{e}");
+    assert!(
+        e["rule"].as_str().is_some_and(|r| r.contains("gated.md:")),
+        "{e}"
+    );
+    let approval = e["approval"].as_u64().expect("approval id").to_string();
+    k.ctl_ok(&["approve", &approval]);
+    assert_eq!(k.wait_for_line(id, "wrote"), "wrote 4");
+    // The raw line escapes the control characters the agent chose.
+    let raw = std::fs::read_to_string(&events).expect("events");
+    assert!(
+        raw.contains("\\u001b[2J") && !raw.contains('\u{1b}'),
+        "{raw}"
+    );
+}
+
+#[test]
+fn a_hanging_hook_delays_no_agent_and_a_failing_one_is_recorded() {
+    let (dir, hanging) = hook("echo $$ >> \"$(dirname \"$0\")/pids\"\nexec sleep 1000");
+    let k = TestKernel::start_with(
+        false,
+        &[
+            "--on-event",
+            hanging.to_str().expect("utf-8"),
+            "--on-event-timeout-ms",
+            "600000",
+        ],
+    );
+    let policy = write_policy(&k.work, "loose", "permissive", &[], "");
+    // Every call below is a violation, each an event for the hook, which never returns.
+    let mut steps = vec!["script".to_string()];
+    steps.extend((0..20).map(|i| format!("write:/mem/episodic/x{i}=1")));
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let id = k.spawn(&policy, &steps);
+    let end = k.wait(id);
+    assert_eq!(end["exit"]["code"], 0, "{end}");
+    assert_eq!(end["syscalls"], 20, "{end}");
+    // The agent is done while the first hook still runs: nothing waited for it.
+    let pids = std::fs::read_to_string(dir.path().join("pids")).expect("the hook ran");
+    let first: u32 = pids
+        .lines()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .expect("pid");
+    assert!(
+        Path::new(&format!("/proc/{first}")).exists(),
+        "the hanging hook ended before the agent did"
+    );
+    drop(k);
+
+    let (_dir, failing) = hook("exit 3");
+    let k = TestKernel::start_with(false, &["--on-event", failing.to_str().expect("utf-8")]);
+    let policy = write_policy(&k.work, "loose", "permissive", &[], "");
+    let id = k.spawn(&policy, &["write", "/mem/episodic/x"]);
+    assert_eq!(k.wait_for_line(id, "wrote"), "wrote 4");
+    wait_until("the hook's failure to be recorded", || {
+        k.records().iter().any(|r| {
+            matches!(&r.event, RecordEvent::HookFailed { event, why }
+                if event == "violation" && why.contains("exit status: 3"))
+        })
+    });
+}
