@@ -578,9 +578,10 @@ pub struct AgentSpec {
     /// A host directory the agent sees as /workspace.
     #[arg(long)]
     pub workspace: Option<PathBuf>,
-    /// Start with `/mem/working` restored from a checkpoint of agent ID: `ID:N` for
-    /// checkpoint N, `ID` for its latest.
-    #[arg(long, value_name = "ID[:N]")]
+    /// Start with `/mem/working` restored from a checkpoint of AGENT (an id, or a name: the
+    /// newest agent of that name on record): `AGENT:N` for checkpoint N, `AGENT` for its
+    /// latest (`agentctl checkpoints AGENT` lists them).
+    #[arg(long, value_name = "AGENT[:N]")]
     pub restore: Option<String>,
     /// Extra environment variable for the agent (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]

@@ -40,7 +40,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Run(args) => crate::run::run(cli.state_dir, *args),
         Command::Spawn(args) => {
             let req = spawn_request(&args.spec)?;
-            let request = match restore_of(&args.spec)? {
+            let request = match restore_of(&args.spec, &dir)? {
                 Some((from, checkpoint)) => ControlRequest::SpawnRestored {
                     spawn: req,
                     from,
@@ -286,28 +286,49 @@ pub fn resolve_program(name: &str) -> Result<PathBuf, CliError> {
     Err(not_found())
 }
 
-/// Builds a spawn request: reads the policy, resolves the program and the workspace.
-/// `--restore ID[:N]`: the agent and checkpoint to start from.
+/// `--restore AGENT[:N]`: the agent (an id, or a name: its newest agent on record in
+/// `state_dir`) and the checkpoint to start from.
 pub fn restore_of(
     spec: &AgentSpec,
+    state_dir: &Path,
 ) -> Result<Option<(agentos_syscalls::AgentId, Option<u64>)>, CliError> {
     let Some(text) = spec.restore.as_deref() else {
         return Ok(None);
     };
     let bad = || {
         CliError::usage(
-            format!("--restore `{text}` is not ID or ID:N"),
-            "e.g. `--restore 3` (its latest checkpoint) or `--restore 3:2`",
+            format!("--restore `{text}` is not AGENT or AGENT:N"),
+            "e.g. `--restore 3` (agent 3's latest checkpoint), `--restore builder:2` (checkpoint 2 of the newest agent named builder)",
         )
     };
-    let (id, n) = match text.split_once(':') {
-        Some((id, n)) => (id, Some(n.parse::<u64>().map_err(|_| bad())?)),
+    let (agent, n) = match text.rsplit_once(':') {
+        Some((agent, n)) => (agent, Some(n.parse::<u64>().map_err(|_| bad())?)),
         None => (text, None),
     };
-    let id = id.parse::<u64>().map_err(|_| bad())?;
-    Ok(Some((agentos_syscalls::AgentId(id), n)))
+    if agent.is_empty() {
+        return Err(bad());
+    }
+    let id = match agentos_syscalls::control::AgentRef::parse(agent) {
+        agentos_syscalls::control::AgentRef::Id(id) => id,
+        r @ agentos_syscalls::control::AgentRef::Name(_) => {
+            agentos_kernel::history::find(&state_dir.join("agents"), &r)
+                .map(|rec| agentos_syscalls::AgentId(rec.id))
+                .ok_or_else(|| {
+                    CliError::new(
+                        4,
+                        format!(
+                            "--restore: no agent named `{agent}` on record in {}",
+                            state_dir.display()
+                        ),
+                        "list them with `agentctl ps -a`, or give the agent's id",
+                    )
+                })?
+        }
+    };
+    Ok(Some((id, n)))
 }
 
+/// Builds a spawn request: reads the policy, resolves the program and the workspace.
 pub fn spawn_request(spec: &AgentSpec) -> Result<SpawnRequest, CliError> {
     let policy_path = spec
         .policy

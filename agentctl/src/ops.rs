@@ -133,10 +133,8 @@ pub fn ps(dir: &Path, args: &PsArgs) -> Result<u8, CliError> {
         shown_states.contains(&s)
             || (s == StateFilter::AwaitingApproval && shown_states.contains(&StateFilter::Running))
     };
-    let (shown, hidden): (Vec<AgentInfo>, Vec<AgentInfo>) = rows
-        .into_iter()
-        .filter(by_name)
-        .partition(|a| selected(a));
+    let (shown, hidden): (Vec<AgentInfo>, Vec<AgentInfo>) =
+        rows.into_iter().filter(by_name).partition(|a| selected(a));
     if args.json {
         output::print_json(&serde_json::Value::Array(
             shown.iter().map(output::agent_json).collect(),

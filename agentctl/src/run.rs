@@ -15,7 +15,6 @@ use crate::CliError;
 
 pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
     let req = spawn_request(&args.spec)?;
-    let restore = crate::commands::restore_of(&args.spec)?;
     let state_dir = match state_dir {
         Some(d) => {
             crate::client::check_writable_state_dir(&d)?;
@@ -32,6 +31,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             })?
             .keep(),
     };
+    let restore = crate::commands::restore_of(&args.spec, &state_dir)?;
     let config = crate::commands::resolved(&args.kernel)?
         .config(&state_dir)
         .map_err(|e| match e {
