@@ -228,158 +228,190 @@ fn exit_labels(status: &ExitStatus) -> ExitLabels {
     }
 }
 
+/// Registers `metric` as `name` and gives it back (the registry keeps a handle to the same
+/// values).
+fn reg<M: prometheus_client::registry::Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
+/// [`reg`] with a unit (its suffix is added to the name).
+fn reg_unit<M: prometheus_client::registry::Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Unit,
+    metric: M,
+) -> M {
+    r.register_with_unit(name, help, unit, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// Metrics whose `action` labels come from `action_of`.
     pub(crate) fn new(action_of: ActionOf) -> Metrics {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = reg(
+            &mut registry,
             "agent_os_requests",
             "Syscalls answered, by syscall, policy action and decision (after the mode)",
-            requests.clone(),
+            Family::<RequestLabels, Counter>::default(),
         );
-        let violations = Family::<ViolationLabels, Counter>::default();
-        registry.register(
+        let violations = reg(
+            &mut registry,
             "agent_os_violations",
-            "Calls that broke the policy (in permissive mode still let through), by action, rule and mode",
-            violations.clone(),
+            "Calls that broke the policy (in permissive mode still let through), by action, \
+             rule and mode",
+            Family::<ViolationLabels, Counter>::default(),
         );
-        let policy_check = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(1e-6, 4.0, 10))
-        });
-        registry.register_with_unit(
+        let policy_check = reg_unit(
+            &mut registry,
             "agent_os_policy_check_duration",
             "Time to judge one call against the agent's policy (and the base policy)",
             Unit::Seconds,
-            policy_check.clone(),
+            Family::<ActionLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-6, 4.0, 10))
+            }),
         );
-        let signals = Family::<SignalLabels, Counter>::default();
-        registry.register(
+        let signals = reg(
+            &mut registry,
             "agent_os_signals",
             "agentos signals sent to agents, by signal and whether they were delivered",
-            signals.clone(),
+            Family::<SignalLabels, Counter>::default(),
         );
-        let spawns = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        let spawns = reg(
+            &mut registry,
             "agentos_spawns",
             "Spawns, by outcome (started, refused)",
-            spawns.clone(),
+            Family::<OutcomeLabels, Counter>::default(),
         );
-        let exits = Family::<ExitLabels, Counter>::default();
-        registry.register(
+        let exits = reg(
+            &mut registry,
             "agentos_exits",
             "Agents that ended, by outcome and the agentos signal that ended them",
-            exits.clone(),
+            Family::<ExitLabels, Counter>::default(),
         );
-        let sandbox_events = Family::<KindLabels, Counter>::default();
-        registry.register(
+        let sandbox_events = reg(
+            &mut registry,
             "agentos_sandbox_events",
-            "What the jail refused or limited, by kind (seccomp_denied, access_refused, flood_suppressed, limit_<resource>)",
-            sandbox_events.clone(),
+            "What the jail refused or limited, by kind (seccomp_denied, access_refused, \
+             flood_suppressed, limit_<resource>)",
+            Family::<KindLabels, Counter>::default(),
         );
-        let protocol_violations = Counter::default();
-        registry.register(
+        let protocol_violations = reg(
+            &mut registry,
             "agentos_protocol_violations",
             "Frames or calls that broke the protocol",
-            protocol_violations.clone(),
+            Counter::default(),
         );
-        let approvals_requested = Counter::default();
-        registry.register(
+        let approvals_requested = reg(
+            &mut registry,
             "agentos_approvals_requested",
             "Calls parked for operator approval",
-            approvals_requested.clone(),
+            Counter::default(),
         );
-        let approvals_decided = Family::<KindLabels, Counter>::default();
-        registry.register(
+        let approvals_decided = reg(
+            &mut registry,
             "agentos_approvals_decided",
             "Parked calls whose approval ended, by how (approved, denied, timed out, agent ended)",
-            approvals_decided.clone(),
+            Family::<KindLabels, Counter>::default(),
         );
-        let hook_failures = Family::<KindLabels, Counter>::default();
-        registry.register(
+        let hook_failures = reg(
+            &mut registry,
             "agentos_hook_failures",
             "Events the --on-event hook failed on (or that were dropped), by event kind",
-            hook_failures.clone(),
+            Family::<KindLabels, Counter>::default(),
         );
-        let agent_requests = Family::<AgentDecisionLabels, Counter>::default();
-        registry.register(
+        let agent_requests = reg(
+            &mut registry,
             "agentos_agent_requests",
             "Syscalls answered per agent (agents whose policy sets observability.metrics: true)",
-            agent_requests.clone(),
+            Family::<AgentDecisionLabels, Counter>::default(),
         );
-        let agent_violations = Family::<AgentLabels, Counter>::default();
-        registry.register(
+        let agent_violations = reg(
+            &mut registry,
             "agentos_agent_violations",
             "Policy violations per agent (agents whose policy sets observability.metrics: true)",
-            agent_violations.clone(),
+            Family::<AgentLabels, Counter>::default(),
         );
-        let recorder_records = Counter::default();
-        registry.register(
+        let recorder_records = reg(
+            &mut registry,
             "agentos_recorder_records",
             "Records the flight recorder appended since the kernel started",
-            recorder_records.clone(),
+            Counter::default(),
         );
-        let recorder_bytes = Counter::default();
-        registry.register_with_unit(
+        let recorder_bytes = reg_unit(
+            &mut registry,
             "agentos_recorder_written",
             "Bytes the flight recorder wrote to its segments since the kernel started",
             Unit::Bytes,
-            recorder_bytes.clone(),
+            Counter::default(),
         );
-        let recorder_fsync = Histogram::new(exponential_buckets(1e-5, 4.0, 10));
-        registry.register_with_unit(
+        let recorder_fsync = reg_unit(
+            &mut registry,
             "agentos_recorder_fsync_duration",
             "Time each fsync of the flight recorder's log took",
             Unit::Seconds,
-            recorder_fsync.clone(),
+            Histogram::new(exponential_buckets(1e-5, 4.0, 10)),
         );
-        let recorder_checkpoint_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register_with_unit(
+        let recorder_checkpoint_age = reg_unit(
+            &mut registry,
             "agentos_recorder_checkpoint_age",
             "Time since the flight recorder's last signed checkpoint",
             Unit::Seconds,
-            recorder_checkpoint_age.clone(),
+            Gauge::<f64, std::sync::atomic::AtomicU64>::default(),
         );
-        let recorder_failing = Gauge::default();
-        registry.register(
+        let recorder_failing = reg(
+            &mut registry,
             "agentos_recorder_failing",
             "1 while the flight recorder cannot write (new work is refused), else 0",
-            recorder_failing.clone(),
+            Gauge::default(),
         );
-        let agents = Family::<StateLabels, Gauge>::default();
-        registry.register("agentos_agents", "Agents by state", agents.clone());
-        let approvals_parked = Gauge::default();
-        registry.register(
+        let agents = reg(
+            &mut registry,
+            "agentos_agents",
+            "Agents by state",
+            Family::<StateLabels, Gauge>::default(),
+        );
+        let approvals_parked = reg(
+            &mut registry,
             "agentos_approvals_parked",
             "Calls waiting for operator approval now",
-            approvals_parked.clone(),
+            Gauge::default(),
         );
-        let agent_memory = Family::<AgentLabels, Gauge>::default();
-        registry.register_with_unit(
+        let agent_memory = reg_unit(
+            &mut registry,
             "agentos_agent_memory",
-            "Memory charged to a running agent's cgroup (agents whose policy sets observability.metrics: true)",
+            "Memory charged to a running agent's cgroup (agents whose policy sets \
+             observability.metrics: true)",
             Unit::Bytes,
-            agent_memory.clone(),
+            Family::<AgentLabels, Gauge>::default(),
         );
-        let agent_pids = Family::<AgentLabels, Gauge>::default();
-        registry.register(
+        let agent_pids = reg(
+            &mut registry,
             "agentos_agent_pids",
-            "Processes and threads of a running agent (agents whose policy sets observability.metrics: true)",
-            agent_pids.clone(),
+            "Processes and threads of a running agent (agents whose policy sets \
+             observability.metrics: true)",
+            Family::<AgentLabels, Gauge>::default(),
         );
-        let rss = Gauge::default();
-        registry.register_with_unit(
+        let rss = reg_unit(
+            &mut registry,
             "agentos_kernel_resident_memory",
             "The kernel process's resident memory",
             Unit::Bytes,
-            rss.clone(),
+            Gauge::default(),
         );
-        let uptime = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register_with_unit(
+        let uptime = reg_unit(
+            &mut registry,
             "agentos_kernel_uptime",
             "Time since the kernel started",
             Unit::Seconds,
-            uptime.clone(),
+            Gauge::<f64, std::sync::atomic::AtomicU64>::default(),
         );
         registry.register(
             "agentos_build",
