@@ -522,6 +522,8 @@ struct Inner {
     /// Candidate rules per action and path prefix.
     index: Index,
     observability: Observability,
+    /// The `.md` line of `observability:`.
+    observability_line: u32,
     sandbox: Sandbox,
 }
 
@@ -573,6 +575,7 @@ impl Policy {
                 rules,
                 index,
                 observability: doc.observability,
+                observability_line: doc.observability_line,
                 sandbox: doc.sandbox,
             }),
         })
@@ -621,6 +624,11 @@ impl Policy {
     /// The signals listed under `signals:`, in file order, without duplicates.
     pub fn signals(&self) -> &[Signal] {
         &self.inner.signals
+    }
+
+    /// The line of the `observability:` key in the `.md` file.
+    pub fn observability_line(&self) -> u32 {
+        self.inner.observability_line
     }
 
     /// The line of the `signals:` key in the `.md` file.

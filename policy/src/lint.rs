@@ -31,6 +31,8 @@ pub enum WarningKind {
     StopWithoutCont,
     /// `signals:` does not list SIGTERM: the agent cannot be asked to end.
     NoSigterm,
+    /// An `observability:` key that changes nothing in this agentos.
+    NoEffect,
 }
 
 impl WarningKind {
@@ -46,6 +48,7 @@ impl WarningKind {
             WarningKind::RunsPrograms => "runs-programs",
             WarningKind::StopWithoutCont => "stop-without-cont",
             WarningKind::NoSigterm => "no-sigterm",
+            WarningKind::NoEffect => "no-effect",
         }
     }
 }
@@ -68,9 +71,16 @@ pub struct Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.rule.is_empty() {
+            // About a top-level section: the message names it (`observability: …`), or it
+            // is about `signals:`.
+            let section = if self.kind == WarningKind::NoEffect {
+                ""
+            } else {
+                "signals: "
+            };
             return write!(
                 f,
-                "{}:{}: warning: signals: {}",
+                "{}:{}: warning: {section}{}",
                 self.file, self.line, self.message
             );
         }
@@ -372,6 +382,23 @@ fn signal_traps(policy: &Policy) -> Vec<(WarningKind, String)> {
     out
 }
 
+/// `observability:` keys that change nothing: `flight_recorder: false` (the recorder records
+/// every agent, DESIGN §1.3). (`traces: true` is the spec templates' own setting: it is not
+/// warned about while no trace exporter exists; README "Metrics, health and event hooks".)
+fn no_effect(policy: &Policy) -> Vec<(WarningKind, String)> {
+    let o = policy.observability();
+    let mut out = Vec::new();
+    if !o.flight_recorder {
+        out.push((
+            WarningKind::NoEffect,
+            "observability: `flight_recorder: false` has no effect: the flight recorder records \
+             every call of every agent, and cannot be turned off"
+                .to_string(),
+        ));
+    }
+    out
+}
+
 impl Policy {
     /// Warnings about a valid policy: a `signals:` list that traps the agent (SIGSTOP
     /// without SIGCONT, no SIGTERM), allow rules that can never match or that a deny rule
@@ -389,6 +416,13 @@ impl Policy {
                 message,
             })
             .collect();
+        out.extend(no_effect(self).into_iter().map(|(kind, message)| Warning {
+            rule: String::new(),
+            file: self.path().to_string(),
+            line: self.observability_line(),
+            kind,
+            message,
+        }));
         let mut warn = |r: &Rule, kind: WarningKind, message: String| {
             out.push(Warning {
                 rule: r.id.clone(),
@@ -570,6 +604,30 @@ mod tests {
             .iter()
             .map(|w| format!("{w} [{}]", w.kind.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn observability_keys_without_effect_are_named() {
+        let lint = |o: &str| -> Vec<String> {
+            let text = format!(
+                "kernel: {{version: \"1.0\", mode: strict}}\nsignals: [SIGTERM]\npolicies: []\nobservability:\n{o}"
+            );
+            Policy::parse("o.md", &text)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .lint()
+                .iter()
+                .map(|w| format!("{w} [{}]", w.kind.as_str()))
+                .collect()
+        };
+        assert!(lint("  metrics: true\n  traces: true\n  flight_recorder: true\n").is_empty());
+        let w = lint("  metrics: true\n  flight_recorder: false\n");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "o.md:4: warning: observability: `flight_recorder: false` has no effect"
+            ) && w[0].ends_with("[no-effect]"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub(crate) struct Doc {
     pub signals_line: u32,
     pub rules: Vec<Rule>,
     pub observability: Observability,
+    /// The `.md` line of the `observability:` key (lint points at it; `signals:`'s when absent).
+    pub observability_line: u32,
     pub sandbox: Sandbox,
 }
 
@@ -532,6 +534,7 @@ impl Ctx<'_> {
         let signals_line = self.file_line(key_pos(top, "signals").unwrap_or(start));
         let signals = self.signals(signals)?;
         let rules = self.rules(policies)?;
+        let observability_line = self.file_line(key_pos(top, "observability").unwrap_or(start));
         let observability = match get(top, "observability") {
             Some(n) => self.observability(n)?,
             None => Observability::default(),
@@ -547,6 +550,7 @@ impl Ctx<'_> {
             signals_line,
             rules,
             observability,
+            observability_line,
             sandbox,
         })
     }
