@@ -2200,7 +2200,7 @@ mod tests {
             rec.append(Some(AgentId(8)), stop("after")).unwrap();
             drop(rec);
         }
-        assert_eq!(seen.len(), 24);
+        assert_eq!(seen.len(), 25);
         let mut largest = 0;
         for n in segments(dir.path()).unwrap() {
             let b = std::fs::read(dir.path().join(segment_name(n))).unwrap();
