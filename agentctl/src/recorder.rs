@@ -33,15 +33,22 @@ pub const EXPORT_SCHEMA: u64 = 1;
 /// by policy, DESIGN §9) nor 4 (not found).
 pub const EXIT_UNSEALED: u8 = 5;
 
-pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
+/// The flight recorder's dir under `state_dir`, or a not-found error saying which state dir
+/// to pass.
+pub fn recorder_dir(state_dir: &Path) -> Result<std::path::PathBuf, CliError> {
     let dir = state_dir.join("recorder");
     if !dir.is_dir() {
         return Err(CliError::new(
             4,
             format!("no flight recorder at {}", dir.display()),
-            "pass the kernel's --state-dir (or set AGENTOS_STATE_DIR)",
+            "pass the recorded kernel's --state-dir (or set AGENTOS_STATE_DIR)",
         ));
     }
+    Ok(dir)
+}
+
+pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
+    let dir = recorder_dir(state_dir)?;
     match cmd {
         RecorderCommand::Verify { json } => verify(state_dir, &dir, json),
         RecorderCommand::Show { filter, json } => {

@@ -33,14 +33,7 @@ struct Report {
 }
 
 pub fn run(state_dir: &Path, args: ReplayRunArgs) -> Result<u8, CliError> {
-    let dir = state_dir.join("recorder");
-    if !dir.is_dir() {
-        return Err(CliError::new(
-            4,
-            format!("no flight recorder at {}", dir.display()),
-            "pass the recorded kernel's --state-dir (or set AGENTOS_STATE_DIR)",
-        ));
-    }
+    let dir = crate::recorder::recorder_dir(state_dir)?;
     let records = crate::recorder::verified_records(&dir)?;
     let agent = crate::recorder::resolve_agent(&records, &args.agent, &dir)?;
     let script = Script::from_records(&records, agent).map_err(|e| {

@@ -135,14 +135,7 @@ fn mode_name(m: FromMode) -> &'static str {
 }
 
 pub fn suggest(state_dir: &Path, args: &PolicySuggestArgs) -> Result<u8, CliError> {
-    let dir = state_dir.join("recorder");
-    if !dir.is_dir() {
-        return Err(CliError::new(
-            4,
-            format!("no flight recorder at {}", dir.display()),
-            "pass the recorded kernel's --state-dir (or set AGENTOS_STATE_DIR)",
-        ));
-    }
+    let dir = crate::recorder::recorder_dir(state_dir)?;
     let records = crate::recorder::verified_records(&dir)?;
     let mut notes = Vec::new();
     let run = find_run(&records, &args.agent, &mut notes)?;

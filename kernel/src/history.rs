@@ -400,16 +400,7 @@ impl MemoryView {
 
     /// `/<n>/<rest>` under `/state/checkpoints`: checkpoint n's files and the inner path.
     fn checkpoint_of(&self, rest: &str) -> Result<Option<(MemFs, String)>, Errno> {
-        let mut parts = rest.trim_start_matches('/').splitn(2, '/');
-        let Some(first) = parts.next().filter(|s| !s.is_empty()) else {
-            return Ok(None);
-        };
-        let n: u64 = first.parse().map_err(|_| Errno::NotFound {
-            what: format!("/state/checkpoints/{first} (checkpoints are numbered 1, 2, …)"),
-        })?;
-        let file = crate::tree::load_checkpoint_file(&self.checkpoint_dir, n)?;
-        let fs = MemFs::restore(file.files, u64::MAX, u64::MAX)?;
-        Ok(Some((fs, format!("/{}", parts.next().unwrap_or("")))))
+        crate::tree::open_checkpoint_path(&self.checkpoint_dir, rest)
     }
 
     fn store_parts(&self, area: &str) -> Result<(&Store, &str), Errno> {

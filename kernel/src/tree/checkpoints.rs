@@ -28,6 +28,15 @@ pub(crate) struct CheckpointFile {
 
 /// Splits `/state/checkpoints/<n>/<path>` (given as `/<n>/<path>`) and loads checkpoint n.
 fn checkpoint_view(tree: &AgentTree, rest: &str) -> Result<Option<(MemFs, String)>, Errno> {
+    open_checkpoint_path(&tree.checkpoint_dir, rest)
+}
+
+/// `/<n>/<path>` under `/state/checkpoints`, from the agent's checkpoint dir `dir`: checkpoint
+/// n's files (read-only) and the path inside it; `None` for the listing itself (`/`).
+pub(crate) fn open_checkpoint_path(
+    dir: &Path,
+    rest: &str,
+) -> Result<Option<(MemFs, String)>, Errno> {
     let mut parts = rest.trim_start_matches('/').splitn(2, '/');
     let Some(first) = parts.next().filter(|s| !s.is_empty()) else {
         return Ok(None);
@@ -35,7 +44,7 @@ fn checkpoint_view(tree: &AgentTree, rest: &str) -> Result<Option<(MemFs, String
     let n: u64 = first.parse().map_err(|_| Errno::NotFound {
         what: format!("/state/checkpoints/{first} (checkpoints are numbered 1, 2, …)"),
     })?;
-    let file = load_checkpoint_file(&tree.checkpoint_dir, n)?;
+    let file = load_checkpoint_file(dir, n)?;
     let fs = MemFs::restore(file.files, u64::MAX, u64::MAX)?;
     Ok(Some((fs, format!("/{}", parts.next().unwrap_or("")))))
 }

@@ -83,7 +83,7 @@ mod views;
 mod workspace;
 
 pub(crate) use checkpoints::{
-    checkpoint, checkpoint_numbers, find_checkpoint, load_checkpoint_file,
+    checkpoint, checkpoint_numbers, find_checkpoint, load_checkpoint_file, open_checkpoint_path,
 };
 pub(crate) use workspace::workspace_dir;
 

@@ -18,6 +18,9 @@ use serde_json::Value;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
+/// A deny rule: under a strict policy, writing beneath it ends the agent with SIGPOLICY.
+const NO_FORBIDDEN: &str = "  - name: no-forbidden\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/mem/working/forbidden/**\"]\n";
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -150,13 +153,7 @@ fn prometheus_scrapes_what_the_flight_recorder_holds() {
         &["SIGSTOP", "SIGCONT", "SIGTERM"],
         "observability:\n  metrics: true\n",
     );
-    let strict = write_policy(
-        &k.work,
-        "strict",
-        "strict",
-        &[],
-        "  - name: no-forbidden\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/mem/working/forbidden/**\"]\n",
-    );
+    let strict = write_policy(&k.work, "strict", "strict", &[], NO_FORBIDDEN);
     // Allowed calls, a permissive violation, an agent-chosen action nobody declared.
     let a = k.spawn_with(
         &metered,
@@ -337,13 +334,7 @@ fn deploy_files_pass_promtool_and_name_only_served_metrics() {
         &["SIGSTOP", "SIGCONT", "SIGTERM"],
         "  - name: gated\n    action: file_write\n    effect: allow\n    requires_approval: true\n    constraints:\n      paths: [\"/mem/gated/**\"]\nobservability:\n  metrics: true\n",
     );
-    let strict = write_policy(
-        &k.work,
-        "strict",
-        "strict",
-        &[],
-        "  - name: no-forbidden\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/mem/working/forbidden/**\"]\n",
-    );
+    let strict = write_policy(&k.work, "strict", "strict", &[], NO_FORBIDDEN);
     let a = k.spawn(&opted_in, &["write", "/mem/episodic/x"]);
     k.wait_for_line(a, "wrote");
     let b = k.spawn(&strict, &["write", "/mem/working/forbidden/x"]);
