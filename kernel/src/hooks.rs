@@ -56,13 +56,25 @@ pub struct HookConfig {
     pub sandbox_threshold: u64,
 }
 
-/// Told what went wrong with one event's hook (the kernel records it as `HookFailed`).
-pub(crate) type OnFailure = Box<dyn Fn(&str, String) + Send + Sync>;
+/// Told what went wrong with one event's hook: the agent the event was about (the record is
+/// charged to it), the event's kind and why (the kernel records it as `HookFailed`).
+pub(crate) type OnFailure = Box<dyn Fn(Option<AgentId>, &str, String) + Send + Sync>;
+
+/// One event for the hook.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Event {
+    /// The agent it is about, if any.
+    pub agent: Option<AgentId>,
+    /// `approval_pending`, `violation`, …
+    pub kind: String,
+    /// The line the hook reads.
+    pub json: Value,
+}
 
 /// The event hook: a queue and the task that drains it.
 pub(crate) struct Hooks {
     config: HookConfig,
-    tx: mpsc::Sender<(String, Value)>,
+    tx: mpsc::Sender<Event>,
     /// Events dropped since the runner last reported drops.
     dropped: std::sync::Arc<AtomicU64>,
     /// Sandbox refusals per agent, until the threshold is reached (then `u64::MAX`: told).
@@ -107,7 +119,7 @@ impl Hooks {
     }
 
     /// The hook's event for `event` of `who`, if it is one the hook is told of.
-    pub(crate) fn event_of(&self, who: &Who, event: &RecordEvent) -> Option<(String, Value)> {
+    pub(crate) fn event_of(&self, who: &Who, event: &RecordEvent) -> Option<Event> {
         if let (RecordEvent::Exit { .. }, Some(id)) = (event, who.id) {
             self.forget(id);
         }
@@ -190,11 +202,15 @@ impl Hooks {
         if let (Some(v), Value::Object(f)) = (v.as_object_mut(), fields) {
             v.extend(f);
         }
-        Some((kind.to_string(), v))
+        Some(Event {
+            agent: who.id,
+            kind: kind.to_string(),
+            json: v,
+        })
     }
 
     /// Queues an event for the hook; never waits (a full queue drops it, recorded).
-    pub(crate) fn offer(&self, event: (String, Value)) {
+    pub(crate) fn offer(&self, event: Event) {
         if self.tx.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -210,7 +226,11 @@ impl Hooks {
                 "agent": { "id": null, "name": null },
                 "what": what,
             });
-            self.offer(("recorder_failed".into(), v));
+            self.offer(Event {
+                agent: None,
+                kind: "recorder_failed".into(),
+                json: v,
+            });
         }
     }
 
@@ -223,18 +243,18 @@ impl Hooks {
 /// Runs the hook for each queued event, one at a time.
 async fn run(
     config: HookConfig,
-    mut rx: mpsc::Receiver<(String, Value)>,
+    mut rx: mpsc::Receiver<Event>,
     dropped: std::sync::Arc<AtomicU64>,
     on_failure: OnFailure,
 ) {
-    while let Some((kind, v)) = rx.recv().await {
+    while let Some(e) = rx.recv().await {
         if let Some(why) = drops_to_report(&dropped) {
             tracing::warn!(%why, "event hook: events dropped");
-            on_failure("dropped", why);
+            on_failure(None, "dropped", why);
         }
-        if let Err(why) = run_one(&config, &kind, &v).await {
-            tracing::warn!(event = %kind, %why, "event hook failed");
-            on_failure(&kind, why);
+        if let Err(why) = run_one(&config, &e.kind, &e.json).await {
+            tracing::warn!(event = %e.kind, %why, "event hook failed");
+            on_failure(e.agent, &e.kind, why);
         }
     }
 }
@@ -312,7 +332,7 @@ mod tests {
     #[test]
     fn an_approval_is_an_event_with_what_waits() {
         let h = hooks(10);
-        let (kind, v) = h
+        let Event { kind, json: v, .. } = h
             .event_of(
                 &who(),
                 &RecordEvent::ApprovalRequested {
@@ -354,7 +374,7 @@ mod tests {
             duration_us: 1,
         };
         assert!(h.event_of(&who(), &call(false)).is_none());
-        let (kind, v) = h.event_of(&who(), &call(true)).expect("a violation");
+        let Event { kind, json: v, .. } = h.event_of(&who(), &call(true)).expect("a violation");
         assert_eq!(kind, "violation");
         assert_eq!(v["mode"], "permissive");
     }
@@ -369,7 +389,7 @@ mod tests {
         };
         assert!(h.event_of(&who(), &denied).is_none());
         assert!(h.event_of(&who(), &denied).is_none());
-        let (kind, v) = h.event_of(&who(), &denied).expect("the third");
+        let Event { kind, json: v, .. } = h.event_of(&who(), &denied).expect("the third");
         assert_eq!(kind, "sandbox_denials");
         assert_eq!(v["count"], 3);
         assert!(h.event_of(&who(), &denied).is_none(), "once per agent");
@@ -381,7 +401,11 @@ mod tests {
         let mut h = hooks(10);
         h.tx = tx;
         for _ in 0..5 {
-            h.offer(("violation".into(), json!({})));
+            h.offer(Event {
+                agent: None,
+                kind: "violation".into(),
+                json: json!({}),
+            });
         }
         assert_eq!(h.dropped.load(Ordering::Relaxed), 4);
         let told = drops_to_report(&h.dropped).expect("drops to report");

@@ -133,10 +133,10 @@ impl Kernel {
             let cell = Arc::clone(&kernel_cell);
             crate::hooks::Hooks::start(
                 hook,
-                Box::new(move |event: &str, why: String| {
+                Box::new(move |agent, event: &str, why: String| {
                     if let Some(k) = cell.get().and_then(std::sync::Weak::upgrade) {
                         k.record(
-                            None,
+                            agent,
                             RecordEvent::HookFailed {
                                 event: event.into(),
                                 why,

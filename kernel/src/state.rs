@@ -145,5 +145,5 @@ pub(crate) fn agent_label(name: Option<&str>, id: AgentId) -> String {
 /// What a recorded event tells the metrics and the event hook ([`KernelInner::record`]).
 struct Told {
     metrics: Option<crate::metrics::Observation>,
-    hook: Option<(String, serde_json::Value)>,
+    hook: Option<crate::hooks::Event>,
 }
