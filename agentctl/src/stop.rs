@@ -317,8 +317,10 @@ pub fn kernel_stop(dir: &Path, json: bool) -> Result<u8, CliError> {
         });
     }
     // The kernel gives each agent the grace period (2 s more after a SIGTERM), then up to 5 s
-    // to reap what it killed; anything beyond that is a kernel that hangs.
-    let limit = grace.unwrap_or(Duration::from_secs(60)) + Duration::from_secs(37);
+    // to reap what it killed, then seals the log; on a loaded host that can take a while, so
+    // never less than a minute: anything beyond is a kernel that hangs.
+    let limit = (grace.unwrap_or(Duration::from_secs(60)) + Duration::from_secs(37))
+        .max(Duration::from_secs(60));
     let lock = dir.join("kernel.lock");
     let gone = loop {
         if kernel_gone(&lock) {

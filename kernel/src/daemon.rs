@@ -84,7 +84,11 @@ pub fn main(args: DaemonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, ready)) {
+    let result = runtime.block_on(run(config, ready));
+    // The log is sealed and the socket gone: a blocking task still running (a host-I/O read,
+    // a log follower) must not keep the process — and its state-dir lock — alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut msg = format!("agentos-kernel: {e}");
