@@ -329,6 +329,8 @@ pub fn status_json(s: &KernelStatus) -> Value {
         "agents_running": s.agents_running,
         "agents_total": s.agents_total,
         "log": s.log_path,
+        "healthy": s.health.is_empty(),
+        "health": s.health,
         "sandbox": s.sandbox.iter().map(|l| json!({"layer": l.name, "status": layer_status(&l.status).0, "detail": layer_status(&l.status).1})).collect::<Vec<_>>(),
     })
 }
@@ -348,6 +350,15 @@ pub fn print_status(s: &KernelStatus) {
         None => say!("  log:       its stderr (not a file)"),
     }
     say!("  up:        {}", age(s.started_ms));
+    match s.health.as_slice() {
+        [] => say!("  health:    ok"),
+        problems => {
+            say!("  health:    UNHEALTHY");
+            for p in problems {
+                say!("    {}", Safe(p));
+            }
+        }
+    }
     say!(
         "  agents:    {} running, {} in all",
         s.agents_running,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use agentos_syscalls::control::AgentState;
 use agentos_syscalls::LayerStatus;
+use agentos_userspace::launch::layer::LayerName;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -83,26 +84,32 @@ pub(crate) fn render(k: &KernelInner, m: &Metrics) -> String {
     m.encode()
 }
 
-/// Whether the kernel can do its work: `Err` names what is wrong — the recorder cannot write
-/// or the disk is below its watermark (new work is refused), or a sandbox layer is missing
-/// while the kernel requires all of them (every spawn is refused).
-pub(crate) fn health(k: &KernelInner) -> Result<(), String> {
+/// What keeps the kernel from doing its work, one sentence each (empty: healthy): the
+/// recorder cannot write or the disk is below its watermark (new work is refused), or a sandbox
+/// layer is missing while the kernel requires all of them (every spawn is refused). `/healthz`
+/// and `agentctl kernel status` both say this.
+pub(crate) fn health(k: &KernelInner) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = k.admit() {
         problems.push(format!("flight recorder: {e}"));
     }
     if k.config.require_full_sandbox {
-        for layer in &k.host_layers {
+        // A layer spawns can do without (the cgroup: the rlimits stay) is not a problem, nor
+        // the kernel's own `full_sandbox` entry; an unknown name (the probe itself) is.
+        let required = |name: &str| LayerName::parse(name).is_none_or(LayerName::required);
+        for layer in k
+            .host_layers
+            .iter()
+            .filter(|l| l.name != crate::sandbox::FULL_SANDBOX)
+        {
             if let LayerStatus::Missing { detail } = &layer.status {
-                problems.push(format!("sandbox layer {} missing: {detail}", layer.name));
+                if required(&layer.name) {
+                    problems.push(format!("sandbox layer {} missing: {detail}", layer.name));
+                }
             }
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    problems
 }
 
 /// Binds `addr` now (so a taken port stops the kernel's start) and serves it on the runtime;
@@ -173,12 +180,12 @@ fn answer(k: &Weak<KernelInner>, req: &Request<Incoming>) -> Response<Full<Bytes
     }
     match (req.uri().path(), &k.metrics) {
         ("/metrics", Some(m)) => text(StatusCode::OK, OPENMETRICS, render(&k, m)),
-        ("/healthz", _) => match health(&k) {
-            Ok(()) => text(StatusCode::OK, PLAIN, "ok\n".into()),
-            Err(why) => text(
+        ("/healthz", _) => match health(&k).as_slice() {
+            [] => text(StatusCode::OK, PLAIN, "ok\n".into()),
+            problems => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 PLAIN,
-                format!("unhealthy: {why}\n"),
+                format!("unhealthy: {}\n", problems.join("; ")),
             ),
         },
         _ => text(

@@ -345,6 +345,7 @@ impl Kernel {
             agents_total: total as u32,
             sandbox: self.inner.host_layers.clone(),
             log_path: log_file(),
+            health: crate::exposition::health(&self.inner),
         }
     }
 

@@ -38,7 +38,7 @@ use crate::util::{now_ms, syscall_name};
 const PROBE: &str = "probe";
 /// The host report's last entry: whether a missing required layer refuses spawns (active) or
 /// not (missing: `--allow-degraded-sandbox`).
-const FULL_SANDBOX: &str = "full_sandbox";
+pub(crate) const FULL_SANDBOX: &str = "full_sandbox";
 
 /// The host's sandbox layers, from `<launcher> --probe` (named by [`LayerName`]), followed by
 /// the [`FULL_SANDBOX`] entry; or only [`PROBE`], missing, and that entry when the probe fails.

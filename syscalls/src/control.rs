@@ -432,6 +432,11 @@ pub struct KernelStatus {
     /// kernel.log` for `agentctl kernel start`); `None` on a terminal or a pipe. Appended
     /// (ABI 3).
     pub log_path: Option<PathBuf>,
+    /// What keeps the kernel from doing its work, one sentence each; empty when healthy: the
+    /// recorder cannot write or the disk is below its watermark (new work is refused), a
+    /// sandbox layer is missing while every layer is required (spawns are refused). The same
+    /// as `/healthz` on `--metrics-addr`. Appended (ABI 3).
+    pub health: Vec<String>,
 }
 
 /// Why the kernel refused a control request.

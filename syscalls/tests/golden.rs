@@ -511,6 +511,7 @@ fn control_protocol() {
             },
         }],
         log_path: Some("/s/kernel.log".into()),
+        health: vec!["flight recorder: the disk is full".into()],
     };
     let statuses = [
         ExitStatus::Code(3),

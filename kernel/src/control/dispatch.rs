@@ -388,6 +388,7 @@ mod tests {
             agents_total: 2,
             sandbox: Vec::new(),
             log_path: Some("/state/kernel.log".into()),
+            health: Vec::new(),
         }
     }
 

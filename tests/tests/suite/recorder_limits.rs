@@ -229,6 +229,16 @@ fn disk(unprivileged: bool) {
         !out.status.success() && err.contains("low-disk watermark"),
         "{err}"
     );
+    // `kernel status` says why the kernel cannot work, as `/healthz` does.
+    let status: serde_json::Value =
+        serde_json::from_str(&k.ctl_ok(&["kernel", "status", "--json"])).unwrap();
+    assert_eq!(status["healthy"], false, "{status:#}");
+    assert!(
+        status["health"][0]
+            .as_str()
+            .is_some_and(|h| h.starts_with("flight recorder:") && h.contains("watermark")),
+        "{status:#}"
+    );
     // Full disk: the recorder cannot write; calls go on being refused, now unrecorded and
     // unperformed.
     let full = fs.fill("filler-full", 0);
@@ -261,6 +271,12 @@ fn disk(unprivileged: bool) {
             tail.join("\n")
         );
     }
+    let status: serde_json::Value =
+        serde_json::from_str(&k.ctl_ok(&["kernel", "status", "--json"])).unwrap();
+    assert_eq!(
+        status["healthy"], true,
+        "healthy again once space returns: {status:#}"
+    );
     k.ctl_ok(&["kill", &id.to_string()]);
     k.wait(id);
     k.ctl_ok(&["kernel", "stop"]);

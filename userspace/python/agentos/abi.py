@@ -851,7 +851,7 @@ class AgentInfo(Wire):
     denials: DenialSummary = field(default_factory=lambda: DenialSummary([], 0))
 
 
-@struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer), Opt(STR))
+@struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer), Opt(STR), Seq(STR))
 class KernelStatus(Wire):
     pid: int
     uid: int
@@ -864,6 +864,7 @@ class KernelStatus(Wire):
     agents_total: int
     sandbox: List[Layer]
     log_path: Optional[str] = None
+    health: List[str] = field(default_factory=list)
 
 
 class ControlErrorKind(UnitEnum):
