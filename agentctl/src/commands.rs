@@ -233,6 +233,10 @@ fn logs(dir: &Path, agent: &str, follow: bool, raw: bool) -> Result<u8, CliError
             follow,
         },
     )?;
+    if follow {
+        // A quiet agent writes nothing that would fail: notice the reader leaving by itself.
+        crate::stdout::exit_when_reader_leaves();
+    }
     let mut out = crate::safe::stdout_sink(raw);
     loop {
         match conn.next()? {

@@ -99,6 +99,28 @@ pub fn reader_gone() -> bool {
     }
 }
 
+/// For a follower blocked on something else (`logs -f` on a quiet agent): a thread that waits
+/// for stdout's reader to leave and then ends the process quietly (exit 0). Nothing happens
+/// for a terminal or a file (their reader never leaves), nor while a kernel runs here.
+pub fn exit_when_reader_leaves() {
+    use rustix::event::{poll, PollFd, PollFlags};
+    if HOSTING.load(Ordering::SeqCst) {
+        return;
+    }
+    std::thread::spawn(|| loop {
+        let stdout = io::stdout();
+        // No events asked: poll wakes only for POLLERR/POLLHUP (the reader left).
+        let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+        match poll(&mut fds, None) {
+            Ok(_) if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) => {
+                std::process::exit(0)
+            }
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+    });
+}
+
 /// Ends the process quietly (exit 0) when stdout's reader is gone and no kernel runs here.
 pub fn exit_if_reader_gone() {
     if !HOSTING.load(Ordering::SeqCst) && reader_gone() {

@@ -525,6 +525,9 @@ fn a_closed_stdout_ends_every_listing_quietly_with_exit_0() {
         println!("{args:?}: exit 0 in {:?}", start.elapsed());
     }
     // A real shell pipeline, `head -1` leaving after the first line.
+    let perm = policy.clone();
+    let quiet = k.spawn(&perm, &["park"]);
+    k.wait_for_line(quiet, "ready");
     let sh = |cmd: &str| {
         Command::new("bash")
             .args(["-c", &format!("set -o pipefail; {cmd}")])
@@ -534,11 +537,13 @@ fn a_closed_stdout_ends_every_listing_quietly_with_exit_0() {
             .unwrap()
     };
     for cmd in [
-        "\"$AGENTCTL\" recorder show | head -1",
-        "\"$AGENTCTL\" inspect 1 | head -1",
-        "timeout 20 \"$AGENTCTL\" recorder tail -f -n 5 | head -1",
+        "\"$AGENTCTL\" recorder show | head -1".to_string(),
+        "\"$AGENTCTL\" inspect 1 | head -1".to_string(),
+        "timeout 20 \"$AGENTCTL\" recorder tail -f -n 5 | head -1".to_string(),
+        // A follower of a quiet agent: after its one line, nothing more would fail to write.
+        format!("timeout 20 \"$AGENTCTL\" logs -f {quiet} | head -1"),
     ] {
-        let out = sh(cmd);
+        let out = sh(&cmd);
         assert_eq!(
             (
                 out.status.code(),
