@@ -166,7 +166,7 @@ impl Hooks {
                 let id = who.id?;
                 let n = match event {
                     RecordEvent::SandboxFlood { suppressed, .. } => *suppressed,
-                    _ => 1,
+                    _ => 1, // one refusal per SandboxDenied or SandboxAccess record
                 };
                 let mut counts = lock(&self.sandbox);
                 let count = counts.entry(id).or_insert(0);
@@ -191,7 +191,29 @@ impl Hooks {
                     json!({ "refused": refused, "what": what }),
                 )
             }
-            _ => return None,
+            // Nothing an operator must hear of at once: each is in the log, and the metrics
+            // count them. Exhaustive, so a new kind of record is decided here too.
+            RecordEvent::Syscall { .. }
+            | RecordEvent::SyscallBlobs { .. }
+            | RecordEvent::Exit { .. }
+            | RecordEvent::KernelStart { .. }
+            | RecordEvent::KernelStop { .. }
+            | RecordEvent::Spawn { .. }
+            | RecordEvent::SpawnRefused { .. }
+            | RecordEvent::Sandbox(_)
+            | RecordEvent::Handshake { .. }
+            | RecordEvent::Signal { .. }
+            | RecordEvent::ProtocolViolation { .. }
+            | RecordEvent::SandboxCapabilities { .. }
+            | RecordEvent::ApprovalDecided { .. }
+            | RecordEvent::PolicyReloaded { .. }
+            | RecordEvent::ReadOnlyGranted { .. }
+            | RecordEvent::Recovery { .. }
+            | RecordEvent::RecorderBroken { .. }
+            | RecordEvent::MemoryCheckpoint { .. }
+            | RecordEvent::MemoryRestored { .. }
+            | RecordEvent::SandboxLimit { .. }
+            | RecordEvent::HookFailed { .. } => return None,
         };
         let mut v = json!({
             "v": 1,
