@@ -68,27 +68,10 @@ struct Pending {
 /// message, a `Call`'s params, an `Exec`'s stdin when it has one), as the operator sees it:
 /// its size, first bytes and blake3.
 pub(crate) fn preview(call: &agentos_syscalls::Syscall) -> Option<PayloadPreview> {
-    use agentos_syscalls::Syscall;
-    let payload: &[u8] = match call {
-        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => data,
-        Syscall::Send { payload, .. } => payload,
-        Syscall::Call { params_json, .. } => params_json.as_bytes(),
-        Syscall::Exec { stdin, .. } if !stdin.is_empty() => stdin,
-        Syscall::Read { .. }
-        | Syscall::Open { .. }
-        | Syscall::Close { .. }
-        | Syscall::List { .. }
-        | Syscall::Stat { .. }
-        | Syscall::Unlink { .. }
-        | Syscall::Exec { .. }
-        | Syscall::Recv { .. }
-        | Syscall::Signal { .. }
-        | Syscall::CheckPolicy { .. }
-        | Syscall::Checkpoint
-        | Syscall::Exit { .. }
-        | Syscall::ReadFd { .. }
-        | Syscall::Rename { .. } => return None,
-    };
+    // An `Exec` with no stdin has nothing to show.
+    let payload = call
+        .payload()
+        .filter(|p| !p.is_empty() || !matches!(call, agentos_syscalls::Syscall::Exec { .. }))?;
     Some(PayloadPreview {
         bytes: payload.len() as u64,
         head: payload[..payload.len().min(MAX_PREVIEW_BYTES)].to_vec(),

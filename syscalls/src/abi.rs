@@ -187,6 +187,32 @@ impl Syscall {
         }
     }
 
+    /// The bytes the call carries for the kernel to write or pass on: a `Write`'s or
+    /// `WriteFd`'s data, an `Exec`'s stdin, a `Send`'s payload, a `Call`'s params (the
+    /// recorder moves large ones to blobs; an approval shows a preview). `None` for calls
+    /// that carry none. Exhaustive, so a new call is placed here.
+    pub fn payload(&self) -> Option<&[u8]> {
+        match self {
+            Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => Some(data),
+            Syscall::Exec { stdin, .. } => Some(stdin),
+            Syscall::Send { payload, .. } => Some(payload),
+            Syscall::Call { params_json, .. } => Some(params_json.as_bytes()),
+            Syscall::Read { .. }
+            | Syscall::Open { .. }
+            | Syscall::Close { .. }
+            | Syscall::List { .. }
+            | Syscall::Stat { .. }
+            | Syscall::Unlink { .. }
+            | Syscall::Recv { .. }
+            | Syscall::Signal { .. }
+            | Syscall::CheckPolicy { .. }
+            | Syscall::Checkpoint
+            | Syscall::Exit { .. }
+            | Syscall::ReadFd { .. }
+            | Syscall::Rename { .. } => None,
+        }
+    }
+
     /// The variant's position in the enum (its postcard tag). Exhaustive, so a new variant
     /// cannot be added without giving it a number here and raising [`SYSCALL_COUNT`].
     pub const fn ordinal(&self) -> usize {

@@ -148,27 +148,12 @@ fn slots<'a>(
 }
 
 /// Calls `f` with the length of every payload slot of a call and its result: the same slots
-/// as [`slots`], read without borrowing them mutably (cheap: no allocation). Exhaustive, like
-/// `slots`, so a new call or reply with a payload must be placed in both.
+/// as [`slots`], read without borrowing them mutably (cheap: no allocation): the call's
+/// through [`Syscall::payload`], the reply's here. Both exhaustive, like `slots`, so a new
+/// call or reply with a payload must be placed in each.
 fn payload_lens(call: &Syscall, result: &Result<Reply, Errno>, mut f: impl FnMut(usize)) {
-    match call {
-        Syscall::Write { data, .. } | Syscall::WriteFd { data, .. } => f(data.len()),
-        Syscall::Exec { stdin, .. } => f(stdin.len()),
-        Syscall::Send { payload, .. } => f(payload.len()),
-        Syscall::Call { params_json, .. } => f(params_json.len()),
-        Syscall::Read { .. }
-        | Syscall::Open { .. }
-        | Syscall::Close { .. }
-        | Syscall::List { .. }
-        | Syscall::Stat { .. }
-        | Syscall::Unlink { .. }
-        | Syscall::Recv { .. }
-        | Syscall::Signal { .. }
-        | Syscall::CheckPolicy { .. }
-        | Syscall::Checkpoint
-        | Syscall::Exit { .. }
-        | Syscall::ReadFd { .. }
-        | Syscall::Rename { .. } => {}
+    if let Some(p) = call.payload() {
+        f(p.len());
     }
     match result {
         Ok(Reply::Data(d)) => f(d.len()),
