@@ -91,11 +91,11 @@ impl std::fmt::Debug for Hooks {
     }
 }
 
-/// Who an event belongs to.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Who {
+/// Who an event belongs to (borrowed: most records are no event, and cost nothing here).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Who<'a> {
     pub id: Option<AgentId>,
-    pub name: Option<String>,
+    pub name: Option<&'a str>,
 }
 
 impl Hooks {
@@ -119,11 +119,10 @@ impl Hooks {
     }
 
     /// The hook's event for `event` of `who`, if it is one the hook is told of.
-    pub(crate) fn event_of(&self, who: &Who, event: &RecordEvent) -> Option<Event> {
+    pub(crate) fn event_of(&self, who: &Who<'_>, event: &RecordEvent) -> Option<Event> {
         if let (RecordEvent::Exit { .. }, Some(id)) = (event, who.id) {
             self.forget(id);
         }
-        let agent = json!({ "id": who.id.map(|a| a.0), "name": who.name });
         let (kind, fields) = match event {
             RecordEvent::ApprovalRequested {
                 approval,
@@ -219,7 +218,7 @@ impl Hooks {
             "v": 1,
             "event": kind,
             "time_ms": crate::util::now_ms(),
-            "agent": agent,
+            "agent": { "id": who.id.map(|a| a.0), "name": who.name },
         });
         if let (Some(v), Value::Object(f)) = (v.as_object_mut(), fields) {
             v.extend(f);
@@ -344,10 +343,10 @@ mod tests {
         }
     }
 
-    fn who() -> Who {
+    fn who() -> Who<'static> {
         Who {
             id: Some(AgentId(3)),
-            name: Some("builder".into()),
+            name: Some("builder"),
         }
     }
 

@@ -88,7 +88,7 @@ impl KernelInner {
         let hook = self.hooks.as_ref().and_then(|h| {
             let who = crate::hooks::Who {
                 id: agent,
-                name: found.as_ref().and_then(|a| a.name.clone()),
+                name: found.as_ref().and_then(|a| a.name.as_deref()),
             };
             h.event_of(&who, event)
         });
