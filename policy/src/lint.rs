@@ -594,11 +594,9 @@ mod tests {
         );
     }
 
-    fn signal_warnings(signals: &str) -> Vec<String> {
-        let text = format!(
-            "kernel: {{version: \"1.0\", mode: strict}}\nsignals: {signals}\npolicies: []\n"
-        );
-        Policy::parse("s.md", &text)
+    /// `file`'s lint warnings as printed, each with its kind: `FILE:LINE: warning: … [kind]`.
+    fn warnings(file: &str, text: &str) -> Vec<String> {
+        Policy::parse(file, text)
             .unwrap_or_else(|e| panic!("{e}"))
             .lint()
             .iter()
@@ -606,18 +604,24 @@ mod tests {
             .collect()
     }
 
+    fn signal_warnings(signals: &str) -> Vec<String> {
+        warnings(
+            "s.md",
+            &format!(
+                "kernel: {{version: \"1.0\", mode: strict}}\nsignals: {signals}\npolicies: []\n"
+            ),
+        )
+    }
+
     #[test]
     fn observability_keys_without_effect_are_named() {
-        let lint = |o: &str| -> Vec<String> {
-            let text = format!(
-                "kernel: {{version: \"1.0\", mode: strict}}\nsignals: [SIGTERM]\npolicies: []\nobservability:\n{o}"
-            );
-            Policy::parse("o.md", &text)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .lint()
-                .iter()
-                .map(|w| format!("{w} [{}]", w.kind.as_str()))
-                .collect()
+        let lint = |o: &str| {
+            warnings(
+                "o.md",
+                &format!(
+                    "kernel: {{version: \"1.0\", mode: strict}}\nsignals: [SIGTERM]\npolicies: []\nobservability:\n{o}"
+                ),
+            )
         };
         assert!(lint("  metrics: true\n  traces: true\n  flight_recorder: true\n").is_empty());
         let w = lint("  metrics: true\n  flight_recorder: false\n");

@@ -151,10 +151,28 @@ pub fn proc_state(pid: u32) -> Option<char> {
         .next()
 }
 
+/// The workspace's root (the checkout the suite runs from).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
 /// The tool providers shipped in `examples/providers`.
 pub fn providers_dir() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/providers"))
-        .expect("examples/providers")
+    std::fs::canonicalize(repo_root().join("examples/providers")).expect("examples/providers")
+}
+
+/// A world-readable temp dir holding one executable `#!/bin/sh` script (`hook`) running
+/// `body`: an event hook or a tool the test hands the kernel.
+pub fn shell_script(body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let path = dir.path().join("hook");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, path)
 }
 
 /// Creates `dir/app.db` with one table `t` holding `one` (with the host's python3).

@@ -1,24 +1,13 @@
 //! The operator's event hook (`--on-event`): a call waiting for approval runs it with that
 //! call as JSON; a hook that hangs delays no agent; a hook that fails is recorded.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use agentos_kernel::recorder::RecordEvent;
-use agentos_tests::{wait_until, write_policy, TestKernel};
+use agentos_tests::{shell_script, wait_until, write_policy, TestKernel};
 use serde_json::Value;
 
 const GATED: &str = "  - name: gated\n    action: file_write\n    effect: allow\n    requires_approval: true\n    constraints:\n      paths: [\"/mem/working/gated/**\"]\n";
-
-/// A world-readable dir holding an executable `hook` script with `body`.
-fn hook(body: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    let path = dir.path().join("hook");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write hook");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    (dir, path)
-}
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -30,7 +19,7 @@ fn lines(path: &Path) -> Vec<Value> {
 
 #[test]
 fn an_approval_pending_runs_the_hook_with_the_call() {
-    let (dir, program) = hook(&format!(
+    let (dir, program) = shell_script(&format!(
         "[ \"$AGENTOS_EVENT\" = approval_pending ] || exit 0\ncat >> {}/events.jsonl",
         "$(dirname \"$0\")"
     ));
@@ -69,7 +58,7 @@ fn an_approval_pending_runs_the_hook_with_the_call() {
 
 #[test]
 fn a_hanging_hook_delays_no_agent_and_a_failing_one_is_recorded() {
-    let (dir, hanging) = hook("echo $$ >> \"$(dirname \"$0\")/pids\"\nexec sleep 1000");
+    let (dir, hanging) = shell_script("echo $$ >> \"$(dirname \"$0\")/pids\"\nexec sleep 1000");
     let k = TestKernel::start_with(
         false,
         &[
@@ -101,7 +90,7 @@ fn a_hanging_hook_delays_no_agent_and_a_failing_one_is_recorded() {
     );
     drop(k);
 
-    let (_dir, failing) = hook("exit 3");
+    let (_dir, failing) = shell_script("exit 3");
     let k = TestKernel::start_with(false, &["--on-event", failing.to_str().expect("utf-8")]);
     let policy = write_policy(&k.work, "loose", "permissive", &[], "");
     let id = k.spawn(&policy, &["write", "/mem/episodic/x"]);

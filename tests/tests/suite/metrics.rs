@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agentos_kernel::recorder::RecordEvent;
-use agentos_tests::{wait_until, write_policy, TestKernel};
+use agentos_tests::{repo_root, shell_script, wait_until, write_policy, TestKernel};
 use serde_json::Value;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -269,23 +269,6 @@ fn healthz_answers_and_a_silent_client_holds_nothing() {
     assert!(answer.contains("agentos_build_info{"), "{answer}");
 }
 
-/// A hook that fails on every event.
-fn failing_hook() -> (tempfile::TempDir, std::path::PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("hook");
-    std::fs::write(&path, "#!/bin/sh\nexit 1\n").expect("write hook");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    (dir, path)
-}
-
-fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 /// The alert rules pass `promtool` (syntax, and unit tests that each alert fires when it
 /// should and not on an idle kernel), and every metric the rules and the dashboard name is
 /// one a real kernel serves.
@@ -297,7 +280,7 @@ fn deploy_files_pass_promtool_and_name_only_served_metrics() {
         "{} is missing: apt-get install prometheus (.ci/run installs it)",
         promtool.display()
     );
-    let dir = repo().join("deploy/prometheus");
+    let dir = repo_root().join("deploy/prometheus");
     for args in [
         ["check", "rules", "agentos-alerts.yml"],
         ["test", "rules", "agentos-alerts.test.yml"],
@@ -316,7 +299,7 @@ fn deploy_files_pass_promtool_and_name_only_served_metrics() {
     }
     // A kernel whose agents exercise every family: violations, a SIGPOLICY kill, a sandbox
     // refusal, an approval, a failing hook, and a running agent that opted in (its usage).
-    let (_hook_dir, hook) = failing_hook();
+    let (_hook_dir, hook) = shell_script("exit 1");
     let port = free_port();
     let k = TestKernel::start_with(
         false,
@@ -371,7 +354,7 @@ fn deploy_files_pass_promtool_and_name_only_served_metrics() {
         "deploy/prometheus/agentos-alerts.yml",
         "deploy/grafana/agentos-dashboard.json",
     ] {
-        let text = std::fs::read_to_string(repo().join(file)).expect(file);
+        let text = std::fs::read_to_string(repo_root().join(file)).expect(file);
         if file.ends_with(".json") {
             serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         }

@@ -3,22 +3,18 @@
 //! raises `PermissionDenied` before SIGPOLICY, rate limits carry their hint, a SIGTERM handler
 //! runs, malformed input never reaches the kernel, and the example runs under `agentctl run`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use agentos_kernel::recorder::RecordEvent;
 use agentos_syscalls::{Errno, Signal, Syscall};
-use agentos_tests::{binary, write_policy, TestKernel};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use agentos_tests::{binary, repo_root, write_policy, TestKernel};
 
 fn pyagent() -> String {
-    repo().join("tests/python/pyagent.py").display().to_string()
+    repo_root()
+        .join("tests/python/pyagent.py")
+        .display()
+        .to_string()
 }
 
 /// `/usr/bin/python3` exists on every host the suite supports (`.ci/run` installs it).
@@ -112,7 +108,10 @@ fn every_served_syscall_round_trips_from_python() {
         evs.iter().any(|e| matches!(e, RecordEvent::Handshake { sdk, .. } if sdk.starts_with("agentos-python/"))),
         "{evs:?}"
     );
-    let script_dir = repo().join("tests/python").canonicalize().expect("dir");
+    let script_dir = repo_root()
+        .join("tests/python")
+        .canonicalize()
+        .expect("dir");
     assert!(
         evs.iter().any(|e| matches!(e, RecordEvent::ReadOnlyGranted { paths } if paths == &vec![script_dir.clone()])),
         "{evs:?}"
@@ -263,7 +262,7 @@ fn the_python_example_runs_under_agentctl_run() {
     // The README's command, twice on one state dir: the second run remembers the first.
     let run = || {
         let out = Command::new("bash")
-            .current_dir(repo())
+            .current_dir(repo_root())
             .env("AGENTCTL", binary("agentctl"))
             .args(["examples/python-agent/run.sh", "--state-dir"])
             .arg(state.path())
@@ -304,12 +303,12 @@ fn the_readme_test_command_needs_no_pytest() {
         have_python(),
         "/usr/bin/python3 is required (.ci/run installs it)"
     );
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let line = readme
         .lines()
         .find(|l| l.starts_with("cargo test --workspace && "))
         .expect("the README's test command (a line `cargo test --workspace && …`)");
-    let ci = std::fs::read_to_string(repo().join(".ci/run")).expect(".ci/run");
+    let ci = std::fs::read_to_string(repo_root().join(".ci/run")).expect(".ci/run");
     assert!(
         ci.lines().any(|l| l == line),
         ".ci/run must run the README's test command as written: {line}"
@@ -325,7 +324,7 @@ fn the_readme_test_command_needs_no_pytest() {
         Command::new("/usr/bin/python3")
             .arg("-S")
             .args(args)
-            .current_dir(repo())
+            .current_dir(repo_root())
             .output()
             .expect("python3")
     };

@@ -7,18 +7,10 @@
 //! parked — a person typing the commands is never faster than the agent.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agentos_tests::{binary, target_dir};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use agentos_tests::{binary, repo_root, target_dir};
 
 /// The lines of the README's `sh` blocks, with their line numbers, in order.
 fn readme_commands(readme: &str) -> Vec<(usize, String)> {
@@ -67,7 +59,7 @@ fn every_readme_command_runs_as_written() {
     for b in ["agentctl", "agentos-kernel", "hello-agent"] {
         binary(b);
     }
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let lines = readme_commands(&readme);
     assert!(
         lines.iter().any(|(_, l)| l.contains("agentctl run"))
@@ -79,7 +71,7 @@ fn every_readme_command_runs_as_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path().join("repo");
     std::fs::create_dir_all(work.join("target")).expect("mkdir");
-    std::os::unix::fs::symlink(repo().join("examples"), work.join("examples")).expect("link");
+    std::os::unix::fs::symlink(repo_root().join("examples"), work.join("examples")).expect("link");
     std::os::unix::fs::symlink(target_dir(), work.join("target/release")).expect("link");
     let state = tmp.path().join("state");
     let home = tmp.path().join("home");
