@@ -102,6 +102,27 @@ fn main() -> ExitCode {
         "connect" => Ok(connect_attack(
             args.get(1).map(String::as_str).unwrap_or(""),
         )),
+        // An HTTP GET to ADDR (e.g. the kernel's metrics endpoint on the host's loopback):
+        // prints what came back, or why nothing did.
+        "tcp-get" => {
+            use std::io::{Read, Write};
+            let addr = args.get(1).map(String::as_str).unwrap_or("127.0.0.1:9");
+            match std::net::TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    let _ = s.write_all(
+                        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    );
+                    let mut answer = String::new();
+                    let _ = s.read_to_string(&mut answer);
+                    say(&format!(
+                        "ESCAPED: connected to {addr}: {} bytes",
+                        answer.len()
+                    ));
+                }
+                Err(e) => say(&format!("refused: {e}")),
+            }
+            Ok(0)
+        }
         m if m.starts_with("op-") => agentos_tests::operator_modes::main(m, &args[1..]),
         _ => with_client(mode, &args[1.min(args.len())..]),
     };

@@ -102,3 +102,63 @@ fn a_hanging_hook_delays_no_agent_and_a_failing_one_is_recorded() {
         })
     });
 }
+
+/// An agent that floods the hook's queue with violations while the hook is busy cannot make
+/// the kernel write a record per dropped event, nor hold more than the queue: the agent is
+/// served at once, and when the runner catches up the drops are one `HookFailed` with their
+/// count.
+#[test]
+fn a_flood_of_events_is_dropped_and_told_once_not_recorded_per_event() {
+    const CALLS: u64 = 1000;
+    // Each run hangs until the kernel kills it after 3 s: meanwhile the queue fills.
+    let (_dir, slow) = shell_script("exec sleep 1000");
+    let k = TestKernel::start_with(
+        false,
+        &[
+            "--on-event",
+            slow.to_str().expect("utf-8"),
+            "--on-event-timeout-ms",
+            "3000",
+        ],
+    );
+    let policy = write_policy(&k.work, "loose", "permissive", &[], "");
+    let id = k.spawn(&policy, &["burst", &CALLS.to_string(), "/mem/episodic/x"]);
+    k.wait_for_line(id, "burst done");
+    let hook_failed = |k: &TestKernel| -> Vec<(String, String)> {
+        k.records()
+            .into_iter()
+            .filter_map(|r| match r.event {
+                RecordEvent::HookFailed { event, why } => Some((event, why)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Before the first run is killed, nothing about the drops is written.
+    let before = hook_failed(&k);
+    wait_until("the drops to be told", || {
+        hook_failed(&k).iter().any(|(e, _)| e == "dropped")
+    });
+    let after = hook_failed(&k);
+    let (_, why) = after
+        .iter()
+        .find(|(e, _)| e == "dropped")
+        .expect("a dropped record");
+    let dropped: u64 = why
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{why}"));
+    // The queue held 256 and the runner one; every other event was dropped, and said once.
+    assert!(
+        (CALLS / 2..=CALLS - 257).contains(&dropped),
+        "{dropped} dropped of {CALLS}: {why}"
+    );
+    assert!(
+        after.len() <= before.len() + 3,
+        "one record for the drops and one per killed run, not one per event: {after:?}"
+    );
+    assert!(
+        after.iter().filter(|(e, _)| e == "dropped").count() == 1,
+        "{after:?}"
+    );
+}

@@ -372,3 +372,33 @@ fn deploy_files_pass_promtool_and_name_only_served_metrics() {
     assert!(named >= 15, "only {named} metric names found");
     drop(k);
 }
+
+/// The metrics endpoint is the operator's: an agent on the same host cannot reach it (it has
+/// no network; the attempt is refused by the sandbox and counted), and its metrics do not
+/// grow with what the agent tries.
+#[test]
+fn a_sandboxed_agent_cannot_reach_the_metrics_endpoint() {
+    let port = free_port();
+    let k = TestKernel::start_with(false, &["--metrics-addr", &port.to_string()]);
+    let policy = write_policy(&k.work, "loose", "permissive", &[], "");
+    let id = k.spawn(&policy, &["tcp-get", &format!("127.0.0.1:{port}")]);
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(
+        log.lines().any(|l| l.starts_with("refused: ")) && !log.contains("ESCAPED"),
+        "{log}"
+    );
+    assert!(
+        log.contains("agentos: network denied by policy: socket(AF_INET, SOCK_STREAM)"),
+        "{log}"
+    );
+    // The host's own client still gets its answer, with the refusal counted.
+    let (status, body) = get(&format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.lines().any(|l| l
+            .starts_with("agentos_sandbox_events_total{kind=\"seccomp_denied\"}")
+            && !l.ends_with(" 0")),
+        "{body}"
+    );
+}
