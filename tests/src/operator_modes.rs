@@ -11,6 +11,9 @@
 //!   (a write to `/mem/semantic/x`, which no rule allows) and sandbox refusals of an
 //!   unmodified program: `/etc/shadow`, a write to `/tmp`, a UDP socket twice and a TCP socket;
 //!   prints each outcome, then `done`, and exits 0.
+//! - `op-socket-kinds`: asks for a socket of every type (0–15) in each network domain
+//!   (IPv4, IPv6, packet): 48 kinds the sandbox refuses; prints how many were refused, then
+//!   `done`.
 //! - `op-gated PATH`: writes [`GATED_PAYLOAD`] (control characters, a byte that is not UTF-8)
 //!   to PATH (a rule gates it with `requires_approval`), prints `answer: …` once answered,
 //!   then `ready` and waits to be ended.
@@ -53,6 +56,24 @@ pub fn main(mode: &str, rest: &[String]) -> Result<u8, SdkError> {
             Ok(0)
         }
         "op-denials" => denials(),
+        "op-socket-kinds" => {
+            use rustix::net::{socket, AddressFamily, SocketType};
+            let mut refused = 0;
+            for family in [
+                AddressFamily::INET,
+                AddressFamily::INET6,
+                AddressFamily::PACKET,
+            ] {
+                for ty in 0..16 {
+                    if socket(family, SocketType::from_raw(ty), None).is_err() {
+                        refused += 1;
+                    }
+                }
+            }
+            line(&format!("refused {refused} of 48"));
+            line("done");
+            Ok(0)
+        }
         "op-gated" => {
             let client = agentos_sdk::Client::connect()?;
             let path = rest

@@ -419,3 +419,26 @@ fn a_real_network_attempt_from_python_is_told_as_policy_in_the_agents_output() {
         "{info:#}"
     );
 }
+
+/// What the kernel writes into an agent's output for it is bounded by the kernel, not by the
+/// agent: asking for 48 kinds of network socket gets at most 16 notices (one per kind), and
+/// the summary still counts every refusal.
+#[test]
+fn network_notices_in_an_agents_output_are_bounded() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "loose", "permissive", &[], "");
+    let id = k.spawn(&policy, &["op-socket-kinds"]);
+    assert_eq!(k.wait_for_line(id, "refused "), "refused 48 of 48");
+    k.wait(id);
+    let log = k.ctl_ok(&["logs", &id.to_string()]);
+    let notices = log
+        .lines()
+        .filter(|l| l.starts_with("agentos: network denied by policy: "))
+        .count();
+    assert_eq!(notices, 16, "{log}");
+    let info = k.info(id);
+    assert!(
+        info["denials"]["total"].as_u64().is_some_and(|n| n >= 48),
+        "{info:#}"
+    );
+}
