@@ -370,6 +370,83 @@ pub enum AgentFrame {
     /// notification). The kernel reads the agent's denied syscalls from it, records them and
     /// answers them `EPERM`. Accepted only between the jail report and `Hello`.
     SandboxListener,
+    /// A [`Request`] made inside a span of the agent's own trace: the kernel's span for the
+    /// call becomes a child of `trace`, so the agent's spans and the kernel's join one trace
+    /// (ABI 4). Answered like a `Request`; without a trace exporter the context is ignored.
+    TracedRequest {
+        request: Request,
+        trace: TraceContext,
+    },
+}
+
+/// A W3C trace context (the `traceparent` header's fields, version 00): the trace and the
+/// span a request was made in. The ids are bytes on the wire; [`TraceContext::parse`] and
+/// [`TraceContext::traceparent`] convert from and to the header's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// Parses a `traceparent` header value, `00-<32 hex>-<16 hex>-<2 hex>` (lower-case hex;
+    /// all-zero ids are invalid, as the W3C Trace Context recommendation says). The error
+    /// names what is wrong.
+    pub fn parse(traceparent: &str) -> Result<TraceContext, String> {
+        let parts: Vec<&str> = traceparent.trim().split('-').collect();
+        let [version, trace, span, flags] = parts.as_slice() else {
+            return Err(format!(
+                "`{traceparent}` is not a traceparent: expected 00-<32 hex>-<16 hex>-<2 hex>"
+            ));
+        };
+        if *version != "00" {
+            return Err(format!(
+                "traceparent version `{version}` is not supported (only 00)"
+            ));
+        }
+        let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let bytes = |s: &str, n: usize, what: &str| -> Result<Vec<u8>, String> {
+            if s.len() != 2 * n || !lower_hex(s) {
+                return Err(format!(
+                    "traceparent {what} `{s}` is not {} lower-case hex digits",
+                    2 * n
+                ));
+            }
+            (0..n)
+                .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
+                .collect()
+        };
+        let mut t = TraceContext {
+            trace_id: [0; 16],
+            span_id: [0; 8],
+            flags: 0,
+        };
+        t.trace_id.copy_from_slice(&bytes(trace, 16, "trace id")?);
+        t.span_id.copy_from_slice(&bytes(span, 8, "span id")?);
+        t.flags = bytes(flags, 1, "flags")?[0];
+        if !t.is_valid() {
+            return Err("traceparent has an all-zero trace id or span id".into());
+        }
+        Ok(t)
+    }
+
+    /// Neither id is all zeros.
+    pub fn is_valid(&self) -> bool {
+        self.trace_id != [0; 16] && self.span_id != [0; 8]
+    }
+
+    /// The `traceparent` header value.
+    pub fn traceparent(&self) -> String {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        format!(
+            "00-{}-{}-{:02x}",
+            hex(&self.trace_id),
+            hex(&self.span_id),
+            self.flags
+        )
+    }
 }
 
 /// A frame from the kernel. Append-only.

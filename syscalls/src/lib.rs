@@ -33,7 +33,7 @@ pub use frame::{FrameDecoder, FrameError};
 pub use signal::Signal;
 
 /// The ABI version spoken by this crate. Bumped on any change an older peer cannot decode.
-pub const ABI_VERSION: u16 = 3;
+pub const ABI_VERSION: u16 = 4;
 
 /// The descriptor an agent finds its kernel socket on.
 pub const AGENT_FD: i32 = 3;

@@ -120,6 +120,26 @@ fn every_syscall_has_a_golden_vector() {
     }
 }
 
+#[test]
+fn a_traced_request_carries_the_w3c_trace_context_as_bytes() {
+    let trace =
+        TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    assert_eq!(
+        trace.traceparent(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+    check(
+        "traced_request",
+        &AgentFrame::TracedRequest {
+            request: Request {
+                id: 9,
+                call: Syscall::Checkpoint,
+            },
+            trace,
+        },
+    );
+}
+
 fn sample_replies() -> Vec<(&'static str, Result<Reply, Errno>)> {
     let stat = FileStat {
         kind: FileKind::File,

@@ -114,6 +114,18 @@ proptest! {
     }
 
     #[test]
+    fn traced_requests_round_trip(id in any::<u64>(), call in syscall(), trace_id in any::<[u8; 16]>(), span_id in any::<[u8; 8]>(), flags in any::<u8>()) {
+        let trace = TraceContext { trace_id, span_id, flags };
+        if trace.is_valid() {
+            prop_assert_eq!(TraceContext::parse(&trace.traceparent()).unwrap(), trace);
+        }
+        let frame = AgentFrame::TracedRequest { request: Request { id, call }, trace };
+        let bytes = frame::encode(&frame).unwrap();
+        let back: AgentFrame = frame::decode(&bytes[frame::HEADER_LEN..]).unwrap();
+        prop_assert_eq!(back, frame);
+    }
+
+    #[test]
     fn responses_round_trip(id in any::<u64>(), result in prop_oneof![reply().prop_map(Ok), errno().prop_map(Err)]) {
         let frame = KernelFrame::Response(Response { id, result });
         let bytes = frame::encode(&frame).unwrap();
@@ -138,5 +150,49 @@ proptest! {
         }
         let _ = frame::decode::<AgentFrame>(&bytes);
         let _ = frame::decode::<control::ControlRequest>(&bytes);
+    }
+}
+
+#[test]
+fn traceparent_parsing_refuses_what_the_w3c_recommendation_refuses() {
+    let ok = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    assert_eq!(TraceContext::parse(ok).unwrap().traceparent(), ok);
+    for (bad, says) in [
+        ("", "not a traceparent"),
+        (
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            "version",
+        ),
+        (
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-00",
+            "trace id",
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-00",
+            "trace id",
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333z-00",
+            "span id",
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",
+            "flags",
+        ),
+        (
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "all-zero",
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "all-zero",
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x",
+            "not a traceparent",
+        ),
+    ] {
+        let e = TraceContext::parse(bad).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
     }
 }

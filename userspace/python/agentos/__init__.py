@@ -32,6 +32,7 @@ from .abi import (
     Reply,
     Signal,
     Syscall,
+    TraceContext,
     WriteMode,
 )
 from .aio import AsyncClient

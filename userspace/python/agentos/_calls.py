@@ -44,7 +44,24 @@ def _to_bytes(what: str, data: Union[bytes, bytearray, memoryview, str]) -> byte
 
 
 class Calls:
-    """The typed syscalls. Subclasses provide ``_invoke(call, decode)``."""
+    """The typed syscalls. Subclasses provide ``_invoke(call, decode)`` and send each call as
+    ``_request_frame(id, call)``."""
+
+    _trace: Optional[abi.TraceContext] = None
+
+    def set_traceparent(self, traceparent: Optional[str]) -> None:
+        """Sends later calls in the W3C trace context ``traceparent``
+        (``00-<trace id>-<span id>-<flags>``, e.g. the current span of the agent's own
+        OpenTelemetry tracer): with a kernel that exports traces, its span of each call is a
+        child of that span, so the agent's trace and the kernel's are one. ``None`` stops it.
+        Raises ``ValueError`` for a malformed value."""
+        self._trace = None if traceparent is None else abi.TraceContext.parse(traceparent)
+
+    def _request_frame(self, rid: int, call: abi.Syscall) -> abi.AgentFrame:
+        request = abi.Request(rid, call)
+        if self._trace is None:
+            return abi.AgentFrame.Request(request)
+        return abi.AgentFrame.TracedRequest(request, self._trace)
 
     def _invoke(self, call: abi.Syscall, decode: Callable[[abi.Reply], Any]) -> Any:  # pragma: no cover
         raise NotImplementedError

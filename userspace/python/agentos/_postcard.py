@@ -279,6 +279,8 @@ BOOL = _Bool()
 STR = _Str()
 BYTES = _Bytes()
 DIGEST = _Array(32)
+TRACE_ID = _Array(16)
+SPAN_ID = _Array(8)
 
 
 def encode_value(codec: Any, out: bytearray, value: Any, field: str) -> None:

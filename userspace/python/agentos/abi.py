@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import field
 from typing import List, Optional, Tuple, Union
 
-from ._postcard import BOOL, BYTES, DIGEST, I32, STR, U16, U32, U64, Opt, Res, Seq, Tup
+from ._postcard import BOOL, BYTES, DIGEST, I32, SPAN_ID, STR, TRACE_ID, U8, U16, U32, U64, Opt, Res, Seq, Tup
 from ._wire import UnitEnum, Wire, WireEnum, decode, encode, struct, variant
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 """The ABI version this SDK speaks (``syscalls::ABI_VERSION``)."""
 DEFAULT_MAX_FRAME = 16 << 20
 AGENT_FD_ENV = "AGENTOS_FD"
@@ -561,6 +561,49 @@ class AgentFrameJailReport(AgentFrame):
 @variant(AgentFrame, "SandboxListener")
 class AgentFrameSandboxListener(AgentFrame):
     """Sent only by the launcher; the SDK never sends it."""
+
+
+@struct(TRACE_ID, SPAN_ID, U8)
+class TraceContext(Wire):
+    """A W3C trace context (``traceparent`` version 00) as bytes: the trace and the span a
+    request was made in."""
+
+    trace_id: bytes
+    span_id: bytes
+    flags: int
+
+    @classmethod
+    def parse(cls, traceparent: str) -> "TraceContext":
+        """Parses ``00-<32 hex>-<16 hex>-<2 hex>`` (lower-case; all-zero ids are invalid).
+        Raises ``ValueError`` naming what is wrong."""
+        parts = traceparent.strip().split("-")
+        if len(parts) != 4:
+            raise ValueError(f"{traceparent!r} is not a traceparent: expected 00-<32 hex>-<16 hex>-<2 hex>")
+        version, trace, span, flags = parts
+        if version != "00":
+            raise ValueError(f"traceparent version {version!r} is not supported (only 00)")
+
+        def hexbytes(s: str, n: int, what: str) -> bytes:
+            if len(s) != 2 * n or any(c not in "0123456789abcdef" for c in s):
+                raise ValueError(f"traceparent {what} {s!r} is not {2 * n} lower-case hex digits")
+            return bytes.fromhex(s)
+
+        t = cls(hexbytes(trace, 16, "trace id"), hexbytes(span, 8, "span id"), hexbytes(flags, 1, "flags")[0])
+        if t.trace_id == bytes(16) or t.span_id == bytes(8):
+            raise ValueError("traceparent has an all-zero trace id or span id")
+        return t
+
+    def traceparent(self) -> str:
+        """The ``traceparent`` header value."""
+        return f"00-{self.trace_id.hex()}-{self.span_id.hex()}-{self.flags:02x}"
+
+
+@variant(AgentFrame, "TracedRequest", Request, TraceContext)
+class AgentFrameTracedRequest(AgentFrame):
+    """A request made inside a span of the agent's own trace (ABI 4)."""
+
+    request: Request
+    trace: TraceContext
 
 
 class KernelFrame(WireEnum):

@@ -57,7 +57,7 @@ class AsyncClient(Calls):
             raise TypeError(f"expected an agentos.Syscall, got {type(call).__name__}")
         rid = next(self._ids)
         # Raised here, synchronously, before anything is sent.
-        data = encode_frame(abi.AgentFrame.Request(abi.Request(rid, call)), self.welcome.limits.max_frame)
+        data = encode_frame(self._request_frame(rid, call), self.welcome.limits.max_frame)
         if self._closed is not None:
             raise self._closed
         fut: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()

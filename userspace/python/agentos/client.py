@@ -213,7 +213,7 @@ class Client(Calls):
             raise TypeError(f"expected an agentos.Syscall, got {type(call).__name__}")
         rid = next(self._ids)
         # Encoding checks types, ranges and the frame limit before anything is sent.
-        data = encode_frame(abi.AgentFrame.Request(abi.Request(rid, call)), self.max_frame)
+        data = encode_frame(self._request_frame(rid, call), self.max_frame)
         slot = _Slot()
         with self._lock:
             if self._closed is not None:

@@ -116,6 +116,10 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         abi.Layer("seccomp", abi.LayerStatus.Partial("x")),
     ])))
     out["sandbox_listener"] = (AgentFrame, AgentFrame.SandboxListener())
+    out["traced_request"] = (AgentFrame, AgentFrame.TracedRequest(
+        abi.Request(9, abi.Syscall.Checkpoint()),
+        abi.TraceContext.parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ))
 
     policy = abi.PolicySource("/p/.agents/security.md", "kernel: {}")
     spawn = abi.SpawnRequest(

@@ -23,6 +23,7 @@ class FakeKernel(threading.Thread):
         super().__init__(daemon=True)
         self.sock = sock
         self.seen: List[abi.Syscall] = []
+        self.traces: List[object] = []
 
     def run(self) -> None:
         dec = FrameDecoder()
@@ -42,6 +43,7 @@ class FakeKernel(threading.Thread):
                     continue
                 req = frame.request
                 self.seen.append(req.call)
+                self.traces.append(getattr(frame, "trace", None))
                 call = req.call
                 if isinstance(call, abi.Syscall.Read):
                     result = abi.Reply.Data(call.path.encode())
@@ -95,6 +97,28 @@ class SdkTests(unittest.TestCase):
             t.join()
         assert sorted(results) == sorted(f"/{n}/{i}".encode() for n in range(8) for i in range(50))
 
+
+    def test_a_traceparent_rides_on_later_calls_until_cleared(self) -> None:
+        sock, kernel = self.pair()
+        c = agentos.Client(sock)
+        c.read("/a")
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        c.set_traceparent(tp)
+        c.read("/b")
+        c.set_traceparent(None)
+        c.read("/c")
+        assert kernel.traces[0] is None and kernel.traces[2] is None
+        assert kernel.traces[1] == abi.TraceContext.parse(tp)
+        assert kernel.traces[1].traceparent() == tp
+        for bad, says in [
+            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "trace id"),
+            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", "all-zero"),
+            ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "version"),
+            ("garbage", "not a traceparent"),
+        ]:
+            with self.assertRaises(ValueError) as e:
+                c.set_traceparent(bad)
+            assert says in str(e.exception), (bad, e.exception)
 
     def test_rename_sends_both_names(self) -> None:
         sock, kernel = self.pair()

@@ -112,6 +112,14 @@ impl AsyncClient {
             .map_err(io_err)
     }
 
+    /// Sends later calls in the W3C trace context `traceparent`
+    /// (`00-<trace id>-<span id>-<flags>`, e.g. the current span of the agent's own
+    /// OpenTelemetry tracer): with a kernel that exports traces, its span of each call is a
+    /// child of that span, so the agent's trace and the kernel's are one. `None` stops it.
+    pub fn set_traceparent(&self, traceparent: Option<&str>) -> Result<(), SdkError> {
+        self.inner.pending.set_traceparent(traceparent)
+    }
+
     /// Sends any syscall and waits for its answer.
     pub async fn syscall(&self, call: Syscall) -> Result<Reply, SdkError> {
         self.invoke(Call { call, decode: Ok }).await

@@ -29,6 +29,9 @@ pub enum SdkError {
     /// The argument cannot be sent (e.g. larger than the frame limit).
     #[error("payload of {size} bytes is over the kernel's frame limit of {limit}")]
     TooLarge { size: usize, limit: u32 },
+    /// `set_traceparent` was given something that is not a W3C `traceparent`.
+    #[error("{0}")]
+    TraceParent(String),
 }
 
 impl SdkError {

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use agentos_syscalls::frame;
-use agentos_syscalls::{AgentFrame, Errno, Event, KernelFrame, Reply, Request, Syscall, Welcome};
+use agentos_syscalls::{
+    AgentFrame, Errno, Event, KernelFrame, Reply, Request, Syscall, TraceContext, Welcome,
+};
 
 use super::handlers::Handlers;
 use super::SdkError;
@@ -17,6 +19,8 @@ pub(crate) struct Pending<W> {
     waiters: Mutex<HashMap<u64, W>>,
     closed: AtomicBool,
     next_id: AtomicU64,
+    /// The trace context later calls are sent in (`set_traceparent`).
+    trace: Mutex<Option<TraceContext>>,
 }
 
 impl<W> Pending<W> {
@@ -25,13 +29,29 @@ impl<W> Pending<W> {
             waiters: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            trace: Mutex::new(None),
         }
+    }
+
+    /// Sends later calls in the W3C trace context `traceparent` (`None`: in none).
+    pub fn set_traceparent(&self, traceparent: Option<&str>) -> Result<(), SdkError> {
+        let trace = traceparent
+            .map(TraceContext::parse)
+            .transpose()
+            .map_err(SdkError::TraceParent)?;
+        *self.trace.lock().unwrap_or_else(PoisonError::into_inner) = trace;
+        Ok(())
     }
 
     /// Gives the call an id and encodes its frame, refusing one over the kernel's limit.
     pub fn encode(&self, call: Syscall, limit: u32) -> Result<(u64, Vec<u8>), SdkError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = frame::encode(&AgentFrame::Request(Request { id, call }))?;
+        let request = Request { id, call };
+        let trace = *self.trace.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = frame::encode(&match trace {
+            Some(trace) => AgentFrame::TracedRequest { request, trace },
+            None => AgentFrame::Request(request),
+        })?;
         let size = bytes.len() - frame::HEADER_LEN;
         if size > limit as usize {
             return Err(SdkError::TooLarge { size, limit });
@@ -103,5 +123,35 @@ pub(crate) fn welcome_of(answer: Option<KernelFrame>) -> Result<Welcome, SdkErro
             "expected Welcome, got {other:?}"
         ))),
         None => Err(SdkError::Closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_rides_on_later_requests_until_cleared() {
+        let p = Pending::<()>::new();
+        let body = |bytes: Vec<u8>| -> AgentFrame {
+            frame::decode(&bytes[frame::HEADER_LEN..]).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let plain = p.encode(Syscall::Checkpoint, 1 << 20).map(|(_, b)| body(b));
+        assert!(matches!(plain, Ok(AgentFrame::Request(_))));
+        p.set_traceparent(Some(tp))
+            .unwrap_or_else(|e| panic!("{e}"));
+        match p.encode(Syscall::Checkpoint, 1 << 20).map(|(_, b)| body(b)) {
+            Ok(AgentFrame::TracedRequest { request, trace }) => {
+                assert_eq!(request.id, 2);
+                assert_eq!(trace.traceparent(), tp);
+            }
+            other => panic!("not a traced request: {other:?}"),
+        }
+        let bad = p.set_traceparent(Some("00-xyz-00f067aa0ba902b7-01"));
+        assert!(matches!(bad, Err(SdkError::TraceParent(m)) if m.contains("trace id")));
+        p.set_traceparent(None).unwrap_or_else(|e| panic!("{e}"));
+        let plain = p.encode(Syscall::Checkpoint, 1 << 20).map(|(_, b)| body(b));
+        assert!(matches!(plain, Ok(AgentFrame::Request(_))));
     }
 }
