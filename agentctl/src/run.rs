@@ -38,7 +38,9 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             OptionsError::BasePolicy(_) => {
                 CliError::failed(e.to_string(), "fix the file and run again")
             }
-            OptionsError::Provider(_) | OptionsError::OnEvent(_) => {
+            OptionsError::Provider(_)
+            | OptionsError::OnEvent(_)
+            | OptionsError::OtlpEndpoint(_) => {
                 CliError::usage(e.to_string(), "see `agentctl run --help`")
             }
         })?;

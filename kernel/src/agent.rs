@@ -297,6 +297,9 @@ pub(crate) struct Agent {
     pub inbox: crate::ipc::Inbox,
     /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`MAX_TOOLS`]).
     pub tools: Arc<tokio::sync::Semaphore>,
+    /// Its life's trace, when the kernel exports traces and its policy asked for them at
+    /// spawn ([`crate::traces`]).
+    trace: OnceLock<crate::traces::Life>,
 }
 
 /// What the spawn flow has made for an agent once its launcher runs: everything [`Agent::new`]
@@ -352,7 +355,26 @@ impl Agent {
             workspace: a.workspace,
             inbox: crate::ipc::Inbox::new(a.inbox),
             tools: Arc::new(tokio::sync::Semaphore::new(MAX_TOOLS)),
+            trace: OnceLock::new(),
         }
+    }
+
+    /// Starts tracing the agent's life (once; at spawn).
+    pub fn begin_trace(&self, life: crate::traces::Life) {
+        let _ = self.trace.set(life);
+    }
+
+    /// Its life's trace while its policy still asks for traces: `None` when it is not
+    /// traced.
+    pub fn trace(&self) -> Option<&crate::traces::Life> {
+        self.trace
+            .get()
+            .filter(|_| self.policy().observability().traces)
+    }
+
+    /// Its life's trace whatever its policy says now (to end it).
+    pub fn life_trace(&self) -> Option<&crate::traces::Life> {
+        self.trace.get()
     }
 
     /// The current policy: one snapshot, to be used for a whole decision.

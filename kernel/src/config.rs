@@ -162,6 +162,8 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The operator's event hook (`--on-event`); `None`: no hook.
     pub hook: Option<crate::hooks::HookConfig>,
+    /// Where OpenTelemetry spans go (`--otlp-endpoint`); `None`: no traces.
+    pub traces: Option<crate::traces::TraceConfig>,
 }
 
 impl Config {
@@ -195,6 +197,7 @@ impl Config {
             providers: Vec::new(),
             metrics_addr: None,
             hook: None,
+            traces: None,
         }
     }
 

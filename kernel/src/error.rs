@@ -43,6 +43,8 @@ pub enum KernelError {
     Spawner(#[source] std::io::Error),
     #[error("{0}; fix the --provider flag")]
     Provider(String),
+    #[error("--otlp-endpoint: {0}")]
+    Traces(String),
     #[error("cannot serve metrics on {addr}; choose another --metrics-addr")]
     Metrics {
         addr: std::net::SocketAddr,

@@ -146,6 +146,10 @@ impl Kernel {
                 }),
             )
         });
+        let traces = match &config.traces {
+            Some(t) => Some(crate::traces::Traces::start(t).map_err(KernelError::Traces)?),
+            None => None,
+        };
         let inner = Arc::new(KernelInner {
             next_id: AtomicU64::new(crate::history::first_free_id(&config.agents_dir())),
             config,
@@ -162,6 +166,7 @@ impl Kernel {
             performer,
             metrics,
             hooks,
+            traces,
             _lock: lock_file,
         });
         let _ = kernel_cell.set(Arc::downgrade(&inner));
@@ -517,6 +522,16 @@ impl Kernel {
             tracing::error!(error = %e, "flight recorder: the shutdown checkpoint failed");
         }
         let _ = std::fs::remove_file(self.inner.config.socket_path());
+        if self.inner.traces.is_some() {
+            // The last spans (the agents' lives just ended) go out, or are given up.
+            let inner = Arc::clone(&self.inner);
+            let flushed = tokio::task::spawn_blocking(move || {
+                if let Some(t) = &inner.traces {
+                    t.shutdown(Duration::from_secs(2));
+                }
+            });
+            let _ = tokio::time::timeout(Duration::from_secs(3), flushed).await;
+        }
     }
 
     /// The recorder directory.

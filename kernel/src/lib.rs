@@ -105,6 +105,7 @@ mod state;
 mod sys;
 mod tool_view;
 mod tools;
+pub mod traces;
 mod tree;
 mod util;
 mod validate;

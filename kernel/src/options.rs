@@ -111,6 +111,24 @@ pub struct KernelOptions {
     /// How many sandbox refusals of one agent make one `sandbox_denials` event.
     #[arg(long, default_value_t = crate::hooks::DEFAULT_SANDBOX_THRESHOLD)]
     pub on_event_sandbox_threshold: u64,
+    /// Export OpenTelemetry traces over OTLP/HTTP (protobuf) to URL: a collector's base
+    /// (`http://127.0.0.1:4318`, `/v1/traces` is added) or its full traces URL. Agents whose
+    /// policy says `observability: {traces: true}` get one trace per life. Off by default.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The share of traced agent lives whose spans are kept (0.0–1.0; by trace id).
+    #[arg(long, value_name = "RATIO", default_value_t = crate::traces::DEFAULT_SAMPLE_RATIO, value_parser = parse_ratio)]
+    pub otlp_sample_ratio: f64,
+}
+
+/// `--otlp-sample-ratio`: a number from 0 to 1.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a ratio from 0 to 1 (1 keeps every traced life, 0.1 one in ten)"
+        )),
+    }
 }
 
 /// `--metrics-addr`: `PORT` means `127.0.0.1:PORT`; otherwise an `IP:PORT`.
@@ -132,6 +150,9 @@ pub enum OptionsError {
     /// A `--provider` does not parse or names a missing program or path.
     #[error("--provider: {0}; kernel not started")]
     Provider(String),
+    /// `--otlp-endpoint` is not a URL the exporter can use.
+    #[error("--otlp-endpoint: {0}; kernel not started")]
+    OtlpEndpoint(String),
     /// `--on-event` names no file.
     #[error("--on-event {}: no such program; give the path of an executable, kernel not started", .0.display())]
     OnEvent(PathBuf),
@@ -163,6 +184,8 @@ impl Default for KernelOptions {
             on_event: None,
             on_event_timeout_ms: crate::hooks::DEFAULT_TIMEOUT_MS,
             on_event_sandbox_threshold: crate::hooks::DEFAULT_SANDBOX_THRESHOLD,
+            otlp_endpoint: None,
+            otlp_sample_ratio: crate::traces::DEFAULT_SAMPLE_RATIO,
         }
     }
 }
@@ -196,6 +219,8 @@ impl KernelOptions {
             on_event,
             on_event_timeout_ms,
             on_event_sandbox_threshold,
+            otlp_endpoint,
+            otlp_sample_ratio,
         } = self;
         let mut config = Config::new(state_dir);
         config.working_quota = (*quota_bytes, *quota_files);
@@ -228,6 +253,13 @@ impl KernelOptions {
                 program,
                 timeout: Duration::from_millis((*on_event_timeout_ms).max(1)),
                 sandbox_threshold: (*on_event_sandbox_threshold).max(1),
+            });
+        }
+        if let Some(endpoint) = otlp_endpoint {
+            config.traces = Some(crate::traces::TraceConfig {
+                endpoint: crate::traces::traces_url(endpoint)
+                    .map_err(OptionsError::OtlpEndpoint)?,
+                sample_ratio: *otlp_sample_ratio,
             });
         }
         for text in providers {
@@ -267,6 +299,8 @@ impl KernelOptions {
             on_event,
             on_event_timeout_ms,
             on_event_sandbox_threshold,
+            otlp_endpoint,
+            otlp_sample_ratio,
         } = self;
         let mut v = Vec::new();
         let mut arg = |name: &str, value: String| {
@@ -308,6 +342,10 @@ impl KernelOptions {
             "on-event-sandbox-threshold",
             on_event_sandbox_threshold.to_string(),
         );
+        if let Some(url) = otlp_endpoint {
+            arg("otlp-endpoint", url.clone());
+        }
+        arg("otlp-sample-ratio", otlp_sample_ratio.to_string());
         if *allow_degraded_sandbox {
             v.push("--allow-degraded-sandbox".into());
         }
@@ -366,6 +404,8 @@ mod tests {
             on_event: Some("/bin/true".into()),
             on_event_timeout_ms: 15,
             on_event_sandbox_threshold: 16,
+            otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+            otlp_sample_ratio: 0.25,
         };
         let defaults = KernelOptions::default();
         assert_ne!(changed.durability, defaults.durability);
@@ -420,6 +460,8 @@ mod tests {
             on_event: Some("/bin/true".into()),
             on_event_timeout_ms: 15,
             on_event_sandbox_threshold: 16,
+            otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+            otlp_sample_ratio: 0.5,
         };
         let c = o.config(dir.path()).unwrap();
         assert_eq!(c.working_quota, (1, 2));
@@ -449,6 +491,9 @@ mod tests {
         assert_eq!(hook.timeout, Duration::from_millis(15));
         assert_eq!(hook.sandbox_threshold, 16);
         assert!(hook.program.is_absolute() && hook.program.is_file());
+        let traces = c.traces.expect("--otlp-endpoint");
+        assert_eq!(traces.endpoint, "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(traces.sample_ratio, 0.5);
     }
 
     #[test]

@@ -114,6 +114,37 @@ pub(crate) async fn deliver(
     source: &str,
     reason: String,
 ) -> Result<(), ControlError> {
+    deliver_in(k, agent, signal, source, reason, None).await
+}
+
+/// [`deliver`], traced as a `kernel.signal` span under `parent` (the span of the call that
+/// brought the signal), or under the agent's life when `None` ([`crate::traces`]).
+pub(crate) async fn deliver_in(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    signal: Signal,
+    source: &str,
+    reason: String,
+    parent: Option<&opentelemetry::Context>,
+) -> Result<(), ControlError> {
+    let Some(life) = agent.trace() else {
+        return deliver_untraced(k, agent, signal, source, reason).await;
+    };
+    let start = std::time::SystemTime::now();
+    let result = deliver_untraced(k, agent, signal, source, reason).await;
+    let outcome = result.as_ref().map(|_| ()).map_err(|e| e.message.clone());
+    let parent = parent.unwrap_or_else(|| life.context());
+    crate::traces::signal(life, parent, start, signal, source, outcome);
+    result
+}
+
+async fn deliver_untraced(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    signal: Signal,
+    source: &str,
+    reason: String,
+) -> Result<(), ControlError> {
     let procs = &LinuxProcs;
     let policy = agent.policy();
     match admissible(agent, signal) {

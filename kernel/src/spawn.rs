@@ -726,6 +726,21 @@ fn start(
             launcher_pid: pid,
         },
     );
+    if let Some(traces) = &k.traces {
+        if policy.observability().traces {
+            let who = crate::traces::LifeOf {
+                id,
+                name: agent.name.as_deref(),
+                program: &agent.program,
+                policy: policy.path(),
+                mode: crate::server::mode_name(policy.mode()),
+            };
+            let started = std::time::UNIX_EPOCH + Duration::from_millis(agent.started_ms);
+            if let Some(life) = traces.life(who, started) {
+                agent.begin_trace(life);
+            }
+        }
+    }
     let record = crate::history::AgentRecord {
         id: id.0,
         name: agent.name.clone(),
@@ -842,6 +857,9 @@ async fn reap(
         },
     );
     k.recorder.forget(agent.id);
+    if let Some(life) = agent.life_trace() {
+        life.end(&exit.to_string(), exit != ExitStatus::Code(0));
+    }
     tracing::info!(agent_id = %agent.id, status = %exit, "agent ended");
     let agents_dir = k.config.agents_dir();
     let ended = crate::hostio::off_worker(|| {

@@ -45,6 +45,8 @@ pub(crate) struct KernelInner {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The operator's event hook (`--on-event`), told of recorded events; `None`: off.
     pub hooks: Option<crate::hooks::Hooks>,
+    /// OpenTelemetry spans (`--otlp-endpoint`); `None`: off.
+    pub traces: Option<crate::traces::Traces>,
     /// The state dir's lock, held for the kernel's life.
     pub _lock: std::fs::File,
 }

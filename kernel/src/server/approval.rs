@@ -210,6 +210,7 @@ mod tests {
             },
             refusal: None,
             approval: None,
+            class: None,
         }
     }
 

@@ -109,7 +109,7 @@ async fn launcher_then_hello(
                 ))
             }
             AgentFrame::Hello(h) => return Ok(Some(h)),
-            AgentFrame::Request(r) => {
+            AgentFrame::Request(r) | AgentFrame::TracedRequest { request: r, .. } => {
                 return Err(format!("request {} before the Hello handshake", r.id))
             }
         }

@@ -26,6 +26,9 @@ pub(super) struct Judgment {
     pub refusal: Option<Errno>,
     /// `Some` when the call must wait for an operator's approval before it is performed.
     pub approval: Option<Pending>,
+    /// The call's policy action and resource (`a -> b` for a rename); `None` for a call no
+    /// rule governs.
+    pub class: Option<(String, String)>,
 }
 
 /// A call that waits for an operator: what to show them.
@@ -48,7 +51,7 @@ pub(crate) fn classify(call: &Syscall) -> Result<Option<Class>, Errno> {
 }
 
 /// The name a decision record gives a kernel mode.
-pub(super) fn mode_name(mode: Mode) -> &'static str {
+pub(crate) fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Strict => "strict",
         Mode::Permissive => "permissive",
@@ -120,6 +123,7 @@ pub(super) fn judge(
         },
         refusal,
         approval: None,
+        class: None,
     };
     let class = match classify(call) {
         Ok(Some(c)) => c,
@@ -191,6 +195,12 @@ fn apply(
     mut charge: impl FnMut(&RateCharge) -> Result<(), u64>,
 ) -> Judgment {
     let rule = d.rule.clone();
+    // The operator and the traces see both names of a rename.
+    let resource = match also {
+        Some(also) => format!("{resource} -> {also}"),
+        None => resource,
+    };
+    let class = Some((action.clone(), resource.clone()));
     let mut record = DecisionRecord {
         allowed: d.allowed,
         policy_allowed: d.allowed,
@@ -203,6 +213,7 @@ fn apply(
         record,
         refusal: Some(e),
         approval: None,
+        class: class.clone(),
     };
     if !d.allowed {
         return match d.mode {
@@ -219,6 +230,7 @@ fn apply(
                     record,
                     refusal: None,
                     approval: None,
+                    class,
                 }
             }
         };
@@ -242,11 +254,6 @@ fn apply(
     }
     let approval = d.requires_approval.then(|| {
         record.reason = format!("requires_approval ({rule}): {}", d.reason);
-        // The operator sees both names of a rename.
-        let resource = match also {
-            Some(also) => format!("{resource} -> {also}"),
-            None => resource,
-        };
         Pending {
             action,
             resource,
@@ -257,6 +264,7 @@ fn apply(
         record,
         refusal: None,
         approval,
+        class,
     }
 }
 

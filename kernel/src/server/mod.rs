@@ -41,10 +41,10 @@ mod replay;
 mod respond;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use agentos_syscalls::control::AgentState;
-use agentos_syscalls::{AgentFrame, KernelFrame, Request, Response};
+use agentos_syscalls::{AgentFrame, KernelFrame, Request, Response, TraceContext};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -56,6 +56,7 @@ use crate::util::now_ms;
 use respond::{Asked, Offence};
 
 pub use crate::replay::run::Performer;
+pub(crate) use judge::mode_name;
 
 /// A call's policy action (`None` for a call no rule governs), as its own `classify` gives it:
 /// what the metrics label calls with ([`crate::metrics::ActionOf`]).
@@ -99,8 +100,9 @@ async fn serve_frames(
         let Some((body, mut reserved)) = connection::read_body(rd, max, budget).await? else {
             return Ok(());
         };
-        let request = match connection::decode_request(&body)? {
-            AgentFrame::Request(r) => r,
+        let (request, trace) = match connection::decode_request(&body)? {
+            AgentFrame::Request(r) => (r, None),
+            AgentFrame::TracedRequest { request, trace } => (request, Some(trace)),
             AgentFrame::Hello(_) => return Err("a second Hello".into()),
             AgentFrame::JailReport(_) => {
                 return Err("a jail report from the agent (only the launcher sends one)".into())
@@ -124,7 +126,7 @@ async fn serve_frames(
         let (k, agent, tx) = (Arc::clone(k), Arc::clone(agent), tx.clone());
         let performer = performer.clone();
         tokio::spawn(async move {
-            handle(&k, &agent, &tx, request, &performer).await;
+            handle(&k, &agent, &tx, request, trace, &performer).await;
             drop(permit);
         });
     }
@@ -136,6 +138,7 @@ async fn handle(
     agent: &Arc<Agent>,
     tx: &mpsc::Sender<Outgoing>,
     request: Request,
+    trace: Option<TraceContext>,
     performer: &Performer,
 ) {
     if agent.current_state() == AgentState::Stopped {
@@ -144,7 +147,7 @@ async fn handle(
         agent.counters().parked -= 1;
     }
     match performer {
-        Performer::Live => live(k, agent, tx, request).await,
+        Performer::Live => live(k, agent, tx, request, trace).await,
         Performer::Replay(session) => {
             let Request { id, call } = request;
             replay::serve_call(k, agent, tx, id, call, session).await
@@ -152,17 +155,25 @@ async fn handle(
     }
 }
 
-/// A live call: bounds, trust, judge, approval, perform, record, answer.
+/// A live call: bounds, trust, judge, approval, perform, record, answer; traced when the
+/// agent's life is ([`crate::traces`]).
 async fn live(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     tx: &mpsc::Sender<Outgoing>,
     request: Request,
+    trace: Option<TraceContext>,
 ) {
     let Request { id, mut call } = request;
     let started = Instant::now();
+    let span = agent.trace().map(|life| life.call(call.name(), id, trace));
     if let Err(e) = crate::validate::call(&call) {
-        let asked = Asked { id, call, started };
+        let asked = Asked {
+            id,
+            call,
+            started,
+            span,
+        };
         return respond::punish(k, agent, tx, Offence::OverLimit(asked, e)).await;
     }
     let foreign = calls::paths_of(&call)
@@ -170,12 +181,18 @@ async fn live(
         .flatten()
         .find_map(|p| crate::tree::foreign_tree(agent, p));
     if let Some(reason) = foreign {
-        let asked = Asked { id, call, started };
+        let asked = Asked {
+            id,
+            call,
+            started,
+            span,
+        };
         return respond::punish(k, agent, tx, Offence::Trust(asked, reason)).await;
     }
     let peer = calls::peer_name(k, &call);
     let now = now_ms();
     let judging = Instant::now();
+    let judged_at = span.as_ref().map(|_| SystemTime::now());
     let mut judgment = judge::judge(
         &agent.policy(),
         k.config.base_policy.as_ref(),
@@ -191,11 +208,26 @@ async fn live(
         },
     );
     if let Some(m) = &k.metrics {
-        m.policy_checked(&call, judging.elapsed());
+        let action = judgment.class.as_ref().map(|(action, _)| action.as_str());
+        m.policy_checked(action, judging.elapsed());
+    }
+    if let (Some(s), Some(at)) = (&span, judged_at) {
+        if let Some((action, resource)) = &judgment.class {
+            s.classified(action, resource);
+        }
+        s.policy_check(at, &judgment.record);
     }
     if let Some(ask) = judgment.approval.take() {
         let payload = crate::approvals::preview(&call);
+        let asked_at = span.as_ref().map(|_| SystemTime::now());
         approval::await_approval(k, agent, id, ask, payload, &mut judgment).await;
+        if let (Some(s), Some(at)) = (&span, asked_at) {
+            let outcome = match &judgment.refusal {
+                None => "approved".to_string(),
+                Some(e) => e.to_string(),
+            };
+            s.approval(at, &outcome);
+        }
         if judgment.refusal.is_none() && agent.current_state() == AgentState::Stopped {
             agent.wait_unfrozen().await;
         }
@@ -205,15 +237,25 @@ async fn live(
         // Low disk or a recorder that cannot write: refused, never performed unrecorded.
         None => match k.admit() {
             Err(e) => Err(e),
-            Ok(()) => calls::perform(k, agent, &mut call).await,
+            Ok(()) => {
+                let performing = span.as_ref().map(|_| SystemTime::now());
+                let result = calls::perform(k, agent, &mut call).await;
+                if let (Some(s), Some(at)) = (&span, performing) {
+                    s.execute(at, &result);
+                }
+                result
+            }
         },
     };
     let duration_us = started.elapsed().as_micros() as u64;
     let sentence = respond::policy_sentence(&judgment.record);
+    if let Some(s) = &span {
+        s.decided(&judgment.record, &result);
+    }
     let result =
         respond::record_answer(k, agent, id, call, judgment.record, result, duration_us).await;
     agent.note_answered();
     let response = KernelFrame::Response(Response { id, result });
     // A strict violation: the agent has its PermissionDenied in hand before it is ended.
-    respond::deliver(k, agent, tx, response, sentence).await;
+    respond::deliver(k, agent, tx, response, sentence, span).await;
 }

@@ -25,12 +25,14 @@ use super::connection;
 use crate::agent::{Agent, Outgoing};
 use crate::recorder::{DecisionRecord, RecordEvent};
 use crate::state::KernelInner;
+use crate::traces::CallSpan;
 
-/// A call as the agent asked it, with the time the kernel started on it.
+/// A call as the agent asked it, with the time the kernel started on it and its span.
 pub(super) struct Asked {
     pub id: u64,
     pub call: Syscall,
     pub started: Instant,
+    pub span: Option<CallSpan>,
 }
 
 /// Something the agent did that the kernel refuses before any policy rule looks at it.
@@ -122,16 +124,20 @@ pub(super) async fn punish(
     offence: Offence,
 ) {
     let sentence = offence.sentence(agent.policy().mode());
-    let answer = match offence {
+    let (answer, span) = match offence {
         Offence::Protocol(reason) => {
             tracing::warn!(agent_id = %agent.id, %reason, "protocol violation");
             let error = protocol_violation(k, agent, reason);
-            KernelFrame::Response(Response {
+            let answer = KernelFrame::Response(Response {
                 id: 0,
                 result: Err(error),
-            })
+            });
+            (answer, None)
         }
-        Offence::Abi(reason) => KernelFrame::Refused(protocol_violation(k, agent, reason)),
+        Offence::Abi(reason) => (
+            KernelFrame::Refused(protocol_violation(k, agent, reason)),
+            None,
+        ),
         Offence::OverLimit(asked, error) => {
             tracing::debug!(agent_id = %agent.id, request = asked.id, %error, "call over a limit");
             let decision =
@@ -148,16 +154,18 @@ pub(super) async fn punish(
             answer_of(k, agent, asked, decision, Err(error)).await
         }
     };
-    deliver(k, agent, tx, answer, sentence).await;
+    deliver(k, agent, tx, answer, sentence, span).await;
 }
 
-/// Sends `answer` and carries out `sentence`.
+/// Sends `answer` and carries out `sentence`; the call's span (its signal a child of it)
+/// ends here.
 pub(super) async fn deliver(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     tx: &mpsc::Sender<Outgoing>,
     answer: KernelFrame,
     sentence: Sentence,
+    span: Option<CallSpan>,
 ) {
     if sentence.flush {
         connection::send_flushed(tx, answer).await;
@@ -165,11 +173,18 @@ pub(super) async fn deliver(
         connection::send(tx, answer).await;
     }
     if let Some((signal, reason)) = sentence.end {
-        let _ = crate::signals::deliver(k, agent, signal, "kernel", reason).await;
+        let parent = span.as_ref().map(CallSpan::context);
+        let _ = crate::signals::deliver_in(k, agent, signal, "kernel", reason, parent).await;
+    }
+    if let Some(s) = span {
+        s.end();
     }
 }
 
 fn protocol_violation(k: &KernelInner, agent: &Agent, reason: String) -> Errno {
+    if let Some(life) = agent.trace() {
+        life.violation(&reason);
+    }
     k.record(
         Some(agent.id),
         RecordEvent::ProtocolViolation {
@@ -196,11 +211,14 @@ async fn answer_of(
     asked: Asked,
     decision: DecisionRecord,
     result: Result<Reply, Errno>,
-) -> KernelFrame {
+) -> (KernelFrame, Option<CallSpan>) {
     let duration_us = asked.started.elapsed().as_micros() as u64;
     let id = asked.id;
+    if let Some(s) = &asked.span {
+        s.decided(&decision, &result);
+    }
     let result = record_answer(k, agent, id, asked.call, decision, result, duration_us).await;
-    KernelFrame::Response(Response { id, result })
+    (KernelFrame::Response(Response { id, result }), asked.span)
 }
 
 /// Counts a refused call, or a violation the mode let through, in the agent's denial summary:
@@ -290,6 +308,7 @@ mod tests {
             id: 3,
             call: Syscall::Checkpoint,
             started: Instant::now(),
+            span: None,
         }
     }
 
