@@ -27,6 +27,7 @@ pub mod disk_modes;
 pub mod dos_modes;
 pub mod io_modes;
 pub mod operator_modes;
+pub mod otlp;
 pub mod rec_modes;
 pub mod rename_modes;
 #[allow(unsafe_code)]

@@ -590,6 +590,10 @@ fn script(c: &Client, steps: &[String]) -> Result<u8, SdkError> {
                     other => format!("{other:?}"),
                 })
             }
+            // The W3C trace context later calls are sent in; empty: none.
+            "traceparent" => c
+                .set_traceparent(Some(arg).filter(|a| !a.is_empty()))
+                .map(|()| "set".to_string()),
             "exit" => {
                 let code: u8 = arg.parse().unwrap_or(0);
                 c.announce_exit(i32::from(code))?;

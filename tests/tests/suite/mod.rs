@@ -24,5 +24,6 @@ mod replay;
 mod resources;
 mod syscalls;
 mod tools_view;
+mod traces;
 mod unprivileged;
 mod vfs;
