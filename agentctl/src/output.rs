@@ -331,6 +331,8 @@ pub fn status_json(s: &KernelStatus) -> Value {
         "log": s.log_path,
         "healthy": s.health.is_empty(),
         "health": s.health,
+        "metrics": s.metrics_url,
+        "traces": s.otlp_endpoint,
         "sandbox": s.sandbox.iter().map(|l| json!({"layer": l.name, "status": layer_status(&l.status).0, "detail": layer_status(&l.status).1})).collect::<Vec<_>>(),
     })
 }
@@ -350,6 +352,14 @@ pub fn print_status(s: &KernelStatus) {
         None => say!("  log:       its stderr (not a file)"),
     }
     say!("  up:        {}", age(s.started_ms));
+    match &s.metrics_url {
+        Some(url) => say!("  metrics:   {}", Safe(url)),
+        None => say!("  metrics:   off (--metrics-addr)"),
+    }
+    match &s.otlp_endpoint {
+        Some(url) => say!("  traces:    OTLP to {}", Safe(url)),
+        None => say!("  traces:    off (--otlp-endpoint)"),
+    }
     match s.health.as_slice() {
         [] => say!("  health:    ok"),
         problems => {

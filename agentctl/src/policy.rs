@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::Path;
 
 use agentos_policy::templates::Template;
-use agentos_policy::{Access, Effect, Explanation, Policy, PolicyError, Request, RuleRef, Warning};
+use agentos_policy::{
+    Access, Effect, Explanation, Exporting, Policy, PolicyError, Request, RuleRef, Warning,
+};
 use agentos_syscalls::control::{AgentRef, ControlRequest, ControlResponse};
 use serde_json::{json, Value};
 
@@ -21,7 +23,7 @@ pub fn dispatch(dir: &Path, cmd: PolicyCommand) -> Result<u8, CliError> {
     match cmd {
         PolicyCommand::Reload { agent, file } => crate::commands::reload(dir, &agent, &file),
         PolicyCommand::Init(args) => init(&args, &mut out),
-        PolicyCommand::Lint(args) => lint(&args, &mut out),
+        PolicyCommand::Lint(args) => lint(&args, exporting(dir), &mut out),
         PolicyCommand::Suggest(args) => crate::suggest::suggest(dir, &args),
         PolicyCommand::Explain(args) => {
             let policy = match (&args.file, &args.agent) {
@@ -143,11 +145,36 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// `policy lint`: errors exit 1; warnings exit 0, or 1 with `--deny-warnings`.
-pub fn lint(args: &PolicyLintArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+/// What the kernel running on `dir` exports, when one answers there.
+fn exporting(dir: &Path) -> Option<Exporting> {
+    match call(dir, &ControlRequest::Status) {
+        Ok(ControlResponse::Status(s)) => Some(Exporting {
+            metrics: s.metrics_url.is_some(),
+            traces: s.otlp_endpoint.is_some(),
+        }),
+        _ => None,
+    }
+}
+
+/// `policy lint`: errors exit 1; warnings exit 0, or 1 with `--deny-warnings`. The
+/// `observability:` keys are checked against `kernel`, the running kernel's flags, when one
+/// answers.
+pub fn lint(
+    args: &PolicyLintArgs,
+    kernel: Option<Exporting>,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
     let shown = args.file.display().to_string();
+    let mut unchecked = false;
     let (error, warnings) = match Policy::load(&args.file) {
-        Ok(p) => (None, p.lint()),
+        Ok(p) => match kernel {
+            Some(k) => (None, p.lint_under(k)),
+            None => {
+                let o = p.observability();
+                unchecked = o.metrics || o.traces;
+                (None, p.lint())
+            }
+        },
         Err(e @ PolicyError::Read { .. }) => {
             return Err(CliError::new(
                 4,
@@ -164,6 +191,7 @@ pub fn lint(args: &PolicyLintArgs, out: &mut dyn Write) -> Result<u8, CliError> 
             "ok": code == 0,
             "errors": error.iter().map(error_json).collect::<Vec<_>>(),
             "warnings": warnings.iter().map(warning_json).collect::<Vec<_>>(),
+            "kernel": kernel.map(|k| json!({"metrics": k.metrics, "traces": k.traces})),
         });
         writeln!(out, "{}", crate::safe::json_pretty(&v)).map_err(io_error)?;
         return Ok(code);
@@ -179,6 +207,14 @@ pub fn lint(args: &PolicyLintArgs, out: &mut dyn Write) -> Result<u8, CliError> 
     }
     for w in &warnings {
         writeln!(out, "{w}").map_err(io_error)?;
+    }
+    if unchecked {
+        writeln!(
+            out,
+            "note: no kernel answers on the state dir, so `metrics`/`traces` were not checked \
+             against its --metrics-addr/--otlp-endpoint; run lint while the kernel runs"
+        )
+        .map_err(io_error)?;
     }
     let summary = if warnings.is_empty() {
         format!("{shown}: ok, no warnings")
@@ -382,7 +418,7 @@ mod tests {
             deny_warnings: false,
             json: false,
         };
-        let (code, text) = run(|o| lint(&args, o));
+        let (code, text) = run(|o| lint(&args, None, o));
         assert_eq!(code, 0);
         let shown = file.display().to_string();
         assert!(
@@ -391,9 +427,9 @@ mod tests {
         );
         assert!(text.ends_with(&format!("{shown}: valid, 1 warning\n")));
         args.deny_warnings = true;
-        assert_eq!(run(|o| lint(&args, o)).0, 1);
+        assert_eq!(run(|o| lint(&args, None, o)).0, 1);
         args.json = true;
-        let (_, text) = run(|o| lint(&args, o));
+        let (_, text) = run(|o| lint(&args, None, o));
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["warnings"][0]["kind"], "never-matches");
         assert_eq!(v["ok"], false);
@@ -404,7 +440,7 @@ mod tests {
         )
         .unwrap();
         args.json = false;
-        let (code, text) = run(|o| lint(&args, o));
+        let (code, text) = run(|o| lint(&args, None, o));
         assert_eq!(code, 1);
         assert!(
             text.starts_with(&format!("{shown}:1:32: invalid kernel.mode")),
@@ -412,7 +448,7 @@ mod tests {
         );
 
         args.file = dir.path().join("missing.md");
-        assert_eq!(lint(&args, &mut Vec::new()).unwrap_err().code, 4);
+        assert_eq!(lint(&args, None, &mut Vec::new()).unwrap_err().code, 4);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::Path;
 use agentos_kernel::recorder::{Record, RecordEvent};
 use agentos_kernel::replay::{judged_calls, recorded_verdict, what_if};
 use agentos_policy::propose::{propose, render, yaml_quote, Observed, Page, Verdict};
-use agentos_policy::{Policy, Sandbox};
+use agentos_policy::{Observability, Policy, Sandbox};
 use agentos_syscalls::signal::ALL_SIGNALS;
 use agentos_syscalls::Signal;
 
@@ -110,19 +110,21 @@ fn find_run(records: &[Record], wanted: &str, notes: &mut Vec<String>) -> Result
 
 /// The `sandbox:` section the run had: its policy file's, when the file still holds the text
 /// the agent ran under.
-fn recorded_sandbox(run: &Run, notes: &mut Vec<String>) -> Sandbox {
+/// The `sandbox:` and `observability:` sections of the policy the run had, when its file
+/// still holds it.
+fn recorded_sections(run: &Run, notes: &mut Vec<String>) -> (Sandbox, Observability) {
     let loaded = std::fs::read_to_string(&run.policy_path)
         .ok()
         .and_then(|t| Policy::parse(&run.policy_path, &t).ok())
         .filter(|p| p.digest() == run.policy_digest);
     match loaded {
-        Some(p) => p.sandbox().clone(),
+        Some(p) => (p.sandbox().clone(), *p.observability()),
         None => {
             notes.push(format!(
-                "{} no longer holds the policy agent {} ran under, so its `sandbox:` section (extra read-only paths, limits) is not known: copy it by hand if it had one",
+                "{} no longer holds the policy agent {} ran under, so its `sandbox:` section (extra read-only paths, limits) and `observability:` section are not known: copy them by hand if it had them",
                 run.policy_path, run.id
             ));
-            Sandbox::default()
+            (Sandbox::default(), Observability::default())
         }
     }
 }
@@ -188,7 +190,7 @@ pub fn suggest(state_dir: &Path, args: &PolicySuggestArgs) -> Result<u8, CliErro
         })
         .collect();
     signals.sort_by_key(|s| s.number());
-    let sandbox = recorded_sandbox(&run, &mut notes);
+    let (sandbox, observability) = recorded_sections(&run, &mut notes);
     let label = match &run.name {
         Some(n) => format!("agent {} ({})", run.id, yaml_quote(n)),
         None => format!("agent {}", run.id),
@@ -229,6 +231,7 @@ pub fn suggest(state_dir: &Path, args: &PolicySuggestArgs) -> Result<u8, CliErro
             ],
             signals,
             sandbox,
+            observability,
         };
     let proposal = propose(&observed, &page);
     notes.extend(proposal.notes.iter().cloned());

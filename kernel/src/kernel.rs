@@ -351,6 +351,17 @@ impl Kernel {
             sandbox: self.inner.host_layers.clone(),
             log_path: log_file(),
             health: crate::exposition::health(&self.inner),
+            metrics_url: self
+                .inner
+                .config
+                .metrics_addr
+                .map(|a| format!("http://{a}/metrics")),
+            otlp_endpoint: self
+                .inner
+                .config
+                .traces
+                .as_ref()
+                .map(|t| t.endpoint.clone()),
         }
     }
 

@@ -59,7 +59,7 @@ mod yaml;
 pub use engine::{Access, Decision, Policy, Request, RuleRef};
 pub use error::{Diagnostic, PolicyError};
 pub use explain::{Explanation, Outcome, RuleCheck};
-pub use lint::{Runs, Warning, WarningKind, RUNNERS};
+pub use lint::{Exporting, Runs, Warning, WarningKind, RUNNERS};
 pub use rate::{Period, Rate, RateLimiter};
 pub use schema::{is_known_action, unknown_action, KNOWN_ACTIONS};
 pub use source::Origin;

@@ -382,9 +382,43 @@ fn signal_traps(policy: &Policy) -> Vec<(WarningKind, String)> {
     out
 }
 
-/// `observability:` keys that change nothing: `flight_recorder: false` (the recorder records
-/// every agent, DESIGN §1.3). (`traces: true` is the spec templates' own setting: it is not
-/// warned about while no trace exporter exists; README "Metrics, health and event hooks".)
+/// What the kernel an agent would run under exports: the running configuration
+/// [`Policy::lint_under`] checks `observability:` against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exporting {
+    /// The kernel serves metrics (`--metrics-addr`).
+    pub metrics: bool,
+    /// The kernel exports traces (`--otlp-endpoint`).
+    pub traces: bool,
+}
+
+/// `observability:` keys that change nothing under the kernel that `exporting` describes:
+/// `metrics: true` without `--metrics-addr`, `traces: true` without `--otlp-endpoint`.
+fn no_effect_under(policy: &Policy, exporting: Exporting) -> Vec<(WarningKind, String)> {
+    let o = policy.observability();
+    let mut out = Vec::new();
+    if o.metrics && !exporting.metrics {
+        out.push((
+            WarningKind::NoEffect,
+            "observability: `metrics: true` has no effect: the kernel serves no metrics; \
+             start it with --metrics-addr PORT for the agent's per-agent series"
+                .to_string(),
+        ));
+    }
+    if o.traces && !exporting.traces {
+        out.push((
+            WarningKind::NoEffect,
+            "observability: `traces: true` has no effect: the kernel exports no traces; \
+             start it with --otlp-endpoint URL (an OTLP/HTTP collector) for a trace of the \
+             agent's life"
+                .to_string(),
+        ));
+    }
+    out
+}
+
+/// `observability:` keys that change nothing under any kernel: `flight_recorder: false` (the
+/// recorder records every agent, DESIGN §1.3).
 fn no_effect(policy: &Policy) -> Vec<(WarningKind, String)> {
     let o = policy.observability();
     let mut out = Vec::new();
@@ -400,6 +434,29 @@ fn no_effect(policy: &Policy) -> Vec<(WarningKind, String)> {
 }
 
 impl Policy {
+    /// [`Policy::lint`], plus the `observability:` keys that have no effect under a kernel
+    /// that exports what `exporting` says (the running configuration).
+    pub fn lint_under(&self, exporting: Exporting) -> Vec<Warning> {
+        let mut out = self.lint();
+        // After the warnings about sections, before those about rules (file order).
+        let at = out
+            .iter()
+            .position(|w| !w.rule.is_empty())
+            .unwrap_or(out.len());
+        let more: Vec<Warning> = no_effect_under(self, exporting)
+            .into_iter()
+            .map(|(kind, message)| Warning {
+                rule: String::new(),
+                file: self.path().to_string(),
+                line: self.observability_line(),
+                kind,
+                message,
+            })
+            .collect();
+        out.splice(at..at, more);
+        out
+    }
+
     /// Warnings about a valid policy: a `signals:` list that traps the agent (SIGSTOP
     /// without SIGCONT, no SIGTERM), allow rules that can never match or that a deny rule
     /// always overrides, duplicate rules, `requires_approval` with `dry_run`, a rate limit of
@@ -631,6 +688,41 @@ mod tests {
                 "o.md:4: warning: observability: `flight_recorder: false` has no effect"
             ) && w[0].ends_with("[no-effect]"),
             "{w:?}"
+        );
+    }
+
+    #[test]
+    fn metrics_and_traces_without_an_exporter_have_no_effect() {
+        let policy = Policy::parse(
+            "o.md",
+            "kernel: {version: \"1.0\", mode: strict}\nsignals: [SIGTERM]\npolicies:\n  - {name: a, action: file_read, effect: allow, rate_limit: 1/day}\nobservability:\n  metrics: true\n  traces: true\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let under = |metrics, traces| {
+            policy
+                .lint_under(Exporting { metrics, traces })
+                .iter()
+                .map(|w| format!("{w} [{}]", w.kind.as_str()))
+                .collect::<Vec<_>>()
+        };
+        let rate = "o.md:4: warning: rule `a`: `rate_limit: 1/day`";
+        let both = under(false, false);
+        assert_eq!(both.len(), 3, "{both:?}");
+        assert!(both[0].starts_with("o.md:5: warning: observability: `metrics: true` has no effect: the kernel serves no metrics; start it with --metrics-addr"), "{both:?}");
+        assert!(both[1].starts_with("o.md:5: warning: observability: `traces: true` has no effect: the kernel exports no traces; start it with --otlp-endpoint"), "{both:?}");
+        assert!(both[0].ends_with("[no-effect]") && both[1].ends_with("[no-effect]"));
+        assert!(both[2].starts_with(rate), "{both:?}");
+        let traces_only = under(true, false);
+        assert_eq!(traces_only.len(), 2, "{traces_only:?}");
+        assert!(traces_only[0].contains("`traces: true`"));
+        assert_eq!(under(true, true).len(), 1);
+        assert_eq!(
+            under(true, true),
+            policy
+                .lint()
+                .iter()
+                .map(|w| format!("{w} [{}]", w.kind.as_str()))
+                .collect::<Vec<_>>()
         );
     }
 

@@ -476,6 +476,8 @@ pub struct Page {
     pub intro: Vec<String>,
     pub signals: Vec<Signal>,
     pub sandbox: Sandbox,
+    /// The run's `observability:` section, copied as it was.
+    pub observability: crate::Observability,
 }
 
 /// The smallest strict policy that decides every observed call as the run's policy did (see
@@ -608,7 +610,12 @@ pub fn render(rules: &[ProposedRule], page: &Page) -> String {
             }
         }
     }
-    y.push_str("\nobservability:\n  metrics: true\n  traces: true\n  flight_recorder: true\n");
+    let o = &page.observability;
+    let _ = write!(
+        y,
+        "\nobservability:\n  metrics: {}\n  traces: {}\n  flight_recorder: {}\n",
+        o.metrics, o.traces, o.flight_recorder
+    );
     let s = &page.sandbox;
     let l = &s.limits;
     let limits: Vec<(&str, String)> = [

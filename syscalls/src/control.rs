@@ -437,6 +437,12 @@ pub struct KernelStatus {
     /// sandbox layer is missing while every layer is required (spawns are refused). The same
     /// as `/healthz` on `--metrics-addr`. Appended (ABI 3).
     pub health: Vec<String>,
+    /// Where the kernel serves metrics (`--metrics-addr`, as `http://ADDR/metrics`); `None`:
+    /// no metrics. Appended (ABI 4).
+    pub metrics_url: Option<String>,
+    /// Where the kernel exports traces (`--otlp-endpoint`, the full traces URL); `None`: no
+    /// traces. Appended (ABI 4).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Why the kernel refused a control request.

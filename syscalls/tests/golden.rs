@@ -532,6 +532,8 @@ fn control_protocol() {
         }],
         log_path: Some("/s/kernel.log".into()),
         health: vec!["flight recorder: the disk is full".into()],
+        metrics_url: Some("http://127.0.0.1:9464/metrics".into()),
+        otlp_endpoint: None,
     };
     let statuses = [
         ExitStatus::Code(3),

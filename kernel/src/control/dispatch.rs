@@ -389,6 +389,8 @@ mod tests {
             sandbox: Vec::new(),
             log_path: Some("/state/kernel.log".into()),
             health: Vec::new(),
+            metrics_url: None,
+            otlp_endpoint: None,
         }
     }
 

@@ -590,6 +590,11 @@ fn script(c: &Client, steps: &[String]) -> Result<u8, SdkError> {
                     other => format!("{other:?}"),
                 })
             }
+            // Waits to be ended (a strict violation's SIGPOLICY, an operator's kill).
+            "park" => {
+                say(&format!("step {n} park"));
+                wait_forever()
+            }
             // The W3C trace context later calls are sent in; empty: none.
             "traceparent" => c
                 .set_traceparent(Some(arg).filter(|a| !a.is_empty()))

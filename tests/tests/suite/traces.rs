@@ -85,6 +85,7 @@ fn one_agent_life_is_one_span_tree_and_a_violation_is_its_own_span() {
             "read:/mem/working/missing",
             // Strict: refused, a violation, and the agent ends with SIGPOLICY.
             "write:/mem/episodic/x=2",
+            "park",
         ],
     );
     let end = k.wait(id);
@@ -309,4 +310,64 @@ fn a_collector_that_hangs_delays_no_agent() {
     let status = k.ctl_ok(&["kernel", "status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status).expect("status json");
     assert_eq!(status["healthy"], true, "{status}");
+}
+
+/// `policy lint` checks `observability:` against the running kernel's flags, and
+/// `kernel status` says where metrics and traces go.
+#[test]
+fn lint_names_the_observability_keys_the_running_kernel_ignores() {
+    let receiver = OtlpReceiver::start(Answer::Ok);
+    let k = TestKernel::start_with(false, &["--otlp-endpoint", &receiver.endpoint()]);
+    let policy = write_policy(
+        &k.work,
+        "both",
+        "strict",
+        &["SIGTERM"],
+        "observability:\n  metrics: true\n  traces: true\n",
+    );
+    let lint = k.ctl_ok(&["policy", "lint", policy.to_str().expect("utf-8")]);
+    assert!(
+        lint.contains("warning: observability: `metrics: true` has no effect: the kernel serves no metrics; start it with --metrics-addr"),
+        "{lint}"
+    );
+    assert!(!lint.contains("`traces: true` has no effect"), "{lint}");
+    let json = k.ctl_ok(&["policy", "lint", policy.to_str().expect("utf-8"), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("lint json");
+    assert_eq!(json["kernel"]["traces"], true, "{json}");
+    assert_eq!(json["kernel"]["metrics"], false, "{json}");
+    let status = k.ctl_ok(&["kernel", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status json");
+    assert_eq!(
+        status["traces"],
+        format!("{}/v1/traces", receiver.endpoint()),
+        "{status}"
+    );
+    assert_eq!(status["metrics"], serde_json::Value::Null, "{status}");
+    // No kernel: the keys cannot be checked, and lint says so.
+    let lone = tempfile::tempdir().expect("tempdir");
+    let kept = lone.path().join("both.md");
+    std::fs::copy(&policy, &kept).expect("copy the policy");
+    let policy = kept;
+    drop(k);
+    let out = std::process::Command::new(agentos_tests::binary("agentctl"))
+        .args([
+            "--state-dir",
+            lone.path().to_str().expect("utf-8"),
+            "policy",
+            "lint",
+        ])
+        .arg(&policy)
+        .output()
+        .expect("agentctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("note: no kernel answers on the state dir"),
+        "{text}"
+    );
+    assert!(!text.contains("has no effect"), "{text}");
 }

@@ -894,7 +894,7 @@ class AgentInfo(Wire):
     denials: DenialSummary = field(default_factory=lambda: DenialSummary([], 0))
 
 
-@struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer), Opt(STR), Seq(STR))
+@struct(U32, U32, STR, U16, STR, STR, U64, U32, U32, Seq(Layer), Opt(STR), Seq(STR), Opt(STR), Opt(STR))
 class KernelStatus(Wire):
     pid: int
     uid: int
@@ -908,6 +908,8 @@ class KernelStatus(Wire):
     sandbox: List[Layer]
     log_path: Optional[str] = None
     health: List[str] = field(default_factory=list)
+    metrics_url: Optional[str] = None
+    otlp_endpoint: Optional[str] = None
 
 
 class ControlErrorKind(UnitEnum):

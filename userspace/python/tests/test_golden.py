@@ -148,7 +148,7 @@ def samples() -> Dict[str, Tuple[type, Any]]:
         out[f"control_req_{name}"] = (ControlRequest, req)
     status = abi.KernelStatus(1, 0, "0.1.0", abi.ABI_VERSION, "/s", "/s/recorder", 1, 1, 2,
                               [abi.Layer("seccomp", abi.LayerStatus.Active(""))], "/s/kernel.log",
-                              ["flight recorder: the disk is full"])
+                              ["flight recorder: the disk is full"], "http://127.0.0.1:9464/metrics", None)
     responses: Dict[str, Any] = {
         "status": ControlResponse.Status(status),
         "spawned": ControlResponse.Spawned(sample_info()),
