@@ -1,38 +1,74 @@
-//! Issue budget: what metrics and the event hook cost a syscall round trip, in one run.
+//! Issue budget: what metrics, traces and the event hook cost a syscall round trip, in one
+//! run.
 //!
-//! - `floor/read_64b_metrics_off`: the `syscall_rtt` agentos bench (a jailed `bench-agent rtt
-//!   N`, N reads of a 64-byte file through the blocking SDK) on a kernel with no
-//!   `--metrics-addr` and no `--on-event`: nothing counted, nothing told.
+//! - `floor/read_64b_observability_off`: the `syscall_rtt` agentos bench (a jailed
+//!   `bench-agent rtt N`, N reads of a 64-byte file through the blocking SDK) on a kernel with
+//!   no `--metrics-addr`, no `--otlp-endpoint` and no `--on-event`: nothing counted, traced
+//!   or told.
 //! - `agentos/read_64b_metrics_on`: the same on a kernel serving metrics, the agent's policy
 //!   opted in (`observability.metrics: true`), so every call feeds the aggregate and the
 //!   per-agent series.
-//! - `agentos/read_64b_metrics_and_hook_on`: the same with an `--on-event` hook as well
+//! - `agentos/read_64b_traces_sampled_out`: a kernel exporting traces to a real OTLP
+//!   receiver on loopback with `--otlp-sample-ratio 0`, the agent's policy asking for traces
+//!   (`observability.traces: true`): its life is not sampled, so no span is made.
+//! - `agentos/read_64b_traces_on`: the same with every life sampled: each call is a
+//!   `kernel.syscall` span with its `kernel.policy_check` and `kernel.execute` children,
+//!   exported in batches by the SDK's thread.
+//! - `agentos/read_64b_metrics_and_hook_on`: metrics with an `--on-event` hook as well
 //!   (`/bin/true`; these calls break no rule, so the cost is deciding that they are no event).
 //!
-//! Budget: each ≤ 1.05× the floor. Traces (OTLP) are not built yet, so they have no row.
+//! Budgets: metrics, sampled-out traces and the hook ≤ 1.05× the floor; traces on ≤ 1.25×.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::RefCell;
 use std::time::Duration;
 
-use agentos_benches::{fmt_ns, own_binary, BenchKernel, Samples};
+use agentos_benches::{fmt_ns, own_binary, BenchKernel, Samples, POLICY};
 use agentos_kernel::hooks::HookConfig;
+use agentos_kernel::traces::TraceConfig;
+use agentos_tests::otlp::{Answer, OtlpReceiver};
 use criterion::Criterion;
 
-const OFF: &str = "floor/read_64b_metrics_off";
+const OFF: &str = "floor/read_64b_observability_off";
 const METRICS: &str = "agentos/read_64b_metrics_on";
+const SAMPLED_OUT: &str = "agentos/read_64b_traces_sampled_out";
+const TRACES: &str = "agentos/read_64b_traces_on";
 const BOTH: &str = "agentos/read_64b_metrics_and_hook_on";
-const BUDGET: f64 = 1.05;
 const SAMPLE_SIZE: usize = 20;
 
-fn observability(c: &mut Criterion) -> Samples {
+/// Each row and its budget over the floor.
+const BUDGETS: [(&str, f64); 4] = [
+    (METRICS, 1.05),
+    (SAMPLED_OUT, 1.05),
+    (TRACES, 1.25),
+    (BOTH, 1.05),
+];
+
+fn observability(c: &mut Criterion) -> (Samples, u64) {
     let agent = own_binary(env!("CARGO_BIN_EXE_bench-agent"));
+    let traced_policy = POLICY.replace("traces: false", "traces: true");
+    assert_ne!(
+        traced_policy, POLICY,
+        "the bench policy names `traces: false`"
+    );
+    let receiver = OtlpReceiver::start(Answer::Discard);
     let samples = RefCell::new(Samples::new(SAMPLE_SIZE));
     let off = BenchKernel::start();
     let metrics = BenchKernel::start_with(|c| {
         c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     });
+    let traces_to = |ratio: f64| {
+        let endpoint = format!("{}/v1/traces", receiver.endpoint());
+        move |c: &mut agentos_kernel::config::Config| {
+            c.traces = Some(TraceConfig {
+                endpoint,
+                sample_ratio: ratio,
+            });
+        }
+    };
+    let sampled_out = BenchKernel::start_with(traces_to(0.0));
+    let traced = BenchKernel::start_with(traces_to(1.0));
     let both = BenchKernel::start_with(|c| {
         c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
         c.hook = Some(HookConfig {
@@ -46,44 +82,56 @@ fn observability(c: &mut Criterion) -> Samples {
         .sample_size(SAMPLE_SIZE)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    for (name, kernel) in [(OFF, &off), (METRICS, &metrics), (BOTH, &both)] {
+    let rows = [
+        (OFF, &off, POLICY),
+        (METRICS, &metrics, POLICY),
+        (SAMPLED_OUT, &sampled_out, traced_policy.as_str()),
+        (TRACES, &traced, traced_policy.as_str()),
+        (BOTH, &both, POLICY),
+    ];
+    for (name, kernel, policy) in rows {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let t = kernel.rtt(&agent, iters);
+                let t = kernel.rtt_under(&agent, iters, policy);
                 samples.borrow_mut().push(name, iters, t);
                 t
             })
         });
     }
     group.finish();
-    off.shutdown();
-    metrics.shutdown();
-    both.shutdown();
-    samples.into_inner()
+    for k in [off, metrics, sampled_out, traced, both] {
+        k.shutdown();
+    }
+    (samples.into_inner(), receiver.span_count())
 }
 
-fn report(s: &Samples) {
+fn report(s: &Samples, spans: u64) {
     println!();
     println!("observability summary (median of per-sample means, per round trip)");
     println!("{:<42} {:>12} {:>8}", "bench", "median", "samples");
-    for n in [OFF, METRICS, BOTH] {
+    for n in [OFF, METRICS, SAMPLED_OUT, TRACES, BOTH] {
         let m = s.median(n).map_or_else(|| "not run".into(), fmt_ns);
         println!("{:<42} {:>12} {:>8}", n, m, s.count(n));
     }
     if let Some(floor) = s.median(OFF) {
-        for n in [METRICS, BOTH] {
+        for (n, budget) in BUDGETS {
             if let Some(v) = s.median(n) {
                 let ratio = v / floor;
-                let verdict = if ratio <= BUDGET { "within" } else { "OVER" };
-                println!("ratio {n} / floor: {ratio:.3}× ({verdict} the {BUDGET}× budget)");
+                let verdict = if ratio <= budget {
+                    "✔ within"
+                } else {
+                    "✘ OVER"
+                };
+                println!("ratio {n} / floor: {ratio:.3}× ({verdict} the {budget}× budget)");
             }
         }
     }
+    println!("spans the OTLP receiver took: {spans}");
 }
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    let samples = observability(&mut c);
+    let (samples, spans) = observability(&mut c);
     c.final_summary();
-    report(&samples);
+    report(&samples, spans);
 }

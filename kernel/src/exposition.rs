@@ -77,6 +77,10 @@ pub(crate) fn render(k: &KernelInner, m: &Metrics) -> String {
     g.approvals_parked(k.approvals.parked());
     let now = crate::util::now_ms();
     g.recorder(k.recorder.stats(), now);
+    if let Some(t) = &k.traces {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        g.traces(load(&t.counts.exported), load(&t.counts.failed));
+    }
     g.kernel(
         resident_bytes(),
         Duration::from_millis(now.saturating_sub(k.started_ms)),

@@ -167,6 +167,7 @@ impl Kernel {
             metrics,
             hooks,
             traces,
+            metrics_bound: std::sync::OnceLock::new(),
             _lock: lock_file,
         });
         let _ = kernel_cell.set(Arc::downgrade(&inner));
@@ -193,6 +194,7 @@ impl Kernel {
         if let Some(addr) = inner.config.metrics_addr {
             let bound = crate::exposition::listen(&inner, addr)
                 .map_err(|source| KernelError::Metrics { addr, source })?;
+            let _ = inner.metrics_bound.set(bound);
             tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz");
         }
         Ok(Kernel { inner })
@@ -353,8 +355,8 @@ impl Kernel {
             health: crate::exposition::health(&self.inner),
             metrics_url: self
                 .inner
-                .config
-                .metrics_addr
+                .metrics_bound
+                .get()
                 .map(|a| format!("http://{a}/metrics")),
             otlp_endpoint: self
                 .inner

@@ -154,6 +154,10 @@ pub(crate) struct Metrics {
     recorder_fsync: Histogram,
     recorder_checkpoint_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     recorder_failing: Gauge,
+    /// Spans exported to the OTLP endpoint, and spans whose export failed.
+    trace_spans: Family<OutcomeLabels, Counter>,
+    /// The exporter's totals at the last scrape.
+    trace_seen: Mutex<(u64, u64)>,
     agents: Family<StateLabels, Gauge>,
     approvals_parked: Gauge,
     agent_memory: Family<AgentLabels, Gauge>,
@@ -372,6 +376,12 @@ impl Metrics {
             "1 while the flight recorder cannot write (new work is refused), else 0",
             Gauge::default(),
         );
+        let trace_spans = reg(
+            &mut registry,
+            "agentos_trace_spans",
+            "Spans sent to the OTLP endpoint (--otlp-endpoint) by outcome: exported, failed",
+            Family::<OutcomeLabels, Counter>::default(),
+        );
         let agents = reg(
             &mut registry,
             "agentos_agents",
@@ -443,6 +453,8 @@ impl Metrics {
             recorder_fsync,
             recorder_checkpoint_age,
             recorder_failing,
+            trace_spans,
+            trace_seen: Mutex::new((0, 0)),
             agents,
             approvals_parked,
             agent_memory,
@@ -643,6 +655,18 @@ impl Gauges<'_> {
                 .set(now_ms.saturating_sub(stats.last_checkpoint_ms) as f64 / 1000.0);
         }
         self.m.recorder_failing.set(i64::from(stats.failing));
+    }
+
+    /// The trace exporter's totals: spans exported and spans that failed.
+    pub(crate) fn traces(&self, exported: u64, failed: u64) {
+        let mut seen = lock(&self.m.trace_seen);
+        for (outcome, now, before) in [("exported", exported, seen.0), ("failed", failed, seen.1)] {
+            self.m
+                .trace_spans
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc_by(now.saturating_sub(before));
+        }
+        *seen = (exported.max(seen.0), failed.max(seen.1));
     }
 
     /// The kernel process's resident memory and uptime.

@@ -45,6 +45,8 @@ pub(crate) struct KernelInner {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The operator's event hook (`--on-event`), told of recorded events; `None`: off.
     pub hooks: Option<crate::hooks::Hooks>,
+    /// The address the metrics are served on, once bound (`--metrics-addr` may name port 0).
+    pub metrics_bound: std::sync::OnceLock<std::net::SocketAddr>,
     /// OpenTelemetry spans (`--otlp-endpoint`); `None`: off.
     pub traces: Option<crate::traces::Traces>,
     /// The state dir's lock, held for the kernel's life.

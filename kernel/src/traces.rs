@@ -95,11 +95,13 @@ struct Counted<E> {
     counts: Arc<ExportCounts>,
 }
 
-/// Spans exported and spans whose export failed, since the kernel started.
+/// Spans exported and spans whose export failed, since the kernel started, and the failed
+/// exports (batches).
 #[derive(Debug, Default)]
 pub struct ExportCounts {
     pub exported: AtomicU64,
     pub failed: AtomicU64,
+    pub failed_exports: AtomicU64,
 }
 
 impl<E: SpanExporter> SpanExporter for Counted<E> {
@@ -111,9 +113,10 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
                 self.counts.exported.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
+                self.counts.failed.fetch_add(n, Ordering::Relaxed);
                 // The first failure, then one in a hundred: a collector that is down must not
                 // fill the kernel's log.
-                if self.counts.failed.fetch_add(n, Ordering::Relaxed) % 100 == 0 {
+                if self.counts.failed_exports.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
                     tracing::warn!(error = %e, spans = n, "cannot export spans to the OTLP endpoint");
                 }
             }

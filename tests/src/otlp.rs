@@ -24,6 +24,8 @@ pub enum Answer {
     Ok,
     /// Counts it and never answers.
     Never,
+    /// Decodes it, counts its spans without keeping them, answers 200 (for a bench).
+    Discard,
 }
 
 /// One span as received, with its resource's `service.name`.
@@ -38,6 +40,7 @@ struct Shared {
     spans: Mutex<Vec<Received>>,
     requests: AtomicU64,
     undecodable: AtomicU64,
+    counted: AtomicU64,
 }
 
 /// The receiver; it stops when dropped (its runtime thread ends with the process's tests).
@@ -91,6 +94,11 @@ impl OtlpReceiver {
     /// Export requests received so far (answered or not).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Spans received so far, kept or not.
+    pub fn span_count(&self) -> u64 {
+        self.shared.counted.load(Ordering::SeqCst)
     }
 
     /// Bodies that did not decode as an `ExportTraceServiceRequest`.
@@ -163,6 +171,19 @@ async fn export(
         shared.undecodable.fetch_add(1, Ordering::SeqCst);
         return reply(StatusCode::BAD_REQUEST, Vec::new());
     };
+    let n: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    shared.counted.fetch_add(n as u64, Ordering::SeqCst);
+    if answer == Answer::Discard {
+        return reply(
+            StatusCode::OK,
+            ExportTraceServiceResponse::default().encode_to_vec(),
+        );
+    }
     let mut kept = shared.spans.lock().unwrap_or_else(PoisonError::into_inner);
     for rs in request.resource_spans {
         let service = rs

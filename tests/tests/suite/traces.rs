@@ -70,7 +70,15 @@ fn names(spans: &[&Span]) -> Vec<String> {
 #[test]
 fn one_agent_life_is_one_span_tree_and_a_violation_is_its_own_span() {
     let receiver = OtlpReceiver::start(Answer::Ok);
-    let k = TestKernel::start_with(false, &["--otlp-endpoint", &receiver.endpoint()]);
+    let k = TestKernel::start_with(
+        false,
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--metrics-addr",
+            "0",
+        ],
+    );
     let policy = write_policy(&k.work, "traced", "strict", &[], TRACED);
     let traceparent = format!("traceparent:00-{AGENT_TRACE}-{AGENT_SPAN}-00");
     let id = k.spawn_with(
@@ -225,6 +233,30 @@ fn one_agent_life_is_one_span_tree_and_a_violation_is_its_own_span() {
         .expect("signal");
     assert_eq!(attr(signal, "agentos.signal"), "SIGPOLICY");
     assert_eq!(attr(signal, "agentos.signal.source"), "kernel");
+
+    // The exporter's own counter agrees with what the receiver took.
+    let status = k.ctl_ok(&["kernel", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status json");
+    let url = status["metrics"].as_str().expect("metrics url").to_string();
+    assert!(!url.contains(":0/"), "the bound port, not 0: {url}");
+    let exported = || -> Option<u64> {
+        let text = ureq::get(&url)
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with("agentos_trace_spans_total{outcome=\"exported\"}"))?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    wait_until(
+        "the exported-spans counter to count what was received",
+        || exported() == Some(receiver.spans().len() as u64),
+    );
 }
 
 /// An agent whose policy leaves `traces` off gets no span, even when it sends a trace
