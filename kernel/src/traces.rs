@@ -170,23 +170,32 @@ impl Traces {
             .with_scheduled_delay(Duration::from_millis(500))
             .build();
         let processor = BatchSpanProcessor::new(exporter, batch);
+        let builder = SdkTracerProvider::builder().with_span_processor(processor);
+        Ok(Traces::assemble(builder, config.sample_ratio, counts))
+    }
+
+    /// The tracer over `builder`'s span processor, sampling one life in `sample_ratio`.
+    fn assemble(
+        builder: opentelemetry_sdk::trace::TracerProviderBuilder,
+        sample_ratio: f64,
+        counts: Arc<ExportCounts>,
+    ) -> Traces {
         let resource = opentelemetry_sdk::Resource::builder_empty()
             .with_service_name("agentos-kernel")
             .with_attributes([KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))])
             .build();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
+        let provider = builder
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.sample_ratio,
+                sample_ratio,
             ))))
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("agentos-kernel");
-        Ok(Traces {
+        Traces {
             provider,
             tracer,
             counts,
-        })
+        }
     }
 
     /// The root span of an agent's life, started at `started`; `None` when the sampler
@@ -517,6 +526,89 @@ fn child(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+
+    /// Traces kept in memory, exported as each span ends.
+    fn in_memory(sample_ratio: f64) -> (Traces, InMemorySpanExporter) {
+        let exporter = InMemorySpanExporter::default();
+        let builder = SdkTracerProvider::builder().with_simple_exporter(exporter.clone());
+        let t = Traces::assemble(builder, sample_ratio, Arc::default());
+        (t, exporter)
+    }
+
+    fn who() -> LifeOf<'static> {
+        LifeOf {
+            id: AgentId(7),
+            name: Some("a"),
+            program: "/bin/agent",
+            policy: "p.md",
+            mode: "strict",
+        }
+    }
+
+    fn allowed() -> DecisionRecord {
+        DecisionRecord {
+            allowed: true,
+            policy_allowed: true,
+            rule: "r (p.md:3)".into(),
+            reason: "allowed".into(),
+            violation: false,
+            mode: "strict".into(),
+        }
+    }
+
+    #[test]
+    fn an_agent_chooses_where_its_call_span_hangs_never_whether_it_is_kept() {
+        let (t, spans) = in_memory(1.0);
+        let life = t.life(who(), SystemTime::now()).expect("sampled");
+        let root = life.context().span().span_context().clone();
+        // A valid context the agent marked not sampled: kept, under the agent's span.
+        let theirs = TraceContext {
+            trace_id: [0xab; 16],
+            span_id: [0xcd; 8],
+            flags: 0,
+        };
+        let call = life.call("read", 1, Some(theirs));
+        call.decided::<()>(&allowed(), &Ok(()));
+        call.end();
+        // An all-zero context (the SDKs refuse it; a raw agent may send it): the life's.
+        let zero = TraceContext {
+            trace_id: [0; 16],
+            span_id: [0; 8],
+            flags: 1,
+        };
+        life.call("read", 2, Some(zero)).end();
+        let done = spans.get_finished_spans().expect("spans");
+        assert_eq!(done.len(), 2, "{done:?}");
+        let first = &done[0];
+        assert_eq!(
+            first.span_context.trace_id(),
+            TraceId::from_bytes([0xab; 16])
+        );
+        assert_eq!(first.parent_span_id, SpanId::from_bytes([0xcd; 8]));
+        assert!(first.span_context.is_sampled());
+        assert!(first.links.iter().any(|l| l.span_context == root));
+        let id = first
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "agentos.agent.id")
+            .map(|kv| kv.value.clone());
+        assert_eq!(id, Some(opentelemetry::Value::I64(7)));
+        let second = &done[1];
+        assert_eq!(second.span_context.trace_id(), root.trace_id());
+        assert_eq!(second.parent_span_id, root.span_id());
+        life.end("exited with code 0", false);
+        life.end("ended twice", true);
+        let done = spans.get_finished_spans().expect("spans");
+        assert_eq!(done.len(), 3, "the life ends once");
+    }
+
+    #[test]
+    fn a_life_the_sampler_leaves_out_makes_no_span() {
+        let (t, spans) = in_memory(0.0);
+        assert!(t.life(who(), SystemTime::now()).is_none());
+        assert!(spans.get_finished_spans().expect("spans").is_empty());
+    }
 
     #[test]
     fn an_endpoint_base_gets_the_traces_path_and_a_full_url_is_kept() {
