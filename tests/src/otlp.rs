@@ -206,28 +206,27 @@ async fn export(
     )
 }
 
-/// The string value of attribute `key`.
-pub fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+/// The value of attribute `key`.
+fn value_of<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
     attributes
         .iter()
         .find(|kv| kv.key == key)
-        .and_then(|kv| match &kv.value {
-            Some(AnyValue {
-                value: Some(any_value::Value::StringValue(s)),
-            }) => Some(s.clone()),
-            _ => None,
-        })
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v: &AnyValue| v.value.as_ref())
+}
+
+/// The string value of attribute `key`.
+pub fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    match value_of(attributes, key)? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// The integer value of attribute `key`.
 pub fn int_attribute(attributes: &[KeyValue], key: &str) -> Option<i64> {
-    attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match &kv.value {
-            Some(AnyValue {
-                value: Some(any_value::Value::IntValue(i)),
-            }) => Some(*i),
-            _ => None,
-        })
+    match value_of(attributes, key)? {
+        any_value::Value::IntValue(i) => Some(*i),
+        _ => None,
+    }
 }
