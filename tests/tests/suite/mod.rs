@@ -24,5 +24,6 @@ mod replay;
 mod resources;
 mod syscalls;
 mod tools_view;
+mod typescript;
 mod unprivileged;
 mod vfs;
