@@ -184,3 +184,42 @@ fn many_calls_are_in_flight_at_once_from_node() {
     assert!(most > 1, "calls were not in flight together: {line}");
     assert_eq!(k.info(id)["syscalls"], 400);
 }
+
+#[test]
+fn the_typescript_example_runs_under_agentctl_run() {
+    assert!(have_node(), "/usr/bin/node is required");
+    let state = tempfile::tempdir().expect("state dir");
+    // The README's command, twice on one state dir: the second run remembers the first.
+    let run = || {
+        let out = std::process::Command::new("bash")
+            .current_dir(repo_root())
+            .env("AGENTCTL", agentos_tests::binary("agentctl"))
+            .args(["examples/typescript-agent/run.sh", "--state-dir"])
+            .arg(state.path())
+            .output()
+            .expect("run.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stdout
+    };
+    let first = run();
+    for line in [
+        "connected (sdk agentos-typescript/",
+        "workspace: tasks.csv",
+        "tasks: 4, 3 open",
+        // /usr/bin/wc ran in a jail of its own, reading the read-only workspace.
+        "exec wc -l: 5 lines (status 0)",
+        "notes: 3 written in parallel",
+        "episodic: 0 earlier runs remembered; this is run 1",
+        "policy: writing the workspace is denied (default deny)",
+        "done",
+    ] {
+        assert!(first.contains(line), "missing `{line}` in:\n{first}");
+    }
+    let second = run();
+    assert!(
+        second.contains("episodic: 1 earlier runs remembered; this is run 2"),
+        "{second}"
+    );
+}
