@@ -223,3 +223,48 @@ fn the_typescript_example_runs_under_agentctl_run() {
         "{second}"
     );
 }
+
+/// The README's test command runs the TypeScript SDK's tests with Node alone (`node --test`,
+/// nothing installed), and `.ci/run` runs the very same line; run here as written, they pass.
+#[test]
+fn the_readme_test_command_runs_the_typescript_tests() {
+    assert!(have_node(), "/usr/bin/node is required");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo test --workspace && "))
+        .expect("the README's test command");
+    let ci = std::fs::read_to_string(repo_root().join(".ci/run")).expect(".ci/run");
+    assert!(
+        ci.lines().any(|l| l == line),
+        ".ci/run must run the README's test command as written: {line}"
+    );
+    let node: Vec<&str> = line
+        .split(" && ")
+        .find(|c| c.starts_with("node "))
+        .expect("a `node --test` command in the README's test command")
+        .split_whitespace()
+        .collect();
+    assert_eq!(node[..2], ["node", "--test"], "{line}");
+    let out = std::process::Command::new("/usr/bin/node")
+        .args(&node[1..])
+        .current_dir(repo_root())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{line} failed:\n{stdout}");
+    let count = |key: &str| -> u32 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{key}` line:\n{stdout}"))
+    };
+    let golden = std::fs::read_dir(repo_root().join("syscalls/tests/golden"))
+        .expect("golden dir")
+        .count() as u32;
+    assert!(
+        count("# pass ") > golden,
+        "fewer tests than golden vectors:\n{stdout}"
+    );
+    assert_eq!(count("# fail "), 0, "{stdout}");
+}
