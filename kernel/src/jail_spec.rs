@@ -272,7 +272,10 @@ mod tests {
                     env("TMPDIR", "/state/agents/7/scratch"),
                     env("LANG", "C.UTF-8"),
                     env("PYTHONPATH", "/state/sdk/python"),
-                    env("NODE_OPTIONS", "--import=file:///state/sdk/node/register.mjs"),
+                    env(
+                        "NODE_OPTIONS",
+                        "--import=file:///state/sdk/node/register.mjs"
+                    ),
                     env("NODE_PATH", "/state/sdk/node/node_modules"),
                     env("MODEL", "small"),
                 ],

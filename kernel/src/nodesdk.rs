@@ -203,7 +203,12 @@ mod tests {
             std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
             0o444
         );
-        for d in ["", "node_modules", "node_modules/agentos", "node_modules/agentos/src"] {
+        for d in [
+            "",
+            "node_modules",
+            "node_modules/agentos",
+            "node_modules/agentos/src",
+        ] {
             let m = std::fs::metadata(dir.join(d)).unwrap();
             assert_eq!(m.permissions().mode() & 0o777, 0o555, "{d}");
         }
@@ -215,6 +220,9 @@ mod tests {
         let [(k, v), (pk, pv)] = env(Path::new("/st ate/#x/sdk/node"));
         assert_eq!(k, "NODE_OPTIONS");
         assert_eq!(v, "--import=file:///st%20ate/%23x/sdk/node/register.mjs");
-        assert_eq!((pk.as_str(), pv.as_str()), ("NODE_PATH", "/st ate/#x/sdk/node/node_modules"));
+        assert_eq!(
+            (pk.as_str(), pv.as_str()),
+            ("NODE_PATH", "/st ate/#x/sdk/node/node_modules")
+        );
     }
 }

@@ -52,7 +52,10 @@ fn events(k: &TestKernel, id: u64) -> Vec<RecordEvent> {
 
 #[test]
 fn syscalls_round_trip_from_a_jailed_node_agent() {
-    assert!(have_node(), "/usr/bin/node is required (.ci/run installs nodejs)");
+    assert!(
+        have_node(),
+        "/usr/bin/node is required (.ci/run installs nodejs)"
+    );
     let k = TestKernel::start();
     let rules = "  - name: echo\n    action: code_execution\n    effect: allow\n";
     let policy = write_policy(&k.work, "tstour", "strict", &[], rules);
@@ -61,7 +64,10 @@ fn syscalls_round_trip_from_a_jailed_node_agent() {
     let out = log(&k, id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let expected = [
-        &format!("hello: agent {id} abi {} in-flight ", agentos_syscalls::ABI_VERSION) as &str,
+        &format!(
+            "hello: agent {id} abi {} in-flight ",
+            agentos_syscalls::ABI_VERSION
+        ) as &str,
         "write: ok 5",
         "append: ok 1",
         "read: ok hello!",
@@ -151,7 +157,10 @@ fn a_sigterm_event_reaches_the_node_handler() {
     let last = k.wait(id);
     let out = log(&k, id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
-    assert!(out.contains("event SIGTERM ("), "the iterator saw it: {out}");
+    assert!(
+        out.contains("event SIGTERM ("),
+        "the iterator saw it: {out}"
+    );
     assert!(out.contains("handler ran for SIGTERM ("), "{out}");
     assert!(out.contains("clean shutdown"), "{out}");
     // The handler's own syscall went through before the exit.
