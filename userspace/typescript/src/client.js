@@ -82,6 +82,7 @@ export class Client extends EventEmitter {
   #handshake = null; // { resolve, reject } until Welcome
   #handlers = new Map(); // signal → handler
   #iterators = new Set();
+  #refd = true; // whether the socket holds the process alive (sockets start so)
   #posixGuards = new Map(); // POSIX signal → the no-op listener that keeps it from ending us
 
   /** The kernel's Welcome: `{ abi, agentId, limits: { maxFrame, maxInFlight }, policyDigest }`. */
@@ -244,7 +245,17 @@ export class Client extends EventEmitter {
   // daemon threads do not), so an agent ends when its work is done.
   #updateRef() {
     if (this.#closed) return;
-    const waiting = this.#pending.size > 0 || [...this.#iterators].some((it) => it.waiting());
+    let waiting = this.#pending.size > 0;
+    if (!waiting) {
+      for (const it of this.#iterators) {
+        if (it.waiting()) {
+          waiting = true;
+          break;
+        }
+      }
+    }
+    if (waiting === this.#refd) return;
+    this.#refd = waiting;
     if (waiting) this.#sock.ref();
     else this.#sock.unref();
   }

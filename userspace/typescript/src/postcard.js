@@ -32,7 +32,8 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export class Reader {
   constructor(buf) {
     if (!(buf instanceof Uint8Array)) throw new TypeError('Reader: expected a Uint8Array');
-    this.buf = buf;
+    // A plain view (a Buffer's `slice` would lend views of the input instead of copies).
+    this.buf = Object.getPrototypeOf(buf) === Uint8Array.prototype ? buf : new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
     this.pos = 0;
   }
 
@@ -54,9 +55,9 @@ export class Reader {
     if (n > this.left()) {
       throw new DecodeError(`input ended: wanted ${n} bytes at offset ${this.pos}, have ${this.left()}`);
     }
-    const start = this.buf.byteOffset + this.pos;
+    const start = this.pos;
     this.pos += n;
-    return new Uint8Array(this.buf.buffer.slice(start, start + n));
+    return this.buf.slice(start, start + n);
   }
 
   /** A varint of at most `bits` bits (16, 32 or 64). */
@@ -104,7 +105,7 @@ export class Reader {
 
 /** A growable output buffer. */
 export class Writer {
-  constructor(capacity = 64) {
+  constructor(capacity = 128) {
     this.buf = new Uint8Array(capacity);
     this.len = 0;
   }
@@ -146,7 +147,31 @@ export class Writer {
     this.byte(value);
   }
 
-  /** The bytes written so far (a view; copy it to keep it past the next write). */
+  /** A string's UTF-8 bytes, length first (ASCII, the common case, without a copy). */
+  str(value) {
+    const n = value.length;
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      if (value.charCodeAt(i) > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      const raw = utf8.encode(value);
+      this.varint(raw.length);
+      this.bytes(raw);
+      return;
+    }
+    this.varint(n);
+    this.#reserve(n);
+    const buf = this.buf;
+    let at = this.len;
+    for (let i = 0; i < n; i++) buf[at++] = value.charCodeAt(i);
+    this.len = at;
+  }
+
+  /** The bytes written so far (a view of this writer's buffer). */
   finish() {
     return this.buf.subarray(0, this.len);
   }
@@ -231,10 +256,11 @@ export const STR = {
   what: 'string',
   encode(w, value, field) {
     if (typeof value !== 'string') throw typeError(field, 'a string', value);
-    if (LONE_SURROGATE.test(value)) throw new RangeError(`${field}: not encodable as UTF-8 (a lone surrogate)`);
-    const raw = utf8.encode(value);
-    w.varint(raw.length);
-    w.bytes(raw);
+    // eslint-disable-next-line no-control-regex
+    if (/[^\x00-\x7f]/.test(value) && LONE_SURROGATE.test(value)) {
+      throw new RangeError(`${field}: not encodable as UTF-8 (a lone surrogate)`);
+    }
+    w.str(value);
   },
   decode(r) {
     const n = r.length('a string');
