@@ -329,14 +329,13 @@ export class Client extends EventEmitter {
    */
   signals() {
     const queue = [];
-    let wake = null;
+    const waiters = []; // next() calls waiting for an event, oldest first
     let done = false;
     const client = this;
     const it = {
       push(ev) {
-        if (wake) {
-          const w = wake;
-          wake = null;
+        const w = waiters.shift();
+        if (w) {
           w({ value: ev, done: false });
         } else {
           if (queue.length >= SIGNAL_QUEUE_MAX) queue.shift();
@@ -345,13 +344,9 @@ export class Client extends EventEmitter {
       },
       end() {
         done = true;
-        if (wake) {
-          const w = wake;
-          wake = null;
-          w({ value: undefined, done: true });
-        }
+        for (const w of waiters.splice(0)) w({ value: undefined, done: true });
       },
-      waiting: () => wake !== null,
+      waiting: () => waiters.length > 0,
     };
     this.#iterators.add(it);
     if (this.#closed) it.end();
@@ -363,10 +358,10 @@ export class Client extends EventEmitter {
         if (queue.length > 0) return Promise.resolve({ value: queue.shift(), done: false });
         if (done) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve) => {
-          wake = (r) => {
+          waiters.push((r) => {
             resolve(r);
             client.#updateRef();
-          };
+          });
           client.#updateRef();
         });
       },

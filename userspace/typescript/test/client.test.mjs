@@ -287,3 +287,23 @@ test('without AGENTOS_FD, connect() says the program is not under agentos', asyn
     if (saved !== undefined) process.env.AGENTOS_FD = saved;
   }
 });
+
+test('next() calls waiting together on one iterator each get their own event', async () => {
+  const k = await fakeKernel(async (c) => {
+    await c.handshake();
+    const r = await c.next();
+    c.respond(r.request.id, { ok: { type: 'Done' } });
+    await c.next(); // the second call: both next() are waiting by now
+    c.send({ type: 'Event', event: { type: 'Signal', signal: 'SIGINT', reason: 'one' } });
+    c.send({ type: 'Event', event: { type: 'Signal', signal: 'SIGUSR1', reason: 'two' } });
+    c.sock.end();
+  });
+  const client = await agentos.connect({ path: k.path });
+  const events = client.signals();
+  await client.unlink('/mem/working/a');
+  const both = Promise.all([events.next(), events.next()]);
+  client.unlink('/mem/working/b').catch(() => {}); // answered only by the hang-up
+  assert.deepEqual((await both).map((r) => r.value.reason), ['one', 'two']);
+  assert.deepEqual(await events.next(), { value: undefined, done: true });
+  await k.close();
+});
