@@ -248,18 +248,18 @@ fn the_readme_test_command_runs_the_typescript_tests() {
         ci.lines().any(|l| l == line),
         ".ci/run must run the README's test command as written: {line}"
     );
-    let node: Vec<&str> = line
+    let node = line
         .split(" && ")
-        .find(|c| c.starts_with("node "))
-        .expect("a `node --test` command in the README's test command")
-        .split_whitespace()
-        .collect();
-    assert_eq!(node[..2], ["node", "--test"], "{line}");
-    let out = std::process::Command::new("/usr/bin/node")
-        .args(&node[1..])
+        .find(|c| c.starts_with("node --test "))
+        .expect("a `node --test` command in the README's test command");
+    // Through a shell, as the README's reader and `.ci/run` run it: the shell expands the test
+    // files' pattern (Node before 21 has no globs of its own, and some later versions do not
+    // search a directory argument).
+    let out = std::process::Command::new("sh")
+        .args(["-c", node])
         .current_dir(repo_root())
         .output()
-        .expect("node");
+        .expect("sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{line} failed:\n{stdout}");
     let count = |key: &str| -> u32 {
