@@ -429,10 +429,10 @@ fn is_interpreter(program: &Path) -> bool {
     program
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("python3") || n == "python")
+        .is_some_and(|n| n.starts_with("python3") || n == "python" || n == "node" || n == "nodejs")
 }
 
-/// For `python3 path/agent.py …`: the arguments with the script made absolute (the agent
+/// For `python3 path/agent.py …` (or `node path/agent.mjs …`): the arguments with the script made absolute (the agent
 /// does not start in the caller's directory), and the script's directory, which the jail must
 /// let the agent read. Any other program's arguments are unchanged and need no extra path.
 pub fn script_args(program: &Path, args: &[String]) -> (Vec<String>, Vec<PathBuf>) {
@@ -628,6 +628,9 @@ mod tests {
         // Not an interpreter, or not a file: unchanged, nothing granted.
         let (out, extra) = script_args(Path::new("/usr/bin/env"), &args);
         assert_eq!((out, extra), (args.clone(), Vec::new()));
+        let (out, extra) = script_args(Path::new("/usr/bin/node"), &args);
+        assert_eq!(out[0], real.display().to_string());
+        assert_eq!(extra, vec![real.parent().unwrap().to_path_buf()]);
         let missing = vec!["/no/such/agent.py".to_string()];
         let (out, extra) = script_args(Path::new("/usr/bin/python3"), &missing);
         assert_eq!((out, extra), (missing, Vec::new()));

@@ -1,7 +1,8 @@
-//! The Python SDK round-trip bench as part of `cargo bench -p agentos-benches`: runs
-//! `benches/python_sdk/bench.sh` (a jailed python3 agent's `Read`, a jailed Rust agent's, and
-//! `agent-os-kernel`'s `StatelessKernel.execute` in a throwaway venv, in one run) on the
-//! release binaries beside this bench, and fails when the Python SDK is over 2× the Rust SDK.
+//! The Python and TypeScript SDK round-trip bench as part of `cargo bench -p agentos-benches`:
+//! runs `benches/python_sdk/bench.sh` (a jailed python3 agent's `Read`, a jailed node agent's,
+//! a jailed Rust agent's, and `agent-os-kernel`'s `StatelessKernel.execute` in a throwaway venv,
+//! in one run) on the release binaries beside this bench, and fails when the Python or the
+//! TypeScript SDK is over 2× the Rust SDK.
 //! A name filter (`cargo bench -- FILTER`) that does not match `python_sdk` skips it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -8,6 +8,8 @@
 //!   recorder/          flight recorder: segments, key (0600), key.pub, HEAD
 //!   sdk/python/        the kernel's read-only copy of the Python SDK (`agentos/`, 0444/0555),
 //!                      on every agent's `PYTHONPATH`
+//!   sdk/node/          the kernel's read-only copy of the TypeScript SDK and its preload
+//!                      (`node_modules/agentos/`, `register.mjs`), on every agent's `NODE_OPTIONS`
 //!   memory.redb        persistent agent memory (/mem/episodic, /mem/semantic), keyed by
 //!                      agent name; unnamed agents' entries are removed when they end
 //!   agents/<id>/
@@ -223,6 +225,11 @@ impl Config {
         self.python_sdk
             .clone()
             .unwrap_or_else(|| self.state_dir.join("sdk/python"))
+    }
+
+    /// The directory agents' `node` imports the TypeScript SDK from (read-only in the jail).
+    pub fn node_sdk_dir(&self) -> PathBuf {
+        self.state_dir.join("sdk/node")
     }
 
     pub fn lock_path(&self) -> PathBuf {

@@ -37,6 +37,11 @@ pub enum KernelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write the TypeScript SDK to {path}")]
+    NodeSdk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the agents' persistent memory")]
     MemoryStore(#[from] agentos_vfs::StoreError),
     #[error("cannot start the spawner thread")]

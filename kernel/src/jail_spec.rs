@@ -10,8 +10,9 @@
 //! read-only paths and environment, and the [`Role`]:
 //!
 //! - [`Role::Agent`]: the agent's kernel socket (fd 3, announced in `AGENTOS_FD` and, with
-//!   its id, `AGENTOS_AGENT_ID`), the embedded Python SDK (read-only, on `PYTHONPATH`), and its
-//!   program readable and executable (it may lie outside the runtime); no mounts, no network.
+//!   its id, `AGENTOS_AGENT_ID`), the embedded Python SDK (read-only, on `PYTHONPATH`), the
+//!   embedded TypeScript SDK (read-only, preloaded through `NODE_OPTIONS`, on `NODE_PATH`), and
+//!   its program readable and executable (it may lie outside the runtime); no mounts, no network.
 //! - [`Role::Tool`]: no kernel socket (the launcher closes fd 3 before the exec) and no SDK;
 //!   the tool's mounts (the workspace as its view, a provider's `rw=` paths), its working
 //!   directory, and the host's network only for a provider the operator declared `network`.
@@ -37,6 +38,8 @@ pub(crate) struct JailBase<'a> {
     pub require_full: bool,
     /// The directory agents import the Python SDK from.
     pub python_sdk: PathBuf,
+    /// The directory agents' `node` imports the TypeScript SDK from (`nodesdk`).
+    pub node_sdk: PathBuf,
     /// The kernel's pid: the launcher checks it is its parent.
     pub kernel_pid: u32,
 }
@@ -48,6 +51,7 @@ impl<'a> JailBase<'a> {
             runtime: &config.runtime,
             require_full: config.require_full_sandbox,
             python_sdk: config.python_sdk_dir(),
+            node_sdk: config.node_sdk_dir(),
             kernel_pid: std::process::id(),
         }
     }
@@ -117,6 +121,7 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
     ]);
     if is_agent {
         env.push(("PYTHONPATH".into(), base.python_sdk.display().to_string()));
+        env.extend(crate::nodesdk::env(&base.node_sdk));
     }
     env.extend(extra_env);
 
@@ -128,6 +133,7 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
     read_only.extend(sandbox.read_only.iter().map(PathBuf::from));
     if is_agent {
         read_only.push(base.python_sdk.clone());
+        read_only.push(base.node_sdk.clone());
     }
     read_only.extend(extra_read_only);
 
@@ -191,6 +197,7 @@ mod tests {
             runtime,
             require_full: true,
             python_sdk: "/state/sdk/python".into(),
+            node_sdk: "/state/sdk/node".into(),
             kernel_pid: 4242,
         }
     }
@@ -265,6 +272,11 @@ mod tests {
                     env("TMPDIR", "/state/agents/7/scratch"),
                     env("LANG", "C.UTF-8"),
                     env("PYTHONPATH", "/state/sdk/python"),
+                    env(
+                        "NODE_OPTIONS",
+                        "--import=file:///state/sdk/node/register.mjs"
+                    ),
+                    env("NODE_PATH", "/state/sdk/node/node_modules"),
                     env("MODEL", "small"),
                 ],
                 scratch: "/state/agents/7/scratch".into(),
@@ -273,6 +285,7 @@ mod tests {
                     "/etc/ld.so.cache".into(),
                     "/opt/models".into(),
                     "/state/sdk/python".into(),
+                    "/state/sdk/node".into(),
                     "/srv/data".into(),
                 ],
                 devices: vec!["/dev/null".into()],

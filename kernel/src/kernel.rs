@@ -103,6 +103,11 @@ impl Kernel {
             crate::pysdk::install(&dir)
                 .map_err(|source| KernelError::PythonSdk { path: dir, source })?;
         }
+        let node_dir = config.node_sdk_dir();
+        crate::nodesdk::install(&node_dir).map_err(|source| KernelError::NodeSdk {
+            path: node_dir,
+            source,
+        })?;
         let metrics = config
             .metrics_addr
             .map(|_| Arc::new(crate::metrics::Metrics::new(crate::server::action_of)));

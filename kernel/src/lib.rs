@@ -31,6 +31,8 @@
 //! - `policy`: the swappable per-agent policy slot and the composition of an agent's policy
 //!   with the kernel's base policy.
 //! - [`pysdk`]: the Python SDK embedded in the kernel, written read-only for agents to import.
+//! - [`nodesdk`]: the TypeScript/JavaScript SDK, likewise, with the preload that lets `node`
+//!   agents `import 'agentos'`.
 //! - [`ipc`]: agent-to-agent messages — bounded FIFO inboxes, `Send`/`Recv`, the `/ipc/inbox`
 //!   view.
 //! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
@@ -88,6 +90,7 @@ pub mod ipc;
 mod jail_spec;
 pub mod kernel;
 mod metrics;
+pub mod nodesdk;
 pub mod options;
 mod policy;
 pub mod providers;

@@ -25,5 +25,6 @@ mod resources;
 mod syscalls;
 mod tools_view;
 mod traces;
+mod typescript;
 mod unprivileged;
 mod vfs;
