@@ -125,11 +125,20 @@ export const LayerStatus: Codec<LayerStatus>;
 export const Layer: Codec<Layer>;
 export const JailReport: Codec<JailReport>;
 
+/** A W3C trace context (`traceparent` version 00) as bytes (ABI 4). */
+export interface TraceContext { traceId: Uint8Array; spanId: Uint8Array; flags: number }
+export const TraceContext: Codec<TraceContext>;
+/** Parses `00-<32 hex>-<16 hex>-<2 hex>`; throws a RangeError naming what is wrong. */
+export function parseTraceparent(traceparent: string): TraceContext;
+/** The `traceparent` header value of a TraceContext. */
+export function formatTraceparent(t: TraceContext): string;
+
 export type AgentFrame =
   | { type: 'Hello'; hello: Hello }
   | { type: 'Request'; request: Request }
   | { type: 'JailReport'; report: JailReport }
-  | { type: 'SandboxListener' };
+  | { type: 'SandboxListener' }
+  | { type: 'TracedRequest'; request: Request; trace: TraceContext };
 export const AgentFrame: Codec<AgentFrame> & { readonly names: AgentFrame['type'][] };
 
 export type KernelFrame =
@@ -184,7 +193,7 @@ export interface AgentInfo {
 export interface KernelStatus {
   pid: number; uid: number; version: string; abi: number; stateDir: string; recorderDir: string;
   startedMs: U64; agentsRunning: number; agentsTotal: number; sandbox: Layer[]; logPath: string | null;
-  health: string[];
+  health: string[]; metricsUrl: string | null; otlpEndpoint: string | null;
 }
 export type ControlErrorKind = 'Failed' | 'Usage' | 'Denied' | 'NotFound';
 export interface ControlError { kind: ControlErrorKind; message: string; hint: string }

@@ -12,12 +12,12 @@
 // variant is one more line at the end of its list.
 
 import {
-  BOOL, BYTES, I32, STR, U16, U32, U64, array, decode, encode, enumOf, opt, result, seq, struct,
+  BOOL, BYTES, I32, STR, U8, U16, U32, U64, array, decode, encode, enumOf, opt, result, seq, struct,
   tuple, unitEnum,
 } from './postcard.js';
 
 /** The ABI version this SDK speaks (`syscalls::ABI_VERSION`). */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 /** The default limit on a frame body (`frame::DEFAULT_MAX_FRAME`, 16 MiB). */
 export const DEFAULT_MAX_FRAME = 16 << 20;
 /** The environment variable that names the agent's kernel socket descriptor. */
@@ -204,6 +204,43 @@ export const LayerStatus = enumOf('LayerStatus', [
 export const Layer = struct('Layer', [['name', STR], ['status', LayerStatus]]);
 export const JailReport = struct('JailReport', [['layers', seq(Layer)]]);
 
+/** A W3C trace context (`traceparent` version 00) as bytes: the trace and span a request was
+ * made in (ABI 4). */
+export const TraceContext = struct('TraceContext', [
+  ['traceId', array(16)], ['spanId', array(8)], ['flags', U8],
+]);
+
+const HEX = /^[0-9a-f]+$/;
+
+/** Parses a `traceparent` header value, `00-<32 hex>-<16 hex>-<2 hex>` (lower-case hex;
+ * all-zero ids are invalid, as the W3C recommendation says). Throws a RangeError naming what
+ * is wrong. */
+export function parseTraceparent(traceparent) {
+  const parts = String(traceparent).trim().split('-');
+  if (parts.length !== 4) {
+    throw new RangeError(`${JSON.stringify(traceparent)} is not a traceparent: expected 00-<32 hex>-<16 hex>-<2 hex>`);
+  }
+  const [version, trace, span, flags] = parts;
+  if (version !== '00') throw new RangeError(`traceparent version ${JSON.stringify(version)} is not supported (only 00)`);
+  const bytes = (s, n, what) => {
+    if (s.length !== 2 * n || !HEX.test(s)) {
+      throw new RangeError(`traceparent ${what} ${JSON.stringify(s)} is not ${2 * n} lower-case hex digits`);
+    }
+    return Uint8Array.from({ length: n }, (_, i) => parseInt(s.slice(2 * i, 2 * i + 2), 16));
+  };
+  const t = { traceId: bytes(trace, 16, 'trace id'), spanId: bytes(span, 8, 'span id'), flags: bytes(flags, 1, 'flags')[0] };
+  if (t.traceId.every((b) => b === 0) || t.spanId.every((b) => b === 0)) {
+    throw new RangeError('traceparent has an all-zero trace id or span id');
+  }
+  return t;
+}
+
+/** The `traceparent` header value of a TraceContext. */
+export function formatTraceparent(t) {
+  const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `00-${hex(t.traceId)}-${hex(t.spanId)}-${t.flags.toString(16).padStart(2, '0')}`;
+}
+
 /** A frame from the agent's side of the socket. `Hello` stays variant 0 forever. */
 export const AgentFrame = enumOf('AgentFrame', [
   ['Hello', [['hello', Hello]]],
@@ -211,6 +248,8 @@ export const AgentFrame = enumOf('AgentFrame', [
   ['JailReport', [['report', JailReport]]],
   // Sent only by the launcher; the SDK never sends it.
   ['SandboxListener'],
+  // A request made inside a span of the agent's own trace (ABI 4).
+  ['TracedRequest', [['request', Request], ['trace', TraceContext]]],
 ]);
 
 /** A frame from the kernel. */
@@ -300,6 +339,7 @@ export const KernelStatus = struct('KernelStatus', [
   ['pid', U32], ['uid', U32], ['version', STR], ['abi', U16], ['stateDir', STR],
   ['recorderDir', STR], ['startedMs', U64], ['agentsRunning', U32], ['agentsTotal', U32],
   ['sandbox', seq(Layer)], ['logPath', opt(STR)], ['health', seq(STR)],
+  ['metricsUrl', opt(STR)], ['otlpEndpoint', opt(STR)],
 ]);
 export const ControlErrorKind = unitEnum('ControlErrorKind', ['Failed', 'Usage', 'Denied', 'NotFound']);
 export const ControlError = struct('ControlError', [

@@ -51,6 +51,9 @@ export class Client extends EventEmitter {
   exit(code?: number): Promise<never>;
 
   /** Sends any syscall; resolves to its Reply. */
+  /** Sends later calls in the W3C trace context `traceparent`; `null` stops it. Throws a
+   * RangeError for a malformed value. */
+  setTraceparent(traceparent: string | null): void;
   syscall(call: Syscall): Promise<Reply>;
   read(path: string): Promise<Uint8Array>;
   readText(path: string): Promise<string>;

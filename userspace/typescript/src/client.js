@@ -75,6 +75,7 @@ export class Client extends EventEmitter {
   #sock;
   #frames = new FrameDecoder(abi.DEFAULT_MAX_FRAME);
   #nextId = 1;
+  #trace = null; // the W3C trace context later calls are sent in (setTraceparent)
   #pending = new Map(); // id → { resolve, reject, decode }
   #queue = []; // frames waiting for an in-flight slot
   #inFlight = 0;
@@ -260,6 +261,14 @@ export class Client extends EventEmitter {
     else this.#sock.unref();
   }
 
+  /** Sends later calls in the W3C trace context `traceparent` (`00-<trace id>-<span id>-<flags>`,
+   * e.g. the current span of the agent's own OpenTelemetry tracer): with a kernel that exports
+   * traces, its span of each call is a child of that span. `null` stops it. Throws a RangeError
+   * for a malformed value. */
+  setTraceparent(traceparent) {
+    this.#trace = traceparent === null || traceparent === undefined ? null : abi.parseTraceparent(traceparent);
+  }
+
   /** Sends any syscall (`{ type: 'Read', … }`); resolves to its Reply. */
   syscall(call) {
     return this.#invoke(call, (r) => r);
@@ -272,7 +281,11 @@ export class Client extends EventEmitter {
     let bytes;
     try {
       // Checks types, ranges and the frame limit before anything is sent.
-      bytes = encodeFrame(abi.AgentFrame, { type: 'Request', request: { id, call } }, this.maxFrame);
+      const request = { id, call };
+      const frame = this.#trace === null
+        ? { type: 'Request', request }
+        : { type: 'TracedRequest', request, trace: this.#trace };
+      bytes = encodeFrame(abi.AgentFrame, frame, this.maxFrame);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -44,6 +44,37 @@ test('a write and a read round-trip', async () => {
   await k.close();
 });
 
+test('a traceparent rides on later calls until cleared; a malformed one is refused', async () => {
+  const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const frames = [];
+  const k = await fakeKernel(async (c) => {
+    await c.handshake();
+    for (let i = 0; i < 3; i++) {
+      const f = await c.next();
+      frames.push(f);
+      c.respond(f.request.id, { ok: { type: 'Done' } });
+    }
+  });
+  const client = await agentos.connect({ path: k.path });
+  await client.syscall({ type: 'Checkpoint' });
+  client.setTraceparent(tp);
+  await client.syscall({ type: 'Checkpoint' });
+  client.setTraceparent(null);
+  await client.syscall({ type: 'Checkpoint' });
+  assert.deepEqual(frames.map((f) => f.type), ['Request', 'TracedRequest', 'Request']);
+  assert.equal(agentos.abi.formatTraceparent(frames[1].trace), tp);
+  for (const [bad, says] of [
+    ['00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'trace id'],
+    ['00-00000000000000000000000000000000-00f067aa0ba902b7-01', 'all-zero'],
+    ['01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'version'],
+    ['garbage', 'not a traceparent'],
+  ]) {
+    assert.throws(() => client.setTraceparent(bad), (e) => e instanceof RangeError && e.message.includes(says));
+  }
+  client.disconnect();
+  await k.close();
+});
+
 test('several calls in flight are matched by id, answered in reverse order', async () => {
   const N = 16;
   const k = await fakeKernel(async (c) => {

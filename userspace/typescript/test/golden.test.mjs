@@ -128,6 +128,11 @@ function samples() {
     },
   }];
   out.sandbox_listener = [abi.AgentFrame, { type: 'SandboxListener' }];
+  out.traced_request = [abi.AgentFrame, {
+    type: 'TracedRequest',
+    request: { id: 9, call: { type: 'Checkpoint' } },
+    trace: abi.parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
+  }];
 
   const policy = { path: '/p/.agents/security.md', text: 'kernel: {}' };
   const spawn = {
@@ -161,6 +166,7 @@ function samples() {
     startedMs: 1, agentsRunning: 1, agentsTotal: 2,
     sandbox: [{ name: 'seccomp', status: { type: 'Active', detail: '' } }],
     logPath: '/s/kernel.log', health: ['flight recorder: the disk is full'],
+    metricsUrl: 'http://127.0.0.1:9464/metrics', otlpEndpoint: null,
   };
   const approval = (agentName, payload) => ({
     id: 12, agent: 3, action: 'file_write', resource: '/mem/working/gated/x', ageMs: 1500,
