@@ -300,6 +300,9 @@ pub(crate) struct Agent {
     /// Its life's trace, when the kernel exports traces and its policy asked for them at
     /// spawn ([`crate::traces`]).
     trace: OnceLock<crate::traces::Life>,
+    /// The host pids of its namespace's init and of its program, as last found
+    /// (`signals::agent_process` checks them before each use).
+    processes: Mutex<Option<(u32, u32)>>,
 }
 
 /// What the spawn flow has made for an agent once its launcher runs: everything [`Agent::new`]
@@ -356,7 +359,18 @@ impl Agent {
             inbox: crate::ipc::Inbox::new(a.inbox),
             tools: Arc::new(tokio::sync::Semaphore::new(MAX_TOOLS)),
             trace: OnceLock::new(),
+            processes: Mutex::new(None),
         }
+    }
+
+    /// Its init's and its program's host pids, as last found.
+    pub fn known_processes(&self) -> Option<(u32, u32)> {
+        *lock(&self.processes)
+    }
+
+    /// Remembers its init's and its program's host pids.
+    pub fn remember_processes(&self, init: u32, program: u32) {
+        *lock(&self.processes) = Some((init, program));
     }
 
     /// Starts tracing the agent's life (once; at spawn).

@@ -482,22 +482,35 @@ impl Kernel {
         let live = self.inner.agents.live();
         let grace = self.inner.config.term_grace;
         let start = tokio::time::Instant::now();
-        let mut deadlines = Vec::with_capacity(live.len());
-        for agent in &live {
-            let sent = crate::signals::deliver(
-                &self.inner,
-                agent,
-                Signal::Term,
-                "kernel",
-                "kernel shutdown".into(),
-            )
-            .await
-            .is_ok();
-            deadlines.push(if sent {
-                start + grace + Duration::from_secs(2)
-            } else {
-                start + grace
+        // One walk of the process table finds every agent's program (for its SIGTERM), not
+        // one walk per agent; then every agent is told at once: a SIGTERM waits (briefly)
+        // for its event to reach the agent, and those waits overlap instead of adding up.
+        let agents = live.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::signals::learn_processes(&crate::signals::LinuxProcs, &agents)
+        })
+        .await;
+        let mut told = tokio::task::JoinSet::new();
+        for (i, agent) in live.iter().enumerate() {
+            let (k, agent) = (Arc::clone(&self.inner), Arc::clone(agent));
+            told.spawn(async move {
+                let sent = crate::signals::deliver(
+                    &k,
+                    &agent,
+                    Signal::Term,
+                    "kernel",
+                    "kernel shutdown".into(),
+                )
+                .await
+                .is_ok();
+                (i, sent)
             });
+        }
+        let mut deadlines = vec![start + grace; live.len()];
+        while let Some(done) = told.join_next().await {
+            if let Ok((i, true)) = done {
+                deadlines[i] = start + grace + Duration::from_secs(2);
+            }
         }
         let mut killed = Vec::new();
         for (agent, deadline) in live.iter().zip(deadlines) {

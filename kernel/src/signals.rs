@@ -37,6 +37,8 @@ pub(crate) trait Procs: Send + Sync {
     fn kill(&self, pid: i32, signal: i32) -> io::Result<()>;
     /// `(pid, ppid)` of every process.
     fn table(&self) -> Vec<(u32, u32)>;
+    /// The parent of `pid`, `None` when it is gone (one process read, not a walk of all).
+    fn parent(&self, pid: u32) -> Option<u32>;
 }
 
 /// The host: `kill(2)` and `/proc`.
@@ -53,6 +55,10 @@ impl Procs for LinuxProcs {
             .into_iter()
             .map(|(pid, ppid, _)| (pid, ppid))
             .collect()
+    }
+
+    fn parent(&self, pid: u32) -> Option<u32> {
+        sys::parent_of(pid)
     }
 }
 
@@ -293,10 +299,39 @@ async fn event_then_posix(
     }
 }
 
-/// The agent program's process (A): the first child of the namespace's init.
+/// The agent program's process (A): the first child of the namespace's init. Found once by a
+/// walk of the process table and remembered; a remembered pair is used only while it still
+/// hangs below the live launcher (two reads), so a pid reused after the agent ended is never
+/// signalled.
 fn agent_process(procs: &dyn Procs, agent: &Agent) -> Option<u32> {
-    let init = *children(procs, agent.life().live_pid()?).first()?;
-    children(procs, init).first().copied()
+    let launcher = agent.life().live_pid()?;
+    if let Some((init, leader)) = agent.known_processes() {
+        if procs.parent(init) == Some(launcher) && procs.parent(leader) == Some(init) {
+            return Some(leader);
+        }
+    }
+    let init = *children(procs, launcher).first()?;
+    let leader = children(procs, init).first().copied()?;
+    agent.remember_processes(init, leader);
+    Some(leader)
+}
+
+/// Remembers the init and program process of every agent in `agents` from ONE walk of the
+/// process table (the kernel's shutdown signals them all: a walk per agent would cost the
+/// square of the fleet).
+pub(crate) fn learn_processes(procs: &dyn Procs, agents: &[Arc<Agent>]) {
+    let table = procs.table();
+    let first_child = |parent: u32| table.iter().filter(|p| p.1 == parent).map(|p| p.0).min();
+    for agent in agents {
+        let Some(launcher) = agent.life().live_pid() else {
+            continue;
+        };
+        if let Some(init) = first_child(launcher) {
+            if let Some(leader) = first_child(init) {
+                agent.remember_processes(init, leader);
+            }
+        }
+    }
 }
 
 /// Kills the whole tree and marks why. Killing the namespace's init empties the namespace;
@@ -441,6 +476,11 @@ mod tests {
         fn table(&self) -> Vec<(u32, u32)> {
             self.table.lock().unwrap().clone()
         }
+
+        fn parent(&self, pid: u32) -> Option<u32> {
+            let table = self.table.lock().unwrap();
+            table.iter().find(|p| p.0 == pid).map(|p| p.1)
+        }
     }
 
     /// The kernel (10); the agent's launcher (100), its init (101), the agent (102) with a
@@ -495,6 +535,29 @@ mod tests {
             agent.life().kill_reason(),
             Some((Signal::Kill, "sent by operator".into()))
         );
+    }
+
+    #[test]
+    fn the_program_is_found_once_and_a_remembered_pid_is_checked_before_each_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = test_agent(dir.path(), 1, None, 100);
+        let procs = host();
+        // One walk of the table for a whole fleet.
+        learn_processes(&procs, std::slice::from_ref(&agent));
+        assert_eq!(agent.known_processes(), Some((101, 102)));
+        assert_eq!(agent_process(&procs, &agent), Some(102));
+        // The program is gone and its pid now belongs to a stranger under the host's init:
+        // the remembered pid is refused and the tree walked again (init's other child).
+        {
+            let mut table = procs.table.lock().unwrap();
+            table.retain(|p| p.0 != 102);
+            table.push((102, 1));
+        }
+        assert_eq!(agent_process(&procs, &agent), Some(105));
+        assert_eq!(agent.known_processes(), Some((101, 105)));
+        // The launcher ended: nothing is signalled, whatever was remembered.
+        agent.life().finish(ExitStatus::Code(0)).unwrap();
+        assert_eq!(agent_process(&procs, &agent), None);
     }
 
     #[test]

@@ -103,6 +103,12 @@ fn parse_stat(stat: &str) -> Option<(char, u32)> {
     Some((state, ppid))
 }
 
+/// The parent of `pid` (`/proc/<pid>/stat`), `None` when it is gone.
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|(_, ppid)| ppid)
+}
+
 /// The direct children of `pid`, lowest pid first.
 pub(crate) fn children(pid: u32) -> Vec<u32> {
     let mut kids: Vec<u32> = process_table()

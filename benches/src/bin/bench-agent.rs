@@ -66,6 +66,11 @@ fn main() {
             }
             println!("elapsed_ns {}", start.elapsed().as_nanos());
         }
+        // Connected, then idle until the kernel ends it (SIGTERM, when the policy lists it,
+        // ends the process: no handler is installed).
+        Some("idle") => loop {
+            std::thread::park();
+        },
         Some("first") => {
             client
                 .write(PATH, &[0x5a; 64])
