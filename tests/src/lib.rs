@@ -437,6 +437,20 @@ impl TestKernel {
     }
 
     /// Every record of the flight recorder, verified.
+    /// The agent's output as kept (`agentctl logs ID`, asserted to succeed).
+    pub fn logs(&self, id: u64) -> String {
+        self.ctl_ok(&["logs", &id.to_string()])
+    }
+
+    /// What the flight recorder holds of agent `id`, in order.
+    pub fn events(&self, id: u64) -> Vec<agentos_kernel::recorder::RecordEvent> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.agent.map(|a| a.0) == Some(id))
+            .map(|r| r.event)
+            .collect()
+    }
+
     pub fn records(&self) -> Vec<agentos_kernel::recorder::Record> {
         agentos_kernel::recorder::read_log(&self.state_dir.join("recorder"))
             .expect("recorder verifies")

@@ -32,13 +32,9 @@ fn spawn_named(k: &TestKernel, name: &str, policy: &Path, args: &[&str]) -> u64 
     k.ctl_ok(&argv).trim().parse().expect("agent id")
 }
 
-fn log(k: &TestKernel, id: u64) -> String {
-    k.ctl_ok(&["logs", &id.to_string()])
-}
-
 /// The lines of an agent's log that start with `prefix`.
 fn lines_with(k: &TestKernel, id: u64, prefix: &str) -> Vec<String> {
-    log(k, id)
+    k.logs(id)
         .lines()
         .filter(|l| l.starts_with(prefix))
         .map(str::to_string)
@@ -61,8 +57,8 @@ fn two_agents_ping_pong_both_ways_in_order_with_peers_by_name() {
         &["ipc-ping", &pong.to_string(), &rounds.to_string()],
     );
     let (ping_end, pong_end) = (k.wait(ping), k.wait(pong));
-    assert_eq!(ping_end["exit"]["code"], 0, "{ping_end}\n{}", log(&k, ping));
-    assert_eq!(pong_end["exit"]["code"], 0, "{pong_end}\n{}", log(&k, pong));
+    assert_eq!(ping_end["exit"]["code"], 0, "{ping_end}\n{}", k.logs(ping));
+    assert_eq!(pong_end["exit"]["code"], 0, "{pong_end}\n{}", k.logs(pong));
     let want = |word: &str, from: u64| -> Vec<String> {
         (0..rounds)
             .map(|i| format!("got {word} {i} from {from} seq {}", i + 1))
@@ -180,12 +176,12 @@ fn a_full_inbox_answers_busy_and_every_accepted_message_arrives_once_in_order() 
     assert!(lines_with(&k, receiver, "got ").is_empty());
     k.ctl_ok(&["cont", &receiver.to_string()]);
     let (s_end, r_end) = (k.wait(sender), k.wait(receiver));
-    assert_eq!(s_end["exit"]["code"], 0, "{s_end}\n{}", log(&k, sender));
-    assert_eq!(r_end["exit"]["code"], 0, "{r_end}\n{}", log(&k, receiver));
+    assert_eq!(s_end["exit"]["code"], 0, "{s_end}\n{}", k.logs(sender));
+    assert_eq!(r_end["exit"]["code"], 0, "{r_end}\n{}", k.logs(receiver));
     assert!(
-        log(&k, sender).contains("retried m64 ok after"),
+        k.logs(sender).contains("retried m64 ok after"),
         "{}",
-        log(&k, sender)
+        k.logs(sender)
     );
     let want: Vec<String> = (0..total)
         .map(|i| format!("got m{i} from {sender} seq {}", i + 1))
@@ -287,8 +283,8 @@ fn a_rust_agent_and_a_python_agent_exchange_messages() {
         .expect("agent id");
     let ping = k.spawn(&policy, &["ipc-ping", &pong.to_string(), rounds]);
     let (ping_end, pong_end) = (k.wait(ping), k.wait(pong));
-    assert_eq!(ping_end["exit"]["code"], 0, "{ping_end}\n{}", log(&k, ping));
-    assert_eq!(pong_end["exit"]["code"], 0, "{pong_end}\n{}", log(&k, pong));
+    assert_eq!(ping_end["exit"]["code"], 0, "{ping_end}\n{}", k.logs(ping));
+    assert_eq!(pong_end["exit"]["code"], 0, "{pong_end}\n{}", k.logs(pong));
     let got_ping: Vec<String> = (0..3)
         .map(|i| format!("got ping {i} from {ping} seq {}", i + 1))
         .collect();
@@ -329,8 +325,8 @@ fn the_inbox_is_listed_and_read_under_ipc_inbox_without_taking_messages() {
     );
     assert_eq!(me, 1, "the test names its messages after agent 1");
     let end = k.wait(me);
-    assert_eq!(end["exit"]["code"], 0, "{end}\n{}", log(&k, me));
-    let out = log(&k, me);
+    assert_eq!(end["exit"]["code"], 0, "{end}\n{}", k.logs(me));
+    let out = k.logs(me);
     let lines: Vec<&str> = out.lines().collect();
     let want = [
         "send=self: ok ",

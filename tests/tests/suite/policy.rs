@@ -20,18 +20,9 @@ const LIMITED: &str = "  - name: limited\n    action: file_write\n    effect: al
 /// A policy with a typo at line 9, column 5.
 const BAD_POLICY: &str = "---\nkernel:\n  version: \"1.0\"\n  mode: strict\nsignals: []\npolicies:\n  - name: typo\n    action: file_write\n    efect: allow\n---\n";
 
-/// Every event recorded for agent `id`.
-fn events(k: &TestKernel, id: u64) -> Vec<RecordEvent> {
-    k.records()
-        .into_iter()
-        .filter(|r| r.agent.map(|a| a.0) == Some(id))
-        .map(|r| r.event)
-        .collect()
-}
-
 /// The recorded decision and result of the agent's writes to `path`.
 fn writes_to(k: &TestKernel, id: u64, path: &str) -> Vec<(DecisionRecord, Result<Reply, Errno>)> {
-    events(k, id)
+    k.events(id)
         .into_iter()
         .filter_map(|e| match e {
             RecordEvent::Syscall {
@@ -46,7 +37,7 @@ fn writes_to(k: &TestKernel, id: u64, path: &str) -> Vec<(DecisionRecord, Result
 }
 
 fn sigpolicy_count(k: &TestKernel, id: u64) -> usize {
-    events(k, id)
+    k.events(id)
         .iter()
         .filter(|e| {
             matches!(
@@ -79,10 +70,6 @@ fn wait_pending(k: &TestKernel, id: u64) -> Value {
         }
     });
     row
-}
-
-fn log(k: &TestKernel, id: u64) -> String {
-    k.ctl_ok(&["logs", &id.to_string()])
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -134,7 +121,7 @@ fn rate_limit_refuses_the_sixth_call_with_a_hint_and_does_not_kill() {
     let last = k.wait(id);
     assert_eq!(last["exit"]["kind"], "code", "{last}");
     assert_eq!(last["exit"]["code"], 0, "{last}");
-    let out = log(&k, id);
+    let out = k.logs(id);
     for i in 1..=5 {
         assert!(out.contains(&format!("call {i}: ok\n")), "{out}");
     }
@@ -183,7 +170,7 @@ fn approval_approved_performs_the_call() {
         ["ID", "AGENT", "ACTION", "RESOURCE", "BYTES", "AGE", "RULE"]
     );
     assert!(table.contains("/mem/working/gated/report"), "{table}");
-    assert!(!log(&k, id).contains("wrote"), "answered before approval");
+    assert!(!k.logs(id).contains("wrote"), "answered before approval");
 
     let out = k.ctl_ok(&["approve", &approval.to_string()]);
     assert_eq!(out.trim(), format!("approval {approval} approved"));
@@ -193,7 +180,7 @@ fn approval_approved_performs_the_call() {
     assert_eq!(code(&k.ctl(&["deny", &approval.to_string()])), Some(4));
     assert!(approvals(&k).is_empty());
 
-    let ev = events(&k, id);
+    let ev = k.events(id);
     let requested = ev
         .iter()
         .position(|e| matches!(e, RecordEvent::ApprovalRequested { approval: a, action, resource, .. } if *a == approval && action == "file_write" && resource == "/mem/working/gated/report"))
@@ -226,7 +213,7 @@ fn approval_denied_answers_approval_denied_and_does_not_kill() {
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].1, Err(Errno::ApprovalDenied));
     assert!(!writes[0].0.allowed && !writes[0].0.violation);
-    assert!(events(&k, id).iter().any(|e| matches!(e, RecordEvent::ApprovalDecided { approval: a, approved: false, outcome, .. } if *a == approval && outcome == "denied")));
+    assert!(k.events(id).iter().any(|e| matches!(e, RecordEvent::ApprovalDecided { approval: a, approved: false, outcome, .. } if *a == approval && outcome == "denied")));
     assert_eq!(sigpolicy_count(&k, id), 0);
 }
 
@@ -238,7 +225,8 @@ fn approval_times_out_with_approval_timeout() {
     let line = k.wait_for_line(id, "refused");
     assert!(line.starts_with("refused: ApprovalTimeout"), "{line}");
     assert!(approvals(&k).is_empty());
-    let decided = events(&k, id)
+    let decided = k
+        .events(id)
         .into_iter()
         .find_map(|e| match e {
             RecordEvent::ApprovalDecided {
@@ -271,7 +259,7 @@ fn a_parked_call_of_an_agent_that_ends_is_withdrawn() {
     wait_until("the approval to be withdrawn", || approvals(&k).is_empty());
     assert_eq!(code(&k.ctl(&["approve", &approval.to_string()])), Some(4));
     wait_until("the withdrawal to be recorded", || {
-        events(&k, id).iter().any(|e| matches!(e, RecordEvent::ApprovalDecided { approval: a, approved: false, outcome, by, .. } if *a == approval && outcome == "agent ended" && by == "kernel"))
+        k.events(id).iter().any(|e| matches!(e, RecordEvent::ApprovalDecided { approval: a, approved: false, outcome, by, .. } if *a == approval && outcome == "agent ended" && by == "kernel"))
     });
 }
 
@@ -306,8 +294,8 @@ fn self_approval_attempts_mean_nothing() {
     // Still parked after a while: nothing the agents sent decided anything.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(approvals(&k).len(), 2);
-    assert!(!log(&k, call).contains("answer"), "{}", log(&k, call));
-    assert!(!log(&k, write).contains("wrote"), "{}", log(&k, write));
+    assert!(!k.logs(call).contains("answer"), "{}", k.logs(call));
+    assert!(!k.logs(write).contains("wrote"), "{}", k.logs(write));
     for row in [&call_row, &write_row] {
         k.ctl_ok(&["deny", &row["id"].to_string()]);
     }
@@ -350,7 +338,7 @@ fn policy_reload_allows_what_was_denied_and_records_both_digests() {
     assert!(out.trim().ends_with(new_digest), "{out}");
     assert!(info["policy"].as_str().unwrap().ends_with("after.md"));
 
-    let ev = events(&k, id);
+    let ev = k.events(id);
     let reloads: Vec<usize> = ev
         .iter()
         .enumerate()

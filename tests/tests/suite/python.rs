@@ -38,18 +38,6 @@ fn spawn_py(k: &TestKernel, policy: &Path, args: &[&str]) -> u64 {
     k.ctl_ok(&argv).trim().parse().expect("agent id")
 }
 
-fn log(k: &TestKernel, id: u64) -> String {
-    k.ctl_ok(&["logs", &id.to_string()])
-}
-
-fn events(k: &TestKernel, id: u64) -> Vec<RecordEvent> {
-    k.records()
-        .into_iter()
-        .filter(|r| r.agent.map(|a| a.0) == Some(id))
-        .map(|r| r.event)
-        .collect()
-}
-
 #[test]
 fn every_served_syscall_round_trips_from_python() {
     if !have_python() {
@@ -63,7 +51,7 @@ fn every_served_syscall_round_trips_from_python() {
     k.wait_for_line(peer, "ready");
     let id = spawn_py(&k, &policy, &["tour", &peer.to_string()]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let expected = [
         "write: ok 5",
@@ -103,7 +91,7 @@ fn every_served_syscall_round_trips_from_python() {
     assert_eq!(last["denied"], 0, "{last}");
     assert_eq!(k.info(peer)["signals"], 1);
     // The handshake names the Python SDK, and the script's dir was granted and recorded.
-    let evs = events(&k, id);
+    let evs = k.events(id);
     assert!(
         evs.iter().any(|e| matches!(e, RecordEvent::Handshake { sdk, .. } if sdk.starts_with("agentos-python/"))),
         "{evs:?}"
@@ -128,7 +116,7 @@ fn async_client_keeps_many_calls_in_flight() {
     let policy = write_policy(&k.work, "pyasync", "strict", &[], "");
     let id = spawn_py(&k, &policy, &["async", "64"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains("async ok 64/64"), "{out}");
     assert_eq!(k.info(id)["syscalls"], 128);
@@ -145,13 +133,13 @@ fn strict_violation_raises_permission_denied_then_sigpolicy() {
     let id = spawn_py(&k, &policy, &["violate"]);
     let last = k.wait(id);
     assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}");
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert!(
         out.contains("PermissionDenied errno=13 rule='no-forbidden ("),
         "the agent saw the exception before the kill: {out}"
     );
     assert!(!out.contains("still alive"), "{out}");
-    let evs = events(&k, id);
+    let evs = k.events(id);
     let refused = evs.iter().any(|e| {
         matches!(e, RecordEvent::Syscall { call: Syscall::Write { path, .. }, decision, result: Err(Errno::PermissionDenied { .. }), .. }
             if path == "/mem/working/forbidden/x" && decision.violation)
@@ -179,7 +167,7 @@ fn rate_limited_carries_its_hint() {
     let policy = write_policy(&k.work, "pylimited", "strict", &[], limited);
     let id = spawn_py(&k, &policy, &["burst", "6", "/mem/working/limited/x"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     for i in 1..=5 {
         assert!(out.contains(&format!("call {i}: ok\n")), "{out}");
@@ -209,7 +197,7 @@ fn sigterm_handler_runs() {
     k.wait_for_line(id, "ready");
     k.ctl_ok(&["signal", &id.to_string(), "SIGTERM"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains("handler ran for SIGTERM"), "{out}");
     assert!(out.contains("clean shutdown"), "{out}");
@@ -224,7 +212,7 @@ fn malformed_input_is_a_python_exception_never_a_kernel_error() {
     let policy = write_policy(&k.work, "pymalformed", "strict", &[], "");
     let id = spawn_py(&k, &policy, &["malformed"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     for want in [
         "oversized: TooLarge: too large: ",
@@ -243,7 +231,7 @@ fn malformed_input_is_a_python_exception_never_a_kernel_error() {
         );
     }
     assert!(!out.contains("sent?!"), "{out}");
-    let evs = events(&k, id);
+    let evs = k.events(id);
     assert!(
         !evs.iter()
             .any(|e| matches!(e, RecordEvent::ProtocolViolation { .. })),

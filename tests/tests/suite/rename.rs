@@ -18,10 +18,6 @@ const WORKSPACE_RW: &str = "  - name: ws-read\n    action: file_read\n    effect
 const EVERYWHERE_RW: &str = "  - name: any-write\n    action: file_write\n    effect: allow\n  - name: any-read\n    action: file_read\n    effect: allow\n";
 const LOCKED: &str = "  - name: no-locked\n    action: file_write\n    effect: deny\n    constraints:\n      paths: [\"/workspace/locked/**\"]\n";
 
-fn log(k: &TestKernel, id: u64) -> String {
-    k.ctl_ok(&["logs", &id.to_string()])
-}
-
 /// Runs `rename-ops OPS` to its end; returns the agent's id, its final row and its log.
 fn run_ops(
     k: &TestKernel,
@@ -33,7 +29,7 @@ fn run_ops(
     args.extend_from_slice(ops);
     let id = k.spawn_with(policy, opts, &args);
     let last = k.wait(id);
-    (id, last.clone(), log(k, id))
+    (id, last.clone(), k.logs(id))
 }
 
 /// The answer line of one op (`OP: ok …` / `OP: err Kind …`).
@@ -458,7 +454,7 @@ fn the_quota_charges_the_new_names_length() {
     let policy = write_policy(&k.work, "names", "strict", &[], "");
     let id = k.spawn(&policy, &["rename-names", "100"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains("renamed: 78 QuotaExceeded"), "{out}");
     assert!(
@@ -498,7 +494,7 @@ fn python_agents_rename_too() {
         .parse()
         .unwrap();
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let expected = [
         "write: ok 15",
@@ -559,10 +555,10 @@ fn a_rename_onto_a_gated_path_waits_for_approval_showing_both_names() {
     );
     // The rule the engine names for the target, as for a plain write there.
     assert!(row["rule"].as_str().unwrap().contains("gated.md:"), "{row}");
-    assert!(!log(&k, id).contains("mv="), "answered before approval");
+    assert!(!k.logs(id).contains("mv="), "answered before approval");
     k.ctl_ok(&["approve", &row["id"].as_u64().unwrap().to_string()]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert_eq!(
         answer(&out, "mv=/mem/working/draft=/mem/working/gated/final"),
@@ -585,7 +581,7 @@ fn a_rename_into_another_agents_tree_is_a_trust_violation() {
         &["rename-ops", "write=/mem/working/mine=x", &op, "park"],
     );
     let last = k.wait(attacker);
-    let out = log(&k, attacker);
+    let out = k.logs(attacker);
     assert_eq!(last["exit"]["signal"], "SIGTRUST", "{last}\n{out}");
     let recorded = renames(&k, attacker);
     assert_eq!(recorded.len(), 1, "{recorded:?}");

@@ -38,18 +38,6 @@ fn spawn_ts(k: &TestKernel, policy: &Path, args: &[&str]) -> u64 {
     k.ctl_ok(&argv).trim().parse().expect("agent id")
 }
 
-fn log(k: &TestKernel, id: u64) -> String {
-    k.ctl_ok(&["logs", &id.to_string()])
-}
-
-fn events(k: &TestKernel, id: u64) -> Vec<RecordEvent> {
-    k.records()
-        .into_iter()
-        .filter(|r| r.agent.map(|a| a.0) == Some(id))
-        .map(|r| r.event)
-        .collect()
-}
-
 #[test]
 fn syscalls_round_trip_from_a_jailed_node_agent() {
     assert!(
@@ -61,7 +49,7 @@ fn syscalls_round_trip_from_a_jailed_node_agent() {
     let policy = write_policy(&k.work, "tstour", "strict", &[], rules);
     let id = spawn_ts(&k, &policy, &["tour"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let expected = [
         &format!(
@@ -97,7 +85,7 @@ fn syscalls_round_trip_from_a_jailed_node_agent() {
         );
     }
     assert_eq!(last["denied"], 0, "{last}");
-    let evs = events(&k, id);
+    let evs = k.events(id);
     assert!(
         evs.iter().any(|e| matches!(e, RecordEvent::Handshake { sdk, .. } if sdk.starts_with("agentos-typescript/"))),
         "{evs:?}"
@@ -121,14 +109,14 @@ fn a_denial_rejects_with_its_rule_before_sigpolicy() {
     let id = spawn_ts(&k, &policy, &["deny"]);
     let last = k.wait(id);
     assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}");
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert!(
         out.contains("PermissionDenied errno=13 rule=\"no-forbidden (")
             && out.contains("wire=PermissionDenied"),
         "the agent saw the typed error, with its rule, before the kill: {out}"
     );
     assert!(!out.contains("still alive"), "{out}");
-    let evs = events(&k, id);
+    let evs = k.events(id);
     let refused = evs.iter().any(|e| {
         matches!(e, RecordEvent::Syscall { call: Syscall::Write { path, .. }, decision, result: Err(Errno::PermissionDenied { .. }), .. }
             if path == "/mem/working/forbidden/x" && decision.violation)
@@ -155,7 +143,7 @@ fn a_sigterm_event_reaches_the_node_handler() {
     k.wait_for_line(id, "ready");
     k.ctl_ok(&["signal", &id.to_string(), "SIGTERM"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(
         out.contains("event SIGTERM ("),
@@ -164,7 +152,7 @@ fn a_sigterm_event_reaches_the_node_handler() {
     assert!(out.contains("handler ran for SIGTERM ("), "{out}");
     assert!(out.contains("clean shutdown"), "{out}");
     // The handler's own syscall went through before the exit.
-    let evs = events(&k, id);
+    let evs = k.events(id);
     assert!(
         evs.iter().any(|e| matches!(e, RecordEvent::Syscall { call: Syscall::Write { path, .. }, result: Ok(_), .. } if path == "/mem/working/goodbye")),
         "{evs:?}"
@@ -178,7 +166,7 @@ fn many_calls_are_in_flight_at_once_from_node() {
     let policy = write_policy(&k.work, "tsmany", "strict", &[], "");
     let id = spawn_ts(&k, &policy, &["many", "200"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let line = out
         .lines()

@@ -14,10 +14,6 @@ use agentos_tests::{is_root, write_policy, TestKernel};
 
 const SECRET: &str = "SECRET host data the agent must never see\n";
 
-fn log(k: &TestKernel, id: u64) -> String {
-    k.ctl_ok(&["logs", &id.to_string()])
-}
-
 /// Runs `ops` to the end and returns its log (asserting a clean exit).
 fn run_ops(k: &TestKernel, policy: &Path, opts: &[&str], ops: &[&str]) -> String {
     run_ops_id(k, policy, opts, ops).1
@@ -29,7 +25,7 @@ fn run_ops_id(k: &TestKernel, policy: &Path, opts: &[&str], ops: &[&str]) -> (u6
     args.extend_from_slice(ops);
     let id = k.spawn_with(policy, opts, &args);
     let last = k.wait(id);
-    let out = log(k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains("ops done"), "{out}");
     (id, out)
@@ -216,7 +212,7 @@ fn a_symlink_swapped_in_during_reads_never_leaks_the_target() {
     let last = k.wait(id);
     stop.store(true, Ordering::Relaxed);
     let flipped = flips.join().unwrap();
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let line = out
         .lines()
@@ -314,7 +310,7 @@ fn reaching_into_another_agents_tree_is_a_trust_violation() {
     let attacker = k.spawn_with(&strict, &[], &["ops", &path, "park"]);
     let last = k.wait(attacker);
     assert_eq!(last["exit"]["signal"], "SIGTRUST", "{last}");
-    let out = log(&k, attacker);
+    let out = k.logs(attacker);
     let a = answer(&out, &path);
     assert!(
         a.starts_with("err PermissionDenied") && a.contains("trust violation"),
@@ -463,7 +459,7 @@ fn quotas_refuse_with_quota_exceeded_and_lose_nothing_already_written() {
     // Streaming writes count too; the file keeps what was written before the refusal.
     let id = k.spawn_with(&policy, &[], &["fd-write", "/mem/working/big", "5000"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains("write_fd err QuotaExceeded"), "{out}");
     assert!(out.contains("fd-write 0 "), "{out}");
@@ -497,7 +493,7 @@ fn files_larger_than_a_frame_stream_through_descriptors_in_chunks() {
     let wsopt = ["--workspace", ws.to_str().unwrap()];
     let id = k.spawn_with(&policy, &wsopt, &["fd-read", "/workspace/big"]);
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     let hash = format!("{:016x}", fnv(&big));
     assert!(
@@ -518,7 +514,7 @@ fn files_larger_than_a_frame_stream_through_descriptors_in_chunks() {
         &["fd-write", "/workspace/out/copy", &n.to_string()],
     );
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains(&format!("fd-write {n} hash")), "{out}");
     assert_eq!(std::fs::read(ws.join("out/copy")).unwrap(), pattern(n));
@@ -535,7 +531,7 @@ fn descriptors_are_bounded_per_agent_and_closed_when_it_ends() {
         &["fd-exhaust", "/workspace/ok.txt"],
     );
     let last = k.wait(id);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
     assert!(out.contains("opened 16 then err Busy"), "{out}");
     assert!(out.contains("Close some first"), "{out}");
@@ -600,7 +596,7 @@ fn a_checkpoint_syscall_restores_into_a_new_agent_with_the_same_working_memory()
     let restore_one = format!("{first}:1");
     let id = k.spawn_with(&policy, &["--restore", &restore_one], &ops);
     assert_eq!(k.wait(id)["exit"]["code"], 0);
-    let out = log(&k, id);
+    let out = k.logs(id);
     assert_eq!(answer(&out, "read=/mem/working/notes/a"), "ok alpha");
     assert_eq!(answer(&out, "read=/mem/working/b"), "ok beta");
     assert!(answer(&out, "read=/mem/working/later").starts_with("err NotFound"));
@@ -608,7 +604,7 @@ fn a_checkpoint_syscall_restores_into_a_new_agent_with_the_same_working_memory()
     // Without `:N`, the latest.
     let latest = k.spawn_with(&policy, &["--restore", &first.to_string()], &ops);
     assert_eq!(k.wait(latest)["exit"]["code"], 0);
-    let out = log(&k, latest);
+    let out = k.logs(latest);
     assert_eq!(
         answer(&out, "read=/mem/working/b"),
         "ok changed after the checkpoint"
@@ -663,7 +659,7 @@ fn sigusr1_checkpoints_working_memory_which_outlives_agent_and_kernel() {
             &["ops", "read=/mem/working/plan", "read=/mem/working/ready"],
         );
         assert_eq!(k.wait(new)["exit"]["code"], 0);
-        log(&k, new)
+        k.logs(new)
     };
     assert_eq!(answer(&out, "read=/mem/working/plan"), "ok step 3 of 7");
     assert!(k.records().iter().any(|r| r.agent.map(|a| a.0) == Some(id)
