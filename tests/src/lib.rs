@@ -437,6 +437,27 @@ impl TestKernel {
     }
 
     /// Every record of the flight recorder, verified.
+    /// Spawns `INTERPRETER SCRIPT ARGS` through `agentctl spawn` (which resolves `python3` or
+    /// `node` into the jail's runtime and grants the script's directory read-only).
+    pub fn spawn_script(
+        &self,
+        policy: &Path,
+        interpreter: &str,
+        script: &str,
+        args: &[&str],
+    ) -> u64 {
+        let mut argv = vec![
+            "spawn",
+            "--policy",
+            policy.to_str().expect("utf-8"),
+            "--",
+            interpreter,
+            script,
+        ];
+        argv.extend_from_slice(args);
+        self.ctl_ok(&argv).trim().parse().expect("agent id")
+    }
+
     /// The agent's output as kept (`agentctl logs ID`, asserted to succeed).
     pub fn logs(&self, id: u64) -> String {
         self.ctl_ok(&["logs", &id.to_string()])

@@ -25,17 +25,7 @@ fn have_python() -> bool {
 /// Spawns `python3 pyagent.py ARGS` through `agentctl spawn` (which resolves `python3` into
 /// the jail's runtime and grants the script's directory read-only).
 fn spawn_py(k: &TestKernel, policy: &Path, args: &[&str]) -> u64 {
-    let script = pyagent();
-    let mut argv = vec![
-        "spawn",
-        "--policy",
-        policy.to_str().expect("utf-8"),
-        "--",
-        "python3",
-        &script,
-    ];
-    argv.extend_from_slice(args);
-    k.ctl_ok(&argv).trim().parse().expect("agent id")
+    k.spawn_script(policy, "python3", &pyagent(), args)
 }
 
 #[test]

@@ -25,17 +25,7 @@ fn have_node() -> bool {
 /// Spawns `node tsagent.mjs ARGS` through `agentctl spawn` (which resolves `node` into the
 /// jail's runtime and grants the script's directory read-only).
 fn spawn_ts(k: &TestKernel, policy: &Path, args: &[&str]) -> u64 {
-    let script = tsagent();
-    let mut argv = vec![
-        "spawn",
-        "--policy",
-        policy.to_str().expect("utf-8"),
-        "--",
-        "node",
-        &script,
-    ];
-    argv.extend_from_slice(args);
-    k.ctl_ok(&argv).trim().parse().expect("agent id")
+    k.spawn_script(policy, "node", &tsagent(), args)
 }
 
 #[test]
