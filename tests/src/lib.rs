@@ -538,3 +538,29 @@ impl Drop for TestKernel {
         }
     }
 }
+
+/// `events` (one agent's) hold its write to `path` refused as a violation, then SIGPOLICY.
+pub fn assert_write_refused_then_sigpolicy(
+    events: &[agentos_kernel::recorder::RecordEvent],
+    path: &str,
+) {
+    use agentos_kernel::recorder::RecordEvent;
+    use agentos_syscalls::{Errno, Signal, Syscall};
+    let refused = events.iter().position(|e| {
+        matches!(e, RecordEvent::Syscall { call: Syscall::Write { path: p, .. }, decision, result: Err(Errno::PermissionDenied { .. }), .. }
+            if p == path && decision.violation)
+    });
+    let killed = events.iter().position(|e| {
+        matches!(
+            e,
+            RecordEvent::Signal {
+                signal: Signal::Policy,
+                ..
+            }
+        )
+    });
+    assert!(
+        matches!((refused, killed), (Some(r), Some(k)) if r < k),
+        "no refused write to {path} followed by SIGPOLICY: {events:?}"
+    );
+}

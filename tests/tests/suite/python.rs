@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::Command;
 
 use agentos_kernel::recorder::RecordEvent;
-use agentos_syscalls::{Errno, Signal, Syscall};
 use agentos_tests::{binary, repo_root, write_policy, TestKernel};
 
 fn pyagent() -> String {
@@ -129,22 +128,7 @@ fn strict_violation_raises_permission_denied_then_sigpolicy() {
         "the agent saw the exception before the kill: {out}"
     );
     assert!(!out.contains("still alive"), "{out}");
-    let evs = k.events(id);
-    let refused = evs.iter().any(|e| {
-        matches!(e, RecordEvent::Syscall { call: Syscall::Write { path, .. }, decision, result: Err(Errno::PermissionDenied { .. }), .. }
-            if path == "/mem/working/forbidden/x" && decision.violation)
-    });
-    assert!(refused, "{evs:?}");
-    assert!(
-        evs.iter().any(|e| matches!(
-            e,
-            RecordEvent::Signal {
-                signal: Signal::Policy,
-                ..
-            }
-        )),
-        "{evs:?}"
-    );
+    agentos_tests::assert_write_refused_then_sigpolicy(&k.events(id), "/mem/working/forbidden/x");
 }
 
 #[test]

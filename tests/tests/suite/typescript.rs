@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use agentos_kernel::recorder::RecordEvent;
-use agentos_syscalls::{Errno, Signal, Syscall};
+use agentos_syscalls::Syscall;
 use agentos_tests::{repo_root, write_policy, TestKernel};
 
 fn tsagent() -> String {
@@ -106,22 +106,7 @@ fn a_denial_rejects_with_its_rule_before_sigpolicy() {
         "the agent saw the typed error, with its rule, before the kill: {out}"
     );
     assert!(!out.contains("still alive"), "{out}");
-    let evs = k.events(id);
-    let refused = evs.iter().any(|e| {
-        matches!(e, RecordEvent::Syscall { call: Syscall::Write { path, .. }, decision, result: Err(Errno::PermissionDenied { .. }), .. }
-            if path == "/mem/working/forbidden/x" && decision.violation)
-    });
-    assert!(refused, "{evs:?}");
-    assert!(
-        evs.iter().any(|e| matches!(
-            e,
-            RecordEvent::Signal {
-                signal: Signal::Policy,
-                ..
-            }
-        )),
-        "{evs:?}"
-    );
+    agentos_tests::assert_write_refused_then_sigpolicy(&k.events(id), "/mem/working/forbidden/x");
 }
 
 #[test]
