@@ -646,7 +646,7 @@ mod tests {
                 "s.md:5: warning: rule `b`: duplicates rule `a` (line 4); remove one of them [duplicate]",
                 "s.md:6: warning: rule `c`: `requires_approval` with `dry_run: true` asks an operator to approve calls that are never performed; drop one of them [approval-with-dry-run]",
                 "s.md:7: warning: rule `d`: `rate_limit: 1/day` allows at most one call a day; if the agent must not make this call, use `effect: deny` [suspicious-rate]",
-                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
+                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email, mcp_tool); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
             ]
         );
     }
