@@ -224,6 +224,9 @@ pub(crate) fn resource(action: &str, params_json: &str) -> Result<String, Errno>
 #[derive(Default)]
 pub(crate) struct Sessions {
     map: std::sync::Mutex<HashMap<String, Arc<Session>>>,
+    /// The agent's process is gone: its servers are being ended with its cgroup, and none
+    /// starts again.
+    ending: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -233,6 +236,16 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
+    /// The agent ended (called by its reaper before its cgroup is removed): the servers that
+    /// die from now on died with it, and are not recorded as crashes.
+    pub(crate) fn end(&self) {
+        self.ending.store(true, Ordering::SeqCst);
+    }
+
+    fn is_ending(&self) -> bool {
+        self.ending.load(Ordering::SeqCst)
+    }
+
     fn get(&self, name: &str) -> Arc<Session> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(map.entry(name.to_string()).or_default())
@@ -260,7 +273,7 @@ struct Live {
     /// `true` once the server is gone.
     gone: watch::Receiver<bool>,
     /// Kills the server (its supervisor does the rest).
-    kill: tokio::sync::mpsc::Sender<()>,
+    kill: tokio::sync::mpsc::Sender<Kill>,
     /// Its tools, listed once at start.
     tools: Vec<ToolInfo>,
 }
@@ -270,6 +283,23 @@ impl Live {
         *self.gone.borrow()
     }
 }
+
+/// Why the kernel ends a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    /// A call to it timed out.
+    TimedOut,
+    /// Its MCP session ended (it closed its stdout, or broke the protocol).
+    Closed,
+}
+
+/// Handles to a running server for one call.
+type Handles = (
+    Peer<RoleClient>,
+    watch::Receiver<bool>,
+    Vec<ToolInfo>,
+    tokio::sync::mpsc::Sender<Kill>,
+);
 
 fn internal(reason: impl Into<String>) -> Errno {
     Errno::Internal {
@@ -307,15 +337,7 @@ async fn ensure(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     decl: &McpServer,
-) -> Result<
-    (
-        Peer<RoleClient>,
-        watch::Receiver<bool>,
-        Vec<ToolInfo>,
-        tokio::sync::mpsc::Sender<()>,
-    ),
-    Errno,
-> {
+) -> Result<Handles, Errno> {
     let session = agent.mcp.get(&decl.name);
     let timeout = k.config.mcp_timeout;
     let deadline = Instant::now() + timeout;
@@ -337,7 +359,7 @@ async fn ensure(
         st.failures = st.failures.saturating_add(1);
         st.not_before = Some(Instant::now() + backoff(st.failures));
     }
-    if agent.is_exited() {
+    if agent.is_exited() || agent.mcp.is_ending() {
         return Err(Errno::Interrupted {
             reason: format!("agent {} is ending; its MCP servers are stopped", agent.id),
         });
@@ -459,7 +481,7 @@ async fn start(
     tokio::spawn(log_stderr(stderr, log_path, Arc::clone(&tail)));
 
     let (gone_tx, gone_rx) = watch::channel(false);
-    let (kill_tx, kill_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (kill_tx, kill_rx) = tokio::sync::mpsc::channel::<Kill>(1);
     tokio::spawn(supervise(
         Arc::clone(k),
         Arc::clone(agent),
@@ -495,11 +517,16 @@ async fn start(
         r = peer.list_all_tools() => r.map_err(|e| why("did not list its tools", e.to_string()))?,
         _ = gone.wait_for(|g| *g) => return Err(why("exited while listing its tools", "".into())),
     };
-    // The service runs until the server is gone or the kernel drops it with the session.
+    // The service runs until the server is gone; when its session ends first (stdout
+    // closed, the protocol broken), the server is ended too.
     let keep = kill_tx.clone();
     tokio::spawn(async move {
-        let _service = service;
-        keep.closed().await;
+        tokio::select! {
+            _ = service.waiting() => {
+                let _ = keep.try_send(Kill::Closed);
+            }
+            _ = keep.closed() => {}
+        }
     });
     Ok(Live {
         peer,
@@ -592,13 +619,13 @@ async fn log_stderr(
 /// its agent — then kills its tree, reaps it, removes its scratch and records the exit.
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
-    k: Arc<KernelInner>,
+    k_: Arc<KernelInner>,
     agent: Arc<Agent>,
     server: String,
     mut child: tokio::process::Child,
     launcher_pid: u32,
     scratch: tools::Scratch,
-    mut kill: tokio::sync::mpsc::Receiver<()>,
+    mut kill: tokio::sync::mpsc::Receiver<Kill>,
     gone: watch::Sender<bool>,
     tail: Arc<std::sync::Mutex<String>>,
     restarts: u32,
@@ -609,10 +636,20 @@ async fn supervise(
             Err(e) => format!("cannot wait for it: {e}"),
         },
         k = kill.recv() => {
+            // A server whose session closed is usually exiting by itself: its status says
+            // more than our kill would.
+            if k == Some(Kill::Closed) {
+                if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+                    tools::kill_tree(launcher_pid);
+                    let _ = gone.send(true);
+                    return finish(k_, agent, server, scratch, tail, restarts, format!("it exited ({s})"));
+                }
+            }
             tools::kill_tree(launcher_pid);
             let _ = child.wait().await;
             match k {
-                Some(()) => "killed by the kernel: a call to it timed out".to_string(),
+                Some(Kill::TimedOut) => "killed by the kernel: a call to it timed out".to_string(),
+                Some(Kill::Closed) => "killed by the kernel: its MCP session ended".to_string(),
                 None => "stopped by the kernel".to_string(),
             }
         }
@@ -627,7 +664,25 @@ async fn supervise(
     // Whatever ended it, no process of its tree is left.
     tools::kill_tree(launcher_pid);
     let _ = gone.send(true);
+    finish(k_, agent, server, scratch, tail, restarts, why);
+}
+
+/// Records a server's end (its tree is gone).
+fn finish(
+    k: Arc<KernelInner>,
+    agent: Arc<Agent>,
+    server: String,
+    scratch: tools::Scratch,
+    tail: Arc<std::sync::Mutex<String>>,
+    restarts: u32,
+    why: String,
+) {
     drop(scratch);
+    // The agent's end kills its cgroup, the server with it, maybe before the agent is marked
+    // exited: a server that died with its agent did not crash.
+    if agent.mcp.is_ending() || agent.is_exited() || agent.life().kill_reason().is_some() {
+        return;
+    }
     let stderr = tail
         .lock()
         .map(|t| t.trim().to_string())
@@ -678,6 +733,17 @@ pub(crate) async fn list_tools(
     Ok(Reply::Tools(out))
 }
 
+/// Waits for a server to be gone.
+async fn until_gone(mut gone: watch::Receiver<bool>) {
+    let _ = gone.wait_for(|g| *g).await.is_ok();
+}
+
+/// Waits up to `within` for a server to be gone; whether it is.
+async fn wait_gone(mut gone: watch::Receiver<bool>, within: Duration) -> bool {
+    let seen = tokio::time::timeout(within, async { gone.wait_for(|g| *g).await.is_ok() }).await;
+    seen.unwrap_or(false)
+}
+
 /// `Call` of `SERVER/TOOL` with `params_json` as the arguments, already judged.
 pub(crate) async fn call_tool(
     k: &Arc<KernelInner>,
@@ -696,7 +762,7 @@ pub(crate) async fn call_tool(
     let _slot = tools::slot(agent)?;
     let started = Instant::now();
     let timeout = k.config.mcp_timeout;
-    let (peer, mut gone, tools, kill) = ensure(k, agent, decl).await?;
+    let (peer, gone, tools, kill) = ensure(k, agent, decl).await?;
     if !tools.iter().any(|t| t.name == tool) {
         return Err(Errno::NotFound {
             what: format!(
@@ -709,10 +775,13 @@ pub(crate) async fn call_tool(
     let result = tokio::select! {
         r = peer.call_tool(params) => r,
         _ = tokio::time::sleep(left) => {
-            let _ = kill.try_send(());
+            // Killed, so that hung calls never pile up; gone before the answer, so that the
+            // next call starts a new one.
+            let _ = kill.try_send(Kill::TimedOut);
+            wait_gone(gone.clone(), Duration::from_secs(5)).await;
             return Err(Errno::TimedOut { after_ms: timeout.as_millis() as u64 });
         }
-        _ = gone.wait_for(|g| *g) => {
+        _ = until_gone(gone.clone()) => {
             return Err(Errno::Interrupted {
                 reason: format!("MCP server {server} exited during the call; it is restarted on the next call"),
             });
@@ -726,7 +795,9 @@ pub(crate) async fn call_tool(
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            if *gone.borrow() {
+            // A session that broke because the server died: said so once the supervisor
+            // has seen it go (the next call then starts a new one).
+            if wait_gone(gone.clone(), Duration::from_secs(2)).await {
                 return Err(Errno::Interrupted {
                     reason: format!("MCP server {server} exited during the call; it is restarted on the next call"),
                 });

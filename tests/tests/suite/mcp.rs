@@ -129,3 +129,185 @@ fn a_denied_tool_is_refused_with_its_rule_and_denied_arguments_too() {
             .unwrap_or(true)
     });
 }
+
+/// The failure server (`tests/mcp/fake_mcp_server.py`) declared as `fake`, with `extra` flags.
+fn fake_kernel(extra: &[&str]) -> TestKernel {
+    let script = agentos_tests::repo_root().join("tests/mcp/fake_mcp_server.py");
+    let script = std::fs::canonicalize(script).expect("tests/mcp/fake_mcp_server.py");
+    let decl = format!(
+        "fake=/usr/bin/python3,arg=-I,arg={s},ro={s}",
+        s = script.display()
+    );
+    let mut args = vec!["--mcp", decl.as_str()];
+    args.extend_from_slice(extra);
+    TestKernel::start_with(false, &args)
+}
+
+const FAKE_RULES: &str = "  - name: fake
+    action: mcp_tool
+    effect: allow
+    constraints:
+      tools: [\"fake/*\"]
+";
+
+/// The `McpServerExited` records of agent `id`: (why, restarts).
+fn exits(k: &TestKernel, id: u64) -> Vec<(String, u32)> {
+    k.records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            agentos_kernel::recorder::RecordEvent::McpServerExited { why, restarts, .. } => {
+                Some((why, restarts))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The host pids of agent `id`'s copy of the failure server (python running the script).
+fn fake_server_pids(k: &TestKernel) -> Vec<u32> {
+    agentos_tests::descendants(k.kernel_pid())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("fake_mcp_server.py"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn a_server_killed_mid_call_answers_the_call_with_an_error_and_is_restarted() {
+    let k = fake_kernel(&[]);
+    let policy = write_policy(&k.work, "fake", "strict", &[], FAKE_RULES);
+    let id = k.spawn(
+        &policy,
+        &[
+            "script",
+            r#"tool:fake/echo:{"message":"before"}"#,
+            "tool:fake/sleep:{}",
+            r#"tool:fake/echo:{"message":"after"}"#,
+            "tool:fake/crash:{}",
+            r#"tool:fake/echo:{"message":"again"}"#,
+        ],
+    );
+    // The call is in flight once the server says so on its stderr (kept in its log).
+    let log = k.state_dir.join(format!("agents/{id}/mcp-fake.log"));
+    wait_until("the server to be inside the sleep call", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("sleeping"))
+    });
+    let pids = fake_server_pids(&k);
+    assert!(!pids.is_empty(), "no server process found");
+    for pid in &pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let lines = steps(&k, id);
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(
+        lines[0].contains("ok ") && lines[0].contains("echo: before"),
+        "{lines:#?}"
+    );
+    // Killed mid-call: the call is answered with an error, not left hanging…
+    assert!(lines[1].ends_with("err Interrupted"), "{lines:#?}");
+    // …and the next call restarts the server.
+    assert!(
+        lines[2].contains("ok ") && lines[2].contains("echo: after"),
+        "{lines:#?}"
+    );
+    // A server that crashes by itself alike.
+    assert!(lines[3].ends_with("err Interrupted"), "{lines:#?}");
+    assert!(
+        lines[4].contains("ok ") && lines[4].contains("echo: again"),
+        "{lines:#?}"
+    );
+    // Each end is recorded, with the restarts so far and the server's last words.
+    let ends = exits(&k, id);
+    assert_eq!(ends.len(), 2, "{ends:#?}");
+    assert_eq!(ends[0].1, 0, "{ends:#?}");
+    assert!(ends[1].0.contains("crashing on purpose"), "{ends:#?}");
+    // The agent's servers die with it.
+    wait_until("the servers to be gone with their agent", || {
+        fake_server_pids(&k).is_empty()
+    });
+}
+
+#[test]
+fn a_hanging_call_times_out_and_the_server_is_replaced() {
+    let k = fake_kernel(&["--mcp-timeout-ms", "1500"]);
+    let policy = write_policy(&k.work, "fake", "strict", &[], FAKE_RULES);
+    let id = k.spawn(
+        &policy,
+        &[
+            "script",
+            "tool:fake/sleep:{}",
+            r#"tool:fake/echo:{"message":"still here"}"#,
+        ],
+    );
+    let lines = steps(&k, id);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].ends_with("err TimedOut"), "{lines:#?}");
+    assert!(lines[1].contains("echo: still here"), "{lines:#?}");
+    let ends = exits(&k, id);
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    assert!(ends[0].0.contains("timed out"), "{ends:#?}");
+}
+
+/// Hostile agent, from inside its sandbox: it cannot discover or call a tool its policy does
+/// not allow, cannot have the kernel hand it (or hold) an unbounded result, and a server that
+/// floods or stalls costs it a timeout, not the kernel its answers to others.
+#[test]
+fn a_hostile_agent_meets_the_policy_and_the_bounds() {
+    let k = fake_kernel(&["--mcp-timeout-ms", "3000"]);
+    let rules = "  - name: only-echo-and-big
+    action: mcp_tool
+    effect: allow
+    constraints:
+      tools: [\"fake/echo\", \"fake/big\"]
+";
+    let policy = write_policy(&k.work, "hostile", "permissive", &[], rules);
+    let strict = write_policy(&k.work, "hostile-strict", "strict", &[], rules);
+    let _ = policy;
+    let id = k.spawn(
+        &strict,
+        &[
+            "script",
+            "tools",
+            // 1.5 MB of result: over the answer bound.
+            r#"tool:fake/big:{"n":1500000}"#,
+            // 3 MB in one message: dropped by the transport unread; the call times out.
+            r#"tool:fake/big:{"n":3000000}"#,
+            r#"tool:fake/echo:{"message":"ok"}"#,
+            // Not allowed: refused (and, strict, the end of the agent).
+            "tool:fake/sleep:{}",
+        ],
+    );
+    // While the flood is in flight the kernel answers the operator.
+    k.ctl_ok(&["ps"]);
+    let lines = steps(&k, id);
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(lines[0].ends_with("ok fake/echo,fake/big"), "{lines:#?}");
+    assert!(lines[1].ends_with("err TooLarge"), "{lines:#?}");
+    assert!(lines[2].ends_with("err TimedOut"), "{lines:#?}");
+    assert!(lines[3].contains("echo: ok"), "{lines:#?}");
+    assert!(lines[4].ends_with("err PermissionDenied"), "{lines:#?}");
+    assert_eq!(k.wait(id)["exit"]["signal"], "SIGPOLICY");
+    // Every call is in the flight recorder with its arguments and answer.
+    let calls: Vec<_> = k
+        .records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            agentos_kernel::recorder::RecordEvent::Syscall { call, result, .. } => {
+                Some((call, result))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(calls.iter().any(|(c, r)| matches!(c,
+        agentos_syscalls::Syscall::Call { action, params_json } if action == "fake/echo" && params_json.contains("\"ok\""))
+        && matches!(r, Ok(agentos_syscalls::Reply::CallResult { result_json }) if result_json.contains("echo: ok"))));
+    assert!(calls.iter().any(|(c, r)| matches!(c, agentos_syscalls::Syscall::Call { action, .. } if action == "fake/sleep")
+        && matches!(r, Err(agentos_syscalls::Errno::PermissionDenied { .. }))));
+}
