@@ -311,3 +311,101 @@ fn a_hostile_agent_meets_the_policy_and_the_bounds() {
     assert!(calls.iter().any(|(c, r)| matches!(c, agentos_syscalls::Syscall::Call { action, .. } if action == "fake/sleep")
         && matches!(r, Err(agentos_syscalls::Errno::PermissionDenied { .. }))));
 }
+
+#[test]
+fn a_replayed_run_answers_the_tools_from_the_log_without_any_server() {
+    let k = kernel(&[]);
+    let policy = write_policy(&k.work, "mcp", "strict", &[], RULES);
+    let steps = [
+        "script",
+        "tools",
+        r#"tool:everything/echo:{"message":"recorded"}"#,
+        r#"write:/mem/working/echoed=$"#,
+        "exit:0",
+    ];
+    let id = k.spawn(&policy, &steps);
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let output = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(output.contains("Echo: recorded"), "{output}");
+    k.ctl_ok(&["kernel", "stop"]);
+    // The replay kernel declares no MCP server, and its policy allows nothing: every answer
+    // comes from the log.
+    let deny = k.work.join("deny-all.md");
+    std::fs::write(
+        &deny,
+        "---\nkernel:\n  version: \"1.0\"\n  mode: strict\nsignals: []\npolicies:\n  - name: nothing\n    action: mcp_tool\n    effect: deny\n---\n",
+    )
+    .unwrap();
+    let replay_state = k.work.join("replay-state");
+    let out = std::process::Command::new(&k.agentctl)
+        .arg("--state-dir")
+        .arg(&k.state_dir)
+        .args(["replay", "run", "--agent", &id.to_string(), "--policy"])
+        .arg(&deny)
+        .arg("--replay-state-dir")
+        .arg(&replay_state)
+        .args(["--json", "--"])
+        .arg(&k.agent_bin)
+        .args(steps)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_str(err.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| {
+            panic!("no JSON report ({e}):\n{err}");
+        });
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["status"], "identical", "{report:#}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), output);
+}
+
+#[test]
+fn a_tool_call_can_need_approval_and_be_rate_limited() {
+    let k = kernel(&[]);
+    let rules = "  - name: ask-echo
+    action: mcp_tool
+    effect: allow
+    requires_approval: true
+    constraints:
+      tools: [\"everything/echo\"]
+  - name: one-sum
+    action: mcp_tool
+    effect: allow
+    rate_limit: 1/minute
+    constraints:
+      tools: [\"everything/get-sum\"]
+";
+    let policy = write_policy(&k.work, "gated", "strict", &[], rules);
+    let id = k.spawn(
+        &policy,
+        &[
+            "script",
+            r#"tool:everything/echo:{"message":"approved"}"#,
+            r#"tool:everything/get-sum:{"a":1,"b":2}"#,
+            r#"tool:everything/get-sum:{"a":1,"b":2}"#,
+        ],
+    );
+    // The operator sees the tool and its arguments, and approves.
+    let mut rows = Vec::new();
+    wait_until("the tool call to wait for approval", || {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.ctl_ok(&["approvals", "--json"])).unwrap();
+        rows = v.as_array().cloned().unwrap_or_default();
+        !rows.is_empty()
+    });
+    assert_eq!(rows[0]["action"], "mcp_tool", "{rows:#?}");
+    assert_eq!(
+        rows[0]["resource"], r#"everything/echo {"message":"approved"}"#,
+        "{rows:#?}"
+    );
+    let approval = rows[0]["id"].to_string();
+    k.ctl_ok(&["approve", &approval]);
+    let lines = steps(&k, id);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[0].contains("Echo: approved"), "{lines:#?}");
+    assert!(
+        lines[1].contains("ok ") && lines[1].contains('3'),
+        "{lines:#?}"
+    );
+    assert!(lines[2].ends_with("err RateLimited"), "{lines:#?}");
+}
