@@ -715,11 +715,22 @@ pub(crate) async fn list_tools(
     might_allow: impl Fn(&str) -> bool,
 ) -> Result<Reply, Errno> {
     let mut out = Vec::new();
+    let mut failed = None;
     for decl in &k.config.mcp {
         if !might_allow(&decl.name) {
             continue;
         }
-        let (_, _, tools, _) = ensure(k, agent, decl).await?;
+        // A server that does not start hides only its own tools (its failure is recorded,
+        // and a call to one of its tools says why); with none started, the error is the
+        // answer.
+        let tools = match ensure(k, agent, decl).await {
+            Ok((_, _, tools, _)) => tools,
+            Err(e) => {
+                tracing::warn!(agent = %agent.id, server = %decl.name, error = %e, "an MCP server did not start for ListTools");
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         out.extend(
             tools
                 .into_iter()
@@ -730,7 +741,10 @@ pub(crate) async fn list_tools(
             break;
         }
     }
-    Ok(Reply::Tools(out))
+    match failed {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(Reply::Tools(out)),
+    }
 }
 
 /// Waits for a server to be gone.
