@@ -48,7 +48,8 @@ fn mcp(c: &mut Criterion) -> Samples {
     let samples = RefCell::new(Samples::new(SAMPLE_SIZE));
     let decl = format!("everything={}", server().display());
     let kernel = BenchKernel::start_with(|c| {
-        c.mcp.push(agentos_kernel::mcp::McpServer::parse(&decl).expect("--mcp"));
+        c.mcp
+            .push(agentos_kernel::mcp::McpServer::parse(&decl).expect("--mcp"));
     });
     let policy = policy();
 
