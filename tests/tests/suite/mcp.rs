@@ -409,3 +409,42 @@ fn a_tool_call_can_need_approval_and_be_rate_limited() {
     );
     assert!(lines[2].ends_with("err RateLimited"), "{lines:#?}");
 }
+
+/// Hostile agent, from inside its sandbox, with many calls in flight (a real Python agent on
+/// the async SDK): an agent runs at most four tools at once, MCP calls included — the rest
+/// are refused `Busy` at once, never queued in the kernel — and the stalled ones time out
+/// without holding up the kernel or the agent's next call.
+#[test]
+fn many_stalled_calls_in_flight_are_bounded_per_agent() {
+    let k = fake_kernel(&["--mcp-timeout-ms", "1500"]);
+    let policy = write_policy(&k.work, "fake", "strict", &[], FAKE_RULES);
+    let script = agentos_tests::repo_root().join("tests/mcp/flood_agent.py");
+    let id: u64 = k
+        .ctl_ok(&[
+            "spawn",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--",
+            "python3",
+            script.to_str().unwrap(),
+        ])
+        .trim()
+        .parse()
+        .unwrap();
+    // The kernel answers its operator while the agent's calls hang.
+    k.ctl_ok(&["ps"]);
+    let flood = k.wait_for_line(id, "flood: ");
+    let kinds: Vec<&str> = flood["flood: ".len()..].split(',').collect();
+    assert_eq!(kinds.len(), 8, "{flood}");
+    assert_eq!(kinds.iter().filter(|k| **k == "Busy").count(), 4, "{flood}");
+    assert!(
+        kinds
+            .iter()
+            .filter(|k| **k != "Busy")
+            .all(|k| matches!(*k, "TimedOut" | "Interrupted")),
+        "{flood}"
+    );
+    let after = k.wait_for_line(id, "after: ");
+    assert_eq!(after, "after: echo: after the flood");
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+}
