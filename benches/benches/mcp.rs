@@ -7,8 +7,8 @@
 //! - `floor/direct_echo`: the bench process starts the server itself (no jail) once and calls
 //!   `echo` over its stdio with the same MCP client the kernel uses (`rmcp`).
 //! - `agentos/mcp_echo`: a jailed `bench-agent mcp N` calls `call_tool("everything", "echo",
-//!   …)` N times, timed inside the agent (after one untimed call that starts its copy of the
-//!   server): SDK → kernel (judged as `mcp_tool`, recorded with arguments and result) → the
+//!   …)` N times (100 per criterion iteration), timed inside the agent (after one untimed
+//!   call that starts its copy of the server): SDK → kernel (judged as `mcp_tool`, recorded with arguments and result) → the
 //!   agent's jailed copy of the server → back.
 
 // Bench code: a failure must abort the run loudly, so unwrap/expect are intended here.
@@ -26,6 +26,9 @@ use rmcp::ServiceExt;
 const FLOOR: &str = "floor/direct_echo";
 const AGENTOS: &str = "agentos/mcp_echo";
 const SAMPLE_SIZE: usize = 20;
+/// Calls per criterion iteration of the agentos row: an agent (and its copy of the server)
+/// starts per sample, so each sample makes enough calls for a warm server.
+const INNER: u64 = 100;
 
 fn server() -> PathBuf {
     let p = PathBuf::from("/usr/bin/mcp-server-everything");
@@ -97,9 +100,9 @@ fn mcp(c: &mut Criterion) -> Samples {
     });
     group.bench_function(AGENTOS, |b| {
         b.iter_custom(|iters| {
-            let n = iters.to_string();
+            let n = (iters * INNER).to_string();
             let (_, log) = kernel.run_with(&agent, &["mcp", &n], None, &policy);
-            let t = elapsed(&log);
+            let t = elapsed(&log) / INNER as u32;
             samples.borrow_mut().push(AGENTOS, iters, t);
             t
         })
