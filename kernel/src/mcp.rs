@@ -34,7 +34,8 @@
 //! four) bound its calls in flight to all servers; stderr goes to
 //! `agents/<id>/mcp-<name>.log`, kept up to [`LOG_MAX`] bytes. A server that exits is
 //! recorded (`McpServerExited`), the calls in flight are answered `Interrupted`, and the next
-//! call restarts it after an exponential backoff ([`backoff`]).
+//! call restarts it after an exponential backoff ([`backoff`]) that grows while no copy of it
+//! answers a call.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -256,12 +257,14 @@ impl Sessions {
 #[derive(Default)]
 struct Session {
     state: tokio::sync::Mutex<State>,
+    /// A call to the running copy succeeded: its end does not continue a run of failures.
+    proven: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
 struct State {
     live: Option<Live>,
-    /// Exits and failed starts since the last good start.
+    /// Exits and failed starts since the last copy that answered a call.
     failures: u32,
     /// Not before this may it be started again.
     not_before: Option<Instant>,
@@ -355,7 +358,12 @@ async fn ensure(
         ));
     }
     if st.live.take().is_some() {
-        // It exited since the last call: its supervisor recorded it.
+        // It exited since the last call: its supervisor recorded it. A copy that answered
+        // calls ends a run of failures; one that never did extends it (a server that starts
+        // and dies on every call backs off further each time).
+        if session.proven.swap(false, Ordering::SeqCst) {
+            st.failures = 0;
+        }
         st.failures = st.failures.saturating_add(1);
         st.not_before = Some(Instant::now() + backoff(st.failures));
     }
@@ -379,7 +387,6 @@ async fn ensure(
     }
     match tokio::time::timeout_at(deadline.into(), start(k, agent, decl, st.failures)).await {
         Ok(Ok(live)) => {
-            st.failures = 0;
             st.not_before = None;
             let out = (
                 live.peer.clone(),
@@ -692,7 +699,13 @@ fn finish(
     } else {
         format!("{why}; its stderr ends: {stderr}")
     };
-    let backoff_ms = backoff(restarts.saturating_add(1)).as_millis() as u64;
+    // As `ensure` will count it: a copy that answered calls starts a new run of failures.
+    let failures = if agent.mcp.get(&server).proven.load(Ordering::SeqCst) {
+        1
+    } else {
+        restarts.saturating_add(1)
+    };
+    let backoff_ms = backoff(failures).as_millis() as u64;
     tracing::warn!(agent = %agent.id, server = %server, %why, "an MCP server ended");
     k.record(
         Some(agent.id),
@@ -819,6 +832,7 @@ pub(crate) async fn call_tool(
             return Err(internal(format!("MCP server {server}, tool {tool}: {e}")));
         }
     };
+    agent.mcp.get(server).proven.store(true, Ordering::SeqCst);
     let json = serde_json::to_string(&result)
         .map_err(|e| internal(format!("the result of {action} does not encode: {e}")))?;
     if json.len() > RESULT_MAX {

@@ -648,7 +648,8 @@ pub enum RecordEvent {
         server: String,
         /// What ended it, with the end of its stderr.
         why: String,
-        /// Restarts before this run (0: its first run).
+        /// Failed runs in a row before this one (0: its first run, or the first after a copy
+        /// that answered calls).
         restarts: u32,
         /// The wait before the next start.
         backoff_ms: u64,

@@ -56,11 +56,9 @@ fn steps(k: &TestKernel, id: u64) -> Vec<String> {
 #[test]
 fn an_agent_lists_and_calls_the_tools_its_policy_allows_and_no_others() {
     let k = kernel(&[]);
-    let policy = write_policy(&k.work, "mcp", "permissive", &[], RULES);
-    let policy_strict = write_policy(&k.work, "mcp-strict", "strict", &[], RULES);
-    let _ = policy;
+    let policy = write_policy(&k.work, "mcp", "strict", &[], RULES);
     let id = k.spawn(
-        &policy_strict,
+        &policy,
         &[
             "script",
             "tools",
@@ -266,9 +264,7 @@ fn a_hostile_agent_meets_the_policy_and_the_bounds() {
     constraints:
       tools: [\"fake/echo\", \"fake/big\"]
 ";
-    let policy = write_policy(&k.work, "hostile", "permissive", &[], rules);
-    let strict = write_policy(&k.work, "hostile-strict", "strict", &[], rules);
-    let _ = policy;
+    let strict = write_policy(&k.work, "hostile", "strict", &[], rules);
     let id = k.spawn(
         &strict,
         &[
@@ -447,4 +443,39 @@ fn many_stalled_calls_in_flight_are_bounded_per_agent() {
     let after = k.wait_for_line(id, "after: ");
     assert_eq!(after, "after: echo: after the flood");
     assert_eq!(k.wait(id)["exit"]["code"], 0);
+}
+
+#[test]
+fn a_server_that_dies_on_every_call_backs_off_further_each_time() {
+    let k = fake_kernel(&[]);
+    let policy = write_policy(&k.work, "fake", "strict", &[], FAKE_RULES);
+    let id = k.spawn(
+        &policy,
+        &[
+            "script",
+            "tool:fake/crash:{}",
+            "tool:fake/crash:{}",
+            "tool:fake/crash:{}",
+        ],
+    );
+    let lines = steps(&k, id);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("err Interrupted")),
+        "{lines:#?}"
+    );
+    let backoffs: Vec<(u32, u64)> = k
+        .records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            agentos_kernel::recorder::RecordEvent::McpServerExited {
+                restarts,
+                backoff_ms,
+                ..
+            } => Some((restarts, backoff_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backoffs, [(0, 100), (1, 200), (2, 400)]);
 }
