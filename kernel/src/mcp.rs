@@ -521,7 +521,7 @@ async fn start(
     };
     let peer = service.peer().clone();
     let listed = tokio::select! {
-        r = peer.list_all_tools() => r.map_err(|e| why("did not list its tools", e.to_string()))?,
+        r = list_bounded(&peer) => r.map_err(|e| why("did not list its tools", e.to_string()))?,
         _ = gone.wait_for(|g| *g) => return Err(why("exited while listing its tools", "".into())),
     };
     // The service runs until the server is gone; when its session ends first (stdout
@@ -541,6 +541,34 @@ async fn start(
         kill: kill_tx,
         tools: bounded_tools(&decl.name, listed),
     })
+}
+
+/// The most pages of `tools/list` read from one server.
+pub const PAGES_MAX: usize = 64;
+
+/// A server's tools, page by page, stopping at [`TOOLS_MAX`] tools or [`PAGES_MAX`] pages (a
+/// server that pages forever cannot make the kernel hold more).
+async fn list_bounded(
+    peer: &Peer<RoleClient>,
+) -> Result<Vec<rmcp::model::Tool>, rmcp::ServiceError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for _ in 0..PAGES_MAX {
+        let params = cursor
+            .take()
+            .map(|c| rmcp::model::PaginatedRequestParams::default().with_cursor(Some(c)));
+        let page = peer.list_tools(params).await?;
+        out.extend(page.tools);
+        if out.len() >= TOOLS_MAX {
+            out.truncate(TOOLS_MAX);
+            break;
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The tools of one server as `ListTools` shows them: valid names only, descriptions cut,
