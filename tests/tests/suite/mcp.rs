@@ -98,34 +98,44 @@ fn an_agent_lists_and_calls_the_tools_its_policy_allows_and_no_others() {
 fn a_denied_tool_is_refused_with_its_rule_and_denied_arguments_too() {
     let k = kernel(&[]);
     let policy = write_policy(&k.work, "mcp", "strict", &[], RULES);
-    // A tool a deny rule names: refused with that rule, and the strict mode ends the agent.
-    let id = k.spawn(&policy, &["call", "everything/get-env", "{}"]);
-    let line = k.wait_for_line(id, "");
-    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
-    assert!(line.contains("no-env"), "{line}");
-    assert_eq!(k.wait(id)["exit"]["signal"], "SIGPOLICY");
-    // Arguments a deny pattern matches: refused, even spelled with a JSON escape.
-    let id = k.spawn(
-        &policy,
-        &["call", "everything/echo", r#"{"message":"my \u0073ecret"}"#],
-    );
-    let line = k.wait_for_line(id, "");
-    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
-    assert!(line.contains("secret"), "{line}");
-    // A tool no rule names: the default deny.
-    let id = k.spawn(&policy, &["call", "everything/get-tiny-image", "{}"]);
-    let line = k.wait_for_line(id, "");
-    assert!(line.starts_with("refused: PermissionDenied"), "{line}");
-    // None of these started a server: nothing was allowed.
-    let agents = k.state_dir.join("agents");
-    wait_until("no MCP log", || {
-        std::fs::read_dir(&agents)
-            .map(|d| {
-                d.flatten()
-                    .all(|a| !a.path().join("mcp-everything.log").exists())
+    // Each call is refused, and the strict mode ends the agent (SIGPOLICY may come before the
+    // agent prints the answer, so the answer is read from the flight recorder).
+    let refused = |action: &str, params: &str| -> (String, String) {
+        let id = k.spawn(&policy, &["call", action, params]);
+        assert_eq!(k.wait(id)["exit"]["signal"], "SIGPOLICY");
+        k.records()
+            .into_iter()
+            .filter(|r| r.agent.map(|a| a.0) == Some(id))
+            .find_map(|r| match r.event {
+                agentos_kernel::recorder::RecordEvent::Syscall {
+                    call: agentos_syscalls::Syscall::Call { .. },
+                    result: Err(agentos_syscalls::Errno::PermissionDenied { rule, reason }),
+                    ..
+                } => Some((rule, reason)),
+                _ => None,
             })
-            .unwrap_or(true)
-    });
+            .unwrap_or_else(|| panic!("no refused Call recorded for agent {id}"))
+    };
+    // A tool a deny rule names: refused with that rule.
+    let (rule, _) = refused("everything/get-env", "{}");
+    assert!(rule.starts_with("no-env ("), "{rule}");
+    // Arguments a deny pattern matches: refused, even spelled with a JSON escape.
+    let (_, reason) = refused("everything/echo", r#"{"message":"my \u0073ecret"}"#);
+    assert!(reason.contains("secret"), "{reason}");
+    // A tool no rule names: the default deny.
+    let (rule, reason) = refused("everything/get-tiny-image", "{}");
+    assert_eq!(rule, "", "{reason}");
+    // None of these started a server: nothing was allowed.
+    for a in std::fs::read_dir(k.state_dir.join("agents"))
+        .unwrap()
+        .flatten()
+    {
+        assert!(
+            !a.path().join("mcp-everything.log").exists(),
+            "{}",
+            a.path().display()
+        );
+    }
 }
 
 /// The failure server (`tests/mcp/fake_mcp_server.py`) declared as `fake`, with `extra` flags.
@@ -275,19 +285,26 @@ fn a_hostile_agent_meets_the_policy_and_the_bounds() {
             // 3 MB in one message: dropped by the transport unread; the call times out.
             r#"tool:fake/big:{"n":3000000}"#,
             r#"tool:fake/echo:{"message":"ok"}"#,
-            // Not allowed: refused (and, strict, the end of the agent).
+            // Not allowed: refused (and, strict, the end of the agent: it waits for it).
             "tool:fake/sleep:{}",
+            "park",
         ],
     );
     // While the flood is in flight the kernel answers the operator.
     k.ctl_ok(&["ps"]);
     let lines = steps(&k, id);
-    assert_eq!(lines.len(), 5, "{lines:#?}");
+    // The last answer may be cut off by SIGPOLICY; the recorder has it (below).
+    assert!(lines.len() >= 4, "{lines:#?}");
     assert!(lines[0].ends_with("ok fake/echo,fake/big"), "{lines:#?}");
     assert!(lines[1].ends_with("err TooLarge"), "{lines:#?}");
     assert!(lines[2].ends_with("err TimedOut"), "{lines:#?}");
     assert!(lines[3].contains("echo: ok"), "{lines:#?}");
-    assert!(lines[4].ends_with("err PermissionDenied"), "{lines:#?}");
+    assert!(
+        lines
+            .get(4)
+            .is_none_or(|l| l.ends_with("err PermissionDenied")),
+        "{lines:#?}"
+    );
     assert_eq!(k.wait(id)["exit"]["signal"], "SIGPOLICY");
     // Every call is in the flight recorder with its arguments and answer.
     let calls: Vec<_> = k
