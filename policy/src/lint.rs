@@ -27,6 +27,8 @@ pub enum WarningKind {
     /// `commands` admits a program that can run other programs, without an argument
     /// constraint that could stop it.
     RunsPrograms,
+    /// An allow `mcp_tool` rule without `tools`: every tool of every MCP server.
+    EveryTool,
     /// `signals:` lists SIGSTOP but not SIGCONT: a stopped agent cannot be resumed.
     StopWithoutCont,
     /// `signals:` does not list SIGTERM: the agent cannot be asked to end.
@@ -46,6 +48,7 @@ impl WarningKind {
             WarningKind::SuspiciousRate => "suspicious-rate",
             WarningKind::UnknownAction => "unknown-action",
             WarningKind::RunsPrograms => "runs-programs",
+            WarningKind::EveryTool => "every-tool",
             WarningKind::StopWithoutCont => "stop-without-cont",
             WarningKind::NoSigterm => "no-sigterm",
             WarningKind::NoEffect => "no-effect",
@@ -533,6 +536,16 @@ impl Policy {
             if r.effect == Effect::Allow {
                 if let Some(why) = runs_programs(r) {
                     warn(r, WarningKind::RunsPrograms, why);
+                }
+                if r.action == "mcp_tool" && r.constraints.tools.is_empty() {
+                    warn(
+                        r,
+                        WarningKind::EveryTool,
+                        "no `tools`: every tool of every MCP server the kernel runs (`--mcp`) may be \
+                         listed and called, those added later included; list them as \
+                         `tools: [\"SERVER/TOOL\"]`"
+                            .to_string(),
+                    );
                 }
             }
             if r.requires_approval && r.constraints.dry_run {

@@ -1,6 +1,6 @@
 //! `mcp_tool` and `tools`: MCP tools judged by name, their arguments by `deny_patterns`.
 
-use crate::{Access, Policy, Request};
+use crate::{Access, Policy, Request, WarningKind};
 
 fn policy(rules: &str) -> Result<Policy, String> {
     let text =
@@ -68,4 +68,26 @@ fn tools_belong_to_mcp_tool_rules_and_name_a_server() {
             .unwrap_err();
     assert!(e.contains("names no server"), "{e}");
     assert!(crate::is_known_action("mcp_tool"));
+}
+
+#[test]
+fn lint_warns_about_an_mcp_tool_rule_without_tools() {
+    let every = |rules: &str| -> usize {
+        policy(rules)
+            .unwrap()
+            .lint()
+            .into_iter()
+            .filter(|w| w.kind == WarningKind::EveryTool)
+            .count()
+    };
+    assert_eq!(
+        every("  - {name: all, action: mcp_tool, effect: allow}\n"),
+        1
+    );
+    assert_eq!(every(RULES), 0);
+    // A deny rule without tools is not broad in the dangerous direction.
+    assert_eq!(
+        every("  - {name: none, action: mcp_tool, effect: deny}\n"),
+        0
+    );
 }
