@@ -517,12 +517,13 @@ pub struct PolicyExplainArgs {
     #[arg(long)]
     pub agent: Option<String>,
     /// The action: file_read, file_write, code_execution, api_call, ipc_send, signal,
-    /// database_query, database_write or send_email (the actions the kernel emits, the list
-    /// `policy lint` checks rules against); a custom `Call` action only when the policy names
-    /// it in a rule.
+    /// database_query, database_write, send_email or mcp_tool (the actions the kernel emits,
+    /// the list `policy lint` checks rules against); a custom `Call` action only when the
+    /// policy names it in a rule.
     #[arg(long)]
     pub action: String,
-    /// The resource: a VFS path, a URL or host, a command line, or an agent id.
+    /// The resource: a VFS path, a URL or host, a command line, an agent id, or an MCP tool
+    /// call `SERVER/TOOL {JSON arguments}`.
     #[arg(long)]
     pub resource: String,
     /// The payload size in bytes (checked against max_bytes).

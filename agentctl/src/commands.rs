@@ -470,7 +470,22 @@ pub fn providers(k: &KernelOptions) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
-/// `ACTION=PROGRAM,…` with PROGRAM and `ro=`/`rw=` paths made absolute against the cwd.
+/// The `--mcp` flags, checked here like `--provider` (relative paths made absolute).
+pub fn mcp_servers(k: &KernelOptions) -> Result<Vec<String>, CliError> {
+    k.mcp
+        .iter()
+        .map(|text| {
+            let absolute = absolute_provider(text);
+            agentos_kernel::mcp::McpServer::parse(&absolute)
+                .map(|_| absolute)
+                .map_err(|e| {
+                    CliError::usage(format!("--mcp: {e}"), "see `agentctl kernel start --help`")
+                })
+        })
+        .collect()
+}
+
+/// `ACTION=PROGRAM,…` (or an `--mcp` `NAME=PROGRAM,…`) with PROGRAM and `ro=`/`rw=` paths made absolute against the cwd.
 fn absolute_provider(text: &str) -> String {
     let Some((action, rest)) = text.split_once('=') else {
         return text.to_string();
@@ -503,6 +518,7 @@ pub fn resolved(k: &KernelOptions) -> Result<KernelOptions, CliError> {
         k.base_policy = Some(base_policy_path(base)?);
     }
     k.providers = providers(&k)?;
+    k.mcp = mcp_servers(&k)?;
     if let Some(program) = &k.on_event {
         k.on_event = Some(std::fs::canonicalize(program).map_err(|e| {
             CliError::usage(

@@ -39,6 +39,7 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
                 CliError::failed(e.to_string(), "fix the file and run again")
             }
             OptionsError::Provider(_)
+            | OptionsError::Mcp(_)
             | OptionsError::OnEvent(_)
             | OptionsError::OtlpEndpoint(_) => {
                 CliError::usage(e.to_string(), "see `agentctl run --help`")

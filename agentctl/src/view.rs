@@ -158,6 +158,7 @@ pub fn kind(e: &RecordEvent) -> &'static str {
         RecordEvent::SandboxLimit { .. } => "sandbox_limit",
         RecordEvent::RecorderResumed { .. } => "recorder_resumed",
         RecordEvent::HookFailed { .. } => "hook_failed",
+        RecordEvent::McpServerExited { .. } => "mcp_server_exited",
     }
 }
 
@@ -204,7 +205,8 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::MemoryRestored { .. }
         | RecordEvent::SandboxLimit { .. }
         | RecordEvent::RecorderResumed { .. }
-        | RecordEvent::HookFailed { .. } => false,
+        | RecordEvent::HookFailed { .. }
+        | RecordEvent::McpServerExited { .. } => false,
     }
 }
 
@@ -238,7 +240,8 @@ pub fn violation(e: &RecordEvent) -> bool {
         | RecordEvent::SandboxFlood { .. }
         | RecordEvent::SandboxLimit { .. }
         | RecordEvent::RecorderResumed { .. }
-        | RecordEvent::HookFailed { .. } => false,
+        | RecordEvent::HookFailed { .. }
+        | RecordEvent::McpServerExited { .. } => false,
     }
 }
 
@@ -557,6 +560,9 @@ fn call_spans(line: &mut Line, call: &Syscall, names: &Names) {
         Syscall::Checkpoint => {
             what(line, "checkpoint");
         }
+        Syscall::ListTools => {
+            what(line, "list_tools");
+        }
         Syscall::Exit { code } => {
             what(line, "exit");
             line.plain(format!(" code={code}"));
@@ -606,6 +612,7 @@ fn reply_text(r: &Reply, names: &Names) -> String {
         Reply::Written { bytes } => format!("{} written", size(*bytes)),
         Reply::Opened { fd } => format!("fd {fd}"),
         Reply::Entries(e) => format!("{} entries", e.len()),
+        Reply::Tools(t) => format!("{} tools", t.len()),
         Reply::Stat(s) => format!(
             "{} {}{}",
             format!("{:?}", s.kind).to_lowercase(),
@@ -1031,6 +1038,17 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
         RecordEvent::HookFailed { event, why } => {
             l.push(Tone::Error, "hook failed");
             l.plain(format!(" on {event}: {why}"));
+        }
+        RecordEvent::McpServerExited {
+            server,
+            why,
+            restarts,
+            backoff_ms,
+        } => {
+            l.push(Tone::Error, "MCP server exited");
+            l.plain(format!(
+                " {server} (after {restarts} restarts; next start in {backoff_ms} ms): {why}"
+            ));
         }
     }
 }

@@ -297,6 +297,8 @@ pub(crate) struct Agent {
     pub inbox: crate::ipc::Inbox,
     /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`MAX_TOOLS`]).
     pub tools: Arc<tokio::sync::Semaphore>,
+    /// The agent's copies of the MCP servers (`--mcp`), started on first use.
+    pub(crate) mcp: crate::mcp::Sessions,
     /// Its life's trace, when the kernel exports traces and its policy asked for them at
     /// spawn ([`crate::traces`]).
     trace: OnceLock<crate::traces::Life>,
@@ -358,6 +360,7 @@ impl Agent {
             workspace: a.workspace,
             inbox: crate::ipc::Inbox::new(a.inbox),
             tools: Arc::new(tokio::sync::Semaphore::new(MAX_TOOLS)),
+            mcp: crate::mcp::Sessions::default(),
             trace: OnceLock::new(),
             processes: Mutex::new(None),
         }

@@ -159,6 +159,10 @@ pub struct Config {
     pub inbox: crate::ipc::InboxLimits,
     /// The tool providers `Call` actions are routed to (`--provider`), one per action.
     pub providers: Vec<crate::providers::Provider>,
+    /// The MCP tool servers (`--mcp`), one per name.
+    pub mcp: Vec<crate::mcp::McpServer>,
+    /// How long an MCP tool call or a server's start may take (`--mcp-timeout-ms`).
+    pub mcp_timeout: std::time::Duration,
     /// Where the kernel serves Prometheus metrics and `/healthz` (`--metrics-addr`); `None`:
     /// no metrics, and nothing counted.
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -197,6 +201,8 @@ impl Config {
             recorder: crate::recorder::RecorderOptions::default(),
             inbox: crate::ipc::InboxLimits::default(),
             providers: Vec::new(),
+            mcp: Vec::new(),
+            mcp_timeout: std::time::Duration::from_millis(crate::mcp::DEFAULT_TIMEOUT_MS),
             metrics_addr: None,
             hook: None,
             traces: None,

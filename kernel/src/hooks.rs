@@ -212,7 +212,8 @@ impl Hooks {
             | RecordEvent::MemoryCheckpoint { .. }
             | RecordEvent::MemoryRestored { .. }
             | RecordEvent::SandboxLimit { .. }
-            | RecordEvent::HookFailed { .. } => return None,
+            | RecordEvent::HookFailed { .. }
+            | RecordEvent::McpServerExited { .. } => return None,
         };
         let mut v = json!({
             "v": 1,

@@ -96,6 +96,7 @@ impl Kernel {
         create_private_dir(&config.state_dir)?;
         crate::providers::check_all(&config.providers, &config.state_dir)
             .map_err(KernelError::Provider)?;
+        crate::mcp::check_all(&config.mcp, &config.state_dir).map_err(KernelError::Provider)?;
         create_private_dir(&config.agents_dir())?;
         let lock_file = take_lock(&config)?;
         if config.python_sdk.is_none() {

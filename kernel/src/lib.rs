@@ -36,6 +36,8 @@
 //! - [`ipc`]: agent-to-agent messages — bounded FIFO inboxes, `Send`/`Recv`, the `/ipc/inbox`
 //!   view.
 //! - [`providers`]: the tool providers `Call` is routed to (`--provider`).
+//! - [`mcp`]: the MCP tool servers (`--mcp`), run per agent in tool jails, spoken to with
+//!   `rmcp`; `ListTools` and `Call` of `SERVER/TOOL`.
 //! - `tools`: running the tools behind `Exec` and `Call` in jails of their own.
 //! - `jail_spec`: the one builder of the jail specs handed to the launcher, an agent's and
 //!   its tools' (what every jail holds, what differs by role).
@@ -89,6 +91,7 @@ pub mod hostio;
 pub mod ipc;
 mod jail_spec;
 pub mod kernel;
+pub mod mcp;
 mod metrics;
 pub mod nodesdk;
 pub mod options;

@@ -542,7 +542,8 @@ impl Metrics {
             | RecordEvent::RecorderBroken { .. }
             | RecordEvent::MemoryCheckpoint { .. }
             | RecordEvent::MemoryRestored { .. }
-            | RecordEvent::RecorderResumed { .. } => {}
+            | RecordEvent::RecorderResumed { .. }
+            | RecordEvent::McpServerExited { .. } => {}
         }
         Observation(out)
     }

@@ -93,6 +93,16 @@ pub struct KernelOptions {
     /// network with that provider only.
     #[arg(long = "provider", value_name = "ACTION=PROGRAM[,OPTIONS]")]
     pub providers: Vec<String>,
+    /// An MCP tool server speaking over stdio (repeatable):
+    /// NAME=PROGRAM[,arg=VALUE][,network][,ro=PATH]. Each agent that uses it gets its own
+    /// copy, started on first use in a tool jail; its tools are called as `NAME/TOOL` under
+    /// the policy action `mcp_tool`.
+    #[arg(long = "mcp", value_name = "NAME=PROGRAM[,OPTIONS]")]
+    pub mcp: Vec<String>,
+    /// Milliseconds an MCP tool call (or a server's start) may take before it is answered
+    /// `TimedOut`.
+    #[arg(long, default_value_t = crate::mcp::DEFAULT_TIMEOUT_MS)]
+    pub mcp_timeout_ms: u64,
     /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`: 200, or 503
     /// naming what is wrong) over HTTP on ADDR: `PORT` (on 127.0.0.1) or `HOST:PORT` (any
     /// other address only if you mean to expose them). Off by default.
@@ -150,6 +160,9 @@ pub enum OptionsError {
     /// A `--provider` does not parse or names a missing program or path.
     #[error("--provider: {0}; kernel not started")]
     Provider(String),
+    /// An `--mcp` does not parse or names a missing program or path.
+    #[error("--mcp: {0}; kernel not started")]
+    Mcp(String),
     /// `--otlp-endpoint` is not a URL the exporter can use.
     #[error("--otlp-endpoint: {0}; kernel not started")]
     OtlpEndpoint(String),
@@ -180,6 +193,8 @@ impl Default for KernelOptions {
             base_policy: None,
             durability: Durability::default(),
             providers: Vec::new(),
+            mcp: Vec::new(),
+            mcp_timeout_ms: crate::mcp::DEFAULT_TIMEOUT_MS,
             metrics_addr: None,
             on_event: None,
             on_event_timeout_ms: crate::hooks::DEFAULT_TIMEOUT_MS,
@@ -215,6 +230,8 @@ impl KernelOptions {
             base_policy,
             durability,
             providers,
+            mcp,
+            mcp_timeout_ms,
             metrics_addr,
             on_event,
             on_event_timeout_ms,
@@ -267,6 +284,12 @@ impl KernelOptions {
                 .providers
                 .push(Provider::parse(text).map_err(OptionsError::Provider)?);
         }
+        for text in mcp {
+            config
+                .mcp
+                .push(crate::mcp::McpServer::parse(text).map_err(OptionsError::Mcp)?);
+        }
+        config.mcp_timeout = Duration::from_millis((*mcp_timeout_ms).max(1));
         Ok(config)
     }
 
@@ -295,6 +318,8 @@ impl KernelOptions {
             base_policy,
             durability,
             providers,
+            mcp,
+            mcp_timeout_ms,
             metrics_addr,
             on_event,
             on_event_timeout_ms,
@@ -331,6 +356,10 @@ impl KernelOptions {
         for p in providers {
             arg("provider", p.clone());
         }
+        for m in mcp {
+            arg("mcp", m.clone());
+        }
+        arg("mcp-timeout-ms", mcp_timeout_ms.to_string());
         if let Some(addr) = metrics_addr {
             arg("metrics-addr", addr.to_string());
         }
@@ -400,6 +429,11 @@ mod tests {
             base_policy: Some(base),
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into(), "send_email=/bin/false".into()],
+            mcp: vec![
+                "files=/bin/true,arg=--stdio".into(),
+                "web=/bin/false,network".into(),
+            ],
+            mcp_timeout_ms: 17,
             metrics_addr: Some("[::1]:9464".parse().unwrap()),
             on_event: Some("/bin/true".into()),
             on_event_timeout_ms: 15,
@@ -456,6 +490,8 @@ mod tests {
             base_policy: Some(base),
             durability: Durability::Always,
             providers: vec!["api_call=/bin/true".into()],
+            mcp: vec!["files=/bin/true,arg=--stdio".into()],
+            mcp_timeout_ms: 17,
             metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
             on_event: Some("/bin/true".into()),
             on_event_timeout_ms: 15,

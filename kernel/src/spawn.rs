@@ -826,6 +826,8 @@ async fn reap(
     outputs: Vec<JoinHandle<()>>,
 ) {
     let status = child.wait().await;
+    // Its MCP servers end with its cgroup below: not crashes.
+    agent.mcp.end();
     for h in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }

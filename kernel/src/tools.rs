@@ -53,7 +53,7 @@ pub use crate::jail_spec::JAIL_PATH;
 pub const WORKSPACE: &str = "/workspace";
 
 /// Numbers tool scratch directories, kernel-wide.
-static NEXT_TOOL: AtomicU64 = AtomicU64::new(1);
+pub(crate) static NEXT_TOOL: AtomicU64 = AtomicU64::new(1);
 
 /// One tool to run.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ fn internal(what: impl Into<String>) -> Errno {
 }
 
 /// Removes the tool's scratch directory when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -274,7 +274,7 @@ pub(crate) async fn run_in(
 /// Where a tool may write, as the seccomp listener sees it: the agent's own writable places,
 /// the tool's scratch dir instead of the agent's, the provider's `read_write` paths, and the
 /// workspace (or the parts of it the agent's rules let it write), under both of its names.
-fn tool_writable(
+pub(crate) fn tool_writable(
     k: &KernelInner,
     agent: &Agent,
     run: &ToolRun,
@@ -341,7 +341,7 @@ fn jail_failed(report: Option<&JailReport>, require_full: bool) -> bool {
 /// the namespace with it), or the launcher itself when there is no init yet (the init's
 /// parent-death signal then follows). The launcher is not reaped yet, so its pid, and its
 /// only child's, are still its own.
-fn kill_tree(launcher: u32) {
+pub(crate) fn kill_tree(launcher: u32) {
     if launcher == 0 {
         return;
     }
@@ -376,7 +376,7 @@ async fn capped(mut pipe: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 
 /// Reads the tool's jail report and seccomp listener from the launcher (fd 3), and serves the
 /// listener: the tool's denied syscalls are recorded under the agent, answered `EPERM`.
-async fn read_report(
+pub(crate) async fn read_report(
     k: Arc<KernelInner>,
     agent: Arc<Agent>,
     sock: std::os::unix::net::UnixStream,
@@ -418,7 +418,12 @@ async fn read_report(
 
 /// The jail of one tool ([`crate::jail_spec`]): the agent's limits and cgroup, the workspace
 /// as the tool's view, the provider's paths.
-fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path::Path) -> JailSpec {
+pub(crate) fn jail_spec(
+    k: &KernelInner,
+    agent: &Agent,
+    run: &ToolRun,
+    scratch: &std::path::Path,
+) -> JailSpec {
     let policy = agent.policy();
     let mut read_only = run.read_only.clone();
     if run.network {

@@ -23,6 +23,8 @@ pub(crate) struct Matchers {
     /// with string comparisons instead of the glob automaton.
     pub fast_paths: Option<Vec<FastGlob>>,
     pub commands: Option<GlobSet>,
+    /// `tools`: the MCP tool (`SERVER/TOOL`, the resource's first word) must match one.
+    pub tools: Option<GlobSet>,
     /// `args`: every argument must match one (`*` crosses `/`).
     pub args: Option<GlobSet>,
     /// `deny_args`: no argument may match one.
@@ -168,6 +170,8 @@ pub(crate) enum Why {
     NoCommand,
     /// The program is not in `commands`.
     Command,
+    /// The MCP tool is not in `tools`.
+    Tool,
     /// Argument `i` (0-based, after the program) matches none of `args`.
     Arg(usize),
     /// Argument `i` matches `deny_args[j]`.
@@ -247,6 +251,12 @@ impl Rule {
                 return Eval::Miss(Why::Command);
             }
         }
+        if let Some(tools) = &m.tools {
+            let tool = req.resource.split_whitespace().next().unwrap_or("");
+            if !tools.is_match(tool) {
+                return Eval::Miss(Why::Tool);
+            }
+        }
         if let Some(allowed) = &m.args {
             if let Some(i) = look.args(req).iter().position(|a| !allowed.is_match(a)) {
                 return Eval::Miss(Why::Arg(i));
@@ -302,6 +312,11 @@ impl Rule {
                 req.resource.split_whitespace().next().unwrap_or(""),
                 list(&c.commands)
             ),
+            Why::Tool => format!(
+                "tool `{}` not in {}",
+                req.resource.split_whitespace().next().unwrap_or(""),
+                list(&c.tools)
+            ),
             Why::Arg(i) => format!(
                 "argument {} `{}` matches none of args {}",
                 i + 1,
@@ -340,6 +355,7 @@ impl Rule {
         let c = &self.constraints;
         let scoped = usize::from(!c.paths.is_empty())
             + usize::from(!c.commands.is_empty())
+            + usize::from(!c.tools.is_empty())
             + usize::from(!c.hosts.is_empty())
             + usize::from(!c.peers.is_empty());
         (
@@ -351,7 +367,7 @@ impl Rule {
     }
 
     /// Whether the rule is about `action` (its own action or `*`).
-    pub(crate) fn covers_action(&self, action: &str) -> bool {
+    pub fn covers_action(&self, action: &str) -> bool {
         self.action == "*" || self.action == action
     }
 }

@@ -97,6 +97,9 @@ pub struct Constraints {
     pub paths: Vec<String>,
     /// Programs (first word of the command line) allowed, exact or glob.
     pub commands: Vec<String>,
+    /// MCP tools (`SERVER/TOOL`, the first word of an `mcp_tool` resource), exact or glob
+    /// (`*` stays within the server or the tool name).
+    pub tools: Vec<String>,
     /// Globs every argument of the program (argv\[1..\]) must match one of (`code_execution`).
     pub args: Vec<String>,
     /// Globs no argument of the program may match (`code_execution`): a limit, like
@@ -192,3 +195,5 @@ pub struct Sandbox {
 mod tests;
 #[cfg(test)]
 mod tests_args;
+#[cfg(test)]
+mod tests_tools;

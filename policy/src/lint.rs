@@ -27,6 +27,8 @@ pub enum WarningKind {
     /// `commands` admits a program that can run other programs, without an argument
     /// constraint that could stop it.
     RunsPrograms,
+    /// An allow `mcp_tool` rule without `tools`: every tool of every MCP server.
+    EveryTool,
     /// `signals:` lists SIGSTOP but not SIGCONT: a stopped agent cannot be resumed.
     StopWithoutCont,
     /// `signals:` does not list SIGTERM: the agent cannot be asked to end.
@@ -46,6 +48,7 @@ impl WarningKind {
             WarningKind::SuspiciousRate => "suspicious-rate",
             WarningKind::UnknownAction => "unknown-action",
             WarningKind::RunsPrograms => "runs-programs",
+            WarningKind::EveryTool => "every-tool",
             WarningKind::StopWithoutCont => "stop-without-cont",
             WarningKind::NoSigterm => "no-sigterm",
             WarningKind::NoEffect => "no-effect",
@@ -534,6 +537,16 @@ impl Policy {
                 if let Some(why) = runs_programs(r) {
                     warn(r, WarningKind::RunsPrograms, why);
                 }
+                if r.action == "mcp_tool" && r.constraints.tools.is_empty() {
+                    warn(
+                        r,
+                        WarningKind::EveryTool,
+                        "no `tools`: every tool of every MCP server the kernel runs (`--mcp`) may be \
+                         listed and called, those added later included; list them as \
+                         `tools: [\"SERVER/TOOL\"]`"
+                            .to_string(),
+                    );
+                }
             }
             if r.requires_approval && r.constraints.dry_run {
                 warn(
@@ -646,7 +659,7 @@ mod tests {
                 "s.md:5: warning: rule `b`: duplicates rule `a` (line 4); remove one of them [duplicate]",
                 "s.md:6: warning: rule `c`: `requires_approval` with `dry_run: true` asks an operator to approve calls that are never performed; drop one of them [approval-with-dry-run]",
                 "s.md:7: warning: rule `d`: `rate_limit: 1/day` allows at most one call a day; if the agent must not make this call, use `effect: deny` [suspicious-rate]",
-                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
+                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email, mcp_tool); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
             ]
         );
     }

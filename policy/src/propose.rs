@@ -12,7 +12,7 @@
 //! - **programs** (`code_execution`): `commands` the program exactly, `args` the arguments it
 //!   was given (every argument of every call), `deny_args: ["*"]` when it ran without any;
 //! - **`api_call`**: the hosts called; **`ipc_send`**: the peers, by name when they had one;
-//!   **`signal`**: the peers, by id;
+//!   **`signal`**: the peers, by id; **`mcp_tool`**: the `SERVER/TOOL`s called (`tools`);
 //! - **other actions** (`database_query`, `send_email`, custom `Call`s): the action, not
 //!   narrowed — no constraint names a query or a message (said in [`Proposal::notes`]).
 //!
@@ -89,6 +89,8 @@ pub struct ProposedRule {
     pub deny_args: Vec<String>,
     pub hosts: Vec<String>,
     pub peers: Vec<String>,
+    /// `mcp_tool`: the `SERVER/TOOL`s called.
+    pub tools: Vec<String>,
     pub deny_patterns: Vec<String>,
     /// How many observed calls led to it.
     pub calls: usize,
@@ -374,6 +376,12 @@ fn draft(observed: &[Observed], notes: &mut Vec<String>) -> Vec<ProposedRule> {
             },
             "ipc_send" => o.peer_name.clone().unwrap_or_else(|| o.resource.clone()),
             "signal" => o.resource.clone(),
+            "mcp_tool" => o
+                .resource
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             _ => String::new(),
         };
         let e = others.entry((o.action.clone(), o.verdict)).or_default();
@@ -403,6 +411,7 @@ fn draft(observed: &[Observed], notes: &mut Vec<String>) -> Vec<ProposedRule> {
         match action.as_str() {
             "api_call" => r.hosts = keys,
             "ipc_send" | "signal" => r.peers = keys,
+            "mcp_tool" if !keys.is_empty() => r.tools = keys,
             _ => notes.push(format!(
                 "{action}: {calls} call(s) allowed as a whole (no constraint narrows this action to the calls made); narrow it by hand"
             )),
@@ -594,9 +603,10 @@ pub fn render(rules: &[ProposedRule], page: &Page) -> String {
         if r.requires_approval {
             y.push_str("    requires_approval: true\n");
         }
-        let fields: [(&str, &Vec<String>); 7] = [
+        let fields: [(&str, &Vec<String>); 8] = [
             ("paths", &r.paths),
             ("commands", &r.commands),
+            ("tools", &r.tools),
             ("args", &r.args),
             ("deny_args", &r.deny_args),
             ("hosts", &r.hosts),
@@ -901,6 +911,13 @@ mod tests {
                 peer_name: Some("planner".into()),
                 ..obs("ipc_send", "7", None, Verdict::Allow)
             },
+            obs(
+                "mcp_tool",
+                r#"everything/echo {"message":"hi"}"#,
+                None,
+                Verdict::Allow,
+            ),
+            obs("mcp_tool", "everything/get-env {}", None, Verdict::Denied),
         ];
         let page = Page {
             signals: vec![Signal::Term],
@@ -925,6 +942,7 @@ mod tests {
         );
         assert!(text.contains("hosts: [\"api.example.com\"]"), "{text}");
         assert!(text.contains("peers: [\"planner\"]"), "{text}");
+        assert!(text.contains("tools: [\"everything/echo\"]"), "{text}");
         assert!(
             text.contains("deny_patterns: [\"^https://api\\\\.example\\\\.com/v1/admin$\"]"),
             "{text}"

@@ -27,6 +27,7 @@ pub const KNOWN_ACTIONS: &[&str] = &[
     "database_query",
     "database_write",
     "send_email",
+    "mcp_tool",
 ];
 
 /// Whether the kernel emits `action` itself (one of [`KNOWN_ACTIONS`]). Any other name comes
@@ -63,6 +64,7 @@ const RULE_KEYS: &[&str] = &[
 const CONSTRAINT_KEYS: &[&str] = &[
     "paths",
     "commands",
+    "tools",
     "args",
     "deny_args",
     "hosts",
@@ -785,6 +787,16 @@ impl Ctx<'_> {
         let (constraints, matchers) = match get(m, "constraints") {
             Some(n) => {
                 let out = self.constraints(n)?;
+                if action != "mcp_tool" {
+                    let cm = self.map(n, "`constraints`")?;
+                    if let Some(p) = key_pos(cm, "tools") {
+                        return Err(self.at(
+                            p,
+                            format!("`tools` applies only to `mcp_tool` rules ({what} has action `{action}`)"),
+                            Some("`tools` names the MCP tools (`SERVER/TOOL` globs) an mcp_tool rule covers".to_string()),
+                        ));
+                    }
+                }
                 if action != "code_execution" {
                     let cm = self.map(n, "`constraints`")?;
                     for key in ["args", "deny_args"] {
@@ -840,6 +852,20 @@ impl Ctx<'_> {
             mt.commands = Some(glob_set(&cmds, self, "commands")?);
             mt.fast_commands = crate::engine::FastGlob::compile_all(cmds.iter().map(|(g, _)| *g));
             c.commands = cmds.iter().map(|(g, _)| g.to_string()).collect();
+        }
+        if let Some(n) = get(m, "tools") {
+            let globs = self.strings(n, "tools")?;
+            for (g, pos) in &globs {
+                if !g.contains('/') {
+                    return Err(self.at(
+                        *pos,
+                        format!("tool glob `{g}` names no server; MCP tools are `SERVER/TOOL`"),
+                        Some(format!("did you mean `*/{g}` or `{g}/*`?")),
+                    ));
+                }
+            }
+            mt.tools = Some(glob_set(&globs, self, "tools")?);
+            c.tools = globs.iter().map(|(g, _)| g.to_string()).collect();
         }
         for key in ["args", "deny_args"] {
             if let Some(n) = get(m, key) {

@@ -54,6 +54,7 @@ impl Rule {
     fn covers_all_beneath(&self, dir_slash: &str) -> bool {
         let c = &self.constraints;
         if !(c.commands.is_empty()
+            && c.tools.is_empty()
             && c.hosts.is_empty()
             && c.peers.is_empty()
             && c.max_bytes.is_none()

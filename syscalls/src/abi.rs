@@ -157,10 +157,14 @@ pub enum Syscall {
     /// Move the file at `from` to `to` within one mount (replacing a file at `to`, as POSIX
     /// `rename` does). Action `file_write`, judged on both paths: refused when either is.
     Rename { from: String, to: String },
+    /// The tools of the operator's MCP servers that this agent's policy could let it call
+    /// (action `mcp_tool`); answers [`Reply::Tools`]. A tool is then called with
+    /// `Call { action: "SERVER/TOOL", params_json: ARGUMENTS }`.
+    ListTools,
 }
 
 /// The number of [`Syscall`] variants; [`Syscall::ordinal`] is below it.
-pub const SYSCALL_COUNT: usize = 18;
+pub const SYSCALL_COUNT: usize = 19;
 
 impl Syscall {
     /// A stable name for logs, the recorder and `Unsupported` errors.
@@ -184,6 +188,7 @@ impl Syscall {
             Syscall::ReadFd { .. } => "read_fd",
             Syscall::WriteFd { .. } => "write_fd",
             Syscall::Rename { .. } => "rename",
+            Syscall::ListTools => "list_tools",
         }
     }
 
@@ -209,7 +214,8 @@ impl Syscall {
             | Syscall::Checkpoint
             | Syscall::Exit { .. }
             | Syscall::ReadFd { .. }
-            | Syscall::Rename { .. } => None,
+            | Syscall::Rename { .. }
+            | Syscall::ListTools => None,
         }
     }
 
@@ -235,6 +241,7 @@ impl Syscall {
             Syscall::ReadFd { .. } => 15,
             Syscall::WriteFd { .. } => 16,
             Syscall::Rename { .. } => 17,
+            Syscall::ListTools => 18,
         }
     }
 }
@@ -322,6 +329,22 @@ pub enum Reply {
     Decision(Decision),
     /// The number of the checkpoint taken.
     Checkpoint { number: u64 },
+    /// A `ListTools` answer: at most [`crate::limits::TOOLS_MAX`] tools.
+    Tools(Vec<ToolInfo>),
+}
+
+/// One tool of an MCP server, as `ListTools` shows it. Every string is bounded by the kernel
+/// ([`crate::limits`]: `TOOL_NAME_MAX`, `TOOL_DESCRIPTION_MAX`, `TOOL_SCHEMA_MAX`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// The server's name, as the operator declared it (`--mcp NAME=…`).
+    pub server: String,
+    /// The tool's name; call it as `Call { action: "SERVER/NAME", … }`.
+    pub name: String,
+    /// What the server says the tool does (cut at `TOOL_DESCRIPTION_MAX`).
+    pub description: String,
+    /// The tool's input JSON Schema, as JSON text.
+    pub input_schema_json: String,
 }
 
 /// Something the kernel tells an agent without being asked. Append-only.

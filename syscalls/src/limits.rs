@@ -16,6 +16,10 @@
 //! | [`PARAMS_JSON_MAX`] | 1 MiB | — | a `Call`'s `params_json` |
 //! | [`JAIL_LAYERS_MAX`] | 64 | — | the layers of a `JailReport` (refused while decoding) |
 //! | [`SDK_NAME_MAX`] | 255 bytes | — | `Hello.sdk` (a longer one is a protocol violation) |
+//! | [`TOOLS_MAX`] | 1024 | — | the tools one `ListTools` answer lists (the kernel keeps the first) |
+//! | [`TOOL_NAME_MAX`] | 128 bytes | — | an MCP tool's name (longer ones are not listed nor callable) |
+//! | [`TOOL_DESCRIPTION_MAX`] | 4 KiB | — | a tool's description in `ListTools` (cut) |
+//! | [`TOOL_SCHEMA_MAX`] | 64 KiB | — | a tool's input schema in `ListTools` (a larger one is replaced by `{}`) |
 //!
 //! Everything else an agent sends is bounded by the frame limit
 //! ([`crate::frame::DEFAULT_MAX_FRAME`], announced in `Welcome`): `Write`/`WriteFd` data,
@@ -57,3 +61,16 @@ pub const JAIL_LAYERS_MAX: usize = 64;
 
 /// The longest SDK name a `Hello` may carry, in bytes.
 pub const SDK_NAME_MAX: usize = 255;
+
+/// The most tools one `ListTools` answer lists (over every server).
+pub const TOOLS_MAX: usize = 1024;
+
+/// The longest MCP tool name the kernel lists or calls, in bytes.
+pub const TOOL_NAME_MAX: usize = 128;
+
+/// The longest tool description a `ListTools` answer carries, in bytes (cut at a char
+/// boundary).
+pub const TOOL_DESCRIPTION_MAX: usize = 4 << 10;
+
+/// The longest input schema (JSON text) a `ListTools` answer carries, in bytes.
+pub const TOOL_SCHEMA_MAX: usize = 64 << 10;

@@ -102,6 +102,7 @@ fn sample_syscalls() -> Vec<Syscall> {
             from: "/workspace/a.txt".into(),
             to: "/workspace/b.txt".into(),
         },
+        Syscall::ListTools,
     ]
 }
 
@@ -195,6 +196,15 @@ fn sample_replies() -> Vec<(&'static str, Result<Reply, Errno>)> {
             })),
         ),
         ("checkpoint", Ok(Reply::Checkpoint { number: 1 })),
+        (
+            "tools",
+            Ok(Reply::Tools(vec![ToolInfo {
+                server: "everything".into(),
+                name: "echo".into(),
+                description: "Echoes back the input".into(),
+                input_schema_json: r#"{"type":"object"}"#.into(),
+            }])),
+        ),
         (
             "err_permission_denied",
             Err(Errno::PermissionDenied {

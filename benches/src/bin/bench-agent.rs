@@ -71,6 +71,24 @@ fn main() {
         Some("idle") => loop {
             std::thread::park();
         },
+        Some("mcp") => {
+            let n: u64 = args
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .expect("usage: bench-agent mcp N");
+            // The first call starts the agent's copy of the server: not timed.
+            client
+                .call_tool("everything", "echo", r#"{"message":"warm"}"#)
+                .expect("the first MCP call");
+            let start = Instant::now();
+            for _ in 0..n {
+                let out = client
+                    .call_tool("everything", "echo", r#"{"message":"hi"}"#)
+                    .expect("call everything/echo");
+                assert!(out.contains("Echo: hi"), "{out}");
+            }
+            println!("elapsed_ns {}", start.elapsed().as_nanos());
+        }
         Some("first") => {
             client
                 .write(PATH, &[0x5a; 64])

@@ -121,7 +121,8 @@ fn slots<'a>(
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
         | Syscall::ReadFd { .. }
-        | Syscall::Rename { .. } => {}
+        | Syscall::Rename { .. }
+        | Syscall::ListTools => {}
     }
     match result {
         Ok(Reply::Data(d)) => out.push((BlobSlot::ReplyData, Slot::Bytes(d))),
@@ -140,7 +141,8 @@ fn slots<'a>(
             | Reply::Entries(_)
             | Reply::Stat(_)
             | Reply::Decision(_)
-            | Reply::Checkpoint { .. },
+            | Reply::Checkpoint { .. }
+            | Reply::Tools(_),
         )
         | Err(_) => {}
     }
@@ -170,7 +172,8 @@ fn payload_lens(call: &Syscall, result: &Result<Reply, Errno>, mut f: impl FnMut
             | Reply::Entries(_)
             | Reply::Stat(_)
             | Reply::Decision(_)
-            | Reply::Checkpoint { .. },
+            | Reply::Checkpoint { .. }
+            | Reply::Tools(_),
         )
         | Err(_) => {}
     }

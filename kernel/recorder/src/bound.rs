@@ -31,7 +31,9 @@
 use std::path::PathBuf;
 
 use agentos_syscalls::control::ExitStatus;
-use agentos_syscalls::{DirEntry, Errno, FileKind, JailReport, LayerStatus, Reply, Syscall};
+use agentos_syscalls::{
+    DirEntry, Errno, FileKind, JailReport, LayerStatus, Reply, Syscall, ToolInfo,
+};
 
 use super::format::{DecisionRecord, RecordEvent};
 
@@ -229,7 +231,8 @@ fn call(c: &mut Syscall) {
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
         | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. } => {}
+        | Syscall::WriteFd { .. }
+        | Syscall::ListTools => {}
     }
 }
 
@@ -255,6 +258,28 @@ fn result(r: &mut Result<Reply, Errno>) {
             string(&mut d.rule);
             string(&mut d.reason);
         }
+        Ok(Reply::Tools(tools)) => list(
+            tools,
+            |t| {
+                string(&mut t.server);
+                string(&mut t.name);
+                string(&mut t.description);
+                string(&mut t.input_schema_json);
+            },
+            |t| t.server.len() + t.name.len() + t.description.len() + t.input_schema_json.len(),
+            |t, h| {
+                for s in [&t.server, &t.name, &t.description, &t.input_schema_json] {
+                    h.update(&(s.len() as u64).to_le_bytes());
+                    h.update(s.as_bytes());
+                }
+            },
+            |name| ToolInfo {
+                server: String::new(),
+                name,
+                description: String::new(),
+                input_schema_json: String::new(),
+            },
+        ),
         // Payloads (data, stdout, stderr, message, result JSON) go to blobs.
         Ok(
             Reply::Done
@@ -334,7 +359,8 @@ pub fn weight(event: &RecordEvent) -> usize {
         | RecordEvent::SandboxFlood { .. }
         | RecordEvent::SandboxLimit { .. }
         | RecordEvent::RecorderResumed { .. }
-        | RecordEvent::HookFailed { .. } => return 0,
+        | RecordEvent::HookFailed { .. }
+        | RecordEvent::McpServerExited { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }
@@ -363,7 +389,8 @@ pub fn weight(event: &RecordEvent) -> usize {
         | Syscall::Signal { .. }
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
-        | Syscall::ReadFd { .. } => 0,
+        | Syscall::ReadFd { .. }
+        | Syscall::ListTools => 0,
     };
     let reply = match result {
         Ok(Reply::Data(d)) => d.len(),
@@ -371,6 +398,12 @@ pub fn weight(event: &RecordEvent) -> usize {
         Ok(Reply::Message(m)) => m.payload.len(),
         Ok(Reply::CallResult { result_json }) => result_json.len(),
         Ok(Reply::Entries(e)) => e.iter().map(|d| d.name.len() + 16).sum(),
+        Ok(Reply::Tools(t)) => t
+            .iter()
+            .map(|t| {
+                t.server.len() + t.name.len() + t.description.len() + t.input_schema_json.len()
+            })
+            .sum(),
         Ok(
             Reply::Done
             | Reply::Written { .. }
@@ -402,6 +435,10 @@ pub fn bound(event: &mut RecordEvent) {
         | RecordEvent::RecorderResumed { what: reason, .. } => string(reason),
         RecordEvent::HookFailed { event, why } => {
             string(event);
+            string(why);
+        }
+        RecordEvent::McpServerExited { server, why, .. } => {
+            string(server);
             string(why);
         }
         RecordEvent::Spawn {

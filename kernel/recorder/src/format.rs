@@ -640,6 +640,20 @@ pub enum RecordEvent {
         /// What went wrong, for the operator.
         why: String,
     },
+    /// One agent's copy of an MCP server (`--mcp`) ended without the agent ending: it
+    /// exited, crashed, or was killed after a call timed out. The next call restarts it after
+    /// `backoff_ms`.
+    McpServerExited {
+        /// The server's declared name.
+        server: String,
+        /// What ended it, with the end of its stderr.
+        why: String,
+        /// Failed runs in a row before this one (0: its first run, or the first after a copy
+        /// that answered calls).
+        restarts: u32,
+        /// The wait before the next start.
+        backoff_ms: u64,
+    },
 }
 
 /// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame

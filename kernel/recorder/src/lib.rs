@@ -2152,6 +2152,12 @@ mod tests {
                 event: big(),
                 why: big(),
             }),
+            Box::new(|| RecordEvent::McpServerExited {
+                server: big(),
+                why: big(),
+                restarts: 1,
+                backoff_ms: 2,
+            }),
         ];
         // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
         // payloads): adding one to `RecordEvent` breaks this match.
@@ -2182,6 +2188,7 @@ mod tests {
                 RecordEvent::SandboxLimit { .. } => 22,
                 RecordEvent::RecorderResumed { .. } => 23,
                 RecordEvent::HookFailed { .. } => 24,
+                RecordEvent::McpServerExited { .. } => 25,
             }
         };
         let dir = tempfile::tempdir().unwrap();
@@ -2200,7 +2207,7 @@ mod tests {
             rec.append(Some(AgentId(8)), stop("after")).unwrap();
             drop(rec);
         }
-        assert_eq!(seen.len(), 25);
+        assert_eq!(seen.len(), 26);
         let mut largest = 0;
         for n in segments(dir.path()).unwrap() {
             let b = std::fs::read(dir.path().join(segment_name(n))).unwrap();

@@ -139,6 +139,7 @@ impl Script {
                 | RecordEvent::SandboxLimit { .. }
                 | RecordEvent::RecorderResumed { .. }
                 | RecordEvent::HookFailed { .. }
+                | RecordEvent::McpServerExited { .. }
                 | RecordEvent::SyscallBlobs { .. } => {}
             }
         }

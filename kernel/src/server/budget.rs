@@ -126,6 +126,10 @@ pub(crate) fn answer_bound(call: &Syscall, max_frame: u32, inbox_bytes: u64) -> 
         // A listing is one entry per name: as large as the directory is.
         Syscall::List { .. } => chunk,
         Syscall::Exec { .. } | Syscall::Call { .. } => output,
+        // At most TOOLS_MAX tools, each bounded.
+        Syscall::ListTools => (agentos_syscalls::limits::TOOLS_MAX
+            * (agentos_syscalls::limits::TOOL_DESCRIPTION_MAX + 512))
+            .min(16 << 20) as u64,
         Syscall::Recv { .. } => inbox_bytes,
         Syscall::Write { .. }
         | Syscall::Open { .. }

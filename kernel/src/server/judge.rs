@@ -576,6 +576,25 @@ mod tests {
             c(call),
             class("api_call", "https://example.com/a", Access::Read, len)
         );
+        // `SERVER/TOOL`: an MCP tool, its arguments canonical in the resource.
+        let tool = Syscall::Call {
+            action: "everything/echo".into(),
+            params_json: r#"{ "message": "hi" }"#.into(),
+        };
+        assert_eq!(
+            c(tool),
+            class(
+                "mcp_tool",
+                r#"everything/echo {"message":"hi"}"#,
+                Access::Read,
+                19
+            )
+        );
+        assert!(classify(&Syscall::Call {
+            action: "Bad Server/x".into(),
+            params_json: "{}".into(),
+        })
+        .is_err());
         assert_eq!(c(send(7)), class("ipc_send", "7", Access::Write, 2));
         let signal = Syscall::Signal {
             target: AgentId(5),
@@ -596,6 +615,7 @@ mod tests {
             },
             Syscall::Checkpoint,
             Syscall::Exit { code: 0 },
+            Syscall::ListTools,
         ] {
             assert_eq!(c(ungoverned), None);
         }

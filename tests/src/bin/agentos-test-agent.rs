@@ -35,7 +35,8 @@
 //!   `write:PATH=TEXT`, `big:PATH=N` (N bytes `abc…z` repeated), `read:PATH` (answer: the
 //!   text, or `N bytes, sum S` past 64 bytes), `stat:PATH`, `list:PATH`, `check:ACTION:RESOURCE` (answer
 //!   `allowed` or `denied`), `signal:AGENT:SIGNAL`, `call:ACTION:PARAMS_JSON` (answer: the
-//!   result JSON), `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
+//!   result JSON), `tools` (the MCP tools ListTools shows, `server/name,…`),
+//!   `tool:SERVER/TOOL:ARGS_JSON` (an MCP tool call; answer: the result JSON), `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
 //! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
 //!   the first no), then write it, print the answer, wait
 //! - `ipc-ping PEER N`: N rounds of sending `ping I` to PEER and receiving its answer, each
@@ -589,6 +590,19 @@ fn script(c: &Client, steps: &[String]) -> Result<u8, SdkError> {
                     Reply::CallResult { result_json } => result_json,
                     other => format!("{other:?}"),
                 })
+            }
+            // The MCP tools the policy lets the agent see: `server/name` joined by `,`.
+            "tools" => c.list_tools().map(|t| {
+                t.iter()
+                    .map(|t| format!("{}/{}", t.server, t.name))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            // `tool:SERVER/TOOL:ARGS`: an MCP tool call (answer: the result JSON).
+            "tool" => {
+                let (action, args) = arg.split_once(':').unwrap_or((arg, "{}"));
+                let (server, tool) = action.split_once('/').unwrap_or((action, ""));
+                c.call_tool(server, tool, args)
             }
             // Waits to be ended (a strict violation's SIGPOLICY, an operator's kill).
             "park" => {

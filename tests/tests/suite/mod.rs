@@ -8,6 +8,7 @@ mod exec;
 mod hooks;
 mod ipc;
 mod lifecycle;
+mod mcp;
 mod metrics;
 mod operator;
 mod ops;

@@ -5,6 +5,8 @@ it returns an awaitable of it."""
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Callable, List, Optional, Sequence, TypeVar, Union
 
 from . import abi
@@ -33,6 +35,8 @@ _call = _expect("call", abi.Reply.CallResult, lambda r: r.result_json)
 _message = _expect("recv", abi.Reply.Message, lambda r: r.message)
 _decision = _expect("check_policy", abi.Reply.Decision, lambda r: r.decision)
 _checkpoint = _expect("checkpoint", abi.Reply.Checkpoint, lambda r: r.number)
+_tools = _expect("list_tools", abi.Reply.Tools, lambda r: r.tools)
+_tool_result = _expect("call_tool", abi.Reply.CallResult, lambda r: json.loads(r.result_json))
 
 
 def _to_bytes(what: str, data: Union[bytes, bytearray, memoryview, str]) -> bytes:
@@ -132,6 +136,26 @@ class Calls:
     def call(self, action: str, params_json: str = "{}") -> str:
         """Performs a named policy action (``api_call``, …) with JSON params; returns JSON."""
         return self._invoke(abi.Syscall.Call(action, params_json), _call)
+
+    def list_tools(self) -> List[abi.ToolInfo]:
+        """The tools of the kernel's MCP servers this agent's policy could let it call."""
+        return self._invoke(abi.Syscall.ListTools(), _tools)
+
+    def call_tool(self, server: str, tool: str, args: Union[dict, str, None] = None) -> Any:
+        """Calls MCP tool ``tool`` of ``server`` with ``args`` (a dict, or its JSON text):
+        action ``mcp_tool`` on ``SERVER/TOOL ARGS``. Returns the tool's result (an MCP
+        ``CallToolResult``: ``content``, ``isError``, …) as a dict."""
+        if "/" in server or "/" in tool:
+            raise ValueError("server and tool names have no `/`")
+        if args is None:
+            params = "{}"
+        elif isinstance(args, str):
+            params = args
+        elif isinstance(args, dict):
+            params = json.dumps(args)
+        else:
+            raise TypeError(f"args: expected a dict or JSON text, got {type(args).__name__}")
+        return self._invoke(abi.Syscall.Call(f"{server}/{tool}", params), _tool_result)
 
     def send(self, to: int, payload: Union[bytes, str]) -> None:
         """Sends a message to another agent's inbox; ``Busy`` when it is full, ``NotFound``

@@ -373,10 +373,15 @@ class SyscallRename(Syscall):
     to: str
 
 
+@variant(Syscall, "ListTools")
+class SyscallListTools(Syscall):
+    pass
+
+
 SYSCALL_NAMES = (
     "read", "write", "open", "close", "list", "stat", "unlink", "exec", "call", "send",
     "recv", "signal", "check_policy", "checkpoint", "exit", "read_fd", "write_fd",
-    "rename",
+    "rename", "list_tools",
 )
 SYSCALL_COUNT = len(SYSCALL_NAMES)
 assert len(Syscall._variants) == SYSCALL_COUNT
@@ -483,6 +488,21 @@ class ReplyDecision(Reply):
 @variant(Reply, "Checkpoint", U64)
 class ReplyCheckpoint(Reply):
     number: int
+
+
+@struct(STR, STR, STR, STR)
+class ToolInfo(Wire):
+    """One tool of an MCP server, as ``ListTools`` shows it."""
+
+    server: str
+    name: str
+    description: str
+    input_schema_json: str
+
+
+@variant(Reply, "Tools", Seq(ToolInfo))
+class ReplyTools(Reply):
+    tools: List[ToolInfo]
 
 
 @struct(U64, Syscall)

@@ -40,6 +40,7 @@ def sample_syscalls() -> Dict[str, Syscall]:
         Syscall.ReadFd(fd=4, len=65536),
         Syscall.WriteFd(fd=4, data=bytes([0, 255])),
         Syscall.Rename("/workspace/a.txt", "/workspace/b.txt"),
+        Syscall.ListTools(),
     ]
     assert sorted(c._tag for c in calls) == list(range(abi.SYSCALL_COUNT)), "a Syscall variant has no sample"
     return {f"syscall_{c.name}": c for c in calls}
@@ -59,6 +60,7 @@ def sample_replies() -> Dict[str, Any]:
         "message": Reply.Message(abi.Message(AgentId(1), 9, b"x")),
         "decision": Reply.Decision(abi.Decision(False, "deny-etc (security.md:14)", "path under /etc")),
         "checkpoint": Reply.Checkpoint(1),
+        "tools": Reply.Tools([abi.ToolInfo("everything", "echo", "Echoes back the input", '{"type":"object"}')]),
         "err_permission_denied": Errno.PermissionDenied("r (s.md:3)", "no"),
         "err_not_found": Errno.NotFound("/mem/working/x"),
         "err_invalid_argument": Errno.InvalidArgument("empty path"),

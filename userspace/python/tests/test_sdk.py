@@ -51,6 +51,10 @@ class FakeKernel(threading.Thread):
                     result = abi.Errno.RateLimited(250)
                 elif isinstance(call, abi.Syscall.Rename):
                     result = abi.Reply.Done()
+                elif isinstance(call, abi.Syscall.ListTools):
+                    result = abi.Reply.Tools([abi.ToolInfo("everything", "echo", "Echoes", '{"type":"object"}')])
+                elif isinstance(call, abi.Syscall.Call) and "/" in call.action:
+                    result = abi.Reply.CallResult('{"content":[{"type":"text","text":"%s"}]}' % call.action)
                 elif isinstance(call, abi.Syscall.Signal):
                     self.send(abi.KernelFrame.Event(abi.Event.Signal(abi.Signal.USR1, "operator")))
                     result = abi.Reply.Done()
@@ -128,6 +132,34 @@ class SdkTests(unittest.TestCase):
         assert kernel.seen[-1].name == "rename"
         assert encode(kernel.seen[-1])[0] == 17, "tag 17, after WriteFd"
 
+
+    def test_mcp_tools_are_listed_and_called_as_server_slash_tool(self) -> None:
+        sock, kernel = self.pair()
+        c = agentos.Client(sock)
+        tools = c.list_tools()
+        assert [(t.server, t.name) for t in tools] == [("everything", "echo")]
+        assert kernel.seen[-1] == abi.Syscall.ListTools()
+        assert encode(kernel.seen[-1])[0] == 18, "tag 18, after Rename"
+        out = c.call_tool("everything", "echo", {"message": "hi"})
+        assert out["content"][0]["text"] == "everything/echo"
+        assert kernel.seen[-1] == abi.Syscall.Call("everything/echo", '{"message": "hi"}')
+        c.call_tool("everything", "echo")
+        assert kernel.seen[-1] == abi.Syscall.Call("everything/echo", "{}")
+        with self.assertRaises(ValueError):
+            c.call_tool("a/b", "echo")
+        with self.assertRaises(TypeError):
+            c.call_tool("everything", "echo", [1])
+
+        async def main() -> None:
+            a = await agentos.AsyncClient.connect(sock=sock2)
+            tools = await a.list_tools()
+            assert tools[0].name == "echo"
+            r = await a.call_tool("everything", "echo", {"m": 1})
+            assert r["content"][0]["text"] == "everything/echo"
+            await a.close()
+
+        sock2, _ = self.pair()
+        asyncio.run(main())
 
     def test_malformed_input_is_refused_before_sending(self) -> None:
         sock, kernel = self.pair()

@@ -3,7 +3,7 @@
 
 use agentos_syscalls::{
     AgentId, Decision, DirEntry, ExecOutput, FileStat, Message, OpenMode, Reply, Signal, Syscall,
-    WriteMode,
+    ToolInfo, WriteMode,
 };
 
 use super::SdkError;
@@ -40,6 +40,7 @@ reply_reader!(call_result, String, "call", Reply::CallResult { result_json } => 
 reply_reader!(message, Message, "recv", Reply::Message(m) => m);
 reply_reader!(decision, Decision, "check_policy", Reply::Decision(d) => d);
 reply_reader!(checkpoint_number, u64, "checkpoint", Reply::Checkpoint { number } => number);
+reply_reader!(tools, Vec<ToolInfo>, "list_tools", Reply::Tools(t) => t);
 
 pub(crate) fn read(path: &str, offset: u64, len: Option<u64>) -> Call<Vec<u8>> {
     Call {
@@ -196,6 +197,18 @@ pub(crate) fn checkpoint() -> Call<u64> {
     }
 }
 
+pub(crate) fn list_tools() -> Call<Vec<ToolInfo>> {
+    Call {
+        call: Syscall::ListTools,
+        decode: tools,
+    }
+}
+
+/// The `Call` action of an MCP tool: `SERVER/TOOL`.
+pub(crate) fn tool_action(server: &str, tool: &str) -> String {
+    format!("{server}/{tool}")
+}
+
 pub(crate) fn exit(code: i32) -> Call<()> {
     Call {
         call: Syscall::Exit { code },
@@ -282,6 +295,16 @@ macro_rules! typed_methods {
         /// Performs a named policy action (`api_call`, `database_query`, …) with JSON params.
         pub $($async_kw)? fn call(&self, action: &str, params_json: &str) -> Result<String, SdkError> {
             self.invoke(calls::call(action, params_json))$($aw)*
+        }
+        /// The tools of the kernel's MCP servers this agent's policy could let it call.
+        pub $($async_kw)? fn list_tools(&self) -> Result<Vec<agentos_syscalls::ToolInfo>, SdkError> {
+            self.invoke(calls::list_tools())$($aw)*
+        }
+        /// Calls the MCP tool `tool` of server `server` with `args_json` (a JSON object):
+        /// action `mcp_tool` on `SERVER/TOOL ARGS`. Returns the tool's result (an MCP
+        /// `CallToolResult`) as JSON.
+        pub $($async_kw)? fn call_tool(&self, server: &str, tool: &str, args_json: &str) -> Result<String, SdkError> {
+            self.invoke(calls::call(&calls::tool_action(server, tool), args_json))$($aw)*
         }
         /// Sends a message to another agent's inbox (action `ipc_send`, its `peers` naming the
         /// target by id or name). A full inbox answers `Busy` (retry later); an unknown or

@@ -75,7 +75,8 @@ export type Syscall =
   | { type: 'Exit'; code: number }
   | { type: 'ReadFd'; fd: number; len: number }
   | { type: 'WriteFd'; fd: number; data: Uint8Array }
-  | { type: 'Rename'; from: string; to: string };
+  | { type: 'Rename'; from: string; to: string }
+  | { type: 'ListTools' };
 export const Syscall: Codec<Syscall> & { readonly names: Syscall['type'][] };
 /** `Syscall::name`: `read`, `check_policy`, … by variant. */
 export const SYSCALL_NAMES: Readonly<Record<Syscall['type'], string>>;
@@ -95,6 +96,9 @@ export const FileStat: Codec<FileStat>;
 export const ExecOutput: Codec<ExecOutput>;
 export const Message: Codec<Message>;
 export const Decision: Codec<Decision>;
+/** One tool of an MCP server, as `ListTools` shows it. */
+export interface ToolInfo { server: string; name: string; description: string; inputSchemaJson: string }
+export const ToolInfo: Codec<ToolInfo>;
 
 export type Reply =
   | { type: 'Done' }
@@ -107,7 +111,8 @@ export type Reply =
   | { type: 'CallResult'; resultJson: string }
   | { type: 'Message'; message: Message }
   | { type: 'Decision'; decision: Decision }
-  | { type: 'Checkpoint'; number: U64 };
+  | { type: 'Checkpoint'; number: U64 }
+  | { type: 'Tools'; tools: ToolInfo[] };
 export const Reply: Codec<Reply> & { readonly names: Reply['type'][] };
 
 export interface Request { id: U64; call: Syscall }

@@ -154,6 +154,7 @@ export const Syscall = enumOf('Syscall', [
   ['ReadFd', [['fd', U32], ['len', U32]]],
   ['WriteFd', [['fd', U32], ['data', BYTES]]],
   ['Rename', [['from', STR], ['to', STR]]],
+  ['ListTools'],
 ]);
 
 /** `Syscall::name`: the stable snake_case name of each call, by variant. */
@@ -172,6 +173,10 @@ export const ExecOutput = struct('ExecOutput', [
 ]);
 export const Message = struct('Message', [['from', AGENT_ID], ['seq', U64], ['payload', BYTES]]);
 export const Decision = struct('Decision', [['allowed', BOOL], ['rule', STR], ['reason', STR]]);
+/** One tool of an MCP server, as `ListTools` shows it. */
+export const ToolInfo = struct('ToolInfo', [
+  ['server', STR], ['name', STR], ['description', STR], ['inputSchemaJson', STR],
+]);
 
 /** A successful syscall's value. */
 export const Reply = enumOf('Reply', [
@@ -186,6 +191,7 @@ export const Reply = enumOf('Reply', [
   ['Message', [['message', Message]]],
   ['Decision', [['decision', Decision]]],
   ['Checkpoint', [['number', U64]]],
+  ['Tools', [['tools', seq(ToolInfo)]]],
 ]);
 
 export const Request = struct('Request', [['id', U64], ['call', Syscall]]);

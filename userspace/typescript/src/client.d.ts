@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type {
-  AgentId, Decision, DirEntry, ExecOutput, FileStat, Message, OpenMode, Reply, Signal, Syscall, U64, Welcome,
+  AgentId, Decision, DirEntry, ExecOutput, FileStat, Message, OpenMode, Reply, Signal, Syscall, ToolInfo, U64, Welcome,
 } from './abi.js';
 
 export const SDK_NAME: string;
@@ -72,6 +72,10 @@ export class Client extends EventEmitter {
   rename(from: string, to: string): Promise<void>;
   exec(argv: string[], options?: { stdin?: Bytes; cwd?: string | null; timeoutMs?: U64 | null }): Promise<ExecOutput>;
   call(action: string, paramsJson?: string): Promise<string>;
+  /** The tools of the kernel's MCP servers this agent's policy could let it call. */
+  listTools(): Promise<ToolInfo[]>;
+  /** Calls MCP tool `tool` of `server` (action `mcp_tool`); resolves to its `CallToolResult`. */
+  callTool(server: string, tool: string, args?: Record<string, unknown> | string): Promise<any>;
   send(to: AgentId, payload: Bytes): Promise<void>;
   recv(timeoutMs?: U64 | null): Promise<Message>;
   signal(target: AgentId, signal: Signal): Promise<void>;

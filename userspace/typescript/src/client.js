@@ -62,6 +62,8 @@ const asCall = expect('call', 'CallResult', (r) => r.resultJson);
 const asMessage = expect('recv', 'Message', (r) => r.message);
 const asDecision = expect('check_policy', 'Decision', (r) => r.decision);
 const asCheckpoint = expect('checkpoint', 'Checkpoint', (r) => r.number);
+const asTools = expect('list_tools', 'Tools', (r) => r.tools);
+const asToolResult = expect('call_tool', 'CallResult', (r) => JSON.parse(r.resultJson));
 
 const utf8 = new TextEncoder();
 function toBytes(what, data) {
@@ -527,6 +529,27 @@ export class Client extends EventEmitter {
   /** Performs a named policy action (`api_call`, …) with JSON params; resolves to JSON. */
   call(action, paramsJson = '{}') {
     return this.#invoke({ type: 'Call', action, paramsJson }, asCall);
+  }
+
+  /** The tools of the kernel's MCP servers this agent's policy could let it call. */
+  listTools() {
+    return this.#invoke({ type: 'ListTools' }, asTools);
+  }
+
+  /**
+   * Calls MCP tool `tool` of `server` with `args` (an object, or its JSON text): action
+   * `mcp_tool` on `SERVER/TOOL ARGS`. Resolves to the tool's result (an MCP `CallToolResult`:
+   * `content`, `isError`, …) as an object.
+   */
+  callTool(server, tool, args = {}) {
+    if (typeof server !== 'string' || typeof tool !== 'string' || server.includes('/') || tool.includes('/')) {
+      return Promise.reject(new TypeError('server and tool: expected names without `/`'));
+    }
+    let paramsJson;
+    if (typeof args === 'string') paramsJson = args;
+    else if (args !== null && typeof args === 'object' && !Array.isArray(args)) paramsJson = JSON.stringify(args);
+    else return Promise.reject(new TypeError('args: expected an object or its JSON text'));
+    return this.#invoke({ type: 'Call', action: `${server}/${tool}`, paramsJson }, asToolResult);
   }
 
   /** Sends a message to another agent's inbox; Busy when it is full. */

@@ -338,3 +338,27 @@ test('next() calls waiting together on one iterator each get their own event', a
   assert.deepEqual(await events.next(), { value: undefined, done: true });
   await k.close();
 });
+
+test('MCP tools are listed and called as SERVER/TOOL with JSON arguments', async () => {
+  const tool = { server: 'everything', name: 'echo', description: 'Echoes', inputSchemaJson: '{"type":"object"}' };
+  const k = await fakeKernel(async (c) => {
+    await c.handshake();
+    const l = await c.next();
+    assert.deepEqual(l.request.call, { type: 'ListTools' });
+    c.respond(l.request.id, { ok: { type: 'Tools', tools: [tool] } });
+    const t = await c.next();
+    assert.deepEqual(t.request.call, { type: 'Call', action: 'everything/echo', paramsJson: '{"message":"hi"}' });
+    c.respond(t.request.id, { ok: { type: 'CallResult', resultJson: '{"content":[{"type":"text","text":"Echo: hi"}]}' } });
+    const denied = await c.next();
+    c.respond(denied.request.id, { err: { type: 'PermissionDenied', rule: 'no-env (p.md:9)', reason: 'denied' } });
+  });
+  const client = await agentos.connect({ path: k.path });
+  assert.deepEqual(await client.listTools(), [tool]);
+  const out = await client.callTool('everything', 'echo', { message: 'hi' });
+  assert.equal(out.content[0].text, 'Echo: hi');
+  await assert.rejects(client.callTool('everything', 'get-env'), (e) => e instanceof agentos.PermissionDenied && e.rule === 'no-env (p.md:9)');
+  await assert.rejects(client.callTool('a/b', 'echo'), TypeError);
+  await assert.rejects(client.callTool('everything', 'echo', [1]), TypeError);
+  client.disconnect();
+  await k.close();
+});

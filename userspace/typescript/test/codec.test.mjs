@@ -32,7 +32,7 @@ test('bools, strings, options and trailing bytes', () => {
   assert.throws(() => decode(STR, b(0xff, 0xff, 0xff, 0xff, 0x0f)), /cannot fit/);
   assert.equal(decode(STR, encode(STR, 'héllo ✓ 🦀')), 'héllo ✓ 🦀');
   assert.throws(() => decode(abi.Syscall, b(14, 0, 0)), /1 trailing bytes after Syscall/);
-  assert.throws(() => decode(abi.Syscall, b(18)), /Syscall has no variant 18/);
+  assert.throws(() => decode(abi.Syscall, b(19)), /Syscall has no variant 19/);
   assert.throws(() => decode(abi.Syscall, b(0, 0, 0, 2)), /option tag is 2/);
 });
 

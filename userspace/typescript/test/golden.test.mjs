@@ -38,6 +38,7 @@ function sampleSyscalls() {
     { type: 'ReadFd', fd: 4, len: 65536 },
     { type: 'WriteFd', fd: 4, data: bytes(0, 255) },
     { type: 'Rename', from: '/workspace/a.txt', to: '/workspace/b.txt' },
+    { type: 'ListTools' },
   ];
   assert.deepEqual(calls.map((c) => c.type), abi.Syscall.names, 'a Syscall variant has no sample');
   return Object.fromEntries(calls.map((c) => [`syscall_${abi.SYSCALL_NAMES[c.type]}`, c]));
@@ -59,6 +60,7 @@ function sampleReplies() {
     message: ok({ type: 'Message', message: { from: 1, seq: 9, payload: text('x') } }),
     decision: ok({ type: 'Decision', decision: { allowed: false, rule: 'deny-etc (security.md:14)', reason: 'path under /etc' } }),
     checkpoint: ok({ type: 'Checkpoint', number: 1 }),
+    tools: ok({ type: 'Tools', tools: [{ server: 'everything', name: 'echo', description: 'Echoes back the input', inputSchemaJson: '{"type":"object"}' }] }),
     err_permission_denied: err({ type: 'PermissionDenied', rule: 'r (s.md:3)', reason: 'no' }),
     err_not_found: err({ type: 'NotFound', what: '/mem/working/x' }),
     err_invalid_argument: err({ type: 'InvalidArgument', reason: 'empty path' }),

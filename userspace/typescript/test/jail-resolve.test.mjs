@@ -30,7 +30,7 @@ test('a script outside any node_modules tree imports agentos through the preload
     const env = { PATH: process.env.PATH, NODE_OPTIONS: `--import="${path.join(sdk, 'register.mjs')}"` };
     const run = spawnSync(process.execPath, [agent], { encoding: 'utf8', env });
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /^\d+ function 18\n$/);
+    assert.match(run.stdout, /^\d+ function 19\n$/);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

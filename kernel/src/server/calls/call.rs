@@ -142,6 +142,9 @@ pub(crate) async fn call(
     action: &str,
     params_json: &str,
 ) -> Result<Reply, Errno> {
+    if crate::mcp::split_action(action).is_some() {
+        return crate::mcp::call_tool(k, agent, action, params_json).await;
+    }
     let resource = call_resource(action, params_json)?;
     let params = params_of(params_json)?;
     let Some(provider) = k.config.providers.iter().find(|p| p.action == action) else {
@@ -238,7 +241,18 @@ pub(crate) async fn call(
 
 /// The call's own action, its resource from the params ([`call_resource`]), the params' size
 /// as its bytes.
+///
+/// A `SERVER/TOOL` action is an MCP tool call ([`crate::mcp`]): action `mcp_tool`, resource
+/// `SERVER/TOOL ARGS` (the canonical JSON arguments).
 pub(super) fn classify(action: &str, params_json: &str) -> Result<Option<Class>, Errno> {
+    if crate::mcp::split_action(action).is_some() {
+        return Ok(Some(Class::new(
+            super::list_tools::ACTION,
+            crate::mcp::resource(action, params_json)?,
+            Access::Read,
+            params_json.len() as u64,
+        )));
+    }
     Ok(Some(Class::new(
         action,
         call_resource(action, params_json)?,

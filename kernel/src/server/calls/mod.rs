@@ -16,6 +16,7 @@ mod close;
 mod exec;
 mod exit;
 mod list;
+pub(crate) mod list_tools;
 mod open;
 mod read;
 mod read_fd;
@@ -61,6 +62,7 @@ pub(crate) fn classify(call: &Syscall) -> Result<Option<Class>, Errno> {
         Syscall::Exit { .. } => exit::classify(),
         Syscall::ReadFd { .. } => read_fd::classify(),
         Syscall::WriteFd { .. } => write_fd::classify(),
+        Syscall::ListTools => list_tools::classify(),
     }
 }
 
@@ -94,7 +96,8 @@ pub(crate) fn paths_of(call: &Syscall) -> [Option<&str>; 2] {
         | Syscall::Checkpoint
         | Syscall::Exit { .. }
         | Syscall::ReadFd { .. }
-        | Syscall::WriteFd { .. } => [None, None],
+        | Syscall::WriteFd { .. }
+        | Syscall::ListTools => [None, None],
     }
 }
 
@@ -139,6 +142,7 @@ pub(crate) async fn perform(
             cwd,
             timeout_ms,
         } => exec::exec(k, agent, argv, stdin, cwd.as_deref(), *timeout_ms).await,
+        Syscall::ListTools => list_tools::list_tools(k, agent).await,
     }
 }
 
@@ -168,7 +172,8 @@ fn on_host(agent: &Agent, call: &Syscall) -> bool {
         | Syscall::Recv { .. }
         | Syscall::Signal { .. }
         | Syscall::CheckPolicy { .. }
-        | Syscall::Exit { .. } => false,
+        | Syscall::Exit { .. }
+        | Syscall::ListTools => false,
     }
 }
 
@@ -252,7 +257,8 @@ async fn on_pool(
         | Syscall::Recv { .. }
         | Syscall::Signal { .. }
         | Syscall::CheckPolicy { .. }
-        | Syscall::Exit { .. } => Err(Errno::Internal {
+        | Syscall::Exit { .. }
+        | Syscall::ListTools => Err(Errno::Internal {
             reason: "a call that does not touch the host was sent to the host I/O pool".into(),
         }),
     }
