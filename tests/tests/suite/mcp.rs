@@ -172,16 +172,65 @@ fn exits(k: &TestKernel, id: u64) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// The host pids of agent `id`'s copy of the failure server (python running the script).
-fn fake_server_pids(k: &TestKernel) -> Vec<u32> {
+/// The host pids of the kernel's processes whose command line names `needle`.
+fn server_pids(k: &TestKernel, needle: &str) -> Vec<u32> {
     agentos_tests::descendants(k.kernel_pid())
         .into_iter()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains("fake_mcp_server.py"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// The host pids of the failure server's copies (python running the script).
+fn fake_server_pids(k: &TestKernel) -> Vec<u32> {
+    server_pids(k, "fake_mcp_server.py")
+}
+
+/// The reference server killed while it works on a call (a 60-second operation): the call is
+/// answered `Interrupted` at once, the end is recorded, and the next call starts a new copy.
+#[test]
+fn the_reference_server_killed_mid_call_answers_interrupted_and_restarts() {
+    let k = kernel(&[]);
+    let policy = write_policy(&k.work, "mcp", "strict", &[], RULES);
+    let id = k.spawn(
+        &policy,
+        &[
+            "script",
+            r#"tool:everything/echo:{"message":"up"}"#,
+            r#"tool:everything/trigger-long-running-operation:{"duration":60,"steps":60}"#,
+            r#"tool:everything/echo:{"message":"again"}"#,
+        ],
+    );
+    let log = || k.logs(id);
+    wait_until("the first call to be answered", || {
+        log().contains("step 0 ")
+    });
+    // The long call follows at once. The agent's copy of the server is killed until that call
+    // is answered: a kill that lands before the call arrives only makes the kernel start
+    // another copy for it (after a backoff), which the next round kills mid-call.
+    wait_until("the long call to be answered", || {
+        if log().contains("step 1 ") {
+            return true;
+        }
+        for pid in server_pids(&k, "server-everything") {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+        false
+    });
+    let lines = steps(&k, id);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[0].contains("Echo: up"), "{lines:#?}");
+    assert!(lines[1].ends_with("err Interrupted"), "{lines:#?}");
+    assert!(
+        lines[2].contains("ok ") && lines[2].contains("Echo: again"),
+        "{lines:#?}"
+    );
+    assert!(!exits(&k, id).is_empty(), "the server's end is recorded");
 }
 
 #[test]
