@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use agentos_benches::{fmt_ns, fork_exec_true, own_binary, BenchKernel, Samples};
+use agentos_benches::{fork_exec_true, own_binary, BenchKernel, Samples};
 use criterion::Criterion;
 
 const FLOOR: &str = "floor/fork_exec_true";
@@ -51,21 +51,13 @@ fn exec(c: &mut Criterion) -> Samples {
 }
 
 fn report(s: &Samples) {
-    let show = |v: Option<f64>| v.map_or_else(|| "not run".into(), fmt_ns);
-    println!();
-    println!("exec summary (median of per-sample means, per run of /bin/true)");
-    println!("{:<40} {:>12} {:>8}", "bench", "median", "samples");
-    for n in [FLOOR, AGENTOS] {
-        println!("{:<40} {:>12} {:>8}", n, show(s.median(n)), s.count(n));
-    }
-    if let (Some(a), Some(f)) = (s.median(AGENTOS), s.median(FLOOR)) {
-        println!(
-            "Exec of /bin/true through the kernel: {} ({:.1}× a plain fork+exec of {})",
-            fmt_ns(a),
-            a / f,
-            fmt_ns(f)
-        );
-    }
+    s.report_pair(
+        "exec summary (median of per-sample means, per run of /bin/true)",
+        FLOOR,
+        AGENTOS,
+        "Exec of /bin/true",
+        "a plain fork+exec",
+    );
 }
 
 fn main() {

@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use agentos_benches::{elapsed, fmt_ns, own_binary, BenchKernel, Samples, POLICY};
+use agentos_benches::{elapsed, own_binary, BenchKernel, Samples, POLICY};
 use criterion::Criterion;
 use rmcp::model::CallToolRequestParams;
 use rmcp::ServiceExt;
@@ -113,21 +113,13 @@ fn mcp(c: &mut Criterion) -> Samples {
 }
 
 fn report(s: &Samples) {
-    let show = |v: Option<f64>| v.map_or_else(|| "not run".into(), fmt_ns);
-    println!();
-    println!("mcp summary (median of per-sample means, per call of everything/echo)");
-    println!("{:<40} {:>12} {:>8}", "bench", "median", "samples");
-    for n in [FLOOR, AGENTOS] {
-        println!("{:<40} {:>12} {:>8}", n, show(s.median(n)), s.count(n));
-    }
-    if let (Some(a), Some(f)) = (s.median(AGENTOS), s.median(FLOOR)) {
-        println!(
-            "MCP tool call through the kernel: {} ({:.1}× a direct call of {})",
-            fmt_ns(a),
-            a / f,
-            fmt_ns(f)
-        );
-    }
+    s.report_pair(
+        "mcp summary (median of per-sample means, per call of everything/echo)",
+        FLOOR,
+        AGENTOS,
+        "MCP tool call",
+        "a direct call",
+    );
 }
 
 fn main() {

@@ -351,6 +351,38 @@ pub struct Samples {
 }
 
 impl Samples {
+    /// Prints the summary of a floor and an agentos bench: their medians, then `what` through
+    /// the kernel beside `floor_what` as a ratio (`title` names the group and its unit).
+    pub fn report_pair(
+        &self,
+        title: &str,
+        floor: &str,
+        agentos: &str,
+        what: &str,
+        floor_what: &str,
+    ) {
+        let show = |v: Option<f64>| v.map_or_else(|| "not run".into(), fmt_ns);
+        println!();
+        println!("{title}");
+        println!("{:<40} {:>12} {:>8}", "bench", "median", "samples");
+        for n in [floor, agentos] {
+            println!(
+                "{:<40} {:>12} {:>8}",
+                n,
+                show(self.median(n)),
+                self.count(n)
+            );
+        }
+        if let (Some(a), Some(f)) = (self.median(agentos), self.median(floor)) {
+            println!(
+                "{what} through the kernel: {} ({:.1}× {floor_what} of {})",
+                fmt_ns(a),
+                a / f,
+                fmt_ns(f)
+            );
+        }
+    }
+
     /// `sample_size` must match the criterion group's.
     pub fn new(sample_size: usize) -> Samples {
         Samples {
