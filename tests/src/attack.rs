@@ -54,6 +54,7 @@ fn runtime_meta() -> Result<std::fs::Metadata, Errno> {
 pub const ATTACKS: &[&str] = &[
     "shadow",
     "write-outside",
+    "poison-sdk",
     "symlink",
     "hardlink",
     "proc-root",
@@ -133,6 +134,57 @@ pub fn run(name: &str, arg: Option<&str>) -> Outcome {
                     Ok(()) => return Ok(format!("wrote {p}")),
                     Err(e) => last = Errno::from_raw(e.raw_os_error().unwrap_or(0)),
                 }
+            }
+            Err(last)
+        }
+        // The SDKs every agent imports (Python on PYTHONPATH, Node on NODE_PATH): a new file
+        // beside them, each existing file overwritten, truncated, unlinked, made writable. A
+        // success would let one agent change the code its neighbours run.
+        "poison-sdk" => {
+            let mut last = Errno::ENOENT;
+            let mut note = |e: std::io::Error| last = errno_of(&e);
+            let mut tried = 0;
+            for var in ["PYTHONPATH", "NODE_PATH"] {
+                let Some(dir) = std::env::var_os(var) else {
+                    continue;
+                };
+                let dir = std::path::PathBuf::from(dir);
+                let new = dir.join("agentos-poison.py");
+                match std::fs::write(&new, b"x") {
+                    Ok(()) => return Ok(format!("wrote {}", new.display())),
+                    Err(e) => note(e),
+                }
+                let mut stack = vec![dir];
+                while let Some(d) = stack.pop() {
+                    let Ok(entries) = std::fs::read_dir(&d) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
+                        let p = entry.path();
+                        if p.is_dir() {
+                            stack.push(p);
+                            continue;
+                        }
+                        tried += 1;
+                        let opened = std::fs::OpenOptions::new().write(true).open(&p);
+                        match opened.and_then(|mut f| std::io::Write::write_all(&mut f, b"x")) {
+                            Ok(()) => return Ok(format!("overwrote {}", p.display())),
+                            Err(e) => note(e),
+                        }
+                        if std::fs::remove_file(&p).is_ok() {
+                            return Ok(format!("unlinked {}", p.display()));
+                        }
+                        use std::os::unix::fs::PermissionsExt;
+                        let perms = std::fs::Permissions::from_mode(0o666);
+                        if std::fs::set_permissions(&p, perms).is_ok() {
+                            return Ok(format!("made {} writable", p.display()));
+                        }
+                    }
+                }
+            }
+            if tried == 0 {
+                // Nothing found to attack is not a pass.
+                return Ok("found no SDK file to attack".into());
             }
             Err(last)
         }

@@ -267,6 +267,48 @@ fn escape_write_outside_scratch() {
     file_attack("write-outside");
 }
 
+/// The Python and TypeScript SDKs the kernel writes for every agent are shared by all of
+/// them: an agent can neither add a file beside them nor change, truncate, unlink or chmod
+/// one, and the kernel's copies stay as embedded.
+#[test]
+fn escape_poison_the_shared_sdks() {
+    let k = TestKernel::start();
+    let (_, line) = attack(&k, "poison-sdk", None);
+    assert_blocked(&line, &["EACCES", "EROFS", "EPERM"]);
+    assert_kernel_answers(&k);
+    let embedded =
+        std::fs::read(agentos_tests::repo_root().join("userspace/typescript/src/index.js"))
+            .expect("the TypeScript SDK source");
+    let python = k.state_dir.join("sdk/python/agentos/__init__.py");
+    assert_eq!(
+        std::fs::read(&python).expect("the kernel's Python SDK"),
+        std::fs::read(agentos_tests::repo_root().join("userspace/python/agentos/__init__.py"))
+            .expect("the Python SDK source")
+    );
+    let installed = walk_files(&k.state_dir.join("sdk/node"))
+        .into_iter()
+        .find(|p| p.ends_with("src/index.js") || p.ends_with("agentos/index.js"))
+        .expect("index.js in the kernel's Node SDK");
+    assert_eq!(std::fs::read(installed).expect("read"), embedded);
+}
+
+/// Every file below `dir`.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn escape_symlink_out_of_scratch() {
     file_attack("symlink");
