@@ -604,6 +604,40 @@ mod tests {
     }
 
     #[test]
+    fn what_an_agent_chooses_is_cut_to_the_display_bound_in_every_span() {
+        let (t, spans) = in_memory(1.0);
+        let life = t.life(who(), SystemTime::now()).expect("sampled");
+        let call = life.call("write", 1, None);
+        let long = format!("/mem/working/{}", "x".repeat(4096));
+        call.classified("file_write", &long);
+        let refused = DecisionRecord {
+            allowed: false,
+            violation: true,
+            reason: format!("no rule allows file_write on {long}"),
+            ..allowed()
+        };
+        call.decided::<()>(
+            &refused,
+            &Err(Errno::PermissionDenied {
+                rule: String::new(),
+                reason: refused.reason.clone(),
+            }),
+        );
+        call.end();
+        let done = spans.get_finished_spans().expect("spans");
+        assert_eq!(done.len(), 2, "the call and its violation");
+        for span in &done {
+            for kv in &span.attributes {
+                let len = kv.value.as_str().len();
+                assert!(len <= 512 + 32, "{} is {len} bytes", kv.key);
+            }
+            if let opentelemetry::trace::Status::Error { description } = &span.status {
+                assert!(description.len() <= 512 + 32, "{}", description.len());
+            }
+        }
+    }
+
+    #[test]
     fn a_life_the_sampler_leaves_out_makes_no_span() {
         let (t, spans) = in_memory(0.0);
         assert!(t.life(who(), SystemTime::now()).is_none());
