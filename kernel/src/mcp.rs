@@ -446,36 +446,12 @@ async fn start(
         read_only: decl.read_only.clone(),
         read_write: Vec::new(),
     };
-    let spec = tools::jail_spec(k, agent, &run, &scratch_path);
-    let spec_json = serde_json::to_string(&spec)
-        .map_err(|e| internal(format!("MCP server jail spec does not encode: {e}")))?;
-    let (kernel_end, tool_end) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| internal(format!("cannot create the MCP server's report socket: {e}")))?;
-    let mut child = k
-        .spawner
-        .launch_with(&k.config.launcher, spec_json, tool_end.into(), true)
-        .await
-        .map_err(|e| {
-            internal(format!(
-                "cannot start the launcher {} for MCP server {}: {e}",
-                k.config.launcher.display(),
-                decl.name
-            ))
-        })?;
-    let launcher_pid = child.id().unwrap_or(0);
-    let writable = tools::tool_writable(k, agent, &run, &scratch_path);
-    let watched = crate::sandbox_limits::Watched {
-        limits: spec.limits,
-        cgroup: agent.cgroup.clone(),
-        launcher: launcher_pid,
-    };
-    tokio::spawn(tools::read_report(
-        Arc::clone(k),
-        Arc::clone(agent),
-        kernel_end,
-        writable,
-        watched,
-    ));
+    let what = format!("MCP server {}", decl.name);
+    let tools::Launched {
+        mut child,
+        launcher_pid,
+        ..
+    } = tools::launch(k, agent, &run, &scratch_path, &what).await?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {

@@ -167,23 +167,13 @@ pub(crate) async fn run_in(
         .map_err(|e| internal(format!("cannot create the tool's scratch dir: {e}")))?;
     let scratch = Scratch(scratch_path.clone());
 
-    let spec = jail_spec(k, agent, &run, &scratch_path);
-    let spec_json = serde_json::to_string(&spec)
-        .map_err(|e| internal(format!("tool jail spec does not encode: {e}")))?;
-    let (kernel_end, tool_end) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| internal(format!("cannot create the tool's report socket: {e}")))?;
     let started = Instant::now();
-    let mut child = k
-        .spawner
-        .launch_with(&k.config.launcher, spec_json, tool_end.into(), true)
-        .await
-        .map_err(|e| {
-            internal(format!(
-                "cannot start the launcher {} for a tool: {e}",
-                k.config.launcher.display()
-            ))
-        })?;
-    let launcher_pid = child.id().unwrap_or(0);
+    let Launched {
+        mut child,
+        launcher_pid,
+        report,
+        require_full,
+    } = launch(k, agent, &run, &scratch_path, "a tool").await?;
 
     let stdin = child.stdin.take();
     let input = std::mem::take(&mut run.stdin);
@@ -196,19 +186,6 @@ pub(crate) async fn run_in(
     });
     let stdout = child.stdout.take().map(|p| tokio::spawn(capped(p)));
     let stderr = child.stderr.take().map(|p| tokio::spawn(capped(p)));
-    let writable = tool_writable(k, agent, &run, &scratch_path);
-    let watched = crate::sandbox_limits::Watched {
-        limits: spec.limits,
-        cgroup: agent.cgroup.clone(),
-        launcher: launcher_pid,
-    };
-    let report = tokio::spawn(read_report(
-        Arc::clone(k),
-        Arc::clone(agent),
-        kernel_end,
-        writable,
-        watched,
-    ));
 
     let mut timed_out = false;
     let mut agent_ended = false;
@@ -262,19 +239,70 @@ pub(crate) async fn run_in(
         truncated: cut_out || cut_err,
         timed_out,
     };
-    answer(
-        agent.id,
-        agent_ended,
-        report.as_ref(),
-        spec.require_full,
-        output,
-    )
+    answer(agent.id, agent_ended, report.as_ref(), require_full, output)
+}
+
+/// A tool jail the launcher runs, its report watched ([`launch`]).
+pub(crate) struct Launched {
+    pub child: tokio::process::Child,
+    /// The launcher's pid (0 when the spawner could not tell it).
+    pub launcher_pid: u32,
+    /// The launcher's jail report, once the task serving its seccomp listener ends.
+    pub report: tokio::task::JoinHandle<Option<JailReport>>,
+    /// Whether a missing jail layer fails the tool.
+    pub require_full: bool,
+}
+
+/// Starts `run` in a tool jail on the spawner, with `scratch` as its scratch dir, and serves
+/// its report and seccomp listener ([`read_report`]). `what` names the tool in errors
+/// (`a tool`, `MCP server NAME`).
+pub(crate) async fn launch(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    run: &ToolRun,
+    scratch: &std::path::Path,
+    what: &str,
+) -> Result<Launched, Errno> {
+    let spec = jail_spec(k, agent, run, scratch);
+    let spec_json = serde_json::to_string(&spec)
+        .map_err(|e| internal(format!("the jail spec of {what} does not encode: {e}")))?;
+    let (kernel_end, tool_end) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| internal(format!("cannot create the report socket of {what}: {e}")))?;
+    let child = k
+        .spawner
+        .launch_with(&k.config.launcher, spec_json, tool_end.into(), true)
+        .await
+        .map_err(|e| {
+            internal(format!(
+                "cannot start the launcher {} for {what}: {e}",
+                k.config.launcher.display()
+            ))
+        })?;
+    let launcher_pid = child.id().unwrap_or(0);
+    let watched = crate::sandbox_limits::Watched {
+        limits: spec.limits,
+        cgroup: agent.cgroup.clone(),
+        launcher: launcher_pid,
+    };
+    let report = tokio::spawn(read_report(
+        Arc::clone(k),
+        Arc::clone(agent),
+        kernel_end,
+        tool_writable(k, agent, run, scratch),
+        watched,
+    ));
+    Ok(Launched {
+        child,
+        launcher_pid,
+        report,
+        require_full: spec.require_full,
+    })
 }
 
 /// Where a tool may write, as the seccomp listener sees it: the agent's own writable places,
 /// the tool's scratch dir instead of the agent's, the provider's `read_write` paths, and the
 /// workspace (or the parts of it the agent's rules let it write), under both of its names.
-pub(crate) fn tool_writable(
+fn tool_writable(
     k: &KernelInner,
     agent: &Agent,
     run: &ToolRun,
@@ -376,7 +404,7 @@ async fn capped(mut pipe: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 
 /// Reads the tool's jail report and seccomp listener from the launcher (fd 3), and serves the
 /// listener: the tool's denied syscalls are recorded under the agent, answered `EPERM`.
-pub(crate) async fn read_report(
+async fn read_report(
     k: Arc<KernelInner>,
     agent: Arc<Agent>,
     sock: std::os::unix::net::UnixStream,
@@ -418,12 +446,7 @@ pub(crate) async fn read_report(
 
 /// The jail of one tool ([`crate::jail_spec`]): the agent's limits and cgroup, the workspace
 /// as the tool's view, the provider's paths.
-pub(crate) fn jail_spec(
-    k: &KernelInner,
-    agent: &Agent,
-    run: &ToolRun,
-    scratch: &std::path::Path,
-) -> JailSpec {
+fn jail_spec(k: &KernelInner, agent: &Agent, run: &ToolRun, scratch: &std::path::Path) -> JailSpec {
     let policy = agent.policy();
     let mut read_only = run.read_only.clone();
     if run.network {
