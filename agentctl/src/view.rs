@@ -337,6 +337,12 @@ impl Clock {
         Clock { tz, today }
     }
 
+    /// A clock in `tz` for which `today` is today: renders the same on any machine and day.
+    #[cfg(test)]
+    pub fn fixed(tz: jiff::tz::TimeZone, today: jiff::civil::Date) -> Clock {
+        Clock { tz, today }
+    }
+
     pub fn format(&self, wall_ms: u64) -> String {
         let Ok(ts) = jiff::Timestamp::from_millisecond(wall_ms.min(i64::MAX as u64) as i64) else {
             return format!("@{wall_ms}ms");
@@ -1085,11 +1091,31 @@ mod tests {
         n
     }
 
+    /// UTC, with "today" the day of `rec`'s records: the rendering depends on neither the
+    /// machine's zone nor the day the test runs.
+    fn utc_on_record_day() -> Clock {
+        Clock::fixed(jiff::tz::TimeZone::UTC, jiff::civil::date(2026, 12, 6))
+    }
+
     fn text(r: &Record) -> String {
-        let l = line(r, &names(), &Clock::local());
+        let l = line(r, &names(), &utc_on_record_day());
         let s = l.render(false);
-        // Drop the time: it depends on the machine's zone.
-        s.split_once(' ').unwrap().1.to_string()
+        let (time, rest) = s.split_once(' ').unwrap();
+        assert_eq!(time, "19:52:34.620");
+        rest.to_string()
+    }
+
+    #[test]
+    fn the_date_is_shown_only_when_it_is_not_today() {
+        assert_eq!(
+            utc_on_record_day().format(1_796_586_754_620),
+            "19:52:34.620"
+        );
+        let next_day = Clock::fixed(jiff::tz::TimeZone::UTC, jiff::civil::date(2026, 12, 7));
+        assert_eq!(
+            next_day.format(1_796_586_754_620),
+            "2026-12-06 19:52:34.620"
+        );
     }
 
     fn write_record(decision: DecisionRecord) -> Record {
@@ -1192,7 +1218,7 @@ mod tests {
                 why: "hidden".into(),
             },
         );
-        let l = line(&r, &names(), &Clock::local());
+        let l = line(&r, &names(), &utc_on_record_day());
         let coloured = l.render(true);
         // The only escape sequences are our own SGR codes.
         let stripped = coloured.split('\x1b').skip(1).all(|s| {
