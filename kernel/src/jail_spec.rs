@@ -12,7 +12,9 @@
 //! - [`Role::Agent`]: the agent's kernel socket (fd 3, announced in `AGENTOS_FD` and, with
 //!   its id, `AGENTOS_AGENT_ID`), the embedded Python SDK (read-only, on `PYTHONPATH`), the
 //!   embedded TypeScript SDK (read-only, preloaded through `NODE_OPTIONS`, on `NODE_PATH`), and
-//!   its program readable and executable (it may lie outside the runtime); no mounts, no network.
+//!   its program readable and executable (it may lie outside the runtime); no mounts, no network
+//!   but, when its policy has a `network` rule, its egress proxy on the loopback of its own
+//!   namespace ([`EGRESS_PROXY_PORT`], announced in `HTTP_PROXY` and the other proxy variables).
 //! - [`Role::Tool`]: no kernel socket (the launcher closes fd 3 before the exec) and no SDK;
 //!   the tool's mounts (the workspace as its view, a provider's `rw=` paths), its working
 //!   directory, and the host's network only for a provider the operator declared `network`.
@@ -30,6 +32,24 @@ use crate::config::{Config, Runtime};
 
 /// The PATH inside every jail, an agent's and a tool's; bare program names resolve against it.
 pub const JAIL_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The port of an agent's egress proxy on the loopback of its own network namespace.
+pub const EGRESS_PROXY_PORT: u16 = 3128;
+
+/// The variables that send an unmodified HTTP client (curl, Python's `urllib`, `requests`,
+/// Node's `undici` with its env proxy agent, `git`, `pip`) through the egress proxy, upper and
+/// lower case, with `NO_PROXY` naming nothing.
+pub fn proxy_env(port: u16) -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env = Vec::new();
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        env.push((name.to_string(), url.clone()));
+        env.push((name.to_ascii_lowercase(), url.clone()));
+    }
+    env.push(("NO_PROXY".into(), String::new()));
+    env.push(("no_proxy".into(), String::new()));
+    env
+}
 
 /// What every jail of this kernel holds, from its configuration.
 #[derive(Debug, Clone)]
@@ -80,8 +100,9 @@ pub(crate) struct Occupant {
 /// Whether the jail holds the agent itself or a tool run for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Role {
-    /// The agent: its kernel socket, the Python SDK, its program executable.
-    Agent,
+    /// The agent: its kernel socket, the Python SDK, its program executable; its egress
+    /// proxy's port when its policy has a `network` rule.
+    Agent { egress: Option<u16> },
     /// A tool or provider: no kernel socket.
     Tool {
         mounts: Vec<Mount>,
@@ -106,7 +127,7 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
         role,
     } = occupant;
     let scratch_str = scratch.display().to_string();
-    let is_agent = role == Role::Agent;
+    let is_agent = matches!(role, Role::Agent { .. });
 
     let mut env: Vec<(String, String)> = Vec::new();
     if is_agent {
@@ -123,6 +144,12 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
         env.push(("PYTHONPATH".into(), base.python_sdk.display().to_string()));
         env.extend(crate::nodesdk::env(&base.node_sdk));
     }
+    if let Role::Agent {
+        egress: Some(port),
+    } = role
+    {
+        env.extend(proxy_env(port));
+    }
     env.extend(extra_env);
 
     let mut read_exec = base.runtime.read_exec.clone();
@@ -137,13 +164,13 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
     }
     read_only.extend(extra_read_only);
 
-    let (mounts, cwd, tool, network) = match role {
-        Role::Agent => (Vec::new(), None, false, false),
+    let (mounts, cwd, tool, network, egress_port) = match role {
+        Role::Agent { egress } => (Vec::new(), None, false, false, egress),
         Role::Tool {
             mounts,
             cwd,
             network,
-        } => (mounts, cwd, true, network),
+        } => (mounts, cwd, true, network, None),
     };
     JailSpec {
         agent_id: agent_id.0,
@@ -162,6 +189,7 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
         cwd,
         tool,
         network,
+        egress_port,
     }
 }
 
@@ -239,7 +267,7 @@ mod tests {
             env: vec![("MODEL".into(), "small".into())],
             limits: limits(),
             cgroup: cgroup("the agent's group"),
-            role: Role::Agent,
+            role: Role::Agent { egress: None },
         }
     }
 
@@ -296,6 +324,7 @@ mod tests {
                 cwd: None,
                 tool: false,
                 network: false,
+                egress_port: None,
             }
         );
     }
@@ -319,6 +348,7 @@ mod tests {
                 mounts: vec![workspace_mount()],
                 cwd: Some("/workspace".into()),
                 network: true,
+                egress_port: None,
             },
             ..agent()
         };

@@ -180,6 +180,10 @@ pub(crate) enum Why {
     NoHost,
     /// The host is not in `hosts`.
     Host,
+    /// `ports` on a resource with no port.
+    NoPort,
+    /// The port is not in `ports`.
+    Port,
     /// The resource is not in `peers`.
     Peer,
     /// The payload is over this `max_bytes`.
@@ -207,6 +211,27 @@ pub(crate) enum Eval {
 
 fn list(items: &[String]) -> String {
     items.join(", ")
+}
+
+/// The port of a `HOST:PORT` resource (a `network` connection; `[V6]:PORT` for IPv6).
+pub(crate) fn port_of(resource: &str) -> Option<u16> {
+    let (host, port) = resource.trim().rsplit_once(':')?;
+    if host.contains(':') && !host.ends_with(']') {
+        return None; // a bare IPv6 address, no port
+    }
+    port.parse().ok()
+}
+
+/// `443, 8000-8100`.
+pub(crate) fn ports_text(ports: &[(u16, u16)]) -> String {
+    let one = |(lo, hi): &(u16, u16)| {
+        if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}-{hi}")
+        }
+    };
+    ports.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
 /// Whether `host` (lowercase) is admitted by one `hosts` entry.
@@ -270,6 +295,14 @@ impl Rule {
                 return Eval::Miss(Why::Host);
             }
         }
+        if !c.ports.is_empty() {
+            let Some(port) = port_of(req.resource) else {
+                return Eval::Unevaluable(Why::NoPort);
+            };
+            if !c.ports.iter().any(|(lo, hi)| (*lo..=*hi).contains(&port)) {
+                return Eval::Miss(Why::Port);
+            }
+        }
         if !c.peers.is_empty() && !c.peers.iter().any(|p| p == req.resource) {
             return Eval::Miss(Why::Peer);
         }
@@ -330,6 +363,12 @@ impl Rule {
                 c.deny_args.get(j).map_or("", String::as_str)
             ),
             Why::NoHost => format!("`{}` names no host", req.resource),
+            Why::NoPort => format!("`{}` names no port", req.resource),
+            Why::Port => format!(
+                "port {} not in {}",
+                port_of(req.resource).unwrap_or(0),
+                ports_text(&c.ports)
+            ),
             Why::Host => format!(
                 "host `{}` not in {}",
                 host_of(req.resource).unwrap_or_default(),
@@ -357,6 +396,7 @@ impl Rule {
             + usize::from(!c.commands.is_empty())
             + usize::from(!c.tools.is_empty())
             + usize::from(!c.hosts.is_empty())
+            + usize::from(!c.ports.is_empty())
             + usize::from(!c.peers.is_empty());
         (
             self.action == "*",
@@ -671,6 +711,26 @@ impl Policy {
     /// Every rule, in file order; `rules()[i].index == i`.
     pub fn rules(&self) -> &[Rule] {
         &self.inner.rules
+    }
+
+    /// Whether some rule names `action` itself (not through `*`): for `network`, whether the
+    /// agent gets an egress proxy at all.
+    pub fn names_action(&self, action: &str) -> bool {
+        self.inner.rules.iter().any(|r| r.action == action)
+    }
+
+    /// Whether an allow `network` rule lists `addr` literally in its `hosts` (`127.0.0.2`,
+    /// `::1` or `[::1]`; never through a glob or `*`): what lets a connection reach a
+    /// loopback, private, link-local or host address.
+    pub fn names_address(&self, addr: std::net::IpAddr) -> bool {
+        self.inner.rules.iter().any(|r| {
+            r.effect == Effect::Allow
+                && r.action == "network"
+                && r.constraints.hosts.iter().any(|h| {
+                    let bare = h.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+                    bare.unwrap_or(h).parse::<std::net::IpAddr>() == Ok(addr)
+                })
+        })
     }
 
     /// A reference to rule `i`, for messages.

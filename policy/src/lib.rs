@@ -107,6 +107,8 @@ pub struct Constraints {
     pub deny_args: Vec<String>,
     /// Hosts, lowercased: `api.example.com`, `*.example.com` or `*`.
     pub hosts: Vec<String>,
+    /// Ports a `network` connection may reach, as inclusive ranges (`443` is `(443, 443)`).
+    pub ports: Vec<(u16, u16)>,
     /// Agent ids or names.
     pub peers: Vec<String>,
     /// Largest payload in bytes.
@@ -195,5 +197,7 @@ pub struct Sandbox {
 mod tests;
 #[cfg(test)]
 mod tests_args;
+#[cfg(test)]
+mod tests_network;
 #[cfg(test)]
 mod tests_tools;

@@ -29,6 +29,8 @@ pub enum WarningKind {
     RunsPrograms,
     /// An allow `mcp_tool` rule without `tools`: every tool of every MCP server.
     EveryTool,
+    /// An allow `network` rule without `hosts`: every host on the internet.
+    EveryHost,
     /// `signals:` lists SIGSTOP but not SIGCONT: a stopped agent cannot be resumed.
     StopWithoutCont,
     /// `signals:` does not list SIGTERM: the agent cannot be asked to end.
@@ -49,6 +51,7 @@ impl WarningKind {
             WarningKind::UnknownAction => "unknown-action",
             WarningKind::RunsPrograms => "runs-programs",
             WarningKind::EveryTool => "every-tool",
+            WarningKind::EveryHost => "every-host",
             WarningKind::StopWithoutCont => "stop-without-cont",
             WarningKind::NoSigterm => "no-sigterm",
             WarningKind::NoEffect => "no-effect",
@@ -537,6 +540,16 @@ impl Policy {
                 if let Some(why) = runs_programs(r) {
                     warn(r, WarningKind::RunsPrograms, why);
                 }
+                if r.action == "network" && r.constraints.hosts.iter().all(|h| h == "*") {
+                    warn(
+                        r,
+                        WarningKind::EveryHost,
+                        "no `hosts` (or `*`): the agent may connect to every host on the internet \
+                         (never the host's own, loopback or private addresses, which must be \
+                         listed literally); list them as `hosts: [\"api.example.com\"]`"
+                            .to_string(),
+                    );
+                }
                 if r.action == "mcp_tool" && r.constraints.tools.is_empty() {
                     warn(
                         r,
@@ -659,7 +672,7 @@ mod tests {
                 "s.md:5: warning: rule `b`: duplicates rule `a` (line 4); remove one of them [duplicate]",
                 "s.md:6: warning: rule `c`: `requires_approval` with `dry_run: true` asks an operator to approve calls that are never performed; drop one of them [approval-with-dry-run]",
                 "s.md:7: warning: rule `d`: `rate_limit: 1/day` allows at most one call a day; if the agent must not make this call, use `effect: deny` [suspicious-rate]",
-                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email, mcp_tool); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
+                "s.md:8: warning: rule `e`: action `deploy` is not one the kernel emits (file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email, mcp_tool, network); the rule only applies to calls that name it explicitly (a `Call` served by a tool provider) [unknown-action]",
             ]
         );
     }

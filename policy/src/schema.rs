@@ -28,6 +28,7 @@ pub const KNOWN_ACTIONS: &[&str] = &[
     "database_write",
     "send_email",
     "mcp_tool",
+    "network",
 ];
 
 /// Whether the kernel emits `action` itself (one of [`KNOWN_ACTIONS`]). Any other name comes
@@ -68,6 +69,7 @@ const CONSTRAINT_KEYS: &[&str] = &[
     "args",
     "deny_args",
     "hosts",
+    "ports",
     "peers",
     "max_bytes",
     "deny_patterns",
@@ -797,6 +799,16 @@ impl Ctx<'_> {
                         ));
                     }
                 }
+                if action != "network" {
+                    let cm = self.map(n, "`constraints`")?;
+                    if let Some(p) = key_pos(cm, "ports") {
+                        return Err(self.at(
+                            p,
+                            format!("`ports` applies only to `network` rules ({what} has action `{action}`)"),
+                            Some("`ports` limits the ports an agent's connections through its egress proxy may reach: move it to a network rule".to_string()),
+                        ));
+                    }
+                }
                 if action != "code_execution" {
                     let cm = self.map(n, "`constraints`")?;
                     for key in ["args", "deny_args"] {
@@ -901,8 +913,13 @@ impl Ctx<'_> {
                         guess,
                     ));
                 }
-                c.hosts.push(lower);
+                // `[::1]` is the address `::1`, as resources name it.
+                let unbracketed = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+                c.hosts.push(unbracketed.map_or(lower.clone(), str::to_string));
             }
+        }
+        if let Some(n) = get(m, "ports") {
+            c.ports = self.ports(n)?;
         }
         if let Some(n) = get(m, "peers") {
             c.peers = self
@@ -934,6 +951,49 @@ impl Ctx<'_> {
             c.dry_run = self.boolean(n, "dry_run")?;
         }
         Ok((c, mt))
+    }
+
+    /// `ports`: a list of ports (`443`) and inclusive ranges (`"8000-8100"`), 1 to 65535.
+    fn ports(&self, node: &Node) -> Res<Vec<(u16, u16)>> {
+        let items: Vec<&Node> = match &node.value {
+            Value::Seq(items) => items.iter().collect(),
+            Value::Int(_) | Value::Str(_) => vec![node],
+            other => {
+                return Err(self.at(
+                    node.pos,
+                    format!("`ports` must be a list of ports and ranges, found {}", other.kind()),
+                    Some("write `ports: [443, \"8000-8100\"]`".to_string()),
+                ))
+            }
+        };
+        if items.is_empty() {
+            return Err(self.at(
+                node.pos,
+                "`ports` is empty and would match nothing".to_string(),
+                Some("remove `ports` to allow every port, or list at least one".to_string()),
+            ));
+        }
+        let port = |text: &str| text.trim().parse::<u16>().ok().filter(|p| *p > 0);
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let range = match &item.value {
+                Value::Int(i) => u16::try_from(*i).ok().filter(|p| *p > 0).map(|p| (p, p)),
+                Value::Str(s) => match s.split_once('-') {
+                    Some((lo, hi)) => port(lo).zip(port(hi)).filter(|(lo, hi)| lo <= hi),
+                    None => port(s).map(|p| (p, p)),
+                },
+                _ => None,
+            };
+            let Some(range) = range else {
+                return Err(self.at(
+                    item.pos,
+                    "invalid port: expected a port from 1 to 65535 (`443`) or a range `\"LOW-HIGH\"` with LOW ≤ HIGH".to_string(),
+                    None,
+                ));
+            };
+            out.push(range);
+        }
+        Ok(out)
     }
 
     fn observability(&self, node: &Node) -> Res<Observability> {

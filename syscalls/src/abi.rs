@@ -400,6 +400,12 @@ pub enum AgentFrame {
         request: Request,
         trace: TraceContext,
     },
+    /// Sent by the launcher's init, after the jail report and the seccomp listener, for an
+    /// agent whose policy has a `network` rule: the listening TCP socket of the agent's egress
+    /// proxy (on the loopback of the agent's own network namespace) attached as `SCM_RIGHTS`.
+    /// The kernel accepts the agent's connections on it and judges each one. Accepted once,
+    /// between the jail report and `Hello`, and only for such an agent; the SDKs never send it.
+    EgressListener,
 }
 
 /// A W3C trace context (the `traceparent` header's fields, version 00): the trace and the

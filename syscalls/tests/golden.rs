@@ -368,6 +368,7 @@ fn handshake_events_and_reports() {
         }),
     );
     check("sandbox_listener", &AgentFrame::SandboxListener);
+    check("egress_listener", &AgentFrame::EgressListener);
 }
 
 fn sample_info() -> AgentInfo {

@@ -109,6 +109,7 @@ impl Sandbox {
             cwd: None,
             tool: false,
             network: false,
+            egress_port: None,
         }
     }
 

@@ -309,7 +309,7 @@ fn explain_and_lint_agree_on_action_names() {
     )
     .expect("write");
     let p = policy.to_str().expect("utf-8");
-    let list = "file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email, mcp_tool";
+    let list = "file_read, file_write, code_execution, api_call, ipc_send, signal, database_query, database_write, send_email, mcp_tool, network";
     // explain refuses `shell` (usage, exit 2) with the list.
     let out = k.ctl(&[
         "policy",

@@ -626,6 +626,11 @@ class AgentFrameTracedRequest(AgentFrame):
     trace: TraceContext
 
 
+@variant(AgentFrame, "EgressListener")
+class AgentFrameEgressListener(AgentFrame):
+    """Sent only by the launcher, with the agent's egress proxy listener; the SDK never sends it."""
+
+
 class KernelFrame(WireEnum):
     """A frame from the kernel."""
 

@@ -86,6 +86,10 @@ pub enum LaunchError {
     Report(#[source] io::Error),
     #[error("send seccomp listener on fd {}", agentos_syscalls::AGENT_FD)]
     Listener(#[source] io::Error),
+    #[error("listen for the egress proxy on the agent's loopback")]
+    Egress(#[source] io::Error),
+    #[error("send egress proxy listener on fd {}", agentos_syscalls::AGENT_FD)]
+    EgressListener(#[source] io::Error),
     #[error("close agent socket in launcher")]
     CloseAgentFd(#[source] io::Error),
     #[error("layer {layer} is missing and the spec requires the full sandbox")]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use agentos_syscalls::LayerStatus;
 use landlock::{
-    make_bitflags, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus,
+    make_bitflags, Access, AccessFs, AccessNet, NetPort, BitFlags, CompatLevel, Compatible, LandlockStatus,
     PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
@@ -133,7 +133,8 @@ pub fn apply(spec: &JailSpec, root: RootView) -> io::Result<LayerStatus> {
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))
         .map_err(other)?;
-    // A network provider's TCP is not handled (allowed); everyone else's is denied.
+    // A network provider's TCP is not handled (allowed); everyone else's is denied, but for
+    // an agent with an egress proxy: connects to the proxy's port (no bind, no other port).
     if !spec.network {
         handled = handled
             .handle_access(AccessNet::from_all(abi))
@@ -144,6 +145,11 @@ pub fn apply(spec: &JailSpec, root: RootView) -> io::Result<LayerStatus> {
         .map_err(other)?
         .create()
         .map_err(other)?;
+    if let Some(port) = spec.egress_port.filter(|_| !spec.network) {
+        ruleset = ruleset
+            .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
+            .map_err(other)?;
+    }
     let mut granted = 0usize;
     for (path, grant) in rules(spec, root) {
         if let Some(why) = skip_reason(&path) {

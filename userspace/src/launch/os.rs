@@ -114,6 +114,9 @@ pub trait Sys {
     fn mount_private(&mut self) -> io::Result<()>;
     /// Sets `IFF_UP` on `lo` in the (new) network namespace.
     fn loopback_up(&mut self) -> io::Result<()>;
+    /// Listens on `127.0.0.1:port` (TCP) of this network namespace; keeps the listener for
+    /// [`Sys::send_egress_listener`].
+    fn egress_listen(&mut self, port: u16) -> io::Result<()>;
     /// The minimal root (tmpfs, binds, symlinks, `/proc`), not yet the root; returns the
     /// layer detail. See [`super::rootfs`].
     fn build_root(&mut self, spec: &JailSpec) -> io::Result<String>;
@@ -131,6 +134,9 @@ pub trait Sys {
     /// Sends `AgentFrame::SandboxListener` with the seccomp listener attached (`SCM_RIGHTS`)
     /// on [`AGENT_FD`] and closes this process's copy; does nothing without a listener.
     fn send_listener(&mut self) -> io::Result<()>;
+    /// Sends `AgentFrame::EgressListener` with the egress proxy's listener attached
+    /// (`SCM_RIGHTS`) on [`AGENT_FD`] and closes this process's copy; does nothing without one.
+    fn send_egress_listener(&mut self) -> io::Result<()>;
     /// `waitpid(-1)`: the next child to end.
     fn reap(&mut self) -> io::Result<(i32, Exit)>;
     /// `kill(-1, SIGKILL)`: every other process of the pid namespace.
@@ -155,6 +161,8 @@ pub struct LinuxSys {
     proc_built: bool,
     /// The seccomp user-notification listener, between `seccomp` and `send_listener`.
     listener: Option<OwnedFd>,
+    /// The egress proxy's listener, between `egress_listen` and `send_egress_listener`.
+    egress: Option<OwnedFd>,
 }
 
 impl Sys for LinuxSys {
@@ -296,6 +304,12 @@ impl Sys for LinuxSys {
         sys::interface_up("lo")
     }
 
+    fn egress_listen(&mut self, port: u16) -> io::Result<()> {
+        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))?;
+        self.egress = Some(OwnedFd::from(listener));
+        Ok(())
+    }
+
     fn build_root(&mut self, spec: &JailSpec) -> io::Result<String> {
         let built = super::rootfs::build(spec)?;
         self.proc_built = built.proc.is_ok();
@@ -372,6 +386,15 @@ impl Sys for LinuxSys {
         let bytes = frame::encode(&AgentFrame::SandboxListener).map_err(other)?;
         sys::send_with_fd(AGENT_FD, &bytes, listener.as_fd())
         // `listener` is dropped (closed) here: the kernel holds the only copy.
+    }
+
+    fn send_egress_listener(&mut self) -> io::Result<()> {
+        let Some(listener) = self.egress.take() else {
+            return Ok(());
+        };
+        let bytes = frame::encode(&AgentFrame::EgressListener).map_err(other)?;
+        sys::send_with_fd(AGENT_FD, &bytes, listener.as_fd())
+        // Closed here: only the kernel accepts on it; the agent never holds it.
     }
 
     fn reap(&mut self) -> io::Result<(i32, Exit)> {
@@ -536,6 +559,10 @@ impl Sys for RecordingSys {
         self.rec("ifup lo");
         Ok(())
     }
+    fn egress_listen(&mut self, port: u16) -> io::Result<()> {
+        self.rec(format!("listen 127.0.0.1:{port}"));
+        Ok(())
+    }
     fn build_root(&mut self, spec: &JailSpec) -> io::Result<String> {
         let paths = spec.read_exec.len() + spec.read_only.len() + spec.devices.len() + 1;
         let scratch = spec.limits.scratch_bytes;
@@ -575,6 +602,10 @@ impl Sys for RecordingSys {
     }
     fn send_listener(&mut self) -> io::Result<()> {
         self.rec("send_listener");
+        Ok(())
+    }
+    fn send_egress_listener(&mut self) -> io::Result<()> {
+        self.rec("send_egress_listener");
         Ok(())
     }
     fn reap(&mut self) -> io::Result<(i32, Exit)> {

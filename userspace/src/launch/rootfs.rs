@@ -634,6 +634,7 @@ mod tests {
             cwd: None,
             tool: false,
             network: false,
+            egress_port: None,
         }
     }
 

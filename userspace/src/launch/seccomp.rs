@@ -48,7 +48,8 @@ fn cond(arg: u8, len: Len, op: Op, value: u64) -> io::Result<Cond> {
 }
 
 /// The socket domains an allow-list admits: `AF_UNIX`, and with `network` (a tool provider
-/// the operator declared `network`) `AF_INET` and `AF_INET6` as well.
+/// the operator declared `network`, or an agent with an egress proxy, whose namespace has
+/// nothing but its loopback) `AF_INET` and `AF_INET6` as well.
 pub fn socket_domains(network: bool) -> &'static [i32] {
     if network {
         &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6]
@@ -297,7 +298,7 @@ pub fn install(
         + LIMITED.len();
     let enosys: Vec<&str> = ENOSYS.iter().map(name).collect();
     let sockets = if network {
-        ", sockets AF_UNIX/AF_INET/AF_INET6 (network provider)"
+        ", sockets AF_UNIX/AF_INET/AF_INET6"
     } else {
         ""
     };

@@ -166,6 +166,14 @@ pub struct JailSpec {
     /// `AF_INET`/`AF_INET6`: only for tool providers the operator declared `network`.
     #[serde(default)]
     pub network: bool,
+    /// An agent whose policy has a `network` rule: before the jail closes, the init listens on
+    /// `127.0.0.1:PORT` of the agent's own network namespace and hands the listener to the
+    /// kernel (`AgentFrame::EgressListener`), which serves it as the agent's egress proxy.
+    /// seccomp then admits `AF_INET`/`AF_INET6` sockets and landlock only TCP connects to
+    /// this port (no bind): the namespace has nothing but its loopback, so the proxy is the
+    /// only place a connection can reach.
+    #[serde(default)]
+    pub egress_port: Option<u16>,
 }
 
 impl JailSpec {

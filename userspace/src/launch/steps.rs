@@ -362,6 +362,19 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
             Err(e) => format!("empty: loopback not up ({e})"),
         };
         jail.set(LayerName::Netns, LayerStatus::Active { detail: netns });
+        // The egress proxy's listener, on the namespace's loopback: without it an agent with a
+        // network rule would meet a dead proxy, so failing here refuses the agent.
+        if let Some(port) = spec.egress_port {
+            sys.egress_listen(port).map_err(LaunchError::Egress)?;
+            jail.set(
+                LayerName::Netns,
+                LayerStatus::Active {
+                    detail: format!(
+                        "loopback up, no other interface; egress proxy on 127.0.0.1:{port}"
+                    ),
+                },
+            );
+        }
     }
     sys.mount_private().map_err(LaunchError::MountPrivate)?;
 
@@ -413,7 +426,7 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     jail.layer(LayerName::Landlock, landlock)?;
     let large_mmap = super::seccomp::large_mmap(spec.limits.address_space);
     let seccomp = sys
-        .seccomp(spec.network, large_mmap)
+        .seccomp(spec.network || spec.egress_port.is_some(), large_mmap)
         .map_err(LaunchError::Seccomp);
     jail.layer(LayerName::Seccomp, seccomp)?;
 
@@ -422,6 +435,8 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
     sys.send_report(&report).map_err(LaunchError::Report)?;
     // Before the fork: the agent never holds the listener of its own filter.
     sys.send_listener().map_err(LaunchError::Listener)?;
+    sys.send_egress_listener()
+        .map_err(LaunchError::EgressListener)?;
 
     match sys.fork().map_err(LaunchError::Fork)? {
         ForkSide::Child => Ok(agent(sys, spec)),
@@ -535,6 +550,7 @@ mod tests {
             cwd: None,
             tool: false,
             network: false,
+            egress_port: None,
         }
     }
 
@@ -581,6 +597,7 @@ mod tests {
         "seccomp",
         "send_report userns,pidns,netns,ipcns,utsns,mountns,rootfs,rlimits,cgroup,capabilities,no_new_privs,landlock,seccomp",
         "send_listener",
+        "send_egress_listener",
     ];
 
     fn expect(parts: &[&[&str]]) -> Vec<String> {
@@ -605,6 +622,23 @@ mod tests {
         let fork: &[&str] = &["fork -> child"];
         let tail: &[&str] = &["fork -> parent", "close fd 3", "reap", "kill -1 SIGKILL"];
         assert_eq!(sys.calls, expect(&[L, fork, I, tail]));
+    }
+
+    #[test]
+    fn an_agent_with_an_egress_proxy_listens_on_its_loopback_before_the_jail_closes() {
+        let mut s = spec();
+        s.egress_port = Some(3128);
+        let mut sys = RecordingSys::new(42, [ForkSide::Child, ForkSide::Parent { child: 2 }]);
+        assert_eq!(run(&mut sys, Ok(serde_json::to_string(&s).unwrap())), 0);
+        let at = |c: &str| sys.calls.iter().position(|x| x == c).unwrap();
+        // Listening needs the namespace's loopback up, and happens before every layer that
+        // closes the jail; the listener leaves before the agent is forked.
+        assert_eq!(at("listen 127.0.0.1:3128"), at("ifup lo") + 1);
+        assert!(at("listen 127.0.0.1:3128") < at("drop_capabilities"));
+        assert!(sys.calls.iter().any(|c| c == "seccomp +inet"));
+        assert_eq!(at("send_egress_listener"), at("send_listener") + 1);
+        assert!(at("send_egress_listener") < at("fork -> parent"));
+        assert!(!sys.calls.iter().any(|c| c == "seccomp"));
     }
 
     #[test]

@@ -143,7 +143,8 @@ export type AgentFrame =
   | { type: 'Request'; request: Request }
   | { type: 'JailReport'; report: JailReport }
   | { type: 'SandboxListener' }
-  | { type: 'TracedRequest'; request: Request; trace: TraceContext };
+  | { type: 'TracedRequest'; request: Request; trace: TraceContext }
+  | { type: 'EgressListener' };
 export const AgentFrame: Codec<AgentFrame> & { readonly names: AgentFrame['type'][] };
 
 export type KernelFrame =

@@ -256,6 +256,8 @@ export const AgentFrame = enumOf('AgentFrame', [
   ['SandboxListener'],
   // A request made inside a span of the agent's own trace (ABI 4).
   ['TracedRequest', [['request', Request], ['trace', TraceContext]]],
+  // Sent only by the launcher, with the agent's egress proxy listener; the SDK never sends it.
+  ['EgressListener'],
 ]);
 
 /** A frame from the kernel. */

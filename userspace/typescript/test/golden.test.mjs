@@ -130,6 +130,7 @@ function samples() {
     },
   }];
   out.sandbox_listener = [abi.AgentFrame, { type: 'SandboxListener' }];
+  out.egress_listener = [abi.AgentFrame, { type: 'EgressListener' }];
   out.traced_request = [abi.AgentFrame, {
     type: 'TracedRequest',
     request: { id: 9, call: { type: 'Checkpoint' } },
