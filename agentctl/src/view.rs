@@ -127,6 +127,9 @@ pub const KINDS: &[&str] = &[
     "sandbox_limit",
     "recorder_resumed",
     "hook_failed",
+    "mcp_server_exited",
+    "egress",
+    "egress_closed",
 ];
 
 /// The record's kind (one of [`KINDS`]).
@@ -159,6 +162,8 @@ pub fn kind(e: &RecordEvent) -> &'static str {
         RecordEvent::RecorderResumed { .. } => "recorder_resumed",
         RecordEvent::HookFailed { .. } => "hook_failed",
         RecordEvent::McpServerExited { .. } => "mcp_server_exited",
+        RecordEvent::Egress { .. } => "egress",
+        RecordEvent::EgressClosed { .. } => "egress_closed",
     }
 }
 
@@ -187,6 +192,9 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::SandboxFlood { .. }
         | RecordEvent::SpawnRefused { .. } => true,
         RecordEvent::ApprovalDecided { approved, .. } => !approved,
+        RecordEvent::Egress {
+            decision, result, ..
+        } => !decision.allowed || result.is_err(),
         RecordEvent::KernelStart { .. }
         | RecordEvent::KernelStop { .. }
         | RecordEvent::Spawn { .. }
@@ -206,7 +214,8 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::SandboxLimit { .. }
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
-        | RecordEvent::McpServerExited { .. } => false,
+        | RecordEvent::McpServerExited { .. }
+        | RecordEvent::EgressClosed { .. } => false,
     }
 }
 
@@ -218,6 +227,7 @@ pub fn violation(e: &RecordEvent) -> bool {
             decision.violation
         }
         RecordEvent::ProtocolViolation { .. } => true,
+        RecordEvent::Egress { decision, .. } => decision.violation,
         RecordEvent::KernelStart { .. }
         | RecordEvent::KernelStop { .. }
         | RecordEvent::Spawn { .. }
@@ -241,7 +251,8 @@ pub fn violation(e: &RecordEvent) -> bool {
         | RecordEvent::SandboxLimit { .. }
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
-        | RecordEvent::McpServerExited { .. } => false,
+        | RecordEvent::McpServerExited { .. }
+        | RecordEvent::EgressClosed { .. } => false,
     }
 }
 
@@ -1054,6 +1065,38 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
             l.push(Tone::Error, "MCP server exited");
             l.plain(format!(
                 " {server} (after {restarts} restarts; next start in {backoff_ms} ms): {why}"
+            ));
+        }
+        RecordEvent::Egress {
+            conn,
+            method,
+            target,
+            address,
+            decision,
+            result,
+        } => {
+            l.push(Tone::Note, format!("egress #{conn}"));
+            l.plain(format!(" {method} {target}"));
+            if !address.is_empty() {
+                l.plain(format!(" ({address})"));
+            }
+            decision_spans(l, decision);
+            l.plain(" = ");
+            match result {
+                Ok(()) => l.plain("connected"),
+                Err(e) => l.push(Tone::Error, errno_text(e)),
+            };
+        }
+        RecordEvent::EgressClosed {
+            conn,
+            sent,
+            received,
+            duration_ms,
+            why,
+        } => {
+            l.push(Tone::Note, format!("egress #{conn} closed"));
+            l.plain(format!(
+                ": {sent} bytes sent, {received} received in {duration_ms} ms ({why})"
             ));
         }
     }

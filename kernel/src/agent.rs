@@ -293,6 +293,9 @@ pub(crate) struct Agent {
     watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The host directory given with `--workspace` (canonical), served as `/workspace`.
     pub workspace: Option<PathBuf>,
+    /// Its jail has an egress proxy (its policy had a `network` rule at spawn): the launcher
+    /// hands its listener over (`crate::server::egress`).
+    pub egress: bool,
     /// Messages other agents sent, waiting for `Recv`.
     pub inbox: crate::ipc::Inbox,
     /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`MAX_TOOLS`]).
@@ -326,6 +329,7 @@ pub(crate) struct NewAgent {
     pub cgroup: Option<AgentGroup>,
     pub limits: agentos_userspace::launch::ResourceLimits,
     pub workspace: Option<PathBuf>,
+    pub egress: bool,
     pub inbox: crate::ipc::InboxLimits,
 }
 
@@ -358,6 +362,7 @@ impl Agent {
             limits: a.limits,
             watchers: Mutex::new(Vec::new()),
             workspace: a.workspace,
+            egress: a.egress,
             inbox: crate::ipc::Inbox::new(a.inbox),
             tools: Arc::new(tokio::sync::Semaphore::new(MAX_TOOLS)),
             mcp: crate::mcp::Sessions::default(),
@@ -602,6 +607,7 @@ pub(crate) fn test_agent(
         cgroup: None,
         limits: Default::default(),
         workspace: None,
+        egress: false,
         inbox: Default::default(),
     }))
 }

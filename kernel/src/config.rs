@@ -163,6 +163,8 @@ pub struct Config {
     pub mcp: Vec<crate::mcp::McpServer>,
     /// How long an MCP tool call or a server's start may take (`--mcp-timeout-ms`).
     pub mcp_timeout: std::time::Duration,
+    /// What one agent's egress proxy may hold and move.
+    pub egress: EgressLimits,
     /// Where the kernel serves Prometheus metrics and `/healthz` (`--metrics-addr`); `None`:
     /// no metrics, and nothing counted.
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -203,6 +205,10 @@ impl Config {
             providers: Vec::new(),
             mcp: Vec::new(),
             mcp_timeout: std::time::Duration::from_millis(crate::mcp::DEFAULT_TIMEOUT_MS),
+            egress: EgressLimits {
+                connections: DEFAULT_EGRESS_CONNECTIONS,
+                bytes_per_sec: DEFAULT_EGRESS_BYTES_PER_SEC,
+            },
             metrics_addr: None,
             hook: None,
             traces: None,
@@ -269,4 +275,21 @@ pub fn sibling_binary(name: &str) -> PathBuf {
         Some(up) if up.join(name).exists() => up.join(name),
         _ => here,
     }
+}
+
+/// Connections one agent may hold open through its egress proxy at once, by default.
+pub const DEFAULT_EGRESS_CONNECTIONS: u32 = 64;
+
+/// Bytes per second one agent's egress connections may move, each direction, by default
+/// (256 MiB/s: a fast link, far below what the kernel's loopback copy can do).
+pub const DEFAULT_EGRESS_BYTES_PER_SEC: u64 = 256 << 20;
+
+/// What one agent's egress proxy may hold and move (`--egress-max-connections`,
+/// `--egress-bytes-per-sec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EgressLimits {
+    /// Connections open at once.
+    pub connections: u32,
+    /// Bytes per second, each direction, all its connections together; 0: unbounded.
+    pub bytes_per_sec: u64,
 }

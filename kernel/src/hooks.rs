@@ -149,6 +149,19 @@ impl Hooks {
                     }),
                 )
             }
+            RecordEvent::Egress {
+                target, decision, ..
+            } if decision.violation => (
+                "violation",
+                json!({
+                    "action": "network",
+                    "target": target,
+                    "rule": decision.rule,
+                    "mode": decision.mode,
+                    "allowed": decision.allowed,
+                    "reason": decision.reason,
+                }),
+            ),
             RecordEvent::Exit {
                 status:
                     ExitStatus::Killed {
@@ -213,7 +226,9 @@ impl Hooks {
             | RecordEvent::MemoryRestored { .. }
             | RecordEvent::SandboxLimit { .. }
             | RecordEvent::HookFailed { .. }
-            | RecordEvent::McpServerExited { .. } => return None,
+            | RecordEvent::McpServerExited { .. }
+            | RecordEvent::Egress { .. }
+            | RecordEvent::EgressClosed { .. } => return None,
         };
         let mut v = json!({
             "v": 1,

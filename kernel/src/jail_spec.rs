@@ -144,10 +144,7 @@ pub(crate) fn build(base: &JailBase<'_>, sandbox: &Sandbox, occupant: Occupant) 
         env.push(("PYTHONPATH".into(), base.python_sdk.display().to_string()));
         env.extend(crate::nodesdk::env(&base.node_sdk));
     }
-    if let Role::Agent {
-        egress: Some(port),
-    } = role
-    {
+    if let Role::Agent { egress: Some(port) } = role {
         env.extend(proxy_env(port));
     }
     env.extend(extra_env);
@@ -348,7 +345,6 @@ mod tests {
                 mounts: vec![workspace_mount()],
                 cwd: Some("/workspace".into()),
                 network: true,
-                egress_port: None,
             },
             ..agent()
         };

@@ -80,6 +80,16 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EgressLabels {
+    decision: Decision,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -110,6 +120,8 @@ enum Count {
     ApprovalRequested,
     ApprovalDecided(KindLabels),
     HookFailed(KindLabels),
+    Egress(EgressLabels),
+    EgressBytes(DirectionLabels, u64),
 }
 
 impl Count {
@@ -145,6 +157,8 @@ pub(crate) struct Metrics {
     approvals_requested: Counter,
     approvals_decided: Family<KindLabels, Counter>,
     hook_failures: Family<KindLabels, Counter>,
+    egress_connections: Family<EgressLabels, Counter>,
+    egress_bytes: Family<DirectionLabels, Counter>,
     agent_requests: Family<AgentDecisionLabels, Counter>,
     agent_violations: Family<AgentLabels, Counter>,
     recorder_records: Counter,
@@ -331,6 +345,18 @@ impl Metrics {
             "Events the --on-event hook failed on (or that were dropped), by event kind",
             Family::<KindLabels, Counter>::default(),
         );
+        let egress_connections = reg(
+            &mut registry,
+            "agentos_egress_connections",
+            "Connections agents asked their egress proxy for (action network), by decision",
+            Family::<EgressLabels, Counter>::default(),
+        );
+        let egress_bytes = reg(
+            &mut registry,
+            "agentos_egress_bytes",
+            "Bytes through agents' egress proxies, by direction (sent: agent to server)",
+            Family::<DirectionLabels, Counter>::default(),
+        );
         let agent_requests = reg(
             &mut registry,
             "agentos_agent_requests",
@@ -445,6 +471,8 @@ impl Metrics {
             approvals_requested,
             approvals_decided,
             hook_failures,
+            egress_connections,
+            egress_bytes,
             agent_requests,
             agent_violations,
             recorder_records,
@@ -530,6 +558,35 @@ impl Metrics {
             RecordEvent::HookFailed { event, .. } => out.push(Count::HookFailed(KindLabels {
                 kind: event.clone(),
             })),
+            RecordEvent::Egress { decision, .. } => {
+                if decision.violation {
+                    out.push(Count::Violation(ViolationLabels {
+                        action: "network".into(),
+                        rule: rule_label(decision),
+                        mode: decision.mode.clone(),
+                    }));
+                    if let Some(agent) = &subject.label {
+                        out.push(Count::AgentViolation(AgentLabels {
+                            agent: agent.clone(),
+                        }));
+                    }
+                }
+                out.push(Count::Egress(EgressLabels {
+                    decision: self::decision(decision),
+                }));
+            }
+            RecordEvent::EgressClosed { sent, received, .. } => {
+                out.push(Count::EgressBytes(
+                    DirectionLabels { direction: "sent" },
+                    *sent,
+                ));
+                out.push(Count::EgressBytes(
+                    DirectionLabels {
+                        direction: "received",
+                    },
+                    *received,
+                ));
+            }
             // Nothing to count, or counted from the kernel's state when scraped.
             RecordEvent::KernelStart { .. }
             | RecordEvent::KernelStop { .. }
@@ -564,6 +621,8 @@ impl Metrics {
                 Count::ApprovalRequested => self.approvals_requested.inc(),
                 Count::ApprovalDecided(l) => self.approvals_decided.get_or_create(&l).inc(),
                 Count::HookFailed(l) => self.hook_failures.get_or_create(&l).inc(),
+                Count::Egress(l) => self.egress_connections.get_or_create(&l).inc(),
+                Count::EgressBytes(l, n) => self.egress_bytes.get_or_create(&l).inc_by(n),
             };
         }
     }

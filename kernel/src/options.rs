@@ -103,6 +103,14 @@ pub struct KernelOptions {
     /// `TimedOut`.
     #[arg(long, default_value_t = crate::mcp::DEFAULT_TIMEOUT_MS)]
     pub mcp_timeout_ms: u64,
+    /// Connections one agent may hold open through its egress proxy at once (agents whose
+    /// policy has a `network` rule); the next is answered `503` until one closes.
+    #[arg(long, default_value_t = config::DEFAULT_EGRESS_CONNECTIONS)]
+    pub egress_max_connections: u32,
+    /// Bytes per second one agent's egress connections may move together, each direction
+    /// (0: unbounded).
+    #[arg(long, default_value_t = config::DEFAULT_EGRESS_BYTES_PER_SEC)]
+    pub egress_bytes_per_sec: u64,
     /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`: 200, or 503
     /// naming what is wrong) over HTTP on ADDR: `PORT` (on 127.0.0.1) or `HOST:PORT` (any
     /// other address only if you mean to expose them). Off by default.
@@ -195,6 +203,8 @@ impl Default for KernelOptions {
             providers: Vec::new(),
             mcp: Vec::new(),
             mcp_timeout_ms: crate::mcp::DEFAULT_TIMEOUT_MS,
+            egress_max_connections: config::DEFAULT_EGRESS_CONNECTIONS,
+            egress_bytes_per_sec: config::DEFAULT_EGRESS_BYTES_PER_SEC,
             metrics_addr: None,
             on_event: None,
             on_event_timeout_ms: crate::hooks::DEFAULT_TIMEOUT_MS,
@@ -232,6 +242,8 @@ impl KernelOptions {
             providers,
             mcp,
             mcp_timeout_ms,
+            egress_max_connections,
+            egress_bytes_per_sec,
             metrics_addr,
             on_event,
             on_event_timeout_ms,
@@ -290,6 +302,10 @@ impl KernelOptions {
                 .push(crate::mcp::McpServer::parse(text).map_err(OptionsError::Mcp)?);
         }
         config.mcp_timeout = Duration::from_millis((*mcp_timeout_ms).max(1));
+        config.egress = crate::config::EgressLimits {
+            connections: (*egress_max_connections).max(1),
+            bytes_per_sec: *egress_bytes_per_sec,
+        };
         Ok(config)
     }
 
@@ -320,6 +336,8 @@ impl KernelOptions {
             providers,
             mcp,
             mcp_timeout_ms,
+            egress_max_connections,
+            egress_bytes_per_sec,
             metrics_addr,
             on_event,
             on_event_timeout_ms,
@@ -360,6 +378,8 @@ impl KernelOptions {
             arg("mcp", m.clone());
         }
         arg("mcp-timeout-ms", mcp_timeout_ms.to_string());
+        arg("egress-max-connections", egress_max_connections.to_string());
+        arg("egress-bytes-per-sec", egress_bytes_per_sec.to_string());
         if let Some(addr) = metrics_addr {
             arg("metrics-addr", addr.to_string());
         }
@@ -434,6 +454,8 @@ mod tests {
                 "web=/bin/false,network".into(),
             ],
             mcp_timeout_ms: 17,
+            egress_max_connections: 9,
+            egress_bytes_per_sec: 1234,
             metrics_addr: Some("[::1]:9464".parse().unwrap()),
             on_event: Some("/bin/true".into()),
             on_event_timeout_ms: 15,
@@ -492,6 +514,8 @@ mod tests {
             providers: vec!["api_call=/bin/true".into()],
             mcp: vec!["files=/bin/true,arg=--stdio".into()],
             mcp_timeout_ms: 17,
+            egress_max_connections: 9,
+            egress_bytes_per_sec: 1234,
             metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
             on_event: Some("/bin/true".into()),
             on_event_timeout_ms: 15,

@@ -524,6 +524,7 @@ pub(crate) async fn spawn_from(
         cgroup: group,
         limits: spec.limits,
         workspace,
+        egress: spec.egress_port.is_some(),
         inbox: k.config.inbox,
     }));
     let stream = match register(&k.agents, &agent, &mut child, || connect(kernel_end)).await {
@@ -613,7 +614,12 @@ fn jail_spec(
             env: req.env.clone(),
             limits,
             cgroup,
-            role: Role::Agent,
+            // An agent whose policy names the `network` action gets its egress proxy.
+            role: Role::Agent {
+                egress: policy
+                    .names_action(crate::server::egress::ACTION)
+                    .then_some(crate::jail_spec::EGRESS_PROXY_PORT),
+            },
         },
     );
     (group, spec)

@@ -915,7 +915,8 @@ impl Ctx<'_> {
                 }
                 // `[::1]` is the address `::1`, as resources name it.
                 let unbracketed = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
-                c.hosts.push(unbracketed.map_or(lower.clone(), str::to_string));
+                c.hosts
+                    .push(unbracketed.map_or(lower.clone(), str::to_string));
             }
         }
         if let Some(n) = get(m, "ports") {
@@ -961,7 +962,10 @@ impl Ctx<'_> {
             other => {
                 return Err(self.at(
                     node.pos,
-                    format!("`ports` must be a list of ports and ranges, found {}", other.kind()),
+                    format!(
+                        "`ports` must be a list of ports and ranges, found {}",
+                        other.kind()
+                    ),
                     Some("write `ports: [443, \"8000-8100\"]`".to_string()),
                 ))
             }

@@ -89,12 +89,15 @@ fn an_address_is_named_only_literally_by_an_allow_rule() {
     assert!(p.names_address(ip("::1")));
     assert!(!p.names_address(ip("127.0.0.1")));
     // A glob or `*` never names an address.
-    let star = policy("  - {name: all, action: network, effect: allow, constraints: {hosts: [\"*\"]}}\n")
-        .unwrap();
+    let star =
+        policy("  - {name: all, action: network, effect: allow, constraints: {hosts: [\"*\"]}}\n")
+            .unwrap();
     assert!(!star.names_address(ip("127.0.0.1")));
     // A deny rule naming it does not let it through.
-    let deny = policy("  - {name: d, action: network, effect: deny, constraints: {hosts: [\"10.0.0.1\"]}}\n")
-        .unwrap();
+    let deny = policy(
+        "  - {name: d, action: network, effect: deny, constraints: {hosts: [\"10.0.0.1\"]}}\n",
+    )
+    .unwrap();
     assert!(!deny.names_address(ip("10.0.0.1")));
     assert!(p.names_action("network"));
     assert!(!policy("  - {name: all, action: \"*\", effect: allow}\n")
@@ -112,13 +115,19 @@ fn lint_warns_about_a_network_rule_for_every_host() {
             .filter(|w| w.kind == WarningKind::EveryHost)
             .count()
     };
-    assert_eq!(every("  - {name: all, action: network, effect: allow}\n"), 1);
+    assert_eq!(
+        every("  - {name: all, action: network, effect: allow}\n"),
+        1
+    );
     assert_eq!(
         every("  - {name: all, action: network, effect: allow, constraints: {hosts: [\"*\"]}}\n"),
         1
     );
     assert_eq!(every(RULES), 0);
-    assert_eq!(every("  - {name: none, action: network, effect: deny}\n"), 0);
+    assert_eq!(
+        every("  - {name: none, action: network, effect: deny}\n"),
+        0
+    );
 }
 
 #[test]

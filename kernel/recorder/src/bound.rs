@@ -360,7 +360,9 @@ pub fn weight(event: &RecordEvent) -> usize {
         | RecordEvent::SandboxLimit { .. }
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
-        | RecordEvent::McpServerExited { .. } => return 0,
+        | RecordEvent::McpServerExited { .. }
+        | RecordEvent::Egress { .. }
+        | RecordEvent::EgressClosed { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }
@@ -441,6 +443,23 @@ pub fn bound(event: &mut RecordEvent) {
             string(server);
             string(why);
         }
+        RecordEvent::Egress {
+            conn: _,
+            method,
+            target,
+            address,
+            decision: d,
+            result,
+        } => {
+            string(method);
+            string(target);
+            string(address);
+            decision(d);
+            if let Err(e) = result {
+                errno(e);
+            }
+        }
+        RecordEvent::EgressClosed { why, .. } => string(why),
         RecordEvent::Spawn {
             name,
             program,

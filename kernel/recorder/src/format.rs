@@ -654,6 +654,35 @@ pub enum RecordEvent {
         /// The wait before the next start.
         backoff_ms: u64,
     },
+    /// A connection the agent asked its egress proxy for, judged (action `network`, resource
+    /// `target`) and, when allowed, made: recorded before the agent's client hears the answer.
+    Egress {
+        /// The connection's number in the agent's life (1, 2, …): its `EgressClosed` names it.
+        conn: u64,
+        /// `CONNECT` (a tunnel: TLS the proxy never sees inside) or the plain-HTTP method.
+        method: String,
+        /// `HOST:PORT` as the agent asked for it.
+        target: String,
+        /// The address the proxy resolved and connected to (or refused: a loopback, private
+        /// or host address no rule names literally); empty when it did not get that far.
+        address: String,
+        decision: DecisionRecord,
+        /// `Ok`: connected; `Err`: what the agent's client was answered (a `403` carries the
+        /// rule and the reason).
+        result: Result<(), Errno>,
+    },
+    /// A connection of [`RecordEvent::Egress`] ended: bytes each way and how long it lasted.
+    EgressClosed {
+        conn: u64,
+        /// Bytes from the agent to the server (the request line and headers of a plain-HTTP
+        /// request included).
+        sent: u64,
+        /// Bytes from the server to the agent.
+        received: u64,
+        duration_ms: u64,
+        /// `closed`, `agent ended`, or the error that ended it.
+        why: String,
+    },
 }
 
 /// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame

@@ -2158,6 +2158,31 @@ mod tests {
                 restarts: 1,
                 backoff_ms: 2,
             }),
+            Box::new(|| RecordEvent::Egress {
+                conn: 1,
+                method: big(),
+                target: big(),
+                address: big(),
+                decision: DecisionRecord {
+                    allowed: false,
+                    policy_allowed: false,
+                    rule: big(),
+                    reason: big(),
+                    violation: true,
+                    mode: big(),
+                },
+                result: Err(Errno::PermissionDenied {
+                    rule: big(),
+                    reason: big(),
+                }),
+            }),
+            Box::new(|| RecordEvent::EgressClosed {
+                conn: 1,
+                sent: 2,
+                received: 3,
+                duration_ms: 4,
+                why: big(),
+            }),
         ];
         // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
         // payloads): adding one to `RecordEvent` breaks this match.
@@ -2189,6 +2214,8 @@ mod tests {
                 RecordEvent::RecorderResumed { .. } => 23,
                 RecordEvent::HookFailed { .. } => 24,
                 RecordEvent::McpServerExited { .. } => 25,
+                RecordEvent::Egress { .. } => 26,
+                RecordEvent::EgressClosed { .. } => 27,
             }
         };
         let dir = tempfile::tempdir().unwrap();
@@ -2207,7 +2234,7 @@ mod tests {
             rec.append(Some(AgentId(8)), stop("after")).unwrap();
             drop(rec);
         }
-        assert_eq!(seen.len(), 26);
+        assert_eq!(seen.len(), 28);
         let mut largest = 0;
         for n in segments(dir.path()).unwrap() {
             let b = std::fs::read(dir.path().join(segment_name(n))).unwrap();

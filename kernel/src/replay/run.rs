@@ -140,6 +140,8 @@ impl Script {
                 | RecordEvent::RecorderResumed { .. }
                 | RecordEvent::HookFailed { .. }
                 | RecordEvent::McpServerExited { .. }
+                | RecordEvent::Egress { .. }
+                | RecordEvent::EgressClosed { .. }
                 | RecordEvent::SyscallBlobs { .. } => {}
             }
         }

@@ -1,7 +1,8 @@
 //! The start of a connection: the launcher's report, then the agent's `Hello`.
 //!
 //! ```text
-//! launcher: JailReport ─► [SandboxListener + fd] ─► (exec) agent: Hello ─► kernel: Welcome
+//! launcher: JailReport ─► [SandboxListener + fd] ─► [EgressListener + fd] ─► (exec) agent:
+//! Hello ─► kernel: Welcome
 //! ```
 //!
 //! The launcher (`agentos-launch`) speaks first on the agent's socket: its jail report
@@ -77,6 +78,7 @@ async fn launcher_then_hello(
     stream: &UnixStream,
 ) -> Result<Option<Hello>, String> {
     let mut listener_seen = false;
+    let mut egress_seen = false;
     loop {
         let mut fds = Vec::new();
         let Some(frame) =
@@ -91,6 +93,17 @@ async fn launcher_then_hello(
             }
             AgentFrame::SandboxListener => return Err(
                 "a sandbox listener out of place (only the launcher sends one, after its report)"
+                    .into(),
+            ),
+            // Only for an agent whose policy gave it an egress proxy at spawn.
+            AgentFrame::EgressListener
+                if lock(&agent.jail).is_some() && !egress_seen && agent.egress =>
+            {
+                egress_seen = true;
+                super::egress::serve(k, agent, fds.pop())?;
+            }
+            AgentFrame::EgressListener => return Err(
+                "an egress listener out of place (only the launcher of an agent with a network rule sends one, after its report)"
                     .into(),
             ),
             AgentFrame::JailReport(report) if lock(&agent.jail).is_none() => {

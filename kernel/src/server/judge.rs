@@ -134,6 +134,27 @@ pub(super) fn judge(
     apply(d, class, charge)
 }
 
+/// Judges an action that is not a syscall (a connection through the agent's egress proxy:
+/// `network` on `HOST:PORT`) exactly as [`judge`] judges a classified call: the same
+/// composition with the base policy, kernel mode, `dry_run`, rate limits and approval.
+pub(super) fn judge_class(
+    policy: &Policy,
+    base: Option<&Policy>,
+    class: Class,
+    now: u64,
+    charge: impl FnMut(&RateCharge) -> Result<(), u64>,
+) -> Judgment {
+    let req = agentos_policy::Request {
+        action: &class.action,
+        resource: &class.resource,
+        access: class.access,
+        bytes: class.bytes,
+        now_ms: now,
+    };
+    let d = crate::policy::compose(policy, base, &req);
+    apply(d, class, charge)
+}
+
 /// The policies' decision on a classified call, at `now`; for a `Send`, by the target's id and
 /// by its name as one decision.
 fn decide(

@@ -35,6 +35,7 @@ mod approval;
 pub(crate) mod budget;
 mod calls;
 pub(crate) mod connection;
+pub(crate) mod egress;
 mod handshake;
 pub(crate) mod judge;
 mod replay;
@@ -107,10 +108,8 @@ async fn serve_frames(
             AgentFrame::JailReport(_) => {
                 return Err("a jail report from the agent (only the launcher sends one)".into())
             }
-            AgentFrame::SandboxListener => {
-                return Err(
-                    "a sandbox listener from the agent (only the launcher sends one)".into(),
-                )
+            AgentFrame::SandboxListener | AgentFrame::EgressListener => {
+                return Err("a listener from the agent (only the launcher sends one)".into())
             }
         };
         drop(body);
@@ -129,6 +128,21 @@ async fn serve_frames(
             handle(&k, &agent, &tx, request, trace, &performer).await;
             drop(permit);
         });
+    }
+}
+
+/// How a judgment charges the agent's rate limits at `now`: one token from the bucket of the
+/// rule (of its own policy or the base policy), or after how many ms one is free.
+fn charge(
+    agent: &Agent,
+    now: u64,
+) -> impl FnMut(&crate::policy::RateCharge) -> Result<(), u64> + '_ {
+    move |limit| {
+        let bucket = match limit.source {
+            Source::Agent => &agent.limiter,
+            Source::Base => &agent.base_limiter,
+        };
+        lock(bucket).check(limit.index, limit.rate, now)
     }
 }
 
@@ -199,13 +213,7 @@ async fn live(
         &call,
         peer.as_deref(),
         now,
-        |limit| {
-            let bucket = match limit.source {
-                Source::Agent => &agent.limiter,
-                Source::Base => &agent.base_limiter,
-            };
-            lock(bucket).check(limit.index, limit.rate, now)
-        },
+        charge(agent, now),
     );
     if let Some(m) = &k.metrics {
         let action = judgment.class.as_ref().map(|(action, _)| action.as_str());

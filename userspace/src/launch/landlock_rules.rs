@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use agentos_syscalls::LayerStatus;
 use landlock::{
-    make_bitflags, Access, AccessFs, AccessNet, NetPort, BitFlags, CompatLevel, Compatible, LandlockStatus,
-    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    make_bitflags, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus,
+    NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI,
 };
 
 use super::error::other;
