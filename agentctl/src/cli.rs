@@ -517,13 +517,13 @@ pub struct PolicyExplainArgs {
     #[arg(long)]
     pub agent: Option<String>,
     /// The action: file_read, file_write, code_execution, api_call, ipc_send, signal,
-    /// database_query, database_write, send_email or mcp_tool (the actions the kernel emits,
+    /// database_query, database_write, send_email, mcp_tool or network (the actions the kernel emits,
     /// the list `policy lint` checks rules against); a custom `Call` action only when the
     /// policy names it in a rule.
     #[arg(long)]
     pub action: String,
-    /// The resource: a VFS path, a URL or host, a command line, an agent id, or an MCP tool
-    /// call `SERVER/TOOL {JSON arguments}`.
+    /// The resource: a VFS path, a URL or host, a command line, an agent id, an MCP tool
+    /// call `SERVER/TOOL {JSON arguments}`, or a connection `HOST:PORT` (action network).
     #[arg(long)]
     pub resource: String,
     /// The payload size in bytes (checked against max_bytes).

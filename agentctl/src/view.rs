@@ -1220,6 +1220,48 @@ mod tests {
     }
 
     #[test]
+    fn egress_connections_read_whole() {
+        let opened = rec(
+            Some(3),
+            RecordEvent::Egress {
+                conn: 2,
+                method: "CONNECT".into(),
+                target: "api.example.com:443".into(),
+                address: "93.184.216.34:443".into(),
+                decision: DecisionRecord {
+                    allowed: true,
+                    policy_allowed: true,
+                    rule: "apis (/p/security.md:9)".into(),
+                    reason: "network on api.example.com:443 is allowed".into(),
+                    violation: false,
+                    mode: "strict".into(),
+                },
+                result: Ok(()),
+            },
+        );
+        assert_eq!(
+            text(&opened),
+            "builder#3 egress #2 CONNECT api.example.com:443 (93.184.216.34:443) → ALLOW apis (security.md:9) = connected"
+        );
+        assert!(!denied(&opened.event) && !violation(&opened.event));
+        let closed = rec(
+            Some(3),
+            RecordEvent::EgressClosed {
+                conn: 2,
+                sent: 900,
+                received: 6338,
+                duration_ms: 140,
+                why: "closed".into(),
+            },
+        );
+        assert_eq!(
+            text(&closed),
+            "builder#3 egress #2 closed: 900 bytes sent, 6338 received in 140 ms (closed)"
+        );
+        assert_eq!(kind(&closed.event), "egress_closed");
+    }
+
+    #[test]
     fn payload_previews_are_escaped_and_cut() {
         assert_eq!(preview(b"hello\nworld"), "\"hello\\nworld\"");
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Shared harness for the agentos benches (DESIGN §10): an in-process kernel on a temp state
 //! dir, CPU pinning, the ping-pong floor's child, and a small summary of medians.
 //!
-//! Modules: none; everything here is a helper for `benches/*.rs`.
+//! Modules: [`http`], the egress bench's loopback HTTP source and client; everything else
+//! here is a helper for `benches/*.rs`.
 //!
 //! Invariants: every kernel it starts runs on a private temporary state dir (never
 //! `/var/lib/agentos`) and is shut down by [`BenchKernel::shutdown`]; every agent is a real
@@ -11,6 +12,8 @@
 
 // Bench harness: a failure must abort the bench loudly, so unwrap/expect/panic are intended.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod http;
 
 use std::io::Read;
 use std::os::fd::OwnedFd;

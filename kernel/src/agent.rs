@@ -308,6 +308,9 @@ pub(crate) struct Agent {
     /// The host pids of its namespace's init and of its program, as last found
     /// (`signals::agent_process` checks them before each use).
     processes: Mutex<Option<(u32, u32)>>,
+    /// Set by the reaper once the launcher has exited (so has every process of the tree),
+    /// before it waits for the watchers: what ends the egress proxy's connections.
+    tree_gone: tokio::sync::watch::Sender<bool>,
 }
 
 /// What the spawn flow has made for an agent once its launcher runs: everything [`Agent::new`]
@@ -368,6 +371,7 @@ impl Agent {
             mcp: crate::mcp::Sessions::default(),
             trace: OnceLock::new(),
             processes: Mutex::new(None),
+            tree_gone: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -472,6 +476,17 @@ impl Agent {
     /// A task watching the agent's seccomp listener, for the reaper to wait for.
     pub fn add_watcher(&self, watcher: tokio::task::JoinHandle<()>) {
         lock(&self.watchers).push(watcher);
+    }
+
+    /// Every process of the agent's tree is gone (the reaper saw its launcher exit).
+    pub fn mark_tree_gone(&self) {
+        self.tree_gone.send_replace(true);
+    }
+
+    /// Resolves once [`Agent::mark_tree_gone`] has been called.
+    pub async fn wait_tree_gone(&self) {
+        let mut rx = self.tree_gone.subscribe();
+        let _ = rx.wait_for(|gone| *gone).await;
     }
 
     /// The watchers added so far (the reaper's, once the launcher has exited).

@@ -144,7 +144,7 @@ pub(crate) const NO_NETWORK: &str = "sandbox: no network";
 /// kind (`call`, e.g. `socket(AF_INET, SOCK_DGRAM)`) is refused.
 pub(crate) fn network_notice(call: &str) -> String {
     format!(
-        "agentos: network denied by policy: {call} refused with EPERM (an agent has no network of its own; reach it through a tool provider's policy action, e.g. api_call)\n"
+        "agentos: network denied by policy: {call} refused with EPERM (an agent has no network of its own: give its policy a `network` rule for the hosts it needs, and its HTTP clients reach them through its egress proxy)\n"
     )
 }
 

@@ -278,6 +278,58 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_with_a_network_rule_gets_its_proxy_and_nothing_else_of_the_network() {
+        let rt = runtime();
+        let spec = build(
+            &base(&rt),
+            &sandbox(),
+            Occupant {
+                role: Role::Agent {
+                    egress: Some(EGRESS_PROXY_PORT),
+                },
+                ..agent()
+            },
+        );
+        assert_eq!(spec.egress_port, Some(3128));
+        assert!(!spec.network, "its own namespace, never the host's");
+        let get = |k: &str| {
+            spec.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        for name in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            assert_eq!(get(name), Some("http://127.0.0.1:3128"), "{name}");
+        }
+        assert_eq!(get("NO_PROXY"), Some(""));
+        // The agent's own environment comes after: it may point a client elsewhere (only the
+        // proxy is reachable anyway).
+        assert!(spec.env.last().is_some_and(|(k, _)| k == "MODEL"));
+        // A tool run for it never gets the proxy.
+        let tool = build(
+            &base(&rt),
+            &sandbox(),
+            Occupant {
+                role: Role::Tool {
+                    mounts: Vec::new(),
+                    cwd: None,
+                    network: false,
+                },
+                ..agent()
+            },
+        );
+        assert_eq!(tool.egress_port, None);
+        assert!(!tool.env.iter().any(|(k, _)| k.ends_with("_PROXY")));
+    }
+
+    #[test]
     fn an_agent_gets_its_socket_the_sdk_and_its_program() {
         let rt = runtime();
         let spec = build(&base(&rt), &sandbox(), agent());

@@ -832,6 +832,7 @@ async fn reap(
     outputs: Vec<JoinHandle<()>>,
 ) {
     let status = child.wait().await;
+    agent.mark_tree_gone();
     // Its MCP servers end with its cgroup below: not crashes.
     agent.mcp.end();
     for h in outputs {
@@ -840,7 +841,8 @@ async fn reap(
     // All output is in: the log is rewritten in order (head, cut marker, tail) once.
     crate::hostio::off_worker(|| agent.log.finish());
     // The watchers end once the listener reports no process left under the filter, which the
-    // launcher's exit implies; the timeout only guards against a host that never says so.
+    // launcher's exit implies (the egress proxy once it has recorded how its connections
+    // ended); the timeout only guards against a host that never says so.
     let watchers = agent.take_watchers();
     for h in watchers {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;

@@ -10,6 +10,10 @@
 //!   attackers (`agentos_tests::dos_modes`), for the isolation bench.
 //! - `bench-agent exec N`: times `N` `Exec`s of `/bin/true` (each checked to exit 0) and prints
 //!   `elapsed_ns <total>`.
+//! - `bench-agent download ADDR SIZE N` / `bench-agent setup ADDR N`: through the agent's
+//!   egress proxy (`HTTP_PROXY`), times `N` downloads of SIZE bytes from the HTTP source at
+//!   ADDR, or `N` connection setups (`CONNECT` and its `200`); prints `elapsed_ns <total>`.
+//!   They use no kernel syscall: the proxy is the only way out.
 
 // A bench helper: any failure should abort loudly, so unwrap/expect are the right tool here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +36,29 @@ fn main() {
             arg(1).unwrap_or(""),
             arg(2),
         ))),
+        Some(mode @ ("download" | "setup")) => {
+            use agentos_benches::http;
+            let proxy = Some(http::proxy_from_env());
+            let server = arg(1).and_then(|a| a.parse().ok()).expect("ADDR");
+            let number = |i: usize| {
+                arg(i)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .expect("a number")
+            };
+            let start = Instant::now();
+            if mode == "download" {
+                let (size, n) = (number(2) as usize, number(3));
+                for _ in 0..n {
+                    assert_eq!(http::download(proxy, server), size);
+                }
+            } else {
+                for _ in 0..number(2) {
+                    http::setup(proxy, server);
+                }
+            }
+            println!("elapsed_ns {}", start.elapsed().as_nanos());
+            return;
+        }
         _ => {}
     }
     let client = Client::connect().expect("connect to the kernel");

@@ -58,6 +58,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to finish by itself once the agent's tree is gone.
+const END_GRACE: Duration = Duration::from_millis(500);
 /// The copy buffer, each direction.
 const CHUNK: usize = 64 << 10;
 
@@ -96,7 +98,9 @@ pub(crate) fn serve(
         up: Bucket::new(limits.bytes_per_sec),
         down: Bucket::new(limits.bytes_per_sec),
     });
-    tokio::spawn(accept(Arc::clone(k), Arc::clone(agent), listener, proxy));
+    let task = tokio::spawn(accept(Arc::clone(k), Arc::clone(agent), listener, proxy));
+    // The reaper waits for it: every connection's end is recorded before the agent's exit.
+    agent.add_watcher(task);
     Ok(())
 }
 
@@ -110,10 +114,14 @@ struct Proxy {
     down: Bucket,
 }
 
+/// Accepts the agent's connections until its tree is gone, then waits for each connection
+/// to record its end.
 async fn accept(k: Arc<KernelInner>, agent: Arc<Agent>, listener: TcpListener, proxy: Arc<Proxy>) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
-            _ = agent.wait_exit() => return,
+            _ = agent.wait_tree_gone() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -127,14 +135,11 @@ async fn accept(k: Arc<KernelInner>, agent: Arc<Agent>, listener: TcpListener, p
         let conn = proxy.next.fetch_add(1, Ordering::Relaxed) + 1;
         let permit = Arc::clone(&proxy.connections).try_acquire_owned().ok();
         let (k, agent, proxy) = (Arc::clone(&k), Arc::clone(&agent), Arc::clone(&proxy));
-        tokio::spawn(async move {
-            let ended = agent.clone();
-            tokio::select! {
-                _ = ended.wait_exit() => {}
-                _ = connection(&k, &agent, &proxy, conn, stream, permit) => {}
-            }
-        });
+        connections
+            .spawn(async move { connection(&k, &agent, &proxy, conn, stream, permit).await });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// What the agent asked for.
@@ -167,6 +172,8 @@ struct Refusal {
     decision: DecisionRecord,
 }
 
+/// One connection: judged, made and recorded ([`open`]), then tunnelled until either side
+/// ends or the agent's tree is gone, its end recorded.
 async fn connection(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
@@ -175,7 +182,52 @@ async fn connection(
     mut client: TcpStream,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let Some(_permit) = permit else {
+    let opened = tokio::select! {
+        // Nothing was connected yet: nothing to record.
+        _ = agent.wait_tree_gone() => return,
+        opened = open(k, agent, conn, &mut client, permit.is_some()) => opened,
+    };
+    let Some((server, ask, rest)) = opened else {
+        return;
+    };
+    let started = Instant::now();
+    let sent = AtomicU64::new(0);
+    let received = AtomicU64::new(0);
+    let tunnel = tunnel(&mut client, server, &ask, rest, proxy, &sent, &received);
+    tokio::pin!(tunnel);
+    let why = tokio::select! {
+        why = &mut tunnel => why,
+        // The agent's ends of its connections closed with it: a tunnel whose server closes
+        // in turn ends by itself; one whose server does not is cut.
+        _ = agent.wait_tree_gone() => match tokio::time::timeout(END_GRACE, &mut tunnel).await {
+            Ok(why) => why,
+            Err(_) => "agent ended".to_string(),
+        },
+    };
+    drop(permit);
+    k.record(
+        Some(agent.id),
+        RecordEvent::EgressClosed {
+            conn,
+            sent: sent.load(Ordering::Relaxed),
+            received: received.load(Ordering::Relaxed),
+            duration_ms: started.elapsed().as_millis() as u64,
+            why,
+        },
+    );
+}
+
+/// Reads, judges, resolves, connects and records one connection; answers the client a
+/// refusal itself. `Some`: connected and recorded, the server, what was asked and the bytes
+/// the client sent after its request head.
+async fn open(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    conn: u64,
+    client: &mut TcpStream,
+    within_budget: bool,
+) -> Option<(TcpStream, Ask, Vec<u8>)> {
+    if !within_budget {
         let errno = Errno::Busy {
             what: format!(
                 "agent {} already holds {} egress connections (the kernel's --egress-max-connections); close one first",
@@ -184,12 +236,12 @@ async fn connection(
         };
         let decision = builtin("limits", errno.to_string());
         let refusal = Refusal { errno, decision };
-        return refuse(k, agent, &mut client, conn, "", "", "", refusal).await;
+        refuse(k, agent, client, conn, "", "", "", refusal).await;
+        return None;
     };
-    let Ok(Ok(Some((head, rest)))) =
-        tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await
+    let Ok(Ok(Some((head, rest)))) = tokio::time::timeout(HEAD_TIMEOUT, read_head(client)).await
     else {
-        return; // closed, timed out or unreadable before it asked for anything
+        return None; // closed, timed out or unreadable before it asked for anything
     };
     let ask = match head {
         Ok(head) => match parse(&head) {
@@ -197,13 +249,15 @@ async fn connection(
             Err(errno) => {
                 let decision = builtin("limits", errno.to_string());
                 let refusal = Refusal { errno, decision };
-                return refuse(k, agent, &mut client, conn, "", "", "", refusal).await;
+                refuse(k, agent, client, conn, "", "", "", refusal).await;
+                return None;
             }
         },
         Err(errno) => {
             let decision = builtin("limits", errno.to_string());
             let refusal = Refusal { errno, decision };
-            return refuse(k, agent, &mut client, conn, "", "", "", refusal).await;
+            refuse(k, agent, client, conn, "", "", "", refusal).await;
+            return None;
         }
     };
     let target = ask.target();
@@ -217,17 +271,8 @@ async fn connection(
             errno,
             decision: builtin("replay", reason),
         };
-        return refuse(
-            k,
-            agent,
-            &mut client,
-            conn,
-            &ask.method,
-            &target,
-            "",
-            refusal,
-        )
-        .await;
+        refuse(k, agent, client, conn, &ask.method, &target, "", refusal).await;
+        return None;
     }
     let mut j = judge_connection(k, agent, conn, &target).await;
     if let Some(errno) = j.refusal.take() {
@@ -236,21 +281,11 @@ async fn connection(
             errno,
             decision: j.record,
         };
-        refuse(
-            k,
-            agent,
-            &mut client,
-            conn,
-            &ask.method,
-            &target,
-            "",
-            refusal,
-        )
-        .await;
+        refuse(k, agent, client, conn, &ask.method, &target, "", refusal).await;
         if let Some((signal, reason)) = sentence.end {
             let _ = crate::signals::deliver(k, agent, signal, "kernel", reason).await;
         }
-        return;
+        return None;
     }
     let addrs = match resolve(&ask.host, ask.port, &agent.policy()).await {
         Ok(addrs) => addrs,
@@ -263,10 +298,10 @@ async fn connection(
                 decision: refused_after(j.record, rule, errno.to_string()),
                 errno,
             };
-            return refuse(
+            refuse(
                 k,
                 agent,
-                &mut client,
+                client,
                 conn,
                 &ask.method,
                 &target,
@@ -274,6 +309,7 @@ async fn connection(
                 refusal,
             )
             .await;
+            return None;
         }
     };
     let (server, address) = match connect(&addrs).await {
@@ -283,10 +319,10 @@ async fn connection(
                 decision: refused_after(j.record, "network", errno.to_string()),
                 errno,
             };
-            return refuse(
+            refuse(
                 k,
                 agent,
-                &mut client,
+                client,
                 conn,
                 &ask.method,
                 &target,
@@ -294,6 +330,7 @@ async fn connection(
                 refusal,
             )
             .await;
+            return None;
         }
     };
     if let Err(errno) = k.admit() {
@@ -301,17 +338,8 @@ async fn connection(
             decision: refused_after(j.record, "recorder", errno.to_string()),
             errno,
         };
-        return refuse(
-            k,
-            agent,
-            &mut client,
-            conn,
-            &ask.method,
-            &target,
-            "",
-            refusal,
-        )
-        .await;
+        refuse(k, agent, client, conn, &ask.method, &target, "", refusal).await;
+        return None;
     }
     count(agent, &target, &j.record);
     let recorded = k
@@ -332,22 +360,9 @@ async fn connection(
         let _ = client
             .write_all(&http_answer(&recorder_failed(), None))
             .await;
-        return;
+        return None;
     }
-    let started = Instant::now();
-    let sent = AtomicU64::new(0);
-    let received = AtomicU64::new(0);
-    let why = tunnel(&mut client, server, &ask, rest, proxy, &sent, &received).await;
-    k.record(
-        Some(agent.id),
-        RecordEvent::EgressClosed {
-            conn,
-            sent: sent.load(Ordering::Relaxed),
-            received: received.load(Ordering::Relaxed),
-            duration_ms: started.elapsed().as_millis() as u64,
-            why,
-        },
-    );
+    Some((server, ask, rest))
 }
 
 /// The policy's judgment of a connection to `target`, with its approval awaited.
@@ -403,6 +418,19 @@ async fn refuse(
     let rule = (!decision.rule.is_empty()).then_some(decision.rule.as_str());
     let _ = client.write_all(&http_answer(&errno, rule)).await;
     let _ = client.shutdown().await;
+    // Closing with unread bytes would reset the connection, and a reset can cost the client
+    // the answer: read what it still sends (a little, briefly) before closing.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = 64usize << 10;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// The agent's counters and denial summary for one judged connection.
@@ -448,15 +476,14 @@ fn builtin(rule: &str, reason: String) -> DecisionRecord {
     }
 }
 
-/// A connection the policy let through that the proxy could not make: the policy's verdict
-/// stays, the refusal is the proxy's own (`rule`), never a violation.
+/// A connection the policy (or its mode) let through that the proxy could not make: the
+/// policy's verdict, its mode and whether it was a violation stay; the refusal is the
+/// proxy's own (`rule`).
 fn refused_after(policy: DecisionRecord, rule: &str, reason: String) -> DecisionRecord {
     DecisionRecord {
         allowed: false,
         rule: rule.into(),
         reason,
-        violation: false,
-        mode: "builtin".into(),
         ..policy
     }
 }

@@ -3,6 +3,7 @@ mod bounds;
 mod cli;
 mod denials;
 mod disk;
+mod egress;
 mod escape;
 mod exec;
 mod hooks;
