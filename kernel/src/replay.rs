@@ -82,7 +82,9 @@ pub struct JudgedCall {
 }
 
 /// Every syscall record of `records` (only agent `agent`'s, if given), and of those the ones
-/// a policy rule governs, classified. Not governed: built-in calls (`builtin` decisions).
+/// a policy rule governs, classified; with them every judged connection of an egress proxy
+/// (`Egress`, action `network` on `HOST:PORT`, syscall name `egress`; not counted as a
+/// syscall). Not governed: built-in calls (`builtin` decisions).
 pub fn judged_calls(records: &[Record], agent: Option<u64>) -> (u64, Vec<JudgedCall>) {
     let mut names: BTreeMap<u64, String> = BTreeMap::new();
     let mut syscalls = 0;
@@ -92,12 +94,34 @@ pub fn judged_calls(records: &[Record], agent: Option<u64>) -> (u64, Vec<JudgedC
         if let (RecordEvent::Spawn { name: Some(n), .. }, Some(id)) = (&r.event, who) {
             names.insert(id, n.clone());
         }
-        let RecordEvent::Syscall { call, decision, .. } = &r.event else {
-            continue;
-        };
         if agent.is_some_and(|a| who != Some(a)) {
             continue;
         }
+        if let RecordEvent::Egress {
+            target, decision, ..
+        } = &r.event
+        {
+            if decision.mode != "builtin" && !target.is_empty() {
+                out.push(JudgedCall {
+                    seq: r.seq,
+                    agent: who,
+                    wall_ms: r.wall_ms,
+                    syscall: "egress".into(),
+                    action: crate::server::egress::ACTION.into(),
+                    resource: target.clone(),
+                    also: None,
+                    access: Access::Write,
+                    bytes: 0,
+                    args: None,
+                    peer_name: None,
+                    decision: decision.clone(),
+                });
+            }
+            continue;
+        }
+        let RecordEvent::Syscall { call, decision, .. } = &r.event else {
+            continue;
+        };
         syscalls += 1;
         if decision.mode == "builtin" {
             continue;

@@ -364,12 +364,12 @@ fn draft(observed: &[Observed], notes: &mut Vec<String>) -> Vec<ProposedRule> {
         ) && o.verdict != Verdict::Denied
     }) {
         let key = match o.action.as_str() {
-            "api_call" => match host_of(&o.resource) {
+            "api_call" | "network" => match host_of(&o.resource) {
                 Some(h) => h,
                 None => {
                     notes.push(format!(
-                        "api_call {:?} names no host: not allowed",
-                        o.resource
+                        "{} {:?} names no host: not allowed",
+                        o.action, o.resource
                     ));
                     continue;
                 }
@@ -409,7 +409,7 @@ fn draft(observed: &[Observed], notes: &mut Vec<String>) -> Vec<ProposedRule> {
         };
         let keys: Vec<String> = keys.into_iter().collect();
         match action.as_str() {
-            "api_call" => r.hosts = keys,
+            "api_call" | "network" => r.hosts = keys,
             "ipc_send" | "signal" => r.peers = keys,
             "mcp_tool" if !keys.is_empty() => r.tools = keys,
             _ => notes.push(format!(
@@ -918,6 +918,8 @@ mod tests {
                 Verdict::Allow,
             ),
             obs("mcp_tool", "everything/get-env {}", None, Verdict::Denied),
+            obs("network", "api.openai.com:443", None, Verdict::Allow),
+            obs("network", "evil.example.net:443", None, Verdict::Denied),
         ];
         let page = Page {
             signals: vec![Signal::Term],

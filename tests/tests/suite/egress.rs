@@ -273,6 +273,10 @@ fn curl_and_urllib_reach_allowed_servers_over_http_and_tls_and_every_connection_
     assert!(view.contains("egress #1 closed: "), "{view}");
     let (code, _) = k.verify();
     assert_eq!(code, 0);
+    // `policy suggest` learns the hosts a run connected to.
+    let suggested = k.ctl_ok(&["policy", "suggest", "--agent", &curl_http.to_string()]);
+    assert!(suggested.contains("action: \"network\""), "{suggested}");
+    assert!(suggested.contains("hosts: [\"127.0.0.2\"]"), "{suggested}");
 }
 
 #[test]
