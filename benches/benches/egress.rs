@@ -11,7 +11,8 @@
 //!   namespace. Timed inside the agent, N downloads per agent.
 //! - `floor/direct_connect` and `agentos/proxied_connect`: a TCP connection opened and closed,
 //!   beside a `CONNECT` through the proxy up to its `200` (which includes the kernel's own
-//!   connect to the server and the `Egress` record).
+//!   connect to the server and the `Egress` record). Both dial a sink on `127.0.0.1` that
+//!   accepts and closes at once on one thread, so neither waits on a full accept queue.
 //!
 //! The kernel runs with `--egress-bytes-per-sec 0` (its default paces each agent at 256 MiB/s,
 //! which would measure the budget, not the proxy).
@@ -32,11 +33,12 @@ const SAMPLE_SIZE: usize = 10;
 const DOWNLOADS: u64 = 4;
 const SETUPS: u64 = 200;
 
-fn policy(server: std::net::SocketAddr) -> String {
+fn policy(server: std::net::SocketAddr, sink: std::net::SocketAddr) -> String {
     let rule = format!(
-        "  - name: source\n    action: network\n    effect: allow\n    constraints:\n      hosts: [\"{}\"]\n      ports: [{}]\n",
+        "  - name: source\n    action: network\n    effect: allow\n    constraints:\n      hosts: [\"{}\"]\n      ports: [{}, {}]\n",
         server.ip(),
-        server.port()
+        server.port(),
+        sink.port()
     );
     POLICY.replacen("policies:\n", &format!("policies:\n{rule}"), 1)
 }
@@ -45,9 +47,11 @@ fn egress(c: &mut Criterion) -> Samples {
     let agent = own_binary(env!("CARGO_BIN_EXE_bench-agent"));
     let samples = RefCell::new(Samples::new(SAMPLE_SIZE));
     let server = http::serve(BODY);
+    let sink = http::sink();
     let kernel = BenchKernel::start_with(|c| c.egress.bytes_per_sec = 0);
-    let policy = policy(server);
+    let policy = policy(server, sink);
     let addr = server.to_string();
+    let sink_addr = sink.to_string();
     let size = BODY.to_string();
 
     let mut group = c.benchmark_group("egress");
@@ -83,7 +87,7 @@ fn egress(c: &mut Criterion) -> Samples {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                http::setup(None, server);
+                http::setup(None, sink);
             }
             let t = start.elapsed();
             samples.borrow_mut().push("floor/direct_connect", iters, t);
@@ -93,7 +97,7 @@ fn egress(c: &mut Criterion) -> Samples {
     group.bench_function("agentos/proxied_connect", |b| {
         b.iter_custom(|iters| {
             let n = (iters * SETUPS).to_string();
-            let (_, log) = kernel.run_with(&agent, &["setup", &addr, &n], None, &policy);
+            let (_, log) = kernel.run_with(&agent, &["setup", &sink_addr, &n], None, &policy);
             let t = elapsed(&log) / SETUPS as u32;
             samples
                 .borrow_mut()

@@ -22,6 +22,16 @@ pub fn serve(body: usize) -> SocketAddr {
     addr
 }
 
+/// Starts a listener on `127.0.0.1` that accepts every connection and closes it at once, on
+/// one thread (the setup rows dial it: a server that keeps up with any connect rate, so
+/// neither row waits on a full accept queue); returns its address.
+pub fn sink() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the bench's sink");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    addr
+}
+
 fn answer(mut stream: TcpStream, body: usize, chunk: &[u8]) {
     if read_head(&mut stream).is_none() {
         return; // a connection setup only: closed without a request

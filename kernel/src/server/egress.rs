@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use agentos_policy::Access;
 use agentos_syscalls::control::DenialKind;
 use agentos_syscalls::Errno;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -60,8 +60,10 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may take to finish by itself once the agent's tree is gone.
 const END_GRACE: Duration = Duration::from_millis(500);
-/// The copy buffer, each direction.
-const CHUNK: usize = 64 << 10;
+/// The most one splice moves, and the size asked for each direction's pipe (pipe pages are
+/// kernel memory of the host, charged to the kernel's user: at most
+/// `--egress-max-connections` × 2 pipes per agent).
+const CHUNK: usize = 256 << 10;
 
 /// Serves the egress listener the launcher handed over for `agent` until the agent ends.
 /// Refuses a descriptor that is not a listening TCP socket.
@@ -414,10 +416,14 @@ async fn refuse(
         )
         .await;
     crate::signals::enforce_recorder_share(k, agent).await;
+    let over_budget = matches!(errno, Errno::Busy { .. });
     let errno = if recorded { errno } else { recorder_failed() };
     let rule = (!decision.rule.is_empty()).then_some(decision.rule.as_str());
     let _ = client.write_all(&http_answer(&errno, rule)).await;
     let _ = client.shutdown().await;
+    if over_budget {
+        return; // its descriptor goes back at once: the budget bounds what the kernel holds
+    }
     // Closing with unread bytes would reset the connection, and a reset can cost the client
     // the answer: read what it still sends (a little, briefly) before closing.
     let mut sink = [0u8; 4096];
@@ -861,11 +867,10 @@ async fn tunnel(
         }
         sent.fetch_add(rest.len() as u64, Ordering::Relaxed);
     }
-    let (cr, cw) = client.split();
-    let (sr, sw) = server.split();
+    let client = &*client;
     let (up, down) = tokio::join!(
-        pump(cr, sw, &proxy.up, sent),
-        pump(sr, cw, &proxy.down, received)
+        pump(client, &server, &proxy.up, sent),
+        pump(&server, client, &proxy.down, received)
     );
     match (up, down) {
         (Ok(()), Ok(())) => "closed".into(),
@@ -874,23 +879,47 @@ async fn tunnel(
     }
 }
 
-/// Copies `from` into `to` until `from` ends (then shuts `to`'s write side), paced by
-/// `bucket`, counting into `count`.
+/// Moves `from`'s bytes into `to` until `from` ends (then shuts `to`'s write side), paced by
+/// `bucket`, counting into `count`: through a pipe with `splice(2)`, so the bytes never enter
+/// the kernel process's memory (the pipe holds at most [`CHUNK`]; it is drained before the
+/// next read, so a slow reader holds back its writer).
 async fn pump(
-    mut from: impl AsyncRead + Unpin,
-    mut to: impl AsyncWrite + Unpin,
+    from: &TcpStream,
+    to: &TcpStream,
     bucket: &Bucket,
     count: &AtomicU64,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+    use rustix::pipe::{splice, PipeFlags, SpliceFlags};
+    use tokio::io::Interest;
+    let (pipe_out, pipe_in) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+    // A larger pipe moves more per call; the default (16 pages) is enough if refused.
+    let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, CHUNK);
+    let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            let _ = to.shutdown().await;
-            return Ok(());
-        }
+        from.readable().await?;
+        let n = match from.try_io(Interest::READABLE, || {
+            Ok(splice(from, None, &pipe_in, None, CHUNK, flags)?)
+        }) {
+            Ok(0) => {
+                let _ = rustix::net::shutdown(to, rustix::net::Shutdown::Write);
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
         bucket.take(n).await;
-        to.write_all(&buf[..n]).await?;
+        let mut left = n;
+        while left > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || {
+                Ok(splice(&pipe_out, None, to, None, left, flags)?)
+            }) {
+                Ok(moved) => left -= moved,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
         count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -627,3 +627,29 @@ fn an_unprivileged_kernel_proxies_counts_and_explains_connections() {
         String::from_utf8_lossy(&denied.stdout)
     );
 }
+
+#[test]
+fn an_agents_bandwidth_is_paced_to_its_budget() {
+    // 1 MiB/s with one second of burst: 3 MiB cannot arrive in less than two seconds.
+    let k = TestKernel::start_with(false, &["--egress-bytes-per-sec", "1048576"]);
+    let server = http_server("127.0.0.2");
+    std::fs::write(server._dir.path().join("big.bin"), vec![b'x'; 3 << 20]).expect("write");
+    let p = policy(&k, "paced", "strict", ALLOW_2_3, &[]);
+    let url = format!("http://127.0.0.2:{}/big.bin", server.port);
+    let started = std::time::Instant::now();
+    let (last, out, id) = run_curl(&k, &p, &["-o", "/dev/null", "-w", "%{size_download}", &url]);
+    let took = started.elapsed();
+    assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
+    assert_eq!(out.trim(), (3 << 20).to_string());
+    assert!(
+        took >= std::time::Duration::from_millis(1900),
+        "3 MiB at 1 MiB/s took {took:?}"
+    );
+    assert!(
+        egress(&k, id).iter().any(
+            |e| matches!(e, RecordEvent::EgressClosed { received, .. } if *received > 3 << 20)
+        ),
+        "{:?}",
+        egress(&k, id)
+    );
+}
