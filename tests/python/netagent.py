@@ -7,6 +7,9 @@ would. Each mode prints one line per outcome, flushed, for the test to read.
     fetch URL [CAFILE] [--linger]   GET through the proxy: "status N BODY" or "error ..."
     hold N HOST:PORT                open N CONNECT tunnels at once, print each answer line
     bloat HOST:PORT                 a request head over the proxy's bound: its answer line
+    answer URL                      a GET through the proxy on a raw socket: prints the status
+                                    line, the X-Agentos-Rule header and the body, and only
+                                    then closes (then lingers)
     direct HOST PORT                a TCP connection that bypasses the proxy
     bind                            listen on a TCP port of the agent's own loopback
     udp HOST PORT                   a UDP datagram (DNS-style) that bypasses the proxy
@@ -65,6 +68,22 @@ def bloat(target):
     say(s.makefile("rb").readline().decode().strip())
 
 
+def answer(url):
+    host, port = os.environ["HTTP_PROXY"].rsplit("/", 1)[-1].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=20)
+    s.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    f = s.makefile("rb")
+    status = f.readline().decode().strip()
+    headers = {}
+    while (line := f.readline().decode().strip()):
+        name, _, value = line.partition(":")
+        headers[name.lower()] = value.strip()
+    body = f.read(int(headers.get("content-length", "0"))).decode().strip()
+    say(f"{status} | rule={headers.get('x-agentos-rule')} | {body}")
+    s.close()
+    time.sleep(60)
+
+
 def outcome(f):
     try:
         f()
@@ -80,6 +99,8 @@ def main(argv):
         fetch(rest[0], rest[1] if len(rest) > 1 else None, "--linger" in argv)
     elif mode == "hold":
         hold(int(argv[1]), argv[2])
+    elif mode == "answer":
+        answer(argv[1])
     elif mode == "bloat":
         bloat(argv[1])
     elif mode == "direct":

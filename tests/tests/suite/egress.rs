@@ -287,8 +287,9 @@ fn a_denied_host_gets_403_naming_the_rule_and_strict_mode_ends_the_agent_with_si
     let rules = "  - name: two-only\n    action: network\n    effect: allow\n    constraints:\n      hosts: [\"127.0.0.2\", \"127.0.0.3\"]\n  - name: not-three\n    action: network\n    effect: deny\n    constraints:\n      hosts: [\"127.0.0.3\"]\n";
     let p = policy(&k, "strict-net", "strict", rules, &[]);
 
-    // curl over plain HTTP: refused with the rule, then ended (it may or may not have printed
-    // the answer before SIGPOLICY: the answer was in its socket first).
+    // curl over plain HTTP: refused with the rule, then ended. The 403 is in its socket
+    // before SIGPOLICY, but what it had printed into its stdout buffer dies with it, so the
+    // answer is checked on a client that survives it (below) and in the record here.
     let url = format!("http://127.0.0.3:{}/hello.txt", denied.port);
     let (last, out, id) = run_curl(&k, &p, &[&url]);
     assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}\n{out}");
@@ -298,6 +299,20 @@ fn a_denied_host_gets_403_naming_the_rule_and_strict_mode_ends_the_agent_with_si
             if decision.violation && !decision.allowed && rule.starts_with("not-three (")),
         "{recs:?}"
     );
+
+    // A client that reads its answer before it closes has the 403, the rule and the reason in
+    // hand before SIGPOLICY ends it.
+    let (last, out) = run_py(&k, &p, &["answer", &url]);
+    assert_eq!(last["exit"]["signal"], "SIGPOLICY", "{last}\n{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 403 Forbidden | rule=not-three ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("| agentos egress proxy: denied by policy: not-three ("),
+        "{out}"
+    );
+    assert!(out.contains("network on 127.0.0.3:"), "{out}");
 
     // The kill names the rule; so does the agent's denial summary.
     assert!(
