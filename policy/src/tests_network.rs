@@ -3,13 +3,8 @@
 
 use std::net::IpAddr;
 
+use crate::tests_tools::policy;
 use crate::{Access, Policy, Request, WarningKind};
-
-fn policy(rules: &str) -> Result<Policy, String> {
-    let text =
-        format!("kernel: {{version: \"1.0\", mode: strict}}\nsignals: []\npolicies:\n{rules}");
-    Policy::parse("t.md", &text).map_err(|e| e.to_string())
-}
 
 fn decide(p: &Policy, resource: &str) -> crate::Decision {
     p.decide(&Request {

@@ -2,7 +2,8 @@
 
 use crate::{Access, Policy, Request, WarningKind};
 
-fn policy(rules: &str) -> Result<Policy, String> {
+/// A strict policy `t.md` of `rules` (YAML list items), or its error as text.
+pub(crate) fn policy(rules: &str) -> Result<Policy, String> {
     let text =
         format!("kernel: {{version: \"1.0\", mode: strict}}\nsignals: []\npolicies:\n{rules}");
     Policy::parse("t.md", &text).map_err(|e| e.to_string())

@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentos_policy::Access;
-use agentos_syscalls::control::DenialKind;
 use agentos_syscalls::Errno;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -240,7 +239,7 @@ async fn open(
         };
         let decision = builtin("limits", errno.to_string());
         let refusal = Refusal { errno, decision };
-        refuse(k, agent, client, conn, "", "", "", refusal).await;
+        refuse(k, agent, client, conn, ("", "", ""), refusal).await;
         return None;
     };
     let Ok(Ok(Some((head, rest)))) = tokio::time::timeout(HEAD_TIMEOUT, read_head(client)).await
@@ -253,14 +252,14 @@ async fn open(
             Err(errno) => {
                 let decision = builtin("limits", errno.to_string());
                 let refusal = Refusal { errno, decision };
-                refuse(k, agent, client, conn, "", "", "", refusal).await;
+                refuse(k, agent, client, conn, ("", "", ""), refusal).await;
                 return None;
             }
         },
         Err(errno) => {
             let decision = builtin("limits", errno.to_string());
             let refusal = Refusal { errno, decision };
-            refuse(k, agent, client, conn, "", "", "", refusal).await;
+            refuse(k, agent, client, conn, ("", "", ""), refusal).await;
             return None;
         }
     };
@@ -275,7 +274,7 @@ async fn open(
             errno,
             decision: builtin("replay", reason),
         };
-        refuse(k, agent, client, conn, &ask.method, &target, "", refusal).await;
+        refuse(k, agent, client, conn, (&ask.method, &target, ""), refusal).await;
         return None;
     }
     let mut j = judge_connection(k, agent, conn, &target).await;
@@ -285,15 +284,20 @@ async fn open(
             errno,
             decision: j.record,
         };
-        refuse(k, agent, client, conn, &ask.method, &target, "", refusal).await;
+        refuse(k, agent, client, conn, (&ask.method, &target, ""), refusal).await;
         if let Some((signal, reason)) = sentence.end {
             let _ = crate::signals::deliver(k, agent, signal, "kernel", reason).await;
         }
         return None;
     }
-    let addrs = match resolve(&ask.host, ask.port, &agent.policy()).await {
-        Ok(addrs) => addrs,
+    let reached = match resolve(&ask.host, ask.port, &agent.policy()).await {
+        Ok(addrs) => connect(&addrs).await,
+        Err(refused) => Err(refused),
+    };
+    let (server, address) = match reached {
+        Ok(s) => s,
         Err((errno, address)) => {
+            // A restricted address is the proxy's own refusal; the rest is the network's.
             let rule = match &errno {
                 Errno::PermissionDenied { .. } => "egress",
                 _ => "network",
@@ -302,38 +306,8 @@ async fn open(
                 decision: refused_after(j.record, rule, errno.to_string()),
                 errno,
             };
-            refuse(
-                k,
-                agent,
-                client,
-                conn,
-                &ask.method,
-                &target,
-                &address,
-                refusal,
-            )
-            .await;
-            return None;
-        }
-    };
-    let (server, address) = match connect(&addrs).await {
-        Ok(s) => s,
-        Err((errno, address)) => {
-            let refusal = Refusal {
-                decision: refused_after(j.record, "network", errno.to_string()),
-                errno,
-            };
-            refuse(
-                k,
-                agent,
-                client,
-                conn,
-                &ask.method,
-                &target,
-                &address,
-                refusal,
-            )
-            .await;
+            let asked = (ask.method.as_str(), target.as_str(), address.as_str());
+            refuse(k, agent, client, conn, asked, refusal).await;
             return None;
         }
     };
@@ -342,10 +316,10 @@ async fn open(
             decision: refused_after(j.record, "recorder", errno.to_string()),
             errno,
         };
-        refuse(k, agent, client, conn, &ask.method, &target, "", refusal).await;
+        refuse(k, agent, client, conn, (&ask.method, &target, ""), refusal).await;
         return None;
     }
-    count(agent, &target, &j.record);
+    super::respond::count_judged(agent, &j.record, || (ACTION.into(), target.clone()));
     let recorded = k
         .record_async(
             Some(agent.id),
@@ -392,18 +366,16 @@ async fn judge_connection(
 }
 
 /// Records a refused connection, counts it, and answers the client with it.
-#[allow(clippy::too_many_arguments)]
+/// `asked` is the method, `HOST:PORT` and resolved address, as far as they are known.
 async fn refuse(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     client: &mut TcpStream,
     conn: u64,
-    method: &str,
-    target: &str,
-    address: &str,
+    (method, target, address): (&str, &str, &str),
     Refusal { errno, decision }: Refusal,
 ) {
-    count(agent, target, &decision);
+    super::respond::count_judged(agent, &decision, || (ACTION.into(), target.into()));
     let recorded = k
         .record_async(
             Some(agent.id),
@@ -441,38 +413,6 @@ async fn refuse(
         }
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
-}
-
-/// The agent's counters and denial summary for one judged connection.
-fn count(agent: &Agent, target: &str, d: &DecisionRecord) {
-    {
-        let mut c = agent.counters();
-        if d.allowed {
-            c.allowed += 1;
-        } else {
-            c.denied += 1;
-        }
-        if d.violation {
-            c.violations += 1;
-        }
-    }
-    if !d.allowed || d.violation {
-        let (kind, reason) = if d.allowed {
-            (
-                DenialKind::Allowed,
-                format!("{} mode let it through: {}", d.mode, d.reason),
-            )
-        } else {
-            (DenialKind::Refused, d.reason.clone())
-        };
-        agent.note_refusal(crate::denials::Refusal {
-            kind,
-            action: ACTION,
-            resource: target,
-            rule: &d.rule,
-            reason: &reason,
-        });
-    }
 }
 
 fn builtin(rule: &str, reason: String) -> DecisionRecord {

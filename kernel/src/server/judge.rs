@@ -144,14 +144,7 @@ pub(super) fn judge_class(
     now: u64,
     charge: impl FnMut(&RateCharge) -> Result<(), u64>,
 ) -> Judgment {
-    let req = agentos_policy::Request {
-        action: &class.action,
-        resource: &class.resource,
-        access: class.access,
-        bytes: class.bytes,
-        now_ms: now,
-    };
-    let d = crate::policy::compose(policy, base, &req);
+    let d = crate::policy::compose(policy, base, &class.request(now));
     apply(d, class, charge)
 }
 
@@ -165,13 +158,7 @@ fn decide(
     peer: Option<&str>,
     now: u64,
 ) -> Composed {
-    let req = agentos_policy::Request {
-        action: &class.action,
-        resource: &class.resource,
-        access: class.access,
-        bytes: class.bytes,
-        now_ms: now,
-    };
+    let req = class.request(now);
     // An `Exec`'s arguments reach `args`/`deny_args` as the list they are.
     let args = if let Syscall::Exec { argv, .. } = call {
         argv.get(1..)

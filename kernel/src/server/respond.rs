@@ -221,20 +221,29 @@ async fn answer_of(
     (KernelFrame::Response(Response { id, result }), asked.span)
 }
 
-/// Counts a refused call, or a violation the mode let through, in the agent's denial summary:
-/// under its policy action and resource (the call's name when it does not classify).
-fn note_refusal(agent: &Agent, call: &Syscall, decision: &DecisionRecord) {
-    let class = super::judge::classify(call).ok().flatten();
-    let (action, resource) = match &class {
-        Some(c) => (
-            c.action.as_str(),
-            match &c.also {
-                Some(also) => format!("{} -> {also}", c.resource),
-                None => c.resource.clone(),
-            },
-        ),
-        None => (call.name(), String::new()),
-    };
+/// Counts one judged action in the agent's counters (allowed, denied, violations) and, when it
+/// was refused or a violation the mode let through, in its denial summary under its policy
+/// action and resource (`what`, worked out only then).
+pub(super) fn count_judged(
+    agent: &Agent,
+    decision: &DecisionRecord,
+    what: impl FnOnce() -> (String, String),
+) {
+    {
+        let mut c = agent.counters();
+        if decision.allowed {
+            c.allowed += 1;
+        } else {
+            c.denied += 1;
+        }
+        if decision.violation {
+            c.violations += 1;
+        }
+    }
+    if decision.allowed && !decision.violation {
+        return;
+    }
+    let (action, resource) = what();
     let (kind, reason) = if decision.allowed {
         (
             DenialKind::Allowed,
@@ -245,11 +254,26 @@ fn note_refusal(agent: &Agent, call: &Syscall, decision: &DecisionRecord) {
     };
     agent.note_refusal(crate::denials::Refusal {
         kind,
-        action,
+        action: &action,
         resource: &resource,
         rule: &decision.rule,
         reason: &reason,
     });
+}
+
+/// A call's policy action and resource for the denial summary (the call's name when it does
+/// not classify).
+fn denial_key(call: &Syscall) -> (String, String) {
+    match super::judge::classify(call).ok().flatten() {
+        Some(c) => {
+            let resource = match &c.also {
+                Some(also) => format!("{} -> {also}", c.resource),
+                None => c.resource.clone(),
+            };
+            (c.action, resource)
+        }
+        None => (call.name().to_string(), String::new()),
+    }
 }
 
 /// Counts a call, records it with its decision and outcome, ends the agent if that took it
@@ -264,21 +288,8 @@ pub(crate) async fn record_answer(
     result: Result<Reply, Errno>,
     duration_us: u64,
 ) -> Result<Reply, Errno> {
-    {
-        let mut c = agent.counters();
-        c.syscalls += 1;
-        if decision.allowed {
-            c.allowed += 1;
-        } else {
-            c.denied += 1;
-        }
-        if decision.violation {
-            c.violations += 1;
-        }
-    }
-    if !decision.allowed || decision.violation {
-        note_refusal(agent, &call, &decision);
-    }
+    agent.counters().syscalls += 1;
+    count_judged(agent, &decision, || denial_key(&call));
     let event = RecordEvent::Syscall {
         id,
         call,

@@ -28,6 +28,17 @@ impl Class {
         }
     }
 
+    /// The policy request for this class at `now` (on its first resource).
+    pub(crate) fn request(&self, now: u64) -> agentos_policy::Request<'_> {
+        agentos_policy::Request {
+            action: &self.action,
+            resource: &self.resource,
+            access: self.access,
+            bytes: self.bytes,
+            now_ms: now,
+        }
+    }
+
     /// The same class, judged on `also` too.
     pub(crate) fn and_also(self, also: String) -> Class {
         Class {
