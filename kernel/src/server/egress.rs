@@ -241,21 +241,14 @@ async fn open(
         let refusal = Refusal { errno, decision };
         refuse(k, agent, client, conn, ("", "", ""), refusal).await;
         return None;
-    };
+    }
     let Ok(Ok(Some((head, rest)))) = tokio::time::timeout(HEAD_TIMEOUT, read_head(client)).await
     else {
         return None; // closed, timed out or unreadable before it asked for anything
     };
-    let ask = match head {
-        Ok(head) => match parse(&head) {
-            Ok(ask) => ask,
-            Err(errno) => {
-                let decision = builtin("limits", errno.to_string());
-                let refusal = Refusal { errno, decision };
-                refuse(k, agent, client, conn, ("", "", ""), refusal).await;
-                return None;
-            }
-        },
+    // A head over its bound, or one that is not a proxy request: answered, recorded.
+    let ask = match head.and_then(|head| parse(&head)) {
+        Ok(ask) => ask,
         Err(errno) => {
             let decision = builtin("limits", errno.to_string());
             let refusal = Refusal { errno, decision };
