@@ -251,6 +251,13 @@ impl TestKernel {
 
     /// `extra` goes to `agentctl kernel start` (e.g. `--term-grace-ms 300`).
     pub fn start_with(unprivileged: bool, extra: &[&str]) -> TestKernel {
+        Self::start_as(unprivileged, &[], extra)
+    }
+
+    /// [`TestKernel::start_with`] with more `setpriv` options for the kernel's process (when
+    /// `unprivileged` and the tests run as root), e.g. `--no-new-privs`, `--bounding-set=-all`:
+    /// the restrictions a service manager puts on it.
+    pub fn start_as(unprivileged: bool, setpriv: &[&str], extra: &[&str]) -> TestKernel {
         let root = tempfile::Builder::new()
             .prefix("agentos-test-")
             .tempdir()
@@ -276,6 +283,7 @@ impl TestKernel {
         let mut cmd = if drop_privileges {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .args(setpriv)
                 .arg(&agentctl);
             c
         } else {

@@ -2,6 +2,7 @@ mod blocking;
 mod bounds;
 mod cli;
 mod denials;
+mod deploy;
 mod disk;
 mod egress;
 mod escape;

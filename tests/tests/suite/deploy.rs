@@ -1,0 +1,249 @@
+//! The files under `deploy/` for running one kernel per node are checked, not only shipped:
+//!
+//! - `systemd/agentos-kernel.service` passes `systemd-analyze verify` without a single warning,
+//!   and the restrictions it puts on the kernel's process (a user that is not root,
+//!   `NoNewPrivileges`, an empty capability bounding set, no ambient capabilities) are applied
+//!   with `setpriv` to a real kernel that must still jail an agent with every layer but the
+//!   cgroup (which needs a delegated group) active.
+//! - `kubernetes/agentos.yaml` validates against the Kubernetes API schema
+//!   (`kubernetes-validate --strict`, installed by `.ci/run` into `target/deploy-venv`), and the
+//!   policy its ConfigMap carries loads and lints clean.
+//! - `container/Containerfile` ships the binaries the kernel needs and runs as a user that is
+//!   not root, with the runtime options it documents. The image itself is not built here: see
+//!   the README's fleet guide for why.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agentos_tests::{is_root, repo_root, target_dir, wait_until, write_policy, TestKernel};
+
+fn deploy(file: &str) -> PathBuf {
+    repo_root().join("deploy").join(file)
+}
+
+/// The values of `key=` lines of a unit file's `[Service]` section.
+fn directive(unit: &str, key: &str) -> Vec<String> {
+    unit.lines()
+        .skip_while(|l| l.trim() != "[Service]")
+        .take_while(|l| !l.starts_with('[') || l.trim() == "[Service]")
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_its_restrictions_still_jail_an_agent() {
+    let unit = std::fs::read_to_string(deploy("systemd/agentos-kernel.service")).expect("unit");
+    // `systemd-analyze verify` checks that ExecStart's binary exists: a copy runs this build's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("agentos-kernel.service");
+    let kernel = agentos_tests::binary("agentos-kernel");
+    std::fs::write(
+        &copy,
+        unit.replace(
+            "/usr/local/bin/agentos-kernel",
+            kernel.to_str().expect("utf-8"),
+        ),
+    )
+    .expect("write unit");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; .ci/run installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It exits 0 on unknown keys and values it cannot parse: any output is a finding.
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {:?}\n{stderr}",
+        out.status
+    );
+
+    // What the unit gives the process: the test applies exactly these.
+    assert_eq!(directive(&unit, "User"), ["agentos"]);
+    assert_eq!(directive(&unit, "NoNewPrivileges"), ["yes"]);
+    assert_eq!(directive(&unit, "CapabilityBoundingSet"), [""]);
+    assert_eq!(directive(&unit, "AmbientCapabilities"), [""]);
+    assert_eq!(
+        directive(&unit, "RestrictNamespaces"),
+        ["user pid net ipc uts mnt"]
+    );
+    // Options that would break the jail are not there (the unit's comment says why).
+    for key in [
+        "ProtectKernelTunables",
+        "ProtectProc",
+        "ProcSubset",
+        "ProtectHostname",
+        "SystemCallFilter",
+        "MemoryDenyWriteExecute",
+        "PrivateUsers",
+        "PrivateNetwork",
+    ] {
+        assert!(directive(&unit, key).is_empty(), "{key} breaks the jail");
+    }
+    let k = TestKernel::start_as(
+        true,
+        &["--no-new-privs", "--bounding-set=-all", "--inh-caps=-all"],
+        &[],
+    );
+    assert!(k.unprivileged || !is_root());
+    let policy = write_policy(&k.work, "service", "strict", &["SIGTERM"], "");
+    let id = k.spawn(&policy, &["park"]);
+    k.wait_for_line(id, "ready");
+    let info = k.info(id);
+    let layers = info["sandbox"].as_array().expect("layers");
+    assert!(layers.len() >= 12, "{info:#}");
+    for layer in layers {
+        if layer["layer"] == "cgroup" {
+            continue; // a group of its own needs Delegate= on a cgroup v2 host
+        }
+        assert_eq!(layer["status"], "active", "{layer}");
+    }
+    k.ctl_ok(&["kill", &id.to_string()]);
+    wait_until("the agent ends", || k.info(id)["state"] == "exited");
+}
+
+/// `kubernetes-validate`: on PATH, or where `.ci/run` installs it.
+fn kubernetes_validate() -> PathBuf {
+    // `target/deploy-venv`, beside the profile directories.
+    let target = target_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(target_dir);
+    let venv = target.join("deploy-venv/bin/kubernetes-validate");
+    if venv.is_file() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubernetes-validate"))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "kubernetes-validate is missing: `python3 -m venv {0} && {0}/bin/pip install kubernetes-validate` (.ci/run does this)",
+            target.join("deploy-venv").display()
+        )
+    })
+}
+
+#[test]
+fn the_kubernetes_manifest_validates_and_its_policy_loads() {
+    let manifest = deploy("kubernetes/agentos.yaml");
+    let out = Command::new(kubernetes_validate())
+        .args(["--strict", "-k", "1.33.0"])
+        .arg(&manifest)
+        .output()
+        .expect("run kubernetes-validate");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for kind in [
+        "namespace/agentos",
+        "configmap/agentos-policies",
+        "daemonset/agentos",
+    ] {
+        assert!(
+            text.contains(&format!("passed for resource {kind}")),
+            "{text}"
+        );
+    }
+    // The validator can fail: the same manifest with a port that is not a number does.
+    let broken = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(
+        broken.path(),
+        std::fs::read_to_string(&manifest)
+            .expect("manifest")
+            .replace("containerPort: 9464", "containerPort: metrics-port"),
+    )
+    .expect("write");
+    let out = Command::new(kubernetes_validate())
+        .args(["--strict", "-k", "1.33.0"])
+        .arg(broken.path())
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(!out.status.success());
+
+    // The ConfigMap's policy is one the kernel loads, without a warning.
+    let yaml = std::fs::read_to_string(&manifest).expect("manifest");
+    let start = yaml
+        .find("  hello.md: |\n")
+        .expect("the ConfigMap's policy")
+        + "  hello.md: |\n".len();
+    let policy: String = yaml[start..]
+        .lines()
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let file = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(file.path(), &policy).expect("write");
+    let out = Command::new(agentos_tests::binary("agentctl"))
+        .args(["policy", "lint", "--deny-warnings"])
+        .arg(file.path())
+        .output()
+        .expect("agentctl policy lint");
+    assert!(
+        out.status.success(),
+        "{policy}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_containerfile_ships_the_kernel_as_a_user_that_is_not_root() {
+    let text = std::fs::read_to_string(deploy("container/Containerfile")).expect("Containerfile");
+    let instructions: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let last_from = instructions
+        .iter()
+        .rposition(|l| l.starts_with("FROM "))
+        .expect("FROM");
+    let runtime = &instructions[last_from..];
+    let joined = runtime.join("\n");
+    for binary in [
+        "agentos-kernel",
+        "agentos-launch",
+        "agentctl",
+        "hello-agent",
+    ] {
+        assert!(
+            joined.contains(&format!("/src/target/release/{binary}")),
+            "the image lacks {binary}"
+        );
+        assert!(repo_root().join(binary_package(binary)).exists());
+    }
+    let user = runtime
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER");
+    assert_ne!(user.trim(), "root");
+    assert!(joined.contains("ENTRYPOINT [\"/usr/local/bin/agentos-kernel\""));
+    // The policy it copies exists and the runtime options it needs are written down.
+    assert!(Path::new(&repo_root().join("examples/hello-agent/.agents/security.md")).is_file());
+    for option in [
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "unmask=ALL",
+        "--cap-drop=ALL",
+    ] {
+        assert!(text.contains(option), "{option} is not documented");
+    }
+    // Never `--privileged` in the commands it shows (only in the sentence that forbids it).
+    assert!(!text
+        .lines()
+        .any(|l| l.contains("--privileged") && !l.contains("never --privileged")));
+}
+
+/// The package directory that builds `binary`.
+fn binary_package(binary: &str) -> &'static str {
+    match binary {
+        "agentos-kernel" => "kernel",
+        "agentos-launch" => "userspace",
+        "agentctl" => "agentctl",
+        _ => "examples/hello-agent",
+    }
+}
