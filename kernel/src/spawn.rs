@@ -797,13 +797,16 @@ fn start(
     tokio::spawn(reap(Arc::clone(k), Arc::clone(agent), child, outputs));
 }
 
-/// Copies one of the agent's output pipes into its log.
+/// Copies one of the agent's output pipes into its log. The buffer starts at 1 KiB and
+/// doubles while reads fill it, up to 64 KiB: a thousand quiet agents do not each hold two
+/// 64 KiB buffers.
 async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin, stderr: bool) {
-    let mut buf = vec![0u8; 64 << 10];
+    let mut buf = vec![0u8; 1 << 10];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                let full = n == buf.len();
                 let chunk = &buf[..n];
                 if stderr {
                     let text = String::from_utf8_lossy(chunk);
@@ -818,6 +821,9 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
                 // A file write (page cache, but a host under writeback pressure can stall
                 // it): off the runtime worker.
                 crate::hostio::off_worker(|| agent.log.append(chunk));
+                if full && buf.len() < 64 << 10 {
+                    buf.resize(buf.len() * 2, 0);
+                }
             }
         }
     }

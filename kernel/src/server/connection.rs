@@ -72,7 +72,8 @@ pub(super) async fn writer(
 }
 
 async fn write_frames(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, budget: &Budget) {
-    let mut buf = Vec::with_capacity(8192);
+    // Grown by the first answers: an idle agent's writer holds no buffer.
+    let mut buf = Vec::new();
     let mut notify = Vec::new();
     let mut answered = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -98,7 +99,7 @@ async fn write_frames(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, 
             budget.release(id);
         }
         if buf.capacity() > KEEP_BUFFER {
-            buf = Vec::with_capacity(8192);
+            buf = Vec::new();
         }
         if !notify.is_empty() {
             wait_read_by_peer(&wr).await;
