@@ -46,6 +46,7 @@
 mod engine;
 mod error;
 mod explain;
+mod index;
 mod lint;
 pub mod propose;
 mod rate;
@@ -197,6 +198,8 @@ pub struct Sandbox {
 mod tests;
 #[cfg(test)]
 mod tests_args;
+#[cfg(test)]
+mod tests_index;
 #[cfg(test)]
 mod tests_network;
 #[cfg(test)]
