@@ -9,7 +9,7 @@ use globset::GlobSet;
 use regex::Regex;
 
 use crate::error::PolicyError;
-use crate::index::Index;
+use crate::index::{Index, Picked};
 use crate::rate::Rate;
 use crate::schema::{host_of, Ctx};
 use crate::source::{self, Source};
@@ -209,8 +209,110 @@ pub(crate) enum Eval {
     Unevaluable(Why),
 }
 
-fn list(items: &[String]) -> String {
-    items.join(", ")
+/// Items joined with `, `.
+struct List<'l>(&'l [String]);
+
+impl fmt::Display for List<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, item) in self.0.iter().enumerate() {
+            if k > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(item)?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of a [`Why`] for a rule and request, written where it is needed (into the
+/// decision's reason) without an intermediate string.
+pub(crate) struct Described<'d> {
+    pub rule: &'d Rule,
+    pub req: &'d Request<'d>,
+    pub look: &'d Look<'d>,
+    pub why: Why,
+}
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (c, req, look) = (&self.rule.constraints, self.req, self.look);
+        match self.why {
+            Why::ReadOnly => f.write_str("rule is read_only and the call writes"),
+            Why::Path => write!(f, "path not under {}", List(&c.paths)),
+            Why::NoCommand => f.write_str("no command given"),
+            Why::Command => write!(
+                f,
+                "command `{}` not in {}",
+                req.resource.split_whitespace().next().unwrap_or(""),
+                List(&c.commands)
+            ),
+            Why::Tool => write!(
+                f,
+                "tool `{}` not in {}",
+                req.resource.split_whitespace().next().unwrap_or(""),
+                List(&c.tools)
+            ),
+            Why::Arg(i) => write!(
+                f,
+                "argument {} `{}` matches none of args {}",
+                i + 1,
+                look.args(req).get(i).copied().unwrap_or(""),
+                List(&c.args)
+            ),
+            Why::DenyArg(i, j) => write!(
+                f,
+                "argument {} `{}` matches deny_args `{}`",
+                i + 1,
+                look.args(req).get(i).copied().unwrap_or(""),
+                c.deny_args.get(j).map_or("", String::as_str)
+            ),
+            Why::NoHost => write!(f, "`{}` names no host", req.resource),
+            Why::NoPort => write!(f, "`{}` names no port", req.resource),
+            Why::Port => write!(
+                f,
+                "port {} not in {}",
+                port_of(req.resource).unwrap_or(0),
+                ports_text(&c.ports)
+            ),
+            Why::Host => write!(
+                f,
+                "host `{}` not in {}",
+                host_of(req.resource).unwrap_or_default(),
+                List(&c.hosts)
+            ),
+            Why::Peer => write!(f, "peer `{}` not in {}", req.resource, List(&c.peers)),
+            Why::OverSize(max) => write!(f, "{} bytes is over max_bytes {max}", req.bytes),
+            Why::Pattern(i) => write!(
+                f,
+                "deny pattern `{}` matches {}",
+                c.deny_patterns.get(i).map_or("", String::as_str),
+                req.resource
+            ),
+            Why::Allowed => write!(f, "{} on {} is allowed", req.action, req.resource),
+            Why::WithinLimits => f.write_str("within the rule's limits"),
+            Why::Denied => write!(f, "{} on {} is denied", req.action, req.resource),
+        }
+    }
+}
+
+fn described<'d>(
+    rule: &'d Rule,
+    req: &'d Request<'d>,
+    look: &'d Look<'d>,
+    why: Why,
+) -> Described<'d> {
+    Described {
+        rule,
+        req,
+        look,
+        why,
+    }
+}
+
+/// An empty reason with room for the usual ones (`A on R is allowed`), so that writing it
+/// allocates once.
+fn reason_buffer(req: &Request<'_>) -> String {
+    String::with_capacity(64 + req.action.len() + req.resource.len())
 }
 
 /// The port of a `HOST:PORT` resource (a `network` connection; `[V6]:PORT` for IPv6).
@@ -335,56 +437,7 @@ impl Rule {
 
     /// The text of a [`Why`] for this rule and request.
     pub(crate) fn describe(&self, req: &Request<'_>, look: &Look<'_>, why: Why) -> String {
-        let c = &self.constraints;
-        match why {
-            Why::ReadOnly => "rule is read_only and the call writes".to_string(),
-            Why::Path => format!("path not under {}", list(&c.paths)),
-            Why::NoCommand => "no command given".to_string(),
-            Why::Command => format!(
-                "command `{}` not in {}",
-                req.resource.split_whitespace().next().unwrap_or(""),
-                list(&c.commands)
-            ),
-            Why::Tool => format!(
-                "tool `{}` not in {}",
-                req.resource.split_whitespace().next().unwrap_or(""),
-                list(&c.tools)
-            ),
-            Why::Arg(i) => format!(
-                "argument {} `{}` matches none of args {}",
-                i + 1,
-                look.args(req).get(i).copied().unwrap_or(""),
-                list(&c.args)
-            ),
-            Why::DenyArg(i, j) => format!(
-                "argument {} `{}` matches deny_args `{}`",
-                i + 1,
-                look.args(req).get(i).copied().unwrap_or(""),
-                c.deny_args.get(j).map_or("", String::as_str)
-            ),
-            Why::NoHost => format!("`{}` names no host", req.resource),
-            Why::NoPort => format!("`{}` names no port", req.resource),
-            Why::Port => format!(
-                "port {} not in {}",
-                port_of(req.resource).unwrap_or(0),
-                ports_text(&c.ports)
-            ),
-            Why::Host => format!(
-                "host `{}` not in {}",
-                host_of(req.resource).unwrap_or_default(),
-                list(&c.hosts)
-            ),
-            Why::Peer => format!("peer `{}` not in {}", req.resource, list(&c.peers)),
-            Why::OverSize(max) => format!("{} bytes is over max_bytes {max}", req.bytes),
-            Why::Pattern(i) => format!(
-                "deny pattern `{}` matches {}",
-                c.deny_patterns.get(i).map_or("", String::as_str),
-                req.resource
-            ),
-            Why::Allowed => format!("{} on {} is allowed", req.action, req.resource),
-            Why::WithinLimits => "within the rule's limits".to_string(),
-            Why::Denied => format!("{} on {} is denied", req.action, req.resource),
-        }
+        described(self, req, look, why).to_string()
     }
 
     /// Sort key for choosing the reported rule among several: an exact action beats `*`, more
@@ -613,9 +666,9 @@ impl Policy {
         let inner = &*self.inner;
         let bucket = inner.index.bucket(req.action);
         let look = Look::new(args);
-        let rules = bucket
-            .candidates(req, &look)
-            .filter_map(|i| inner.rules.get(i));
+        let mut picked = Picked::new();
+        bucket.each_candidate(req, &look, |i| picked.push(i));
+        let rules = picked.iter().filter_map(|i| inner.rules.get(i));
         self.decide_among(req, &look, rules, Some(&bucket.nearest))
     }
 
@@ -683,15 +736,13 @@ impl Policy {
         }
 
         if let Some((rule, e)) = deny {
-            let reason = match e {
-                Eval::Unevaluable(why) => {
-                    format!(
-                        "cannot evaluate the rule: {}",
-                        rule.describe(req, look, why)
-                    )
-                }
-                Eval::Match(why) | Eval::Miss(why) => rule.describe(req, look, why),
+            let mut reason = reason_buffer(req);
+            let (prefix, why) = match e {
+                Eval::Unevaluable(why) => ("cannot evaluate the rule: ", why),
+                Eval::Match(why) | Eval::Miss(why) => ("", why),
             };
+            reason.push_str(prefix);
+            let _ = write!(reason, "{}", described(rule, req, look, why));
             return Decision {
                 allowed: false,
                 rule: Some(self.make_ref(rule)),
@@ -710,7 +761,11 @@ impl Policy {
             return Decision {
                 allowed: true,
                 rule: Some(self.make_ref(rule)),
-                reason: rule.describe(req, look, why),
+                reason: {
+                    let mut reason = reason_buffer(req);
+                    let _ = write!(reason, "{}", described(rule, req, look, why));
+                    reason
+                },
                 requires_approval: approval,
                 rate_limit: rate.map(|(_, i, r)| (i, r)),
                 log: allow_log,
@@ -759,7 +814,9 @@ impl Policy {
                 Eval::Match(_) => None,
             })
             .collect();
-        let mut reason = format!("no rule allows {} on {}", req.action, req.resource);
+        let mut reason = reason_buffer(req);
+        reason.reserve(256);
+        let _ = write!(reason, "no rule allows {} on {}", req.action, req.resource);
         if misses.is_empty() {
             let _ = write!(reason, " (no allow rule for action `{}`)", req.action);
         } else {
@@ -772,7 +829,7 @@ impl Policy {
                     r.id,
                     self.inner.path,
                     r.line,
-                    r.describe(req, look, *why)
+                    described(r, req, look, *why)
                 );
             }
         }

@@ -73,19 +73,27 @@ impl Prefixes {
         file(&mut self.by_prefix, key, rule);
     }
 
-    /// The rules under every key that is a prefix of `s`.
-    fn lookup<'p>(&'p self, s: &'p str) -> impl Iterator<Item = usize> + 'p {
-        (!self.by_prefix.is_empty())
-            .then(|| {
-                s.match_indices('/')
-                    .enumerate()
-                    .filter(|(k, _)| self.depths & (1 << (k + 1).min(63)) != 0)
-                    .filter_map(move |(_, (i, _))| self.by_prefix.get(&s[..=i]))
-                    .flatten()
-                    .copied()
-            })
-            .into_iter()
-            .flatten()
+    /// Calls `f` with the rules under every key that is a prefix of `s`.
+    fn each(&self, s: &str, f: &mut impl FnMut(usize)) {
+        if self.by_prefix.is_empty() {
+            return;
+        }
+        let deepest = 63 - self.depths.leading_zeros();
+        let mut depth = 0u32;
+        for (i, b) in s.bytes().enumerate() {
+            if b != b'/' {
+                continue;
+            }
+            depth += 1;
+            if self.depths & (1 << depth.min(63)) != 0 {
+                if let Some(rules) = self.by_prefix.get(&s[..=i]) {
+                    rules.iter().for_each(|r| f(*r));
+                }
+            }
+            if depth >= deepest && deepest < 63 {
+                return;
+            }
+        }
     }
 }
 
@@ -245,46 +253,78 @@ impl Bucket {
         }
     }
 
-    /// Every rule index that may apply to `req`, each once. Computes the request's host (in
-    /// `look`) only when some rule is filed by `hosts`.
-    pub(crate) fn candidates<'b>(
-        &'b self,
-        req: &Request<'b>,
-        look: &'b Look<'_>,
-    ) -> impl Iterator<Item = usize> + 'b {
-        let resource = req.resource;
-        let program = (!self.commands.is_empty()).then(|| resource.split_whitespace().next());
-        let commands = program.map(|p| match p {
-            None => (Some(self.commands.iter().copied()), None),
-            Some(p) => {
-                let exact = self.command_exact.get(p).into_iter().flatten().copied();
-                (None, Some(exact.chain(self.command_under.lookup(p))))
+    /// Calls `f` with every rule index that may apply to `req`, each once. Computes the
+    /// request's host (in `look`) only when some rule is filed by `hosts`.
+    pub(crate) fn each_candidate(
+        &self,
+        req: &Request<'_>,
+        look: &Look<'_>,
+        mut f: impl FnMut(usize),
+    ) {
+        let all = |rules: &[usize], f: &mut dyn FnMut(usize)| rules.iter().for_each(|r| f(*r));
+        all(&self.always, &mut f);
+        self.paths.each(req.resource, &mut f);
+        if !self.commands.is_empty() {
+            match req.resource.split_whitespace().next() {
+                None => all(&self.commands, &mut f),
+                Some(program) => {
+                    if let Some(rules) = self.command_exact.get(program) {
+                        all(rules, &mut f);
+                    }
+                    self.command_under.each(program, &mut f);
+                }
             }
-        });
-        let (cmd_all, cmd_keyed) = commands.unwrap_or((None, None));
-        let host = (!self.hosts.is_empty())
-            .then(|| look.host.get_or_init(|| host_of(resource)).as_deref());
-        let hosts = host.map(|h| match h {
-            None => (Some(self.hosts.iter().copied()), None),
-            Some(h) => {
-                let exact = self.host_exact.get(h).into_iter().flatten().copied();
-                let suffixes = h
-                    .match_indices('.')
-                    .filter_map(move |(i, _)| self.host_suffix.get(&h[i + 1..]))
-                    .flatten()
-                    .copied();
-                (None, Some(exact.chain(suffixes)))
+        }
+        if !self.hosts.is_empty() {
+            match look.host.get_or_init(|| host_of(req.resource)).as_deref() {
+                None => all(&self.hosts, &mut f),
+                Some(host) => {
+                    if let Some(rules) = self.host_exact.get(host) {
+                        all(rules, &mut f);
+                    }
+                    for (i, b) in host.bytes().enumerate() {
+                        if b == b'.' {
+                            if let Some(rules) = self.host_suffix.get(&host[i + 1..]) {
+                                all(rules, &mut f);
+                            }
+                        }
+                    }
+                }
             }
-        });
-        let (host_all, host_keyed) = hosts.unwrap_or((None, None));
-        self.always
-            .iter()
-            .copied()
-            .chain(self.paths.lookup(resource))
-            .chain(cmd_all.into_iter().flatten())
-            .chain(cmd_keyed.into_iter().flatten())
-            .chain(host_all.into_iter().flatten())
-            .chain(host_keyed.into_iter().flatten())
+        }
+    }
+}
+
+/// The candidates of one decision: on the stack up to a few dozen, which is every decision
+/// of a policy whose index separates its rules.
+#[derive(Debug)]
+pub(crate) struct Picked {
+    small: [usize; 32],
+    len: usize,
+    more: Vec<usize>,
+}
+
+impl Picked {
+    pub(crate) fn new() -> Picked {
+        Picked {
+            small: [0; 32],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, rule: usize) {
+        match self.small.get_mut(self.len) {
+            Some(slot) => {
+                *slot = rule;
+                self.len += 1;
+            }
+            None => self.more.push(rule),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.small[..self.len].iter().chain(&self.more).copied()
     }
 }
 
