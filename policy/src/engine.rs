@@ -666,10 +666,15 @@ impl Policy {
         let inner = &*self.inner;
         let bucket = inner.index.bucket(req.action);
         let look = Look::new(args);
+        let nearest = Some(&bucket.nearest[..]);
+        if let Some(all) = bucket.plain() {
+            let rules = all.iter().filter_map(|i| inner.rules.get(*i));
+            return self.decide_among(req, &look, rules, nearest);
+        }
         let mut picked = Picked::new();
         bucket.each_candidate(req, &look, |i| picked.push(i));
         let rules = picked.iter().filter_map(|i| inner.rules.get(i));
-        self.decide_among(req, &look, rules, Some(&bucket.nearest))
+        self.decide_among(req, &look, rules, nearest)
     }
 
     /// [`Policy::decide`] by a plain loop over every rule, without the index: the reference

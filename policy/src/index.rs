@@ -253,6 +253,13 @@ impl Bucket {
         }
     }
 
+    /// The whole bucket when it is a plain list (a small one): every rule is a candidate.
+    pub(crate) fn plain(&self) -> Option<&[usize]> {
+        let indexed =
+            !self.paths.by_prefix.is_empty() || !self.commands.is_empty() || !self.hosts.is_empty();
+        (!indexed).then_some(&self.always)
+    }
+
     /// Calls `f` with every rule index that may apply to `req`, each once. Computes the
     /// request's host (in `look`) only when some rule is filed by `hosts`.
     pub(crate) fn each_candidate(
