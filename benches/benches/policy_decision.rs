@@ -6,8 +6,9 @@
 //! with commands), each group measures `Policy::decide` (the index: per action, then per path
 //! prefix, program or host) beside its floor, `Policy::decide_unindexed` (a plain loop over
 //! the same rules). One op is one decision; the ops cycle through a fixed mix of requests:
-//! reads and writes that an allow rule admits, an API call, a command, and two that a deny
-//! rule refuses. A summary with the budgets follows criterion's output.
+//! reads and writes that an allow rule admits, an API call, a command, and two refusals (a
+//! deny rule's, and a default deny naming the nearest allow rules). A summary with the
+//! budgets follows criterion's output.
 
 // Bench code: a failure must abort the run loudly, so unwrap/expect are intended here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
