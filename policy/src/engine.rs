@@ -1,7 +1,6 @@
 //! The compiled [`Policy`] and its pure decision function.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use globset::GlobSet;
 use regex::Regex;
 
 use crate::error::PolicyError;
+use crate::index::{Index, Picked};
 use crate::rate::Rate;
 use crate::schema::{host_of, Ctx};
 use crate::source::{self, Source};
@@ -209,8 +209,110 @@ pub(crate) enum Eval {
     Unevaluable(Why),
 }
 
-fn list(items: &[String]) -> String {
-    items.join(", ")
+/// Items joined with `, `.
+struct List<'l>(&'l [String]);
+
+impl fmt::Display for List<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, item) in self.0.iter().enumerate() {
+            if k > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(item)?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of a [`Why`] for a rule and request, written where it is needed (into the
+/// decision's reason) without an intermediate string.
+pub(crate) struct Described<'d> {
+    pub rule: &'d Rule,
+    pub req: &'d Request<'d>,
+    pub look: &'d Look<'d>,
+    pub why: Why,
+}
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (c, req, look) = (&self.rule.constraints, self.req, self.look);
+        match self.why {
+            Why::ReadOnly => f.write_str("rule is read_only and the call writes"),
+            Why::Path => write!(f, "path not under {}", List(&c.paths)),
+            Why::NoCommand => f.write_str("no command given"),
+            Why::Command => write!(
+                f,
+                "command `{}` not in {}",
+                req.resource.split_whitespace().next().unwrap_or(""),
+                List(&c.commands)
+            ),
+            Why::Tool => write!(
+                f,
+                "tool `{}` not in {}",
+                req.resource.split_whitespace().next().unwrap_or(""),
+                List(&c.tools)
+            ),
+            Why::Arg(i) => write!(
+                f,
+                "argument {} `{}` matches none of args {}",
+                i + 1,
+                look.args(req).get(i).copied().unwrap_or(""),
+                List(&c.args)
+            ),
+            Why::DenyArg(i, j) => write!(
+                f,
+                "argument {} `{}` matches deny_args `{}`",
+                i + 1,
+                look.args(req).get(i).copied().unwrap_or(""),
+                c.deny_args.get(j).map_or("", String::as_str)
+            ),
+            Why::NoHost => write!(f, "`{}` names no host", req.resource),
+            Why::NoPort => write!(f, "`{}` names no port", req.resource),
+            Why::Port => write!(
+                f,
+                "port {} not in {}",
+                port_of(req.resource).unwrap_or(0),
+                ports_text(&c.ports)
+            ),
+            Why::Host => write!(
+                f,
+                "host `{}` not in {}",
+                host_of(req.resource).unwrap_or_default(),
+                List(&c.hosts)
+            ),
+            Why::Peer => write!(f, "peer `{}` not in {}", req.resource, List(&c.peers)),
+            Why::OverSize(max) => write!(f, "{} bytes is over max_bytes {max}", req.bytes),
+            Why::Pattern(i) => write!(
+                f,
+                "deny pattern `{}` matches {}",
+                c.deny_patterns.get(i).map_or("", String::as_str),
+                req.resource
+            ),
+            Why::Allowed => write!(f, "{} on {} is allowed", req.action, req.resource),
+            Why::WithinLimits => f.write_str("within the rule's limits"),
+            Why::Denied => write!(f, "{} on {} is denied", req.action, req.resource),
+        }
+    }
+}
+
+fn described<'d>(
+    rule: &'d Rule,
+    req: &'d Request<'d>,
+    look: &'d Look<'d>,
+    why: Why,
+) -> Described<'d> {
+    Described {
+        rule,
+        req,
+        look,
+        why,
+    }
+}
+
+/// An empty reason with room for the usual ones (`A on R is allowed`), so that writing it
+/// allocates once.
+fn reason_buffer(req: &Request<'_>) -> String {
+    String::with_capacity(64 + req.action.len() + req.resource.len())
 }
 
 /// The port of a `HOST:PORT` resource (a `network` connection; `[V6]:PORT` for IPv6).
@@ -335,62 +437,13 @@ impl Rule {
 
     /// The text of a [`Why`] for this rule and request.
     pub(crate) fn describe(&self, req: &Request<'_>, look: &Look<'_>, why: Why) -> String {
-        let c = &self.constraints;
-        match why {
-            Why::ReadOnly => "rule is read_only and the call writes".to_string(),
-            Why::Path => format!("path not under {}", list(&c.paths)),
-            Why::NoCommand => "no command given".to_string(),
-            Why::Command => format!(
-                "command `{}` not in {}",
-                req.resource.split_whitespace().next().unwrap_or(""),
-                list(&c.commands)
-            ),
-            Why::Tool => format!(
-                "tool `{}` not in {}",
-                req.resource.split_whitespace().next().unwrap_or(""),
-                list(&c.tools)
-            ),
-            Why::Arg(i) => format!(
-                "argument {} `{}` matches none of args {}",
-                i + 1,
-                look.args(req).get(i).copied().unwrap_or(""),
-                list(&c.args)
-            ),
-            Why::DenyArg(i, j) => format!(
-                "argument {} `{}` matches deny_args `{}`",
-                i + 1,
-                look.args(req).get(i).copied().unwrap_or(""),
-                c.deny_args.get(j).map_or("", String::as_str)
-            ),
-            Why::NoHost => format!("`{}` names no host", req.resource),
-            Why::NoPort => format!("`{}` names no port", req.resource),
-            Why::Port => format!(
-                "port {} not in {}",
-                port_of(req.resource).unwrap_or(0),
-                ports_text(&c.ports)
-            ),
-            Why::Host => format!(
-                "host `{}` not in {}",
-                host_of(req.resource).unwrap_or_default(),
-                list(&c.hosts)
-            ),
-            Why::Peer => format!("peer `{}` not in {}", req.resource, list(&c.peers)),
-            Why::OverSize(max) => format!("{} bytes is over max_bytes {max}", req.bytes),
-            Why::Pattern(i) => format!(
-                "deny pattern `{}` matches {}",
-                c.deny_patterns.get(i).map_or("", String::as_str),
-                req.resource
-            ),
-            Why::Allowed => format!("{} on {} is allowed", req.action, req.resource),
-            Why::WithinLimits => "within the rule's limits".to_string(),
-            Why::Denied => format!("{} on {} is denied", req.action, req.resource),
-        }
+        described(self, req, look, why).to_string()
     }
 
     /// Sort key for choosing the reported rule among several: an exact action beats `*`, more
     /// scope constraints beat fewer, then the earlier line, then the earlier rule. A total
     /// order, so the choice never depends on the order rules are visited in.
-    fn specificity(&self) -> (bool, std::cmp::Reverse<usize>, u32, usize) {
+    pub(crate) fn specificity(&self) -> (bool, std::cmp::Reverse<usize>, u32, usize) {
         let c = &self.constraints;
         let scoped = usize::from(!c.paths.is_empty())
             + usize::from(!c.commands.is_empty())
@@ -409,156 +462,6 @@ impl Rule {
     /// Whether the rule is about `action` (its own action or `*`).
     pub fn covers_action(&self, action: &str) -> bool {
         self.action == "*" || self.action == action
-    }
-}
-
-/// The literal directory prefix of a `paths` glob: the text before its first metacharacter,
-/// cut back to just after its last `/` (so lookups happen only at component boundaries).
-/// `None` when the glob starts with a metacharacter.
-fn glob_prefix(glob: &str) -> Option<&str> {
-    let lit_end = glob.find(['*', '?', '[', '{', '\\']).unwrap_or(glob.len());
-    let lit = &glob[..lit_end];
-    lit.rfind('/').map(|i| &lit[..=i])
-}
-
-/// The longest common `/`-terminated prefix of `a` and `b`.
-fn common_dir_prefix<'s>(a: &'s str, b: &str) -> &'s str {
-    let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    let lit = &a[..common];
-    lit.rfind('/').map_or("", |i| &lit[..=i])
-}
-
-/// FNV-1a, for the short, policy-chosen keys of the prefix index (no untrusted inserts, so
-/// SipHash's flooding resistance buys nothing here and costs a third of a lookup).
-#[derive(Debug, Clone, Copy, Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
-
-/// The candidate rules for one action: those that must always be checked, and those whose
-/// `paths` all lie under a literal directory prefix, keyed by that prefix.
-#[derive(Debug, Default)]
-struct Bucket {
-    /// Rules without `paths`, or with a glob that has no literal prefix.
-    always: Vec<usize>,
-    /// Rules whose `paths` globs share the literal prefix (ending in `/`).
-    by_prefix: HashMap<Box<str>, Vec<usize>, FnvBuild>,
-    /// Bit `k` set: some key of `by_prefix` holds `k` slashes (bit 63: 63 or more). A
-    /// resource is looked up only at the slashes where a key can end.
-    depths: u64,
-}
-
-/// A bucket with at most this many rules is a plain list: below it, hashing the resource's
-/// prefixes costs more than checking every rule. (Tiny in unit tests, so that the property
-/// test comparing with the plain loop exercises the prefix index on small rule sets.)
-#[cfg(not(test))]
-const SMALL_BUCKET: usize = 16;
-#[cfg(test)]
-const SMALL_BUCKET: usize = 2;
-
-impl Bucket {
-    fn add(&mut self, rule: &Rule) {
-        let mut key: Option<&str> = None;
-        let mut keyless = rule.constraints.paths.is_empty();
-        for g in &rule.constraints.paths {
-            match (glob_prefix(g), key) {
-                (None, _) => keyless = true,
-                (Some(p), None) => key = Some(p),
-                (Some(p), Some(k)) => key = Some(common_dir_prefix(k, p)),
-            }
-        }
-        match key.filter(|k| !keyless && !k.is_empty()) {
-            Some(k) => {
-                let slashes = k.bytes().filter(|b| *b == b'/').count().min(63);
-                self.depths |= 1 << slashes;
-                self.by_prefix
-                    .entry(Box::from(k))
-                    .or_default()
-                    .push(rule.index);
-            }
-            None => self.always.push(rule.index),
-        }
-    }
-
-    /// Turns a small bucket into a plain list (see [`SMALL_BUCKET`]).
-    fn finish(&mut self) {
-        let total = self.always.len() + self.by_prefix.values().map(Vec::len).sum::<usize>();
-        if total <= SMALL_BUCKET {
-            self.always
-                .extend(self.by_prefix.drain().flat_map(|(_, v)| v));
-            self.always.sort_unstable();
-            self.depths = 0;
-        }
-    }
-
-    /// Every rule index that may apply to `resource`, each once.
-    fn candidates<'b>(&'b self, resource: &'b str) -> impl Iterator<Item = usize> + 'b {
-        let indexed = (!self.by_prefix.is_empty())
-            .then(|| {
-                resource
-                    .match_indices('/')
-                    .enumerate()
-                    .filter(|(k, _)| self.depths & (1 << (k + 1).min(63)) != 0)
-                    .filter_map(move |(_, (i, _))| self.by_prefix.get(&resource[..=i]))
-                    .flatten()
-            })
-            .into_iter()
-            .flatten();
-        self.always.iter().chain(indexed).copied()
-    }
-}
-
-/// The compiled decision structure: one [`Bucket`] per exact action (holding that action's
-/// rules and the `*` rules), and one for actions no rule names.
-#[derive(Debug, Default)]
-struct Index {
-    by_action: HashMap<Box<str>, Bucket, FnvBuild>,
-    wildcard: Bucket,
-}
-
-impl Index {
-    fn build(rules: &[Rule]) -> Index {
-        let mut index = Index::default();
-        for r in rules.iter().filter(|r| r.action != "*") {
-            index
-                .by_action
-                .entry(Box::from(r.action.as_str()))
-                .or_default()
-                .add(r);
-        }
-        for r in rules.iter().filter(|r| r.action == "*") {
-            index.wildcard.add(r);
-            for b in index.by_action.values_mut() {
-                b.add(r);
-            }
-        }
-        index.wildcard.finish();
-        for b in index.by_action.values_mut() {
-            b.finish();
-        }
-        index
-    }
-
-    fn bucket(&self, action: &str) -> &Bucket {
-        self.by_action.get(action).unwrap_or(&self.wildcard)
     }
 }
 
@@ -762,10 +665,16 @@ impl Policy {
     pub fn decide_args(&self, req: &Request<'_>, args: Option<&[String]>) -> Decision {
         let inner = &*self.inner;
         let bucket = inner.index.bucket(req.action);
-        let rules = bucket
-            .candidates(req.resource)
-            .filter_map(|i| inner.rules.get(i));
-        self.decide_among(req, &Look::new(args), rules)
+        let look = Look::new(args);
+        let nearest = Some(&bucket.nearest[..]);
+        if let Some(all) = bucket.plain() {
+            let rules = all.iter().filter_map(|i| inner.rules.get(*i));
+            return self.decide_among(req, &look, rules, nearest);
+        }
+        let mut picked = Picked::new();
+        bucket.each_candidate(req, &look, |i| picked.push(i));
+        let rules = picked.iter().filter_map(|i| inner.rules.get(i));
+        self.decide_among(req, &look, rules, nearest)
     }
 
     /// [`Policy::decide`] by a plain loop over every rule, without the index: the reference
@@ -777,16 +686,19 @@ impl Policy {
             .rules
             .iter()
             .filter(|r| r.covers_action(req.action));
-        self.decide_among(req, &Look::new(None), rules)
+        self.decide_among(req, &Look::new(None), rules, None)
     }
 
     /// The decision over `rules` (every rule of the request's action that may apply; each at
-    /// most once, in any order).
+    /// most once, in any order). `nearest`: the action's three most specific allow rules (in
+    /// a default deny every allow rule missed, so these are the nearest misses), or `None` to
+    /// find them by checking every rule of the action.
     fn decide_among<'r>(
         &self,
         req: &Request<'_>,
         look: &Look<'_>,
         rules: impl Iterator<Item = &'r Rule>,
+        nearest: Option<&[usize]>,
     ) -> Decision {
         let mut deny: Option<(&Rule, Eval)> = None;
         let mut allow: Option<(&Rule, Why)> = None;
@@ -829,15 +741,13 @@ impl Policy {
         }
 
         if let Some((rule, e)) = deny {
-            let reason = match e {
-                Eval::Unevaluable(why) => {
-                    format!(
-                        "cannot evaluate the rule: {}",
-                        rule.describe(req, look, why)
-                    )
-                }
-                Eval::Match(why) | Eval::Miss(why) => rule.describe(req, look, why),
+            let mut reason = reason_buffer(req);
+            let (prefix, why) = match e {
+                Eval::Unevaluable(why) => ("cannot evaluate the rule: ", why),
+                Eval::Match(why) | Eval::Miss(why) => ("", why),
             };
+            reason.push_str(prefix);
+            let _ = write!(reason, "{}", described(rule, req, look, why));
             return Decision {
                 allowed: false,
                 rule: Some(self.make_ref(rule)),
@@ -856,7 +766,11 @@ impl Policy {
             return Decision {
                 allowed: true,
                 rule: Some(self.make_ref(rule)),
-                reason: rule.describe(req, look, why),
+                reason: {
+                    let mut reason = reason_buffer(req);
+                    let _ = write!(reason, "{}", described(rule, req, look, why));
+                    reason
+                },
                 requires_approval: approval,
                 rate_limit: rate.map(|(_, i, r)| (i, r)),
                 log: allow_log,
@@ -864,12 +778,14 @@ impl Policy {
             };
         }
 
-        Decision {
-            allowed: false,
-            rule: None,
-            // The nearest misses come from every rule of the action, not only the index's
-            // candidates: a rule the index skipped (another path prefix) may be the nearest.
-            reason: self.default_deny_reason(
+        // The nearest misses come from every rule of the action, not only the index's
+        // candidates: a rule the index skipped (another path prefix) may be the nearest.
+        let reason = match nearest {
+            Some(near) => {
+                let near = near.iter().filter_map(|i| self.inner.rules.get(*i));
+                self.default_deny_reason(req, look, near)
+            }
+            None => self.default_deny_reason(
                 req,
                 look,
                 self.inner
@@ -877,6 +793,11 @@ impl Policy {
                     .iter()
                     .filter(|r| r.covers_action(req.action)),
             ),
+        };
+        Decision {
+            allowed: false,
+            rule: None,
+            reason,
             requires_approval: false,
             rate_limit: None,
             log: false,
@@ -898,26 +819,24 @@ impl Policy {
                 Eval::Match(_) => None,
             })
             .collect();
-        let mut reason = format!("no rule allows {} on {}", req.action, req.resource);
+        let mut reason = reason_buffer(req);
+        reason.reserve(256);
+        let _ = write!(reason, "no rule allows {} on {}", req.action, req.resource);
         if misses.is_empty() {
-            reason.push_str(&format!(" (no allow rule for action `{}`)", req.action));
+            let _ = write!(reason, " (no allow rule for action `{}`)", req.action);
         } else {
             misses.sort_by_key(|(r, _)| r.specificity());
-            let near: Vec<String> = misses
-                .iter()
-                .take(3)
-                .map(|(r, why)| {
-                    format!(
-                        "rule `{}` ({}:{}): {}",
-                        r.id,
-                        self.inner.path,
-                        r.line,
-                        r.describe(req, look, *why)
-                    )
-                })
-                .collect();
-            reason.push_str("; nearest: ");
-            reason.push_str(&near.join("; "));
+            for (k, (r, why)) in misses.iter().take(3).enumerate() {
+                let _ = write!(
+                    reason,
+                    "{}rule `{}` ({}:{}): {}",
+                    if k == 0 { "; nearest: " } else { "; " },
+                    r.id,
+                    self.inner.path,
+                    r.line,
+                    described(r, req, look, *why)
+                );
+            }
         }
         reason
     }

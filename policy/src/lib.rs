@@ -10,8 +10,10 @@
 //! - `yaml` — a positioned YAML tree built with serde-saphyr's `Spanned`.
 //! - `schema` — validation against the spec (unknown keys, types, values, "did you mean")
 //!   and compilation of globs and regexes.
-//! - `engine` — [`Policy`], [`Request`], [`Decision`]: the compiled rule set, its index
-//!   (per action, then per literal path prefix of the `paths` globs) and `decide`.
+//! - `engine` — [`Policy`], [`Request`], [`Decision`]: the compiled rule set and `decide`.
+//! - `index` — which rules `decide` checks: per action, then each rule filed under its
+//!   `paths` prefixes, its programs (exact or directory) or its hosts (exact or `*.` suffix);
+//!   the action's nearest allow rules for a default deny's reason.
 //! - `explain` — [`Policy::explain`]: every rule's verdict on one request ([`Explanation`]).
 //! - `subtree` — [`Policy::allows_all_beneath`], [`Policy::may_allow_beneath`]: conservative
 //!   answers for every path beneath a directory at once (a tool's view of the workspace).
@@ -46,6 +48,7 @@
 mod engine;
 mod error;
 mod explain;
+mod index;
 mod lint;
 pub mod propose;
 mod rate;
@@ -197,6 +200,8 @@ pub struct Sandbox {
 mod tests;
 #[cfg(test)]
 mod tests_args;
+#[cfg(test)]
+mod tests_index;
 #[cfg(test)]
 mod tests_network;
 #[cfg(test)]
