@@ -72,6 +72,7 @@ pub mod blob;
 pub mod bound;
 pub mod format;
 pub mod key;
+pub mod tlog;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -489,6 +490,15 @@ impl Recorder {
             ));
             report.recovered = Some(t.clone());
         }
+        // The transparency log: the tree rebuilt from what the log holds now (after a torn
+        // tail is cut), `tile/` rewritten from it, and a checkpoint for it signed.
+        let origin = tlog::origin(dir)?;
+        let (tree, bundle_base, bundle) = tlog::rebuild(dir)?;
+        if let Ok(note) = tlog::sign_checkpoint(&origin, tree.size(), &tree.root(), &key) {
+            if let Err(e) = tlog::write_checkpoint(dir, &note) {
+                tracing::warn!(error = %e, "flight recorder: cannot write recorder/checkpoint");
+            }
+        }
         let log_id = match v.raw_log_id {
             Some(id) => id,
             None => key::random_bytes::<16>()?,
@@ -562,6 +572,12 @@ impl Recorder {
             opts: opts.clone(),
             closed: false,
             unsynced_blobs: Vec::new(),
+            published: tree.size(),
+            tree,
+            origin,
+            bundle_base,
+            bundle,
+            pending_note: None,
         };
         let shared = Arc::new(Mutex::new(writer));
         let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
@@ -894,6 +910,18 @@ struct Writer {
     closed: bool,
     /// Blobs written in `batch` mode, fsynced before the segment's next fsync.
     unsynced_blobs: Vec<PathBuf>,
+    /// The Merkle tree over the records written ([`tlog`]): always `seq` leaves.
+    tree: tlog::Tree,
+    /// The tree size whose tiles are published.
+    published: u64,
+    /// The log's origin (checkpoint notes' first line and key name).
+    origin: String,
+    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`) on: the entry
+    /// bundles not yet full.
+    bundle_base: u64,
+    bundle: Vec<Vec<u8>>,
+    /// A checkpoint note to publish with `HEAD`: its tree size and bytes.
+    pending_note: Option<(u64, Vec<u8>)>,
 }
 
 impl Writer {
@@ -1098,7 +1126,12 @@ impl Writer {
             self.body = body;
             return Err(what);
         }
+        let start = self.buf.len();
         self.chain = push_frame(&mut self.buf, &self.chain, TYPE_RECORD, meta, &body);
+        // The leaf: the frame's header and body, as the chain covers them.
+        let leaf = &self.buf[start..self.buf.len() - format::CHAIN_LEN - 4];
+        self.tree.push(leaf);
+        self.bundle.push(leaf.to_vec());
         self.health.records.fetch_add(1, Ordering::Relaxed);
         self.health.charge(
             agent,
@@ -1139,8 +1172,12 @@ impl Writer {
         self.seq = self.good.seq;
         self.chain = self.good.chain;
         self.since_checkpoint = self.good.since_checkpoint;
+        self.tree.truncate(self.good.seq);
+        self.bundle
+            .truncate(self.good.seq.saturating_sub(self.bundle_base) as usize);
         self.buf.clear();
         self.pending_head = None;
+        self.pending_note = None;
         self.rollbacks += 1;
         for b in self.new_blobs.drain(..) {
             let _ = std::fs::remove_file(&b);
@@ -1290,6 +1327,12 @@ impl Writer {
                 return;
             }
         };
+        match tlog::sign_checkpoint(&self.origin, self.seq, &self.tree.root(), &self.key) {
+            Ok(note) => self.pending_note = Some((self.seq, note)),
+            Err(e) => {
+                tracing::error!(error = %e, "flight recorder: a checkpoint note does not encode")
+            }
+        }
         self.pending_head = Some(Head {
             log_id: hex::encode(self.log_id),
             key_id: hex::encode(self.key_id),
@@ -1375,6 +1418,39 @@ impl Writer {
             if let Err(e) = write_head(&self.dir, &head) {
                 let _ = std::fs::remove_file(self.dir.join("HEAD.tmp"));
                 tracing::warn!(error = %e, "flight recorder: cannot write recorder/HEAD; the previous one stays until the next checkpoint");
+            }
+            self.publish();
+        }
+    }
+
+    /// Writes the tiles and entry bundles up to the pending checkpoint note's tree size, then
+    /// the note (`checkpoint`). Like `HEAD`, a failure is retried with the next checkpoint.
+    fn publish(&mut self) {
+        let Some((size, note)) = self.pending_note.take() else {
+            return;
+        };
+        if size < self.published || size > self.tree.size() {
+            return;
+        }
+        let done = tlog::write_tiles(
+            &self.dir,
+            &self.tree,
+            (self.published, size),
+            self.bundle_base,
+            &self.bundle,
+        )
+        .and_then(|()| tlog::write_checkpoint(&self.dir, &note));
+        match done {
+            Ok(()) => {
+                self.published = size;
+                let keep_from = size / 256 * 256;
+                let drop = keep_from.saturating_sub(self.bundle_base) as usize;
+                self.bundle.drain(..drop.min(self.bundle.len()));
+                self.bundle_base = keep_from;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(self.dir.join("checkpoint.tmp"));
+                tracing::warn!(error = %e, "flight recorder: cannot write recorder/tile or recorder/checkpoint; retried with the next checkpoint");
             }
         }
     }

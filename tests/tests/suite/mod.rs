@@ -25,6 +25,7 @@ mod rename;
 mod replay;
 mod resources;
 mod syscalls;
+mod tlog;
 mod tools_view;
 mod traces;
 mod typescript;
