@@ -1555,6 +1555,65 @@ mod tests {
         assert_eq!(v.head.unwrap().next_seq, 3);
     }
 
+    /// The checkpoint note in `dir`, opened with the recorder's public key.
+    fn note(dir: &Path) -> tlog::SignedCheckpoint {
+        let public = key::load_public(dir).unwrap().unwrap();
+        let bytes = std::fs::read(dir.join(tlog::CHECKPOINT_FILE)).unwrap();
+        tlog::open_checkpoint(&bytes, &public).unwrap()
+    }
+
+    #[test]
+    fn the_tree_grows_with_the_log_survives_restarts_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        for i in 0..300 {
+            rec.append(None, stop(&format!("r{i}"))).unwrap();
+        }
+        drop(rec);
+        // The writer's incremental tree is the one rebuilt from the segments; its tiles and
+        // bundles (one full, one partial) match the log.
+        let (tree, leaf) = tlog::read_tree(dir.path(), Some(299)).unwrap();
+        let cp = note(dir.path());
+        assert_eq!((cp.size, cp.root), (300, tree.root()));
+        let (files, problems) = tlog::check_tiles(dir.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(files >= 4, "{files}");
+        for t in [
+            "tile/0/000",
+            "tile/0/001.p/44",
+            "tile/1/000.p/1",
+            "tile/entries/000",
+        ] {
+            assert!(dir.path().join(t).is_file(), "{t}");
+        }
+        // Leaf 299 is its frame's header and body as written: its seq is in it.
+        let leaf = leaf.unwrap();
+        assert_eq!(leaf[4], TYPE_RECORD);
+        assert_eq!(u64::from_le_bytes(leaf[5..13].try_into().unwrap()), 299);
+        let proof = tree.prove(300, 299).unwrap();
+        assert!(tlog::check_inclusion(&proof, 300, cp.root, 299, &leaf));
+
+        // A crash: a torn frame in the segment, and tiles published beyond what the log kept.
+        let seg = dir.path().join(segment_name(1));
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[9, 0, 0, 0, 1, 7, 7]).unwrap();
+        drop(f);
+        std::fs::create_dir_all(dir.path().join("tile/0/001.p")).unwrap();
+        std::fs::write(dir.path().join("tile/0/001.p/200"), [1u8; 32 * 200]).unwrap();
+        let (rec, report) = Recorder::open_with(dir.path(), RecorderOptions::default()).unwrap();
+        assert!(report.recovered.is_some());
+        drop(rec);
+        let (files, problems) = tlog::check_tiles(dir.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?} in {files} files");
+        assert!(!dir.path().join("tile/0/001.p/200").exists());
+        // 300 records and the Recovery record: the old tree is a prefix of the new one.
+        let (tree, _) = tlog::read_tree(dir.path(), None).unwrap();
+        let new = note(dir.path());
+        assert_eq!((new.size, new.root), (301, tree.root()));
+        let p = tree.prove_consistency(301, 300).unwrap();
+        assert!(tlog::check_consistency(&p, 301, new.root, 300, cp.root));
+    }
+
     #[test]
     fn the_key_is_private_and_named_in_headers() {
         use std::os::unix::fs::PermissionsExt;
