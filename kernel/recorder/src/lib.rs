@@ -18,6 +18,10 @@
 //! - [`key`]: the ed25519 signing key (created `0600` on first open) and its key id.
 //! - [`verify`]: [`scan`] — chain, CRCs, checkpoint signatures, blobs and `HEAD` checked, the
 //!   first problem located (segment, record, byte offset) and classed ([`ProblemKind`]).
+//! - [`tlog`]: the transparency log — an RFC 6962 Merkle tree over the records (leaf i = the
+//!   bytes the chain covers for record i's frame), C2SP tlog-tiles hash tiles and entry bundles
+//!   under `tile/`, and C2SP tlog-checkpoint signed notes (`checkpoint`, ed25519 with the
+//!   recorder's key, origin `agentos/<hostname>/recorder`); proofs for `agentctl`.
 //!
 //! One writer thread owns the segment file. Appenders hand it records through a bounded
 //! channel (a full queue blocks the appender: backpressure, never unbounded memory); it
@@ -28,6 +32,13 @@
 //! [`RecorderOptions::batch_interval`]. Every [`RecorderOptions::checkpoint_every`] records or
 //! [`RecorderOptions::checkpoint_interval`], and when the recorder closes, it appends a signed
 //! checkpoint and, once that is durable, replaces `HEAD` with it.
+//!
+//! The writer also adds each record to the Merkle tree as it encodes it (the leaf hash and the
+//! few interior hashes it completes; a rollback cuts them back with the records); with each
+//! checkpoint it signs a C2SP checkpoint note, and where it publishes `HEAD` it first writes the
+//! new tiles and entry bundles, then the note. [`Recorder::open`] rebuilds the tree from the
+//! segments (after a torn tail is cut) and rewrites `tile/` and the note from it, so the
+//! published tree never covers bytes the log no longer holds.
 //!
 //! On open, [`Recorder::open`] verifies the existing log ([`verify::scan`]): a torn tail of the
 //! last segment (a crash mid-write) is copied aside, cut off and recorded as
