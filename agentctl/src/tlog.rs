@@ -61,9 +61,7 @@ fn read_note(dir: &Path, file: &Path, key: &VerifyingKey) -> Result<SignedCheckp
     let cp = tlog::open_checkpoint(&bytes, key).map_err(|what| {
         CliError::failed(
             format!("checkpoint {}: {what}", file.display()),
-            format!(
-                "only a checkpoint this recorder signed verifies (its verifier key: `agentctl recorder checkpoint --verifier-key`); a note signed by another key is a forged or foreign checkpoint"
-            ),
+            "only a checkpoint this recorder signed verifies (its verifier key: `agentctl recorder checkpoint --verifier-key`); a note signed by another key is a forged or foreign checkpoint",
         )
     })?;
     let ours = origin(dir)?;
@@ -293,9 +291,7 @@ pub fn consistency(dir: &Path, old: &str, new: &str, json: bool) -> Result<u8, C
     }
     let (o, or, onote) = side(dir, old, &key, &tree, "OLD")?;
     let (n, nr, nnote) = side(dir, new, &key, &tree, "NEW")?;
-    let proof = tree
-        .prove_consistency(n, o)
-        .map_err(|e| read_err(format!("{e}")))?;
+    let proof = tree.prove_consistency(n, o).map_err(read_err)?;
     if !tlog::check_consistency(&proof, n, nr, o, or) {
         return Err(read_err(format!(
             "the consistency proof from {o} to {n} does not check: the log changed while read; retry"
