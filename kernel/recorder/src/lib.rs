@@ -1579,6 +1579,12 @@ mod tests {
         let (rec, _) = Recorder::open(dir.path()).unwrap();
         for i in 0..300 {
             rec.append(None, stop(&format!("r{i}"))).unwrap();
+            if i == 99 {
+                rec.seal().unwrap();
+                assert!(dir.path().join("tile/0/000.p/100").is_file());
+                assert!(dir.path().join("tile/entries/000.p/100").is_file());
+                assert_eq!(note(dir.path()).size, 100);
+            }
         }
         drop(rec);
         // The writer's incremental tree is the one rebuilt from the segments; its tiles and
@@ -1597,6 +1603,9 @@ mod tests {
         ] {
             assert!(dir.path().join(t).is_file(), "{t}");
         }
+        // The partial tiles the full ones replaced are gone.
+        assert!(!dir.path().join("tile/0/000.p").exists());
+        assert!(!dir.path().join("tile/entries/000.p").exists());
         // Leaf 299 is its frame's header and body as written: its seq is in it.
         let leaf = leaf.unwrap();
         assert_eq!(leaf[4], TYPE_RECORD);

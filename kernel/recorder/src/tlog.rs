@@ -242,6 +242,16 @@ pub fn write_tiles(
         if l == 0 {
             write_bundle(dir, n, w, base, leaves)?;
         }
+        if w == TILE_WIDTH {
+            // The full tile replaces the partial ones (C2SP: clients never rely on those).
+            for level in [l.to_string(), "entries".into()] {
+                if level == "entries" && l != 0 {
+                    continue;
+                }
+                let partial = dir.join(format!("{}.p", tile_path(&level, n, w)));
+                let _ = std::fs::remove_dir_all(partial);
+            }
+        }
     }
     Ok(())
 }
