@@ -589,6 +589,7 @@ impl Recorder {
             bundle_base,
             bundle,
             pending_note: None,
+            to_publish: Vec::new(),
         };
         let shared = Arc::new(Mutex::new(writer));
         let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
@@ -933,6 +934,8 @@ struct Writer {
     bundle: Vec<Vec<u8>>,
     /// A checkpoint note to publish with `HEAD`: its tree size and bytes.
     pending_note: Option<(u64, Vec<u8>)>,
+    /// Tiles and notes to write once the lock is released.
+    to_publish: Vec<tlog::Publication>,
 }
 
 impl Writer {
@@ -1023,8 +1026,24 @@ impl Writer {
             if stop {
                 w.closed = true;
             }
-            for (done, o) in waiters.drain(..) {
-                done.send(w.outcome(epoch, o));
+            let jobs = std::mem::take(&mut w.to_publish);
+            if jobs.is_empty() {
+                for (done, o) in waiters.drain(..) {
+                    done.send(w.outcome(epoch, o));
+                }
+            } else {
+                // The tiles and note are written without the lock (appenders go on) and
+                // before a seal is answered (it returns with them published).
+                let answers: Vec<(Done, Outcome)> = waiters
+                    .drain(..)
+                    .map(|(done, o)| (done, w.outcome(epoch, o)))
+                    .collect();
+                let dir = w.dir.clone();
+                drop(w);
+                Writer::write_publications(&dir, jobs);
+                for (done, o) in answers {
+                    done.send(o);
+                }
             }
             if stop {
                 return;
@@ -1035,6 +1054,10 @@ impl Writer {
         w.flush();
         w.sync(true);
         w.closed = true;
+        let jobs = std::mem::take(&mut w.to_publish);
+        let dir = w.dir.clone();
+        drop(w);
+        Writer::write_publications(&dir, jobs);
     }
 
     /// Drains what is queued into `group`. Under load (the last group had several records)
@@ -1434,8 +1457,10 @@ impl Writer {
         }
     }
 
-    /// Writes the tiles and entry bundles up to the pending checkpoint note's tree size, then
-    /// the note (`checkpoint`). Like `HEAD`, a failure is retried with the next checkpoint.
+    /// Queues the tiles and entry bundles up to the pending checkpoint note's tree size, then
+    /// the note, for [`Writer::run`] to write once the lock is released. Like `HEAD`, a
+    /// failure to write them is retried with the next checkpoint, and the next open rebuilds
+    /// `tile/` whole.
     fn publish(&mut self) {
         let Some((size, note)) = self.pending_note.take() else {
             return;
@@ -1443,25 +1468,27 @@ impl Writer {
         if size < self.published || size > self.tree.size() {
             return;
         }
-        let done = tlog::write_tiles(
-            &self.dir,
+        let mut p = tlog::tiles_for(
             &self.tree,
             (self.published, size),
             self.bundle_base,
             &self.bundle,
-        )
-        .and_then(|()| tlog::write_checkpoint(&self.dir, &note));
-        match done {
-            Ok(()) => {
-                self.published = size;
-                let keep_from = size / 256 * 256;
-                let drop = keep_from.saturating_sub(self.bundle_base) as usize;
-                self.bundle.drain(..drop.min(self.bundle.len()));
-                self.bundle_base = keep_from;
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(self.dir.join("checkpoint.tmp"));
-                tracing::warn!(error = %e, "flight recorder: cannot write recorder/tile or recorder/checkpoint; retried with the next checkpoint");
+        );
+        p.note = Some(note);
+        self.to_publish.push(p);
+        self.published = size;
+        let keep_from = size / 256 * 256;
+        let drop = keep_from.saturating_sub(self.bundle_base) as usize;
+        self.bundle.drain(..drop.min(self.bundle.len()));
+        self.bundle_base = keep_from;
+    }
+
+    /// Writes what [`Writer::publish`] queued (called without the lock).
+    fn write_publications(dir: &Path, jobs: Vec<tlog::Publication>) {
+        for p in jobs {
+            if let Err(e) = p.publish(dir) {
+                let _ = std::fs::remove_file(dir.join("checkpoint.tmp"));
+                tracing::warn!(error = %e, "flight recorder: cannot write recorder/tile or recorder/checkpoint; the next checkpoint writes a newer one, the next start rebuilds the tiles");
             }
         }
     }

@@ -44,8 +44,8 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use signed_note::{Note, Signer, StandardVerifier, VerifierList};
 pub use tlog_tiles::Hash;
 use tlog_tiles::{
-    check_record, check_tree, prove_record, prove_tree, record_hash, stored_hash_count,
-    stored_hashes_for_record_hash, tree_hash, HashReader, HASH_SIZE,
+    check_record, check_tree, node_hash, prove_record, prove_tree, record_hash, stored_hash_count,
+    stored_hash_index, tree_hash, HashReader, HASH_SIZE,
 };
 
 use crate::format::{
@@ -92,14 +92,21 @@ impl Tree {
         self.size
     }
 
-    /// Adds leaf `size` with these bytes.
+    /// Adds leaf `size` with these bytes: its hash, then the hash of each subtree it completes
+    /// (Go sumdb's `StoredHashesForRecordHash`, without its allocations: this runs for every
+    /// record the writer appends).
     pub fn push(&mut self, leaf: &[u8]) {
-        let h = record_hash(leaf);
-        // Only indexes below `stored_hash_count(size)` are read, all present.
-        if let Ok(new) = stored_hashes_for_record_hash(self.size, h, self) {
-            self.hashes.extend(new);
-            self.size += 1;
+        let n = self.size;
+        let mut h = record_hash(leaf);
+        self.hashes.push(h);
+        for level in 0..n.trailing_ones() {
+            let left = stored_hash_index(level as u8, (n >> level) - 1);
+            // Stored before this leaf: a complete subtree to its left.
+            let left = self.hashes.get(left as usize).copied().unwrap_or(h);
+            h = node_hash(left, h);
+            self.hashes.push(h);
         }
+        self.size += 1;
     }
 
     /// Cuts the tree back to its first `size` leaves.
@@ -236,17 +243,62 @@ pub fn bundle<'a>(leaves: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>>
 pub fn write_tiles(
     dir: &Path,
     tree: &Tree,
-    (old, new): (u64, u64),
+    sizes: (u64, u64),
     base: u64,
     leaves: &[Vec<u8>],
 ) -> std::io::Result<()> {
+    tiles_for(tree, sizes, base, leaves).publish(dir)
+}
+
+/// Tiles and a checkpoint note to write: made by the writer under its lock, written after it
+/// is released (so that appenders never wait for file creation).
+#[derive(Debug, Default)]
+pub struct Publication {
+    /// (path under the recorder dir, contents), tiles before bundles of the same range.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The checkpoint note, written last (replacing `checkpoint`).
+    pub note: Option<Vec<u8>>,
+}
+
+impl Publication {
+    /// Writes the files, then the note.
+    pub fn publish(&self, dir: &Path) -> std::io::Result<()> {
+        for (rel, data) in &self.files {
+            write_file(dir, rel, data)?;
+        }
+        if let Some(note) = &self.note {
+            write_checkpoint(dir, note)?;
+        }
+        Ok(())
+    }
+}
+
+/// The tiles and bundles growing from size `old` to size `new` adds (see [`write_tiles`]).
+pub fn tiles_for(
+    tree: &Tree,
+    (old, new): (u64, u64),
+    base: u64,
+    leaves: &[Vec<u8>],
+) -> Publication {
+    let mut p = Publication::default();
     for (l, n, w) in new_tiles(old, new) {
-        write_file(dir, &tile_path(&l.to_string(), n, w), &tree.tile(l, n, w))?;
+        p.files
+            .push((tile_path(&l.to_string(), n, w), tree.tile(l, n, w)));
         if l == 0 {
-            write_bundle(dir, n, w, base, leaves)?;
+            let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
+            let Some(slice) = leaves.get(from..from + w as usize) else {
+                continue;
+            };
+            match bundle(slice.iter().map(Vec::as_slice)) {
+                Some(b) => p.files.push((tile_path("entries", n, w), b)),
+                None => tracing::warn!(
+                    bundle = n,
+                    "flight recorder: an entry over 65535 bytes: entry bundle not written (the leaf is in its segment)"
+                ),
+            }
         }
     }
-    Ok(())
+    p
 }
 
 /// Writes entry bundle `n` of width `w` from `leaves` (which start at index `base`).
@@ -731,6 +783,17 @@ mod tests {
                 assert!(check_consistency(&p, n, nr, old, or));
                 assert!(old == n || !check_consistency(&p, n, nr, old, nr));
             }
+        }
+        // The stored hashes are the crate's (Go sumdb's layout), leaf by leaf.
+        let mut slow = Tree::default();
+        for i in 0..1000u64 {
+            let leaf = i.to_le_bytes();
+            let mut fast = slow.clone();
+            fast.push(&leaf);
+            let new = tlog_tiles::stored_hashes(i, &leaf, &slow).unwrap_or_default();
+            slow.hashes.extend(new);
+            slow.size += 1;
+            assert_eq!(fast.hashes, slow.hashes, "leaf {i}");
         }
         // Cutting back and regrowing gives the same tree.
         let mut u = t.clone();
