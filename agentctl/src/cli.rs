@@ -331,8 +331,63 @@ pub enum RecorderCommand {
     /// runs are normal: noted, not an error), 1 tampered, 2 truncated (shorter than the signed
     /// HEAD), 5 unsealed tail with no kernel running (a kernel died before sealing its last
     /// records: they verify by chain but are not signed; the next `kernel start` seals them).
+    ///
+    /// With `--checkpoint FILE` (a checkpoint note obtained elsewhere, e.g. from an earlier
+    /// `recorder checkpoint --out`) it also checks the transparency log: the note's signature
+    /// by this recorder's key, that the Merkle tree over the records at the note's size has
+    /// the note's root (else a record below it changed: a fork), that the log has at least
+    /// that many records (else it was cut or rolled back), and every tile and entry bundle
+    /// under recorder/tile against the records. Exit 1 when any of that fails.
     Verify {
+        /// Also verify the log against this checkpoint note.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest signed checkpoint of the transparency log: a C2SP tlog-checkpoint
+    /// signed note (origin line, tree size = number of records, base64 SHA-256 root of the
+    /// RFC 6962 tree over the records, then an ed25519 signature line by the recorder's key).
+    /// Keep it: later `verify --checkpoint FILE` and `consistency FILE NEW` prove the log only
+    /// grew since. README "The recorder as a transparency log" says what a leaf is.
+    Checkpoint {
+        /// Write the note to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Print the C2SP signed-note verifier key (`origin+keyid+base64key`) that checks it.
+        #[arg(long, conflicts_with = "json")]
+        verifier_key: bool,
+        /// Print JSON: origin, tree_size, root_hash, verifier_key, note.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print record SEQ with its RFC 6962 inclusion proof against a checkpoint (the latest, or
+    /// `--checkpoint FILE`). JSON fields: index, tree_size, root_hash, leaf (base64 of the
+    /// leaf bytes), leaf_hash, proof (base64 hashes, leaf to root), checkpoint (the note),
+    /// verifier_key, record (export schema). Anyone checks it with the note's key and any
+    /// RFC 6962 verifier: leaf_hash = SHA-256(0x00 ‖ leaf), then the proof up to root_hash.
+    Prove {
+        /// The record's sequence number (its leaf index).
+        seq: u64,
+        /// Prove against this checkpoint note instead of the latest.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an RFC 6962 consistency proof that the tree at OLD is a prefix of the tree at NEW
+    /// (the log only grew). OLD and NEW are checkpoint note files or tree sizes (a size uses
+    /// the log's own root at it). Refuses a NEW smaller than OLD (a rollback) and a checkpoint
+    /// whose root is not the log's at its size (a fork), saying which.
+    Consistency {
+        /// The older checkpoint note file, or a tree size.
+        old: String,
+        /// The newer checkpoint note file, or a tree size.
+        new: String,
+        /// Print JSON: old_size, old_root, new_size, new_root, proof, old_checkpoint,
+        /// new_checkpoint (the notes, when files were given), verifier_key.
         #[arg(long)]
         json: bool,
     },

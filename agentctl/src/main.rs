@@ -34,6 +34,7 @@ mod since;
 mod stdout;
 mod stop;
 mod suggest;
+mod tlog;
 mod view;
 
 use std::process::ExitCode;

@@ -50,7 +50,27 @@ pub fn recorder_dir(state_dir: &Path) -> Result<std::path::PathBuf, CliError> {
 pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
     let dir = recorder_dir(state_dir)?;
     match cmd {
-        RecorderCommand::Verify { json } => verify(state_dir, &dir, json),
+        RecorderCommand::Verify {
+            json,
+            checkpoint: None,
+        } => verify(state_dir, &dir, json),
+        RecorderCommand::Verify {
+            json,
+            checkpoint: Some(file),
+        } => crate::tlog::verify(&dir, &file, json),
+        RecorderCommand::Checkpoint {
+            out,
+            verifier_key,
+            json,
+        } => crate::tlog::checkpoint(&dir, out.as_deref(), verifier_key, json),
+        RecorderCommand::Prove {
+            seq,
+            checkpoint,
+            json,
+        } => crate::tlog::prove(&dir, seq, checkpoint.as_deref(), json),
+        RecorderCommand::Consistency { old, new, json } => {
+            crate::tlog::consistency(&dir, &old, &new, json)
+        }
         RecorderCommand::Show { filter, json } => {
             let (records, v) = load(&dir)?;
             let mut f = Filter::new(&filter, &records, &dir, false)?;

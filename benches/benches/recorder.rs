@@ -13,6 +13,11 @@
 //! - `floor/raw_buffered_write`: the same frame bytes through a `BufWriter<File>`.
 //! - `floor/raw_fdatasync_per_group`: the same bytes, `WINDOW` frames per `write` +
 //!   `fdatasync`.
+//! - `tlog/tree_push`: what the transparency log adds to each append (`tlog::Tree::push` of a
+//!   typical record's leaf: its SHA-256 leaf hash and the interior hashes it completes); the
+//!   append rows above include it and the tiles and notes written with each checkpoint.
+//! - `tlog/prove`, `tlog/check_inclusion`: an inclusion proof of a record in a 100k-record tree
+//!   made, and checked against the root, per record.
 
 // Bench code: a failure must abort the run loudly, so unwrap/expect are intended here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,6 +32,7 @@ use agentos_benches::{fmt_ns, Samples};
 use agentos_kernel::recorder::format::{
     push_frame, FrameMeta, RecordBodyRef, GENESIS, TYPE_RECORD,
 };
+use agentos_kernel::recorder::tlog;
 use agentos_kernel::recorder::{
     scan, DecisionRecord, Durability, RecordEvent, Recorder, RecorderOptions, ScanOptions,
 };
@@ -43,6 +49,9 @@ const VERIFY: &str = "agentos/verify";
 const ONE: &str = "info/append_batch_one_appender";
 const RAW: &str = "floor/raw_buffered_write";
 const RAW_SYNC: &str = "floor/raw_fdatasync_per_group";
+const PUSH: &str = "tlog/tree_push";
+const PROVE: &str = "tlog/prove";
+const CHECK: &str = "tlog/check_inclusion";
 
 fn event(i: u64) -> RecordEvent {
     RecordEvent::Syscall {
@@ -196,6 +205,58 @@ fn benches(c: &mut Criterion) -> Samples {
             t
         })
     });
+    // The leaves: each frame's header and body (all but its chain and CRC).
+    let leaves: Vec<&[u8]> = (0..WINDOW)
+        .map(|i| &frames[i * frame_len..(i + 1) * frame_len - 36])
+        .collect();
+    group.bench_function(PUSH, |b| {
+        b.iter_custom(|iters| {
+            let mut tree = tlog::Tree::default();
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                tree.push(leaves[i % WINDOW]);
+            }
+            let t = start.elapsed();
+            samples.borrow_mut().push(PUSH, iters, t);
+            t
+        })
+    });
+    let mut tree = tlog::Tree::default();
+    for i in 0..VERIFY_LOG as usize {
+        tree.push(leaves[i % WINDOW]);
+    }
+    let root = tree.root();
+    group.bench_function(PROVE, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let p = tree.prove(VERIFY_LOG, (i * 7919) % VERIFY_LOG).unwrap();
+                std::hint::black_box(p);
+            }
+            let t = start.elapsed();
+            samples.borrow_mut().push(PROVE, iters, t);
+            t
+        })
+    });
+    let proofs: Vec<(u64, Vec<tlog::Hash>)> = (0..WINDOW as u64)
+        .map(|i| {
+            let n = (i * 7919) % VERIFY_LOG;
+            (n, tree.prove(VERIFY_LOG, n).unwrap())
+        })
+        .collect();
+    group.bench_function(CHECK, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                let (n, p) = &proofs[i % WINDOW];
+                let leaf = leaves[*n as usize % WINDOW];
+                assert!(tlog::check_inclusion(p, VERIFY_LOG, root, *n, leaf));
+            }
+            let t = start.elapsed();
+            samples.borrow_mut().push(CHECK, iters, t);
+            t
+        })
+    });
     group.finish();
     samples.into_inner()
 }
@@ -208,7 +269,9 @@ fn report(s: &Samples) {
         "{:<36} {:>12} {:>12} {:>8}",
         "bench", "median", "records/s", "samples"
     );
-    for n in [RAW, RAW_SYNC, BATCH, ALWAYS, ONE, VERIFY] {
+    for n in [
+        RAW, RAW_SYNC, BATCH, ALWAYS, ONE, VERIFY, PUSH, PROVE, CHECK,
+    ] {
         match s.median(n) {
             Some(m) => println!(
                 "{:<36} {:>12} {:>12} {:>8}",
@@ -235,6 +298,16 @@ fn report(s: &Samples) {
     budget(BATCH, RAW, 500e3);
     budget(VERIFY, RAW, 500e3);
     budget(ALWAYS, RAW_SYNC, 50e3);
+    // The tree's hashing share of an append. Not a verdict on the ≥ 80% budget: that is
+    // judged against a build without the tree, run alternately (benches/README.md), since
+    // the tiles' files and the bundles' copies cost too.
+    if let (Some(a), Some(p)) = (s.median(BATCH), s.median(PUSH)) {
+        println!(
+            "{PUSH}: {} per record, {:.0}% of an {BATCH} record's time",
+            fmt_ns(p),
+            p / a * 100.0
+        );
+    }
 }
 
 fn main() {

@@ -7,6 +7,8 @@
 //!   key        (0600)           the kernel's ed25519 signing key (32 secret bytes)
 //!   key.pub                     its public key (32 bytes); key id = blake3(key.pub)[..8]
 //!   HEAD                        the latest signed checkpoint (JSON, replaced atomically)
+//!   origin, checkpoint, tile/   the transparency log over the records (see [`super::tlog`]):
+//!                               nothing in the segments changes for it, old logs get it on open
 //!   blobs/<blake3 hex>          a syscall payload over 4 KiB, named by its digest in a
 //!                               `SyscallBlobs` record (see [`super::blob`])
 //!

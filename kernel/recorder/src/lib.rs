@@ -18,6 +18,10 @@
 //! - [`key`]: the ed25519 signing key (created `0600` on first open) and its key id.
 //! - [`verify`]: [`scan`] — chain, CRCs, checkpoint signatures, blobs and `HEAD` checked, the
 //!   first problem located (segment, record, byte offset) and classed ([`ProblemKind`]).
+//! - [`tlog`]: the transparency log — an RFC 6962 Merkle tree over the records (leaf i = the
+//!   bytes the chain covers for record i's frame), C2SP tlog-tiles hash tiles and entry bundles
+//!   under `tile/`, and C2SP tlog-checkpoint signed notes (`checkpoint`, ed25519 with the
+//!   recorder's key, origin `agentos/<hostname>/recorder`); proofs for `agentctl`.
 //!
 //! One writer thread owns the segment file. Appenders hand it records through a bounded
 //! channel (a full queue blocks the appender: backpressure, never unbounded memory); it
@@ -28,6 +32,13 @@
 //! [`RecorderOptions::batch_interval`]. Every [`RecorderOptions::checkpoint_every`] records or
 //! [`RecorderOptions::checkpoint_interval`], and when the recorder closes, it appends a signed
 //! checkpoint and, once that is durable, replaces `HEAD` with it.
+//!
+//! The writer also adds each record to the Merkle tree as it encodes it (the leaf hash and the
+//! few interior hashes it completes; a rollback cuts them back with the records); with each
+//! checkpoint it signs a C2SP checkpoint note, and where it publishes `HEAD` it first writes the
+//! new tiles and entry bundles, then the note. [`Recorder::open`] rebuilds the tree from the
+//! segments (after a torn tail is cut) and rewrites `tile/` and the note from it, so the
+//! published tree never covers bytes the log no longer holds.
 //!
 //! On open, [`Recorder::open`] verifies the existing log ([`verify::scan`]): a torn tail of the
 //! last segment (a crash mid-write) is copied aside, cut off and recorded as
@@ -72,6 +83,7 @@ pub mod blob;
 pub mod bound;
 pub mod format;
 pub mod key;
+pub mod tlog;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -489,6 +501,15 @@ impl Recorder {
             ));
             report.recovered = Some(t.clone());
         }
+        // The transparency log: the tree rebuilt from what the log holds now (after a torn
+        // tail is cut), `tile/` rewritten from it, and a checkpoint for it signed.
+        let origin = tlog::origin(dir)?;
+        let (tree, bundle_base, bundle) = tlog::rebuild(dir)?;
+        if let Ok(note) = tlog::sign_checkpoint(&origin, tree.size(), &tree.root(), &key) {
+            if let Err(e) = tlog::write_checkpoint(dir, &note) {
+                tracing::warn!(error = %e, "flight recorder: cannot write recorder/checkpoint");
+            }
+        }
         let log_id = match v.raw_log_id {
             Some(id) => id,
             None => key::random_bytes::<16>()?,
@@ -562,6 +583,13 @@ impl Recorder {
             opts: opts.clone(),
             closed: false,
             unsynced_blobs: Vec::new(),
+            published: tree.size(),
+            tree,
+            origin,
+            bundle_base,
+            bundle,
+            pending_note: None,
+            to_publish: Vec::new(),
         };
         let shared = Arc::new(Mutex::new(writer));
         let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
@@ -894,6 +922,20 @@ struct Writer {
     closed: bool,
     /// Blobs written in `batch` mode, fsynced before the segment's next fsync.
     unsynced_blobs: Vec<PathBuf>,
+    /// The Merkle tree over the records written ([`tlog`]): always `seq` leaves.
+    tree: tlog::Tree,
+    /// The tree size whose tiles are published.
+    published: u64,
+    /// The log's origin (checkpoint notes' first line and key name).
+    origin: String,
+    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`) on: the entry
+    /// bundles not yet full.
+    bundle_base: u64,
+    bundle: Vec<Vec<u8>>,
+    /// A checkpoint note to publish with `HEAD`: its tree size and bytes.
+    pending_note: Option<(u64, Vec<u8>)>,
+    /// Tiles and notes to write once the lock is released.
+    to_publish: Vec<tlog::Publication>,
 }
 
 impl Writer {
@@ -984,8 +1026,24 @@ impl Writer {
             if stop {
                 w.closed = true;
             }
-            for (done, o) in waiters.drain(..) {
-                done.send(w.outcome(epoch, o));
+            let jobs = std::mem::take(&mut w.to_publish);
+            if jobs.is_empty() {
+                for (done, o) in waiters.drain(..) {
+                    done.send(w.outcome(epoch, o));
+                }
+            } else {
+                // The tiles and note are written without the lock (appenders go on) and
+                // before a seal is answered (it returns with them published).
+                let answers: Vec<(Done, Outcome)> = waiters
+                    .drain(..)
+                    .map(|(done, o)| (done, w.outcome(epoch, o)))
+                    .collect();
+                let dir = w.dir.clone();
+                drop(w);
+                Writer::write_publications(&dir, jobs);
+                for (done, o) in answers {
+                    done.send(o);
+                }
             }
             if stop {
                 return;
@@ -996,6 +1054,10 @@ impl Writer {
         w.flush();
         w.sync(true);
         w.closed = true;
+        let jobs = std::mem::take(&mut w.to_publish);
+        let dir = w.dir.clone();
+        drop(w);
+        Writer::write_publications(&dir, jobs);
     }
 
     /// Drains what is queued into `group`. Under load (the last group had several records)
@@ -1098,7 +1160,12 @@ impl Writer {
             self.body = body;
             return Err(what);
         }
+        let start = self.buf.len();
         self.chain = push_frame(&mut self.buf, &self.chain, TYPE_RECORD, meta, &body);
+        // The leaf: the frame's header and body, as the chain covers them.
+        let leaf = &self.buf[start..self.buf.len() - format::CHAIN_LEN - 4];
+        self.tree.push(leaf);
+        self.bundle.push(leaf.to_vec());
         self.health.records.fetch_add(1, Ordering::Relaxed);
         self.health.charge(
             agent,
@@ -1139,8 +1206,12 @@ impl Writer {
         self.seq = self.good.seq;
         self.chain = self.good.chain;
         self.since_checkpoint = self.good.since_checkpoint;
+        self.tree.truncate(self.good.seq);
+        self.bundle
+            .truncate(self.good.seq.saturating_sub(self.bundle_base) as usize);
         self.buf.clear();
         self.pending_head = None;
+        self.pending_note = None;
         self.rollbacks += 1;
         for b in self.new_blobs.drain(..) {
             let _ = std::fs::remove_file(&b);
@@ -1290,6 +1361,12 @@ impl Writer {
                 return;
             }
         };
+        match tlog::sign_checkpoint(&self.origin, self.seq, &self.tree.root(), &self.key) {
+            Ok(note) => self.pending_note = Some((self.seq, note)),
+            Err(e) => {
+                tracing::error!(error = %e, "flight recorder: a checkpoint note does not encode")
+            }
+        }
         self.pending_head = Some(Head {
             log_id: hex::encode(self.log_id),
             key_id: hex::encode(self.key_id),
@@ -1375,6 +1452,43 @@ impl Writer {
             if let Err(e) = write_head(&self.dir, &head) {
                 let _ = std::fs::remove_file(self.dir.join("HEAD.tmp"));
                 tracing::warn!(error = %e, "flight recorder: cannot write recorder/HEAD; the previous one stays until the next checkpoint");
+            }
+            self.publish();
+        }
+    }
+
+    /// Queues the tiles and entry bundles up to the pending checkpoint note's tree size, then
+    /// the note, for [`Writer::run`] to write once the lock is released. Like `HEAD`, a
+    /// failure to write them is retried with the next checkpoint, and the next open rebuilds
+    /// `tile/` whole.
+    fn publish(&mut self) {
+        let Some((size, note)) = self.pending_note.take() else {
+            return;
+        };
+        if size < self.published || size > self.tree.size() {
+            return;
+        }
+        let mut p = tlog::tiles_for(
+            &self.tree,
+            (self.published, size),
+            self.bundle_base,
+            &self.bundle,
+        );
+        p.note = Some(note);
+        self.to_publish.push(p);
+        self.published = size;
+        let keep_from = size / 256 * 256;
+        let drop = keep_from.saturating_sub(self.bundle_base) as usize;
+        self.bundle.drain(..drop.min(self.bundle.len()));
+        self.bundle_base = keep_from;
+    }
+
+    /// Writes what [`Writer::publish`] queued (called without the lock).
+    fn write_publications(dir: &Path, jobs: Vec<tlog::Publication>) {
+        for p in jobs {
+            if let Err(e) = p.publish(dir) {
+                let _ = std::fs::remove_file(dir.join("checkpoint.tmp"));
+                tracing::warn!(error = %e, "flight recorder: cannot write recorder/tile or recorder/checkpoint; the next checkpoint writes a newer one, the next start rebuilds the tiles");
             }
         }
     }
@@ -1477,6 +1591,75 @@ mod tests {
         let v = full(dir.path());
         assert_eq!((v.problem.clone(), v.exit_code(), v.records), (None, 0, 3));
         assert_eq!(v.head.unwrap().next_seq, 3);
+    }
+
+    /// The checkpoint note in `dir`, opened with the recorder's public key.
+    fn note(dir: &Path) -> tlog::SignedCheckpoint {
+        let public = key::load_public(dir).unwrap().unwrap();
+        let bytes = std::fs::read(dir.join(tlog::CHECKPOINT_FILE)).unwrap();
+        tlog::open_checkpoint(&bytes, &public).unwrap()
+    }
+
+    #[test]
+    fn the_tree_grows_with_the_log_survives_restarts_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        for i in 0..300 {
+            rec.append(None, stop(&format!("r{i}"))).unwrap();
+            if i == 99 {
+                rec.seal().unwrap();
+                assert!(dir.path().join("tile/0/000.p/100").is_file());
+                assert!(dir.path().join("tile/entries/000.p/100").is_file());
+                assert_eq!(note(dir.path()).size, 100);
+            }
+        }
+        drop(rec);
+        // The writer's incremental tree is the one rebuilt from the segments; its tiles and
+        // bundles (one full, one partial) match the log.
+        let (tree, leaf) = tlog::read_tree(dir.path(), Some(299)).unwrap();
+        let cp = note(dir.path());
+        assert_eq!((cp.size, cp.root), (300, tree.root()));
+        let (files, problems) = tlog::check_tiles(dir.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(files >= 4, "{files}");
+        for t in [
+            "tile/0/000",
+            "tile/0/001.p/44",
+            "tile/1/000.p/1",
+            "tile/entries/000",
+        ] {
+            assert!(dir.path().join(t).is_file(), "{t}");
+        }
+        // The partial tiles stay beside the full ones (deleting them as the log grows halved
+        // the append rate: ext4 inode allocation after deletes) until the next open rebuilds
+        // `tile/`; C2SP clients never rely on a partial tile once the full one exists.
+        assert!(dir.path().join("tile/0/000.p/100").is_file());
+        // Leaf 299 is its frame's header and body as written: its seq is in it.
+        let leaf = leaf.unwrap();
+        assert_eq!(leaf[4], TYPE_RECORD);
+        assert_eq!(u64::from_le_bytes(leaf[5..13].try_into().unwrap()), 299);
+        let proof = tree.prove(300, 299).unwrap();
+        assert!(tlog::check_inclusion(&proof, 300, cp.root, 299, &leaf));
+
+        // A crash: a torn frame in the segment, and tiles published beyond what the log kept.
+        let seg = dir.path().join(segment_name(1));
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[9, 0, 0, 0, 1, 7, 7]).unwrap();
+        drop(f);
+        std::fs::create_dir_all(dir.path().join("tile/0/001.p")).unwrap();
+        std::fs::write(dir.path().join("tile/0/001.p/200"), [1u8; 32 * 200]).unwrap();
+        let (rec, report) = Recorder::open_with(dir.path(), RecorderOptions::default()).unwrap();
+        assert!(report.recovered.is_some());
+        drop(rec);
+        let (files, problems) = tlog::check_tiles(dir.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?} in {files} files");
+        assert!(!dir.path().join("tile/0/001.p/200").exists());
+        // 300 records and the Recovery record: the old tree is a prefix of the new one.
+        let (tree, _) = tlog::read_tree(dir.path(), None).unwrap();
+        let new = note(dir.path());
+        assert_eq!((new.size, new.root), (301, tree.root()));
+        let p = tree.prove_consistency(301, 300).unwrap();
+        assert!(tlog::check_consistency(&p, 301, new.root, 300, cp.root));
     }
 
     #[test]

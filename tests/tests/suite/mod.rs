@@ -26,6 +26,7 @@ mod rename;
 mod replay;
 mod resources;
 mod syscalls;
+mod tlog;
 mod tools_view;
 mod traces;
 mod typescript;

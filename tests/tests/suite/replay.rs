@@ -89,18 +89,22 @@ fn recorded_run() -> (TestKernel, u64, Vec<String>, String, tempfile::TempDir) {
     (k, id, steps, output, db_dir)
 }
 
-/// Every file of a dir, by name.
+/// Every file under a dir (the recorder's `tile/` included), by relative path.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }
 
 /// `agentctl --state-dir STATE replay run --agent ID EXTRA… --json -- test-agent script STEPS…`.
@@ -303,7 +307,9 @@ fn replay_run_stops_a_changed_program_at_the_first_divergence() {
     let dir = copy.path().join("recorder");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in &before {
-        std::fs::write(dir.join(name), bytes).unwrap();
+        let to = dir.join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
     }
     let seg = dir.join(agentos_kernel::recorder::format::segment_name(1));
     let mut b = std::fs::read(&seg).unwrap();

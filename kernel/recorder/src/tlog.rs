@@ -1,0 +1,845 @@
+//! The recorder as a transparency log: an RFC 6962 Merkle tree over the records, published
+//! in the C2SP formats so that anyone can check one record, or that the log only grew, with
+//! standard tools and without trusting the node.
+//!
+//! ```text
+//! STATE_DIR/recorder/
+//!   origin                      the log's name, `agentos/<hostname>/recorder` (chosen on the
+//!                               first open and kept: the checkpoints' origin line and key name)
+//!   checkpoint                  the latest C2SP tlog-checkpoint, a C2SP signed note
+//!                               (replaced atomically)
+//!   tile/<L>/<N>[.p/<W>]        C2SP tlog-tiles hash tiles (height 8, SHA-256)
+//!   tile/entries/<N>[.p/<W>]    C2SP tlog-tiles entry bundles: the leaves, each prefixed by
+//!                               its length (big-endian u16)
+//! ```
+//!
+//! **Leaf i** is the record with sequence number i, and its bytes are exactly the bytes the
+//! chain covers for that record's frame: in a version 2 segment the frame's header and body
+//! as written (`len ‖ type ‖ seq ‖ wall_ms ‖ mono_us ‖ body`, bytes `0..29+len` of the frame,
+//! see [`super::format`]); in a version 1 segment `type ‖ body`. A blob-backed record's leaf is
+//! its frame as written (the body names the blob by its blake3 digest). Leaf hash =
+//! SHA-256(0x00 ‖ leaf), node hash = SHA-256(0x01 ‖ left ‖ right) (RFC 6962 §2.1); checkpoint
+//! frames are not leaves, so the tree size is the number of records (a checkpoint's
+//! `next_seq`). A leaf over 65535 bytes cannot be put in an entry bundle: its bundle is not
+//! written (a warning says so); its hash is in the tiles and its bytes in the segment.
+//!
+//! The checkpoint note is `origin \n size \n base64(root) \n`, signed (C2SP signed-note,
+//! ed25519) by the recorder's key under the name `origin`; its verifier key is
+//! `origin+<key id>+base64(0x01 ‖ key.pub)` ([`verifier_key`]).
+//!
+//! The writer keeps every stored hash of the tree in memory (64 bytes a record) and adds each
+//! record's as it encodes it; a rollback after a write error cuts them back with the records.
+//! Tiles and the checkpoint are published with `HEAD` (after the records they cover are
+//! fsynced). On open the tree is rebuilt from the segments (after a torn tail is cut) and
+//! `tile/` rewritten from it, so the tiles never cover bytes the log lost. Partial tiles
+//! (`.p/<W>`) written as the log grows stay until that rewrite (at most 255 per full tile and
+//! level): deleting them as each tile fills halved the append rate in the bench (file deletes
+//! and creates interleaved make ext4's inode allocation slow).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use signed_note::{Note, Signer, StandardVerifier, VerifierList};
+pub use tlog_tiles::Hash;
+use tlog_tiles::{
+    check_record, check_tree, node_hash, prove_record, prove_tree, record_hash, stored_hash_count,
+    stored_hash_index, tree_hash, HashReader, HASH_SIZE,
+};
+
+use crate::format::{
+    segment_name, SegmentHeader, CHAIN_LEN, FRAME_HEADER, FRAME_OVERHEAD, HEADER_LEN, TYPE_RECORD,
+    VERSION_1,
+};
+use crate::verify::segments;
+use crate::RecorderError;
+
+/// Tile height (C2SP tlog-tiles: 8, 256 hashes or entries a full tile).
+pub const TILE_HEIGHT: u8 = 8;
+const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
+/// The checkpoint note, beside the segments.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// The log's origin (name).
+pub const ORIGIN_FILE: &str = "origin";
+/// The tiles' directory.
+pub const TILE_DIR: &str = "tile";
+
+/// Every stored hash of the tree over the first `size` leaves (Go sumdb's layout:
+/// [`tlog_tiles::stored_hash_index`]).
+#[derive(Debug, Default, Clone)]
+pub struct Tree {
+    hashes: Vec<Hash>,
+    size: u64,
+}
+
+impl HashReader for Tree {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        indexes
+            .iter()
+            .map(|&i| {
+                self.hashes
+                    .get(i as usize)
+                    .copied()
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
+impl Tree {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Adds leaf `size` with these bytes: its hash, then the hash of each subtree it completes
+    /// (Go sumdb's `StoredHashesForRecordHash`, without its allocations: this runs for every
+    /// record the writer appends).
+    pub fn push(&mut self, leaf: &[u8]) {
+        let n = self.size;
+        let mut h = record_hash(leaf);
+        self.hashes.push(h);
+        for level in 0..n.trailing_ones() {
+            let left = stored_hash_index(level as u8, (n >> level) - 1);
+            // Stored before this leaf: a complete subtree to its left.
+            let left = self.hashes.get(left as usize).copied().unwrap_or(h);
+            h = node_hash(left, h);
+            self.hashes.push(h);
+        }
+        self.size += 1;
+    }
+
+    /// Cuts the tree back to its first `size` leaves.
+    pub fn truncate(&mut self, size: u64) {
+        if size < self.size {
+            self.hashes.truncate(stored_hash_count(size) as usize);
+            self.size = size;
+        }
+    }
+
+    /// The root of the tree over the first `n` leaves (`n ≤ size`).
+    pub fn root_at(&self, n: u64) -> Result<Hash, String> {
+        if n > self.size {
+            return Err(format!("the log has {} records, fewer than {n}", self.size));
+        }
+        tree_hash(n, self).map_err(|e| format!("tree hash at {n}: {e}"))
+    }
+
+    pub fn root(&self) -> Hash {
+        self.root_at(self.size).unwrap_or(tlog_tiles::EMPTY_HASH)
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of size `n`.
+    pub fn prove(&self, n: u64, index: u64) -> Result<Vec<Hash>, String> {
+        if index >= n || n > self.size {
+            return Err(format!(
+                "record {index} is not in a tree of size {n} (the log has {} records)",
+                self.size
+            ));
+        }
+        prove_record(n, index, self).map_err(|e| format!("inclusion proof: {e}"))
+    }
+
+    /// The consistency proof from the tree of size `old` to the tree of size `new`.
+    pub fn prove_consistency(&self, new: u64, old: u64) -> Result<Vec<Hash>, String> {
+        if old > new || new > self.size {
+            return Err(format!(
+                "no consistency proof from size {old} to size {new} (the log has {} records)",
+                self.size
+            ));
+        }
+        prove_tree(new, old, self).map_err(|e| format!("consistency proof: {e}"))
+    }
+
+    /// The hashes of tile (level `l`, number `n`, width `w`): C2SP tlog-tiles contents.
+    pub fn tile(&self, l: u8, n: u64, w: u64) -> Vec<u8> {
+        let level = l * TILE_HEIGHT;
+        let mut out = Vec::with_capacity(w as usize * HASH_SIZE);
+        for i in 0..w {
+            let idx = tlog_tiles::stored_hash_index(level, n * TILE_WIDTH + i);
+            if let Some(h) = self.hashes.get(idx as usize) {
+                out.extend_from_slice(&h.0);
+            }
+        }
+        out
+    }
+}
+
+/// Checks an inclusion proof (RFC 6962 §2.1.1).
+pub fn check_inclusion(proof: &[Hash], size: u64, root: Hash, index: u64, leaf: &[u8]) -> bool {
+    check_record(&proof.to_vec(), size, root, index, record_hash(leaf)).is_ok()
+}
+
+/// Checks a consistency proof (RFC 6962 §2.1.2).
+pub fn check_consistency(
+    proof: &[Hash],
+    new: u64,
+    new_root: Hash,
+    old: u64,
+    old_root: Hash,
+) -> bool {
+    check_tree(&proof.to_vec(), new, new_root, old, old_root).is_ok()
+}
+
+/// C2SP tlog-tiles path of a tile: `tile/<L>/<N>[.p/<W>]`, `L` = `entries` for a bundle.
+pub fn tile_path(level: &str, n: u64, w: u64) -> String {
+    let mut s = format!("{:03}", n % 1000);
+    let mut m = n / 1000;
+    while m > 0 {
+        s = format!("x{:03}/{s}", m % 1000);
+        m /= 1000;
+    }
+    let partial = if w == TILE_WIDTH {
+        String::new()
+    } else {
+        format!(".p/{w}")
+    };
+    format!("{TILE_DIR}/{level}/{s}{partial}")
+}
+
+/// The tiles (level, number, width) that publishing size `new` after size `old` writes.
+pub fn new_tiles(old: u64, new: u64) -> Vec<(u8, u64, u64)> {
+    let mut out = Vec::new();
+    let mut l = 0u8;
+    while l < 8 && new >> (u32::from(l) * u32::from(TILE_HEIGHT)) > 0 {
+        let shift = u32::from(l) * u32::from(TILE_HEIGHT);
+        let (o, n) = (old >> shift, new >> shift);
+        if o != n {
+            for t in (o / TILE_WIDTH)..(n / TILE_WIDTH) {
+                out.push((l, t, TILE_WIDTH));
+            }
+            if n % TILE_WIDTH > 0 {
+                out.push((l, n / TILE_WIDTH, n % TILE_WIDTH));
+            }
+        }
+        l += 1;
+    }
+    out
+}
+
+fn write_file(dir: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, data)
+}
+
+/// An entry bundle: each leaf prefixed by its big-endian u16 length; `None` when one is over
+/// 65535 bytes.
+pub fn bundle<'a>(leaves: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for l in leaves {
+        let len = u16::try_from(l.len()).ok()?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(l);
+    }
+    Some(out)
+}
+
+/// Writes the hash tiles and entry bundles for growing from size `old` to size `new`
+/// (`≤ tree.size()`: the hashes of a tree's complete subtrees do not change as it grows);
+/// `leaves` are the leaves from index `base` (a multiple of 256, ≤ `old`) on.
+pub fn write_tiles(
+    dir: &Path,
+    tree: &Tree,
+    sizes: (u64, u64),
+    base: u64,
+    leaves: &[Vec<u8>],
+) -> std::io::Result<()> {
+    tiles_for(tree, sizes, base, leaves).publish(dir)
+}
+
+/// Tiles and a checkpoint note to write: made by the writer under its lock, written after it
+/// is released (so that appenders never wait for file creation).
+#[derive(Debug, Default)]
+pub struct Publication {
+    /// (path under the recorder dir, contents), tiles before bundles of the same range.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The checkpoint note, written last (replacing `checkpoint`).
+    pub note: Option<Vec<u8>>,
+}
+
+impl Publication {
+    /// Writes the files, then the note.
+    pub fn publish(&self, dir: &Path) -> std::io::Result<()> {
+        for (rel, data) in &self.files {
+            write_file(dir, rel, data)?;
+        }
+        if let Some(note) = &self.note {
+            write_checkpoint(dir, note)?;
+        }
+        Ok(())
+    }
+}
+
+/// The tiles and bundles growing from size `old` to size `new` adds (see [`write_tiles`]).
+pub fn tiles_for(
+    tree: &Tree,
+    (old, new): (u64, u64),
+    base: u64,
+    leaves: &[Vec<u8>],
+) -> Publication {
+    let mut p = Publication::default();
+    for (l, n, w) in new_tiles(old, new) {
+        p.files
+            .push((tile_path(&l.to_string(), n, w), tree.tile(l, n, w)));
+        if l == 0 {
+            let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
+            let Some(slice) = leaves.get(from..from + w as usize) else {
+                continue;
+            };
+            match bundle(slice.iter().map(Vec::as_slice)) {
+                Some(b) => p.files.push((tile_path("entries", n, w), b)),
+                None => tracing::warn!(
+                    bundle = n,
+                    "flight recorder: an entry over 65535 bytes: entry bundle not written (the leaf is in its segment)"
+                ),
+            }
+        }
+    }
+    p
+}
+
+/// Writes entry bundle `n` of width `w` from `leaves` (which start at index `base`).
+fn write_bundle(dir: &Path, n: u64, w: u64, base: u64, leaves: &[Vec<u8>]) -> std::io::Result<()> {
+    let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
+    let Some(slice) = leaves.get(from..from + w as usize) else {
+        return Ok(());
+    };
+    match bundle(slice.iter().map(Vec::as_slice)) {
+        Some(b) => write_file(dir, &tile_path("entries", n, w), &b),
+        None => {
+            tracing::warn!(
+                bundle = n,
+                "flight recorder: an entry over 65535 bytes: entry bundle not written (the leaf is in its segment)"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The leaves of the log in `dir` as their locations: (segment, offset of the leaf bytes in
+/// the segment file, length). Frames are walked by their length alone, CRC and chain not
+/// checked ([`super::verify::scan`] does that): a changed byte changes its leaf, so the tree
+/// shows it against any checkpoint. The walk stops at a length past the segment's end or
+/// bound (a torn tail), and for good at a segment that does not continue the records so far;
+/// a segment starting below the count so far (after a break) replaces the leaves from there.
+pub fn leaf_locations(dir: &Path) -> Result<Vec<(u32, u64, u32)>, RecorderError> {
+    let mut out = Vec::new();
+    for n in segments(dir)? {
+        let path = dir.join(segment_name(n));
+        let bytes = std::fs::read(&path).map_err(|source| RecorderError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let Ok(h) = SegmentHeader::decode(&bytes) else {
+            break;
+        };
+        if h.start_seq > out.len() as u64 {
+            break;
+        }
+        out.truncate(h.start_seq as usize);
+        let (head, overhead) = if h.version == VERSION_1 {
+            (5, 5 + CHAIN_LEN + 4)
+        } else {
+            (FRAME_HEADER, FRAME_OVERHEAD)
+        };
+        let mut off = HEADER_LEN;
+        while let Some(b) = bytes.get(off..off + overhead) {
+            let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let total = overhead + len as usize;
+            if len > h.max_body() || off + total > bytes.len() {
+                break;
+            }
+            if b[4] == TYPE_RECORD {
+                let (at, leaf_len) = if h.version == VERSION_1 {
+                    (off + 4, 1 + len as usize)
+                } else {
+                    (off, head + len as usize)
+                };
+                out.push((n, at as u64, leaf_len as u32));
+            }
+            off += total;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads leaves by location, in order (one segment file open at a time).
+pub fn read_leaves(
+    dir: &Path,
+    locs: &[(u32, u64, u32)],
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<(), RecorderError> {
+    let mut cur: Option<(u32, Vec<u8>)> = None;
+    for (i, &(seg, at, len)) in locs.iter().enumerate() {
+        if cur.as_ref().is_none_or(|(s, _)| *s != seg) {
+            let path = dir.join(segment_name(seg));
+            let bytes = std::fs::read(&path).map_err(|source| RecorderError::Open {
+                path: path.clone(),
+                source,
+            })?;
+            cur = Some((seg, bytes));
+        }
+        if let Some((_, b)) = &cur {
+            let leaf = b
+                .get(at as usize..at as usize + len as usize)
+                .unwrap_or_default();
+            f(i as u64, leaf);
+        }
+    }
+    Ok(())
+}
+
+/// The tree over the log in `dir`, with leaf `want`'s bytes if asked.
+pub fn read_tree(dir: &Path, want: Option<u64>) -> Result<(Tree, Option<Vec<u8>>), RecorderError> {
+    let locs = leaf_locations(dir)?;
+    let mut tree = Tree::default();
+    let mut leaf = None;
+    read_leaves(dir, &locs, |i, l| {
+        tree.push(l);
+        if Some(i) == want {
+            leaf = Some(l.to_vec());
+        }
+    })?;
+    Ok((tree, leaf))
+}
+
+/// Rebuilds the tree from the log and rewrites `tile/` from it; returns the tree and the
+/// leaves of the last, partial entry bundle (from the returned base).
+pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Vec<Vec<u8>>), RecorderError> {
+    let locs = leaf_locations(dir)?;
+    let tiles = dir.join(TILE_DIR);
+    let io = |source| RecorderError::Write {
+        path: tiles.clone(),
+        source,
+    };
+    match std::fs::remove_dir_all(&tiles) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let mut tree = Tree::default();
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut base = 0u64;
+    let mut err = None;
+    read_leaves(dir, &locs, |_, l| {
+        tree.push(l);
+        pending.push(l.to_vec());
+        if pending.len() as u64 == TILE_WIDTH {
+            if let Err(e) = write_bundle(dir, base / TILE_WIDTH, TILE_WIDTH, base, &pending) {
+                err.get_or_insert(e);
+            }
+            base += TILE_WIDTH;
+            pending.clear();
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(io(e));
+    }
+    // Every hash tile for the whole tree; the entry bundles written above but the last one.
+    for (l, n, w) in new_tiles(0, tree.size()) {
+        write_file(dir, &tile_path(&l.to_string(), n, w), &tree.tile(l, n, w)).map_err(io)?;
+    }
+    if !pending.is_empty() {
+        write_bundle(dir, base / TILE_WIDTH, pending.len() as u64, base, &pending).map_err(io)?;
+    }
+    Ok((tree, base, pending))
+}
+
+/// Parses a C2SP tile path under `tile/` (`<L>/<N>[.p/<W>]`, `L` a number or `entries`).
+pub fn parse_tile_path(rel: &str) -> Option<(String, u64, u64)> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (level, rest) = parts.split_first()?;
+    let (digits, w) = match rest {
+        [n @ .., last, w] if last.ends_with(".p") => {
+            let mut d: Vec<&str> = n.to_vec();
+            d.push(last.strip_suffix(".p")?);
+            (
+                d,
+                w.parse::<u64>()
+                    .ok()
+                    .filter(|w| (1..TILE_WIDTH).contains(w))?,
+            )
+        }
+        n => (n.to_vec(), TILE_WIDTH),
+    };
+    let (last, upper) = digits.split_last()?;
+    let mut n = 0u64;
+    for d in upper {
+        let d = d.strip_prefix('x')?;
+        (d.len() == 3).then_some(())?;
+        n = n.checked_mul(1000)?.checked_add(d.parse().ok()?)?;
+    }
+    (last.len() == 3).then_some(())?;
+    n = n.checked_mul(1000)?.checked_add(last.parse().ok()?)?;
+    Some((level.to_string(), n, w))
+}
+
+fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            walk(&p, base, out)?;
+        } else if let Ok(rel) = p.strip_prefix(base) {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Checks every file under `dir/tile` against the tree over the log (and its leaves): a hash
+/// tile must hold the tree's hashes, an entry bundle the records' leaves. Returns how many
+/// files were checked and a located problem for each that does not match.
+pub fn check_tiles(dir: &Path) -> Result<(usize, Vec<String>), RecorderError> {
+    let tiles = dir.join(TILE_DIR);
+    let mut files = Vec::new();
+    if tiles.is_dir() {
+        walk(&tiles, &tiles, &mut files).map_err(|source| RecorderError::Open {
+            path: tiles.clone(),
+            source,
+        })?;
+    }
+    files.sort();
+    let locs = leaf_locations(dir)?;
+    let mut tree = Tree::default();
+    let mut bundles: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+    let wanted: Vec<(String, u64, u64)> = files.iter().filter_map(|f| parse_tile_path(f)).collect();
+    read_leaves(dir, &locs, |i, l| {
+        tree.push(l);
+        let n = i / TILE_WIDTH;
+        if wanted
+            .iter()
+            .any(|(lv, bn, w)| lv == "entries" && *bn == n && i < n * TILE_WIDTH + w)
+        {
+            let b = bundles.entry(n).or_default();
+            if let Ok(len) = u16::try_from(l.len()) {
+                b.extend_from_slice(&len.to_be_bytes());
+                b.extend_from_slice(l);
+            }
+        }
+    })?;
+    let mut problems = Vec::new();
+    for f in &files {
+        let shown = format!("{TILE_DIR}/{f}");
+        let Some((level, n, w)) = parse_tile_path(f) else {
+            problems.push(format!("{shown}: not a C2SP tile path"));
+            continue;
+        };
+        let data = std::fs::read(tiles.join(f)).map_err(|source| RecorderError::Open {
+            path: tiles.join(f),
+            source,
+        })?;
+        if level == "entries" {
+            let first = n * TILE_WIDTH;
+            if first + w > tree.size() {
+                problems.push(format!(
+                    "{shown}: entry bundle of records {first}..{} but the log has {} records",
+                    first + w,
+                    tree.size()
+                ));
+                continue;
+            }
+            let mut expect: &[u8] = bundles.get(&n).map(Vec::as_slice).unwrap_or_default();
+            let mut got: &[u8] = &data;
+            for i in 0..w {
+                let take = |b: &mut &[u8]| -> Option<Vec<u8>> {
+                    let len = u16::from_be_bytes([*b.first()?, *b.get(1)?]) as usize;
+                    let e = b.get(2..2 + len)?.to_vec();
+                    *b = &b[2 + len..];
+                    Some(e)
+                };
+                let (e, g) = (take(&mut expect), take(&mut got));
+                if e != g {
+                    problems.push(format!(
+                        "{shown}: entry {i} (record {}) is not the record's leaf in the log",
+                        first + i
+                    ));
+                    break;
+                }
+            }
+            continue;
+        }
+        let Ok(l) = level.parse::<u8>() else {
+            problems.push(format!("{shown}: not a C2SP tile path"));
+            continue;
+        };
+        let level_width = 1u64 << (u32::from(l) * u32::from(TILE_HEIGHT)).min(63);
+        let covers = (n * TILE_WIDTH + w).saturating_mul(level_width);
+        if covers > tree.size() {
+            problems.push(format!(
+                "{shown}: hash tile covering {covers} records but the log has {}",
+                tree.size()
+            ));
+            continue;
+        }
+        let expect = tree.tile(l, n, w);
+        if data != expect {
+            let at = data
+                .chunks(HASH_SIZE)
+                .zip(expect.chunks(HASH_SIZE))
+                .position(|(a, b)| a != b)
+                .unwrap_or(data.len().min(expect.len()) / HASH_SIZE);
+            let first = (n * TILE_WIDTH + at as u64) * level_width;
+            problems.push(format!(
+                "{shown}: hash {at} (the subtree of records {first}..{}) is not the log's",
+                first + level_width
+            ));
+        }
+    }
+    Ok((files.len(), problems))
+}
+
+/// The log's origin: read from `dir/origin`, or chosen (`agentos/<hostname>/recorder`) and
+/// written there.
+pub fn origin(dir: &Path) -> Result<String, RecorderError> {
+    let path = dir.join(ORIGIN_FILE);
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if signed_note::is_key_name_valid(s) {
+            return Ok(s.to_string());
+        }
+    }
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c == '+' || c.is_control() {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect::<String>();
+    let host = if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    };
+    let o = format!("agentos/{host}/recorder");
+    std::fs::write(&path, format!("{o}\n")).map_err(|source| RecorderError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(o)
+}
+
+/// The C2SP signed-note verifier key of the recorder's key under `origin`.
+pub fn verifier_key(origin: &str, public: &VerifyingKey) -> String {
+    signed_note::new_ed25519_verifier_key(origin, public)
+}
+
+struct NoteSigner<'a> {
+    name: &'a str,
+    id: u32,
+    key: &'a SigningKey,
+}
+
+impl Signer for NoteSigner<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn key_id(&self) -> u32 {
+        self.id
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ed25519_dalek::SignatureError> {
+        Ok(self.key.sign(msg).to_bytes().to_vec())
+    }
+}
+
+/// The checkpoint body (C2SP tlog-checkpoint).
+pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
+    format!("{origin}\n{size}\n{root}\n")
+}
+
+/// A signed checkpoint note for the tree of `size` with `root`.
+pub fn sign_checkpoint(
+    origin: &str,
+    size: u64,
+    root: &Hash,
+    key: &SigningKey,
+) -> Result<Vec<u8>, String> {
+    let mut pk = vec![1u8];
+    pk.extend_from_slice(key.verifying_key().as_bytes());
+    let signer = NoteSigner {
+        name: origin,
+        id: signed_note::key_id(origin, &pk),
+        key,
+    };
+    let mut note = Note::new(checkpoint_text(origin, size, root).as_bytes(), &[])
+        .map_err(|e| format!("checkpoint note: {e}"))?;
+    note.add_sigs(&[&signer])
+        .map_err(|e| format!("checkpoint note: {e}"))?;
+    Ok(note.to_bytes())
+}
+
+/// A checkpoint note, opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+    /// The note as given.
+    pub note: String,
+}
+
+/// Parses a checkpoint note and verifies its signature by `public` under its origin.
+pub fn open_checkpoint(note: &[u8], public: &VerifyingKey) -> Result<SignedCheckpoint, String> {
+    let n = Note::from_bytes(note).map_err(|e| format!("not a signed note: {e}"))?;
+    let c = tlog_tiles::Checkpoint::from_bytes(n.text())
+        .map_err(|e| format!("not a C2SP checkpoint: {e}"))?;
+    let vkey = verifier_key(c.origin(), public);
+    let v = StandardVerifier::new(&vkey).map_err(|e| format!("verifier key: {e}"))?;
+    let list = VerifierList::new(vec![Box::new(v)]);
+    n.verify(&list).map_err(|e| match e {
+        signed_note::NoteError::UnverifiedNote => format!(
+            "no signature by this recorder's key ({}) on it: signed by another key, or for another origin",
+            vkey
+        ),
+        other => format!("signature does not verify: {other}"),
+    })?;
+    Ok(SignedCheckpoint {
+        origin: c.origin().to_string(),
+        size: c.size(),
+        root: *c.hash(),
+        note: String::from_utf8_lossy(note).into_owned(),
+    })
+}
+
+/// Replaces `dir/checkpoint` atomically (temp file, fsync, rename).
+pub fn write_checkpoint(dir: &Path, note: &[u8]) -> std::io::Result<()> {
+    let tmp: PathBuf = dir.join("checkpoint.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(note)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))
+}
+
+/// Base64 (standard, padded) of a hash, as in checkpoints and proofs.
+pub fn b64(h: &Hash) -> String {
+    h.to_string()
+}
+
+/// Parses a base64 hash.
+pub fn parse_hash(s: &str) -> Result<Hash, String> {
+    Hash::parse_hash(s).map_err(|e| format!("`{s}` is not a base64 SHA-256 hash: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Hash {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(s, &mut b).unwrap_or_default();
+        Hash(b)
+    }
+
+    /// RFC 6962 / certificate-transparency-go test vectors: the roots of the trees over the
+    /// first n of the eight leaves.
+    const LEAVES: [&[u8]; 8] = [
+        b"",
+        b"\x00",
+        b"\x10",
+        b"\x20\x21",
+        b"\x30\x31",
+        b"\x40\x41\x42\x43",
+        b"\x50\x51\x52\x53\x54\x55\x56\x57",
+        b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+    ];
+    const ROOTS: [&str; 8] = [
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    #[test]
+    fn rfc6962_roots_proofs_and_tampering() {
+        let mut t = Tree::default();
+        for (i, l) in LEAVES.iter().enumerate() {
+            t.push(l);
+            assert_eq!(t.root(), h(ROOTS[i]), "root of {} leaves", i + 1);
+        }
+        for n in 1..=8u64 {
+            for i in 0..n {
+                let p = t.prove(n, i).unwrap_or_default();
+                let root = t.root_at(n).unwrap_or(tlog_tiles::EMPTY_HASH);
+                assert!(check_inclusion(&p, n, root, i, LEAVES[i as usize]));
+                assert!(!check_inclusion(&p, n, root, i, b"changed"));
+            }
+            for old in 1..=n {
+                let p = t.prove_consistency(n, old).unwrap_or_default();
+                let (nr, or) = (t.root_at(n), t.root_at(old));
+                let (Ok(nr), Ok(or)) = (nr, or) else {
+                    panic!("roots")
+                };
+                assert!(check_consistency(&p, n, nr, old, or));
+                assert!(old == n || !check_consistency(&p, n, nr, old, nr));
+            }
+        }
+        // The stored hashes are the crate's (Go sumdb's layout), leaf by leaf.
+        let mut slow = Tree::default();
+        for i in 0..1000u64 {
+            let leaf = i.to_le_bytes();
+            let mut fast = slow.clone();
+            fast.push(&leaf);
+            let new = tlog_tiles::stored_hashes(i, &leaf, &slow).unwrap_or_default();
+            slow.hashes.extend(new);
+            slow.size += 1;
+            assert_eq!(fast.hashes, slow.hashes, "leaf {i}");
+        }
+        // Cutting back and regrowing gives the same tree.
+        let mut u = t.clone();
+        u.truncate(3);
+        assert_eq!(u.root(), h(ROOTS[2]));
+        for l in &LEAVES[3..] {
+            u.push(l);
+        }
+        assert_eq!(u.root(), t.root());
+    }
+
+    #[test]
+    fn tile_paths_and_new_tiles() {
+        assert_eq!(
+            parse_tile_path("0/x001/x234/067"),
+            Some(("0".into(), 1_234_067, 256))
+        );
+        assert_eq!(
+            parse_tile_path("entries/005.p/3"),
+            Some(("entries".into(), 5, 3))
+        );
+        assert_eq!(parse_tile_path("0/5"), None);
+        assert_eq!(tile_path("0", 1_234_067, 256), "tile/0/x001/x234/067");
+        assert_eq!(tile_path("entries", 5, 3), "tile/entries/005.p/3");
+        assert_eq!(new_tiles(0, 3), vec![(0, 0, 3)]);
+        assert_eq!(new_tiles(3, 257), vec![(0, 0, 256), (0, 1, 1), (1, 0, 1)]);
+        assert!(new_tiles(5, 5).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_note_signs_and_opens_and_another_key_is_refused() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let root = h(ROOTS[4]);
+        let note = sign_checkpoint("agentos/test/recorder", 5, &root, &key).unwrap_or_default();
+        let c = open_checkpoint(&note, &key.verifying_key());
+        assert_eq!(
+            c.map(|c| (c.size, c.root)),
+            Ok((5, root)),
+            "{}",
+            String::from_utf8_lossy(&note)
+        );
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let e = open_checkpoint(&note, &other.verifying_key());
+        assert!(e.is_err_and(|e| e.contains("another key")));
+        let mut changed = note.clone();
+        changed[22] = b'6';
+        assert!(open_checkpoint(&changed, &key.verifying_key()).is_err());
+    }
+}
