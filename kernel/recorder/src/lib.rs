@@ -85,6 +85,7 @@ pub mod format;
 pub mod key;
 pub mod tlog;
 pub mod verify;
+pub mod witness;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
