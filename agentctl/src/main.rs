@@ -35,6 +35,7 @@ mod stdout;
 mod stop;
 mod suggest;
 mod tlog;
+mod witness;
 mod view;
 
 use std::process::ExitCode;
