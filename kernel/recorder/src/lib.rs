@@ -2367,6 +2367,15 @@ mod tests {
                 duration_ms: 4,
                 why: big(),
             }),
+            Box::new(|| RecordEvent::WitnessCosigned {
+                witness: big(),
+                size: 5,
+            }),
+            Box::new(|| RecordEvent::WitnessFailed {
+                witness: big(),
+                size: 6,
+                why: big(),
+            }),
         ];
         // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
         // payloads): adding one to `RecordEvent` breaks this match.
@@ -2400,6 +2409,8 @@ mod tests {
                 RecordEvent::McpServerExited { .. } => 25,
                 RecordEvent::Egress { .. } => 26,
                 RecordEvent::EgressClosed { .. } => 27,
+                RecordEvent::WitnessCosigned { .. } => 28,
+                RecordEvent::WitnessFailed { .. } => 29,
             }
         };
         let dir = tempfile::tempdir().unwrap();
