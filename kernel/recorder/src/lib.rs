@@ -2429,7 +2429,7 @@ mod tests {
             rec.append(Some(AgentId(8)), stop("after")).unwrap();
             drop(rec);
         }
-        assert_eq!(seen.len(), 28);
+        assert_eq!(seen.len(), 30);
         let mut largest = 0;
         for n in segments(dir.path()).unwrap() {
             let b = std::fs::read(dir.path().join(segment_name(n))).unwrap();
