@@ -35,8 +35,8 @@ mod stdout;
 mod stop;
 mod suggest;
 mod tlog;
-mod witness;
 mod view;
+mod witness;
 
 use std::process::ExitCode;
 

@@ -91,7 +91,11 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
         } => {
             if !witness.is_empty() {
                 let note = std::fs::read(&file).map_err(|e| {
-                    CliError::new(4, format!("cannot read checkpoint {}: {e}", file.display()), "")
+                    CliError::new(
+                        4,
+                        format!("cannot read checkpoint {}: {e}", file.display()),
+                        "",
+                    )
                 })?;
                 let good = crate::witness::check_cosignatures(
                     &note,

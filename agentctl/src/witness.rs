@@ -98,7 +98,9 @@ fn read_proof(file: &Path) -> Result<(u64, Vec<Hash>), CliError> {
     };
     let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read: {e}")))?;
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-        let old = v["old_size"].as_u64().ok_or_else(|| bad("no old_size".into()))?;
+        let old = v["old_size"]
+            .as_u64()
+            .ok_or_else(|| bad("no old_size".into()))?;
         let proof = v["proof"]
             .as_array()
             .ok_or_else(|| bad("no proof".into()))?
@@ -112,7 +114,11 @@ fn read_proof(file: &Path) -> Result<(u64, Vec<Hash>), CliError> {
     let mut proof = Vec::new();
     for l in text.lines() {
         if let Some(n) = l.strip_prefix("old-size ") {
-            old = Some(n.trim().parse().map_err(|_| bad(format!("bad line `{l}`")))?);
+            old = Some(
+                n.trim()
+                    .parse()
+                    .map_err(|_| bad(format!("bad line `{l}`")))?,
+            );
         } else if let Some(h) = l.strip_prefix("proof ") {
             proof.push(tlog::parse_hash(h.trim()).map_err(bad)?);
         }
@@ -173,6 +179,15 @@ pub fn cosign(
                 .and_then(|n| tlog_tiles::Checkpoint::from_bytes(n.text()).ok())
                 .map(|c| c.size())
                 .unwrap_or(0);
+            if size < have {
+                return Err(CliError::failed(
+                    format!(
+                        "REFUSED: ROLLBACK: checkpoint {} has size {size}, smaller than the {have} records this witness last cosigned for its log",
+                        checkpoint.display()
+                    ),
+                    "a log never shrinks: keep both checkpoints as evidence; a witness never cosigns a smaller tree",
+                ));
+            }
             if have != 0 && size > have {
                 return Err(CliError::usage(
                     format!(
@@ -190,9 +205,8 @@ pub fn cosign(
         .map_err(|r| refusal_error(r, None))?;
     let cosigned = witness::with_lines(&note, &line);
     match out {
-        Some(f) => std::fs::write(f, &cosigned).map_err(|e| {
-            CliError::failed(format!("cannot write {}: {e}", f.display()), "")
-        })?,
+        Some(f) => std::fs::write(f, &cosigned)
+            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", f.display()), ""))?,
         None => {
             let _ = crate::stdout::write_all(&cosigned);
         }

@@ -315,9 +315,9 @@ impl KernelOptions {
         }
         config.mcp_timeout = Duration::from_millis((*mcp_timeout_ms).max(1));
         for text in witnesses {
-            config.witnesses.push(
-                crate::witnesses::WitnessTarget::parse(text).map_err(OptionsError::Witness)?,
-            );
+            config
+                .witnesses
+                .push(crate::witnesses::WitnessTarget::parse(text).map_err(OptionsError::Witness)?);
         }
         config.egress = crate::config::EgressLimits {
             connections: (*egress_max_connections).max(1),

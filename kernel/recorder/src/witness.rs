@@ -78,8 +78,9 @@ impl WitnessKey {
         let rest = t
             .strip_prefix("PRIVATE+KEY+")
             .ok_or("not a witness key (it starts with PRIVATE+KEY+)")?;
-        let mut parts = rest.rsplitn(3, '+');
-        let (k, id, name) = (parts.next(), parts.next(), parts.next());
+        // Names hold no `+`; base64 may.
+        let mut parts = rest.splitn(3, '+');
+        let (name, id, k) = (parts.next(), parts.next(), parts.next());
         let (Some(k), Some(id), Some(name)) = (k, id, name) else {
             return Err("not a witness key (PRIVATE+KEY+name+id+key)".into());
         };
@@ -126,8 +127,8 @@ pub struct CosignatureVerifier {
 impl CosignatureVerifier {
     /// From a verifier key `name+<id hex>+base64(0x04 ‖ public)`.
     pub fn parse(vkey: &str) -> Result<CosignatureVerifier, String> {
-        let mut parts = vkey.trim().rsplitn(3, '+');
-        let (k, id, name) = (parts.next(), parts.next(), parts.next());
+        let mut parts = vkey.trim().splitn(3, '+');
+        let (name, id, k) = (parts.next(), parts.next(), parts.next());
         let (Some(k), Some(id), Some(name)) = (k, id, name) else {
             return Err(format!("`{vkey}` is not a verifier key (name+id+key)"));
         };
@@ -290,7 +291,9 @@ pub fn parse_add_body(body: &[u8]) -> Result<(u64, Vec<Hash>, Vec<u8>), Refusal>
     if old.is_empty() || (old.len() > 1 && old.starts_with('0')) {
         return Err(bad("the old size is not a decimal without leading zeroes"));
     }
-    let old: u64 = old.parse().map_err(|_| bad("the old size is not a number"))?;
+    let old: u64 = old
+        .parse()
+        .map_err(|_| bad("the old size is not a number"))?;
     let mut proof = Vec::new();
     for l in lines {
         proof.push(tlog::parse_hash(l).map_err(|e| Refusal::BadRequest(e))?);
@@ -321,8 +324,12 @@ pub const LOGS_FILE: &str = "logs";
 impl Witness {
     /// Opens the state dir (created), adding `log_keys` to the trusted ones kept there.
     pub fn open(key: WitnessKey, state: &Path, log_keys: &[String]) -> Result<Witness, String> {
-        std::fs::create_dir_all(state)
-            .map_err(|e| format!("cannot create the witness state dir {}: {e}", state.display()))?;
+        std::fs::create_dir_all(state).map_err(|e| {
+            format!(
+                "cannot create the witness state dir {}: {e}",
+                state.display()
+            )
+        })?;
         let path = state.join(LOGS_FILE);
         let mut logs: Vec<String> = std::fs::read_to_string(&path)
             .unwrap_or_default()
@@ -368,11 +375,11 @@ impl Witness {
     /// its origin, the old size against the latest cosigned one, the consistency proof from
     /// it; then records the checkpoint and returns the cosignature line.
     pub fn add_checkpoint(&self, old: u64, proof: &[Hash], note: &[u8]) -> Result<String, Refusal> {
-        let n = Note::from_bytes(note)
-            .map_err(|e| Refusal::BadRequest(format!("the checkpoint is not a signed note: {e}")))?;
-        let cp = tlog_tiles::Checkpoint::from_bytes(n.text()).map_err(|e| {
-            Refusal::BadRequest(format!("the note is not a C2SP checkpoint: {e}"))
+        let n = Note::from_bytes(note).map_err(|e| {
+            Refusal::BadRequest(format!("the checkpoint is not a signed note: {e}"))
         })?;
+        let cp = tlog_tiles::Checkpoint::from_bytes(n.text())
+            .map_err(|e| Refusal::BadRequest(format!("the note is not a C2SP checkpoint: {e}")))?;
         let origin = cp.origin().to_string();
         let verifiers: Vec<Box<dyn Verifier>> = self
             .logs
@@ -446,9 +453,8 @@ impl Witness {
         let line = self.key.cosign(n.text(), time);
         let mut kept = n.to_bytes();
         kept.extend_from_slice(line.as_bytes());
-        write_atomic(&self.state_file(&origin), &kept).map_err(|e| {
-            Refusal::Internal(format!("cannot persist the witness's state: {e}"))
-        })?;
+        write_atomic(&self.state_file(&origin), &kept)
+            .map_err(|e| Refusal::Internal(format!("cannot persist the witness's state: {e}")))?;
         Ok(line)
     }
 }
@@ -488,7 +494,20 @@ mod tests {
             name: "w.example/1".into(),
             key: SigningKey::from_bytes(&[9; 32]),
         };
-        assert_eq!(WitnessKey::parse(&wk.to_text()).unwrap().name, "w.example/1");
+        assert_eq!(
+            WitnessKey::parse(&wk.to_text()).unwrap().name,
+            "w.example/1"
+        );
+        // Keys whose base64 holds `+` and `/` parse too.
+        for seed in 0..64u8 {
+            let k = WitnessKey {
+                name: "w.example/x".into(),
+                key: SigningKey::from_bytes(&[seed; 32]),
+            };
+            let back = WitnessKey::parse(&k.to_text()).unwrap();
+            assert_eq!(back.key.to_bytes(), k.key.to_bytes());
+            CosignatureVerifier::parse(&k.verifier_key()).unwrap();
+        }
         let wv = CosignatureVerifier::parse(&wk.verifier_key()).unwrap();
         let w = Witness::open(wk, dir.path(), std::slice::from_ref(&vkey)).unwrap();
         let mut t = tlog::Tree::default();
