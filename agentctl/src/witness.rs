@@ -301,7 +301,7 @@ fn handle(w: &Witness, s: TcpStream) -> std::io::Result<()> {
             respond(&s, 409, "text/x.tlog.size", format!("{n}\n").as_bytes())
         }
         Err(r) => {
-            eprintln!("witness: refused ({}): {r}", r.status());
+            say_err!("witness: refused ({}): {r}", r.status());
             respond(
                 &s,
                 r.status(),

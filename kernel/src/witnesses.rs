@@ -170,14 +170,14 @@ fn push(
         let proof = if old == 0 || old == size {
             Vec::new()
         } else {
-            if tree.is_none() {
-                *tree = Some(
+            let t = match tree {
+                Some(t) => t,
+                None => tree.insert(
                     tlog::read_tree(dir, None)
                         .map_err(|e| format!("cannot read the log for a proof: {e}"))?
                         .0,
-                );
-            }
-            let t = tree.as_ref().expect("just set");
+                ),
+            };
             t.prove_consistency(size, old)
                 .map_err(|e| format!("no consistency proof from {old} to {size}: {e}"))?
         };

@@ -90,7 +90,10 @@ impl WitnessKey {
         if raw.len() != 33 || raw[0] != ALG_COSIGNATURE_V1 {
             return Err("witness key: not an Ed25519 cosignature/v1 key (0x04 ‖ 32 bytes)".into());
         }
-        let key = SigningKey::from_bytes(raw[1..].try_into().expect("32 bytes"));
+        let seed: [u8; 32] = raw[1..]
+            .try_into()
+            .map_err(|_| "witness key: not 32 bytes".to_string())?;
+        let key = SigningKey::from_bytes(&seed);
         if format!("{:08x}", key_id(name, &key.verifying_key())) != id {
             return Err("witness key: the key id does not match the name and key".into());
         }
@@ -140,7 +143,10 @@ impl CosignatureVerifier {
                 "`{vkey}` is not an Ed25519 cosignature/v1 witness key (type 0x04)"
             ));
         }
-        let key = VerifyingKey::from_bytes(raw[1..].try_into().expect("32 bytes"))
+        let public: [u8; 32] = raw[1..]
+            .try_into()
+            .map_err(|_| format!("`{vkey}`: not 32 bytes"))?;
+        let key = VerifyingKey::from_bytes(&public)
             .map_err(|e| format!("`{vkey}`: not an ed25519 key: {e}"))?;
         let want = key_id(name, &key);
         if format!("{want:08x}") != id {
@@ -296,7 +302,7 @@ pub fn parse_add_body(body: &[u8]) -> Result<(u64, Vec<Hash>, Vec<u8>), Refusal>
         .map_err(|_| bad("the old size is not a number"))?;
     let mut proof = Vec::new();
     for l in lines {
-        proof.push(tlog::parse_hash(l).map_err(|e| Refusal::BadRequest(e))?);
+        proof.push(tlog::parse_hash(l).map_err(Refusal::BadRequest)?);
     }
     if proof.len() > MAX_PROOF_LINES {
         return Err(bad("more than 63 consistency proof lines"));
