@@ -124,7 +124,9 @@ fn a_kernel_gets_its_checkpoints_cosigned_by_two_witnesses() {
     let w2 = serve(&k, &k2, &k.work.join("w2-state"), &log_key);
     let a1 = format!("{}={v1}", w1.url);
     let a2 = format!("{}={v2}", w2.url);
-    k.restart(&["--witness", &a1, "--witness", &a2]);
+    // A third witness that is down: its failures are recorded, the others are not held up.
+    let a3 = format!("http://127.0.0.1:1={v3}");
+    k.restart(&["--witness", &a1, "--witness", &a2, "--witness", &a3]);
     let witnessed = k.recorder_dir().join("checkpoint.witnessed");
     let both = |k: &TestKernel| verify(k, &witnessed, &[&v1, &v2], 2).status.success();
     poll("a checkpoint cosigned by both witnesses", || {
@@ -207,6 +209,16 @@ fn a_kernel_gets_its_checkpoints_cosigned_by_two_witnesses() {
         .filter(|v| v["kind"] == "witness_cosigned")
         .collect();
     assert!(cosigned.len() >= 4, "{cosigned:?}");
+    let failed: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "witness_failed")
+        .collect();
+    assert!(!failed.is_empty(), "no witness_failed record");
+    assert!(
+        failed.iter().all(|v| v.to_string().contains("witness.test/w3")),
+        "{failed:?}"
+    );
     drop((w1, w2));
 }
 
