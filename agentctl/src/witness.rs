@@ -282,8 +282,31 @@ fn handle(w: &Witness, s: TcpStream) -> std::io::Result<()> {
             }
         }
     }
+    // Monitoring (tlog-witness): GET /<origin hash>/checkpoint, the latest cosigned one.
+    if let Some(hash) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/checkpoint"))
+    {
+        if method != "GET" {
+            return respond(&s, 405, "text/plain", b"GET /<origin hash>/checkpoint\n");
+        }
+        return match w.latest_by_hash(hash) {
+            Some(note) => respond(&s, 200, "text/plain; charset=utf-8", &note),
+            None => respond(
+                &s,
+                404,
+                "text/plain",
+                b"this witness has cosigned no checkpoint of that log\n",
+            ),
+        };
+    }
     if path != "/add-checkpoint" {
-        return respond(&s, 404, "text/plain", b"not found: POST /add-checkpoint\n");
+        return respond(
+            &s,
+            404,
+            "text/plain",
+            b"not found: POST /add-checkpoint, GET /<origin hash>/checkpoint\n",
+        );
     }
     if method != "POST" {
         return respond(&s, 405, "text/plain", b"add-checkpoint is a POST\n");

@@ -11,7 +11,8 @@
 //! `name+<key id hex>+base64(0x04 ‖ public key)`.
 //!
 //! The witness's state dir holds, per log origin, the latest checkpoint it cosigned (the
-//! note with the log's signature and its cosignature) in `log-<blake3(origin) hex>`, and
+//! note with the log's signature and its cosignature) in `log-<sha256(origin) hex>` (the
+//! tlog-witness origin hash), and
 //! `logs`, the log verifier keys it trusts (one vkey a line).
 
 use std::io::Write;
@@ -367,8 +368,20 @@ impl Witness {
     }
 
     fn state_file(&self, origin: &str) -> PathBuf {
-        self.state
-            .join(format!("log-{}", blake3::hash(origin.as_bytes()).to_hex()))
+        self.state.join(format!("log-{}", origin_hash(origin)))
+    }
+
+    /// The latest cosigned checkpoint of the log whose origin hash is `hash` (tlog-witness
+    /// monitoring: `GET <prefix>/<origin hash>/checkpoint`).
+    pub fn latest_by_hash(&self, hash: &str) -> Option<Vec<u8>> {
+        if hash.len() != 64
+            || !hash
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return None;
+        }
+        std::fs::read(self.state.join(format!("log-{hash}"))).ok()
     }
 
     /// The latest checkpoint this witness cosigned for `origin` (the note with its
@@ -465,6 +478,12 @@ impl Witness {
     }
 }
 
+/// The origin hash of tlog-witness: SHA-256 of the origin line, lowercase hex.
+pub fn origin_hash(origin: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(origin.as_bytes()))
+}
+
 /// Adds signature `lines` to a note, dropping lines already in it.
 pub fn with_lines(note: &[u8], lines: &str) -> Vec<u8> {
     let mut out = note.to_vec();
@@ -544,6 +563,13 @@ mod tests {
         let other = SigningKey::from_bytes(&[8; 32]);
         let n10 = tlog::sign_checkpoint(origin, 9, &t.root(), &other).unwrap();
         assert_eq!(w.add_checkpoint(9, &[], &n10).unwrap_err().status(), 403);
+        let kept = w.latest_by_hash(&origin_hash(origin)).unwrap();
+        assert!(kept.starts_with(&n9) && kept.len() > n9.len());
+        assert_eq!(w.latest_by_hash("../logs"), None);
+        assert_eq!(
+            origin_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let body = add_body(5, &p, &n9);
         assert_eq!(parse_add_body(&body).unwrap(), (5, p, n9));
     }

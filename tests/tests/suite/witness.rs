@@ -216,7 +216,9 @@ fn a_kernel_gets_its_checkpoints_cosigned_by_two_witnesses() {
         .collect();
     assert!(!failed.is_empty(), "no witness_failed record");
     assert!(
-        failed.iter().all(|v| v.to_string().contains("witness.test/w3")),
+        failed
+            .iter()
+            .all(|v| v.to_string().contains("witness.test/w3")),
         "{failed:?}"
     );
     drop((w1, w2));
@@ -320,6 +322,25 @@ fn a_witness_refuses_a_fork_and_a_rollback() {
     assert_eq!(s, 404, "an unknown origin");
     let (s, _, _) = post(&w.url, b"old 01\n\nx");
     assert_eq!(s, 400);
+    // Monitoring: GET /<sha256(origin) hex>/checkpoint is the latest cosigned note, with the
+    // log's signature and the witness's cosignature; another origin is 404.
+    let get = |path: &str| -> (u16, String) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut r = agent.get(&format!("{}{path}", w.url)).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let hash = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(origin.as_bytes()))
+    };
+    let (s, t) = get(&format!("/{hash}/checkpoint"));
+    assert_eq!((s, t.as_bytes()), (200, &cosigned[..]));
+    let (s, _) = get(&format!("/{}/checkpoint", "0".repeat(64)));
+    assert_eq!(s, 404);
     drop(w);
 
     // Through `recorder cosign`, with the same checks and a state of its own.
