@@ -428,7 +428,18 @@ impl Witness {
                 "a checkpoint of size 0 must have the empty tree's root".into(),
             ));
         }
+        // Check and store as one step (tlog-witness: else two requests can roll the witness
+        // back): the mutex for this process's threads, a file lock for other processes
+        // (`recorder cosign` beside `witness serve` on the same state dir).
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.state.join("lock"))
+            .map_err(|e| Refusal::Internal(format!("cannot open the witness's lock: {e}")))?;
+        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Refusal::Internal(format!("cannot lock the witness's state: {e}")))?;
         let (have_size, have_root) = match self.latest(&origin) {
             Some(b) => {
                 let t = Note::from_bytes(&b)
