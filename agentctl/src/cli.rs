@@ -325,6 +325,29 @@ pub struct ReplayRunArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Serve C2SP tlog-witness `POST /add-checkpoint` on ADDR: body `old N`, the consistency
+    /// proof lines, an empty line, the checkpoint note; answers the cosignature line (200),
+    /// or 409 with the witness's size (`text/x.tlog.size`), 422 for a proof that does not
+    /// verify or another root at the same size, 403 for a note not signed by the log's key,
+    /// 404 for an unknown origin, 400 for a malformed body. Same checks and state as `cosign`.
+    Serve {
+        /// The address to listen on (port 0 picks one; the first line printed names it).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The witness key file (`recorder witness-key`).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// The witness's state dir.
+        #[arg(long, value_name = "DIR")]
+        state: std::path::PathBuf,
+        /// A log's verifier key to trust. Repeatable; kept in the state dir.
+        #[arg(long, value_name = "VKEY")]
+        log_key: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RecorderCommand {
     /// Verify chain, sequence, segments, checkpoint signatures and HEAD; name the first bad
     /// record. Exit 0 ok (records after the last checkpoint while the kernel that writes them
@@ -338,10 +361,21 @@ pub enum RecorderCommand {
     /// the note's root (else a record below it changed: a fork), that the log has at least
     /// that many records (else it was cut or rolled back), and every tile and entry bundle
     /// under recorder/tile against the records. Exit 1 when any of that fails.
+    ///
+    /// With `--witness VKEY` (repeatable) it also requires `--min-witnesses N` (default 1)
+    /// valid C2SP cosignatures on the note from those witnesses (e.g. on
+    /// recorder/checkpoint.witnessed, the latest checkpoint the kernel's witnesses cosigned).
     Verify {
         /// Also verify the log against this checkpoint note.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<std::path::PathBuf>,
+        /// A witness's verifier key (`name+id+base64(0x04 ‖ key)`, from `recorder
+        /// witness-key`) whose cosignature counts. Repeatable.
+        #[arg(long, value_name = "VKEY", requires = "checkpoint")]
+        witness: Vec<String>,
+        /// How many of the --witness keys must have cosigned the note.
+        #[arg(long, value_name = "N", requires = "witness")]
+        min_witnesses: Option<usize>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -377,6 +411,46 @@ pub enum RecorderCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a witness key (ed25519, C2SP tlog-cosignature/v1) named NAME in FILE (mode
+    /// 0600, never overwritten) and print its verifier key, which log clients pass to
+    /// `verify --witness` and kernels to `--witness URL=VKEY`.
+    WitnessKey {
+        /// The witness's name, a schema-less URL (e.g. `witness.example/w1`).
+        #[arg(long)]
+        name: String,
+        /// The key file to create.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Act as a witness once: cosign CHECKPOINT (C2SP tlog-cosignature/v1) after checking its
+    /// signature by the log's key (--log-key, kept in the state dir after the first time) and
+    /// that it is consistent with the latest checkpoint this witness cosigned for its origin
+    /// (--proof: the output of `recorder consistency OLD CHECKPOINT` from that size). Refuses
+    /// (exit 1) a checkpoint smaller than the last (a rollback), another root at the same size
+    /// or a proof that does not verify (a fork). Prints the note with its cosignature line
+    /// appended. Needs no kernel nor recorder.
+    Cosign {
+        /// The witness key file (`recorder witness-key`).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// The witness's state dir: the latest cosigned checkpoint per log, the trusted keys.
+        #[arg(long, value_name = "DIR")]
+        state: std::path::PathBuf,
+        /// A log's verifier key (`recorder checkpoint --verifier-key`) to trust. Repeatable.
+        #[arg(long, value_name = "VKEY")]
+        log_key: Vec<String>,
+        /// The consistency proof from the witness's last cosigned size.
+        #[arg(long, value_name = "PROOF")]
+        proof: Option<std::path::PathBuf>,
+        /// Write the cosigned note to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// The checkpoint note to cosign.
+        checkpoint: std::path::PathBuf,
+    },
+    /// Run a witness over HTTP (C2SP tlog-witness).
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// Print an RFC 6962 consistency proof that the tree at OLD is a prefix of the tree at NEW
     /// (the log only grew). OLD and NEW are checkpoint note files or tree sizes (a size uses
     /// the log's own root at it). Refuses a NEW smaller than OLD (a rollback) and a checkpoint

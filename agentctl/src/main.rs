@@ -36,6 +36,7 @@ mod stop;
 mod suggest;
 mod tlog;
 mod view;
+mod witness;
 
 use std::process::ExitCode;
 

@@ -48,16 +48,75 @@ pub fn recorder_dir(state_dir: &Path) -> Result<std::path::PathBuf, CliError> {
 }
 
 pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
+    // The witness commands need no recorder.
+    let cmd = match cmd {
+        RecorderCommand::WitnessKey { name, out } => return crate::witness::keygen(&name, &out),
+        RecorderCommand::Cosign {
+            key,
+            state,
+            log_key,
+            proof,
+            out,
+            checkpoint,
+        } => {
+            return crate::witness::cosign(
+                &key,
+                &state,
+                &log_key,
+                &checkpoint,
+                proof.as_deref(),
+                out.as_deref(),
+            )
+        }
+        RecorderCommand::Witness(crate::cli::WitnessCommand::Serve {
+            listen,
+            key,
+            state,
+            log_key,
+        }) => return crate::witness::serve(&key, &state, &log_key, &listen),
+        other => other,
+    };
     let dir = recorder_dir(state_dir)?;
     match cmd {
         RecorderCommand::Verify {
             json,
             checkpoint: None,
+            ..
         } => verify(state_dir, &dir, json),
         RecorderCommand::Verify {
             json,
             checkpoint: Some(file),
-        } => crate::tlog::verify(&dir, &file, json),
+            witness,
+            min_witnesses,
+        } => {
+            if !witness.is_empty() {
+                let note = std::fs::read(&file).map_err(|e| {
+                    CliError::new(
+                        4,
+                        format!("cannot read checkpoint {}: {e}", file.display()),
+                        "",
+                    )
+                })?;
+                let good = crate::witness::check_cosignatures(
+                    &note,
+                    &witness,
+                    min_witnesses.unwrap_or(1),
+                )?;
+                if !json {
+                    let names: Vec<&str> = good.iter().map(|(n, _)| n.as_str()).collect();
+                    say!(
+                        "witnesses: {} valid cosignature(s) on {} ({})",
+                        good.len(),
+                        file.display(),
+                        names.join(", ")
+                    );
+                }
+            }
+            crate::tlog::verify(&dir, &file, json)
+        }
+        RecorderCommand::WitnessKey { .. }
+        | RecorderCommand::Cosign { .. }
+        | RecorderCommand::Witness(_) => unreachable!("handled above"),
         RecorderCommand::Checkpoint {
             out,
             verifier_key,

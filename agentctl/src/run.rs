@@ -41,7 +41,8 @@ pub fn run(state_dir: Option<PathBuf>, args: RunArgs) -> Result<u8, CliError> {
             OptionsError::Provider(_)
             | OptionsError::Mcp(_)
             | OptionsError::OnEvent(_)
-            | OptionsError::OtlpEndpoint(_) => {
+            | OptionsError::OtlpEndpoint(_)
+            | OptionsError::Witness(_) => {
                 CliError::usage(e.to_string(), "see `agentctl run --help`")
             }
         })?;

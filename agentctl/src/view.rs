@@ -130,6 +130,8 @@ pub const KINDS: &[&str] = &[
     "mcp_server_exited",
     "egress",
     "egress_closed",
+    "witness_cosigned",
+    "witness_failed",
 ];
 
 /// The record's kind (one of [`KINDS`]).
@@ -164,6 +166,8 @@ pub fn kind(e: &RecordEvent) -> &'static str {
         RecordEvent::McpServerExited { .. } => "mcp_server_exited",
         RecordEvent::Egress { .. } => "egress",
         RecordEvent::EgressClosed { .. } => "egress_closed",
+        RecordEvent::WitnessCosigned { .. } => "witness_cosigned",
+        RecordEvent::WitnessFailed { .. } => "witness_failed",
     }
 }
 
@@ -215,7 +219,9 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
         | RecordEvent::McpServerExited { .. }
-        | RecordEvent::EgressClosed { .. } => false,
+        | RecordEvent::EgressClosed { .. }
+        | RecordEvent::WitnessCosigned { .. }
+        | RecordEvent::WitnessFailed { .. } => false,
     }
 }
 
@@ -252,7 +258,9 @@ pub fn violation(e: &RecordEvent) -> bool {
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
         | RecordEvent::McpServerExited { .. }
-        | RecordEvent::EgressClosed { .. } => false,
+        | RecordEvent::EgressClosed { .. }
+        | RecordEvent::WitnessCosigned { .. }
+        | RecordEvent::WitnessFailed { .. } => false,
     }
 }
 
@@ -1055,6 +1063,14 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
         RecordEvent::HookFailed { event, why } => {
             l.push(Tone::Error, "hook failed");
             l.plain(format!(" on {event}: {why}"));
+        }
+        RecordEvent::WitnessCosigned { witness, size } => {
+            l.push(Tone::Note, "witness cosigned");
+            l.plain(format!(" {witness}: checkpoint of {size} records"));
+        }
+        RecordEvent::WitnessFailed { witness, size, why } => {
+            l.push(Tone::Error, "witness failed");
+            l.plain(format!(" {witness}: checkpoint of {size} records: {why}"));
         }
         RecordEvent::McpServerExited {
             server,

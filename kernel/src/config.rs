@@ -172,6 +172,8 @@ pub struct Config {
     pub hook: Option<crate::hooks::HookConfig>,
     /// Where OpenTelemetry spans go (`--otlp-endpoint`); `None`: no traces.
     pub traces: Option<crate::traces::TraceConfig>,
+    /// The transparency log's witnesses (`--witness`); empty: none.
+    pub witnesses: Vec<crate::witnesses::WitnessTarget>,
 }
 
 impl Config {
@@ -212,6 +214,7 @@ impl Config {
             metrics_addr: None,
             hook: None,
             traces: None,
+            witnesses: Vec::new(),
         }
     }
 

@@ -228,7 +228,9 @@ impl Hooks {
             | RecordEvent::HookFailed { .. }
             | RecordEvent::McpServerExited { .. }
             | RecordEvent::Egress { .. }
-            | RecordEvent::EgressClosed { .. } => return None,
+            | RecordEvent::EgressClosed { .. }
+            | RecordEvent::WitnessCosigned { .. }
+            | RecordEvent::WitnessFailed { .. } => return None,
         };
         let mut v = json!({
             "v": 1,

@@ -196,6 +196,20 @@ impl Kernel {
         if !inner.config.require_full_sandbox {
             tracing::warn!("--allow-degraded-sandbox: agents may run with missing sandbox layers");
         }
+        {
+            let weak = Arc::downgrade(&inner);
+            crate::witnesses::start(
+                inner.config.recorder_dir(),
+                inner.config.witnesses.clone(),
+                Box::new(move |event| match weak.upgrade() {
+                    Some(k) => {
+                        k.record(None, event);
+                        true
+                    }
+                    None => false,
+                }),
+            );
+        }
         crate::control::listen(&inner)?;
         if let Some(addr) = inner.config.metrics_addr {
             let bound = crate::exposition::listen(&inner, addr)

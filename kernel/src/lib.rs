@@ -115,6 +115,7 @@ pub mod traces;
 mod tree;
 mod util;
 mod validate;
+pub mod witnesses;
 
 pub use agentos_recorder as recorder;
 pub use config::Config;

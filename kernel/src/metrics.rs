@@ -589,6 +589,8 @@ impl Metrics {
             }
             // Nothing to count, or counted from the kernel's state when scraped.
             RecordEvent::KernelStart { .. }
+            | RecordEvent::WitnessCosigned { .. }
+            | RecordEvent::WitnessFailed { .. }
             | RecordEvent::KernelStop { .. }
             | RecordEvent::Sandbox(_)
             | RecordEvent::Handshake { .. }

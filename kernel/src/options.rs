@@ -137,6 +137,13 @@ pub struct KernelOptions {
     /// The share of traced agent lives whose spans are kept (0.0–1.0; by trace id).
     #[arg(long, value_name = "RATIO", default_value_t = crate::traces::DEFAULT_SAMPLE_RATIO, value_parser = parse_ratio)]
     pub otlp_sample_ratio: f64,
+    /// A witness of the flight recorder's transparency log (repeatable): URL=VKEY, the
+    /// witness's C2SP tlog-witness submission URL (`http://HOST:PORT`) and its verifier key
+    /// (`agentctl recorder witness-key`). Each new checkpoint is sent to it off the
+    /// recorder's writer (timeout 5 s, 3 tries); each outcome is recorded and the
+    /// cosignatures kept in recorder/checkpoint.witnessed.
+    #[arg(long = "witness", value_name = "URL=VKEY")]
+    pub witnesses: Vec<String>,
 }
 
 /// `--otlp-sample-ratio`: a number from 0 to 1.
@@ -177,6 +184,9 @@ pub enum OptionsError {
     /// `--on-event` names no file.
     #[error("--on-event {}: no such program; give the path of an executable, kernel not started", .0.display())]
     OnEvent(PathBuf),
+    /// A `--witness` is not URL=VKEY.
+    #[error("--witness: {0}; kernel not started")]
+    Witness(String),
 }
 
 impl Default for KernelOptions {
@@ -211,6 +221,7 @@ impl Default for KernelOptions {
             on_event_sandbox_threshold: crate::hooks::DEFAULT_SANDBOX_THRESHOLD,
             otlp_endpoint: None,
             otlp_sample_ratio: crate::traces::DEFAULT_SAMPLE_RATIO,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -250,6 +261,7 @@ impl KernelOptions {
             on_event_sandbox_threshold,
             otlp_endpoint,
             otlp_sample_ratio,
+            witnesses,
         } = self;
         let mut config = Config::new(state_dir);
         config.working_quota = (*quota_bytes, *quota_files);
@@ -302,6 +314,11 @@ impl KernelOptions {
                 .push(crate::mcp::McpServer::parse(text).map_err(OptionsError::Mcp)?);
         }
         config.mcp_timeout = Duration::from_millis((*mcp_timeout_ms).max(1));
+        for text in witnesses {
+            config
+                .witnesses
+                .push(crate::witnesses::WitnessTarget::parse(text).map_err(OptionsError::Witness)?);
+        }
         config.egress = crate::config::EgressLimits {
             connections: (*egress_max_connections).max(1),
             bytes_per_sec: *egress_bytes_per_sec,
@@ -344,6 +361,7 @@ impl KernelOptions {
             on_event_sandbox_threshold,
             otlp_endpoint,
             otlp_sample_ratio,
+            witnesses,
         } = self;
         let mut v = Vec::new();
         let mut arg = |name: &str, value: String| {
@@ -395,6 +413,9 @@ impl KernelOptions {
             arg("otlp-endpoint", url.clone());
         }
         arg("otlp-sample-ratio", otlp_sample_ratio.to_string());
+        for w in witnesses {
+            arg("witness", w.clone());
+        }
         if *allow_degraded_sandbox {
             v.push("--allow-degraded-sandbox".into());
         }
@@ -462,6 +483,10 @@ mod tests {
             on_event_sandbox_threshold: 16,
             otlp_endpoint: Some("http://127.0.0.1:4318".into()),
             otlp_sample_ratio: 0.25,
+            witnesses: vec![
+                "http://127.0.0.1:1=w/1+00000000+BAAA".into(),
+                "http://127.0.0.1:2=w/2+00000000+BAAA".into(),
+            ],
         };
         let defaults = KernelOptions::default();
         assert_ne!(changed.durability, defaults.durability);
@@ -522,6 +547,7 @@ mod tests {
             on_event_sandbox_threshold: 16,
             otlp_endpoint: Some("http://127.0.0.1:4318".into()),
             otlp_sample_ratio: 0.5,
+            witnesses: Vec::new(),
         };
         let c = o.config(dir.path()).unwrap();
         assert_eq!(c.working_quota, (1, 2));

@@ -362,7 +362,9 @@ pub fn weight(event: &RecordEvent) -> usize {
         | RecordEvent::HookFailed { .. }
         | RecordEvent::McpServerExited { .. }
         | RecordEvent::Egress { .. }
-        | RecordEvent::EgressClosed { .. } => return 0,
+        | RecordEvent::EgressClosed { .. }
+        | RecordEvent::WitnessCosigned { .. }
+        | RecordEvent::WitnessFailed { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }
@@ -460,6 +462,11 @@ pub fn bound(event: &mut RecordEvent) {
             }
         }
         RecordEvent::EgressClosed { why, .. } => string(why),
+        RecordEvent::WitnessCosigned { witness, .. } => string(witness),
+        RecordEvent::WitnessFailed { witness, why, .. } => {
+            string(witness);
+            string(why);
+        }
         RecordEvent::Spawn {
             name,
             program,

@@ -685,6 +685,20 @@ pub enum RecordEvent {
         /// `closed`, `agent ended`, or the error that ended it.
         why: String,
     },
+    /// A witness (`--witness URL=VKEY`) cosigned the transparency log's checkpoint of `size`
+    /// records (C2SP tlog-witness); the cosignature is in recorder/checkpoint.witnessed.
+    WitnessCosigned {
+        /// The witness's name (its key name).
+        witness: String,
+        size: u64,
+    },
+    /// A witness did not cosign the checkpoint of `size` records after the retries: it
+    /// refused it (the HTTP status and its answer) or could not be reached.
+    WitnessFailed {
+        witness: String,
+        size: u64,
+        why: String,
+    },
 }
 
 /// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame

@@ -85,6 +85,7 @@ pub mod format;
 pub mod key;
 pub mod tlog;
 pub mod verify;
+pub mod witness;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -2366,6 +2367,15 @@ mod tests {
                 duration_ms: 4,
                 why: big(),
             }),
+            Box::new(|| RecordEvent::WitnessCosigned {
+                witness: big(),
+                size: 5,
+            }),
+            Box::new(|| RecordEvent::WitnessFailed {
+                witness: big(),
+                size: 6,
+                why: big(),
+            }),
         ];
         // Every variant is here (`SyscallBlobs` is what the writer makes of a `Syscall` with
         // payloads): adding one to `RecordEvent` breaks this match.
@@ -2399,6 +2409,8 @@ mod tests {
                 RecordEvent::McpServerExited { .. } => 25,
                 RecordEvent::Egress { .. } => 26,
                 RecordEvent::EgressClosed { .. } => 27,
+                RecordEvent::WitnessCosigned { .. } => 28,
+                RecordEvent::WitnessFailed { .. } => 29,
             }
         };
         let dir = tempfile::tempdir().unwrap();
@@ -2417,7 +2429,7 @@ mod tests {
             rec.append(Some(AgentId(8)), stop("after")).unwrap();
             drop(rec);
         }
-        assert_eq!(seen.len(), 28);
+        assert_eq!(seen.len(), 30);
         let mut largest = 0;
         for n in segments(dir.path()).unwrap() {
             let b = std::fs::read(dir.path().join(segment_name(n))).unwrap();

@@ -142,6 +142,8 @@ impl Script {
                 | RecordEvent::McpServerExited { .. }
                 | RecordEvent::Egress { .. }
                 | RecordEvent::EgressClosed { .. }
+                | RecordEvent::WitnessCosigned { .. }
+                | RecordEvent::WitnessFailed { .. }
                 | RecordEvent::SyscallBlobs { .. } => {}
             }
         }

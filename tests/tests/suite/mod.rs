@@ -32,3 +32,4 @@ mod traces;
 mod typescript;
 mod unprivileged;
 mod vfs;
+mod witness;

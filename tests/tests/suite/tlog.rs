@@ -17,7 +17,7 @@ use serde_json::Value;
 /// Builds tests/go/tlogverify with Debian's Go in GOPATH mode (no network: the x/mod source
 /// comes from golang-golang-x-mod-dev under /usr/share/gocode). A missing toolchain fails
 /// the test, naming the install.
-fn go_verifier() -> PathBuf {
+pub(crate) fn go_verifier() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let install = "install Go and its x/mod source: `apt-get install golang-go golang-golang-x-mod-dev` (.ci/run does)";
