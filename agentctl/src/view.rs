@@ -164,6 +164,7 @@ pub fn kind(e: &RecordEvent) -> &'static str {
         RecordEvent::McpServerExited { .. } => "mcp_server_exited",
         RecordEvent::Egress { .. } => "egress",
         RecordEvent::EgressClosed { .. } => "egress_closed",
+        RecordEvent::KeyRotated { .. } => "key_rotated",
     }
 }
 
@@ -215,7 +216,8 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
         | RecordEvent::McpServerExited { .. }
-        | RecordEvent::EgressClosed { .. } => false,
+        | RecordEvent::EgressClosed { .. }
+        | RecordEvent::KeyRotated { .. } => false,
     }
 }
 
@@ -252,7 +254,8 @@ pub fn violation(e: &RecordEvent) -> bool {
         | RecordEvent::RecorderResumed { .. }
         | RecordEvent::HookFailed { .. }
         | RecordEvent::McpServerExited { .. }
-        | RecordEvent::EgressClosed { .. } => false,
+        | RecordEvent::EgressClosed { .. }
+        | RecordEvent::KeyRotated { .. } => false,
     }
 }
 
@@ -1097,6 +1100,20 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
             l.push(Tone::Note, format!("egress #{conn} closed"));
             l.plain(format!(
                 ": {sent} bytes sent, {received} received in {duration_ms} ms ({why})"
+            ));
+        }
+        RecordEvent::KeyRotated {
+            old_public,
+            new_public,
+            ..
+        } => {
+            let id = |k: &[u8; 32]| hex::encode(agentos_recorder::key::key_id_of(k));
+            l.push(Tone::Note, "recorder key rotated");
+            l.plain(format!(
+                ": key id {} → key id {} (new key.pub {}; announced and signed by the old key)",
+                id(old_public),
+                id(new_public),
+                hex::encode(new_public)
             ));
         }
     }

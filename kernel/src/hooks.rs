@@ -228,7 +228,8 @@ impl Hooks {
             | RecordEvent::HookFailed { .. }
             | RecordEvent::McpServerExited { .. }
             | RecordEvent::Egress { .. }
-            | RecordEvent::EgressClosed { .. } => return None,
+            | RecordEvent::EgressClosed { .. }
+            | RecordEvent::KeyRotated { .. } => return None,
         };
         let mut v = json!({
             "v": 1,

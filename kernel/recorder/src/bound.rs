@@ -362,7 +362,8 @@ pub fn weight(event: &RecordEvent) -> usize {
         | RecordEvent::HookFailed { .. }
         | RecordEvent::McpServerExited { .. }
         | RecordEvent::Egress { .. }
-        | RecordEvent::EgressClosed { .. } => return 0,
+        | RecordEvent::EgressClosed { .. }
+        | RecordEvent::KeyRotated { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }
@@ -460,6 +461,8 @@ pub fn bound(event: &mut RecordEvent) {
             }
         }
         RecordEvent::EgressClosed { why, .. } => string(why),
+        // Fixed size: two keys and a signature.
+        RecordEvent::KeyRotated { .. } => {}
         RecordEvent::Spawn {
             name,
             program,

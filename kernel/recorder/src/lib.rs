@@ -83,6 +83,7 @@ pub mod blob;
 pub mod bound;
 pub mod format;
 pub mod key;
+pub mod prune;
 pub mod tlog;
 pub mod verify;
 
@@ -210,6 +211,11 @@ pub struct RecorderOptions {
     /// which [`Recorder::over_share`] reports it once (the kernel ends it). 0: no share.
     /// `--recorder-share-bytes`.
     pub share_bytes: u64,
+    /// Segment rotation: a new segment starts once the current one holds more bytes than
+    /// this (0: no size limit). `--recorder-segment-bytes`.
+    pub max_segment_bytes: u64,
+    /// …or is older than this (zero: no age limit). `--recorder-segment-age`.
+    pub max_segment_age: Duration,
     /// Told how long each fsync of the log took (the kernel's metrics); called on the
     /// writer's thread, so it must be quick and never block.
     pub on_fsync: Option<FsyncObserver>,
@@ -248,6 +254,8 @@ impl Default for RecorderOptions {
             queue: 4096,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             share_bytes: DEFAULT_SHARE_BYTES,
+            max_segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_segment_age: Duration::ZERO,
             on_fsync: None,
         }
     }
@@ -255,6 +263,10 @@ impl Default for RecorderOptions {
 
 /// The default low-disk watermark (`--min-free-bytes`): 256 MiB.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
+
+/// The default largest segment (`--recorder-segment-bytes`): 64 MiB. Retention
+/// (`agentctl recorder prune`) removes whole segments, so this is its granularity.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// The default per-agent recorder share (`--recorder-share-bytes`): 256 MiB.
 pub const DEFAULT_SHARE_BYTES: u64 = 256 << 20;
@@ -459,6 +471,7 @@ impl Recorder {
             path: dir.into(),
             source,
         })?;
+        finish_rotation(dir)?;
         let key = key::load_or_create(dir)?;
         let key_id = key::key_id(&key.verifying_key());
         let existing = segments(dir)?;
@@ -564,6 +577,7 @@ impl Recorder {
             file,
             path,
             segment: n,
+            segment_started: Instant::now(),
             seq: v.records,
             chain: v.chain,
             buf: Vec::with_capacity(64 << 10),
@@ -801,6 +815,52 @@ impl Recorder {
         Ticket(rx).wait().map(|_| ())
     }
 
+    /// Rotates the signing key: a new key (`key.new`, 0600) is announced in a
+    /// [`RecordEvent::KeyRotated`] record signed by the old key, fsynced; then it becomes
+    /// `key` (the old public key appended to `key.history`, `key.pub` replaced) and a
+    /// checkpoint, `HEAD` and the checkpoint note are signed with it. Returns the new key id.
+    /// A crash between the announcement and the rename is finished by the next open.
+    pub fn rotate_key(&self) -> Result<[u8; 8], RecorderError> {
+        self.seal()?;
+        let next = key::create_next(&self.dir)?;
+        let mut w = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.closed {
+            return Err(RecorderError::Closed);
+        }
+        let old = w.key.verifying_key();
+        let new_public = next.verifying_key().to_bytes();
+        let msg = format::key_rotation_message(&w.log_id, w.seq, old.as_bytes(), &new_public);
+        let signature = w.key.sign(&msg).to_bytes();
+        let epoch = w.rollbacks;
+        let o = w.encode(
+            None,
+            RecordEvent::KeyRotated {
+                old_public: old.to_bytes(),
+                new_public,
+                signature,
+            },
+        );
+        w.flush();
+        w.dirty_since.get_or_insert_with(Instant::now);
+        w.sync(false);
+        if let Err(what) = w.outcome(epoch, o) {
+            drop(w);
+            let _ = std::fs::remove_file(self.dir.join(key::NEW_KEY_FILE));
+            return Err(RecorderError::Writer { what });
+        }
+        let next = key::commit_next(&self.dir, &old)?;
+        w.key_id = key::key_id(&next.verifying_key());
+        w.key = next;
+        w.checkpoint();
+        w.flush();
+        w.sync(true);
+        let jobs = std::mem::take(&mut w.to_publish);
+        let id = w.key_id;
+        drop(w);
+        Writer::write_publications(&self.dir, jobs);
+        Ok(id)
+    }
+
     /// Seals the log and stops the writer; later appends fail with [`RecorderError::Closed`].
     pub fn close(&self) -> Result<(), RecorderError> {
         let r = self.seal_inner(true);
@@ -903,6 +963,8 @@ struct Writer {
     key: SigningKey,
     log_id: [u8; 16],
     key_id: [u8; 8],
+    /// When the current segment started (its age for rotation).
+    segment_started: Instant,
     durability: Durability,
     boot: Instant,
     since_checkpoint: u64,
@@ -928,8 +990,8 @@ struct Writer {
     published: u64,
     /// The log's origin (checkpoint notes' first line and key name).
     origin: String,
-    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`) on: the entry
-    /// bundles not yet full.
+    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`, or a pruned log's
+    /// cut) on: the entry bundles not yet full.
     bundle_base: u64,
     bundle: Vec<Vec<u8>>,
     /// A checkpoint note to publish with `HEAD`: its tree size and bytes.
@@ -1022,6 +1084,9 @@ impl Writer {
                     .is_some_and(|t| t.elapsed() >= w.opts.batch_interval);
             if fsync {
                 w.sync(seal);
+            }
+            if !stop && w.rotation_due() {
+                w.rotate();
             }
             if stop {
                 w.closed = true;
@@ -1477,10 +1542,73 @@ impl Writer {
         p.note = Some(note);
         self.to_publish.push(p);
         self.published = size;
-        let keep_from = size / 256 * 256;
+        let keep_from = (size / 256 * 256).max(self.bundle_base);
         let drop = keep_from.saturating_sub(self.bundle_base) as usize;
         self.bundle.drain(..drop.min(self.bundle.len()));
         self.bundle_base = keep_from;
+    }
+
+    /// Whether the segment is past [`RecorderOptions::max_segment_bytes`] or
+    /// [`RecorderOptions::max_segment_age`] (and holds a record).
+    fn rotation_due(&self) -> bool {
+        let o = &self.opts;
+        self.failed.is_none()
+            && self.buf.is_empty()
+            && self.len > format::HEADER_LEN as u64
+            && ((o.max_segment_bytes > 0 && self.len >= o.max_segment_bytes)
+                || (!o.max_segment_age.is_zero()
+                    && self.segment_started.elapsed() >= o.max_segment_age))
+    }
+
+    /// Starts the next segment: the current one fsynced, then a new one whose header
+    /// continues the chain (`start seq`, `prev chain`) created, fsynced and the dir fsynced.
+    /// A failure leaves the writer on the current segment (retried at the next group).
+    fn rotate(&mut self) {
+        if self.dirty_since.is_some() {
+            self.sync(false);
+            if self.failed.is_some() {
+                return;
+            }
+        }
+        let n = self.segment + 1;
+        let path = self.dir.join(segment_name(n));
+        let header = SegmentHeader {
+            version: VERSION,
+            flags: format::FLAG_BOUNDED,
+            log_id: self.log_id,
+            key_id: self.key_id,
+            prev_chain: self.chain,
+            start_seq: self.seq,
+            break_segment: 0,
+            break_offset: 0,
+        };
+        let made = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                let written = f.write_all(&header.encode()).and_then(|()| f.sync_all());
+                if written.is_err() {
+                    // Ours (created just now): never a segment with a partial header.
+                    let _ = std::fs::remove_file(&path);
+                }
+                written.map(|()| f)
+            });
+        match made {
+            Ok(file) => {
+                sync_dir(&self.dir);
+                self.file = file;
+                self.path = path;
+                self.segment = n;
+                self.segment_started = Instant::now();
+                self.len = format::HEADER_LEN as u64;
+                self.keep();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "flight recorder: cannot start the next segment; the current one grows until it can");
+                self.segment_started = Instant::now();
+            }
+        }
     }
 
     /// Writes what [`Writer::publish`] queued (called without the lock).
@@ -1492,6 +1620,32 @@ impl Writer {
             }
         }
     }
+}
+
+/// A key rotation cut short (`key.new` left): finished when the log announces that key,
+/// else the unannounced key is deleted.
+fn finish_rotation(dir: &Path) -> Result<(), RecorderError> {
+    let Some(next) = std::fs::read(dir.join(key::NEW_KEY_FILE))
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(|b| SigningKey::from_bytes(&b))
+    else {
+        let _ = std::fs::remove_file(dir.join(key::NEW_KEY_FILE));
+        return Ok(());
+    };
+    let v = scan(dir, ScanOptions { signatures: false }, |_, _| {})?;
+    let id = hex::encode(key::key_id(&next.verifying_key()));
+    let announced = v.rotations.last().is_some_and(|r| r.new_key_id == id);
+    match key::load_public(dir)? {
+        Some(old) if announced => {
+            key::commit_next(dir, &old)?;
+            tracing::warn!(key_id = %id, "flight recorder: finished a key rotation cut short (the log announces the new key)");
+        }
+        _ => {
+            let _ = std::fs::remove_file(dir.join(key::NEW_KEY_FILE));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `dir/HEAD` atomically (temp file, fsync, rename). The dir is not fsynced: after a
@@ -2399,6 +2553,9 @@ mod tests {
                 RecordEvent::McpServerExited { .. } => 25,
                 RecordEvent::Egress { .. } => 26,
                 RecordEvent::EgressClosed { .. } => 27,
+                // Written only by `Recorder::rotate_key` (its signature covers its own
+                // sequence number), of fixed size; `prune::tests` write and verify it.
+                RecordEvent::KeyRotated { .. } => 28,
             }
         };
         let dir = tempfile::tempdir().unwrap();

@@ -142,6 +142,7 @@ impl Script {
                 | RecordEvent::McpServerExited { .. }
                 | RecordEvent::Egress { .. }
                 | RecordEvent::EgressClosed { .. }
+                | RecordEvent::KeyRotated { .. }
                 | RecordEvent::SyscallBlobs { .. } => {}
             }
         }
