@@ -130,6 +130,7 @@ pub const KINDS: &[&str] = &[
     "mcp_server_exited",
     "egress",
     "egress_closed",
+    "key_rotated",
 ];
 
 /// The record's kind (one of [`KINDS`]).
