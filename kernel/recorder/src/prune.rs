@@ -307,7 +307,7 @@ fn finish(dir: &Path, m: &Manifest, old_next: u64) -> Result<PruneReport, Record
     }
     // Blobs no kept record names.
     let v = scan(dir, ScanOptions { signatures: false }, |_, _| {})?;
-    let named: std::collections::HashSet<String> = v.blobs.iter().map(|d| hex::encode(d)).collect();
+    let named: std::collections::HashSet<String> = v.blobs.iter().map(hex::encode).collect();
     if let Ok(rd) = std::fs::read_dir(dir.join(blob::BLOBS_DIR)) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
