@@ -758,8 +758,13 @@ impl Recorder {
             w.checkpoint();
         }
         w.flush();
-        w.outcome(epoch, outcome)
-            .map_err(|what| RecorderError::Writer { what })
+        // Past the segment's size or age: rotate now (one fsync on this append) rather than
+        // at the writer's next tick, so a segment passes its limit by at most a record.
+        let answer = w.outcome(epoch, outcome);
+        if w.rotation_due() {
+            w.rotate();
+        }
+        answer.map_err(|what| RecorderError::Writer { what })
     }
 
     /// [`Recorder::append`] for async callers: waits without blocking the runtime (the queue

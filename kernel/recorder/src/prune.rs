@@ -476,6 +476,53 @@ mod tests {
     }
 
     #[test]
+    fn prune_deletes_the_blobs_of_pruned_records_only() {
+        use agentos_syscalls::{Reply, Syscall, WriteMode};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RecorderOptions {
+            max_segment_bytes: 2048,
+            min_free_bytes: 0,
+            ..RecorderOptions::default()
+        };
+        let write = |byte: u8| RecordEvent::Syscall {
+            id: 1,
+            call: Syscall::Write {
+                path: "/mem/working/x".into(),
+                data: vec![byte; 8192],
+                mode: WriteMode::Truncate,
+            },
+            decision: crate::DecisionRecord {
+                allowed: true,
+                policy_allowed: true,
+                rule: String::new(),
+                reason: String::new(),
+                violation: false,
+                mode: "strict".into(),
+            },
+            result: Ok(Reply::Done),
+            duration_us: 0,
+        };
+        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        let early = rec.append(None, write(1)).unwrap();
+        for i in 0..80 {
+            rec.append(None, stop(&format!("filler {i} {}", "y".repeat(40))))
+                .unwrap();
+        }
+        rec.append(None, write(2)).unwrap();
+        rec.close().unwrap();
+        let blobs = |d: &Path| std::fs::read_dir(d.join(blob::BLOBS_DIR)).unwrap().count();
+        assert_eq!(blobs(dir.path()), 2);
+        let r = prune(dir.path(), early + 40, 1).unwrap();
+        assert!(r.next_seq > early, "{r:?}");
+        assert_eq!(r.blobs, 1);
+        assert_eq!(blobs(dir.path()), 1);
+        // The kept record's payload is still restored from its blob.
+        let v = full(dir.path());
+        assert!(v.problem.is_none(), "{:?}", v.problem);
+        assert_eq!(v.blobs.len(), 1);
+    }
+
+    #[test]
     fn deleting_segments_without_the_manifest_or_past_it_is_tampering() {
         let dir = tempfile::tempdir().unwrap();
         rotated_log(dir.path(), 200);

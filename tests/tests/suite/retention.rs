@@ -105,6 +105,18 @@ fn prune_keeps_proofs_that_a_go_verifier_accepts_and_verify_reports_the_range() 
         new.to_str().unwrap(),
     ]);
     k.ctl_ok(&["recorder", "verify", "--checkpoint", old.to_str().unwrap()]);
+    // A time in the future prunes as far as allowed; then nothing is left to prune.
+    k.ctl_ok(&["recorder", "prune", "--before", "2999-01-01T00:00:00Z"]);
+    let o = k.ctl(&["recorder", "prune", "--before", "2999-01-01T00:00:00Z"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("nothing to prune"), "{}", text(&o));
+    assert!(k
+        .recorder_dir()
+        .join(agentos_kernel::recorder::format::segment_name(
+            *segs.last().unwrap()
+        ))
+        .exists());
+    assert_eq!(k.verify().0, 0);
 
     // The kernel continues a pruned log.
     k.restart(&["--recorder-segment-bytes", "4096"]);
@@ -114,6 +126,20 @@ fn prune_keeps_proofs_that_a_go_verifier_accepts_and_verify_reports_the_range() 
     let (code, v) = k.verify();
     assert_eq!(code, 0, "{v:#}");
     assert!(v["records"].as_u64().unwrap() > records);
+    // The checkpoint before the prune against one after more records, by Go's tlog: the
+    // proof's subtree hashes over the pruned records come from the kept hashes.
+    let later = k.work.join("later.note");
+    k.ctl_ok(&["recorder", "checkpoint", "--out", later.to_str().unwrap()]);
+    let out = k.ctl_ok(&[
+        "recorder",
+        "consistency",
+        old.to_str().unwrap(),
+        later.to_str().unwrap(),
+        "--json",
+    ]);
+    let file = k.work.join("consistency.json");
+    std::fs::write(&file, &out).unwrap();
+    go("consistency", vkey, &file).unwrap_or_else(|e| panic!("{e}"));
 
     // One more segment deleted by hand after the prune: tampering.
     let (_root, state) = copy_state(&k);
