@@ -22,6 +22,16 @@
 //!   bytes the chain covers for record i's frame), C2SP tlog-tiles hash tiles and entry bundles
 //!   under `tile/`, and C2SP tlog-checkpoint signed notes (`checkpoint`, ed25519 with the
 //!   recorder's key, origin `agentos/<hostname>/recorder`); proofs for `agentctl`.
+//! - [`prune`]: retention that keeps proofs — whole old segments removed, the tree's hashes
+//!   (`pruned.hashes`) and a manifest signed by the key (`pruned`) kept, so proofs for what
+//!   remains verify and [`verify::scan`] starts the chain at the cut.
+//!
+//! Segments rotate by size and age ([`RecorderOptions::max_segment_bytes`],
+//! [`RecorderOptions::max_segment_age`]): after a write the writer (or an inline appender)
+//! fsyncs the segment and starts the next, its header continuing the chain. The signing key
+//! rotates with [`Recorder::rotate_key`]: a [`RecordEvent::KeyRotated`] record signed by the
+//! old key announces the new one, which signs everything after it; the verifier follows the
+//! announcements from the first segment's key to `key.pub`.
 //!
 //! One writer thread owns the segment file. Appenders hand it records through a bounded
 //! channel (a full queue blocks the appender: backpressure, never unbounded memory); it

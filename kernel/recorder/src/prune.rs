@@ -559,6 +559,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (rec, _) = Recorder::open(dir.path()).unwrap();
         rec.append(None, stop("before")).unwrap();
+        rec.seal().unwrap();
+        let old_head = std::fs::read(dir.path().join(crate::verify::HEAD_FILE)).unwrap();
+        rec.append(None, stop("between")).unwrap();
         let old = key::load_public(dir.path()).unwrap().unwrap();
         let new_id = rec.rotate_key().unwrap();
         rec.append(None, stop("after")).unwrap();
@@ -573,6 +576,13 @@ mod tests {
         let note = std::fs::read(dir.path().join(tlog::CHECKPOINT_FILE)).unwrap();
         assert!(tlog::open_checkpoint(&note, &new).is_ok());
         assert!(tlog::open_checkpoint(&note, &old).is_err());
+        // An older HEAD (as a crash right after the announcement leaves it), signed by the
+        // old key where it seals, still verifies.
+        let head = std::fs::read(dir.path().join(crate::verify::HEAD_FILE)).unwrap();
+        std::fs::write(dir.path().join(crate::verify::HEAD_FILE), &old_head).unwrap();
+        let v = full(dir.path());
+        assert!(v.problem.is_none(), "{:?}", v.problem);
+        std::fs::write(dir.path().join(crate::verify::HEAD_FILE), &head).unwrap();
         // A later open continues with the new key.
         let (rec, report) = Recorder::open(dir.path()).unwrap();
         assert!(report.is_none(), "{report:?}");
@@ -597,6 +607,39 @@ mod tests {
             full(dir.path()).problem.unwrap().kind,
             ProblemKind::Tampered
         );
+    }
+
+    #[test]
+    fn a_rotation_cut_short_after_its_announcement_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (rec, _) = Recorder::open(d).unwrap();
+        rec.append(None, stop("before")).unwrap();
+        let old_secret = std::fs::read(d.join(key::KEY_FILE)).unwrap();
+        let old_pub = std::fs::read(d.join(key::PUB_FILE)).unwrap();
+        rec.rotate_key().unwrap();
+        rec.close().unwrap();
+        // As a crash between the announcement and the rename leaves it: key.new announced,
+        // key and key.pub still the old ones.
+        std::fs::rename(d.join(key::KEY_FILE), d.join(key::NEW_KEY_FILE)).unwrap();
+        std::fs::write(d.join(key::KEY_FILE), old_secret).unwrap();
+        std::fs::write(d.join(key::PUB_FILE), &old_pub).unwrap();
+        std::fs::remove_file(d.join(key::HISTORY_FILE)).unwrap();
+        assert!(full(d).problem.is_some());
+        let (rec, report) = Recorder::open(d).unwrap();
+        assert!(report.is_none(), "{report:?}");
+        rec.append(None, stop("after")).unwrap();
+        rec.close().unwrap();
+        assert!(!d.join(key::NEW_KEY_FILE).exists());
+        assert_ne!(std::fs::read(d.join(key::PUB_FILE)).unwrap(), old_pub);
+        let v = full(d);
+        assert!(v.problem.is_none(), "{:?}", v.problem);
+        // An unannounced key.new is dropped.
+        key::create_next(d).unwrap();
+        let (rec, _) = Recorder::open(d).unwrap();
+        rec.close().unwrap();
+        assert!(!d.join(key::NEW_KEY_FILE).exists());
+        assert!(full(d).problem.is_none());
     }
 
     #[test]

@@ -228,6 +228,7 @@ pub fn scan(
         candidates: Vec::new(),
         key: None,
         keys_seen: Vec::new(),
+        key_from: Vec::new(),
         manifest_key: None,
         rotations: Vec::new(),
     };
@@ -358,7 +359,19 @@ pub fn scan(
         }
     }
     if opts.signatures && v.problem.is_none() {
-        let key = cur.key.or(public);
+        // HEAD is signed by the key in force where it seals (a crash right after a key
+        // rotation's announcement leaves the HEAD of the old key).
+        let at = read_head(dir)
+            .ok()
+            .flatten()
+            .map_or(u64::MAX, |h| h.next_seq);
+        let key = cur
+            .key_from
+            .iter()
+            .rev()
+            .find(|(from, _)| from.is_none_or(|s| s < at))
+            .map(|(_, k)| *k)
+            .or(public);
         check_head(dir, &mut v, key.as_ref(), &cur.checkpoints)?;
     }
     Ok(v)
@@ -386,6 +399,7 @@ pub fn scan_segment_bytes(
         candidates: Vec::new(),
         key: None,
         keys_seen: Vec::new(),
+        key_from: Vec::new(),
         manifest_key: None,
         rotations: Vec::new(),
     };
@@ -425,6 +439,10 @@ struct Cursor {
     key: Option<VerifyingKey>,
     /// Ids of `key` and every key announced since.
     keys_seen: Vec<[u8; 8]>,
+    /// Each key and the sequence number of the record announcing it (the first key: 0,
+    /// announced by none): a checkpoint sealing records below `n` is signed by the last key
+    /// announced below `n`.
+    key_from: Vec<(Option<u64>, VerifyingKey)>,
     /// The prune manifest's signing key.
     manifest_key: Option<[u8; 8]>,
     rotations: Vec<KeyRotation>,
@@ -497,6 +515,7 @@ fn scan_segment(
             .copied();
         if let Some(k) = &cur.key {
             cur.keys_seen.push(key::key_id(k));
+            cur.key_from.push((None, *k));
         }
     }
     let public: Option<VerifyingKey> = cur.key.or(public.copied());
@@ -714,6 +733,7 @@ fn rotate(
             ));
         }
         cur.key = Some(new);
+        cur.key_from.push((Some(seq), new));
     }
     cur.keys_seen.push(key::key_id(&new));
     cur.rotations.push(KeyRotation {
