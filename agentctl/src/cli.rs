@@ -502,6 +502,35 @@ pub enum RecorderCommand {
         #[arg(long, default_value = "jsonl")]
         format: String,
     },
+    /// Remove old records while keeping what proves the rest: the whole segments whose
+    /// records all come before `--before` (never the last segment, nor the one holding the
+    /// latest signed checkpoint, nor records it does not seal), their entry bundles and the
+    /// blobs no kept record names. The tree's hashes (recorder/pruned.hashes, 64 bytes a
+    /// record) and the checkpoints stay, so `prove` for every kept record and `consistency`
+    /// still verify; a manifest signed by the recorder's key (recorder/pruned) records the
+    /// cut, so `verify` reports the range as pruned, while segments deleted without it still
+    /// fail as tampered. Only while no kernel runs on the state dir (stop it first); the key
+    /// (recorder/key) must be readable.
+    Prune {
+        /// Prune records before this: a sequence number (4096), a duration before now (30d)
+        /// or an RFC 3339 time (2026-11-25T14:00:00Z). Whole segments only: the cut is the
+        /// start of the first segment kept.
+        #[arg(long, value_name = "SEQ|TIME")]
+        before: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate the recorder's signing key: a new ed25519 key is announced in a `key_rotated`
+    /// record signed by the old key; checkpoints, HEAD and checkpoint notes are signed by the
+    /// new key from then on (recorder/key.pub replaced, the old public key kept in
+    /// recorder/key.history). `verify` follows the announcements from the old key to the new
+    /// one. Only while no kernel runs on the state dir (stop it first).
+    RotateKey {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which records `recorder show|tail` print; every filter given must hold.

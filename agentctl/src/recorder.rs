@@ -149,6 +149,8 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
             filter,
             json,
         } => tail(&dir, follow, lines, &filter, json),
+        RecorderCommand::Prune { before, json } => prune(state_dir, &dir, &before, json),
+        RecorderCommand::RotateKey { json } => rotate_key(state_dir, &dir, json),
         RecorderCommand::Export { format } => {
             if format != "jsonl" {
                 return Err(CliError::usage(
@@ -461,6 +463,123 @@ fn kernel_running(state_dir: &Path) -> bool {
     }
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn refuse_running(state_dir: &Path, what: &str) -> Result<(), CliError> {
+    if kernel_running(state_dir) {
+        return Err(CliError::new(
+            1,
+            format!(
+                "a kernel runs on {} and writes the flight recorder: not {what} under it",
+                state_dir.display()
+            ),
+            "stop it first (`agentctl kernel stop`), then run this again and start it",
+        ));
+    }
+    Ok(())
+}
+
+/// `recorder prune --before SEQ|TIME` (no kernel running).
+fn prune(state_dir: &Path, dir: &Path, before: &str, json: bool) -> Result<u8, CliError> {
+    refuse_running(state_dir, "pruning")?;
+    let now = now_ms();
+    let since = crate::since::parse(before, now).map_err(|e| {
+        CliError::usage(
+            format!("--before: {e}"),
+            "e.g. --before 4096 or --before 30d",
+        )
+    })?;
+    let before_seq = match since {
+        crate::since::Since::Seq(s) => s,
+        crate::since::Since::WallMs(t) => {
+            let mut first = None;
+            let v = scan(dir, ScanOptions { signatures: false }, |r, _| {
+                if first.is_none() && r.wall_ms >= t {
+                    first = Some(r.seq);
+                }
+            })
+            .map_err(|e| {
+                CliError::failed(
+                    format!("cannot read the flight recorder: {e}"),
+                    "check the state dir's permissions",
+                )
+            })?;
+            first.unwrap_or(v.records)
+        }
+    };
+    let r = agentos_recorder::prune::prune(dir, before_seq, now).map_err(|e| {
+        CliError::failed(
+            format!("not pruned: {e}"),
+            "`agentctl recorder verify` shows the segments, the latest checkpoint and what is already pruned",
+        )
+    })?;
+    if json {
+        crate::output::print_json(&serde_json::to_value(&r).unwrap_or(Value::Null));
+        return Ok(0);
+    }
+    say!(
+        "pruned records {}..{} ({} record(s)): segment(s) {:?}, {} entry bundle(s), {} blob(s), {} bytes freed; records 0..{} pruned, tree hashes kept (recorder/pruned.hashes); the log now starts at segment {}",
+        r.next_seq - r.records,
+        r.next_seq,
+        r.records,
+        r.segments,
+        r.bundles,
+        r.blobs,
+        r.bytes,
+        r.next_seq,
+        r.first_segment
+    );
+    Ok(0)
+}
+
+/// `recorder rotate-key` (no kernel running): opens the recorder as the kernel would, rotates
+/// its key and seals it.
+fn rotate_key(state_dir: &Path, dir: &Path, json: bool) -> Result<u8, CliError> {
+    refuse_running(state_dir, "rotating the key")?;
+    let failed = |e: agentos_recorder::RecorderError| {
+        CliError::failed(
+            format!("key not rotated: {e}"),
+            "`agentctl recorder verify` shows the state of the log",
+        )
+    };
+    let old = agentos_recorder::key::load_public(dir).map_err(failed)?;
+    let opts = agentos_recorder::RecorderOptions {
+        min_free_bytes: 0,
+        ..Default::default()
+    };
+    let (rec, report) = agentos_recorder::Recorder::open_with(dir, opts).map_err(failed)?;
+    if let Some(p) = report.broken {
+        let _ = rec.close();
+        return Err(CliError::failed(
+            format!(
+                "key not rotated: the log fails verification (segment {}, record {}: {})",
+                p.segment, p.seq, p.what
+            ),
+            "`agentctl recorder verify` locates the problem",
+        ));
+    }
+    let id = rec.rotate_key().map_err(failed);
+    let closed = rec.close().map_err(failed);
+    let id = hex::encode(id?);
+    closed?;
+    let old_id = old
+        .map(|k| hex::encode(agentos_recorder::key::key_id(&k)))
+        .unwrap_or_default();
+    if json {
+        crate::output::print_json(&json!({"old_key_id": old_id, "new_key_id": id}));
+        return Ok(0);
+    }
+    say!(
+        "rotated the recorder key: key id {old_id} → key id {id}; the announcement is a `key_rotated` record signed by the old key; checkpoints are signed by the new key (its verifier key: `agentctl recorder checkpoint --verifier-key`)"
+    );
+    Ok(0)
+}
+
 /// `recorder verify`: 0 ok (an unsealed tail while its kernel runs included), 1 tampered,
 /// 2 truncated, [`EXIT_UNSEALED`] an unsealed tail with no kernel running.
 fn verify(state_dir: &Path, dir: &Path, json: bool) -> Result<u8, CliError> {
@@ -523,6 +642,21 @@ fn verify(state_dir: &Path, dir: &Path, json: bool) -> Result<u8, CliError> {
             "  HEAD: seals records below {} (segment {})",
             h.next_seq,
             h.segment
+        );
+    }
+    if let Some(p) = &v.pruned {
+        say!(
+            "  pruned: records 0..{} pruned at {} (signed manifest recorder/pruned{}), tree hashes kept; the log starts at segment {}",
+            p.next_seq,
+            crate::view::utc(p.wall_ms).unwrap_or_else(|| format!("{} ms", p.wall_ms)),
+            if p.signature_ok == Some(true) { ", signature ok" } else { ", signature not checked" },
+            p.first_segment
+        );
+    }
+    for r in &v.rotations {
+        say!(
+            "  key rotated at record {}: key id {} → key id {} (announcement signed by the old key: ok)",
+            r.seq, r.old_key_id, r.new_key_id
         );
     }
     for n in &v.notes {

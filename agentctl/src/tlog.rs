@@ -48,6 +48,26 @@ fn origin(dir: &Path) -> Result<String, CliError> {
         })
 }
 
+/// A note signed by an older key of this log: one the log's verified key rotations
+/// announce a successor of (`agentctl recorder verify` lists them).
+fn older_key_note(dir: &Path, bytes: &[u8]) -> Option<SignedCheckpoint> {
+    let history = agentos_recorder::key::load_history(dir).ok()?;
+    if history.is_empty() {
+        return None;
+    }
+    let v = scan(dir, ScanOptions { signatures: true }, |_, _| {}).ok()?;
+    if v.problem.is_some() {
+        return None;
+    }
+    history
+        .iter()
+        .filter(|k| {
+            let id = hex::encode(agentos_recorder::key::key_id(k));
+            v.rotations.iter().any(|r| r.old_key_id == id)
+        })
+        .find_map(|k| tlog::open_checkpoint(bytes, k).ok())
+}
+
 /// A checkpoint note from `file`, its signature verified with the recorder's key and its
 /// origin this log's.
 fn read_note(dir: &Path, file: &Path, key: &VerifyingKey) -> Result<SignedCheckpoint, CliError> {
@@ -58,7 +78,9 @@ fn read_note(dir: &Path, file: &Path, key: &VerifyingKey) -> Result<SignedCheckp
             "pass a checkpoint note saved with `agentctl recorder checkpoint --out FILE`",
         )
     })?;
-    let cp = tlog::open_checkpoint(&bytes, key).map_err(|what| {
+    let cp = tlog::open_checkpoint(&bytes, key)
+        .or_else(|what| older_key_note(dir, &bytes).ok_or(what))
+        .map_err(|what| {
         CliError::failed(
             format!("checkpoint {}: {what}", file.display()),
             "only a checkpoint this recorder signed verifies (its verifier key: `agentctl recorder checkpoint --verifier-key`); a note signed by another key is a forged or foreign checkpoint",
@@ -187,6 +209,18 @@ pub fn prove(dir: &Path, seq: u64, file: Option<&Path>, json: bool) -> Result<u8
             ),
             "prove an older record, or take a newer checkpoint (`agentctl recorder checkpoint`, written at each of the kernel's checkpoints)",
         ));
+    }
+    if let Ok(Some(m)) = agentos_recorder::prune::read_manifest(dir) {
+        if seq < m.next_seq {
+            return Err(CliError::new(
+                4,
+                format!(
+                    "record {seq} was pruned (records 0..{} pruned at {} ms since the Unix epoch): its bytes are gone, its hash stays in the tree",
+                    m.next_seq, m.wall_ms
+                ),
+                "prove a record at or after the cut; consistency proofs still cover the pruned records",
+            ));
+        }
     }
     let (tree, leaf) = tree(dir, Some(seq))?;
     against(&tree, &cp, &name)?;

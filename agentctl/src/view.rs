@@ -132,6 +132,7 @@ pub const KINDS: &[&str] = &[
     "egress_closed",
     "witness_cosigned",
     "witness_failed",
+    "key_rotated",
 ];
 
 /// The record's kind (one of [`KINDS`]).
@@ -168,6 +169,7 @@ pub fn kind(e: &RecordEvent) -> &'static str {
         RecordEvent::EgressClosed { .. } => "egress_closed",
         RecordEvent::WitnessCosigned { .. } => "witness_cosigned",
         RecordEvent::WitnessFailed { .. } => "witness_failed",
+        RecordEvent::KeyRotated { .. } => "key_rotated",
     }
 }
 
@@ -222,6 +224,7 @@ pub fn denied(e: &RecordEvent) -> bool {
         | RecordEvent::EgressClosed { .. }
         | RecordEvent::WitnessCosigned { .. }
         | RecordEvent::WitnessFailed { .. } => false,
+        RecordEvent::KeyRotated { .. } => false,
     }
 }
 
@@ -261,6 +264,7 @@ pub fn violation(e: &RecordEvent) -> bool {
         | RecordEvent::EgressClosed { .. }
         | RecordEvent::WitnessCosigned { .. }
         | RecordEvent::WitnessFailed { .. } => false,
+        RecordEvent::KeyRotated { .. } => false,
     }
 }
 
@@ -1113,6 +1117,20 @@ fn event_spans(l: &mut Line, e: &RecordEvent, names: &Names) {
             l.push(Tone::Note, format!("egress #{conn} closed"));
             l.plain(format!(
                 ": {sent} bytes sent, {received} received in {duration_ms} ms ({why})"
+            ));
+        }
+        RecordEvent::KeyRotated {
+            old_public,
+            new_public,
+            ..
+        } => {
+            let id = |k: &[u8; 32]| hex::encode(agentos_recorder::key::key_id_of(k));
+            l.push(Tone::Note, "recorder key rotated");
+            l.plain(format!(
+                ": key id {} → key id {} (new key.pub {}; announced and signed by the old key)",
+                id(old_public),
+                id(new_public),
+                hex::encode(new_public)
             ));
         }
     }

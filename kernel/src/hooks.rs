@@ -230,7 +230,8 @@ impl Hooks {
             | RecordEvent::Egress { .. }
             | RecordEvent::EgressClosed { .. }
             | RecordEvent::WitnessCosigned { .. }
-            | RecordEvent::WitnessFailed { .. } => return None,
+            | RecordEvent::WitnessFailed { .. }
+            | RecordEvent::KeyRotated { .. } => return None,
         };
         let mut v = json!({
             "v": 1,

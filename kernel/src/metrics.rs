@@ -602,7 +602,8 @@ impl Metrics {
             | RecordEvent::MemoryCheckpoint { .. }
             | RecordEvent::MemoryRestored { .. }
             | RecordEvent::RecorderResumed { .. }
-            | RecordEvent::McpServerExited { .. } => {}
+            | RecordEvent::McpServerExited { .. }
+            | RecordEvent::KeyRotated { .. } => {}
         }
         Observation(out)
     }

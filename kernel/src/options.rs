@@ -43,6 +43,13 @@ pub struct KernelOptions {
     /// ended with SIGKILL (recorded as a SandboxLimit `recorder_bytes`) (0: no limit).
     #[arg(long, default_value_t = crate::recorder::DEFAULT_SHARE_BYTES)]
     pub recorder_share_bytes: u64,
+    /// Flight-recorder segment rotation: a new segment starts once the current one holds
+    /// this many bytes (0: no size limit). `agentctl recorder prune` removes whole segments.
+    #[arg(long, default_value_t = crate::recorder::DEFAULT_SEGMENT_BYTES)]
+    pub recorder_segment_bytes: u64,
+    /// …or once it is this many seconds old (0: no age limit).
+    #[arg(long, default_value_t = 0)]
+    pub recorder_segment_secs: u64,
     /// The per-agent kernel memory budget, in bytes: requests read but not yet answered plus
     /// answers not yet written into the agent's socket. When it is spent the kernel stops
     /// reading that agent's socket until the agent reads its answers (min 64 KiB).
@@ -197,6 +204,8 @@ impl Default for KernelOptions {
             quota_files: config::DEFAULT_QUOTA_FILES,
             min_free_bytes: crate::recorder::DEFAULT_MIN_FREE_BYTES,
             recorder_share_bytes: crate::recorder::DEFAULT_SHARE_BYTES,
+            recorder_segment_bytes: crate::recorder::DEFAULT_SEGMENT_BYTES,
+            recorder_segment_secs: 0,
             agent_memory_bytes: config::DEFAULT_AGENT_MEMORY_BYTES,
             max_fds: config::DEFAULT_MAX_FDS,
             io_threads: crate::hostio::DEFAULT_IO_THREADS,
@@ -237,6 +246,8 @@ impl KernelOptions {
             quota_files,
             min_free_bytes,
             recorder_share_bytes,
+            recorder_segment_bytes,
+            recorder_segment_secs,
             agent_memory_bytes,
             max_fds,
             io_threads,
@@ -267,6 +278,8 @@ impl KernelOptions {
         config.working_quota = (*quota_bytes, *quota_files);
         config.recorder.min_free_bytes = *min_free_bytes;
         config.recorder.share_bytes = *recorder_share_bytes;
+        config.recorder.max_segment_bytes = *recorder_segment_bytes;
+        config.recorder.max_segment_age = Duration::from_secs(*recorder_segment_secs);
         config.agent_memory_bytes = *agent_memory_bytes;
         config.max_fds = *max_fds;
         config.io_threads = (*io_threads).max(1);
@@ -337,6 +350,8 @@ impl KernelOptions {
             quota_files,
             min_free_bytes,
             recorder_share_bytes,
+            recorder_segment_bytes,
+            recorder_segment_secs,
             agent_memory_bytes,
             max_fds,
             io_threads,
@@ -372,6 +387,8 @@ impl KernelOptions {
         arg("quota-files", quota_files.to_string());
         arg("min-free-bytes", min_free_bytes.to_string());
         arg("recorder-share-bytes", recorder_share_bytes.to_string());
+        arg("recorder-segment-bytes", recorder_segment_bytes.to_string());
+        arg("recorder-segment-secs", recorder_segment_secs.to_string());
         arg("agent-memory-bytes", agent_memory_bytes.to_string());
         arg("max-fds", max_fds.to_string());
         arg("io-threads", io_threads.to_string());
@@ -456,6 +473,8 @@ mod tests {
             quota_files: 2,
             min_free_bytes: 3,
             recorder_share_bytes: 4,
+            recorder_segment_bytes: 18,
+            recorder_segment_secs: 19,
             agent_memory_bytes: 5,
             max_fds: 6,
             io_threads: 7,
@@ -523,6 +542,8 @@ mod tests {
             quota_files: 2,
             min_free_bytes: 3,
             recorder_share_bytes: 4,
+            recorder_segment_bytes: 18,
+            recorder_segment_secs: 19,
             agent_memory_bytes: 5,
             max_fds: 6,
             io_threads: 0,
@@ -553,6 +574,8 @@ mod tests {
         assert_eq!(c.working_quota, (1, 2));
         assert_eq!(c.recorder.min_free_bytes, 3);
         assert_eq!(c.recorder.share_bytes, 4);
+        assert_eq!(c.recorder.max_segment_bytes, 18);
+        assert_eq!(c.recorder.max_segment_age, Duration::from_secs(19));
         assert_eq!(c.agent_memory_bytes, 5);
         assert_eq!(c.max_fds, 6);
         assert_eq!((c.io_threads, c.io_per_agent), (1, 1));

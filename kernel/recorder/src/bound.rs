@@ -364,7 +364,8 @@ pub fn weight(event: &RecordEvent) -> usize {
         | RecordEvent::Egress { .. }
         | RecordEvent::EgressClosed { .. }
         | RecordEvent::WitnessCosigned { .. }
-        | RecordEvent::WitnessFailed { .. } => return 0,
+        | RecordEvent::WitnessFailed { .. }
+        | RecordEvent::KeyRotated { .. } => return 0,
     };
     let call = match call {
         Syscall::Read { path, .. }
@@ -467,6 +468,8 @@ pub fn bound(event: &mut RecordEvent) {
             string(witness);
             string(why);
         }
+        // Fixed size: two keys and a signature.
+        RecordEvent::KeyRotated { .. } => {}
         RecordEvent::Spawn {
             name,
             program,

@@ -699,6 +699,32 @@ pub enum RecordEvent {
         size: u64,
         why: String,
     },
+    /// The recorder's signing key was rotated (`agentctl recorder rotate-key`): from the
+    /// record after this one, checkpoints, `HEAD`, checkpoint notes and new segments are
+    /// signed by `new_public`. `signature` is the old key's (ed25519) over
+    /// [`key_rotation_message`] (the log id, this record's sequence number and both keys): a
+    /// verifier that trusts the old key follows it to the new one.
+    KeyRotated {
+        old_public: [u8; 32],
+        new_public: [u8; 32],
+        #[serde(with = "sig_bytes")]
+        signature: [u8; 64],
+    },
+}
+
+/// What the old key signs to announce the new one ([`RecordEvent::KeyRotated`]).
+pub fn key_rotation_message(
+    log_id: &[u8; 16],
+    seq: u64,
+    old_public: &[u8; 32],
+    new_public: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = b"agentos recorder key rotation v1\n".to_vec();
+    m.extend_from_slice(log_id);
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(old_public);
+    m.extend_from_slice(new_public);
+    m
 }
 
 /// One entry of the log. In version 2 segments `seq`, `wall_ms` and `mono_us` are frame

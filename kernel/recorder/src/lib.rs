@@ -22,6 +22,16 @@
 //!   bytes the chain covers for record i's frame), C2SP tlog-tiles hash tiles and entry bundles
 //!   under `tile/`, and C2SP tlog-checkpoint signed notes (`checkpoint`, ed25519 with the
 //!   recorder's key, origin `agentos/<hostname>/recorder`); proofs for `agentctl`.
+//! - [`prune`]: retention that keeps proofs — whole old segments removed, the tree's hashes
+//!   (`pruned.hashes`) and a manifest signed by the key (`pruned`) kept, so proofs for what
+//!   remains verify and [`verify::scan`] starts the chain at the cut.
+//!
+//! Segments rotate by size and age ([`RecorderOptions::max_segment_bytes`],
+//! [`RecorderOptions::max_segment_age`]): after a write the writer (or an inline appender)
+//! fsyncs the segment and starts the next, its header continuing the chain. The signing key
+//! rotates with [`Recorder::rotate_key`]: a [`RecordEvent::KeyRotated`] record signed by the
+//! old key announces the new one, which signs everything after it; the verifier follows the
+//! announcements from the first segment's key to `key.pub`.
 //!
 //! One writer thread owns the segment file. Appenders hand it records through a bounded
 //! channel (a full queue blocks the appender: backpressure, never unbounded memory); it
@@ -83,6 +93,7 @@ pub mod blob;
 pub mod bound;
 pub mod format;
 pub mod key;
+pub mod prune;
 pub mod tlog;
 pub mod verify;
 pub mod witness;
@@ -211,6 +222,11 @@ pub struct RecorderOptions {
     /// which [`Recorder::over_share`] reports it once (the kernel ends it). 0: no share.
     /// `--recorder-share-bytes`.
     pub share_bytes: u64,
+    /// Segment rotation: a new segment starts once the current one holds more bytes than
+    /// this (0: no size limit). `--recorder-segment-bytes`.
+    pub max_segment_bytes: u64,
+    /// …or is older than this (zero: no age limit). `--recorder-segment-age`.
+    pub max_segment_age: Duration,
     /// Told how long each fsync of the log took (the kernel's metrics); called on the
     /// writer's thread, so it must be quick and never block.
     pub on_fsync: Option<FsyncObserver>,
@@ -249,6 +265,8 @@ impl Default for RecorderOptions {
             queue: 4096,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             share_bytes: DEFAULT_SHARE_BYTES,
+            max_segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_segment_age: Duration::ZERO,
             on_fsync: None,
         }
     }
@@ -256,6 +274,10 @@ impl Default for RecorderOptions {
 
 /// The default low-disk watermark (`--min-free-bytes`): 256 MiB.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
+
+/// The default largest segment (`--recorder-segment-bytes`): 64 MiB. Retention
+/// (`agentctl recorder prune`) removes whole segments, so this is its granularity.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// The default per-agent recorder share (`--recorder-share-bytes`): 256 MiB.
 pub const DEFAULT_SHARE_BYTES: u64 = 256 << 20;
@@ -460,6 +482,7 @@ impl Recorder {
             path: dir.into(),
             source,
         })?;
+        finish_rotation(dir)?;
         let key = key::load_or_create(dir)?;
         let key_id = key::key_id(&key.verifying_key());
         let existing = segments(dir)?;
@@ -565,6 +588,7 @@ impl Recorder {
             file,
             path,
             segment: n,
+            segment_started: Instant::now(),
             seq: v.records,
             chain: v.chain,
             buf: Vec::with_capacity(64 << 10),
@@ -745,8 +769,13 @@ impl Recorder {
             w.checkpoint();
         }
         w.flush();
-        w.outcome(epoch, outcome)
-            .map_err(|what| RecorderError::Writer { what })
+        // Past the segment's size or age: rotate now (one fsync on this append) rather than
+        // at the writer's next tick, so a segment passes its limit by at most a record.
+        let answer = w.outcome(epoch, outcome);
+        if w.rotation_due() {
+            w.rotate();
+        }
+        answer.map_err(|what| RecorderError::Writer { what })
     }
 
     /// [`Recorder::append`] for async callers: waits without blocking the runtime (the queue
@@ -800,6 +829,52 @@ impl Recorder {
             })
             .map_err(|_| RecorderError::Closed)?;
         Ticket(rx).wait().map(|_| ())
+    }
+
+    /// Rotates the signing key: a new key (`key.new`, 0600) is announced in a
+    /// [`RecordEvent::KeyRotated`] record signed by the old key, fsynced; then it becomes
+    /// `key` (the old public key appended to `key.history`, `key.pub` replaced) and a
+    /// checkpoint, `HEAD` and the checkpoint note are signed with it. Returns the new key id.
+    /// A crash between the announcement and the rename is finished by the next open.
+    pub fn rotate_key(&self) -> Result<[u8; 8], RecorderError> {
+        self.seal()?;
+        let next = key::create_next(&self.dir)?;
+        let mut w = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.closed {
+            return Err(RecorderError::Closed);
+        }
+        let old = w.key.verifying_key();
+        let new_public = next.verifying_key().to_bytes();
+        let msg = format::key_rotation_message(&w.log_id, w.seq, old.as_bytes(), &new_public);
+        let signature = w.key.sign(&msg).to_bytes();
+        let epoch = w.rollbacks;
+        let o = w.encode(
+            None,
+            RecordEvent::KeyRotated {
+                old_public: old.to_bytes(),
+                new_public,
+                signature,
+            },
+        );
+        w.flush();
+        w.dirty_since.get_or_insert_with(Instant::now);
+        w.sync(false);
+        if let Err(what) = w.outcome(epoch, o) {
+            drop(w);
+            let _ = std::fs::remove_file(self.dir.join(key::NEW_KEY_FILE));
+            return Err(RecorderError::Writer { what });
+        }
+        let next = key::commit_next(&self.dir, &old)?;
+        w.key_id = key::key_id(&next.verifying_key());
+        w.key = next;
+        w.checkpoint();
+        w.flush();
+        w.sync(true);
+        let jobs = std::mem::take(&mut w.to_publish);
+        let id = w.key_id;
+        drop(w);
+        Writer::write_publications(&self.dir, jobs);
+        Ok(id)
     }
 
     /// Seals the log and stops the writer; later appends fail with [`RecorderError::Closed`].
@@ -904,6 +979,8 @@ struct Writer {
     key: SigningKey,
     log_id: [u8; 16],
     key_id: [u8; 8],
+    /// When the current segment started (its age for rotation).
+    segment_started: Instant,
     durability: Durability,
     boot: Instant,
     since_checkpoint: u64,
@@ -929,8 +1006,8 @@ struct Writer {
     published: u64,
     /// The log's origin (checkpoint notes' first line and key name).
     origin: String,
-    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`) on: the entry
-    /// bundles not yet full.
+    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`, or a pruned log's
+    /// cut) on: the entry bundles not yet full.
     bundle_base: u64,
     bundle: Vec<Vec<u8>>,
     /// A checkpoint note to publish with `HEAD`: its tree size and bytes.
@@ -1023,6 +1100,9 @@ impl Writer {
                     .is_some_and(|t| t.elapsed() >= w.opts.batch_interval);
             if fsync {
                 w.sync(seal);
+            }
+            if !stop && w.rotation_due() {
+                w.rotate();
             }
             if stop {
                 w.closed = true;
@@ -1478,10 +1558,73 @@ impl Writer {
         p.note = Some(note);
         self.to_publish.push(p);
         self.published = size;
-        let keep_from = size / 256 * 256;
+        let keep_from = (size / 256 * 256).max(self.bundle_base);
         let drop = keep_from.saturating_sub(self.bundle_base) as usize;
         self.bundle.drain(..drop.min(self.bundle.len()));
         self.bundle_base = keep_from;
+    }
+
+    /// Whether the segment is past [`RecorderOptions::max_segment_bytes`] or
+    /// [`RecorderOptions::max_segment_age`] (and holds a record).
+    fn rotation_due(&self) -> bool {
+        let o = &self.opts;
+        self.failed.is_none()
+            && self.buf.is_empty()
+            && self.len > format::HEADER_LEN as u64
+            && ((o.max_segment_bytes > 0 && self.len >= o.max_segment_bytes)
+                || (!o.max_segment_age.is_zero()
+                    && self.segment_started.elapsed() >= o.max_segment_age))
+    }
+
+    /// Starts the next segment: the current one fsynced, then a new one whose header
+    /// continues the chain (`start seq`, `prev chain`) created, fsynced and the dir fsynced.
+    /// A failure leaves the writer on the current segment (retried at the next group).
+    fn rotate(&mut self) {
+        if self.dirty_since.is_some() {
+            self.sync(false);
+            if self.failed.is_some() {
+                return;
+            }
+        }
+        let n = self.segment + 1;
+        let path = self.dir.join(segment_name(n));
+        let header = SegmentHeader {
+            version: VERSION,
+            flags: format::FLAG_BOUNDED,
+            log_id: self.log_id,
+            key_id: self.key_id,
+            prev_chain: self.chain,
+            start_seq: self.seq,
+            break_segment: 0,
+            break_offset: 0,
+        };
+        let made = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                let written = f.write_all(&header.encode()).and_then(|()| f.sync_all());
+                if written.is_err() {
+                    // Ours (created just now): never a segment with a partial header.
+                    let _ = std::fs::remove_file(&path);
+                }
+                written.map(|()| f)
+            });
+        match made {
+            Ok(file) => {
+                sync_dir(&self.dir);
+                self.file = file;
+                self.path = path;
+                self.segment = n;
+                self.segment_started = Instant::now();
+                self.len = format::HEADER_LEN as u64;
+                self.keep();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "flight recorder: cannot start the next segment; the current one grows until it can");
+                self.segment_started = Instant::now();
+            }
+        }
     }
 
     /// Writes what [`Writer::publish`] queued (called without the lock).
@@ -1493,6 +1636,32 @@ impl Writer {
             }
         }
     }
+}
+
+/// A key rotation cut short (`key.new` left): finished when the log announces that key,
+/// else the unannounced key is deleted.
+fn finish_rotation(dir: &Path) -> Result<(), RecorderError> {
+    let Some(next) = std::fs::read(dir.join(key::NEW_KEY_FILE))
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(|b| SigningKey::from_bytes(&b))
+    else {
+        let _ = std::fs::remove_file(dir.join(key::NEW_KEY_FILE));
+        return Ok(());
+    };
+    let v = scan(dir, ScanOptions { signatures: false }, |_, _| {})?;
+    let id = hex::encode(key::key_id(&next.verifying_key()));
+    let announced = v.rotations.last().is_some_and(|r| r.new_key_id == id);
+    match key::load_public(dir)? {
+        Some(old) if announced => {
+            key::commit_next(dir, &old)?;
+            tracing::warn!(key_id = %id, "flight recorder: finished a key rotation cut short (the log announces the new key)");
+        }
+        _ => {
+            let _ = std::fs::remove_file(dir.join(key::NEW_KEY_FILE));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `dir/HEAD` atomically (temp file, fsync, rename). The dir is not fsynced: after a
@@ -2411,6 +2580,9 @@ mod tests {
                 RecordEvent::EgressClosed { .. } => 27,
                 RecordEvent::WitnessCosigned { .. } => 28,
                 RecordEvent::WitnessFailed { .. } => 29,
+                // Written only by `Recorder::rotate_key` (its signature covers its own
+                // sequence number), of fixed size; `prune::tests` write and verify it.
+                RecordEvent::KeyRotated { .. } => 30,
             }
         };
         let dir = tempfile::tempdir().unwrap();

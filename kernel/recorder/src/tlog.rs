@@ -109,6 +109,18 @@ impl Tree {
         self.size += 1;
     }
 
+    /// The tree whose stored hashes are `hashes` (those of its first `size` leaves, as
+    /// [`Tree::stored`] gives them): a pruned log's kept prefix.
+    pub fn from_stored(hashes: Vec<Hash>, size: u64) -> Tree {
+        Tree { hashes, size }
+    }
+
+    /// The stored hashes of the tree over its first `n` leaves (`n ≤ size`).
+    pub fn stored(&self, n: u64) -> &[Hash] {
+        let end = (stored_hash_count(n.min(self.size)) as usize).min(self.hashes.len());
+        &self.hashes[..end]
+    }
+
     /// Cuts the tree back to its first `size` leaves.
     pub fn truncate(&mut self, size: u64) {
         if size < self.size {
@@ -284,7 +296,7 @@ pub fn tiles_for(
     for (l, n, w) in new_tiles(old, new) {
         p.files
             .push((tile_path(&l.to_string(), n, w), tree.tile(l, n, w)));
-        if l == 0 {
+        if l == 0 && n * TILE_WIDTH >= base {
             let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
             let Some(slice) = leaves.get(from..from + w as usize) else {
                 continue;
@@ -303,6 +315,10 @@ pub fn tiles_for(
 
 /// Writes entry bundle `n` of width `w` from `leaves` (which start at index `base`).
 fn write_bundle(dir: &Path, n: u64, w: u64, base: u64, leaves: &[Vec<u8>]) -> std::io::Result<()> {
+    if n * TILE_WIDTH < base {
+        // It holds pruned records: not written.
+        return Ok(());
+    }
     let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
     let Some(slice) = leaves.get(from..from + w as usize) else {
         return Ok(());
@@ -325,9 +341,16 @@ fn write_bundle(dir: &Path, n: u64, w: u64, base: u64, leaves: &[Vec<u8>]) -> st
 /// shows it against any checkpoint. The walk stops at a length past the segment's end or
 /// bound (a torn tail), and for good at a segment that does not continue the records so far;
 /// a segment starting below the count so far (after a break) replaces the leaves from there.
+///
+/// In a pruned log ([`crate::prune`]) the locations start at the cut: entry `i` is leaf
+/// `base + i`, `base` being [`pruned_prefix`]'s tree size.
 pub fn leaf_locations(dir: &Path) -> Result<Vec<(u32, u64, u32)>, RecorderError> {
+    let (base, first) = match crate::prune::read_manifest(dir)? {
+        Some(m) => (m.next_seq, m.first_segment),
+        None => (0, 0),
+    };
     let mut out = Vec::new();
-    for n in segments(dir)? {
+    for n in segments(dir)?.into_iter().filter(|&n| n >= first) {
         let path = dir.join(segment_name(n));
         let bytes = std::fs::read(&path).map_err(|source| RecorderError::Open {
             path: path.clone(),
@@ -336,10 +359,10 @@ pub fn leaf_locations(dir: &Path) -> Result<Vec<(u32, u64, u32)>, RecorderError>
         let Ok(h) = SegmentHeader::decode(&bytes) else {
             break;
         };
-        if h.start_seq > out.len() as u64 {
+        if h.start_seq > base + out.len() as u64 || h.start_seq < base {
             break;
         }
-        out.truncate(h.start_seq as usize);
+        out.truncate((h.start_seq - base) as usize);
         let (head, overhead) = if h.version == VERSION_1 {
             (5, 5 + CHAIN_LEN + 4)
         } else {
@@ -392,14 +415,42 @@ pub fn read_leaves(
     Ok(())
 }
 
-/// The tree over the log in `dir`, with leaf `want`'s bytes if asked.
+/// The tree over the pruned records of a pruned log (their kept hashes, checked against the
+/// signed manifest), or the empty tree.
+pub fn pruned_prefix(dir: &Path) -> Result<Tree, RecorderError> {
+    let Some(m) = crate::prune::read_manifest(dir)? else {
+        return Ok(Tree::default());
+    };
+    let public = crate::key::load_public(dir)?;
+    let (_, hashes) =
+        crate::prune::check(dir, &m, public.as_ref()).map_err(|what| RecorderError::Corrupt {
+            path: dir.join(crate::prune::PRUNED_FILE),
+            seq: m.next_seq,
+            offset: 0,
+            what,
+        })?;
+    let tree = Tree::from_stored(hashes, m.next_seq);
+    if b64(&tree.root()) != m.tree_root {
+        return Err(RecorderError::Corrupt {
+            path: dir.join(crate::prune::HASHES_FILE),
+            seq: m.next_seq,
+            offset: 0,
+            what: "the kept tree hashes do not give the root the prune manifest signs".into(),
+        });
+    }
+    Ok(tree)
+}
+
+/// The tree over the log in `dir`, with leaf `want`'s bytes if asked (`None` for a pruned
+/// record: only its hash is kept).
 pub fn read_tree(dir: &Path, want: Option<u64>) -> Result<(Tree, Option<Vec<u8>>), RecorderError> {
+    let mut tree = pruned_prefix(dir)?;
+    let base = tree.size();
     let locs = leaf_locations(dir)?;
-    let mut tree = Tree::default();
     let mut leaf = None;
     read_leaves(dir, &locs, |i, l| {
         tree.push(l);
-        if Some(i) == want {
+        if Some(base + i) == want {
             leaf = Some(l.to_vec());
         }
     })?;
@@ -407,8 +458,10 @@ pub fn read_tree(dir: &Path, want: Option<u64>) -> Result<(Tree, Option<Vec<u8>>
 }
 
 /// Rebuilds the tree from the log and rewrites `tile/` from it; returns the tree and the
-/// leaves of the last, partial entry bundle (from the returned base).
+/// leaves of the last, partial entry bundle (from the returned base). In a pruned log the
+/// bundles start at the first one holding no pruned record.
 pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Vec<Vec<u8>>), RecorderError> {
+    let mut tree = pruned_prefix(dir)?;
     let locs = leaf_locations(dir)?;
     let tiles = dir.join(TILE_DIR);
     let io = |source| RecorderError::Write {
@@ -419,18 +472,17 @@ pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Vec<Vec<u8>>), RecorderError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         _ => {}
     }
-    let mut tree = Tree::default();
     let mut pending: Vec<Vec<u8>> = Vec::new();
-    let mut base = 0u64;
+    let mut base = tree.size();
     let mut err = None;
     read_leaves(dir, &locs, |_, l| {
         tree.push(l);
         pending.push(l.to_vec());
-        if pending.len() as u64 == TILE_WIDTH {
+        if (base + pending.len() as u64) % TILE_WIDTH == 0 {
             if let Err(e) = write_bundle(dir, base / TILE_WIDTH, TILE_WIDTH, base, &pending) {
                 err.get_or_insert(e);
             }
-            base += TILE_WIDTH;
+            base += pending.len() as u64;
             pending.clear();
         }
     })?;
@@ -442,7 +494,8 @@ pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Vec<Vec<u8>>), RecorderError> {
         write_file(dir, &tile_path(&l.to_string(), n, w), &tree.tile(l, n, w)).map_err(io)?;
     }
     if !pending.is_empty() {
-        write_bundle(dir, base / TILE_WIDTH, pending.len() as u64, base, &pending).map_err(io)?;
+        let w = (base + pending.len() as u64) % TILE_WIDTH;
+        write_bundle(dir, base / TILE_WIDTH, w, base, &pending).map_err(io)?;
     }
     Ok((tree, base, pending))
 }
@@ -503,10 +556,12 @@ pub fn check_tiles(dir: &Path) -> Result<(usize, Vec<String>), RecorderError> {
     }
     files.sort();
     let locs = leaf_locations(dir)?;
-    let mut tree = Tree::default();
+    let mut tree = pruned_prefix(dir)?;
+    let base = tree.size();
     let mut bundles: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
     let wanted: Vec<(String, u64, u64)> = files.iter().filter_map(|f| parse_tile_path(f)).collect();
     read_leaves(dir, &locs, |i, l| {
+        let i = base + i;
         tree.push(l);
         let n = i / TILE_WIDTH;
         if wanted

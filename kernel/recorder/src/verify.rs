@@ -13,7 +13,7 @@ use super::format::{
     segment_name, Checkpoint, Head, Record, RecordEvent, SegmentHeader, GENESIS, HEADER_LEN,
     TYPE_CHECKPOINT, TYPE_RECORD, VERSION_1,
 };
-use super::{blob, key, RecorderError};
+use super::{blob, key, prune, RecorderError};
 
 /// The recorder's head file name.
 pub const HEAD_FILE: &str = "HEAD";
@@ -93,6 +93,14 @@ pub struct Verification {
     pub head: Option<Head>,
     pub problem: Option<Problem>,
     pub notes: Vec<String>,
+    /// Records `0..next_seq` pruned (a signed prune manifest, `recorder/pruned`): where the
+    /// log starts.
+    pub pruned: Option<PrunedRange>,
+    /// Key rotations the log announces (each checked against the key before it).
+    pub rotations: Vec<KeyRotation>,
+    /// The blobs the records read name (their blake3 digests).
+    #[serde(skip)]
+    pub blobs: Vec<[u8; 32]>,
     /// The chain head after the last good frame.
     #[serde(skip)]
     pub chain: [u8; 32],
@@ -115,6 +123,28 @@ impl Verification {
             None => 0,
         }
     }
+}
+
+/// One key rotation ([`RecordEvent::KeyRotated`]) as verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRotation {
+    /// The announcing record.
+    pub seq: u64,
+    pub old_key_id: String,
+    pub new_key_id: String,
+}
+
+/// The records a signed prune removed ([`prune`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrunedRange {
+    /// Records `0..next_seq` are pruned.
+    pub next_seq: u64,
+    /// The first segment kept.
+    pub first_segment: u32,
+    /// When (ms since the Unix epoch).
+    pub wall_ms: u64,
+    /// The signature was checked with `recorder/key.pub`.
+    pub signature_ok: Option<bool>,
 }
 
 /// What to check.
@@ -188,14 +218,82 @@ pub fn scan(
         v.notes
             .push("no recorder/key.pub: checkpoint signatures not checked".into());
     }
-    let seg_numbers = segments(dir)?;
+    let mut seg_numbers = segments(dir)?;
     let mut cur = Cursor {
         dir: dir.to_path_buf(),
         expect_seq: 0,
         checkpoints: BTreeMap::new(),
         prev_number: None,
         last_number: seg_numbers.last().copied(),
+        candidates: Vec::new(),
+        key: None,
+        keys_seen: Vec::new(),
+        key_from: Vec::new(),
+        manifest_key: None,
+        rotations: Vec::new(),
     };
+    // The keys the log may have been signed with: key.pub and the older keys kept in
+    // `key.history` (candidates only: a key counts once the log's announcements lead from it
+    // to key.pub, checked as the scan goes).
+    let candidates: Vec<VerifyingKey> = match &public {
+        Some(p) => {
+            let mut c = key::load_history(dir)?;
+            c.push(*p);
+            c
+        }
+        None => Vec::new(),
+    };
+    cur.candidates = candidates.clone();
+    // A signed prune: the log starts at its cut (the first kept segment must continue it).
+    if let Some(m) = prune::read_manifest(dir)? {
+        let signer = candidates
+            .iter()
+            .find(|k| hex16(&key::key_id(k)) == m.key_id)
+            .copied();
+        let checked = match (&public, signer) {
+            (Some(_), None) => Err(format!(
+                "the prune manifest (recorder/pruned) is signed by key id {}, which is neither recorder/key.pub nor an older key of this log",
+                m.key_id
+            )),
+            (_, s) => prune::check(dir, &m, s.as_ref()),
+        };
+        cur.manifest_key = signer.map(|k| key::key_id(&k));
+        match checked {
+            Ok((chain, _)) => {
+                let log_id: Option<[u8; 16]> =
+                    hex::decode(&m.log_id).ok().and_then(|b| b.try_into().ok());
+                v.raw_log_id = log_id;
+                v.log_id = log_id.map(|id| hex16(&id));
+                v.chain = chain;
+                cur.expect_seq = m.next_seq;
+                cur.prev_number = Some(m.first_segment.saturating_sub(1));
+                let stale = seg_numbers.iter().filter(|&&n| n < m.first_segment).count();
+                if stale > 0 {
+                    v.notes.push(format!(
+                        "{stale} segment(s) below segment {} are left from an interrupted prune (ignored; `agentctl recorder prune` deletes them)",
+                        m.first_segment
+                    ));
+                    seg_numbers.retain(|&n| n >= m.first_segment);
+                }
+                v.pruned = Some(PrunedRange {
+                    next_seq: m.next_seq,
+                    first_segment: m.first_segment,
+                    wall_ms: m.wall_ms,
+                    signature_ok: signer.map(|_| true),
+                });
+            }
+            Err(what) => {
+                v.problem = Some(Problem {
+                    kind: ProblemKind::Tampered,
+                    segment: m.first_segment,
+                    seq: m.next_seq,
+                    offset: 0,
+                    what,
+                });
+                return Ok(v);
+            }
+        }
+    }
     for n in seg_numbers {
         let path = dir.join(segment_name(n));
         let bytes = std::fs::read(&path).map_err(|source| RecorderError::Open {
@@ -230,8 +328,51 @@ pub fn scan(
     }
     v.records = cur.expect_seq;
     v.unsealed = cur.expect_seq - v.sealed.unwrap_or(0).min(cur.expect_seq);
+    v.rotations = cur.rotations;
+    if let (Some(p), None, Some(k)) = (&public, &v.problem, &cur.key) {
+        let last = v.segments.last().map_or(0, |s| s.segment);
+        if k != p {
+            v.problem = Some(Problem {
+                kind: ProblemKind::Tampered,
+                segment: last,
+                seq: cur.expect_seq,
+                offset: 0,
+                what: format!(
+                    "recorder/key.pub (key id {}) is not the key the log's key rotations lead to (key id {}): the key file was replaced",
+                    hex16(&key::key_id(p)),
+                    hex16(&key::key_id(k))
+                ),
+            });
+        } else if let Some(mk) = cur.manifest_key {
+            if !cur.keys_seen.contains(&mk) {
+                v.problem = Some(Problem {
+                    kind: ProblemKind::Tampered,
+                    segment: v.pruned.as_ref().map_or(0, |p| p.first_segment),
+                    seq: v.pruned.as_ref().map_or(0, |p| p.next_seq),
+                    offset: 0,
+                    what: format!(
+                        "the prune manifest is signed by key id {}, which no key rotation of this log announces",
+                        hex16(&mk)
+                    ),
+                });
+            }
+        }
+    }
     if opts.signatures && v.problem.is_none() {
-        check_head(dir, &mut v, public.as_ref(), &cur.checkpoints)?;
+        // HEAD is signed by the key in force where it seals (a crash right after a key
+        // rotation's announcement leaves the HEAD of the old key).
+        let at = read_head(dir)
+            .ok()
+            .flatten()
+            .map_or(u64::MAX, |h| h.next_seq);
+        let key = cur
+            .key_from
+            .iter()
+            .rev()
+            .find(|(from, _)| from.is_none_or(|s| s < at))
+            .map(|(_, k)| *k)
+            .or(public);
+        check_head(dir, &mut v, key.as_ref(), &cur.checkpoints)?;
     }
     Ok(v)
 }
@@ -255,6 +396,12 @@ pub fn scan_segment_bytes(
         checkpoints: BTreeMap::new(),
         prev_number: None,
         last_number: Some(1),
+        candidates: Vec::new(),
+        key: None,
+        keys_seen: Vec::new(),
+        key_from: Vec::new(),
+        manifest_key: None,
+        rotations: Vec::new(),
     };
     let mut report = SegmentReport {
         segment: 1,
@@ -285,6 +432,20 @@ struct Cursor {
     checkpoints: BTreeMap<u64, [u8; 32]>,
     prev_number: Option<u32>,
     last_number: Option<u32>,
+    /// Keys the log may be signed with (key.pub and `key.history`).
+    candidates: Vec<VerifyingKey>,
+    /// The key that signs now (set from the first segment's header, changed by each
+    /// verified announcement).
+    key: Option<VerifyingKey>,
+    /// Ids of `key` and every key announced since.
+    keys_seen: Vec<[u8; 8]>,
+    /// Each key and the sequence number of the record announcing it (the first key: 0,
+    /// announced by none): a checkpoint sealing records below `n` is signed by the last key
+    /// announced below `n`.
+    key_from: Vec<(Option<u64>, VerifyingKey)>,
+    /// The prune manifest's signing key.
+    manifest_key: Option<[u8; 8]>,
+    rotations: Vec<KeyRotation>,
 }
 
 /// Verifies segment `n` (its header, then every frame), updating the scan's state; the first
@@ -345,13 +506,26 @@ fn scan_segment(
         }
         Some(_) => {}
     }
+    if public.is_some() && cur.key.is_none() {
+        // The first segment read: its key is the candidate with its key id.
+        cur.key = cur
+            .candidates
+            .iter()
+            .find(|k| key::key_id(k) == header.key_id)
+            .copied();
+        if let Some(k) = &cur.key {
+            cur.keys_seen.push(key::key_id(k));
+            cur.key_from.push((None, *k));
+        }
+    }
+    let public: Option<VerifyingKey> = cur.key.or(public.copied());
     if let Some(p) = &public {
         if header.key_id != key::key_id(p) {
             return Err(problem(
                 header.start_seq,
                 0,
                 format!(
-                    "segment is signed by key id {} but recorder/key.pub has key id {} (the key was replaced)",
+                    "segment is signed by key id {} but the log's key at this point (recorder/key.pub, or the last announced rotation) has key id {} (the key was replaced)",
                     hex16(&header.key_id),
                     hex16(&key::key_id(p))
                 ),
@@ -431,6 +605,26 @@ fn scan_segment(
                 }
                 // Large payloads: each named blob must be there and hash to its name; the
                 // reader gets the record with its payloads put back.
+                if let RecordEvent::KeyRotated {
+                    old_public,
+                    new_public,
+                    signature,
+                } = &record.event
+                {
+                    if let Err(what) = rotate(
+                        cur,
+                        &header.log_id,
+                        record.seq,
+                        old_public,
+                        new_public,
+                        signature,
+                    ) {
+                        return Err(problem(cur.expect_seq, off, what));
+                    }
+                }
+                if let RecordEvent::SyscallBlobs { blobs, .. } = &record.event {
+                    v.blobs.extend(blobs.iter().map(|b| b.digest));
+                }
                 let record = if matches!(record.event, RecordEvent::SyscallBlobs { .. }) {
                     match blob::restore(&cur.dir, record.event) {
                         Ok(event) => Record { event, ..record },
@@ -468,6 +662,7 @@ fn scan_segment(
                         ),
                     ));
                 }
+                let public: Option<VerifyingKey> = cur.key.or(public);
                 let signature_ok = public.as_ref().map(|p| {
                     p.verify(
                         &checkpoint_message(&header.log_id, cp.next_seq, &cp.chain),
@@ -506,6 +701,46 @@ fn scan_segment(
         off += frame.len;
     }
     report.chain_ok = true;
+    Ok(())
+}
+
+/// Follows a key rotation announced in record `seq`: with signatures checked, the old key
+/// must be the current one and its signature over the announcement must verify.
+fn rotate(
+    cur: &mut Cursor,
+    log_id: &[u8; 16],
+    seq: u64,
+    old_public: &[u8; 32],
+    new_public: &[u8; 32],
+    signature: &[u8; 64],
+) -> Result<(), String> {
+    let new = VerifyingKey::from_bytes(new_public)
+        .map_err(|_| "a key rotation announces a malformed public key".to_string())?;
+    if let Some(k) = &cur.key {
+        if k.as_bytes() != old_public {
+            return Err(format!(
+                "a key rotation from key id {} where the log's key is key id {}",
+                hex16(&blake3::hash(old_public).as_bytes()[..8]),
+                hex16(&key::key_id(k))
+            ));
+        }
+        let msg = super::format::key_rotation_message(log_id, seq, old_public, new_public);
+        if k.verify(&msg, &Signature::from_bytes(signature)).is_err() {
+            return Err(format!(
+                "the key rotation to key id {} is not signed by the log's key (key id {}): a forged announcement",
+                hex16(&key::key_id(&new)),
+                hex16(&key::key_id(k))
+            ));
+        }
+        cur.key = Some(new);
+        cur.key_from.push((Some(seq), new));
+    }
+    cur.keys_seen.push(key::key_id(&new));
+    cur.rotations.push(KeyRotation {
+        seq,
+        old_key_id: hex16(&blake3::hash(old_public).as_bytes()[..8]),
+        new_key_id: hex16(&key::key_id(&new)),
+    });
     Ok(())
 }
 

@@ -144,6 +144,7 @@ impl Script {
                 | RecordEvent::EgressClosed { .. }
                 | RecordEvent::WitnessCosigned { .. }
                 | RecordEvent::WitnessFailed { .. }
+                | RecordEvent::KeyRotated { .. }
                 | RecordEvent::SyscallBlobs { .. } => {}
             }
         }

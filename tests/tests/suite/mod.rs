@@ -25,6 +25,7 @@ mod recorder_view;
 mod rename;
 mod replay;
 mod resources;
+mod retention;
 mod syscalls;
 mod tlog;
 mod tools_view;

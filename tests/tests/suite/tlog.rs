@@ -55,7 +55,7 @@ pub(crate) fn go_verifier() -> PathBuf {
 }
 
 /// Runs the Go verifier: Ok(stdout) when it accepts, Err(stderr) when it rejects.
-fn go(mode: &str, vkey: &str, file: &Path) -> Result<String, String> {
+pub(super) fn go(mode: &str, vkey: &str, file: &Path) -> Result<String, String> {
     let out = Command::new(go_verifier())
         .args([mode, vkey])
         .arg(file)
@@ -115,7 +115,7 @@ fn write_json(path: &Path, v: &Value) {
 }
 
 /// Copies the kernel's recorder (with its tiles) under a fresh state dir.
-fn copy_state(k: &TestKernel) -> (tempfile::TempDir, PathBuf) {
+pub(super) fn copy_state(k: &TestKernel) -> (tempfile::TempDir, PathBuf) {
     fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for e in std::fs::read_dir(from).unwrap().flatten() {
