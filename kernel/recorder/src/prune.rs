@@ -81,19 +81,7 @@ pub fn message(m: &Manifest) -> Vec<u8> {
 
 /// Reads `dir/pruned`, if present.
 pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, RecorderError> {
-    let path = dir.join(PRUNED_FILE);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| RecorderError::Corrupt {
-                path,
-                seq: 0,
-                offset: 0,
-                what: format!("the prune manifest does not parse: {e}"),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(RecorderError::Open { path, source }),
-    }
+    crate::verify::read_json(dir, PRUNED_FILE, "the prune manifest")
 }
 
 /// Checks the manifest: its signature (when a key is given), its fields, and that
@@ -293,7 +281,7 @@ fn finish(dir: &Path, m: &Manifest, old_next: u64) -> Result<PruneReport, Record
     let entries = dir.join(tlog::TILE_DIR).join("entries");
     let mut files = Vec::new();
     if entries.is_dir() {
-        walk(&entries, &entries, &mut files).map_err(io)?;
+        crate::tlog::walk(&entries, &entries, &mut files).map_err(io)?;
     }
     for f in files {
         if let Some((_, n, _)) = tlog::parse_tile_path(&format!("entries/{f}")) {
@@ -322,19 +310,6 @@ fn finish(dir: &Path, m: &Manifest, old_next: u64) -> Result<PruneReport, Record
         .and_then(|f| f.sync_all())
         .map_err(io)?;
     Ok(report)
-}
-
-fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let p = e.path();
-        if e.file_type()?.is_dir() {
-            walk(&p, base, out)?;
-        } else if let Ok(rel) = p.strip_prefix(base) {
-            out.push(rel.to_string_lossy().into_owned());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

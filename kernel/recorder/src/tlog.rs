@@ -529,7 +529,8 @@ pub fn parse_tile_path(rel: &str) -> Option<(String, u64, u64)> {
     Some((level.to_string(), n, w))
 }
 
-fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+/// Every file under `dir`, as paths relative to `base`.
+pub(crate) fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let p = e.path();

@@ -176,7 +176,16 @@ pub fn segments(dir: &Path) -> Result<Vec<u32>, RecorderError> {
 
 /// Reads `recorder/HEAD`, if present.
 pub fn read_head(dir: &Path) -> Result<Option<Head>, RecorderError> {
-    let path = dir.join(HEAD_FILE);
+    read_json(dir, HEAD_FILE, "HEAD")
+}
+
+/// Reads the JSON file `dir/file` (`what` in the error), if present.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+    what: &str,
+) -> Result<Option<T>, RecorderError> {
+    let path = dir.join(file);
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
@@ -184,7 +193,7 @@ pub fn read_head(dir: &Path) -> Result<Option<Head>, RecorderError> {
                 path,
                 seq: 0,
                 offset: 0,
-                what: format!("HEAD does not parse: {e}"),
+                what: format!("{what} does not parse: {e}"),
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(RecorderError::Open { path, source }),
