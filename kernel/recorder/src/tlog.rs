@@ -229,6 +229,36 @@ pub fn new_tiles(old: u64, new: u64) -> Vec<(u8, u64, u64)> {
     out
 }
 
+/// Removes the partial tiles (or bundles) that the one just written at `rel` supersedes: the
+/// narrower partials of the same tile, or every partial once the full tile is there. The
+/// disk the log keeps then stays proportional to its records (an agent's flood cannot make
+/// the host keep a copy per checkpoint); a client holding an older checkpoint fetches the
+/// newer partial or the full tile instead (c2sp.org/tlog-tiles lets logs delete partials).
+/// Best effort: a leftover is removed by the next open's rewrite of `tile/`.
+fn drop_superseded(dir: &Path, rel: &str) {
+    let path = dir.join(rel);
+    match rel.rsplit_once(".p/") {
+        Some((_, width)) => {
+            let Some(partials) = path.parent() else {
+                return;
+            };
+            let Ok(entries) = std::fs::read_dir(partials) else {
+                return;
+            };
+            for e in entries.flatten() {
+                if e.file_name().to_str() != Some(width) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        None => {
+            let mut partials = path.into_os_string();
+            partials.push(".p");
+            let _ = std::fs::remove_dir_all(partials);
+        }
+    }
+}
+
 fn write_file(dir: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
@@ -277,6 +307,7 @@ impl Publication {
     pub fn publish(&self, dir: &Path) -> std::io::Result<()> {
         for (rel, data) in &self.files {
             write_file(dir, rel, data)?;
+            drop_superseded(dir, rel);
         }
         if let Some(note) = &self.note {
             write_checkpoint(dir, note)?;
