@@ -14,6 +14,10 @@ would. Each mode prints one line per outcome, flushed, for the test to read.
     bind                            listen on a TCP port of the agent's own loopback
     udp HOST PORT                   a UDP datagram (DNS-style) that bypasses the proxy
     env                             the proxy variables the agent was given
+    flood HOST:PORT                 CONNECT to HOST:PORT again and again, each answer read
+                                    and the connection closed, until the agent is ended
+    hostile                         requests whose host holds a bidi override, then an
+                                    escape sequence: their answer lines
 """
 
 import os
@@ -84,6 +88,31 @@ def answer(url):
     time.sleep(60)
 
 
+def proxy_conn():
+    host, port = os.environ["HTTP_PROXY"].rsplit("/", 1)[-1].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def flood(target):
+    n = 0
+    while True:
+        s = proxy_conn()
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+        s.makefile("rb").readline()
+        s.close()
+        n += 1
+        if n % 500 == 0:
+            say(f"{n} connections")
+
+
+def hostile():
+    for host in ("ex\u202eample.com", "ex\x1b[2Jample.com"):
+        s = proxy_conn()
+        s.sendall(f"GET http://{host}/ HTTP/1.1\r\n\r\n".encode())
+        say(s.makefile("rb").readline().decode().strip())
+        s.close()
+
+
 def outcome(f):
     try:
         f()
@@ -101,6 +130,10 @@ def main(argv):
         hold(int(argv[1]), argv[2])
     elif mode == "answer":
         answer(argv[1])
+    elif mode == "flood":
+        flood(argv[1])
+    elif mode == "hostile":
+        hostile()
     elif mode == "bloat":
         bloat(argv[1])
     elif mode == "direct":

@@ -191,6 +191,30 @@ pub fn make_db(dir: &Path) -> PathBuf {
     db
 }
 
+/// Bytes the files under `dir` hold on disk (allocated blocks; sparse files count what they
+/// use).
+pub fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
 /// A policy file in `dir`.
 pub fn write_policy(
     dir: &Path,

@@ -28,7 +28,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use agentos_tests::{write_policy, TestKernel};
+use agentos_tests::{disk_bytes, write_policy, TestKernel};
 
 /// The honest neighbour's p99 round trip while another agent attacks (DESIGN §10).
 const P99_BUDGET: Duration = Duration::from_millis(5);
@@ -86,30 +86,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
                 .ok()
         })
         .unwrap_or(0)
-}
-
-/// Bytes the files under `dir` hold on disk (allocated blocks; sparse files count what they
-/// use).
-fn disk_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.blocks() * 512;
-            }
-        }
-    }
-    total
 }
 
 /// Runs `agentctl ARGS` and returns its stdout and how long it took; a kernel that does not

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use agentos_kernel::recorder::RecordEvent;
 use agentos_syscalls::Errno;
-use agentos_tests::{repo_root, wait_until, TestKernel};
+use agentos_tests::{disk_bytes, repo_root, wait_until, TestKernel};
 use serde_json::Value;
 
 /// A server the test started; killed on drop.
@@ -666,5 +666,65 @@ fn an_agents_bandwidth_is_paced_to_its_budget() {
         ),
         "{:?}",
         egress(&k, id)
+    );
+}
+
+#[test]
+fn a_flood_of_connections_is_held_to_the_agents_recorder_share() {
+    // Every connection is a record: an agent dialling without end is ended by its share of
+    // the recorder, like a flood of syscalls, and the disk the kernel keeps stays near it.
+    const SHARE: u64 = 256 << 10;
+    let k = TestKernel::start_with(false, &[&format!("--recorder-share-bytes={SHARE}")]);
+    // Allowed literally, and nothing listens there: each connection is refused by the
+    // network (502), recorded, never a violation.
+    let rules = "  - name: nowhere\n    action: network\n    effect: allow\n    constraints:\n      hosts: [\"127.0.0.9\"]\n";
+    let p = policy(&k, "flood", "strict", rules, &[]);
+    let before = disk_bytes(&k.recorder_dir());
+    let id = k.spawn_script(&p, "python3", &netagent(), &["flood", "127.0.0.9:9"]);
+    let end = k.wait(id);
+    assert_eq!(end["exit"]["signal"], "SIGKILL", "{end:#}");
+    k.limit_event_before_exit(id, "recorder_bytes", &["syscall"]);
+    let refused = egress(&k, id).len();
+    assert!(refused > 100, "only {refused} connections recorded");
+    let grown = disk_bytes(&k.recorder_dir()).saturating_sub(before);
+    assert!(
+        grown <= SHARE + (512 << 10),
+        "the recorder grew by {grown} bytes for a share of {SHARE}"
+    );
+}
+
+#[test]
+fn what_an_agent_sends_its_proxy_reaches_an_operators_terminal_escaped() {
+    let k = TestKernel::start();
+    let p = policy(&k, "hostile-names", "strict", ALLOW_2_3, &[]);
+    let (last, out) = run_py(&k, &p, &["hostile"]);
+    assert_eq!(last["exit"]["code"], 0, "{last}\n{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["HTTP/1.1 400 Bad Request", "HTTP/1.1 400 Bad Request"]
+    );
+    // The first refusal names the host it refused, the agent's bytes kept as they were in
+    // the record; the second never got past the HTTP parser (a control byte). The
+    // operator's view shows them escaped.
+    let shown = k.ctl_ok(&["recorder", "show", "--kind", "egress"]);
+    assert!(
+        shown.contains("egress #1") && shown.contains("egress #2"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("ex\\u{202e}ample.com` is not a host name"),
+        "{shown}"
+    );
+    assert!(shown.contains("not an HTTP request"), "{shown}");
+    assert!(
+        !shown.contains('\u{202e}') && !shown.contains('\x1b'),
+        "{shown:?}"
+    );
+    // The denial summary in `inspect` as well.
+    let id = last["id"].as_u64().expect("id").to_string();
+    let inspect = k.ctl_ok(&["inspect", &id]);
+    assert!(
+        !inspect.contains('\u{202e}') && !inspect.contains('\x1b'),
+        "{inspect:?}"
     );
 }
