@@ -16,6 +16,8 @@ would. Each mode prints one line per outcome, flushed, for the test to read.
     env                             the proxy variables the agent was given
     flood HOST:PORT                 CONNECT to HOST:PORT again and again, each answer read
                                     and the connection closed, until the agent is ended
+    stuff N HOST:PORT               open N CONNECT tunnels to a server that never reads and
+                                    write into each until it is full; then linger
     hostile                         requests whose host holds a bidi override, then an
                                     escape sequence: their answer lines
 """
@@ -105,6 +107,27 @@ def flood(target):
             say(f"{n} connections")
 
 
+def stuff(n, target):
+    held = []
+    for _ in range(n):
+        s = proxy_conn()
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+        s.makefile("rb").readline()
+        s.setblocking(False)
+        chunk = b"x" * 65536
+        stalled = 0
+        while stalled < 20:
+            try:
+                s.send(chunk)
+                stalled = 0
+            except BlockingIOError:
+                stalled += 1
+                time.sleep(0.01)
+        held.append(s)
+    say("stuffed")
+    time.sleep(60)
+
+
 def hostile():
     for host in ("ex\u202eample.com", "ex\x1b[2Jample.com"):
         s = proxy_conn()
@@ -132,6 +155,8 @@ def main(argv):
         answer(argv[1])
     elif mode == "flood":
         flood(argv[1])
+    elif mode == "stuff":
+        stuff(int(argv[1]), argv[2])
     elif mode == "hostile":
         hostile()
     elif mode == "bloat":

@@ -728,3 +728,44 @@ fn what_an_agent_sends_its_proxy_reaches_an_operators_terminal_escaped() {
         "{inspect:?}"
     );
 }
+
+#[test]
+fn tunnels_stuffed_by_the_agent_hold_the_kernel_to_a_bounded_memory() {
+    // The agent fills every tunnel it may hold toward a server that never reads: what the
+    // kernel holds for it is its copy buffers (at most 2 × 256 KiB a connection) and a
+    // request head, whatever it sends; the rest waits in the agent's own socket.
+    let k = TestKernel::start_with(false, &["--egress-max-connections", "16"]);
+    let sink = std::net::TcpListener::bind("127.0.0.2:0").expect("a server that never reads");
+    let port = sink.local_addr().expect("addr").port();
+    let p = policy(&k, "stuffed", "strict", ALLOW_2_3, &[]);
+    let rss = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", k.kernel_pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .expect("the kernel's VmRSS")
+            * 1024
+    };
+    let before = rss();
+    let id = k.spawn_script(
+        &p,
+        "python3",
+        &netagent(),
+        &["stuff", "16", &format!("127.0.0.2:{port}")],
+    );
+    assert_eq!(k.wait_for_line(id, "stuffed"), "stuffed");
+    let grown = rss().saturating_sub(before);
+    // 16 connections × (2 × 256 KiB + 16 KiB), and 8 MiB for everything else the kernel
+    // allocates meanwhile (its tasks, the records).
+    let bound = 16 * (2 * (256 << 10) + (16 << 10)) + (8 << 20);
+    assert!(
+        grown <= bound,
+        "the kernel grew by {grown} bytes (bound {bound})"
+    );
+    k.ctl_ok(&["kill", &id.to_string()]);
+    k.wait(id);
+    drop(sink);
+}
