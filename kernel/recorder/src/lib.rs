@@ -43,12 +43,13 @@
 //! [`RecorderOptions::checkpoint_interval`], and when the recorder closes, it appends a signed
 //! checkpoint and, once that is durable, replaces `HEAD` with it.
 //!
-//! The writer also adds each record to the Merkle tree as it encodes it (the leaf hash and the
-//! few interior hashes it completes; a rollback cuts them back with the records); with each
-//! checkpoint it signs a C2SP checkpoint note, and where it publishes `HEAD` it first writes the
-//! new tiles and entry bundles, then the note. [`Recorder::open`] rebuilds the tree from the
-//! segments (after a torn tail is cut) and rewrites `tile/` and the note from it, so the
-//! published tree never covers bytes the log no longer holds.
+//! The writer also keeps each record's Merkle leaf as it encodes it (a rollback cuts them back
+//! with the records); where it publishes `HEAD` it hands the leaves up to that checkpoint to
+//! the transparency log's publisher thread, which adds them to the tree and writes the new
+//! tiles and entry bundles, then the signed C2SP checkpoint note (a seal returns once they
+//! are written). [`Recorder::open`] rebuilds the tree from the segments (after a torn tail is
+//! cut) and rewrites `tile/` and the note from it, so the published tree never covers bytes
+//! the log no longer holds.
 //!
 //! On open, [`Recorder::open`] verifies the existing log ([`verify::scan`]): a torn tail of the
 //! last segment (a crash mid-write) is copied aside, cut off and recorded as
@@ -94,6 +95,7 @@ pub mod bound;
 pub mod format;
 pub mod key;
 pub mod prune;
+mod publish;
 pub mod tlog;
 pub mod verify;
 pub mod witness;
@@ -534,6 +536,9 @@ impl Recorder {
                 tracing::warn!(error = %e, "flight recorder: cannot write recorder/checkpoint");
             }
         }
+        let leaves_from = tree.size();
+        let publisher = publish::Publisher::start(dir.into(), origin, tree, bundle_base, bundle)
+            .map_err(RecorderError::Thread)?;
         let log_id = match v.raw_log_id {
             Some(id) => id,
             None => key::random_bytes::<16>()?,
@@ -608,11 +613,9 @@ impl Recorder {
             opts: opts.clone(),
             closed: false,
             unsynced_blobs: Vec::new(),
-            published: tree.size(),
-            tree,
-            origin,
-            bundle_base,
-            bundle,
+            leaves: tlog::Leaves::default(),
+            leaves_from,
+            publisher,
             pending_note: None,
             to_publish: Vec::new(),
         };
@@ -872,8 +875,9 @@ impl Recorder {
         w.sync(true);
         let jobs = std::mem::take(&mut w.to_publish);
         let id = w.key_id;
+        let publisher = w.publisher.clone();
         drop(w);
-        Writer::write_publications(&self.dir, jobs);
+        publisher.send(jobs, true);
         Ok(id)
     }
 
@@ -1000,20 +1004,17 @@ struct Writer {
     closed: bool,
     /// Blobs written in `batch` mode, fsynced before the segment's next fsync.
     unsynced_blobs: Vec<PathBuf>,
-    /// The Merkle tree over the records written ([`tlog`]): always `seq` leaves.
-    tree: tlog::Tree,
-    /// The tree size whose tiles are published.
-    published: u64,
-    /// The log's origin (checkpoint notes' first line and key name).
-    origin: String,
-    /// The leaves from `bundle_base` (a multiple of 256, ≤ `published`, or a pruned log's
-    /// cut) on: the entry bundles not yet full.
-    bundle_base: u64,
-    bundle: Vec<Vec<u8>>,
-    /// A checkpoint note to publish with `HEAD`: its tree size and bytes.
-    pending_note: Option<(u64, Vec<u8>)>,
-    /// Tiles and notes to write once the lock is released.
-    to_publish: Vec<tlog::Publication>,
+    /// The leaves ([`tlog`]) of the records from `leaves_from` on (up to `seq`), not yet
+    /// handed to the publisher.
+    leaves: tlog::Leaves,
+    leaves_from: u64,
+    /// The transparency log's publisher thread (the tree, tiles, bundles, notes); it ends
+    /// when the writer is dropped.
+    publisher: publish::Publisher,
+    /// A checkpoint note to publish with `HEAD`: its tree size and the key to sign it with.
+    pending_note: Option<(u64, SigningKey)>,
+    /// Leaves and notes to hand to the publisher once the lock is released.
+    to_publish: Vec<publish::Job>,
 }
 
 impl Writer {
@@ -1113,15 +1114,15 @@ impl Writer {
                     done.send(w.outcome(epoch, o));
                 }
             } else {
-                // The tiles and note are written without the lock (appenders go on) and
-                // before a seal is answered (it returns with them published).
+                // The leaves go to the publisher without the lock (appenders go on); a seal
+                // is answered once they are published.
                 let answers: Vec<(Done, Outcome)> = waiters
                     .drain(..)
                     .map(|(done, o)| (done, w.outcome(epoch, o)))
                     .collect();
-                let dir = w.dir.clone();
+                let publisher = w.publisher.clone();
                 drop(w);
-                Writer::write_publications(&dir, jobs);
+                publisher.send(jobs, seal);
                 for (done, o) in answers {
                     done.send(o);
                 }
@@ -1136,9 +1137,9 @@ impl Writer {
         w.sync(true);
         w.closed = true;
         let jobs = std::mem::take(&mut w.to_publish);
-        let dir = w.dir.clone();
+        let publisher = w.publisher.clone();
         drop(w);
-        Writer::write_publications(&dir, jobs);
+        publisher.send(jobs, true);
     }
 
     /// Drains what is queued into `group`. Under load (the last group had several records)
@@ -1245,11 +1246,10 @@ impl Writer {
         self.chain = push_frame(&mut self.buf, &self.chain, TYPE_RECORD, meta, &body);
         // The leaf: the frame's header and body, as the chain covers them.
         let leaf = &self.buf[start..self.buf.len() - format::CHAIN_LEN - 4];
-        self.tree.push(leaf);
         // What the transparency log keeps of it too: the leaf in its entry bundle (with its
         // length) and its hashes in the tiles (about one per record).
         let published = (leaf.len() + 2 + 2 * 32) as u64;
-        self.bundle.push(leaf.to_vec());
+        self.leaves.push(leaf);
         self.health.records.fetch_add(1, Ordering::Relaxed);
         self.health.charge(
             agent,
@@ -1290,9 +1290,8 @@ impl Writer {
         self.seq = self.good.seq;
         self.chain = self.good.chain;
         self.since_checkpoint = self.good.since_checkpoint;
-        self.tree.truncate(self.good.seq);
-        self.bundle
-            .truncate(self.good.seq.saturating_sub(self.bundle_base) as usize);
+        self.leaves
+            .truncate(self.good.seq.saturating_sub(self.leaves_from) as usize);
         self.buf.clear();
         self.pending_head = None;
         self.pending_note = None;
@@ -1445,12 +1444,7 @@ impl Writer {
                 return;
             }
         };
-        match tlog::sign_checkpoint(&self.origin, self.seq, &self.tree.root(), &self.key) {
-            Ok(note) => self.pending_note = Some((self.seq, note)),
-            Err(e) => {
-                tracing::error!(error = %e, "flight recorder: a checkpoint note does not encode")
-            }
-        }
+        self.pending_note = Some((self.seq, self.key.clone()));
         self.pending_head = Some(Head {
             log_id: hex::encode(self.log_id),
             key_id: hex::encode(self.key_id),
@@ -1541,30 +1535,20 @@ impl Writer {
         }
     }
 
-    /// Queues the tiles and entry bundles up to the pending checkpoint note's tree size, then
-    /// the note, for [`Writer::run`] to write once the lock is released. Like `HEAD`, a
-    /// failure to write them is retried with the next checkpoint, and the next open rebuilds
-    /// `tile/` whole.
+    /// Queues the leaves up to the pending checkpoint note's tree size, with the note to sign,
+    /// for [`Writer::run`] to hand to the publisher once the lock is released. Like `HEAD`, a
+    /// failure to write the tiles is retried with the next checkpoint, and the next open
+    /// rebuilds `tile/` whole.
     fn publish(&mut self) {
-        let Some((size, note)) = self.pending_note.take() else {
+        let Some((size, key)) = self.pending_note.take() else {
             return;
         };
-        if size < self.published || size > self.tree.size() {
+        if size < self.leaves_from || size > self.seq {
             return;
         }
-        let mut p = tlog::tiles_for(
-            &self.tree,
-            (self.published, size),
-            self.bundle_base,
-            &self.bundle,
-        );
-        p.note = Some(note);
-        self.to_publish.push(p);
-        self.published = size;
-        let keep_from = (size / 256 * 256).max(self.bundle_base);
-        let drop = keep_from.saturating_sub(self.bundle_base) as usize;
-        self.bundle.drain(..drop.min(self.bundle.len()));
-        self.bundle_base = keep_from;
+        let leaves = self.leaves.split_front((size - self.leaves_from) as usize);
+        self.leaves_from = size;
+        self.to_publish.push(publish::Job { leaves, size, key });
     }
 
     /// Whether the segment is past [`RecorderOptions::max_segment_bytes`] or
@@ -1626,16 +1610,6 @@ impl Writer {
             Err(e) => {
                 tracing::warn!(error = %e, path = %path.display(), "flight recorder: cannot start the next segment; the current one grows until it can");
                 self.segment_started = Instant::now();
-            }
-        }
-    }
-
-    /// Writes what [`Writer::publish`] queued (called without the lock).
-    fn write_publications(dir: &Path, jobs: Vec<tlog::Publication>) {
-        for p in jobs {
-            if let Err(e) = p.publish(dir) {
-                let _ = std::fs::remove_file(dir.join("checkpoint.tmp"));
-                tracing::warn!(error = %e, "flight recorder: cannot write recorder/tile or recorder/checkpoint; the next checkpoint writes a newer one, the next start rebuilds the tiles");
             }
         }
     }

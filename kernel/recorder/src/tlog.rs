@@ -27,14 +27,15 @@
 //! ed25519) by the recorder's key under the name `origin`; its verifier key is
 //! `origin+<key id>+base64(0x01 ‖ key.pub)` ([`verifier_key`]).
 //!
-//! The writer keeps every stored hash of the tree in memory (64 bytes a record) and adds each
-//! record's as it encodes it; a rollback after a write error cuts them back with the records.
-//! Tiles and the checkpoint are published with `HEAD` (after the records they cover are
-//! fsynced). On open the tree is rebuilt from the segments (after a torn tail is cut) and
-//! `tile/` rewritten from it, so the tiles never cover bytes the log lost. Partial tiles
-//! (`.p/<W>`) written as the log grows stay until that rewrite (at most 255 per full tile and
-//! level): deleting them as each tile fills halved the append rate in the bench (file deletes
-//! and creates interleaved make ext4's inode allocation slow).
+//! The writer keeps each record's leaf as it encodes it ([`Leaves`]: bytes end to end, no
+//! allocation per record); a rollback after a write error cuts them back with the records.
+//! With `HEAD` (after the records are fsynced) it hands the leaves up to that checkpoint to
+//! the publisher thread ([`crate::publish`]), which keeps every stored hash of the tree in
+//! memory (64 bytes a record), hashes the new leaves and writes the tiles, bundles and the
+//! signed note — beside the appenders, not in their path. On open the tree is rebuilt from the
+//! segments (after a torn tail is cut) and `tile/` rewritten from it, so the tiles never cover
+//! bytes the log lost. A partial tile (`.p/<W>`) is removed when a wider one or the full tile
+//! is published.
 
 use std::fs::File;
 use std::io::Write;
@@ -177,6 +178,106 @@ impl Tree {
     }
 }
 
+/// Leaves held in memory until their entry bundle is full: their bytes end to end and where
+/// each ends — one buffer for many records, not an allocation each (the writer adds one per
+/// record it appends).
+#[derive(Debug, Default, Clone)]
+pub struct Leaves {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Leaves {
+    pub fn push(&mut self, leaf: &[u8]) {
+        self.bytes.extend_from_slice(leaf);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Where leaf `i` starts in `bytes`.
+    fn start(&self, i: usize) -> usize {
+        match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        Some(&self.bytes[self.start(i)..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Adds every leaf of `other`, in order.
+    pub fn extend(&mut self, other: &Leaves) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ends.extend(other.ends.iter().map(|e| e + at));
+    }
+
+    /// Keeps the first `n` leaves.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.bytes.truncate(self.start(n));
+            self.ends.truncate(n);
+        }
+    }
+
+    /// Removes the first `n` leaves and returns them; what stays starts in a buffer of the
+    /// same capacity (the next as many records need no reallocation).
+    pub fn split_front(&mut self, n: usize) -> Leaves {
+        let n = n.min(self.len());
+        let cut = self.start(n);
+        let mut rest = Vec::with_capacity(self.bytes.capacity().max(self.bytes.len() - cut));
+        rest.extend_from_slice(&self.bytes[cut..]);
+        let mut front = std::mem::replace(&mut self.bytes, rest);
+        front.truncate(cut);
+        let rest_ends = self.ends[n..].iter().map(|e| e - cut).collect();
+        let mut front_ends = std::mem::replace(&mut self.ends, rest_ends);
+        front_ends.truncate(n);
+        Leaves {
+            bytes: front,
+            ends: front_ends,
+        }
+    }
+
+    /// Drops the first `n` leaves.
+    pub fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        let cut = self.start(n);
+        self.bytes.drain(..cut);
+        self.ends.drain(..n);
+        for e in &mut self.ends {
+            *e -= cut;
+        }
+    }
+
+    /// Entry bundle of the `w` leaves from `from`: each prefixed by its big-endian u16
+    /// length; `None` when one is over 65535 bytes or the range is not held.
+    pub fn bundle(&self, from: usize, w: usize) -> Option<Vec<u8>> {
+        if from + w > self.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.start(from + w) - self.start(from) + 2 * w);
+        for i in from..from + w {
+            let l = self.get(i)?;
+            out.extend_from_slice(&u16::try_from(l.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(l);
+        }
+        Some(out)
+    }
+}
+
 /// Checks an inclusion proof (RFC 6962 §2.1.1).
 pub fn check_inclusion(proof: &[Hash], size: u64, root: Hash, index: u64, leaf: &[u8]) -> bool {
     check_record(&proof.to_vec(), size, root, index, record_hash(leaf)).is_ok()
@@ -229,36 +330,6 @@ pub fn new_tiles(old: u64, new: u64) -> Vec<(u8, u64, u64)> {
     out
 }
 
-/// Removes the partial tiles (or bundles) that the one just written at `rel` supersedes: the
-/// narrower partials of the same tile, or every partial once the full tile is there. The
-/// disk the log keeps then stays proportional to its records (an agent's flood cannot make
-/// the host keep a copy per checkpoint); a client holding an older checkpoint fetches the
-/// newer partial or the full tile instead (c2sp.org/tlog-tiles lets logs delete partials).
-/// Best effort: a leftover is removed by the next open's rewrite of `tile/`.
-fn drop_superseded(dir: &Path, rel: &str) {
-    let path = dir.join(rel);
-    match rel.rsplit_once(".p/") {
-        Some((_, width)) => {
-            let Some(partials) = path.parent() else {
-                return;
-            };
-            let Ok(entries) = std::fs::read_dir(partials) else {
-                return;
-            };
-            for e in entries.flatten() {
-                if e.file_name().to_str() != Some(width) {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        None => {
-            let mut partials = path.into_os_string();
-            partials.push(".p");
-            let _ = std::fs::remove_dir_all(partials);
-        }
-    }
-}
-
 fn write_file(dir: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
@@ -267,33 +338,8 @@ fn write_file(dir: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, data)
 }
 
-/// An entry bundle: each leaf prefixed by its big-endian u16 length; `None` when one is over
-/// 65535 bytes.
-pub fn bundle<'a>(leaves: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for l in leaves {
-        let len = u16::try_from(l.len()).ok()?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(l);
-    }
-    Some(out)
-}
-
-/// Writes the hash tiles and entry bundles for growing from size `old` to size `new`
-/// (`≤ tree.size()`: the hashes of a tree's complete subtrees do not change as it grows);
-/// `leaves` are the leaves from index `base` (a multiple of 256, ≤ `old`) on.
-pub fn write_tiles(
-    dir: &Path,
-    tree: &Tree,
-    sizes: (u64, u64),
-    base: u64,
-    leaves: &[Vec<u8>],
-) -> std::io::Result<()> {
-    tiles_for(tree, sizes, base, leaves).publish(dir)
-}
-
-/// Tiles and a checkpoint note to write: made by the writer under its lock, written after it
-/// is released (so that appenders never wait for file creation).
+/// Tiles and a checkpoint note to write: made and written by the publisher thread
+/// ([`crate::publish`]).
 #[derive(Debug, Default)]
 pub struct Publication {
     /// (path under the recorder dir, contents), tiles before bundles of the same range.
@@ -302,67 +348,96 @@ pub struct Publication {
     pub note: Option<Vec<u8>>,
 }
 
-impl Publication {
-    /// Writes the files, then the note.
-    pub fn publish(&self, dir: &Path) -> std::io::Result<()> {
-        for (rel, data) in &self.files {
-            write_file(dir, rel, data)?;
-            drop_superseded(dir, rel);
+/// What the publisher has written under `tile/` since the open rewrote it: the directories
+/// (made once, not looked up for every file) and the partial tiles and bundles still there.
+#[derive(Debug, Default)]
+pub struct TileFiles {
+    dirs: std::collections::HashSet<PathBuf>,
+    /// The partial tiles written (`<L>/<N>.p/<W>` under the recorder dir), by `<L>/<N>`.
+    partials: std::collections::HashMap<String, String>,
+}
+
+impl TileFiles {
+    /// Writes the files, then the note. A partial tile (or bundle) superseded by the one just
+    /// written — a wider partial or the full tile — is removed: the disk the log keeps stays
+    /// proportional to its records (an agent's flood cannot make the host keep a copy per
+    /// checkpoint); a client holding an older checkpoint fetches the newer partial or the full
+    /// tile instead (c2sp.org/tlog-tiles lets logs delete partials). A leftover is removed by
+    /// the next open's rewrite of `tile/`.
+    pub fn publish(&mut self, dir: &Path, p: &Publication) -> std::io::Result<()> {
+        for (rel, data) in &p.files {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                if !self.dirs.contains(parent) {
+                    std::fs::create_dir_all(parent)?;
+                    self.dirs.insert(parent.to_path_buf());
+                }
+            }
+            std::fs::write(&path, data)?;
+            let (tile, partial) = match rel.rsplit_once(".p/") {
+                Some((tile, _)) => (tile, true),
+                None => (rel.as_str(), false),
+            };
+            let superseded = match partial {
+                true => self.partials.insert(tile.to_string(), rel.clone()),
+                false => self.partials.remove(tile),
+            };
+            if let Some(old) = superseded.as_ref().filter(|old| *old != rel) {
+                let _ = std::fs::remove_file(dir.join(old));
+            }
+            if !partial && superseded.is_some() {
+                let partials = dir.join(format!("{tile}.p"));
+                let _ = std::fs::remove_dir(&partials);
+                self.dirs.remove(&partials);
+            }
         }
-        if let Some(note) = &self.note {
+        if let Some(note) = &p.note {
             write_checkpoint(dir, note)?;
         }
         Ok(())
     }
 }
 
-/// The tiles and bundles growing from size `old` to size `new` adds (see [`write_tiles`]).
-pub fn tiles_for(
-    tree: &Tree,
-    (old, new): (u64, u64),
-    base: u64,
-    leaves: &[Vec<u8>],
-) -> Publication {
+/// The tiles and bundles growing from size `old` to size `new` adds (`new ≤ tree.size()`:
+/// the hashes of a tree's complete subtrees do not change as it grows); `leaves` are the
+/// leaves from index `base` (a multiple of 256, ≤ `old`, or a pruned log's cut) on.
+pub fn tiles_for(tree: &Tree, (old, new): (u64, u64), base: u64, leaves: &Leaves) -> Publication {
     let mut p = Publication::default();
     for (l, n, w) in new_tiles(old, new) {
         p.files
             .push((tile_path(&l.to_string(), n, w), tree.tile(l, n, w)));
-        if l == 0 && n * TILE_WIDTH >= base {
-            let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
-            let Some(slice) = leaves.get(from..from + w as usize) else {
-                continue;
-            };
-            match bundle(slice.iter().map(Vec::as_slice)) {
-                Some(b) => p.files.push((tile_path("entries", n, w), b)),
-                None => tracing::warn!(
-                    bundle = n,
-                    "flight recorder: an entry over 65535 bytes: entry bundle not written (the leaf is in its segment)"
-                ),
+        if l == 0 {
+            if let Some(b) = bundle_of(leaves, base, n, w) {
+                p.files.push((tile_path("entries", n, w), b));
             }
         }
     }
     p
 }
 
-/// Writes entry bundle `n` of width `w` from `leaves` (which start at index `base`).
-fn write_bundle(dir: &Path, n: u64, w: u64, base: u64, leaves: &[Vec<u8>]) -> std::io::Result<()> {
+/// Entry bundle `n` of width `w` from `leaves` (which start at index `base`): `None` when it
+/// holds pruned records (below `base`: not written) or a leaf over 65535 bytes (a warning
+/// says so; the leaf is in its segment, its hash in the tiles).
+fn bundle_of(leaves: &Leaves, base: u64, n: u64, w: u64) -> Option<Vec<u8>> {
     if n * TILE_WIDTH < base {
-        // It holds pruned records: not written.
-        return Ok(());
+        return None;
     }
-    let from = (n * TILE_WIDTH).saturating_sub(base) as usize;
-    let Some(slice) = leaves.get(from..from + w as usize) else {
-        return Ok(());
-    };
-    match bundle(slice.iter().map(Vec::as_slice)) {
+    let from = (n * TILE_WIDTH - base) as usize;
+    let b = leaves.bundle(from, w as usize);
+    if b.is_none() && from + w as usize <= leaves.len() {
+        tracing::warn!(
+            bundle = n,
+            "flight recorder: an entry over 65535 bytes: entry bundle not written (the leaf is in its segment)"
+        );
+    }
+    b
+}
+
+/// Writes entry bundle `n` of width `w` from `leaves` (which start at index `base`).
+fn write_bundle(dir: &Path, n: u64, w: u64, base: u64, leaves: &Leaves) -> std::io::Result<()> {
+    match bundle_of(leaves, base, n, w) {
         Some(b) => write_file(dir, &tile_path("entries", n, w), &b),
-        None => {
-            tracing::warn!(
-                bundle = n,
-                "flight recorder: an entry over 65535 bytes: entry bundle not written (the leaf is in its segment)"
-            );
-            Ok(())
-        }
+        None => Ok(()),
     }
 }
 
@@ -491,7 +566,7 @@ pub fn read_tree(dir: &Path, want: Option<u64>) -> Result<(Tree, Option<Vec<u8>>
 /// Rebuilds the tree from the log and rewrites `tile/` from it; returns the tree and the
 /// leaves of the last, partial entry bundle (from the returned base). In a pruned log the
 /// bundles start at the first one holding no pruned record.
-pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Vec<Vec<u8>>), RecorderError> {
+pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Leaves), RecorderError> {
     let mut tree = pruned_prefix(dir)?;
     let locs = leaf_locations(dir)?;
     let tiles = dir.join(TILE_DIR);
@@ -503,18 +578,18 @@ pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Vec<Vec<u8>>), RecorderError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         _ => {}
     }
-    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut pending = Leaves::default();
     let mut base = tree.size();
     let mut err = None;
     read_leaves(dir, &locs, |_, l| {
         tree.push(l);
-        pending.push(l.to_vec());
+        pending.push(l);
         if (base + pending.len() as u64) % TILE_WIDTH == 0 {
             if let Err(e) = write_bundle(dir, base / TILE_WIDTH, TILE_WIDTH, base, &pending) {
                 err.get_or_insert(e);
             }
             base += pending.len() as u64;
-            pending.clear();
+            pending = Leaves::default();
         }
     })?;
     if let Some(e) = err {
@@ -908,6 +983,47 @@ mod tests {
         assert_eq!(new_tiles(0, 3), vec![(0, 0, 3)]);
         assert_eq!(new_tiles(3, 257), vec![(0, 0, 256), (0, 1, 1), (1, 0, 1)]);
         assert!(new_tiles(5, 5).is_empty());
+    }
+
+    #[test]
+    fn leaves_split_drop_truncate_and_bundle_keep_every_leaf_whole() {
+        let mut l = Leaves::default();
+        let want: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        for w in &want {
+            l.push(w);
+        }
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            want.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        // The bundle format: a big-endian u16 length before each leaf.
+        assert_eq!(l.bundle(1, 2), Some(vec![0, 2, 1, 1, 0, 3, 2, 2, 2]));
+        assert_eq!(l.bundle(9, 2), None, "past the leaves held");
+        let front = l.split_front(4);
+        assert_eq!(front.len(), 4);
+        assert_eq!(front.get(3), Some(&want[3][..]));
+        assert_eq!(l.get(0), Some(&want[4][..]));
+        assert_eq!(l.len(), 6);
+        l.truncate(3);
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            vec![&want[4][..], &want[5][..], &want[6][..]]
+        );
+        let mut all = front.clone();
+        all.extend(&l);
+        assert_eq!(all.len(), 7);
+        assert_eq!(all.get(6), Some(&want[6][..]));
+        all.drop_front(5);
+        assert_eq!(
+            all.iter().collect::<Vec<_>>(),
+            vec![&want[5][..], &want[6][..]]
+        );
+        all.drop_front(9);
+        assert!(all.is_empty());
+        // A leaf over 65535 bytes has no bundle (its bytes stay in the segment).
+        let mut big = Leaves::default();
+        big.push(&vec![0; 70_000]);
+        assert_eq!(big.bundle(0, 1), None);
     }
 
     #[test]
