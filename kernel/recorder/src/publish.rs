@@ -28,7 +28,7 @@ pub(crate) struct Job {
 }
 
 enum Msg {
-    Job(Job),
+    Job(Box<Job>),
     /// Answered once everything sent before it is published.
     Barrier(Sender<()>),
 }
@@ -82,7 +82,7 @@ impl Publisher {
     /// are published.
     pub(crate) fn send(&self, jobs: Vec<Job>, wait: bool) {
         for job in jobs {
-            if self.tx.send(Msg::Job(job)).is_err() {
+            if self.tx.send(Msg::Job(Box::new(job))).is_err() {
                 tracing::error!("flight recorder: the transparency log's publisher is gone; tiles and notes wait for the next start");
                 return;
             }
