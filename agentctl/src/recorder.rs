@@ -89,6 +89,7 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
             witness,
             min_witnesses,
         } => {
+            let mut cosigned = Vec::new();
             if !witness.is_empty() {
                 let note = std::fs::read(&file).map_err(|e| {
                     CliError::new(
@@ -111,8 +112,9 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
                         names.join(", ")
                     );
                 }
+                cosigned = good;
             }
-            crate::tlog::verify(&dir, &file, json)
+            crate::tlog::verify(&dir, &file, &cosigned, json)
         }
         RecorderCommand::WitnessKey { .. }
         | RecorderCommand::Cosign { .. }

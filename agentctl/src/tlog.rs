@@ -358,8 +358,14 @@ pub fn consistency(dir: &Path, old: &str, new: &str, json: bool) -> Result<u8, C
 }
 
 /// `recorder verify --checkpoint FILE`: the chain verification, then the transparency log
-/// against the checkpoint and the tiles against the log.
-pub fn verify(dir: &Path, file: &Path, json: bool) -> Result<u8, CliError> {
+/// against the checkpoint and the tiles against the log. `cosigned` are the witnesses whose
+/// cosignatures `--witness` checked (name, timestamp), listed in `--json`.
+pub fn verify(
+    dir: &Path,
+    file: &Path,
+    cosigned: &[(String, u64)],
+    json: bool,
+) -> Result<u8, CliError> {
     let key = public(dir)?;
     let cp = read_note(dir, file, &key)?;
     let v = scan(dir, ScanOptions { signatures: true }, |_, _| {})
@@ -414,6 +420,10 @@ pub fn verify(dir: &Path, file: &Path, json: bool) -> Result<u8, CliError> {
                 "root_hash": tlog::b64(&cp.root),
             },
             "tiles_checked": checked,
+            "witnesses": cosigned
+                .iter()
+                .map(|(name, timestamp)| json!({ "name": name, "timestamp": timestamp }))
+                .collect::<Vec<_>>(),
             "problems": problems,
         }));
         return Ok(code);

@@ -145,6 +145,33 @@ fn a_kernel_gets_its_checkpoints_cosigned_by_two_witnesses() {
 
     let ok = verify(&k, &witnessed, &[&v1, &v2], 2);
     assert!(ok.status.success(), "{}", err(&ok));
+    // `--json` names the witnesses it counted, with their cosignatures' times.
+    let j = k.ctl_ok(&[
+        "recorder",
+        "verify",
+        "--checkpoint",
+        witnessed.to_str().unwrap(),
+        "--witness",
+        &v1,
+        "--witness",
+        &v2,
+        "--min-witnesses",
+        "2",
+        "--json",
+    ]);
+    let j: Value = serde_json::from_str(&j).unwrap();
+    let mut names: Vec<&str> = j["witnesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["witness.test/w1", "witness.test/w2"], "{j}");
+    assert!(
+        j["witnesses"][0]["timestamp"].as_u64().unwrap() > 1_700_000_000,
+        "{j}"
+    );
     assert!(
         String::from_utf8_lossy(&ok.stdout).contains("witnesses: 2 valid cosignature(s)"),
         "{}",
