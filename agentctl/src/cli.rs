@@ -335,16 +335,25 @@ pub enum WitnessCommand {
         /// The address to listen on (port 0 picks one; the first line printed names it).
         #[arg(long, value_name = "ADDR")]
         listen: String,
-        /// The witness key file (`recorder witness-key`).
-        #[arg(long, value_name = "FILE")]
-        key: std::path::PathBuf,
-        /// The witness's state dir.
-        #[arg(long, value_name = "DIR")]
-        state: std::path::PathBuf,
-        /// A log's verifier key to trust. Repeatable; kept in the state dir.
-        #[arg(long, value_name = "VKEY")]
-        log_key: Vec<String>,
+        #[command(flatten)]
+        witness: WitnessArgs,
     },
+}
+
+/// Who the witness is and what it keeps: shared by `recorder cosign` and `recorder witness
+/// serve` (the same checks and state either way).
+#[derive(Debug, clap::Args)]
+pub struct WitnessArgs {
+    /// The witness key file (`recorder witness-key`).
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    /// The witness's state dir: the latest cosigned checkpoint per log, the trusted keys.
+    #[arg(long, value_name = "DIR")]
+    pub state: std::path::PathBuf,
+    /// A log's verifier key (`recorder checkpoint --verifier-key`) to trust. Repeatable; kept
+    /// in the state dir.
+    #[arg(long, value_name = "VKEY")]
+    pub log_key: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -430,15 +439,8 @@ pub enum RecorderCommand {
     /// or a proof that does not verify (a fork). Prints the note with its cosignature line
     /// appended. Needs no kernel nor recorder.
     Cosign {
-        /// The witness key file (`recorder witness-key`).
-        #[arg(long, value_name = "FILE")]
-        key: std::path::PathBuf,
-        /// The witness's state dir: the latest cosigned checkpoint per log, the trusted keys.
-        #[arg(long, value_name = "DIR")]
-        state: std::path::PathBuf,
-        /// A log's verifier key (`recorder checkpoint --verifier-key`) to trust. Repeatable.
-        #[arg(long, value_name = "VKEY")]
-        log_key: Vec<String>,
+        #[command(flatten)]
+        witness: WitnessArgs,
         /// The consistency proof from the witness's last cosigned size.
         #[arg(long, value_name = "PROOF")]
         proof: Option<std::path::PathBuf>,

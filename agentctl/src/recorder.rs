@@ -52,28 +52,16 @@ pub fn run(state_dir: &Path, cmd: RecorderCommand) -> Result<u8, CliError> {
     let cmd = match cmd {
         RecorderCommand::WitnessKey { name, out } => return crate::witness::keygen(&name, &out),
         RecorderCommand::Cosign {
-            key,
-            state,
-            log_key,
+            witness,
             proof,
             out,
             checkpoint,
         } => {
-            return crate::witness::cosign(
-                &key,
-                &state,
-                &log_key,
-                &checkpoint,
-                proof.as_deref(),
-                out.as_deref(),
-            )
+            return crate::witness::cosign(&witness, &checkpoint, proof.as_deref(), out.as_deref())
         }
-        RecorderCommand::Witness(crate::cli::WitnessCommand::Serve {
-            listen,
-            key,
-            state,
-            log_key,
-        }) => return crate::witness::serve(&key, &state, &log_key, &listen),
+        RecorderCommand::Witness(crate::cli::WitnessCommand::Serve { listen, witness }) => {
+            return crate::witness::serve(&witness, &listen)
+        }
         other => other,
     };
     let dir = recorder_dir(state_dir)?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::WitnessArgs;
 use agentos_recorder::tlog::{self, Hash};
 use agentos_recorder::witness::{self, CosignatureVerifier, Refusal, Witness, WitnessKey};
 use ed25519_dalek::SigningKey;
@@ -34,8 +35,13 @@ fn load_key(file: &Path) -> Result<WitnessKey, CliError> {
     })
 }
 
-fn open(key: &Path, state: &Path, log_keys: &[String]) -> Result<Witness, CliError> {
-    let w = Witness::open(load_key(key)?, state, log_keys).map_err(|e| {
+fn open(args: &WitnessArgs) -> Result<Witness, CliError> {
+    let WitnessArgs {
+        key,
+        state,
+        log_key,
+    } = args;
+    let w = Witness::open(load_key(key)?, state, log_key).map_err(|e| {
         CliError::failed(
             e,
             "pass the log's verifier key as printed by `agentctl recorder checkpoint --verifier-key`",
@@ -141,14 +147,12 @@ fn refusal_error(r: Refusal, have: Option<u64>) -> CliError {
 
 /// `recorder cosign CHECKPOINT`.
 pub fn cosign(
-    key: &Path,
-    state: &Path,
-    log_keys: &[String],
+    witness: &WitnessArgs,
     checkpoint: &Path,
     proof: Option<&Path>,
     out: Option<&Path>,
 ) -> Result<u8, CliError> {
-    let w = open(key, state, log_keys)?;
+    let w = open(witness)?;
     let note = std::fs::read(checkpoint).map_err(|e| {
         CliError::new(
             4,
@@ -160,25 +164,13 @@ pub fn cosign(
         Some(p) => read_proof(p)?,
         None => {
             // Without a proof: a first checkpoint (old 0), or the same size again.
-            let origin = signed_note::Note::from_bytes(&note)
-                .ok()
-                .and_then(|n| tlog_tiles::Checkpoint::from_bytes(n.text()).ok())
-                .map(|c| c.origin().to_string())
-                .unwrap_or_default();
+            let given = note_checkpoint(&note);
+            let origin = given.as_ref().map(|c| c.origin().to_string());
             let have = w
-                .latest(&origin)
-                .and_then(|b| {
-                    signed_note::Note::from_bytes(&b)
-                        .ok()
-                        .and_then(|n| tlog_tiles::Checkpoint::from_bytes(n.text()).ok())
-                })
-                .map(|c| c.size())
-                .unwrap_or(0);
-            let size = signed_note::Note::from_bytes(&note)
-                .ok()
-                .and_then(|n| tlog_tiles::Checkpoint::from_bytes(n.text()).ok())
-                .map(|c| c.size())
-                .unwrap_or(0);
+                .latest(origin.as_deref().unwrap_or_default())
+                .and_then(|b| note_checkpoint(&b))
+                .map_or(0, |c| c.size());
+            let size = given.map_or(0, |c| c.size());
             if size < have {
                 return Err(CliError::failed(
                     format!(
@@ -214,9 +206,15 @@ pub fn cosign(
     Ok(0)
 }
 
+/// The checkpoint a note's text holds, if it is one.
+fn note_checkpoint(note: &[u8]) -> Option<tlog_tiles::Checkpoint> {
+    let n = signed_note::Note::from_bytes(note).ok()?;
+    tlog_tiles::Checkpoint::from_bytes(n.text()).ok()
+}
+
 /// `recorder witness serve --listen ADDR`: C2SP tlog-witness over HTTP/1.1.
-pub fn serve(key: &Path, state: &Path, log_keys: &[String], listen: &str) -> Result<u8, CliError> {
-    let w = Arc::new(open(key, state, log_keys)?);
+pub fn serve(witness: &WitnessArgs, listen: &str) -> Result<u8, CliError> {
+    let w = Arc::new(open(witness)?);
     let l = TcpListener::bind(listen).map_err(|e| {
         CliError::failed(
             format!("cannot listen on {listen}: {e}"),
