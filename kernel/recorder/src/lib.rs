@@ -232,6 +232,11 @@ pub struct RecorderOptions {
     /// Told how long each fsync of the log took (the kernel's metrics); called on the
     /// writer's thread, so it must be quick and never block.
     pub on_fsync: Option<FsyncObserver>,
+    /// Whether the writer keeps the records' leaves and publishes the transparency log's
+    /// tiles and notes as it goes ([`tlog`]). Always on in the kernel (no flag turns it off);
+    /// off only in the bench that measures what it costs beside the recorder without it. The
+    /// open still rewrites `tile/` and the note from the segments.
+    pub transparency_log: bool,
 }
 
 /// A callback told each fsync's duration ([`RecorderOptions::on_fsync`]).
@@ -270,6 +275,7 @@ impl Default for RecorderOptions {
             max_segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_segment_age: Duration::ZERO,
             on_fsync: None,
+            transparency_log: true,
         }
     }
 }
@@ -1248,8 +1254,13 @@ impl Writer {
         let leaf = &self.buf[start..self.buf.len() - format::CHAIN_LEN - 4];
         // What the transparency log keeps of it too: the leaf in its entry bundle (with its
         // length) and its hashes in the tiles (about one per record).
-        let published = (leaf.len() + 2 + 2 * 32) as u64;
-        self.leaves.push(leaf);
+        let published = match self.opts.transparency_log {
+            true => {
+                self.leaves.push(leaf);
+                (leaf.len() + 2 + 2 * 32) as u64
+            }
+            false => 0,
+        };
         self.health.records.fetch_add(1, Ordering::Relaxed);
         self.health.charge(
             agent,
@@ -1444,7 +1455,9 @@ impl Writer {
                 return;
             }
         };
-        self.pending_note = Some((self.seq, self.key.clone()));
+        if self.opts.transparency_log {
+            self.pending_note = Some((self.seq, self.key.clone()));
+        }
         self.pending_head = Some(Head {
             log_id: hex::encode(self.log_id),
             key_id: hex::encode(self.key_id),
@@ -1745,6 +1758,47 @@ mod tests {
         let public = key::load_public(dir).unwrap().unwrap();
         let bytes = std::fs::read(dir.join(tlog::CHECKPOINT_FILE)).unwrap();
         tlog::open_checkpoint(&bytes, &public).unwrap()
+    }
+
+    #[test]
+    fn the_publisher_keeps_up_across_many_checkpoints_and_the_bench_switch_turns_it_off() {
+        // Many checkpoints and seals while appends go on: every leaf reaches the publisher
+        // once, in order (its tree equals the one rebuilt from the segments).
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RecorderOptions {
+            checkpoint_every: 7,
+            checkpoint_interval: Duration::ZERO,
+            ..RecorderOptions::default()
+        };
+        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        for i in 0..1000 {
+            rec.append(None, stop(&format!("r{i}"))).unwrap();
+            if i % 97 == 0 {
+                rec.seal().unwrap();
+            }
+        }
+        rec.seal().unwrap();
+        let (tree, _) = tlog::read_tree(dir.path(), None).unwrap();
+        let cp = note(dir.path());
+        assert_eq!((cp.size, cp.root), (tree.size(), tree.root()));
+        assert!(dir.path().join("tile/0/002").is_file());
+        let (_, problems) = tlog::check_tiles(dir.path()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        drop(rec);
+        // With the transparency log off (the bench's floor) nothing is published past the
+        // note the open wrote.
+        let off = tempfile::tempdir().unwrap();
+        let opts = RecorderOptions {
+            transparency_log: false,
+            ..RecorderOptions::default()
+        };
+        let (rec, _) = Recorder::open_with(off.path(), opts).unwrap();
+        for i in 0..300 {
+            rec.append(None, stop(&format!("r{i}"))).unwrap();
+        }
+        rec.seal().unwrap();
+        assert_eq!(note(off.path()).size, 0);
+        assert!(!off.path().join("tile/0/000").exists());
     }
 
     #[test]
