@@ -1014,8 +1014,8 @@ struct Writer {
     /// handed to the publisher.
     leaves: tlog::Leaves,
     leaves_from: u64,
-    /// The transparency log's publisher thread (the tree, tiles, bundles, notes); it ends
-    /// when the writer is dropped.
+    /// The transparency log's publisher thread (the tree's frontier, tiles, bundles, notes);
+    /// it ends when the writer is dropped.
     publisher: publish::Publisher,
     /// A checkpoint note to publish with `HEAD`: its tree size and the key to sign it with.
     pending_note: Option<(u64, SigningKey)>,

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, Sender};
 use ed25519_dalek::SigningKey;
 
-use crate::tlog::{self, Leaves, TileFiles, Tree};
+use crate::tlog::{self, Frontier, Leaves, TileFiles};
 
 /// Leaves of the records `[size - leaves.len(), size)` and the checkpoint note to sign for
 /// the tree of `size` leaves.
@@ -39,12 +39,13 @@ pub(crate) struct Publisher {
     tx: Sender<Msg>,
 }
 
-/// The publisher thread's state: the tree over every leaf it was given and the leaves of the
-/// entry bundle not yet full.
+/// The publisher thread's state: the tree's frontier over every leaf it was given (its memory
+/// bounded by what is not yet published, not by the log) and the leaves of the entry bundle
+/// not yet full.
 struct State {
     dir: PathBuf,
     origin: String,
-    tree: Tree,
+    tree: Frontier,
     /// The tree size whose tiles and note are written.
     published: u64,
     /// The leaves from `bundle_base` (a multiple of 256, or a pruned log's cut) on.
@@ -58,7 +59,7 @@ impl Publisher {
     pub(crate) fn start(
         dir: PathBuf,
         origin: String,
-        tree: Tree,
+        tree: Frontier,
         bundle_base: u64,
         bundle: Leaves,
     ) -> std::io::Result<Publisher> {
@@ -161,6 +162,7 @@ impl State {
             tracing::warn!(error = %e, "flight recorder: cannot write recorder/tile or recorder/checkpoint; the next checkpoint writes a newer one, the next start rebuilds the tiles");
         }
         self.published = size;
+        self.tree.published(size);
         let keep_from = (size / 256 * 256).max(self.bundle_base);
         self.bundle
             .drop_front(keep_from.saturating_sub(self.bundle_base) as usize);

@@ -30,9 +30,10 @@
 //! The writer keeps each record's leaf as it encodes it ([`Leaves`]: bytes end to end, no
 //! allocation per record); a rollback after a write error cuts them back with the records.
 //! With `HEAD` (after the records are fsynced) it hands the leaves up to that checkpoint to
-//! the publisher thread ([`crate::publish`]), which keeps every stored hash of the tree in
-//! memory (64 bytes a record), hashes the new leaves and writes the tiles, bundles and the
-//! signed note — beside the appenders, not in their path. On open the tree is rebuilt from the
+//! the publisher thread ([`crate::publish`]), which keeps the tree's [`Frontier`] (its right
+//! edge and the hashes of the tiles not yet full: memory bounded by what is not yet
+//! published, not by the log's size), hashes the new leaves and writes the tiles, bundles and
+//! the signed note — beside the appenders, not in their path. On open the tree is rebuilt from the
 //! segments (after a torn tail is cut) and `tile/` rewritten from it, so the tiles never cover
 //! bytes the log lost. A partial tile (`.p/<W>`) is removed when a wider one or the full tile
 //! is published.
@@ -175,6 +176,132 @@ impl Tree {
             }
         }
         out
+    }
+}
+
+/// The tree as the publisher needs it, in memory bounded by the records not yet published
+/// (not by the log's size): the roots of the complete subtrees along its right edge (at most
+/// one per level: they give the next hashes and the root) and, for each tile level, the
+/// hashes of its tiles from the first one not yet published in full. Its tiles and roots are
+/// [`Tree`]'s (tested against it); proofs of old records are made from the tile files
+/// (`agentctl`), never from here.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    size: u64,
+    /// (level, hash) of the complete subtrees the first `size` leaves split into, largest
+    /// (leftmost) first.
+    edge: Vec<(u8, Hash)>,
+    /// For tile level `l`: the hashes at tree level `8·l` from index `row_start[l]` (a
+    /// multiple of 256) on.
+    rows: [Vec<Hash>; TILE_LEVELS],
+    row_start: [u64; TILE_LEVELS],
+}
+
+/// The tile levels a log of 2^64 records can have (height 8).
+const TILE_LEVELS: usize = 8;
+
+impl Frontier {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The frontier of `tree` (its right edge and the hashes of its last tile at each level).
+    pub fn from_tree(tree: &Tree) -> Frontier {
+        let size = tree.size();
+        let mut edge = Vec::new();
+        let mut start = 0u64;
+        for level in (0..64u8).rev() {
+            if size >> level & 1 == 1 {
+                let i = stored_hash_index(level, start >> level) as usize;
+                edge.push((level, tree.hashes.get(i).copied().unwrap_or_default()));
+                start += 1 << level;
+            }
+        }
+        let mut f = Frontier {
+            size,
+            edge,
+            ..Frontier::default()
+        };
+        for l in 0..TILE_LEVELS {
+            let shift = l as u32 * u32::from(TILE_HEIGHT);
+            let count = if shift < 64 { size >> shift } else { 0 };
+            f.row_start[l] = count / TILE_WIDTH * TILE_WIDTH;
+            f.rows[l] = (f.row_start[l]..count)
+                .map(|i| {
+                    let idx = stored_hash_index((l as u32 * u32::from(TILE_HEIGHT)) as u8, i);
+                    tree.hashes.get(idx as usize).copied().unwrap_or_default()
+                })
+                .collect();
+        }
+        f
+    }
+
+    /// Adds leaf `size` with these bytes.
+    pub fn push(&mut self, leaf: &[u8]) {
+        let mut h = record_hash(leaf);
+        let mut level = 0u8;
+        self.keep(level, h);
+        while let Some(&(l, left)) = self.edge.last() {
+            if l != level {
+                break;
+            }
+            self.edge.pop();
+            h = node_hash(left, h);
+            level += 1;
+            self.keep(level, h);
+        }
+        self.edge.push((level, h));
+        self.size += 1;
+    }
+
+    fn keep(&mut self, level: u8, h: Hash) {
+        if level % TILE_HEIGHT == 0 {
+            if let Some(row) = self.rows.get_mut(usize::from(level / TILE_HEIGHT)) {
+                row.push(h);
+            }
+        }
+    }
+
+    /// The root of the tree over all `size` leaves (RFC 6962: the complete subtrees folded
+    /// from the right).
+    pub fn root(&self) -> Hash {
+        let mut it = self.edge.iter().rev();
+        let Some(&(_, mut root)) = it.next() else {
+            return tlog_tiles::EMPTY_HASH;
+        };
+        for &(_, left) in it {
+            root = node_hash(left, root);
+        }
+        root
+    }
+
+    /// The hashes of tile (level `l`, number `n`, width `w`), as [`Tree::tile`] gives them;
+    /// empty when they are no longer (or not yet) held.
+    pub fn tile(&self, l: u8, n: u64, w: u64) -> Vec<u8> {
+        let (Some(row), Some(&start)) = (
+            self.rows.get(usize::from(l)),
+            self.row_start.get(usize::from(l)),
+        ) else {
+            return Vec::new();
+        };
+        let from = (n * TILE_WIDTH).checked_sub(start).map(|f| f as usize);
+        match from.and_then(|f| row.get(f..f + w as usize)) {
+            Some(hashes) => hashes.iter().flat_map(|h| h.0).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Forgets the hashes of the tiles that are full at size `published` (written: the next
+    /// publication starts after them).
+    pub fn published(&mut self, published: u64) {
+        for l in 0..TILE_LEVELS {
+            let shift = l as u32 * u32::from(TILE_HEIGHT);
+            let keep_from = (published >> shift) / TILE_WIDTH * TILE_WIDTH;
+            let drop = keep_from.saturating_sub(self.row_start[l]) as usize;
+            let row = &mut self.rows[l];
+            row.drain(..drop.min(row.len()));
+            self.row_start[l] = self.row_start[l].max(keep_from);
+        }
     }
 }
 
@@ -398,10 +525,15 @@ impl TileFiles {
     }
 }
 
-/// The tiles and bundles growing from size `old` to size `new` adds (`new ≤ tree.size()`:
-/// the hashes of a tree's complete subtrees do not change as it grows); `leaves` are the
-/// leaves from index `base` (a multiple of 256, ≤ `old`, or a pruned log's cut) on.
-pub fn tiles_for(tree: &Tree, (old, new): (u64, u64), base: u64, leaves: &Leaves) -> Publication {
+/// The tiles and bundles growing from size `old` to size `new` (the frontier's size; its
+/// tiles not full at `old` still held) adds; `leaves` are the leaves from index `base` (a
+/// multiple of 256, ≤ `old`, or a pruned log's cut) on.
+pub fn tiles_for(
+    tree: &Frontier,
+    (old, new): (u64, u64),
+    base: u64,
+    leaves: &Leaves,
+) -> Publication {
     let mut p = Publication::default();
     for (l, n, w) in new_tiles(old, new) {
         p.files
@@ -563,11 +695,12 @@ pub fn read_tree(dir: &Path, want: Option<u64>) -> Result<(Tree, Option<Vec<u8>>
     Ok((tree, leaf))
 }
 
-/// Rebuilds the tree from the log and rewrites `tile/` from it; returns the tree and the
+/// Rebuilds the tree from the log and rewrites `tile/` from it; returns its frontier and the
 /// leaves of the last, partial entry bundle (from the returned base). In a pruned log the
-/// bundles start at the first one holding no pruned record.
-pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Leaves), RecorderError> {
-    let mut tree = pruned_prefix(dir)?;
+/// bundles start at the first one holding no pruned record. Tiles are written as they fill,
+/// so what is held stays bounded by a tile a level (the pruned prefix's kept hashes aside).
+pub fn rebuild(dir: &Path) -> Result<(Frontier, u64, Leaves), RecorderError> {
+    let pruned = pruned_prefix(dir)?;
     let locs = leaf_locations(dir)?;
     let tiles = dir.join(TILE_DIR);
     let io = |source| RecorderError::Write {
@@ -578,26 +711,47 @@ pub fn rebuild(dir: &Path) -> Result<(Tree, u64, Leaves), RecorderError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         _ => {}
     }
+    // The pruned records' full tiles, from their kept hashes; the rest as the frontier fills.
+    for (l, n, w) in new_tiles(0, pruned.size()) {
+        if w == TILE_WIDTH {
+            write_file(dir, &tile_path(&l.to_string(), n, w), &pruned.tile(l, n, w)).map_err(io)?;
+        }
+    }
+    let mut tree = Frontier::from_tree(&pruned);
+    drop(pruned);
     let mut pending = Leaves::default();
     let mut base = tree.size();
     let mut err = None;
     read_leaves(dir, &locs, |_, l| {
         tree.push(l);
         pending.push(l);
-        if (base + pending.len() as u64) % TILE_WIDTH == 0 {
+        let size = tree.size();
+        if size % TILE_WIDTH == 0 {
+            // Full tiles at every level this leaf completed, and its entry bundle.
+            for (lvl, n, w) in new_tiles(size - 1, size) {
+                if w == TILE_WIDTH {
+                    let t = tree.tile(lvl, n, w);
+                    if let Err(e) = write_file(dir, &tile_path(&lvl.to_string(), n, w), &t) {
+                        err.get_or_insert(e);
+                    }
+                }
+            }
             if let Err(e) = write_bundle(dir, base / TILE_WIDTH, TILE_WIDTH, base, &pending) {
                 err.get_or_insert(e);
             }
             base += pending.len() as u64;
             pending = Leaves::default();
+            tree.published(size);
         }
     })?;
     if let Some(e) = err {
         return Err(io(e));
     }
-    // Every hash tile for the whole tree; the entry bundles written above but the last one.
+    // The partial tiles at the final size, and the last bundle.
     for (l, n, w) in new_tiles(0, tree.size()) {
-        write_file(dir, &tile_path(&l.to_string(), n, w), &tree.tile(l, n, w)).map_err(io)?;
+        if w < TILE_WIDTH {
+            write_file(dir, &tile_path(&l.to_string(), n, w), &tree.tile(l, n, w)).map_err(io)?;
+        }
     }
     if !pending.is_empty() {
         let w = (base + pending.len() as u64) % TILE_WIDTH;
@@ -983,6 +1137,44 @@ mod tests {
         assert_eq!(new_tiles(0, 3), vec![(0, 0, 3)]);
         assert_eq!(new_tiles(3, 257), vec![(0, 0, 256), (0, 1, 1), (1, 0, 1)]);
         assert!(new_tiles(5, 5).is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// The publisher's frontier gives the tiles and roots of the whole tree at every
+        /// publication, whatever the sizes published at, and starting from any tree (an
+        /// open's rebuild, a pruned prefix).
+        #[test]
+        fn the_frontier_publishes_what_the_whole_tree_would(
+            start in 0u64..70_000,
+            steps in proptest::collection::vec(1u64..700, 1..6),
+        ) {
+            let leaf = |i: u64| i.to_le_bytes();
+            let mut tree = Tree::default();
+            for i in 0..start {
+                tree.push(&leaf(i));
+            }
+            let mut f = Frontier::from_tree(&tree);
+            proptest::prop_assert_eq!(f.root(), tree.root());
+            let mut published = start;
+            for step in steps {
+                for i in published..published + step {
+                    tree.push(&leaf(i));
+                    f.push(&leaf(i));
+                }
+                let size = published + step;
+                proptest::prop_assert_eq!(f.size(), size);
+                proptest::prop_assert_eq!(f.root(), tree.root());
+                for (l, n, w) in new_tiles(published, size) {
+                    proptest::prop_assert_eq!(f.tile(l, n, w), tree.tile(l, n, w), "tile {}/{}/{}", l, n, w);
+                }
+                f.published(size);
+                published = size;
+            }
+            // What it holds is a tile's worth a level, not the log.
+            proptest::prop_assert!(f.rows.iter().all(|r| r.len() < 256));
+            proptest::prop_assert!(f.edge.len() <= 64);
+        }
     }
 
     #[test]
