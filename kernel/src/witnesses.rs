@@ -98,7 +98,7 @@ fn run(dir: &Path, targets: Vec<WitnessTarget>, record: Record) {
             continue;
         }
         last_note = note.clone();
-        let Some((size, _root)) = parse(&note) else {
+        let Some((size, root)) = parse(&note) else {
             continue;
         };
         if size <= last || (last > 0 && size == last + own) {
@@ -110,10 +110,9 @@ fn run(dir: &Path, targets: Vec<WitnessTarget>, record: Record) {
         }
         last = size;
         own = 0;
-        let mut tree: Option<tlog::Tree> = None;
         let mut lines = String::new();
         for w in &mut ws {
-            let outcome = push(&agent, dir, w, &note, size, &mut tree);
+            let outcome = push(&agent, dir, w, &note, (size, root));
             let event = match outcome {
                 Ok(l) => {
                     lines.push_str(&l);
@@ -157,8 +156,7 @@ fn push(
     dir: &Path,
     w: &mut State,
     note: &[u8],
-    size: u64,
-    tree: &mut Option<tlog::Tree>,
+    (size, root): (u64, Hash),
 ) -> Result<String, String> {
     let url = format!("{}/add-checkpoint", w.target.url);
     let mut why = String::new();
@@ -170,15 +168,9 @@ fn push(
         let proof = if old == 0 || old == size {
             Vec::new()
         } else {
-            let t = match tree {
-                Some(t) => t,
-                None => tree.insert(
-                    tlog::read_tree(dir, None)
-                        .map_err(|e| format!("cannot read the log for a proof: {e}"))?
-                        .0,
-                ),
-            };
-            t.prove_consistency(size, old)
+            // From the tiles the note covers (a few files, checked against its root), not
+            // the whole log.
+            tlog::prove_consistency_from_tiles(dir, size, root, old)
                 .map_err(|e| format!("no consistency proof from {old} to {size}: {e}"))?
         };
         let body = witness::add_body(old, &proof, note);

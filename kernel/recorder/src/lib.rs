@@ -1771,10 +1771,13 @@ mod tests {
             ..RecorderOptions::default()
         };
         let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        let mut notes = Vec::new();
         for i in 0..1000 {
             rec.append(None, stop(&format!("r{i}"))).unwrap();
             if i % 97 == 0 {
                 rec.seal().unwrap();
+                let cp = note(dir.path());
+                notes.push((cp.size, cp.root));
             }
         }
         rec.seal().unwrap();
@@ -1784,6 +1787,24 @@ mod tests {
         assert!(dir.path().join("tile/0/002").is_file());
         let (_, problems) = tlog::check_tiles(dir.path()).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
+        // Consistency proofs made from the tiles alone (the witness pusher's) equal the whole
+        // tree's, for the latest checkpoint and for older ones whose partial tiles a wider
+        // tile has since replaced; a wrong root is refused.
+        notes.push((cp.size, cp.root));
+        for (k, &(size, root)) in notes.iter().enumerate() {
+            assert_eq!(tree.root_at(size).unwrap(), root);
+            for &(old, _) in &notes[..k] {
+                if old == 0 || old == size {
+                    continue;
+                }
+                assert_eq!(
+                    tlog::prove_consistency_from_tiles(dir.path(), size, root, old).unwrap(),
+                    tree.prove_consistency(size, old).unwrap(),
+                    "{old} → {size}"
+                );
+            }
+        }
+        assert!(tlog::prove_consistency_from_tiles(dir.path(), cp.size, notes[1].1, 5).is_err());
         drop(rec);
         // With the transparency log off (the bench's floor) nothing is published past the
         // note the open wrote.

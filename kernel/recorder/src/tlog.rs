@@ -405,6 +405,75 @@ impl Leaves {
     }
 }
 
+/// The consistency proof from size `old` to the checkpoint (`size`, `root`) made from the
+/// hash tiles under `dir/tile` alone — a few tiles read, not the log (the kernel's witness
+/// pusher makes one per checkpoint). Every tile read is checked against `root` before a hash
+/// of it is used (tlog_tiles' `TileHashReader`). A partial tile the publisher has since
+/// replaced is read from the wider one that superseded it (a tile only grows).
+pub fn prove_consistency_from_tiles(
+    dir: &Path,
+    size: u64,
+    root: Hash,
+    old: u64,
+) -> Result<Vec<Hash>, String> {
+    let files = DirTiles(dir);
+    let reader = tlog_tiles::TileHashReader::new(size, root, &files);
+    prove_tree(size, old, &reader).map_err(|e| format!("consistency proof from the tiles: {e}"))
+}
+
+/// The hash tiles of a recorder dir, for tlog_tiles' readers.
+struct DirTiles<'a>(&'a Path);
+
+impl DirTiles<'_> {
+    /// Tile (`l`, `n`) with at least `w` hashes: the exact file, else the full tile or the
+    /// narrowest wider partial.
+    fn read(&self, l: u8, n: u64, w: u64) -> Option<Vec<u8>> {
+        let want = w as usize * HASH_SIZE;
+        let exact = self.0.join(tile_path(&l.to_string(), n, w));
+        let full = self.0.join(tile_path(&l.to_string(), n, TILE_WIDTH));
+        let mut wider: Vec<u64> = std::fs::read_dir(format!("{}.p", full.display()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|&x| x > w)
+            .collect();
+        wider.sort_unstable();
+        let candidates = [exact, full].into_iter().chain(
+            wider
+                .into_iter()
+                .map(|x| self.0.join(tile_path(&l.to_string(), n, x))),
+        );
+        for path in candidates {
+            if let Ok(mut b) = std::fs::read(&path) {
+                if b.len() >= want {
+                    b.truncate(want);
+                    return Some(b);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl tlog_tiles::TileReader for DirTiles<'_> {
+    fn height(&self) -> u8 {
+        TILE_HEIGHT
+    }
+
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                self.read(t.level(), t.level_index(), u64::from(t.width()))
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+}
+
 /// Checks an inclusion proof (RFC 6962 §2.1.1).
 pub fn check_inclusion(proof: &[Hash], size: u64, root: Hash, index: u64, leaf: &[u8]) -> bool {
     check_record(&proof.to_vec(), size, root, index, record_hash(leaf)).is_ok()
