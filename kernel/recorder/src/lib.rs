@@ -1115,7 +1115,9 @@ impl Writer {
                 w.closed = true;
             }
             let jobs = std::mem::take(&mut w.to_publish);
-            if jobs.is_empty() {
+            // A seal waits for the publisher even with nothing new: leaves handed over
+            // earlier may still be in its queue.
+            if jobs.is_empty() && !seal {
                 for (done, o) in waiters.drain(..) {
                     done.send(w.outcome(epoch, o));
                 }
