@@ -300,16 +300,20 @@ fn base_image(work: &Path) -> &'static str {
         "debootstrap: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let tarball = work.join("rootfs.tar");
     let tar = Command::new("tar")
         .arg("-C")
         .arg(&rootfs)
-        .args(["-cf", "-", "."])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
         .expect("tar");
+    assert!(tar.success(), "tar of the base rootfs");
     let import = Command::new("podman")
-        .args(["import", "-", BASE])
-        .stdin(tar.stdout.expect("tar stdout"))
+        .arg("import")
+        .arg(&tarball)
+        .arg(BASE)
         .output()
         .expect("podman import");
     assert!(
