@@ -380,11 +380,15 @@ fn sigkill_rounds(flags: &[&str], rounds: usize) {
     let (code, v) = k.verify();
     assert_eq!(code, 0, "seed {seed}: {v:#}");
     assert!(answered_total > 0, "no agent ever got an answer");
-    // Every restart found the log whole (or recovered a torn tail, recorded as such).
+    // In `always`, every restart found the log whole (or recovered a torn tail, recorded as
+    // such). In `batch` a restart may record what it repaired (the fsync of the last interval
+    // had not run); the log still verifies and holds every answered call (above).
     let records = k.records();
-    assert!(!records
-        .iter()
-        .any(|r| matches!(r.event, RecordEvent::RecorderBroken { .. })));
+    if flags.contains(&"always") {
+        assert!(!records
+            .iter()
+            .any(|r| matches!(r.event, RecordEvent::RecorderBroken { .. })));
+    }
     let starts = records
         .iter()
         .filter(|r| matches!(r.event, RecordEvent::KernelStart { .. }))
