@@ -1,5 +1,7 @@
-//! DESIGN §10: a syscall round trip (SDK → kernel → policy → recorder → SDK) within 3× of a
-//! bare Unix-socket ping-pong, measured in both CPU placements in the same run.
+//! A syscall round trip (SDK → kernel → policy → recorder → SDK) within 2× of a bare
+//! Unix-socket ping-pong of the same placement (issue 18; DESIGN §10 asked 3×), measured in
+//! both placements in the same run: unpinned beside the unpinned floor, all on one CPU beside
+//! the one-CPU floor. The cross-CPU floor is shown too, for reference.
 //!
 //! - `floor/unix_pingpong_default_placement`: the same ping-pong with nothing pinned (the
 //!   like-for-like floor of the unpinned agentos variant).
@@ -30,7 +32,8 @@ const FLOOR_CROSS: &str = "floor/unix_pingpong_cross_cpu";
 const FLOOR_SAME: &str = "floor/unix_pingpong_same_cpu";
 const AGENTOS_DEFAULT: &str = "agentos/read_64b_default_placement";
 const AGENTOS_SAME: &str = "agentos/read_64b_same_cpu";
-const BUDGET: f64 = 3.0;
+/// agentos ≤ this many times the floor of the same placement.
+const BUDGET: f64 = 2.0;
 const SAMPLE_SIZE: usize = 30;
 
 fn floor(echo: &mut Echo, iters: u64) -> Duration {
@@ -133,23 +136,34 @@ fn report(s: &Samples) {
     ] {
         println!("{:<40} {:>12} {:>8}", n, show(med(n)), s.count(n));
     }
-    for (what, a, f) in [
-        (
-            "default placement / floor cross-CPU",
-            AGENTOS_DEFAULT,
-            FLOOR_CROSS,
-        ),
-        ("same CPU / floor same-CPU", AGENTOS_SAME, FLOOR_SAME),
+    let rows = [
         (
             "default placement / floor default placement",
             AGENTOS_DEFAULT,
             FLOOR_DEFAULT,
+            true,
         ),
-    ] {
+        ("same CPU / floor same CPU", AGENTOS_SAME, FLOOR_SAME, true),
+        (
+            "default placement / floor cross-CPU",
+            AGENTOS_DEFAULT,
+            FLOOR_CROSS,
+            false,
+        ),
+    ];
+    println!();
+    println!("{:<46} {:>7}  budget", "ratio", "value");
+    for (what, a, f, budgeted) in rows {
         if let (Some(a), Some(f)) = (med(a), med(f)) {
             let ratio = a / f;
-            let verdict = if ratio <= BUDGET { "within" } else { "OVER" };
-            println!("ratio {what}: {ratio:.2}× ({verdict} the {BUDGET}× budget)");
+            let verdict = if !budgeted {
+                "informational".to_string()
+            } else if ratio <= BUDGET {
+                format!("≤ {BUDGET}× ✔")
+            } else {
+                format!("≤ {BUDGET}× ✘")
+            };
+            println!("{what:<46} {ratio:>6.2}×  {verdict}");
         }
     }
 }

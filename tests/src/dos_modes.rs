@@ -15,6 +15,8 @@
 //!     connection stays open);
 //!   - `pipeline`: a 4 MiB file in working memory, then raw `Read` requests for it that are
 //!     never read back (the kernel must stop reading, not buffer the answers);
+//!   - `small-pipeline`: raw `Stat` requests without end, never read back (the small calls
+//!     the kernel answers on the connection's own task: the same must hold);
 //!   - `long-names`: files with 255-byte names in working memory until the quota refuses;
 //!   - `scratch-fill`: 1 MiB files in `$TMPDIR` until the host refuses, then keeps trying;
 //!   - `stdout-flood`: 1 MiB writes to stdout, without end;
@@ -109,6 +111,7 @@ pub fn attack(name: &str, arg: Option<&str>) -> u8 {
         "big-exec" => big_exec(),
         "million-args" => million_args(),
         "pipeline" => pipeline(),
+        "small-pipeline" => small_pipeline(),
         "long-names" => long_names(),
         "scratch-fill" => scratch_fill(),
         "stdout-flood" => stdout_flood(),
@@ -245,6 +248,29 @@ fn pipeline() -> Result<(), SdkError> {
     // Never reads an answer: the kernel must stop reading this socket, not buffer.
     for id in 34.. {
         frame::write_frame(&mut sock, &read(id))?;
+    }
+    Ok(())
+}
+
+/// Thousands of small calls (the kind the kernel answers on the connection's own task)
+/// pipelined without ever reading an answer: the kernel must stop reading this socket once
+/// its answers back up, not queue them without bound.
+fn small_pipeline() -> Result<(), SdkError> {
+    let mut sock = raw_connect()?;
+    let stat = |id| {
+        request(
+            id,
+            Syscall::Stat {
+                path: "/mem/working".into(),
+            },
+        )
+    };
+    for id in 1..1000 {
+        frame::write_frame(&mut sock, &stat(id))?;
+    }
+    say("attacking");
+    for id in 1000.. {
+        frame::write_frame(&mut sock, &stat(id))?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@
 //! `tests/attacks/dos.py`. The classes: a FIFO in the workspace (freezing the runtime), paths
 //! of a MiB (superlinear work), a 15 MiB `Exec` argument (an unverifiable record), a
 //! zero-permission agent filling the disk (scratch, stdout, `CheckPolicy` strings,
-//! checkpoints), and kernel memory (pipelined answers never read, long names, an `Exec` frame of
+//! checkpoints), and kernel memory (pipelined answers never read, large and small, long names, an `Exec` frame of
 //! millions of empty arguments).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
@@ -453,6 +453,7 @@ fn a_15_mib_exec_argument_leaves_a_verifiable_log() {
 fn kernel_memory_is_bounded_per_agent() {
     for (name, rules, flags) in [
         ("pipeline", WORKING_RW, vec![]),
+        ("small-pipeline", WORKING_RW, vec![]),
         (
             "long-names",
             WORKING_RW,

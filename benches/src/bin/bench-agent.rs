@@ -3,6 +3,10 @@
 //! - `bench-agent rtt N`: connects, writes a 64-byte `/mem/working/x` once, then times `N`
 //!   `read("/mem/working/x")` round trips and prints `elapsed_ns <total>` on stdout.
 //! - `bench-agent first`: connects, does one `write`, exits (for spawn → first syscall).
+//! - `bench-agent load START_UNIX_NS WINDOW_MS`: connects, writes `/mem/working/x` once,
+//!   sleeps until the wall-clock instant `START_UNIX_NS`, then counts `read`s of it until
+//!   `WINDOW_MS` later and prints `reads <count>` and `late_ns <how late it started>` (the
+//!   throughput bench runs many at once over the same window).
 //! - `bench-agent vfs read|write PATH SIZE N`: times `N` one-shot `Read`s of PATH (checking
 //!   SIZE bytes come back) or `N` one-shot `Write`s of SIZE bytes to PATH; prints
 //!   `elapsed_ns <total>`.
@@ -115,6 +119,34 @@ fn main() {
                 assert!(out.contains("Echo: hi"), "{out}");
             }
             println!("elapsed_ns {}", start.elapsed().as_nanos());
+        }
+        Some("load") => {
+            let number = |i: usize| {
+                args.get(i)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .expect("usage: bench-agent load START_UNIX_NS WINDOW_MS")
+            };
+            let (start_ns, window_ms) = (number(1), number(2));
+            client
+                .write(PATH, &[0x5a; 64])
+                .expect("write /mem/working/x");
+            let start = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_ns);
+            let late = match start.duration_since(std::time::SystemTime::now()) {
+                Ok(wait) => {
+                    std::thread::sleep(wait);
+                    0
+                }
+                Err(e) => e.duration().as_nanos(),
+            };
+            let end = start + std::time::Duration::from_millis(window_ms);
+            let mut reads = 0u64;
+            while std::time::SystemTime::now() < end {
+                let data = client.read(PATH).expect("read /mem/working/x");
+                assert_eq!(data.len(), 64);
+                reads += 1;
+            }
+            println!("reads {reads}");
+            println!("late_ns {late}");
         }
         Some("first") => {
             client

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! socket ─► connection (frames in, budget) ─► handshake (launcher report, Hello → Welcome)
-//!        ─► one task per request ─► performer:
+//!        ─► per request: on the connection's task until it would wait, then a task ─► performer:
 //!             Live:   validate (sizes) ─► trust (own tree) ─► judge (pure: policy + mode
 //!                     + rate limit) ─► approval (requires_approval) ─► calls/<syscall>.rs
 //!             Replay: the recorded answer (replay.rs)
@@ -21,7 +21,11 @@
 //! | `replay.rs` | the replay performer |
 //!
 //! Requests run concurrently (up to the `max_in_flight` announced in `Welcome`); answers go
-//! out in completion order, matched by id. The bytes of requests read but not answered and of
+//! out in completion order, matched by id. A cheap call (a file or descriptor call, a policy
+//! dry run, a message) is first polled on the connection's own task and, when nothing in it
+//! waits (an in-memory VFS call in `batch` durability), is judged, performed, recorded and its
+//! answer queued before the next request is read: no task switch in its round trip. Whatever
+//! would wait continues on a task of its own (`run_inline_first`). The bytes of requests read but not answered and of
 //! answers not yet written into the socket are bounded by the agent's memory budget
 //! (`budget`): when it is spent the kernel stops reading the agent's socket until the agent
 //! reads its answers. While the agent is stopped its requests park
@@ -122,12 +126,76 @@ async fn serve_frames(
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return Ok(());
         };
+        let inline = answers_inline(&request.call);
         let (k, agent, tx) = (Arc::clone(k), Arc::clone(agent), tx.clone());
         let performer = performer.clone();
-        tokio::spawn(async move {
+        let call = async move {
             handle(&k, &agent, &tx, request, trace, &performer).await;
             drop(permit);
-        });
+        };
+        if inline {
+            run_inline_first(call).await;
+        } else {
+            tokio::spawn(call);
+        }
+    }
+}
+
+/// Whether a call is served first on the connection's own task ([`run_inline_first`]): the
+/// calls whose work before their first wait is small and bounded by the frame (a file call,
+/// a descriptor, a policy dry run, a message). `Exec`, `Call` and `ListTools` (tools, the
+/// network, processes), `Signal` and `Exit` (other agents, the agent's own end) always get a
+/// task of their own.
+fn answers_inline(call: &agentos_syscalls::Syscall) -> bool {
+    use agentos_syscalls::Syscall;
+    match call {
+        Syscall::Read { .. }
+        | Syscall::Write { .. }
+        | Syscall::Open { .. }
+        | Syscall::Close { .. }
+        | Syscall::List { .. }
+        | Syscall::Stat { .. }
+        | Syscall::Unlink { .. }
+        | Syscall::Rename { .. }
+        | Syscall::ReadFd { .. }
+        | Syscall::WriteFd { .. }
+        | Syscall::CheckPolicy { .. }
+        | Syscall::Checkpoint
+        | Syscall::Send { .. }
+        | Syscall::Recv { .. } => true,
+        Syscall::Exec { .. }
+        | Syscall::Call { .. }
+        | Syscall::ListTools
+        | Syscall::Signal { .. }
+        | Syscall::Exit { .. } => false,
+    }
+}
+
+/// Runs a request on the connection's own task as far as it goes without waiting, and hands
+/// whatever is left to a task of its own.
+///
+/// A cheap call (an in-memory VFS read, a policy dry run) is judged, performed, recorded (the
+/// default `batch` durability appends on the caller's thread) and its answer queued for the
+/// writer right here, in one poll: no task is spawned and no other task runs before it, which
+/// saves the round trip a task switch and, on a multi-thread runtime, often a wakeup of the
+/// other worker. The path is the same `handle` as a spawned call's, so every step keeps its
+/// order (judged, recorded, then answered) and every bound holds: the in-flight slot is held
+/// until the call is done, the memory budget until its answer is written.
+///
+/// Nothing here waits: the first time the call would wait — host I/O on the pool, a heavy
+/// record off the worker, the recorder's writer thread (`always`), an approval, a stopped
+/// agent, a full outbox, the runtime's cooperative budget spent — the poll returns and the
+/// call continues on a task of its own, exactly where it stopped, while the connection goes
+/// back to reading. So an agent that never reads its answers, or whose calls park, holds at
+/// most its in-flight slots, as before.
+async fn run_inline_first(call: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut call = Box::pin(call);
+    let done =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx).is_ready())).await;
+    if !done {
+        // Its wakers are re-registered by the task's first poll: a future keeps only the
+        // waker of its latest poll (the connection's task may see one spurious wakeup).
+        tokio::spawn(call);
     }
 }
 
@@ -266,4 +334,93 @@ async fn live(
     let response = KernelFrame::Response(Response { id, result });
     // A strict violation: the agent has its PermissionDenied in hand before it is ended.
     respond::deliver(k, agent, tx, response, sentence, span).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use agentos_syscalls::{AgentId, Syscall};
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_never_waits_is_done_before_the_connection_reads_on() {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        run_inline_first(async move { d.store(true, Ordering::SeqCst) }).await;
+        // No yield in between: it ran on this task, in this poll.
+        assert!(done.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_waits_goes_on_in_a_task_of_its_own_where_it_stopped() {
+        let (release, held) = oneshot::channel::<u32>();
+        let (tell, told) = oneshot::channel::<(bool, u32)>();
+        let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = Arc::clone(&steps);
+        run_inline_first(async move {
+            s.lock().unwrap().push("judged and performed");
+            let v = held.await.unwrap();
+            s.lock().unwrap().push("answered");
+            let _ = tell.send((true, v));
+        })
+        .await;
+        // The connection is free again while the call waits, its first part done once.
+        assert_eq!(*steps.lock().unwrap(), ["judged and performed"]);
+        release.send(7).unwrap();
+        assert_eq!(told.await.unwrap(), (true, 7));
+        assert_eq!(*steps.lock().unwrap(), ["judged and performed", "answered"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_call_wakes_its_own_task_not_the_connection() {
+        // A timer registered during the inline poll fires for the spawned task.
+        let (tell, told) = oneshot::channel::<()>();
+        run_inline_first(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let _ = tell.send(());
+        })
+        .await;
+        let started = tokio::time::Instant::now();
+        told.await.unwrap();
+        assert_eq!(started.elapsed(), std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn tools_processes_signals_and_exits_always_get_a_task_of_their_own() {
+        let read = Syscall::Read {
+            path: "/mem/working/x".into(),
+            offset: 0,
+            len: None,
+        };
+        assert!(answers_inline(&read));
+        assert!(answers_inline(&Syscall::CheckPolicy {
+            action: "file_read".into(),
+            resource: "/x".into()
+        }));
+        for call in [
+            Syscall::Exec {
+                argv: vec!["/bin/true".into()],
+                stdin: Vec::new(),
+                cwd: None,
+                timeout_ms: None,
+            },
+            Syscall::Call {
+                action: "db".into(),
+                params_json: "{}".into(),
+            },
+            Syscall::ListTools,
+            Syscall::Signal {
+                target: AgentId(1),
+                signal: agentos_syscalls::Signal::Term,
+            },
+            Syscall::Exit { code: 0 },
+        ] {
+            assert!(!answers_inline(&call), "{call:?}");
+        }
+    }
 }

@@ -13,6 +13,11 @@
 //! - `raw malformed|oversized|bad-abi|second-hello`: break the protocol on purpose and print the
 //!   kernel's answer
 //! - `park`: connect, say `ready`, wait forever
+//! - `pipeline-order N`: on a raw connection, one `Recv` with a 300 ms timeout, then N pairs of
+//!   `Write` (of the pair's number) and `Read` of one working-memory file, all sent before any
+//!   answer is read; then reads every answer and prints `pipeline answers=<distinct ids>
+//!   dups=<ids answered twice> strays=<ids never asked> ok=<successful writes and reads>
+//!   recv_last=<whether the Recv was answered after every other call>`; exit 0
 //! - `tour [TARGET]`: every served syscall once, printing each answer (SIGUSR1 to TARGET)
 //! - `async-burst N`: N reads in flight at once through the async client
 //! - `exec-burst N`: N `Exec`s of `/bin/sleep 5` in flight at once; prints
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
     let mode = args.first().map(String::as_str).unwrap_or("");
     let result = match mode {
         "raw" => raw(args.get(1).map(String::as_str).unwrap_or("")),
+        "pipeline-order" => pipeline_order(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200)),
         "async-burst" => async_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32)),
         "ipc-wait" => ipc_wait(),
         "exec-burst" => exec_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6)),
@@ -641,6 +647,79 @@ fn script(c: &Client, steps: &[String]) -> Result<u8, SdkError> {
 }
 
 /// Speaks the ABI by hand to break it on purpose.
+/// Many calls in flight on one raw connection, the first of them waiting: every call is
+/// answered once, by id, and the waiting one holds up none of the others.
+fn pipeline_order(n: u64) -> Result<u8, SdkError> {
+    use agentos_syscalls::{Reply, Request, Syscall, WriteMode};
+    let mut sock = kernel_socket()?;
+    frame::write_frame(
+        &mut sock,
+        &AgentFrame::Hello(Hello {
+            abi: ABI_VERSION,
+            sdk: "pipeline-test".into(),
+        }),
+    )?;
+    frame::read_frame(&mut sock, frame::DEFAULT_MAX_FRAME)?;
+    let send = |sock: &mut std::os::unix::net::UnixStream, id, call| {
+        frame::write_frame(sock, &AgentFrame::Request(Request { id, call }))
+    };
+    send(
+        &mut sock,
+        1,
+        Syscall::Recv {
+            timeout_ms: Some(300),
+        },
+    )?;
+    let path = "/mem/working/pipelined";
+    for i in 0..n {
+        let data = i.to_le_bytes().to_vec();
+        let mode = WriteMode::Truncate;
+        send(
+            &mut sock,
+            2 + 2 * i,
+            Syscall::Write {
+                path: path.into(),
+                data,
+                mode,
+            },
+        )?;
+        let read = Syscall::Read {
+            path: path.into(),
+            offset: 0,
+            len: None,
+        };
+        send(&mut sock, 3 + 2 * i, read)?;
+    }
+    let total = 1 + 2 * n;
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut dups, mut strays, mut ok, mut answered_before_recv) = (0, 0, 0, 0);
+    while (seen.len() as u64) < total {
+        let Some(body) = frame::read_frame(&mut sock, frame::DEFAULT_MAX_FRAME)? else {
+            break;
+        };
+        let KernelFrame::Response(r) = frame::decode::<KernelFrame>(&body)? else {
+            continue;
+        };
+        if r.id == 0 || r.id > total {
+            strays += 1;
+        } else if !seen.insert(r.id) {
+            dups += 1;
+        }
+        if r.id == 1 {
+            answered_before_recv = seen.len() - 1;
+        }
+        if matches!(r.result, Ok(Reply::Written { .. }) | Ok(Reply::Data(_))) {
+            ok += 1;
+        }
+    }
+    say(&format!(
+        "pipeline answers={} dups={dups} strays={strays} ok={ok} recv_last={}",
+        seen.len(),
+        answered_before_recv as u64 == total - 1
+    ));
+    Ok(0)
+}
+
 fn raw(how: &str) -> Result<u8, SdkError> {
     let mut sock = kernel_socket()?;
     let hello = |abi| {

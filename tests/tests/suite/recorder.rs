@@ -1,6 +1,8 @@
 //! The flight recorder on real logs written by real agents through a real kernel: every kind
 //! of tampering is detected by `agentctl recorder verify` at the right record, and a kernel
-//! SIGKILLed at random moments in `always` durability loses no answered syscall.
+//! SIGKILLed at random moments loses no answered syscall (in `always` durability not even to
+//! a power cut; in the default `batch`, where the kernel answers a cheap call on the
+//! connection's own task, not to the kernel's death).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -307,8 +309,20 @@ impl Lcg {
 
 #[test]
 fn recorder_survives_sigkill_in_always_mode_without_losing_an_answered_syscall() {
-    let always = ["--durability", "always"];
-    let k = TestKernel::start_with(false, &always);
+    sigkill_rounds(&["--durability", "always"], 20);
+}
+
+/// The default durability (`batch`), whose appends are written on the kernel's own thread:
+/// a working-memory `Write` is judged, performed, recorded and answered on the connection's
+/// task without a wait, and its record is in the log file before its answer leaves, so a
+/// SIGKILL of the kernel at any moment loses none the agent saw answered.
+#[test]
+fn recorder_survives_sigkill_in_batch_mode_without_losing_an_answered_syscall() {
+    sigkill_rounds(&["--durability", "batch"], 5);
+}
+
+fn sigkill_rounds(flags: &[&str], rounds: usize) {
+    let k = TestKernel::start_with(false, flags);
     let policy = write_policy(&k.work, "spin", "strict", &[], "");
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -316,9 +330,9 @@ fn recorder_survives_sigkill_in_always_mode_without_losing_an_answered_syscall()
         .as_nanos() as u64;
     let mut rng = Lcg(seed);
     let mut answered_total = 0usize;
-    for round in 0..20 {
+    for round in 0..rounds {
         if round > 0 {
-            k.restart(&always);
+            k.restart(flags);
             // The previous round's agent: every counter value it saw answered is recorded.
         }
         let id = k.spawn(&policy, &["spin", "print"]);
@@ -361,21 +375,25 @@ fn recorder_survives_sigkill_in_always_mode_without_losing_an_answered_syscall()
         );
         answered_total += answered.len();
     }
-    k.restart(&always);
+    k.restart(flags);
     k.ctl_ok(&["kernel", "stop"]);
     let (code, v) = k.verify();
     assert_eq!(code, 0, "seed {seed}: {v:#}");
     assert!(answered_total > 0, "no agent ever got an answer");
-    // Every restart found the log whole (or recovered a torn tail, recorded as such).
+    // In `always`, every restart found the log whole (or recovered a torn tail, recorded as
+    // such). In `batch` a restart may record what it repaired (the fsync of the last interval
+    // had not run); the log still verifies and holds every answered call (above).
     let records = k.records();
-    assert!(!records
-        .iter()
-        .any(|r| matches!(r.event, RecordEvent::RecorderBroken { .. })));
+    if flags.contains(&"always") {
+        assert!(!records
+            .iter()
+            .any(|r| matches!(r.event, RecordEvent::RecorderBroken { .. })));
+    }
     let starts = records
         .iter()
         .filter(|r| matches!(r.event, RecordEvent::KernelStart { .. }))
         .count();
-    assert_eq!(starts, 21);
+    assert_eq!(starts, rounds + 1);
 }
 
 #[test]

@@ -76,6 +76,34 @@ fn async_client_keeps_many_requests_in_flight() {
     assert_eq!(k.info(id)["syscalls"], 128);
 }
 
+/// Hundreds of calls pipelined on one connection behind a call that waits (a `Recv` with a
+/// timeout): each is answered exactly once under its own id, none waits for the `Recv`, and
+/// each is in the flight recorder once, with its answer — whether the kernel answered it on
+/// the connection's own task or on a task of its own.
+#[test]
+fn pipelined_calls_are_each_answered_once_and_recorded_and_a_waiting_call_holds_up_none() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "pipeline", "strict", &[], "");
+    let id = k.spawn(&policy, &["pipeline-order", "300"]);
+    assert_eq!(k.wait(id)["exit"]["code"], 0);
+    let logs = k.ctl_ok(&["logs", &id.to_string()]);
+    assert!(
+        logs.contains("pipeline answers=601 dups=0 strays=0 ok=600 recv_last=true"),
+        "{logs}"
+    );
+    let mut ids: Vec<u64> = k
+        .records()
+        .into_iter()
+        .filter(|r| r.agent.map(|a| a.0) == Some(id))
+        .filter_map(|r| match r.event {
+            RecordEvent::Syscall { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=601).collect::<Vec<u64>>());
+}
+
 #[test]
 fn kernel_stop_sends_sigterm_to_agents_and_records_its_end() {
     let k = TestKernel::start();

@@ -1,10 +1,19 @@
-//! The blocking client: one reader thread per connection routes answers to the waiting
-//! callers by request id and signal events to the handlers.
+//! The blocking client. Whoever waits for an answer reads the socket itself (leader/follower):
+//! a lone caller sends its request and reads its own answer, with no thread in between — the
+//! same two context switches per round trip as a bare socket ping-pong. With several callers
+//! at once, one of them (the leader) reads and routes each frame by request id; the others
+//! wait for their answer or for their turn to lead.
+//!
+//! Signal events are read by whoever reads: a caller, or when no call has been made for
+//! [`LINGER`], the connection's own reader thread, which then sits in `read` for the next
+//! event. While calls are being made it stays out of the way (so as not to take the answers
+//! from their callers with a thread switch of its own); an event that arrives between two calls
+//! in that time is read by the next call, or by the reader thread within [`LINGER`].
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use agentos_syscalls::frame::{self, read_frame};
 use agentos_syscalls::{
@@ -17,12 +26,88 @@ use super::handlers::Handlers;
 use super::pending::{welcome_of, Pending};
 use super::{SdkError, SDK_NAME};
 
+/// How long after the last call the reader thread leaves the socket to the callers.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Where a call's answer is put by whoever reads it (under [`Inner::reading`]).
+type Slot = Arc<Mutex<Option<Result<Reply, Errno>>>>;
+
+/// Who reads the socket: at most one thread at a time.
+#[derive(Debug)]
+struct Reading {
+    /// A thread is reading (a caller, or the reader thread).
+    leader: bool,
+    /// The connection is gone (end of stream or a broken frame).
+    closed: bool,
+    /// When a call last started or ended.
+    last_call: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct Inner {
     writer: Mutex<UnixStream>,
-    pending: Pending<SyncSender<Result<Reply, Errno>>>,
+    /// The read half: locked only by the leader.
+    stream: Mutex<UnixStream>,
+    pending: Pending<Slot>,
+    reading: Mutex<Reading>,
+    /// Callers waiting for their answer or their turn to lead.
+    turn: Condvar,
+    /// The reader thread, waiting for the callers to fall quiet.
+    quiet: Condvar,
     welcome: Welcome,
     handlers: Arc<Handlers>,
+}
+
+impl Inner {
+    fn reading(&self) -> MutexGuard<'_, Reading> {
+        self.reading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// As the leader (`r.leader` set, `r` released), reads one frame; then, under the lock
+    /// again, routes it (or closes on the end of the stream), gives up the lead and wakes the
+    /// callers waiting.
+    fn lead_once<'a>(&'a self, r: MutexGuard<'a, Reading>) -> MutexGuard<'a, Reading> {
+        drop(r);
+        let max = self.welcome.limits.max_frame;
+        let frame = {
+            let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+            read_kernel_frame(&mut stream, max)
+        };
+        let mut r = self.reading();
+        r.leader = false;
+        match frame {
+            Ok(Some(frame)) => self.pending.route(frame, &self.handlers, |slot, result| {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+            }),
+            Ok(None) | Err(_) => {
+                r.closed = true;
+                self.pending.close();
+                self.quiet.notify_all();
+            }
+        }
+        self.turn.notify_all();
+        r
+    }
+
+    /// Waits for the answer put in `slot`, reading the socket whenever nobody else does.
+    fn wait(&self, slot: &Slot) -> Result<Result<Reply, Errno>, SdkError> {
+        let mut r = self.reading();
+        loop {
+            if let Some(answer) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                r.last_call = Some(Instant::now());
+                return Ok(answer);
+            }
+            if r.closed {
+                return Err(SdkError::Closed);
+            }
+            if r.leader {
+                r = self.turn.wait(r).unwrap_or_else(PoisonError::into_inner);
+            } else {
+                r.leader = true;
+                r = self.lead_once(r);
+            }
+        }
+    }
 }
 
 /// A blocking connection to the kernel. Cheap to clone; all clones share one connection.
@@ -52,14 +137,22 @@ impl Client {
             .map_err(|e| SdkError::Frame(frame::FrameError::Io(e)))?;
         let inner = Arc::new(Inner {
             writer: Mutex::new(stream),
+            stream: Mutex::new(reader),
             pending: Pending::new(),
+            reading: Mutex::new(Reading {
+                leader: false,
+                closed: false,
+                last_call: None,
+            }),
+            turn: Condvar::new(),
+            quiet: Condvar::new(),
             welcome,
             handlers: Handlers::new(),
         });
         let for_reader = Arc::clone(&inner);
         std::thread::Builder::new()
             .name("agentos-reader".into())
-            .spawn(move || reader_loop(&for_reader, reader))
+            .spawn(move || reader_loop(&for_reader))
             .map_err(|e| SdkError::Frame(frame::FrameError::Io(e)))?;
         Ok(Client { inner })
     }
@@ -107,8 +200,9 @@ impl Client {
     fn invoke<T>(&self, call: Call<T>) -> Result<T, SdkError> {
         let pending = &self.inner.pending;
         let (id, bytes) = pending.encode(call.call, self.inner.welcome.limits.max_frame)?;
-        let (tx, rx) = sync_channel(1);
-        pending.register(id, tx)?;
+        let slot: Slot = Arc::new(Mutex::new(None));
+        pending.register(id, Arc::clone(&slot))?;
+        self.inner.reading().last_call = Some(Instant::now());
         let written = self
             .inner
             .writer
@@ -119,7 +213,7 @@ impl Client {
             pending.cancel(id);
             return Err(SdkError::Frame(frame::FrameError::Io(e)));
         }
-        let reply = rx.recv().map_err(|_| SdkError::Closed)??;
+        let reply = self.inner.wait(&slot)??;
         (call.decode)(reply)
     }
 
@@ -133,12 +227,35 @@ fn read_kernel_frame(stream: &mut UnixStream, max: u32) -> Result<Option<KernelF
     }
 }
 
-fn reader_loop(inner: &Inner, mut stream: UnixStream) {
-    let max = inner.welcome.limits.max_frame;
-    while let Ok(Some(frame)) = read_kernel_frame(&mut stream, max) {
-        inner.pending.route(frame, &inner.handlers, |tx, result| {
-            let _ = tx.send(result);
-        });
+/// The connection's reader thread: reads (signal events, and answers for callers waiting on
+/// it) whenever no call has started or ended for [`LINGER`] and nobody else is reading; ends
+/// with the connection.
+fn reader_loop(inner: &Inner) {
+    let mut r = inner.reading();
+    loop {
+        if r.closed {
+            return;
+        }
+        let since = r.last_call.map(|t| t.elapsed());
+        match since {
+            _ if r.leader => {
+                r = inner
+                    .quiet
+                    .wait_timeout(r, LINGER)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            Some(since) if since < LINGER => {
+                r = inner
+                    .quiet
+                    .wait_timeout(r, LINGER - since)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            _ => {
+                r.leader = true;
+                r = inner.lead_once(r);
+            }
+        }
     }
-    inner.pending.close();
 }
