@@ -577,11 +577,16 @@ fn script_answers(k: &TestKernel, policy: &Path, steps: &[&str]) -> Vec<String> 
 #[test]
 fn a_tool_leaves_nothing_for_the_next_and_cannot_touch_its_jailer() {
     let k = TestKernel::start();
-    let policy = write_policy(&k.work, "exec-next", "strict", &[], &exec_rule(&["/bin/sh"]));
-    let marker = format!("300.{}", std::process::id());
-    let leave = format!(
-        "sh:echo secret > left-behind; sleep {marker} </dev/null >/dev/null 2>&1 & pwd"
+    let policy = write_policy(
+        &k.work,
+        "exec-next",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/sh"]),
     );
+    let marker = format!("300.{}", std::process::id());
+    let leave =
+        format!("sh:echo secret > left-behind; sleep {marker} </dev/null >/dev/null 2>&1 & pwd");
     let answers = script_answers(
         &k,
         &policy,
