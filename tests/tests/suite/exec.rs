@@ -635,3 +635,27 @@ fn a_tool_leaves_nothing_for_the_next_and_cannot_touch_its_jailer() {
     let first_dir = PathBuf::from(first);
     assert!(!first_dir.exists(), "{}", first_dir.display());
 }
+
+#[test]
+fn a_tool_launcher_without_its_stdin_on_the_socket_fails_closed() {
+    use std::os::unix::net::UnixStream;
+    use std::process::{Command, Stdio};
+    // The kernel queues the tool's stdin pipe on the report socket before it starts the
+    // launcher; a launcher that finds nothing there refuses to build the jail.
+    let (kernel_end, launcher_end) = UnixStream::pair().expect("socketpair");
+    let out = Command::new(agentos_tests::binary("agentos-launch"))
+        .env_clear()
+        .env("AGENTOS_LAUNCH_AGENT_FD_ON_STDIN", "1")
+        .env("AGENTOS_LAUNCH_TOOL_STDIN_ON_SOCKET", "1")
+        .env("AGENTOS_LAUNCH_SPEC", "{}")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(launcher_end)))
+        .output()
+        .expect("run agentos-launch");
+    drop(kernel_end);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("agentos-launch: take the tool's stdin from the report socket: "),
+        "{stderr}"
+    );
+}
