@@ -7,6 +7,8 @@
 //!   (launcher, user/pid/ipc/uts/mount/net namespaces, minimal root, landlock, seccomp,
 //!   rlimits, the agent's cgroup, a fresh scratch dir) before its answer comes back. The time
 //!   is measured inside the agent, so the agent's own spawn is not in it.
+//!
+//! The summary ends with the budget line: `Exec` ≤ 3× the plain fork+exec of the same run.
 
 // Bench code: a failure must abort the run loudly, so unwrap/expect are intended here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -50,6 +52,9 @@ fn exec(c: &mut Criterion) -> Samples {
     samples.into_inner()
 }
 
+/// DESIGN §10 (issue 18): an `Exec` of `/bin/true` costs at most this many plain fork+execs.
+const BUDGET: f64 = 3.0;
+
 fn report(s: &Samples) {
     s.report_pair(
         "exec summary (median of per-sample means, per run of /bin/true)",
@@ -58,6 +63,13 @@ fn report(s: &Samples) {
         "Exec of /bin/true",
         "a plain fork+exec",
     );
+    if let (Some(a), Some(f)) = (s.median(AGENTOS), s.median(FLOOR)) {
+        let ratio = a / f;
+        println!(
+            "budget: Exec ≤ {BUDGET}× a plain fork+exec: {ratio:.1}× {}",
+            if ratio <= BUDGET { "✔" } else { "✘" }
+        );
+    }
 }
 
 fn main() {

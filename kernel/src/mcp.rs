@@ -449,11 +449,12 @@ async fn start(
     let what = format!("MCP server {}", decl.name);
     let tools::Launched {
         mut child,
+        stdin,
         launcher_pid,
         ..
     } = tools::launch(k, agent, &run, &scratch_path, &what).await?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        (stdin, child.stdout.take(), child.stderr.take())
     else {
         tools::kill_tree(launcher_pid);
         let _ = child.wait().await;

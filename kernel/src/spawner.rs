@@ -4,13 +4,12 @@
 //! hand it a jail spec and a socket; it knows nothing else of the kernel.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use agentos_syscalls::AGENT_FD;
-use agentos_userspace::launch::{AGENT_FD_ON_STDIN_ENV, SPEC_ENV};
+use agentos_userspace::launch::{AGENT_FD_ON_STDIN_ENV, SPEC_ENV, TOOL_STDIN_ON_SOCKET_ENV};
 use tokio::sync::oneshot;
 
 use crate::util::lock;
@@ -56,12 +55,14 @@ impl Spawner {
                         .stderr(Stdio::piped())
                         .kill_on_drop(false);
                     if job.stdin_piped {
-                        // A tool: stdin is its pipe, so the socket needs the pre-exec hook
-                        // (which makes std fork the whole kernel rather than vfork).
-                        cmd.stdin(Stdio::piped());
-                        crate::sys::map_fd_at_exec(&mut cmd, job.agent_fd.as_raw_fd(), AGENT_FD);
+                        // A tool: the same as an agent below, but its stdin pipe waits on the
+                        // socket (queued by `tools::launch`) and the launcher puts it at fd 0.
+                        // No pre-exec hook, so no fork of the whole kernel either.
+                        cmd.env(AGENT_FD_ON_STDIN_ENV, "1")
+                            .env(TOOL_STDIN_ON_SOCKET_ENV, "1")
+                            .stdin(Stdio::from(job.agent_fd));
                         let child = cmd.spawn();
-                        drop(job.agent_fd);
+                        drop(cmd);
                         let _ = job.reply.send(child);
                     } else {
                         // An agent: the socket goes in as stdin and the launcher moves it to
@@ -87,9 +88,10 @@ impl Spawner {
         self.launch_with(launcher, spec_json, agent_fd, false).await
     }
 
-    /// Starts the launcher with `agent_fd` at fd 3, stdout and stderr piped, and stdin piped
-    /// (`stdin_piped`: a tool) or `/dev/null` (an agent; the socket is handed over as fd 0 and
-    /// the launcher puts it at fd 3, see [`AGENT_FD_ON_STDIN_ENV`]).
+    /// Starts the launcher with `agent_fd` at fd 3 (handed over as fd 0; the launcher puts it
+    /// at fd 3, see [`AGENT_FD_ON_STDIN_ENV`]), stdout and stderr piped, and stdin `/dev/null`
+    /// (an agent) or, `stdin_piped` (a tool), the pipe the caller queued on `agent_fd` (see
+    /// [`TOOL_STDIN_ON_SOCKET_ENV`]).
     pub(crate) async fn launch_with(
         &self,
         launcher: &Path,

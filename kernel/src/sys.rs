@@ -16,34 +16,6 @@
 use std::io;
 use std::os::fd::RawFd;
 
-/// Arranges for `fd` to be descriptor `target` in the child (close-on-exec cleared).
-pub(crate) fn map_fd_at_exec(cmd: &mut tokio::process::Command, fd: RawFd, target: RawFd) {
-    let hook = move || -> io::Result<()> {
-        if fd == target {
-            // SAFETY: fcntl on a descriptor we own in the freshly forked child; async-signal-safe.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            // SAFETY: as above; clears FD_CLOEXEC so the descriptor survives exec.
-            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            return Ok(());
-        }
-        // SAFETY: dup2 is async-signal-safe; `fd` is open in the child (inherited) and
-        // `target` is a plain descriptor number we mean to replace. dup2 clears FD_CLOEXEC on
-        // the new descriptor.
-        if unsafe { libc::dup2(fd, target) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    // SAFETY: the hook only calls async-signal-safe functions (fcntl, dup2) and allocates
-    // nothing, as required between fork and exec in a multi-threaded process.
-    unsafe {
-        cmd.pre_exec(hook);
-    }
-}
-
 /// Bytes written to a Unix socket that its peer has not read yet (`SIOCOUTQ`).
 pub(crate) fn unread_bytes(fd: RawFd) -> io::Result<usize> {
     let mut n: libc::c_int = 0;

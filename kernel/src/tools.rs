@@ -170,12 +170,12 @@ pub(crate) async fn run_in(
     let started = Instant::now();
     let Launched {
         mut child,
+        stdin,
         launcher_pid,
         report,
         require_full,
     } = launch(k, agent, &run, &scratch_path, "a tool").await?;
 
-    let stdin = child.stdin.take();
     let input = std::mem::take(&mut run.stdin);
     let feeder = tokio::spawn(async move {
         if let Some(mut pipe) = stdin {
@@ -244,7 +244,10 @@ pub(crate) async fn run_in(
 
 /// A tool jail the launcher runs, its report watched ([`launch`]).
 pub(crate) struct Launched {
+    /// The launcher; its stdin is not the tool's (see `stdin`).
     pub child: tokio::process::Child,
+    /// The write end of the tool's stdin.
+    pub stdin: Option<tokio::net::unix::pipe::Sender>,
     /// The launcher's pid (0 when the spawner could not tell it).
     pub launcher_pid: u32,
     /// The launcher's jail report, once the task serving its seccomp listener ends.
@@ -268,6 +271,10 @@ pub(crate) async fn launch(
         .map_err(|e| internal(format!("the jail spec of {what} does not encode: {e}")))?;
     let (kernel_end, tool_end) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| internal(format!("cannot create the report socket of {what}: {e}")))?;
+    // The tool's stdin: the read end waits on the report socket for the launcher, which is
+    // then started with posix_spawn (no pre-exec hook placing it, no fork of the kernel).
+    let stdin = stdin_pipe(&kernel_end)
+        .map_err(|e| internal(format!("cannot hand {what} its stdin pipe: {e}")))?;
     let child = k
         .spawner
         .launch_with(&k.config.launcher, spec_json, tool_end.into(), true)
@@ -293,10 +300,42 @@ pub(crate) async fn launch(
     ));
     Ok(Launched {
         child,
+        stdin: Some(stdin),
         launcher_pid,
         report,
         require_full: spec.require_full,
     })
+}
+
+/// Makes the tool's stdin pipe and queues its read end on the launcher's report socket
+/// (`kernel_end`'s peer): one byte with the descriptor attached (`SCM_RIGHTS`), which the
+/// launcher takes before anything else ([`agentos_userspace::launch::TOOL_STDIN_ON_SOCKET_ENV`]).
+/// Returns the write end. The kernel's copy of the read end is closed on return.
+fn stdin_pipe(
+    kernel_end: &std::os::unix::net::UnixStream,
+) -> std::io::Result<tokio::net::unix::pipe::Sender> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let fds = [read.as_fd()];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other(
+            "the descriptor does not fit its control buffer",
+        ));
+    }
+    let sent = sendmsg(
+        kernel_end,
+        &[std::io::IoSlice::new(&[0])],
+        &mut control,
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )?;
+    if sent != 1 {
+        return Err(std::io::Error::other("the stdin descriptor was not sent"));
+    }
+    drop(read);
+    tokio::net::unix::pipe::Sender::from_owned_fd(write)
 }
 
 /// Where a tool may write, as the seccomp listener sees it: the agent's own writable places,

@@ -75,6 +75,51 @@ pub(crate) fn move_stdin_to(target: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes the one descriptor queued on the socket at `sock` (one byte with `SCM_RIGHTS`, sent
+/// by the kernel before it started the launcher, so this never waits) and puts it at fd 0: a
+/// tool's stdin pipe, when the kernel started the launcher without a pre-exec hook (see
+/// [`crate::launch::TOOL_STDIN_ON_SOCKET_ENV`]). Fails if nothing, or no descriptor, is queued.
+pub(crate) fn stdin_from_socket(sock: RawFd) -> io::Result<()> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock,
+        &mut iov,
+        Some(space.as_mut_slice()),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received: Vec<OwnedFd> = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: each descriptor was just created in this process by recvmsg
+            // (SCM_RIGHTS); nothing else owns it, so the OwnedFd is its only owner.
+            received.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    if msg.bytes != 1 || received.len() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "expected one byte and one descriptor (the tool's stdin) on fd {sock}, got {} byte(s) and {} descriptor(s)",
+                msg.bytes,
+                received.len()
+            ),
+        ));
+    }
+    // SAFETY: dup2 takes two plain integers; the source is open (owned by `received`) and fd 0
+    // is replaced atomically; the copy has FD_CLOEXEC clear. `received` closes the original.
+    if unsafe { libc::dup2(received[0].as_raw_fd(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `close(fd)` on a raw descriptor nothing in Rust owns (an inherited one such as fd 3).
 pub(crate) fn close_raw(fd: RawFd) -> io::Result<()> {
     // SAFETY: close takes a plain integer; the caller guarantees no Rust owner of `fd` exists.

@@ -554,3 +554,108 @@ fn a_bad_provider_flag_refuses_the_kernel_start() {
     );
     assert!(!state.join("kernel.sock").exists());
 }
+
+/// The answers of a `script` agent's steps (`step N STEP: ok ANSWER` → `ANSWER`), in order;
+/// the agent must have finished its script.
+fn script_answers(k: &TestKernel, policy: &Path, steps: &[&str]) -> Vec<String> {
+    let mut args = vec!["script"];
+    args.extend_from_slice(steps);
+    let id = spawn(k, policy, None, &args);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.logs(id);
+    assert!(log.contains("script done"), "{log}");
+    log.lines()
+        .filter(|l| l.starts_with("step "))
+        .map(|l| match l.split_once(": ok ") {
+            Some((_, answer)) => answer.to_string(),
+            None => panic!("a step failed: {l}\n{log}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_tool_leaves_nothing_for_the_next_and_cannot_touch_its_jailer() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-next",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/sh"]),
+    );
+    let marker = format!("300.{}", std::process::id());
+    let leave =
+        format!("sh:echo secret > left-behind; sleep {marker} </dev/null >/dev/null 2>&1 & pwd");
+    let answers = script_answers(
+        &k,
+        &policy,
+        &[
+            // A file in its scratch and a daemon, left behind.
+            &leave,
+            // The next tool: an empty scratch of its own, no trace of the last one's.
+            "sh:ls -A; echo next; ls -A ..; pwd; ls /proc | grep -c '^[0-9]'",
+            // Its descriptors: the three pipes, no socket to the kernel (its stdin is the
+            // pipe the launcher took from its report socket, not the socket).
+            "sh:cd /proc/self/fd && ls && readlink 0 1 2",
+            // Its jailer (pid 1 of its namespace) shrugs off its signals; nothing else of
+            // the host is there to signal.
+            "sh:kill -KILL 1; kill -STOP 1; kill -KILL -1; echo alive",
+            "sh:echo still works",
+        ],
+    );
+    assert_eq!(answers.len(), 5, "{answers:#?}");
+    let first = answers[0]
+        .strip_prefix("status=0 stdout=")
+        .unwrap_or_else(|| panic!("{answers:#?}"));
+    assert!(first.contains("/tool-"), "{answers:#?}");
+    // The daemon went with its tool, before the answer.
+    assert_eq!(pids_running(&["sleep", &marker]), Vec::<u32>::new());
+    let next: Vec<&str> = answers[1]
+        .strip_prefix("status=0 stdout=")
+        .unwrap_or_else(|| panic!("{answers:#?}"))
+        .split('|')
+        .collect();
+    // No file in its scratch; beside its scratch, only its own; another path than the last.
+    assert_eq!(next.len(), 4, "{answers:#?}");
+    let own = next[2].rsplit('/').next().unwrap_or_default();
+    assert_eq!(next[..3], ["next", own, next[2]], "{answers:#?}");
+    assert_ne!(next[2], first, "{answers:#?}");
+    // The processes it sees: its init, its shell and the pipeline (ls, grep); no sleep.
+    let seen: u32 = next[3].parse().expect("a count");
+    assert!(seen <= 4, "{answers:#?}");
+    let fds = answers[2]
+        .strip_prefix("status=0 stdout=0|1|2|pipe:[")
+        .unwrap_or_else(|| panic!("{answers:#?}"));
+    assert_eq!(fds.matches("pipe:[").count(), 2, "{answers:#?}");
+    assert!(!answers[2].contains("socket"), "{answers:#?}");
+    assert_eq!(answers[3], "status=0 stdout=alive", "{answers:#?}");
+    assert_eq!(answers[4], "status=0 stdout=still works", "{answers:#?}");
+    // The host directories of the scratches are gone.
+    let first_dir = PathBuf::from(first);
+    assert!(!first_dir.exists(), "{}", first_dir.display());
+}
+
+#[test]
+fn a_tool_launcher_without_its_stdin_on_the_socket_fails_closed() {
+    use std::os::unix::net::UnixStream;
+    use std::process::{Command, Stdio};
+    // The kernel queues the tool's stdin pipe on the report socket before it starts the
+    // launcher; a launcher that finds nothing there refuses to build the jail.
+    let (kernel_end, launcher_end) = UnixStream::pair().expect("socketpair");
+    let out = Command::new(agentos_tests::binary("agentos-launch"))
+        .env_clear()
+        .env("AGENTOS_LAUNCH_AGENT_FD_ON_STDIN", "1")
+        .env("AGENTOS_LAUNCH_TOOL_STDIN_ON_SOCKET", "1")
+        .env("AGENTOS_LAUNCH_SPEC", "{}")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(launcher_end)))
+        .output()
+        .expect("run agentos-launch");
+    drop(kernel_end);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("agentos-launch: take the tool's stdin from the report socket: "),
+        "{stderr}"
+    );
+}

@@ -3,8 +3,9 @@
 //! The kernel execs `agentos-launch` with fd 0 = `/dev/null`, fds 1/2 = its log pipes, fd 3 =
 //! the agent's socket and a single environment variable, [`SPEC_ENV`], holding a JSON
 //! [`JailSpec`] — or, for an agent, with the socket as fd 0 and [`AGENT_FD_ON_STDIN_ENV`] set,
-//! in which case the launcher first moves it to fd 3 and opens `/dev/null` as fd 0, so the
-//! jail steps always start from the first layout. Three processes result:
+//! in which case the launcher first moves it to fd 3 and opens `/dev/null` as fd 0 (a tool:
+//! with [`TOOL_STDIN_ON_SOCKET_ENV`] also set, takes its stdin pipe, queued on that socket, as
+//! fd 0 instead), so the jail steps always start from the first layout. Three processes result:
 //!
 //! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
 //!   uts/mount namespaces, forks I, and exits with I's status;
@@ -63,6 +64,13 @@ pub fn main_entry() -> ! {
             // exit EXIT_SANDBOX_FAILED with this line on its stderr.
             eprintln!("agentos-launch: move the agent socket from fd 0 to fd 3: {e}");
             std::process::exit(EXIT_SANDBOX_FAILED)
+        }
+        if std::env::var_os(TOOL_STDIN_ON_SOCKET_ENV).is_some() {
+            if let Err(e) = crate::sys::stdin_from_socket(agentos_syscalls::AGENT_FD) {
+                // As above: the kernel sees EXIT_SANDBOX_FAILED, no report, and this line.
+                eprintln!("agentos-launch: take the tool's stdin from the report socket: {e}");
+                std::process::exit(EXIT_SANDBOX_FAILED)
+            }
         }
     }
     let json = std::env::var(SPEC_ENV);

@@ -17,6 +17,13 @@ pub const SPEC_ENV: &str = "AGENTOS_LAUNCH_SPEC";
 /// of the kernel's address space) instead of `fork` + a pre-exec hook that places fd 3.
 pub const AGENT_FD_ON_STDIN_ENV: &str = "AGENTOS_LAUNCH_AGENT_FD_ON_STDIN";
 
+/// Set (to `1`) beside [`AGENT_FD_ON_STDIN_ENV`] when the kernel starts a tool's launcher: the
+/// tool's stdin pipe is not inherited but waits on the report socket (one byte with the read
+/// end attached, `SCM_RIGHTS`, queued before the launcher started); the launcher puts it at
+/// fd 0 instead of `/dev/null`. So a tool's launcher, too, is started with `posix_spawn` (no
+/// pre-exec hook, no copy of the kernel's address space).
+pub const TOOL_STDIN_ON_SOCKET_ENV: &str = "AGENTOS_LAUNCH_TOOL_STDIN_ON_SOCKET";
+
 /// The exit code of a launcher that could not build the jail (nothing of the agent ran).
 pub const EXIT_SANDBOX_FAILED: i32 = 125;
 
