@@ -136,10 +136,12 @@ fn helper_costs(roots: &[u32]) -> (f64, f64, f64) {
         helpers += helper.len();
         bytes += helper.iter().map(|&p| pss(p)).sum::<u64>();
     }
+    // The zygote: our child running `--zygote` that is no namespace's init (the inits it
+    // cloned are our children too, and show its command line: they never exec'd).
     let me = std::process::id();
     for zygote in children(me) {
         let cmdline = std::fs::read(format!("/proc/{zygote}/cmdline")).unwrap_or_default();
-        if cmdline.windows(8).any(|w| w == b"--zygote") {
+        if cmdline.windows(8).any(|w| w == b"--zygote") && !is_namespace_init(zygote) {
             bytes += pss(zygote);
         }
     }
