@@ -10,8 +10,14 @@
 //! (this process's RSS with the fleet running minus before it, per agent: the kernel runs
 //! here, so that is the kernel's share).
 //!
+//! With the fleet running it also counts each agent's processes and its helpers (every
+//! process of its tree but the agent program: the init, and a launcher above it where the
+//! launcher was exec'd) and sums the helpers' PSS (`/proc/PID/smaps_rollup`, plus the
+//! zygote's, shared by the fleet) per agent.
+//!
 //! Budgets (1,000 agents): `kernel stop` ≤ 3 s, spawning ≤ 3 s, `ps` ≤ 100 ms, kernel
-//! ≤ 64 KiB per agent.
+//! ≤ 64 KiB per agent, at most one helper process per agent, helpers' PSS ≤ 150 KiB per
+//! agent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -47,6 +53,100 @@ struct Seen {
     ps: Vec<Duration>,
     rss_per_agent: Vec<f64>,
     stop: Vec<Duration>,
+    /// Processes per agent (its whole tree), the helpers among them (all but the agent
+    /// program), and the helpers' PSS per agent (bytes; the zygote's share included).
+    processes: Vec<f64>,
+    helpers: Vec<f64>,
+    helper_pss: Vec<f64>,
+}
+
+/// `(pid, ppid)` of every process.
+fn process_table() -> Vec<(u32, u32)> {
+    let mut table = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        table.push((pid, ppid));
+    }
+    table
+}
+
+/// `Pss` of `/proc/PID/smaps_rollup`, bytes.
+fn pss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Whether `pid` is pid 1 of a pid namespace below ours (the last `NSpid` entry).
+fn is_namespace_init(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let nspid: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    nspid.len() > 1 && nspid.last() == Some(&"1")
+}
+
+/// Per agent: its processes, its helpers (every process of its tree but the agent program:
+/// a launcher and the init, or the init alone), and their PSS plus this agent's share of the
+/// zygote's (the process the kernel's spawner started with `--zygote`, if any).
+fn helper_costs(roots: &[u32]) -> (f64, f64, f64) {
+    let table = process_table();
+    let children = |p: u32| -> Vec<u32> {
+        let mut c: Vec<u32> = table.iter().filter(|e| e.1 == p).map(|e| e.0).collect();
+        c.sort_unstable();
+        c
+    };
+    let (mut processes, mut helpers, mut bytes) = (0usize, 0usize, 0u64);
+    for &root in roots {
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            tree.extend(children(tree[i]));
+            i += 1;
+        }
+        processes += tree.len();
+        let init = if is_namespace_init(root) {
+            root
+        } else {
+            children(root).first().copied().unwrap_or(root)
+        };
+        let mut helper = vec![root];
+        if init != root {
+            helper.push(init);
+        }
+        helpers += helper.len();
+        bytes += helper.iter().map(|&p| pss(p)).sum::<u64>();
+    }
+    // The zygote: our child running `--zygote` that is no namespace's init (the inits it
+    // cloned are our children too, and show its command line: they never exec'd).
+    let me = std::process::id();
+    for zygote in children(me) {
+        let cmdline = std::fs::read(format!("/proc/{zygote}/cmdline")).unwrap_or_default();
+        if cmdline.windows(8).any(|w| w == b"--zygote") && !is_namespace_init(zygote) {
+            bytes += pss(zygote);
+        }
+    }
+    let n = roots.len().max(1) as f64;
+    (processes as f64 / n, helpers as f64 / n, bytes as f64 / n)
 }
 
 /// One fleet: started, listed, and its kernel's shutdown timed.
@@ -79,6 +179,12 @@ fn one_fleet(agent: &std::path::Path, policy: &str, n: usize, seen: &mut Seen) -
     let rows = k.kernel.ps();
     seen.ps.push(listed.elapsed());
     assert_eq!(rows.len(), n);
+    let roots: Vec<u32> = rows.iter().filter_map(|a| a.pid).collect();
+    assert_eq!(roots.len(), n, "an agent without a pid");
+    let (processes, helpers, helper_pss) = helper_costs(&roots);
+    seen.processes.push(processes);
+    seen.helpers.push(helpers);
+    seen.helper_pss.push(helper_pss);
     seen.rss_per_agent
         .push(rss().saturating_sub(before) as f64 / n as f64);
     let stopping = Instant::now();
@@ -151,5 +257,23 @@ fn main() {
     println!(
         "{:<34} {:>9.1} KiB   budget {:>6} KiB {verdict}",
         "kernel memory per agent", kib, 64
+    );
+    let mid = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    println!("{:<34} {:>9.2}", "processes per agent", mid(&s.processes));
+    let helpers = mid(&s.helpers);
+    let verdict = if helpers <= 1.0 { "✔" } else { "✘" };
+    println!(
+        "{:<34} {:>9.2}       budget {:>6}     {verdict}",
+        "helper processes per agent", helpers, 1
+    );
+    let kib = mid(&s.helper_pss) / 1024.0;
+    let verdict = if kib <= 150.0 { "✔" } else { "✘" };
+    println!(
+        "{:<34} {:>9.1} KiB   budget {:>6} KiB {verdict}",
+        "helper PSS per agent", kib, 150
     );
 }

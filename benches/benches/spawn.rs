@@ -1,4 +1,4 @@
-//! DESIGN §10: agent spawn to first answered syscall ≤ 10 ms.
+//! DESIGN §10: agent spawn to first answered syscall ≤ 10 ms; issue 18: ≤ `floor/bwrap_true`.
 //!
 //! - `agentos/spawn_to_first_syscall`: each op spawns a real jailed `bench-agent first`
 //!   through an in-process kernel and takes the kernel's own `first_syscall_us` (launcher
@@ -142,6 +142,15 @@ fn report(s: &Samples) {
             "spawn → first syscall: {} ({verdict} the 10 ms budget), {:.1}× fork+exec of /bin/true",
             fmt_ns(a),
             a / f
+        );
+    }
+    if let (Some(a), Some(b)) = (s.median(AGENTOS), s.median(BWRAP)) {
+        let verdict = if a <= b { "✔" } else { "✘" };
+        println!(
+            "spawn → first syscall vs bwrap --unshare-all of /bin/true: {} vs {} = {:.2}× (issue 18 budget ≤ 1×) {verdict}",
+            fmt_ns(a),
+            fmt_ns(b),
+            a / b
         );
     }
     if let (Some(j), Some(f)) = (s.median(JAILED), s.median(FLOOR)) {

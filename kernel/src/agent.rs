@@ -308,6 +308,8 @@ pub(crate) struct Agent {
     /// The host pids of its namespace's init and of its program, as last found
     /// (`signals::agent_process` checks them before each use).
     processes: Mutex<Option<(u32, u32)>>,
+    /// See [`NewAgent::cloned`].
+    cloned: bool,
     /// Set by the reaper once the launcher has exited (so has every process of the tree),
     /// before it waits for the watchers: what ends the egress proxy's connections.
     tree_gone: tokio::sync::watch::Sender<bool>,
@@ -325,8 +327,11 @@ pub(crate) struct NewAgent {
     pub spawned_at: Instant,
     pub scratch: PathBuf,
     pub log: LogSink,
-    /// The launcher's pid (0 when the spawner could not tell it).
+    /// The launcher's pid (0 when the spawner could not tell it), or the init's when `cloned`.
     pub pid: u32,
+    /// The kernel's child is the jail's init itself (cloned by the zygote), not a launcher
+    /// whose only child is the init.
+    pub cloned: bool,
     pub working: MemFs,
     pub tree: crate::tree::AgentTree,
     pub cgroup: Option<AgentGroup>,
@@ -371,8 +376,15 @@ impl Agent {
             mcp: crate::mcp::Sessions::default(),
             trace: OnceLock::new(),
             processes: Mutex::new(None),
+            cloned: a.cloned,
             tree_gone: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Whether its live pid is its jail's init (cloned by the zygote) rather than a launcher
+    /// above the init.
+    pub fn pid_is_init(&self) -> bool {
+        self.cloned
     }
 
     /// Its init's and its program's host pids, as last found.
@@ -610,6 +622,7 @@ pub(crate) fn test_agent(
         scratch: dir.join(format!("{id}.scratch")),
         log: LogSink::create(dir.join(format!("{id}.log")), 1024).unwrap(),
         pid,
+        cloned: false,
         working: MemFs::new(1 << 20, 100),
         tree: crate::tree::AgentTree::new(
             ns,

@@ -87,7 +87,8 @@ pub(crate) struct Watched {
     pub limits: ResourceLimits,
     /// The agent's cgroup, if it has one: its pids controller is the process limit then.
     pub cgroup: Option<AgentGroup>,
-    /// The jail's launcher (its only child is the jail's init, pid 1 of its pid namespace).
+    /// The jail's launcher (its only child is the jail's init, pid 1 of its pid namespace), or
+    /// the init itself where the zygote cloned it.
     pub launcher: u32,
 }
 
@@ -142,15 +143,41 @@ fn processes(w: &Watched) -> Option<(u64, u64, String)> {
         return Some((used, max, detail));
     }
     let limit = real(w.limits.processes)?;
-    let init = first_child(w.launcher)?;
+    let (init, launcher_tasks) = match init_of(w.launcher)? {
+        Init::Itself(init) => (init, 0),
+        Init::Child(init) => (init, LAUNCHER_TASKS),
+    };
     // RLIMIT_NPROC counts the tasks of the agent's uid in its user namespace: those of its pid
-    // namespace, and the launcher, which entered the user namespace by unshare but stayed
-    // outside the pid namespace it made for the init.
-    let used = tasks_in_namespace(init, limit)? + LAUNCHER_TASKS;
+    // namespace, and the launcher (if the jail has one), which entered the user namespace by
+    // unshare but stayed outside the pid namespace it made for the init.
+    let used = tasks_in_namespace(init, limit)? + launcher_tasks;
     let detail = format!(
         "the agent runs {used} tasks, its RLIMIT_NPROC is {limit}: a new process is refused (EAGAIN)"
     );
     Some((used, limit, detail))
+}
+
+/// Where a jail's init is, from the pid the kernel started.
+enum Init {
+    /// The kernel's child is the init (cloned by the zygote).
+    Itself(u32),
+    /// The kernel's child is a launcher; this is its only child, the init.
+    Child(u32),
+}
+
+/// The init of the jail whose first process (the kernel's child) is `pid`: `pid` itself when
+/// it is pid 1 of its own pid namespace (the last `NSpid` entry), else its first child.
+fn init_of(pid: u32) -> Option<Init> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let nspid: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .collect();
+    if nspid.len() > 1 && nspid.last() == Some(&"1") {
+        return Some(Init::Itself(pid));
+    }
+    first_child(pid).map(Init::Child)
 }
 
 /// The first child of `pid` (the launcher has exactly one: the init).
@@ -342,8 +369,10 @@ impl FileSizes {
         if real(limit).is_none() && real(space).is_none() {
             return Ok(None);
         }
-        let init =
-            first_child(launcher).ok_or_else(|| io::Error::other("the jail's init is gone"))?;
+        let init = match init_of(launcher) {
+            Some(Init::Itself(init) | Init::Child(init)) => init,
+            None => return Err(io::Error::other("the jail's init is gone")),
+        };
         let jail_root = rustix::fs::open(
             format!("/proc/{init}/root"),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

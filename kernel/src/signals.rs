@@ -304,13 +304,22 @@ async fn event_then_posix(
 /// hangs below the live launcher (two reads), so a pid reused after the agent ended is never
 /// signalled.
 fn agent_process(procs: &dyn Procs, agent: &Agent) -> Option<u32> {
-    let launcher = agent.life().live_pid()?;
+    let root = agent.life().live_pid()?;
     if let Some((init, leader)) = agent.known_processes() {
-        if procs.parent(init) == Some(launcher) && procs.parent(leader) == Some(init) {
+        let init_live = if agent.pid_is_init() {
+            init == root
+        } else {
+            procs.parent(init) == Some(root)
+        };
+        if init_live && procs.parent(leader) == Some(init) {
             return Some(leader);
         }
     }
-    let init = *children(procs, launcher).first()?;
+    let init = if agent.pid_is_init() {
+        root
+    } else {
+        *children(procs, root).first()?
+    };
     let leader = children(procs, init).first().copied()?;
     agent.remember_processes(init, leader);
     Some(leader)
@@ -323,10 +332,15 @@ pub(crate) fn learn_processes(procs: &dyn Procs, agents: &[Arc<Agent>]) {
     let table = procs.table();
     let first_child = |parent: u32| table.iter().filter(|p| p.1 == parent).map(|p| p.0).min();
     for agent in agents {
-        let Some(launcher) = agent.life().live_pid() else {
+        let Some(root) = agent.life().live_pid() else {
             continue;
         };
-        if let Some(init) = first_child(launcher) {
+        let init = if agent.pid_is_init() {
+            Some(root)
+        } else {
+            first_child(root)
+        };
+        if let Some(init) = init {
             if let Some(leader) = first_child(init) {
                 agent.remember_processes(init, leader);
             }
@@ -349,10 +363,15 @@ pub(crate) fn end_tree(procs: &dyn Procs, agent: &Agent, signal: Signal, reason:
         return;
     };
     let tree = descendants(procs, launcher);
-    let target = children(procs, launcher)
-        .first()
-        .copied()
-        .unwrap_or(launcher);
+    // A cloned init is the kernel's own child: it is the target.
+    let target = if agent.pid_is_init() {
+        launcher
+    } else {
+        children(procs, launcher)
+            .first()
+            .copied()
+            .unwrap_or(launcher)
+    };
     if let Err(e) = procs.kill(target as i32, libc::SIGKILL) {
         tracing::error!(agent_id = %agent.id, error = %e, "cannot kill the agent's tree");
         let _ = procs.kill(launcher as i32, libc::SIGKILL);
@@ -370,9 +389,11 @@ fn freeze(procs: &dyn Procs, agent: &Agent) {
         return;
     };
     let mut stopped = HashSet::new();
+    // A cloned init is stopped with its tree, as a launcher's init is (below the launcher).
+    let root = agent.pid_is_init().then_some(launcher);
     for _ in 0..1000 {
         let mut found_new = false;
-        for pid in descendants(procs, launcher) {
+        for pid in root.into_iter().chain(descendants(procs, launcher)) {
             if stopped.insert(pid) {
                 found_new = true;
                 let _ = procs.kill(pid as i32, libc::SIGSTOP);
@@ -389,7 +410,8 @@ fn thaw(procs: &dyn Procs, agent: &Agent) {
     let Some(launcher) = agent.life().live_pid() else {
         return;
     };
-    for pid in descendants(procs, launcher) {
+    let root = agent.pid_is_init().then_some(launcher);
+    for pid in root.into_iter().chain(descendants(procs, launcher)) {
         let _ = procs.kill(pid as i32, libc::SIGCONT);
     }
 }

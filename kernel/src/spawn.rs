@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::agent::{lock, Agent, AgentTable, LogSink, NewAgent};
 use crate::jail_spec::{self, JailBase, Occupant, Role};
 use crate::recorder::RecordEvent;
+use crate::spawner::AgentProcess;
 use crate::state::KernelInner;
 use crate::util::control_error;
 
@@ -502,6 +503,7 @@ pub(crate) async fn spawn_from(
         }
     };
     let pid = child.id().unwrap_or(0);
+    let cloned = child.is_init();
     let (working_bytes, working_files) = k.config.working_quota;
     let SpawnPlan {
         req,
@@ -519,6 +521,7 @@ pub(crate) async fn spawn_from(
         scratch,
         log,
         pid,
+        cloned,
         working: working.unwrap_or_else(|| MemFs::new(working_bytes, working_files)),
         tree,
         cgroup: group,
@@ -630,14 +633,7 @@ fn jail_spec(
 async fn launch(
     k: &KernelInner,
     spec: &JailSpec,
-) -> Result<
-    (
-        tokio::process::Child,
-        std::os::unix::net::UnixStream,
-        Instant,
-    ),
-    Refusal,
-> {
+) -> Result<(AgentProcess, std::os::unix::net::UnixStream, Instant), Refusal> {
     let spec_json = serde_json::to_string(spec).map_err(|e| {
         Refusal::quiet(failed(
             format!("jail spec does not encode: {e}"),
@@ -653,7 +649,12 @@ async fn launch(
     let spawned_at = Instant::now();
     let child = k
         .spawner
-        .launch(&k.config.launcher, spec_json, agent_end.into())
+        .launch(
+            &k.config.launcher,
+            spec_json,
+            agent_end.into(),
+            spec.network,
+        )
         .await
         .map_err(|e| {
             Refusal::recorded(
@@ -686,7 +687,7 @@ fn connect(end: std::os::unix::net::UnixStream) -> io::Result<tokio::net::UnixSt
 pub(crate) async fn register<S>(
     table: &AgentTable,
     agent: &Arc<Agent>,
-    child: &mut tokio::process::Child,
+    child: &mut AgentProcess,
     connect: impl FnOnce() -> io::Result<S>,
 ) -> io::Result<S> {
     let made = connect().and_then(|made| {
@@ -713,7 +714,7 @@ pub(crate) async fn register<S>(
 fn start(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
-    mut child: tokio::process::Child,
+    mut child: AgentProcess,
     stream: tokio::net::UnixStream,
     restored: Option<RecordEvent>,
     extra_read_only: Vec<PathBuf>,
@@ -782,10 +783,10 @@ fn start(
     );
 
     let mut outputs = Vec::new();
-    if let Some(out) = child.stdout.take() {
+    if let Some(out) = child.take_stdout() {
         outputs.push(tokio::spawn(capture(Arc::clone(agent), out, false)));
     }
-    if let Some(err) = child.stderr.take() {
+    if let Some(err) = child.take_stderr() {
         outputs.push(tokio::spawn(capture(Arc::clone(agent), err, true)));
     }
     tokio::spawn(crate::server::serve(
@@ -834,7 +835,7 @@ async fn capture(agent: Arc<Agent>, mut pipe: impl tokio::io::AsyncRead + Unpin,
 async fn reap(
     k: Arc<KernelInner>,
     agent: Arc<Agent>,
-    mut child: tokio::process::Child,
+    mut child: AgentProcess,
     outputs: Vec<JoinHandle<()>>,
 ) {
     let status = child.wait().await;
@@ -1197,12 +1198,21 @@ mod tests {
     }
 
     /// A real child standing in for a launcher: it runs until killed.
-    fn sleeper() -> tokio::process::Child {
-        tokio::process::Command::new("/bin/sleep")
-            .arg("1000")
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
+    fn sleeper() -> AgentProcess {
+        AgentProcess::Exec(
+            tokio::process::Command::new("/bin/sleep")
+                .arg("1000")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    fn try_wait(child: &mut AgentProcess) -> Option<std::process::ExitStatus> {
+        match child {
+            AgentProcess::Exec(c) => c.try_wait().unwrap(),
+            AgentProcess::Cloned(_) => unreachable!("the tests start no clone"),
+        }
     }
 
     fn exists(pid: u32) -> bool {
@@ -1280,7 +1290,7 @@ mod tests {
         assert_eq!(result.unwrap_err().to_string(), "injected after the launch");
         assert!(table.list().is_empty());
         // Killed and reaped: not even a zombie is left.
-        assert!(child.try_wait().unwrap().is_some());
+        assert!(try_wait(&mut child).is_some());
         assert!(!exists(pid));
         assert_eq!(
             agent.life().exit(),
@@ -1319,8 +1329,9 @@ mod tests {
             .unwrap();
         assert_eq!(made, 7);
         assert!(Arc::ptr_eq(&table.get(AgentId(1)).unwrap(), &agent));
-        assert!(child.try_wait().unwrap().is_none());
+        assert!(try_wait(&mut child).is_none());
         assert_eq!(agent.current_state(), AgentState::Starting);
-        child.kill().await.unwrap();
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
     }
 }

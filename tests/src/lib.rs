@@ -142,6 +142,30 @@ pub fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
+/// Whether `pid` is pid 1 of a pid namespace below the caller's (its last `NSpid` entry).
+pub fn is_namespace_init(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let nspid: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    nspid.len() > 1 && nspid.last() == Some(&"1")
+}
+
+/// The processes of the jail whose first process (the pid `agentctl ps` shows) is `root`: its
+/// init and everything below. The root is the init itself when the zygote cloned it; a
+/// launcher above the init (exec'd where the zygote could not clone) is not counted.
+pub fn jail_processes(root: u32) -> Vec<u32> {
+    let below = descendants(root);
+    if is_namespace_init(root) {
+        std::iter::once(root).chain(below).collect()
+    } else {
+        below
+    }
+}
+
 /// The state letter of a process (`R`, `S`, `T`, `Z`, …), `None` once it is gone.
 pub fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -359,3 +359,87 @@ pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions and does not return.
     unsafe { libc::_exit(code) }
 }
+
+/// Which side of [`clone_init`] we are on.
+#[derive(Debug)]
+pub enum Cloned {
+    /// The zygote: the child's pid (in the zygote's pid namespace) and a pidfd for it.
+    Parent {
+        pid: i32,
+        pidfd: std::os::fd::OwnedFd,
+    },
+    Child,
+}
+
+/// The first 64 bytes of `struct clone_args` (`CLONE_ARGS_SIZE_VER0`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// `clone3(CLONE_PARENT | CLONE_PIDFD | namespaces)` without a new stack (the child goes on
+/// like after `fork`): the child is a sibling of the caller (the kernel is its parent, reaps
+/// it and is the parent its death signal watches), in new namespaces of `namespaces`
+/// (`CLONE_NEW*` flags), with full capabilities in its new user namespace.
+pub(crate) fn clone_init(namespaces: u64) -> io::Result<Cloned> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64 | namespaces,
+        // The pidfd's address; exit_signal stays 0 (CLONE_PARENT: the caller's own is used).
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: the zygote is single-threaded (it never starts a thread), so the child is a
+    // complete copy of the only thread and may run arbitrary code, as after fork; `args`
+    // lives across the call and its size is the one passed; the kernel writes only `pidfd`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of_mut!(args),
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        rc if rc < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(Cloned::Child),
+        pid => {
+            let pid = i32::try_from(pid).map_err(|_| io::Error::other("clone3: bad pid"))?;
+            // SAFETY: CLONE_PIDFD made the kernel store a new descriptor here, ours alone.
+            let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
+            Ok(Cloned::Parent { pid, pidfd })
+        }
+    }
+}
+
+/// `dup2(from, to)` (clears `FD_CLOEXEC` on `to`).
+pub(crate) fn dup2_raw(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table; `to` is replaced as intended by the
+    // caller, who owns both numbers in this single-threaded process.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of `fd`, a descriptor the kernel just installed (`SCM_RIGHTS`).
+pub(crate) fn own_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: the caller passes a descriptor nothing else in this process owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// `malloc_trim(0)`: returns every whole free page of the heap to the host.
+pub(crate) fn trim_heap() {
+    // SAFETY: malloc_trim only inspects and shrinks the allocator's own free lists; the
+    // launcher is single-threaded, so no allocation runs concurrently.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

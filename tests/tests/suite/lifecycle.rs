@@ -6,7 +6,10 @@ use std::time::Duration;
 use agentos_kernel::recorder::RecordEvent;
 use agentos_syscalls::control::ExitStatus;
 use agentos_syscalls::Signal;
-use agentos_tests::{descendants, proc_state, wait_pid_gone, wait_until, write_policy, TestKernel};
+use agentos_tests::{
+    descendants, is_namespace_init, jail_processes, proc_state, wait_pid_gone, wait_until,
+    write_policy, TestKernel,
+};
 
 const ALL_SIGNALS: &[&str] = &["SIGSTOP", "SIGCONT", "SIGTERM", "SIGINT", "SIGUSR1"];
 
@@ -25,11 +28,8 @@ pub fn stop_park_cont_kill(k: &TestKernel) {
     k.ctl_ok(&["stop", &id.to_string()]);
     assert_eq!(k.info(id)["state"], "stopped");
     let launcher = k.launcher_pid(id);
-    let tree = descendants(launcher);
-    assert!(
-        tree.len() >= 2,
-        "init and agent expected under the launcher, got {tree:?}"
-    );
+    let tree = jail_processes(launcher);
+    assert!(tree.len() >= 2, "init and agent expected, got {tree:?}");
     wait_until("every process of the tree stopped", || {
         tree.iter().all(|&p| proc_state(p) == Some('T'))
     });
@@ -47,7 +47,7 @@ pub fn stop_park_cont_kill(k: &TestKernel) {
         syscalls(k, id) > frozen + 10
     });
     assert_eq!(k.info(id)["state"], "running");
-    assert!(descendants(launcher)
+    assert!(jail_processes(launcher)
         .iter()
         .all(|&p| proc_state(p) != Some('T')));
 
@@ -83,11 +83,11 @@ pub fn sigkill_tree(k: &TestKernel) {
     let id = k.spawn(&policy, &["fork-tree", "3"]);
     k.wait_for_line(id, "ready");
     let launcher = k.launcher_pid(id);
-    // launcher → init → agent → 3 sleeps + sh → 2 sleeps
+    // init → agent → 3 sleeps + sh → 2 sleeps
     wait_until("the whole tree to exist", || {
-        descendants(launcher).len() >= 8
+        jail_processes(launcher).len() >= 8
     });
-    let tree = descendants(launcher);
+    let tree = jail_processes(launcher);
     k.ctl_ok(&["signal", &id.to_string(), "9"]);
     let last = k.wait(id);
     assert_eq!(last["exit"]["signal"], "SIGKILL");
@@ -167,6 +167,86 @@ fn a_crashing_agent_leaves_the_kernel_serving_others() {
     assert!(k.ctl_ok(&["logs", &echo.to_string()]).contains("echo ping"));
     assert_eq!(k.info(parked)["state"], "running");
     k.ctl_ok(&["kill", &parked.to_string()]);
+}
+
+/// An agent costs two processes: its jail's init, cloned by the zygote straight into the
+/// agent's namespaces as the kernel's own child (pid 1 of its pid namespace, reaping), and
+/// the agent program below it. No launcher stays above the init; killing the agent ends both.
+#[test]
+fn an_agent_is_two_processes_its_init_the_kernels_child() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "two", "strict", ALL_SIGNALS, "");
+    let id = k.spawn(&policy, &["park"]);
+    k.wait_for_line(id, "ready");
+    let root = k.launcher_pid(id);
+    assert!(
+        is_namespace_init(root),
+        "{root} is not a pid namespace's init"
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{root}/stat")).unwrap();
+    let ppid: u32 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ppid, k.kernel_pid(), "the init's parent is the kernel");
+    let tree = jail_processes(root);
+    assert_eq!(tree.len(), 2, "init and agent, nothing else: {tree:?}");
+    assert_eq!(descendants(root).len(), 1, "{tree:?}");
+    // Every process of the tree shares the init's namespaces (the agent's own).
+    for ns in ["user", "pid", "net", "mnt", "ipc", "uts"] {
+        let of = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+        let kernel = std::fs::read_link(format!("/proc/{}/ns/{ns}", k.kernel_pid())).unwrap();
+        assert_ne!(
+            of(root),
+            kernel,
+            "{ns}: the init is in the kernel's namespace"
+        );
+        assert_eq!(of(tree[1]), of(root), "{ns}");
+    }
+    // The zygote (the kernel's other child running `--zygote`, no namespace's init) keeps its
+    // request socket at fd 0; neither the init nor the agent holds it (the clone replaced its
+    // fd 0 first thing and closed everything above fd 3): the agent cannot ask for clones.
+    let kernel = k.kernel_pid().to_string();
+    let zygote = descendants(k.kernel_pid())
+        .into_iter()
+        .find(|&p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let child = stat
+                .rfind(')')
+                .is_some_and(|c| stat[c + 1..].split_whitespace().nth(1) == Some(kernel.as_str()));
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            child && cmdline.windows(8).any(|w| w == b"--zygote") && !is_namespace_init(p)
+        })
+        .expect("the kernel's zygote");
+    let socket = std::fs::read_link(format!("/proc/{zygote}/fd/0")).unwrap();
+    assert!(
+        socket.to_string_lossy().starts_with("socket:"),
+        "{socket:?}"
+    );
+    for &p in &tree {
+        for fd in std::fs::read_dir(format!("/proc/{p}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let target = std::fs::read_link(fd.path()).unwrap_or_default();
+            assert_ne!(
+                target,
+                socket,
+                "{p} holds the zygote's socket as {:?}",
+                fd.file_name()
+            );
+        }
+    }
+    k.ctl_ok(&["kill", &id.to_string()]);
+    assert_eq!(k.wait(id)["exit"]["kind"], "killed");
+    for p in tree {
+        assert!(
+            wait_pid_gone(p, Duration::from_secs(10)),
+            "{p} outlived the kill"
+        );
+    }
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! [`JailSpec`] — or, for an agent, with the socket as fd 0 and [`AGENT_FD_ON_STDIN_ENV`] set,
 //! in which case the launcher first moves it to fd 3 and opens `/dev/null` as fd 0 (a tool:
 //! with [`TOOL_STDIN_ON_SOCKET_ENV`] also set, takes its stdin pipe, queued on that socket, as
-//! fd 0 instead), so the jail steps always start from the first layout. Three processes result:
+//! fd 0 instead), so the jail steps always start from the first layout. Three processes result
+//! (an agent started through the [`zygote`] has two: the init, cloned into its namespaces with
+//! the kernel as its parent, and the agent program):
 //!
 //! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
 //!   uts/mount namespaces, forks I, and exits with I's status;
@@ -44,12 +46,13 @@ pub mod seccomp_table;
 pub mod spec;
 pub mod steps;
 pub mod view;
+pub mod zygote;
 
 pub use error::LaunchError;
 pub use layer::LayerName;
 pub use os::{LinuxSys, RecordingSys, Sys};
 pub use spec::*;
-pub use steps::{run, EXIT_EXEC_DENIED, EXIT_EXEC_NOT_FOUND, LAYERS};
+pub use steps::{run, run_cloned, EXIT_EXEC_DENIED, EXIT_EXEC_NOT_FOUND, LAYERS};
 
 /// The `agentos-launch` binary: reads the spec from [`SPEC_ENV`], builds the jail and runs the
 /// agent; exits with the code of whichever process returns here.
@@ -57,6 +60,10 @@ pub fn main_entry() -> ! {
     if std::env::args().nth(1).as_deref() == Some("--probe") {
         print!("{}", probe::format(&probe::probe()));
         std::process::exit(0)
+    }
+    if std::env::args().nth(1).as_deref() == Some(zygote::ZYGOTE_ARG) {
+        let kernel_pid = std::env::args().nth(2).and_then(|p| p.parse().ok());
+        zygote::main(kernel_pid)
     }
     if std::env::var_os(AGENT_FD_ON_STDIN_ENV).is_some() {
         if let Err(e) = crate::sys::move_stdin_to(agentos_syscalls::AGENT_FD) {

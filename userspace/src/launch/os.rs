@@ -137,6 +137,9 @@ pub trait Sys {
     /// Sends `AgentFrame::EgressListener` with the egress proxy's listener attached
     /// (`SCM_RIGHTS`) on [`AGENT_FD`] and closes this process's copy; does nothing without one.
     fn send_egress_listener(&mut self) -> io::Result<()>;
+    /// Gives the allocator's free pages back to the host: from here on the init only reaps,
+    /// and its resident memory is most of what an idle agent costs beside its program.
+    fn release_memory(&mut self);
     /// `waitpid(-1)`: the next child to end.
     fn reap(&mut self) -> io::Result<(i32, Exit)>;
     /// `kill(-1, SIGKILL)`: every other process of the pid namespace.
@@ -183,7 +186,13 @@ impl Sys for LinuxSys {
     }
 
     fn getppid(&mut self) -> u32 {
-        u32::try_from(nix::unistd::getppid().as_raw()).unwrap_or(0)
+        match u32::try_from(nix::unistd::getppid().as_raw()).unwrap_or(0) {
+            // The zygote's clone is pid 1 of its own pid namespace, where its parent (the
+            // kernel) has no pid: ask the host's /proc (not yet replaced by the jail's own),
+            // whose pid namespace is the kernel's.
+            0 => host_ppid().unwrap_or(0),
+            ppid => ppid,
+        }
     }
 
     fn close_fds_above_agent_fd(&mut self) -> io::Result<()> {
@@ -397,6 +406,10 @@ impl Sys for LinuxSys {
         // Closed here: only the kernel accepts on it; the agent never holds it.
     }
 
+    fn release_memory(&mut self) {
+        sys::trim_heap();
+    }
+
     fn reap(&mut self) -> io::Result<(i32, Exit)> {
         loop {
             match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
@@ -427,6 +440,18 @@ impl Sys for LinuxSys {
     fn eprint(&mut self, line: &str) {
         eprintln!("{line}");
     }
+}
+
+/// `PPid` of `/proc/self/status`: the parent's pid in the pid namespace of the `/proc`
+/// mounted (the host's, before the jail mounts its own).
+fn host_ppid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn exit_of(status: WaitStatus) -> Option<Exit> {
@@ -608,6 +633,10 @@ impl Sys for RecordingSys {
         self.rec("send_egress_listener");
         Ok(())
     }
+    fn release_memory(&mut self) {
+        self.rec("release_memory");
+    }
+
     fn reap(&mut self) -> io::Result<(i32, Exit)> {
         self.rec("reap");
         Ok((2, Exit::Code(0)))

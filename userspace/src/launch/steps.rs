@@ -137,7 +137,42 @@ impl Jail {
 /// code of whichever process returns here (L, I or — only on exec failure — A).
 pub fn run<S: Sys>(sys: &mut S, spec_json: Result<String, std::env::VarError>) -> i32 {
     let mut jail = Jail::new();
-    match launcher(sys, spec_json, &mut jail) {
+    let outcome = launcher(sys, spec_json, &mut jail);
+    finish(sys, &jail, outcome)
+}
+
+/// Runs the agent's init as the zygote's clone (see [`super::zygote`]): born in its new
+/// namespaces with the kernel as its parent, it makes L's steps but the `unshare` (`ids`: the
+/// zygote's, read before the clone: inside the new user namespace they read as the overflow
+/// id until mapped) and the fork, then I's from the hostname on. One process fewer per agent
+/// and no `execve` of the launcher; the same jail, in the same order.
+pub fn run_cloned<S: Sys>(
+    sys: &mut S,
+    spec_json: Result<String, std::env::VarError>,
+    ids: (u32, u32),
+) -> i32 {
+    let mut jail = Jail::new();
+    let outcome = cloned(sys, spec_json, ids, &mut jail);
+    finish(sys, &jail, outcome)
+}
+
+/// The cloned init: prologue, id maps, the jail.
+fn cloned<S: Sys>(
+    sys: &mut S,
+    spec_json: Result<String, std::env::VarError>,
+    ids: (u32, u32),
+    jail: &mut Jail,
+) -> Result<i32, LaunchError> {
+    let spec = parse(sys, spec_json)?;
+    prologue(sys, &spec, jail)?;
+    map_ids(sys, &spec, jail, ids)?;
+    init_jail(sys, &spec, jail)
+}
+
+/// The exit code of `outcome`; a failure is printed and, when fd 3 still owes the kernel a
+/// report, reported.
+fn finish<S: Sys>(sys: &mut S, jail: &Jail, outcome: Result<i32, LaunchError>) -> i32 {
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             let message = e.message();
@@ -187,10 +222,51 @@ fn launcher<S: Sys>(
     jail: &mut Jail,
 ) -> Result<i32, LaunchError> {
     let spec = parse(sys, spec_json)?;
+    prologue(sys, &spec, jail)?;
+
+    // Namespaces are the process model itself (the init is pid 1 of its own namespace and
+    // kills it whole), so they are required whatever the spec says.
+    // Before unshare: inside a user namespace without maps, every id reads as the overflow id.
+    let (uid, gid) = sys.ids();
+    if let Err(e) = sys.unshare_namespaces(!spec.network) {
+        let e = LaunchError::Unshare(e);
+        for ns in LayerName::NAMESPACES {
+            jail.set(
+                ns,
+                LayerStatus::Missing {
+                    detail: e.message(),
+                },
+            );
+        }
+        return Err(e);
+    }
+    map_ids(sys, &spec, jail, (uid, gid))?;
+
+    // Entering the user namespace changed our credentials, which clears the parent-death
+    // signal: arm it again, then make sure the kernel did not die in between.
+    sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
+    check_parent(sys, &spec)?;
+    sys.liveness_pipe().map_err(LaunchError::Pipe)?;
+    match sys.fork().map_err(LaunchError::Fork)? {
+        ForkSide::Child => init(sys, &spec, jail),
+        ForkSide::Parent { child } => {
+            sys.liveness_hold();
+            jail.fd = AgentFd::Done;
+            sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
+            let exit = sys.wait_child(child).map_err(LaunchError::Wait)?;
+            Ok(exit.code())
+        }
+    }
+}
+
+/// L's steps (or the cloned init's) before the namespaces are made or filled: session,
+/// parent-death signal and parent check, descriptors, environment, rlimits (not `NPROC`), the
+/// agent's cgroup(s) (before anything is forked, so the whole tree is inside).
+fn prologue<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<(), LaunchError> {
     jail.require_full = spec.require_full;
     sys.setsid().map_err(LaunchError::Setsid)?;
     sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
-    check_parent(sys, &spec)?;
+    check_parent(sys, spec)?;
     sys.close_fds_above_agent_fd()
         .map_err(LaunchError::CloseFds)?;
     sys.clear_env();
@@ -216,24 +292,17 @@ fn launcher<S: Sys>(
     if let Err(e) = rlimits {
         jail.layer(LayerName::Rlimits, Err(e))?;
     }
-    join_cgroups(sys, &spec, jail)?;
+    join_cgroups(sys, spec, jail)
+}
 
-    // Namespaces are the process model itself (the init is pid 1 of its own namespace and
-    // kills it whole), so they are required whatever the spec says.
-    // Before unshare: inside a user namespace without maps, every id reads as the overflow id.
-    let (uid, gid) = sys.ids();
-    if let Err(e) = sys.unshare_namespaces(!spec.network) {
-        let e = LaunchError::Unshare(e);
-        for ns in LayerName::NAMESPACES {
-            jail.set(
-                ns,
-                LayerStatus::Missing {
-                    detail: e.message(),
-                },
-            );
-        }
-        return Err(e);
-    }
+/// The id maps of the new user namespace (each id mapped to itself, `setgroups` denied) and
+/// the namespace layers' statuses.
+fn map_ids<S: Sys>(
+    sys: &mut S,
+    spec: &JailSpec,
+    jail: &mut Jail,
+    (uid, gid): (u32, u32),
+) -> Result<(), LaunchError> {
     for (file, contents) in [
         ("setgroups", "deny".to_string()),
         ("uid_map", format!("{uid} {uid} 1")),
@@ -288,21 +357,7 @@ fn launcher<S: Sys>(
         },
     );
 
-    // Entering the user namespace changed our credentials, which clears the parent-death
-    // signal: arm it again, then make sure the kernel did not die in between.
-    sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
-    check_parent(sys, &spec)?;
-    sys.liveness_pipe().map_err(LaunchError::Pipe)?;
-    match sys.fork().map_err(LaunchError::Fork)? {
-        ForkSide::Child => init(sys, &spec, jail),
-        ForkSide::Parent { child } => {
-            sys.liveness_hold();
-            jail.fd = AgentFd::Done;
-            sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
-            let exit = sys.wait_child(child).map_err(LaunchError::Wait)?;
-            Ok(exit.code())
-        }
-    }
+    Ok(())
 }
 
 /// Joins the cgroup(s) the kernel made for this agent. No group, or a failed join, leaves the
@@ -354,6 +409,12 @@ fn proc_path(file: &str) -> &'static str {
 fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, LaunchError> {
     sys.set_pdeathsig().map_err(LaunchError::Pdeathsig)?;
     sys.liveness_check().map_err(LaunchError::LauncherGone)?;
+    init_jail(sys, spec, jail)
+}
+
+/// I's steps from the hostname on: the rest of the jail, the report, the fork of the agent,
+/// the reaping.
+fn init_jail<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, LaunchError> {
     sys.sethostname(&format!("agent-{}", spec.agent_id))
         .map_err(LaunchError::Hostname)?;
     if !spec.network {
@@ -442,6 +503,7 @@ fn init<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i32, La
         ForkSide::Child => Ok(agent(sys, spec)),
         ForkSide::Parent { child } => {
             sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
+            sys.release_memory();
             let exit = loop {
                 let (pid, exit) = sys.reap().map_err(LaunchError::Wait)?;
                 if pid == child {
@@ -620,8 +682,75 @@ mod tests {
         let mut sys = RecordingSys::new(42, [ForkSide::Child, ForkSide::Parent { child: 2 }]);
         assert_eq!(run(&mut sys, json()), 0);
         let fork: &[&str] = &["fork -> child"];
-        let tail: &[&str] = &["fork -> parent", "close fd 3", "reap", "kill -1 SIGKILL"];
+        let tail: &[&str] = &[
+            "fork -> parent",
+            "close fd 3",
+            "release_memory",
+            "reap",
+            "kill -1 SIGKILL",
+        ];
         assert_eq!(sys.calls, expect(&[L, fork, I, tail]));
+    }
+
+    /// The zygote's clone: L's steps but `ids`, `unshare`, the second parent check, the
+    /// liveness pipe and the fork; then I's from the hostname on (no launcher to check on).
+    #[test]
+    fn cloned_init_side_order() {
+        let mut sys = RecordingSys::new(42, [ForkSide::Parent { child: 2 }]);
+        assert_eq!(run_cloned(&mut sys, json(), (1000, 1000)), 0);
+        let prologue = &L[..L.iter().position(|c| *c == "ids").unwrap()];
+        let maps: &[&str] = &[
+            "write /proc/self/setgroups \"deny\"",
+            "write /proc/self/uid_map \"1000 1000 1\"",
+            "write /proc/self/gid_map \"1000 1000 1\"",
+        ];
+        let jail = &I[I.iter().position(|c| c.starts_with("sethostname")).unwrap()..];
+        let tail: &[&str] = &[
+            "fork -> parent",
+            "close fd 3",
+            "release_memory",
+            "reap",
+            "kill -1 SIGKILL",
+        ];
+        assert_eq!(sys.calls, expect(&[prologue, maps, jail, tail]));
+        // Every layer the launcher's init reports, the clone reports.
+        let mut full = RecordingSys::new(42, [ForkSide::Child, ForkSide::Parent { child: 2 }]);
+        run(&mut full, json());
+        let report = |calls: &[String]| {
+            calls
+                .iter()
+                .find(|c| c.starts_with("send_report"))
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(report(&sys.calls), report(&full.calls));
+    }
+
+    #[test]
+    fn a_cloned_init_whose_kernel_is_gone_fails_before_any_jail_step_and_reports() {
+        let mut sys = RecordingSys::new(1, []);
+        assert_eq!(
+            run_cloned(&mut sys, json(), (1000, 1000)),
+            EXIT_SANDBOX_FAILED
+        );
+        assert_eq!(sys.calls.len(), 6, "{:?}", sys.calls);
+        assert!(sys.calls[5].starts_with("send_report "));
+        assert!(!sys.calls.iter().any(|c| c.starts_with("write")));
+    }
+
+    #[test]
+    fn cloned_agent_side_order() {
+        let mut sys = RecordingSys::new(42, [ForkSide::Child]);
+        assert_eq!(
+            run_cloned(&mut sys, json(), (1000, 1000)),
+            EXIT_EXEC_NOT_FOUND
+        );
+        let at = sys.calls.iter().position(|c| c == "fork -> child").unwrap();
+        assert_eq!(
+            sys.calls[at + 1..at + 3],
+            ["setsid".to_string(), "chdir /scratch".into()]
+        );
+        assert!(sys.calls[at - 3..at].contains(&"send_listener".to_string()));
     }
 
     #[test]

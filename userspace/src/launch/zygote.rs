@@ -1,0 +1,177 @@
+//! The zygote: `agentos-launch --zygote KERNEL_PID`, one per kernel, started once by the
+//! kernel's spawner and kept. For each agent the kernel sends it one request on its fd 0 (a
+//! `SOCK_SEQPACKET` socket): one byte of flags ([`SHARE_NETWORK`]) then the jail spec's JSON
+//! as the message, and three descriptors
+//! (`SCM_RIGHTS`): the agent's socket, and the write ends of its stdout and stderr pipes. The
+//! zygote `clone3`s the agent's init straight into new user, pid, ipc, uts, mount (and,
+//! unless the spec shares the host's network, net) namespaces with `CLONE_PARENT` — so the
+//! kernel, not the zygote, is its parent: the kernel reaps it, and its parent-death signal
+//! watches the kernel's spawner thread as the launcher's did — and answers with the init's
+//! pid (a little-endian `i32`) and a pidfd for it, or with `-errno` and no descriptor (the
+//! kernel then starts the launcher the old way).
+//!
+//! The clone runs [`super::steps::run_cloned`]: the launcher's and the init's steps in their
+//! order, without an `execve` of the launcher, without the launcher process that used to stay
+//! above the init, and without its `unshare` (the clone made the namespaces). Per agent there
+//! are two processes, the init and the agent program; the zygote's memory is shared
+//! copy-on-write by every init.
+//!
+//! Invariants: single-threaded (the clone is a `fork`-like copy of the only thread); the
+//! zygote keeps no descriptor of a request past its answer; a clone replaces fd 0 (the
+//! zygote's socket) before anything else and closes everything above fd 3 in its first
+//! steps, so no agent holds the zygote's socket; the zygote dies with the kernel
+//! (parent-death signal, parent checked after it is set).
+
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+use super::os::LinuxSys;
+use super::spec::EXIT_SANDBOX_FAILED;
+use crate::sys::{self, Cloned};
+
+/// The argument that makes `agentos-launch` a zygote (followed by the kernel's pid).
+pub const ZYGOTE_ARG: &str = "--zygote";
+/// The largest spec JSON a request may carry (after its flags byte); a larger one is started
+/// the old way.
+pub const MAX_REQUEST: usize = 128 << 10;
+/// The request's first byte: the spec shares the host's network (no `CLONE_NEWNET`).
+pub const SHARE_NETWORK: u8 = 1;
+/// The descriptors of a request, in order: the agent's socket, its stdout and stderr.
+pub const REQUEST_FDS: usize = 3;
+/// The namespaces of every clone.
+const NAMESPACES: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWNS) as u64;
+
+/// The zygote's loop; exits 0 when the kernel closes its socket.
+pub fn main(kernel_pid: Option<u32>) -> ! {
+    if let Err(e) = serve(kernel_pid) {
+        eprintln!("agentos-launch --zygote: {e}");
+        std::process::exit(EXIT_SANDBOX_FAILED)
+    }
+    std::process::exit(0)
+}
+
+fn serve(kernel_pid: Option<u32>) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io::Error::from)?;
+    let ppid = u32::try_from(nix::unistd::getppid().as_raw()).unwrap_or(0);
+    if kernel_pid != Some(ppid) {
+        return Err(io::Error::other(format!(
+            "parent is {ppid}, not the kernel {kernel_pid:?}"
+        )));
+    }
+    // Read before any clone: inside a new user namespace they read as the overflow id.
+    let ids = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // The spec is never parsed (nor copied) here, only in the clone: the zygote's memory,
+    // which every later clone copies, holds no agent's spec but in `buf` while it is served,
+    // and `buf` is zeroed after each request.
+    let mut buf = vec![0u8; MAX_REQUEST + 1];
+    while let Some((len, fds)) = receive(&mut buf)? {
+        let namespaces = match buf.first() {
+            Some(flags) if flags & SHARE_NETWORK != 0 => NAMESPACES,
+            _ => NAMESPACES | libc::CLONE_NEWNET as u64,
+        };
+        match sys::clone_init(namespaces) {
+            Ok(Cloned::Child) => {
+                let json =
+                    String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
+                clone_main(json, fds, null.as_raw_fd(), ids)
+            }
+            Ok(Cloned::Parent { pid, pidfd }) => {
+                sys::send_with_fd(0, &pid.to_le_bytes(), std::os::fd::AsFd::as_fd(&pidfd))?
+            }
+            Err(e) => {
+                let errno = -e.raw_os_error().unwrap_or(libc::EINVAL);
+                sys::write_all_fd(0, &errno.to_le_bytes())?
+            }
+        }
+        drop(fds);
+        buf[..len].fill(0);
+    }
+    Ok(())
+}
+
+/// The next request: its length in `buf` and its descriptors; `None` at the end.
+fn receive(buf: &mut [u8]) -> io::Result<Option<(usize, [OwnedFd; REQUEST_FDS])>> {
+    loop {
+        let mut cmsg = nix::cmsg_space!([RawFd; REQUEST_FDS]);
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(0, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        for c in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SCM_RIGHTS just installed these in this process: each is owned once, here.
+                fds.extend(raw.into_iter().map(sys::own_fd));
+            }
+        }
+        let len = msg.bytes;
+        let truncated = msg
+            .flags
+            .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+        if len == 0 && fds.is_empty() {
+            return Ok(None);
+        }
+        if truncated {
+            return Err(io::Error::other("a request was truncated"));
+        }
+        let fds: [OwnedFd; REQUEST_FDS] = fds.try_into().map_err(|got: Vec<OwnedFd>| {
+            io::Error::other(format!(
+                "a request carried {} descriptors, not {REQUEST_FDS}",
+                got.len()
+            ))
+        })?;
+        return Ok(Some((len, fds)));
+    }
+}
+
+/// The clone: puts `/dev/null` at fd 0 (replacing the zygote's socket), the agent's log pipes
+/// at 1 and 2, its socket at 3, then runs the jail. Never returns.
+fn clone_main(json: String, fds: [OwnedFd; REQUEST_FDS], null: RawFd, ids: (u32, u32)) -> ! {
+    let [agent, out, err] = fds.map(IntoRawFd::into_raw_fd);
+    let moved = sys::dup2_raw(null, 0)
+        .and_then(|()| sys::dup2_raw(out, 1))
+        .and_then(|()| sys::dup2_raw(err, 2))
+        .and_then(|()| sys::dup2_raw(agent, agentos_syscalls::AGENT_FD));
+    if let Err(e) = moved {
+        eprintln!("agentos-launch: set up the init's descriptors: {e}");
+        sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    // The rest (the originals, the zygote's /dev/null and buffer) is closed or dropped by the
+    // steps' close_range and the exit.
+    let code = super::steps::run_cloned(&mut LinuxSys::default(), Ok(json), ids);
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clone_gets_every_namespace_but_net_only_without_network() {
+        assert_eq!(NAMESPACES & libc::CLONE_NEWNET as u64, 0);
+        for flag in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWNS,
+        ] {
+            assert_ne!(NAMESPACES & flag as u64, 0);
+        }
+    }
+}
