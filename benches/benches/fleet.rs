@@ -60,29 +60,6 @@ struct Seen {
     helper_pss: Vec<f64>,
 }
 
-/// `(pid, ppid)` of every process.
-fn process_table() -> Vec<(u32, u32)> {
-    let mut table = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        table.push((pid, ppid));
-    }
-    table
-}
-
 /// `Pss` of `/proc/PID/smaps_rollup`, bytes.
 fn pss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
@@ -109,7 +86,7 @@ fn is_namespace_init(pid: u32) -> bool {
 /// a launcher and the init, or the init alone), and their PSS plus this agent's share of the
 /// zygote's (the process the kernel's spawner started with `--zygote`, if any).
 fn helper_costs(roots: &[u32]) -> (f64, f64, f64) {
-    let table = process_table();
+    let table = agentos_tests::process_table();
     let children = |p: u32| -> Vec<u32> {
         let mut c: Vec<u32> = table.iter().filter(|e| e.1 == p).map(|e| e.0).collect();
         c.sort_unstable();

@@ -110,8 +110,9 @@ pub fn wait_pid_gone(pid: u32, within: Duration) -> bool {
     matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
 
-/// Every descendant of `root`, read from `/proc`.
-pub fn descendants(root: u32) -> Vec<u32> {
+/// `(pid, ppid, state)` of every process, read from `/proc/PID/stat` (a process gone while
+/// it is read is left out).
+pub fn process_table() -> Vec<(u32, u32, char)> {
     let mut table = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -129,6 +130,12 @@ pub fn descendants(root: u32) -> Vec<u32> {
             table.push((pid, ppid, state.chars().next().unwrap_or('?')));
         }
     }
+    table
+}
+
+/// Every descendant of `root`, read from `/proc`.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let table = process_table();
     let mut out = Vec::new();
     let mut frontier = vec![root];
     while let Some(p) = frontier.pop() {
