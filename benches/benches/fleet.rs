@@ -70,18 +70,6 @@ fn pss(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Whether `pid` is pid 1 of a pid namespace below ours (the last `NSpid` entry).
-fn is_namespace_init(pid: u32) -> bool {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let nspid: Vec<&str> = status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    nspid.len() > 1 && nspid.last() == Some(&"1")
-}
-
 /// Per agent: its processes, its helpers (every process of its tree but the agent program:
 /// a launcher and the init, or the init alone), and their PSS plus this agent's share of the
 /// zygote's (the process the kernel's spawner started with `--zygote`, if any).
@@ -101,7 +89,7 @@ fn helper_costs(roots: &[u32]) -> (f64, f64, f64) {
             i += 1;
         }
         processes += tree.len();
-        let init = if is_namespace_init(root) {
+        let init = if agentos_tests::is_namespace_init(root) {
             root
         } else {
             children(root).first().copied().unwrap_or(root)
@@ -118,7 +106,8 @@ fn helper_costs(roots: &[u32]) -> (f64, f64, f64) {
     let me = std::process::id();
     for zygote in children(me) {
         let cmdline = std::fs::read(format!("/proc/{zygote}/cmdline")).unwrap_or_default();
-        if cmdline.windows(8).any(|w| w == b"--zygote") && !is_namespace_init(zygote) {
+        if cmdline.windows(8).any(|w| w == b"--zygote") && !agentos_tests::is_namespace_init(zygote)
+        {
             bytes += pss(zygote);
         }
     }

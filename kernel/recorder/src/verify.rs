@@ -228,19 +228,7 @@ pub fn scan(
             .push("no recorder/key.pub: checkpoint signatures not checked".into());
     }
     let mut seg_numbers = segments(dir)?;
-    let mut cur = Cursor {
-        dir: dir.to_path_buf(),
-        expect_seq: 0,
-        checkpoints: BTreeMap::new(),
-        prev_number: None,
-        last_number: seg_numbers.last().copied(),
-        candidates: Vec::new(),
-        key: None,
-        keys_seen: Vec::new(),
-        key_from: Vec::new(),
-        manifest_key: None,
-        rotations: Vec::new(),
-    };
+    let mut cur = Cursor::new(dir, seg_numbers.last().copied());
     // The keys the log may have been signed with: key.pub and the older keys kept in
     // `key.history` (candidates only: a key counts once the log's announcements lead from it
     // to key.pub, checked as the scan goes).
@@ -399,19 +387,7 @@ pub fn scan_segment_bytes(
         chain: GENESIS,
         ..Verification::default()
     };
-    let mut cur = Cursor {
-        dir: dir.to_path_buf(),
-        expect_seq: 0,
-        checkpoints: BTreeMap::new(),
-        prev_number: None,
-        last_number: Some(1),
-        candidates: Vec::new(),
-        key: None,
-        keys_seen: Vec::new(),
-        key_from: Vec::new(),
-        manifest_key: None,
-        rotations: Vec::new(),
-    };
+    let mut cur = Cursor::new(dir, Some(1));
     let mut report = SegmentReport {
         segment: 1,
         path: dir.join(segment_name(1)),
@@ -455,6 +431,25 @@ struct Cursor {
     /// The prune manifest's signing key.
     manifest_key: Option<[u8; 8]>,
     rotations: Vec<KeyRotation>,
+}
+
+impl Cursor {
+    /// Before the first segment of the log in `dir`, whose last segment is `last_number`.
+    fn new(dir: &Path, last_number: Option<u32>) -> Cursor {
+        Cursor {
+            dir: dir.to_path_buf(),
+            expect_seq: 0,
+            checkpoints: BTreeMap::new(),
+            prev_number: None,
+            last_number,
+            candidates: Vec::new(),
+            key: None,
+            keys_seen: Vec::new(),
+            key_from: Vec::new(),
+            manifest_key: None,
+            rotations: Vec::new(),
+        }
+    }
 }
 
 /// Verifies segment `n` (its header, then every frame), updating the scan's state; the first
