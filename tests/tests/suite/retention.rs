@@ -142,7 +142,15 @@ fn prune_keeps_proofs_that_a_go_verifier_accepts_and_verify_reports_the_range() 
     go("consistency", vkey, &file).unwrap_or_else(|e| panic!("{e}"));
 
     // One more segment deleted by hand after the prune: tampering.
-    let (_root, state) = copy_state(&k);
+    let o = verify_without_first_segment(&k);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("TAMPERED"), "{}", text(&o));
+}
+
+/// `recorder verify` of a copy of the kernel's state dir whose first segment is deleted by
+/// hand.
+fn verify_without_first_segment(k: &TestKernel) -> Output {
+    let (_root, state) = copy_state(k);
     let first = segments(&state.join("recorder"))[0];
     std::fs::remove_file(
         state
@@ -150,9 +158,7 @@ fn prune_keeps_proofs_that_a_go_verifier_accepts_and_verify_reports_the_range() 
             .join(agentos_kernel::recorder::format::segment_name(first)),
     )
     .unwrap();
-    let o = k.ctl_at_state(&state, &["recorder", "verify"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("TAMPERED"), "{}", text(&o));
+    k.ctl_at_state(&state, &["recorder", "verify"])
 }
 
 trait AtState {
@@ -175,15 +181,7 @@ fn deleting_an_old_segment_without_a_prune_is_still_tampering() {
     let (k, _) = rotated();
     k.ctl_ok(&["kernel", "stop"]);
     assert_eq!(k.verify().0, 0);
-    let (_root, state) = copy_state(&k);
-    let first = segments(&state.join("recorder"))[0];
-    std::fs::remove_file(
-        state
-            .join("recorder")
-            .join(agentos_kernel::recorder::format::segment_name(first)),
-    )
-    .unwrap();
-    let o = k.ctl_at_state(&state, &["recorder", "verify"]);
+    let o = verify_without_first_segment(&k);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("a segment was deleted"), "{}", text(&o));
 }
