@@ -41,7 +41,10 @@
 //! cache: it survives the kernel being killed) and the file is fsynced within
 //! [`RecorderOptions::batch_interval`]. Every [`RecorderOptions::checkpoint_every`] records or
 //! [`RecorderOptions::checkpoint_interval`], and when the recorder closes, it appends a signed
-//! checkpoint and, once that is durable, replaces `HEAD` with it.
+//! checkpoint and, once that is durable, replaces `HEAD` with it. A log's second checkpoint
+//! is never written before `HEAD` exists (the first is fsynced and published first; an open
+//! publishes the one checkpoint a killed kernel left without `HEAD`), so verification can read
+//! checkpoints without `HEAD` as a deleted `HEAD`.
 //!
 //! The writer also keeps each record's Merkle leaf as it encodes it (a rollback cuts them back
 //! with the records); where it publishes `HEAD` it hands the leaves up to that checkpoint to
@@ -533,6 +536,23 @@ impl Recorder {
             ));
             report.recovered = Some(t.clone());
         }
+        // A kernel killed after the log's first checkpoint was written but before `HEAD` was
+        // left a checkpoint no `HEAD` names: `HEAD` is written for it now (its segment fsynced
+        // first), before this life can add a second checkpoint — a log with two checkpoints
+        // and no `HEAD` is one whose `HEAD` was deleted.
+        let mut head_on_disk = v.head.is_some();
+        if let (None, None, Some(head)) = (&v.problem, &v.head, &v.last_checkpoint) {
+            let segment = dir.join(segment_name(head.segment));
+            match std::fs::File::open(&segment)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| write_head(dir, head))
+            {
+                Ok(()) => head_on_disk = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "flight recorder: cannot write recorder/HEAD for the checkpoint the last run left; retried at this run's first checkpoint")
+                }
+            }
+        }
         // The transparency log: the tree rebuilt from what the log holds now (after a torn
         // tail is cut), `tile/` rewritten from it, and a checkpoint for it signed.
         let origin = tlog::origin(dir)?;
@@ -612,7 +632,12 @@ impl Recorder {
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             dirty_since: None,
-            pending_head: None,
+            pending_head: if head_on_disk || v.problem.is_some() {
+                None
+            } else {
+                v.last_checkpoint.clone()
+            },
+            head_on_disk,
             failed: None,
             last_fsync: Duration::ZERO,
             last_head: None,
@@ -999,6 +1024,9 @@ struct Writer {
     dirty_since: Option<Instant>,
     /// A checkpoint to publish in `HEAD` once it is fsynced.
     pending_head: Option<Head>,
+    /// Whether `recorder/HEAD` exists: until it does, a checkpoint is published before the
+    /// next one is written.
+    head_on_disk: bool,
     /// Set after an I/O error: appends fail until a retry writes again.
     failed: Option<Failure>,
     /// When `HEAD` was last written (`None`: not yet by this writer).
@@ -1440,6 +1468,13 @@ impl Writer {
         if self.failed.is_some() {
             return;
         }
+        // The log's first checkpoint is in `HEAD` before a second one is written (a log with
+        // two checkpoints and no `HEAD` reads as one whose `HEAD` was deleted): once per log.
+        if !self.head_on_disk && self.pending_head.is_some() {
+            self.flush();
+            self.dirty_since.get_or_insert_with(Instant::now);
+            self.sync(true);
+        }
         let signature = self
             .key
             .sign(&checkpoint_message(&self.log_id, self.seq, &self.chain))
@@ -1542,7 +1577,9 @@ impl Writer {
             self.last_head = Some(Instant::now());
             // HEAD is not a record: an older HEAD stays valid, so a failure here is retried
             // with the next checkpoint rather than failing the log.
-            if let Err(e) = write_head(&self.dir, &head) {
+            let written = write_head(&self.dir, &head);
+            self.head_on_disk |= written.is_ok();
+            if let Err(e) = written {
                 let _ = std::fs::remove_file(self.dir.join("HEAD.tmp"));
                 tracing::warn!(error = %e, "flight recorder: cannot write recorder/HEAD; the previous one stays until the next checkpoint");
             }
@@ -1902,6 +1939,93 @@ mod tests {
         let seg = std::fs::read(dir.path().join(segment_name(1))).unwrap();
         let h = SegmentHeader::decode(&seg).unwrap();
         assert_eq!(h.key_id, key::key_id(&public));
+    }
+
+    /// The recorder dir as a SIGKILLed kernel leaves it: every byte written so far, nothing
+    /// the writer would still do (a copy taken while it runs on).
+    fn killed_copy(from: &Path) -> tempfile::TempDir {
+        let to = tempfile::tempdir().unwrap();
+        let mut stack = vec![from.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let rel = e.path().strip_prefix(from).unwrap().to_path_buf();
+                if e.file_type().unwrap().is_dir() {
+                    std::fs::create_dir_all(to.path().join(&rel)).unwrap();
+                    stack.push(e.path());
+                } else {
+                    std::fs::copy(e.path(), to.path().join(&rel)).unwrap();
+                }
+            }
+        }
+        to
+    }
+
+    /// Batch durability with neither an fsync tick nor a `HEAD` due for as long as the
+    /// test runs: checkpoints come from the record count alone.
+    fn lazy_batch() -> RecorderOptions {
+        RecorderOptions {
+            durability: Durability::Batch,
+            checkpoint_every: 5,
+            batch_interval: Duration::from_secs(3600),
+            checkpoint_interval: Duration::from_secs(3600),
+            ..RecorderOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_second_checkpoint_is_never_written_before_head_names_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open_with(dir.path(), lazy_batch()).unwrap();
+        for _ in 0..6 {
+            rec.append(None, stop("x")).unwrap();
+        }
+        // One checkpoint, not yet fsynced: no HEAD yet, and none is needed.
+        let killed = killed_copy(dir.path());
+        let v = full(killed.path());
+        assert_eq!(
+            (v.sealed, v.head.is_none(), v.problem.is_none()),
+            (Some(5), true, true)
+        );
+        for _ in 0..5 {
+            rec.append(None, stop("x")).unwrap();
+        }
+        // The second checkpoint was written only after HEAD named the first.
+        let killed = killed_copy(dir.path());
+        let v = full(killed.path());
+        assert!(v.problem.is_none(), "{:?}", v.problem);
+        assert_eq!((v.sealed, v.head.map(|h| h.next_seq)), (Some(10), Some(5)));
+        drop(rec);
+    }
+
+    #[test]
+    fn an_open_publishes_the_checkpoint_a_killed_kernel_left_without_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open_with(dir.path(), lazy_batch()).unwrap();
+        for _ in 0..6 {
+            rec.append(None, stop("x")).unwrap();
+        }
+        let life1 = killed_copy(dir.path());
+        drop(rec);
+        assert!(verify::read_head(life1.path()).unwrap().is_none());
+        // Life after life killed before its own HEAD: never read as a deleted HEAD. The
+        // first reopen publishes the checkpoint the first life left.
+        let mut state = life1;
+        for life in 2..5u64 {
+            let (rec, report) = Recorder::open_with(state.path(), lazy_batch()).unwrap();
+            assert!(report.broken.is_none(), "life {life}: {:?}", report.broken);
+            let head = verify::read_head(state.path())
+                .unwrap()
+                .expect("HEAD written at open");
+            assert_eq!(head.next_seq, 5, "life {life}");
+            for _ in 0..6 {
+                rec.append(None, stop("x")).unwrap();
+            }
+            let next = killed_copy(state.path());
+            drop(rec);
+            state = next;
+        }
+        let v = full(state.path());
+        assert!(v.problem.is_none(), "{:?}", v.problem);
     }
 
     #[test]

@@ -104,6 +104,10 @@ pub struct Verification {
     /// The chain head after the last good frame.
     #[serde(skip)]
     pub chain: [u8; 32],
+    /// The `HEAD` that names the log's last checkpoint (whether or not `recorder/HEAD` does):
+    /// what an open writes when a killed kernel left its first checkpoint unpublished.
+    #[serde(skip)]
+    pub last_checkpoint: Option<Head>,
     #[serde(skip)]
     pub raw_log_id: Option<[u8; 16]>,
 }
@@ -692,6 +696,15 @@ fn scan_segment(
                 }
                 cur.checkpoints.insert(cp.next_seq, cp.chain);
                 v.sealed = Some(cp.next_seq);
+                v.last_checkpoint = public.as_ref().map(|p| Head {
+                    log_id: hex::encode(header.log_id),
+                    key_id: hex::encode(key::key_id(p)),
+                    segment: n,
+                    next_seq: cp.next_seq,
+                    chain: hex::encode(cp.chain),
+                    signature: hex::encode(cp.signature),
+                    wall_ms: cp.wall_ms,
+                });
             }
             other => {
                 return Err(problem(
