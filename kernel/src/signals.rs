@@ -381,6 +381,27 @@ pub(crate) fn end_tree(procs: &dyn Procs, agent: &Agent, signal: Signal, reason:
     }
 }
 
+/// How long the end of an agent for a strict violation waits, once the agent has read the
+/// refusal, for the agent to come to rest ([`wait_at_rest`]).
+pub(crate) const REST_BEFORE_END: Duration = Duration::from_millis(50);
+
+/// Waits, at most `bound`, until no thread of the agent's tree runs: after a strict
+/// violation's refusal is in its hands, the agent gets to take it in (log it, say) before
+/// SIGPOLICY ends it mid-sentence. The end follows whatever the agent does; its calls
+/// meanwhile are judged as any call (and it already waited as long for the agent to read its
+/// socket, see `connection::send_flushed`).
+pub(crate) async fn wait_at_rest(agent: &Agent, bound: Duration) {
+    let Some(root) = agent.life().live_pid() else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut tree = descendants(&LinuxProcs, root);
+    tree.push(root);
+    while !tree.iter().all(|&pid| sys::at_rest(pid)) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// Stops every process below the launcher. Repeats until a pass finds no process it has not
 /// stopped yet, so a child forked during the walk is caught on the next pass (a stopped
 /// process cannot fork again).

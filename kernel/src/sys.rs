@@ -75,6 +75,20 @@ fn parse_stat(stat: &str) -> Option<(char, u32)> {
     Some((state, ppid))
 }
 
+/// Whether no thread of `pid` is running or runnable (`/proc/<pid>/task/*/stat`): each
+/// sleeps, waits on disk, is stopped or is a zombie. A process that is gone is at rest.
+pub(crate) fn at_rest(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .is_none_or(|(state, _)| state != 'R')
+    })
+}
+
 /// The parent of `pid` (`/proc/<pid>/stat`), `None` when it is gone.
 pub(crate) fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -132,6 +146,31 @@ mod tests {
             .any(|&(p, pp, _)| p == child.id() && pp == me));
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_sleeping_process_is_at_rest_and_a_spinning_one_is_not() {
+        let mut sleeper = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut spinner = std::process::Command::new("/bin/sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        // The sleeper settles into its nanosleep within moments of its exec.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !at_rest(sleeper.id()) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(at_rest(sleeper.id()));
+        // The spinner never sleeps: running or runnable at every look.
+        assert!((0..20).all(|_| !at_rest(spinner.id())));
+        for c in [&mut sleeper, &mut spinner] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        assert!(at_rest(sleeper.id()), "a reaped process is at rest");
     }
 }
 

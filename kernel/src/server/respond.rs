@@ -173,6 +173,9 @@ pub(super) async fn deliver(
         connection::send(tx, answer).await;
     }
     if let Some((signal, reason)) = sentence.end {
+        if sentence.flush {
+            crate::signals::wait_at_rest(agent, crate::signals::REST_BEFORE_END).await;
+        }
         let parent = span.as_ref().map(CallSpan::context);
         let _ = crate::signals::deliver_in(k, agent, signal, "kernel", reason, parent).await;
     }
