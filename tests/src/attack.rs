@@ -118,8 +118,9 @@ pub const ATTACKS: &[&str] = &[
 pub fn run(name: &str, arg: Option<&str>) -> Outcome {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    // `@FILE`: the pid is read from FILE (in the agent's cwd, its scratch dir) once the test
-    // has written it there — a process that only exists after this agent was spawned.
+    // `@FILE`: the pid is read from FILE once the test has written it there — a process that
+    // only exists after this agent was spawned. (Never written: pid 1, the agent's own init,
+    // which the verdict shows as not blocked.)
     let pid_arg = || match arg.and_then(|a| a.strip_prefix('@')) {
         Some(file) => pid_from_file(file),
         None => arg.and_then(|a| a.parse::<i32>().ok()).unwrap_or(1),
