@@ -494,6 +494,8 @@ impl Kernel {
     /// progress with `Ps`.
     pub async fn shutdown(&self, reason: &str) {
         let _ = self.inner.shutdown.send(true);
+        // The init waiting for the next agent will serve none: killed and reaped now.
+        self.inner.spawner.release().await;
         let live = self.inner.agents.live();
         let grace = self.inner.config.term_grace;
         let start = tokio::time::Instant::now();

@@ -11,6 +11,18 @@
 //! init. Where the zygote cannot be started or cannot clone (or a spec is larger than a
 //! request may be), the agent's launcher is exec'd as before ([`AgentProcess::Exec`]) and
 //! reports whatever failed in its jail report.
+//!
+//! One init is cloned *ahead* ([`Waiting`]): after each agent's spawn the zygote is asked for
+//! the next init at once, and this thread collects the answer when the next agent comes. That
+//! init is born in its own new user/pid/net/ipc/uts/mount namespaces, maps its ids and waits
+//! for its agent's spec and descriptors on a socket only this thread holds; the agent's spawn
+//! is then one `sendmsg`, and the zygote's `clone3` (the namespaces, the network namespace
+//! dearest) runs beside the kernel's work for the next spawn instead of in front of it. A
+//! waiting init holds nothing of any agent (the zygote's request buffer is zeroed, no agent's
+//! descriptor was ever open in the zygote when it cloned), serves exactly one agent, dies with
+//! this thread (parent-death signal) and is killed at `kernel stop` ([`Spawner::release`]).
+//! A waiting init found dead, or whose socket refuses the request, is reaped, logged, and the
+//! agent gets a fresh clone (or, failing that, the exec'd launcher).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -36,10 +48,17 @@ struct Job {
     reply: oneshot::Sender<io::Result<AgentProcess>>,
 }
 
+/// What the spawner thread is asked.
+enum Message {
+    Job(Job),
+    /// Kill the waiting init and stop the zygote (the kernel is stopping).
+    Release(oneshot::Sender<()>),
+}
+
 /// The handle to the spawner thread.
 #[derive(Debug)]
 pub(crate) struct Spawner {
-    tx: Mutex<std::sync::mpsc::Sender<Job>>,
+    tx: Mutex<std::sync::mpsc::Sender<Message>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -55,7 +74,7 @@ impl Spawner {
     /// starts are reaped by it.
     pub fn start() -> io::Result<Spawner> {
         let handle = tokio::runtime::Handle::current();
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::channel::<Message>();
         std::thread::Builder::new()
             .name("agentos-spawner".into())
             .spawn(move || {
@@ -64,12 +83,22 @@ impl Spawner {
                     disabled: std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "0"),
                     ..Zygote::default()
                 };
-                for job in rx {
+                for message in rx {
+                    let job = match message {
+                        Message::Job(job) => job,
+                        Message::Release(done) => {
+                            zygote.stop();
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     if !job.stdin_piped {
                         match zygote.clone_init(&job) {
                             ZygoteAnswer::Exec => {}
                             ZygoteAnswer::Cloned(init) => {
                                 let _ = job.reply.send(Ok(AgentProcess::Cloned(init)));
+                                // The next agent's init, cloned while the kernel prepares it.
+                                zygote.ask_ahead();
                                 continue;
                             }
                             ZygoteAnswer::Failed(e) => {
@@ -85,6 +114,15 @@ impl Spawner {
                 zygote.stop();
             })?;
         Ok(Spawner { tx: Mutex::new(tx) })
+    }
+
+    /// Kills the init waiting for the next agent and stops the zygote (both are started again
+    /// by a later spawn). Called by the kernel's shutdown.
+    pub(crate) async fn release(&self) {
+        let (done, rx) = oneshot::channel();
+        if lock(&self.tx).send(Message::Release(done)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Starts an agent's init: cloned by the zygote, or its launcher exec'd.
@@ -137,7 +175,7 @@ impl Spawner {
             reply,
         };
         lock(&self.tx)
-            .send(job)
+            .send(Message::Job(job))
             .map_err(|_| io::Error::other("spawner thread is gone"))?;
         rx.await
             .map_err(|_| io::Error::other("spawner thread dropped the job"))?
@@ -285,6 +323,48 @@ impl ClonedInit {
 struct Zygote {
     running: Option<(std::process::Child, std::os::unix::net::UnixDatagram)>,
     disabled: bool,
+    /// The init cloned ahead for the next agent.
+    waiting: Option<Waiting>,
+    /// An ahead request is sent and its answer not read yet.
+    pending: bool,
+}
+
+/// An init the zygote cloned ahead of its agent: the kernel's child, in its own namespaces,
+/// ids mapped, blocked on `sock` until it is sent one agent's request.
+struct Waiting {
+    pid: u32,
+    pidfd: OwnedFd,
+    sock: std::os::unix::net::UnixDatagram,
+}
+
+impl Waiting {
+    /// Whether it has ended (its pidfd is readable then).
+    fn ended(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        let now = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+    }
+
+    /// Kills it (if still alive) and reaps it; returns how it ended.
+    fn kill(self) -> String {
+        use rustix::process::{waitid, WaitId, WaitIdOptions};
+        use std::os::fd::AsFd;
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        drop(self.sock);
+        match waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED) {
+            Ok(Some(s)) => match (s.exit_status(), s.terminating_signal()) {
+                (Some(code), _) if s.exited() => format!("exit code {code}"),
+                (_, Some(sig)) => format!("signal {sig}"),
+                _ => "ended".into(),
+            },
+            Ok(None) => "ended".into(),
+            Err(e) => format!("not reaped: {e}"),
+        }
+    }
 }
 
 /// `AGENTOS_ZYGOTE=0` in the kernel's environment: every agent's launcher is exec'd (the
@@ -320,6 +400,20 @@ impl Zygote {
                 }
             }
         }
+        if !job.network {
+            if let Some(waiting) = self.take_waiting() {
+                let pid = waiting.pid;
+                match hand_over(waiting, job) {
+                    Ok(init) => return ZygoteAnswer::Cloned(init),
+                    Err(why) => tracing::warn!(
+                        pid,
+                        "the init cloned ahead {why}; the agent gets a fresh clone"
+                    ),
+                }
+            }
+        }
+        // The ahead answer, if one is coming, is read first (answers come in order).
+        self.collect_ahead();
         let Some((_, sock)) = self.running.as_ref() else {
             return ZygoteAnswer::Exec;
         };
@@ -345,8 +439,84 @@ impl Zygote {
         }
     }
 
-    /// Closes its socket (it exits on the end of input), kills it if it lingers, reaps it.
+    /// Asks the zygote for the next agent's init, unless one waits or is coming already. The
+    /// answer is read when the next agent comes ([`Zygote::take_waiting`]).
+    fn ask_ahead(&mut self) {
+        if self.pending || self.waiting.is_some() {
+            return;
+        }
+        let Some((_, sock)) = self.running.as_ref() else {
+            return;
+        };
+        match sock.send(&[zygote::AHEAD]) {
+            Ok(_) => self.pending = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "the zygote failed; restarting it on the next agent");
+                self.stop();
+            }
+        }
+    }
+
+    /// Reads the answer to the ahead request, if one is pending.
+    fn collect_ahead(&mut self) {
+        if !std::mem::take(&mut self.pending) {
+            return;
+        }
+        let Some((_, sock)) = self.running.as_ref() else {
+            return;
+        };
+        match receive_raw::<2>(sock) {
+            Ok((pid, fds)) => match (u32::try_from(pid), fds) {
+                (Ok(pid), Some([pidfd, sock])) if pid > 0 => {
+                    self.waiting = Some(Waiting {
+                        pid,
+                        pidfd,
+                        sock: sock.into(),
+                    })
+                }
+                (Err(_), None) => tracing::debug!(
+                    errno = -pid,
+                    "the zygote cannot clone an init ahead; the next agent gets a fresh clone"
+                ),
+                _ => {
+                    tracing::warn!("the zygote answered nonsense; restarting it on the next agent");
+                    self.stop();
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "the zygote did not answer; restarting it on the next agent");
+                self.stop();
+            }
+        }
+    }
+
+    /// The init cloned ahead, if there is one and it is alive; one found dead is reaped and
+    /// logged.
+    fn take_waiting(&mut self) -> Option<Waiting> {
+        self.collect_ahead();
+        let waiting = self.waiting.take()?;
+        if waiting.ended() {
+            let pid = waiting.pid;
+            let how = waiting.kill();
+            tracing::warn!(
+                pid,
+                "the init cloned ahead was found dead ({how}); the agent gets a fresh clone"
+            );
+            return None;
+        }
+        Some(waiting)
+    }
+
+    /// Kills and reaps the waiting init (reading a pending answer first), then closes the
+    /// zygote's socket (it exits on the end of input), kills it if it lingers, reaps it.
     fn stop(&mut self) {
+        if self.pending {
+            self.collect_ahead();
+        }
+        if let Some(waiting) = self.waiting.take() {
+            waiting.kill();
+        }
+        self.pending = false;
         if let Some((mut child, sock)) = self.running.take() {
             drop(sock);
             let _ = child.kill();
@@ -379,6 +549,46 @@ fn start_zygote(
     let sock = std::os::unix::net::UnixDatagram::from(ours);
     sock.set_read_timeout(Some(ZYGOTE_ANSWER))?;
     Ok((child, sock))
+}
+
+/// Hands `job` to the init cloned ahead: the same request the zygote gets, on the init's own
+/// socket. On an error the init is killed and reaped, and the error says what became of it.
+fn hand_over(waiting: Waiting, job: &Job) -> Result<ClonedInit, String> {
+    let pipes = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).and_then(|out| {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map(|err| (out, err))
+    });
+    let ((out_r, out_w), (err_r, err_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => {
+            let pid = waiting.pid;
+            return Err(format!(
+                "(pid {pid}) was killed ({}): no pipe: {e}",
+                waiting.kill()
+            ));
+        }
+    };
+    let sent = send_request(&waiting.sock, job, &out_w, &err_w);
+    drop((out_w, err_w));
+    if let Err(e) = sent {
+        let pid = waiting.pid;
+        let how = waiting.kill();
+        return Err(format!(
+            "(pid {pid}) refused its request ({e}) and was killed ({how})"
+        ));
+    }
+    let Waiting { pid, pidfd, sock } = waiting;
+    // The init has its request; closing our end tells it no other will come.
+    drop(sock);
+    let make = || -> io::Result<ClonedInit> {
+        Ok(ClonedInit {
+            pid,
+            pidfd: crate::sys::async_fd_readable(pidfd)?,
+            status: None,
+            stdout: Some(tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)?),
+            stderr: Some(tokio::net::unix::pipe::Receiver::from_owned_fd(err_r)?),
+        })
+    };
+    make().map_err(|e| format!("(pid {pid}) cannot be watched: {e}"))
 }
 
 /// Why a request got no answer.
@@ -437,16 +647,13 @@ fn send_request(
     Ok(())
 }
 
-/// The zygote's answer: the init (its pid, its pidfd, and the read ends of its output pipes
-/// `out_r` and `err_r`), or the errno of the failed clone.
-fn receive_answer(
+/// One answer of the zygote: its `i32` and exactly `N` descriptors, or none.
+fn receive_raw<const N: usize>(
     sock: &std::os::unix::net::UnixDatagram,
-    out_r: OwnedFd,
-    err_r: OwnedFd,
-) -> io::Result<Result<ClonedInit, i32>> {
+) -> io::Result<(i32, Option<[OwnedFd; N]>)> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut answer = [0u8; 4];
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = loop {
         match recvmsg(
@@ -459,18 +666,35 @@ fn receive_answer(
             other => break other?,
         }
     };
-    let mut pidfd = None;
+    let mut fds = Vec::new();
     for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = message {
-            pidfd = fds.into_iter().next();
+        if let RecvAncillaryMessage::ScmRights(got) = message {
+            fds.extend(got);
         }
     }
     if got.bytes != 4 {
         return Err(io::Error::other("the zygote closed its socket"));
     }
-    let pid = i32::from_le_bytes(answer);
-    let (pid, pidfd) = match (u32::try_from(pid), pidfd) {
-        (Ok(pid), Some(fd)) if pid > 0 => (pid, fd),
+    let fds = match fds.len() {
+        0 => None,
+        _ => Some(
+            fds.try_into()
+                .map_err(|_| io::Error::other("the zygote answered with other descriptors"))?,
+        ),
+    };
+    Ok((i32::from_le_bytes(answer), fds))
+}
+
+/// The zygote's answer: the init (its pid, its pidfd, and the read ends of its output pipes
+/// `out_r` and `err_r`), or the errno of the failed clone.
+fn receive_answer(
+    sock: &std::os::unix::net::UnixDatagram,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+) -> io::Result<Result<ClonedInit, i32>> {
+    let (pid, fds) = receive_raw::<1>(sock)?;
+    let (pid, pidfd) = match (u32::try_from(pid), fds) {
+        (Ok(pid), Some([fd])) if pid > 0 => (pid, fd),
         (Err(_), None) => return Ok(Err(-pid)),
         _ => return Err(io::Error::other("the zygote answered nonsense")),
     };

@@ -118,7 +118,13 @@ pub const ATTACKS: &[&str] = &[
 pub fn run(name: &str, arg: Option<&str>) -> Outcome {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let pid_arg = || arg.and_then(|a| a.parse::<i32>().ok()).unwrap_or(1);
+    // `@FILE`: the pid is read from FILE once the test has written it there — a process that
+    // only exists after this agent was spawned. (Never written: pid 1, the agent's own init,
+    // which the verdict shows as not blocked.)
+    let pid_arg = || match arg.and_then(|a| a.strip_prefix('@')) {
+        Some(file) => pid_from_file(file),
+        None => arg.and_then(|a| a.parse::<i32>().ok()).unwrap_or(1),
+    };
     match name {
         n if crate::disk_modes::ATTACKS.contains(&n) => crate::disk_modes::run(n, arg),
         "shadow" => io(std::fs::read("/etc/shadow").map(|b| b.len())),
@@ -527,4 +533,20 @@ pub fn main(name: &str, arg: Option<&str>) -> u8 {
             1
         }
     }
+}
+
+/// The pid in `file` once it holds one (the test renames it into place whole), polled for up
+/// to 20 s; 1 when it never comes.
+fn pid_from_file(file: &str) -> i32 {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    1
 }

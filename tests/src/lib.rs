@@ -161,6 +161,32 @@ pub fn is_namespace_init(pid: u32) -> bool {
     nspid.len() > 1 && nspid.last() == Some(&"1")
 }
 
+/// The init the kernel's zygote cloned ahead for the next agent, once there is one (waits up
+/// to 20 s): a child of `kernel` running `--zygote`, pid 1 of its own pid namespace, that has
+/// not started a session of its own yet (an agent's init makes its session first thing once
+/// its spec arrives) and is none of `agents` (agents' init pids).
+pub fn waiting_init(kernel: u32, agents: &[u32]) -> u32 {
+    let mut found = None;
+    wait_until("the zygote's init cloned ahead", || {
+        found = process_table().into_iter().find_map(|(pid, ppid, state)| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let session = stat
+                .rfind(')')
+                .and_then(|c| stat[c + 1..].split_whitespace().nth(4)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            (ppid == kernel
+                && state != 'Z'
+                && !agents.contains(&pid)
+                && session != Some(pid)
+                && cmdline.windows(8).any(|w| w == b"--zygote")
+                && is_namespace_init(pid))
+            .then_some(pid)
+        });
+        found.is_some()
+    });
+    found.unwrap_or_default()
+}
+
 /// The processes of the jail whose first process (the pid `agentctl ps` shows) is `root`: its
 /// init and everything below. The root is the init itself when the zygote cloned it; a
 /// launcher above the init (exec'd where the zygote could not clone) is not counted.

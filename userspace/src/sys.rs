@@ -307,9 +307,14 @@ pub(crate) fn seccomp_with_listener(
 /// Sends `bytes` on the raw socket `sock` (which the caller keeps owning) with `fd` attached
 /// as `SCM_RIGHTS`, in one `sendmsg`.
 pub(crate) fn send_with_fd(sock: RawFd, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    send_with_fds(sock, bytes, &[fd])
+}
+
+/// [`send_with_fd`] with several descriptors attached, in their order.
+pub(crate) fn send_with_fds(sock: RawFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     use std::os::fd::AsRawFd;
-    let fds = [fd.as_raw_fd()];
+    let fds: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let iov = [io::IoSlice::new(bytes)];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     loop {

@@ -440,6 +440,53 @@ fn escape_abstract_unix_socket_on(k: &TestKernel) {
     assert_access_event(k, id, "connect", &format!("@{name}"));
 }
 
+/// The init the zygote cloned ahead for the next agent waits beside the running agents: none
+/// of them can reach it. An agent spawned before it learns its host pid (written where the
+/// agent can read it once the init exists) and tries to SIGKILL and to ptrace it: the pid
+/// names nothing in the agent's pid namespace, ptrace is refused outright, and the waiting
+/// init — in namespaces of its own, none shared with the attacker or the kernel — goes on to
+/// serve the next agent.
+#[test]
+fn escape_an_agent_cannot_reach_the_init_waiting_for_the_next() {
+    let k = TestKernel::start();
+    let kernel = k.kernel_pid();
+    let policy = write_policy(&k.work, "attack", "strict", &[], "");
+    let mut agents = Vec::new();
+    // The pid goes through the one host dir the jail shows read-only to every agent (the
+    // Python SDK's, bind-mounted live); its scratch dir is a tmpfs of its own.
+    let file = k.state_dir.join("sdk/python/waiting-init-pid");
+    let arg = format!("@{}", file.display());
+    for name in ["kill-pid", "ptrace"] {
+        let _ = std::fs::remove_file(&file);
+        let id = k.spawn(&policy, &["attack", name, &arg]);
+        let attacker = k.launcher_pid(id);
+        agents.push(attacker);
+        let waiting = agentos_tests::waiting_init(kernel, &agents);
+        for ns in ["user", "pid", "net", "mnt", "ipc", "uts"] {
+            let of = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+            assert_ne!(of(waiting), of(attacker), "{ns} shared with the attacker");
+            assert_ne!(of(waiting), of(kernel), "{ns} shared with the kernel");
+        }
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, waiting.to_string()).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        let line = k.wait_for_line(id, &format!("attack {name}:"));
+        println!("{line} (waiting init {waiting})");
+        assert_blocked(&line, &["ESRCH", "EPERM"]);
+        assert!(
+            agentos_tests::proc_state(waiting).is_some_and(|s| s != 'Z'),
+            "the waiting init {waiting} did not survive `{name}`"
+        );
+        // It serves the next agent, whole.
+        let next = k.spawn(&policy, &["echo"]);
+        assert_eq!(k.info(next)["pid"].as_u64(), Some(u64::from(waiting)));
+        assert_eq!(k.wait(next)["exit"]["code"], 0);
+        assert!(k.logs(next).contains("echo ping"), "{}", k.logs(next));
+        agents.push(waiting);
+    }
+    assert_kernel_answers(&k);
+}
+
 #[test]
 fn escape_kill_kernel_and_sibling() {
     escape_kill_kernel_and_sibling_on(&TestKernel::start());

@@ -249,6 +249,112 @@ fn an_agent_is_two_processes_its_init_the_kernels_child() {
     }
 }
 
+/// The init cloned ahead for the next agent: born in namespaces of its own with its ids
+/// mapped, it holds nothing of any agent (no descriptor of the running agent's, an empty
+/// environment, no session of its own) until the next agent's spec arrives; then it is that
+/// agent's init, and another is cloned to wait. `kernel stop` kills the one waiting.
+#[test]
+fn an_init_cloned_ahead_holds_nothing_of_an_agent_and_serves_the_next_one() {
+    let k = TestKernel::start();
+    let kernel = k.kernel_pid();
+    let policy = write_policy(&k.work, "ahead", "strict", ALL_SIGNALS, "");
+    let a = k.spawn(&policy, &["park"]);
+    k.wait_for_line(a, "ready");
+    let a_init = k.launcher_pid(a);
+    let waiting = agentos_tests::waiting_init(kernel, &[a_init]);
+    let targets = |p: u32| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .unwrap()
+            .flatten()
+            .map(|fd| std::fs::read_link(fd.path()).unwrap_or_default())
+            .collect()
+    };
+    let held = targets(waiting);
+    for p in jail_processes(a_init) {
+        for t in targets(p) {
+            let shared = t.to_string_lossy().starts_with("socket:")
+                || t.to_string_lossy().starts_with("pipe:");
+            assert!(
+                !(shared && held.contains(&t)),
+                "the waiting init holds {t:?} of agent {a}'s process {p}"
+            );
+        }
+    }
+    // Its own request socket at fd 0, /dev/null at 1 and 3, the zygote's stderr at 2.
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{waiting}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|fd| fd.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut fds: Vec<u32> = fds.iter().filter_map(|f| f.parse().ok()).collect();
+    fds.sort_unstable();
+    assert_eq!(fds, [0, 1, 2, 3], "{held:?}");
+    let environ = std::fs::read(format!("/proc/{waiting}/environ")).unwrap();
+    assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
+    let uid = std::fs::read_to_string(format!("/proc/{waiting}/uid_map")).unwrap();
+    assert_eq!(
+        uid.split_whitespace().nth(2),
+        Some("1"),
+        "ids mapped: {uid}"
+    );
+    for ns in ["user", "pid", "net", "mnt", "ipc", "uts"] {
+        let of = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+        assert_ne!(of(waiting), of(a_init), "{ns}");
+        assert_ne!(of(waiting), of(kernel), "{ns}");
+    }
+    // The next agent gets it: its init is that process, in those namespaces.
+    let net = std::fs::read_link(format!("/proc/{waiting}/ns/net")).unwrap();
+    let b = k.spawn(&policy, &["park"]);
+    k.wait_for_line(b, "ready");
+    assert_eq!(k.launcher_pid(b), waiting);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{waiting}/ns/net")).unwrap(),
+        net
+    );
+    let next = agentos_tests::waiting_init(kernel, &[a_init, waiting]);
+    assert_ne!(next, waiting);
+    k.ctl_ok(&["kernel", "stop"]);
+    assert!(
+        wait_pid_gone(next, Duration::from_secs(10)),
+        "the waiting init {next} outlived `kernel stop`"
+    );
+}
+
+/// A waiting init found dead is reaped, the kernel's log says so, and the agent gets a fresh
+/// clone: it runs in the full jail all the same.
+#[test]
+fn a_waiting_init_found_dead_is_replaced_by_a_fresh_clone_and_logged() {
+    let k = TestKernel::start();
+    let kernel = k.kernel_pid();
+    let policy = write_policy(&k.work, "dead", "strict", ALL_SIGNALS, "");
+    let a = k.spawn(&policy, &["park"]);
+    k.wait_for_line(a, "ready");
+    let waiting = agentos_tests::waiting_init(kernel, &[k.launcher_pid(a)]);
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &waiting.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_until("the waiting init to die", || {
+        proc_state(waiting).is_none_or(|s| s == 'Z')
+    });
+    let b = k.spawn(&policy, &["echo"]);
+    assert_eq!(k.wait(b)["exit"]["code"], 0);
+    assert!(k.logs(b).contains("echo ping"), "{}", k.logs(b));
+    assert_ne!(k.info(b)["pid"].as_u64(), Some(u64::from(waiting)));
+    assert!(
+        wait_pid_gone(waiting, Duration::from_secs(10)),
+        "the dead waiting init {waiting} was not reaped"
+    );
+    let log = std::fs::read_to_string(k.state_dir.join("kernel.log")).unwrap();
+    assert!(
+        log.contains("the init cloned ahead was found dead (signal 9)")
+            && log.contains(&format!("pid={waiting}")),
+        "{log}"
+    );
+    assert_eq!(k.info(a)["state"], "running");
+}
+
 #[test]
 fn killing_the_kernel_leaves_no_agent_process() {
     let k = TestKernel::start();
@@ -265,6 +371,8 @@ fn killing_the_kernel_leaves_no_agent_process() {
     }
     assert!(pids.len() >= 9, "{pids:?}");
     let kernel = k.kernel_pid();
+    // The init cloned ahead for the next agent dies with the kernel too.
+    pids.push(agentos_tests::waiting_init(kernel, &pids));
     assert!(std::process::Command::new("kill")
         .args(["-9", &kernel.to_string()])
         .status()

@@ -146,13 +146,17 @@ pub fn run<S: Sys>(sys: &mut S, spec_json: Result<String, std::env::VarError>) -
 /// zygote's, read before the clone: inside the new user namespace they read as the overflow
 /// id until mapped) and the fork, then I's from the hostname on. One process fewer per agent
 /// and no `execve` of the launcher; the same jail, in the same order.
+///
+/// `mapped`: the init was cloned ahead of its agent and wrote its id maps while it waited
+/// ([`map_ids_ahead`]); only the layers' statuses are left to set.
 pub fn run_cloned<S: Sys>(
     sys: &mut S,
     spec_json: Result<String, std::env::VarError>,
     ids: (u32, u32),
+    mapped: bool,
 ) -> i32 {
     let mut jail = Jail::new();
-    let outcome = cloned(sys, spec_json, ids, &mut jail);
+    let outcome = cloned(sys, spec_json, ids, mapped, &mut jail);
     finish(sys, &jail, outcome)
 }
 
@@ -161,12 +165,24 @@ fn cloned<S: Sys>(
     sys: &mut S,
     spec_json: Result<String, std::env::VarError>,
     ids: (u32, u32),
+    mapped: bool,
     jail: &mut Jail,
 ) -> Result<i32, LaunchError> {
     let spec = parse(sys, spec_json)?;
     prologue(sys, &spec, jail)?;
-    map_ids(sys, &spec, jail, ids)?;
+    if mapped {
+        set_namespace_layers(&spec, jail, ids);
+    } else {
+        map_ids(sys, &spec, jail, ids)?;
+    }
     init_jail(sys, &spec, jail)
+}
+
+/// The id maps of an init cloned ahead of its agent, written before any spec exists: each id
+/// mapped to itself, `setgroups` denied — the same maps [`map_ids`] writes, which depend on
+/// nothing of the agent.
+pub fn map_ids_ahead<S: Sys>(sys: &mut S, ids: (u32, u32)) -> Result<(), String> {
+    write_id_maps(sys, ids).map_err(|e| e.message())
 }
 
 /// The exit code of `outcome`; a failure is printed and, when fd 3 still owes the kernel a
@@ -301,8 +317,14 @@ fn map_ids<S: Sys>(
     sys: &mut S,
     spec: &JailSpec,
     jail: &mut Jail,
-    (uid, gid): (u32, u32),
+    ids: (u32, u32),
 ) -> Result<(), LaunchError> {
+    write_id_maps(sys, ids)?;
+    set_namespace_layers(spec, jail, ids);
+    Ok(())
+}
+
+fn write_id_maps<S: Sys>(sys: &mut S, (uid, gid): (u32, u32)) -> Result<(), LaunchError> {
     for (file, contents) in [
         ("setgroups", "deny".to_string()),
         ("uid_map", format!("{uid} {uid} 1")),
@@ -314,6 +336,11 @@ fn map_ids<S: Sys>(
                 source,
             })?;
     }
+    Ok(())
+}
+
+/// The namespace layers' statuses once the ids are mapped.
+fn set_namespace_layers(spec: &JailSpec, jail: &mut Jail, (uid, gid): (u32, u32)) {
     jail.set(
         LayerName::Userns,
         LayerStatus::Active {
@@ -356,8 +383,6 @@ fn map_ids<S: Sys>(
             detail: "private copy, propagation private".into(),
         },
     );
-
-    Ok(())
 }
 
 /// Joins the cgroup(s) the kernel made for this agent. No group, or a failed join, leaves the
@@ -697,7 +722,7 @@ mod tests {
     #[test]
     fn cloned_init_side_order() {
         let mut sys = RecordingSys::new(42, [ForkSide::Parent { child: 2 }]);
-        assert_eq!(run_cloned(&mut sys, json(), (1000, 1000)), 0);
+        assert_eq!(run_cloned(&mut sys, json(), (1000, 1000), false), 0);
         let prologue = &L[..L.iter().position(|c| *c == "ids").unwrap()];
         let maps: &[&str] = &[
             "write /proc/self/setgroups \"deny\"",
@@ -726,11 +751,43 @@ mod tests {
         assert_eq!(report(&sys.calls), report(&full.calls));
     }
 
+    /// An init cloned ahead wrote its id maps while it waited ([`map_ids_ahead`], the same
+    /// three writes): once its spec comes it runs the prologue and the jail, no write of its
+    /// own ids, and reports exactly what a fresh clone reports.
+    #[test]
+    fn an_init_cloned_ahead_maps_ids_before_its_spec_and_reports_the_same_jail() {
+        let mut ahead = RecordingSys::new(42, []);
+        map_ids_ahead(&mut ahead, (1000, 1000)).unwrap();
+        assert_eq!(
+            ahead.calls,
+            [
+                "write /proc/self/setgroups \"deny\"",
+                "write /proc/self/uid_map \"1000 1000 1\"",
+                "write /proc/self/gid_map \"1000 1000 1\"",
+            ]
+        );
+        let mut sys = RecordingSys::new(42, [ForkSide::Parent { child: 2 }]);
+        assert_eq!(run_cloned(&mut sys, json(), (1000, 1000), true), 0);
+        assert!(
+            !sys.calls.iter().any(|c| c.starts_with("write /proc/self")),
+            "{:?}",
+            sys.calls
+        );
+        let mut fresh = RecordingSys::new(42, [ForkSide::Parent { child: 2 }]);
+        run_cloned(&mut fresh, json(), (1000, 1000), false);
+        let without_maps: Vec<&String> = fresh
+            .calls
+            .iter()
+            .filter(|c| !c.starts_with("write /proc/self"))
+            .collect();
+        assert_eq!(sys.calls.iter().collect::<Vec<_>>(), without_maps);
+    }
+
     #[test]
     fn a_cloned_init_whose_kernel_is_gone_fails_before_any_jail_step_and_reports() {
         let mut sys = RecordingSys::new(1, []);
         assert_eq!(
-            run_cloned(&mut sys, json(), (1000, 1000)),
+            run_cloned(&mut sys, json(), (1000, 1000), false),
             EXIT_SANDBOX_FAILED
         );
         assert_eq!(sys.calls.len(), 6, "{:?}", sys.calls);
@@ -742,7 +799,7 @@ mod tests {
     fn cloned_agent_side_order() {
         let mut sys = RecordingSys::new(42, [ForkSide::Child]);
         assert_eq!(
-            run_cloned(&mut sys, json(), (1000, 1000)),
+            run_cloned(&mut sys, json(), (1000, 1000), false),
             EXIT_EXEC_NOT_FOUND
         );
         let at = sys.calls.iter().position(|c| c == "fork -> child").unwrap();

@@ -38,6 +38,12 @@ pub const ZYGOTE_ARG: &str = "--zygote";
 pub const MAX_REQUEST: usize = 128 << 10;
 /// The request's first byte: the spec shares the host's network (no `CLONE_NEWNET`).
 pub const SHARE_NETWORK: u8 = 1;
+/// The request's first byte: clone an init *ahead* — no spec, no descriptors. The init is
+/// born in all its namespaces (its own network namespace included), maps its ids, then waits
+/// on a new `SOCK_SEQPACKET` socket for one request in the same form as the zygote's (the
+/// flags byte, the spec, [`REQUEST_FDS`] descriptors). The answer carries the init's pid, its
+/// pidfd and the other end of that socket (two descriptors).
+pub const AHEAD: u8 = 2;
 /// The descriptors of a request, in order: the agent's socket, its stdout and stderr.
 pub const REQUEST_FDS: usize = 3;
 /// The namespaces of every clone.
@@ -78,15 +84,35 @@ fn serve(kernel_pid: Option<u32>) -> io::Result<()> {
     // and `buf` is zeroed after each request.
     let mut buf = vec![0u8; MAX_REQUEST + 1];
     while let Some((len, fds)) = receive(&mut buf)? {
-        let namespaces = match buf.first() {
-            Some(flags) if flags & SHARE_NETWORK != 0 => NAMESPACES,
-            _ => NAMESPACES | libc::CLONE_NEWNET as u64,
+        let flags = buf.first().copied().unwrap_or(0);
+        if flags & AHEAD != 0 {
+            // Nothing of any agent is in this process now: `buf` holds the flags byte alone
+            // (every earlier request was zeroed) and no agent's descriptor is open.
+            if !fds.is_empty() || len != 1 {
+                return Err(io::Error::other(
+                    "an ahead request carried a spec or descriptors",
+                ));
+            }
+            clone_ahead(&mut buf, null.as_raw_fd(), ids, kernel_pid)?;
+            buf[..len].fill(0);
+            continue;
+        }
+        let fds: [OwnedFd; REQUEST_FDS] = fds.try_into().map_err(|got: Vec<OwnedFd>| {
+            io::Error::other(format!(
+                "a request carried {} descriptors, not {REQUEST_FDS}",
+                got.len()
+            ))
+        })?;
+        let namespaces = if flags & SHARE_NETWORK != 0 {
+            NAMESPACES
+        } else {
+            NAMESPACES | libc::CLONE_NEWNET as u64
         };
         match sys::clone_init(namespaces) {
             Ok(Cloned::Child) => {
                 let json =
                     String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
-                clone_main(json, fds, null.as_raw_fd(), ids)
+                clone_main(json, fds, null.as_raw_fd(), ids, false)
             }
             Ok(Cloned::Parent { pid, pidfd }) => {
                 sys::send_with_fd(0, &pid.to_le_bytes(), std::os::fd::AsFd::as_fd(&pidfd))?
@@ -102,8 +128,102 @@ fn serve(kernel_pid: Option<u32>) -> io::Result<()> {
     Ok(())
 }
 
+/// Clones an init ahead of its agent (see [`AHEAD`]) and answers with its pid, its pidfd and
+/// the kernel's end of its request socket, or with `-errno`.
+fn clone_ahead(
+    buf: &mut [u8],
+    null: RawFd,
+    ids: (u32, u32),
+    kernel_pid: Option<u32>,
+) -> io::Result<()> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let pair = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    );
+    let (kernel_end, init_end) = match pair {
+        Ok(pair) => pair,
+        Err(e) => return sys::write_all_fd(0, &(-e.raw_os_error()).to_le_bytes()),
+    };
+    match sys::clone_init(NAMESPACES | libc::CLONE_NEWNET as u64) {
+        Ok(Cloned::Child) => {
+            drop(kernel_end);
+            wait_main(buf, init_end, null, ids, kernel_pid)
+        }
+        Ok(Cloned::Parent { pid, pidfd }) => {
+            drop(init_end);
+            use std::os::fd::AsFd;
+            sys::send_with_fds(0, &pid.to_le_bytes(), &[pidfd.as_fd(), kernel_end.as_fd()])
+        }
+        Err(e) => {
+            let errno = -e.raw_os_error().unwrap_or(libc::EINVAL);
+            sys::write_all_fd(0, &errno.to_le_bytes())
+        }
+    }
+}
+
+/// The init cloned ahead: dies with the kernel, replaces the zygote's socket at fd 0 by its
+/// own request socket, maps its ids, and waits for its one agent. Without a request (the
+/// kernel dropped it: stopping, or the kernel gone) it exits 0 having run nothing of any
+/// agent. Never returns.
+fn wait_main(
+    buf: &mut [u8],
+    sock: OwnedFd,
+    null_fd: RawFd,
+    ids: (u32, u32),
+    kernel_pid: Option<u32>,
+) -> ! {
+    let mut sys = LinuxSys::default();
+    // Born without a parent-death signal (clone3 clears it): arm it, then make sure the
+    // kernel did not die in between. Its parent is the kernel's spawner thread.
+    let armed = super::os::Sys::set_pdeathsig(&mut sys);
+    let parent = super::os::Sys::getppid(&mut sys);
+    if armed.is_err() || kernel_pid != Some(parent) {
+        sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    // Its socket at fd 0, /dev/null at 3, nothing else of the zygote's above (the original
+    // of the socket included): it waits holding its socket, /dev/null and stderr only.
+    let raw = sock.into_raw_fd();
+    let null = 3;
+    let moved = sys::dup2_raw(raw, 0)
+        .and_then(|()| sys::dup2_raw(null_fd, null))
+        .and_then(|()| sys::close_from(4));
+    if let Err(e) = moved {
+        eprintln!("agentos-launch: a waiting init cannot set up its descriptors: {e}");
+        sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    if let Err(e) = super::steps::map_ids_ahead(&mut sys, ids) {
+        eprintln!("agentos-launch: a waiting init cannot map its ids: {e}");
+        sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    let request = match receive(buf) {
+        Ok(Some(request)) => request,
+        Ok(None) => sys::exit_now(0),
+        Err(e) => {
+            eprintln!("agentos-launch: a waiting init got a broken request: {e}");
+            sys::exit_now(EXIT_SANDBOX_FAILED)
+        }
+    };
+    let (len, fds) = request;
+    let flags = buf.first().copied().unwrap_or(0);
+    let fds: Result<[OwnedFd; REQUEST_FDS], _> = fds.try_into();
+    let Ok(fds) = fds else {
+        eprintln!("agentos-launch: a waiting init's request lacks its descriptors");
+        sys::exit_now(EXIT_SANDBOX_FAILED)
+    };
+    if flags != 0 {
+        // Its network namespace is made: it cannot serve a spec that shares the host's.
+        eprintln!("agentos-launch: a waiting init was sent flags {flags:#x}");
+        sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    let json = String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
+    clone_main(json, fds, null, ids, true)
+}
+
 /// The next request: its length in `buf` and its descriptors; `None` at the end.
-fn receive(buf: &mut [u8]) -> io::Result<Option<(usize, [OwnedFd; REQUEST_FDS])>> {
+fn receive(buf: &mut [u8]) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
     loop {
         let mut cmsg = nix::cmsg_space!([RawFd; REQUEST_FDS]);
         let mut iov = [io::IoSliceMut::new(buf)];
@@ -129,19 +249,19 @@ fn receive(buf: &mut [u8]) -> io::Result<Option<(usize, [OwnedFd; REQUEST_FDS])>
         if truncated {
             return Err(io::Error::other("a request was truncated"));
         }
-        let fds: [OwnedFd; REQUEST_FDS] = fds.try_into().map_err(|got: Vec<OwnedFd>| {
-            io::Error::other(format!(
-                "a request carried {} descriptors, not {REQUEST_FDS}",
-                got.len()
-            ))
-        })?;
         return Ok(Some((len, fds)));
     }
 }
 
 /// The clone: puts `/dev/null` at fd 0 (replacing the zygote's socket), the agent's log pipes
 /// at 1 and 2, its socket at 3, then runs the jail. Never returns.
-fn clone_main(json: String, fds: [OwnedFd; REQUEST_FDS], null: RawFd, ids: (u32, u32)) -> ! {
+fn clone_main(
+    json: String,
+    fds: [OwnedFd; REQUEST_FDS],
+    null: RawFd,
+    ids: (u32, u32),
+    mapped: bool,
+) -> ! {
     let [agent, out, err] = fds.map(IntoRawFd::into_raw_fd);
     let moved = sys::dup2_raw(null, 0)
         .and_then(|()| sys::dup2_raw(out, 1))
@@ -153,7 +273,7 @@ fn clone_main(json: String, fds: [OwnedFd; REQUEST_FDS], null: RawFd, ids: (u32,
     }
     // The rest (the originals, the zygote's /dev/null and buffer) is closed or dropped by the
     // steps' close_range and the exit.
-    let code = super::steps::run_cloned(&mut LinuxSys::default(), Ok(json), ids);
+    let code = super::steps::run_cloned(&mut LinuxSys::default(), Ok(json), ids, mapped);
     std::process::exit(code)
 }
 
