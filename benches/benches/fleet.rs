@@ -58,6 +58,9 @@ struct Seen {
     processes: Vec<f64>,
     helpers: Vec<f64>,
     helper_pss: Vec<f64>,
+    /// Every fleet's state dir, removed once all are measured
+    /// ([`agentos_benches::BenchKernel::into_state`]).
+    kept: Vec<tempfile::TempDir>,
 }
 
 /// `Pss` of `/proc/PID/smaps_rollup`, bytes.
@@ -162,6 +165,7 @@ fn one_fleet(agent: &std::path::Path, policy: &str, n: usize, seen: &mut Seen) -
         "an agent outlived the shutdown"
     );
     seen.stop.push(took);
+    seen.kept.push(k.into_state());
     took
 }
 

@@ -229,6 +229,18 @@ impl BenchKernel {
         }
     }
 
+    /// Ends the kernel and its runtime but keeps its state dir (removed when the returned
+    /// dir is dropped): a bench that starts kernel after kernel keeps every state dir to the
+    /// end, so that no run creates its files among the inodes the last one just freed (on
+    /// an ext4 without a journal each creation then scans them: `recently_deleted`).
+    pub fn into_state(self) -> tempfile::TempDir {
+        // In the order a drop of the whole would take (fields in declaration order).
+        let BenchKernel { rt, kernel, _state } = self;
+        drop(rt);
+        drop(kernel);
+        _state
+    }
+
     /// Spawns a jailed agent running `program args`, waits for its end, checks it exited 0,
     /// and returns its final row and its output.
     pub fn run(&self, program: &Path, args: &[&str]) -> (AgentInfo, String) {
