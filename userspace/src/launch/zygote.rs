@@ -10,6 +10,13 @@
 //! pid (a little-endian `i32`) and a pidfd for it, or with `-errno` and no descriptor (the
 //! kernel then starts the launcher the old way).
 //!
+//! A tool's clone ([`TOOL`]) differs in one step only: its fd 0 is the tool's stdin pipe,
+//! taken from the one byte and descriptor the kernel queued on the report socket before the
+//! request (as an exec'd tool launcher does with `AGENTOS_LAUNCH_TOOL_STDIN_ON_SOCKET`); if
+//! nothing is queued there it builds nothing and exits [`EXIT_SANDBOX_FAILED`]. Everything
+//! else — the namespaces (a network namespace of its own), the steps, the report and
+//! listener on fd 3, the tool's fd 3 closed before its `execve` — is the exec'd launcher's.
+//!
 //! The clone runs [`super::steps::run_cloned`]: the launcher's and the init's steps in their
 //! order, without an `execve` of the launcher, without the launcher process that used to stay
 //! above the init, and without its `unshare` (the clone made the namespaces). Per agent there
@@ -38,6 +45,8 @@ pub const ZYGOTE_ARG: &str = "--zygote";
 pub const MAX_REQUEST: usize = 128 << 10;
 /// The request's first byte: the spec shares the host's network (no `CLONE_NEWNET`).
 pub const SHARE_NETWORK: u8 = 1;
+/// The request's first byte: a tool, whose stdin pipe is queued on its report socket.
+pub const TOOL: u8 = 2;
 /// The descriptors of a request, in order: the agent's socket, its stdout and stderr.
 pub const REQUEST_FDS: usize = 3;
 /// The namespaces of every clone.
@@ -78,15 +87,17 @@ fn serve(kernel_pid: Option<u32>) -> io::Result<()> {
     // and `buf` is zeroed after each request.
     let mut buf = vec![0u8; MAX_REQUEST + 1];
     while let Some((len, fds)) = receive(&mut buf)? {
-        let namespaces = match buf.first() {
-            Some(flags) if flags & SHARE_NETWORK != 0 => NAMESPACES,
-            _ => NAMESPACES | libc::CLONE_NEWNET as u64,
+        let flags = buf.first().copied().unwrap_or(0);
+        let namespaces = if flags & SHARE_NETWORK != 0 {
+            NAMESPACES
+        } else {
+            NAMESPACES | libc::CLONE_NEWNET as u64
         };
         match sys::clone_init(namespaces) {
             Ok(Cloned::Child) => {
                 let json =
                     String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
-                clone_main(json, fds, null.as_raw_fd(), ids)
+                clone_main(json, fds, null.as_raw_fd(), ids, flags & TOOL != 0)
             }
             Ok(Cloned::Parent { pid, pidfd }) => {
                 sys::send_with_fd(0, &pid.to_le_bytes(), std::os::fd::AsFd::as_fd(&pidfd))?
@@ -140,8 +151,15 @@ fn receive(buf: &mut [u8]) -> io::Result<Option<(usize, [OwnedFd; REQUEST_FDS])>
 }
 
 /// The clone: puts `/dev/null` at fd 0 (replacing the zygote's socket), the agent's log pipes
-/// at 1 and 2, its socket at 3, then runs the jail. Never returns.
-fn clone_main(json: String, fds: [OwnedFd; REQUEST_FDS], null: RawFd, ids: (u32, u32)) -> ! {
+/// at 1 and 2, its socket at 3 — a `tool`'s stdin pipe, queued on that socket, at 0 — then
+/// runs the jail. Never returns.
+fn clone_main(
+    json: String,
+    fds: [OwnedFd; REQUEST_FDS],
+    null: RawFd,
+    ids: (u32, u32),
+    tool: bool,
+) -> ! {
     let [agent, out, err] = fds.map(IntoRawFd::into_raw_fd);
     let moved = sys::dup2_raw(null, 0)
         .and_then(|()| sys::dup2_raw(out, 1))
@@ -150,6 +168,13 @@ fn clone_main(json: String, fds: [OwnedFd; REQUEST_FDS], null: RawFd, ids: (u32,
     if let Err(e) = moved {
         eprintln!("agentos-launch: set up the init's descriptors: {e}");
         sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    if tool {
+        if let Err(e) = sys::stdin_from_socket(agentos_syscalls::AGENT_FD) {
+            // No report: the kernel sees EXIT_SANDBOX_FAILED and this line, as from a launcher.
+            eprintln!("agentos-launch: take the tool's stdin from the report socket: {e}");
+            sys::exit_now(EXIT_SANDBOX_FAILED)
+        }
     }
     // The rest (the originals, the zygote's /dev/null and buffer) is closed or dropped by the
     // steps' close_range and the exit.
