@@ -254,8 +254,6 @@ pub(crate) struct Launched {
     pub child: AgentProcess,
     /// The write end of the tool's stdin.
     pub stdin: Option<tokio::net::unix::pipe::Sender>,
-    /// The child's pid (0 when the spawner could not tell it).
-    pub launcher_pid: u32,
     /// The launcher's jail report, once the task serving its seccomp listener ends.
     pub report: tokio::task::JoinHandle<Option<JailReport>>,
     /// Whether a missing jail layer fails the tool.
@@ -307,7 +305,6 @@ pub(crate) async fn launch(
     Ok(Launched {
         child,
         stdin: Some(stdin),
-        launcher_pid,
         report,
         require_full: spec.require_full,
     })
