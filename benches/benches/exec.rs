@@ -4,8 +4,9 @@
 //!   process: fork + exec + wait, no jail.
 //! - `agentos/exec_true`: a jailed `bench-agent exec N` times N `Exec { argv: ["/bin/true"] }`
 //!   calls; each is judged by the policy, recorded, and runs `/bin/true` in a jail of its own
-//!   (launcher, user/pid/ipc/uts/mount/net namespaces, minimal root, landlock, seccomp,
-//!   rlimits, the agent's cgroup, a fresh scratch dir) before its answer comes back. The time
+//!   (its init cloned by the kernel's zygote, user/pid/ipc/uts/mount/net namespaces, minimal
+//!   root, landlock, seccomp, rlimits, the agent's cgroup, a fresh scratch dir) before its
+//!   answer comes back. The time
 //!   is measured inside the agent, so the agent's own spawn is not in it.
 //!
 //! The summary ends with the budget line: `Exec` ≤ 3× the plain fork+exec of the same run.

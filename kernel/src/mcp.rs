@@ -448,15 +448,12 @@ async fn start(
     };
     let what = format!("MCP server {}", decl.name);
     let tools::Launched {
-        mut child,
-        stdin,
-        launcher_pid,
-        ..
+        mut child, stdin, ..
     } = tools::launch(k, agent, &run, &scratch_path, &what).await?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
-        (stdin, child.stdout.take(), child.stderr.take())
+        (stdin, child.take_stdout(), child.take_stderr())
     else {
-        tools::kill_tree(launcher_pid);
+        child.kill_tree();
         let _ = child.wait().await;
         return Err(internal("the MCP server's pipes are missing"));
     };
@@ -471,7 +468,6 @@ async fn start(
         Arc::clone(agent),
         decl.name.clone(),
         child,
-        launcher_pid,
         scratch,
         kill_rx,
         gone_tx,
@@ -587,7 +583,7 @@ fn cut(s: &mut String, max: usize) {
 /// Copies a server's stderr to its log, up to [`LOG_MAX`] bytes (the rest is read and
 /// dropped), keeping the last lines for error messages.
 async fn log_stderr(
-    mut pipe: tokio::process::ChildStderr,
+    mut pipe: crate::spawner::Output,
     path: PathBuf,
     tail: Arc<std::sync::Mutex<String>>,
 ) {
@@ -634,8 +630,7 @@ async fn supervise(
     k_: Arc<KernelInner>,
     agent: Arc<Agent>,
     server: String,
-    mut child: tokio::process::Child,
-    launcher_pid: u32,
+    mut child: crate::spawner::AgentProcess,
     scratch: tools::Scratch,
     mut kill: tokio::sync::mpsc::Receiver<Kill>,
     gone: watch::Sender<bool>,
@@ -652,12 +647,12 @@ async fn supervise(
             // more than our kill would.
             if k == Some(Kill::Closed) {
                 if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
-                    tools::kill_tree(launcher_pid);
+                    child.kill_tree();
                     let _ = gone.send(true);
                     return finish(k_, agent, server, scratch, tail, restarts, format!("it exited ({s})"));
                 }
             }
-            tools::kill_tree(launcher_pid);
+            child.kill_tree();
             let _ = child.wait().await;
             match k {
                 Some(Kill::TimedOut) => "killed by the kernel: a call to it timed out".to_string(),
@@ -666,7 +661,7 @@ async fn supervise(
             }
         }
         _ = agent.wait_exit() => {
-            tools::kill_tree(launcher_pid);
+            child.kill_tree();
             let _ = child.wait().await;
             let _ = gone.send(true);
             drop(scratch);
@@ -674,7 +669,7 @@ async fn supervise(
         }
     };
     // Whatever ended it, no process of its tree is left.
-    tools::kill_tree(launcher_pid);
+    child.kill_tree();
     let _ = gone.send(true);
     finish(k_, agent, server, scratch, tail, restarts, why);
 }

@@ -3,7 +3,7 @@
 //! worker or blocking-pool thread would not do. Agents (`spawn.rs`) and tools (`tools.rs`)
 //! hand it a jail spec and a socket; it knows nothing else of the kernel.
 //!
-//! An agent's init is cloned by the zygote (`agentos-launch --zygote`, see
+//! An agent's init — and a tool's — is cloned by the zygote (`agentos-launch --zygote`, see
 //! `agentos_userspace::launch::zygote`), which this thread starts on the first agent and
 //! keeps: the init is born in its namespaces with this thread as its parent (`CLONE_PARENT`),
 //! so the kernel reaps it through a pidfd ([`ClonedInit`]) and its parent-death signal
@@ -92,19 +92,19 @@ impl Spawner {
                             continue;
                         }
                     };
-                    if !job.stdin_piped {
-                        match zygote.clone_init(&job) {
-                            ZygoteAnswer::Exec => {}
-                            ZygoteAnswer::Cloned(init) => {
-                                let _ = job.reply.send(Ok(AgentProcess::Cloned(init)));
+                    match zygote.clone_init(&job) {
+                        ZygoteAnswer::Exec => {}
+                        ZygoteAnswer::Cloned(init) => {
+                            let _ = job.reply.send(Ok(AgentProcess::Cloned(init)));
+                            if !job.stdin_piped {
                                 // The next agent's init, cloned while the kernel prepares it.
                                 zygote.ask_ahead();
-                                continue;
                             }
-                            ZygoteAnswer::Failed(e) => {
-                                let _ = job.reply.send(Err(e));
-                                continue;
-                            }
+                            continue;
+                        }
+                        ZygoteAnswer::Failed(e) => {
+                            let _ = job.reply.send(Err(e));
+                            continue;
                         }
                     }
                     let child =
@@ -137,24 +137,19 @@ impl Spawner {
             .await
     }
 
-    /// Starts the launcher with `agent_fd` at fd 3 (handed over as fd 0; the launcher puts it
-    /// at fd 3, see [`AGENT_FD_ON_STDIN_ENV`]), stdout and stderr piped, and stdin `/dev/null`
-    /// (an agent) or, `stdin_piped` (a tool), the pipe the caller queued on `agent_fd` (see
-    /// [`TOOL_STDIN_ON_SOCKET_ENV`]).
-    pub(crate) async fn launch_with(
+    /// Starts a tool's init with `agent_fd` (its report socket) at fd 3, stdout and stderr
+    /// piped, and as stdin the pipe the caller queued on `agent_fd`: cloned by the zygote
+    /// (request flag [`zygote::TOOL`]), or — where the zygote cannot — its launcher exec'd
+    /// with the socket as fd 0 ([`AGENT_FD_ON_STDIN_ENV`], [`TOOL_STDIN_ON_SOCKET_ENV`]).
+    /// `network`: the tool shares the host's network (a provider declared `network`).
+    pub(crate) async fn launch_tool(
         &self,
         launcher: &Path,
         spec_json: String,
         agent_fd: OwnedFd,
-        stdin_piped: bool,
-    ) -> io::Result<tokio::process::Child> {
-        match self
-            .job(launcher, spec_json, false, agent_fd, stdin_piped)
-            .await?
-        {
-            AgentProcess::Exec(child) => Ok(child),
-            AgentProcess::Cloned(_) => Err(io::Error::other("the spawner cloned a tool")),
-        }
+        network: bool,
+    ) -> io::Result<AgentProcess> {
+        self.job(launcher, spec_json, network, agent_fd, true).await
     }
 
     async fn job(
@@ -182,7 +177,7 @@ impl Spawner {
     }
 }
 
-/// Execs the launcher (a tool, or an agent the zygote did not clone).
+/// Execs the launcher (an agent or a tool the zygote did not clone).
 fn exec_launcher(
     launcher: PathBuf,
     spec_json: &str,
@@ -238,6 +233,31 @@ impl AgentProcess {
     /// Whether the process is the jail's init (cloned) rather than its launcher.
     pub fn is_init(&self) -> bool {
         matches!(self, AgentProcess::Cloned(_))
+    }
+
+    /// Kills the jail's whole tree: the init (pid 1 of its pid namespace, whose death takes
+    /// every process of the namespace with it) — for a launcher, its only child, or the
+    /// launcher itself while it has none yet (the init's parent-death signal then follows).
+    /// A cloned init is signalled through its pidfd, so no recycled pid is ever hit.
+    pub fn kill_tree(&mut self) {
+        match self {
+            AgentProcess::Cloned(c) => {
+                if let Err(e) = c.start_kill() {
+                    tracing::error!(pid = c.pid, error = %e, "cannot kill a jail's init");
+                }
+            }
+            AgentProcess::Exec(c) => {
+                let Some(launcher) = c.id() else { return };
+                let target = crate::sys::children(launcher)
+                    .first()
+                    .copied()
+                    .unwrap_or(launcher);
+                if let Err(e) = crate::sys::kill(target as i32, libc::SIGKILL) {
+                    tracing::error!(pid = target, error = %e, "cannot kill a jail's tree");
+                    let _ = c.start_kill();
+                }
+            }
+        }
     }
 
     /// Sends SIGKILL unless it is already reaped.
@@ -400,7 +420,9 @@ impl Zygote {
                 }
             }
         }
-        if !job.network {
+        // The init cloned ahead is an agent's: a tool, or an agent sharing the host's
+        // network, gets a clone of its own.
+        if !job.network && !job.stdin_piped {
             if let Some(waiting) = self.take_waiting() {
                 let pid = waiting.pid;
                 match hand_over(waiting, job) {
@@ -628,7 +650,7 @@ fn send_request(
         zygote::SHARE_NETWORK
     } else {
         0
-    }];
+    } | if job.stdin_piped { zygote::TOOL } else { 0 }];
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));

@@ -1,13 +1,18 @@
 //! Running tools: the programs behind `Exec` and the tool providers behind `Call`.
 //!
 //! ```text
-//! calls/exec.rs, calls/call.rs ──► run(ToolRun) ──► spawner thread ──► agentos-launch (L)
-//!                                                   └─ init I (pid 1 of the tool's pid ns)
+//! calls/exec.rs, calls/call.rs ──► run(ToolRun) ──► spawner thread ──► the zygote clones
+//!                                    init I (pid 1 of the tool's pid ns, the kernel's child)
 //!                                                        └─ the tool A, fd 3 closed
 //!   stdin ──► pipe ──► A        A's stdout/stderr ──► pipes ──► capped buffers
-//!   fd 3 of L/I ──► the jail report (checked) and the seccomp listener (watched, recorded
-//!                   under the agent like its own denials)
+//!   fd 3 of I ──► the jail report (checked) and the seccomp listener (watched, recorded
+//!                 under the agent like its own denials)
 //! ```
+//!
+//! The tool's init is cloned by the kernel's zygote like an agent's (`CLONE_PARENT`, a pidfd
+//! back, no `execve` of the launcher, no launcher process above the init); where the zygote
+//! cannot clone, `agentos-launch` is exec'd as before (L → I → A). Either way the jail is the
+//! same, built by the same steps from the same spec.
 //!
 //! A tool gets a jail of its own, built by the same launcher as an agent: user, pid, ipc,
 //! uts and mount namespaces, a network namespace with nothing in it (except for a provider
@@ -20,8 +25,8 @@
 //! never gets the workspace: only the operator's `ro=`/`rw=` paths.
 //!
 //! Invariants: a tool's whole process tree is gone before its answer is returned (the
-//! timeout kills the tool's init, which empties its pid namespace, and the launcher exits
-//! only after the init is reaped); stdout and stderr are drained to the end but kept only up
+//! timeout kills the tool's init, which empties its pid namespace; the kernel waits for the
+//! init itself, or for a launcher that exits only after the init is reaped); stdout and stderr are drained to the end but kept only up
 //! to [`OUTPUT_CAP`] each; an agent runs at most [`MAX_TOOLS`] tools at once (more are
 //! refused with `Busy`); a tool never outlives its agent.
 
@@ -39,6 +44,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::Agent;
 use crate::jail_spec::{JailBase, Occupant, Role};
+use crate::spawner::AgentProcess;
 use crate::state::KernelInner;
 
 /// The most of stdout (and, separately, of stderr) a tool's answer carries.
@@ -171,9 +177,9 @@ pub(crate) async fn run_in(
     let Launched {
         mut child,
         stdin,
-        launcher_pid,
         report,
         require_full,
+        ..
     } = launch(k, agent, &run, &scratch_path, "a tool").await?;
 
     let input = std::mem::take(&mut run.stdin);
@@ -184,8 +190,8 @@ pub(crate) async fn run_in(
             let _ = pipe.shutdown().await;
         }
     });
-    let stdout = child.stdout.take().map(|p| tokio::spawn(capped(p)));
-    let stderr = child.stderr.take().map(|p| tokio::spawn(capped(p)));
+    let stdout = child.take_stdout().map(|p| tokio::spawn(capped(p)));
+    let stderr = child.take_stderr().map(|p| tokio::spawn(capped(p)));
 
     let mut timed_out = false;
     let mut agent_ended = false;
@@ -193,12 +199,12 @@ pub(crate) async fn run_in(
         s = child.wait() => s,
         _ = tokio::time::sleep(run.timeout) => {
             timed_out = true;
-            kill_tree(launcher_pid);
+            child.kill_tree();
             child.wait().await
         }
         _ = agent.wait_exit() => {
             agent_ended = true;
-            kill_tree(launcher_pid);
+            child.kill_tree();
             child.wait().await
         }
     };
@@ -224,8 +230,7 @@ pub(crate) async fn run_in(
         .flatten();
     drop(scratch);
 
-    let status =
-        status.map_err(|e| internal(format!("cannot wait for the tool's launcher: {e}")))?;
+    let status = status.map_err(|e| internal(format!("cannot wait for the tool's jail: {e}")))?;
     // The agent's cgroup, shared with its tools, may have ended the tool before the agent's
     // exit was announced: a kill of the agent counts as its end.
     let agent_ended = agent_ended || agent.life().kill_reason().is_some() || agent.is_exited();
@@ -242,14 +247,13 @@ pub(crate) async fn run_in(
     answer(agent.id, agent_ended, report.as_ref(), require_full, output)
 }
 
-/// A tool jail the launcher runs, its report watched ([`launch`]).
+/// A tool jail, its report watched ([`launch`]).
 pub(crate) struct Launched {
-    /// The launcher; its stdin is not the tool's (see `stdin`).
-    pub child: tokio::process::Child,
+    /// The kernel's child: the tool's init cloned by the zygote, or its launcher; its stdin
+    /// is not the tool's (see `stdin`). [`AgentProcess::kill_tree`] kills the whole tool.
+    pub child: AgentProcess,
     /// The write end of the tool's stdin.
     pub stdin: Option<tokio::net::unix::pipe::Sender>,
-    /// The launcher's pid (0 when the spawner could not tell it).
-    pub launcher_pid: u32,
     /// The launcher's jail report, once the task serving its seccomp listener ends.
     pub report: tokio::task::JoinHandle<Option<JailReport>>,
     /// Whether a missing jail layer fails the tool.
@@ -271,13 +275,13 @@ pub(crate) async fn launch(
         .map_err(|e| internal(format!("the jail spec of {what} does not encode: {e}")))?;
     let (kernel_end, tool_end) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| internal(format!("cannot create the report socket of {what}: {e}")))?;
-    // The tool's stdin: the read end waits on the report socket for the launcher, which is
-    // then started with posix_spawn (no pre-exec hook placing it, no fork of the kernel).
+    // The tool's stdin: the read end waits on the report socket for the tool's init (cloned
+    // by the zygote) or its launcher (started with posix_spawn where the zygote cannot).
     let stdin = stdin_pipe(&kernel_end)
         .map_err(|e| internal(format!("cannot hand {what} its stdin pipe: {e}")))?;
     let child = k
         .spawner
-        .launch_with(&k.config.launcher, spec_json, tool_end.into(), true)
+        .launch_tool(&k.config.launcher, spec_json, tool_end.into(), run.network)
         .await
         .map_err(|e| {
             internal(format!(
@@ -301,7 +305,6 @@ pub(crate) async fn launch(
     Ok(Launched {
         child,
         stdin: Some(stdin),
-        launcher_pid,
         report,
         require_full: spec.require_full,
     })
@@ -402,24 +405,6 @@ fn jail_failed(report: Option<&JailReport>, require_full: bool) -> bool {
         LayerStatus::Missing { detail } => require_full || detail.starts_with("not reached"),
         _ => false,
     })
-}
-
-/// Kills a tool's tree: its init (pid 1 of its pid namespace, which takes every process of
-/// the namespace with it), or the launcher itself when there is no init yet (the init's
-/// parent-death signal then follows). The launcher is not reaped yet, so its pid, and its
-/// only child's, are still its own.
-pub(crate) fn kill_tree(launcher: u32) {
-    if launcher == 0 {
-        return;
-    }
-    let target = crate::sys::children(launcher)
-        .first()
-        .copied()
-        .unwrap_or(launcher);
-    if let Err(e) = crate::sys::kill(target as i32, libc::SIGKILL) {
-        tracing::error!(pid = target, error = %e, "cannot kill a tool's tree");
-        let _ = crate::sys::kill(launcher as i32, libc::SIGKILL);
-    }
 }
 
 /// Reads a pipe to its end, keeping the first [`OUTPUT_CAP`] bytes; `true` if more came.

@@ -92,6 +92,7 @@ fn main() -> ExitCode {
         "async-burst" => async_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32)),
         "ipc-wait" => ipc_wait(),
         "exec-burst" => exec_burst(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(6)),
+        "exec-pair" => exec_pair(&args[1..]),
         "attack" => Ok(agentos_tests::attack::main(
             args.get(1).map(String::as_str).unwrap_or(""),
             args.get(2).map(String::as_str),
@@ -1040,6 +1041,34 @@ fn ops(c: &Client, ops: &[String]) -> Result<u8, SdkError> {
     }
     say("ops done");
     Ok(0)
+}
+
+/// Two `Exec`s at once: `ARGV_A… -- ARGV_B…`; prints `pair a: status=N stdout=…` and the
+/// same for b (or the error), in that order.
+fn exec_pair(args: &[String]) -> Result<u8, SdkError> {
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let a: Vec<String> = args[..split].to_vec();
+    let b: Vec<String> = args.get(split + 1..).unwrap_or_default().to_vec();
+    with_async_client(|c| async move {
+        let run = |c: agentos_sdk::AsyncClient, argv: Vec<String>| async move {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            c.exec(&argv, b"", None, Some(20_000)).await
+        };
+        let (ra, rb) = tokio::join!(run(c.clone(), a), run(c.clone(), b));
+        for (name, r) in [("a", ra), ("b", rb)] {
+            match r {
+                Ok(out) => say(&format!(
+                    "pair {name}: status={} stdout={}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .replace('\n', "|")
+                )),
+                Err(e) => say(&format!("pair {name}: error {e}")),
+            }
+        }
+        Ok(0)
+    })
 }
 
 fn exec_burst(n: usize) -> Result<u8, SdkError> {

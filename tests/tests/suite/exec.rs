@@ -659,3 +659,288 @@ fn a_tool_launcher_without_its_stdin_on_the_socket_fails_closed() {
         "{stderr}"
     );
 }
+
+/// The answer lines (`pair a: …`, `pair b: …`) of an agent running two `Exec`s at once.
+fn exec_pair(k: &TestKernel, policy: &Path, a: &[&str], b: &[&str]) -> (String, String) {
+    let mut args = vec!["exec-pair"];
+    args.extend_from_slice(a);
+    args.push("--");
+    args.extend_from_slice(b);
+    let id = spawn(k, policy, None, &args);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.logs(id);
+    let line = |p: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix(p))
+            .unwrap_or_else(|| panic!("no `{p}` in the log:\n{log}"))
+            .to_string()
+    };
+    (line("pair a: "), line("pair b: "))
+}
+
+/// Tool a of [`two_tools_of_one_agent_running_at_once_cannot_talk`]: tries IP sockets (TCP,
+/// UDP, v4 and v6), then listens on abstract unix socket NAME for 6 s.
+const LISTENER: &str = r#"
+import socket, sys
+r = []
+for fam, typ in [(socket.AF_INET, socket.SOCK_STREAM), (socket.AF_INET, socket.SOCK_DGRAM),
+                 (socket.AF_INET6, socket.SOCK_STREAM), (socket.AF_INET6, socket.SOCK_DGRAM)]:
+    try:
+        socket.socket(fam, typ)
+        r.append('ip-open')
+    except OSError as e:
+        r.append('ip-refused-%d' % e.errno)
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+u.bind('\0' + sys.argv[1])
+u.listen(1)
+u.settimeout(6)
+try:
+    u.accept()
+    r.append('accepted')
+except OSError:
+    r.append('nobody')
+print(' '.join(r))
+"#;
+
+/// Tool b: connects to abstract unix socket NAME, again and again for 4 s (or, with a second
+/// argument, listens on it itself first: the positive control).
+const CONNECTOR: &str = r#"
+import socket, sys, time
+if len(sys.argv) > 2:
+    own = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    own.bind('\0' + sys.argv[1])
+    own.listen(1)
+end = time.monotonic() + 4
+got = 'never'
+while time.monotonic() < end:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.connect('\0' + sys.argv[1])
+        got = 'connected'
+        break
+    except OSError as e:
+        got = 'refused-%d' % e.errno
+    finally:
+        c.close()
+    time.sleep(0.05)
+print(got)
+"#;
+
+#[test]
+fn two_tools_of_one_agent_running_at_once_cannot_talk() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-pair",
+        "strict",
+        &[],
+        &exec_rule(&["/usr/bin/python3"]),
+    );
+    let name = format!("agentos-pair-{}", std::process::id());
+    // The control: within one tool the abstract socket works, so a refusal below is the
+    // jail's, not a broken script's.
+    let alone = exec_line(
+        &k,
+        &policy,
+        None,
+        &[
+            "-",
+            "-",
+            "/usr/bin/python3",
+            "-I",
+            "-c",
+            CONNECTOR,
+            &name,
+            "own",
+        ],
+    );
+    assert!(alone.contains("stdout=\"connected\\n\""), "{alone}");
+    // Two tools of one agent at once: a listens, b keeps trying to reach it (b's 4 s lie
+    // inside a's 6 s, and both were asked for together). Each has its own network
+    // namespace, so no abstract name of a's exists for b; no IP socket can even be opened.
+    let (a, b) = exec_pair(
+        &k,
+        &policy,
+        &["/usr/bin/python3", "-I", "-c", LISTENER, &name],
+        &["/usr/bin/python3", "-I", "-c", CONNECTOR, &name],
+    );
+    let refused = format!("ip-refused-{}", libc::EPERM);
+    assert_eq!(
+        a,
+        format!("status=0 stdout={refused} {refused} {refused} {refused} nobody"),
+        "{a} / {b}"
+    );
+    assert_eq!(
+        b,
+        format!("status=0 stdout=refused-{}", libc::ECONNREFUSED),
+        "{a} / {b}"
+    );
+    // They did run at once: each Exec took its whole wait.
+    let durations: Vec<u64> = k
+        .records()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            RecordEvent::Syscall {
+                call: Syscall::Exec { argv, .. },
+                result: Ok(Reply::Exec(o)),
+                ..
+            } if argv.iter().any(|a| a == &name) && argv.len() == 5 => Some(o.duration_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(durations.len(), 2, "{durations:?}");
+    assert!(durations.iter().all(|&ms| ms >= 3_900), "{durations:?}");
+}
+
+/// The kernel's zygote (the kernel's child running `--zygote`, no pid namespace's init).
+fn zygote_of(k: &TestKernel) -> Option<u32> {
+    let kernel = k.kernel_pid().to_string();
+    agentos_tests::descendants(k.kernel_pid())
+        .into_iter()
+        .find(|&p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let child = stat
+                .rfind(')')
+                .is_some_and(|c| stat[c + 1..].split_whitespace().nth(1) == Some(kernel.as_str()));
+            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            child
+                && cmdline.windows(8).any(|w| w == b"--zygote")
+                && !agentos_tests::is_namespace_init(p)
+        })
+}
+
+#[test]
+fn a_tool_is_the_kernels_child_cloned_by_the_zygote_which_it_cannot_reach() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "exec-zyg", "strict", &[], &exec_rule(&["/bin/sh"]));
+    // A sleep of a duration no other process uses (a few seconds), so a /proc scan finds it.
+    let marker = format!("4.{}", std::process::id());
+    // The tool: pid 1 is its init, whose parent (outside its namespace) reads as 0; it tries
+    // to kill everything it could name and to ptrace its init, then sleeps (the marked
+    // sleep) while the test looks at its tree on the host.
+    let script = format!(
+        "grep PPid /proc/1/status; kill -KILL -1; \
+         for p in $(seq 1 64); do [ $p -ne $$ ] && kill -KILL $p 2>/dev/null; done; \
+         python3 -I -c 'import ctypes; print(\"ptrace\", ctypes.CDLL(None, use_errno=True).ptrace(16, 1, 0, 0))' 2>&1; \
+         sleep {marker}; echo done"
+    );
+    let zygote_before = {
+        // Any agent makes the kernel start its zygote.
+        let line = exec_line(&k, &policy, None, &["-", "-", "/bin/sh", "-c", "true"]);
+        assert!(line.starts_with("exec: status=0 "), "{line}");
+        zygote_of(&k).expect("the kernel's zygote")
+    };
+    let id = spawn(
+        &k,
+        &policy,
+        None,
+        &["exec", "20000", "-", "/bin/sh", "-c", &script],
+    );
+    wait_until("the tool's sleep to run", || {
+        pids_running(&["sleep", &marker]).len() == 1
+    });
+    // On the host: the tool's init is the kernel's own child (cloned with CLONE_PARENT), pid
+    // 1 of its own pid namespace, in network and user namespaces of its own (not the
+    // agent's, not the zygote's).
+    let sleep = pids_running(&["sleep", &marker])[0];
+    let init = agentos_tests::process_table()
+        .into_iter()
+        .find(|&(p, _, _)| p == sleep)
+        .map(|(_, ppid, _)| ppid)
+        .and_then(|shell| {
+            agentos_tests::process_table()
+                .into_iter()
+                .find(|&(p, _, _)| p == shell)
+                .map(|(_, ppid, _)| ppid)
+        })
+        .expect("the tool's init");
+    assert!(agentos_tests::is_namespace_init(init), "{init}");
+    let ppid = agentos_tests::process_table()
+        .into_iter()
+        .find(|&(p, _, _)| p == init)
+        .map(|(_, ppid, _)| ppid);
+    assert_eq!(
+        ppid,
+        Some(k.kernel_pid()),
+        "the tool's init is the kernel's child"
+    );
+    let agent_init = k.launcher_pid(id);
+    for ns in ["user", "net", "pid", "mnt"] {
+        let of = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).expect("ns link");
+        assert_ne!(
+            of(init),
+            of(agent_init),
+            "{ns}: the tool shares its agent's"
+        );
+        assert_ne!(
+            of(init),
+            of(zygote_before),
+            "{ns}: the tool shares the zygote's"
+        );
+    }
+    // The zygote's user namespace is the kernel's: the tool's is a child of it, a sibling of
+    // the agent's, so nothing the agent runs holds a capability over the tool's.
+    let userns = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/user")).expect("ns link");
+    assert_eq!(userns(zygote_before), userns(k.kernel_pid()));
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.logs(id);
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("exec: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.starts_with("exec: status=0 "), "{line}");
+    assert!(
+        line.contains("stdout=\"PPid:\\t0\\nptrace -1\\ndone\\n\""),
+        "{line}"
+    );
+    // Nothing the tool did reached the zygote, and its tree is gone.
+    assert_eq!(zygote_of(&k), Some(zygote_before));
+    assert_eq!(pids_running(&["sleep", &marker]), Vec::<u32>::new());
+}
+
+#[test]
+fn a_killed_zygote_is_replaced_the_next_exec_works_and_stop_leaves_no_process() {
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "exec-rez", "strict", &[], &exec_rule(&["/bin/sh"]));
+    let line = exec_line(&k, &policy, None, &["-", "-", "/bin/sh", "-c", "echo one"]);
+    assert!(line.contains("stdout=\"one\\n\""), "{line}");
+    let first = zygote_of(&k).expect("the kernel's zygote");
+    // The zygote dies (as if killed by anything on the host): the next agent is started by
+    // an exec'd launcher, the next tool by a new zygote, and both work.
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    assert!(agentos_tests::wait_pid_gone(
+        first,
+        std::time::Duration::from_secs(10)
+    ));
+    let line = exec_line(&k, &policy, None, &["-", "-", "/bin/sh", "-c", "echo two"]);
+    assert!(line.contains("stdout=\"two\\n\""), "{line}");
+    let second = zygote_of(&k).expect("a new zygote");
+    assert_ne!(second, first);
+    // Every Exec was judged and recorded as usual.
+    let execs = k
+        .records()
+        .into_iter()
+        .filter(|r| {
+            matches!(&r.event, RecordEvent::Syscall { call: Syscall::Exec { .. }, result: Ok(Reply::Exec(o)), .. }
+                if o.status == 0)
+        })
+        .count();
+    assert_eq!(execs, 2);
+    // `kernel stop`: the zygote goes with the kernel, nothing of it is left.
+    let kernel = k.kernel_pid();
+    k.ctl_ok(&["kernel", "stop"]);
+    assert!(agentos_tests::wait_pid_gone(
+        second,
+        std::time::Duration::from_secs(10)
+    ));
+    assert!(agentos_tests::wait_pid_gone(
+        kernel,
+        std::time::Duration::from_secs(10)
+    ));
+}

@@ -6,8 +6,8 @@
 //! in which case the launcher first moves it to fd 3 and opens `/dev/null` as fd 0 (a tool:
 //! with [`TOOL_STDIN_ON_SOCKET_ENV`] also set, takes its stdin pipe, queued on that socket, as
 //! fd 0 instead), so the jail steps always start from the first layout. Three processes result
-//! (an agent started through the [`zygote`] has two: the init, cloned into its namespaces with
-//! the kernel as its parent, and the agent program):
+//! (an agent or a tool started through the [`zygote`] has two: the init, cloned into its
+//! namespaces with the kernel as its parent, and the agent program or tool):
 //!
 //! - **L**, the launcher, stays in the kernel's pid namespace, enters new user/pid/net/ipc/
 //!   uts/mount namespaces, forks I, and exits with I's status;

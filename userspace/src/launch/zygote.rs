@@ -10,6 +10,13 @@
 //! pid (a little-endian `i32`) and a pidfd for it, or with `-errno` and no descriptor (the
 //! kernel then starts the launcher the old way).
 //!
+//! A tool's clone ([`TOOL`]) differs in one step only: its fd 0 is the tool's stdin pipe,
+//! taken from the one byte and descriptor the kernel queued on the report socket before the
+//! request (as an exec'd tool launcher does with `AGENTOS_LAUNCH_TOOL_STDIN_ON_SOCKET`); if
+//! nothing is queued there it builds nothing and exits [`EXIT_SANDBOX_FAILED`]. Everything
+//! else — the namespaces (a network namespace of its own), the steps, the report and
+//! listener on fd 3, the tool's fd 3 closed before its `execve` — is the exec'd launcher's.
+//!
 //! The clone runs [`super::steps::run_cloned`]: the launcher's and the init's steps in their
 //! order, without an `execve` of the launcher, without the launcher process that used to stay
 //! above the init, and without its `unshare` (the clone made the namespaces). Per agent there
@@ -44,6 +51,8 @@ pub const SHARE_NETWORK: u8 = 1;
 /// flags byte, the spec, [`REQUEST_FDS`] descriptors). The answer carries the init's pid, its
 /// pidfd and the other end of that socket (two descriptors).
 pub const AHEAD: u8 = 2;
+/// The request's first byte: a tool, whose stdin pipe is queued on its report socket.
+pub const TOOL: u8 = 4;
 /// The descriptors of a request, in order: the agent's socket, its stdout and stderr.
 pub const REQUEST_FDS: usize = 3;
 /// The namespaces of every clone.
@@ -112,7 +121,7 @@ fn serve(kernel_pid: Option<u32>) -> io::Result<()> {
             Ok(Cloned::Child) => {
                 let json =
                     String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
-                clone_main(json, fds, null.as_raw_fd(), ids, false)
+                clone_main(json, fds, null.as_raw_fd(), ids, false, flags & TOOL != 0)
             }
             Ok(Cloned::Parent { pid, pidfd }) => {
                 sys::send_with_fd(0, &pid.to_le_bytes(), std::os::fd::AsFd::as_fd(&pidfd))?
@@ -219,7 +228,7 @@ fn wait_main(
         sys::exit_now(EXIT_SANDBOX_FAILED)
     }
     let json = String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
-    clone_main(json, fds, null, ids, true)
+    clone_main(json, fds, null, ids, true, false)
 }
 
 /// The next request: its length in `buf` and its descriptors; `None` at the end.
@@ -254,13 +263,15 @@ fn receive(buf: &mut [u8]) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
 }
 
 /// The clone: puts `/dev/null` at fd 0 (replacing the zygote's socket), the agent's log pipes
-/// at 1 and 2, its socket at 3, then runs the jail. Never returns.
+/// at 1 and 2, its socket at 3 — a `tool`'s stdin pipe, queued on that socket, at 0 — then
+/// runs the jail. Never returns.
 fn clone_main(
     json: String,
     fds: [OwnedFd; REQUEST_FDS],
     null: RawFd,
     ids: (u32, u32),
     mapped: bool,
+    tool: bool,
 ) -> ! {
     let [agent, out, err] = fds.map(IntoRawFd::into_raw_fd);
     let moved = sys::dup2_raw(null, 0)
@@ -270,6 +281,13 @@ fn clone_main(
     if let Err(e) = moved {
         eprintln!("agentos-launch: set up the init's descriptors: {e}");
         sys::exit_now(EXIT_SANDBOX_FAILED)
+    }
+    if tool {
+        if let Err(e) = sys::stdin_from_socket(agentos_syscalls::AGENT_FD) {
+            // No report: the kernel sees EXIT_SANDBOX_FAILED and this line, as from a launcher.
+            eprintln!("agentos-launch: take the tool's stdin from the report socket: {e}");
+            sys::exit_now(EXIT_SANDBOX_FAILED)
+        }
     }
     // The rest (the originals, the zygote's /dev/null and buffer) is closed or dropped by the
     // steps' close_range and the exit.
