@@ -18,6 +18,9 @@
 //!   (`/bin/true`; these calls break no rule, so the cost is deciding that they are no event).
 //!
 //! Budgets: metrics, sampled-out traces and the hook ≤ 1.05× the floor; traces on ≤ 1.25×.
+//!
+//! Each row runs on a kernel of its own, started just before the row and shut down after it,
+//! so no other kernel's threads (the traced kernel's exporter above all) share the CPUs with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,12 +57,9 @@ fn observability(c: &mut Criterion) -> (Samples, u64) {
     );
     let receiver = OtlpReceiver::start(Answer::Discard);
     let samples = RefCell::new(Samples::new(SAMPLE_SIZE));
-    let off = BenchKernel::start();
-    let metrics = BenchKernel::start_with(|c| {
-        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
-    });
+    let endpoint = format!("{}/v1/traces", receiver.endpoint());
     let traces_to = |ratio: f64| {
-        let endpoint = format!("{}/v1/traces", receiver.endpoint());
+        let endpoint = endpoint.clone();
         move |c: &mut agentos_kernel::config::Config| {
             c.traces = Some(TraceConfig {
                 endpoint,
@@ -67,29 +67,43 @@ fn observability(c: &mut Criterion) -> (Samples, u64) {
             });
         }
     };
-    let sampled_out = BenchKernel::start_with(traces_to(0.0));
-    let traced = BenchKernel::start_with(traces_to(1.0));
-    let both = BenchKernel::start_with(|c| {
-        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
-        c.hook = Some(HookConfig {
-            program: "/bin/true".into(),
-            timeout: Duration::from_secs(10),
-            sandbox_threshold: 10,
-        });
-    });
+    // Each row gets a kernel of its own, started just before it and shut down after it: a
+    // kernel left running (the traced one's exporter still sending its last batches, every
+    // kernel's recorder and runtime threads) must not share the two CPUs with the next row.
+    type Configure = Box<dyn FnOnce(&mut agentos_kernel::config::Config)>;
+    let rows: [(&str, Configure, &str); 5] = [
+        (OFF, Box::new(|_| {}), POLICY),
+        (
+            METRICS,
+            Box::new(|c| c.metrics_addr = Some("127.0.0.1:0".parse().unwrap())),
+            POLICY,
+        ),
+        (
+            SAMPLED_OUT,
+            Box::new(traces_to(0.0)),
+            traced_policy.as_str(),
+        ),
+        (TRACES, Box::new(traces_to(1.0)), traced_policy.as_str()),
+        (
+            BOTH,
+            Box::new(|c| {
+                c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+                c.hook = Some(HookConfig {
+                    program: "/bin/true".into(),
+                    timeout: Duration::from_secs(10),
+                    sandbox_threshold: 10,
+                });
+            }),
+            POLICY,
+        ),
+    ];
     let mut group = c.benchmark_group("observability");
     group
         .sample_size(SAMPLE_SIZE)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    let rows = [
-        (OFF, &off, POLICY),
-        (METRICS, &metrics, POLICY),
-        (SAMPLED_OUT, &sampled_out, traced_policy.as_str()),
-        (TRACES, &traced, traced_policy.as_str()),
-        (BOTH, &both, POLICY),
-    ];
-    for (name, kernel, policy) in rows {
+    for (name, configure, policy) in rows {
+        let kernel = BenchKernel::start_with(configure);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let t = kernel.rtt_under(&agent, iters, policy);
@@ -97,11 +111,9 @@ fn observability(c: &mut Criterion) -> (Samples, u64) {
                 t
             })
         });
+        kernel.shutdown();
     }
     group.finish();
-    for k in [off, metrics, sampled_out, traced, both] {
-        k.shutdown();
-    }
     (samples.into_inner(), receiver.span_count())
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use agentos_syscalls::frame::{self, FrameError, HEADER_LEN};
 use agentos_syscalls::{AgentFrame, KernelFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +27,13 @@ pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Request bodies at least this large are decoded off the runtime worker.
 const DECODE_OFF_WORKER: usize = 64 << 10;
+
+/// The read buffer of a connection after its handshake ([`buffered`]): one `read` takes a
+/// small request whole (header and body), where reading the header and then the body took two,
+/// and its short count tells the runtime the socket is drained, so no third `read` meets
+/// `EAGAIN` before the connection waits. Bytes in it are the agent's, read before they are
+/// reserved in its budget: at most this many per connection.
+const READ_BUFFER: usize = 1 << 10;
 
 /// A batch buffer larger than this is not kept between batches (one large answer must not
 /// pin its size for the connection's life).
@@ -124,10 +131,16 @@ async fn wait_read_by_peer(wr: &OwnedWriteHalf) {
     }
 }
 
+/// The connection's read half, buffered ([`READ_BUFFER`]); only after the handshake, whose
+/// frames may carry descriptors (`recvmsg`, [`read_frame_with_fds`]).
+pub(super) fn buffered(rd: &mut OwnedReadHalf) -> BufReader<&mut OwnedReadHalf> {
+    BufReader::with_capacity(READ_BUFFER, rd)
+}
+
 /// Reads one frame body once the memory budget has room for it (the reservation is returned
 /// with it); `Ok(None)` on a clean end of stream or once the connection's budget is closed.
 pub(super) async fn read_body(
-    rd: &mut OwnedReadHalf,
+    rd: &mut (impl AsyncRead + Unpin),
     max: u32,
     budget: &Budget,
 ) -> Result<Option<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>, String> {

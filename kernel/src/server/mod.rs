@@ -101,8 +101,9 @@ async fn serve_frames(
     }
     let max = k.config.max_frame;
     let slots = Arc::new(Semaphore::new(k.config.max_in_flight as usize));
+    let mut rd = connection::buffered(rd);
     loop {
-        let Some((body, mut reserved)) = connection::read_body(rd, max, budget).await? else {
+        let Some((body, mut reserved)) = connection::read_body(&mut rd, max, budget).await? else {
             return Ok(());
         };
         let (request, trace) = match connection::decode_request(&body)? {

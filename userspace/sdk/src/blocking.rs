@@ -1,6 +1,7 @@
 //! The blocking client. Whoever waits for an answer reads the socket itself (leader/follower):
-//! a lone caller sends its request and reads its own answer, with no thread in between — the
-//! same two context switches per round trip as a bare socket ping-pong. With several callers
+//! a lone caller sends its request and reads its own answer, with no thread in between. It
+//! waits for the answer in `poll(POLLIN)` and reads it whole into a buffer ([`WaitIn`],
+//! [`READ_BUFFER`]): woken once, by the answer, and one `read` for it. With several callers
 //! at once, one of them (the leader) reads and routes each frame by request id; the others
 //! wait for their answer or for their turn to lead.
 //!
@@ -10,7 +11,7 @@
 //! from their callers with a thread switch of its own); an event that arrives between two calls
 //! in that time is read by the next call, or by the reader thread within [`LINGER`].
 
-use std::io::Write;
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -29,6 +30,37 @@ use super::{SdkError, SDK_NAME};
 /// How long after the last call the reader thread leaves the socket to the callers.
 const LINGER: Duration = Duration::from_millis(5);
 
+/// The read buffer: one `read` takes a whole small answer (header and body) and any event
+/// behind it, instead of one `read` for the header and one for the body.
+const READ_BUFFER: usize = 8 << 10;
+
+/// The read half as the leader reads it: it waits for the answer in `poll(POLLIN)`, then
+/// `read`s it.
+///
+/// A thread asleep in `read` on a Unix socket is woken by any change of the socket, also by the
+/// kernel taking the request just sent (room to write again): it wakes, finds nothing to read
+/// and sleeps again — two context switches per call for nothing, and on one CPU the kernel's
+/// worker is preempted for them in the middle of the call. `poll` asks for input only, so the
+/// caller sleeps until its answer (or the end of the connection) is there.
+#[derive(Debug)]
+struct WaitIn(UnixStream);
+
+impl Read for WaitIn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
+            match poll(&mut fds, None) {
+                // Readable, or hung up / in error: the `read` tells which.
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.0.read(buf)
+    }
+}
+
 /// Where a call's answer is put by whoever reads it (under [`Inner::reading`]).
 type Slot = Arc<Mutex<Option<Result<Reply, Errno>>>>;
 
@@ -46,8 +78,9 @@ struct Reading {
 #[derive(Debug)]
 struct Inner {
     writer: Mutex<UnixStream>,
-    /// The read half: locked only by the leader.
-    stream: Mutex<UnixStream>,
+    /// The read half, buffered (a whole answer usually comes in one `read`): locked only by
+    /// the leader.
+    stream: Mutex<BufReader<WaitIn>>,
     pending: Pending<Slot>,
     reading: Mutex<Reading>,
     /// Callers waiting for their answer or their turn to lead.
@@ -71,7 +104,7 @@ impl Inner {
         let max = self.welcome.limits.max_frame;
         let frame = {
             let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
-            read_kernel_frame(&mut stream, max)
+            read_kernel_frame(&mut *stream, max)
         };
         let mut r = self.reading();
         r.leader = false;
@@ -137,7 +170,7 @@ impl Client {
             .map_err(|e| SdkError::Frame(frame::FrameError::Io(e)))?;
         let inner = Arc::new(Inner {
             writer: Mutex::new(stream),
-            stream: Mutex::new(reader),
+            stream: Mutex::new(BufReader::with_capacity(READ_BUFFER, WaitIn(reader))),
             pending: Pending::new(),
             reading: Mutex::new(Reading {
                 leader: false,
@@ -220,7 +253,7 @@ impl Client {
     typed_methods!(; );
 }
 
-fn read_kernel_frame(stream: &mut UnixStream, max: u32) -> Result<Option<KernelFrame>, SdkError> {
+fn read_kernel_frame(stream: &mut impl Read, max: u32) -> Result<Option<KernelFrame>, SdkError> {
     match read_frame(stream, max)? {
         Some(body) => Ok(Some(frame::decode(&body)?)),
         None => Ok(None),
@@ -257,5 +290,26 @@ fn reader_loop(inner: &Inner) {
                 r = inner.lead_once(r);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_reader_gets_what_arrives_then_the_end() {
+        let (mut kernel, agent) = UnixStream::pair().unwrap();
+        let mut reader = BufReader::with_capacity(READ_BUFFER, WaitIn(agent));
+        let writer = std::thread::spawn(move || {
+            kernel.write_all(b"answer").unwrap();
+            // The end of the connection wakes the wait too: `read` then sees 0.
+            drop(kernel);
+        });
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, b"answer");
     }
 }
