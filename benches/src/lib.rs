@@ -117,12 +117,18 @@ pub fn pin_pid(pid: u32, cpus: &[usize]) {
     rustix::thread::sched_setaffinity(Some(pid), &cpu_set(cpus)).expect("sched_setaffinity");
 }
 
-/// Pins every thread of this process (affinity is per thread; new threads inherit it from the
-/// thread that creates them). Two passes catch a thread created during the first.
+/// Pins every thread of this process and of every process below it (affinity is per thread;
+/// new threads and processes inherit it from the thread that creates them): the kernel's
+/// workers and spawner, and the zygote and the init it cloned ahead, whose clones are the
+/// next agents. Two passes catch a thread or process created during the first.
 pub fn pin_whole_process(cpus: &[usize]) {
     for _ in 0..2 {
-        for entry in std::fs::read_dir("/proc/self/task")
-            .expect("/proc/self/task")
+        let mut pids = agentos_tests::descendants(std::process::id());
+        pids.push(std::process::id());
+        for entry in pids
+            .into_iter()
+            .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+            .flatten()
             .flatten()
         {
             if let Some(tid) = entry
