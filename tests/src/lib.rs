@@ -161,6 +161,21 @@ pub fn is_namespace_init(pid: u32) -> bool {
     nspid.len() > 1 && nspid.last() == Some(&"1")
 }
 
+/// The kernel's zygote, if it runs: the child of `kernel` running `--zygote` that is no pid
+/// namespace's init (its clones — agents' and tools' inits, the init cloned ahead — show the
+/// same command line, never having exec'd, but each is pid 1 of its own pid namespace).
+pub fn zygote_of(kernel: u32) -> Option<u32> {
+    let parent = kernel.to_string();
+    descendants(kernel).into_iter().find(|&p| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let child = stat
+            .rfind(')')
+            .is_some_and(|c| stat[c + 1..].split_whitespace().nth(1) == Some(parent.as_str()));
+        let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        child && cmdline.windows(8).any(|w| w == b"--zygote") && !is_namespace_init(p)
+    })
+}
+
 /// The init the kernel's zygote cloned ahead for the next agent, once there is one (waits up
 /// to 20 s): a child of `kernel` running `--zygote`, pid 1 of its own pid namespace, that has
 /// not started a session of its own yet (an agent's init makes its session first thing once

@@ -793,21 +793,9 @@ fn two_tools_of_one_agent_running_at_once_cannot_talk() {
     assert!(durations.iter().all(|&ms| ms >= 3_900), "{durations:?}");
 }
 
-/// The kernel's zygote (the kernel's child running `--zygote`, no pid namespace's init).
+/// The kernel's zygote of `k`.
 fn zygote_of(k: &TestKernel) -> Option<u32> {
-    let kernel = k.kernel_pid().to_string();
-    agentos_tests::descendants(k.kernel_pid())
-        .into_iter()
-        .find(|&p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let child = stat
-                .rfind(')')
-                .is_some_and(|c| stat[c + 1..].split_whitespace().nth(1) == Some(kernel.as_str()));
-            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            child
-                && cmdline.windows(8).any(|w| w == b"--zygote")
-                && !agentos_tests::is_namespace_init(p)
-        })
+    agentos_tests::zygote_of(k.kernel_pid())
 }
 
 #[test]

@@ -208,18 +208,7 @@ fn an_agent_is_two_processes_its_init_the_kernels_child() {
     // The zygote (the kernel's other child running `--zygote`, no namespace's init) keeps its
     // request socket at fd 0; neither the init nor the agent holds it (the clone replaced its
     // fd 0 first thing and closed everything above fd 3): the agent cannot ask for clones.
-    let kernel = k.kernel_pid().to_string();
-    let zygote = descendants(k.kernel_pid())
-        .into_iter()
-        .find(|&p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let child = stat
-                .rfind(')')
-                .is_some_and(|c| stat[c + 1..].split_whitespace().nth(1) == Some(kernel.as_str()));
-            let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            child && cmdline.windows(8).any(|w| w == b"--zygote") && !is_namespace_init(p)
-        })
-        .expect("the kernel's zygote");
+    let zygote = agentos_tests::zygote_of(k.kernel_pid()).expect("the kernel's zygote");
     let socket = std::fs::read_link(format!("/proc/{zygote}/fd/0")).unwrap();
     assert!(
         socket.to_string_lossy().starts_with("socket:"),
