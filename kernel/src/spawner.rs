@@ -12,17 +12,19 @@
 //! request may be), the agent's launcher is exec'd as before ([`AgentProcess::Exec`]) and
 //! reports whatever failed in its jail report.
 //!
-//! One init is cloned *ahead* ([`Waiting`]): after each agent's spawn the zygote is asked for
-//! the next init at once, and this thread collects the answer when the next agent comes. That
-//! init is born in its own new user/pid/net/ipc/uts/mount namespaces, maps its ids and waits
-//! for its agent's spec and descriptors on a socket only this thread holds; the agent's spawn
-//! is then one `sendmsg`, and the zygote's `clone3` (the namespaces, the network namespace
-//! dearest) runs beside the kernel's work for the next spawn instead of in front of it. A
-//! waiting init holds nothing of any agent (the zygote's request buffer is zeroed, no agent's
-//! descriptor was ever open in the zygote when it cloned), serves exactly one agent, dies with
-//! this thread (parent-death signal) and is killed at `kernel stop` ([`Spawner::release`]).
-//! A waiting init found dead, or whose socket refuses the request, is reaped, logged, and the
-//! agent gets a fresh clone (or, failing that, the exec'd launcher).
+//! One init is cloned *ahead* ([`Waiting`]): after each clone the zygote is asked for the
+//! next init at once, and this thread collects the answer when the next job comes — an
+//! agent's spawn or a tool's `Exec`, whose jails are born in the same namespaces. That init
+//! is born in its own new user/pid/net/ipc/uts/mount namespaces, maps its ids and waits for
+//! its job's spec and descriptors on a socket only this thread holds; the spawn (or the
+//! tool's start) is then one `sendmsg`, and the zygote's `clone3` (the namespaces, the
+//! network namespace dearest) runs beside the kernel's work for the next job instead of in
+//! front of it. A waiting init holds nothing of any agent (the zygote's request buffer is
+//! zeroed, no agent's descriptor was ever open in the zygote when it cloned), serves exactly
+//! one job, dies with this thread (parent-death signal) and is killed at `kernel stop`
+//! ([`Spawner::release`]). A job sharing the host's network gets a clone of its own. A
+//! waiting init found dead, or whose socket refuses the request, is reaped, logged, and the
+//! job gets a fresh clone (or, failing that, the exec'd launcher).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -96,10 +98,9 @@ impl Spawner {
                         ZygoteAnswer::Exec => {}
                         ZygoteAnswer::Cloned(init) => {
                             let _ = job.reply.send(Ok(AgentProcess::Cloned(init)));
-                            if !job.stdin_piped {
-                                // The next agent's init, cloned while the kernel prepares it.
-                                zygote.ask_ahead();
-                            }
+                            // The next init (an agent's or a tool's), cloned while the kernel
+                            // serves this one.
+                            zygote.ask_ahead();
                             continue;
                         }
                         ZygoteAnswer::Failed(e) => {
@@ -116,7 +117,7 @@ impl Spawner {
         Ok(Spawner { tx: Mutex::new(tx) })
     }
 
-    /// Kills the init waiting for the next agent and stops the zygote (both are started again
+    /// Kills the init waiting for the next job and stops the zygote (both are started again
     /// by a later spawn). Called by the kernel's shutdown.
     pub(crate) async fn release(&self) {
         let (done, rx) = oneshot::channel();
@@ -343,7 +344,7 @@ impl ClonedInit {
 struct Zygote {
     running: Option<(std::process::Child, std::os::unix::net::UnixDatagram)>,
     disabled: bool,
-    /// The init cloned ahead for the next agent.
+    /// The init cloned ahead for the next job (an agent or a tool).
     waiting: Option<Waiting>,
     /// An ahead request is sent and its answer not read yet.
     pending: bool,
@@ -420,16 +421,16 @@ impl Zygote {
                 }
             }
         }
-        // The init cloned ahead is an agent's: a tool, or an agent sharing the host's
-        // network, gets a clone of its own.
-        if !job.network && !job.stdin_piped {
+        // The init cloned ahead serves an agent or a tool; a spec sharing the host's network
+        // gets a clone of its own (the waiting init's network namespace is made).
+        if !job.network {
             if let Some(waiting) = self.take_waiting() {
                 let pid = waiting.pid;
                 match hand_over(waiting, job) {
                     Ok(init) => return ZygoteAnswer::Cloned(init),
                     Err(why) => tracing::warn!(
                         pid,
-                        "the init cloned ahead {why}; the agent gets a fresh clone"
+                        "the init cloned ahead {why}; the job gets a fresh clone"
                     ),
                 }
             }
@@ -461,8 +462,8 @@ impl Zygote {
         }
     }
 
-    /// Asks the zygote for the next agent's init, unless one waits or is coming already. The
-    /// answer is read when the next agent comes ([`Zygote::take_waiting`]).
+    /// Asks the zygote for the next init (an agent's or a tool's), unless one waits or is
+    /// coming already. The answer is read when the next job comes ([`Zygote::take_waiting`]).
     fn ask_ahead(&mut self) {
         if self.pending || self.waiting.is_some() {
             return;
@@ -498,7 +499,7 @@ impl Zygote {
                 }
                 (Err(_), None) => tracing::debug!(
                     errno = -pid,
-                    "the zygote cannot clone an init ahead; the next agent gets a fresh clone"
+                    "the zygote cannot clone an init ahead; the next job gets a fresh clone"
                 ),
                 _ => {
                     tracing::warn!("the zygote answered nonsense; restarting it on the next agent");
@@ -522,7 +523,7 @@ impl Zygote {
             let how = waiting.kill();
             tracing::warn!(
                 pid,
-                "the init cloned ahead was found dead ({how}); the agent gets a fresh clone"
+                "the init cloned ahead was found dead ({how}); the job gets a fresh clone"
             );
             return None;
         }

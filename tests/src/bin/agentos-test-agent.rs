@@ -43,7 +43,7 @@
 //!   result JSON), `tools` (the MCP tools ListTools shows, `server/name,…`),
 //!   `tool:SERVER/TOOL:ARGS_JSON` (an MCP tool call; answer: the result JSON), `sh:COMMAND`
 //!   (an `Exec` of `/bin/sh -c COMMAND`, no stdin; answer: `status=S stdout=OUT` with OUT's
-//!   lines joined by `|`), `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
+//!   lines joined by `|`), `shin:COMMAND` (the same with `stdin-bytes` on its stdin), `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
 //! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
 //!   the first no), then write it, print the answer, wait
 //! - `ipc-ping PEER N`: N rounds of sending `ping I` to PEER and receiving its answer, each
@@ -613,14 +613,17 @@ fn script(c: &Client, steps: &[String]) -> Result<u8, SdkError> {
                 let (server, tool) = action.split_once('/').unwrap_or((action, ""));
                 c.call_tool(server, tool, args)
             }
-            "sh" => c.exec(&["/bin/sh", "-c", arg], b"", None, None).map(|o| {
-                let out = String::from_utf8_lossy(&o.stdout);
-                format!(
-                    "status={} stdout={}",
-                    o.status,
-                    out.trim_end().lines().collect::<Vec<_>>().join("|")
-                )
-            }),
+            "sh" | "shin" => {
+                let stdin: &[u8] = if kind == "shin" { b"stdin-bytes" } else { b"" };
+                c.exec(&["/bin/sh", "-c", arg], stdin, None, None).map(|o| {
+                    let out = String::from_utf8_lossy(&o.stdout);
+                    format!(
+                        "status={} stdout={}",
+                        o.status,
+                        out.trim_end().lines().collect::<Vec<_>>().join("|")
+                    )
+                })
+            }
             // Waits to be ended (a strict violation's SIGPOLICY, an operator's kill).
             "park" => {
                 say(&format!("step {n} park"));

@@ -798,6 +798,95 @@ fn zygote_of(k: &TestKernel) -> Option<u32> {
     agentos_tests::zygote_of(k.kernel_pid())
 }
 
+/// The host pid of the init of the tool running `sleep MARKER` in its shell (the sleep's
+/// parent is the tool's `/bin/sh`, whose parent is the tool's init).
+fn tool_init(marker: &str) -> u32 {
+    let sleep = pids_running(&["sleep", marker])[0];
+    let parent = |pid: u32| {
+        agentos_tests::process_table()
+            .into_iter()
+            .find(|&(p, _, _)| p == pid)
+            .map(|(_, ppid, _)| ppid)
+    };
+    parent(sleep).and_then(parent).expect("the tool's init")
+}
+
+/// A tool's jail is an init the zygote cloned ahead: the init waiting beside a running tool
+/// (cloned after that tool's start, before anything of the next call existed) becomes the
+/// next tool's init — its stdin handed over on its report socket, its namespaces its own, not
+/// its agent's nor the last tool's — and another is cloned to wait.
+#[test]
+fn the_next_tool_runs_in_the_init_cloned_ahead_in_namespaces_of_its_own() {
+    let k = TestKernel::start();
+    let policy = write_policy(
+        &k.work,
+        "exec-ahead",
+        "strict",
+        &[],
+        &exec_rule(&["/bin/sh"]),
+    );
+    // Each tool sleeps (marked) until the test has looked and killed its sleep from the host.
+    let first = format!("20.{}", std::process::id());
+    let second = format!("21.{}", std::process::id());
+    let id = spawn(
+        &k,
+        &policy,
+        None,
+        &[
+            "script",
+            &format!("sh:sleep {first} || echo one"),
+            &format!("shin:cat; echo; sleep {second} || echo two"),
+        ],
+    );
+    let kill = |marker: &str| {
+        let pid = pids_running(&["sleep", marker])[0];
+        assert!(std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let ns = |p: u32, ns: &str| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).expect("ns link");
+    let kernel = k.kernel_pid();
+    let agent_init = k.launcher_pid(id);
+    wait_until("the first tool's sleep to run", || {
+        pids_running(&["sleep", &first]).len() == 1
+    });
+    let first_init = tool_init(&first);
+    let waiting = agentos_tests::waiting_init(kernel, &[agent_init, first_init]);
+    let first_ns: Vec<_> = ["user", "net", "pid", "mnt"]
+        .iter()
+        .map(|n| ns(first_init, n))
+        .collect();
+    kill(&first);
+    wait_until("the second tool's sleep to run", || {
+        pids_running(&["sleep", &second]).len() == 1
+    });
+    let second_init = tool_init(&second);
+    assert_eq!(
+        second_init, waiting,
+        "the next tool's init is the one that waited"
+    );
+    for (i, n) in ["user", "net", "pid", "mnt"].iter().enumerate() {
+        assert_ne!(ns(second_init, n), ns(agent_init, n), "{n}: its agent's");
+        assert_ne!(ns(second_init, n), first_ns[i], "{n}: the last tool's");
+        assert_ne!(ns(second_init, n), ns(kernel, n), "{n}: the kernel's");
+    }
+    let next = agentos_tests::waiting_init(kernel, &[agent_init, second_init]);
+    assert_ne!(next, waiting);
+    kill(&second);
+    let last = k.wait(id);
+    assert_eq!(last["exit"]["code"], 0, "{last}");
+    let log = k.logs(id);
+    let answers: Vec<&str> = log.lines().filter(|l| l.starts_with("step ")).collect();
+    assert_eq!(answers.len(), 2, "{log}");
+    assert!(answers[0].ends_with(": ok status=0 stdout=one"), "{log}");
+    assert!(
+        answers[1].ends_with(": ok status=0 stdout=stdin-bytes|two"),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_tool_is_the_kernels_child_cloned_by_the_zygote_which_it_cannot_reach() {
     let k = TestKernel::start();
@@ -831,18 +920,7 @@ fn a_tool_is_the_kernels_child_cloned_by_the_zygote_which_it_cannot_reach() {
     // On the host: the tool's init is the kernel's own child (cloned with CLONE_PARENT), pid
     // 1 of its own pid namespace, in network and user namespaces of its own (not the
     // agent's, not the zygote's).
-    let sleep = pids_running(&["sleep", &marker])[0];
-    let init = agentos_tests::process_table()
-        .into_iter()
-        .find(|&(p, _, _)| p == sleep)
-        .map(|(_, ppid, _)| ppid)
-        .and_then(|shell| {
-            agentos_tests::process_table()
-                .into_iter()
-                .find(|&(p, _, _)| p == shell)
-                .map(|(_, ppid, _)| ppid)
-        })
-        .expect("the tool's init");
+    let init = tool_init(&marker);
     assert!(agentos_tests::is_namespace_init(init), "{init}");
     let ppid = agentos_tests::process_table()
         .into_iter()

@@ -49,7 +49,9 @@ pub const SHARE_NETWORK: u8 = 1;
 /// born in all its namespaces (its own network namespace included), maps its ids, then waits
 /// on a new `SOCK_SEQPACKET` socket for one request in the same form as the zygote's (the
 /// flags byte, the spec, [`REQUEST_FDS`] descriptors). The answer carries the init's pid, its
-/// pidfd and the other end of that socket (two descriptors).
+/// pidfd and the other end of that socket (two descriptors). Nothing of it depends on what it
+/// will serve: an agent's request (flags 0) or a tool's ([`TOOL`]), never [`SHARE_NETWORK`]
+/// (its network namespace is made).
 pub const AHEAD: u8 = 2;
 /// The request's first byte: a tool, whose stdin pipe is queued on its report socket.
 pub const TOOL: u8 = 4;
@@ -222,13 +224,13 @@ fn wait_main(
         eprintln!("agentos-launch: a waiting init's request lacks its descriptors");
         sys::exit_now(EXIT_SANDBOX_FAILED)
     };
-    if flags != 0 {
+    if flags & !TOOL != 0 {
         // Its network namespace is made: it cannot serve a spec that shares the host's.
         eprintln!("agentos-launch: a waiting init was sent flags {flags:#x}");
         sys::exit_now(EXIT_SANDBOX_FAILED)
     }
     let json = String::from_utf8_lossy(buf.get(1..len).unwrap_or_default()).into_owned();
-    clone_main(json, fds, null, ids, true, false)
+    clone_main(json, fds, null, ids, true, flags & TOOL != 0)
 }
 
 /// The next request: its length in `buf` and its descriptors; `None` at the end.
