@@ -300,6 +300,10 @@ pub(crate) struct Agent {
     pub inbox: crate::ipc::Inbox,
     /// Slots for the tools (`Exec`, `Call`) the agent runs at once ([`MAX_TOOLS`]).
     pub tools: Arc<tokio::sync::Semaphore>,
+    /// The tool slots' scratch mount points not in use (`agents/<id>/tool-<i>`, see
+    /// [`crate::tools::SlotScratch`]); a tool holding one of [`Agent::tools`]'s permits always
+    /// finds one here.
+    pub(crate) tool_dirs: Mutex<Vec<usize>>,
     /// The agent's copies of the MCP servers (`--mcp`), started on first use.
     pub(crate) mcp: crate::mcp::Sessions,
     /// Its life's trace, when the kernel exports traces and its policy asked for them at
@@ -373,6 +377,7 @@ impl Agent {
             egress: a.egress,
             inbox: crate::ipc::Inbox::new(a.inbox),
             tools: Arc::new(tokio::sync::Semaphore::new(MAX_TOOLS)),
+            tool_dirs: Mutex::new((0..MAX_TOOLS).rev().collect()),
             mcp: crate::mcp::Sessions::default(),
             trace: OnceLock::new(),
             processes: Mutex::new(None),

@@ -18,8 +18,13 @@
 //! uts and mount namespaces, a network namespace with nothing in it (except for a provider
 //! the operator declared `network`), the minimal root, landlock, the seccomp allow-list, the
 //! agent's rlimits and the agent's cgroup (so the agent and its tools share one `pids.max`
-//! and one memory limit), a fresh scratch directory (`agents/<id>/tool-<n>`, removed after),
-//! and no kernel socket. The agent's workspace, when it has one, is bound at `/workspace`
+//! and one memory limit), a fresh scratch tmpfs of its own, and no kernel socket. The scratch's
+//! mount point is the host directory of the tool's slot (`agents/<id>/tool-<i>`, `i` <
+//! [`MAX_TOOLS`], [`SlotScratch`]): the jail mounts the tmpfs on its own copy of that path in
+//! the minimal root, so the host directory stays empty and is kept for the slot's next tool
+//! (made once per slot, not per call: creating a directory is the dearest step of the kernel's
+//! part of an `Exec` on a busy ext4); one found not empty (a jail without its mount namespace
+//! wrote there) is removed and made afresh, and all are removed when the agent ends. The agent's workspace, when it has one, is bound at `/workspace`
 //! as the tool's view of it ([`crate::tool_view`]: read-only, writable only in the subtrees
 //! where every write is allowed, entries the agent may not read hidden). A provider (`Call`)
 //! never gets the workspace: only the operator's `ro=`/`rw=` paths.
@@ -32,7 +37,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +63,7 @@ pub use crate::jail_spec::JAIL_PATH;
 /// Where the agent's workspace appears in a tool's jail.
 pub const WORKSPACE: &str = "/workspace";
 
-/// Numbers tool scratch directories, kernel-wide.
+/// Numbers MCP servers' scratch directories (`mcp-<name>-<n>`), kernel-wide.
 pub(crate) static NEXT_TOOL: AtomicU64 = AtomicU64::new(1);
 
 /// One tool to run.
@@ -159,6 +164,85 @@ pub(crate) fn slot(agent: &Arc<Agent>) -> Result<tokio::sync::OwnedSemaphorePerm
         })
 }
 
+/// The scratch mount point of one of the agent's tool slots, `agents/<id>/tool-<i>`, taken
+/// for one tool and given back when dropped (see the module docs). It is an empty directory
+/// of the kernel's (mode 0700): the tool's scratch is a tmpfs the jail mounts on its own copy
+/// of the path.
+pub(crate) struct SlotScratch {
+    path: PathBuf,
+    index: usize,
+    agent: Arc<Agent>,
+}
+
+impl SlotScratch {
+    /// Takes a free slot directory of `agent`'s (its tool permit is held), making it if it is
+    /// not there yet.
+    fn take(k: &KernelInner, agent: &Arc<Agent>) -> Result<SlotScratch, Errno> {
+        let index = crate::util::lock(&agent.tool_dirs)
+            .pop()
+            .ok_or_else(|| internal("every tool slot's scratch dir is taken"))?;
+        let scratch = SlotScratch {
+            path: slot_dir(k, agent.id, index),
+            index,
+            agent: Arc::clone(agent),
+        };
+        match crate::util::private_dir(&scratch.path) {
+            Ok(()) => Ok(scratch),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Only ever made by this code: a real directory, not a link to elsewhere.
+                match std::fs::symlink_metadata(&scratch.path) {
+                    Ok(m) if m.is_dir() => Ok(scratch),
+                    _ => Err(internal(format!(
+                        "the tool's scratch dir {} is not a directory",
+                        scratch.path.display()
+                    ))),
+                }
+            }
+            Err(e) => Err(internal(format!(
+                "cannot create the tool's scratch dir: {e}"
+            ))),
+        }
+    }
+}
+
+impl Drop for SlotScratch {
+    fn drop(&mut self) {
+        // Empty after a jailed tool (its tmpfs was mounted inside the jail, not here): kept.
+        // Anything in it (a jail without its mount namespace wrote there) goes with it, off
+        // the runtime worker, and the next tool of the slot makes it afresh.
+        let empty = std::fs::read_dir(&self.path).map(|mut d| d.next().is_none());
+        if matches!(empty, Ok(false)) {
+            if let Err(e) = crate::hostio::off_worker(|| std::fs::remove_dir_all(&self.path)) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a tool's scratch dir");
+            }
+        }
+        crate::util::lock(&self.agent.tool_dirs).push(self.index);
+    }
+}
+
+/// The scratch mount point of tool slot `index` of agent `id`.
+fn slot_dir(k: &KernelInner, id: AgentId, index: usize) -> PathBuf {
+    k.config
+        .agents_dir()
+        .join(id.to_string())
+        .join(format!("tool-{index}"))
+}
+
+/// Removes the agent's tool slot directories (the agent has ended; a tool of it still
+/// finishing finds its directory gone, which is no error).
+pub(crate) fn remove_slot_dirs(k: &KernelInner, id: AgentId) {
+    for index in 0..MAX_TOOLS {
+        let path = slot_dir(k, id, index);
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a tool's scratch dir")
+            }
+        }
+    }
+}
+
 /// [`run`] in a slot already taken.
 pub(crate) async fn run_in(
     k: &Arc<KernelInner>,
@@ -166,12 +250,8 @@ pub(crate) async fn run_in(
     _slot: tokio::sync::OwnedSemaphorePermit,
     mut run: ToolRun,
 ) -> Result<ExecOutput, Errno> {
-    let n = NEXT_TOOL.fetch_add(1, Ordering::Relaxed);
-    let dir = k.config.agents_dir().join(agent.id.to_string());
-    let scratch_path = dir.join(format!("tool-{n}"));
-    crate::util::private_dir(&scratch_path)
-        .map_err(|e| internal(format!("cannot create the tool's scratch dir: {e}")))?;
-    let scratch = Scratch(scratch_path.clone());
+    let scratch = SlotScratch::take(k, agent)?;
+    let scratch_path = scratch.path.clone();
 
     let started = Instant::now();
     let Launched {
