@@ -901,7 +901,7 @@ async fn reap(
     if let Err(e) = crate::hostio::off_worker(|| std::fs::remove_dir_all(&agent.scratch)) {
         tracing::warn!(agent_id = %agent.id, error = %e, "cannot remove scratch dir");
     }
-    crate::hostio::off_worker(|| crate::tools::remove_slot_dirs(&k, agent.id));
+    crate::tools::remove_slot_dirs(&k, agent.id);
 }
 
 fn classify(

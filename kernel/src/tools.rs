@@ -229,13 +229,21 @@ fn slot_dir(k: &KernelInner, id: AgentId, index: usize) -> PathBuf {
 }
 
 /// Removes the agent's tool slot directories (the agent has ended; a tool of it still
-/// finishing finds its directory gone, which is no error).
+/// finishing finds its directory gone, which is no error). An empty one (the usual case) is
+/// one `rmdir`; only one with something in it is removed off the runtime worker.
 pub(crate) fn remove_slot_dirs(k: &KernelInner, id: AgentId) {
+    use std::io::ErrorKind;
     for index in 0..MAX_TOOLS {
         let path = slot_dir(k, id, index);
-        match std::fs::remove_dir_all(&path) {
+        let removed = match std::fs::remove_dir(&path) {
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {
+                crate::hostio::off_worker(|| std::fs::remove_dir_all(&path))
+            }
+            other => other,
+        };
+        match removed {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove a tool's scratch dir")
             }
