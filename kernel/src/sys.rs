@@ -164,7 +164,11 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(at_rest(sleeper.id()));
-        // The spinner never sleeps: running or runnable at every look.
+        // The spinner, once in its loop (its start — the exec, the loader's page-ins — may
+        // block for a moment), never sleeps: running or runnable at every look.
+        while at_rest(spinner.id()) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
         assert!((0..20).all(|_| !at_rest(spinner.id())));
         for c in [&mut sleeper, &mut spinner] {
             c.kill().unwrap();
