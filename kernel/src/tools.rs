@@ -18,14 +18,15 @@
 //! uts and mount namespaces, a network namespace with nothing in it (except for a provider
 //! the operator declared `network`), the minimal root, landlock, the seccomp allow-list, the
 //! agent's rlimits and the agent's cgroup (so the agent and its tools share one `pids.max`
-//! and one memory limit), a fresh scratch tmpfs of its own, and no kernel socket. The scratch's
-//! mount point is the host directory of the tool's slot (`agents/<id>/tool-<i>`, `i` <
-//! [`MAX_TOOLS`], [`SlotScratch`]): the jail mounts the tmpfs on its own copy of that path in
-//! the minimal root, so the host directory stays empty and is kept for the slot's next tool
-//! (made once per slot, not per call: creating a directory is the dearest step of the kernel's
-//! part of an `Exec` on a busy ext4); one found not empty (a jail without its mount namespace
-//! wrote there) is removed and made afresh, and all are removed when the agent ends. The agent's workspace, when it has one, is bound at `/workspace`
-//! as the tool's view of it ([`crate::tool_view`]: read-only, writable only in the subtrees
+//! and one memory limit), a fresh scratch tmpfs of its own, and no kernel socket. The
+//! scratch's mount point is the host directory of the tool's slot (`agents/<id>/tool-<i>`,
+//! `i` < [`MAX_TOOLS`], [`SlotScratch`]): the jail mounts the tmpfs on its own copy of that
+//! path in the minimal root, so the host directory stays empty and is kept for the slot's next
+//! tool (made once per slot, not per call: creating a directory is the dearest step of the
+//! kernel's part of an `Exec` on a busy ext4); one found not empty (a jail without its mount
+//! namespace wrote there) is removed and made afresh, and all are removed when the agent
+//! ends. The agent's workspace, when it has one, is bound at `/workspace` as the tool's view
+//! of it ([`crate::tool_view`]: read-only, writable only in the subtrees
 //! where every write is allowed, entries the agent may not read hidden). A provider (`Call`)
 //! never gets the workspace: only the operator's `ro=`/`rw=` paths.
 //!
