@@ -123,11 +123,16 @@ pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // A tool can leave a large tree: removed off the runtime worker.
-        if let Err(e) = crate::hostio::off_worker(|| std::fs::remove_dir_all(&self.0)) {
+        if let Err(e) = remove_tree(&self.0) {
             tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a tool's scratch dir");
         }
     }
+}
+
+/// Removes a scratch dir and all in it: a tool can leave a large tree, so off the runtime
+/// worker.
+fn remove_tree(path: &std::path::Path) -> std::io::Result<()> {
+    crate::hostio::off_worker(|| std::fs::remove_dir_all(path))
 }
 
 /// Read-only host files a network provider needs to resolve names and check certificates
@@ -213,7 +218,7 @@ impl Drop for SlotScratch {
         // the runtime worker, and the next tool of the slot makes it afresh.
         let empty = std::fs::read_dir(&self.path).map(|mut d| d.next().is_none());
         if matches!(empty, Ok(false)) {
-            if let Err(e) = crate::hostio::off_worker(|| std::fs::remove_dir_all(&self.path)) {
+            if let Err(e) = remove_tree(&self.path) {
                 tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a tool's scratch dir");
             }
         }
@@ -237,9 +242,7 @@ pub(crate) fn remove_slot_dirs(k: &KernelInner, id: AgentId) {
     for index in 0..MAX_TOOLS {
         let path = slot_dir(k, id, index);
         let removed = match std::fs::remove_dir(&path) {
-            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => {
-                crate::hostio::off_worker(|| std::fs::remove_dir_all(&path))
-            }
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => remove_tree(&path),
             other => other,
         };
         match removed {
@@ -260,7 +263,6 @@ pub(crate) async fn run_in(
     mut run: ToolRun,
 ) -> Result<ExecOutput, Errno> {
     let scratch = SlotScratch::take(k, agent)?;
-    let scratch_path = scratch.path.clone();
 
     let started = Instant::now();
     let Launched {
@@ -269,7 +271,7 @@ pub(crate) async fn run_in(
         report,
         require_full,
         ..
-    } = launch(k, agent, &run, &scratch_path, "a tool").await?;
+    } = launch(k, agent, &run, &scratch.path, "a tool").await?;
 
     let input = std::mem::take(&mut run.stdin);
     let feeder = tokio::spawn(async move {

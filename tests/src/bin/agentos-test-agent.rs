@@ -43,7 +43,8 @@
 //!   result JSON), `tools` (the MCP tools ListTools shows, `server/name,…`),
 //!   `tool:SERVER/TOOL:ARGS_JSON` (an MCP tool call; answer: the result JSON), `sh:COMMAND`
 //!   (an `Exec` of `/bin/sh -c COMMAND`, no stdin; answer: `status=S stdout=OUT` with OUT's
-//!   lines joined by `|`), `shin:COMMAND` (the same with `stdin-bytes` on its stdin), `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
+//!   lines joined by `|`), `shin:COMMAND` (the same with `stdin-bytes` on its stdin),
+//!   `exit:CODE` (announce the exit, then exit with CODE); exit 0 after the last
 //! - `until-allowed PATH`: ask `CheckPolicy` about writing PATH until the answer is yes (printing
 //!   the first no), then write it, print the answer, wait
 //! - `ipc-ping PEER N`: N rounds of sending `ping I` to PEER and receiving its answer, each
