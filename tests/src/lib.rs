@@ -177,29 +177,39 @@ pub fn zygote_of(kernel: u32) -> Option<u32> {
 }
 
 /// The init the kernel's zygote cloned ahead for the next agent, once there is one (waits up
-/// to 20 s): a child of `kernel` running `--zygote`, pid 1 of its own pid namespace, that has
-/// not started a session of its own yet (an agent's init makes its session first thing once
-/// its spec arrives) and is none of `agents` (agents' init pids).
+/// to 20 s): see [`waiting_inits`].
 pub fn waiting_init(kernel: u32, agents: &[u32]) -> u32 {
     let mut found = None;
     wait_until("the zygote's init cloned ahead", || {
-        found = process_table().into_iter().find_map(|(pid, ppid, state)| {
+        found = waiting_inits(kernel, agents).first().copied();
+        found.is_some()
+    });
+    found.unwrap_or_default()
+}
+
+/// The inits the kernel's zygote cloned ahead, as they are now: children of `kernel` running
+/// `--zygote`, pid 1 of their own pid namespace, that have not started a session of their own
+/// yet (an agent's or a tool's init makes its session first thing once its spec arrives), none
+/// of `agents` (agents' init pids).
+pub fn waiting_inits(kernel: u32, agents: &[u32]) -> Vec<u32> {
+    process_table()
+        .into_iter()
+        .filter(|&(pid, ppid, state)| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After the command: state, ppid, pgrp, session.
             let session = stat
                 .rfind(')')
-                .and_then(|c| stat[c + 1..].split_whitespace().nth(4)?.parse::<u32>().ok());
+                .and_then(|c| stat[c + 1..].split_whitespace().nth(3)?.parse::<u32>().ok());
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            (ppid == kernel
+            ppid == kernel
                 && state != 'Z'
                 && !agents.contains(&pid)
                 && session != Some(pid)
                 && cmdline.windows(8).any(|w| w == b"--zygote")
-                && is_namespace_init(pid))
-            .then_some(pid)
-        });
-        found.is_some()
-    });
-    found.unwrap_or_default()
+                && is_namespace_init(pid)
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 /// The processes of the jail whose first process (the pid `agentctl ps` shows) is `root`: its

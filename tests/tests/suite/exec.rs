@@ -213,10 +213,43 @@ fn an_agent_runs_at_most_four_tools_at_once() {
         &exec_rule(&["/bin/sleep"]),
     );
     let id = k.spawn(&policy, &["exec-burst", "6"]);
+    // While its four tools run, an agent fanning out holds four scratch mount points on the
+    // host, all empty (each tool's scratch is a tmpfs inside its jail), and the kernel keeps
+    // one init cloned ahead, not one per call.
+    wait_until("four tools to run", || {
+        pids_running(&["/bin/sleep", "5"]).len() == 4
+    });
+    let dir = k.state_dir.join("agents").join(id.to_string());
+    let tool_dirs = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("tool-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(tool_dirs(), ["tool-0", "tool-1", "tool-2", "tool-3"]);
+    for name in tool_dirs() {
+        let entries = std::fs::read_dir(dir.join(&name)).unwrap().count();
+        assert_eq!(entries, 0, "{name} holds something on the host");
+    }
+    let agent_init = k.launcher_pid(id);
+    assert_eq!(
+        agentos_tests::waiting_inits(k.kernel_pid(), &[agent_init]).len(),
+        1,
+        "inits waiting beside four tools"
+    );
     let last = k.wait(id);
     assert_eq!(last["exit"]["code"], 0, "{last}");
     let log = k.ctl_ok(&["logs", &id.to_string()]);
     assert!(log.contains("exec-burst ok=4 busy=2 other=0"), "{log}");
+    wait_until("the tool slots' dirs to go with the agent", || {
+        tool_dirs().is_empty()
+    });
 }
 
 /// Host pids of processes whose command line is exactly `argv`.
