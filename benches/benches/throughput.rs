@@ -29,7 +29,15 @@ use agentos_syscalls::control::{AgentRef, ExitStatus};
 use criterion::{Criterion, SamplingMode};
 
 const SAMPLE_SIZE: usize = 10;
-const WINDOW: Duration = Duration::from_millis(400);
+/// The window; `AGENTOS_THROUGHPUT_WINDOW_MS` lengthens it to profile one (`perf record`,
+/// `vmstat`) without the spawns between windows in the samples.
+fn window() -> Duration {
+    let ms = std::env::var("AGENTOS_THROUGHPUT_WINDOW_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    Duration::from_millis(ms)
+}
 const COUNTS: [usize; 3] = [1, 8, 64];
 
 fn floor_name(n: usize) -> String {
@@ -45,7 +53,7 @@ fn pairs(echo_bin: &Path, n: usize) -> u64 {
     let echoes: Vec<Echo> = (0..n).map(|_| Echo::start(echo_bin)).collect();
     // Every thread is started (and its child running) before the window opens.
     let start = Instant::now() + Duration::from_millis(50 + 2 * n as u64);
-    let end = start + WINDOW;
+    let end = start + window();
     let threads: Vec<_> = echoes
         .into_iter()
         .map(|mut echo| {
@@ -81,7 +89,7 @@ fn agents(k: &BenchKernel, agent: &Path, n: usize, allowance: &mut Duration) -> 
         .unwrap()
         .as_nanos()
         .to_string();
-    let window_ms = WINDOW.as_millis().to_string();
+    let window_ms = window().as_millis().to_string();
     let spawned: Vec<_> = (0..n)
         .map(|_| k.start_agent(agent, &["load", &start_ns, &window_ms], None, POLICY))
         .collect();
@@ -115,7 +123,7 @@ fn agents(k: &BenchKernel, agent: &Path, n: usize, allowance: &mut Duration) -> 
 
 /// The time one op of the aggregate took, for `iters` ops at `per_window` ops per window.
 fn per_op_total(iters: u64, per_window: u64) -> Duration {
-    let per_op = WINDOW.as_secs_f64() / per_window.max(1) as f64;
+    let per_op = window().as_secs_f64() / per_window.max(1) as f64;
     Duration::from_secs_f64(per_op * iters as f64)
 }
 
@@ -170,7 +178,7 @@ fn report(s: &Samples, late: &[(usize, usize)]) {
     println!();
     println!(
         "throughput summary: aggregate 64-byte round trips per second over a {} ms window (median of {SAMPLE_SIZE} windows), nothing pinned",
-        WINDOW.as_millis()
+        window().as_millis()
     );
     println!(
         "{:>4} {:>14} {:>16} {:>7}  late agents",

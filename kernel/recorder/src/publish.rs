@@ -121,6 +121,9 @@ impl State {
             if let Some((size, key)) = note {
                 self.publish(size, &key);
             }
+            if !barriers.is_empty() {
+                self.files.drop_spares();
+            }
             for done in barriers {
                 let _ = done.send(());
             }

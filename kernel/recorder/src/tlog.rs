@@ -545,52 +545,101 @@ pub struct Publication {
 }
 
 /// What the publisher has written under `tile/` since the open rewrote it: the directories
-/// (made once, not looked up for every file) and the partial tiles and bundles still there.
+/// (made once, not looked up for every file), the partial tiles and bundles still there, and
+/// the emptied `.p` directories kept for the next partials.
 #[derive(Debug, Default)]
 pub struct TileFiles {
     dirs: std::collections::HashSet<PathBuf>,
     /// The partial tiles written (`<L>/<N>.p/<W>` under the recorder dir), by `<L>/<N>`.
     partials: std::collections::HashMap<String, String>,
+    /// `.p` directories emptied by their full tile, renamed into place for the next partial
+    /// rather than removed and made again ([`TileFiles::drop_spares`] removes them).
+    spares: Vec<PathBuf>,
 }
 
 impl TileFiles {
     /// Writes the files, then the note. A partial tile (or bundle) superseded by the one just
-    /// written — a wider partial or the full tile — is removed: the disk the log keeps stays
-    /// proportional to its records (an agent's flood cannot make the host keep a copy per
+    /// written — a wider partial or the full tile — is gone after it: the disk the log keeps
+    /// stays proportional to its records (an agent's flood cannot make the host keep a copy per
     /// checkpoint); a client holding an older checkpoint fetches the newer partial or the full
     /// tile instead (c2sp.org/tlog-tiles lets logs delete partials). A leftover is removed by
     /// the next open's rewrite of `tile/`.
+    ///
+    /// Nothing is deleted to do so: the superseded partial's file is renamed to the new path
+    /// and written over in place (a tile only grows: its old bytes are the new one's first, so
+    /// a reader that opened it before sees them or more, never other bytes), and an emptied
+    /// `.p` directory is renamed to the next one needed. On ext4 without a journal every inode
+    /// freed in the last minutes is skipped, one by one, by every later file creation in its
+    /// block group ([`replace_file`]): deleting partials made each new tile file cost up to a
+    /// millisecond under load.
     pub fn publish(&mut self, dir: &Path, p: &Publication) -> std::io::Result<()> {
         for (rel, data) in &p.files {
             let path = dir.join(rel);
-            if let Some(parent) = path.parent() {
-                if !self.dirs.contains(parent) {
-                    std::fs::create_dir_all(parent)?;
-                    self.dirs.insert(parent.to_path_buf());
-                }
-            }
-            std::fs::write(&path, data)?;
             let (tile, partial) = match rel.rsplit_once(".p/") {
                 Some((tile, _)) => (tile, true),
                 None => (rel.as_str(), false),
             };
-            let superseded = match partial {
+            let old = self.partials.get(tile).filter(|old| *old != rel).cloned();
+            let reused = match &old {
+                Some(old) => std::fs::rename(dir.join(old), &path).is_ok(),
+                None => false,
+            };
+            if reused {
+                let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
+                f.write_all(data)?;
+                f.set_len(data.len() as u64)?;
+            } else {
+                if let Some(parent) = path.parent() {
+                    self.make_dir(parent)?;
+                }
+                std::fs::write(&path, data)?;
+            }
+            match partial {
                 true => self.partials.insert(tile.to_string(), rel.clone()),
                 false => self.partials.remove(tile),
             };
-            if let Some(old) = superseded.as_ref().filter(|old| *old != rel) {
+            if let Some(old) = old.as_ref().filter(|_| !reused) {
                 let _ = std::fs::remove_file(dir.join(old));
             }
-            if !partial && superseded.is_some() {
-                let partials = dir.join(format!("{tile}.p"));
-                let _ = std::fs::remove_dir(&partials);
-                self.dirs.remove(&partials);
+            if !partial && old.is_some() {
+                let emptied = dir.join(format!("{tile}.p"));
+                self.dirs.remove(&emptied);
+                self.spares.push(emptied);
             }
         }
         if let Some(note) = &p.note {
             write_checkpoint(dir, note)?;
         }
         Ok(())
+    }
+
+    /// Makes `path` (and its parents) unless made already; a `.p` directory is a spare one
+    /// renamed, when there is one.
+    fn make_dir(&mut self, path: &Path) -> std::io::Result<()> {
+        if self.dirs.contains(path) {
+            return Ok(());
+        }
+        let spare = match path.parent() {
+            Some(parent) if path.extension().is_some_and(|e| e == "p") => {
+                std::fs::create_dir_all(parent)?;
+                self.spares.pop()
+            }
+            _ => None,
+        };
+        // Only an empty one: a partial the open wrote (not in `partials`) stays where it is.
+        let empty = |s: &PathBuf| std::fs::read_dir(s).is_ok_and(|mut d| d.next().is_none());
+        if !spare.is_some_and(|s| empty(&s) && std::fs::rename(s, path).is_ok()) {
+            std::fs::create_dir_all(path)?;
+        }
+        self.dirs.insert(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Removes the spare `.p` directories (at a seal: a stopped log leaves no empty ones).
+    pub fn drop_spares(&mut self) {
+        for spare in self.spares.drain(..) {
+            let _ = std::fs::remove_dir(spare);
+        }
     }
 }
 
@@ -1093,13 +1142,35 @@ pub fn open_checkpoint(note: &[u8], public: &VerifyingKey) -> Result<SignedCheck
     })
 }
 
-/// Replaces `dir/checkpoint` atomically (temp file, fsync, rename).
+/// Replaces `dir/checkpoint` atomically ([`replace_file`]).
 pub fn write_checkpoint(dir: &Path, note: &[u8]) -> std::io::Result<()> {
-    let tmp: PathBuf = dir.join("checkpoint.tmp");
+    replace_file(dir, CHECKPOINT_FILE, note)
+}
+
+/// Replaces `dir/<name>` atomically with `data`: written to `dir/<name>.tmp`, fsynced, then
+/// swapped with the old file (`renameat2(RENAME_EXCHANGE)`), so the old one becomes the next
+/// `.tmp` and is overwritten in place next time; a plain `rename` where there is no old file
+/// or the filesystem cannot swap.
+///
+/// Replacing thus frees no inode. The recorder replaces `HEAD` and `checkpoint` about once a
+/// second under load, and on ext4 without a journal every inode freed in the last few minutes
+/// is skipped, one by one, by every later file creation in its block group — the tile files
+/// the publisher creates among them paid for each (`recently_deleted`: up to a seventh of a
+/// loaded kernel's CPU).
+pub(crate) fn replace_file(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let tmp: PathBuf = dir.join(format!("{name}.tmp"));
+    let dest = dir.join(name);
     let mut f = File::create(&tmp)?;
-    f.write_all(note)?;
+    f.write_all(data)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))
+    match renameat_with(CWD, &tmp, CWD, &dest, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            std::fs::rename(&tmp, &dest)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Base64 (standard, padded) of a hash, as in checkpoints and proofs.
