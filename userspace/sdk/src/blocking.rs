@@ -362,9 +362,8 @@ mod tests {
     #[test]
     fn a_busy_callers_reader_thread_sleeps_and_an_event_after_the_last_call_still_arrives() {
         // Before, the reader thread woke every LINGER (5 ms) for as long as calls went on: with
-        // 64 busy agents on two CPUs, an eighth of the CPU. Now it backs off to MAX_PATIENCE.
+        // 64 busy agents on one CPU, a tenth of it. Now it backs off to MAX_PATIENCE.
         const BUSY: Duration = Duration::from_millis(600);
-        let (agent, kernel_end) = UnixStream::pair().unwrap();
         let (agent, kernel_end) = UnixStream::pair().unwrap();
         // The socket is shut down before anything is asserted: the kernel thread ends with it.
         let (calls, woke) = std::thread::scope(|s| {
