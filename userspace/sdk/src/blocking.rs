@@ -12,7 +12,7 @@
 //! in that time is read by the next call, or by the reader thread once it looks again. It looks
 //! [`LINGER`] after the last call at first, then less and less often while the calls go on (up
 //! to [`MAX_PATIENCE`] apart): a busy agent's reader thread wakes a few times a second, not
-//! every [`LINGER`] — with 64 busy agents on two CPUs those wakeups were an eighth of the CPU.
+//! every [`LINGER`] — with 64 busy agents on one CPU those wakeups took about a tenth of it.
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
