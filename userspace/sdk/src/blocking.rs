@@ -306,20 +306,35 @@ fn reader_loop(inner: &Inner) {
 mod tests {
     use super::*;
 
-    /// The voluntary context switches of this process's thread named `name`.
+    /// The voluntary context switches of this process's thread named `name` (a new thread
+    /// names itself once it runs: waited for, up to 10 s).
     fn switches_of(name: &str) -> u64 {
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() == name {
-                let status = std::fs::read_to_string(task.path().join("status")).unwrap();
-                return status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                if comm.trim() == name {
+                    let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+                    return status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap();
+                }
             }
+            std::thread::yield_now();
         }
         panic!("no thread named {name}");
+    }
+
+    /// Shuts the agent's end down when dropped, also by a panic: the kernel thread of a
+    /// scope then ends, and the scope with it.
+    struct EndOnDrop(UnixStream);
+
+    impl Drop for EndOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// A kernel on the other end of `stream`: welcomes the agent, answers every `Checkpoint`
@@ -365,10 +380,11 @@ mod tests {
         // 64 busy agents on one CPU, a tenth of it. Now it backs off to MAX_PATIENCE.
         const BUSY: Duration = Duration::from_millis(600);
         let (agent, kernel_end) = UnixStream::pair().unwrap();
-        // The socket is shut down before anything is asserted: the kernel thread ends with it.
+        // The socket is shut down before anything is asserted (and on a panic): the kernel
+        // thread ends with it.
         let (calls, woke) = std::thread::scope(|s| {
             s.spawn(move || kernel(kernel_end, u64::MAX));
-            let end = agent.try_clone().unwrap();
+            let end = EndOnDrop(agent.try_clone().unwrap());
             let client = Client::from_stream(agent).unwrap();
             client.checkpoint().unwrap();
             let before = switches_of("agentos-reader");
@@ -379,7 +395,7 @@ mod tests {
                 calls += 1;
             }
             let woke = switches_of("agentos-reader") - before;
-            end.shutdown(std::net::Shutdown::Both).unwrap();
+            drop(end);
             (calls, woke)
         });
         assert!(calls > 100, "{calls} calls");
@@ -393,7 +409,7 @@ mod tests {
         let (agent, kernel_end) = UnixStream::pair().unwrap();
         let got = std::thread::scope(|s| {
             s.spawn(move || kernel(kernel_end, 200));
-            let end = agent.try_clone().unwrap();
+            let end = EndOnDrop(agent.try_clone().unwrap());
             let client = Client::from_stream(agent).unwrap();
             let (tx, rx) = std::sync::mpsc::channel();
             client
@@ -405,7 +421,7 @@ mod tests {
                 client.checkpoint().unwrap();
             }
             let got = rx.recv_timeout(Duration::from_secs(5));
-            end.shutdown(std::net::Shutdown::Both).unwrap();
+            drop(end);
             got
         });
         assert_eq!(got, Ok((Signal::Usr1, "after the last call".to_string())));
