@@ -1876,6 +1876,33 @@ mod tests {
     }
 
     #[test]
+    fn the_tile_dir_asks_the_filesystem_to_spread_its_subdirs() {
+        // Where the filesystem takes `FS_TOPDIR_FL` (ext4: a dir of the same filesystem
+        // accepts it), the open's `tile/` carries it, so the tile levels' dirs go to block
+        // groups of their own, away from the inodes the rest of the host frees.
+        use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::create_dir(&probe).unwrap();
+        let probe = File::open(&probe).unwrap();
+        let takes_it = ioctl_getflags(&probe)
+            .and_then(|f| ioctl_setflags(&probe, f | IFlags::TOPDIR))
+            .and_then(|()| ioctl_getflags(&probe))
+            .is_ok_and(|f| f.contains(IFlags::TOPDIR));
+        let (rec, _) = Recorder::open(dir.path()).unwrap();
+        rec.append(None, stop("a")).unwrap();
+        rec.seal().unwrap();
+        let tiles = File::open(dir.path().join("tile")).unwrap();
+        let flags = ioctl_getflags(&tiles);
+        if takes_it {
+            assert!(flags.unwrap().contains(IFlags::TOPDIR));
+        } else {
+            eprintln!("this filesystem does not take FS_TOPDIR_FL: tile/ is left as it is");
+        }
+        assert!(dir.path().join("tile/0/000.p/1").is_file());
+    }
+
+    #[test]
     fn the_publisher_keeps_up_across_many_checkpoints_and_the_bench_switch_turns_it_off() {
         // Many checkpoints and seals while appends go on: every leaf reaches the publisher
         // once, in order (its tree equals the one rebuilt from the segments).

@@ -534,6 +534,24 @@ fn write_file(dir: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, data)
 }
 
+/// Asks the filesystem to place the directories made under `tiles` (one per tile level, and
+/// the entry bundles') away from the rest of the state dir: ext4's `FS_TOPDIR_FL` (`chattr
+/// +T`) makes its allocator put each in a block group of its own, with few directories and
+/// many free inodes. Without a journal, ext4 makes every new file skip, one by one, the
+/// inodes freed in its group in the last minutes; in the state dir's group those are many (the
+/// agents' files come and go there, and whatever else the host deletes), and the publisher
+/// creates a few tile files a second per thousand records a second. Best effort: another
+/// filesystem, or one that refuses the flag, is left as it is.
+fn spread_subdirs(tiles: &Path) {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    let Ok(dir) = File::open(tiles) else {
+        return;
+    };
+    if let Ok(flags) = ioctl_getflags(&dir) {
+        let _ = ioctl_setflags(&dir, flags | IFlags::TOPDIR);
+    }
+}
+
 /// Tiles and a checkpoint note to write: made and written by the publisher thread
 /// ([`crate::publish`]).
 #[derive(Debug, Default)]
@@ -829,6 +847,8 @@ pub fn rebuild(dir: &Path) -> Result<(Frontier, u64, Leaves), RecorderError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         _ => {}
     }
+    std::fs::create_dir(&tiles).map_err(io)?;
+    spread_subdirs(&tiles);
     // The pruned records' full tiles, from their kept hashes; the rest as the frontier fills.
     for (l, n, w) in new_tiles(0, pruned.size()) {
         if w == TILE_WIDTH {
