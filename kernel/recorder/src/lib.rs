@@ -1814,6 +1814,16 @@ mod tests {
         out
     }
 
+    /// A recorder on `dir` that checkpoints every 7 records and publishes each checkpoint.
+    fn publishing_every_7(dir: &Path) -> Recorder {
+        let opts = RecorderOptions {
+            checkpoint_every: 7,
+            checkpoint_interval: Duration::ZERO,
+            ..RecorderOptions::default()
+        };
+        Recorder::open_with(dir, opts).unwrap().0
+    }
+
     #[test]
     fn a_growing_log_frees_no_inode_its_tiles_and_notes_are_replaced_in_place() {
         // On ext4 without a journal each inode freed in the last minutes is skipped by every
@@ -1821,12 +1831,7 @@ mod tests {
         // tile becomes the wider one or the full tile by rename, an emptied `.p` directory
         // the next one, and HEAD and the note are swapped with their `.tmp`.
         let dir = tempfile::tempdir().unwrap();
-        let opts = RecorderOptions {
-            checkpoint_every: 7,
-            checkpoint_interval: Duration::ZERO,
-            ..RecorderOptions::default()
-        };
-        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        let rec = publishing_every_7(dir.path());
         for i in 0..100 {
             rec.append(None, stop(&format!("r{i}"))).unwrap();
         }
@@ -1907,12 +1912,7 @@ mod tests {
         // Many checkpoints and seals while appends go on: every leaf reaches the publisher
         // once, in order (its tree equals the one rebuilt from the segments).
         let dir = tempfile::tempdir().unwrap();
-        let opts = RecorderOptions {
-            checkpoint_every: 7,
-            checkpoint_interval: Duration::ZERO,
-            ..RecorderOptions::default()
-        };
-        let (rec, _) = Recorder::open_with(dir.path(), opts).unwrap();
+        let rec = publishing_every_7(dir.path());
         let mut notes = Vec::new();
         for i in 0..1000 {
             rec.append(None, stop(&format!("r{i}"))).unwrap();
