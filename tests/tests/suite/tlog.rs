@@ -427,3 +427,108 @@ fn changed_tiles_forked_checkpoints_and_rollbacks_are_located() {
         stderr(&out)
     );
 }
+
+/// What is under `dir` (recursively): `(path, is_dir)` relative to `dir`.
+fn tree_of(dir: &Path) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            if is_dir {
+                todo.push(e.path());
+            }
+            out.push((rel, is_dir));
+        }
+    }
+    out
+}
+
+/// The tree size the published checkpoint note names.
+fn published_size(k: &TestKernel) -> u64 {
+    std::fs::read_to_string(k.state_dir.join("recorder/checkpoint"))
+        .ok()
+        .and_then(|t| t.lines().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_agent_flooding_the_log_leaves_one_partial_per_tile_level_and_a_log_that_verifies() {
+    // A jailed agent writes as fast as it can: every call is a record, the publisher writes
+    // partial tiles with each published checkpoint, renaming the last partial into the next
+    // (no file freed). What a flood must not do: leave a partial (or an emptied `.p` dir) per
+    // checkpoint on the host's disk, or tiles that do not match the log.
+    let k = TestKernel::start();
+    let policy = write_policy(&k.work, "tlog-flood", "strict", &[], "");
+    let id = k.spawn(&policy, &["spin"]);
+    let tiles = k.state_dir.join("recorder/tile");
+    // Several published checkpoints, the tree past a few full tiles.
+    let mut seen = Vec::new();
+    agentos_tests::wait_until("four published checkpoints past 1,000 records", || {
+        let size = published_size(&k);
+        if seen.last() != Some(&size) {
+            seen.push(size);
+        }
+        seen.len() >= 5 && size > 1_000
+    });
+    // While it floods: in each `.p` dir at most one partial, and at most one `.p` dir with a
+    // partial per tile level (`0`, `1`, … and `entries`); emptied ones waiting for the next
+    // partial are as few.
+    let now = tree_of(&tiles);
+    let p_dirs: Vec<&String> = now
+        .iter()
+        .filter(|(p, d)| *d && p.ends_with(".p"))
+        .map(|(p, _)| p)
+        .collect();
+    let levels = now.iter().filter(|(p, d)| *d && !p.contains('/')).count();
+    let partials: Vec<&String> = now
+        .iter()
+        .filter(|(p, d)| !d && p.contains(".p/"))
+        .map(|(p, _)| p)
+        .collect();
+    for dir in &p_dirs {
+        let inside = partials
+            .iter()
+            .filter(|p| p.starts_with(&format!("{dir}/")))
+            .count();
+        assert!(inside <= 1, "{dir} holds {inside} partials: {partials:?}");
+    }
+    assert!(partials.len() <= levels, "{partials:?} for {levels} levels");
+    assert!(p_dirs.len() <= 2 * levels, "{p_dirs:?} for {levels} levels");
+    k.ctl_ok(&["kill", &id.to_string()]);
+    k.wait(id);
+    k.ctl_ok(&["kernel", "stop"]);
+    // Stopped: no emptied `.p` dir is left, the temp files are the two swapped ones, and every
+    // tile matches the log.
+    let after = tree_of(&tiles);
+    for (p, d) in &after {
+        if *d && p.ends_with(".p") {
+            assert!(
+                after.iter().any(|(q, _)| q.starts_with(&format!("{p}/"))),
+                "an empty {p} left after the stop"
+            );
+        }
+    }
+    let tmp: Vec<String> = std::fs::read_dir(k.state_dir.join("recorder"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        tmp.iter().all(|n| n == "HEAD.tmp" || n == "checkpoint.tmp"),
+        "{tmp:?}"
+    );
+    let note = k.state_dir.join("recorder/checkpoint");
+    let out = k.ctl(&[
+        "recorder",
+        "verify",
+        "--checkpoint",
+        note.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{v}");
+    assert!(v["tiles_checked"].as_u64().unwrap() >= 6, "{v}");
+}
