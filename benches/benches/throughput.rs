@@ -30,13 +30,16 @@ use criterion::{Criterion, SamplingMode};
 
 const SAMPLE_SIZE: usize = 10;
 /// The window; `AGENTOS_THROUGHPUT_WINDOW_MS` lengthens it to profile one (`perf record`,
-/// `vmstat`) without the spawns between windows in the samples.
+/// `vmstat`) without the spawns between windows in the samples. Read once.
 fn window() -> Duration {
-    let ms = std::env::var("AGENTOS_THROUGHPUT_WINDOW_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
-    Duration::from_millis(ms)
+    static WINDOW: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        let ms = std::env::var("AGENTOS_THROUGHPUT_WINDOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400);
+        Duration::from_millis(ms)
+    })
 }
 const COUNTS: [usize; 3] = [1, 8, 64];
 

@@ -1693,8 +1693,9 @@ fn finish_rotation(dir: &Path) -> Result<(), RecorderError> {
     Ok(())
 }
 
-/// Replaces `dir/HEAD` atomically (temp file, fsync, rename). The dir is not fsynced: after a
-/// power loss the rename may be lost, leaving the previous (older, still valid) `HEAD`.
+/// Replaces `dir/HEAD` atomically (temp file, fsync, swapped in: [`tlog::replace_file`]). The
+/// dir is not fsynced: after a power loss the swap may be lost, leaving the previous (older,
+/// still valid) `HEAD`.
 fn write_head(dir: &Path, head: &Head) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(head).map_err(std::io::Error::other)?;
     tlog::replace_file(dir, verify::HEAD_FILE, &bytes)
