@@ -32,7 +32,10 @@
 //!
 //! Invariants: a tool's whole process tree is gone before its answer is returned (the
 //! timeout kills the tool's init, which empties its pid namespace; the kernel waits for the
-//! init itself, or for a launcher that exits only after the init is reaped); stdout and stderr are drained to the end but kept only up
+//! init's word that the tool and everything else of the namespace are killed and reaped —
+//! `AgentFrame::ToolExit` — or for the init itself, or for a launcher that exits only after
+//! the init is reaped; an init that sent its word is reaped off the answer's path, and holds
+//! the tool's slot until it is gone, so the [`MAX_TOOLS`] bound counts it); stdout and stderr are drained to the end but kept only up
 //! to [`OUTPUT_CAP`] each; an agent runs at most [`MAX_TOOLS`] tools at once (more are
 //! refused with `Busy`); a tool never outlives its agent.
 
@@ -259,7 +262,7 @@ pub(crate) fn remove_slot_dirs(k: &KernelInner, id: AgentId) {
 pub(crate) async fn run_in(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: tokio::sync::OwnedSemaphorePermit,
     mut run: ToolRun,
 ) -> Result<ExecOutput, Errno> {
     let scratch = SlotScratch::take(k, agent)?;
@@ -269,8 +272,8 @@ pub(crate) async fn run_in(
         mut child,
         stdin,
         report,
+        mut ended,
         require_full,
-        ..
     } = launch(k, agent, &run, &scratch.path, "a tool").await?;
 
     let input = std::mem::take(&mut run.stdin);
@@ -286,20 +289,38 @@ pub(crate) async fn run_in(
 
     let mut timed_out = false;
     let mut agent_ended = false;
-    let status = tokio::select! {
-        s = child.wait() => s,
+    let outcome = tokio::select! {
+        s = child.wait() => Ended::Reaped(s),
+        // The init's word that the tool and all it started are gone; the init itself is
+        // still tearing the namespaces down, and is reaped off the answer's path.
+        Ok(status) = &mut ended => Ended::Reported(status),
         _ = tokio::time::sleep(run.timeout) => {
             timed_out = true;
             child.kill_tree();
-            child.wait().await
+            Ended::Reaped(child.wait().await)
         }
         _ = agent.wait_exit() => {
             agent_ended = true;
             child.kill_tree();
-            child.wait().await
+            Ended::Reaped(child.wait().await)
         }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
+    let status = match outcome {
+        Ended::Reaped(s) => s
+            .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+            .map_err(|e| internal(format!("cannot wait for the tool's jail: {e}"))),
+        Ended::Reported(status) => {
+            tokio::spawn(reap_exiting(
+                child,
+                slot,
+                scratch,
+                started + run.timeout,
+                Arc::clone(agent),
+            ));
+            Ok(status)
+        }
+    };
     feeder.abort();
     // The tree is gone, so every pipe is at its end (bounded anyway).
     let join = |h: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>| async move {
@@ -319,16 +340,13 @@ pub(crate) async fn run_in(
         .ok()
         .and_then(Result::ok)
         .flatten();
-    drop(scratch);
 
-    let status = status.map_err(|e| internal(format!("cannot wait for the tool's jail: {e}")))?;
+    let status = status?;
     // The agent's cgroup, shared with its tools, may have ended the tool before the agent's
     // exit was announced: a kill of the agent counts as its end.
     let agent_ended = agent_ended || agent.life().kill_reason().is_some() || agent.is_exited();
     let output = ExecOutput {
-        status: status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        status,
         stdout,
         stderr,
         duration_ms,
@@ -338,6 +356,41 @@ pub(crate) async fn run_in(
     answer(agent.id, agent_ended, report.as_ref(), require_full, output)
 }
 
+/// How a tool's run ended.
+enum Ended {
+    /// The kernel's child (the init, or the launcher above it) is reaped.
+    Reaped(std::io::Result<std::process::ExitStatus>),
+    /// The init sent the tool's status (`AgentFrame::ToolExit`): the tool and every other
+    /// process of its pid namespace are reaped; the init is exiting.
+    Reported(i32),
+}
+
+/// Reaps a tool's init that already sent the tool's status and is exiting (the namespaces'
+/// teardown), holding the agent's tool slot and scratch dir until it is gone, so an agent
+/// still has at most [`MAX_TOOLS`] tool jails at once. The call's deadline and the agent's
+/// end still kill it, should it linger.
+async fn reap_exiting(
+    mut child: AgentProcess,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    scratch: SlotScratch,
+    deadline: Instant,
+    agent: Arc<Agent>,
+) {
+    tokio::select! {
+        _ = child.wait() => {}
+        _ = tokio::time::sleep_until(deadline.into()) => {
+            child.kill_tree();
+            let _ = child.wait().await;
+        }
+        _ = agent.wait_exit() => {
+            child.kill_tree();
+            let _ = child.wait().await;
+        }
+    }
+    drop(scratch);
+    drop(slot);
+}
+
 /// A tool jail, its report watched ([`launch`]).
 pub(crate) struct Launched {
     /// The kernel's child: the tool's init cloned by the zygote, or its launcher; its stdin
@@ -345,8 +398,12 @@ pub(crate) struct Launched {
     pub child: AgentProcess,
     /// The write end of the tool's stdin.
     pub stdin: Option<tokio::net::unix::pipe::Sender>,
-    /// The launcher's jail report, once the task serving its seccomp listener ends.
+    /// The launcher's jail report, once the init reported the tool's end or closed its
+    /// report socket.
     pub report: tokio::task::JoinHandle<Option<JailReport>>,
+    /// The tool's status, from its init once nothing else of the jail is left
+    /// (`AgentFrame::ToolExit`); dropped unsent when the init ends without one.
+    pub ended: tokio::sync::oneshot::Receiver<i32>,
     /// Whether a missing jail layer fails the tool.
     pub require_full: bool,
 }
@@ -386,17 +443,20 @@ pub(crate) async fn launch(
         cgroup: agent.cgroup.clone(),
         launcher: launcher_pid,
     };
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
     let report = tokio::spawn(read_report(
         Arc::clone(k),
         Arc::clone(agent),
         kernel_end,
         tool_writable(k, agent, run, scratch),
         watched,
+        ended_tx,
     ));
     Ok(Launched {
         child,
         stdin: Some(stdin),
         report,
+        ended,
         require_full: spec.require_full,
     })
 }
@@ -518,13 +578,15 @@ async fn capped(mut pipe: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 }
 
 /// Reads the tool's jail report and seccomp listener from the launcher (fd 3), and serves the
-/// listener: the tool's denied syscalls are recorded under the agent, answered `EPERM`.
+/// listener: the tool's denied syscalls are recorded under the agent, answered `EPERM`. The
+/// tool's status, when its init sends it, goes to `ended`.
 async fn read_report(
     k: Arc<KernelInner>,
     agent: Arc<Agent>,
     sock: std::os::unix::net::UnixStream,
     writable: crate::sandbox_access::Writable,
     watched: crate::sandbox_limits::Watched,
+    ended: tokio::sync::oneshot::Sender<i32>,
 ) -> Option<JailReport> {
     sock.set_nonblocking(true).ok()?;
     let stream = tokio::net::UnixStream::from_std(sock).ok()?;
@@ -552,6 +614,11 @@ async fn read_report(
                         watched.clone(),
                     ));
                 }
+            }
+            AgentFrame::ToolExit { status } if report.is_some() => {
+                // The run may be over already (timed out, its agent gone): then nobody asks.
+                let _ = ended.send(status);
+                return report;
             }
             // Nothing else comes from a launcher; a tool has no socket to send on.
             _ => return report,

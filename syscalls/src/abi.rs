@@ -406,6 +406,14 @@ pub enum AgentFrame {
     /// The kernel accepts the agent's connections on it and judges each one. Accepted once,
     /// between the jail report and `Hello`, and only for such an agent; the SDKs never send it.
     EgressListener,
+    /// Sent by the init of a tool's jail (never an agent's), once the tool has ended and every
+    /// other process of its pid namespace is killed and reaped: the tool's exit status (its
+    /// code, or 128 + the signal that ended it). The kernel answers the tool's call on it
+    /// without waiting for the init's own exit, which tears the jail's namespaces down.
+    /// Accepted once, after the jail report; only the launcher sends it, the SDKs never do.
+    ToolExit {
+        status: i32,
+    },
 }
 
 /// A W3C trace context (the `traceparent` header's fields, version 00): the trace and the

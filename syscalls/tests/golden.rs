@@ -369,6 +369,7 @@ fn handshake_events_and_reports() {
     );
     check("sandbox_listener", &AgentFrame::SandboxListener);
     check("egress_listener", &AgentFrame::EgressListener);
+    check("tool_exit", &AgentFrame::ToolExit { status: -137 });
 }
 
 fn sample_info() -> AgentInfo {

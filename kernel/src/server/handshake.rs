@@ -114,6 +114,9 @@ async fn launcher_then_hello(
             AgentFrame::JailReport(_) => {
                 return Err("a second jail report (only the launcher sends one, first)".into())
             }
+            AgentFrame::ToolExit { .. } => {
+                return Err("a tool's exit status on an agent's socket (only a tool's init sends one)".into())
+            }
             AgentFrame::Hello(h) if h.sdk.len() > agentos_syscalls::limits::SDK_NAME_MAX => {
                 return Err(format!(
                     "a Hello whose sdk name is {} bytes (the limit is {})",

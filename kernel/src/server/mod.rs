@@ -116,6 +116,11 @@ async fn serve_frames(
             AgentFrame::SandboxListener | AgentFrame::EgressListener => {
                 return Err("a listener from the agent (only the launcher sends one)".into())
             }
+            AgentFrame::ToolExit { .. } => {
+                return Err(
+                    "a tool's exit status from the agent (only a tool's init sends one)".into(),
+                )
+            }
         };
         drop(body);
         // Room for the answer, before anything is performed (see `budget`).

@@ -745,6 +745,9 @@ fn raw(how: &str) -> Result<u8, SdkError> {
     };
     if how == "bad-abi" {
         frame::write_frame(&mut sock, &hello(999))?;
+    } else if how == "tool-exit-first" {
+        // What only a tool's init sends, in place of the Hello.
+        frame::write_frame(&mut sock, &AgentFrame::ToolExit { status: 0 })?;
     } else {
         frame::write_frame(&mut sock, &hello(ABI_VERSION))?;
         let welcome = frame::read_frame(&mut sock, frame::DEFAULT_MAX_FRAME)?;
@@ -764,6 +767,7 @@ fn raw(how: &str) -> Result<u8, SdkError> {
                 sock.write_all(&[0u8; 64]).map_err(io)?;
             }
             "second-hello" => frame::write_frame(&mut sock, &hello(ABI_VERSION))?,
+            "tool-exit" => frame::write_frame(&mut sock, &AgentFrame::ToolExit { status: 0 })?,
             other => {
                 say(&format!("unknown raw mode `{other}`"));
                 return Ok(64);

@@ -74,6 +74,33 @@ fn second_hello_is_a_violation() {
     assert_eq!(violations(&k, id), vec!["a second Hello".to_string()]);
 }
 
+/// A tool's exit status is the word of a tool jail's init, on its own report socket: an agent
+/// that sends one on its socket, before or after its Hello, is a protocol violator, and no
+/// call of its is answered on the strength of it.
+#[test]
+fn an_agent_sending_a_tools_exit_status_is_a_violation() {
+    let (k, id, _, log) = abuse("permissive", "tool-exit");
+    assert!(
+        log.contains("answer id 0 Err(\"ProtocolViolation\")") && log.contains("closed"),
+        "{log}"
+    );
+    assert_eq!(
+        violations(&k, id),
+        vec!["a tool's exit status from the agent (only a tool's init sends one)".to_string()]
+    );
+    let (k, id, _, log) = abuse("permissive", "tool-exit-first");
+    assert!(
+        log.contains("answer id 0 Err(\"ProtocolViolation\")") && log.contains("closed"),
+        "{log}"
+    );
+    assert_eq!(
+        violations(&k, id),
+        vec![
+            "a tool's exit status on an agent's socket (only a tool's init sends one)".to_string()
+        ]
+    );
+}
+
 #[test]
 fn strict_mode_ends_a_protocol_violator_with_sigtrust() {
     for how in ["malformed", "oversized", "bad-abi"] {

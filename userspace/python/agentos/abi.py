@@ -631,6 +631,13 @@ class AgentFrameEgressListener(AgentFrame):
     """Sent only by the launcher, with the agent's egress proxy listener; the SDK never sends it."""
 
 
+@variant(AgentFrame, "ToolExit", I32)
+class AgentFrameToolExit(AgentFrame):
+    """Sent only by a tool jail's init: the tool's exit status; the SDK never sends it."""
+
+    status: int
+
+
 class KernelFrame(WireEnum):
     """A frame from the kernel."""
 

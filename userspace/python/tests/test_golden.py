@@ -119,6 +119,7 @@ def samples() -> Dict[str, Tuple[type, Any]]:
     ])))
     out["sandbox_listener"] = (AgentFrame, AgentFrame.SandboxListener())
     out["egress_listener"] = (AgentFrame, AgentFrame.EgressListener())
+    out["tool_exit"] = (AgentFrame, AgentFrame.ToolExit(-137))
     out["traced_request"] = (AgentFrame, AgentFrame.TracedRequest(
         abi.Request(9, abi.Syscall.Checkpoint()),
         abi.TraceContext.parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),

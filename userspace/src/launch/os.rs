@@ -144,6 +144,15 @@ pub trait Sys {
     fn reap(&mut self) -> io::Result<(i32, Exit)>;
     /// `kill(-1, SIGKILL)`: every other process of the pid namespace.
     fn kill_all(&mut self);
+    /// `waitpid(-1)` until no child is left (`ECHILD`): after [`Sys::kill_all`], every other
+    /// process of the pid namespace is gone when this returns.
+    fn reap_rest(&mut self);
+    /// Closes stdout and stderr, the last copies of the tool's output pipes once its tree is
+    /// reaped, so the kernel reads their end now, not when this process's exit releases them
+    /// (after the namespaces' teardown). Nothing is printed from here on.
+    fn close_output(&mut self);
+    /// Sends `AgentFrame::ToolExit` with `status` on [`AGENT_FD`] (a tool's init only).
+    fn send_tool_exit(&mut self, status: i32) -> io::Result<()>;
     fn chdir(&mut self, path: &Path) -> io::Result<()>;
     /// Returns only on failure.
     fn execve(&mut self, program: &CString, argv: &[CString], env: &[CString]) -> io::Error;
@@ -429,6 +438,30 @@ impl Sys for LinuxSys {
         let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
     }
 
+    fn reap_rest(&mut self) {
+        // Processes whose parents die are reparented here (pid 1) before those parents can be
+        // reaped, so no child left means no process left. ECHILD ends it; so does any other
+        // error, which then leaves the rest to this init's own exit.
+        loop {
+            match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn close_output(&mut self) {
+        for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+            // EBADF (already closed) is fine: the aim is that this process holds neither.
+            let _ = sys::close_raw(fd);
+        }
+    }
+
+    fn send_tool_exit(&mut self, status: i32) -> io::Result<()> {
+        let bytes = frame::encode(&AgentFrame::ToolExit { status }).map_err(other)?;
+        sys::write_all_fd(AGENT_FD, &bytes)
+    }
+
     fn chdir(&mut self, path: &Path) -> io::Result<()> {
         nix::unistd::chdir(path).map_err(io::Error::from)
     }
@@ -643,6 +676,16 @@ impl Sys for RecordingSys {
     }
     fn kill_all(&mut self) {
         self.rec("kill -1 SIGKILL");
+    }
+    fn reap_rest(&mut self) {
+        self.rec("reap until ECHILD");
+    }
+    fn close_output(&mut self) {
+        self.rec("close fd 1, fd 2");
+    }
+    fn send_tool_exit(&mut self, status: i32) -> io::Result<()> {
+        self.rec(format!("send_tool_exit {status}"));
+        Ok(())
     }
     fn chdir(&mut self, path: &Path) -> io::Result<()> {
         self.rec(format!("chdir {}", path.display()));

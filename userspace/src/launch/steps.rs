@@ -10,7 +10,9 @@
 //! - **I**: parent-death signal, liveness check, hostname, loopback up, private mounts, the
 //!   minimal root (tmpfs of binds, own `/proc`, `pivot_root`), `RLIMIT_NPROC`, capabilities,
 //!   `no_new_privs`, landlock, seccomp, send the jail report and the seccomp listener, fork → A; close fd 3, reap until
-//!   A ends, kill the rest of the namespace, exit with A's status. The root is built while I
+//!   A ends, kill the rest of the namespace, exit with A's status. A tool's init keeps fd 3
+//!   and, once the rest is killed, reaps it all and sends the tool's status on fd 3 before
+//!   its own exit (`AgentFrame::ToolExit`). The root is built while I
 //!   still holds its namespace capabilities and before seccomp (which denies `mount` and
 //!   `pivot_root` to the agent); landlock comes after it, so its rules name paths of the new
 //!   root.
@@ -527,7 +529,11 @@ fn init_jail<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i3
     match sys.fork().map_err(LaunchError::Fork)? {
         ForkSide::Child => Ok(agent(sys, spec)),
         ForkSide::Parent { child } => {
-            sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
+            // An agent's init lets go of the agent's socket; a tool's keeps its report socket
+            // for the tool's exit status (the tool itself closes its copy).
+            if !spec.tool {
+                sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
+            }
             sys.release_memory();
             let exit = loop {
                 let (pid, exit) = sys.reap().map_err(LaunchError::Wait)?;
@@ -536,9 +542,25 @@ fn init_jail<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i3
                 }
             };
             sys.kill_all();
+            if spec.tool {
+                tool_ended(sys, exit.code());
+            }
             Ok(exit.code())
         }
     }
+}
+
+/// A tool's init, its tool ended and every other process of the pid namespace sent SIGKILL:
+/// reaps them all, so nothing of the tool is left but this init, closes its own copies of
+/// the output pipes, then tells the kernel the tool's status. The kernel answers the call on
+/// it instead of waiting for this init's own exit, which tears the jail's namespaces down (a
+/// mount namespace's teardown waits for an RCU grace period) before it releases the init's
+/// files. A failed send goes unsaid (stderr is closed): the kernel then takes the status from
+/// this init's exit, as it would without the frame.
+fn tool_ended<S: Sys>(sys: &mut S, status: i32) {
+    sys.reap_rest();
+    sys.close_output();
+    let _ = sys.send_tool_exit(status);
 }
 
 /// A: the agent. Returns only if `execve` failed (126 or 127) or a step before it did (125).
@@ -974,6 +996,49 @@ mod tests {
                 "close fd 3".into(),
                 "chdir /workspace".into()
             ]
+        );
+    }
+
+    /// A tool's init keeps its report socket, and sends the tool's status on it only after the
+    /// rest of the namespace is killed and reaped: nothing of the tool is left when the
+    /// kernel hears it ended. An agent's init never sends one.
+    #[test]
+    fn a_tools_init_sends_its_status_only_once_nothing_else_is_left() {
+        let mut s = spec();
+        s.tool = true;
+        let mut sys = RecordingSys::new(42, [ForkSide::Parent { child: 2 }]);
+        assert_eq!(
+            run_cloned(
+                &mut sys,
+                Ok(serde_json::to_string(&s).unwrap()),
+                (1000, 1000),
+                true
+            ),
+            0
+        );
+        let at = sys
+            .calls
+            .iter()
+            .position(|c| c == "fork -> parent")
+            .unwrap();
+        assert_eq!(
+            sys.calls[at..],
+            [
+                "fork -> parent",
+                "release_memory",
+                "reap",
+                "kill -1 SIGKILL",
+                "reap until ECHILD",
+                "close fd 1, fd 2",
+                "send_tool_exit 0",
+            ]
+        );
+        let mut agent = RecordingSys::new(42, [ForkSide::Parent { child: 2 }]);
+        run_cloned(&mut agent, json(), (1000, 1000), true);
+        assert!(
+            !agent.calls.iter().any(|c| c.starts_with("send_tool_exit")),
+            "{:?}",
+            agent.calls
         );
     }
 

@@ -144,7 +144,8 @@ export type AgentFrame =
   | { type: 'JailReport'; report: JailReport }
   | { type: 'SandboxListener' }
   | { type: 'TracedRequest'; request: Request; trace: TraceContext }
-  | { type: 'EgressListener' };
+  | { type: 'EgressListener' }
+  | { type: 'ToolExit'; status: number };
 export const AgentFrame: Codec<AgentFrame> & { readonly names: AgentFrame['type'][] };
 
 export type KernelFrame =

@@ -258,6 +258,8 @@ export const AgentFrame = enumOf('AgentFrame', [
   ['TracedRequest', [['request', Request], ['trace', TraceContext]]],
   // Sent only by the launcher, with the agent's egress proxy listener; the SDK never sends it.
   ['EgressListener'],
+  // Sent only by a tool jail's init: the tool's exit status; the SDK never sends it.
+  ['ToolExit', [['status', I32]]],
 ]);
 
 /** A frame from the kernel. */

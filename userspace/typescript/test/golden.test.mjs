@@ -131,6 +131,7 @@ function samples() {
   }];
   out.sandbox_listener = [abi.AgentFrame, { type: 'SandboxListener' }];
   out.egress_listener = [abi.AgentFrame, { type: 'EgressListener' }];
+  out.tool_exit = [abi.AgentFrame, { type: 'ToolExit', status: -137 }];
   out.traced_request = [abi.AgentFrame, {
     type: 'TracedRequest',
     request: { id: 9, call: { type: 'Checkpoint' } },
