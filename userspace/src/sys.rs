@@ -212,11 +212,29 @@ pub(crate) fn clear_env() {
 }
 
 /// `execve(program, argv, env)`. Returns only on failure.
-pub(crate) fn execve(program: &CString, argv: &[CString], env: &[CString]) -> io::Error {
-    match nix::unistd::execve(program, argv, env) {
-        Ok(never) => match never {},
-        Err(e) => e.into(),
+/// Starts `program` with `posix_spawn`, a vfork: the child borrows this process's memory
+/// until its `execve`, so none of it is copied (no page tables, no copy-on-write faults after).
+/// The child is in a new session (`POSIX_SPAWN_SETSID`), has `close` closed first, this
+/// process's working directory and exactly `env`. Returns its pid; an error is the child's
+/// (`setsid`, the close or `execve`), known before this returns (the C library reaps such a
+/// child).
+pub(crate) fn spawn(
+    program: &CString,
+    argv: &[CString],
+    env: &[CString],
+    close: Option<RawFd>,
+) -> io::Result<i32> {
+    use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_flags(PosixSpawnFlags::from_bits_retain(libc::c_int::from(
+        libc::POSIX_SPAWN_SETSID,
+    )))?;
+    let mut actions = PosixSpawnFileActions::init()?;
+    if let Some(fd) = close {
+        actions.add_close(fd)?;
     }
+    let pid = posix_spawn(program.as_c_str(), &actions, &attr, argv, env)?;
+    Ok(pid.as_raw())
 }
 
 /// Sets `IFF_UP` on the network interface `name` (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`) through

@@ -13,7 +13,7 @@
 //!   uts/mount namespaces, forks I, and exits with I's status;
 //! - **I**, pid 1 of the new pid namespace, finishes the jail (loopback, the minimal root
 //!   and `pivot_root`, capabilities, `no_new_privs`, landlock, seccomp), sends one `AgentFrame::JailReport` on fd 3, then `AgentFrame::SandboxListener` with the
-//!   seccomp user-notification listener (`SCM_RIGHTS`, closed before the fork), forks A, reaps, and exits
+//!   seccomp user-notification listener (`SCM_RIGHTS`, closed before A starts), starts A (`posix_spawn`), reaps, and exits
 //!   with A's status (code, or 128 + signal);
 //! - **A** `execve`s the agent program in its own session, in the scratch directory, with
 //!   exactly `spec.env`.

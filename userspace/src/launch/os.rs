@@ -154,8 +154,17 @@ pub trait Sys {
     /// Sends `AgentFrame::ToolExit` with `status` on [`AGENT_FD`] (a tool's init only).
     fn send_tool_exit(&mut self, status: i32) -> io::Result<()>;
     fn chdir(&mut self, path: &Path) -> io::Result<()>;
-    /// Returns only on failure.
-    fn execve(&mut self, program: &CString, argv: &[CString], env: &[CString]) -> io::Error;
+    /// Starts the agent program (A) and returns its pid: `posix_spawn`, a vfork (nothing of
+    /// this process is copied), in a new session, with [`AGENT_FD`] closed first when
+    /// `close_agent_fd`, in this process's working directory, with exactly `env`. An error is
+    /// A's (`setsid`, the close or `execve`), known before this returns.
+    fn spawn(
+        &mut self,
+        program: &CString,
+        argv: &[CString],
+        env: &[CString],
+        close_agent_fd: bool,
+    ) -> io::Result<i32>;
     /// A line on stderr.
     fn eprint(&mut self, line: &str);
 }
@@ -466,8 +475,14 @@ impl Sys for LinuxSys {
         nix::unistd::chdir(path).map_err(io::Error::from)
     }
 
-    fn execve(&mut self, program: &CString, argv: &[CString], env: &[CString]) -> io::Error {
-        sys::execve(program, argv, env)
+    fn spawn(
+        &mut self,
+        program: &CString,
+        argv: &[CString],
+        env: &[CString],
+        close_agent_fd: bool,
+    ) -> io::Result<i32> {
+        sys::spawn(program, argv, env, close_agent_fd.then_some(AGENT_FD))
     }
 
     fn eprint(&mut self, line: &str) {
@@ -691,9 +706,23 @@ impl Sys for RecordingSys {
         self.rec(format!("chdir {}", path.display()));
         Ok(())
     }
-    fn execve(&mut self, program: &CString, argv: &[CString], env: &[CString]) -> io::Error {
-        self.rec(format!("execve {program:?} argv={argv:?} env={env:?}"));
-        io::Error::from(io::ErrorKind::NotFound)
+    /// Answers from the fork script: `Parent { child }` starts `child`; `Child` is an
+    /// `execve` that failed (not found), as the child side of a fork would have met it.
+    fn spawn(
+        &mut self,
+        program: &CString,
+        argv: &[CString],
+        env: &[CString],
+        close_agent_fd: bool,
+    ) -> io::Result<i32> {
+        let close = if close_agent_fd { " close fd 3" } else { "" };
+        self.rec(format!(
+            "spawn setsid{close} execve {program:?} argv={argv:?} env={env:?}"
+        ));
+        match self.forks.pop_front() {
+            Some(ForkSide::Parent { child }) => Ok(child),
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
     }
     fn eprint(&mut self, line: &str) {
         self.rec(format!("eprint {line}"));

@@ -9,14 +9,16 @@
 //!   re-check the parent, liveness pipe, fork → I; close fd 3, wait for I, exit with its status.
 //! - **I**: parent-death signal, liveness check, hostname, loopback up, private mounts, the
 //!   minimal root (tmpfs of binds, own `/proc`, `pivot_root`), `RLIMIT_NPROC`, capabilities,
-//!   `no_new_privs`, landlock, seccomp, send the jail report and the seccomp listener, fork → A; close fd 3, reap until
+//!   `no_new_privs`, landlock, seccomp, send the jail report and the seccomp listener, `chdir`
+//!   to A's working directory, start A (`posix_spawn`: a vfork, nothing of I copied); close fd 3, reap until
 //!   A ends, kill the rest of the namespace, exit with A's status. A tool's init keeps fd 3
 //!   and, once the rest is killed, reaps it all and sends the tool's status on fd 3 before
 //!   its own exit (`AgentFrame::ToolExit`). The root is built while I
 //!   still holds its namespace capabilities and before seccomp (which denies `mount` and
 //!   `pivot_root` to the agent); landlock comes after it, so its rules name paths of the new
 //!   root.
-//! - **A**: `setsid`, (a tool: close fd 3), `chdir(cwd or scratch)`, `execve`.
+//! - **A** (in the vfork child I's `posix_spawn` makes): `setsid`, (a tool: close fd 3),
+//!   `execve` — in I's working directory, the cwd or scratch.
 //!
 //! Invariants: the agent program never runs unless every step before it succeeded (a layer may
 //! be `Missing` only when the spec does not require the full sandbox); exactly one jail report
@@ -526,28 +528,27 @@ fn init_jail<S: Sys>(sys: &mut S, spec: &JailSpec, jail: &mut Jail) -> Result<i3
     sys.send_egress_listener()
         .map_err(LaunchError::EgressListener)?;
 
-    match sys.fork().map_err(LaunchError::Fork)? {
-        ForkSide::Child => Ok(agent(sys, spec)),
-        ForkSide::Parent { child } => {
-            // An agent's init lets go of the agent's socket; a tool's keeps its report socket
-            // for the tool's exit status (the tool itself closes its copy).
-            if !spec.tool {
-                sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
-            }
-            sys.release_memory();
-            let exit = loop {
-                let (pid, exit) = sys.reap().map_err(LaunchError::Wait)?;
-                if pid == child {
-                    break exit;
-                }
-            };
-            sys.kill_all();
-            if spec.tool {
-                tool_ended(sys, exit.code());
-            }
-            Ok(exit.code())
-        }
+    let child = match start_agent(sys, spec) {
+        Ok(child) => child,
+        Err(code) => return Ok(code),
+    };
+    // An agent's init lets go of the agent's socket; a tool's keeps its report socket for the
+    // tool's exit status (the tool was started without it).
+    if !spec.tool {
+        sys.close_agent_fd().map_err(LaunchError::CloseAgentFd)?;
     }
+    sys.release_memory();
+    let exit = loop {
+        let (pid, exit) = sys.reap().map_err(LaunchError::Wait)?;
+        if pid == child {
+            break exit;
+        }
+    };
+    sys.kill_all();
+    if spec.tool {
+        tool_ended(sys, exit.code());
+    }
+    Ok(exit.code())
 }
 
 /// A tool's init, its tool ended and every other process of the pid namespace sent SIGKILL:
@@ -563,19 +564,12 @@ fn tool_ended<S: Sys>(sys: &mut S, status: i32) {
     let _ = sys.send_tool_exit(status);
 }
 
-/// A: the agent. Returns only if `execve` failed (126 or 127) or a step before it did (125).
-fn agent<S: Sys>(sys: &mut S, spec: &JailSpec) -> i32 {
-    if let Err(e) = sys.setsid() {
-        sys.eprint(&LaunchError::Setsid(e).message());
-        return EXIT_SANDBOX_FAILED;
-    }
-    // A tool has no kernel socket: fd 3 carried only the report and the listener.
-    if spec.tool {
-        if let Err(e) = sys.close_agent_fd() {
-            sys.eprint(&LaunchError::CloseAgentFd(e).message());
-            return EXIT_SANDBOX_FAILED;
-        }
-    }
+/// A: starts the agent program in its own session, in its working directory (the init moves
+/// there first: A inherits it), with exactly `spec.env`; a tool without fd 3 (it carried only
+/// the report and the listener). Returns A's pid, or the exit code of a start that failed,
+/// its reason printed: 125 when the working directory is not there, 126/127 when the
+/// program could not be executed (permission / anything else, e.g. not found).
+fn start_agent<S: Sys>(sys: &mut S, spec: &JailSpec) -> Result<i32, i32> {
     let cwd = spec.cwd.as_ref().unwrap_or(&spec.scratch);
     if let Err(source) = sys.chdir(cwd) {
         let e = if spec.cwd.is_some() {
@@ -590,23 +584,24 @@ fn agent<S: Sys>(sys: &mut S, spec: &JailSpec) -> i32 {
             }
         };
         sys.eprint(&e.message());
-        return EXIT_SANDBOX_FAILED;
+        return Err(EXIT_SANDBOX_FAILED);
     }
     let program = spec.program.display();
     let (path, argv, env) = match exec_args(spec) {
         Ok(args) => args,
         Err(e) => {
             sys.eprint(&format!("agentos-launch: exec {program}: {e}"));
-            return EXIT_EXEC_NOT_FOUND;
+            return Err(EXIT_EXEC_NOT_FOUND);
         }
     };
-    let err = sys.execve(&path, &argv, &env);
-    sys.eprint(&format!("agentos-launch: exec {program}: {err}"));
-    match err.kind() {
-        io::ErrorKind::PermissionDenied => EXIT_EXEC_DENIED,
-        _ if err.raw_os_error() == Some(libc::EPERM) => EXIT_EXEC_DENIED,
-        _ => EXIT_EXEC_NOT_FOUND,
-    }
+    sys.spawn(&path, &argv, &env, spec.tool).map_err(|err| {
+        sys.eprint(&format!("agentos-launch: exec {program}: {err}"));
+        match err.kind() {
+            io::ErrorKind::PermissionDenied => EXIT_EXEC_DENIED,
+            _ if err.raw_os_error() == Some(libc::EPERM) => EXIT_EXEC_DENIED,
+            _ => EXIT_EXEC_NOT_FOUND,
+        }
+    })
 }
 
 type ExecArgs = (CString, Vec<CString>, Vec<CString>);
@@ -730,7 +725,8 @@ mod tests {
         assert_eq!(run(&mut sys, json()), 0);
         let fork: &[&str] = &["fork -> child"];
         let tail: &[&str] = &[
-            "fork -> parent",
+            "chdir /scratch",
+            "spawn setsid execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]",
             "close fd 3",
             "release_memory",
             "reap",
@@ -753,7 +749,8 @@ mod tests {
         ];
         let jail = &I[I.iter().position(|c| c.starts_with("sethostname")).unwrap()..];
         let tail: &[&str] = &[
-            "fork -> parent",
+            "chdir /scratch",
+            "spawn setsid execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]",
             "close fd 3",
             "release_memory",
             "reap",
@@ -824,10 +821,17 @@ mod tests {
             run_cloned(&mut sys, json(), (1000, 1000), false),
             EXIT_EXEC_NOT_FOUND
         );
-        let at = sys.calls.iter().position(|c| c == "fork -> child").unwrap();
+        let at = sys
+            .calls
+            .iter()
+            .position(|c| c == "chdir /scratch")
+            .unwrap();
         assert_eq!(
-            sys.calls[at + 1..at + 3],
-            ["setsid".to_string(), "chdir /scratch".into()]
+            sys.calls[at + 1..],
+            [
+                "spawn setsid execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]".to_string(),
+                "eprint agentos-launch: exec /bin/true: entity not found".into()
+            ]
         );
         assert!(sys.calls[at - 3..at].contains(&"send_listener".to_string()));
     }
@@ -840,26 +844,30 @@ mod tests {
         assert_eq!(run(&mut sys, Ok(serde_json::to_string(&s).unwrap())), 0);
         let at = |c: &str| sys.calls.iter().position(|x| x == c).unwrap();
         // Listening needs the namespace's loopback up, and happens before every layer that
-        // closes the jail; the listener leaves before the agent is forked.
+        // closes the jail; the listener leaves before the agent is started.
         assert_eq!(at("listen 127.0.0.1:3128"), at("ifup lo") + 1);
         assert!(at("listen 127.0.0.1:3128") < at("drop_capabilities"));
         assert!(sys.calls.iter().any(|c| c == "seccomp +inet"));
         assert_eq!(at("send_egress_listener"), at("send_listener") + 1);
-        assert!(at("send_egress_listener") < at("fork -> parent"));
+        let spawn = sys
+            .calls
+            .iter()
+            .position(|c| c.starts_with("spawn"))
+            .unwrap();
+        assert!(at("send_egress_listener") < spawn);
         assert!(!sys.calls.iter().any(|c| c == "seccomp"));
     }
 
     #[test]
     fn agent_side_order() {
         let mut sys = RecordingSys::new(42, [ForkSide::Child, ForkSide::Child]);
-        // The recorder's execve fails with ENOENT: the agent reports it and exits 127.
+        // The recorder's spawn fails with ENOENT (its execve): the init reports it and exits
+        // 127.
         assert_eq!(run(&mut sys, json()), EXIT_EXEC_NOT_FOUND);
         let fork: &[&str] = &["fork -> child"];
         let tail: &[&str] = &[
-            "fork -> child",
-            "setsid",
             "chdir /scratch",
-            "execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]",
+            "spawn setsid execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]",
             "eprint agentos-launch: exec /bin/true: entity not found",
         ];
         assert_eq!(sys.calls, expect(&[L, fork, I, tail]));
@@ -987,15 +995,12 @@ mod tests {
         let at = sys
             .calls
             .iter()
-            .rposition(|c| c == "fork -> child")
+            .position(|c| c == "chdir /workspace")
             .unwrap();
-        assert_eq!(
-            sys.calls[at + 1..at + 4],
-            [
-                "setsid".to_string(),
-                "close fd 3".into(),
-                "chdir /workspace".into()
-            ]
+        assert!(
+            sys.calls[at + 1].starts_with("spawn setsid close fd 3 execve \"/bin/true\""),
+            "{:?}",
+            sys.calls
         );
     }
 
@@ -1019,12 +1024,13 @@ mod tests {
         let at = sys
             .calls
             .iter()
-            .position(|c| c == "fork -> parent")
+            .position(|c| c == "chdir /scratch")
             .unwrap();
         assert_eq!(
             sys.calls[at..],
             [
-                "fork -> parent",
+                "chdir /scratch",
+                "spawn setsid close fd 3 execve \"/bin/true\" argv=[\"true\"] env=[\"A=1\"]",
                 "release_memory",
                 "reap",
                 "kill -1 SIGKILL",
