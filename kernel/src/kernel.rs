@@ -98,6 +98,9 @@ impl Kernel {
             .map_err(KernelError::Provider)?;
         crate::mcp::check_all(&config.mcp, &config.state_dir).map_err(KernelError::Provider)?;
         create_private_dir(&config.agents_dir())?;
+        // A fleet's agents make (and, pruned, free) a dir and files each: spread over the
+        // filesystem, each agent's inodes are not searched for among the last fleet's.
+        agentos_recorder::tlog::spread_subdirs(&config.agents_dir());
         let lock_file = take_lock(&config)?;
         if config.python_sdk.is_none() {
             let dir = config.python_sdk_dir();

@@ -534,17 +534,18 @@ fn write_file(dir: &Path, rel: &str, data: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, data)
 }
 
-/// Asks the filesystem to place the directories made under `tiles` (one per tile level, and
-/// the entry bundles') away from the rest of the state dir: ext4's `FS_TOPDIR_FL` (`chattr
-/// +T`) makes its allocator put each in a block group of its own, with few directories and
-/// many free inodes. Without a journal, ext4 makes every new file skip, one by one, the
-/// inodes freed in its group in the last minutes; in the state dir's group those are many (the
-/// agents' files come and go there, and whatever else the host deletes), and the publisher
-/// creates a few tile files a second per thousand records a second. Best effort: another
+/// Asks the filesystem to place the directories made under `parent` away from it and from
+/// each other: ext4's `FS_TOPDIR_FL` (`chattr +T`) makes its allocator put each in a block
+/// group of its own, with few directories and many free inodes. Without a journal, ext4
+/// makes every new file skip, one by one, the inodes freed in its group in the last minutes;
+/// in the state dir's group those are many (the agents' files come and go there, and whatever
+/// else the host deletes). Used on `tile/` (one dir per tile level and the entry bundles',
+/// where the publisher creates a few tile files a second per thousand records a second) and
+/// by the kernel on `agents/` (a dir per agent, with its files). Best effort: another
 /// filesystem, or one that refuses the flag, is left as it is.
-fn spread_subdirs(tiles: &Path) {
+pub fn spread_subdirs(parent: &Path) {
     use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
-    let Ok(dir) = File::open(tiles) else {
+    let Ok(dir) = File::open(parent) else {
         return;
     };
     if let Ok(flags) = ioctl_getflags(&dir) {

@@ -466,3 +466,27 @@ fn checkpoints_past_the_budget_are_refused_before_writing() {
     assert!(held <= 1_500_000, "{held}");
     assert!(!dir.join("3").exists());
 }
+
+/// Where the filesystem takes `FS_TOPDIR_FL` (ext4: a dir beside the state dir accepts it),
+/// the kernel's `agents/` carries it, so each agent's dir and files go to a block group of
+/// their own instead of being searched for, one by one, among the inodes the last fleet (or
+/// anything else on the host) freed near the state dir.
+#[test]
+fn the_agents_dir_asks_the_filesystem_to_spread_the_agents() {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    let k = TestKernel::start();
+    let probe = k.work.join("topdir-probe");
+    std::fs::create_dir(&probe).unwrap();
+    let probe = std::fs::File::open(&probe).unwrap();
+    let takes_it = ioctl_getflags(&probe)
+        .and_then(|f| ioctl_setflags(&probe, f | IFlags::TOPDIR))
+        .and_then(|()| ioctl_getflags(&probe))
+        .is_ok_and(|f| f.contains(IFlags::TOPDIR));
+    let agents = std::fs::File::open(k.state_dir.join("agents")).unwrap();
+    let flags = ioctl_getflags(&agents);
+    if takes_it {
+        assert!(flags.unwrap().contains(IFlags::TOPDIR));
+    } else {
+        eprintln!("this filesystem does not take FS_TOPDIR_FL: agents/ is left as it is");
+    }
+}
