@@ -6,23 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
-use agentos_benches::BenchKernel;
+use agentos_benches::{bench_agent_beside_examples, BenchKernel};
 
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("usage: exec_count N");
-    // bench-agent sits beside this example's directory (target/release/bench-agent).
-    let exe = std::env::current_exe().unwrap();
-    let agent: PathBuf = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .unwrap()
-        .join("bench-agent");
-    assert!(agent.is_file(), "{} is missing", agent.display());
+    let agent = bench_agent_beside_examples();
     let kernel = BenchKernel::start();
     let t = kernel.exec_true(&agent, n);
     println!(

@@ -8,10 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use agentos_benches::{all_cpus, pin_whole_process, BenchKernel, POLICY};
+use agentos_benches::{
+    all_cpus, bench_agent_beside_examples, pin_whole_process, BenchKernel, POLICY,
+};
 use agentos_kernel::hooks::HookConfig;
 use agentos_kernel::traces::TraceConfig;
 use agentos_tests::otlp::{Answer, OtlpReceiver};
@@ -28,14 +29,7 @@ fn main() {
         .skip(1)
         .find(|a| *a != "same-cpu")
         .map_or("off", String::as_str);
-    // bench-agent sits beside this example's directory (target/release/bench-agent).
-    let exe = std::env::current_exe().unwrap();
-    let agent: PathBuf = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .unwrap()
-        .join("bench-agent");
-    assert!(agent.is_file(), "{} is missing", agent.display());
+    let agent = bench_agent_beside_examples();
     let receiver = OtlpReceiver::start(Answer::Discard);
     let endpoint = format!("{}/v1/traces", receiver.endpoint());
     pin_whole_process(&all_cpus());

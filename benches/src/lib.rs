@@ -152,6 +152,19 @@ pub fn own_binary(path: &str) -> PathBuf {
     p
 }
 
+/// `bench-agent`, for an example of this package (`target/release/examples/X`): it sits beside
+/// the examples' directory (`target/release/bench-agent`).
+pub fn bench_agent_beside_examples() -> PathBuf {
+    let exe = std::env::current_exe().expect("this example's path");
+    let agent = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .expect("an example lives in <target>/<profile>/examples")
+        .join("bench-agent");
+    assert!(agent.is_file(), "{} is missing", agent.display());
+    agent
+}
+
 /// The ping-pong floor's other side: a `pingpong-echo` child holding one end of a socketpair.
 #[derive(Debug)]
 pub struct Echo {

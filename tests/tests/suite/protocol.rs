@@ -79,26 +79,23 @@ fn second_hello_is_a_violation() {
 /// call of its is answered on the strength of it.
 #[test]
 fn an_agent_sending_a_tools_exit_status_is_a_violation() {
-    let (k, id, _, log) = abuse("permissive", "tool-exit");
-    assert!(
-        log.contains("answer id 0 Err(\"ProtocolViolation\")") && log.contains("closed"),
-        "{log}"
-    );
-    assert_eq!(
-        violations(&k, id),
-        vec!["a tool's exit status from the agent (only a tool's init sends one)".to_string()]
-    );
-    let (k, id, _, log) = abuse("permissive", "tool-exit-first");
-    assert!(
-        log.contains("answer id 0 Err(\"ProtocolViolation\")") && log.contains("closed"),
-        "{log}"
-    );
-    assert_eq!(
-        violations(&k, id),
-        vec![
-            "a tool's exit status on an agent's socket (only a tool's init sends one)".to_string()
-        ]
-    );
+    for (how, reason) in [
+        (
+            "tool-exit",
+            "a tool's exit status from the agent (only a tool's init sends one)",
+        ),
+        (
+            "tool-exit-first",
+            "a tool's exit status on an agent's socket (only a tool's init sends one)",
+        ),
+    ] {
+        let (k, id, _, log) = abuse("permissive", how);
+        assert!(
+            log.contains("answer id 0 Err(\"ProtocolViolation\")") && log.contains("closed"),
+            "{how}: {log}"
+        );
+        assert_eq!(violations(&k, id), vec![reason.to_string()], "{how}");
+    }
 }
 
 #[test]
