@@ -134,22 +134,18 @@ pub(crate) fn close_raw(fd: RawFd) -> io::Result<()> {
 /// Drops every capability from the bounding set, including ones newer than the `caps` crate
 /// knows: `PR_CAPBSET_DROP` for each number until the kernel answers EINVAL (past the last).
 pub(crate) fn drop_bounding_set() -> io::Result<()> {
+    // Dropping a capability the set does not hold is no error (with CAP_SETPCAP, which
+    // `lock_securebits` just needed too), so none is read first; EINVAL ends the numbers the
+    // running kernel knows.
     for cap in 0..64 {
         // SAFETY: prctl with integer arguments only; no memory is passed.
-        let has = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-        if has < 0 {
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if rc != 0 {
             let err = io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EINVAL) {
                 return Ok(());
             }
             return Err(err);
-        }
-        if has == 1 {
-            // SAFETY: as above, integer arguments only.
-            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
         }
     }
     Ok(())

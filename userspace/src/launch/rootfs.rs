@@ -189,38 +189,43 @@ fn under_a_bind(path: &Path, binds: &[Bind]) -> bool {
 
 /// Records every symlink met on the way to `path` that lies outside the binds (those inside
 /// exist in the new root already), and follows each link's target the same way.
+///
+/// Walks `path` once, keeping the canonical form of the part walked: each component costs one
+/// `lstat`, and only a symlink a resolution of its own (not a `realpath` of every prefix,
+/// which reads each component again).
 fn mirror_symlinks(path: &Path, binds: &[Bind], out: &mut Vec<(PathBuf, PathBuf)>, depth: usize) {
     if depth > MAX_LINK_DEPTH {
         return;
     }
-    let mut prefix = PathBuf::from("/");
+    // The canonical form of the components walked so far.
+    let mut parent = PathBuf::from("/");
     for component in path.components() {
         let name = match component {
             Component::RootDir => continue,
             Component::Normal(name) => name,
             _ => return,
         };
-        let Ok(parent) = std::fs::canonicalize(&prefix) else {
-            return;
-        };
         let at = parent.join(name);
-        prefix.push(name);
-        if under_a_bind(&at, binds) {
-            continue;
-        }
         let Ok(meta) = std::fs::symlink_metadata(&at) else {
             return;
         };
         if !meta.file_type().is_symlink() {
+            parent = at;
             continue;
         }
-        let Ok(target) = std::fs::read_link(&at) else {
+        if !under_a_bind(&at, binds) {
+            let Ok(target) = std::fs::read_link(&at) else {
+                return;
+            };
+            if out.iter().all(|(a, _)| *a != at) {
+                out.push((at.clone(), target.clone()));
+                mirror_symlinks(&parent.join(&target), binds, out, depth + 1);
+            }
+        }
+        let Ok(resolved) = std::fs::canonicalize(&at) else {
             return;
         };
-        if out.iter().all(|(a, _)| *a != at) {
-            out.push((at, target.clone()));
-            mirror_symlinks(&parent.join(&target), binds, out, depth + 1);
-        }
+        parent = resolved;
     }
 }
 
@@ -665,6 +670,36 @@ mod tests {
         );
         assert_eq!(plan.skipped.len(), 1);
         assert!(plan.skipped[0].starts_with(&d.join("missing").display().to_string()));
+    }
+
+    /// A link reached through another link, and one whose target is a link again: each is
+    /// mirrored once, in the order met, and the walk goes on from where the link leads.
+    #[test]
+    fn chained_links_outside_the_binds_are_all_mirrored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(tmp.path()).unwrap();
+        for sub in ["usr/bin", "usr/share", "etc", "scratch"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("usr/bin/prog"), "").unwrap();
+        std::fs::write(d.join("usr/share/UTC"), "").unwrap();
+        std::os::unix::fs::symlink(d.join("usr/share/UTC"), d.join("etc/zone")).unwrap();
+        std::os::unix::fs::symlink("zone", d.join("etc/tz")).unwrap();
+        std::os::unix::fs::symlink("etc", d.join("alt")).unwrap();
+        let mut s = spec(&d);
+        s.program = d.join("usr/bin/prog");
+        s.read_exec = vec![d.join("usr")];
+        s.read_only = vec![d.join("alt/tz")];
+        let plan = plan(&s);
+        assert_eq!(
+            plan.symlinks,
+            vec![
+                (d.join("alt"), PathBuf::from("etc")),
+                (d.join("etc/tz"), PathBuf::from("zone")),
+                (d.join("etc/zone"), d.join("usr/share/UTC")),
+            ]
+        );
+        assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
     }
 
     #[test]
