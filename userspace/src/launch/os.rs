@@ -451,12 +451,7 @@ impl Sys for LinuxSys {
         // Processes whose parents die are reparented here (pid 1) before those parents can be
         // reaped, so no child left means no process left. ECHILD ends it; so does any other
         // error, which then leaves the rest to this init's own exit.
-        loop {
-            match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
-            }
-        }
+        while self.reap().is_ok() {}
     }
 
     fn close_output(&mut self) {
