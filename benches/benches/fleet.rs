@@ -2,8 +2,11 @@
 //! and to stop.
 //!
 //! Each sample starts a fresh kernel in this process, spawns `FLEET_AGENTS` (default 1000)
-//! jailed `bench-agent idle` agents (connected, then idle; their policy lists SIGTERM) and
-//! waits until every one is running, lists them (`Kernel::ps`, what `agentctl ps` asks), then
+//! jailed `bench-agent idle` agents (connected, then idle; their policy lists SIGTERM),
+//! `FLEET_SPAWN_AT_ONCE` spawns in flight (default 1: one after another; 8 is what
+//! `xargs -P8 agentctl spawn` would do), and waits until every one is running (each on its
+//! own start, `Kernel::wait_started`: nothing polls a listing beside the spawns), lists them
+//! (`Kernel::ps`, what `agentctl ps` asks), then
 //! times `Kernel::shutdown`: SIGTERM to every agent, each ended by it, every exit recorded,
 //! the recorder sealed. Criterion measures the shutdown (`fleet/stop_<N>_idle_agents`); the
 //! summary adds the spawn time, the `ps` time and the kernel's resident memory per agent
@@ -24,8 +27,8 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use agentos_benches::{fmt_ns, own_binary, BenchKernel, POLICY};
-use agentos_syscalls::control::AgentState;
+use agentos_benches::{fmt_ns, own_binary, spawn_request, BenchKernel, POLICY};
+use agentos_syscalls::control::{AgentRef, AgentState};
 use criterion::{Criterion, SamplingMode};
 
 const SAMPLE_SIZE: usize = 10;
@@ -35,6 +38,16 @@ fn agents() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000)
+}
+
+/// How many spawns are in flight at once (`FLEET_SPAWN_AT_ONCE`, default 1: one after
+/// another, as a script of `agentctl spawn`s would).
+fn spawns_at_once() -> usize {
+    std::env::var("FLEET_SPAWN_AT_ONCE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// This process's resident memory, bytes.
@@ -119,31 +132,51 @@ fn helper_costs(roots: &[u32]) -> (f64, f64, f64) {
 }
 
 /// One fleet: started, listed, and its kernel's shutdown timed.
-fn one_fleet(agent: &std::path::Path, policy: &str, n: usize, seen: &mut Seen) -> Duration {
+fn one_fleet(
+    agent: &std::path::Path,
+    policy: &str,
+    n: usize,
+    at_once: usize,
+    seen: &mut Seen,
+) -> Duration {
     let k = BenchKernel::start();
     let before = rss();
     let started = Instant::now();
-    for _ in 0..n {
-        k.start_agent(agent, &["idle"], None, policy);
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let running = k
-            .kernel
-            .ps()
-            .iter()
-            .filter(|a| a.state == AgentState::Running)
-            .count();
-        if running == n {
-            break;
+    // `at_once` spawns in flight; each agent then waits on its own start (no listing polled
+    // beside the spawns: a `ps` of a thousand agents reads two cgroup files of each).
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1)));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let kernel = k.kernel.clone();
+            let req = spawn_request(agent, &["idle"], None, policy);
+            let gate = gate.clone();
+            k.rt.spawn(async move {
+                let permit = gate
+                    .acquire_owned()
+                    .await
+                    .expect("the gate is never closed");
+                let info = kernel.spawn(req).await.expect("spawn the bench agent");
+                drop(permit);
+                kernel
+                    .wait_started(&AgentRef::Id(info.id))
+                    .await
+                    .expect("a spawned agent is in the table")
+            })
+        })
+        .collect();
+    let states = k.rt.block_on(async {
+        let mut states = Vec::with_capacity(n);
+        for t in tasks {
+            states.push(t.await.expect("a spawn task panicked"));
         }
-        assert!(
-            Instant::now() < deadline,
-            "{running} of {n} agents running after 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        states
+    });
     seen.spawn.push(started.elapsed());
+    assert!(
+        states.iter().all(|s| *s == AgentState::Running),
+        "an agent did not start: {:?}",
+        states.iter().find(|s| **s != AgentState::Running)
+    );
     let listed = Instant::now();
     let rows = k.kernel.ps();
     seen.ps.push(listed.elapsed());
@@ -177,6 +210,7 @@ fn median(v: &[Duration]) -> Duration {
 
 fn main() {
     let n = agents();
+    let at_once = spawns_at_once();
     let agent = own_binary(env!("CARGO_BIN_EXE_bench-agent"));
     let policy = POLICY.replace("signals: []", "signals: [SIGTERM]");
     let seen = RefCell::new(Seen::default());
@@ -192,7 +226,7 @@ fn main() {
         group.bench_function(&name, |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| one_fleet(&agent, &policy, n, &mut seen.borrow_mut()))
+                    .map(|_| one_fleet(&agent, &policy, n, at_once, &mut seen.borrow_mut()))
                     .sum()
             })
         });
@@ -203,7 +237,7 @@ fn main() {
     let check = |what: &str, v: Duration, budget: Duration| {
         let verdict = if v <= budget { "✔" } else { "✘" };
         println!(
-            "{what:<34} {:>12}   budget {:>10} {verdict}",
+            "{what:<38} {:>12}   budget {:>10} {verdict}",
             fmt_ns(v.as_nanos() as f64),
             fmt_ns(budget.as_nanos() as f64)
         );
@@ -215,7 +249,7 @@ fn main() {
     );
     check("kernel stop", median(&s.stop), Duration::from_secs(3));
     check(
-        "spawn until all running",
+        &format!("spawn until all running ({at_once} at once)"),
         median(&s.spawn),
         Duration::from_secs(3),
     );
@@ -225,7 +259,7 @@ fn main() {
     let kib = per.get(per.len() / 2).copied().unwrap_or(0.0) / 1024.0;
     let verdict = if kib <= 64.0 { "✔" } else { "✘" };
     println!(
-        "{:<34} {:>9.1} KiB   budget {:>6} KiB {verdict}",
+        "{:<38} {:>9.1} KiB   budget {:>6} KiB {verdict}",
         "kernel memory per agent", kib, 64
     );
     let mid = |v: &[f64]| {
@@ -233,17 +267,17 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
-    println!("{:<34} {:>9.2}", "processes per agent", mid(&s.processes));
+    println!("{:<38} {:>9.2}", "processes per agent", mid(&s.processes));
     let helpers = mid(&s.helpers);
     let verdict = if helpers <= 1.0 { "✔" } else { "✘" };
     println!(
-        "{:<34} {:>9.2}       budget {:>6}     {verdict}",
+        "{:<38} {:>9.2}       budget {:>6}     {verdict}",
         "helper processes per agent", helpers, 1
     );
     let kib = mid(&s.helper_pss) / 1024.0;
     let verdict = if kib <= 150.0 { "✔" } else { "✘" };
     println!(
-        "{:<34} {:>9.1} KiB   budget {:>6} KiB {verdict}",
+        "{:<38} {:>9.1} KiB   budget {:>6} KiB {verdict}",
         "helper PSS per agent", kib, 150
     );
 }

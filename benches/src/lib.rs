@@ -209,6 +209,27 @@ impl Echo {
     }
 }
 
+/// The request that spawns `program args` under `policy` (the bench agents' request).
+pub fn spawn_request(
+    program: &Path,
+    args: &[&str],
+    workspace: Option<&Path>,
+    policy: &str,
+) -> SpawnRequest {
+    SpawnRequest {
+        name: None,
+        policy: PolicySource {
+            path: "bench-policy.md".into(),
+            text: policy.into(),
+        },
+        workspace: workspace.map(Path::to_path_buf),
+        program: program.to_path_buf(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
+        extra_read_only: Vec::new(),
+    }
+}
+
 /// A kernel in this process, on its own tokio runtime (2 workers) and temp state dir.
 #[derive(Debug)]
 pub struct BenchKernel {
@@ -299,18 +320,7 @@ impl BenchKernel {
         workspace: Option<&Path>,
         policy: &str,
     ) -> AgentInfo {
-        let req = SpawnRequest {
-            name: None,
-            policy: PolicySource {
-                path: "bench-policy.md".into(),
-                text: policy.into(),
-            },
-            workspace: workspace.map(Path::to_path_buf),
-            program: program.to_path_buf(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            extra_read_only: Vec::new(),
-        };
+        let req = spawn_request(program, args, workspace, policy);
         self.rt
             .block_on(self.kernel.spawn(req))
             .expect("spawn the bench agent")

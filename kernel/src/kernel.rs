@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentos_syscalls::control::{
-    AgentInfo, AgentRef, ApprovalInfo, ControlError, ControlErrorKind, KernelStatus, PolicySource,
-    SpawnRequest,
+    AgentInfo, AgentRef, AgentState, ApprovalInfo, ControlError, ControlErrorKind, KernelStatus,
+    PolicySource, SpawnRequest,
 };
 use agentos_syscalls::{AgentId, Signal, ABI_VERSION};
 use tokio::sync::watch;
@@ -254,6 +254,14 @@ impl Kernel {
 
     pub fn inspect(&self, r: &AgentRef) -> Result<AgentInfo, ControlError> {
         Ok(self.inner.find(r)?.info())
+    }
+
+    /// Waits until an agent has started (left `Starting`: its jail reported or it said
+    /// hello; or it was stopped, or ended) and returns the state it is in then. Reads nothing
+    /// but the agent's lifecycle (a row, [`Kernel::inspect`], reads its cgroup too).
+    pub async fn wait_started(&self, r: &AgentRef) -> Result<AgentState, ControlError> {
+        let agent = self.inner.find(r)?;
+        Ok(agent.life().wait_started().await)
     }
 
     /// Waits for an agent's end and returns its final row.

@@ -215,6 +215,17 @@ impl Lifecycle {
         let _ = rx.wait_for(|s| *s != AgentState::Stopped).await;
     }
 
+    /// Waits until the agent has left `Starting` (its jail reported, it said hello, it was
+    /// stopped, or it ended) and returns the state it is in then.
+    pub async fn wait_started(&self) -> AgentState {
+        let mut rx = self.state.subscribe();
+        let state = match rx.wait_for(|s| *s != AgentState::Starting).await {
+            Ok(s) => *s,
+            Err(_) => AgentState::Exited,
+        };
+        state
+    }
+
     /// Waits for the end and returns how the agent ended.
     pub async fn wait_exit(&self) -> ExitStatus {
         let mut rx = self.exit.subscribe();
@@ -383,6 +394,31 @@ mod tests {
         );
         // A waiter that comes after the end returns at once.
         assert_eq!(life.wait_exit().await, ExitStatus::PosixSignal(9));
+    }
+
+    #[tokio::test]
+    async fn a_start_waiter_wakes_when_the_agent_leaves_starting() {
+        for (event, to) in [
+            (Event::MarkRunning, Running),
+            (Event::Stop, Stopped),
+            (Event::Finish, Exited),
+        ] {
+            let life = Arc::new(at(Starting));
+            let waiter = {
+                let life = Arc::clone(&life);
+                tokio::spawn(async move { life.wait_started().await })
+            };
+            tokio::task::yield_now().await;
+            assert!(!waiter.is_finished());
+            // A kill mark keeps the state: the waiter sleeps on.
+            life.mark_killed(Signal::Kill, "test".into()).unwrap();
+            tokio::task::yield_now().await;
+            assert!(!waiter.is_finished());
+            fire(&life, event).unwrap();
+            assert_eq!(waiter.await.unwrap(), to, "after {event:?}");
+            // One that comes later returns at once.
+            assert_eq!(life.wait_started().await, to);
+        }
     }
 
     #[tokio::test]
