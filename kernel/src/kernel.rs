@@ -22,6 +22,9 @@ use crate::spawner::Spawner;
 use crate::state::KernelInner;
 use crate::util::{control_error, lock, now_ms};
 
+/// How many policies spawns keep parsed ([`agentos_policy::PolicyCache`]).
+const POLICIES_KEPT: usize = 16;
+
 /// A running kernel. Dropping it does not stop the agents; call [`Kernel::shutdown`].
 #[derive(Debug, Clone)]
 pub struct Kernel {
@@ -169,6 +172,7 @@ impl Kernel {
             shutdown,
             host_layers,
             approvals: Approvals::default(),
+            policies: agentos_policy::PolicyCache::new(POLICIES_KEPT),
             cgroups,
             memory,
             host_io: crate::hostio::HostIo::new(io_threads, io_per_agent),

@@ -117,11 +117,15 @@ pub(crate) fn look(n: &SeccompNotification, w: &Watched) -> Option<Hit> {
 #[derive(Debug, Default)]
 pub(crate) struct Processes {
     at_limit: bool,
+    /// The group's `pids.max`, read at the first sample: the kernel wrote it at the spawn and
+    /// nothing writes it after, so each later sample reads `pids.current` alone (a fleet's
+    /// watchers read one file of each agent a second, not two).
+    pids_max: Option<u64>,
 }
 
 impl Processes {
     pub fn sample(&mut self, w: &Watched) -> Option<Hit> {
-        let (used, limit, detail) = processes(w)?;
+        let (used, limit, detail) = processes(w, &mut self.pids_max)?;
         let was = std::mem::replace(&mut self.at_limit, used >= limit);
         (self.at_limit && !was).then(|| Hit {
             resource: "processes",
@@ -133,10 +137,17 @@ impl Processes {
     }
 }
 
-/// `(tasks, limit, sentence)` of the jail: its pids cgroup where it has one, else its tasks
-/// against `RLIMIT_NPROC`.
-fn processes(w: &Watched) -> Option<(u64, u64, String)> {
-    if let Some((used, max)) = w.cgroup.as_ref().and_then(AgentGroup::pids_and_max) {
+/// `(tasks, limit, sentence)` of the jail: its pids cgroup where it has one (its `pids.max`
+/// read once into `pids_max`), else its tasks against `RLIMIT_NPROC`.
+fn processes(w: &Watched, pids_max: &mut Option<u64>) -> Option<(u64, u64, String)> {
+    let pids = w.cgroup.as_ref().and_then(|g| {
+        let max = match *pids_max {
+            Some(max) => max,
+            None => *pids_max.insert(g.pids_max()?),
+        };
+        Some((g.pids()?, max))
+    });
+    if let Some((used, max)) = pids {
         let detail = format!(
             "the agent's pids cgroup holds {used} tasks of its pids.max {max}: a new process is refused (EAGAIN)"
         );

@@ -195,6 +195,8 @@ pub(crate) struct Rules<'a> {
     pub require_full_sandbox: bool,
     /// The layers this host offers (see [`KernelInner::host_layers`]).
     pub host_layers: &'a [Layer],
+    /// Where the request's policy is parsed (or found parsed).
+    pub policies: &'a agentos_policy::PolicyCache,
 }
 
 /// A spawn request that passed every check of [`prepare`]. Nothing exists for it yet: no id,
@@ -373,15 +375,18 @@ fn check_program(program: &Path) -> Result<(), Refusal> {
 /// it is given.
 pub(crate) fn prepare(rules: Rules<'_>, req: SpawnRequest) -> Result<SpawnPlan, Refusal> {
     let program_text = req.program.display().to_string();
-    let policy = Policy::parse(&req.policy.path, &req.policy.text).map_err(|e| {
-        Refusal::recorded(
-            e.to_string(),
-            failed(
-                format!("policy does not load, spawn refused:\n{e}"),
-                "fix the policy file and spawn again",
-            ),
-        )
-    })?;
+    let policy = rules
+        .policies
+        .parse(&req.policy.path, &req.policy.text)
+        .map_err(|e| {
+            Refusal::recorded(
+                e.to_string(),
+                failed(
+                    format!("policy does not load, spawn refused:\n{e}"),
+                    "fix the policy file and spawn again",
+                ),
+            )
+        })?;
     if rules.require_full_sandbox {
         if let Some((layer, detail)) = crate::sandbox::missing_required(rules.host_layers) {
             return Err(Refusal::recorded(
@@ -467,6 +472,7 @@ pub(crate) async fn spawn_from(
         state_dir: &k.config.state_dir,
         require_full_sandbox: k.config.require_full_sandbox,
         host_layers: &k.host_layers,
+        policies: &k.policies,
     };
     let plan = prepare(rules, req).map_err(refused)?;
 
@@ -970,10 +976,12 @@ mod tests {
     }
 
     fn rules<'a>(state_dir: &'a Path, layers: &'a [Layer]) -> Rules<'a> {
+        static POLICIES: agentos_policy::PolicyCache = agentos_policy::PolicyCache::new(4);
         Rules {
             state_dir,
             require_full_sandbox: true,
             host_layers: layers,
+            policies: &POLICIES,
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct KernelInner {
     pub host_layers: Vec<Layer>,
     /// Calls parked for operator approval.
     pub approvals: Approvals,
+    /// The policies spawns parsed last: a fleet spawned under one file parses it once.
+    pub policies: agentos_policy::PolicyCache,
     /// The cgroup hierarchies agents get groups in, or why there are none.
     pub cgroups: Result<agentos_userspace::launch::cgroup::Host, String>,
     /// Every agent's persistent memory (`/mem/episodic`, `/mem/semantic`).

@@ -550,6 +550,12 @@ impl Policy {
         Policy::parse(&shown, &text)
     }
 
+    /// Whether `other` is this very policy (one parse shared), not an equal one.
+    #[cfg(test)]
+    pub(crate) fn is(&self, other: &Policy) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// blake3 of the file's text, exactly as read.
     pub fn digest(&self) -> [u8; 32] {
         self.inner.digest

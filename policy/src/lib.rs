@@ -25,6 +25,8 @@
 //!   arguments, hosts, peers; checked against every observed call.
 //! - [`templates`] — the spec's strict, permissive and audit templates, verbatim.
 //! - `rate` — [`Rate`] and the per-agent [`RateLimiter`] token buckets.
+//! - `cache` — [`PolicyCache`]: the policies parsed last, by path and text (a fleet spawned
+//!   under one file parses it once).
 //! - `error` — [`PolicyError`] and its [`Diagnostic`] (file:line:col, code frame, help).
 //!
 //! ## Invariants owned here
@@ -45,6 +47,7 @@
 //!   [`Decision`] and the kernel enforces them.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod engine;
 mod error;
 mod explain;
@@ -59,6 +62,7 @@ mod suggest;
 pub mod templates;
 mod yaml;
 
+pub use cache::PolicyCache;
 pub use engine::{Access, Decision, Policy, Request, RuleRef};
 pub use error::{Diagnostic, PolicyError};
 pub use explain::{Explanation, Outcome, RuleCheck};

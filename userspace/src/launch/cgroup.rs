@@ -385,11 +385,12 @@ impl AgentGroup {
 
     /// `(pids.current, pids.max)`, if a pids controller is in force with a number as its max.
     pub fn pids_and_max(&self) -> Option<(u64, u64)> {
-        let dir = self.dir_of("pids")?;
-        Some((
-            read_u64(&dir.join("pids.current"))?,
-            read_u64(&dir.join("pids.max"))?,
-        ))
+        Some((self.pids()?, self.pids_max()?))
+    }
+
+    /// The group's task limit (`pids.max`; `None` for `max`, no limit).
+    pub fn pids_max(&self) -> Option<u64> {
+        read_u64(&self.dir_of("pids")?.join("pids.max"))
     }
 
     /// What the group's controllers counted of their limits: forks refused at `pids.max`
