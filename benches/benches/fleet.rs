@@ -10,8 +10,8 @@
 //! times `Kernel::shutdown`: SIGTERM to every agent, each ended by it, every exit recorded,
 //! the recorder sealed. Criterion measures the shutdown (`fleet/stop_<N>_idle_agents`); the
 //! summary adds the spawn time, the `ps` time and the kernel's resident memory per agent
-//! (this process's RSS with the fleet running minus before it, per agent: the kernel runs
-//! here, so that is the kernel's share).
+//! (this process's RSS with the fleet running minus before it, per agent, from a heap
+//! trimmed before the fleet: the kernel runs here, so that is the kernel's share).
 //!
 //! With the fleet running it also counts each agent's processes and its helpers (every
 //! process of its tree but the agent program: the init, and a launcher above it where the
@@ -48,6 +48,17 @@ fn spawns_at_once() -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
         .max(1)
+}
+
+/// Hands the heap glibc keeps free for reuse back to the system (`malloc_trim(0)`), so that
+/// what [`rss`] reads next is what the process holds, not what it freed: a fleet's growth
+/// measured from an untrimmed heap is partly taken from the memory the fleet before it freed.
+fn trim_heap() {
+    // SAFETY: `malloc_trim` takes no pointer; it only releases free memory of the allocator's
+    // own arenas, which nothing refers to.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// This process's resident memory, bytes.
@@ -140,34 +151,34 @@ fn one_fleet(
     seen: &mut Seen,
 ) -> Duration {
     let k = BenchKernel::start();
+    // From a trimmed heap: the growth counts no memory an earlier fleet freed and the
+    // allocator kept.
+    trim_heap();
     let before = rss();
     let started = Instant::now();
-    // `at_once` spawns in flight; each agent then waits on its own start (no listing polled
-    // beside the spawns: a `ps` of a thousand agents reads two cgroup files of each).
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1)));
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
+    // `at_once` spawns in flight (no more spawn futures than that exist at once: the RSS
+    // growth below is the kernel's); then each agent's start is awaited (nothing polls a
+    // listing beside the spawns: a `ps` of a thousand agents reads two cgroup files of each).
+    let states = k.rt.block_on(async {
+        let mut ids = Vec::with_capacity(n);
+        let mut spawning = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            if spawning.len() >= at_once {
+                ids.push(spawning.join_next().await.expect("a spawn in flight"));
+            }
             let kernel = k.kernel.clone();
             let req = spawn_request(agent, &["idle"], None, policy);
-            let gate = gate.clone();
-            k.rt.spawn(async move {
-                let permit = gate
-                    .acquire_owned()
-                    .await
-                    .expect("the gate is never closed");
-                let info = kernel.spawn(req).await.expect("spawn the bench agent");
-                drop(permit);
-                kernel
-                    .wait_started(&AgentRef::Id(info.id))
-                    .await
-                    .expect("a spawned agent is in the table")
-            })
-        })
-        .collect();
-    let states = k.rt.block_on(async {
+            spawning
+                .spawn(async move { kernel.spawn(req).await.expect("spawn the bench agent").id });
+        }
+        while let Some(id) = spawning.join_next().await {
+            ids.push(id);
+        }
         let mut states = Vec::with_capacity(n);
-        for t in tasks {
-            states.push(t.await.expect("a spawn task panicked"));
+        for id in ids {
+            let id = id.expect("a spawn task panicked");
+            let state = k.kernel.wait_started(&AgentRef::Id(id)).await;
+            states.push(state.expect("a spawned agent is in the table"));
         }
         states
     });
@@ -189,6 +200,7 @@ fn one_fleet(
     seen.helper_pss.push(helper_pss);
     seen.rss_per_agent
         .push(rss().saturating_sub(before) as f64 / n as f64);
+
     let stopping = Instant::now();
     k.rt.block_on(k.kernel.shutdown("fleet bench"));
     let took = stopping.elapsed();

@@ -46,6 +46,8 @@ pub(crate) fn cut_marker(cut: u64) -> Vec<u8> {
 
 /// The agent's output log, bounded: a file plus a broadcast of each chunk with its offset, so
 /// that a follower can read what is kept and then continue live without a gap or a repeat.
+/// The broadcast (a ring of 1,024 chunks, 48 KiB) is made by the first follower: a thousand
+/// agents nobody follows do not each hold one, nor copy each chunk for nobody.
 ///
 /// Offsets are the output's own (byte `n` of everything the agent wrote). The file keeps at
 /// most `cap` bytes: the first `cap/2` of the output (the head, at the start of the file) and
@@ -60,7 +62,8 @@ pub(crate) fn cut_marker(cut: u64) -> Vec<u8> {
 pub(crate) struct LogSink {
     pub path: PathBuf,
     state: Mutex<LogState>,
-    tx: broadcast::Sender<LogChunk>,
+    /// Set, under `state`'s lock, by the first [`LogSink::follow`].
+    tx: std::sync::OnceLock<broadcast::Sender<LogChunk>>,
 }
 
 #[derive(Debug)]
@@ -165,7 +168,6 @@ impl LogSink {
             .truncate(true)
             .open(&path)?;
         let cap = cap.max(2);
-        let (tx, _) = broadcast::channel(1024);
         Ok(Self {
             path,
             state: Mutex::new(LogState {
@@ -175,7 +177,7 @@ impl LogSink {
                 tail: cap - cap / 2,
                 linear: None,
             }),
-            tx,
+            tx: std::sync::OnceLock::new(),
         })
     }
 
@@ -187,14 +189,19 @@ impl LogSink {
         if let Err(e) = state.write(bytes) {
             tracing::warn!(path = %self.path.display(), error = %e, "agent log write failed");
         }
-        let offset = state.len - bytes.len() as u64;
-        let _ = self.tx.send((offset, Arc::from(bytes)));
+        // Still under the state's lock: a follower that came after this chunk's write gets
+        // its offset from the length, one that came before gets the chunk.
+        if let Some(tx) = self.tx.get() {
+            let offset = state.len - bytes.len() as u64;
+            let _ = tx.send((offset, Arc::from(bytes)));
+        }
     }
 
     /// The output's length so far and a receiver for everything after it.
     pub fn follow(&self) -> (u64, broadcast::Receiver<LogChunk>) {
         let state = lock(&self.state);
-        (state.len, self.tx.subscribe())
+        let tx = self.tx.get_or_init(|| broadcast::channel(1024).0);
+        (state.len, tx.subscribe())
     }
 
     /// The output from offset `from` to `to` (or its end) as kept: bytes cut in that range are
@@ -705,6 +712,29 @@ mod log_tests {
         assert_eq!(log.read(0, None).unwrap(), expect);
         assert_eq!(log.read(970, None).unwrap(), &all[970..]);
         assert_eq!(log.follow().0, 1000);
+    }
+
+    #[test]
+    fn a_follower_gets_every_chunk_after_the_length_it_was_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogSink::create(dir.path().join("output.log"), 1000).unwrap();
+        log.append(b"early");
+        // Nobody follows: no broadcast ring is held.
+        assert!(log.tx.get().is_none());
+        let (from, mut first) = log.follow();
+        assert_eq!(from, 5);
+        log.append(b"late");
+        let (at, chunk) = first.try_recv().unwrap();
+        assert_eq!((at, &chunk[..]), (5, &b"late"[..]));
+        let (from, mut second) = log.follow();
+        assert_eq!(from, 9);
+        log.append(b"!");
+        for rx in [&mut first, &mut second] {
+            let (at, chunk) = rx.try_recv().unwrap();
+            assert_eq!((at, &chunk[..]), (9, &b"!"[..]));
+            assert!(rx.try_recv().is_err());
+        }
+        assert_eq!(log.read(0, None).unwrap(), b"earlylate!");
     }
 
     #[test]
