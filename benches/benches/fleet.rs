@@ -200,7 +200,6 @@ fn one_fleet(
     seen.helper_pss.push(helper_pss);
     seen.rss_per_agent
         .push(rss().saturating_sub(before) as f64 / n as f64);
-
     let stopping = Instant::now();
     k.rt.block_on(k.kernel.shutdown("fleet bench"));
     let took = stopping.elapsed();

@@ -383,11 +383,6 @@ impl AgentGroup {
         read_u64(&self.dir_of("pids")?.join("pids.current"))
     }
 
-    /// `(pids.current, pids.max)`, if a pids controller is in force with a number as its max.
-    pub fn pids_and_max(&self) -> Option<(u64, u64)> {
-        Some((self.pids()?, self.pids_max()?))
-    }
-
     /// The group's task limit (`pids.max`; `None` for `max`, no limit).
     pub fn pids_max(&self) -> Option<u64> {
         read_u64(&self.dir_of("pids")?.join("pids.max"))
@@ -553,7 +548,7 @@ mod tests {
         assert!(!parent.join("8/memory.swap.max").exists());
         // What the controllers counted of their limits.
         std::fs::write(dir.join("pids.current"), "64\n").unwrap();
-        assert_eq!(group.pids_and_max(), Some((64, 64)));
+        assert_eq!((group.pids(), group.pids_max()), (Some(64), Some(64)));
         std::fs::write(dir.join("pids.events"), "max 17\n").unwrap();
         std::fs::write(
             dir.join("memory.events"),
