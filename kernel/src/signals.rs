@@ -442,9 +442,19 @@ fn thaw(procs: &dyn Procs, agent: &Agent) {
 /// `SandboxLimit { resource: "recorder_bytes", .. }`. Called after each of its answers
 /// is recorded, so every call answered before the kill is in the log.
 pub(crate) async fn enforce_recorder_share(k: &Arc<KernelInner>, agent: &Arc<Agent>) {
-    let Some((used, limit)) = k.recorder.over_share(agent.id) else {
-        return;
-    };
+    if let Some(over) = k.recorder.over_share(agent.id) {
+        end_over_recorder_share(k, agent, over).await;
+    }
+}
+
+/// The slow half of [`enforce_recorder_share`], once `over_share` has found the agent over
+/// (`(used, limit)`): the answer path checks inline and awaits this boxed, so the common
+/// case adds nothing to the size of every call's future.
+pub(crate) async fn end_over_recorder_share(
+    k: &Arc<KernelInner>,
+    agent: &Arc<Agent>,
+    (used, limit): (u64, u64),
+) {
     let detail = format!(
         "the agent caused {used} bytes of flight-recorder records and blobs, over its share of {limit} (--recorder-share-bytes); it is ended with SIGKILL"
     );

@@ -822,6 +822,18 @@ impl Recorder {
         if self.durability == Durability::Batch {
             return self.append_inline(agent, event);
         }
+        // Boxed: the wait for the writer thread is `always`'s alone, and would otherwise
+        // size the future of every call in `batch` too.
+        Box::pin(self.append_queued(agent, event)).await
+    }
+
+    /// `always` mode's half of [`Recorder::append_async`]: queued for the writer thread,
+    /// answered once fsynced.
+    async fn append_queued(
+        &self,
+        agent: Option<AgentId>,
+        event: RecordEvent,
+    ) -> Result<u64, RecorderError> {
         let mut event = event;
         bound::bound(&mut event);
         let (tx, rx) = tokio::sync::oneshot::channel();

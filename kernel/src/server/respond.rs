@@ -168,16 +168,23 @@ pub(super) async fn deliver(
     span: Option<CallSpan>,
 ) {
     if sentence.flush {
-        connection::send_flushed(tx, answer).await;
+        Box::pin(connection::send_flushed(tx, answer)).await;
     } else {
         connection::send(tx, answer).await;
     }
     if let Some((signal, reason)) = sentence.end {
         if sentence.flush {
-            crate::signals::wait_at_rest(agent, crate::signals::REST_BEFORE_END).await;
+            Box::pin(crate::signals::wait_at_rest(
+                agent,
+                crate::signals::REST_BEFORE_END,
+            ))
+            .await;
         }
         let parent = span.as_ref().map(CallSpan::context);
-        let _ = crate::signals::deliver_in(k, agent, signal, "kernel", reason, parent).await;
+        let _ = Box::pin(crate::signals::deliver_in(
+            k, agent, signal, "kernel", reason, parent,
+        ))
+        .await;
     }
     if let Some(s) = span {
         s.end();
@@ -303,7 +310,9 @@ pub(crate) async fn record_answer(
     let recorded = k.record_async(Some(agent.id), event).await;
     // Every answered call is a record, refused ones too: the agent's share of the recorder
     // holds whichever path answered it.
-    crate::signals::enforce_recorder_share(k, agent).await;
+    if let Some(over) = k.recorder.over_share(agent.id) {
+        Box::pin(crate::signals::end_over_recorder_share(k, agent, over)).await;
+    }
     if recorded {
         result
     } else {

@@ -111,7 +111,7 @@ pub(crate) async fn perform(
     call: &mut Syscall,
 ) -> Result<Reply, Errno> {
     if on_host(agent, call) {
-        return on_pool(k, agent, call).await;
+        return Box::pin(on_pool(k, agent, call)).await;
     }
     match call {
         Syscall::Read { path, offset, len } => read::read(&k.tree(), agent, path, *offset, *len),
@@ -128,21 +128,35 @@ pub(crate) async fn perform(
         Syscall::CheckPolicy { action, resource } => {
             check_policy::check_policy(k.config.base_policy.as_ref(), agent, action, resource)
         }
-        Syscall::Signal { target, signal } => signal::signal(k, agent, *target, *signal).await,
+        Syscall::Signal { target, signal } => {
+            Box::pin(signal::signal(k, agent, *target, *signal)).await
+        }
         Syscall::Exit { code } => exit::exit(agent, *code),
         Syscall::Send { to, payload } => send::send(&k.agents, agent, *to, payload),
-        Syscall::Recv { timeout_ms } => recv::recv(agent, *timeout_ms).await.map(Reply::Message),
+        Syscall::Recv { timeout_ms } => Box::pin(recv::recv(agent, *timeout_ms))
+            .await
+            .map(Reply::Message),
         Syscall::Call {
             action,
             params_json,
-        } => call::call(k, agent, action, params_json).await,
+        } => Box::pin(call::call(k, agent, action, params_json)).await,
         Syscall::Exec {
             argv,
             stdin,
             cwd,
             timeout_ms,
-        } => exec::exec(k, agent, argv, stdin, cwd.as_deref(), *timeout_ms).await,
-        Syscall::ListTools => list_tools::list_tools(k, agent).await,
+        } => {
+            Box::pin(exec::exec(
+                k,
+                agent,
+                argv,
+                stdin,
+                cwd.as_deref(),
+                *timeout_ms,
+            ))
+            .await
+        }
+        Syscall::ListTools => Box::pin(list_tools::list_tools(k, agent)).await,
     }
 }
 
