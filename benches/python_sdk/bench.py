@@ -8,8 +8,9 @@
 
 The agentos agents run under one kernel (release build, started with ``agentctl kernel
 start`` on a temp state dir), strict policy allowing ``/mem/working``, flight recorder on.
-Each sample spawns a fresh agent that times N reads after one write; Python, TypeScript and
-Rust samples alternate so machine load hits them alike. Prints the medians of the per-sample
+Each sample spawns a fresh agent that, after one write and W untimed reads (``--warmup``, the
+same W for every SDK, as criterion warms up before it measures), times N reads; Python,
+TypeScript and Rust samples alternate so machine load hits them alike. Prints the medians of the per-sample
 means and the Python/Rust and TypeScript/Rust ratios against the 2x budget (the TypeScript
 row is left out, with a note, when ``/usr/bin/node`` is missing).
 """
@@ -67,9 +68,9 @@ class Kernel:
             sys.exit(f"agentctl {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
         return p.stdout
 
-    def rtt(self, argv: list, n: int) -> float:
-        """Spawns one agent `argv + ['rtt', n]`; returns its nanoseconds per read."""
-        agent = self.ctl("spawn", "--policy", str(self.policy), "--", *argv, "rtt", str(n)).strip()
+    def rtt(self, argv: list, n: int, warmup: int = 0) -> float:
+        """Spawns one agent `argv + ['rtt', n, warmup]`; returns its nanoseconds per timed read."""
+        agent = self.ctl("spawn", "--policy", str(self.policy), "--", *argv, "rtt", str(n), str(warmup)).strip()
         end = json.loads(self.ctl("wait", agent, "--json"))
         log = self.ctl("logs", agent)
         for line in log.splitlines():
@@ -95,7 +96,9 @@ def main() -> int:
     ap.add_argument("--no-stateless", action="store_true", help="skip the agent-os-kernel row (no venv needed)")
     ap.add_argument("--work", required=True, type=Path, help="a temp dir for the state dir and policy")
     ap.add_argument("--samples", type=int, default=15)
-    ap.add_argument("--iters", type=int, default=2000, help="reads per sample")
+    ap.add_argument("--iters", type=int, default=2000, help="timed reads per sample")
+    ap.add_argument("--warmup", type=int, default=2000,
+                    help="untimed reads before them, every SDK alike (node compiles its code during the first few thousand)")
     a = ap.parse_args()
     if not a.no_stateless and not a.venv_python:
         ap.error("--venv-python is required unless --no-stateless")
@@ -115,10 +118,10 @@ def main() -> int:
             k.rtt(ts_agent, 100)
         k.rtt(rust_agent, 100)
         for _ in range(a.samples):
-            py.append(k.rtt(py_agent, a.iters))
+            py.append(k.rtt(py_agent, a.iters, a.warmup))
             if ts_agent:
-                ts.append(k.rtt(ts_agent, a.iters))
-            rust.append(k.rtt(rust_agent, a.iters))
+                ts.append(k.rtt(ts_agent, a.iters, a.warmup))
+            rust.append(k.rtt(rust_agent, a.iters, a.warmup))
     finally:
         k.stop()
     stateless, version = None, ""
@@ -144,8 +147,8 @@ def main() -> int:
     if stateless is not None:
         rows.append((f"agent-os-kernel {version} StatelessKernel.execute (in-process)", stateless))
     print()
-    print(f"python_sdk_rtt: median of {a.samples} per-sample means, {a.iters} calls per sample "
-          f"({time.monotonic() - started:.0f} s)")
+    print(f"python_sdk_rtt: median of {a.samples} per-sample means, {a.iters} timed calls per sample "
+          f"after {a.warmup} untimed ({time.monotonic() - started:.0f} s)")
     print(f"{'bench':<64} {'median':>10} {'min':>10} {'max':>10}")
     for name, v in rows:
         print(f"{name:<64} {fmt(statistics.median(v)):>10} {fmt(min(v)):>10} {fmt(max(v)):>10}")

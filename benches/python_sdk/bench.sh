@@ -5,7 +5,7 @@
 # `StatelessKernel.execute` of the Python Agent OS (`agent-os-kernel` from PyPI, installed into
 # a throwaway venv in a temp dir that is removed at the end). See benches/README.md.
 #
-#   bash benches/python_sdk/bench.sh [--samples 15] [--iters 2000] [--no-stateless]
+#   bash benches/python_sdk/bench.sh [--samples 15] [--iters 2000] [--warmup 2000] [--no-stateless]
 #
 # Builds the release binaries first (set SKIP_BUILD=1 to reuse them) into $CARGO_TARGET_DIR
 # (default: ./target). Exits 1 when the Python or the TypeScript SDK is over 2x the Rust SDK.

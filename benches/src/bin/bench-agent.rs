@@ -71,10 +71,17 @@ fn main() {
             let n: u64 = args
                 .get(1)
                 .and_then(|s| s.parse().ok())
-                .expect("usage: bench-agent rtt N");
+                .expect("usage: bench-agent rtt N [WARMUP]");
+            // Untimed reads first (the SDK round-trip bench gives every SDK the same number).
+            let warmup: u64 = args
+                .get(2)
+                .map_or(0, |s| s.parse().expect("usage: bench-agent rtt N [WARMUP]"));
             client
                 .write(PATH, &[0x5a; 64])
                 .expect("write /mem/working/x");
+            for _ in 0..warmup {
+                client.read(PATH).expect("read /mem/working/x");
+            }
             let start = Instant::now();
             for _ in 0..n {
                 let data = client.read(PATH).expect("read /mem/working/x");
