@@ -70,16 +70,12 @@ mod tests {
         )
     }
 
-    fn same(a: &Policy, b: &Policy) -> bool {
-        a.is(b)
-    }
-
     #[test]
     fn the_same_path_and_text_are_parsed_once() {
         let cache = PolicyCache::new(4);
         let a = cache.parse("a.md", &text("r")).unwrap();
         let b = cache.parse("a.md", &text("r")).unwrap();
-        assert!(same(&a, &b));
+        assert!(a.is(&b));
         assert_eq!(
             a.digest(),
             Policy::parse("a.md", &text("r")).unwrap().digest()
@@ -87,7 +83,7 @@ mod tests {
         // Another path (its messages name it) or another text is another policy.
         let c = cache.parse("c.md", &text("r")).unwrap();
         let d = cache.parse("a.md", &text("s")).unwrap();
-        assert!(!same(&a, &c) && !same(&a, &d));
+        assert!(!a.is(&c) && !a.is(&d));
         assert_eq!(c.path(), "c.md");
         assert_eq!(d.text(), text("s"));
         assert_eq!(cache.len(), 3);
@@ -99,12 +95,12 @@ mod tests {
         let a = cache.parse("p.md", &text("a")).unwrap();
         let b = cache.parse("p.md", &text("b")).unwrap();
         // `a` used again: `b` is now the older, and `c` pushes it out.
-        assert!(same(&a, &cache.parse("p.md", &text("a")).unwrap()));
+        assert!(a.is(&cache.parse("p.md", &text("a")).unwrap()));
         cache.parse("p.md", &text("c")).unwrap();
         assert_eq!(cache.len(), 2);
-        assert!(same(&a, &cache.parse("p.md", &text("a")).unwrap()));
+        assert!(a.is(&cache.parse("p.md", &text("a")).unwrap()));
         let b_again = cache.parse("p.md", &text("b")).unwrap();
-        assert!(!same(&b, &b_again), "b was dropped and parsed anew");
+        assert!(!b.is(&b_again), "b was dropped and parsed anew");
         assert_eq!(b.digest(), b_again.digest());
     }
 
