@@ -80,6 +80,10 @@ struct Reading {
     closed: bool,
     /// When a call last started or ended.
     last_call: Option<Instant>,
+    /// Callers asleep on [`Inner::turn`]: the leader wakes them only when there are some (a
+    /// condition variable's wake is a `futex` call whether anyone sleeps or not, one per
+    /// answer for a lone caller).
+    waiting: usize,
 }
 
 #[derive(Debug)]
@@ -125,7 +129,9 @@ impl Inner {
                 self.quiet.notify_all();
             }
         }
-        self.turn.notify_all();
+        if r.waiting > 0 {
+            self.turn.notify_all();
+        }
         r
     }
 
@@ -141,7 +147,9 @@ impl Inner {
                 return Err(SdkError::Closed);
             }
             if r.leader {
+                r.waiting += 1;
                 r = self.turn.wait(r).unwrap_or_else(PoisonError::into_inner);
+                r.waiting -= 1;
             } else {
                 r.leader = true;
                 r = self.lead_once(r);
@@ -183,6 +191,7 @@ impl Client {
                 leader: false,
                 closed: false,
                 last_call: None,
+                waiting: 0,
             }),
             turn: Condvar::new(),
             quiet: Condvar::new(),
@@ -425,6 +434,40 @@ mod tests {
             got
         });
         assert_eq!(got, Ok((Signal::Usr1, "after the last call".to_string())));
+    }
+
+    #[test]
+    fn callers_on_many_threads_each_get_their_own_answer_and_none_is_left_asleep() {
+        // The leader wakes the callers waiting for their turn only when some are counted: a
+        // caller that went to sleep uncounted would never wake, and this would not finish.
+        const THREADS: usize = 8;
+        const CALLS: usize = 500;
+        let (agent, kernel_end) = UnixStream::pair().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let end = EndOnDrop(agent.try_clone().unwrap());
+        std::thread::spawn(move || kernel(kernel_end, u64::MAX));
+        let client = Client::from_stream(agent).unwrap();
+        for _ in 0..THREADS {
+            let client = client.clone();
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                let numbers: Vec<u64> = (0..CALLS).map(|_| client.checkpoint().unwrap()).collect();
+                let _ = done.send(numbers);
+            });
+        }
+        let mut all = Vec::new();
+        for _ in 0..THREADS {
+            let numbers = done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a caller is still asleep after 60 s");
+            // One caller's calls are answered in its order.
+            assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+            all.extend(numbers);
+        }
+        drop(end);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), THREADS * CALLS, "an answer went to two callers");
     }
 
     #[test]
