@@ -48,6 +48,26 @@ pub fn normalize(path: &str) -> Result<String, Errno> {
     if !path.starts_with('/') {
         return Err(invalid(&format!("path `{path}` is not absolute")));
     }
+    // Most paths an agent sends are normal already (`/mem/working/x`): copied as they are.
+    if is_normal(path) {
+        return Ok(path.to_string());
+    }
+    Ok(resolve_components(path))
+}
+
+/// Whether the absolute `path` is what [`normalize`] makes of it: `/`, or `/`-separated
+/// components none of which is empty, `.` or `..` (so no repeated or trailing `/`).
+fn is_normal(path: &str) -> bool {
+    path == "/"
+        || path.strip_prefix('/').is_some_and(|rest| {
+            rest.split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+        })
+}
+
+/// [`normalize`]'s work on an absolute path: components joined after `.` and `..` are
+/// resolved and empty ones dropped.
+fn resolve_components(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for comp in path.split('/') {
         match comp {
@@ -59,14 +79,14 @@ pub fn normalize(path: &str) -> Result<String, Errno> {
         }
     }
     if parts.is_empty() {
-        return Ok("/".to_string());
+        return "/".to_string();
     }
     let mut out = String::with_capacity(path.len());
     for p in parts {
         out.push('/');
         out.push_str(p);
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -128,6 +148,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_path_taken_as_normal_is_what_resolving_its_components_makes(p in arb_path()) {
+            // The fast path returns a normal path unchanged: the full resolution must agree.
+            let resolved = resolve_components(&p);
+            prop_assert_eq!(is_normal(&p), resolved == p, "{} -> {}", p, resolved);
+        }
+
         #[test]
         fn normalized_paths_are_canonical(p in arb_path()) {
             let n = normalize(&p).unwrap();
