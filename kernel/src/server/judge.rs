@@ -202,54 +202,67 @@ fn apply(
     }: Class,
     mut charge: impl FnMut(&RateCharge) -> Result<(), u64>,
 ) -> Judgment {
-    let rule = d.rule.clone();
+    let Composed {
+        allowed,
+        rule,
+        reason,
+        mode,
+        requires_approval,
+        rate_limits,
+        dry_run,
+        ..
+    } = d;
     // The operator and the traces see both names of a rename.
     let resource = match also {
         Some(also) => format!("{resource} -> {also}"),
         None => resource,
     };
-    let class = Some((action.clone(), resource.clone()));
+    // The decision's rule and reason move into the record; only a path that also needs them
+    // elsewhere (a refusal's errno, an approval) copies them.
     let mut record = DecisionRecord {
-        allowed: d.allowed,
-        policy_allowed: d.allowed,
-        rule: rule.clone(),
-        reason: d.reason.clone(),
-        violation: !d.allowed,
-        mode: mode_name(d.mode).into(),
+        allowed,
+        policy_allowed: allowed,
+        rule,
+        reason,
+        violation: !allowed,
+        mode: mode_name(mode).into(),
     };
-    let refuse = |record: DecisionRecord, e: Errno| Judgment {
+    let refused = |record: DecisionRecord, refusal: Errno, action, resource| Judgment {
         record,
-        refusal: Some(e),
+        refusal: Some(refusal),
         approval: None,
-        class: class.clone(),
+        class: Some((action, resource)),
     };
-    if !d.allowed {
-        return match d.mode {
-            Mode::Strict => refuse(
-                record,
-                Errno::PermissionDenied {
-                    rule,
-                    reason: d.reason,
-                },
-            ),
+    if !allowed {
+        return match mode {
+            Mode::Strict => {
+                let refusal = Errno::PermissionDenied {
+                    rule: record.rule.clone(),
+                    reason: record.reason.clone(),
+                };
+                refused(record, refusal, action, resource)
+            }
             Mode::Permissive | Mode::Audit => {
                 record.allowed = true;
                 Judgment {
                     record,
                     refusal: None,
                     approval: None,
-                    class,
+                    class: Some((action, resource)),
                 }
             }
         };
     }
-    if d.dry_run {
+    if dry_run {
         record.allowed = false;
         record.reason = format!("dry_run: {action} recorded, not performed");
-        let reason = record.reason.clone();
-        return refuse(record, Errno::PermissionDenied { rule, reason });
+        let refusal = Errno::PermissionDenied {
+            rule: record.rule.clone(),
+            reason: record.reason.clone(),
+        };
+        return refused(record, refusal, action, resource);
     }
-    for limit in &d.rate_limits {
+    for limit in &rate_limits {
         if let Err(retry_after_ms) = charge(limit) {
             record.allowed = false;
             record.rule = limit.rule.clone();
@@ -257,14 +270,20 @@ fn apply(
                 "rate limit of {} reached; retry after {retry_after_ms} ms",
                 limit.rule
             );
-            return refuse(record, Errno::RateLimited { retry_after_ms });
+            return refused(
+                record,
+                Errno::RateLimited { retry_after_ms },
+                action,
+                resource,
+            );
         }
     }
-    let approval = d.requires_approval.then(|| {
-        record.reason = format!("requires_approval ({rule}): {}", d.reason);
+    let approval = requires_approval.then(|| {
+        let rule = record.rule.clone();
+        record.reason = format!("requires_approval ({rule}): {}", record.reason);
         Pending {
-            action,
-            resource,
+            action: action.clone(),
+            resource: resource.clone(),
             rule,
         }
     });
@@ -272,7 +291,7 @@ fn apply(
         record,
         refusal: None,
         approval,
-        class,
+        class: Some((action, resource)),
     }
 }
 
