@@ -440,17 +440,18 @@ fn thaw(procs: &dyn Procs, agent: &Agent) {
 /// Ends `agent` with SIGKILL the first time it is over its share of the flight recorder
 /// (`--recorder-share-bytes`: bytes of the records and blobs it caused), after recording a
 /// `SandboxLimit { resource: "recorder_bytes", .. }`. Called after each of its answers
-/// is recorded, so every call answered before the kill is in the log.
+/// is recorded, so every call answered before the kill is in the log. The kill is awaited
+/// boxed: every answer awaits this check, and the rare kill would otherwise size the future
+/// of every call.
 pub(crate) async fn enforce_recorder_share(k: &Arc<KernelInner>, agent: &Arc<Agent>) {
     if let Some(over) = k.recorder.over_share(agent.id) {
-        end_over_recorder_share(k, agent, over).await;
+        Box::pin(end_over_recorder_share(k, agent, over)).await;
     }
 }
 
 /// The slow half of [`enforce_recorder_share`], once `over_share` has found the agent over
-/// (`(used, limit)`): the answer path checks inline and awaits this boxed, so the common
-/// case adds nothing to the size of every call's future.
-pub(crate) async fn end_over_recorder_share(
+/// (`(used, limit)`).
+async fn end_over_recorder_share(
     k: &Arc<KernelInner>,
     agent: &Arc<Agent>,
     (used, limit): (u64, u64),

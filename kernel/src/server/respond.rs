@@ -310,9 +310,7 @@ pub(crate) async fn record_answer(
     let recorded = k.record_async(Some(agent.id), event).await;
     // Every answered call is a record, refused ones too: the agent's share of the recorder
     // holds whichever path answered it.
-    if let Some(over) = k.recorder.over_share(agent.id) {
-        Box::pin(crate::signals::end_over_recorder_share(k, agent, over)).await;
-    }
+    crate::signals::enforce_recorder_share(k, agent).await;
     if recorded {
         result
     } else {
