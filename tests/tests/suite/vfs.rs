@@ -682,3 +682,68 @@ fn sigusr1_checkpoints_working_memory_which_outlives_agent_and_kernel() {
     assert!(run.status.success(), "{run:?}");
     assert_eq!(answer(&stdout, "read=/mem/working/plan"), "ok step 3 of 7");
 }
+
+/// A path is judged and performed as the path it names, however it is spelled: the kernel
+/// normalizes what a real jailed agent sends before the policy sees it (a path normal already
+/// is taken as it is; any other goes through the full resolution). Spellings of a path under
+/// `/mem/working` are allowed and reach the same file; a path that climbs out of it with `..`
+/// is judged by where it lands (`/policy`: no rule allows a write there) and changes nothing.
+#[test]
+fn a_path_is_judged_by_where_it_leads_however_the_agent_spells_it() {
+    let k = TestKernel::start();
+    // Permissive, so the agent lives through the violation and every op is answered: what
+    // stands between the write and `/policy` is then the policy's record and the VFS alone.
+    let policy = write_policy(&k.work, "spellings", "permissive", &[], "");
+    let climb = "write=/mem/working/../../policy/pwned=pwned";
+    // The ops agent labels a write's answer with its path alone.
+    let climb_answer = "write=/mem/working/../../policy/pwned";
+    let spellings = [
+        "read=//mem//working/a",
+        "read=/mem/./working/./a",
+        "read=/mem/working/b/../a",
+        "read=/mem/working/a/",
+    ];
+    let mut ops = vec!["write=/mem/working/a=one"];
+    ops.extend(spellings);
+    ops.extend([climb, "list=/policy"]);
+    let (id, out) = run_ops_id(&k, &policy, &[], &ops);
+    for op in spellings {
+        assert_eq!(answer(&out, op), "ok one", "{op}\n{out}");
+    }
+    assert!(
+        answer(&out, climb_answer).starts_with("err PermissionDenied"),
+        "a write that climbs to /policy was performed:\n{out}"
+    );
+    let listed = answer(&out, "list=/policy");
+    assert!(
+        listed.starts_with("ok ") && !listed.contains("pwned"),
+        "{out}"
+    );
+    // The spellings were allowed by the working-memory rule (not let through as violations);
+    // the climb was recorded as a violation.
+    let decisions: Vec<(String, bool)> = k
+        .events(id)
+        .into_iter()
+        .filter_map(|e| match e {
+            RecordEvent::Syscall {
+                call:
+                    agentos_syscalls::Syscall::Read { path, .. }
+                    | agentos_syscalls::Syscall::Write { path, .. },
+                decision,
+                ..
+            } => Some((path, decision.violation)),
+            _ => None,
+        })
+        .collect();
+    for op in spellings {
+        let path = op.strip_prefix("read=").unwrap();
+        assert!(
+            decisions.contains(&(path.to_string(), false)),
+            "{path} was not an allowed read: {decisions:?}"
+        );
+    }
+    assert!(
+        decisions.contains(&("/mem/working/../../policy/pwned".to_string(), true)),
+        "the climb to /policy was not recorded as a violation: {decisions:?}"
+    );
+}
